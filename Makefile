@@ -1,0 +1,66 @@
+# Ferrite: `make run` boots it in QEMU, `make test` runs every test.
+# Each target installs what it needs first (tools/setup).
+
+HOST      := x86_64-unknown-linux-gnu
+BOOT_TOOL := boot/target/$(HOST)/release/ferrite-boot
+IMAGES    := target/images
+MEM       ?= 256M
+
+# make run UEFI=1 boots through OVMF instead of BIOS; MEM=4G sets the RAM.
+RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1)
+
+.PHONY: all setup run test test-host test-kernel image usb gdb gdb-attach bench lint fmt clean
+
+all: image
+
+setup:
+	@tools/setup
+
+run: setup
+	$(RUN_ENV) cargo run
+
+test: setup test-host test-kernel
+
+# Pure logic on the host: allocators (mmcore) and the boot tool.
+test-host:
+	cargo test -p mmcore --target $(HOST)
+	cd boot && cargo test --release --quiet
+
+# Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt).
+test-kernel:
+	cargo test
+
+image: setup
+	cargo build --release
+	$(BOOT_TOOL) image --kernel target/x86_64-unknown-none/release/ferrite --out-dir $(IMAGES)
+
+# make usb DEV=/dev/sdX [IMAGE=uefi]  (bios works on both on most PCs with CSM)
+usb: image
+	@test -n "$(DEV)" || { echo "usage: make usb DEV=/dev/sdX [IMAGE=bios|uefi]"; exit 2; }
+	tools/write-usb $(IMAGES)/ferrite-$(or $(IMAGE),uefi).img $(DEV)
+
+# QEMU waits for GDB on :1234; attach from another terminal with `make gdb-attach`.
+gdb: setup
+	$(RUN_ENV) FERRITE_GDB=1 cargo run
+
+gdb-attach:
+	gdb target/x86_64-unknown-none/debug/ferrite \
+	  -ex 'set architecture i386:x86-64' -ex 'target remote localhost:1234'
+
+bench: setup
+	cargo bench -p mmcore --target $(HOST)
+
+lint: setup
+	cargo fmt --all --check
+	cd boot && cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p mmcore --target $(HOST) --all-targets -- -D warnings
+	cd boot && cargo clippy --release -- -D warnings
+
+fmt:
+	cargo fmt --all
+	cd boot && cargo fmt
+
+clean:
+	cargo clean
+	cd boot && cargo clean

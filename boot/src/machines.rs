@@ -1,0 +1,125 @@
+//! Which machines each in-kernel test boots on.
+//!
+//! `tests/machines.txt` has one line per test kernel:
+//! `name: bios-256M uefi-256M bios-4G timeout=120`. A test without a line boots
+//! once, BIOS with 256 MiB.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+#[derive(Clone)]
+pub struct Machine {
+    pub firmware: Firmware,
+    /// QEMU `-m` value, e.g. `256M` or `8G`.
+    pub memory: String,
+    pub timeout_secs: Option<u64>,
+}
+
+/// Every boot under TCG takes seconds; a test that runs this long is hung.
+const DEFAULT_TIMEOUT_SECS: u64 = 90;
+
+impl Machine {
+    pub fn timeout(&self) -> u64 {
+        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+    }
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let firmware = match self.firmware {
+            Firmware::Bios => "BIOS",
+            Firmware::Uefi => "UEFI",
+        };
+        write!(f, "{firmware} {}", self.memory)
+    }
+}
+
+fn machines_file() -> PathBuf {
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    PathBuf::from(root).join("tests/machines.txt")
+}
+
+pub fn for_test(name: &str) -> Result<Vec<Machine>, String> {
+    let path = machines_file();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    for (lineno, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some((test, specs)) = line.split_once(':') else {
+            continue;
+        };
+        if test.trim() != name {
+            continue;
+        }
+        return parse_specs(specs).map_err(|e| format!("{}:{}: {e}", path.display(), lineno + 1));
+    }
+    Ok(vec![Machine {
+        firmware: Firmware::Bios,
+        memory: "256M".into(),
+        timeout_secs: None,
+    }])
+}
+
+fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
+    let mut timeout = None;
+    let mut machines = Vec::new();
+    for spec in specs.split_whitespace() {
+        if let Some(secs) = spec.strip_prefix("timeout=") {
+            timeout = Some(secs.parse().map_err(|_| format!("bad timeout `{secs}`"))?);
+            continue;
+        }
+        let (firmware, memory) = spec
+            .split_once('-')
+            .ok_or_else(|| format!("bad machine `{spec}`, expected e.g. bios-256M"))?;
+        let firmware = match firmware {
+            "bios" => Firmware::Bios,
+            "uefi" => Firmware::Uefi,
+            other => return Err(format!("unknown firmware `{other}`")),
+        };
+        machines.push(Machine {
+            firmware,
+            memory: memory.to_owned(),
+            timeout_secs: None,
+        });
+    }
+    if machines.is_empty() {
+        return Err("no machines listed".into());
+    }
+    for machine in &mut machines {
+        machine.timeout_secs = timeout;
+    }
+    Ok(machines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_machines_and_timeout() {
+        let machines = parse_specs(" bios-256M uefi-8G timeout=120").unwrap();
+        assert_eq!(machines.len(), 2);
+        assert!(machines[0].firmware == Firmware::Bios && machines[0].memory == "256M");
+        assert!(machines[1].firmware == Firmware::Uefi && machines[1].memory == "8G");
+        assert!(machines.iter().all(|m| m.timeout() == 120));
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        assert!(parse_specs("").is_err());
+        assert!(parse_specs("coreboot-1G").is_err());
+        assert!(parse_specs("bios256M").is_err());
+        assert!(parse_specs("bios-1G timeout=soon").is_err());
+    }
+
+    #[test]
+    fn default_timeout_applies_without_one() {
+        let machines = parse_specs("bios-64M").unwrap();
+        assert_eq!(machines[0].timeout(), DEFAULT_TIMEOUT_SECS);
+    }
+}

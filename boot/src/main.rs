@@ -1,0 +1,349 @@
+//! `ferrite-boot`: the host side of Ferrite.
+//!
+//! It turns a kernel ELF into BIOS and UEFI disk images with the `bootloader`
+//! crate and boots them in QEMU with the serial port on the terminal and an
+//! `isa-debug-exit` device, so a kernel can end a run with an exit code.
+//! Cargo uses it (through `tools/run-kernel`) as the runner for `cargo run` and
+//! for every in-kernel integration test.
+
+mod machines;
+mod qemu;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use machines::{Firmware, Machine};
+
+const USAGE: &str = "\
+usage: ferrite-boot <command> [options]
+
+commands:
+  image  --kernel ELF --out-dir DIR [--name NAME] [--ramdisk FILE]
+         write DIR/NAME-bios.img and DIR/NAME-uefi.img
+  run    --kernel ELF [--uefi] [--memory SIZE] [--gdb] [--timeout SECS] [--ramdisk FILE]
+         boot the kernel in QEMU with serial on this terminal
+  runner ELF [ARGS]
+         what cargo calls: boots a test kernel (path under deps/) on every
+         machine tests/machines.txt lists for it, anything else like `run`
+
+environment:
+  OVMF_CODE, OVMF_VARS  UEFI firmware (default /usr/share/OVMF/OVMF_CODE_4M.fd, OVMF_VARS_4M.fd)
+  FERRITE_UEFI=1        `runner` boots through UEFI instead of BIOS
+  FERRITE_MEMORY=SIZE   `runner` machine memory (default 256M)
+  FERRITE_GDB=1         `runner` waits for GDB on localhost:1234
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("ferrite-boot: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode, String> {
+    let Some(command) = args.first() else {
+        return Err(format!("no command given\n{USAGE}"));
+    };
+    let opts = Options::parse(&args[1..])?;
+    match command.as_str() {
+        "image" => {
+            let kernel = opts.kernel()?;
+            let out_dir = opts.out_dir.clone().ok_or("image needs --out-dir DIR")?;
+            let name = opts.name.clone().unwrap_or_else(|| "ferrite".into());
+            let images = make_images(&kernel, &out_dir, &name, opts.ramdisk.as_deref())?;
+            println!("BIOS image: {}", images.bios.display());
+            println!("UEFI image: {}", images.uefi.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        "run" => {
+            let kernel = opts.kernel()?;
+            let machine = opts.machine();
+            boot_interactive(&kernel, &machine, &opts)
+        }
+        "runner" => {
+            let kernel = opts.kernel()?;
+            if is_test_kernel(&kernel) {
+                run_test_kernel(&kernel, &opts)
+            } else {
+                let mut machine = opts.machine();
+                if env_flag("FERRITE_UEFI") {
+                    machine.firmware = Firmware::Uefi;
+                }
+                if let Ok(memory) = std::env::var("FERRITE_MEMORY") {
+                    machine.memory = memory;
+                }
+                let mut opts = opts.clone();
+                opts.gdb |= env_flag("FERRITE_GDB");
+                boot_interactive(&kernel, &machine, &opts)
+            }
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+#[derive(Clone, Default)]
+struct Options {
+    kernel: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    name: Option<String>,
+    ramdisk: Option<PathBuf>,
+    uefi: bool,
+    memory: Option<String>,
+    gdb: bool,
+    timeout: Option<u64>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut opts = Options::default();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = |flag: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match arg.as_str() {
+                "--kernel" => opts.kernel = Some(value("--kernel")?.into()),
+                "--out-dir" => opts.out_dir = Some(value("--out-dir")?.into()),
+                "--name" => opts.name = Some(value("--name")?),
+                "--ramdisk" => opts.ramdisk = Some(value("--ramdisk")?.into()),
+                "--memory" => opts.memory = Some(value("--memory")?),
+                "--timeout" => {
+                    let secs = value("--timeout")?;
+                    opts.timeout = Some(
+                        secs.parse()
+                            .map_err(|_| format!("--timeout: `{secs}` is not a number"))?,
+                    );
+                }
+                "--uefi" => opts.uefi = true,
+                "--gdb" => opts.gdb = true,
+                // cargo passes test-harness flags such as `--nocapture`; a
+                // kernel test has no harness to give them to.
+                flag if flag.starts_with("--") && opts.kernel.is_some() => {}
+                path if opts.kernel.is_none() => opts.kernel = Some(path.into()),
+                other => return Err(format!("unexpected argument `{other}`")),
+            }
+        }
+        Ok(opts)
+    }
+
+    fn kernel(&self) -> Result<PathBuf, String> {
+        let kernel = self.kernel.clone().ok_or("no kernel ELF given")?;
+        if !kernel.is_file() {
+            return Err(format!("kernel `{}` does not exist", kernel.display()));
+        }
+        Ok(kernel)
+    }
+
+    fn machine(&self) -> Machine {
+        Machine {
+            firmware: if self.uefi {
+                Firmware::Uefi
+            } else {
+                Firmware::Bios
+            },
+            memory: self.memory.clone().unwrap_or_else(|| "256M".into()),
+            timeout_secs: self.timeout,
+        }
+    }
+}
+
+/// Cargo names test executables `<name>-<16 hex digits>` (in `deps/` or,
+/// in newer versions, `build/<package>/<hash>/out/`); `cargo run` binaries
+/// have no hash.
+fn is_test_kernel(kernel: &Path) -> bool {
+    kernel
+        .file_name()
+        .and_then(|f| f.to_str())
+        .and_then(|f| f.rsplit_once('-'))
+        .is_some_and(|(_, hash)| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `boot-a1b2c3d4e5f6a7b8` -> `boot`
+fn test_name(kernel: &Path) -> String {
+    let file = kernel
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match file.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_owned(),
+        _ => file,
+    }
+}
+
+pub struct Images {
+    pub bios: PathBuf,
+    pub uefi: PathBuf,
+}
+
+/// Strips debug info (a large debug kernel loads slowly through the BIOS
+/// stages) but keeps the symbol table, which the kernel reads to put names on
+/// backtraces.
+fn stripped_copy(kernel: &Path, out_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let out = out_dir.join(format!("{name}.elf"));
+    let objcopy = llvm_tool("llvm-objcopy");
+    let status = objcopy.as_ref().and_then(|tool| {
+        std::process::Command::new(tool)
+            .arg("--strip-debug")
+            .arg(kernel)
+            .arg(&out)
+            .status()
+            .ok()
+    });
+    match status {
+        Some(s) if s.success() => Ok(out),
+        _ => {
+            // Without llvm-tools the image still works, only slower to load.
+            std::fs::copy(kernel, &out).map_err(|e| format!("copy kernel: {e}"))?;
+            Ok(out)
+        }
+    }
+}
+
+fn llvm_tool(tool: &str) -> Option<PathBuf> {
+    let output = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = String::from_utf8(output.stdout).ok()?;
+    let path = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host_triple())
+        .join("bin")
+        .join(tool);
+    path.is_file().then_some(path)
+}
+
+fn host_triple() -> &'static str {
+    "x86_64-unknown-linux-gnu"
+}
+
+pub fn make_images(
+    kernel: &Path,
+    out_dir: &Path,
+    name: &str,
+    ramdisk: Option<&Path>,
+) -> Result<Images, String> {
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("create {}: {e}", out_dir.display()))?;
+    let elf = stripped_copy(kernel, out_dir, name)?;
+    let mut builder = bootloader::DiskImageBuilder::new(elf);
+    // The bootloader's own progress log is long and slow to draw; keep its
+    // warnings only. Ferrite prints its own banner.
+    let mut config = bootloader::BootConfig::default();
+    config.log_level = bootloader_boot_config::LevelFilter::Warn;
+    builder.set_boot_config(&config);
+    if let Some(ramdisk) = ramdisk {
+        builder.set_ramdisk(ramdisk.to_owned());
+    }
+    let images = Images {
+        bios: out_dir.join(format!("{name}-bios.img")),
+        uefi: out_dir.join(format!("{name}-uefi.img")),
+    };
+    builder
+        .create_bios_image(&images.bios)
+        .map_err(|e| format!("BIOS image: {e:#}"))?;
+    builder
+        .create_uefi_image(&images.uefi)
+        .map_err(|e| format!("UEFI image: {e:#}"))?;
+    Ok(images)
+}
+
+fn image_dir(kernel: &Path) -> PathBuf {
+    // Next to the kernel, so parallel test kernels never share an image.
+    kernel.parent().unwrap_or(Path::new(".")).join("images")
+}
+
+fn boot_interactive(kernel: &Path, machine: &Machine, opts: &Options) -> Result<ExitCode, String> {
+    let name = test_name(kernel);
+    let images = make_images(kernel, &image_dir(kernel), &name, opts.ramdisk.as_deref())?;
+    let outcome = qemu::boot(&images, machine, qemu::Mode::Interactive { gdb: opts.gdb })?;
+    Ok(match outcome.status {
+        qemu::Status::Success => ExitCode::SUCCESS,
+        qemu::Status::Failure(code) => ExitCode::from(code.clamp(1, 255) as u8),
+        qemu::Status::TimedOut => ExitCode::from(124),
+    })
+}
+
+fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
+    let name = test_name(kernel);
+    let machines = machines::for_test(&name)?;
+    let images = make_images(kernel, &image_dir(kernel), &name, opts.ramdisk.as_deref())?;
+    let mut failed = Vec::new();
+    for machine in &machines {
+        println!("=== kernel test `{name}` on {machine}");
+        let outcome = qemu::boot(&images, machine, qemu::Mode::Test)?;
+        match outcome.status {
+            qemu::Status::Success => println!("=== kernel test `{name}` on {machine}: ok"),
+            status => {
+                let why = match status {
+                    qemu::Status::TimedOut => format!("hung: killed after {} s", machine.timeout()),
+                    qemu::Status::Failure(code) => format!("QEMU exit code {code}"),
+                    qemu::Status::Success => unreachable!(),
+                };
+                println!("=== kernel test `{name}` on {machine}: FAILED ({why})");
+                println!("--- serial output of `{name}` on {machine} ---");
+                print!("{}", outcome.serial);
+                println!("--- end of serial output ---");
+                failed.push(format!("{machine}: {why}"));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("kernel test `{name}` FAILED on: {}", failed.join("; "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_test_kernels_from_the_kernel() {
+        assert!(is_test_kernel(Path::new(
+            "target/x86_64-unknown-none/debug/deps/boot-09ffd6a1a33f2ab1"
+        )));
+        assert!(is_test_kernel(Path::new(
+            "target/x86_64-unknown-none/debug/build/ferrite/09ffd6a1a33f2ab1/out/fault_gp-09ffd6a1a33f2ab1"
+        )));
+        assert!(!is_test_kernel(Path::new(
+            "target/x86_64-unknown-none/debug/ferrite"
+        )));
+        assert!(!is_test_kernel(Path::new("target/x/debug/my-kernel")));
+    }
+
+    #[test]
+    fn test_name_drops_the_hash() {
+        assert_eq!(
+            test_name(Path::new("x/fault_pf_unmapped-7ab47c77e81845fe")),
+            "fault_pf_unmapped"
+        );
+        assert_eq!(test_name(Path::new("x/ferrite")), "ferrite");
+    }
+
+    #[test]
+    fn options_ignore_harness_flags_after_the_kernel() {
+        let args: Vec<String> = ["k.elf", "--nocapture", "--uefi"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let opts = Options::parse(&args).unwrap();
+        assert_eq!(opts.kernel.as_deref(), Some(Path::new("k.elf")));
+        assert!(opts.uefi);
+    }
+}

@@ -1,0 +1,77 @@
+//! The GDT and TSS.
+//!
+//! Selector order is fixed by `syscall`/`sysret`: kernel code, kernel data,
+//! then user data before user code (sysret loads SS = base + 8 and CS = base +
+//! 16 from STAR). The TSS gives #DF, NMI and #MC stacks of their own (IST), so
+//! a fault caused by a broken stack can still be reported.
+
+use spin::Once;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::VirtAddr;
+
+use super::stack::GuardedStack;
+
+pub const IST_DOUBLE_FAULT: u16 = 0;
+pub const IST_NMI: u16 = 1;
+pub const IST_MACHINE_CHECK: u16 = 2;
+
+const IST_STACK_SIZE: usize = 16 * 1024;
+static DOUBLE_FAULT_STACK: GuardedStack<IST_STACK_SIZE> = GuardedStack::new();
+static NMI_STACK: GuardedStack<IST_STACK_SIZE> = GuardedStack::new();
+static MACHINE_CHECK_STACK: GuardedStack<IST_STACK_SIZE> = GuardedStack::new();
+
+pub struct Selectors {
+    pub kernel_code: SegmentSelector,
+    pub kernel_data: SegmentSelector,
+    pub user_data: SegmentSelector,
+    pub user_code: SegmentSelector,
+    pub tss: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+
+pub fn init() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        for (index, stack) in [
+            (IST_DOUBLE_FAULT, DOUBLE_FAULT_STACK.top()),
+            (IST_NMI, NMI_STACK.top()),
+            (IST_MACHINE_CHECK, MACHINE_CHECK_STACK.top()),
+        ] {
+            tss.interrupt_stack_table[index as usize] = VirtAddr::new(stack);
+        }
+        tss
+    });
+    let (gdt, selectors) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let selectors = Selectors {
+            kernel_code: gdt.append(Descriptor::kernel_code_segment()),
+            kernel_data: gdt.append(Descriptor::kernel_data_segment()),
+            user_data: gdt.append(Descriptor::user_data_segment()),
+            user_code: gdt.append(Descriptor::user_code_segment()),
+            tss: gdt.append(Descriptor::tss_segment(tss)),
+        };
+        (gdt, selectors)
+    });
+    gdt.load();
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which
+    // lives in a static for the rest of the kernel's life.
+    unsafe {
+        CS::set_reg(selectors.kernel_code);
+        SS::set_reg(selectors.kernel_data);
+        DS::set_reg(selectors.kernel_data);
+        ES::set_reg(selectors.kernel_data);
+        load_tss(selectors.tss);
+    }
+    for stack in [&DOUBLE_FAULT_STACK, &NMI_STACK, &MACHINE_CHECK_STACK] {
+        stack.protect();
+    }
+}
+
+pub fn selectors() -> &'static Selectors {
+    &GDT.get().expect("gdt::init ran").1
+}

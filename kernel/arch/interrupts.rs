@@ -1,0 +1,112 @@
+//! Hardware interrupts: the two 8259 PICs, remapped to vectors 32..48, and
+//! the PIT (8254) as a periodic timer at `time::TICK_HZ`.
+//!
+//! The legacy PIC is on every PC Ferrite targets (and emulated by QEMU);
+//! using the APIC is left for when there is more than one CPU to wake.
+
+use x86_64::instructions::port::Port;
+
+use super::trap::TrapFrame;
+
+const PIC1_COMMAND: u16 = 0x20;
+const PIC1_DATA: u16 = 0x21;
+const PIC2_COMMAND: u16 = 0xa0;
+const PIC2_DATA: u16 = 0xa1;
+const PIC_EOI: u8 = 0x20;
+
+const PIT_CHANNEL0: u16 = 0x40;
+const PIT_COMMAND: u16 = 0x43;
+const PIT_FREQUENCY_HZ: u64 = 1_193_182;
+
+pub const IRQ_TIMER: u8 = 0;
+
+/// Remaps the PICs to vectors 32..48 (their BIOS default overlaps CPU
+/// exceptions), unmasks the timer, and starts the PIT.
+pub fn init() {
+    let mut cmd1: Port<u8> = Port::new(PIC1_COMMAND);
+    let mut data1: Port<u8> = Port::new(PIC1_DATA);
+    let mut cmd2: Port<u8> = Port::new(PIC2_COMMAND);
+    let mut data2: Port<u8> = Port::new(PIC2_DATA);
+    let mut wait: Port<u8> = Port::new(0x80);
+    // SAFETY: the standard 8259 initialisation sequence (ICW1..ICW4) on the
+    // PIC's fixed ports; interrupts are still disabled.
+    unsafe {
+        let mut io_wait = || wait.write(0);
+        cmd1.write(0x11); // ICW1: init, expect ICW4
+        io_wait();
+        cmd2.write(0x11);
+        io_wait();
+        data1.write(32); // ICW2: vector offsets
+        io_wait();
+        data2.write(40);
+        io_wait();
+        data1.write(4); // ICW3: slave on IRQ2
+        io_wait();
+        data2.write(2);
+        io_wait();
+        data1.write(0x01); // ICW4: 8086 mode
+        io_wait();
+        data2.write(0x01);
+        io_wait();
+        // Mask everything except the timer (and the cascade line).
+        data1.write(!((1 << IRQ_TIMER) | (1 << 2)));
+        data2.write(0xff);
+    }
+    let divisor = (PIT_FREQUENCY_HZ / crate::time::TICK_HZ) as u16;
+    let mut pit_cmd: Port<u8> = Port::new(PIT_COMMAND);
+    let mut pit0: Port<u8> = Port::new(PIT_CHANNEL0);
+    // SAFETY: channel 0, lobyte/hibyte, mode 3 (square wave): the PIT's
+    // documented programming sequence on its fixed ports.
+    unsafe {
+        pit_cmd.write(0x36);
+        pit0.write(divisor as u8);
+        pit0.write((divisor >> 8) as u8);
+    }
+}
+
+pub fn enable() {
+    x86_64::instructions::interrupts::enable();
+}
+
+fn end_of_interrupt(irq: u8) {
+    // SAFETY: acknowledging an IRQ at the PIC(s) that raised it.
+    unsafe {
+        if irq >= 8 {
+            Port::<u8>::new(PIC2_COMMAND).write(PIC_EOI);
+        }
+        Port::<u8>::new(PIC1_COMMAND).write(PIC_EOI);
+    }
+}
+
+/// IRQ 7 and 15 can be spurious: the PIC raises them with nothing in service.
+fn is_spurious(irq: u8) -> bool {
+    if irq != 7 && irq != 15 {
+        return false;
+    }
+    let (cmd, _) = if irq == 7 {
+        (PIC1_COMMAND, 0)
+    } else {
+        (PIC2_COMMAND, 0)
+    };
+    let mut port: Port<u8> = Port::new(cmd);
+    // SAFETY: OCW3 "read ISR" then a read of the same port.
+    let isr = unsafe {
+        port.write(0x0b);
+        port.read()
+    };
+    isr & 0x80 == 0
+}
+
+pub fn handle_irq(irq: u8, _frame: &mut TrapFrame) {
+    if is_spurious(irq) {
+        // A spurious IRQ 15 still needs an EOI at the master (for IRQ 2).
+        if irq == 15 {
+            end_of_interrupt(0);
+        }
+        return;
+    }
+    if irq == IRQ_TIMER {
+        crate::time::tick();
+    }
+    end_of_interrupt(irq);
+}

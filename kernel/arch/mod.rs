@@ -1,0 +1,17 @@
+//! x86_64: CPU tables, traps, interrupts and stacks.
+
+pub mod backtrace;
+pub mod cpu;
+pub mod exceptions;
+pub mod gdt;
+pub mod interrupts;
+pub mod stack;
+pub mod trap;
+
+/// Loads Ferrite's GDT/TSS and IDT and programs the interrupt controller.
+pub fn init() {
+    cpu::enable_protection();
+    gdt::init();
+    trap::init();
+    interrupts::init();
+}

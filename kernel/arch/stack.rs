@@ -1,0 +1,73 @@
+//! Kernel stacks with a guard page.
+//!
+//! A stack is a static, page-aligned array whose lowest page is unmapped at
+//! boot: running off the end faults on the guard page instead of silently
+//! overwriting whatever lies below.
+
+use core::cell::UnsafeCell;
+
+const PAGE: usize = 4096;
+
+#[repr(C, align(4096))]
+pub struct GuardedStack<const N: usize> {
+    guard: UnsafeCell<[u8; PAGE]>,
+    stack: UnsafeCell<[u8; N]>,
+}
+
+// SAFETY: the memory is only used as a CPU stack by one context at a time;
+// Rust code never reads or writes it through this type.
+unsafe impl<const N: usize> Sync for GuardedStack<N> {}
+
+impl<const N: usize> GuardedStack<N> {
+    pub const fn new() -> Self {
+        GuardedStack {
+            guard: UnsafeCell::new([0; PAGE]),
+            stack: UnsafeCell::new([0; N]),
+        }
+    }
+
+    pub fn guard_page(&self) -> u64 {
+        self.guard.get() as u64
+    }
+
+    /// The initial stack pointer (stacks grow down), 16-byte aligned.
+    pub fn top(&self) -> u64 {
+        (self.stack.get() as u64 + N as u64) & !0xf
+    }
+
+    /// Unmaps the guard page.
+    pub fn protect(&self) {
+        if let Err(why) = crate::mm::paging::unmap_guard_page(self.guard_page()) {
+            panic!("cannot place guard page at {:#x}: {why}", self.guard_page());
+        }
+    }
+}
+
+impl<const N: usize> Default for GuardedStack<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub const KERNEL_STACK_SIZE: usize = 64 * 1024;
+
+/// The stack the kernel runs on after `ferrite::start`.
+pub static BOOT_STACK: GuardedStack<KERNEL_STACK_SIZE> = GuardedStack::new();
+
+/// Switches to `stack_top` and calls `f` there; never returns.
+pub fn run_on_stack(stack_top: u64, f: extern "C" fn() -> !) -> ! {
+    // SAFETY: `stack_top` is the top of a mapped stack nothing else uses; the
+    // old stack is abandoned (nothing on it is referenced again), and `f`
+    // never returns into it.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "xor ebp, ebp",
+            "call {f}",
+            "ud2",
+            top = in(reg) stack_top,
+            f = in(reg) f,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,4 @@
+//! Device drivers: the two consoles every log line goes to.
+
+pub mod fbcon;
+pub mod serial;

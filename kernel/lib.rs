@@ -1,0 +1,78 @@
+//! Ferrite: a bare-metal x86_64 kernel built to show virtual memory working.
+//!
+//! The kernel is a library so that `kernel/main.rs` and every integration test
+//! in `tests/` (each one a kernel of its own) share the same boot path.
+//! Data flows one way: `arch` -> `mm` -> the rest.
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod drivers;
+pub mod klog;
+pub mod mm;
+pub mod panic;
+pub mod power;
+pub mod symbols;
+pub mod testing;
+pub mod time;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::BootInfo;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Every Ferrite kernel (the real one and each test) boots with this.
+pub const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    // All physical memory at Linux's PAGE_OFFSET.
+    config.mappings.physical_memory = Some(Mapping::FixedAddress(mm::layout::PAGE_OFFSET));
+    // Boot info, framebuffer and the bootloader's stack go in the upper half,
+    // leaving the lower half to user space.
+    config.mappings.dynamic_range_start = Some(mm::layout::BOOTLOADER_DYNAMIC_START);
+    config.mappings.dynamic_range_end = Some(mm::layout::BOOTLOADER_DYNAMIC_END);
+    config.kernel_stack_size = 64 * 1024;
+    config
+};
+
+/// Brings the machine up: consoles and logging first (so everything after can
+/// report), then the CPU tables, memory, and interrupts.
+pub fn init(boot_info: &'static mut BootInfo) {
+    mm::heap::init_boot_heap();
+    drivers::serial::init();
+    let boot = boot::take(boot_info);
+    if let Some(fb) = boot.framebuffer.take() {
+        drivers::fbcon::init(fb);
+    }
+    klog::init();
+    symbols::init(boot);
+    boot::print_banner(boot);
+    arch::init();
+    mm::init(boot);
+    arch::interrupts::enable();
+}
+
+static MAIN: spin::Once<fn() -> !> = spin::Once::new();
+
+/// Boots the machine, moves onto the kernel's own stack (which has a guard
+/// page below it) and runs `main` there.
+pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
+    init(boot_info);
+    MAIN.call_once(|| main);
+    arch::stack::BOOT_STACK.protect();
+    arch::stack::run_on_stack(arch::stack::BOOT_STACK.top(), main_on_kernel_stack)
+}
+
+extern "C" fn main_on_kernel_stack() -> ! {
+    let main = MAIN.get().expect("set by start");
+    main()
+}
+
+/// Idles the CPU until the next interrupt, forever.
+pub fn idle() -> ! {
+    loop {
+        arch::cpu::wait_for_interrupt();
+    }
+}

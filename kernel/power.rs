@@ -1,0 +1,39 @@
+//! Ending a run: QEMU's `isa-debug-exit` device, or a halt on real hardware.
+//!
+//! Writing `v` to port 0xf4 makes QEMU exit with `(v << 1) | 1`: Ferrite uses
+//! 0x10 for success (exit code 33) and 0x11 for failure (35). On a real PC the
+//! port does nothing and the CPU halts.
+
+use x86_64::instructions::port::Port;
+
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitCode {
+    Success = 0x10,
+    Failure = 0x11,
+}
+
+/// Exits QEMU with `code`; on hardware, halts.
+pub fn exit(code: ExitCode) -> ! {
+    exit_raw(code as u32)
+}
+
+/// Exits QEMU with exit status `(value << 1) | 1`.
+pub fn exit_raw(value: u32) -> ! {
+    let mut port: Port<u32> = Port::new(DEBUG_EXIT_PORT);
+    // SAFETY: writing to the debug-exit port has no effect other than ending
+    // QEMU; on real hardware nothing decodes port 0xf4.
+    unsafe { port.write(value) };
+    halt()
+}
+
+/// Stops the CPU for good.
+pub fn halt() -> ! {
+    crate::klog::print(format_args!("Ferrite halted. It is safe to power off.\n"));
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}

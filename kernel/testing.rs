@@ -1,0 +1,92 @@
+//! The in-kernel test harness.
+//!
+//! Each file in `tests/` is a kernel: it boots with [`crate::start`], runs a
+//! list of test functions and ends QEMU with the success code; a panic prints
+//! `test NAME ... FAILED` with the message and ends it with the failure code.
+//! A test that expects a fatal exception registers a checker with
+//! [`expect_fault`]; the exception then ends the run through that checker.
+
+use alloc::string::String;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use crate::arch::exceptions::{set_fatal_hook, Fault};
+use crate::power::{exit, ExitCode};
+
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn(),
+}
+
+/// `ferrite::tests![a, b]` -> a list of [`Test`] named after the functions.
+#[macro_export]
+macro_rules! tests {
+    ($($f:path),* $(,)?) => {
+        &[$($crate::testing::Test { name: stringify!($f), run: $f }),*]
+    };
+}
+
+static CURRENT: AtomicPtr<&'static str> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The test running now, for the panic handler.
+pub fn current_test() -> Option<&'static str> {
+    let p = CURRENT.load(Ordering::SeqCst);
+    // SAFETY: only pointers to `'static` test names are stored.
+    (!p.is_null()).then(|| unsafe { *p })
+}
+
+fn set_current(name: &'static &'static str) {
+    CURRENT.store(name as *const _ as *mut _, Ordering::SeqCst);
+}
+
+/// Runs every test in order and exits QEMU with the verdict.
+pub fn run(tests: &'static [Test]) -> ! {
+    crate::kprintln!("running {} tests", tests.len());
+    for test in tests {
+        set_current(&test.name);
+        crate::kprintln!("test {} ...", test.name);
+        (test.run)();
+        crate::kprintln!("test {} ... ok", test.name);
+    }
+    CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
+    crate::kprintln!("test result: ok. {} passed", tests.len());
+    exit(ExitCode::Success)
+}
+
+static FAULT_CHECK: AtomicUsize = AtomicUsize::new(0);
+
+type FaultCheck = fn(&Fault) -> Result<(), String>;
+
+/// Declares that the current test ends in a fatal exception, and how to
+/// judge it: `check` returns `Err(why)` if the fault is not the expected one.
+pub fn expect_fault(check: FaultCheck) {
+    FAULT_CHECK.store(check as usize, Ordering::SeqCst);
+    set_fatal_hook(judge_fault);
+}
+
+fn judge_fault(fault: &Fault) -> ! {
+    let name = current_test().unwrap_or("<no test>");
+    let raw = FAULT_CHECK.load(Ordering::SeqCst);
+    // SAFETY: only `FaultCheck` pointers are stored, and only non-zero after
+    // `expect_fault`, which is what installs this hook.
+    let check: FaultCheck = unsafe { core::mem::transmute(raw) };
+    match check(fault) {
+        Ok(()) => {
+            crate::kprintln!("test {name} ... ok (expected fault: {})", fault.mnemonic());
+            crate::kprintln!("test result: ok. 1 passed");
+            exit(ExitCode::Success)
+        }
+        Err(why) => {
+            crate::kprintln!("test {name} ... FAILED: wrong fault: {why}");
+            exit(ExitCode::Failure)
+        }
+    }
+}
+
+/// Fails the test with `why` unless `cond` holds (for fault checkers).
+pub fn ensure(cond: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(why())
+    }
+}
