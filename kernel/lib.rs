@@ -55,14 +55,24 @@ pub fn init(boot_info: &'static mut BootInfo) {
 }
 
 static MAIN: spin::Once<fn() -> !> = spin::Once::new();
+static KERNEL_STACK: spin::Once<mm::vmalloc::VmArea> = spin::Once::new();
 
-/// Boots the machine, moves onto the kernel's own stack (which has a guard
-/// page below it) and runs `main` there.
+/// Pages of the kernel stack `main` runs on.
+pub const KERNEL_STACK_PAGES: u64 = 16;
+
+/// Boots the machine, moves onto a kernel stack in the vmalloc area (with an
+/// unmapped guard page below it) and runs `main` there.
 pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
     init(boot_info);
     MAIN.call_once(|| main);
-    arch::stack::BOOT_STACK.protect();
-    arch::stack::run_on_stack(arch::stack::BOOT_STACK.top(), main_on_kernel_stack)
+    let stack = KERNEL_STACK
+        .call_once(|| mm::vmalloc::alloc(KERNEL_STACK_PAGES).expect("memory for the kernel stack"));
+    arch::stack::run_on_stack(stack.end(), main_on_kernel_stack)
+}
+
+/// The stack `main` runs on (after [`start`]).
+pub fn kernel_stack() -> &'static mm::vmalloc::VmArea {
+    KERNEL_STACK.get().expect("running after start")
 }
 
 extern "C" fn main_on_kernel_stack() -> ! {

@@ -26,3 +26,45 @@ pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects; every x86_64 CPU has it.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+
+/// Measures the TSC against the PIT: channel 2 counts down 10 ms with its
+/// gate on and the speaker off, and the TSC is read on both ends. Runs before
+/// interrupts are on, so it polls.
+pub fn calibrate_tsc() {
+    use x86_64::instructions::port::Port;
+    const PIT_HZ: u64 = 1_193_182;
+    const MS: u64 = 10;
+    let count = (PIT_HZ * MS / 1000) as u16;
+    let mut gate: Port<u8> = Port::new(0x61);
+    let mut command: Port<u8> = Port::new(0x43);
+    let mut channel2: Port<u8> = Port::new(0x42);
+    // SAFETY: the documented PIT channel 2 one-shot sequence; port 0x61 bit 0
+    // gates channel 2, bit 1 (speaker) stays off, bit 5 reads its output.
+    let cycles = unsafe {
+        let old = gate.read();
+        gate.write((old & !0x02) | 0x01);
+        command.write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0
+        channel2.write(count as u8);
+        channel2.write((count >> 8) as u8);
+        let start = rdtsc();
+        let mut spins = 0u64;
+        while gate.read() & 0x20 == 0 && spins < 100_000_000 {
+            spins += 1;
+        }
+        let cycles = rdtsc() - start;
+        gate.write(old);
+        cycles
+    };
+    TSC_KHZ.store((cycles / MS).max(1), Ordering::Relaxed);
+}
+
+/// TSC cycles per millisecond (1 until calibrated).
+pub fn tsc_khz() -> u64 {
+    TSC_KHZ.load(Ordering::Relaxed).max(1)
+}
+
+pub fn cycles_to_us(cycles: u64) -> u64 {
+    (cycles as u128 * 1000 / tsc_khz() as u128) as u64
+}

@@ -103,17 +103,22 @@ fn kernel_sections_are_never_writable_and_executable() {
 }
 
 fn kernel_stack_has_a_guard_page() {
-    let stack = &ferrite::arch::stack::BOOT_STACK;
-    let here = &stack as *const _ as u64;
+    let stack = ferrite::kernel_stack();
+    let local = 0u64;
+    let here = core::hint::black_box(&local) as *const u64 as u64;
     assert!(
-        here < stack.top() && here > stack.guard_page(),
-        "not running on the kernel stack: rsp near {here:#x}"
+        here < stack.end() && here >= stack.start,
+        "not running on the kernel stack: rsp near {here:#x}, stack {stack:x?}"
     );
     assert!(
-        paging::translate(stack.guard_page()).is_none(),
+        (layout::VMALLOC_START..layout::VMALLOC_END).contains(&stack.start),
+        "kernel stack outside the vmalloc area"
+    );
+    assert!(
+        paging::translate(stack.guard).is_none(),
         "guard page mapped"
     );
-    assert!(paging::translate(stack.guard_page() + 4096).is_some());
+    assert!(paging::translate(stack.start).is_some());
 }
 
 fn breakpoint_returns() {

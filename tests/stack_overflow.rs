@@ -1,4 +1,4 @@
-//! A kernel stack overflow hits the guard page; the CPU cannot push the #PF
+//! A kernel stack overflow hits the guard page below the vmalloc'd stack; the CPU cannot push the #PF
 //! frame on the dead stack, raises #DF, and the #DF handler runs on its own IST
 //! stack and reports it: no triple fault.
 
@@ -33,7 +33,7 @@ fn stack_overflow_is_a_double_fault() {
         ensure(fault.vector() == 8, || {
             format!("vector {} ({fault})", fault.vector())
         })?;
-        let guard = ferrite::arch::stack::BOOT_STACK.guard_page();
+        let guard = ferrite::kernel_stack().guard;
         ensure(
             fault.frame.rsp >= guard && fault.frame.rsp < guard + 2 * 4096,
             || {

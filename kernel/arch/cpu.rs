@@ -1,6 +1,8 @@
 //! Control registers and CPU features.
 
-use x86_64::registers::control::{Cr0, Cr0Flags, Cr2};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr2, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
 /// Sleeps until the next interrupt.
@@ -14,10 +16,49 @@ pub fn cr2() -> u64 {
     Cr2::read_raw()
 }
 
+static SMAP: AtomicBool = AtomicBool::new(false);
+static SMEP: AtomicBool = AtomicBool::new(false);
+
+/// CPUID leaf 7, subleaf 0: structured extended features (EBX).
+fn extended_features_ebx() -> u32 {
+    // CPUID exists on every x86_64 CPU, so these intrinsics are safe.
+    let max = core::arch::x86_64::__cpuid(0).eax;
+    if max < 7 {
+        return 0;
+    }
+    core::arch::x86_64::__cpuid_count(7, 0).ebx
+}
+
+/// Whether SMAP is on: the kernel faults on user pages unless it says so
+/// (`stac`), which only the user-copy helpers do.
+pub fn smap_enabled() -> bool {
+    SMAP.load(Ordering::Relaxed)
+}
+
+/// Whether SMEP is on: the kernel can never execute user pages.
+pub fn smep_enabled() -> bool {
+    SMEP.load(Ordering::Relaxed)
+}
+
 /// Turns on the protections every later guarantee rests on: no-execute pages
-/// (EFER.NXE) and write protection in ring 0 (CR0.WP), so the kernel also
-/// faults when it writes a read-only page.
+/// (EFER.NXE), write protection in ring 0 (CR0.WP) so the kernel also faults
+/// when it writes a read-only page, and SMEP/SMAP where the CPU has them.
 pub fn enable_protection() {
+    let ebx = extended_features_ebx();
+    let (has_smep, has_smap) = (ebx & (1 << 7) != 0, ebx & (1 << 20) != 0);
+    let mut cr4 = Cr4Flags::empty();
+    if has_smep {
+        cr4 |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
+    }
+    if has_smap {
+        cr4 |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
+    }
+    // SAFETY: SMEP/SMAP only add faults on kernel accesses to user pages;
+    // nothing is mapped in the lower half yet and the user-copy helpers
+    // bracket their accesses with stac/clac.
+    unsafe { Cr4::update(|f| f.insert(cr4)) };
+    SMEP.store(has_smep, Ordering::Relaxed);
+    SMAP.store(has_smap, Ordering::Relaxed);
     // SAFETY: setting NXE only makes the NX bit meaningful; the bootloader
     // already sets it when it maps the kernel without execute permission.
     unsafe { Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE)) };

@@ -72,6 +72,14 @@ pub fn init() {
     }
 }
 
+/// Sets the stack the CPU switches to on a trap from ring 3.
+pub fn set_rsp0(top: u64) {
+    let tss = TSS.get().expect("gdt::init ran") as *const TaskStateSegment as *mut TaskStateSegment;
+    // SAFETY: single CPU, called with interrupts off; the CPU reads rsp0 only
+    // when delivering a trap from ring 3, which cannot happen concurrently.
+    unsafe { (*tss).privilege_stack_table[0] = VirtAddr::new(top) };
+}
+
 pub fn selectors() -> &'static Selectors {
     &GDT.get().expect("gdt::init ran").1
 }

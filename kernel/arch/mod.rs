@@ -6,12 +6,16 @@ pub mod exceptions;
 pub mod gdt;
 pub mod interrupts;
 pub mod stack;
+pub mod syscall;
 pub mod trap;
+pub mod uaccess;
+pub mod usermode;
 
 /// Loads Ferrite's GDT/TSS and IDT and programs the interrupt controller.
 pub fn init() {
     cpu::enable_protection();
     gdt::init();
     trap::init();
+    syscall::init();
     interrupts::init();
 }

@@ -1,4 +1,5 @@
-//! Kernel stacks with a guard page.
+//! Static stacks with a guard page, for the exception stacks (IST) that must
+//! exist before the vmalloc area does, and the switch onto a new stack.
 //!
 //! A stack is a static, page-aligned array whose lowest page is unmapped at
 //! boot: running off the end faults on the guard page instead of silently
@@ -48,11 +49,6 @@ impl<const N: usize> Default for GuardedStack<N> {
         Self::new()
     }
 }
-
-pub const KERNEL_STACK_SIZE: usize = 64 * 1024;
-
-/// The stack the kernel runs on after `ferrite::start`.
-pub static BOOT_STACK: GuardedStack<KERNEL_STACK_SIZE> = GuardedStack::new();
 
 /// Switches to `stack_top` and calls `f` there; never returns.
 pub fn run_on_stack(stack_top: u64, f: extern "C" fn() -> !) -> ! {

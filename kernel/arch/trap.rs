@@ -8,6 +8,7 @@
 //! will switch it.
 
 use core::arch::naked_asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
@@ -52,7 +53,7 @@ impl TrapFrame {
 }
 
 #[unsafe(naked)]
-unsafe extern "C" fn trap_common() {
+pub(super) unsafe extern "C" fn trap_common() {
     naked_asm!(
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
@@ -184,6 +185,48 @@ pub fn init() {
     idt.load();
 }
 
+/// A handler the layers above `arch` install: `arch` calls up only through
+/// these, so the dependencies still run arch -> mm -> proc.
+pub type TrapHook = fn(&mut TrapFrame);
+
+struct Hook(AtomicUsize);
+
+impl Hook {
+    const fn empty() -> Hook {
+        Hook(AtomicUsize::new(0))
+    }
+
+    fn set(&self, hook: TrapHook) {
+        self.0.store(hook as usize, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Option<TrapHook> {
+        let raw = self.0.load(Ordering::SeqCst);
+        // SAFETY: only `TrapHook` values are ever stored.
+        (raw != 0).then(|| unsafe { core::mem::transmute::<usize, TrapHook>(raw) })
+    }
+}
+
+static PAGE_FAULT_HOOK: Hook = Hook::empty();
+static SYSCALL_HOOK: Hook = Hook::empty();
+static USER_EXCEPTION_HOOK: Hook = Hook::empty();
+
+/// Page faults (the memory manager resolves or rejects them).
+pub fn set_page_fault_handler(hook: TrapHook) {
+    PAGE_FAULT_HOOK.set(hook);
+}
+
+/// `syscall` from ring 3.
+pub fn set_syscall_handler(hook: TrapHook) {
+    SYSCALL_HOOK.set(hook);
+}
+
+/// Any other exception raised by ring-3 code (#GP, #UD, #DE, ...): fatal to
+/// the user context, never to the kernel.
+pub fn set_user_exception_handler(hook: TrapHook) {
+    USER_EXCEPTION_HOOK.set(hook);
+}
+
 /// Called by `trap_common` for every trap, with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
@@ -191,6 +234,19 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if (IRQ_BASE..IRQ_BASE + 16).contains(&v) => {
             super::interrupts::handle_irq((v - IRQ_BASE) as u8, frame)
         }
+        super::syscall::SYSCALL_VECTOR => match SYSCALL_HOOK.get() {
+            Some(hook) => hook(frame),
+            None => super::exceptions::fatal(frame),
+        },
+        VECTOR_PAGE_FAULT => match PAGE_FAULT_HOOK.get() {
+            Some(hook) => hook(frame),
+            None => super::exceptions::fatal(frame),
+        },
+        VECTOR_DOUBLE_FAULT | VECTOR_MACHINE_CHECK | VECTOR_NMI => super::exceptions::fatal(frame),
+        _ if frame.from_user() => match USER_EXCEPTION_HOOK.get() {
+            Some(hook) => hook(frame),
+            None => super::exceptions::fatal(frame),
+        },
         _ => super::exceptions::fatal(frame),
     }
 }

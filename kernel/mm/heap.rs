@@ -1,13 +1,19 @@
 //! The kernel heap (`GlobalAlloc`).
 //!
-//! Until the frame allocator exists, allocations come from a boot heap: a
-//! static region managed by `linked_list_allocator`.
+//! Before the frame allocator exists, allocations come from a boot heap: a
+//! static 1 MiB region managed by `linked_list_allocator`. Once
+//! `frames::init` has run, every new allocation comes from the slab heap;
+//! blocks the boot heap handed out stay valid and go back to it when freed
+//! (the address tells which heap owns a block).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use linked_list_allocator::Heap;
 use spin::Mutex;
+
+use super::frames::{self, DirectMap};
 
 const BOOT_HEAP_SIZE: usize = 1024 * 1024;
 
@@ -18,12 +24,19 @@ static mut BOOT_HEAP_REGION: BootHeapRegion = BootHeapRegion([0; BOOT_HEAP_SIZE]
 
 struct KernelHeap {
     boot: Mutex<Option<Heap>>,
+    slab_ready: AtomicBool,
 }
 
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap {
     boot: Mutex::new(None),
+    slab_ready: AtomicBool::new(false),
 };
+
+fn boot_region() -> core::ops::Range<usize> {
+    let start = core::ptr::addr_of!(BOOT_HEAP_REGION) as usize;
+    start..start + BOOT_HEAP_SIZE
+}
 
 /// Gives the boot heap its region; called first thing in `init`.
 pub fn init_boot_heap() {
@@ -34,12 +47,14 @@ pub fn init_boot_heap() {
         }
         // SAFETY: the region is only ever handed to this one heap, once
         // (guarded by the `is_some` check under the lock).
-        let heap = unsafe {
-            let start = core::ptr::addr_of_mut!(BOOT_HEAP_REGION) as *mut u8;
-            Heap::new(start, BOOT_HEAP_SIZE)
-        };
+        let heap = unsafe { Heap::new(boot_region().start as *mut u8, BOOT_HEAP_SIZE) };
         *boot = Some(heap);
     });
+}
+
+/// Switches new allocations to the slab heap (after `frames::init`).
+pub fn switch_to_slab() {
+    HEAP.slab_ready.store(true, Ordering::SeqCst);
 }
 
 /// Bytes in use in the boot heap.
@@ -49,10 +64,8 @@ pub fn boot_heap_used() -> usize {
     })
 }
 
-// SAFETY: all state is behind a spin lock taken with interrupts disabled, so
-// an interrupt handler that allocates cannot deadlock against its own CPU.
-unsafe impl GlobalAlloc for KernelHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+impl KernelHeap {
+    fn boot_alloc(&self, layout: Layout) -> *mut u8 {
         x86_64::instructions::interrupts::without_interrupts(|| match self.boot.lock().as_mut() {
             Some(heap) => heap
                 .allocate_first_fit(layout)
@@ -60,13 +73,43 @@ unsafe impl GlobalAlloc for KernelHeap {
             None => core::ptr::null_mut(),
         })
     }
+}
+
+// SAFETY: all state is behind spin locks taken with interrupts disabled, so
+// an interrupt handler that allocates cannot deadlock against its own CPU;
+// blocks are returned to the heap that handed them out.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !self.slab_ready.load(Ordering::Relaxed) {
+            return self.boot_alloc(layout);
+        }
+        frames::with(|m| match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
+            Ok(ptr) => ptr.as_ptr(),
+            // Out of memory: the caller (alloc_error_handler or a fallible
+            // API like `try_reserve`) decides.
+            Err(mmcore::SlabError::OutOfMemory { .. }) => core::ptr::null_mut(),
+            Err(e) => panic!("kernel heap: {e}"),
+        })
+    }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        x86_64::instructions::interrupts::without_interrupts(|| {
-            if let (Some(heap), Some(ptr)) = (self.boot.lock().as_mut(), NonNull::new(ptr)) {
-                // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with
-                // this layout, i.e. from this heap.
-                unsafe { heap.deallocate(ptr, layout) };
+        let Some(ptr) = NonNull::new(ptr) else {
+            return;
+        };
+        if boot_region().contains(&(ptr.as_ptr() as usize)) {
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                if let Some(heap) = self.boot.lock().as_mut() {
+                    // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc`
+                    // with this layout; its address says the boot heap.
+                    unsafe { heap.deallocate(ptr, layout) };
+                }
+            });
+            return;
+        }
+        frames::with(|m| {
+            if let Err(e) = m.slab.dealloc(ptr, layout, &mut m.buddy, &DirectMap) {
+                // A double free or an overrun: memory is already corrupt.
+                panic!("kernel heap: {e}");
             }
         })
     }

@@ -1,0 +1,183 @@
+//! The kernel's physical memory: the boot memory map fed through an early
+//! boot allocator (memblock) into the per-frame metadata array and the buddy
+//! allocator, plus the slab heap that shares its lock.
+//!
+//! One lock guards buddy and slab together: the slab heap takes its slabs
+//! from the buddy allocator in the middle of an allocation, and a single lock
+//! (taken with interrupts off) cannot deadlock against itself.
+
+use core::mem::MaybeUninit;
+
+use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
+use mmcore::buddy::BuddyStats;
+use mmcore::frame::{init_meta_array, meta_bytes_for};
+use mmcore::memblock::MemBlock;
+use mmcore::{BuddyAllocator, FrameKind, FreeError, PageMeta, Pfn, PhysMem, SlabHeap};
+use spin::Mutex;
+
+use super::layout::{phys_to_virt, PAGE_OFFSET, PAGE_SIZE};
+
+/// Frames below 1 MiB stay reserved: real-mode IVT, BIOS data, EBDA and
+/// option ROMs live there on PCs, and frame 0 would look like a null address.
+const LOW_RESERVE: u64 = 1 << 20;
+
+/// "The bytes of physical frame N" in the kernel: the direct map.
+#[derive(Clone, Copy)]
+pub struct DirectMap;
+
+// SAFETY: the bootloader maps all physical memory at PAGE_OFFSET with
+// read-write 2 MiB pages, so every frame's bytes are at `PAGE_OFFSET + addr`,
+// contiguous and page aligned, and `ptr_to_pfn` inverts that; frames given to
+// the buddy allocator are usable RAM that nothing else references.
+unsafe impl PhysMem for DirectMap {
+    fn frame_ptr(&self, pfn: Pfn) -> *mut u8 {
+        phys_to_virt(pfn.addr()) as *mut u8
+    }
+
+    fn ptr_to_pfn(&self, ptr: *const u8) -> Pfn {
+        Pfn::from_addr(ptr as u64 - PAGE_OFFSET)
+    }
+}
+
+pub struct PhysicalMemory {
+    pub buddy: BuddyAllocator<'static>,
+    pub slab: SlabHeap,
+}
+
+pub static MEMORY: Mutex<Option<PhysicalMemory>> = Mutex::new(None);
+
+/// Runs `f` on the physical memory state, with interrupts off.
+pub fn with<R>(f: impl FnOnce(&mut PhysicalMemory) -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut guard = MEMORY.lock();
+        f(guard.as_mut().expect("mm::frames::init ran"))
+    })
+}
+
+/// What `init` found and did, for the boot log and `meminfo`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InitReport {
+    pub usable_bytes: u64,
+    pub regions_added: usize,
+    pub meta_bytes: u64,
+    pub managed_pages: u64,
+    pub init_cycles: u64,
+}
+
+pub static INIT_REPORT: spin::Once<InitReport> = spin::Once::new();
+
+fn build_memblock(regions: &[MemoryRegion]) -> MemBlock {
+    let mut memblock = MemBlock::new();
+    for region in regions {
+        if region.kind == MemoryRegionKind::Usable {
+            memblock
+                .add_usable(region.start, region.end)
+                .expect("memblock holds the whole memory map");
+        }
+    }
+    let facts = super::super::boot::facts();
+    let mut reserve = |start: u64, len: u64| {
+        memblock
+            .reserve(start, start + len)
+            .expect("memblock holds the reservations");
+    };
+    reserve(0, LOW_RESERVE);
+    // These are `Bootloader` regions already; reserving them again costs
+    // nothing and guards against a map that says otherwise.
+    reserve(facts.kernel_file.0, facts.kernel_file.1);
+    if let Some((start, len)) = facts.ramdisk {
+        reserve(start, len);
+    }
+    memblock
+}
+
+/// Builds the buddy allocator from the boot memory map.
+pub fn init(regions: &'static [MemoryRegion]) {
+    let start = crate::time::rdtsc();
+    let mut memblock = build_memblock(regions);
+    let usable_bytes = memblock.total_usable();
+    let (lo, hi) = memblock.pfn_span().expect("the machine has usable memory");
+    let frames = hi.0 - lo.0;
+    let meta_bytes = meta_bytes_for(frames) as u64;
+    let meta_phys = memblock
+        .alloc(meta_bytes, PAGE_SIZE)
+        .expect("room for the frame metadata array");
+    // SAFETY: memblock just reserved `meta_bytes` at `meta_phys` for us alone;
+    // the direct map covers it, and the frames stay reserved forever (they are
+    // never added to the buddy allocator below), so the slice may be 'static.
+    let raw = unsafe {
+        core::slice::from_raw_parts_mut(
+            phys_to_virt(meta_phys) as *mut MaybeUninit<PageMeta>,
+            frames as usize,
+        )
+    };
+    let meta: &'static mut [PageMeta] = init_meta_array(raw);
+    let mut buddy = BuddyAllocator::new(meta, lo);
+    let mut regions_added = 0;
+    for range in memblock.free_ranges() {
+        buddy.add_free_range(Pfn::from_addr_up(range.start), Pfn::from_addr(range.end));
+        regions_added += 1;
+    }
+    let init_cycles = crate::time::rdtsc() - start;
+    let report = InitReport {
+        usable_bytes,
+        regions_added,
+        meta_bytes,
+        managed_pages: buddy.managed_pages(),
+        init_cycles,
+    };
+    INIT_REPORT.call_once(|| report);
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        *MEMORY.lock() = Some(PhysicalMemory {
+            buddy,
+            slab: SlabHeap::new(),
+        });
+    });
+    let us = crate::time::cycles_to_us(init_cycles);
+    let gib = usable_bytes as f64 / (1u64 << 30) as f64;
+    log::info!(
+        "buddy: {} MiB free in {} ranges, {} KiB of frame metadata, set up in {}.{:03} ms ({:.2} ms per GiB)",
+        report.managed_pages * PAGE_SIZE >> 20,
+        regions_added,
+        meta_bytes / 1024,
+        us / 1000,
+        us % 1000,
+        us as f64 / 1000.0 / gib
+    );
+}
+
+/// Allocates a block of `2^order` frames owned by `kind`.
+pub fn alloc(order: usize, kind: FrameKind) -> Option<Pfn> {
+    with(|m| {
+        let pfn = m.buddy.alloc(order)?;
+        m.buddy
+            .set_kind(pfn, kind)
+            .expect("a block just allocated can be labelled");
+        Some(pfn)
+    })
+}
+
+/// Like [`alloc`], with the frames zeroed.
+pub fn alloc_zeroed(order: usize, kind: FrameKind) -> Option<Pfn> {
+    with(|m| {
+        let pfn = m.buddy.alloc_zeroed(order, &DirectMap)?;
+        m.buddy
+            .set_kind(pfn, kind)
+            .expect("a block just allocated can be labelled");
+        Some(pfn)
+    })
+}
+
+/// Frees a block; a double free or a block never handed out is refused with
+/// the reason, and nothing changes.
+pub fn free(pfn: Pfn, order: usize) -> Result<(), FreeError> {
+    with(|m| m.buddy.free(pfn, order))
+}
+
+pub fn stats() -> BuddyStats {
+    with(|m| m.buddy.stats())
+}
+
+pub fn free_pages() -> u64 {
+    with(|m| m.buddy.free_pages())
+}

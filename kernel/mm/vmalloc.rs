@@ -1,0 +1,138 @@
+//! The vmalloc area: virtually contiguous kernel memory from scattered
+//! frames, each allocation followed by an unmapped guard gap. Kernel stacks
+//! live here, so running off the bottom of one faults on its guard page
+//! instead of corrupting its neighbour.
+
+use alloc::collections::BTreeMap;
+use mmcore::{FrameKind, Pfn};
+use spin::Mutex;
+use vmcore::PteFlags;
+
+use super::layout::{PAGE_SIZE, VMALLOC_END, VMALLOC_START};
+use super::{frames, pgtable};
+
+/// Virtual ranges not in use, start -> end (first fit, merged on free).
+struct Area {
+    free: BTreeMap<u64, u64>,
+    used_pages: u64,
+}
+
+static AREA: Mutex<Option<Area>> = Mutex::new(None);
+
+pub fn init() {
+    let mut free = BTreeMap::new();
+    free.insert(VMALLOC_START, VMALLOC_END);
+    *AREA.lock() = Some(Area {
+        free,
+        used_pages: 0,
+    });
+}
+
+/// A mapping in the vmalloc area: `pages` mapped pages, with one unmapped
+/// guard page below them.
+#[derive(Debug)]
+pub struct VmArea {
+    /// The guard page (lowest address of the reservation).
+    pub guard: u64,
+    /// First mapped byte.
+    pub start: u64,
+    pub pages: u64,
+}
+
+impl VmArea {
+    pub fn end(&self) -> u64 {
+        self.start + self.pages * PAGE_SIZE
+    }
+}
+
+#[derive(Debug)]
+pub enum VmallocError {
+    NoAddressSpace,
+    OutOfMemory,
+}
+
+fn reserve(bytes: u64) -> Option<u64> {
+    let mut guard = AREA.lock();
+    let area = guard.as_mut()?;
+    let (&start, &end) = area.free.iter().find(|(&s, &e)| e - s >= bytes)?;
+    area.free.remove(&start);
+    if end - start > bytes {
+        area.free.insert(start + bytes, end);
+    }
+    Some(start)
+}
+
+fn release(start: u64, bytes: u64) {
+    let mut guard = AREA.lock();
+    let area = guard.as_mut().expect("vmalloc::init ran");
+    let mut s = start;
+    let mut e = start + bytes;
+    if let Some((&ps, &pe)) = area.free.range(..s).next_back() {
+        if pe == s {
+            area.free.remove(&ps);
+            s = ps;
+        }
+    }
+    if let Some(&ne) = area.free.get(&e) {
+        area.free.remove(&e);
+        e = ne;
+    }
+    area.free.insert(s, e);
+}
+
+/// Maps `pages` fresh zeroed frames, read-write and non-executable, below
+/// which the guard page stays unmapped.
+pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
+    let bytes = (pages + 1) * PAGE_SIZE;
+    let base = x86_64::instructions::interrupts::without_interrupts(|| reserve(bytes))
+        .ok_or(VmallocError::NoAddressSpace)?;
+    let area = VmArea {
+        guard: base,
+        start: base + PAGE_SIZE,
+        pages,
+    };
+    for i in 0..pages {
+        let va = area.start + i * PAGE_SIZE;
+        let mapped = frames::alloc_zeroed(0, FrameKind::Kernel).and_then(|pfn| {
+            let flags = PteFlags::WRITABLE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL;
+            pgtable::with_kernel(|t, m| t.map(m, va, pfn.addr(), flags))
+                .map_err(|_| frames::free(pfn, 0))
+                .ok()
+        });
+        if mapped.is_none() {
+            unmap_pages(area.start, i);
+            x86_64::instructions::interrupts::without_interrupts(|| release(base, bytes));
+            return Err(VmallocError::OutOfMemory);
+        }
+    }
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        AREA.lock().as_mut().expect("init ran").used_pages += pages
+    });
+    Ok(area)
+}
+
+fn unmap_pages(start: u64, pages: u64) {
+    for i in 0..pages {
+        let va = start + i * PAGE_SIZE;
+        if let Some(pte) = pgtable::with_kernel(|t, m| t.unmap(m, va)) {
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+            frames::free(Pfn::from_addr(pte.addr()), 0).expect("vmalloc frame");
+        }
+    }
+}
+
+/// Unmaps and frees an area (and makes its addresses reusable).
+pub fn free(area: VmArea) {
+    unmap_pages(area.start, area.pages);
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        AREA.lock().as_mut().expect("init ran").used_pages -= area.pages;
+        release(area.guard, (area.pages + 1) * PAGE_SIZE)
+    });
+}
+
+/// Pages mapped in the vmalloc area (`VmallocUsed`).
+pub fn used_pages() -> u64 {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        AREA.lock().as_ref().map_or(0, |a| a.used_pages)
+    })
+}

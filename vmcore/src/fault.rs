@@ -1,0 +1,327 @@
+//! Page-fault and copy-on-write decisions, as pure functions.
+//!
+//! The kernel's #PF handler gathers the facts (the access, the region from
+//! [`VmaSet::find_for_fault`](crate::vma::VmaSet::find_for_fault), the
+//! current leaf and what its frame is) and [`decide`] says what to do, the
+//! way Linux's `handle_mm_fault` → `do_anonymous_page` / `do_fault` /
+//! `do_wp_page` chooses. The kernel then performs the action (allocate,
+//! copy, read the file, map with [`leaf_flags`]) and returns to retry the
+//! access. [`fork_pte`] and [`protect_pte`] are the matching rules for
+//! `fork` and `mprotect`.
+//!
+//! The rule that ties them together: in a private region, a leaf *without*
+//! [`PteFlags::COW`] maps a frame this address space owns exclusively; a
+//! leaf *with* it maps a frame that may be shared (after fork, the zero
+//! page, a page-cache page) and must be copied — or, for an anonymous frame
+//! whose last other user went away, reused — before it is written.
+
+use core::fmt;
+
+use crate::paging::{Pte, PteFlags};
+use crate::vma::{Prot, Sharing, Vma, VmaKind};
+use crate::{page_down, USER_END};
+
+/// The kind of access that faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultAccess {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Execute,
+}
+
+impl FaultAccess {
+    /// Decodes the x86 #PF error code: bit 1 = write, bit 4 = instruction
+    /// fetch.
+    pub const fn from_error_code(code: u64) -> FaultAccess {
+        if code & (1 << 4) != 0 {
+            FaultAccess::Execute
+        } else if code & (1 << 1) != 0 {
+            FaultAccess::Write
+        } else {
+            FaultAccess::Read
+        }
+    }
+
+    fn needs(self) -> Prot {
+        match self {
+            FaultAccess::Read => Prot::READ,
+            FaultAccess::Write => Prot::WRITE,
+            FaultAccess::Execute => Prot::EXEC,
+        }
+    }
+}
+
+/// Which privilege level made the access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultMode {
+    /// CPL 3.
+    User,
+    /// CPL 0, e.g. `copy_to_user`.
+    Kernel,
+}
+
+impl FaultMode {
+    /// Decodes bit 2 (U/S) of the x86 #PF error code.
+    pub const fn from_error_code(code: u64) -> FaultMode {
+        if code & (1 << 2) != 0 {
+            FaultMode::User
+        } else {
+            FaultMode::Kernel
+        }
+    }
+}
+
+/// What the frame behind a present leaf is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FrameUse {
+    /// The shared all-zero page (never written).
+    ZeroPage,
+    /// An anonymous frame mapped by `refs` leaves in all address spaces.
+    Anon {
+        /// Number of leaves referencing the frame.
+        refs: u32,
+    },
+    /// A page-cache frame of a file: a private write always copies it.
+    PageCache,
+}
+
+/// The present leaf at the faulting address, if there is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresentPage {
+    /// The leaf entry.
+    pub pte: Pte,
+    /// What its frame is.
+    pub frame: FrameUse,
+}
+
+/// Everything [`decide`] looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault<'a> {
+    /// The faulting address (CR2).
+    pub addr: u64,
+    /// The kind of access.
+    pub access: FaultAccess,
+    /// Who made it.
+    pub mode: FaultMode,
+    /// The region from `VmaSet::find_for_fault(addr)`: the one containing
+    /// `addr`, or a grows-down stack just above it.
+    pub vma: Option<&'a Vma>,
+    /// The current leaf, if present.
+    pub page: Option<PresentPage>,
+}
+
+/// Why an access is refused: the process gets SIGSEGV (or the kernel's
+/// user-copy gets `EFAULT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SegvReason {
+    /// No region covers the address.
+    NoRegion,
+    /// Write to a region without `PROT_WRITE`.
+    WriteToReadOnly,
+    /// Instruction fetch from a region without `PROT_EXEC` (or, in kernel
+    /// mode, from any user page: SMEP).
+    ExecNonExec,
+    /// Read of a region without `PROT_READ`.
+    ReadNonReadable,
+}
+
+impl fmt::Display for SegvReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SegvReason::NoRegion => "no mapping",
+            SegvReason::WriteToReadOnly => "write to read-only region",
+            SegvReason::ExecNonExec => "execute of non-executable region",
+            SegvReason::ReadNonReadable => "read of non-readable region",
+        })
+    }
+}
+
+/// What the fault handler should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultAction {
+    /// First read of a private anonymous page: map the shared zero page
+    /// read-only (and COW).
+    MapZeroPage,
+    /// Allocate a zeroed frame and map it: first write of an anonymous page,
+    /// a write to a zero-page mapping, or any first touch of a shared
+    /// anonymous page.
+    MapNewZeroed,
+    /// First touch of a file page: find the page-cache frame for
+    /// `(file, offset)`. If `private_copy` (a write to a private mapping),
+    /// copy it into a new anonymous frame and map that writable; otherwise
+    /// map the page-cache frame itself (read-only + COW when private).
+    FillFromFile {
+        /// The file id from the region.
+        file: u32,
+        /// Page-aligned byte offset in the file.
+        offset: u64,
+        /// Copy into a private frame instead of mapping the cache frame.
+        private_copy: bool,
+    },
+    /// Write to a shared-COW frame: copy it into a new frame, map that
+    /// writable, drop one reference to the old frame.
+    CopyOnWrite,
+    /// Write to a COW (or stale read-only) leaf whose frame is no longer
+    /// shared, or to a shared mapping: set WRITABLE in place.
+    ReuseWritable,
+    /// The address is just below a grows-down stack: call
+    /// `VmaSet::grow_down` and retry.
+    GrowStack,
+    /// The leaf is less permissive than the region for a read or execute
+    /// (a missed `mprotect` update): rewrite it with [`protect_pte`].
+    RefreshPte,
+    /// The leaf already allows the access (another CPU fixed it, or a
+    /// stale TLB entry): flush the TLB entry and retry.
+    Spurious,
+    /// Refuse the access.
+    Segv(SegvReason),
+}
+
+/// Decides what a page fault needs.
+pub fn decide(fault: &Fault<'_>) -> FaultAction {
+    let Some(vma) = fault.vma else {
+        return FaultAction::Segv(SegvReason::NoRegion);
+    };
+    let addr = fault.addr;
+    if addr >= USER_END || addr >= vma.end || (addr < vma.start && !vma.flags.grows_down) {
+        return FaultAction::Segv(SegvReason::NoRegion);
+    }
+    if fault.access == FaultAccess::Execute && fault.mode == FaultMode::Kernel {
+        return FaultAction::Segv(SegvReason::ExecNonExec);
+    }
+    if !vma.prot.contains(fault.access.needs()) {
+        return FaultAction::Segv(match fault.access {
+            FaultAccess::Read => SegvReason::ReadNonReadable,
+            FaultAccess::Write => SegvReason::WriteToReadOnly,
+            FaultAccess::Execute => SegvReason::ExecNonExec,
+        });
+    }
+    if addr < vma.start {
+        return FaultAction::GrowStack;
+    }
+    let write = fault.access == FaultAccess::Write;
+    let page = match fault.page {
+        Some(page) if page.pte.is_present() => page,
+        _ => return first_touch(vma, addr, write),
+    };
+    let pte = page.pte;
+    let allowed = match fault.access {
+        FaultAccess::Read => fault.mode == FaultMode::Kernel || pte.has(PteFlags::USER),
+        FaultAccess::Write => {
+            pte.is_writable() && (fault.mode == FaultMode::Kernel || pte.has(PteFlags::USER))
+        }
+        FaultAccess::Execute => !pte.has(PteFlags::NO_EXECUTE) && pte.has(PteFlags::USER),
+    };
+    if allowed {
+        return FaultAction::Spurious;
+    }
+    if !write || !pte.has(PteFlags::USER) {
+        return FaultAction::RefreshPte;
+    }
+    if vma.sharing == Sharing::Shared {
+        return FaultAction::ReuseWritable;
+    }
+    match page.frame {
+        FrameUse::ZeroPage => FaultAction::MapNewZeroed,
+        FrameUse::PageCache => FaultAction::CopyOnWrite,
+        FrameUse::Anon { refs } if refs > 1 => FaultAction::CopyOnWrite,
+        FrameUse::Anon { .. } => FaultAction::ReuseWritable,
+    }
+}
+
+/// No leaf yet: demand-zero or file fill.
+fn first_touch(vma: &Vma, addr: u64, write: bool) -> FaultAction {
+    match (vma.kind, vma.sharing) {
+        (VmaKind::Anonymous, Sharing::Private) if !write => FaultAction::MapZeroPage,
+        (VmaKind::Anonymous, _) => FaultAction::MapNewZeroed,
+        (VmaKind::File { file, offset }, sharing) => FaultAction::FillFromFile {
+            file,
+            offset: offset + (page_down(addr) - vma.start),
+            private_copy: write && sharing == Sharing::Private,
+        },
+    }
+}
+
+/// Leaf flags from a region's protection: present, user, NX unless
+/// executable, writable if `writable` (PROT_NONE: not user-accessible).
+fn base_flags(vma: &Vma, writable: bool) -> PteFlags {
+    let mut flags = PteFlags::PRESENT;
+    if !vma.prot.is_empty() {
+        flags |= PteFlags::USER;
+    }
+    if !vma.prot.contains(Prot::EXEC) {
+        flags |= PteFlags::NO_EXECUTE;
+    }
+    if writable && vma.prot.contains(Prot::WRITE) {
+        flags |= PteFlags::WRITABLE;
+    }
+    flags
+}
+
+/// The flags for the leaf an action installs (with the new or reused
+/// frame's address), or `None` for actions that install none.
+pub fn leaf_flags(vma: &Vma, action: &FaultAction) -> Option<PteFlags> {
+    let shared = vma.sharing == Sharing::Shared;
+    Some(match action {
+        FaultAction::MapZeroPage => base_flags(vma, false) | PteFlags::COW,
+        FaultAction::MapNewZeroed
+        | FaultAction::CopyOnWrite
+        | FaultAction::ReuseWritable
+        | FaultAction::FillFromFile {
+            private_copy: true, ..
+        } => base_flags(vma, true),
+        FaultAction::FillFromFile {
+            private_copy: false,
+            ..
+        } if shared => base_flags(vma, true),
+        FaultAction::FillFromFile {
+            private_copy: false,
+            ..
+        } => base_flags(vma, false) | PteFlags::COW,
+        FaultAction::GrowStack
+        | FaultAction::RefreshPte
+        | FaultAction::Spurious
+        | FaultAction::Segv(_) => return None,
+    })
+}
+
+/// How `fork` copies one present leaf: `(parent, child, shares_frame)`.
+///
+/// Shared regions keep the same (writable) leaf in both. Private regions
+/// get a read-only COW leaf in both, whether or not the region is writable
+/// now, so that a later `mprotect(PROT_WRITE)` cannot hand out write access
+/// to the shared frame (see [`protect_pte`]). `shares_frame` says the child
+/// now references the frame too (the caller increments its count, except
+/// for the zero page). A non-present entry is not copied.
+pub fn fork_pte(vma: &Vma, pte: Pte) -> (Pte, Pte, bool) {
+    if !pte.is_present() {
+        return (pte, Pte::EMPTY, false);
+    }
+    match vma.sharing {
+        Sharing::Shared => (pte, pte, true),
+        Sharing::Private => {
+            let cow = pte.without(PteFlags::WRITABLE).with(PteFlags::COW);
+            (cow, cow, true)
+        }
+    }
+}
+
+/// How `mprotect` rewrites a present leaf of `vma` (which already has its
+/// new protection): NX and user access follow the region; WRITABLE is
+/// granted only where no copy is needed first (shared regions, or private
+/// leaves without the COW bit); the address, COW and A/D bits are kept.
+pub fn protect_pte(vma: &Vma, pte: Pte) -> Pte {
+    if !pte.is_present() {
+        return pte;
+    }
+    let may_write = vma.sharing == Sharing::Shared || !pte.is_cow();
+    let keep =
+        pte.flags() & (PteFlags::COW | PteFlags::ACCESSED | PteFlags::DIRTY | PteFlags::GLOBAL);
+    Pte::new(pte.addr(), base_flags(vma, may_write) | keep)
+}
+
+#[cfg(test)]
+mod tests;

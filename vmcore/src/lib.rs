@@ -1,0 +1,63 @@
+//! Ferrite's virtual-memory core: the parts of virtual memory that are pure
+//! decisions and bookkeeping, so they can be tested on the host.
+//!
+//! - [`vma`]: the per-process set of virtual memory areas (what *should* be
+//!   mapped, with which protection and backing), like Linux's
+//!   `vm_area_struct`s in their maple tree.
+//! - [`paging`]: x86_64 4-level page tables (what *is* mapped), reached
+//!   through the [`paging::TableMemory`] trait, with a range walker in the
+//!   spirit of Linux's `walk_page_range`.
+//! - [`fault`]: what to do about a page fault (demand zero, file fill,
+//!   copy-on-write, stack growth or SIGSEGV), and how fork and mprotect
+//!   rewrite leaf entries.
+//!
+//! The kernel supplies the physical side (frames, the direct map, reference
+//! counts); everything here only decides and records.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(test, feature = "host"))]
+extern crate std;
+
+pub mod fault;
+#[cfg(any(test, feature = "host"))]
+pub mod host;
+pub mod paging;
+pub mod vma;
+
+pub use fault::{FaultAccess, FaultAction, SegvReason};
+pub use paging::{Level, MapError, PageTables, Pte, PteFlags, TableMemory};
+pub use vma::{Prot, Sharing, VmError, Vma, VmaKind, VmaSet};
+
+/// Size of a base page (and of a page table).
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Exclusive end of the user (lower) half of the canonical address space.
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
+/// Rounds `addr` down to a page boundary.
+pub const fn page_down(addr: u64) -> u64 {
+    addr & !(PAGE_SIZE - 1)
+}
+
+/// Rounds `addr` up to a page boundary, or `None` if that overflows.
+pub const fn page_up(addr: u64) -> Option<u64> {
+    match addr.checked_add(PAGE_SIZE - 1) {
+        Some(a) => Some(page_down(a)),
+        None => None,
+    }
+}
+
+/// True if `addr` is a multiple of [`PAGE_SIZE`].
+pub const fn is_page_aligned(addr: u64) -> bool {
+    addr & (PAGE_SIZE - 1) == 0
+}
+
+/// True if `va` is canonical for 48-bit virtual addresses (bits 63..47 all
+/// equal), i.e. the CPU would not raise #GP for using it.
+pub const fn is_canonical(va: u64) -> bool {
+    let top = va >> 47;
+    top == 0 || top == 0x1_ffff
+}

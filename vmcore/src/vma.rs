@@ -1,0 +1,720 @@
+//! Virtual memory areas: the per-process record of which address ranges are
+//! valid, with what protection and backing.
+//!
+//! This is Ferrite's `vm_area_struct` + maple tree: a [`VmaSet`] keeps
+//! non-overlapping, page-aligned [`Vma`]s ordered by start address in a
+//! `BTreeMap`, so finding the region for a faulting address is O(log n).
+//! The page tables are only a cache of what the regions allow; the fault
+//! handler consults this set to decide what a missing page should be.
+//!
+//! Every operation leaves the set *fully merged*: no two adjacent regions
+//! could be combined into one (same protection, sharing, flags and backing,
+//! with contiguous file offsets). That keeps the set small after many
+//! `mprotect`s that undo each other, and makes "equal sets" mean "equal
+//! layouts", which the tests rely on.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::{BitAnd, BitOr, BitOrAssign, Not};
+
+use crate::{is_page_aligned, page_down, page_up, PAGE_SIZE, USER_END};
+
+/// Access permissions of a region (`PROT_READ | PROT_WRITE | PROT_EXEC`).
+///
+/// x86_64 cannot express write-only or execute-only pages: a present user
+/// page is always readable. The fault logic still checks `READ` against the
+/// region, so a read of a `WRITE`-only region that is not yet mapped fails.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Prot(u8);
+
+impl Prot {
+    /// No access (`PROT_NONE`): the range is reserved but any touch faults.
+    pub const NONE: Prot = Prot(0);
+    /// Readable.
+    pub const READ: Prot = Prot(1);
+    /// Writable.
+    pub const WRITE: Prot = Prot(2);
+    /// Executable.
+    pub const EXEC: Prot = Prot(4);
+    /// Read + write, the common data protection.
+    pub const RW: Prot = Prot(3);
+    /// Read + execute, the common text protection.
+    pub const RX: Prot = Prot(5);
+
+    /// The raw bits (READ = 1, WRITE = 2, EXEC = 4, as in Linux's `PROT_*`).
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Builds a `Prot` from raw bits, dropping unknown ones.
+    pub const fn from_bits_truncate(bits: u8) -> Prot {
+        Prot(bits & 7)
+    }
+
+    /// True if every permission in `other` is in `self`.
+    pub const fn contains(self, other: Prot) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// True if no permission is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl BitOr for Prot {
+    type Output = Prot;
+    fn bitor(self, rhs: Prot) -> Prot {
+        Prot(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for Prot {
+    fn bitor_assign(&mut self, rhs: Prot) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl BitAnd for Prot {
+    type Output = Prot;
+    fn bitand(self, rhs: Prot) -> Prot {
+        Prot(self.0 & rhs.0)
+    }
+}
+
+impl Not for Prot {
+    type Output = Prot;
+    fn not(self) -> Prot {
+        Prot(!self.0 & 7)
+    }
+}
+
+impl fmt::Display for Prot {
+    /// `rwx`-style, as in `/proc/PID/maps`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = |p: Prot, ch: char| if self.contains(p) { ch } else { '-' };
+        write!(
+            f,
+            "{}{}{}",
+            c(Prot::READ, 'r'),
+            c(Prot::WRITE, 'w'),
+            c(Prot::EXEC, 'x')
+        )
+    }
+}
+
+impl fmt::Debug for Prot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Prot({self})")
+    }
+}
+
+/// What backs a region's pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VmaKind {
+    /// Demand-zero memory.
+    Anonymous,
+    /// Pages of a file (or of a shared-memory object the kernel names by an
+    /// id; shared anonymous memory should be one of these so that all
+    /// sharers find the same frames, as Linux does with shmem).
+    File {
+        /// Opaque file id chosen by the kernel.
+        file: u32,
+        /// Byte offset in the file of the region's first page.
+        offset: u64,
+    },
+}
+
+impl VmaKind {
+    /// The same backing, `by` bytes further into the region.
+    fn advanced(self, by: u64) -> VmaKind {
+        match self {
+            VmaKind::Anonymous => VmaKind::Anonymous,
+            VmaKind::File { file, offset } => VmaKind::File {
+                file,
+                offset: offset + by,
+            },
+        }
+    }
+}
+
+/// Whether writes are private to the process (copy-on-write) or shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sharing {
+    /// `MAP_PRIVATE`: writes go to private copies; fork shares pages COW.
+    Private,
+    /// `MAP_SHARED`: writes are seen by every mapping of the same pages.
+    Shared,
+}
+
+/// What a region is for; only used for display (pmap, fault reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum VmaTag {
+    /// The brk heap.
+    Heap,
+    /// A thread's stack.
+    Stack,
+    /// A segment of the program image.
+    Image,
+    /// An `mmap` region.
+    Mmap,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+impl VmaTag {
+    /// Short name as pmap prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            VmaTag::Heap => "[heap]",
+            VmaTag::Stack => "[stack]",
+            VmaTag::Image => "[image]",
+            VmaTag::Mmap => "[mmap]",
+            VmaTag::Other => "",
+        }
+    }
+}
+
+/// Region flags other than protection and backing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct VmaFlags {
+    /// A stack that may grow downwards on a fault just below it
+    /// ([`VmaSet::grow_down`]), like Linux's `VM_GROWSDOWN`.
+    pub grows_down: bool,
+    /// What the region is for.
+    pub tag: VmaTag,
+}
+
+/// One virtual memory area: the page-aligned range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Vma {
+    /// First byte (page aligned).
+    pub start: u64,
+    /// One past the last byte (page aligned, > `start`).
+    pub end: u64,
+    /// Access permissions.
+    pub prot: Prot,
+    /// Private (COW) or shared.
+    pub sharing: Sharing,
+    /// Backing store.
+    pub kind: VmaKind,
+    /// Stack growth and display tag.
+    pub flags: VmaFlags,
+}
+
+impl Vma {
+    /// A private anonymous region tagged [`VmaTag::Mmap`].
+    pub const fn anonymous(start: u64, end: u64, prot: Prot) -> Vma {
+        Vma {
+            start,
+            end,
+            prot,
+            sharing: Sharing::Private,
+            kind: VmaKind::Anonymous,
+            flags: VmaFlags {
+                grows_down: false,
+                tag: VmaTag::Mmap,
+            },
+        }
+    }
+
+    /// Length in bytes.
+    pub const fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Never true for a region in a [`VmaSet`]; here for API completeness.
+    pub const fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// Number of pages.
+    pub const fn pages(&self) -> u64 {
+        self.len() / PAGE_SIZE
+    }
+
+    /// True if `addr` is inside the region.
+    pub const fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+
+    /// For a file-backed region, the file and page-aligned byte offset that
+    /// backs the page containing `addr`.
+    pub fn file_page(&self, addr: u64) -> Option<(u32, u64)> {
+        match self.kind {
+            VmaKind::File { file, offset } if self.contains(addr) => {
+                Some((file, offset + (page_down(addr) - self.start)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The part `[start, end)` of this region (which must lie inside it),
+    /// with the file offset adjusted.
+    fn slice(&self, start: u64, end: u64) -> Vma {
+        debug_assert!(self.start <= start && start < end && end <= self.end);
+        Vma {
+            start,
+            end,
+            kind: self.kind.advanced(start - self.start),
+            ..*self
+        }
+    }
+
+    /// True if `next` starts where `self` ends and one region could describe
+    /// both.
+    fn can_merge_with(&self, next: &Vma) -> bool {
+        let backing = match (self.kind, next.kind) {
+            (VmaKind::Anonymous, VmaKind::Anonymous) => true,
+            (
+                VmaKind::File {
+                    file: a,
+                    offset: oa,
+                },
+                VmaKind::File {
+                    file: b,
+                    offset: ob,
+                },
+            ) => a == b && oa.checked_add(self.len()) == Some(ob),
+            _ => false,
+        };
+        self.end == next.start
+            && backing
+            && self.prot == next.prot
+            && self.sharing == next.sharing
+            && self.flags == next.flags
+    }
+}
+
+impl fmt::Display for Vma {
+    /// One `/proc/PID/maps`-like line: `start-end rwxp offset backing tag`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let share = match self.sharing {
+            Sharing::Private => 'p',
+            Sharing::Shared => 's',
+        };
+        write!(
+            f,
+            "{:016x}-{:016x} {}{} ",
+            self.start, self.end, self.prot, share
+        )?;
+        match self.kind {
+            VmaKind::Anonymous => write!(f, "{:08x} anon", 0)?,
+            VmaKind::File { file, offset } => write!(f, "{offset:08x} file#{file}")?,
+        }
+        if self.flags.grows_down {
+            f.write_str(" growsdown")?;
+        }
+        let tag = self.flags.tag.name();
+        if !tag.is_empty() {
+            write!(f, " {tag}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a region operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmError {
+    /// An address or length is not a multiple of the page size.
+    Unaligned {
+        /// Requested start.
+        start: u64,
+        /// Requested end.
+        end: u64,
+    },
+    /// `end <= start`.
+    EmptyRange {
+        /// Requested start.
+        start: u64,
+        /// Requested end.
+        end: u64,
+    },
+    /// The range reaches past the user half of the address space.
+    OutOfRange {
+        /// Requested end.
+        end: u64,
+    },
+    /// The range overlaps an existing region (plain [`VmaSet::map`]).
+    Overlap {
+        /// The existing region's start.
+        start: u64,
+        /// The existing region's end.
+        end: u64,
+    },
+    /// Part of the range has no region (`mprotect` returns `ENOMEM`).
+    NotMapped {
+        /// First unmapped address.
+        addr: u64,
+    },
+    /// A file offset is unaligned or would overflow.
+    BadOffset {
+        /// The offending offset.
+        offset: u64,
+    },
+    /// [`VmaSet::grow_down`]: the region above the address is not a stack.
+    NotGrowable {
+        /// The faulting address.
+        addr: u64,
+    },
+    /// [`VmaSet::grow_down`]: growing would pass the caller's limit.
+    StackLimit {
+        /// The faulting address.
+        addr: u64,
+        /// The lowest address the stack may reach.
+        limit: u64,
+    },
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            VmError::Unaligned { start, end } => {
+                write!(f, "range {start:#x}..{end:#x} is not page aligned")
+            }
+            VmError::EmptyRange { start, end } => write!(f, "range {start:#x}..{end:#x} is empty"),
+            VmError::OutOfRange { end } => {
+                write!(
+                    f,
+                    "range end {end:#x} is beyond the user address space ({USER_END:#x})"
+                )
+            }
+            VmError::Overlap { start, end } => {
+                write!(f, "range overlaps the existing region {start:#x}..{end:#x}")
+            }
+            VmError::NotMapped { addr } => write!(f, "address {addr:#x} is not mapped"),
+            VmError::BadOffset { offset } => {
+                write!(f, "file offset {offset:#x} is unaligned or overflows")
+            }
+            VmError::NotGrowable { addr } => {
+                write!(f, "no growable stack region just above {addr:#x}")
+            }
+            VmError::StackLimit { addr, limit } => {
+                write!(f, "stack growth to {addr:#x} passes the limit {limit:#x}")
+            }
+        }
+    }
+}
+
+/// Checks a `[start, end)` range that an operation is about to apply to.
+fn check_range(start: u64, end: u64) -> Result<(), VmError> {
+    if !is_page_aligned(start) || !is_page_aligned(end) {
+        return Err(VmError::Unaligned { start, end });
+    }
+    if end <= start {
+        return Err(VmError::EmptyRange { start, end });
+    }
+    if end > USER_END {
+        return Err(VmError::OutOfRange { end });
+    }
+    Ok(())
+}
+
+fn check_vma(vma: &Vma) -> Result<(), VmError> {
+    check_range(vma.start, vma.end)?;
+    if let VmaKind::File { offset, .. } = vma.kind {
+        if !is_page_aligned(offset) || offset.checked_add(vma.len()).is_none() {
+            return Err(VmError::BadOffset { offset });
+        }
+    }
+    Ok(())
+}
+
+/// The regions of one address space, ordered by start address.
+///
+/// Cloning is what `fork` does to the region list: regions are plain values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmaSet {
+    regions: BTreeMap<u64, Vma>,
+}
+
+impl VmaSet {
+    /// An empty address space.
+    pub const fn new() -> VmaSet {
+        VmaSet {
+            regions: BTreeMap::new(),
+        }
+    }
+
+    /// Number of regions.
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// True if no region is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    /// All regions in address order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> + '_ {
+        self.regions.values()
+    }
+
+    /// Total mapped bytes (Linux's `total_vm`, in bytes).
+    pub fn total_bytes(&self) -> u64 {
+        self.iter().map(Vma::len).sum()
+    }
+
+    /// The region containing `addr`, in O(log n).
+    pub fn find(&self, addr: u64) -> Option<&Vma> {
+        let (_, vma) = self.regions.range(..=addr).next_back()?;
+        vma.contains(addr).then_some(vma)
+    }
+
+    /// The region the fault handler should look at for `addr`: the one
+    /// containing it, else the first region above it if that is a stack
+    /// that may grow down to it (the fault logic then answers `GrowStack`).
+    pub fn find_for_fault(&self, addr: u64) -> Option<&Vma> {
+        self.find(addr).or_else(|| {
+            let (_, above) = self.regions.range(addr..).next()?;
+            above.flags.grows_down.then_some(above)
+        })
+    }
+
+    /// Regions that overlap `[start, end)`, in address order.
+    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> + '_ {
+        // The region containing `start` (if any) starts below it.
+        let from = match self.regions.range(..start).next_back() {
+            Some((&key, vma)) if vma.end > start => key,
+            _ => start,
+        };
+        let to = end.max(from);
+        self.regions
+            .range(from..to)
+            .map(|(_, vma)| vma)
+            .filter(move |v| v.end > start)
+    }
+
+    /// True if nothing is mapped anywhere in `[start, end)`.
+    pub fn is_free(&self, start: u64, end: u64) -> bool {
+        self.overlapping(start, end).next().is_none()
+    }
+
+    /// Adds a region where nothing is mapped yet (merging it with compatible
+    /// neighbours). Fails on overlap or a malformed range.
+    pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
+        check_vma(&vma)?;
+        if let Some(old) = self.overlapping(vma.start, vma.end).next() {
+            return Err(VmError::Overlap {
+                start: old.start,
+                end: old.end,
+            });
+        }
+        self.regions.insert(vma.start, vma);
+        self.merge_around(vma.start, vma.end);
+        Ok(())
+    }
+
+    /// Adds a region, first removing whatever overlapped it (`MAP_FIXED`).
+    /// Returns the removed ranges so the caller can unmap their pages.
+    pub fn map_fixed(&mut self, vma: Vma) -> Result<Vec<(u64, u64)>, VmError> {
+        check_vma(&vma)?;
+        let removed = self.remove_range(vma.start, vma.end);
+        self.regions.insert(vma.start, vma);
+        self.merge_around(vma.start, vma.end);
+        Ok(removed)
+    }
+
+    /// Removes `[start, end)` (`munmap`), splitting regions that are only
+    /// partly covered. Returns the ranges that were actually mapped, in
+    /// order; unmapping a hole is not an error.
+    pub fn unmap(&mut self, start: u64, end: u64) -> Result<Vec<(u64, u64)>, VmError> {
+        check_range(start, end)?;
+        Ok(self.remove_range(start, end))
+    }
+
+    /// Changes the protection of `[start, end)` (`mprotect`), splitting at
+    /// the edges and re-merging. The whole range must be mapped (Linux
+    /// returns `ENOMEM` otherwise) and nothing changes if it is not.
+    /// Returns the affected ranges in order (one per original region piece)
+    /// so the caller can rewrite their page-table entries.
+    pub fn protect(
+        &mut self,
+        start: u64,
+        end: u64,
+        prot: Prot,
+    ) -> Result<Vec<(u64, u64)>, VmError> {
+        check_range(start, end)?;
+        let mut cursor = start;
+        for vma in self.overlapping(start, end) {
+            if vma.start > cursor {
+                return Err(VmError::NotMapped { addr: cursor });
+            }
+            cursor = vma.end;
+        }
+        if cursor < end {
+            return Err(VmError::NotMapped { addr: cursor });
+        }
+
+        let keys: Vec<u64> = self.overlapping(start, end).map(|v| v.start).collect();
+        let mut changed = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(vma) = self.regions.remove(&key) else {
+                continue;
+            };
+            let (lo, hi) = (vma.start.max(start), vma.end.min(end));
+            if vma.start < lo {
+                self.regions.insert(vma.start, vma.slice(vma.start, lo));
+            }
+            if hi < vma.end {
+                self.regions.insert(hi, vma.slice(hi, vma.end));
+            }
+            self.regions.insert(
+                lo,
+                Vma {
+                    prot,
+                    ..vma.slice(lo, hi)
+                },
+            );
+            changed.push((lo, hi));
+        }
+        self.merge_around(start, end);
+        Ok(changed)
+    }
+
+    /// Finds a free, page-aligned range of `len` bytes inside `[lo, hi)`.
+    ///
+    /// `hint` is used if that range is free (like `mmap` without
+    /// `MAP_FIXED`); otherwise the highest fitting gap is chosen, as Linux's
+    /// top-down mmap layout does, so mappings pack below the stack and leave
+    /// the space above the heap for `brk`.
+    pub fn find_free(&self, len: u64, hint: Option<u64>, lo: u64, hi: u64) -> Option<u64> {
+        let len = page_up(len)?;
+        let lo = page_up(lo)?;
+        let hi = page_down(hi.min(USER_END));
+        if len == 0 || hi < lo || hi - lo < len {
+            return None;
+        }
+        if let Some(h) = hint {
+            if is_page_aligned(h) && h >= lo && h <= hi - len && self.is_free(h, h + len) {
+                return Some(h);
+            }
+        }
+        let mut gap_end = hi;
+        for vma in self.regions.range(..hi).map(|(_, v)| v).rev() {
+            let gap_start = vma.end.max(lo);
+            if gap_end > gap_start && gap_end - gap_start >= len {
+                return Some(gap_end - len);
+            }
+            gap_end = gap_end.min(vma.start);
+            if gap_end <= lo {
+                return None;
+            }
+        }
+        (gap_end - lo >= len).then(|| gap_end - len)
+    }
+
+    /// Extends the stack region just above `addr` down to cover it.
+    ///
+    /// `limit` is the lowest address the stack may start at; the caller
+    /// derives it from the stack size limit and any guard gap it wants.
+    /// Returns the newly covered range (empty if `addr` is already mapped).
+    pub fn grow_down(&mut self, addr: u64, limit: u64) -> Result<(u64, u64), VmError> {
+        let new_start = page_down(addr);
+        if self.find(addr).is_some() {
+            return Ok((new_start, new_start));
+        }
+        let (&key, stack) = self
+            .regions
+            .range(addr..)
+            .next()
+            .ok_or(VmError::NotGrowable { addr })?;
+        if !stack.flags.grows_down {
+            return Err(VmError::NotGrowable { addr });
+        }
+        if new_start < limit {
+            return Err(VmError::StackLimit { addr, limit });
+        }
+        if let Some((_, below)) = self.regions.range(..new_start).next_back() {
+            if below.end > new_start {
+                return Err(VmError::Overlap {
+                    start: below.start,
+                    end: below.end,
+                });
+            }
+        }
+        let delta = key - new_start;
+        let kind = match stack.kind {
+            VmaKind::Anonymous => VmaKind::Anonymous,
+            VmaKind::File { file, offset } => VmaKind::File {
+                file,
+                offset: offset
+                    .checked_sub(delta)
+                    .ok_or(VmError::BadOffset { offset })?,
+            },
+        };
+        let grown = Vma {
+            start: new_start,
+            kind,
+            ..*stack
+        };
+        self.regions.remove(&key);
+        self.regions.insert(new_start, grown);
+        self.merge_around(new_start, new_start);
+        Ok((new_start, key))
+    }
+
+    /// Removes `[start, end)` without validation; returns what was mapped.
+    fn remove_range(&mut self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let keys: Vec<u64> = self.overlapping(start, end).map(|v| v.start).collect();
+        let mut removed = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(vma) = self.regions.remove(&key) else {
+                continue;
+            };
+            let (lo, hi) = (vma.start.max(start), vma.end.min(end));
+            if vma.start < lo {
+                self.regions.insert(vma.start, vma.slice(vma.start, lo));
+            }
+            if hi < vma.end {
+                self.regions.insert(hi, vma.slice(hi, vma.end));
+            }
+            removed.push((lo, hi));
+        }
+        // Pieces keep their neighbours, which did not merge with the whole
+        // region before, so the set is still fully merged.
+        removed
+    }
+
+    /// Merges every mergeable pair whose shared boundary lies in `[start, end]`.
+    fn merge_around(&mut self, start: u64, end: u64) {
+        let first = match self.regions.range(..start).next_back() {
+            Some((&key, _)) => key,
+            None => start,
+        };
+        let keys: Vec<u64> = self.regions.range(first..=end).map(|(&k, _)| k).collect();
+        let Some((&head, rest)) = keys.split_first() else {
+            return;
+        };
+        let mut cur = head;
+        for &next in rest {
+            let mergeable = match (self.regions.get(&cur), self.regions.get(&next)) {
+                (Some(a), Some(b)) => a.can_merge_with(b),
+                _ => false,
+            };
+            if mergeable {
+                if let Some(b) = self.regions.remove(&next) {
+                    if let Some(a) = self.regions.get_mut(&cur) {
+                        a.end = b.end;
+                    }
+                }
+            } else {
+                cur = next;
+            }
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a VmaSet {
+    type Item = &'a Vma;
+    type IntoIter = alloc::collections::btree_map::Values<'a, u64, Vma>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.regions.values()
+    }
+}
+
+#[cfg(test)]
+mod tests;

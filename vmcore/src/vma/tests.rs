@@ -1,0 +1,297 @@
+use super::*;
+use alloc::format;
+use alloc::string::ToString;
+use alloc::vec;
+
+const P: u64 = PAGE_SIZE;
+
+fn anon(start: u64, end: u64, prot: Prot) -> Vma {
+    Vma::anonymous(start * P, end * P, prot)
+}
+
+fn file(start: u64, end: u64, id: u32, offset_pages: u64) -> Vma {
+    Vma {
+        kind: VmaKind::File {
+            file: id,
+            offset: offset_pages * P,
+        },
+        ..anon(start, end, Prot::READ)
+    }
+}
+
+fn ranges(set: &VmaSet) -> Vec<(u64, u64)> {
+    set.iter().map(|v| (v.start / P, v.end / P)).collect()
+}
+
+#[test]
+fn map_and_find() {
+    let mut set = VmaSet::new();
+    set.map(anon(10, 20, Prot::RW)).unwrap();
+    set.map(anon(30, 40, Prot::READ)).unwrap();
+    assert_eq!(set.len(), 2);
+    assert_eq!(set.find(10 * P).unwrap().start, 10 * P);
+    assert_eq!(set.find(20 * P - 1).unwrap().start, 10 * P);
+    assert!(set.find(20 * P).is_none());
+    assert!(set.find(9 * P + 100).is_none());
+    assert_eq!(set.find(35 * P).unwrap().prot, Prot::READ);
+    assert!(set.find(u64::MAX).is_none());
+    assert_eq!(set.total_bytes(), 20 * P);
+}
+
+#[test]
+fn map_rejects_bad_ranges() {
+    let mut set = VmaSet::new();
+    set.map(anon(10, 20, Prot::RW)).unwrap();
+    assert_eq!(
+        set.map(anon(15, 25, Prot::RW)),
+        Err(VmError::Overlap {
+            start: 10 * P,
+            end: 20 * P
+        })
+    );
+    assert_eq!(
+        set.map(anon(5, 11, Prot::RW)),
+        Err(VmError::Overlap {
+            start: 10 * P,
+            end: 20 * P
+        })
+    );
+    assert!(matches!(
+        set.map(Vma::anonymous(1, P, Prot::RW)),
+        Err(VmError::Unaligned { .. })
+    ));
+    assert!(matches!(
+        set.map(anon(5, 5, Prot::RW)),
+        Err(VmError::EmptyRange { .. })
+    ));
+    assert!(matches!(
+        set.map(anon(6, 5, Prot::RW)),
+        Err(VmError::EmptyRange { .. })
+    ));
+    assert!(matches!(
+        set.map(Vma::anonymous(USER_END - P, USER_END + P, Prot::RW)),
+        Err(VmError::OutOfRange { .. })
+    ));
+    let bad_off = Vma {
+        kind: VmaKind::File { file: 1, offset: 3 },
+        ..anon(50, 51, Prot::READ)
+    };
+    assert_eq!(set.map(bad_off), Err(VmError::BadOffset { offset: 3 }));
+    let overflow = Vma {
+        kind: VmaKind::File {
+            file: 1,
+            offset: u64::MAX - P + 1,
+        },
+        ..anon(50, 52, Prot::READ)
+    };
+    assert!(matches!(set.map(overflow), Err(VmError::BadOffset { .. })));
+    assert_eq!(ranges(&set), vec![(10, 20)]);
+}
+
+#[test]
+fn adjacent_compatible_regions_merge() {
+    let mut set = VmaSet::new();
+    set.map(anon(10, 20, Prot::RW)).unwrap();
+    set.map(anon(20, 30, Prot::RW)).unwrap();
+    assert_eq!(ranges(&set), vec![(10, 30)]);
+    set.map(anon(5, 10, Prot::RW)).unwrap();
+    assert_eq!(ranges(&set), vec![(5, 30)]);
+    // Different protection: no merge.
+    set.map(anon(30, 31, Prot::READ)).unwrap();
+    assert_eq!(ranges(&set), vec![(5, 30), (30, 31)]);
+    // Filling a hole between two compatible regions merges all three.
+    set.map(anon(40, 50, Prot::READ)).unwrap();
+    set.map(anon(31, 40, Prot::READ)).unwrap();
+    assert_eq!(ranges(&set), vec![(5, 30), (30, 50)]);
+}
+
+#[test]
+fn file_regions_merge_only_with_contiguous_offsets() {
+    let mut set = VmaSet::new();
+    set.map(file(10, 20, 7, 0)).unwrap();
+    set.map(file(20, 30, 7, 10)).unwrap();
+    assert_eq!(ranges(&set), vec![(10, 30)]);
+    set.map(file(30, 40, 7, 11)).unwrap();
+    set.map(file(40, 50, 8, 31)).unwrap();
+    assert_eq!(ranges(&set), vec![(10, 30), (30, 40), (40, 50)]);
+    // Anonymous next to file never merges.
+    set.map(anon(50, 60, Prot::READ)).unwrap();
+    assert_eq!(set.len(), 4);
+}
+
+#[test]
+fn unmap_splits_and_adjusts_offsets() {
+    let mut set = VmaSet::new();
+    set.map(file(10, 30, 3, 100)).unwrap();
+    let removed = set.unmap(15 * P, 20 * P).unwrap();
+    assert_eq!(removed, vec![(15 * P, 20 * P)]);
+    assert_eq!(ranges(&set), vec![(10, 15), (20, 30)]);
+    assert_eq!(
+        set.find(20 * P).unwrap().kind,
+        VmaKind::File {
+            file: 3,
+            offset: 110 * P
+        }
+    );
+    assert_eq!(
+        set.find(10 * P).unwrap().file_page(12 * P + 5),
+        Some((3, 102 * P))
+    );
+    // Unmapping a hole is fine and removes nothing.
+    assert_eq!(set.unmap(15 * P, 20 * P).unwrap(), vec![]);
+    // Spanning several regions and holes.
+    set.map(anon(40, 50, Prot::RW)).unwrap();
+    let removed = set.unmap(12 * P, 45 * P).unwrap();
+    assert_eq!(
+        removed,
+        vec![(12 * P, 15 * P), (20 * P, 30 * P), (40 * P, 45 * P)]
+    );
+    assert_eq!(ranges(&set), vec![(10, 12), (45, 50)]);
+    assert!(set.unmap(3, 4 * P).is_err());
+    assert!(set.unmap(4 * P, 4 * P).is_err());
+}
+
+#[test]
+fn map_fixed_replaces() {
+    let mut set = VmaSet::new();
+    set.map(anon(10, 20, Prot::RW)).unwrap();
+    set.map(anon(25, 30, Prot::READ)).unwrap();
+    let removed = set.map_fixed(anon(15, 27, Prot::EXEC)).unwrap();
+    assert_eq!(removed, vec![(15 * P, 20 * P), (25 * P, 27 * P)]);
+    assert_eq!(ranges(&set), vec![(10, 15), (15, 27), (27, 30)]);
+    // Replacing with the same protection re-merges into one region.
+    let removed = set.map_fixed(anon(10, 30, Prot::RW)).unwrap();
+    assert_eq!(
+        removed,
+        vec![(10 * P, 15 * P), (15 * P, 27 * P), (27 * P, 30 * P)]
+    );
+    assert_eq!(ranges(&set), vec![(10, 30)]);
+}
+
+#[test]
+fn protect_splits_and_remerges() {
+    let mut set = VmaSet::new();
+    set.map(anon(10, 20, Prot::RW)).unwrap();
+    let changed = set.protect(12 * P, 14 * P, Prot::READ).unwrap();
+    assert_eq!(changed, vec![(12 * P, 14 * P)]);
+    assert_eq!(ranges(&set), vec![(10, 12), (12, 14), (14, 20)]);
+    assert_eq!(set.find(13 * P).unwrap().prot, Prot::READ);
+    set.protect(12 * P, 14 * P, Prot::RW).unwrap();
+    assert_eq!(ranges(&set), vec![(10, 20)]);
+    // A hole anywhere in the range fails and changes nothing.
+    set.map(anon(21, 30, Prot::RW)).unwrap();
+    let before = set.clone();
+    assert_eq!(
+        set.protect(15 * P, 25 * P, Prot::READ),
+        Err(VmError::NotMapped { addr: 20 * P })
+    );
+    assert_eq!(
+        set.protect(5 * P, 12 * P, Prot::READ),
+        Err(VmError::NotMapped { addr: 5 * P })
+    );
+    assert_eq!(
+        set.protect(25 * P, 31 * P, Prot::READ),
+        Err(VmError::NotMapped { addr: 30 * P })
+    );
+    assert_eq!(set, before);
+}
+
+#[test]
+fn find_free_top_down_and_hint() {
+    let mut set = VmaSet::new();
+    let (lo, hi) = (0x1000 * P, 0x2000 * P);
+    assert_eq!(set.find_free(3 * P, None, lo, hi), Some(hi - 3 * P));
+    set.map(Vma::anonymous(hi - 3 * P, hi, Prot::RW)).unwrap();
+    assert_eq!(set.find_free(3 * P, None, lo, hi), Some(hi - 6 * P));
+    set.map(Vma::anonymous(hi - 10 * P, hi - 8 * P, Prot::RW))
+        .unwrap();
+    assert_eq!(set.find_free(2 * P, None, lo, hi), Some(hi - 5 * P));
+    assert_eq!(set.find_free(5 * P, None, lo, hi), Some(hi - 8 * P));
+    assert_eq!(set.find_free(6 * P, None, lo, hi), Some(hi - 16 * P));
+    // Hint honoured when free, ignored when not.
+    assert_eq!(set.find_free(P, Some(lo + P), lo, hi), Some(lo + P));
+    assert_eq!(set.find_free(P, Some(hi - P), lo, hi), Some(hi - 4 * P));
+    assert_eq!(set.find_free(P, Some(lo + 1), lo, hi), Some(hi - 4 * P));
+    // Length rounds up to pages; too big or zero fails.
+    assert_eq!(set.find_free(1, None, lo, hi), Some(hi - 4 * P));
+    assert_eq!(set.find_free(0, None, lo, hi), None);
+    assert_eq!(set.find_free(hi, None, lo, hi), None);
+    assert_eq!(set.find_free(u64::MAX, None, lo, hi), None);
+    // Full window.
+    let mut full = VmaSet::new();
+    full.map(Vma::anonymous(lo, hi, Prot::RW)).unwrap();
+    assert_eq!(full.find_free(P, None, lo, hi), None);
+    assert_eq!(full.find_free(P, None, lo - P, hi), Some(lo - P));
+}
+
+#[test]
+fn stack_grows_down() {
+    let mut set = VmaSet::new();
+    let stack = Vma {
+        flags: VmaFlags {
+            grows_down: true,
+            tag: VmaTag::Stack,
+        },
+        ..anon(100, 110, Prot::RW)
+    };
+    set.map(stack).unwrap();
+    set.map(anon(80, 90, Prot::RW)).unwrap();
+    assert_eq!(set.find_for_fault(99 * P + 8).unwrap().start, 100 * P);
+    assert_eq!(set.find_for_fault(95 * P).unwrap().start, 100 * P);
+    assert!(set.find_for_fault(79 * P).is_none());
+    assert_eq!(set.find_for_fault(85 * P).unwrap().start, 80 * P);
+    assert_eq!(set.grow_down(97 * P + 16, 92 * P), Ok((97 * P, 100 * P)));
+    assert_eq!(ranges(&set), vec![(80, 90), (97, 110)]);
+    assert_eq!(
+        set.grow_down(91 * P, 92 * P),
+        Err(VmError::StackLimit {
+            addr: 91 * P,
+            limit: 92 * P
+        })
+    );
+    assert_eq!(set.grow_down(89 * P, 0), Ok((89 * P, 89 * P)));
+    assert_eq!(
+        set.grow_down(70 * P, 0),
+        Err(VmError::NotGrowable { addr: 70 * P })
+    );
+    assert_eq!(
+        set.grow_down(200 * P, 0),
+        Err(VmError::NotGrowable { addr: 200 * P })
+    );
+    assert_eq!(set.grow_down(90 * P, 0), Ok((90 * P, 97 * P)));
+    assert_eq!(ranges(&set), vec![(80, 90), (90, 110)]);
+    assert!(set.find(90 * P).unwrap().flags.grows_down);
+}
+
+#[test]
+fn fork_is_clone() {
+    let mut set = VmaSet::new();
+    set.map(anon(1, 2, Prot::RW)).unwrap();
+    let mut child = set.clone();
+    child.unmap(P, 2 * P).unwrap();
+    assert_eq!(set.len(), 1);
+    assert!(child.is_empty());
+}
+
+#[test]
+fn display() {
+    let v = Vma {
+        sharing: Sharing::Shared,
+        flags: VmaFlags {
+            grows_down: false,
+            tag: VmaTag::Image,
+        },
+        ..file(0x400, 0x401, 2, 1)
+    };
+    assert_eq!(
+        v.to_string(),
+        "0000000000400000-0000000000401000 r--s 00001000 file#2 [image]"
+    );
+    assert_eq!(Prot::RX.to_string(), "r-x");
+    assert_eq!(format!("{:?}", Prot::NONE), "Prot(---)");
+    assert_eq!(
+        VmError::NotMapped { addr: 0x1000 }.to_string(),
+        "address 0x1000 is not mapped"
+    );
+    assert_eq!((!Prot::READ) & Prot::RW, Prot::WRITE);
+}
