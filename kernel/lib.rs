@@ -15,6 +15,7 @@ pub mod klog;
 pub mod mm;
 pub mod panic;
 pub mod power;
+pub mod proc;
 pub mod symbols;
 pub mod testing;
 pub mod time;

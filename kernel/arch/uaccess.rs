@@ -53,11 +53,12 @@ pub fn apply_fixup(frame: &mut TrapFrame) {
     frame.rip = fixup_addr();
 }
 
-/// Copies between kernel and user memory, user pointers already checked to
-/// lie in the lower half. Returns the bytes not copied.
+/// Copies between kernel and user memory. Returns the bytes not copied.
 ///
 /// # Safety
-/// The kernel side of the copy must be valid for `len` bytes.
+/// The kernel side of the copy must be valid for `len` bytes, and the user
+/// side must have been checked to lie in the lower half (`mm::uaccess` does
+/// both, and checks the regions' permissions).
 pub unsafe fn copy_user(dst: *mut u8, src: *const u8, len: usize) -> usize {
     let smap = smap_enabled();
     // SAFETY: stac only lifts SMAP for this CPU until the clac below; the

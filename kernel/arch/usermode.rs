@@ -25,6 +25,20 @@ pub struct KernelContext {
     r15: u64,
 }
 
+impl KernelContext {
+    pub const fn new_zeroed() -> KernelContext {
+        KernelContext {
+            rsp: 0,
+            rbx: 0,
+            rbp: 0,
+            r12: 0,
+            r13: 0,
+            r14: 0,
+            r15: 0,
+        }
+    }
+}
+
 /// Saves the kernel context in `ctx` and starts the user context `frame`.
 /// Returns the value passed to [`leave_user`].
 ///

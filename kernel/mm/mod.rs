@@ -1,12 +1,17 @@
 //! Memory management: the address layout, physical frames (buddy), the
 //! kernel heap (slab) and page tables.
 
+pub mod aspace;
+pub mod fault;
 pub mod frames;
 pub mod heap;
 pub mod layout;
+pub mod pagecache;
 pub mod paging;
 pub mod pgtable;
+pub mod uaccess;
 pub mod vmalloc;
+pub mod vmstat;
 
 pub fn init(_: &crate::boot::Boot) {
     paging::init();
@@ -15,4 +20,6 @@ pub fn init(_: &crate::boot::Boot) {
     heap::switch_to_slab();
     pgtable::init();
     vmalloc::init();
+    aspace::zero_page();
+    fault::init();
 }

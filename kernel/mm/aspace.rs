@@ -1,0 +1,412 @@
+//! Address spaces: a page-table tree plus the regions (VMAs) that say what
+//! may be mapped in it, and the fault handling that fills one from the other.
+//!
+//! Mapping a region allocates nothing. Pages arrive on first touch: a read
+//! of private anonymous memory maps the one shared zero page read-only, a
+//! write maps a fresh zeroed frame, a file page comes from the page cache.
+//! `fork` shares every private page copy-on-write; the first write on either
+//! side copies it (or, if the other side has let go, just makes it writable
+//! again). vmcore decides each case; this module carries it out on frames.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use mmcore::{FrameKind, Pfn, PhysMem};
+use spin::{Mutex, Once};
+use vmcore::fault::{self, Fault, FaultMode, FrameUse, PresentPage};
+use vmcore::paging::{LeafUpdate, WalkStep};
+use vmcore::{FaultAccess, FaultAction, PageTables, Pte, PteFlags, SegvReason, VmError, Vma};
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::frames::{self, DirectMap};
+use super::layout::PAGE_SIZE;
+use super::pgtable::{self, FrameTables};
+use super::{pagecache, vmstat};
+
+/// How far below a stack region a fault may still grow it (Linux allows
+/// about this much below the stack pointer).
+pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+/// The largest a grows-down stack region may become.
+pub const STACK_LIMIT: u64 = 8 << 20;
+
+static ZERO_PAGE: Once<Pfn> = Once::new();
+
+/// The one frame of zeros every untouched anonymous page reads from.
+pub fn zero_page() -> Pfn {
+    *ZERO_PAGE.call_once(|| {
+        frames::alloc_zeroed(0, FrameKind::ZeroPage).expect("a frame for the zero page")
+    })
+}
+
+/// Why a fault could not be resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// The access is not allowed: SIGSEGV, or -EFAULT for a user copy.
+    Segv(SegvReason),
+    /// A user access to the kernel half.
+    KernelAddress,
+    /// No frame (or page-table frame) was available.
+    OutOfMemory,
+}
+
+#[derive(Debug)]
+pub struct OutOfMemory;
+
+pub struct AddressSpace {
+    tables: PageTables,
+    pub vmas: vmcore::VmaSet,
+}
+
+fn frame_of(pte: Pte) -> Pfn {
+    Pfn::from_addr(pte.addr())
+}
+
+/// Drops the reference a leaf held on its frame (the zero page is never
+/// counted).
+fn release_leaf(pte: Pte) {
+    if pte.is_present() {
+        let pfn = frame_of(pte);
+        if pfn != zero_page() {
+            frames::put_page(pfn);
+        }
+    }
+}
+
+/// Flushes the TLB entries of `[start, end)` if `root` is live: a page at a
+/// time for small ranges, the whole (non-global) TLB for big ones.
+fn flush_range(root: u64, start: u64, end: u64) {
+    if Cr3::read().0.start_address().as_u64() != root {
+        return;
+    }
+    let pages = (end - start) / PAGE_SIZE;
+    if pages <= 32 {
+        for i in 0..pages {
+            x86_64::instructions::tlb::flush(VirtAddr::new(start + i * PAGE_SIZE));
+        }
+    } else {
+        x86_64::instructions::tlb::flush_all();
+    }
+}
+
+impl AddressSpace {
+    /// An empty user half; the kernel half shared with every address space.
+    pub fn new() -> Result<AddressSpace, OutOfMemory> {
+        let tables = pgtable::with_kernel(|kernel, mem| PageTables::new_user(mem, kernel))
+            .ok_or(OutOfMemory)?;
+        Ok(AddressSpace {
+            tables,
+            vmas: vmcore::VmaSet::new(),
+        })
+    }
+
+    /// Physical address of the PML4 (for CR3).
+    pub fn root(&self) -> u64 {
+        self.tables.root()
+    }
+
+    pub fn is_active(&self) -> bool {
+        Cr3::read().0.start_address().as_u64() == self.root()
+    }
+
+    /// Adds a region. Nothing is allocated until it is touched.
+    pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
+        self.vmas.map(vma)
+    }
+
+    /// Removes `[start, end)`: regions split at the edges, pages mapped there
+    /// lose their frame references, empty page tables are freed.
+    pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        for (s, e) in self.vmas.unmap(start, end)? {
+            self.unmap_pages(s, e);
+        }
+        Ok(())
+    }
+
+    fn unmap_pages(&mut self, start: u64, end: u64) {
+        let mut release = |_: u64, _: u64, pte: Pte| release_leaf(pte);
+        // The VMA set accepted the range, so it is valid for the tables too.
+        let _ = self
+            .tables
+            .unmap_range(&mut FrameTables, start, end, &mut release);
+        flush_range(self.root(), start, end);
+    }
+
+    /// Changes the protection of `[start, end)`, splitting regions at the
+    /// edges; present pages take the new protection at once (a write stays
+    /// disallowed where a copy-on-write copy is still owed).
+    pub fn protect(&mut self, start: u64, end: u64, prot: vmcore::Prot) -> Result<(), VmError> {
+        let changed = self.vmas.protect(start, end, prot)?;
+        for (s, e) in changed {
+            let vma = *self.vmas.find(s).expect("just protected");
+            let mut rewrite =
+                |_: u64, _: u64, pte: Pte| LeafUpdate::Set(fault::protect_pte(&vma, pte));
+            let _ = self
+                .tables
+                .update_leaves(&mut FrameTables, s, e, &mut rewrite);
+            flush_range(self.root(), s, e);
+        }
+        Ok(())
+    }
+
+    fn present_page(&mut self, page: u64) -> Option<PresentPage> {
+        let (_, pte, _) = self.tables.translate(&mut FrameTables, page)?;
+        if !pte.is_present() {
+            return None;
+        }
+        let pfn = frame_of(pte);
+        let frame = if pfn == zero_page() {
+            FrameUse::ZeroPage
+        } else if frames::kind(pfn) == FrameKind::UserFile {
+            FrameUse::PageCache
+        } else {
+            FrameUse::Anon {
+                refs: frames::refcount(pfn) as u32,
+            }
+        };
+        Some(PresentPage { pte, frame })
+    }
+
+    /// Installs `pfn` at `page` with `flags`, replacing (and releasing) any
+    /// leaf already there.
+    fn install(&mut self, page: u64, pfn: Pfn, flags: PteFlags) -> Result<(), FaultError> {
+        let old = self.tables.unmap(&mut FrameTables, page);
+        let mapped = self.tables.map(&mut FrameTables, page, pfn.addr(), flags);
+        if let Some(old) = old {
+            release_leaf(old);
+        }
+        if self.is_active() {
+            x86_64::instructions::tlb::flush(VirtAddr::new(page));
+        }
+        mapped.map_err(|_| {
+            release_leaf(Pte::new(pfn.addr(), PteFlags::PRESENT));
+            FaultError::OutOfMemory
+        })
+    }
+
+    /// Resolves a fault at `addr`, or says why it cannot be.
+    pub fn handle_fault(
+        &mut self,
+        addr: u64,
+        access: FaultAccess,
+        mode: FaultMode,
+    ) -> Result<FaultAction, FaultError> {
+        let page = vmcore::page_down(addr);
+        for _ in 0..2 {
+            let vma = self.vmas.find_for_fault(addr).copied();
+            let present = self.present_page(page);
+            let action = fault::decide(&Fault {
+                addr,
+                access,
+                mode,
+                vma: vma.as_ref(),
+                page: present,
+            });
+            let flags = vma.as_ref().and_then(|v| fault::leaf_flags(v, &action));
+            match action {
+                FaultAction::Segv(reason) => {
+                    vmstat::SEGV.inc();
+                    return Err(FaultError::Segv(reason));
+                }
+                FaultAction::GrowStack => {
+                    let limit = STACK_LIMIT;
+                    let vma = vma.expect("decide only grows an existing stack");
+                    if vma.start - page > STACK_GUARD_GAP {
+                        vmstat::SEGV.inc();
+                        return Err(FaultError::Segv(SegvReason::NoRegion));
+                    }
+                    if self.vmas.grow_down(page, limit).is_err() {
+                        vmstat::SEGV.inc();
+                        return Err(FaultError::Segv(SegvReason::NoRegion));
+                    }
+                    vmstat::STACK_GROW.inc();
+                    continue;
+                }
+                FaultAction::MapZeroPage => {
+                    self.install(page, zero_page(), flags.expect("zero page flags"))?;
+                    vmstat::ZERO_PAGE_MAPS.inc();
+                }
+                FaultAction::MapNewZeroed => {
+                    let pfn = frames::alloc_zeroed(0, FrameKind::UserAnon)
+                        .ok_or(FaultError::OutOfMemory)?;
+                    self.install(page, pfn, flags.expect("anon flags"))?;
+                    vmstat::DEMAND_ZERO.inc();
+                }
+                FaultAction::FillFromFile {
+                    file,
+                    offset,
+                    private_copy,
+                } => {
+                    let cached = pagecache::get(file, offset).ok_or(FaultError::OutOfMemory)?;
+                    if cached.major {
+                        vmstat::PGMAJFAULT.inc();
+                    }
+                    let pfn = if private_copy {
+                        let copy = copy_frame(cached.pfn);
+                        frames::put_page(cached.pfn);
+                        copy.ok_or(FaultError::OutOfMemory)?
+                    } else {
+                        cached.pfn
+                    };
+                    self.install(page, pfn, flags.expect("file flags"))?;
+                }
+                FaultAction::CopyOnWrite => {
+                    let old = frame_of(present.expect("COW needs a page").pte);
+                    let copy = copy_frame(old).ok_or(FaultError::OutOfMemory)?;
+                    self.install(page, copy, flags.expect("cow flags"))?;
+                    vmstat::COW_COPY.inc();
+                }
+                FaultAction::ReuseWritable => {
+                    let pte = present.expect("reuse needs a page").pte;
+                    let new = Pte::new(pte.addr(), flags.expect("reuse flags"));
+                    self.tables.update(&mut FrameTables, page, |_| new);
+                    if self.is_active() {
+                        x86_64::instructions::tlb::flush(VirtAddr::new(page));
+                    }
+                    if pte.is_cow() {
+                        vmstat::COW_REUSE.inc();
+                    }
+                }
+                FaultAction::RefreshPte => {
+                    let vma = vma.expect("refresh needs a region");
+                    self.tables
+                        .update(&mut FrameTables, page, |pte| fault::protect_pte(&vma, pte));
+                    if self.is_active() {
+                        x86_64::instructions::tlb::flush(VirtAddr::new(page));
+                    }
+                }
+                FaultAction::Spurious => {
+                    x86_64::instructions::tlb::flush(VirtAddr::new(page));
+                }
+            }
+            return Ok(action);
+        }
+        vmstat::SEGV.inc();
+        Err(FaultError::Segv(SegvReason::NoRegion))
+    }
+
+    /// A copy-on-write duplicate: the same regions, and every present
+    /// private page shared read-only by both until one of them writes.
+    pub fn fork(&mut self) -> Result<AddressSpace, OutOfMemory> {
+        let mut child = AddressSpace::new()?;
+        child.vmas = self.vmas.clone();
+        let vmas = &self.vmas;
+        let zero = zero_page();
+        let mut share = |va: u64, pte: Pte| -> Option<(Pte, Pte)> {
+            let vma = vmas.find(va)?;
+            let (parent, child, shares) = fault::fork_pte(vma, pte);
+            if shares && frame_of(pte) != zero {
+                // A frame shared by 65535 mappings cannot take another.
+                frames::get_page(frame_of(pte))?;
+            }
+            Some((parent, child))
+        };
+        let result =
+            self.tables
+                .clone_user_for_fork(&mut child.tables, &mut FrameTables, &mut share);
+        // The parent's writable leaves just became read-only.
+        if self.is_active() {
+            x86_64::instructions::tlb::flush_all();
+        }
+        result.map(|_| child).map_err(|_| OutOfMemory)
+    }
+
+    /// Resident pages: (anonymous incl. zero page, file-backed).
+    pub fn resident_pages(&mut self) -> (u64, u64) {
+        let mut anon = 0;
+        let mut file = 0;
+        let zero = zero_page();
+        let mut count = |_: u64, _: u64, pte: Pte| {
+            let pfn = frame_of(pte);
+            if pfn != zero && frames::kind(pfn) == FrameKind::UserFile {
+                file += 1;
+            } else {
+                anon += 1;
+            }
+            LeafUpdate::Keep
+        };
+        let _ = self
+            .tables
+            .update_leaves(&mut FrameTables, 0, vmcore::USER_END, &mut count);
+        (anon, file)
+    }
+
+    /// Page-table pages of the user half.
+    pub fn page_table_pages(&mut self) -> usize {
+        self.tables.user_table_count(&mut FrameTables)
+    }
+
+    /// The page walk for one address, level by level.
+    pub fn walk(&mut self, addr: u64) -> Vec<WalkStep> {
+        self.tables
+            .translate_walk(&mut FrameTables, addr)
+            .unwrap_or_default()
+    }
+
+    pub fn translate(&mut self, addr: u64) -> Option<(u64, Pte)> {
+        self.tables
+            .translate(&mut FrameTables, addr)
+            .map(|(pa, pte, _)| (pa, pte))
+    }
+
+    /// Reads user memory through the direct map, for the kernel's own
+    /// inspection (tests, `pmap`): no faults, `None` if not present.
+    pub fn peek(&mut self, addr: u64) -> Option<u8> {
+        let (pa, _) = self.translate(addr)?;
+        // SAFETY: `pa` is a present frame of this address space; the direct
+        // map covers it; a byte read has no alignment needs.
+        Some(unsafe { *(super::layout::phys_to_virt(pa) as *const u8) })
+    }
+}
+
+/// A fresh user frame with the contents of `src`.
+fn copy_frame(src: Pfn) -> Option<Pfn> {
+    let dst = frames::alloc(0, FrameKind::UserAnon)?;
+    // SAFETY: `dst` is ours alone; `src` is a mapped frame we hold a
+    // reference to; both are whole pages in the direct map.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            DirectMap.frame_ptr(src),
+            DirectMap.frame_ptr(dst),
+            PAGE_SIZE as usize,
+        )
+    };
+    Some(dst)
+}
+
+impl Drop for AddressSpace {
+    /// Gives back every frame and table: leaves drop their frame
+    /// references, user tables and the root go back to the buddy allocator.
+    fn drop(&mut self) {
+        if self.is_active() {
+            switch_to(None);
+        }
+        let mut release = |_: u64, pte: Pte| release_leaf(pte);
+        self.tables.teardown_user(&mut FrameTables, &mut release);
+        frames::free(Pfn::from_addr(self.root()), 0).expect("address space root");
+    }
+}
+
+/// The address space user faults are resolved in.
+pub type SharedAddressSpace = Arc<Mutex<AddressSpace>>;
+
+static CURRENT: Mutex<Option<SharedAddressSpace>> = Mutex::new(None);
+
+/// Makes `aspace` current (CR3); `None` returns to the kernel's own tables.
+pub fn switch_to(aspace: Option<SharedAddressSpace>) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let root = match &aspace {
+            Some(a) => a.lock().root(),
+            None => pgtable::with_kernel(|k, _| k.root()),
+        };
+        let frame = PhysFrame::containing_address(PhysAddr::new(root));
+        // SAFETY: `root` is a PML4 whose kernel half is the kernel's own, so
+        // the code and stack running now stay mapped across the switch.
+        unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+        *CURRENT.lock() = aspace;
+    });
+}
+
+pub fn current() -> Option<SharedAddressSpace> {
+    x86_64::instructions::interrupts::without_interrupts(|| CURRENT.lock().clone())
+}

@@ -1,0 +1,134 @@
+//! The page-fault handler: resolves user faults in the current address
+//! space, turns refused ones into a segmentation fault for the faulting
+//! context (or -EFAULT for the kernel's user copies), and reports every other
+//! kernel fault as an oops.
+
+use core::fmt;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use vmcore::fault::FaultMode;
+use vmcore::{FaultAccess, SegvReason};
+
+use super::aspace::{self, FaultError};
+use super::layout::is_user_address;
+use super::vmstat;
+use crate::arch::exceptions::PageFaultCode as Pf;
+use crate::arch::trap::TrapFrame;
+use crate::arch::{cpu, exceptions, trap, uaccess};
+
+/// A user access the kernel refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserFault {
+    pub addr: u64,
+    pub ip: u64,
+    pub access: FaultAccess,
+    /// The #PF error code (what the MMU saw).
+    pub code: u64,
+    pub why: FaultError,
+}
+
+impl fmt::Display for UserFault {
+    /// `segfault at 0x0 ip 0x401234 (user read, page not present: no mapping)`
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let mmu = Pf(self.code);
+        match self.why {
+            FaultError::Segv(reason) => write!(
+                f,
+                "segfault at {:#x} ip {:#x} ({mmu}: {reason})",
+                self.addr, self.ip
+            ),
+            FaultError::KernelAddress => write!(
+                f,
+                "segfault at {:#x} ip {:#x} ({mmu}: kernel address)",
+                self.addr, self.ip
+            ),
+            FaultError::OutOfMemory => write!(
+                f,
+                "out of memory: no frame for a page at {:#x} ip {:#x} ({mmu})",
+                self.addr, self.ip
+            ),
+        }
+    }
+}
+
+/// What the process layer does with a user context whose fault was
+/// refused: report it with its name and end it. Never returns to the fault.
+pub type UserKillHook = fn(&mut TrapFrame, &UserFault) -> !;
+
+static KILL_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+pub fn set_user_kill_hook(hook: UserKillHook) {
+    KILL_HOOK.store(hook as usize, Ordering::SeqCst);
+}
+
+pub fn init() {
+    trap::set_page_fault_handler(page_fault);
+}
+
+fn access_of(code: Pf) -> FaultAccess {
+    if code.has(Pf::INSTRUCTION) {
+        FaultAccess::Execute
+    } else if code.has(Pf::WRITE) {
+        FaultAccess::Write
+    } else {
+        FaultAccess::Read
+    }
+}
+
+fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultError> {
+    if !is_user_address(addr) {
+        // Ring 3 touching the kernel half: never allowed.
+        return Err(FaultError::KernelAddress);
+    }
+    let Some(current) = aspace::current() else {
+        return Err(FaultError::Segv(SegvReason::NoRegion));
+    };
+    let mut aspace = current.lock();
+    aspace.handle_fault(addr, access, mode).map(|_| ())
+}
+
+fn page_fault(frame: &mut TrapFrame) {
+    vmstat::PGFAULT.inc();
+    let addr = cpu::cr2();
+    let code = Pf(frame.error_code);
+    let access = access_of(code);
+    if frame.from_user() {
+        match resolve(addr, access, FaultMode::User) {
+            Ok(()) => return,
+            Err(why) => {
+                if why == FaultError::OutOfMemory {
+                    vmstat::OOM_KILL.inc();
+                }
+                let fault = UserFault {
+                    addr,
+                    ip: frame.rip,
+                    access,
+                    code: frame.error_code,
+                    why,
+                };
+                kill_user(frame, &fault);
+            }
+        }
+    }
+    if uaccess::is_user_access(frame) && is_user_address(addr) {
+        // The kernel copying to or from user memory on a user's behalf:
+        // resolve like a user fault; if refused, the copy fails with EFAULT.
+        if resolve(addr, access, FaultMode::Kernel).is_err() {
+            uaccess::apply_fixup(frame);
+        }
+        return;
+    }
+    // Anything else is a kernel bug: an oops.
+    exceptions::fatal(frame)
+}
+
+fn kill_user(frame: &mut TrapFrame, fault: &UserFault) -> ! {
+    let hook = KILL_HOOK.load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: only `UserKillHook` values are stored.
+        let hook: UserKillHook = unsafe { core::mem::transmute(hook) };
+        hook(frame, fault);
+    }
+    crate::kprintln!("[no process] {fault}");
+    exceptions::fatal(frame)
+}
