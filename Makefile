@@ -23,12 +23,13 @@ test: setup test-host test-kernel
 
 # Pure logic on the host: allocators (mmcore) and the boot tool.
 test-host:
-	cargo test -p mmcore --target $(HOST)
+	cargo test -p mmcore -p vmcore --target $(HOST)
+	cargo test -p mmcore --features slab-debug --target $(HOST)
 	cd boot && cargo test --release --quiet
 
 # Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt).
 test-kernel:
-	cargo test
+	cargo test --no-fail-fast
 
 image: setup
 	cargo build --release
@@ -47,14 +48,17 @@ gdb-attach:
 	gdb target/x86_64-unknown-none/debug/ferrite \
 	  -ex 'set architecture i386:x86-64' -ex 'target remote localhost:1234'
 
+# Host allocator benchmarks (criterion, against peer crates), then the
+# in-kernel fault-path benchmarks in QEMU (release build).
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
+	cargo test --release --test bench
 
 lint: setup
 	cargo fmt --all --check
 	cd boot && cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy -p mmcore --target $(HOST) --all-targets -- -D warnings
+	cargo clippy -p mmcore -p vmcore --target $(HOST) --all-targets -- -D warnings
 	cd boot && cargo clippy --release -- -D warnings
 
 fmt:

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod bench;
 pub mod boot;
 pub mod drivers;
 pub mod klog;

@@ -31,6 +31,8 @@ fn main() -> ! {
         serial_round_trips_in_loopback,
         heap_allocates,
         backtraces_have_symbol_names,
+        no_kernel_page_is_writable_and_executable,
+        smep_and_smap_are_on,
     ])
 }
 
@@ -157,4 +159,17 @@ fn backtraces_have_symbol_names() {
     let sym = ferrite::symbols::lookup(addr + 3).expect("symbol table loaded from the kernel ELF");
     let name = alloc::format!("{sym}");
     assert_eq!(name, "boot::backtraces_have_symbol_names+0x3");
+}
+
+fn no_kernel_page_is_writable_and_executable() {
+    let (wx, leaves) = ferrite::mm::pgtable::kernel_wx_pages();
+    assert!(leaves > 1000, "walked only {leaves} leaves");
+    assert!(wx.is_empty(), "W+X kernel mappings: {wx:x?}");
+    ferrite::kprintln!("  {leaves} kernel-half leaves walked, none writable and executable");
+}
+
+fn smep_and_smap_are_on() {
+    // QEMU runs with `-cpu max`, which has both.
+    assert!(ferrite::arch::cpu::smep_enabled(), "SMEP off");
+    assert!(ferrite::arch::cpu::smap_enabled(), "SMAP off");
 }

@@ -419,7 +419,7 @@ fn ring3_faults_are_reported_not_fatal() {
     let write = entry(core::ptr::addr_of!(user_write_rdi_start));
     let read = entry(core::ptr::addr_of!(user_read_rdi_start));
     let jump = entry(core::ptr::addr_of!(user_jump_rdi_start));
-    let run = |rip, arg| user::run("vmtest", a.clone(), rip, STACK_TOP, arg);
+    let run = |rip, arg| user::run("vmtest", a.clone(), rip, STACK_TOP, arg, 0);
 
     assert_eq!(
         run(write, BASE + PAGE),

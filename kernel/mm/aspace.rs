@@ -157,24 +157,42 @@ impl AddressSpace {
         let pfn = frame_of(pte);
         let frame = if pfn == zero_page() {
             FrameUse::ZeroPage
-        } else if frames::kind(pfn) == FrameKind::UserFile {
-            FrameUse::PageCache
         } else {
-            FrameUse::Anon {
-                refs: frames::refcount(pfn) as u32,
+            match frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn))) {
+                (FrameKind::UserFile, _) => FrameUse::PageCache,
+                (_, refs) => FrameUse::Anon { refs: refs as u32 },
             }
         };
         Some(PresentPage { pte, frame })
     }
 
-    /// Installs `pfn` at `page` with `flags`, replacing (and releasing) any
-    /// leaf already there.
-    fn install(&mut self, page: u64, pfn: Pfn, flags: PteFlags) -> Result<(), FaultError> {
-        let old = self.tables.unmap(&mut FrameTables, page);
-        let mapped = self.tables.map(&mut FrameTables, page, pfn.addr(), flags);
-        if let Some(old) = old {
-            release_leaf(old);
-        }
+    /// Installs `pfn` at `page` with `flags`, replacing (and releasing) the
+    /// leaf already there if `replace`.
+    fn install(
+        &mut self,
+        page: u64,
+        pfn: Pfn,
+        flags: PteFlags,
+        replace: bool,
+    ) -> Result<(), FaultError> {
+        let mapped = if replace {
+            // Rewrite the leaf in place: one walk, and the tables stay.
+            let new = Pte::new(pfn.addr(), flags.with(PteFlags::PRESENT));
+            let mut old = None;
+            self.tables.update(&mut FrameTables, page, |pte| {
+                old = Some(pte);
+                new
+            });
+            match old {
+                Some(old) => {
+                    release_leaf(old);
+                    Ok(())
+                }
+                None => self.tables.map(&mut FrameTables, page, pfn.addr(), flags),
+            }
+        } else {
+            self.tables.map(&mut FrameTables, page, pfn.addr(), flags)
+        };
         if self.is_active() {
             x86_64::instructions::tlb::flush(VirtAddr::new(page));
         }
@@ -223,13 +241,13 @@ impl AddressSpace {
                     continue;
                 }
                 FaultAction::MapZeroPage => {
-                    self.install(page, zero_page(), flags.expect("zero page flags"))?;
+                    self.install(page, zero_page(), flags.expect("zero page flags"), false)?;
                     vmstat::ZERO_PAGE_MAPS.inc();
                 }
                 FaultAction::MapNewZeroed => {
                     let pfn = frames::alloc_zeroed(0, FrameKind::UserAnon)
                         .ok_or(FaultError::OutOfMemory)?;
-                    self.install(page, pfn, flags.expect("anon flags"))?;
+                    self.install(page, pfn, flags.expect("anon flags"), present.is_some())?;
                     vmstat::DEMAND_ZERO.inc();
                 }
                 FaultAction::FillFromFile {
@@ -248,12 +266,12 @@ impl AddressSpace {
                     } else {
                         cached.pfn
                     };
-                    self.install(page, pfn, flags.expect("file flags"))?;
+                    self.install(page, pfn, flags.expect("file flags"), present.is_some())?;
                 }
                 FaultAction::CopyOnWrite => {
                     let old = frame_of(present.expect("COW needs a page").pte);
                     let copy = copy_frame(old).ok_or(FaultError::OutOfMemory)?;
-                    self.install(page, copy, flags.expect("cow flags"))?;
+                    self.install(page, copy, flags.expect("cow flags"), true)?;
                     vmstat::COW_COPY.inc();
                 }
                 FaultAction::ReuseWritable => {
@@ -292,18 +310,37 @@ impl AddressSpace {
         child.vmas = self.vmas.clone();
         let vmas = &self.vmas;
         let zero = zero_page();
-        let mut share = |va: u64, pte: Pte| -> Option<(Pte, Pte)> {
-            let vma = vmas.find(va)?;
-            let (parent, child, shares) = fault::fork_pte(vma, pte);
-            if shares && frame_of(pte) != zero {
-                // A frame shared by 65535 mappings cannot take another.
-                frames::get_page(frame_of(pte))?;
-            }
-            Some((parent, child))
-        };
-        let result =
-            self.tables
-                .clone_user_for_fork(&mut child.tables, &mut FrameTables, &mut share);
+        let tables = &mut self.tables;
+        let child_tables = &mut child.tables;
+        // One pass under the frames lock: tables for the child and a
+        // reference per shared frame, without a lock round trip per page.
+        let result = frames::with(|locked| {
+            let m: *mut frames::PhysicalMemory = locked;
+            // Consecutive pages almost always share a region.
+            let mut last: Option<&Vma> = None;
+            let mut share = move |va: u64, pte: Pte| -> Option<(Pte, Pte)> {
+                let vma = match last {
+                    Some(v) if v.contains(va) => v,
+                    _ => {
+                        last = vmas.find(va);
+                        last?
+                    }
+                };
+                let (parent, child, shares) = fault::fork_pte(vma, pte);
+                if shares && frame_of(pte) != zero {
+                    // SAFETY: `m` is the locked memory state; the walker
+                    // calls this closure and the table allocator one at a
+                    // time, so the two `&mut` never overlap.
+                    let memory = unsafe { &mut *m };
+                    // A frame shared by 65535 mappings cannot take another.
+                    memory.buddy.ref_inc(frame_of(pte))?;
+                }
+                Some((parent, child))
+            };
+            // SAFETY: as above: exclusive use between calls.
+            let mut mem = pgtable::LockedFrameTables(unsafe { &mut *m });
+            tables.clone_user_for_fork(child_tables, &mut mem, &mut share)
+        });
         // The parent's writable leaves just became read-only.
         if self.is_active() {
             x86_64::instructions::tlb::flush_all();

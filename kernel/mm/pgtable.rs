@@ -40,6 +40,33 @@ unsafe impl TableMemory for FrameTables {
     }
 }
 
+/// Table memory for code that already holds the frames lock (fork takes it
+/// once for every table and reference count it touches).
+pub struct LockedFrameTables<'a>(pub &'a mut frames::PhysicalMemory);
+
+// SAFETY: as for `FrameTables`; the buddy allocator is reached through the
+// lock guard the caller holds instead of taking the lock per call.
+unsafe impl TableMemory for LockedFrameTables<'_> {
+    fn table(&mut self, phys: u64) -> *mut [u64; ENTRIES] {
+        phys_to_virt(phys) as *mut [u64; ENTRIES]
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        let pfn = self.0.buddy.alloc_zeroed(0, &frames::DirectMap)?;
+        self.0
+            .buddy
+            .set_kind(pfn, FrameKind::PageTable)
+            .expect("a block just allocated can be labelled");
+        Some(pfn.addr())
+    }
+
+    fn free_table(&mut self, phys: u64) {
+        if let Err(e) = self.0.buddy.free(Pfn::from_addr(phys), 0) {
+            panic!("freeing page table {phys:#x}: {e}");
+        }
+    }
+}
+
 /// The kernel's tree (the bootloader's, adopted). Lock order: this lock,
 /// then the frames lock (taken inside `FrameTables`), never the reverse.
 pub static KERNEL_TABLES: Mutex<Option<PageTables>> = Mutex::new(None);
@@ -74,4 +101,61 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut PageTables, &mut FrameTables) -> R) ->
         let mut guard = KERNEL_TABLES.lock();
         f(guard.as_mut().expect("pgtable::init ran"), &mut FrameTables)
     })
+}
+
+/// A writable and executable kernel mapping found by [`kernel_wx_pages`].
+#[derive(Clone, Copy, Debug)]
+pub struct WxMapping {
+    pub va: u64,
+    pub size: u64,
+    pub pte: vmcore::Pte,
+}
+
+/// Walks the whole kernel half and returns every leaf that is both
+/// writable and executable once the parent entries are taken into account
+/// (a leaf is writable only if every level above allows writes, and
+/// executable only if no level sets NX), plus the number of leaves seen.
+pub fn kernel_wx_pages() -> (alloc::vec::Vec<WxMapping>, u64) {
+    use vmcore::paging::{PageWalker, WalkAction};
+    use vmcore::{Level, Pte, PteFlags};
+
+    struct Wx {
+        /// The entry followed at each level on the way down (index = level).
+        path: [Pte; 5],
+        found: alloc::vec::Vec<WxMapping>,
+        leaves: u64,
+    }
+    impl PageWalker for Wx {
+        fn entry(&mut self, level: Level, _: u64, pte: Pte) -> WalkAction {
+            self.path[level as usize] = pte;
+            WalkAction::Descend
+        }
+        fn leaf(&mut self, va: u64, size: u64, pte: Pte) {
+            self.leaves += 1;
+            let level = match size {
+                0x1000 => 1,
+                0x20_0000 => 2,
+                _ => 3,
+            };
+            let parents = &self.path[level + 1..=4];
+            let writable =
+                pte.has(PteFlags::WRITABLE) && parents.iter().all(|p| p.has(PteFlags::WRITABLE));
+            let executable = !pte.has(PteFlags::NO_EXECUTE)
+                && parents.iter().all(|p| !p.has(PteFlags::NO_EXECUTE));
+            if writable && executable {
+                self.found.push(WxMapping { va, size, pte });
+            }
+        }
+    }
+    let mut wx = Wx {
+        path: [Pte::EMPTY; 5],
+        found: alloc::vec::Vec::new(),
+        leaves: 0,
+    };
+    with_kernel(|tables, mem| {
+        tables
+            .walk(mem, super::layout::KERNEL_HALF_START, u64::MAX, &mut wx)
+            .expect("the kernel half is a valid range")
+    });
+    (wx.found, wx.leaves)
 }

@@ -80,14 +80,15 @@ fn on_user_exception(frame: &mut TrapFrame) {
     })
 }
 
-/// Runs ring-3 code at `rip` with stack `rsp` and first argument `arg` (in
-/// RDI) in `aspace` until it exits or is killed.
+/// Runs ring-3 code at `rip` with stack `rsp` and arguments `arg0`, `arg1`
+/// (in RDI, RSI) in `aspace` until it exits or is killed.
 pub fn run(
     name: &'static str,
     aspace: SharedAddressSpace,
     rip: u64,
     rsp: u64,
-    arg: u64,
+    arg0: u64,
+    arg1: u64,
 ) -> UserExit {
     let stack = TRAP_STACK
         .call_once(|| vmalloc::alloc(TRAP_STACK_PAGES).expect("memory for the user trap stack"));
@@ -96,7 +97,8 @@ pub fn run(
     trap::set_syscall_handler(super::syscall::dispatch);
     *NAME.lock() = name;
     let mut frame = user_frame(rip, rsp);
-    frame.rdi = arg;
+    frame.rdi = arg0;
+    frame.rsi = arg1;
     let interrupts = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
     aspace::switch_to(Some(aspace));

@@ -3,16 +3,23 @@
 //! tests can check for leaks and out-of-memory handling.
 
 use std::boxed::Box;
-use std::collections::HashMap;
+use std::vec::Vec;
 
 use crate::paging::{TableMemory, ENTRIES};
 use crate::PAGE_SIZE;
 
+/// Fake physical address of the first table.
+const BASE: u64 = 0x10_0000;
+
 /// Page tables for host tests.
+///
+/// Table `i` (in allocation order; addresses are never reused, so a stale
+/// address is caught) lives at `BASE + i * PAGE_SIZE`. A vector rather than
+/// a hash map keeps lookups cheap under Miri.
 #[derive(Debug, Default)]
 pub struct HostTables {
-    tables: HashMap<u64, Box<[u64; ENTRIES]>>,
-    next: u64,
+    tables: Vec<Option<Box<[u64; ENTRIES]>>>,
+    live: usize,
     allocs: usize,
     frees: usize,
     budget: Option<usize>,
@@ -26,7 +33,7 @@ impl HostTables {
 
     /// Number of live (allocated, not freed) tables.
     pub fn live(&self) -> usize {
-        self.tables.len()
+        self.live
     }
 
     /// Total successful allocations and frees so far.
@@ -36,7 +43,7 @@ impl HostTables {
 
     /// True if `phys` is a live table.
     pub fn is_live(&self, phys: u64) -> bool {
-        self.tables.contains_key(&phys)
+        self.slot(phys).is_some_and(|t| t.is_some())
     }
 
     /// Lets only `n` more allocations succeed (`None`: unlimited).
@@ -45,19 +52,31 @@ impl HostTables {
     }
 
     /// A copy of the table at `phys`.
-    pub fn read(&self, phys: u64) -> [u64; ENTRIES] {
-        *self.tables[&phys]
+    pub fn read(&self, phys: u64) -> Option<[u64; ENTRIES]> {
+        self.slot(phys)?.as_deref().copied()
+    }
+
+    fn index(phys: u64) -> Option<usize> {
+        let offset = phys.checked_sub(BASE)?;
+        (offset % PAGE_SIZE == 0).then_some((offset / PAGE_SIZE) as usize)
+    }
+
+    fn slot(&self, phys: u64) -> Option<&Option<Box<[u64; ENTRIES]>>> {
+        self.tables.get(Self::index(phys)?)
     }
 }
 
 // SAFETY: `alloc_table` hands out distinct, page-aligned fake addresses
-// below 2^52 (a counter, never reused) for fresh zeroed boxes. `table`
+// below 2^52 (never reused) for fresh zeroed boxes. `table`
 // returns a pointer into the live box for that address, which is 8-aligned,
 // 4 KiB long and does not move until `free_table` drops it; unknown
 // addresses panic. Tests are single-threaded, so no other access happens.
 unsafe impl TableMemory for HostTables {
     fn table(&mut self, phys: u64) -> *mut [u64; ENTRIES] {
-        match self.tables.get_mut(&phys) {
+        let table = Self::index(phys)
+            .and_then(|i| self.tables.get_mut(i))
+            .and_then(Option::as_mut);
+        match table {
             Some(table) => &mut **table,
             None => panic!("{phys:#x} is not a live page table"),
         }
@@ -70,18 +89,22 @@ unsafe impl TableMemory for HostTables {
             }
             *budget -= 1;
         }
-        self.next += 1;
-        let phys = 0x10_0000 + self.next * PAGE_SIZE;
-        self.tables.insert(phys, Box::new([0; ENTRIES]));
+        let phys = BASE + self.tables.len() as u64 * PAGE_SIZE;
+        self.tables.push(Some(Box::new([0; ENTRIES])));
         self.allocs += 1;
+        self.live += 1;
         Some(phys)
     }
 
     fn free_table(&mut self, phys: u64) {
+        let table = Self::index(phys)
+            .and_then(|i| self.tables.get_mut(i))
+            .and_then(Option::take);
         assert!(
-            self.tables.remove(&phys).is_some(),
-            "double free of table {phys:#x}"
+            table.is_some(),
+            "free of {phys:#x}, which is not a live table"
         );
         self.frees += 1;
+        self.live -= 1;
     }
 }
