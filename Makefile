@@ -6,24 +6,30 @@ BOOT_TOOL := boot/target/$(HOST)/release/ferrite-boot
 IMAGES    := target/images
 MEM       ?= 256M
 
-# make run UEFI=1 boots through OVMF instead of BIOS; MEM=4G sets the RAM.
-RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1)
+# make run UEFI=1 boots through OVMF instead of BIOS; MEM=4G sets the RAM;
+# EXTRA=dir adds dir's files to the ramdisk's /bin; INIT=prog runs prog first.
+RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
+	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT))
 
-.PHONY: all setup run test test-host test-kernel image usb gdb gdb-attach bench lint fmt clean
+.PHONY: all setup user run test test-host test-kernel image usb gdb gdb-attach bench lint fmt clean
 
 all: image
 
 setup:
-	@tools/setup
+	@tools/setup musl-tools
 
-run: setup
+# The user programs packed into the ramdisk (musl, static).
+user:
+	$(MAKE) -C user
+
+run: setup user
 	$(RUN_ENV) cargo run
 
-test: setup test-host test-kernel
+test: setup user test-host test-kernel
 
 # Pure logic on the host: allocators (mmcore) and the boot tool.
 test-host:
-	cargo test -p mmcore -p vmcore --target $(HOST)
+	cargo test -p mmcore -p vmcore -p usercore --target $(HOST)
 	cargo test -p mmcore --features slab-debug --target $(HOST)
 	cd boot && cargo test --release --quiet
 
@@ -31,7 +37,7 @@ test-host:
 test-kernel:
 	cargo test --no-fail-fast
 
-image: setup
+image: setup user
 	cargo build --release
 	$(BOOT_TOOL) image --kernel target/x86_64-unknown-none/release/ferrite --out-dir $(IMAGES)
 
@@ -41,7 +47,7 @@ usb: image
 	tools/write-usb $(IMAGES)/ferrite-$(or $(IMAGE),uefi).img $(DEV)
 
 # QEMU waits for GDB on :1234; attach from another terminal with `make gdb-attach`.
-gdb: setup
+gdb: setup user
 	$(RUN_ENV) FERRITE_GDB=1 cargo run
 
 gdb-attach:
@@ -58,7 +64,7 @@ lint: setup
 	cargo fmt --all --check
 	cd boot && cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy -p mmcore -p vmcore --target $(HOST) --all-targets -- -D warnings
+	cargo clippy -p mmcore -p vmcore -p usercore --target $(HOST) --all-targets -- -D warnings
 	cd boot && cargo clippy --release -- -D warnings
 
 fmt:
@@ -68,3 +74,4 @@ fmt:
 clean:
 	cargo clean
 	cd boot && cargo clean
+	$(MAKE) -C user clean

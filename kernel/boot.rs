@@ -29,6 +29,9 @@ pub struct BootFacts {
     pub physical_memory_offset: u64,
     /// Physical address and length of the kernel ELF file in memory.
     pub kernel_file: (u64, u64),
+    /// Virtual address (the bootloader maps it in its dynamic range) and
+    /// length of the ramdisk; its frames are `Bootloader` memory, never
+    /// handed to the frame allocator.
     pub ramdisk: Option<(u64, u64)>,
     /// Virtual address and length of the framebuffer, if any.
     pub framebuffer: Option<(u64, u64)>,

@@ -21,6 +21,33 @@ impl Write for Consoles {
 /// results).
 pub fn print(args: fmt::Arguments) {
     let _ = Consoles.write_fmt(args);
+    capture(args);
+}
+
+/// A copy of everything printed, while a capture is active (tests read
+/// what user programs wrote).
+static CAPTURE: spin::Mutex<Option<alloc::string::String>> = spin::Mutex::new(None);
+
+fn capture(args: fmt::Arguments) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if let Some(buf) = CAPTURE.lock().as_mut() {
+            let _ = buf.write_fmt(args);
+        }
+    });
+}
+
+/// Starts copying console output into a buffer (replacing any earlier one).
+pub fn capture_start() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        *CAPTURE.lock() = Some(alloc::string::String::new())
+    });
+}
+
+/// Stops copying and returns what was printed since `capture_start`.
+pub fn capture_take() -> alloc::string::String {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        CAPTURE.lock().take().unwrap_or_default()
+    })
 }
 
 #[macro_export]
@@ -76,5 +103,6 @@ pub unsafe fn force_unlock_consoles() {
     unsafe {
         serial::force_unlock();
         fbcon::force_unlock();
+        CAPTURE.force_unlock();
     }
 }

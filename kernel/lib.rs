@@ -78,6 +78,7 @@ pub fn kernel_stack() -> &'static mm::vmalloc::VmArea {
 }
 
 extern "C" fn main_on_kernel_stack() -> ! {
+    proc::init();
     let main = MAIN.get().expect("set by start");
     main()
 }

@@ -68,3 +68,10 @@ pub fn tsc_khz() -> u64 {
 pub fn cycles_to_us(cycles: u64) -> u64 {
     (cycles as u128 * 1000 / tsc_khz() as u128) as u64
 }
+
+/// Nanoseconds since boot: timer ticks, refined by the TSC since the last
+/// tick would need more bookkeeping than a teaching kernel wants; 10 ms
+/// resolution.
+pub fn uptime_ns() -> u64 {
+    ticks() * (1_000_000_000 / TICK_HZ)
+}

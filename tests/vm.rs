@@ -406,6 +406,7 @@ fn killed_for(exit: UserExit, addr: u64, access: FaultAccess, reason: SegvReason
     match exit {
         UserExit::Killed { signal, fault } => {
             assert_eq!(signal, SIGSEGV);
+            let fault = fault.expect("killed by a page fault");
             assert_eq!(fault.addr, addr, "fault address");
             assert_eq!(fault.access, access);
             assert_eq!(fault.why, FaultError::Segv(reason));
@@ -455,6 +456,7 @@ fn ring3_faults_are_reported_not_fatal() {
     let kernel = ferrite::mm::layout::PAGE_OFFSET;
     match run(read, kernel) {
         UserExit::Killed { signal, fault } => {
+            let fault = fault.expect("killed by a page fault");
             assert_eq!((signal, fault.addr), (SIGSEGV, kernel));
             assert_eq!(fault.why, FaultError::KernelAddress);
             let line = alloc::format!("{fault}");

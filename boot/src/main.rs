@@ -8,6 +8,7 @@
 
 mod machines;
 mod qemu;
+mod ramdisk;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +20,8 @@ usage: ferrite-boot <command> [options]
 
 commands:
   image  --kernel ELF --out-dir DIR [--name NAME] [--ramdisk FILE]
-         write DIR/NAME-bios.img and DIR/NAME-uefi.img
+         write DIR/NAME-bios.img and DIR/NAME-uefi.img (without --ramdisk,
+         the ramdisk is packed from user/build, user/rootfs and $FERRITE_EXTRA)
   run    --kernel ELF [--uefi] [--memory SIZE] [--gdb] [--timeout SECS] [--ramdisk FILE]
          boot the kernel in QEMU with serial on this terminal
   runner ELF [ARGS]
@@ -31,6 +33,8 @@ environment:
   FERRITE_UEFI=1        `runner` boots through UEFI instead of BIOS
   FERRITE_MEMORY=SIZE   `runner` machine memory (default 256M)
   FERRITE_GDB=1         `runner` waits for GDB on localhost:1234
+  FERRITE_EXTRA=DIR     also pack DIR's files into the ramdisk, under /bin
+  FERRITE_INIT=PROG     the program the kernel starts first (default: the shell)
 ";
 
 fn main() -> ExitCode {
@@ -239,6 +243,14 @@ pub fn make_images(
 ) -> Result<Images, String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("create {}: {e}", out_dir.display()))?;
     let elf = stripped_copy(kernel, out_dir, name)?;
+    let packed;
+    let ramdisk = match ramdisk {
+        Some(r) => Some(r),
+        None => {
+            packed = ramdisk::pack_default(&out_dir.join(format!("{name}.cpio")))?;
+            Some(packed.as_path())
+        }
+    };
     let mut builder = bootloader::DiskImageBuilder::new(elf);
     // The bootloader's own progress log is long and slow to draw; keep its
     // warnings only. Ferrite prints its own banner.

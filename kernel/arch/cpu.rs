@@ -66,3 +66,50 @@ pub fn enable_protection() {
     // correct kernel code performs.
     unsafe { Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT)) };
 }
+
+/// Lets ring 3 use SSE (x86_64 user code always does): CR0.EM off, CR0.MP
+/// on, CR4.OSFXSR and OSXMMEXCPT on. The kernel itself is built soft-float
+/// and never touches these registers, so only processes need them saved.
+pub fn enable_sse() {
+    // SAFETY: these bits only make SSE instructions legal and FXSAVE save
+    // the SSE state; nothing relies on SSE faulting.
+    unsafe {
+        Cr0::update(|f| {
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR);
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR);
+        });
+        Cr4::update(|f| {
+            f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+        });
+        core::arch::asm!("fninit", options(nomem, nostack));
+    }
+}
+
+/// The x87/SSE register file as FXSAVE stores it.
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct FpuState([u8; 512]);
+
+impl FpuState {
+    /// The state after `fninit` with the default MXCSR (all exceptions
+    /// masked): what a new program starts with.
+    pub fn initial() -> FpuState {
+        let mut state = FpuState([0; 512]);
+        // FCW = 0x037f, MXCSR = 0x1f80.
+        state.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        state.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        state
+    }
+
+    pub fn save(&mut self) {
+        // SAFETY: FXSAVE writes 512 bytes to a 16-byte aligned buffer, which
+        // `self` is; SSE is enabled at boot.
+        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack)) };
+    }
+
+    pub fn restore(&self) {
+        // SAFETY: FXRSTOR reads a 512-byte image produced by FXSAVE or by
+        // `initial` (reserved fields zero, MXCSR valid).
+        unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack)) };
+    }
+}

@@ -4,6 +4,8 @@
 //! The legacy PIC is on every PC Ferrite targets (and emulated by QEMU);
 //! using the APIC is left for when there is more than one CPU to wake.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use x86_64::instructions::port::Port;
 
 use super::trap::TrapFrame;
@@ -19,6 +21,8 @@ const PIT_COMMAND: u16 = 0x43;
 const PIT_FREQUENCY_HZ: u64 = 1_193_182;
 
 pub const IRQ_TIMER: u8 = 0;
+pub const IRQ_KEYBOARD: u8 = 1;
+pub const IRQ_COM1: u8 = 4;
 
 /// Remaps the PICs to vectors 32..48 (their BIOS default overlaps CPU
 /// exceptions), unmasks the timer, and starts the PIT.
@@ -97,7 +101,33 @@ fn is_spurious(irq: u8) -> bool {
     isr & 0x80 == 0
 }
 
-pub fn handle_irq(irq: u8, _frame: &mut TrapFrame) {
+static TIMER_HOOK: AtomicUsize = AtomicUsize::new(0);
+static IRQ_HOOKS: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
+
+/// Called on every timer tick, after the EOI (it may switch processes).
+pub fn set_timer_hook(hook: fn(&mut TrapFrame)) {
+    TIMER_HOOK.store(hook as usize, Ordering::SeqCst);
+}
+
+/// Installs a handler for a device IRQ and unmasks it at the PIC.
+pub fn set_irq_handler(irq: u8, hook: fn()) {
+    IRQ_HOOKS[irq as usize].store(hook as usize, Ordering::SeqCst);
+    let (port, bit) = if irq < 8 {
+        (PIC1_DATA, irq)
+    } else {
+        (PIC2_DATA, irq - 8)
+    };
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut data: Port<u8> = Port::new(port);
+        // SAFETY: read-modify-write of the PIC's interrupt mask register.
+        unsafe {
+            let mask = data.read();
+            data.write(mask & !(1 << bit));
+        }
+    });
+}
+
+pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
     if is_spurious(irq) {
         // A spurious IRQ 15 still needs an EOI at the master (for IRQ 2).
         if irq == 15 {
@@ -107,6 +137,20 @@ pub fn handle_irq(irq: u8, _frame: &mut TrapFrame) {
     }
     if irq == IRQ_TIMER {
         crate::time::tick();
+        end_of_interrupt(irq);
+        let hook = TIMER_HOOK.load(Ordering::SeqCst);
+        if hook != 0 {
+            // SAFETY: only `fn(&mut TrapFrame)` values are stored.
+            let hook: fn(&mut TrapFrame) = unsafe { core::mem::transmute(hook) };
+            hook(frame);
+        }
+        return;
+    }
+    let hook = IRQ_HOOKS[irq as usize].load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: only `fn()` values are stored.
+        let hook: fn() = unsafe { core::mem::transmute(hook) };
+        hook();
     }
     end_of_interrupt(irq);
 }

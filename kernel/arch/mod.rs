@@ -6,6 +6,7 @@ pub mod exceptions;
 pub mod gdt;
 pub mod interrupts;
 pub mod stack;
+pub mod switch;
 pub mod syscall;
 pub mod trap;
 pub mod uaccess;
@@ -14,6 +15,7 @@ pub mod usermode;
 /// Loads Ferrite's GDT/TSS and IDT and programs the interrupt controller.
 pub fn init() {
     cpu::enable_protection();
+    cpu::enable_sse();
     gdt::init();
     trap::init();
     syscall::init();

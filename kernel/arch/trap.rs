@@ -63,12 +63,39 @@ pub(super) unsafe extern "C" fn trap_common() {
         "cld",
         "mov rdi, rsp",
         "call {dispatch}",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "jmp {ret}",
+        dispatch = sym trap_dispatch,
+        ret = sym trap_return,
+    );
+}
+
+/// Restores the [`TrapFrame`] at RSP and returns to it with `iretq`: the end
+/// of every trap, and where a new process's first switch lands.
+///
+/// # Safety
+/// Only reached by a jump or `ret` with RSP pointing at a complete trap
+/// frame; never called as a function.
+#[unsafe(naked)]
+pub unsafe extern "C" fn trap_return() {
+    naked_asm!(
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
         // Drop the vector and error code.
         "add rsp, 16",
         "iretq",
-        dispatch = sym trap_dispatch,
     );
 }
 

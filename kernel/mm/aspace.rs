@@ -123,6 +123,68 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Drops the pages of `[start, end)` but keeps the regions
+    /// (`MADV_DONTNEED`): the next touch faults in zeros (or the file) again.
+    pub fn discard(&mut self, start: u64, end: u64) {
+        self.unmap_pages(start, end);
+    }
+
+    /// Maps a region at `[start, end)` replacing anything there
+    /// (`MAP_FIXED`).
+    pub fn map_fixed(&mut self, vma: Vma) -> Result<(), VmError> {
+        for (s, e) in self.vmas.map_fixed(vma)? {
+            self.unmap_pages(s, e);
+        }
+        Ok(())
+    }
+
+    /// Moves the region `[old, old + len)` to `new` (`mremap` with
+    /// MREMAP_MAYMOVE): page-table entries move, frames stay where they are.
+    /// The destination must be free.
+    pub fn move_region(&mut self, old: u64, len: u64, new: u64) -> Result<(), VmError> {
+        let mut moved: Vec<Vma> = self.vmas.overlapping(old, old + len).copied().collect();
+        if moved.is_empty() {
+            return Err(VmError::NotMapped { addr: old });
+        }
+        for vma in &mut moved {
+            let delta = vma.start.max(old) - old;
+            let start = vma.start.max(old);
+            let end = vma.end.min(old + len);
+            let shift = |k: vmcore::VmaKind| match k {
+                vmcore::VmaKind::File { file, offset } => vmcore::VmaKind::File {
+                    file,
+                    offset: offset + (start - vma.start),
+                },
+                anon => anon,
+            };
+            *vma = Vma {
+                start: new + delta,
+                end: new + delta + (end - start),
+                kind: shift(vma.kind),
+                ..*vma
+            };
+        }
+        for vma in &moved {
+            self.vmas.map(*vma)?;
+        }
+        for i in 0..len / PAGE_SIZE {
+            let (from, to) = (old + i * PAGE_SIZE, new + i * PAGE_SIZE);
+            if let Some(pte) = self.tables.unmap(&mut FrameTables, from) {
+                if pte.is_present()
+                    && self
+                        .tables
+                        .map(&mut FrameTables, to, pte.addr(), pte.flags())
+                        .is_err()
+                {
+                    release_leaf(pte);
+                }
+            }
+        }
+        self.vmas.unmap(old, old + len)?;
+        flush_range(self.root(), old, old + len);
+        Ok(())
+    }
+
     fn unmap_pages(&mut self, start: u64, end: u64) {
         let mut release = |_: u64, _: u64, pte: Pte| release_leaf(pte);
         // The VMA set accepted the range, so it is valid for the tables too.
@@ -227,8 +289,10 @@ impl AddressSpace {
                     return Err(FaultError::Segv(reason));
                 }
                 FaultAction::GrowStack => {
-                    let limit = STACK_LIMIT;
                     let vma = vma.expect("decide only grows an existing stack");
+                    // The lowest address the stack may reach: STACK_LIMIT
+                    // below its top (its top never moves).
+                    let limit = vma.end.saturating_sub(STACK_LIMIT);
                     if vma.start - page > STACK_GUARD_GAP {
                         vmstat::SEGV.inc();
                         return Err(FaultError::Segv(SegvReason::NoRegion));
@@ -312,12 +376,14 @@ impl AddressSpace {
         let zero = zero_page();
         let tables = &mut self.tables;
         let child_tables = &mut child.tables;
+        let mut refused = false;
         // One pass under the frames lock: tables for the child and a
         // reference per shared frame, without a lock round trip per page.
         let result = frames::with(|locked| {
             let m: *mut frames::PhysicalMemory = locked;
             // Consecutive pages almost always share a region.
             let mut last: Option<&Vma> = None;
+            let failed = &mut refused;
             let mut share = move |va: u64, pte: Pte| -> Option<(Pte, Pte)> {
                 let vma = match last {
                     Some(v) if v.contains(va) => v,
@@ -332,8 +398,12 @@ impl AddressSpace {
                     // calls this closure and the table allocator one at a
                     // time, so the two `&mut` never overlap.
                     let memory = unsafe { &mut *m };
-                    // A frame shared by 65535 mappings cannot take another.
-                    memory.buddy.ref_inc(frame_of(pte))?;
+                    // A frame shared by 65535 mappings cannot take another:
+                    // the fork fails rather than leave the page out.
+                    if memory.buddy.ref_inc(frame_of(pte)).is_none() {
+                        *failed = true;
+                        return None;
+                    }
                 }
                 Some((parent, child))
             };
@@ -345,7 +415,12 @@ impl AddressSpace {
         if self.is_active() {
             x86_64::instructions::tlb::flush_all();
         }
-        result.map(|_| child).map_err(|_| OutOfMemory)
+        match result {
+            Ok(_) if !refused => Ok(child),
+            // The child holds references to what it got; dropping it
+            // gives them back.
+            _ => Err(OutOfMemory),
+        }
     }
 
     /// Resident pages: (anonymous incl. zero page, file-backed).
@@ -442,6 +517,18 @@ pub fn switch_to(aspace: Option<SharedAddressSpace>) {
         unsafe { Cr3::write(frame, Cr3Flags::empty()) };
         *CURRENT.lock() = aspace;
     });
+}
+
+/// Like [`switch_to`] with the root already known (the scheduler caches
+/// it, and must not lock an address space that an interrupted thread may
+/// hold).
+pub fn switch_to_root(aspace: Option<SharedAddressSpace>, root: u64) {
+    let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    if Cr3::read().0 != frame {
+        // SAFETY: as in switch_to: every root shares the kernel half.
+        unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    }
+    *CURRENT.lock() = aspace;
 }
 
 pub fn current() -> Option<SharedAddressSpace> {

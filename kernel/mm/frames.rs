@@ -82,12 +82,11 @@ fn build_memblock(regions: &[MemoryRegion]) -> MemBlock {
             .expect("memblock holds the reservations");
     };
     reserve(0, LOW_RESERVE);
-    // These are `Bootloader` regions already; reserving them again costs
-    // nothing and guards against a map that says otherwise.
+    // The kernel file is in a `Bootloader` region already; reserving it
+    // again costs nothing and guards against a map that says otherwise.
+    // (The ramdisk is too, but the boot info only gives its virtual
+    // address.)
     reserve(facts.kernel_file.0, facts.kernel_file.1);
-    if let Some((start, len)) = facts.ramdisk {
-        reserve(start, len);
-    }
     memblock
 }
 

@@ -24,6 +24,20 @@ pub const BOOTLOADER_DYNAMIC_END: u64 = 0xffff_ff00_0000_0000;
 /// Where the linker puts the kernel (`--image-base`).
 pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 
+/// Lowest address user mappings may use (Linux's `mmap_min_addr`): a null
+/// pointer plus a small offset always faults.
+pub const USER_MIN: u64 = 0x1_0000;
+/// Top of the initial user stack (one page below the end of the user half,
+/// so the top is never directly adjacent to the non-canonical hole).
+pub const USER_STACK_TOP: u64 = 0x7fff_ffff_f000;
+/// How large a user stack may grow.
+pub const USER_STACK_LIMIT: u64 = 8 << 20;
+/// `mmap` without a fixed address searches downwards from here, below the
+/// stack's growth room.
+pub const MMAP_TOP: u64 = 0x7fff_0000_0000;
+/// Where static-PIE executables are loaded (Linux's ELF_ET_DYN_BASE).
+pub const PIE_BASE: u64 = 0x5555_5555_4000;
+
 /// The direct-map address of a physical address.
 pub const fn phys_to_virt(phys: u64) -> u64 {
     phys + PAGE_OFFSET

@@ -14,8 +14,19 @@ use spin::Mutex;
 use super::frames::{self, DirectMap};
 use super::layout::PAGE_SIZE;
 
+/// What backs a cache "file".
+#[derive(Clone, Copy)]
+enum Backing {
+    /// Bytes that live forever (a ramdisk file).
+    Bytes(&'static [u8]),
+    /// Zero-filled memory with no file behind it: the object behind a
+    /// shared anonymous mapping (Linux's shmem), so every process that maps
+    /// it sees the same frames, even for pages first touched after a fork.
+    Anonymous,
+}
+
 struct Cache {
-    files: Vec<&'static [u8]>,
+    files: Vec<Backing>,
     pages: BTreeMap<(u32, u64), Pfn>,
 }
 
@@ -31,13 +42,19 @@ fn locked<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
 /// Makes `bytes` available as a backing file; returns its id.
 pub fn register(bytes: &'static [u8]) -> u32 {
     locked(|c| {
-        c.files.push(bytes);
+        c.files.push(Backing::Bytes(bytes));
         (c.files.len() - 1) as u32
     })
 }
 
-pub fn file_len(file: u32) -> Option<u64> {
-    locked(|c| c.files.get(file as usize).map(|f| f.len() as u64))
+/// A new zero-filled object for a shared anonymous mapping; returns its id.
+/// Its pages stay cached while mapped and go at the next `shrink` after
+/// the last mapping is gone.
+pub fn register_anonymous() -> u32 {
+    locked(|c| {
+        c.files.push(Backing::Anonymous);
+        (c.files.len() - 1) as u32
+    })
 }
 
 /// A cache page of the file.
@@ -57,19 +74,21 @@ pub fn get(file: u32, offset: u64) -> Option<CachePage> {
             frames::get_page(pfn)?;
             return Some(CachePage { pfn, major: false });
         }
-        let data = *c.files.get(file as usize)?;
+        let backing = *c.files.get(file as usize)?;
         let pfn = frames::alloc_zeroed(0, FrameKind::UserFile)?;
-        let start = (offset as usize).min(data.len());
-        let end = (start + PAGE_SIZE as usize).min(data.len());
-        // SAFETY: a fresh frame we own, reached through the direct map; the
-        // copy stays within one page.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                data[start..end].as_ptr(),
-                DirectMap.frame_ptr(pfn),
-                end - start,
-            )
-        };
+        if let Backing::Bytes(data) = backing {
+            let start = (offset as usize).min(data.len());
+            let end = (start + PAGE_SIZE as usize).min(data.len());
+            // SAFETY: a fresh frame we own, reached through the direct map;
+            // the copy stays within one page.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    data[start..end].as_ptr(),
+                    DirectMap.frame_ptr(pfn),
+                    end - start,
+                )
+            };
+        }
         c.pages.insert((file, offset), pfn);
         // The cache's own reference is the one alloc gave; take the
         // mapping's.

@@ -1,5 +1,18 @@
-//! Running user code. For now: one ring-3 context at a time, run to
-//! completion by [`user::run`]; the scheduler and processes build on it.
+//! Processes: the scheduler, system calls, exec from the ramdisk, and the
+//! handling of user faults (the faulting process dies, the kernel runs on).
 
+pub mod console;
+pub mod exec;
+pub mod fd;
+pub mod ramdisk;
+pub mod sched;
 pub mod syscall;
 pub mod user;
+
+pub fn init() {
+    sched::init();
+    user::install_fault_handlers();
+    crate::arch::trap::set_syscall_handler(syscall::dispatch);
+    console::init();
+    ramdisk::init();
+}

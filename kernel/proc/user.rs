@@ -1,117 +1,123 @@
-//! Run a ring-3 context in an address space until it exits or is killed.
-//!
-//! The context gets its own kernel trap stack (vmalloc, guard page) through
-//! the TSS; timer interrupts and resolvable page faults return to it, while
-//! `exit` or a refused fault come back here through `leave_user`.
+//! What happens when user code misbehaves, and running user code from the
+//! kernel: a refused fault or a CPU exception in ring 3 prints one line and
+//! kills that process (SIGSEGV, SIGILL, SIGFPE, or SIGKILL when memory ran
+//! out); its parent's `wait4` sees the signal.
 
-use spin::{Mutex, Once};
+use alloc::string::String;
 
-use crate::arch::trap::TrapFrame;
-use crate::arch::usermode::{enter_user, leave_user, user_frame, KernelContext};
-use crate::arch::{syscall as arch_syscall, trap};
-use crate::mm::aspace::{self, SharedAddressSpace};
+use super::exec::{self, ExecError};
+use super::sched::{self, Pid};
+use crate::arch::trap::{self, TrapFrame};
+use crate::arch::usermode::user_frame;
+use crate::mm::aspace::{FaultError, SharedAddressSpace};
 use crate::mm::fault::{self, UserFault};
-use crate::mm::vmalloc::{self, VmArea};
 
-/// How a user context ended.
+pub const SIGILL: u8 = 4;
+pub const SIGFPE: u8 = 8;
+pub const SIGKILL: u8 = 9;
+pub const SIGSEGV: u8 = 11;
+
+/// How a process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserExit {
     /// `exit(code)`.
     Exited(i32),
-    /// Killed by a fault: Linux's signal number (11 = SIGSEGV, 9 = SIGKILL
-    /// for out of memory) and what happened.
-    Killed { signal: u8, fault: UserFault },
+    /// Killed by a signal; `fault` says what happened when a page fault
+    /// was the cause.
+    Killed {
+        signal: u8,
+        fault: Option<UserFault>,
+    },
 }
 
-pub const SIGKILL: u8 = 9;
-pub const SIGSEGV: u8 = 11;
-pub const SIGILL: u8 = 4;
+impl UserExit {
+    fn from_status(status: i32, fault: Option<UserFault>) -> UserExit {
+        if status & 0x7f == 0 {
+            UserExit::Exited((status >> 8) & 0xff)
+        } else {
+            UserExit::Killed {
+                signal: (status & 0x7f) as u8,
+                fault,
+            }
+        }
+    }
+}
 
-const TRAP_STACK_PAGES: u64 = 4;
-
-static TRAP_STACK: Once<VmArea> = Once::new();
-static mut CONTEXT: KernelContext = KernelContext::new_zeroed();
-static EXIT: Mutex<Option<UserExit>> = Mutex::new(None);
-static NAME: Mutex<&'static str> = Mutex::new("user");
-
-/// Ends the running user context with `exit`; called from a trap handler on
-/// the trap stack.
-pub fn finish(exit: UserExit) -> ! {
-    *EXIT.lock() = Some(exit);
-    // SAFETY: `run` filled CONTEXT with `enter_user` and is still waiting
-    // for it to return; this trap stack is abandoned.
-    unsafe { leave_user(core::ptr::addr_of!(CONTEXT), 0) }
+fn who() -> String {
+    sched::with_current(|p| alloc::format!("[pid {} {}]", p.pid, p.name))
 }
 
 fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) -> ! {
-    let name = *NAME.lock();
-    crate::kprintln!("[{name}] {fault}");
+    crate::kprintln!("{} {fault}", who());
+    sched::note_fault(*fault);
     let signal = match fault.why {
-        aspace::FaultError::OutOfMemory => SIGKILL,
-        aspace::FaultError::Segv(_) | aspace::FaultError::KernelAddress => SIGSEGV,
+        FaultError::OutOfMemory => SIGKILL,
+        FaultError::Segv(_) | FaultError::KernelAddress => SIGSEGV,
     };
-    finish(UserExit::Killed {
-        signal,
-        fault: *fault,
-    })
+    sched::exit_current(sched::signal_status(signal))
 }
 
 fn on_user_exception(frame: &mut TrapFrame) {
     let (mnemonic, name) = crate::arch::exceptions::describe(frame.vector);
-    let who = *NAME.lock();
     crate::kprintln!(
-        "[{who}] {mnemonic} ({name}) at ip {:#x}, error {:#x}: killed",
+        "{} {mnemonic} ({name}) at ip {:#x}, error {:#x}: killed",
+        who(),
         frame.rip,
         frame.error_code
     );
     let signal = match frame.vector {
+        0 | 16 | 19 => SIGFPE,
         6 => SIGILL,
         _ => SIGSEGV,
     };
-    finish(UserExit::Killed {
-        signal,
-        fault: UserFault {
-            addr: 0,
-            ip: frame.rip,
-            access: vmcore::FaultAccess::Execute,
-            code: 0,
-            why: aspace::FaultError::Segv(vmcore::SegvReason::NoRegion),
-        },
-    })
+    sched::exit_current(sched::signal_status(signal))
+}
+
+pub fn install_fault_handlers() {
+    fault::set_user_kill_hook(on_user_fault);
+    trap::set_user_exception_handler(on_user_exception);
+}
+
+/// Waits for child `pid` of the kernel thread and says how it ended.
+pub fn wait_for(pid: Pid) -> UserExit {
+    // Look at the fault before the zombie is reaped.
+    loop {
+        let zombie = sched::with_process(pid, |p| match p.state {
+            sched::State::Zombie(status) => Some((status, p.fault)),
+            _ => None,
+        })
+        .flatten();
+        if let Some((status, fault)) = zombie {
+            sched::reap(pid as i64).expect("our child");
+            return UserExit::from_status(status, fault);
+        }
+        sched::block(sched::Block::Child);
+    }
 }
 
 /// Runs ring-3 code at `rip` with stack `rsp` and arguments `arg0`, `arg1`
-/// (in RDI, RSI) in `aspace` until it exits or is killed.
+/// (in RDI, RSI) in `aspace` as a new process, and waits for it.
 pub fn run(
-    name: &'static str,
+    name: &str,
     aspace: SharedAddressSpace,
     rip: u64,
     rsp: u64,
     arg0: u64,
     arg1: u64,
 ) -> UserExit {
-    let stack = TRAP_STACK
-        .call_once(|| vmalloc::alloc(TRAP_STACK_PAGES).expect("memory for the user trap stack"));
-    fault::set_user_kill_hook(on_user_fault);
-    trap::set_user_exception_handler(on_user_exception);
-    trap::set_syscall_handler(super::syscall::dispatch);
-    *NAME.lock() = name;
     let mut frame = user_frame(rip, rsp);
     frame.rdi = arg0;
     frame.rsi = arg1;
-    let interrupts = x86_64::instructions::interrupts::are_enabled();
-    x86_64::instructions::interrupts::disable();
-    aspace::switch_to(Some(aspace));
-    arch_syscall::set_kernel_stack(stack.end());
-    // SAFETY: the frame is a ring-3 context in the address space just made
-    // current; the trap stack is set and is not this stack; CONTEXT lives in
-    // a static until `finish` uses it.
-    unsafe { enter_user(core::ptr::addr_of_mut!(CONTEXT), &frame) };
-    aspace::switch_to(None);
-    if interrupts {
-        x86_64::instructions::interrupts::enable();
-    }
-    EXIT.lock()
-        .take()
-        .expect("finish records how the context ended")
+    let pid = sched::spawn(name, aspace, &frame, 0, (0, 0)).expect("memory for a process");
+    wait_for(pid)
+}
+
+/// Starts the program at `path` in the ramdisk as a child of the kernel.
+pub fn spawn_program(path: &str, argv: &[&str]) -> Result<Pid, ExecError> {
+    let argv: alloc::vec::Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    let envp: [&[u8]; 2] = [b"PATH=/bin", b"HOME=/"];
+    let image = exec::load(path, &argv, &envp)?;
+    let pid = sched::spawn(&image.name, image.aspace, &image.frame, 0, image.brk)
+        .map_err(|_| ExecError::OutOfMemory)?;
+    Ok(pid)
 }

@@ -1,0 +1,65 @@
+//! Console input: bytes from the serial port (and later the keyboard)
+//! collected by interrupt handlers, read by `read(0, ...)` and the shell.
+
+use alloc::collections::VecDeque;
+use spin::Mutex;
+
+use super::sched::{self, Block};
+
+static INPUT: Mutex<VecDeque<u8>> = Mutex::new(VecDeque::new());
+const MAX_BUFFERED: usize = 4096;
+
+/// Queues input bytes and wakes readers (called from interrupt handlers).
+pub fn push(byte: u8) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut input = INPUT.lock();
+        if input.len() < MAX_BUFFERED {
+            input.push_back(match byte {
+                b'\r' => b'\n',
+                b => b,
+            });
+        }
+    });
+    sched::wake_all(Block::Console);
+}
+
+fn serial_irq() {
+    while let Some(byte) = crate::drivers::serial::try_read() {
+        push(byte);
+    }
+}
+
+pub fn init() {
+    crate::arch::interrupts::set_irq_handler(crate::arch::interrupts::IRQ_COM1, serial_irq);
+}
+
+/// Takes up to `buf.len()` buffered bytes without waiting.
+pub fn try_read(buf: &mut [u8]) -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut input = INPUT.lock();
+        let n = buf.len().min(input.len());
+        for slot in &mut buf[..n] {
+            *slot = input.pop_front().expect("counted");
+        }
+        n
+    })
+}
+
+/// Reads at least one byte, blocking the caller until input arrives.
+pub fn read_blocking(buf: &mut [u8]) -> usize {
+    loop {
+        let n = x86_64::instructions::interrupts::without_interrupts(|| {
+            let n = try_read(buf);
+            if n == 0 {
+                // Block inside the same interrupts-off section as the check,
+                // so a byte arriving now cannot be missed.
+                sched::with_current(|p| p.state = sched::State::Blocked(Block::Console));
+                sched::schedule();
+            }
+            n
+        });
+        if n > 0 || buf.is_empty() {
+            return n;
+        }
+    }
+}

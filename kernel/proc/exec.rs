@@ -1,0 +1,190 @@
+//! Loading a static ELF executable from the ramdisk into a fresh address
+//! space: every PT_LOAD segment becomes a private file-backed region with its
+//! own permissions (demand-paged from the page cache), the rest of the bss an
+//! anonymous region, and the stack gets argc, argv, envp and the auxiliary
+//! vector. Nothing is read from the file until the program touches it.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use spin::Mutex;
+use usercore::elf::{self, ElfError, ElfKind};
+use usercore::stack;
+use vmcore::vma::{VmaFlags, VmaTag};
+use vmcore::{Prot, Sharing, Vma, VmaKind};
+
+use super::ramdisk;
+use crate::arch::trap::TrapFrame;
+use crate::arch::usermode::user_frame;
+use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
+use crate::mm::layout::{PIE_BASE, USER_END, USER_STACK_LIMIT, USER_STACK_TOP};
+use crate::mm::uaccess;
+
+#[derive(Debug)]
+pub enum ExecError {
+    NotFound,
+    Elf(ElfError),
+    TooBig,
+    OutOfMemory,
+    Region(vmcore::VmError),
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ExecError::NotFound => write!(f, "no such file in the ramdisk"),
+            ExecError::Elf(e) => write!(f, "not a runnable program: {e}"),
+            ExecError::TooBig => write!(f, "arguments and environment too large"),
+            ExecError::OutOfMemory => write!(f, "out of memory"),
+            ExecError::Region(e) => write!(f, "bad memory layout: {e}"),
+        }
+    }
+}
+
+impl ExecError {
+    /// The errno `execve` returns.
+    pub fn errno(&self) -> i64 {
+        match self {
+            ExecError::NotFound => super::syscall::ENOENT,
+            ExecError::Elf(_) | ExecError::Region(_) => super::syscall::ENOEXEC,
+            ExecError::TooBig => super::syscall::E2BIG,
+            ExecError::OutOfMemory => super::syscall::ENOMEM,
+        }
+    }
+}
+
+/// A program ready to run.
+pub struct Image {
+    pub aspace: SharedAddressSpace,
+    pub frame: TrapFrame,
+    pub brk: (u64, u64),
+    pub name: String,
+}
+
+fn prot(p: elf::Prot) -> Prot {
+    let mut prot = Prot::NONE;
+    if p.read {
+        prot |= Prot::READ;
+    }
+    if p.write {
+        prot |= Prot::WRITE;
+    }
+    if p.exec {
+        prot |= Prot::EXEC;
+    }
+    prot
+}
+
+fn region(start: u64, end: u64, prot: Prot, kind: VmaKind, tag: VmaTag) -> Vma {
+    Vma {
+        start,
+        end,
+        prot,
+        sharing: Sharing::Private,
+        kind,
+        flags: VmaFlags {
+            grows_down: tag == VmaTag::Stack,
+            tag,
+        },
+    }
+}
+
+/// Builds the address space and initial registers for `path`.
+pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecError> {
+    let file = ramdisk::open(path).ok_or(ExecError::NotFound)?;
+    let image = elf::parse(file.data).map_err(ExecError::Elf)?;
+    let bias = match image.kind {
+        ElfKind::Exec => 0,
+        ElfKind::StaticPie => PIE_BASE,
+    };
+    let plan = image.load_plan(bias, USER_END).map_err(ExecError::Elf)?;
+    let mut aspace = AddressSpace::new().map_err(|_| ExecError::OutOfMemory)?;
+    for segment in &plan.segments {
+        if let Some(r) = &segment.file {
+            let kind = VmaKind::File {
+                file: file.id,
+                offset: r.file_offset,
+            };
+            aspace
+                .map(region(r.start, r.end, prot(r.prot), kind, VmaTag::Image))
+                .map_err(ExecError::Region)?;
+        }
+        if let Some(r) = &segment.anon {
+            aspace
+                .map(region(
+                    r.start,
+                    r.end,
+                    prot(r.prot),
+                    VmaKind::Anonymous,
+                    VmaTag::Image,
+                ))
+                .map_err(ExecError::Region)?;
+        }
+    }
+    // The stack: its first pages now (the arguments go there), the rest on
+    // demand as it grows down.
+    let stack_start = USER_STACK_TOP - 16 * 4096;
+    aspace
+        .map(region(
+            stack_start,
+            USER_STACK_TOP,
+            Prot::RW,
+            VmaKind::Anonymous,
+            VmaTag::Stack,
+        ))
+        .map_err(ExecError::Region)?;
+    let _ = USER_STACK_LIMIT;
+    let aspace = Arc::new(Mutex::new(aspace));
+
+    // Fill in what needs writing through the new address space: the zeroed
+    // tails of file pages and the initial stack.
+    let mut random = [0u8; 16];
+    let seed = crate::time::rdtsc();
+    for (i, b) in random.iter_mut().enumerate() {
+        *b = (seed.rotate_left(i as u32 * 8) ^ (i as u64 * 0x9e37_79b9)) as u8;
+    }
+    let mut auxv: Vec<(u64, u64)> = Vec::new();
+    if let Some(phdr) = plan.phdr_addr {
+        auxv.push((stack::AT_PHDR, phdr));
+    }
+    auxv.extend_from_slice(&[
+        (stack::AT_PHENT, image.phentsize as u64),
+        (stack::AT_PHNUM, image.phnum as u64),
+        (stack::AT_PAGESZ, 4096),
+        (stack::AT_BASE, 0),
+        (stack::AT_FLAGS, 0),
+        (stack::AT_ENTRY, plan.entry),
+        (stack::AT_UID, 0),
+        (stack::AT_EUID, 0),
+        (stack::AT_GID, 0),
+        (stack::AT_EGID, 0),
+        (stack::AT_SECURE, 0),
+        (stack::AT_CLKTCK, crate::time::TICK_HZ),
+        (stack::AT_HWCAP, 0),
+    ]);
+    let initial = stack::build(USER_STACK_TOP, argv, envp, &auxv, random, "x86_64")
+        .map_err(|_| ExecError::TooBig)?;
+    if initial.start < stack_start {
+        return Err(ExecError::TooBig);
+    }
+    let previous = crate::mm::aspace::current();
+    crate::mm::aspace::switch_to(Some(aspace.clone()));
+    let written = (|| {
+        for tail in plan.segments.iter().filter_map(|s| s.zero_tail.as_ref()) {
+            let zeros = alloc::vec![0u8; (tail.end - tail.start) as usize];
+            uaccess::copy_to_user(tail.start, &zeros).map_err(|_| ExecError::OutOfMemory)?;
+        }
+        uaccess::copy_to_user(initial.start, &initial.bytes).map_err(|_| ExecError::OutOfMemory)
+    })();
+    crate::mm::aspace::switch_to(previous);
+    written?;
+    let name = path.rsplit('/').next().unwrap_or(path);
+    Ok(Image {
+        aspace,
+        frame: user_frame(plan.entry, initial.rsp),
+        brk: (plan.brk_start, plan.brk_start),
+        name: String::from(name),
+    })
+}

@@ -1,0 +1,58 @@
+//! File descriptors: 0, 1 and 2 are the console; `open` adds read-only
+//! ramdisk files. Each process has its own table, copied by fork and kept
+//! across exec.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::ramdisk::RamFile;
+use super::sched;
+
+#[derive(Clone, Copy)]
+pub enum OpenFile {
+    Console,
+    Ramdisk { file: RamFile, pos: u64 },
+}
+
+/// The table a new process starts with.
+pub fn standard() -> Vec<Option<OpenFile>> {
+    vec![Some(OpenFile::Console); 3]
+}
+
+const MAX_FDS: usize = 64;
+
+pub fn get(fd: u64) -> Option<OpenFile> {
+    sched::with_current(|p| p.fds.get(fd as usize).copied().flatten())
+}
+
+pub fn with_fd<R>(fd: u64, f: impl FnOnce(OpenFile) -> R) -> Option<R> {
+    get(fd).map(f)
+}
+
+pub fn set_pos(fd: u64, new: u64) {
+    sched::with_current(|p| {
+        if let Some(Some(OpenFile::Ramdisk { pos, .. })) = p.fds.get_mut(fd as usize) {
+            *pos = new;
+        }
+    })
+}
+
+/// The lowest free descriptor, now holding `file`.
+pub fn install(file: OpenFile) -> Option<i64> {
+    sched::with_current(|p| {
+        let slot = match p.fds.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if p.fds.len() < MAX_FDS => {
+                p.fds.push(None);
+                p.fds.len() - 1
+            }
+            None => return None,
+        };
+        p.fds[slot] = Some(file);
+        Some(slot as i64)
+    })
+}
+
+pub fn close(fd: u64) -> Option<()> {
+    sched::with_current(|p| p.fds.get_mut(fd as usize)?.take().map(|_| ()))
+}

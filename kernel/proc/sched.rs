@@ -1,0 +1,542 @@
+//! Processes and the scheduler: preemptive round robin on one CPU.
+//!
+//! Every process has its own kernel stack (vmalloc, guard page). A trap from
+//! ring 3 lands on it (TSS `rsp0`); switching processes is switching kernel
+//! stacks (`arch::switch`), plus CR3, `rsp0` and the FS base. The timer
+//! preempts whatever runs when its time slice is used up; blocked processes
+//! (waiting for a child, sleeping, reading the console) are skipped until an
+//! event makes them runnable. Pid 0 is the kernel's own thread (the shell, or
+//! a test's main), which has no address space of its own.
+//!
+//! Locking: the scheduler lock is only taken with interrupts off, and is
+//! never held across a switch.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use spin::Mutex;
+use x86_64::registers::model_specific::FsBase;
+use x86_64::VirtAddr;
+
+use crate::arch::cpu::FpuState;
+use crate::arch::switch::{prepare_stack, switch_stacks};
+use crate::arch::trap::{trap_return, TrapFrame};
+use crate::arch::{interrupts, syscall as arch_syscall};
+use crate::mm::aspace::{self, SharedAddressSpace};
+use crate::mm::fault::UserFault;
+use crate::mm::vmalloc::{self, VmArea};
+
+pub type Pid = u32;
+
+/// Timer ticks a process runs before the next one gets the CPU (30 ms).
+const TIME_SLICE_TICKS: u32 = 3;
+/// Kernel stack of a user process: 32 KiB above a guard page.
+const KERNEL_STACK_PAGES: u64 = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Block {
+    /// In `wait4` for a child to exit.
+    Child,
+    /// In `nanosleep` until this tick.
+    Sleep(u64),
+    /// In `read` from the console.
+    Console,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Runnable,
+    Running,
+    Blocked(Block),
+    /// Exited; holds the wait status until the parent reaps it.
+    Zombie(i32),
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Runnable => "runnable",
+            State::Running => "running",
+            State::Blocked(Block::Child) => "wait",
+            State::Blocked(Block::Sleep(_)) => "sleep",
+            State::Blocked(Block::Console) => "read",
+            State::Zombie(_) => "zombie",
+        }
+    }
+}
+
+/// Linux wait status: `(code & 0xff) << 8` for an exit, the signal number
+/// for a death by signal.
+pub const fn exit_status(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+pub const fn signal_status(signal: u8) -> i32 {
+    signal as i32 & 0x7f
+}
+
+pub struct Process {
+    pub pid: Pid,
+    pub ppid: Pid,
+    pub name: String,
+    pub state: State,
+    /// `None` for the kernel thread.
+    pub aspace: Option<SharedAddressSpace>,
+    /// Physical address of the PML4, cached for the switch.
+    root: u64,
+    kstack: Option<VmArea>,
+    saved_rsp: u64,
+    pub fs_base: u64,
+    /// The program break: `(start, current)`.
+    pub brk: (u64, u64),
+    /// Ticks spent running.
+    pub ticks: u64,
+    /// The fault that killed it, if one did.
+    pub fault: Option<UserFault>,
+    pub fds: Vec<Option<super::fd::OpenFile>>,
+    /// x87/SSE registers while not running.
+    fpu: Box<FpuState>,
+}
+
+struct Scheduler {
+    procs: BTreeMap<Pid, Box<Process>>,
+    queue: VecDeque<Pid>,
+    current: Pid,
+    slice: u32,
+}
+
+static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+/// Set while the CPU idles inside `schedule`: the timer must not start
+/// another schedule on top of it.
+static IDLING: AtomicBool = AtomicBool::new(false);
+
+fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        f(SCHED.lock().as_mut().expect("proc::init ran"))
+    })
+}
+
+/// Registers the running kernel thread as pid 0 and starts preemption.
+pub fn init() {
+    let kernel_root = crate::mm::pgtable::with_kernel(|t, _| t.root());
+    let kernel = Process {
+        pid: 0,
+        ppid: 0,
+        name: String::from("kernel"),
+        state: State::Running,
+        aspace: None,
+        root: kernel_root,
+        kstack: None,
+        saved_rsp: 0,
+        fs_base: 0,
+        brk: (0, 0),
+        ticks: 0,
+        fault: None,
+        fds: Vec::new(),
+        fpu: Box::new(FpuState::initial()),
+    };
+    let mut procs = BTreeMap::new();
+    procs.insert(0, Box::new(kernel));
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        *SCHED.lock() = Some(Scheduler {
+            procs,
+            queue: VecDeque::new(),
+            current: 0,
+            slice: TIME_SLICE_TICKS,
+        })
+    });
+    interrupts::set_timer_hook(on_tick);
+}
+
+pub fn current_pid() -> Pid {
+    with(|s| s.current)
+}
+
+/// Runs `f` on the current process.
+pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
+    with(|s| {
+        let pid = s.current;
+        f(s.procs.get_mut(&pid).expect("the current process exists"))
+    })
+}
+
+/// Runs `f` on process `pid`, if it exists.
+pub fn with_process<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Option<R> {
+    with(|s| s.procs.get_mut(&pid).map(|p| f(p)))
+}
+
+/// A snapshot line per process, for `ps`.
+#[derive(Clone)]
+pub struct ProcInfo {
+    pub pid: Pid,
+    pub ppid: Pid,
+    pub name: String,
+    pub state: &'static str,
+    pub aspace: Option<SharedAddressSpace>,
+    pub ticks: u64,
+}
+
+pub fn list() -> Vec<ProcInfo> {
+    with(|s| {
+        s.procs
+            .values()
+            .map(|p| ProcInfo {
+                pid: p.pid,
+                ppid: p.ppid,
+                name: p.name.clone(),
+                state: p.state.name(),
+                aspace: p.aspace.clone(),
+                ticks: p.ticks,
+            })
+            .collect()
+    })
+}
+
+/// Creates a process that starts in ring 3 with `frame` in `aspace`, as a
+/// child of the current process, and queues it.
+pub fn spawn(
+    name: &str,
+    aspace: SharedAddressSpace,
+    frame: &TrapFrame,
+    fs_base: u64,
+    brk: (u64, u64),
+) -> Result<Pid, vmalloc::VmallocError> {
+    let kstack = vmalloc::alloc(KERNEL_STACK_PAGES)?;
+    let frame_size = core::mem::size_of::<TrapFrame>() as u64;
+    let frame_at = (kstack.end() - frame_size) & !0xf;
+    // SAFETY: `frame_at` is inside the fresh kernel stack, 16-byte aligned,
+    // with room for a TrapFrame below the top; nothing else uses the stack.
+    unsafe { (frame_at as *mut TrapFrame).write(frame.clone()) };
+    // SAFETY: below the frame the stack is unused; the first switch to this
+    // process "returns" into trap_return with RSP at the frame.
+    let saved_rsp = unsafe { prepare_stack(frame_at, trap_return as *const () as u64) };
+    let root = aspace.lock().root();
+    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let process = Process {
+        pid,
+        ppid: 0,
+        name: String::from(name),
+        state: State::Runnable,
+        aspace: Some(aspace),
+        root,
+        kstack: Some(kstack),
+        saved_rsp,
+        fs_base,
+        brk,
+        ticks: 0,
+        fault: None,
+        fds: super::fd::standard(),
+        fpu: Box::new(FpuState::initial()),
+    };
+    with(|s| {
+        let mut process = Box::new(process);
+        process.ppid = s.current;
+        s.procs.insert(pid, process);
+        s.queue.push_back(pid);
+    });
+    Ok(pid)
+}
+
+/// Picks the next runnable process and switches to it; returns when the
+/// current process runs again. Interrupts must be off.
+pub fn schedule() {
+    debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+    loop {
+        let switch = {
+            let mut guard = SCHED.lock();
+            let s = guard.as_mut().expect("proc::init ran");
+            let cur = s.current;
+            if s.procs.get(&cur).is_some_and(|p| p.state == State::Running) {
+                s.procs.get_mut(&cur).unwrap().state = State::Runnable;
+                s.queue.push_back(cur);
+            }
+            let mut next = None;
+            while let Some(pid) = s.queue.pop_front() {
+                if s.procs
+                    .get(&pid)
+                    .is_some_and(|p| p.state == State::Runnable)
+                {
+                    next = Some(pid);
+                    break;
+                }
+            }
+            match next {
+                None => None,
+                Some(next) => {
+                    s.slice = TIME_SLICE_TICKS;
+                    let p = s.procs.get_mut(&next).unwrap();
+                    p.state = State::Running;
+                    if next == cur {
+                        Some(None)
+                    } else {
+                        s.current = next;
+                        let (root, top, fs, rsp) = (
+                            p.root,
+                            p.kstack.as_ref().map(|k| k.end()),
+                            p.fs_base,
+                            p.saved_rsp,
+                        );
+                        let aspace = p.aspace.clone();
+                        let old = s.procs.get_mut(&cur).unwrap();
+                        if old.pid == 0 {
+                            // The kernel thread may have borrowed an address
+                            // space (tests, inspection): resume it there.
+                            old.root = x86_64::registers::control::Cr3::read()
+                                .0
+                                .start_address()
+                                .as_u64();
+                            old.aspace = aspace::current();
+                        }
+                        old.fpu.save();
+                        let save: *mut u64 = &mut old.saved_rsp;
+                        let next_fpu: *const FpuState = &*s.procs.get(&next).unwrap().fpu;
+                        Some(Some((root, top, fs, rsp, aspace, save, next_fpu)))
+                    }
+                }
+            }
+        };
+        match switch {
+            // Nothing to run: wait for an interrupt to wake someone.
+            None => {
+                IDLING.store(true, Ordering::SeqCst);
+                x86_64::instructions::interrupts::enable_and_hlt();
+                x86_64::instructions::interrupts::disable();
+                IDLING.store(false, Ordering::SeqCst);
+            }
+            Some(None) => return,
+            Some(Some((root, top, fs, rsp, aspace, save, next_fpu))) => {
+                // SAFETY: the boxed state of a process in the table, which
+                // cannot be reaped before it runs.
+                unsafe { (*next_fpu).restore() };
+                aspace::switch_to_root(aspace, root);
+                if let Some(top) = top {
+                    arch_syscall::set_kernel_stack(top);
+                }
+                FsBase::write(VirtAddr::new(fs));
+                // SAFETY: `rsp` was saved by switch_stacks or prepared by
+                // spawn for a process that is not running; `save` points
+                // into a boxed Process that stays in the table at least
+                // until it is reaped, which needs it to have run again (or
+                // be a zombie that never resumes); interrupts are off.
+                unsafe { switch_stacks(save, rsp) };
+                return;
+            }
+        }
+    }
+}
+
+/// Gives up the CPU to the next runnable process.
+pub fn yield_now() {
+    x86_64::instructions::interrupts::without_interrupts(schedule);
+}
+
+fn on_tick(_frame: &mut TrapFrame) {
+    let now = crate::time::ticks();
+    let preempt = {
+        let mut guard = SCHED.lock();
+        let Some(s) = guard.as_mut() else {
+            return;
+        };
+        for p in s.procs.values_mut() {
+            if let State::Blocked(Block::Sleep(until)) = p.state {
+                if now >= until {
+                    p.state = State::Runnable;
+                    s.queue.push_back(p.pid);
+                }
+            }
+        }
+        let cur = s.current;
+        if let Some(p) = s.procs.get_mut(&cur) {
+            p.ticks += 1;
+        }
+        s.slice = s.slice.saturating_sub(1);
+        s.slice == 0
+    };
+    if preempt && !IDLING.load(Ordering::SeqCst) {
+        schedule();
+    }
+}
+
+/// Blocks the current process until `wake` is called for it.
+pub fn block(why: Block) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        with_current(|p| p.state = State::Blocked(why));
+        schedule();
+    })
+}
+
+/// Makes every process blocked for `why` runnable.
+pub fn wake_all(why: Block) {
+    with(|s| {
+        let woken: Vec<Pid> = s
+            .procs
+            .values()
+            .filter(|p| p.state == State::Blocked(why))
+            .map(|p| p.pid)
+            .collect();
+        for pid in woken {
+            s.procs.get_mut(&pid).unwrap().state = State::Runnable;
+            s.queue.push_back(pid);
+        }
+    })
+}
+
+/// Sleeps the current process for at least `ticks` timer ticks.
+pub fn sleep_ticks(ticks: u64) {
+    block(Block::Sleep(crate::time::ticks() + ticks.max(1)));
+}
+
+/// Ends the current process with wait status `status`: its memory goes back
+/// at once, its children pass to the kernel, its parent is woken. The
+/// kernel stack stays until the parent reaps the zombie.
+pub fn exit_current(status: i32) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let aspace = with(|s| {
+        let cur = s.current;
+        let p = s.procs.get_mut(&cur).expect("current exists");
+        assert!(cur != 0, "the kernel thread cannot exit");
+        p.state = State::Zombie(status);
+        let parent = p.ppid;
+        let aspace = p.aspace.take();
+        for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
+            child.ppid = 0;
+        }
+        if let Some(parent) = s.procs.get_mut(&parent) {
+            if parent.state == State::Blocked(Block::Child) {
+                parent.state = State::Runnable;
+                s.queue.push_back(parent.pid);
+            }
+        }
+        aspace
+    });
+    // Off this address space before it is torn down.
+    aspace::switch_to(None);
+    drop(aspace);
+    schedule();
+    unreachable!("a zombie was scheduled");
+}
+
+/// There is no child that matches (ECHILD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoChild;
+
+/// Reaps a zombie child of the current process: `pid` > 0 for that child,
+/// -1 for any. `Ok(Some((pid, status)))` when one was reaped, `Ok(None)` if
+/// children exist but none has exited, `Err(())` if there are none that
+/// match (ECHILD).
+pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
+    let reaped = with(|s| {
+        let me = s.current;
+        let mut any = false;
+        let mut found = None;
+        for p in s.procs.values() {
+            if p.ppid != me || p.pid == me || (pid > 0 && p.pid as i64 != pid) {
+                continue;
+            }
+            any = true;
+            if let State::Zombie(status) = p.state {
+                found = Some((p.pid, status));
+                break;
+            }
+        }
+        match found {
+            Some((child, status)) => {
+                let p = s.procs.remove(&child).expect("found above");
+                Ok(Some((child, status, p)))
+            }
+            None if any => Ok(None),
+            None => Err(NoChild),
+        }
+    })?;
+    Ok(reaped.map(|(child, status, p)| {
+        // The zombie's kernel stack is no longer in use by anyone.
+        let mut p = p;
+        if let Some(stack) = p.kstack.take() {
+            vmalloc::free(stack);
+        }
+        (child, status)
+    }))
+}
+
+/// Waits for a child as `wait4` does (blocking unless `nohang`).
+pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, NoChild> {
+    loop {
+        match reap(pid)? {
+            Some(done) => return Ok(Some(done)),
+            None if nohang => return Ok(None),
+            None => block(Block::Child),
+        }
+    }
+}
+
+/// Gives the current process a new program (execve): its address space,
+/// name, break and TLS base are replaced; returns the old address space,
+/// already switched away from, for the caller to drop.
+pub fn replace_image(image: &super::exec::Image) -> Option<SharedAddressSpace> {
+    let root = image.aspace.lock().root();
+    let old = with_current(|p| {
+        p.name = image.name.clone();
+        p.brk = image.brk;
+        p.fs_base = 0;
+        p.root = root;
+        *p.fpu = FpuState::initial();
+        p.aspace.replace(image.aspace.clone())
+    });
+    aspace::switch_to_root(Some(image.aspace.clone()), root);
+    FsBase::write(VirtAddr::new(0));
+    FpuState::initial().restore();
+    old
+}
+
+/// Records the fault that is about to kill the current process.
+pub fn note_fault(fault: UserFault) {
+    with_current(|p| p.fault = Some(fault));
+}
+
+/// The fault that killed a zombie or reaped process, if any (looked up
+/// before reaping).
+pub fn fault_of(pid: Pid) -> Option<UserFault> {
+    with_process(pid, |p| p.fault).flatten()
+}
+
+/// Kills process `pid` as SIGKILL would: it never runs again, its memory
+/// goes back now, its parent sees it die by signal 9. False if there is no
+/// such (live, user) process.
+pub fn kill(pid: Pid) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    if pid == current_pid() {
+        exit_current(signal_status(9));
+    }
+    let aspace = with(|s| {
+        let p = s.procs.get_mut(&pid)?;
+        if matches!(p.state, State::Zombie(_)) {
+            return None;
+        }
+        p.state = State::Zombie(signal_status(9));
+        let parent = p.ppid;
+        let aspace = p.aspace.take();
+        for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
+            child.ppid = 0;
+        }
+        if let Some(parent) = s.procs.get_mut(&parent) {
+            if parent.state == State::Blocked(Block::Child) {
+                parent.state = State::Runnable;
+                s.queue.push_back(parent.pid);
+            }
+        }
+        Some(aspace)
+    });
+    match aspace {
+        Some(aspace) => {
+            drop(aspace);
+            true
+        }
+        None => false,
+    }
+}

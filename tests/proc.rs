@@ -1,0 +1,154 @@
+//! User space end to end: the programs in the ramdisk (user/build, packed by
+//! the boot tool) run as processes, print what they should and exit with the
+//! right status; a spinning program does not stop the kernel; bad programs
+//! are refused; and after everything exits every frame is back.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use bootloader_api::{entry_point, BootInfo};
+use ferrite::klog::{capture_start, capture_take};
+use ferrite::mm::{frames, pagecache};
+use ferrite::proc::exec::ExecError;
+use ferrite::proc::sched;
+use ferrite::proc::user::{spawn_program, wait_for, UserExit};
+
+entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    ferrite::start(boot_info, main)
+}
+
+static FREE_AT_START: spin::Once<u64> = spin::Once::new();
+
+fn main() -> ! {
+    FREE_AT_START.call_once(settled_free_pages);
+    ferrite::testing::run(ferrite::tests![
+        hello_runs_and_exits_0,
+        static_pie_runs,
+        malloc_stress_passes,
+        cow_demo_passes,
+        usertests_all_pass,
+        spinning_program_does_not_freeze_the_kernel,
+        non_elf_and_missing_programs_are_refused,
+        every_frame_comes_back,
+    ])
+}
+
+fn settled_free_pages() -> u64 {
+    pagecache::shrink();
+    frames::with(|m| {
+        m.slab.shrink(&mut m.buddy);
+        m.buddy.free_pages()
+    })
+}
+
+/// Runs a program to the end; returns how it ended and what it printed.
+fn run(path: &str, argv: &[&str]) -> (UserExit, String) {
+    capture_start();
+    let pid = spawn_program(path, argv).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let exit = wait_for(pid);
+    (exit, capture_take())
+}
+
+fn hello_runs_and_exits_0() {
+    let (exit, out) = run("/bin/hello", &["hello", "a1", "b2"]);
+    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    assert!(
+        out.contains("hello from ferrite user space"),
+        "output: {out}"
+    );
+    assert!(
+        out.contains("a1") && out.contains("b2"),
+        "argv not passed: {out}"
+    );
+}
+
+fn static_pie_runs() {
+    let (exit, out) = run("/bin/hello-pie", &["hello-pie"]);
+    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    assert!(
+        out.contains("hello from ferrite user space"),
+        "output: {out}"
+    );
+}
+
+fn malloc_stress_passes() {
+    let (exit, out) = run("/bin/malloc-stress", &["malloc-stress"]);
+    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    assert!(out.contains("malloc-stress: ok"), "output: {out}");
+}
+
+fn cow_demo_passes() {
+    let before = ferrite::mm::vmstat::snapshot();
+    let (exit, out) = run("/bin/cow-demo", &["cow-demo"]);
+    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    let delta = ferrite::mm::vmstat::snapshot().since(&before);
+    assert!(
+        delta.cow_copy > 0,
+        "a COW demo without COW copies: {delta:?}"
+    );
+}
+
+fn usertests_all_pass() {
+    let (exit, out) = run("/bin/usertests", &["usertests"]);
+    let summary = out
+        .lines()
+        .find(|l| l.contains("passed,"))
+        .unwrap_or("no summary");
+    ferrite::kprintln!("  {summary}");
+    assert_eq!(exit, UserExit::Exited(0), "usertests failed: {summary}");
+    assert!(summary.contains(" 0 failed"), "{summary}");
+}
+
+fn spinning_program_does_not_freeze_the_kernel() {
+    let spinner = spawn_program("/bin/spin", &["spin"]).expect("spin exists");
+    // The kernel thread still gets the CPU: time passes, other programs run.
+    let start = ferrite::time::ticks();
+    sched::sleep_ticks(20);
+    assert!(ferrite::time::ticks() >= start + 20);
+    let (exit, out) = run("/bin/hello", &["hello"]);
+    assert_eq!(exit, UserExit::Exited(0), "hello next to a spinner: {out}");
+    assert!(sched::kill(spinner), "spin was not running");
+    assert_eq!(
+        wait_for(spinner),
+        UserExit::Killed {
+            signal: 9,
+            fault: None
+        }
+    );
+}
+
+fn non_elf_and_missing_programs_are_refused() {
+    match spawn_program("/bin/does-not-exist", &["x"]) {
+        Err(ExecError::NotFound) => {}
+        other => panic!("missing program: {:?}", other.map(|_| ())),
+    }
+    match spawn_program("/etc/motd", &["motd"]) {
+        Err(ExecError::Elf(e)) => ferrite::kprintln!("  /etc/motd refused: {e}"),
+        other => panic!("text file ran: {:?}", other.map(|_| ())),
+    }
+}
+
+fn every_frame_comes_back() {
+    let start = *FREE_AT_START.get().unwrap();
+    let now = settled_free_pages();
+    // The ramdisk's file table and slab pages for process bookkeeping may
+    // stay; user memory may not.
+    let by_kind = frames::stats().pages_by_kind;
+    let user = by_kind[mmcore::FrameKind::UserAnon as usize]
+        + by_kind[mmcore::FrameKind::UserFile as usize]
+        + by_kind[mmcore::FrameKind::PageTable as usize];
+    ferrite::kprintln!(
+        "  free pages: {start} at start, {now} now; user+page-table frames in use: {user}"
+    );
+    assert!(start - now <= 16, "{} frames not returned", start - now);
+    // A fresh run balances exactly.
+    let before = settled_free_pages();
+    let (exit, _) = run("/bin/cow-demo", &["cow-demo"]);
+    assert_eq!(exit, UserExit::Exited(0));
+    assert_eq!(settled_free_pages(), before, "a process leaked frames");
+}

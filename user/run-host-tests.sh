@@ -1,0 +1,97 @@
+#!/bin/sh
+# Build Ferrite's user programs and run each one natively on this Linux
+# machine.  They are ordinary static Linux programs, so they must pass here
+# before the kernel can be expected to run them.  Exit status 0 iff all pass.
+#
+#   user/run-host-tests.sh            (from anywhere)
+#   MAX_PROCS=50 user/run-host-tests.sh
+
+set -u
+cd "$(dirname "$0")" || exit 1
+B=build
+MAX_PROCS=${MAX_PROCS:-50}
+failures=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+# Crashing test children must not write core files; the stack-overflow case
+# expects the usual 8 MiB stack limit rather than an unlimited stack.
+ulimit -c 0 2>/dev/null
+ulimit -s 8192 2>/dev/null
+
+make -s all || { echo "run-host-tests: build FAILED"; exit 1; }
+
+# check NAME EXPECTED_STATUS PATTERN... -- COMMAND...
+# Runs COMMAND (stdin from /dev/null, 20 s limit), then checks the exit
+# status and that every PATTERN (fixed string) appears in the output.
+check() {
+	name=$1 want=$2
+	shift 2
+	patterns=
+	while [ "$1" != "--" ]; do
+		patterns="$patterns$1
+"
+		shift
+	done
+	shift
+	timeout 20 "$@" </dev/null >"$out" 2>&1
+	got=$?
+	ok=1
+	why=
+	if [ "$got" != "$want" ]; then
+		ok=0
+		why="exit status $got, expected $want"
+	fi
+	old_ifs=$IFS
+	IFS='
+'
+	for p in $patterns; do
+		if ! grep -qF -- "$p" "$out"; then
+			ok=0
+			why="${why:+$why; }output lacks \"$p\""
+		fi
+	done
+	IFS=$old_ifs
+	if [ $ok = 1 ]; then
+		echo "run-host-tests: $name ... ok"
+	else
+		echo "run-host-tests: $name ... FAILED ($why)"
+		sed 's/^/    | /' "$out"
+		failures=$((failures + 1))
+	fi
+}
+
+# ELF header checks without binutils: e_type (offset 16) and PT_INTERP.
+elf_type() { od -An -tu2 -j16 -N2 "$1" | tr -d ' '; }
+
+check hello 0 "hello from ferrite user space" 'argv[1] = "one"' 'argv[2] = "two words"' \
+	-- $B/hello one "two words"
+check hello-pie 0 "hello from ferrite user space" 'argv[1] = "pie"' -- $B/hello-pie pie
+if [ "$(elf_type $B/hello)" = 2 ] && [ "$(elf_type $B/hello-pie)" = 3 ] &&
+	! grep -q "ld-musl" $B/hello-pie; then
+	echo "run-host-tests: elf-types ... ok (hello is ET_EXEC, hello-pie is ET_DYN without interpreter)"
+else
+	echo "run-host-tests: elf-types ... FAILED (hello $(elf_type $B/hello), hello-pie $(elf_type $B/hello-pie))"
+	failures=$((failures + 1))
+fi
+check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
+check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
+	"cow-demo: ok" -- $B/cow-demo
+check usertests-list 0 "fork-oom" -- $B/usertests -l
+check usertests 0 "passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
+if grep -q FAILED "$out"; then
+	echo "run-host-tests: usertests printed FAILED lines"
+	failures=$((failures + 1))
+fi
+check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
+check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
+# spin runs forever: timeout stops it (status 124) after it said hello.
+check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
+check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0
+
+if [ $failures = 0 ]; then
+	echo "run-host-tests: all passed"
+	exit 0
+fi
+echo "run-host-tests: $failures FAILED"
+exit 1

@@ -1,0 +1,1034 @@
+/*
+ * usertests: a memory-management test suite for Ferrite, in the spirit of
+ * xv6's usertests.
+ *
+ * Every case runs in a child process of its own, so a case that crashes
+ * (on purpose or not) cannot take the suite down.  The parent learns the
+ * result from wait4():
+ *   - a case that should succeed must exit with status 0;
+ *   - a case that should crash must be killed by SIGSEGV.
+ * A case can leave a one-line explanation in a page of MAP_SHARED memory
+ * that the parent prints after the case's name.
+ *
+ * Usage: usertests [-l] [--max-procs N] [--oom-mib N] [--skip CASE]... [CASE...]
+ *   -l             list the cases and exit
+ *   --max-procs N  cap for the fork-until-out-of-memory case (default 200)
+ *   --oom-mib N    MiB each process of that case allocates (default 4)
+ *   --skip CASE    do not run CASE (may be repeated)
+ *   CASE...        run only these cases
+ *
+ * Output: "usertests: <case> ... ok" or "... FAILED (<why>)" per case,
+ * then "usertests: N passed, M failed".  Exit status 0 iff all passed.
+ *
+ * System calls used: read, write, writev, mmap, munmap, mremap, mprotect,
+ * madvise, brk, fork, wait4, exit_group, getpid, clock_gettime, nanosleep,
+ * sched_yield, uname; and from musl itself arch_prctl and set_tid_address
+ * (start-up), rt_sigprocmask and gettid (inside fork()).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096ul
+#define KERNEL_ADDR 0xffff888000000000ul /* Ferrite's (and Linux's) direct map */
+
+/* ------------------------------------------------------------------ */
+/* Output without stdio buffering (so nothing is duplicated by fork). */
+
+static void say(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof buf - 1)
+		n = sizeof buf - 1;
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = write(1, p, n);
+		if (w <= 0)
+			break;
+		p += w;
+		n -= w;
+	}
+}
+
+/* The note page: MAP_SHARED, so a case's child can explain itself. */
+static char *note;
+#define NOTE_SIZE 256
+
+static void set_note(const char *fmt, ...)
+{
+	if (!note)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(note, NOTE_SIZE, fmt, ap);
+	va_end(ap);
+}
+
+/* Fail the current case: explain why and exit with status 1. */
+static void fail(const char *fmt, ...)
+{
+	if (note) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(note, NOTE_SIZE, fmt, ap);
+		va_end(ap);
+	}
+	_exit(1);
+}
+
+#define CHECK(cond, ...)                 \
+	do {                             \
+		if (!(cond))             \
+			fail(__VA_ARGS__); \
+	} while (0)
+
+/* Hide a constant address from the compiler, so that it cannot turn a
+ * deliberate bad access into something else (e.g. a trap instruction). */
+static void *opaque(uintptr_t addr)
+{
+	__asm__ volatile("" : "+r"(addr));
+	return (void *)addr;
+}
+
+static long max_procs = 200;
+static long oom_mib = 4;
+static uintptr_t initial_brk;
+
+static void *map_anon(size_t len, int prot)
+{
+	void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED, "mmap(%zu) failed: %s", len, strerror(errno));
+	return p;
+}
+
+/* An address with nothing mapped there: map a page and unmap it again. */
+static void *unmapped_page(void)
+{
+	void *p = map_anon(PAGE, PROT_READ | PROT_WRITE);
+	CHECK(munmap(p, PAGE) == 0, "munmap failed: %s", strerror(errno));
+	return p;
+}
+
+static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return 0;
+	return 1;
+}
+
+static pid_t xfork(void)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0, "fork failed: %s", strerror(errno));
+	return pid;
+}
+
+/* Wait for pid; return its raw wait status. */
+static int xwait(pid_t pid)
+{
+	int status;
+	pid_t r;
+	do
+		r = waitpid(pid, &status, 0);
+	while (r < 0 && errno == EINTR);
+	CHECK(r == pid, "waitpid(%d) returned %d: %s", (int)pid, (int)r, strerror(errno));
+	return status;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Copy to/from user memory with bad pointers: the kernel must return
+ * EFAULT instead of crashing (or of reading its own memory). */
+
+/* A raw system call that must fail with EFAULT. */
+#define EXPECT_EFAULT(name, call)                                            \
+	do {                                                                 \
+		errno = 0;                                                   \
+		long r_ = (call);                                            \
+		CHECK(r_ == -1 && errno == EFAULT,                           \
+		      "%s returned %ld, errno %d (%s), expected EFAULT", name, \
+		      r_, errno, strerror(errno));                           \
+	} while (0)
+
+static void t_efault_write_kernel(void)
+{
+	EXPECT_EFAULT("write(1, kernel address, 16)",
+		      syscall(SYS_write, 1, opaque(KERNEL_ADDR), 16));
+}
+
+static void t_efault_write_unmapped(void)
+{
+	EXPECT_EFAULT("write(1, unmapped address, 16)",
+		      syscall(SYS_write, 1, unmapped_page(), 16));
+}
+
+static void t_efault_write_half(void)
+{
+	/* Two pages, then unmap the second: the buffer runs off the end of
+	 * the mapping.  The bytes that are mapped form a harmless line. */
+	static const char msg[] =
+		"usertests: (efault-write-half: these bytes come from the mapped page)\n";
+	char *p = map_anon(2 * PAGE, PROT_READ | PROT_WRITE);
+	CHECK(munmap(p + PAGE, PAGE) == 0, "munmap failed: %s", strerror(errno));
+	size_t len = sizeof msg - 1;
+	char *buf = p + PAGE - len;
+	memcpy(buf, msg, len);
+	errno = 0;
+	long r = syscall(SYS_write, 1, buf, len + 100);
+	if (r == -1 && errno == EFAULT)
+		set_note("EFAULT");
+	else if (r > 0 && (size_t)r <= len)
+		set_note("short write of %ld bytes", r);
+	else
+		fail("write returned %ld, errno %d (%s)", r, errno, strerror(errno));
+}
+
+static void t_efault_writev(void)
+{
+	/* The iovec array itself is bad, then an iovec entry points badly. */
+	EXPECT_EFAULT("writev(1, kernel iovec, 1)",
+		      syscall(SYS_writev, 1, opaque(KERNEL_ADDR), 1));
+	struct iovec iov = {opaque(KERNEL_ADDR), 16};
+	EXPECT_EFAULT("writev(1, {kernel buffer}, 1)",
+		      syscall(SYS_writev, 1, &iov, 1));
+}
+
+static void t_efault_read_kernel(void)
+{
+	EXPECT_EFAULT("read(0, kernel address, 16)",
+		      syscall(SYS_read, 0, opaque(KERNEL_ADDR), 16));
+}
+
+static void t_efault_uname(void)
+{
+	EXPECT_EFAULT("uname(kernel address)",
+		      syscall(SYS_uname, opaque(KERNEL_ADDR)));
+	EXPECT_EFAULT("uname(unmapped address)", syscall(SYS_uname, unmapped_page()));
+	struct utsname u;
+	CHECK(syscall(SYS_uname, &u) == 0, "uname(valid) failed: %s", strerror(errno));
+}
+
+static void t_efault_clock(void)
+{
+	/* The raw system call: libc would use the vDSO if there is one. */
+	EXPECT_EFAULT("clock_gettime(CLOCK_MONOTONIC, kernel address)",
+		      syscall(SYS_clock_gettime, CLOCK_MONOTONIC, opaque(KERNEL_ADDR)));
+	EXPECT_EFAULT("clock_gettime(CLOCK_MONOTONIC, unmapped address)",
+		      syscall(SYS_clock_gettime, CLOCK_MONOTONIC, unmapped_page()));
+	/* A read-only buffer cannot be written either. */
+	void *ro = map_anon(PAGE, PROT_READ);
+	EXPECT_EFAULT("clock_gettime(CLOCK_MONOTONIC, read-only page)",
+		      syscall(SYS_clock_gettime, CLOCK_MONOTONIC, ro));
+}
+
+/* ------------------------------------------------------------------ */
+/* brk: musl's sbrk() refuses to move the break, so use the raw call.
+ * Linux returns the new break on success and the old one on failure. */
+
+static uintptr_t raw_brk(uintptr_t addr)
+{
+	return (uintptr_t)syscall(SYS_brk, addr);
+}
+
+/* Ask for a new break; return 1 if the kernel moved it there. */
+static int set_brk(uintptr_t want)
+{
+	uintptr_t got = raw_brk(want);
+	return got == want;
+}
+
+static void expect_brk_refused(uintptr_t cur, uintptr_t want, const char *what)
+{
+	errno = 0;
+	long r = syscall(SYS_brk, want);
+	/* Linux: returns the unchanged break.  Also accept -1/ENOMEM. */
+	CHECK((uintptr_t)r == cur || (r == -1 && errno == ENOMEM),
+	      "brk(%s) returned %#lx (break was %#lx)", what, (unsigned long)r,
+	      (unsigned long)cur);
+	CHECK(raw_brk(0) == cur, "brk(%s) moved the break to %#lx", what,
+	      (unsigned long)raw_brk(0));
+}
+
+static void t_brk_grow_shrink(void)
+{
+	uintptr_t cur = raw_brk(0);
+	CHECK(cur != 0 && cur >= initial_brk, "brk(0) returned %#lx", (unsigned long)cur);
+	uintptr_t base = (cur + PAGE - 1) & ~(PAGE - 1);
+	const int n = 16;
+
+	CHECK(set_brk(base + n * PAGE), "growing the break by %d pages failed", n);
+	unsigned char *p = (unsigned char *)base;
+	CHECK(all_bytes(p, n * PAGE, 0), "fresh brk memory is not zero");
+	for (int i = 0; i < n; i++)
+		memset(p + i * PAGE, 0x40 + i, PAGE);
+	for (int i = 0; i < n; i++)
+		CHECK(all_bytes(p + i * PAGE, PAGE, 0x40 + i), "brk page %d lost its data", i);
+
+	CHECK(set_brk(base + PAGE), "shrinking the break failed");
+	CHECK(raw_brk(0) == base + PAGE, "brk(0) disagrees after shrinking");
+	CHECK(all_bytes(p, PAGE, 0x40), "page kept after shrinking lost its data");
+
+	CHECK(set_brk(base + n * PAGE), "growing the break again failed");
+	CHECK(all_bytes(p, PAGE, 0x40), "first page lost its data after regrowing");
+	CHECK(all_bytes(p + PAGE, (n - 1) * PAGE, 0),
+	      "regrown brk memory is not zero (old data came back)");
+	memset(p + PAGE, 0x77, (n - 1) * PAGE);
+
+	CHECK(set_brk(cur), "shrinking back to the start failed");
+}
+
+static void t_brk_shrink_unmaps(void)
+{
+	uintptr_t cur = raw_brk(0);
+	uintptr_t base = (cur + PAGE - 1) & ~(PAGE - 1);
+	CHECK(set_brk(base + 2 * PAGE), "growing the break failed");
+	volatile char *gone = (volatile char *)(base + PAGE);
+	*gone = 1;
+	CHECK(set_brk(base + PAGE), "shrinking the break failed");
+	*gone = 2; /* must fault */
+	set_note("wrote to memory above the break after shrinking it");
+}
+
+static void t_brk_absurd(void)
+{
+	uintptr_t cur = raw_brk(0);
+	expect_brk_refused(cur, cur + (1ul << 46), "+64 TiB");
+	expect_brk_refused(cur, cur + (1ul << 47), "+128 TiB");
+	expect_brk_refused(cur, KERNEL_ADDR, "kernel address");
+	/* Below where the heap started. */
+	expect_brk_refused(cur, initial_brk - (1ul << 20), "1 MiB below the start");
+	/* The break still works afterwards. */
+	uintptr_t base = (cur + PAGE - 1) & ~(PAGE - 1);
+	CHECK(set_brk(base + PAGE), "brk no longer grows after the refused requests");
+	*(volatile char *)base = 1;
+	CHECK(set_brk(cur), "shrinking back failed");
+}
+
+/* ------------------------------------------------------------------ */
+/* mmap and friends. */
+
+static void t_mmap_rw(void)
+{
+	const size_t n = 64;
+	unsigned char *p = map_anon(n * PAGE, PROT_READ | PROT_WRITE);
+	CHECK(((uintptr_t)p & (PAGE - 1)) == 0, "mmap returned unaligned %p", (void *)p);
+	CHECK(all_bytes(p, n * PAGE, 0), "fresh anonymous memory is not zero");
+	for (size_t i = 0; i < n * PAGE; i++)
+		p[i] = (unsigned char)(i * 7 + i / PAGE);
+	for (size_t i = 0; i < n * PAGE; i++)
+		CHECK(p[i] == (unsigned char)(i * 7 + i / PAGE), "byte %zu lost its value", i);
+	CHECK(munmap(p, n * PAGE) == 0, "munmap failed: %s", strerror(errno));
+	/* A hinted mapping: the hint may be ignored, but the result must work. */
+	unsigned char *h = mmap(p, PAGE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(h != MAP_FAILED, "hinted mmap failed: %s", strerror(errno));
+	h[PAGE - 1] = 1;
+}
+
+static void t_mmap_readonly_read(void)
+{
+	unsigned char *p = map_anon(4 * PAGE, PROT_READ);
+	CHECK(all_bytes(p, 4 * PAGE, 0), "PROT_READ memory does not read as zero");
+}
+
+static void t_mmap_readonly_write(void)
+{
+	volatile char *p = map_anon(PAGE, PROT_READ);
+	CHECK(p[10] == 0, "PROT_READ memory does not read as zero");
+	p[10] = 1; /* must fault */
+	set_note("wrote to a PROT_READ mapping");
+}
+
+static void t_mprotect_keeps_data(void)
+{
+	unsigned char *p = map_anon(8 * PAGE, PROT_READ | PROT_WRITE);
+	memset(p, 0x3c, 8 * PAGE);
+	CHECK(mprotect(p, 8 * PAGE, PROT_READ) == 0, "mprotect(PROT_READ): %s", strerror(errno));
+	CHECK(all_bytes(p, 8 * PAGE, 0x3c), "data changed after mprotect(PROT_READ)");
+	CHECK(mprotect(p + 2 * PAGE, 2 * PAGE, PROT_READ | PROT_WRITE) == 0,
+	      "mprotect(middle, PROT_READ|PROT_WRITE): %s", strerror(errno));
+	memset(p + 2 * PAGE, 0x3d, 2 * PAGE);
+	CHECK(all_bytes(p, 2 * PAGE, 0x3c) && all_bytes(p + 2 * PAGE, 2 * PAGE, 0x3d) &&
+		      all_bytes(p + 4 * PAGE, 4 * PAGE, 0x3c),
+	      "data wrong after making the middle writable again");
+}
+
+static void t_mprotect_none(void)
+{
+	volatile char *p = map_anon(PAGE, PROT_READ | PROT_WRITE);
+	p[0] = 5;
+	CHECK(mprotect((void *)p, PAGE, PROT_NONE) == 0, "mprotect(PROT_NONE): %s",
+	      strerror(errno));
+	(void)p[0]; /* must fault */
+	set_note("read from a PROT_NONE page");
+}
+
+static void t_munmap_access(void)
+{
+	volatile char *p = map_anon(4 * PAGE, PROT_READ | PROT_WRITE);
+	p[2 * PAGE] = 1;
+	/* Unmap the middle two pages only; the rest must still work. */
+	CHECK(munmap((char *)p + PAGE, 2 * PAGE) == 0, "munmap: %s", strerror(errno));
+	p[0] = 1;
+	p[3 * PAGE] = 1;
+	(void)p[2 * PAGE]; /* must fault */
+	set_note("read from an unmapped page");
+}
+
+static void t_mmap_fixed_replace(void)
+{
+	unsigned char *p = map_anon(4 * PAGE, PROT_READ | PROT_WRITE);
+	memset(p, 0xaa, 4 * PAGE);
+	unsigned char *q = mmap(p + PAGE, 2 * PAGE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	CHECK(q == p + PAGE, "MAP_FIXED returned %p, wanted %p", (void *)q, (void *)(p + PAGE));
+	CHECK(all_bytes(p + PAGE, 2 * PAGE, 0), "MAP_FIXED pages still hold the old data");
+	CHECK(all_bytes(p, PAGE, 0xaa) && all_bytes(p + 3 * PAGE, PAGE, 0xaa),
+	      "pages around the MAP_FIXED mapping lost their data");
+	memset(q, 0xbb, 2 * PAGE);
+	CHECK(all_bytes(p, PAGE, 0xaa) && all_bytes(p + 3 * PAGE, PAGE, 0xaa),
+	      "writing the new mapping changed its neighbours");
+}
+
+static void t_mmap_shared_fork(void)
+{
+	volatile unsigned char *sh = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+					  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(sh != MAP_FAILED, "mmap(MAP_SHARED) failed: %s", strerror(errno));
+	volatile unsigned char *priv = map_anon(PAGE, PROT_READ | PROT_WRITE);
+	sh[0] = 1;
+	priv[0] = 1;
+	pid_t pid = xfork();
+	if (pid == 0) {
+		sh[0] = 2;
+		sh[PAGE + 5] = 3; /* a page the parent never touched */
+		priv[0] = 2;
+		_exit(0);
+	}
+	int st = xwait(pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed (status %#x)", st);
+	CHECK(sh[0] == 2, "parent does not see the child's write to a shared page");
+	CHECK(sh[PAGE + 5] == 3, "parent does not see the child's write to an untouched shared page");
+	CHECK(priv[0] == 1, "child's write to a private page leaked into the parent");
+}
+
+static void t_mremap_grow(void)
+{
+	unsigned char *p = map_anon(4 * PAGE, PROT_READ | PROT_WRITE);
+	for (int i = 0; i < 4; i++)
+		memset(p + i * PAGE, 0x10 + i, PAGE);
+	unsigned char *q = mremap(p, 4 * PAGE, 64 * PAGE, MREMAP_MAYMOVE);
+	CHECK(q != MAP_FAILED, "mremap(grow) failed: %s", strerror(errno));
+	for (int i = 0; i < 4; i++)
+		CHECK(all_bytes(q + i * PAGE, PAGE, 0x10 + i), "page %d lost its data in mremap", i);
+	CHECK(all_bytes(q + 4 * PAGE, 60 * PAGE, 0), "grown part is not zero");
+	memset(q + 4 * PAGE, 0x55, 60 * PAGE);
+	CHECK(all_bytes(q + 63 * PAGE, PAGE, 0x55), "grown part is not writable");
+	/* Shrink it again. */
+	unsigned char *r = mremap(q, 64 * PAGE, 2 * PAGE, 0);
+	CHECK(r == q, "mremap(shrink) returned %p: %s", (void *)r, strerror(errno));
+	CHECK(all_bytes(r, PAGE, 0x10) && all_bytes(r + PAGE, PAGE, 0x11),
+	      "data lost after shrinking with mremap");
+}
+
+static void t_madvise_dontneed(void)
+{
+	unsigned char *p = map_anon(8 * PAGE, PROT_READ | PROT_WRITE);
+	memset(p, 0x99, 8 * PAGE);
+	CHECK(madvise(p + 2 * PAGE, 4 * PAGE, MADV_DONTNEED) == 0, "madvise: %s", strerror(errno));
+	CHECK(all_bytes(p + 2 * PAGE, 4 * PAGE, 0), "MADV_DONTNEED pages do not read as zero");
+	CHECK(all_bytes(p, 2 * PAGE, 0x99) && all_bytes(p + 6 * PAGE, 2 * PAGE, 0x99),
+	      "pages outside the MADV_DONTNEED range changed");
+	memset(p + 2 * PAGE, 0x11, 4 * PAGE); /* still usable */
+	CHECK(all_bytes(p + 2 * PAGE, 4 * PAGE, 0x11), "memory unusable after MADV_DONTNEED");
+}
+
+static long raw_mmap(void *addr, size_t len, int prot, int flags)
+{
+	return syscall(SYS_mmap, addr, len, prot, flags, -1, 0);
+}
+
+static void t_mmap_bad(void)
+{
+	int rw = PROT_READ | PROT_WRITE, anon = MAP_PRIVATE | MAP_ANONYMOUS;
+	errno = 0;
+	long r = raw_mmap(NULL, 0, rw, anon);
+	CHECK(r == -1 && errno == EINVAL, "mmap(length 0) returned %#lx, errno %d", r, errno);
+	errno = 0;
+	r = raw_mmap(NULL, 1ul << 47, rw, anon);
+	CHECK(r == -1 && errno == ENOMEM, "mmap(128 TiB) returned %#lx, errno %d", r, errno);
+	void *p = map_anon(2 * PAGE, rw);
+	errno = 0;
+	r = raw_mmap((char *)p + 100, PAGE, rw, anon | MAP_FIXED);
+	CHECK(r == -1 && errno == EINVAL, "unaligned MAP_FIXED returned %#lx, errno %d", r, errno);
+	errno = 0;
+	r = raw_mmap(opaque(KERNEL_ADDR), PAGE, rw, anon | MAP_FIXED);
+	CHECK(r == -1, "MAP_FIXED at a kernel address returned %#lx", r);
+	errno = 0;
+	r = syscall(SYS_munmap, (char *)p + 100, PAGE);
+	CHECK(r == -1 && errno == EINVAL, "unaligned munmap returned %ld, errno %d", r, errno);
+}
+
+/* ------------------------------------------------------------------ */
+/* Protection of the program's own memory. */
+
+static volatile long recursion_limit = 1l << 40; /* never reached */
+
+static long recurse(long depth)
+{
+	volatile char frame[1024];
+	frame[0] = (char)depth;
+	frame[sizeof frame - 1] = (char)depth;
+	if (depth >= recursion_limit)
+		return 0;
+	return recurse(depth + 1) + frame[0] + frame[sizeof frame - 1];
+}
+
+static void t_stack_overflow(void)
+{
+	long r = recurse(0);
+	set_note("unbounded recursion returned %ld", r);
+}
+
+static void t_stack_grow(void)
+{
+	/* 256 KiB of recursion must be fine. */
+	recursion_limit = 256;
+	long r = recurse(0);
+	CHECK(r != 12345, "impossible"); /* keep the call */
+}
+
+static void t_text_readonly(void)
+{
+	volatile unsigned char *code = opaque((uintptr_t)&t_stack_grow);
+	unsigned char old = *code; /* readable */
+	*code = (unsigned char)(old ^ 0xff); /* must fault */
+	set_note("wrote to the program's own code");
+}
+
+static void t_rodata_readonly(void)
+{
+	static const char text[] = "read-only data";
+	volatile char *p = opaque((uintptr_t)text);
+	CHECK(p[0] == 'r', "cannot read read-only data");
+	p[0] = 'R'; /* must fault */
+	set_note("wrote to read-only data");
+}
+
+typedef void (*fn_t)(void);
+
+static void call_ret_at(unsigned char *where)
+{
+	where[0] = 0xc3; /* ret */
+	fn_t fn = (fn_t)opaque((uintptr_t)where);
+	fn();
+}
+
+static void t_nx_heap(void)
+{
+	unsigned char *buf = malloc(64);
+	CHECK(buf != NULL, "malloc failed");
+	call_ret_at(buf); /* must fault */
+	set_note("executed code in a malloc'd buffer");
+}
+
+static void t_nx_stack(void)
+{
+	unsigned char buf[64];
+	call_ret_at(buf); /* must fault */
+	set_note("executed code on the stack");
+}
+
+static void t_nx_mmap(void)
+{
+	/* Anonymous memory mapped without PROT_EXEC cannot be executed. */
+	call_ret_at(map_anon(PAGE, PROT_READ | PROT_WRITE)); /* must fault */
+	set_note("executed code in a PROT_READ|PROT_WRITE mapping");
+}
+
+static void t_exec_mmap(void)
+{
+	/* The control experiment: with PROT_EXEC, the same thing works. */
+	unsigned char *p = map_anon(PAGE, PROT_READ | PROT_WRITE);
+	p[0] = 0xc3;
+	CHECK(mprotect(p, PAGE, PROT_READ | PROT_EXEC) == 0, "mprotect(PROT_EXEC): %s",
+	      strerror(errno));
+	((fn_t)opaque((uintptr_t)p))();
+}
+
+static void t_kernel_read(void)
+{
+	volatile char *k = opaque(KERNEL_ADDR);
+	(void)*k; /* must fault */
+	set_note("read kernel memory at %#lx", KERNEL_ADDR);
+}
+
+static void t_kernel_write(void)
+{
+	volatile char *k = opaque(KERNEL_ADDR + 0x1000);
+	*k = 0; /* must fault */
+	set_note("wrote kernel memory");
+}
+
+static void t_null_read(void)
+{
+	volatile char *z = opaque(0);
+	(void)*z; /* must fault */
+	set_note("read address 0");
+}
+
+/* ------------------------------------------------------------------ */
+/* fork. */
+
+static int wait_flag(volatile int *flag, int want)
+{
+	for (int i = 0; i < 10000; i++) { /* about 10 s at most */
+		if (__atomic_load_n(flag, __ATOMIC_ACQUIRE) == want)
+			return 1;
+		sched_yield();
+		sleep_ms(1);
+	}
+	return 0;
+}
+
+static int cow_global = 1;
+
+static void t_fork_cow(void)
+{
+	volatile int *sync = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(sync != MAP_FAILED, "mmap(MAP_SHARED) failed: %s", strerror(errno));
+	const size_t len = 64 * 1024;
+	unsigned char *heap = malloc(len);
+	CHECK(heap != NULL, "malloc failed");
+	memset(heap, 'P', len);
+	volatile int on_stack = 1;
+	cow_global = 1;
+
+	pid_t pid = xfork();
+	if (pid == 0) {
+		/* The child writes everything, then waits for the parent's writes. */
+		memset(heap, 'C', len);
+		cow_global = 2;
+		on_stack = 2;
+		__atomic_store_n(&sync[0], 1, __ATOMIC_RELEASE);
+		if (!wait_flag(&sync[1], 1))
+			_exit(10);
+		if (!all_bytes(heap, len, 'C') || cow_global != 2 || on_stack != 2)
+			_exit(11); /* the parent's writes leaked in */
+		_exit(0);
+	}
+	CHECK(wait_flag(&sync[0], 1), "child never signalled");
+	CHECK(all_bytes(heap, len, 'P'), "child's heap writes leaked into the parent");
+	CHECK(cow_global == 1, "child's write to a global leaked into the parent");
+	CHECK(on_stack == 1, "child's write to the stack leaked into the parent");
+	memset(heap, 'Q', len);
+	cow_global = 3;
+	on_stack = 3;
+	__atomic_store_n(&sync[1], 1, __ATOMIC_RELEASE);
+	int st = xwait(pid);
+	CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 10), "child timed out waiting");
+	CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 11),
+	      "parent's writes after fork leaked into the child");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed (status %#x)", st);
+	CHECK(all_bytes(heap, len, 'Q') && cow_global == 3 && on_stack == 3,
+	      "parent lost its own writes");
+}
+
+static void t_fork_many(void)
+{
+	/* Fork and reap a few children in a row; each exit status comes back. */
+	for (int i = 0; i < 20; i++) {
+		pid_t pid = xfork();
+		if (pid == 0)
+			_exit(i);
+		int st = xwait(pid);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == i, "child %d: status %#x", i, st);
+	}
+	/* Several alive at once, reaped in any order. */
+	pid_t pids[8];
+	for (int i = 0; i < 8; i++) {
+		pids[i] = xfork();
+		if (pids[i] == 0) {
+			sleep_ms(5);
+			_exit(100 + i);
+		}
+	}
+	for (int n = 0; n < 8; n++) {
+		int st;
+		pid_t r = wait(&st);
+		CHECK(r > 0, "wait failed: %s", strerror(errno));
+		int i = 0;
+		while (i < 8 && pids[i] != r)
+			i++;
+		CHECK(i < 8, "wait returned unknown pid %d", (int)r);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 100 + i, "child %d: status %#x", i, st);
+		pids[i] = -1;
+	}
+	errno = 0;
+	CHECK(wait(NULL) == -1 && errno == ECHILD, "wait with no children: errno %d", errno);
+}
+
+/*
+ * Fork until memory runs out.  A chain of processes: each one maps and
+ * touches oom_mib MiB, then forks the next one and waits for it, so all
+ * of them stay alive at once.  The chain stops when fork (or mmap) fails,
+ * when a process is killed (out of memory), or at max_procs.  Then it
+ * unwinds by itself (there is no kill() to clean up with), and the
+ * supervisor checks that the kernel still works.
+ */
+enum { STOP_NONE, STOP_CAP, STOP_FORK, STOP_MMAP, STOP_KILLED };
+
+struct oom_state {
+	int depth;   /* deepest process that finished touching its memory */
+	int stop;    /* why the chain stopped */
+	int err;     /* errno of the failed fork/mmap, or the killing signal */
+	int at;      /* depth where it stopped */
+};
+
+static void oom_stop(volatile struct oom_state *s, int why, int err, int at)
+{
+	if (s->stop == STOP_NONE) {
+		s->err = err;
+		s->at = at;
+		__atomic_store_n(&s->stop, why, __ATOMIC_RELEASE);
+	}
+}
+
+static void oom_member(volatile struct oom_state *s)
+{
+	size_t len = (size_t)oom_mib << 20;
+	int depth = 1;
+	unsigned char *inherited = NULL;
+	for (;;) {
+		/* Drop the parent's memory (shared copy-on-write): keep only our own. */
+		if (inherited)
+			munmap(inherited, len);
+		unsigned char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem == MAP_FAILED) {
+			oom_stop(s, STOP_MMAP, errno, depth);
+			_exit(0);
+		}
+		for (size_t i = 0; i < len; i += PAGE)
+			mem[i] = (unsigned char)depth;
+		s->depth = depth;
+		if (depth >= max_procs) {
+			oom_stop(s, STOP_CAP, 0, depth);
+			_exit(0);
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			oom_stop(s, STOP_FORK, errno, depth + 1);
+			_exit(0);
+		}
+		if (pid == 0) {
+			/* The child becomes the next member of the chain. */
+			depth++;
+			inherited = mem;
+			continue;
+		}
+		int st = 0;
+		pid_t r;
+		do
+			r = waitpid(pid, &st, 0);
+		while (r < 0 && errno == EINTR);
+		if (r == pid && WIFSIGNALED(st))
+			oom_stop(s, STOP_KILLED, WTERMSIG(st), depth + 1);
+		/* Our memory must be intact. */
+		for (size_t i = 0; i < len; i += PAGE)
+			if (mem[i] != (unsigned char)depth)
+				_exit(1);
+		_exit(r == pid && WIFEXITED(st) ? WEXITSTATUS(st) : 0);
+	}
+}
+
+static void t_fork_oom(void)
+{
+	volatile struct oom_state *s = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+					    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(s != MAP_FAILED, "mmap(MAP_SHARED) failed: %s", strerror(errno));
+	pid_t pid = xfork();
+	if (pid == 0)
+		oom_member(s);
+	int st = xwait(pid);
+	int stop = __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+	if (WIFSIGNALED(st) && stop == STOP_NONE)
+		oom_stop(s, STOP_KILLED, WTERMSIG(st), 1), stop = STOP_KILLED;
+	CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) != 0),
+	      "a process in the chain found its memory corrupted");
+	switch (stop) {
+	case STOP_CAP:
+		set_note("reached the cap of %d processes x %ld MiB without running out",
+			 s->at, oom_mib);
+		break;
+	case STOP_FORK:
+		CHECK(s->err == ENOMEM || s->err == EAGAIN, "fork failed with errno %d (%s)",
+		      s->err, strerror(s->err));
+		set_note("%d processes x %ld MiB, then fork failed with %s", s->depth, oom_mib,
+			 s->err == ENOMEM ? "ENOMEM" : "EAGAIN");
+		break;
+	case STOP_MMAP:
+		CHECK(s->err == ENOMEM, "mmap failed with errno %d (%s)", s->err,
+		      strerror(s->err));
+		set_note("%d processes x %ld MiB, then mmap failed with ENOMEM", s->depth, oom_mib);
+		break;
+	case STOP_KILLED:
+		CHECK(s->err == SIGKILL, "process %d of the chain died by signal %d", s->at, s->err);
+		set_note("%d processes x %ld MiB, then process %d was killed by SIGKILL", s->depth,
+			 oom_mib, s->at);
+		break;
+	default:
+		fail("the chain ended without saying why (status %#x)", st);
+	}
+
+	/* The kernel lives: fork, allocate and exit work again. */
+	char why[NOTE_SIZE];
+	strncpy(why, note, sizeof why - 1);
+	why[sizeof why - 1] = 0;
+	for (int tries = 0;; tries++) {
+		pid = fork();
+		if (pid >= 0)
+			break;
+		/* Memory of the unwound chain may still be on its way back. */
+		CHECK(tries < 100, "fork still fails after the chain ended: %s", strerror(errno));
+		sleep_ms(10);
+	}
+	if (pid == 0) {
+		size_t len = (size_t)oom_mib << 20;
+		unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			_exit(2);
+		for (size_t i = 0; i < len; i += PAGE)
+			m[i] = 1;
+		_exit(42);
+	}
+	st = xwait(pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 42,
+	      "after the chain: a fresh child could not allocate %ld MiB (status %#x)", oom_mib, st);
+	set_note("%s; the kernel lives", why);
+}
+
+/* ------------------------------------------------------------------ */
+
+enum { EXIT0, SEGV };
+
+struct testcase {
+	const char *name;
+	void (*fn)(void);
+	int expect;
+	int skip;
+};
+
+static struct testcase cases[] = {
+	{"efault-write-kernel", t_efault_write_kernel, EXIT0, 0},
+	{"efault-write-unmapped", t_efault_write_unmapped, EXIT0, 0},
+	{"efault-write-half", t_efault_write_half, EXIT0, 0},
+	{"efault-writev", t_efault_writev, EXIT0, 0},
+	{"efault-read-kernel", t_efault_read_kernel, EXIT0, 0},
+	{"efault-uname", t_efault_uname, EXIT0, 0},
+	{"efault-clock-gettime", t_efault_clock, EXIT0, 0},
+	{"brk-grow-shrink", t_brk_grow_shrink, EXIT0, 0},
+	{"brk-shrink-unmaps", t_brk_shrink_unmaps, SEGV, 0},
+	{"brk-absurd", t_brk_absurd, EXIT0, 0},
+	{"mmap-rw", t_mmap_rw, EXIT0, 0},
+	{"mmap-readonly-read", t_mmap_readonly_read, EXIT0, 0},
+	{"mmap-readonly-write", t_mmap_readonly_write, SEGV, 0},
+	{"mprotect-keeps-data", t_mprotect_keeps_data, EXIT0, 0},
+	{"mprotect-none", t_mprotect_none, SEGV, 0},
+	{"munmap-access", t_munmap_access, SEGV, 0},
+	{"mmap-fixed-replace", t_mmap_fixed_replace, EXIT0, 0},
+	{"mmap-shared-fork", t_mmap_shared_fork, EXIT0, 0},
+	{"mremap-grow", t_mremap_grow, EXIT0, 0},
+	{"madvise-dontneed", t_madvise_dontneed, EXIT0, 0},
+	{"mmap-bad-args", t_mmap_bad, EXIT0, 0},
+	{"stack-grow", t_stack_grow, EXIT0, 0},
+	{"stack-overflow", t_stack_overflow, SEGV, 0},
+	{"text-readonly", t_text_readonly, SEGV, 0},
+	{"rodata-readonly", t_rodata_readonly, SEGV, 0},
+	{"nx-heap", t_nx_heap, SEGV, 0},
+	{"nx-stack", t_nx_stack, SEGV, 0},
+	{"nx-mmap", t_nx_mmap, SEGV, 0},
+	{"exec-mmap", t_exec_mmap, EXIT0, 0},
+	{"kernel-read", t_kernel_read, SEGV, 0},
+	{"kernel-write", t_kernel_write, SEGV, 0},
+	{"null-read", t_null_read, SEGV, 0},
+	{"fork-cow", t_fork_cow, EXIT0, 0},
+	{"fork-many", t_fork_many, EXIT0, 0},
+	{"fork-oom", t_fork_oom, EXIT0, 0},
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+
+static const char *signame(int sig)
+{
+	switch (sig) {
+	case SIGSEGV: return "SIGSEGV";
+	case SIGKILL: return "SIGKILL";
+	case SIGBUS: return "SIGBUS";
+	case SIGILL: return "SIGILL";
+	case SIGTRAP: return "SIGTRAP";
+	case SIGABRT: return "SIGABRT";
+	case SIGFPE: return "SIGFPE";
+	default: return "signal";
+	}
+}
+
+/* Run one case in a child; return 1 if it passed. */
+static int run_case(struct testcase *tc)
+{
+	memset(note, 0, NOTE_SIZE);
+	pid_t pid = fork();
+	if (pid < 0) {
+		say("usertests: %s ... FAILED (fork: %s)\n", tc->name, strerror(errno));
+		return 0;
+	}
+	if (pid == 0) {
+		tc->fn();
+		_exit(tc->expect == SEGV ? 3 : 0);
+	}
+	int st;
+	pid_t r;
+	do
+		r = waitpid(pid, &st, 0);
+	while (r < 0 && errno == EINTR);
+	if (r != pid) {
+		say("usertests: %s ... FAILED (waitpid: %s)\n", tc->name, strerror(errno));
+		return 0;
+	}
+	char why[NOTE_SIZE + 64];
+	int ok;
+	if (tc->expect == EXIT0) {
+		ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		if (WIFSIGNALED(st))
+			snprintf(why, sizeof why, "killed by %s (%d)%s%s", signame(WTERMSIG(st)),
+				 WTERMSIG(st), note[0] ? ": " : "", note);
+		else if (!ok)
+			snprintf(why, sizeof why, "%s", note[0] ? note : "exit status not 0");
+	} else {
+		ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+		if (WIFSIGNALED(st) && !ok)
+			snprintf(why, sizeof why, "killed by %s (%d), expected SIGSEGV",
+				 signame(WTERMSIG(st)), WTERMSIG(st));
+		else if (!ok)
+			snprintf(why, sizeof why, "expected SIGSEGV but %s",
+				 note[0] ? note : "the child exited normally");
+	}
+	if (ok)
+		say("usertests: %s ... ok%s%s%s\n", tc->name,
+		    tc->expect == SEGV ? " (SIGSEGV)" : "", note[0] ? ": " : "", note);
+	else
+		say("usertests: %s ... FAILED (%s)\n", tc->name, why);
+	return ok;
+}
+
+static struct testcase *find_case(const char *name)
+{
+	for (int i = 0; i < NCASES; i++)
+		if (strcmp(cases[i].name, name) == 0)
+			return &cases[i];
+	return NULL;
+}
+
+static void usage(void)
+{
+	say("usage: usertests [-l] [--max-procs N] [--oom-mib N] [--skip CASE]... [CASE...]\n");
+	_exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	initial_brk = raw_brk(0);
+	int selected = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-l") == 0) {
+			for (int j = 0; j < NCASES; j++)
+				say("%s%s\n", cases[j].name,
+				    cases[j].expect == SEGV ? " (expects SIGSEGV)" : "");
+			return 0;
+		} else if (strcmp(a, "--max-procs") == 0 && i + 1 < argc) {
+			max_procs = atol(argv[++i]);
+			if (max_procs < 1)
+				usage();
+		} else if (strcmp(a, "--oom-mib") == 0 && i + 1 < argc) {
+			oom_mib = atol(argv[++i]);
+			if (oom_mib < 1)
+				usage();
+		} else if (strcmp(a, "--skip") == 0 && i + 1 < argc) {
+			struct testcase *tc = find_case(argv[++i]);
+			if (!tc) {
+				say("usertests: no case named %s\n", argv[i]);
+				return 2;
+			}
+			tc->skip = 1;
+		} else if (a[0] == '-') {
+			usage();
+		} else {
+			selected = 1;
+		}
+	}
+	if (selected) {
+		/* Only the named cases run. */
+		for (int j = 0; j < NCASES; j++)
+			cases[j].skip |= 2;
+		for (int i = 1; i < argc; i++) {
+			if (argv[i][0] == '-') {
+				if (strcmp(argv[i], "-l") != 0)
+					i++; /* skip the option's value */
+				continue;
+			}
+			struct testcase *tc = find_case(argv[i]);
+			if (!tc) {
+				say("usertests: no case named %s\n", argv[i]);
+				return 2;
+			}
+			tc->skip &= ~2;
+		}
+	}
+
+	note = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (note == MAP_FAILED) {
+		say("usertests: cannot map the shared note page: %s\n", strerror(errno));
+		return 1;
+	}
+
+	int torun = 0;
+	for (int j = 0; j < NCASES; j++)
+		torun += !cases[j].skip;
+	say("usertests: starting %d cases (pid %d)\n", torun, (int)getpid());
+	int passed = 0, failed = 0;
+	for (int j = 0; j < NCASES; j++) {
+		if (cases[j].skip)
+			continue;
+		if (run_case(&cases[j]))
+			passed++;
+		else
+			failed++;
+	}
+	say("usertests: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

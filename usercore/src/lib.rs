@@ -1,0 +1,52 @@
+//! Ferrite's user-program core: the pure logic the kernel needs to start a
+//! user program, kept free of hardware access so it is tested on the host.
+//!
+//! - [`cpio`]: the ramdisk archive (cpio "newc"): reading it in the kernel,
+//!   writing it in the host boot tool.
+//! - [`elf`]: validating a static ELF64 x86_64 executable and turning it into
+//!   a page-granular load plan.
+//! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
+//!   C runtime expects at its entry point.
+//!
+//! The crate is `no_std` + `alloc` (the kernel has a heap). The `std` feature
+//! adds host-only helpers for the boot tool.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod cpio;
+pub mod elf;
+pub mod stack;
+
+/// The page size every region in this crate is rounded to.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Rounds `addr` down to a page boundary.
+pub const fn page_down(addr: u64) -> u64 {
+    addr & !(PAGE_SIZE - 1)
+}
+
+/// Rounds `addr` up to a page boundary, or `None` if that overflows.
+pub const fn page_up(addr: u64) -> Option<u64> {
+    match addr.checked_add(PAGE_SIZE - 1) {
+        Some(a) => Some(page_down(a)),
+        None => None,
+    }
+}
+
+/// Proptest settings shared by the unit tests: `cases` normally, a handful
+/// under Miri (which is ~1000x slower), and no failure-persistence files
+/// under Miri (its isolation forbids reading the working directory).
+#[cfg(test)]
+fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::with_cases(cases);
+    if cfg!(miri) {
+        config.cases = 4;
+        config.failure_persistence = None;
+    }
+    config
+}
