@@ -32,6 +32,7 @@ test-host:
 	cargo test -p mmcore -p vmcore -p usercore --target $(HOST)
 	cargo test -p mmcore --features slab-debug --target $(HOST)
 	cd boot && cargo test --release --quiet
+	user/run-host-tests.sh
 
 # Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt).
 test-kernel:

@@ -182,6 +182,14 @@ fn warm_up(pages: u64) {
     aspace::switch_to(None);
 }
 
+/// Cycles spent inside the fault handler per fault during `f`.
+fn handler_share(pages: u64, f: impl FnOnce() -> u64) -> (u64, u64) {
+    let before = crate::mm::vmstat::FAULT_HANDLER_CYCLES.get();
+    let total = f();
+    let inside = (crate::mm::vmstat::FAULT_HANDLER_CYCLES.get() - before) / pages;
+    (total, inside)
+}
+
 pub fn demand_zero_fault() -> BenchResult {
     warm_up(4096);
     let a = space();
@@ -190,7 +198,8 @@ pub fn demand_zero_fault() -> BenchResult {
     // whose tables already exist.
     map(&a, BASE, 2 * pages);
     touch_cycles(&a, BASE, pages);
-    let cycles = touch_cycles(&a, BASE + pages * PAGE, pages);
+    let (cycles, inside) = handler_share(pages, || touch_cycles(&a, BASE + pages * PAGE, pages));
+    crate::kprintln!("bench: demand-zero-fault: {inside} of {cycles} cycles inside the handler");
     aspace::switch_to(None);
     BenchResult {
         name: "demand-zero-fault",
@@ -207,7 +216,8 @@ pub fn cow_fault() -> BenchResult {
     touch_cycles(&parent, BASE, pages);
     let child = parent.lock().fork().expect("fork");
     // The child keeps its references: every parent write must copy.
-    let cycles = touch_cycles(&parent, BASE, pages);
+    let (cycles, inside) = handler_share(pages, || touch_cycles(&parent, BASE, pages));
+    crate::kprintln!("bench: cow-fault: {inside} of {cycles} cycles inside the handler");
     aspace::switch_to(None);
     drop(child);
     BenchResult {

@@ -253,7 +253,15 @@ impl AddressSpace {
                 None => self.tables.map(&mut FrameTables, page, pfn.addr(), flags),
             }
         } else {
-            self.tables.map(&mut FrameTables, page, pfn.addr(), flags)
+            // Not present before: the TLB never caches a not-present entry,
+            // so there is nothing to flush.
+            return self
+                .tables
+                .map(&mut FrameTables, page, pfn.addr(), flags)
+                .map_err(|_| {
+                    release_leaf(Pte::new(pfn.addr(), PteFlags::PRESENT));
+                    FaultError::OutOfMemory
+                });
         };
         if self.is_active() {
             x86_64::instructions::tlb::flush(VirtAddr::new(page));

@@ -88,6 +88,12 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
 }
 
 fn page_fault(frame: &mut TrapFrame) {
+    let start = crate::time::rdtsc();
+    handle_page_fault(frame);
+    vmstat::FAULT_HANDLER_CYCLES.add(crate::time::rdtsc() - start);
+}
+
+fn handle_page_fault(frame: &mut TrapFrame) {
     vmstat::PGFAULT.inc();
     let addr = cpu::cr2();
     let code = Pf(frame.error_code);

@@ -38,6 +38,17 @@ pub static SEGV: Counter = Counter::new();
 /// Processes killed because a fault found no free frame (`oom_kill`).
 pub static OOM_KILL: Counter = Counter::new();
 
+/// TSC cycles spent inside the page-fault handler (entry to exit of the
+/// Rust code, excluding the CPU's exception delivery and `iretq`): lets the
+/// benchmarks split a fault's cost between the kernel and the machine.
+pub static FAULT_HANDLER_CYCLES: Counter = Counter::new();
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// A copy of every counter, for tests and the `vmstat` command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {

@@ -33,6 +33,8 @@ pub type Pid = u32;
 
 /// Timer ticks a process runs before the next one gets the CPU (30 ms).
 const TIME_SLICE_TICKS: u32 = 3;
+/// Run-queue slots reserved at boot.
+const MAX_QUEUED: usize = 1024;
 /// Kernel stack of a user process: 32 KiB above a guard page.
 const KERNEL_STACK_PAGES: u64 = 8;
 
@@ -144,7 +146,9 @@ pub fn init() {
     x86_64::instructions::interrupts::without_interrupts(|| {
         *SCHED.lock() = Some(Scheduler {
             procs,
-            queue: VecDeque::new(),
+            // Sized up front: the timer interrupt requeues processes and
+            // must not allocate (a full queue only grows on spawn paths).
+            queue: VecDeque::with_capacity(MAX_QUEUED),
             current: 0,
             slice: TIME_SLICE_TICKS,
         })

@@ -10,6 +10,12 @@
 //! the free objects (or, with `slab-debug`, in a trailer after the red zone so
 //! the whole object can be poisoned).
 //!
+//! With `slab-debug` a slot is `[object][red zone][link][state]`. Free objects
+//! are poisoned with [`POISON_FREE`]; a live object's red zone runs from the
+//! size the caller asked for (not the class's object size) to the end of the
+//! fixed [`RED_ZONE_BYTES`] after the object, so overruns into the rounding
+//! slack of a kmalloc object are caught on free as well.
+//!
 //! The heap owns no memory itself: every call takes the buddy allocator and
 //! the [`PhysMem`] mapping, so the kernel can keep `BuddyAllocator` and
 //! `SlabHeap` behind one lock and tests can use a host arena.
@@ -22,13 +28,22 @@ use crate::buddy::{BuddyAllocator, FreeError};
 use crate::frame::{flags, FrameKind, PageMeta, PhysMem, MAX_ORDER, NIL, NIL16, PAGE_SIZE};
 use crate::list::MetaList;
 
-/// Capacity of the cache table (kmalloc caches included).
-pub const MAX_CACHES: usize = 32;
-/// kmalloc size classes, ascending.
-pub const KMALLOC_SIZES: [usize; 13] = [
-    8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+/// Capacity of the cache table: the [`KMALLOC_SIZES`] classes first, then
+/// up to 22 named caches from [`SlabHeap::create_cache`] (the kernel makes a
+/// few; the intermediate kmalloc classes must not crowd them out).
+pub const MAX_CACHES: usize = 40;
+/// kmalloc size classes, ascending: the powers of two 8..=8192 plus `3 * 2^k`
+/// classes between those from 64 up (96, 192, 384, ..., 6144). With powers of
+/// two alone a request just above `2^k` wastes nearly half its object, and
+/// uniformly spread sizes hold 4/3 of their bytes; the intermediate classes
+/// cut that to 7/6. A `3 * 2^k` class is only `2^k`-aligned (objects sit at
+/// multiples of the stride from a page-aligned slab), which
+/// [`kmalloc_align`] records so stricter requests skip to the next class.
+pub const KMALLOC_SIZES: [usize; 18] = [
+    8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192,
 ];
-const KMALLOC_NAMES: [&str; 13] = [
+/// `/proc/slabinfo` names of the kmalloc classes, Linux style (`k` = 1024).
+const KMALLOC_NAMES: [&str; 18] = [
     "kmalloc-8",
     "kmalloc-16",
     "kmalloc-32",
@@ -37,10 +52,15 @@ const KMALLOC_NAMES: [&str; 13] = [
     "kmalloc-128",
     "kmalloc-192",
     "kmalloc-256",
+    "kmalloc-384",
     "kmalloc-512",
+    "kmalloc-768",
     "kmalloc-1k",
+    "kmalloc-1.5k",
     "kmalloc-2k",
+    "kmalloc-3k",
     "kmalloc-4k",
+    "kmalloc-6k",
     "kmalloc-8k",
 ];
 const NR_KMALLOC: usize = KMALLOC_SIZES.len();
@@ -48,14 +68,22 @@ const NR_KMALLOC: usize = KMALLOC_SIZES.len();
 pub const KMALLOC_MAX_SIZE: usize = 8192;
 /// Largest slab order; caches whose slots do not fit are refused.
 pub const MAX_SLAB_ORDER: usize = 3;
+/// A slab order is good enough when the tail left over after the last whole
+/// slot is at most `1 / SLAB_WASTE_DIVISOR` of the slab. A `3 * 2^k` class
+/// always leaves one or two `2^k` at the end, 1/16 of a slab with 5 or 10
+/// objects; 1/32 moves kmalloc-384/768/1.5k to 21 objects per slab (1/64
+/// left over), which on a mixed-size heap saves more than the slightly larger
+/// partly used slabs cost.
+pub const SLAB_WASTE_DIVISOR: usize = 32;
 /// Empty slabs a cache keeps instead of returning them to the buddy allocator.
 pub const EMPTY_SLABS_KEPT: u32 = 1;
 
 /// Byte written over free objects in debug mode (Linux's POISON_FREE).
 pub const POISON_FREE: u8 = 0x6b;
-/// Byte filling the red zone after each object in debug mode.
+/// Byte filling the red zone in debug mode: the slack between the requested
+/// size and the object size, and the [`RED_ZONE_BYTES`] after the object.
 pub const RED_ZONE: u8 = 0xbb;
-/// Red-zone length in debug mode.
+/// Length of the fixed red zone after each object in debug mode.
 pub const RED_ZONE_BYTES: usize = 8;
 const STATE_FREE: u8 = 0xf3;
 const STATE_ALLOC: u8 = 0xa1;
@@ -154,7 +182,8 @@ pub enum SlabError {
         /// Value found there.
         found: u8,
     },
-    /// The red zone after the object was overwritten (write past the end).
+    /// The red zone was overwritten (write past the end): a byte between the
+    /// requested size and the end of the red zone after the object.
     RedZone {
         /// Owning cache.
         cache: &'static str,
@@ -342,7 +371,8 @@ impl SlabCache {
             (if object_size < 2 { 2 } else { object_size }, 0)
         };
         let stride = round_up(slot, align);
-        // Smallest order wasting at most 1/8 of the slab, else the least wasteful.
+        // Smallest order wasting at most 1/SLAB_WASTE_DIVISOR of the slab,
+        // else the least wasteful (the smallest such order on ties).
         let mut order = 0;
         let mut best: Option<(usize, usize)> = None; // (order, waste per 1024)
         while order <= MAX_SLAB_ORDER {
@@ -350,7 +380,7 @@ impl SlabCache {
             let n = bytes / stride;
             if n > 0 && n < NIL16 as usize {
                 let waste = (bytes - n * stride) * 1024 / bytes;
-                if waste <= 128 {
+                if waste <= 1024 / SLAB_WASTE_DIVISOR {
                     best = Some((order, waste));
                     break;
                 }
@@ -401,7 +431,8 @@ impl SlabCache {
 }
 
 /// Alignment of each kmalloc class: power-of-two classes are naturally
-/// aligned (capped at a page); 96 and 192 only to 32 and 64.
+/// aligned (capped at a page); a `3 * 2^k` class only to `2^k`, because its
+/// objects start at multiples of `3 * 2^k` from a page boundary.
 const fn kmalloc_align(size: usize) -> usize {
     let a = 1 << size.trailing_zeros();
     if a > PAGE_SIZE {
@@ -422,11 +453,15 @@ const KMALLOC_ALIGNS: [usize; NR_KMALLOC] = {
     t
 };
 
-/// Class index for sizes 1..=192, by `(size - 1) / 8`.
-const SMALL_CLASS: [u8; 24] = {
-    let mut t = [0u8; 24];
+/// Largest size looked up in [`SMALL_CLASS`]; above it [`upper_class`] computes
+/// the class from the bit length.
+const SMALL_MAX: usize = 192;
+
+/// Class index for sizes 1..=[`SMALL_MAX`], by `(size - 1) / 8`.
+const SMALL_CLASS: [u8; SMALL_MAX / 8] = {
+    let mut t = [0u8; SMALL_MAX / 8];
     let mut i = 0;
-    while i < 24 {
+    while i < t.len() {
         let size = i * 8 + 8;
         let mut c = 0;
         while KMALLOC_SIZES[c] < size {
@@ -438,18 +473,59 @@ const SMALL_CLASS: [u8; 24] = {
     t
 };
 
-/// The kmalloc class serving `size`/`align`, or `None` for large requests.
+/// Class index for `size` in `SMALL_MAX + 1..=KMALLOC_MAX_SIZE`, without a
+/// table or a loop. With `2^(n-1) < size <= 2^n`, the range holds two classes,
+/// `3 * 2^(n-2)` and `2^n`; bit `n - 2` of `size - 1` says whether `size` is
+/// above the first. Two classes per doubling from 2^7 = 128 (index 5) on puts
+/// `2^n` at index `2n - 9`. The const block below checks this against
+/// [`KMALLOC_SIZES`], so editing the table without the formula fails to build.
+#[inline(always)]
+const fn upper_class(size: usize) -> usize {
+    let n = (usize::BITS - (size - 1).leading_zeros()) as usize;
+    let above_three_quarters = ((size - 1) >> (n - 2)) & 1;
+    2 * n - 10 + above_three_quarters
+}
+
+const _: () = {
+    let mut c = 0;
+    while KMALLOC_SIZES[c] <= SMALL_MAX {
+        c += 1;
+    }
+    assert!(
+        KMALLOC_SIZES[c - 1] == SMALL_MAX,
+        "SMALL_MAX must be a class"
+    );
+    while c < NR_KMALLOC {
+        // The class's smallest and largest sizes both map to it.
+        assert!(upper_class(KMALLOC_SIZES[c - 1] + 1) == c);
+        assert!(upper_class(KMALLOC_SIZES[c]) == c);
+        c += 1;
+    }
+    assert!(KMALLOC_SIZES[NR_KMALLOC - 1] == KMALLOC_MAX_SIZE);
+    // The alignment walk in `kmalloc_class` ends at the last class at the latest.
+    assert!(KMALLOC_ALIGNS[NR_KMALLOC - 1] == PAGE_SIZE);
+    // Room for the kernel's named caches next to the kmalloc classes, and
+    // every cache index fits the u8 in `CacheId` and `PageMeta::cache`.
+    assert!(MAX_CACHES >= NR_KMALLOC + 16);
+    assert!(MAX_CACHES <= u8::MAX as usize + 1);
+};
+
+/// The kmalloc class serving `size`/`align`, or `None` for large requests:
+/// the smallest class at least `size` bytes big whose objects are aligned to
+/// at least `align`.
 #[inline]
 fn kmalloc_class(size: usize, align: usize) -> Option<usize> {
     if size > KMALLOC_MAX_SIZE || align > PAGE_SIZE {
         return None;
     }
-    let mut c = if size <= 192 {
+    let mut c = if size <= SMALL_MAX {
         SMALL_CLASS[size.saturating_sub(1) / 8] as usize
     } else {
-        // 256 -> 7, 512 -> 8, ..., 8192 -> 12
-        (usize::BITS - (size - 1).leading_zeros()) as usize - 1
+        upper_class(size)
     };
+    // Rare: alignment beyond the class's (over-aligned types, page-aligned
+    // buffers), e.g. 300 bytes at 256 skips kmalloc-384 (128-aligned) for
+    // kmalloc-512. The last class is page-aligned, so this ends in bounds.
     while KMALLOC_ALIGNS[c] < align {
         c += 1;
     }
@@ -463,7 +539,8 @@ fn large_order(size: usize, align: usize) -> Option<usize> {
     (order <= MAX_ORDER).then_some(order)
 }
 
-/// The slab heap: a fixed table of caches, the first 13 being kmalloc classes.
+/// The slab heap: a fixed table of [`MAX_CACHES`] caches, the first
+/// `KMALLOC_SIZES.len()` being the kmalloc classes, the rest named caches.
 pub struct SlabHeap {
     caches: [SlabCache; MAX_CACHES],
     nr_caches: usize,
@@ -565,6 +642,12 @@ impl SlabHeap {
 
     /// Allocates memory for `layout`: from a kmalloc cache, or as a whole
     /// buddy block (kind [`FrameKind::Kernel`]) above [`KMALLOC_MAX_SIZE`].
+    ///
+    /// With `slab-debug`, the red zone starts at `layout.size()`, not at the
+    /// end of the (larger) class object: a 40-byte request in `kmalloc-64`
+    /// has 32 red-zone bytes, so writing its byte 40 is an overrun that
+    /// [`dealloc`](Self::dealloc) reports. Both calls get the layout, so no
+    /// per-object size needs storing.
     #[inline]
     pub fn alloc<M: PhysMem + ?Sized>(
         &mut self,
@@ -573,18 +656,23 @@ impl SlabHeap {
         mem: &M,
     ) -> Result<NonNull<u8>, SlabError> {
         match kmalloc_class(layout.size(), layout.align()) {
-            Some(c) => self.alloc_from(c, buddy, mem).map_err(|e| match e {
-                SlabError::OutOfMemory { .. } => SlabError::OutOfMemory {
-                    size: layout.size(),
-                    align: layout.align(),
-                },
-                other => other,
-            }),
+            Some(c) => self
+                .alloc_from(c, layout.size(), buddy, mem)
+                .map_err(|e| match e {
+                    SlabError::OutOfMemory { .. } => SlabError::OutOfMemory {
+                        size: layout.size(),
+                        align: layout.align(),
+                    },
+                    other => other,
+                }),
             None => self.alloc_large(layout, buddy, mem),
         }
     }
 
     /// Frees memory obtained from [`alloc`](Self::alloc) with the same layout.
+    /// With `slab-debug`, every byte from `layout.size()` to the end of the
+    /// red zone must still hold [`RED_ZONE`], else [`SlabError::RedZone`]
+    /// (and the object stays allocated).
     #[inline]
     pub fn dealloc<M: PhysMem + ?Sized>(
         &mut self,
@@ -594,12 +682,13 @@ impl SlabHeap {
         mem: &M,
     ) -> Result<(), SlabError> {
         match kmalloc_class(layout.size(), layout.align()) {
-            Some(c) => self.free_to(c, ptr.as_ptr(), buddy, mem),
+            Some(c) => self.free_to(c, layout.size(), ptr.as_ptr(), buddy, mem),
             None => self.dealloc_large(ptr.as_ptr(), layout, buddy, mem),
         }
     }
 
-    /// Allocates one object from cache `id`.
+    /// Allocates one object from cache `id`. With `slab-debug` the red zone
+    /// starts at the cache's object size: the cache has no smaller request size.
     pub fn cache_alloc<M: PhysMem + ?Sized>(
         &mut self,
         id: CacheId,
@@ -607,7 +696,8 @@ impl SlabHeap {
         mem: &M,
     ) -> Result<NonNull<u8>, SlabError> {
         self.check_id(id)?;
-        self.alloc_from(id.index(), buddy, mem)
+        let size = self.caches[id.index()].object_size as usize;
+        self.alloc_from(id.index(), size, buddy, mem)
     }
 
     /// Returns an object to cache `id`.
@@ -619,7 +709,8 @@ impl SlabHeap {
         mem: &M,
     ) -> Result<(), SlabError> {
         self.check_id(id)?;
-        self.free_to(id.index(), ptr.as_ptr(), buddy, mem)
+        let size = self.caches[id.index()].object_size as usize;
+        self.free_to(id.index(), size, ptr.as_ptr(), buddy, mem)
     }
 
     /// Returns every empty slab to the buddy allocator; returns frames freed.
@@ -771,10 +862,13 @@ impl SlabHeap {
     }
 
     /// Pops an object from the cache's current slab (refilling it if full).
+    /// `size` (at most the object size) is the requested size: with
+    /// `slab-debug` the red zone is armed from there.
     #[inline]
     fn alloc_from<M: PhysMem + ?Sized>(
         &mut self,
         ci: usize,
+        size: usize,
         buddy: &mut BuddyAllocator<'_>,
         mem: &M,
     ) -> Result<NonNull<u8>, SlabError> {
@@ -805,8 +899,12 @@ impl SlabHeap {
         if DEBUG {
             // SAFETY: as above; the checks only read the slot.
             unsafe { debug_check_free(slot, cache)? };
-            // SAFETY: as above.
-            unsafe { set_state(slot, cache, STATE_ALLOC) };
+            // SAFETY: as above; the object is being handed out, and the
+            // slack and the state are the slab's bookkeeping.
+            unsafe {
+                debug_arm_red_zone(slot, cache, size);
+                set_state(slot, cache, STATE_ALLOC);
+            }
         }
         h.freelist = next;
         h.count += 1;
@@ -876,11 +974,13 @@ impl SlabHeap {
         })
     }
 
-    /// Pushes `ptr` back onto its slab's freelist and moves the slab between lists.
+    /// Pushes `ptr` back onto its slab's freelist and moves the slab between
+    /// lists. `size` is the size it was allocated with (see `alloc_from`).
     #[inline]
     fn free_to<M: PhysMem + ?Sized>(
         &mut self,
         ci: usize,
+        size: usize,
         ptr: *mut u8,
         buddy: &mut BuddyAllocator<'_>,
         mem: &M,
@@ -890,7 +990,7 @@ impl SlabHeap {
         if DEBUG {
             // SAFETY: `locate` proved `slot` is an object slot of a live slab of
             // this cache; the checks read it and then poison it.
-            unsafe { debug_check_and_poison(slot, cache)? };
+            unsafe { debug_check_and_poison(slot, cache, size)? };
         }
         let meta = buddy.meta_slice_mut();
         let h = &mut meta[head as usize];
@@ -1074,19 +1174,40 @@ unsafe fn debug_fill_free(slot: *mut u8, cache: &SlabCache) {
     }
 }
 
-/// Checks the red zone after the object.
+/// Extends the red zone down to the requested `size`: the object's slack
+/// `[size, object_size)` gets the red-zone pattern (the fixed red zone after
+/// the object already has it), so an overrun into the slack is caught too.
+///
+/// # Safety
+/// `slot` must be an object slot of a live slab of `cache` (debug layout)
+/// that is being handed out.
+#[inline]
+unsafe fn debug_arm_red_zone(slot: *mut u8, cache: &SlabCache, size: usize) {
+    let end = cache.object_size as usize;
+    let start = size.min(end);
+    // SAFETY: `start <= end = object_size`, so the bytes lie within the object.
+    unsafe { slot.add(start).write_bytes(RED_ZONE, end - start) };
+}
+
+/// Checks the red zone from `from` (the requested size, at most the object
+/// size) to the end of the fixed red zone after the object.
 ///
 /// # Safety
 /// `slot` must be an object slot of a live slab of `cache` (debug layout).
-unsafe fn debug_check_red_zone(slot: *mut u8, cache: &SlabCache) -> Result<(), SlabError> {
-    let size = cache.object_size as usize;
-    // SAFETY: the red zone lies within the slot.
-    let rz = unsafe { core::slice::from_raw_parts(slot.add(size), RED_ZONE_BYTES) };
+unsafe fn debug_check_red_zone(
+    slot: *mut u8,
+    cache: &SlabCache,
+    from: usize,
+) -> Result<(), SlabError> {
+    let end = cache.object_size as usize + RED_ZONE_BYTES;
+    let from = from.min(cache.object_size as usize);
+    // SAFETY: `[from, end)` lies within the object and its red zone, inside the slot.
+    let rz = unsafe { core::slice::from_raw_parts(slot.add(from), end - from) };
     if let Some(i) = rz.iter().position(|&b| b != RED_ZONE) {
         return Err(SlabError::RedZone {
             cache: cache.name,
             addr: slot as usize,
-            offset: size + i,
+            offset: from + i,
             found: rz[i],
         });
     }
@@ -1116,15 +1237,21 @@ unsafe fn debug_check_free(slot: *mut u8, cache: &SlabCache) -> Result<(), SlabE
             found: obj[i],
         });
     }
-    // SAFETY: forwarded from the caller.
-    unsafe { debug_check_red_zone(slot, cache) }
+    // SAFETY: forwarded from the caller; a free object's red zone starts
+    // after the whole (poisoned) object.
+    unsafe { debug_check_red_zone(slot, cache, cache.object_size as usize) }
 }
 
-/// On free: the object must be allocated and its red zone intact; then poison it.
+/// On free: the object must be allocated and its red zone, from the
+/// requested `size` on, intact; then poison it.
 ///
 /// # Safety
 /// `slot` must be an object slot of a live slab of `cache` (debug layout).
-unsafe fn debug_check_and_poison(slot: *mut u8, cache: &SlabCache) -> Result<(), SlabError> {
+unsafe fn debug_check_and_poison(
+    slot: *mut u8,
+    cache: &SlabCache,
+    size: usize,
+) -> Result<(), SlabError> {
     let addr = slot as usize;
     // SAFETY: the state byte lies within the slot.
     match unsafe { slot.add(state_offset(cache)).read() } {
@@ -1143,7 +1270,7 @@ unsafe fn debug_check_and_poison(slot: *mut u8, cache: &SlabCache) -> Result<(),
         }
     }
     // SAFETY: forwarded from the caller.
-    unsafe { debug_check_red_zone(slot, cache)? };
+    unsafe { debug_check_red_zone(slot, cache, size)? };
     // SAFETY: the object is being freed; the slab owns the slot again.
     unsafe { debug_fill_free(slot, cache) };
     Ok(())
@@ -1187,11 +1314,23 @@ mod tests {
         assert_eq!(name(129, 64), Some("kmalloc-192"));
         assert_eq!(name(129, 128), Some("kmalloc-256"));
         assert_eq!(name(193, 1), Some("kmalloc-256"));
-        assert_eq!(name(257, 1), Some("kmalloc-512"));
+        assert_eq!(name(257, 1), Some("kmalloc-384"));
+        assert_eq!(name(384, 128), Some("kmalloc-384"));
+        assert_eq!(name(257, 256), Some("kmalloc-512"));
+        assert_eq!(name(385, 1), Some("kmalloc-512"));
+        assert_eq!(name(513, 8), Some("kmalloc-768"));
+        assert_eq!(name(769, 8), Some("kmalloc-1k"));
         assert_eq!(name(1024, 1), Some("kmalloc-1k"));
-        assert_eq!(name(1025, 1), Some("kmalloc-2k"));
+        assert_eq!(name(1025, 1), Some("kmalloc-1.5k"));
+        assert_eq!(name(1025, 1024), Some("kmalloc-2k"));
+        assert_eq!(name(1537, 1), Some("kmalloc-2k"));
+        assert_eq!(name(2049, 1), Some("kmalloc-3k"));
+        assert_eq!(name(3073, 1), Some("kmalloc-4k"));
         assert_eq!(name(8, 4096), Some("kmalloc-4k"));
-        assert_eq!(name(4097, 1), Some("kmalloc-8k"));
+        assert_eq!(name(4097, 1), Some("kmalloc-6k"));
+        assert_eq!(name(4097, 2048), Some("kmalloc-6k"));
+        assert_eq!(name(4097, 4096), Some("kmalloc-8k"));
+        assert_eq!(name(6145, 1), Some("kmalloc-8k"));
         assert_eq!(name(8192, 4096), Some("kmalloc-8k"));
         assert_eq!(name(8193, 1), None);
         assert_eq!(name(8, 8192), None);
@@ -1202,10 +1341,10 @@ mod tests {
                 let align = 1 << shift;
                 let c = kmalloc_class(size, align).unwrap();
                 assert!(KMALLOC_SIZES[c] >= size && kmalloc_align(KMALLOC_SIZES[c]) >= align);
-                if c > 0 {
-                    let prev = KMALLOC_SIZES[c - 1];
+                // No smaller class would do.
+                for (&prev, &prev_align) in KMALLOC_SIZES[..c].iter().zip(&KMALLOC_ALIGNS) {
                     assert!(
-                        prev < size || kmalloc_align(prev) < align,
+                        prev < size || prev_align < align,
                         "{size} {align}: not the smallest"
                     );
                 }
@@ -1234,10 +1373,22 @@ mod tests {
     }
 
     #[test]
+    fn kmalloc_names_match_sizes() {
+        for (&size, &name) in KMALLOC_SIZES.iter().zip(&KMALLOC_NAMES) {
+            let n = name.strip_prefix("kmalloc-").unwrap();
+            let parsed = match n.strip_suffix('k') {
+                Some(k) => (k.parse::<f64>().unwrap() * 1024.0) as usize,
+                None => n.parse().unwrap(),
+            };
+            assert_eq!(parsed, size, "{name}");
+        }
+    }
+
+    #[test]
     fn cache_geometry() {
         let heap = SlabHeap::new();
         let infos: Vec<CacheInfo> = heap.caches().collect();
-        assert_eq!(infos.len(), 13);
+        assert_eq!(infos.len(), KMALLOC_SIZES.len());
         for (info, &size) in infos.iter().zip(KMALLOC_SIZES.iter()) {
             assert_eq!(info.objsize, size);
             assert_eq!(info.slot_size % info.align, 0);
@@ -1246,20 +1397,47 @@ mod tests {
             assert!(info.objperslab * info.slot_size <= slab);
             if !DEBUG {
                 assert_eq!(info.slot_size, size);
-                // At most 1/8 of each slab wasted.
+                // At most 1/16 of each slab wasted.
                 assert!(
-                    (slab - info.objperslab * info.slot_size) * 8 <= slab,
+                    (slab - info.objperslab * info.slot_size) * 16 <= slab,
                     "{}",
                     info.name
                 );
             }
         }
-        assert_eq!(infos[4].name, "kmalloc-96");
-        assert_eq!(infos[4].align, 32);
-        assert_eq!(infos[6].align, 64);
+        let by_name = |n: &str| *infos.iter().find(|i| i.name == n).unwrap();
+        for (name, align) in [
+            ("kmalloc-96", 32),
+            ("kmalloc-192", 64),
+            ("kmalloc-384", 128),
+            ("kmalloc-768", 256),
+            ("kmalloc-1.5k", 512),
+            ("kmalloc-3k", 1024),
+            ("kmalloc-6k", 2048),
+            ("kmalloc-4k", 4096),
+            ("kmalloc-8k", 4096),
+        ] {
+            assert_eq!(by_name(name).align, align, "{name}");
+        }
         if !DEBUG {
-            assert_eq!((infos[0].objperslab, infos[0].pagesperslab), (512, 1));
-            assert_eq!((infos[12].objperslab, infos[12].pagesperslab), (1, 2));
+            // (objects per slab, frames per slab). A 3 * 2^k class leaves a
+            // tail of 2^k or 2 * 2^k: 1/64 of the slab with 21 objects; 3k
+            // and 6k cannot get below 1/16 within MAX_SLAB_ORDER.
+            for (name, geometry) in [
+                ("kmalloc-8", (512, 1)),
+                ("kmalloc-96", (42, 1)),
+                ("kmalloc-192", (21, 1)),
+                ("kmalloc-384", (21, 2)),
+                ("kmalloc-768", (21, 4)),
+                ("kmalloc-1.5k", (21, 8)),
+                ("kmalloc-2k", (2, 1)),
+                ("kmalloc-3k", (5, 4)),
+                ("kmalloc-6k", (5, 8)),
+                ("kmalloc-8k", (1, 2)),
+            ] {
+                let info = by_name(name);
+                assert_eq!((info.objperslab, info.pagesperslab), geometry, "{name}");
+            }
         }
     }
 
@@ -1400,7 +1578,9 @@ mod tests {
 
     #[test]
     fn out_of_memory_is_reported() {
-        let pages = SlabHeap::new().caches[11].info(11).pagesperslab as u64;
+        let heap = SlabHeap::new();
+        let id = heap.kmalloc_cache_for(lay(4096, 4096)).unwrap();
+        let pages = heap.cache_info(id).unwrap().pagesperslab as u64;
         with_heap(2 * pages, |heap, buddy, mem| {
             let l = lay(4096, 4096);
             let a = heap.alloc(l, buddy, mem).unwrap();
@@ -1580,6 +1760,213 @@ mod tests {
                 // SAFETY: repair the red zone.
                 unsafe { a.as_ptr().add(32).write(RED_ZONE) };
                 heap.dealloc(a, l, buddy, mem).unwrap();
+            });
+        }
+
+        /// Writes `byte` at `p + offset`: a deliberate overrun for the tests.
+        fn poke(p: NonNull<u8>, offset: usize, byte: u8) {
+            // SAFETY: the tests only poke inside the object's slot (object,
+            // slack or red zone), which is memory of a live slab in the arena.
+            unsafe { p.as_ptr().add(offset).write(byte) };
+        }
+
+        #[test]
+        fn write_past_small_request_inside_object_is_detected() {
+            with_heap(16, |heap, buddy, mem| {
+                // The kernel's in-kernel test: 40 bytes live in kmalloc-64.
+                let l = lay(40, 8);
+                assert_eq!(
+                    heap.kmalloc_cache_for(l),
+                    heap.kmalloc_cache_for(lay(64, 8))
+                );
+                let a = heap.alloc(l, buddy, mem).unwrap();
+                // The slack was armed on allocation.
+                // SAFETY: `a` heads a 64-byte object plus red zone in its slab.
+                let bytes = unsafe { core::slice::from_raw_parts(a.as_ptr(), 64) };
+                assert!(bytes[..40].iter().all(|&b| b == POISON_FREE));
+                assert!(bytes[40..].iter().all(|&b| b == RED_ZONE));
+                for offset in [40, 63] {
+                    poke(a, offset, 0x5a);
+                    let e = heap.dealloc(a, l, buddy, mem).unwrap_err();
+                    assert_eq!(
+                        e,
+                        SlabError::RedZone {
+                            cache: "kmalloc-64",
+                            addr: a.as_ptr() as usize,
+                            offset,
+                            found: 0x5a
+                        }
+                    );
+                    let msg = e.to_string();
+                    assert!(msg.contains("write past the end"), "{msg}");
+                    assert!(msg.contains("kmalloc-64"), "{msg}");
+                    assert!(
+                        msg.contains(&std::format!("{:#x}", a.as_ptr() as usize)),
+                        "{msg}"
+                    );
+                    assert!(msg.contains(&std::format!("offset {offset}")), "{msg}");
+                    // The failed free changed nothing: repair and free for real.
+                    poke(a, offset, RED_ZONE);
+                }
+                heap.dealloc(a, l, buddy, mem).unwrap();
+                // A zero-sized request has no bytes of its own.
+                let z = lay(0, 1);
+                let b = heap.alloc(z, buddy, mem).unwrap();
+                poke(b, 0, 0);
+                let e = heap.dealloc(b, z, buddy, mem).unwrap_err();
+                assert!(matches!(e, SlabError::RedZone { offset: 0, .. }), "{e}");
+                poke(b, 0, RED_ZONE);
+                heap.dealloc(b, z, buddy, mem).unwrap();
+            });
+        }
+
+        #[test]
+        fn write_at_end_of_full_object_is_detected() {
+            with_heap(16, |heap, buddy, mem| {
+                for size in [40, 64] {
+                    let l = lay(size, 8);
+                    let a = heap.alloc(l, buddy, mem).unwrap();
+                    // First and last byte of the fixed red zone after the object.
+                    for offset in [64, 64 + RED_ZONE_BYTES - 1] {
+                        poke(a, offset, 0);
+                        let e = heap.dealloc(a, l, buddy, mem).unwrap_err();
+                        assert_eq!(
+                            e,
+                            SlabError::RedZone {
+                                cache: "kmalloc-64",
+                                addr: a.as_ptr() as usize,
+                                offset,
+                                found: 0
+                            },
+                            "request {size}"
+                        );
+                        poke(a, offset, RED_ZONE);
+                    }
+                    heap.dealloc(a, l, buddy, mem).unwrap();
+                }
+                // An intermediate class: 300 bytes in kmalloc-384.
+                let l = lay(300, 8);
+                let a = heap.alloc(l, buddy, mem).unwrap();
+                poke(a, 384, 1);
+                let e = heap.dealloc(a, l, buddy, mem).unwrap_err();
+                assert!(
+                    matches!(
+                        e,
+                        SlabError::RedZone {
+                            cache: "kmalloc-384",
+                            offset: 384,
+                            ..
+                        }
+                    ),
+                    "{e}"
+                );
+                poke(a, 384, RED_ZONE);
+                poke(a, 300, 1);
+                let e = heap.dealloc(a, l, buddy, mem).unwrap_err();
+                assert!(matches!(e, SlabError::RedZone { offset: 300, .. }), "{e}");
+                poke(a, 300, RED_ZONE);
+                heap.dealloc(a, l, buddy, mem).unwrap();
+            });
+        }
+
+        #[test]
+        fn correct_programs_produce_no_errors() {
+            with_heap(256, |heap, buddy, mem| {
+                let mut live = Vec::new();
+                let mut tag = 0u8;
+                // Every class, requests at and just below its size, several
+                // alignments; each object written in full (with the red-zone
+                // byte too: data may look like the pattern).
+                // Miri is slow at the byte loops: one alignment there.
+                let aligns: &[usize] = if cfg!(miri) { &[8] } else { &[1, 8, 64] };
+                for &class in &KMALLOC_SIZES {
+                    for size in [class - class / 4, class - 1, class] {
+                        for &align in aligns {
+                            let l = lay(size, align);
+                            let p = heap.alloc(l, buddy, mem).unwrap();
+                            tag = tag.wrapping_add(1);
+                            let byte = if tag.is_multiple_of(5) { RED_ZONE } else { tag };
+                            // SAFETY: `p` is a live allocation of `size` bytes.
+                            unsafe { p.as_ptr().write_bytes(byte, size) };
+                            live.push((p, l, byte));
+                        }
+                    }
+                }
+                for (p, l, byte) in live.drain(..).rev() {
+                    // SAFETY: still our live allocation of `l.size()` bytes.
+                    let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), l.size()) };
+                    assert!(bytes.iter().all(|&b| b == byte), "{l:?} overwritten");
+                    heap.dealloc(p, l, buddy, mem).unwrap();
+                }
+                // A slot reused by requests of different sizes (LIFO reuse):
+                // the red zone follows each request's own size.
+                let (small, big) = (lay(40, 8), lay(64, 8));
+                let a = heap.alloc(small, buddy, mem).unwrap();
+                heap.dealloc(a, small, buddy, mem).unwrap();
+                let b = heap.alloc(big, buddy, mem).unwrap();
+                assert_eq!(a, b);
+                // SAFETY: `b` is a live 64-byte allocation.
+                unsafe { b.as_ptr().write_bytes(0, 64) };
+                heap.dealloc(b, big, buddy, mem).unwrap();
+                let c = heap.alloc(small, buddy, mem).unwrap();
+                assert_eq!(a, c);
+                // SAFETY: `c` is a live 40-byte allocation.
+                unsafe { c.as_ptr().write_bytes(0, 40) };
+                heap.dealloc(c, small, buddy, mem).unwrap();
+                heap.check_invariants(buddy).unwrap();
+            });
+        }
+
+        #[test]
+        fn write_to_freed_slack_is_use_after_free() {
+            with_heap(16, |heap, buddy, mem| {
+                let l = lay(40, 8);
+                let a = heap.alloc(l, buddy, mem).unwrap();
+                let _keep = heap.alloc(l, buddy, mem).unwrap();
+                heap.dealloc(a, l, buddy, mem).unwrap();
+                // Free objects are poisoned in full, slack included.
+                poke(a, 50, 0x42);
+                let e = heap.alloc(l, buddy, mem).unwrap_err();
+                assert!(
+                    matches!(
+                        e,
+                        SlabError::UseAfterFree {
+                            offset: 50,
+                            found: 0x42,
+                            ..
+                        }
+                    ),
+                    "{e}"
+                );
+                poke(a, 50, POISON_FREE);
+                assert_eq!(heap.alloc(l, buddy, mem).unwrap(), a);
+            });
+        }
+
+        #[test]
+        fn named_caches_check_from_their_object_size() {
+            with_heap(16, |heap, buddy, mem| {
+                // 200 bytes aligned to 64: 256-byte objects, all usable.
+                let id = heap.create_cache("inode", 200, 64).unwrap();
+                assert_eq!(heap.cache_info(id).unwrap().objsize, 256);
+                let p = heap.cache_alloc(id, buddy, mem).unwrap();
+                // SAFETY: `p` is a live 256-byte object of the cache.
+                unsafe { p.as_ptr().write_bytes(0, 256) };
+                poke(p, 256, 0);
+                let e = heap.cache_free(id, p, buddy, mem).unwrap_err();
+                assert!(
+                    matches!(
+                        e,
+                        SlabError::RedZone {
+                            cache: "inode",
+                            offset: 256,
+                            ..
+                        }
+                    ),
+                    "{e}"
+                );
+                poke(p, 256, RED_ZONE);
+                heap.cache_free(id, p, buddy, mem).unwrap();
             });
         }
 
