@@ -7,9 +7,11 @@ IMAGES    := target/images
 MEM       ?= 256M
 
 # make run UEFI=1 boots through OVMF instead of BIOS; MEM=4G sets the RAM;
-# EXTRA=dir adds dir's files to the ramdisk's /bin; INIT=prog runs prog first.
+# EXTRA=dir adds dir's files to the ramdisk's /bin; INIT=prog runs prog first;
+# RC=file runs file's lines as shell commands at boot (end with poweroff).
 RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
-	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT))
+	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT)) \
+	$(if $(RC),FERRITE_RC=$(abspath $(RC)))
 
 .PHONY: all setup user run test test-host test-kernel image usb gdb gdb-attach bench lint fmt clean
 

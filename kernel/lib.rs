@@ -17,6 +17,7 @@ pub mod mm;
 pub mod panic;
 pub mod power;
 pub mod proc;
+pub mod shell;
 pub mod symbols;
 pub mod testing;
 pub mod time;

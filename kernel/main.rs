@@ -1,4 +1,7 @@
-//! The Ferrite kernel binary: boot, then idle (the shell comes later).
+//! The Ferrite kernel binary: boot, then the shell on the kernel's own
+//! thread (pid 0). The shell first starts the program named by `/etc/init`
+//! (the boot tool writes it when `FERRITE_INIT` is set) and runs `/etc/rc`
+//! if the ramdisk has them.
 
 #![no_std]
 #![no_main]
@@ -12,6 +15,5 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn main() -> ! {
-    log::info!("Ferrite is up; nothing more to do yet, idling");
-    ferrite::idle()
+    ferrite::shell::main()
 }

@@ -35,6 +35,7 @@ environment:
   FERRITE_GDB=1         `runner` waits for GDB on localhost:1234
   FERRITE_EXTRA=DIR     also pack DIR's files into the ramdisk, under /bin
   FERRITE_INIT=PROG     the program the kernel starts first (default: the shell)
+  FERRITE_RC=FILE       pack FILE as /etc/rc, the script the shell runs at boot
 ";
 
 fn main() -> ExitCode {
@@ -284,6 +285,10 @@ fn boot_interactive(kernel: &Path, machine: &Machine, opts: &Options) -> Result<
     let outcome = qemu::boot(&images, machine, qemu::Mode::Interactive { gdb: opts.gdb })?;
     Ok(match outcome.status {
         qemu::Status::Success => ExitCode::SUCCESS,
+        // `poweroff N` writes 0x10 + N: QEMU exits with 33 + 2N.
+        qemu::Status::Failure(code) if code > 35 && code % 2 == 1 => {
+            ExitCode::from(((code - 33) / 2).clamp(1, 255) as u8)
+        }
         qemu::Status::Failure(code) => ExitCode::from(code.clamp(1, 255) as u8),
         qemu::Status::TimedOut => ExitCode::from(124),
     })

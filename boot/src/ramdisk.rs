@@ -2,7 +2,8 @@
 //! (`user/build` -> `/bin`), the root file tree (`user/rootfs` -> `/`) and,
 //! if `FERRITE_EXTRA` names a directory, its files (-> `/bin`, so the shell
 //! runs them by name). `FERRITE_INIT` adds `/etc/init` naming the first
-//! program to start.
+//! program to start; `FERRITE_RC=file` packs that file as `/etc/rc`, the
+//! script the shell runs at boot.
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,12 @@ pub fn pack_default(out: &Path) -> Result<PathBuf, String> {
                 .add_file(&format!("bin/{name}"), 0o755, &data)
                 .map_err(|e| format!("ramdisk: {name}: {e}"))?;
         }
+    }
+    if let Ok(rc) = std::env::var("FERRITE_RC") {
+        let script = std::fs::read(&rc).map_err(|e| format!("RC={rc}: {e}"))?;
+        builder
+            .add_file("etc/rc", 0o644, &script)
+            .map_err(|e| e.to_string())?;
     }
     if let Ok(init) = std::env::var("FERRITE_INIT") {
         builder

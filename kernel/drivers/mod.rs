@@ -1,4 +1,5 @@
 //! Device drivers: the two consoles every log line goes to.
 
 pub mod fbcon;
+pub mod keyboard;
 pub mod serial;

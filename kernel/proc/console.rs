@@ -9,8 +9,29 @@ use super::sched::{self, Block};
 static INPUT: Mutex<VecDeque<u8>> = Mutex::new(VecDeque::new());
 const MAX_BUFFERED: usize = 4096;
 
+/// The process the shell is waiting for in the foreground (0: none).
+static FOREGROUND: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static INTERRUPT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+pub fn set_foreground(pid: u32) {
+    FOREGROUND.store(pid, core::sync::atomic::Ordering::SeqCst);
+    INTERRUPT.store(false, core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C was pressed for the foreground process (and clears it).
+pub fn take_interrupt() -> bool {
+    INTERRUPT.swap(false, core::sync::atomic::Ordering::SeqCst)
+}
+
 /// Queues input bytes and wakes readers (called from interrupt handlers).
+/// Ctrl-C with a foreground process is not queued: it asks the waiting
+/// shell to kill that process (done outside the interrupt).
 pub fn push(byte: u8) {
+    if byte == 0x03 && FOREGROUND.load(core::sync::atomic::Ordering::SeqCst) != 0 {
+        INTERRUPT.store(true, core::sync::atomic::Ordering::SeqCst);
+        sched::wake_all(Block::Child);
+        return;
+    }
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut input = INPUT.lock();
         if input.len() < MAX_BUFFERED {

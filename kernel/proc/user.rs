@@ -80,14 +80,20 @@ pub fn install_fault_handlers() {
 
 /// Waits for child `pid` of the kernel thread and says how it ended.
 pub fn wait_for(pid: Pid) -> UserExit {
+    super::console::set_foreground(pid);
     // Look at the fault before the zombie is reaped.
     loop {
+        if super::console::take_interrupt() {
+            crate::kprintln!("^C");
+            sched::kill(pid);
+        }
         let zombie = sched::with_process(pid, |p| match p.state {
             sched::State::Zombie(status) => Some((status, p.fault)),
             _ => None,
         })
         .flatten();
         if let Some((status, fault)) = zombie {
+            super::console::set_foreground(0);
             sched::reap(pid as i64).expect("our child");
             return UserExit::from_status(status, fault);
         }

@@ -1,0 +1,395 @@
+//! `mmview`: physical memory as a picture, one cell per frame (or per
+//! group of frames when there are more frames than fit), coloured by
+//! owner, with a legend and totals, redrawn every 200 ms while programs
+//! run. Watching `run cow-demo &` or a `malloc-stress` fill memory green
+//! and page tables appear is the point.
+//!
+//! The picture comes from the buddy allocator's metadata, block by block
+//! (`BuddyAllocator::blocks`), in one pass under its lock. Without a
+//! framebuffer (or with `-t`) a coarse text version is printed instead.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use mmcore::buddy::BlockState;
+use mmcore::FrameKind;
+
+use super::{Args, Result};
+use crate::drivers::fbcon::{self, FbConsole};
+use crate::mm::frames;
+use crate::mm::layout::PAGE_SIZE;
+
+/// Refresh period.
+const REFRESH_MS: u64 = 200;
+
+/// Kinds in legend order, with colour (0xRRGGBB), name and text symbol.
+pub const KINDS: [(FrameKind, u32, &str, char); FrameKind::COUNT] = [
+    (FrameKind::Free, 0x26_2b33, "free", '.'),
+    (FrameKind::Reserved, 0x6b_6b6b, "reserved", '#'),
+    (FrameKind::Kernel, 0x3d_6bff, "kernel", 'K'),
+    (FrameKind::Slab, 0xff_a01a, "slab", 'S'),
+    (FrameKind::PageTable, 0xe0_40e0, "page tables", 'P'),
+    (FrameKind::UserAnon, 0x3c_d03c, "user anon", 'A'),
+    (FrameKind::UserFile, 0x20_d8d8, "page cache", 'F'),
+    (FrameKind::ZeroPage, 0xff_ffff, "zero page", 'Z'),
+];
+
+/// Which kind wins a tie for a cell: the rarer, more telling owners first.
+const TIE_ORDER: [FrameKind; FrameKind::COUNT] = [
+    FrameKind::ZeroPage,
+    FrameKind::PageTable,
+    FrameKind::UserAnon,
+    FrameKind::UserFile,
+    FrameKind::Slab,
+    FrameKind::Kernel,
+    FrameKind::Reserved,
+    FrameKind::Free,
+];
+
+fn entry(kind: FrameKind) -> &'static (FrameKind, u32, &'static str, char) {
+    &KINDS[KINDS.iter().position(|k| k.0 == kind).unwrap_or(0)]
+}
+
+/// Physical memory, cell by cell.
+pub struct Picture {
+    /// First frame described.
+    pub base_pfn: u64,
+    /// Frames described (the allocator's span: lowest to highest RAM).
+    pub frames: u64,
+    pub frames_per_cell: u64,
+    /// The owner holding most of each cell's frames (`FrameKind as u8`).
+    pub cells: Vec<u8>,
+    /// Frames per owner over the whole span (free and reserved included).
+    pub totals: [u64; FrameKind::COUNT],
+}
+
+/// The frames the allocator describes: `(first pfn, count)`.
+pub fn span() -> (u64, u64) {
+    frames::with(|m| {
+        let base = m.buddy.base_pfn().0;
+        (base, m.buddy.end_pfn().0 - base)
+    })
+}
+
+fn majority(counts: &[u64; FrameKind::COUNT]) -> u8 {
+    let mut best = FrameKind::Free;
+    let mut best_count = 0;
+    for kind in TIE_ORDER {
+        if counts[kind as usize] > best_count {
+            best = kind;
+            best_count = counts[kind as usize];
+        }
+    }
+    best as u8
+}
+
+/// Takes the picture with `frames_per_cell` frames in each cell.
+pub fn picture(frames_per_cell: u64) -> Picture {
+    let per = frames_per_cell.max(1);
+    let (base, frames) = span();
+    // Allocated before the allocator's lock is taken: the heap needs it.
+    let mut cells = vec![FrameKind::Free as u8; frames.div_ceil(per) as usize];
+    let mut totals = [0u64; FrameKind::COUNT];
+    frames::with(|m| {
+        let mut counts = [0u64; FrameKind::COUNT];
+        let mut current = 0u64;
+        let finish = |cells: &mut [u8], counts: &mut [u64; FrameKind::COUNT], cell: u64| {
+            if counts.iter().any(|&c| c > 0) {
+                if let Some(slot) = cells.get_mut(cell as usize) {
+                    *slot = majority(counts);
+                }
+                *counts = [0; FrameKind::COUNT];
+            }
+        };
+        for block in m.buddy.blocks() {
+            let kind = match block.state {
+                BlockState::Reserved => FrameKind::Reserved,
+                BlockState::Free => FrameKind::Free,
+                BlockState::Allocated(kind) => kind,
+            };
+            let mut pfn = block.pfn.0 - base;
+            let mut left = (1u64 << block.order).min(frames.saturating_sub(pfn));
+            totals[kind as usize] += left;
+            while left > 0 {
+                let cell = pfn / per;
+                if cell != current {
+                    finish(&mut cells, &mut counts, current);
+                    current = cell;
+                }
+                if pfn % per == 0 && left >= per {
+                    // Whole cells of this one block: no counting needed.
+                    let whole = left / per;
+                    let end = ((cell + whole) as usize).min(cells.len());
+                    cells[cell as usize..end].fill(kind as u8);
+                    pfn += whole * per;
+                    left -= whole * per;
+                    current = cell + whole;
+                } else {
+                    let take = (per - pfn % per).min(left);
+                    counts[kind as usize] += take;
+                    pfn += take;
+                    left -= take;
+                }
+            }
+        }
+        finish(&mut cells, &mut counts, current);
+    });
+    Picture {
+        base_pfn: base,
+        frames,
+        frames_per_cell: per,
+        cells,
+        totals,
+    }
+}
+
+fn mib(frames: u64) -> f64 {
+    (frames * PAGE_SIZE) as f64 / (1u64 << 20) as f64
+}
+
+/// Columns of the text picture.
+const TEXT_COLUMNS: u64 = 64;
+/// At most this many rows.
+const TEXT_ROWS: u64 = 32;
+
+/// The picture as text: one character per group of frames.
+pub fn write_text(out: &mut dyn Write) -> Result {
+    let (_, frames) = span();
+    let per = frames
+        .div_ceil(TEXT_COLUMNS * TEXT_ROWS)
+        .next_power_of_two();
+    let pic = picture(per);
+    writeln!(
+        out,
+        "physical memory, frames {:#x}..{:#x}; one character = {} frame{} ({} KiB), by majority owner:",
+        pic.base_pfn,
+        pic.base_pfn + pic.frames,
+        per,
+        if per == 1 { "" } else { "s" },
+        per * PAGE_SIZE / 1024
+    )?;
+    for (row, chunk) in pic.cells.chunks(TEXT_COLUMNS as usize).enumerate() {
+        let addr = (pic.base_pfn + row as u64 * TEXT_COLUMNS * per) * PAGE_SIZE;
+        write!(out, "{addr:#011x} ")?;
+        for &cell in chunk {
+            out.write_char(entry(FrameKind::from_u8(cell)).3)?;
+        }
+        writeln!(out)?;
+    }
+    write_totals(&pic, out)
+}
+
+fn write_totals(pic: &Picture, out: &mut dyn Write) -> Result {
+    for (i, (kind, _, name, symbol)) in KINDS.iter().enumerate() {
+        let sep = if i % 4 == 3 { "\n" } else { "  " };
+        write!(
+            out,
+            "{symbol} {name:<11} {:>9.1} MiB{sep}",
+            mib(pic.totals[*kind as usize])
+        )?;
+    }
+    Ok(())
+}
+
+/// How cells sit on the screen.
+#[derive(Clone, Copy, Debug)]
+pub struct Grid {
+    pub x0: usize,
+    pub y0: usize,
+    pub cols: usize,
+    pub rows: usize,
+    /// Distance between cell origins.
+    pub pitch: usize,
+    /// Drawn size of a cell (pitch minus a gap when cells are big).
+    pub cell: usize,
+    pub frames_per_cell: u64,
+}
+
+/// Fits `frames` into a `width` x `height` area at `(x0, y0)`: the largest
+/// cells that hold one frame each, or else 2x2 pixel cells holding the
+/// smallest power of two of frames that fits.
+pub fn grid(x0: usize, y0: usize, width: usize, height: usize, frames: u64) -> Grid {
+    let fit = |pitch: usize| {
+        let cols = (width / pitch).max(1);
+        let rows = (height / pitch).max(1);
+        (cols, rows, (cols * rows) as u64)
+    };
+    for pitch in [16, 12, 10, 8, 6, 5, 4, 3, 2] {
+        let (cols, rows, capacity) = fit(pitch);
+        if capacity >= frames {
+            return Grid {
+                x0,
+                y0,
+                cols,
+                rows,
+                pitch,
+                cell: if pitch >= 6 { pitch - 1 } else { pitch },
+                frames_per_cell: 1,
+            };
+        }
+    }
+    let pitch = 2;
+    let (cols, rows, capacity) = fit(pitch);
+    Grid {
+        x0,
+        y0,
+        cols,
+        rows,
+        pitch,
+        cell: pitch,
+        frames_per_cell: frames.div_ceil(capacity).next_power_of_two(),
+    }
+}
+
+const BACKGROUND: u32 = 0x00_0000;
+const TEXT: u32 = 0xd0_d0d0;
+
+/// Everything drawn but the cells: title, legend and totals.
+fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
+    let (width, height) = fb.size();
+    let (cw, ch) = fb.char_size();
+    fb.fill_rect(0, 0, width, g.y0, BACKGROUND);
+    let title = alloc::format!(
+        "Ferrite mmview: physical memory {:#x}-{:#x}, 1 cell = {} frame{} ({} KiB); refresh {} ms; a key stops",
+        pic.base_pfn * PAGE_SIZE,
+        (pic.base_pfn + pic.frames) * PAGE_SIZE,
+        g.frames_per_cell,
+        if g.frames_per_cell == 1 { "" } else { "s" },
+        g.frames_per_cell * PAGE_SIZE / 1024,
+        REFRESH_MS
+    );
+    fb.text_at(g.x0, 4, &title, TEXT, BACKGROUND);
+    // Right below the rows in use.
+    let rows = pic.cells.len().div_ceil(g.cols).min(g.rows);
+    let legend_y = g.y0 + rows * g.pitch + 8;
+    fb.fill_rect(
+        0,
+        legend_y,
+        width,
+        height.saturating_sub(legend_y),
+        BACKGROUND,
+    );
+    let column = (width - 2 * g.x0) / 4;
+    for (i, (kind, colour, name, _)) in KINDS.iter().enumerate() {
+        let x = g.x0 + (i % 4) * column;
+        let y = legend_y + (i / 4) * ch;
+        fb.fill_rect(x, y + 3, cw + 2, ch - 6, *colour);
+        let label = alloc::format!("{name:<11} {:>8.1} MiB", mib(pic.totals[*kind as usize]));
+        fb.text_at(x + 2 * cw, y, &label, TEXT, BACKGROUND);
+    }
+    let v = crate::mm::vmstat::snapshot();
+    let procs = crate::proc::sched::list().len();
+    let status = alloc::format!(
+        "processes {procs}  pgfault {}  zero_page_maps {}  demand_zero {}  cow_copy {}  cow_reuse {}  oom_kill {}  refresh #{refreshes}",
+        v.pgfault, v.zero_page_maps, v.demand_zero, v.cow_copy, v.cow_reuse, v.oom_kill
+    );
+    fb.text_at(g.x0, legend_y + 2 * ch + 4, &status, TEXT, BACKGROUND);
+}
+
+/// Draws the cells that changed since `previous` (all if it is empty).
+fn draw_cells(g: &Grid, cells: &[u8], previous: &[u8]) {
+    // A row at a time, so interrupts are never off for long.
+    for (row, chunk) in cells.chunks(g.cols).enumerate() {
+        let start = row * g.cols;
+        let old = previous.get(start..start + chunk.len());
+        if old == Some(chunk) {
+            continue;
+        }
+        fbcon::draw(|fb| {
+            for (col, &cell) in chunk.iter().enumerate() {
+                if old.is_some_and(|o| o[col] == cell) {
+                    continue;
+                }
+                let colour = entry(FrameKind::from_u8(cell)).1;
+                fb.fill_rect(
+                    g.x0 + col * g.pitch,
+                    g.y0 + row * g.pitch,
+                    g.cell,
+                    g.cell,
+                    colour,
+                );
+            }
+        });
+    }
+}
+
+/// Works out the grid for this screen.
+fn screen_grid() -> Option<Grid> {
+    let (width, height, ch) = fbcon::draw(|fb| {
+        let (w, h) = fb.size();
+        (w, h, fb.char_size().1)
+    })?;
+    let (_, frames) = span();
+    let top = ch + 10;
+    let bottom = 3 * ch + 16;
+    Some(grid(
+        8,
+        top,
+        width.saturating_sub(16),
+        height.saturating_sub(top + bottom),
+        frames,
+    ))
+}
+
+fn key_pressed() -> bool {
+    let mut buf = [0u8; 16];
+    crate::proc::console::try_read(&mut buf) > 0
+}
+
+/// Draws and redraws until a key arrives or `seconds` pass; returns the
+/// number of pictures drawn.
+fn live(g: &Grid, seconds: Option<u64>) -> u64 {
+    let start = crate::time::uptime_ms();
+    let mut previous: Vec<u8> = Vec::new();
+    let mut refreshes = 0;
+    loop {
+        let pic = picture(g.frames_per_cell);
+        if previous.is_empty() {
+            fbcon::draw(|fb| {
+                let (w, h) = fb.size();
+                fb.fill_rect(0, 0, w, h, BACKGROUND);
+            });
+        }
+        draw_cells(g, &pic.cells, &previous);
+        fbcon::draw(|fb| draw_frame(fb, g, &pic, refreshes));
+        previous = pic.cells;
+        refreshes += 1;
+        let elapsed = crate::time::uptime_ms() - start;
+        if seconds.is_some_and(|s| elapsed >= s * 1000) || key_pressed() {
+            return refreshes;
+        }
+        crate::proc::sched::sleep_ticks(REFRESH_MS * crate::time::TICK_HZ / 1000);
+        if key_pressed() {
+            return refreshes;
+        }
+    }
+}
+
+pub fn command(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 1)?;
+    let mut seconds = None;
+    let mut text = false;
+    match args.get(0) {
+        None => {}
+        Some("-t") => text = true,
+        Some(_) => seconds = Some(args.number(0, "a number of seconds")?),
+    }
+    let grid = if text { None } else { screen_grid() };
+    let Some(grid) = grid else {
+        return write_text(out);
+    };
+    writeln!(
+        out,
+        "mmview: drawing on the framebuffer ({}); press a key to stop",
+        match seconds {
+            Some(s) => alloc::format!("for {s} s"),
+            None => alloc::string::String::from("until a key"),
+        }
+    )?;
+    fbcon::pause_text();
+    let refreshes = live(&grid, seconds);
+    fbcon::resume_text();
+    writeln!(out, "mmview: stopped after {refreshes} pictures")?;
+    Ok(())
+}

@@ -1,0 +1,447 @@
+//! The kernel shell: a monitor that runs as the kernel's own thread (pid 0)
+//! on the serial console and on the framebuffer with a PS/2 keyboard, with
+//! commands that show memory management at work: the views Linux gives
+//! through `free`, `/proc/meminfo`, `/proc/vmstat`, `/proc/buddyinfo`,
+//! `/proc/slabinfo`, `slabtop`, `ps` and `pmap -x`, a page-table walk, and
+//! a live picture of physical memory (`mmview`).
+//!
+//! Every command writes to a `&mut dyn Write` rather than to the console,
+//! so tests run them through [`execute`] and read their output back. The
+//! interactive loop ([`main`]) passes a writer to the consoles; it first
+//! runs `/etc/init` (a program named by `FERRITE_INIT`) and `/etc/rc` (a
+//! script) if the ramdisk has them.
+
+pub mod editor;
+pub mod memory;
+pub mod mmview;
+pub mod procs;
+pub mod system;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+
+use crate::proc::sched::Pid;
+
+/// What the shell prints before reading a line.
+pub const PROMPT: &str = "ferrite$ ";
+
+/// Why a command did not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShellError {
+    /// No command has this name.
+    UnknownCommand(String),
+    /// Wrong number or form of arguments.
+    Usage {
+        command: &'static str,
+        usage: &'static str,
+        why: String,
+    },
+    /// The process id names no process.
+    NoSuchProcess { command: &'static str, pid: Pid },
+    /// The arguments were fine, the action failed.
+    Failed { command: &'static str, why: String },
+    /// Writing the output failed.
+    Output,
+}
+
+impl fmt::Display for ShellError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ShellError::UnknownCommand(name) => {
+                write!(f, "{name}: unknown command (type `help` for the list)")
+            }
+            ShellError::Usage {
+                command,
+                usage: "",
+                why,
+            } => write!(f, "{command}: {why}\nusage: {command}"),
+            ShellError::Usage {
+                command,
+                usage,
+                why,
+            } => write!(f, "{command}: {why}\nusage: {command} {usage}"),
+            ShellError::NoSuchProcess { command, pid } => {
+                write!(f, "{command}: no process with pid {pid}")
+            }
+            ShellError::Failed { command, why } => write!(f, "{command}: {why}"),
+            ShellError::Output => write!(f, "shell: output error"),
+        }
+    }
+}
+
+impl From<fmt::Error> for ShellError {
+    fn from(_: fmt::Error) -> ShellError {
+        ShellError::Output
+    }
+}
+
+pub type Result = core::result::Result<(), ShellError>;
+
+/// One shell command.
+pub struct Command {
+    pub name: &'static str,
+    /// Argument syntax, e.g. `PID ADDR`.
+    pub usage: &'static str,
+    /// One line for `help`.
+    pub about: &'static str,
+    pub run: fn(&Args, &mut dyn Write) -> Result,
+}
+
+/// A command's arguments (without the command name), with parsers that
+/// turn mistakes into [`ShellError::Usage`].
+pub struct Args<'a> {
+    pub command: &'static Command,
+    pub words: &'a [&'a str],
+}
+
+impl Args<'_> {
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.words.get(i).copied()
+    }
+
+    /// A usage error with `why`.
+    pub fn usage(&self, why: impl Into<String>) -> ShellError {
+        ShellError::Usage {
+            command: self.command.name,
+            usage: self.command.usage,
+            why: why.into(),
+        }
+    }
+
+    pub fn failed(&self, why: impl Into<String>) -> ShellError {
+        ShellError::Failed {
+            command: self.command.name,
+            why: why.into(),
+        }
+    }
+
+    /// Checks the argument count is within `min..=max`.
+    pub fn count(&self, min: usize, max: usize) -> Result {
+        let n = self.words.len();
+        if n < min {
+            Err(self.usage("missing argument"))
+        } else if n > max {
+            Err(self.usage(alloc::format!("unexpected argument `{}`", self.words[max])))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Argument `i` as a number (decimal, or hex with `0x`), naming it
+    /// `what` in the error.
+    pub fn number(&self, i: usize, what: &str) -> core::result::Result<u64, ShellError> {
+        let word = self.get(i).ok_or_else(|| self.usage("missing argument"))?;
+        parse_number(word).ok_or_else(|| self.usage(alloc::format!("`{word}` is not {what}")))
+    }
+
+    /// Argument `i` as the pid of an existing process.
+    pub fn pid(&self, i: usize) -> core::result::Result<Pid, ShellError> {
+        let n = self.number(i, "a process id")?;
+        let pid =
+            Pid::try_from(n).map_err(|_| self.usage(alloc::format!("{n} is not a process id")))?;
+        if crate::proc::sched::with_process(pid, |_| ()).is_none() {
+            return Err(ShellError::NoSuchProcess {
+                command: self.command.name,
+                pid,
+            });
+        }
+        Ok(pid)
+    }
+}
+
+/// `123`, `0x7b` (or `0X7B`); underscores allowed as separators.
+pub fn parse_number(word: &str) -> Option<u64> {
+    let clean: String = word.chars().filter(|&c| c != '_').collect();
+    if clean.is_empty() {
+        return None;
+    }
+    match clean
+        .strip_prefix("0x")
+        .or_else(|| clean.strip_prefix("0X"))
+    {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => clean.parse().ok(),
+    }
+}
+
+/// Every command, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "help",
+        usage: "[COMMAND]",
+        about: "list the commands, or explain one",
+        run: help,
+    },
+    Command {
+        name: "meminfo",
+        usage: "",
+        about: "memory use by owner, like /proc/meminfo (kB)",
+        run: memory::meminfo,
+    },
+    Command {
+        name: "free",
+        usage: "",
+        about: "used and free memory, like `free -k`",
+        run: memory::free,
+    },
+    Command {
+        name: "vmstat",
+        usage: "",
+        about: "allocation and fault counters, like /proc/vmstat",
+        run: memory::vmstat,
+    },
+    Command {
+        name: "buddyinfo",
+        usage: "",
+        about: "free blocks per order, like /proc/buddyinfo",
+        run: memory::buddyinfo,
+    },
+    Command {
+        name: "slabinfo",
+        usage: "",
+        about: "slab caches, like /proc/slabinfo",
+        run: memory::slabinfo,
+    },
+    Command {
+        name: "slabtop",
+        usage: "",
+        about: "slab caches by size, like `slabtop -o`",
+        run: memory::slabtop,
+    },
+    Command {
+        name: "memmap",
+        usage: "",
+        about: "the physical memory map the bootloader handed over",
+        run: memory::memmap,
+    },
+    Command {
+        name: "mmview",
+        usage: "[SECONDS | -t]",
+        about: "draw physical memory by owner, live (-t: as text)",
+        run: mmview::command,
+    },
+    Command {
+        name: "ps",
+        usage: "",
+        about: "processes with their memory (VSZ, RSS in kB)",
+        run: procs::ps,
+    },
+    Command {
+        name: "pmap",
+        usage: "PID",
+        about: "a process's regions with resident pages, like `pmap -x`",
+        run: procs::pmap,
+    },
+    Command {
+        name: "walk",
+        usage: "PID ADDR",
+        about: "walk the page tables of PID (0: the kernel's) for ADDR",
+        run: procs::walk,
+    },
+    Command {
+        name: "run",
+        usage: "PROGRAM [ARGS...] [&]",
+        about: "run a program from /bin (& : in the background)",
+        run: procs::run,
+    },
+    Command {
+        name: "jobs",
+        usage: "",
+        about: "background programs and how they ended",
+        run: procs::jobs,
+    },
+    Command {
+        name: "kill",
+        usage: "PID",
+        about: "kill a process (SIGKILL)",
+        run: procs::kill,
+    },
+    Command {
+        name: "ls",
+        usage: "",
+        about: "files in the ramdisk",
+        run: system::ls,
+    },
+    Command {
+        name: "echo",
+        usage: "[TEXT...]",
+        about: "print TEXT (for scripts)",
+        run: system::echo,
+    },
+    Command {
+        name: "sleep",
+        usage: "SECONDS",
+        about: "let programs run for a while (for scripts)",
+        run: system::sleep,
+    },
+    Command {
+        name: "clear",
+        usage: "",
+        about: "clear the screen",
+        run: system::clear,
+    },
+    Command {
+        name: "bench",
+        usage: "",
+        about: "run the fault-path benchmarks",
+        run: system::bench,
+    },
+    Command {
+        name: "poweroff",
+        usage: "[CODE | $?]",
+        about: "end the session; in QEMU, exit with CODE (see help poweroff)",
+        run: system::poweroff,
+    },
+    Command {
+        name: "reboot",
+        usage: "",
+        about: "reset the machine",
+        run: system::reboot,
+    },
+];
+
+/// The command named `name`.
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// Runs one command line, writing its output to `out`. Empty lines and
+/// `#` comments do nothing.
+pub fn execute(line: &str, out: &mut dyn Write) -> Result {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(());
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let command = find(words[0]).ok_or_else(|| ShellError::UnknownCommand(words[0].into()))?;
+    let args = Args {
+        command,
+        words: &words[1..],
+    };
+    (command.run)(&args, out)
+}
+
+/// Runs a script: each line is echoed after the prompt, then run; an error
+/// is printed and the script goes on. Returns how many lines failed.
+pub fn run_script(script: &str, out: &mut dyn Write) -> usize {
+    let mut failed = 0;
+    for line in script.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let _ = writeln!(out, "{PROMPT}{line}");
+        if let Err(e) = execute(line, out) {
+            let _ = writeln!(out, "{e}");
+            failed += 1;
+        }
+    }
+    failed
+}
+
+fn help(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 1)?;
+    if let Some(name) = args.get(0) {
+        let command =
+            find(name).ok_or_else(|| args.usage(alloc::format!("no command `{name}`")))?;
+        writeln!(out, "usage: {} {}", command.name, command.usage)?;
+        writeln!(out, "  {}", command.about)?;
+        if let Some(more) = system::details(command.name) {
+            writeln!(out, "{more}")?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "Ferrite shell commands:")?;
+    for c in COMMANDS {
+        let syntax = alloc::format!("{} {}", c.name, c.usage);
+        writeln!(out, "  {syntax:<28} {}", c.about)?;
+    }
+    writeln!(
+        out,
+        "Editing: Left/Right, Home/End, Backspace, Ctrl-U, Ctrl-K, Ctrl-C; Up/Down: history."
+    )?;
+    Ok(())
+}
+
+/// Writes to every console (serial and framebuffer).
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        crate::klog::print(format_args!("{s}"));
+        Ok(())
+    }
+}
+
+/// The program named by `/etc/init` (from `FERRITE_INIT`), if any.
+fn init_program() -> Option<String> {
+    let file = crate::proc::ramdisk::open("/etc/init")?;
+    let name = core::str::from_utf8(file.data).ok()?.trim();
+    (!name.is_empty()).then(|| String::from(name))
+}
+
+/// The kernel's main thread after boot: `/etc/init`, `/etc/rc`, then the
+/// interactive shell. Never returns (`poweroff` ends the machine).
+pub fn main() -> ! {
+    let keyboard = crate::drivers::keyboard::init();
+    let mut out = Console;
+    let _ = writeln!(
+        out,
+        "Ferrite shell on the serial console{}. Type `help` for the commands.",
+        if keyboard {
+            " and the PS/2 keyboard"
+        } else {
+            ""
+        }
+    );
+    if let Some(program) = init_program() {
+        let _ = writeln!(out, "init: running {program} (from /etc/init)");
+        if let Err(e) = execute(&alloc::format!("run {program}"), &mut out) {
+            let _ = writeln!(out, "init: {e}");
+        }
+    }
+    if let Some(rc) = crate::proc::ramdisk::open("/etc/rc") {
+        match core::str::from_utf8(rc.data) {
+            Ok(script) => {
+                let _ = writeln!(out, "rc: running /etc/rc");
+                run_script(script, &mut out);
+            }
+            Err(_) => {
+                let _ = writeln!(out, "rc: /etc/rc is not text; skipped");
+            }
+        }
+    }
+    interactive(&mut out)
+}
+
+/// Reads lines from the console input queue (serial and keyboard) and
+/// runs them, forever. Bytes that arrive together (a paste) are run line
+/// by line.
+pub fn interactive(out: &mut dyn Write) -> ! {
+    let mut editor = editor::LineEditor::new();
+    procs::report_finished_jobs(out);
+    let _ = out.write_str(PROMPT);
+    loop {
+        let mut buf = [0u8; 64];
+        let n = crate::proc::console::read_blocking(&mut buf);
+        for &byte in &buf[..n] {
+            if let Some(line) = editor.feed(byte, out) {
+                if let Err(e) = execute(&line, out) {
+                    let _ = writeln!(out, "{e}");
+                }
+                procs::report_finished_jobs(out);
+                procs::reap_orphans();
+                let _ = out.write_str(PROMPT);
+            }
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Process views and control: `ps`, `pmap`, `walk`, `run`, `jobs`, `kill`.
+//!
+//! Resident set sizes count every present user page-table leaf (the shared
+//! zero page included, as `AddressSpace::resident_pages` does), so `ps`
+//! and the total line of `pmap` always agree.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use mmcore::{FrameKind, Pfn};
+use spin::Mutex;
+use vmcore::paging::{Level, WalkStep};
+use vmcore::vma::VmaTag;
+use vmcore::{PteFlags, Sharing, Vma, VmaKind};
+use x86_64::instructions::interrupts::without_interrupts;
+
+use super::{Args, Result, ShellError};
+use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
+use crate::mm::layout::PAGE_SIZE;
+use crate::mm::{frames, pgtable};
+use crate::proc::sched::{self, Pid, State};
+use crate::proc::user::{self, UserExit};
+
+const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
+
+/// Runs `f` on the locked address space with interrupts off (the timer
+/// must not switch to its process while the lock is held: its fault
+/// handler would need it). If another holder has it, lets that one run
+/// and tries again rather than spinning with interrupts off.
+pub fn with_aspace<R>(aspace: &SharedAddressSpace, f: impl FnOnce(&mut AddressSpace) -> R) -> R {
+    let mut f = Some(f);
+    loop {
+        let done = without_interrupts(|| {
+            aspace
+                .try_lock()
+                .map(|mut a| (f.take().expect("runs once"))(&mut a))
+        });
+        if let Some(r) = done {
+            return r;
+        }
+        sched::yield_now();
+    }
+}
+
+/// The address space of `pid` (`None` for the kernel thread and zombies).
+pub fn aspace_of(pid: Pid) -> Option<SharedAddressSpace> {
+    if pid == 0 {
+        // Pid 0 may be borrowing a test's address space; it owns none.
+        return None;
+    }
+    sched::with_process(pid, |p| p.aspace.clone()).flatten()
+}
+
+/// Resident and dirty pages of `[start, end)`: one walk per present leaf,
+/// and a whole table's span skipped where the walk stops early.
+pub fn region_usage(a: &mut AddressSpace, start: u64, end: u64) -> (u64, u64) {
+    let (mut rss, mut dirty) = (0, 0);
+    let mut va = start;
+    while va < end {
+        let steps = a.walk(va);
+        let Some(last) = steps.last() else {
+            break;
+        };
+        let size = last.level.entry_size();
+        let next = (va & !(size - 1)) + size;
+        if last.entry.is_present() {
+            let pages = (next.min(end) - va) / PAGE_SIZE;
+            rss += pages;
+            if last.entry.has(PteFlags::DIRTY) {
+                dirty += pages;
+            }
+        }
+        va = next;
+    }
+    (rss, dirty)
+}
+
+/// VSZ and RSS of a process in pages.
+pub fn sizes(aspace: &SharedAddressSpace) -> (u64, u64) {
+    with_aspace(aspace, |a| {
+        let vsz: u64 = a.vmas.iter().map(|v| v.len() / PAGE_SIZE).sum();
+        let (anon, file) = a.resident_pages();
+        (vsz, anon + file)
+    })
+}
+
+pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    writeln!(
+        out,
+        "{:>5} {:>5} {:<8} {:>8} {:>8} NAME",
+        "PID", "PPID", "STATE", "VSZ", "RSS"
+    )?;
+    for p in sched::list() {
+        let (vsz, rss) = match aspace_of(p.pid) {
+            Some(a) => sizes(&a),
+            None => (0, 0),
+        };
+        writeln!(
+            out,
+            "{:>5} {:>5} {:<8} {:>8} {:>8} {}",
+            p.pid,
+            p.ppid,
+            p.state,
+            vsz * KB_PER_PAGE,
+            rss * KB_PER_PAGE,
+            p.name
+        )?;
+    }
+    Ok(())
+}
+
+fn mapping_name(vma: &Vma, program: &str) -> String {
+    match (vma.flags.tag, vma.kind, vma.sharing) {
+        (VmaTag::Image, _, _) => String::from(program),
+        (VmaTag::Stack, _, _) => String::from("[ stack ]"),
+        (VmaTag::Heap, _, _) => String::from("[ heap ]"),
+        (_, VmaKind::File { file, .. }, Sharing::Shared) => {
+            alloc::format!("[ shared file {file} ]")
+        }
+        (_, VmaKind::File { file, .. }, Sharing::Private) => alloc::format!("[ file {file} ]"),
+        (_, VmaKind::Anonymous, _) => String::from("[ anon ]"),
+    }
+}
+
+pub fn pmap(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(1, 1)?;
+    let pid = args.pid(0)?;
+    let name = sched::with_process(pid, |p| p.name.clone()).unwrap_or_default();
+    let Some(aspace) = aspace_of(pid) else {
+        return Err(args.failed(if pid == 0 {
+            String::from("pid 0 is the kernel thread: it has no user address space")
+        } else {
+            alloc::format!("pid {pid} has exited: its memory is gone")
+        }));
+    };
+    let rows: Vec<(Vma, u64, u64)> = with_aspace(&aspace, |a| {
+        let vmas: Vec<Vma> = a.vmas.iter().copied().collect();
+        vmas.into_iter()
+            .map(|v| {
+                let (rss, dirty) = region_usage(a, v.start, v.end);
+                (v, rss, dirty)
+            })
+            .collect()
+    });
+    writeln!(out, "{pid}:   {name}")?;
+    writeln!(
+        out,
+        "Address           Kbytes     RSS   Dirty Mode  Mapping"
+    )?;
+    let (mut size, mut rss, mut dirty) = (0, 0, 0);
+    for (vma, r, d) in &rows {
+        let shared = if vma.sharing == Sharing::Shared {
+            's'
+        } else {
+            '-'
+        };
+        writeln!(
+            out,
+            "{:016x} {:>7} {:>7} {:>7} {}{}- {}",
+            vma.start,
+            vma.len() / 1024,
+            r * KB_PER_PAGE,
+            d * KB_PER_PAGE,
+            vma.prot,
+            shared,
+            mapping_name(vma, &name)
+        )?;
+        size += vma.len() / 1024;
+        rss += r * KB_PER_PAGE;
+        dirty += d * KB_PER_PAGE;
+    }
+    writeln!(out, "---------------- ------- ------- -------")?;
+    writeln!(out, "{:<16} {size:>7} {rss:>7} {dirty:>7}", "total kB")?;
+    Ok(())
+}
+
+fn kind_name(kind: FrameKind) -> &'static str {
+    match kind {
+        FrameKind::Free => "free",
+        FrameKind::Reserved => "reserved",
+        FrameKind::Kernel => "kernel",
+        FrameKind::Slab => "slab",
+        FrameKind::PageTable => "page table",
+        FrameKind::UserAnon => "user anonymous",
+        FrameKind::UserFile => "page cache",
+        FrameKind::ZeroPage => "the zero page",
+    }
+}
+
+fn is_canonical(addr: u64) -> bool {
+    !(0x0000_8000_0000_0000..0xffff_8000_0000_0000).contains(&addr)
+}
+
+fn describe_step(step: &WalkStep, out: &mut dyn Write) -> Result {
+    write!(
+        out,
+        "  {:<4} table {:#012x} [{:>3}] = {}",
+        step.level.name(),
+        step.table,
+        step.index,
+        step.entry
+    )?;
+    let leaf = step.level == Level::Pt || step.entry.is_huge();
+    if !step.entry.is_present() {
+        writeln!(out, "  -> not present: the walk stops here")?;
+    } else if !leaf {
+        writeln!(out, "  -> next table {:#x}", step.entry.addr())?;
+    } else if step.level == Level::Pt {
+        let pfn = Pfn::from_addr(step.entry.addr());
+        let (kind, refs) = frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn)));
+        write!(
+            out,
+            "  -> frame {:#x} ({}",
+            step.entry.addr(),
+            kind_name(kind)
+        )?;
+        if refs > 0 && kind != FrameKind::ZeroPage {
+            write!(
+                out,
+                ", {refs} reference{}",
+                if refs == 1 { "" } else { "s" }
+            )?;
+        }
+        writeln!(out, ")")?;
+    } else {
+        let base = step.entry.huge_addr(step.level);
+        let size = super::memory::human_size(step.level.entry_size());
+        writeln!(out, "  -> {size} page at {base:#x}")?;
+    }
+    Ok(())
+}
+
+pub fn walk(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(2, 2)?;
+    let pid = args.pid(0)?;
+    let addr = args.number(1, "an address")?;
+    if !is_canonical(addr) {
+        return Err(args.usage(alloc::format!(
+            "{addr:#x} is not a canonical address (bits 63..47 must all equal bit 47)"
+        )));
+    }
+    let (steps, root, region) = if pid == 0 {
+        let (steps, root) =
+            pgtable::with_kernel(|t, m| (t.translate_walk(m, addr).unwrap_or_default(), t.root()));
+        (steps, root, None)
+    } else {
+        let aspace = aspace_of(pid)
+            .ok_or_else(|| args.failed(alloc::format!("pid {pid} has exited: nothing to walk")))?;
+        with_aspace(&aspace, |a| {
+            (a.walk(addr), a.root(), a.vmas.find_for_fault(addr).copied())
+        })
+    };
+    let owner = if pid == 0 {
+        String::from("the kernel's page tables")
+    } else {
+        let name = sched::with_process(pid, |p| p.name.clone()).unwrap_or_default();
+        alloc::format!("pid {pid} ({name})")
+    };
+    writeln!(out, "walk of {addr:#x} in {owner}, root (CR3) {root:#x}:")?;
+    if pid != 0 && addr < 0x0000_8000_0000_0000 {
+        match &region {
+            Some(v) if addr < v.start => {
+                let gap = v.start - vmcore::page_down(addr);
+                if gap <= crate::mm::aspace::STACK_GUARD_GAP {
+                    writeln!(
+                        out,
+                        "  {gap:#x} below the stack region {:#x}-{:#x}: a user access grows the stack",
+                        v.start, v.end
+                    )?
+                } else {
+                    writeln!(
+                        out,
+                        "  no region contains it (the stack at {:#x} is too far above to grow): a user access is a segfault",
+                        v.start
+                    )?
+                }
+            }
+            Some(v) => writeln!(
+                out,
+                "  region {:#x}-{:#x} {}{}",
+                v.start,
+                v.end,
+                v.prot,
+                if v.sharing == Sharing::Shared {
+                    's'
+                } else {
+                    'p'
+                }
+            )?,
+            None => writeln!(out, "  no region contains it: a user access is a segfault")?,
+        }
+    }
+    for step in &steps {
+        describe_step(step, out)?;
+    }
+    match steps.last() {
+        Some(last) if last.entry.is_present() => {
+            let size = last.level.entry_size();
+            let base = if last.level == Level::Pt {
+                last.entry.addr()
+            } else {
+                last.entry.huge_addr(last.level)
+            };
+            writeln!(
+                out,
+                "result: {addr:#x} -> {:#x}",
+                base + (addr & (size - 1))
+            )?;
+        }
+        Some(last) => {
+            writeln!(
+                out,
+                "result: {addr:#x} not mapped (hole at the {} level)",
+                last.level.name()
+            )?;
+        }
+        None => writeln!(out, "result: {addr:#x} not mapped")?,
+    }
+    Ok(())
+}
+
+/// A program started with `run ... &`.
+struct Job {
+    pid: Pid,
+    name: String,
+}
+
+static JOBS: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+/// Status of the last foreground program, as a shell's `$?`: the exit
+/// code, or 128 + the signal that killed it.
+static LAST_STATUS: AtomicI32 = AtomicI32::new(0);
+
+pub fn last_status() -> i32 {
+    LAST_STATUS.load(Ordering::Relaxed)
+}
+
+pub fn signal_name(signal: u8) -> &'static str {
+    match signal {
+        4 => "SIGILL",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        _ => "unknown signal",
+    }
+}
+
+/// "exited with 0", "killed by signal 11 (SIGSEGV)".
+pub fn describe_exit(exit: &UserExit) -> String {
+    match exit {
+        UserExit::Exited(code) => alloc::format!("exited with {code}"),
+        UserExit::Killed { signal, .. } => {
+            alloc::format!("killed by signal {signal} ({})", signal_name(*signal))
+        }
+    }
+}
+
+fn status_of(exit: &UserExit) -> i32 {
+    match exit {
+        UserExit::Exited(code) => *code,
+        UserExit::Killed { signal, .. } => 128 + *signal as i32,
+    }
+}
+
+/// `hello` -> `/bin/hello`; paths are kept.
+pub fn program_path(name: &str) -> String {
+    if name.contains('/') {
+        String::from(name)
+    } else {
+        alloc::format!("/bin/{name}")
+    }
+}
+
+fn is_zombie(pid: Pid) -> bool {
+    sched::with_process(pid, |p| matches!(p.state, State::Zombie(_))).unwrap_or(false)
+}
+
+pub fn run(args: &Args, out: &mut dyn Write) -> Result {
+    let mut words: Vec<&str> = args.words.to_vec();
+    let mut background = false;
+    if let Some(last) = words.last_mut() {
+        if let Some(stripped) = last.strip_suffix('&') {
+            background = true;
+            *last = stripped;
+            if stripped.is_empty() {
+                words.pop();
+            }
+        }
+    }
+    if words.is_empty() {
+        return Err(args.usage("missing program name"));
+    }
+    let path = program_path(words[0]);
+    let pid = user::spawn_program(&path, &words)
+        .map_err(|e| args.failed(alloc::format!("{path}: {e}")))?;
+    if background {
+        without_interrupts(|| {
+            JOBS.lock().push(Job {
+                pid,
+                name: String::from(words[0]),
+            })
+        });
+        writeln!(out, "[{pid}] {} running in the background", words[0])?;
+        return Ok(());
+    }
+    let exit = user::wait_for(pid);
+    LAST_STATUS.store(status_of(&exit), Ordering::Relaxed);
+    writeln!(out, "[pid {pid}] {}: {}", words[0], describe_exit(&exit))?;
+    Ok(())
+}
+
+/// Reaps background programs that ended and says how they did.
+pub fn report_finished_jobs(out: &mut dyn Write) {
+    let finished: Vec<Job> = without_interrupts(|| {
+        let mut jobs = JOBS.lock();
+        let (done, running): (Vec<Job>, Vec<Job>) = jobs.drain(..).partition(|j| {
+            // A pid that vanished (reaped elsewhere) is done too.
+            is_zombie(j.pid) || sched::with_process(j.pid, |_| ()).is_none()
+        });
+        *jobs = running;
+        done
+    });
+    for job in finished {
+        if is_zombie(job.pid) {
+            let exit = user::wait_for(job.pid);
+            let _ = writeln!(out, "[{}] {}: {}", job.pid, job.name, describe_exit(&exit));
+        } else {
+            let _ = writeln!(out, "[{}] {}: done", job.pid, job.name);
+        }
+    }
+}
+
+/// Reaps zombies left to the kernel thread by parents that exited first
+/// (orphans are re-parented to pid 0; no one else will wait for them).
+pub fn reap_orphans() {
+    let jobs: Vec<Pid> = without_interrupts(|| JOBS.lock().iter().map(|j| j.pid).collect());
+    for p in sched::list() {
+        if p.pid != 0 && p.ppid == 0 && !jobs.contains(&p.pid) && is_zombie(p.pid) {
+            let _ = sched::reap(p.pid as i64);
+        }
+    }
+}
+
+pub fn jobs(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    report_finished_jobs(out);
+    let running: Vec<(Pid, String)> = without_interrupts(|| {
+        JOBS.lock()
+            .iter()
+            .map(|j| (j.pid, j.name.clone()))
+            .collect()
+    });
+    if running.is_empty() {
+        writeln!(out, "no background programs")?;
+    }
+    for (pid, name) in running {
+        let state = sched::with_process(pid, |p| p.state.name()).unwrap_or("gone");
+        writeln!(out, "[{pid}] {state:<8} {name}")?;
+    }
+    Ok(())
+}
+
+pub fn kill(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(1, 1)?;
+    let pid = args.pid(0)?;
+    if pid == 0 {
+        return Err(args.failed("pid 0 is the kernel (this shell): it cannot be killed"));
+    }
+    if !sched::kill(pid) {
+        return Err(ShellError::Failed {
+            command: "kill",
+            why: alloc::format!("pid {pid} has already exited"),
+        });
+    }
+    writeln!(out, "killed pid {pid} (SIGKILL)")?;
+    Ok(())
+}

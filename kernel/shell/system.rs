@@ -1,0 +1,202 @@
+//! The rest of the commands: `ls`, `echo`, `sleep`, `clear`, `bench`,
+//! `poweroff`, `reboot`, and the longer help texts.
+
+use core::fmt::Write;
+
+use x86_64::instructions::port::Port;
+
+use super::{Args, Result};
+
+/// Largest `poweroff` code: QEMU's exit status `33 + 2 * CODE` must fit
+/// in a byte.
+pub const POWEROFF_MAX_CODE: u32 = 111;
+
+/// What `poweroff CODE` writes to QEMU's `isa-debug-exit` port. QEMU exits
+/// with `(value << 1) | 1`, so CODE 0 gives 33 and CODE 1 gives 35: the
+/// statuses the boot tool already reads as success and failure (`make run`
+/// then exits 0 and 1); CODE N > 1 gives 33 + 2N.
+pub const fn poweroff_value(code: u32) -> u32 {
+    0x10 + code
+}
+
+/// More than one line of help, for `help COMMAND`.
+pub fn details(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "meminfo" => {
+            "  Every frame the buddy allocator manages is in exactly one of:\n  \
+             MemTotal = MemFree + Cached + AnonPages + Slab + PageTables + KernelStack\n  \
+             \x20          + ZeroPage + KmallocLarge + KernelOther\n  \
+             Cached is the page cache (ramdisk files, shared anonymous memory); Mapped is\n  \
+             the part some process maps; MemAvailable adds the unmapped cache (freeable).\n  \
+             KernelStack = VmallocUsed (every vmalloc area is a kernel stack). Reserved:\n  \
+             frames in range that were never managed (firmware, holes, the kernel)."
+        }
+        "vmstat" => {
+            "  Counts of pages (nr_*; nr_kernel_stack in kB as in Linux) and events since\n  \
+             boot: pgalloc/pgfree (buddy pages), pgfault (all user faults), pgmajfault\n  \
+             (file pages read in), zero_page_maps (first reads), demand_zero (first\n  \
+             writes), cow_copy / cow_reuse (copy-on-write faults that copied / only made\n  \
+             the page writable again), stack_grow, segv, oom_kill."
+        }
+        "ps" | "pmap" => {
+            "  VSZ is the size of every region; RSS counts the pages present in the page\n  \
+             tables (the shared zero page included), in kB. pmap Dirty: pages whose\n  \
+             dirty bit the MMU set. Mode: rwx, then s for shared mappings."
+        }
+        "walk" => {
+            "  Follows ADDR through the 4-level page tables of process PID (0: the\n  \
+             kernel's own tables): each level's table, index and entry with its flags\n  \
+             (P present, W writable, U user, A accessed, D dirty, PS huge, G global,\n  \
+             COW copy-on-write, NX no-execute), down to the frame or the missing entry."
+        }
+        "mmview" => {
+            "  Draws every frame of RAM on the framebuffer, coloured by owner, refreshed\n  \
+             every 200 ms while programs run; a key stops it (or it stops after SECONDS).\n  \
+             A cell is the majority owner of its frames. Without a framebuffer, or with\n  \
+             -t, prints one character per group of frames instead."
+        }
+        "run" => {
+            "  Starts /bin/PROGRAM (or a path) with ARGS. In the foreground the shell\n  \
+             waits and says how it ended; with a final & it returns at once (see jobs)."
+        }
+        "poweroff" => {
+            "  In QEMU, exits with status 33 + 2 * CODE (CODE 0..=111, default 0): the\n  \
+             boot tool (make run) turns 33 into 0 and 35 (CODE 1) into 1 and passes the\n  \
+             others on. `poweroff $?` uses the last foreground program's status (its\n  \
+             exit code, or 128 + signal, at most 111). A real PC halts."
+        }
+        _ => return None,
+    })
+}
+
+pub fn ls(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    let paths = crate::proc::ramdisk::paths();
+    if paths.is_empty() {
+        writeln!(out, "the ramdisk is empty")?;
+    }
+    for path in paths {
+        writeln!(out, "/{}", path.trim_start_matches('/'))?;
+    }
+    Ok(())
+}
+
+pub fn echo(args: &Args, out: &mut dyn Write) -> Result {
+    let mut first = true;
+    for word in args.words {
+        if !first {
+            out.write_char(' ')?;
+        }
+        out.write_str(word)?;
+        first = false;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// `2`, `0.5`, `1.25` seconds -> milliseconds.
+fn parse_seconds(word: &str) -> Option<u64> {
+    let (whole, frac) = word.split_once('.').unwrap_or((word, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut ms = 0;
+    for b in frac.bytes().chain(core::iter::repeat(b'0')).take(3) {
+        ms = ms * 10 + (b - b'0') as u64;
+    }
+    whole.checked_mul(1000)?.checked_add(ms)
+}
+
+pub fn sleep(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(1, 1)?;
+    let word = args.words[0];
+    let ms = parse_seconds(word)
+        .filter(|&ms| ms <= 3_600_000)
+        .ok_or_else(|| {
+            args.usage(alloc::format!(
+                "`{word}` is not a number of seconds (0..3600)"
+            ))
+        })?;
+    let ticks = ms * crate::time::TICK_HZ / 1000;
+    if ticks > 0 {
+        crate::proc::sched::sleep_ticks(ticks);
+    }
+    let _ = out;
+    Ok(())
+}
+
+pub fn clear(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    out.write_str("\x1b[2J\x1b[H")?;
+    Ok(())
+}
+
+pub fn bench(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    // The benchmarks borrow address spaces of their own; come back to the
+    // kernel's tables afterwards.
+    let results = crate::bench::run_all();
+    crate::mm::aspace::switch_to(None);
+    writeln!(out, "{} benchmarks run", results.len())?;
+    Ok(())
+}
+
+pub fn poweroff(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 1)?;
+    let code = match args.get(0) {
+        None => 0,
+        Some("$?") => (super::procs::last_status().max(0) as u32).min(POWEROFF_MAX_CODE),
+        Some(_) => {
+            let code = args.number(0, "an exit code")?;
+            if code > POWEROFF_MAX_CODE as u64 {
+                return Err(args.usage(alloc::format!(
+                    "{code} is too big (0..={POWEROFF_MAX_CODE})"
+                )));
+            }
+            code as u32
+        }
+    };
+    writeln!(
+        out,
+        "poweroff: code {code} (QEMU exit status {})",
+        (poweroff_value(code) << 1) | 1
+    )?;
+    crate::power::exit_raw(poweroff_value(code))
+}
+
+pub fn reboot(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    writeln!(out, "reboot: resetting the machine")?;
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: the chipset reset control register (0xcf9: "full reset"),
+    // then the i8042's pulse-reset-line command; both only reset the
+    // machine, which is what is wanted.
+    unsafe {
+        Port::<u8>::new(0xcf9).write(0x02);
+        Port::<u8>::new(0xcf9).write(0x06);
+        for _ in 0..100_000 {
+            core::hint::spin_loop();
+        }
+        Port::<u8>::new(0x64).write(0xfe);
+    }
+    for _ in 0..1_000_000 {
+        core::hint::spin_loop();
+    }
+    // Neither worked: a triple fault resets every x86 CPU.
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
+    // SAFETY: an empty IDT makes the breakpoint below a triple fault, i.e.
+    // a CPU reset; nothing runs after it.
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+    }
+    x86_64::instructions::interrupts::int3();
+    crate::power::halt()
+}
