@@ -84,6 +84,20 @@ extern "C" fn main_on_kernel_stack() -> ! {
     main()
 }
 
+/// Declares a kernel's entry point (the bootloader's `_start`): boots with
+/// [`start`] and runs `$main` on the kernel stack. Used by `main.rs` and by
+/// every test kernel in `tests/`.
+#[macro_export]
+macro_rules! kernel_entry {
+    ($main:path) => {
+        bootloader_api::entry_point!(__ferrite_entry, config = &$crate::BOOTLOADER_CONFIG);
+
+        fn __ferrite_entry(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
+            $crate::start(boot_info, $main)
+        }
+    };
+}
+
 /// Idles the CPU until the next interrupt, forever.
 pub fn idle() -> ! {
     loop {

@@ -6,13 +6,7 @@
 #![no_std]
 #![no_main]
 
-use bootloader_api::{entry_point, BootInfo};
-
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::shell::main()

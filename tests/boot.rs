@@ -7,16 +7,11 @@
 
 extern crate alloc;
 
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::mm::layout::{self, phys_to_virt};
 use ferrite::mm::paging;
 use x86_64::structures::paging::PageTableFlags as F;
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![

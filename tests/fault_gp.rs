@@ -6,14 +6,9 @@
 extern crate alloc;
 
 use alloc::format;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::testing::{ensure, expect_fault};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![non_canonical_read_is_a_gp])

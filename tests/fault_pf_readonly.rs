@@ -7,15 +7,10 @@
 extern crate alloc;
 
 use alloc::format;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::arch::exceptions::PageFaultCode as Pf;
 use ferrite::testing::{ensure, expect_fault};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![write_to_rodata_is_a_protection_fault])

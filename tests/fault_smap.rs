@@ -8,7 +8,6 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::sync::Arc;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::arch::exceptions::PageFaultCode as Pf;
 use ferrite::mm::aspace::{self, AddressSpace};
 use ferrite::mm::uaccess::copy_to_user;
@@ -16,11 +15,7 @@ use ferrite::testing::{ensure, expect_fault};
 use spin::Mutex;
 use vmcore::{Prot, Vma};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![direct_kernel_read_of_user_page_faults])

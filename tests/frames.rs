@@ -10,17 +10,12 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::mm::frames::{self, DirectMap};
 use ferrite::mm::layout::phys_to_virt;
 use ferrite::mm::paging;
 use mmcore::{FrameKind, Pfn, PhysMem, MAX_ORDER};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![

@@ -12,14 +12,9 @@ use alloc::alloc::{alloc, dealloc, Layout};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::mm::frames::{self, DirectMap};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![

@@ -9,18 +9,13 @@
 extern crate alloc;
 
 use alloc::string::String;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::klog::{capture_start, capture_take};
 use ferrite::mm::{frames, pagecache};
 use ferrite::proc::exec::ExecError;
 use ferrite::proc::sched;
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 static FREE_AT_START: spin::Once<u64> = spin::Once::new();
 

@@ -19,7 +19,6 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::arch::usermode::user_frame;
 use ferrite::mm::aspace::{self, AddressSpace, SharedAddressSpace};
 use ferrite::mm::layout::phys_to_virt;
@@ -33,11 +32,7 @@ use spin::Mutex;
 use vmcore::vma::{VmaFlags, VmaTag};
 use vmcore::{Prot, Vma};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![

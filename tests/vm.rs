@@ -11,7 +11,6 @@ extern crate alloc;
 
 use alloc::sync::Arc;
 use alloc::vec;
-use bootloader_api::{entry_point, BootInfo};
 use ferrite::mm::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
 use ferrite::mm::uaccess::{copy_from_user, copy_to_user, Efault};
 use ferrite::mm::{frames, pagecache, vmstat};
@@ -21,11 +20,7 @@ use spin::Mutex;
 use vmcore::vma::{VmaFlags, VmaTag};
 use vmcore::{FaultAccess, Prot, SegvReason, Sharing, Vma, VmaKind};
 
-entry_point!(kernel_main, config = &ferrite::BOOTLOADER_CONFIG);
-
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
-    ferrite::start(boot_info, main)
-}
+ferrite::kernel_entry!(main);
 
 static FREE_AT_START: spin::Once<u64> = spin::Once::new();
 

@@ -57,25 +57,10 @@ pub unsafe extern "C" fn enter_user(ctx: *mut KernelContext, frame: *const TrapF
         "mov [rdi + 32], r13",
         "mov [rdi + 40], r14",
         "mov [rdi + 48], r15",
-        // Restore the user registers from the frame, as trap_common does.
+        // Restore the user registers from the frame and iretq to it.
         "mov rsp, rsi",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rbp",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rbx",
-        "pop rax",
-        "add rsp, 16",
-        "iretq",
+        "jmp {ret}",
+        ret = sym super::trap::trap_return,
     )
 }
 
