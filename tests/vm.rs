@@ -192,7 +192,7 @@ fn unmapping_the_middle_splits_the_region() {
         "the two unmapped frames were not freed"
     );
     let regions: alloc::vec::Vec<(u64, u64)> =
-        a.lock().vmas.iter().map(|v| (v.start, v.end)).collect();
+        a.lock().vmas().iter().map(|v| (v.start, v.end)).collect();
     assert_eq!(
         regions,
         vec![(BASE, BASE + 4 * PAGE), (BASE + 6 * PAGE, BASE + 10 * PAGE)]
@@ -309,7 +309,7 @@ fn stack_grows_down_within_its_gap() {
     write_byte(top - 8 * PAGE, 1).unwrap();
     assert_eq!(vmstat::snapshot().since(&counters).stack_grow, 1);
     assert_eq!(
-        a.lock().vmas.find(top - 8 * PAGE).unwrap().start,
+        a.lock().vmas().find(top - 8 * PAGE).unwrap().start,
         top - 8 * PAGE
     );
     assert_eq!(

@@ -55,7 +55,11 @@ pub struct OutOfMemory;
 
 pub struct AddressSpace {
     tables: PageTables,
-    pub vmas: vmcore::VmaSet,
+    vmas: vmcore::VmaSet,
+    /// The region the last fault was in: consecutive faults nearly always
+    /// land in the same one (Linux kept a per-mm `vmacache` for this), so
+    /// they skip the O(log n) tree lookup. Cleared whenever regions change.
+    last_fault_vma: Option<Vma>,
 }
 
 fn frame_of(pte: Pte) -> Pfn {
@@ -97,6 +101,7 @@ impl AddressSpace {
         Ok(AddressSpace {
             tables,
             vmas: vmcore::VmaSet::new(),
+            last_fault_vma: None,
         })
     }
 
@@ -109,14 +114,22 @@ impl AddressSpace {
         Cr3::read().0.start_address().as_u64() == self.root()
     }
 
+    /// The regions (read-only: changes go through the methods below, which
+    /// keep pages, TLB and the fault cache in step).
+    pub fn vmas(&self) -> &vmcore::VmaSet {
+        &self.vmas
+    }
+
     /// Adds a region. Nothing is allocated until it is touched.
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
+        self.last_fault_vma = None;
         self.vmas.map(vma)
     }
 
     /// Removes `[start, end)`: regions split at the edges, pages mapped there
     /// lose their frame references, empty page tables are freed.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.last_fault_vma = None;
         for (s, e) in self.vmas.unmap(start, end)? {
             self.unmap_pages(s, e);
         }
@@ -132,6 +145,7 @@ impl AddressSpace {
     /// Maps a region at `[start, end)` replacing anything there
     /// (`MAP_FIXED`).
     pub fn map_fixed(&mut self, vma: Vma) -> Result<(), VmError> {
+        self.last_fault_vma = None;
         for (s, e) in self.vmas.map_fixed(vma)? {
             self.unmap_pages(s, e);
         }
@@ -142,6 +156,7 @@ impl AddressSpace {
     /// MREMAP_MAYMOVE): page-table entries move, frames stay where they are.
     /// The destination must be free.
     pub fn move_region(&mut self, old: u64, len: u64, new: u64) -> Result<(), VmError> {
+        self.last_fault_vma = None;
         let mut moved: Vec<Vma> = self.vmas.overlapping(old, old + len).copied().collect();
         if moved.is_empty() {
             return Err(VmError::NotMapped { addr: old });
@@ -198,6 +213,7 @@ impl AddressSpace {
     /// edges; present pages take the new protection at once (a write stays
     /// disallowed where a copy-on-write copy is still owed).
     pub fn protect(&mut self, start: u64, end: u64, prot: vmcore::Prot) -> Result<(), VmError> {
+        self.last_fault_vma = None;
         let changed = self.vmas.protect(start, end, prot)?;
         for (s, e) in changed {
             let vma = *self.vmas.find(s).expect("just protected");
@@ -281,7 +297,14 @@ impl AddressSpace {
     ) -> Result<FaultAction, FaultError> {
         let page = vmcore::page_down(addr);
         for _ in 0..2 {
-            let vma = self.vmas.find_for_fault(addr).copied();
+            let vma = match self.last_fault_vma {
+                Some(v) if v.contains(addr) => Some(v),
+                _ => {
+                    let found = self.vmas.find_for_fault(addr).copied();
+                    self.last_fault_vma = found.filter(|v| v.contains(addr));
+                    found
+                }
+            };
             let present = self.present_page(page);
             let action = fault::decide(&Fault {
                 addr,
@@ -305,6 +328,7 @@ impl AddressSpace {
                         vmstat::SEGV.inc();
                         return Err(FaultError::Segv(SegvReason::NoRegion));
                     }
+                    self.last_fault_vma = None;
                     if self.vmas.grow_down(page, limit).is_err() {
                         vmstat::SEGV.inc();
                         return Err(FaultError::Segv(SegvReason::NoRegion));

@@ -38,7 +38,7 @@ pub fn access_ok(addr: u64, len: usize, need: Prot) -> bool {
     while at < end {
         // A stack may grow into the gap below it on a real fault; the copy
         // would fault there too, so allow what the fault handler allows.
-        match aspace.vmas.find_for_fault(at) {
+        match aspace.vmas().find_for_fault(at) {
             Some(vma) if vma.prot.contains(need) => at = vma.end.max(at + 1),
             _ => return false,
         }

@@ -223,7 +223,7 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offset: u64) ->
     } else {
         let hint = (addr != 0).then_some(vmcore::page_down(addr));
         aspace
-            .vmas
+            .vmas()
             .find_free(len, hint, USER_MIN, MMAP_TOP)
             .ok_or(ENOMEM)?
     };
@@ -305,7 +305,7 @@ fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> Re
     let new_len = page_up(new_len)?;
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
-    let vma = *aspace.vmas.find(old).ok_or(EFAULT)?;
+    let vma = *aspace.vmas().find(old).ok_or(EFAULT)?;
     if old + old_len > vma.end {
         return Err(EFAULT);
     }
@@ -332,7 +332,7 @@ fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> Re
         },
         ..vma
     };
-    if flags & MREMAP_FIXED == 0 && aspace.vmas.is_free(grow.start, grow.end) {
+    if flags & MREMAP_FIXED == 0 && aspace.vmas().is_free(grow.start, grow.end) {
         aspace.map(grow).map_err(|_| ENOMEM)?;
         return Ok(old as i64);
     }
@@ -349,7 +349,7 @@ fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> Re
         new_addr
     } else {
         aspace
-            .vmas
+            .vmas()
             .find_free(new_len, None, USER_MIN, MMAP_TOP)
             .ok_or(ENOMEM)?
     };

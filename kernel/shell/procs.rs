@@ -80,7 +80,7 @@ pub fn region_usage(a: &mut AddressSpace, start: u64, end: u64) -> (u64, u64) {
 /// VSZ and RSS of a process in pages.
 pub fn sizes(aspace: &SharedAddressSpace) -> (u64, u64) {
     with_aspace(aspace, |a| {
-        let vsz: u64 = a.vmas.iter().map(|v| v.len() / PAGE_SIZE).sum();
+        let vsz: u64 = a.vmas().iter().map(|v| v.len() / PAGE_SIZE).sum();
         let (anon, file) = a.resident_pages();
         (vsz, anon + file)
     })
@@ -137,7 +137,7 @@ pub fn pmap(args: &Args, out: &mut dyn Write) -> Result {
         }));
     };
     let rows: Vec<(Vma, u64, u64)> = with_aspace(&aspace, |a| {
-        let vmas: Vec<Vma> = a.vmas.iter().copied().collect();
+        let vmas: Vec<Vma> = a.vmas().iter().copied().collect();
         vmas.into_iter()
             .map(|v| {
                 let (rss, dirty) = region_usage(a, v.start, v.end);
@@ -250,7 +250,11 @@ pub fn walk(args: &Args, out: &mut dyn Write) -> Result {
         let aspace = aspace_of(pid)
             .ok_or_else(|| args.failed(alloc::format!("pid {pid} has exited: nothing to walk")))?;
         with_aspace(&aspace, |a| {
-            (a.walk(addr), a.root(), a.vmas.find_for_fault(addr).copied())
+            (
+                a.walk(addr),
+                a.root(),
+                a.vmas().find_for_fault(addr).copied(),
+            )
         })
     };
     let owner = if pid == 0 {
