@@ -20,15 +20,13 @@ use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
 
 use super::frames::{self, DirectMap};
-use super::layout::PAGE_SIZE;
+use super::layout::{PAGE_SIZE, USER_STACK_LIMIT};
 use super::pgtable::{self, FrameTables};
 use super::{pagecache, vmstat};
 
 /// How far below a stack region a fault may still grow it (Linux allows
 /// about this much below the stack pointer).
 pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
-/// The largest a grows-down stack region may become.
-pub const STACK_LIMIT: u64 = 8 << 20;
 
 static ZERO_PAGE: Once<Pfn> = Once::new();
 
@@ -321,9 +319,9 @@ impl AddressSpace {
                 }
                 FaultAction::GrowStack => {
                     let vma = vma.expect("decide only grows an existing stack");
-                    // The lowest address the stack may reach: STACK_LIMIT
-                    // below its top (its top never moves).
-                    let limit = vma.end.saturating_sub(STACK_LIMIT);
+                    // The lowest address the stack may reach: the stack
+                    // limit below its top (its top never moves).
+                    let limit = vma.end.saturating_sub(USER_STACK_LIMIT);
                     if vma.start - page > STACK_GUARD_GAP {
                         vmstat::SEGV.inc();
                         return Err(FaultError::Segv(SegvReason::NoRegion));
@@ -543,11 +541,7 @@ pub fn switch_to(aspace: Option<SharedAddressSpace>) {
             Some(a) => a.lock().root(),
             None => pgtable::with_kernel(|k, _| k.root()),
         };
-        let frame = PhysFrame::containing_address(PhysAddr::new(root));
-        // SAFETY: `root` is a PML4 whose kernel half is the kernel's own, so
-        // the code and stack running now stay mapped across the switch.
-        unsafe { Cr3::write(frame, Cr3Flags::empty()) };
-        *CURRENT.lock() = aspace;
+        switch_to_root(aspace, root);
     });
 }
 
@@ -557,7 +551,9 @@ pub fn switch_to(aspace: Option<SharedAddressSpace>) {
 pub fn switch_to_root(aspace: Option<SharedAddressSpace>, root: u64) {
     let frame = PhysFrame::containing_address(PhysAddr::new(root));
     if Cr3::read().0 != frame {
-        // SAFETY: as in switch_to: every root shares the kernel half.
+        // SAFETY: `root` is a PML4 whose kernel half is the kernel's own
+        // (every address space copies it), so the code and stack running
+        // now stay mapped across the switch.
         unsafe { Cr3::write(frame, Cr3Flags::empty()) };
     }
     *CURRENT.lock() = aspace;

@@ -44,6 +44,22 @@ pub struct PhysicalMemory {
     pub slab: SlabHeap,
 }
 
+impl PhysicalMemory {
+    /// A block of `2^order` frames labelled with its owner, zeroed if
+    /// asked: the one place frames leave the allocator for the kernel.
+    pub fn alloc_owned(&mut self, order: usize, kind: FrameKind, zeroed: bool) -> Option<Pfn> {
+        let pfn = if zeroed {
+            self.buddy.alloc_zeroed(order, &DirectMap)?
+        } else {
+            self.buddy.alloc(order)?
+        };
+        self.buddy
+            .set_kind(pfn, kind)
+            .expect("a block just allocated can be labelled");
+        Some(pfn)
+    }
+}
+
 pub static MEMORY: Mutex<Option<PhysicalMemory>> = Mutex::new(None);
 
 /// Runs `f` on the physical memory state, with interrupts off.
@@ -147,24 +163,12 @@ pub fn init(regions: &'static [MemoryRegion]) {
 
 /// Allocates a block of `2^order` frames owned by `kind`.
 pub fn alloc(order: usize, kind: FrameKind) -> Option<Pfn> {
-    with(|m| {
-        let pfn = m.buddy.alloc(order)?;
-        m.buddy
-            .set_kind(pfn, kind)
-            .expect("a block just allocated can be labelled");
-        Some(pfn)
-    })
+    with(|m| m.alloc_owned(order, kind, false))
 }
 
 /// Like [`alloc`], with the frames zeroed.
 pub fn alloc_zeroed(order: usize, kind: FrameKind) -> Option<Pfn> {
-    with(|m| {
-        let pfn = m.buddy.alloc_zeroed(order, &DirectMap)?;
-        m.buddy
-            .set_kind(pfn, kind)
-            .expect("a block just allocated can be labelled");
-        Some(pfn)
-    })
+    with(|m| m.alloc_owned(order, kind, true))
 }
 
 /// Frees a block; a double free or a block never handed out is refused with

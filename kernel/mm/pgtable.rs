@@ -52,12 +52,9 @@ unsafe impl TableMemory for LockedFrameTables<'_> {
     }
 
     fn alloc_table(&mut self) -> Option<u64> {
-        let pfn = self.0.buddy.alloc_zeroed(0, &frames::DirectMap)?;
         self.0
-            .buddy
-            .set_kind(pfn, FrameKind::PageTable)
-            .expect("a block just allocated can be labelled");
-        Some(pfn.addr())
+            .alloc_owned(0, FrameKind::PageTable, true)
+            .map(|pfn| pfn.addr())
     }
 
     fn free_table(&mut self, phys: u64) {

@@ -19,7 +19,7 @@ use super::ramdisk;
 use crate::arch::trap::TrapFrame;
 use crate::arch::usermode::user_frame;
 use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
-use crate::mm::layout::{PIE_BASE, USER_END, USER_STACK_LIMIT, USER_STACK_TOP};
+use crate::mm::layout::{PIE_BASE, USER_END, USER_STACK_TOP};
 use crate::mm::uaccess;
 
 #[derive(Debug)]
@@ -135,7 +135,6 @@ pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecErr
             VmaTag::Stack,
         ))
         .map_err(ExecError::Region)?;
-    let _ = USER_STACK_LIMIT;
     let aspace = Arc::new(Mutex::new(aspace));
 
     // Fill in what needs writing through the new address space: the zeroed

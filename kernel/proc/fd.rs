@@ -25,10 +25,6 @@ pub fn get(fd: u64) -> Option<OpenFile> {
     sched::with_current(|p| p.fds.get(fd as usize).copied().flatten())
 }
 
-pub fn with_fd<R>(fd: u64, f: impl FnOnce(OpenFile) -> R) -> Option<R> {
-    get(fd).map(f)
-}
-
 pub fn set_pos(fd: u64, new: u64) {
     sched::with_current(|p| {
         if let Some(Some(OpenFile::Ramdisk { pos, .. })) = p.fds.get_mut(fd as usize) {

@@ -501,12 +501,6 @@ pub fn note_fault(fault: UserFault) {
     with_current(|p| p.fault = Some(fault));
 }
 
-/// The fault that killed a zombie or reaped process, if any (looked up
-/// before reaping).
-pub fn fault_of(pid: Pid) -> Option<UserFault> {
-    with_process(pid, |p| p.fault).flatten()
-}
-
 /// Kills process `pid` as SIGKILL would: it never runs again, its memory
 /// goes back now, its parent sees it die by signal 9. False if there is no
 /// such (live, user) process.

@@ -12,7 +12,7 @@ use vmcore::{Prot, Sharing, Vma, VmaKind};
 
 use super::exec;
 use super::fd::{self, OpenFile};
-use super::sched::{self, Block};
+use super::sched;
 use crate::arch::trap::TrapFrame;
 use crate::mm::aspace::SharedAddressSpace;
 use crate::mm::layout::{MMAP_TOP, USER_END, USER_MIN};
@@ -194,11 +194,12 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offset: u64) ->
             },
         }
     } else {
-        let file = fd::with_fd(fd_num, |f| match f {
-            OpenFile::Ramdisk { file, .. } => Ok(file.id),
-            OpenFile::Console => Err(EACCES),
-        })
-        .ok_or(EBADF)??;
+        let file = fd::get(fd_num)
+            .map(|f| match f {
+                OpenFile::Ramdisk { file, .. } => Ok(file.id),
+                OpenFile::Console => Err(EACCES),
+            })
+            .ok_or(EBADF)??;
         // The ramdisk is read-only: a shared writable mapping could never
         // reach the file.
         if sharing == Sharing::Shared && prot.contains(Prot::WRITE) {
@@ -573,6 +574,12 @@ fn ioctl(fd_num: u64, request: u64, arg: u64) -> Result {
 // ---- processes ----------------------------------------------------------------
 
 fn fork(frame: &TrapFrame) -> Result {
+    fork_onto(frame, None)
+}
+
+/// Fork; the child resumes at the same place with RAX = 0, on `stack` if
+/// one is given (clone's new stack pointer).
+fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> Result {
     let (aspace, name, fs_base, brk, fds) = sched::with_current(|p| {
         (
             p.aspace.clone(),
@@ -586,6 +593,9 @@ fn fork(frame: &TrapFrame) -> Result {
     let child = aspace.lock().fork().map_err(|_| ENOMEM)?;
     let mut child_frame = frame.clone();
     child_frame.rax = 0;
+    if let Some(rsp) = stack {
+        child_frame.rsp = rsp;
+    }
     let child = alloc::sync::Arc::new(spin::Mutex::new(child));
     let pid = sched::spawn(&name, child, &child_frame, fs_base, brk).map_err(|_| ENOMEM)?;
     sched::with_process(pid, |p| p.fds = fds);
@@ -593,19 +603,18 @@ fn fork(frame: &TrapFrame) -> Result {
 }
 
 const CLONE_VM: u64 = 0x100;
+const CLONE_VFORK: u64 = 0x4000;
 const CLONE_THREAD: u64 = 0x1_0000;
 
 fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> Result {
-    // Only the flavours that mean "fork": no threads, no shared memory.
-    // (vfork's CLONE_VM|CLONE_VFORK is served as a plain fork.)
-    if flags & CLONE_THREAD != 0 || (flags & CLONE_VM != 0 && stack != 0 && flags & 0x4000 == 0) {
+    // Only the flavours that mean "fork": no threads, and no memory shared
+    // on a separate stack unless it is a vfork (CLONE_VM|CLONE_VFORK, as
+    // posix_spawn uses it), which is served as a plain fork.
+    let shares_memory = flags & CLONE_VM != 0 && stack != 0 && flags & CLONE_VFORK == 0;
+    if flags & CLONE_THREAD != 0 || shares_memory {
         return Err(ENOSYS);
     }
-    let child = fork(frame)?;
-    if stack != 0 {
-        sched::with_process(child as u32, |_| ());
-    }
-    Ok(child)
+    fork_onto(frame, (stack != 0).then_some(stack))
 }
 
 fn string_array(addr: u64) -> core::result::Result<Vec<Vec<u8>>, i64> {
@@ -677,7 +686,6 @@ fn nanosleep(req: u64) -> Result {
     if ticks > 0 {
         sched::sleep_ticks(ticks);
     }
-    let _ = Block::Sleep(0);
     Ok(0)
 }
 
