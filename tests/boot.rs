@@ -9,7 +9,7 @@ extern crate alloc;
 
 use ferrite::mm::layout::{self, phys_to_virt};
 use ferrite::mm::paging;
-use x86_64::structures::paging::PageTableFlags as F;
+use vmcore::PteFlags as F;
 
 ferrite::kernel_entry!(main);
 

@@ -1,13 +1,30 @@
-//! Page-table access through the direct map.
+//! The page tables CR3 points at, read and adjusted without locks.
+//!
+//! Everything here goes through vmcore's [`PageTables`] on the direct map,
+//! like the rest of the kernel, but on whatever tree is live right now and
+//! without the kernel-tables lock: the backtrace of a fault must work even
+//! if the fault happened with that lock held, and the guard pages of the
+//! exception stacks are placed before the frame allocator exists. Only
+//! kernel-half leaves are ever changed here, so no table is allocated or
+//! freed.
 
+use vmcore::paging::ENTRIES;
+use vmcore::{PageTables, PteFlags, TableMemory};
 use x86_64::registers::control::Cr3;
-use x86_64::structures::paging::mapper::Translate;
-use x86_64::structures::paging::{
-    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, Size4KiB,
-};
 use x86_64::VirtAddr;
 
-use super::layout::{phys_to_virt, PAGE_OFFSET};
+use super::layout::is_kernel_address;
+use super::pgtable::FrameTables;
+
+/// The live tree.
+fn active() -> PageTables {
+    let root = Cr3::read().0.start_address().as_u64();
+    // SAFETY: CR3 holds a PML4 whose tables are all frames the direct map
+    // reaches (the bootloader's, or ones vmcore built); this value only
+    // translates, changes kernel-half leaves and clears lower-half root
+    // entries (`init`), so it never frees a table another tree owns.
+    unsafe { PageTables::from_root(root) }
+}
 
 /// Empties the lower half of the boot address space.
 ///
@@ -16,83 +33,55 @@ use super::layout::{phys_to_virt, PAGE_OFFSET};
 /// lower half belongs to user space.
 pub fn init() {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: interrupts are off; nothing references lower-half memory
-        // any more (our GDT, stacks and code are all in the upper half).
-        let tables = unsafe { active_tables() };
-        let pml4 = unsafe_level_4(tables);
-        for entry in pml4.iter_mut().take(256) {
-            entry.set_unused();
+        let root = FrameTables.table(active().root());
+        for idx in 0..ENTRIES / 2 {
+            // SAFETY: `root` is the live PML4 in the direct map; nothing
+            // references lower-half memory any more (our GDT, stacks and
+            // code are all in the upper half), and the TLB is flushed next.
+            unsafe { (*root)[idx] = 0 };
         }
         x86_64::instructions::tlb::flush_all();
     });
 }
 
-fn unsafe_level_4(mut tables: OffsetPageTable<'static>) -> &'static mut PageTable {
-    let pml4: *mut PageTable = tables.level_4_table_mut();
-    // SAFETY: the PML4 lives in the direct map for the kernel's lifetime; the
-    // callers hold interrupts off while they use it.
-    unsafe { &mut *pml4 }
-}
-
 /// How many of the 256 lower-half PML4 entries are in use.
 pub fn lower_half_entries() -> usize {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: interrupts are off and this only reads.
-        let pml4 = unsafe_level_4(unsafe { active_tables() });
-        pml4.iter().take(256).filter(|e| !e.is_unused()).count()
+        let root = FrameTables.table(active().root());
+        (0..ENTRIES / 2)
+            // SAFETY: the live PML4 in the direct map; each entry is read
+            // by value (no reference to memory the MMU may update).
+            .filter(|&idx| unsafe { (*root)[idx] } != 0)
+            .count()
     })
-}
-
-/// The leaf flags of the 4 KiB page mapping `addr`, if mapped.
-pub fn leaf_flags(addr: u64) -> Option<PageTableFlags> {
-    use x86_64::structures::paging::mapper::TranslateResult;
-    let addr = VirtAddr::try_new(addr).ok()?;
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: interrupts are off and translation only reads the tables.
-        let tables = unsafe { active_tables() };
-        match tables.translate(addr) {
-            TranslateResult::Mapped { flags, .. } => Some(flags),
-            _ => None,
-        }
-    })
-}
-
-/// The page tables CR3 points at, seen through the direct map.
-///
-/// # Safety
-/// The caller must not create a second live `OffsetPageTable` over the same
-/// tables (single CPU, interrupts off, or a lock held by the caller).
-unsafe fn active_tables() -> OffsetPageTable<'static> {
-    let (pml4_frame, _) = Cr3::read();
-    let pml4 = phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable;
-    // SAFETY: CR3 holds a valid PML4 frame, mapped by the direct map; the
-    // caller guarantees exclusive use.
-    unsafe { OffsetPageTable::new(&mut *pml4, VirtAddr::new(PAGE_OFFSET)) }
 }
 
 /// The physical address `addr` maps to in the current address space.
 pub fn translate(addr: u64) -> Option<u64> {
-    let addr = VirtAddr::try_new(addr).ok()?;
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: interrupts are off and translation only reads the tables.
-        let tables = unsafe { active_tables() };
-        tables.translate_addr(addr).map(|p| p.as_u64())
-    })
+    active()
+        .translate(&mut FrameTables, addr)
+        .map(|(pa, _, _)| pa)
+}
+
+/// The flags of the leaf (of any size) mapping `addr`, if mapped.
+pub fn leaf_flags(addr: u64) -> Option<PteFlags> {
+    active()
+        .translate(&mut FrameTables, addr)
+        .map(|(_, pte, _)| pte.flags())
 }
 
 /// Unmaps one 4 KiB kernel page, making it a guard page: any access faults.
 pub fn unmap_guard_page(addr: u64) -> Result<(), &'static str> {
-    let page = Page::<Size4KiB>::from_start_address(VirtAddr::new(addr))
-        .map_err(|_| "guard page address is not page aligned")?;
+    if !is_kernel_address(addr) {
+        return Err("guard pages are kernel pages");
+    }
     x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: interrupts are off; no other page-table user runs.
-        let mut tables = unsafe { active_tables() };
-        match tables.unmap(page) {
-            Ok((_, flush)) => {
-                flush.flush();
+        match active().unmap(&mut FrameTables, addr) {
+            Some(_) => {
+                x86_64::instructions::tlb::flush(VirtAddr::new(addr));
                 Ok(())
             }
-            Err(_) => Err("guard page is not mapped with a 4 KiB page"),
+            None => Err("guard page is not a mapped, page-aligned 4 KiB page"),
         }
     })
 }
