@@ -7,9 +7,10 @@
 //! [`expect_fault`]; the exception then ends the run through that checker.
 
 use alloc::string::String;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::arch::exceptions::{set_fatal_hook, Fault};
+use crate::arch::hook::{FnPointer, Hook};
 use crate::power::{exit, ExitCode};
 
 pub struct Test {
@@ -52,23 +53,25 @@ pub fn run(tests: &'static [Test]) -> ! {
     exit(ExitCode::Success)
 }
 
-static FAULT_CHECK: AtomicUsize = AtomicUsize::new(0);
-
 type FaultCheck = fn(&Fault) -> Result<(), String>;
+
+static FAULT_CHECK: Hook<FaultCheck> = Hook::empty();
+
+// SAFETY: a plain `fn` pointer type.
+unsafe impl FnPointer for FaultCheck {}
 
 /// Declares that the current test ends in a fatal exception, and how to
 /// judge it: `check` returns `Err(why)` if the fault is not the expected one.
 pub fn expect_fault(check: FaultCheck) {
-    FAULT_CHECK.store(check as usize, Ordering::SeqCst);
+    FAULT_CHECK.set(check);
     set_fatal_hook(judge_fault);
 }
 
 fn judge_fault(fault: &Fault) -> ! {
     let name = current_test().unwrap_or("<no test>");
-    let raw = FAULT_CHECK.load(Ordering::SeqCst);
-    // SAFETY: only `FaultCheck` pointers are stored, and only non-zero after
-    // `expect_fault`, which is what installs this hook.
-    let check: FaultCheck = unsafe { core::mem::transmute(raw) };
+    let check = FAULT_CHECK
+        .get()
+        .expect("expect_fault installs this hook with a check");
     match check(fault) {
         Ok(()) => {
             crate::kprintln!("test {name} ... ok (expected fault: {})", fault.mnemonic());

@@ -5,7 +5,9 @@
 //! backtrace, and ends the run with the failure exit code.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::hook::Hook;
 
 use super::trap::{TrapFrame, VECTOR_PAGE_FAULT};
 
@@ -238,10 +240,10 @@ pub fn breakpoint_count() -> u64 {
 
 /// A test may take over fatal exceptions: it checks the fault and ends the
 /// run itself (see `testing::expect_fault`).
-static FATAL_HOOK: AtomicUsize = AtomicUsize::new(0);
+static FATAL_HOOK: Hook<fn(&Fault) -> !> = Hook::empty();
 
 pub fn set_fatal_hook(hook: fn(&Fault) -> !) {
-    FATAL_HOOK.store(hook as usize, Ordering::SeqCst);
+    FATAL_HOOK.set(hook);
 }
 
 /// An exception the kernel cannot recover from: report it and stop.
@@ -254,10 +256,7 @@ pub fn fatal(frame: &mut TrapFrame) -> ! {
         cr2: super::cpu::cr2(),
     };
     report(&fault);
-    let hook = FATAL_HOOK.load(Ordering::SeqCst);
-    if hook != 0 {
-        // SAFETY: the only values stored are `fn(&Fault) -> !` pointers.
-        let hook: fn(&Fault) -> ! = unsafe { core::mem::transmute(hook) };
+    if let Some(hook) = FATAL_HOOK.get() {
         hook(&fault);
     }
     crate::kprintln!("kernel stopped by a fatal exception");

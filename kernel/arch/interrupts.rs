@@ -4,10 +4,9 @@
 //! The legacy PIC is on every PC Ferrite targets (and emulated by QEMU);
 //! using the APIC is left for when there is more than one CPU to wake.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use x86_64::instructions::port::Port;
 
+use super::hook::Hook;
 use super::trap::TrapFrame;
 
 const PIC1_COMMAND: u16 = 0x20;
@@ -101,17 +100,17 @@ fn is_spurious(irq: u8) -> bool {
     isr & 0x80 == 0
 }
 
-static TIMER_HOOK: AtomicUsize = AtomicUsize::new(0);
-static IRQ_HOOKS: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
+static TIMER_HOOK: Hook<fn(&mut TrapFrame)> = Hook::empty();
+static IRQ_HOOKS: [Hook<fn()>; 16] = [const { Hook::empty() }; 16];
 
 /// Called on every timer tick, after the EOI (it may switch processes).
 pub fn set_timer_hook(hook: fn(&mut TrapFrame)) {
-    TIMER_HOOK.store(hook as usize, Ordering::SeqCst);
+    TIMER_HOOK.set(hook);
 }
 
 /// Installs a handler for a device IRQ and unmasks it at the PIC.
 pub fn set_irq_handler(irq: u8, hook: fn()) {
-    IRQ_HOOKS[irq as usize].store(hook as usize, Ordering::SeqCst);
+    IRQ_HOOKS[irq as usize].set(hook);
     let (port, bit) = if irq < 8 {
         (PIC1_DATA, irq)
     } else {
@@ -138,18 +137,12 @@ pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
     if irq == IRQ_TIMER {
         crate::time::tick();
         end_of_interrupt(irq);
-        let hook = TIMER_HOOK.load(Ordering::SeqCst);
-        if hook != 0 {
-            // SAFETY: only `fn(&mut TrapFrame)` values are stored.
-            let hook: fn(&mut TrapFrame) = unsafe { core::mem::transmute(hook) };
+        if let Some(hook) = TIMER_HOOK.get() {
             hook(frame);
         }
         return;
     }
-    let hook = IRQ_HOOKS[irq as usize].load(Ordering::SeqCst);
-    if hook != 0 {
-        // SAFETY: only `fn()` values are stored.
-        let hook: fn() = unsafe { core::mem::transmute(hook) };
+    if let Some(hook) = IRQ_HOOKS[irq as usize].get() {
         hook();
     }
     end_of_interrupt(irq);

@@ -4,6 +4,7 @@ pub mod backtrace;
 pub mod cpu;
 pub mod exceptions;
 pub mod gdt;
+pub mod hook;
 pub mod interrupts;
 pub mod stack;
 pub mod switch;

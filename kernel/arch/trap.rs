@@ -8,13 +8,13 @@
 //! will switch it.
 
 use core::arch::naked_asm;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
 use super::gdt;
+use super::hook::Hook;
 
 /// The interrupted context, laid out exactly as `trap_common` pushes it.
 #[repr(C)]
@@ -212,31 +212,12 @@ pub fn init() {
     idt.load();
 }
 
-/// A handler the layers above `arch` install: `arch` calls up only through
-/// these, so the dependencies still run arch -> mm -> proc.
+/// A handler the layers above `arch` install (see [`super::hook`]).
 pub type TrapHook = fn(&mut TrapFrame);
 
-struct Hook(AtomicUsize);
-
-impl Hook {
-    const fn empty() -> Hook {
-        Hook(AtomicUsize::new(0))
-    }
-
-    fn set(&self, hook: TrapHook) {
-        self.0.store(hook as usize, Ordering::SeqCst);
-    }
-
-    fn get(&self) -> Option<TrapHook> {
-        let raw = self.0.load(Ordering::SeqCst);
-        // SAFETY: only `TrapHook` values are ever stored.
-        (raw != 0).then(|| unsafe { core::mem::transmute::<usize, TrapHook>(raw) })
-    }
-}
-
-static PAGE_FAULT_HOOK: Hook = Hook::empty();
-static SYSCALL_HOOK: Hook = Hook::empty();
-static USER_EXCEPTION_HOOK: Hook = Hook::empty();
+static PAGE_FAULT_HOOK: Hook<TrapHook> = Hook::empty();
+static SYSCALL_HOOK: Hook<TrapHook> = Hook::empty();
+static USER_EXCEPTION_HOOK: Hook<TrapHook> = Hook::empty();
 
 /// Page faults (the memory manager resolves or rejects them).
 pub fn set_page_fault_handler(hook: TrapHook) {

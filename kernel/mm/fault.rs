@@ -4,7 +4,6 @@
 //! kernel fault as an oops.
 
 use core::fmt;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use vmcore::fault::FaultMode;
 use vmcore::{FaultAccess, SegvReason};
@@ -13,6 +12,7 @@ use super::aspace::{self, FaultError};
 use super::layout::is_user_address;
 use super::vmstat;
 use crate::arch::exceptions::PageFaultCode as Pf;
+use crate::arch::hook::{FnPointer, Hook};
 use crate::arch::trap::TrapFrame;
 use crate::arch::{cpu, exceptions, trap, uaccess};
 
@@ -55,10 +55,13 @@ impl fmt::Display for UserFault {
 /// refused: report it with its name and end it. Never returns to the fault.
 pub type UserKillHook = fn(&mut TrapFrame, &UserFault) -> !;
 
-static KILL_HOOK: AtomicUsize = AtomicUsize::new(0);
+static KILL_HOOK: Hook<UserKillHook> = Hook::empty();
+
+// SAFETY: a plain `fn` pointer type.
+unsafe impl FnPointer for UserKillHook {}
 
 pub fn set_user_kill_hook(hook: UserKillHook) {
-    KILL_HOOK.store(hook as usize, Ordering::SeqCst);
+    KILL_HOOK.set(hook);
 }
 
 pub fn init() {
@@ -129,10 +132,7 @@ fn handle_page_fault(frame: &mut TrapFrame) {
 }
 
 fn kill_user(frame: &mut TrapFrame, fault: &UserFault) -> ! {
-    let hook = KILL_HOOK.load(Ordering::SeqCst);
-    if hook != 0 {
-        // SAFETY: only `UserKillHook` values are stored.
-        let hook: UserKillHook = unsafe { core::mem::transmute(hook) };
+    if let Some(hook) = KILL_HOOK.get() {
         hook(frame, fault);
     }
     crate::kprintln!("[no process] {fault}");
