@@ -13,7 +13,7 @@ fn main() -> ! {
 
 fn benchmarks_run() {
     let results = ferrite::bench::run_all();
-    assert_eq!(results.len(), 5);
+    assert_eq!(results.len(), 6);
     for r in &results {
         assert!(
             r.cycles > 0 && r.reference_cycles > 0,

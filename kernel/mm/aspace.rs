@@ -14,7 +14,9 @@ use mmcore::{FrameKind, Pfn, PhysMem};
 use spin::{Mutex, Once};
 use vmcore::fault::{self, Fault, FaultMode, FrameUse, PresentPage};
 use vmcore::paging::{LeafUpdate, WalkStep};
-use vmcore::{FaultAccess, FaultAction, PageTables, Pte, PteFlags, SegvReason, VmError, Vma};
+use vmcore::{
+    FaultAccess, FaultAction, LeafEntry, PageTables, Pte, PteFlags, SegvReason, VmError, Vma,
+};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
@@ -73,6 +75,36 @@ fn release_leaf(pte: Pte) {
             frames::put_page(pfn);
         }
     }
+}
+
+/// What a fault handler needs to know about the frame behind `pte`.
+fn present_page(pte: Pte) -> Option<PresentPage> {
+    if !pte.is_present() {
+        return None;
+    }
+    let pfn = frame_of(pte);
+    let frame = if pfn == zero_page() {
+        FrameUse::ZeroPage
+    } else {
+        match frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn))) {
+            (FrameKind::UserFile, _) => FrameUse::PageCache,
+            (_, refs) => FrameUse::Anon { refs: refs as u32 },
+        }
+    };
+    Some(PresentPage { pte, frame })
+}
+
+/// Writes `new` into the entry a fault found, and returns the entry it
+/// replaced. A present entry may be cached in the TLB, so it is flushed if
+/// the tables are live; an empty one never is.
+fn set_leaf(entry: LeafEntry, page: u64, new: Pte, active: bool) -> Result<Pte, FaultError> {
+    let old = entry
+        .set(&mut FrameTables, new)
+        .map_err(|_| FaultError::OutOfMemory)?;
+    if active && old.is_present() {
+        x86_64::instructions::tlb::flush(VirtAddr::new(page));
+    }
+    Ok(old)
 }
 
 /// Flushes the TLB entries of `[start, end)` if `root` is live: a page at a
@@ -225,68 +257,10 @@ impl AddressSpace {
         Ok(())
     }
 
-    fn present_page(&mut self, page: u64) -> Option<PresentPage> {
-        let (_, pte, _) = self.tables.translate(&mut FrameTables, page)?;
-        if !pte.is_present() {
-            return None;
-        }
-        let pfn = frame_of(pte);
-        let frame = if pfn == zero_page() {
-            FrameUse::ZeroPage
-        } else {
-            match frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn))) {
-                (FrameKind::UserFile, _) => FrameUse::PageCache,
-                (_, refs) => FrameUse::Anon { refs: refs as u32 },
-            }
-        };
-        Some(PresentPage { pte, frame })
-    }
-
-    /// Installs `pfn` at `page` with `flags`, replacing (and releasing) the
-    /// leaf already there if `replace`.
-    fn install(
-        &mut self,
-        page: u64,
-        pfn: Pfn,
-        flags: PteFlags,
-        replace: bool,
-    ) -> Result<(), FaultError> {
-        let mapped = if replace {
-            // Rewrite the leaf in place: one walk, and the tables stay.
-            let new = Pte::new(pfn.addr(), flags.with(PteFlags::PRESENT));
-            let mut old = None;
-            self.tables.update(&mut FrameTables, page, |pte| {
-                old = Some(pte);
-                new
-            });
-            match old {
-                Some(old) => {
-                    release_leaf(old);
-                    Ok(())
-                }
-                None => self.tables.map(&mut FrameTables, page, pfn.addr(), flags),
-            }
-        } else {
-            // Not present before: the TLB never caches a not-present entry,
-            // so there is nothing to flush.
-            return self
-                .tables
-                .map(&mut FrameTables, page, pfn.addr(), flags)
-                .map_err(|_| {
-                    release_leaf(Pte::new(pfn.addr(), PteFlags::PRESENT));
-                    FaultError::OutOfMemory
-                });
-        };
-        if self.is_active() {
-            x86_64::instructions::tlb::flush(VirtAddr::new(page));
-        }
-        mapped.map_err(|_| {
-            release_leaf(Pte::new(pfn.addr(), PteFlags::PRESENT));
-            FaultError::OutOfMemory
-        })
-    }
-
     /// Resolves a fault at `addr`, or says why it cannot be.
+    ///
+    /// The page tables are walked once: the entry found is what vmcore
+    /// decides on and what gets rewritten (Linux's `vmf->pte`).
     pub fn handle_fault(
         &mut self,
         addr: u64,
@@ -294,6 +268,7 @@ impl AddressSpace {
         mode: FaultMode,
     ) -> Result<FaultAction, FaultError> {
         let page = vmcore::page_down(addr);
+        let active = self.is_active();
         for _ in 0..2 {
             let vma = match self.last_fault_vma {
                 Some(v) if v.contains(addr) => Some(v),
@@ -303,7 +278,12 @@ impl AddressSpace {
                     found
                 }
             };
-            let present = self.present_page(page);
+            let Some(entry) = self.tables.leaf_entry(&mut FrameTables, page) else {
+                vmstat::SEGV.inc();
+                return Err(FaultError::Segv(SegvReason::NoRegion));
+            };
+            let pte = entry.pte();
+            let present = present_page(pte);
             let action = fault::decide(&Fault {
                 addr,
                 access,
@@ -312,7 +292,9 @@ impl AddressSpace {
                 page: present,
             });
             let flags = vma.as_ref().and_then(|v| fault::leaf_flags(v, &action));
-            match action {
+            // The frame to map, and whether the one it replaces needs its
+            // TLB entry flushed.
+            let pfn = match action {
                 FaultAction::Segv(reason) => {
                     vmstat::SEGV.inc();
                     return Err(FaultError::Segv(reason));
@@ -335,14 +317,12 @@ impl AddressSpace {
                     continue;
                 }
                 FaultAction::MapZeroPage => {
-                    self.install(page, zero_page(), flags.expect("zero page flags"), false)?;
                     vmstat::ZERO_PAGE_MAPS.inc();
+                    zero_page()
                 }
                 FaultAction::MapNewZeroed => {
-                    let pfn = frames::alloc_zeroed(0, FrameKind::UserAnon)
-                        .ok_or(FaultError::OutOfMemory)?;
-                    self.install(page, pfn, flags.expect("anon flags"), present.is_some())?;
                     vmstat::DEMAND_ZERO.inc();
+                    frames::alloc_zeroed(0, FrameKind::UserAnon).ok_or(FaultError::OutOfMemory)?
                 }
                 FaultAction::FillFromFile {
                     file,
@@ -353,43 +333,55 @@ impl AddressSpace {
                     if cached.major {
                         vmstat::PGMAJFAULT.inc();
                     }
-                    let pfn = if private_copy {
+                    if private_copy {
                         let copy = copy_frame(cached.pfn);
                         frames::put_page(cached.pfn);
                         copy.ok_or(FaultError::OutOfMemory)?
                     } else {
                         cached.pfn
-                    };
-                    self.install(page, pfn, flags.expect("file flags"), present.is_some())?;
+                    }
                 }
                 FaultAction::CopyOnWrite => {
-                    let old = frame_of(present.expect("COW needs a page").pte);
-                    let copy = copy_frame(old).ok_or(FaultError::OutOfMemory)?;
-                    self.install(page, copy, flags.expect("cow flags"), true)?;
                     vmstat::COW_COPY.inc();
+                    copy_frame(frame_of(pte)).ok_or(FaultError::OutOfMemory)?
                 }
                 FaultAction::ReuseWritable => {
-                    let pte = present.expect("reuse needs a page").pte;
-                    let new = Pte::new(pte.addr(), flags.expect("reuse flags"));
-                    self.tables.update(&mut FrameTables, page, |_| new);
-                    if self.is_active() {
-                        x86_64::instructions::tlb::flush(VirtAddr::new(page));
-                    }
                     if pte.is_cow() {
                         vmstat::COW_REUSE.inc();
                     }
+                    frame_of(pte)
                 }
                 FaultAction::RefreshPte => {
                     let vma = vma.expect("refresh needs a region");
-                    self.tables
-                        .update(&mut FrameTables, page, |pte| fault::protect_pte(&vma, pte));
-                    if self.is_active() {
-                        x86_64::instructions::tlb::flush(VirtAddr::new(page));
-                    }
+                    let new = fault::protect_pte(&vma, pte);
+                    set_leaf(entry, page, new, active)?;
+                    return Ok(action);
                 }
                 FaultAction::Spurious => {
                     x86_64::instructions::tlb::flush(VirtAddr::new(page));
+                    return Ok(action);
                 }
+            };
+            // A and D set as the access is about to set them (Linux's
+            // pte_mkdirty on a write fault): the retried access then needs
+            // no locked update of the entry by the MMU.
+            let mut flags = flags.expect("a mapping action has flags") | PteFlags::ACCESSED;
+            if access == FaultAccess::Write && flags.contains(PteFlags::WRITABLE) {
+                flags |= PteFlags::DIRTY;
+            }
+            let new = Pte::new(pfn.addr(), flags);
+            let old = match set_leaf(entry, page, new.with(PteFlags::PRESENT), active) {
+                Ok(old) => old,
+                Err(e) => {
+                    // The new frame's reference goes back.
+                    if frame_of(pte) != pfn || !pte.is_present() {
+                        release_leaf(Pte::new(pfn.addr(), PteFlags::PRESENT));
+                    }
+                    return Err(e);
+                }
+            };
+            if frame_of(old) != pfn {
+                release_leaf(old);
             }
             return Ok(action);
         }

@@ -48,14 +48,16 @@ impl PhysicalMemory {
     /// A block of `2^order` frames labelled with its owner, zeroed if
     /// asked: the one place frames leave the allocator for the kernel.
     pub fn alloc_owned(&mut self, order: usize, kind: FrameKind, zeroed: bool) -> Option<Pfn> {
-        let pfn = if zeroed {
-            self.buddy.alloc_zeroed(order, &DirectMap)?
-        } else {
-            self.buddy.alloc(order)?
-        };
-        self.buddy
-            .set_kind(pfn, kind)
-            .expect("a block just allocated can be labelled");
+        let pfn = self.buddy.alloc_as(order, kind)?;
+        if zeroed {
+            // SAFETY: the block was just allocated, so it is ours alone,
+            // and the direct map covers it contiguously.
+            unsafe {
+                DirectMap
+                    .frame_ptr(pfn)
+                    .write_bytes(0, (PAGE_SIZE as usize) << order)
+            };
+        }
         Some(pfn)
     }
 }

@@ -235,6 +235,7 @@ impl<'m> BuddyAllocator<'m> {
     }
 
     /// Metadata of `pfn`, if described.
+    #[inline]
     pub fn meta(&self, pfn: Pfn) -> Option<&PageMeta> {
         self.index_of(pfn).map(|i| &self.meta[i as usize])
     }
@@ -302,6 +303,19 @@ impl<'m> BuddyAllocator<'m> {
     /// Allocates a block of `2^order` frames, naturally aligned in PFN space.
     /// The block's kind is [`FrameKind::Kernel`] and its refcount 1.
     pub fn alloc(&mut self, order: usize) -> Option<Pfn> {
+        self.alloc_as(order, FrameKind::Kernel)
+    }
+
+    /// Like [`alloc`](Self::alloc), with the block labelled as owned by
+    /// `kind` from the start (one step instead of `alloc` + `set_kind`).
+    ///
+    /// # Panics
+    /// If `kind` is `Free` or `Reserved`, which no allocated block can be.
+    pub fn alloc_as(&mut self, order: usize, kind: FrameKind) -> Option<Pfn> {
+        assert!(
+            !matches!(kind, FrameKind::Free | FrameKind::Reserved),
+            "alloc_as: an allocated block cannot be marked {kind:?}"
+        );
         if order > MAX_ORDER {
             self.alloc_failures += 1;
             return None;
@@ -325,13 +339,13 @@ impl<'m> BuddyAllocator<'m> {
         let m = &mut self.meta[idx as usize];
         m.flags |= flags::ALLOC_HEAD;
         m.order = order as u8;
-        m.kind = FrameKind::Kernel as u8;
+        m.kind = kind as u8;
         m.count = 1;
         m.cache = NO_CACHE;
         let pages = 1u64 << order;
         self.free_pages -= pages;
         self.pgalloc += pages;
-        self.alloc_pages_by_kind[FrameKind::Kernel as usize] += pages;
+        self.alloc_pages_by_kind[kind as usize] += pages;
         Some(Pfn(self.base + u64::from(idx)))
     }
 
@@ -495,11 +509,13 @@ impl<'m> BuddyAllocator<'m> {
     }
 
     /// Reference count of the allocated block headed by `pfn` (0 otherwise).
+    #[inline]
     pub fn refcount(&self, pfn: Pfn) -> u16 {
         self.meta(pfn).map_or(0, PageMeta::refcount)
     }
 
     /// Increments the refcount of the allocated block headed by `pfn`.
+    #[inline]
     pub fn ref_inc(&mut self, pfn: Pfn) -> Option<u16> {
         let idx = self.index_of(pfn)?;
         self.meta[idx as usize].ref_inc()
@@ -507,6 +523,7 @@ impl<'m> BuddyAllocator<'m> {
 
     /// Decrements the refcount of the allocated block headed by `pfn` and
     /// returns the new count; the caller frees the block when it reaches 0.
+    #[inline]
     pub fn ref_dec(&mut self, pfn: Pfn) -> Option<u16> {
         let idx = self.index_of(pfn)?;
         self.meta[idx as usize].ref_dec()
@@ -896,6 +913,31 @@ mod tests {
         assert_eq!(b.kind(p), FrameKind::Free);
         assert_eq!(b.stats().pages_by_kind[FrameKind::UserAnon as usize], 0);
         b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn alloc_as_labels_the_block_from_the_start() {
+        let mut m = meta(64);
+        let mut b = BuddyAllocator::new(&mut m, Pfn(0));
+        b.add_free_range(Pfn(0), Pfn(64));
+        let p = b.alloc_as(2, FrameKind::UserAnon).unwrap();
+        assert_eq!(b.kind(p + 3), FrameKind::UserAnon);
+        let by_kind = b.stats().pages_by_kind;
+        assert_eq!(by_kind[FrameKind::UserAnon as usize], 4);
+        assert_eq!(by_kind[FrameKind::Kernel as usize], 0);
+        assert_eq!(b.refcount(p), 1);
+        b.free(p, 2).unwrap();
+        assert_eq!(b.stats().pages_by_kind[FrameKind::UserAnon as usize], 0);
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot be marked Free")]
+    fn alloc_as_refuses_the_free_label() {
+        let mut m = meta(8);
+        let mut b = BuddyAllocator::new(&mut m, Pfn(0));
+        b.add_free_range(Pfn(0), Pfn(8));
+        b.alloc_as(0, FrameKind::Free);
     }
 
     #[test]

@@ -248,6 +248,7 @@ impl PageMeta {
     }
 
     /// Reference count of an allocated, non-slab block head (1 after `alloc`).
+    #[inline]
     pub fn refcount(&self) -> u16 {
         if self.is_allocated_head() && !self.is_slab() {
             self.count
@@ -258,6 +259,7 @@ impl PageMeta {
 
     /// Increments the reference count; `None` if this is not an allocated
     /// non-slab head or the count would overflow.
+    #[inline]
     pub fn ref_inc(&mut self) -> Option<u16> {
         if !self.is_allocated_head() || self.is_slab() {
             return None;
@@ -269,6 +271,7 @@ impl PageMeta {
     /// Decrements the reference count and returns the new value; `None` if
     /// this is not an allocated non-slab head or the count is already 0.
     /// The caller frees the block when this returns `Some(0)`.
+    #[inline]
     pub fn ref_dec(&mut self) -> Option<u16> {
         if !self.is_allocated_head() || self.is_slab() {
             return None;

@@ -28,7 +28,7 @@ pub mod paging;
 pub mod vma;
 
 pub use fault::{FaultAccess, FaultAction, SegvReason};
-pub use paging::{Level, MapError, PageTables, Pte, PteFlags, TableMemory};
+pub use paging::{LeafEntry, Level, MapError, PageTables, Pte, PteFlags, TableMemory};
 pub use vma::{Prot, Sharing, VmError, Vma, VmaKind, VmaSet};
 
 /// Size of a base page (and of a page table).

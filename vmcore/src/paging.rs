@@ -404,6 +404,13 @@ impl Slot {
             self.take(mem);
             return true;
         }
+        self.exchange(mem, seen, new);
+        false
+    }
+
+    /// Replaces the present leaf seen as `seen` with the present `new`,
+    /// carrying over A/D bits the MMU set since; returns the entry replaced.
+    fn exchange<M: TableMemory + ?Sized>(self, mem: &mut M, seen: Pte, new: Pte) -> Pte {
         let new = if self.level.may_be_huge() {
             new.with(PteFlags::HUGE)
         } else {
@@ -419,8 +426,52 @@ impl Slot {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return false,
+                Ok(_) => return Pte(cur),
                 Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+/// The leaf entry for one page (see [`PageTables::leaf_entry`]): a 4 KiB
+/// entry, present or empty, or a present huge leaf.
+pub struct LeafEntry<'t> {
+    tables: &'t mut PageTables,
+    va: u64,
+    /// Where the entry is; `None` while tables on the way are missing.
+    slot: Option<Slot>,
+    pte: Pte,
+}
+
+impl LeafEntry<'_> {
+    /// The entry as the walk read it ([`Pte::EMPTY`] if there is none).
+    pub fn pte(&self) -> Pte {
+        self.pte
+    }
+
+    /// The level it sits at: [`Level::Pt`] unless it is a huge leaf.
+    pub fn level(&self) -> Level {
+        self.slot.map_or(Level::Pt, |s| s.level)
+    }
+
+    /// Writes `new`, which must be present (clearing goes through
+    /// [`PageTables::unmap`], which also frees empty tables), creating
+    /// missing tables. A/D bits the MMU set since the walk are kept. Returns
+    /// the entry replaced, with those bits. On failure nothing changed.
+    pub fn set<M: TableMemory + ?Sized>(self, mem: &mut M, new: Pte) -> Result<Pte, MapError> {
+        if !new.is_present() {
+            return Err(MapError::NotPresent);
+        }
+        match self.slot {
+            Some(slot) if self.pte.is_present() => Ok(slot.exchange(mem, self.pte, new)),
+            Some(slot) => {
+                // An empty entry: the MMU never writes to one.
+                store(mem, slot.table, slot.idx, new);
+                Ok(Pte::EMPTY)
+            }
+            None => {
+                self.tables.map_pte(mem, self.va, new)?;
+                Ok(Pte::EMPTY)
             }
         }
     }
@@ -520,6 +571,8 @@ pub enum MapError {
     },
     /// No frame for a page table. Nothing was left half-built.
     OutOfMemory,
+    /// A leaf may only be set to a present entry here.
+    NotPresent,
 }
 
 impl fmt::Display for MapError {
@@ -543,6 +596,7 @@ impl fmt::Display for MapError {
                 )
             }
             MapError::OutOfMemory => f.write_str("out of memory for page tables"),
+            MapError::NotPresent => f.write_str("a leaf can only be set to a present entry"),
         }
     }
 }
@@ -672,6 +726,91 @@ where
         }
     }
     cleared
+}
+
+/// The body of [`PageTables::clone_user_for_fork`]: copies the user entries
+/// of the parent table `table` at `level` (covering linear addresses from
+/// `base`) into the child table `ctable`. Returns whether it stored
+/// anything in `ctable`.
+fn fork_table<M, F>(
+    mem: &mut M,
+    table: u64,
+    ctable: u64,
+    level: Level,
+    base: u64,
+    f: &mut F,
+    count: &mut usize,
+) -> Result<bool, MapError>
+where
+    M: TableMemory + ?Sized,
+    F: FnMut(u64, Pte) -> Option<(Pte, Pte)>,
+{
+    // The root's upper half is the shared kernel half.
+    let entries = if level == Level::Pml4 {
+        ENTRIES / 2
+    } else {
+        ENTRIES
+    };
+    let mut stored = false;
+    let Some(lower) = level.lower() else {
+        for idx in 0..entries {
+            let pte = load(mem, table, idx);
+            if !pte.is_present() {
+                continue;
+            }
+            let va = base + idx as u64 * Level::Pt.entry_size();
+            let existing = load(mem, ctable, idx);
+            if existing.is_present() {
+                return Err(MapError::AlreadyMapped { va, existing });
+            }
+            let Some((parent, child)) = f(va, pte) else {
+                continue;
+            };
+            if child.is_present() {
+                store(mem, ctable, idx, child);
+                *count += 1;
+                stored = true;
+            }
+            if parent != pte {
+                Slot {
+                    table,
+                    idx,
+                    level: Level::Pt,
+                }
+                .replace(mem, pte, parent);
+            }
+        }
+        return Ok(stored);
+    };
+    for idx in 0..entries {
+        let pte = load(mem, table, idx);
+        if !pte.is_present() {
+            continue;
+        }
+        let lin = base + idx as u64 * level.entry_size();
+        if level.may_be_huge() && pte.is_huge() {
+            return Err(MapError::HugePageInTheWay { va: lin, level });
+        }
+        let centry = load(mem, ctable, idx);
+        let (child_table, fresh) = if centry.is_present() {
+            (centry.addr(), false)
+        } else {
+            let phys = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
+            let link = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER;
+            store(mem, ctable, idx, Pte::new(phys, link));
+            (phys, true)
+        };
+        let result = fork_table(mem, pte.addr(), child_table, lower, lin, f, count);
+        if fresh && !matches!(result, Ok(true)) && table_is_empty(mem, child_table) {
+            // A fresh table that got nothing: do not keep it.
+            store(mem, ctable, idx, Pte::EMPTY);
+            mem.free_table(child_table);
+        } else {
+            stored = true;
+        }
+        result?;
+    }
+    Ok(stored)
 }
 
 struct ReadOnly<'a, W: ?Sized>(&'a mut W);
@@ -890,6 +1029,33 @@ impl PageTables {
                 _ => return (path, level, entry),
             }
         }
+    }
+
+    /// The entry that maps `va` (or would map it), found by one walk, for a
+    /// fault handler to read, decide on and rewrite in place, as Linux does
+    /// through `vmf->pte`. The entry borrows the tree, so no table can be
+    /// freed while it is held. `None` for a non-canonical or unaligned `va`.
+    pub fn leaf_entry<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        va: u64,
+    ) -> Option<LeafEntry<'_>> {
+        if !is_canonical(va) || !is_page_aligned(va) {
+            return None;
+        }
+        let (path, level, pte) = self.path(mem, va);
+        // A walk that stops at a missing table above the last level has no
+        // slot yet: `set` creates the tables.
+        let slot = (pte.is_present() || level == Level::Pt).then(|| {
+            let (table, idx) = path[Level::Pml4 as usize - level as usize];
+            Slot { table, idx, level }
+        });
+        Some(LeafEntry {
+            tables: self,
+            va,
+            slot,
+            pte: if slot.is_some() { pte } else { Pte::EMPTY },
+        })
     }
 
     /// Removes the leaf mapping `va` and returns it (with its final A/D
@@ -1156,10 +1322,15 @@ impl PageTables {
     /// Fork: for every user 4 KiB leaf of `self`, calls `f(va, pte)`; if it
     /// returns `Some((parent, child))`, stores `parent` here and maps
     /// `child` at the same address in `child` (which should have an empty
-    /// lower half). `f` is only called once the child's tables for that
-    /// page exist, so on `OutOfMemory` every `child` entry `f` produced is
-    /// in place and the caller can simply `destroy` the child. Returns the
-    /// number of leaves copied.
+    /// lower half; a present `child` entry already there is an error). `f`
+    /// is only called once the child's tables for that page exist, so on
+    /// `OutOfMemory` every `child` entry `f` produced is in place and the
+    /// caller can simply `destroy` the child. Returns the number of leaves
+    /// copied. A huge leaf in the user half is an error.
+    ///
+    /// Like Linux's `copy_page_range`, it goes table by table: each child
+    /// table is found or made once, then a page table's 512 entries are
+    /// copied in one tight loop.
     ///
     /// Pair it with [`crate::fault::fork_pte`] and a frame reference
     /// increment when the frame is shared.
@@ -1173,63 +1344,9 @@ impl PageTables {
         M: TableMemory + ?Sized,
         F: FnMut(u64, Pte) -> Option<(Pte, Pte)>,
     {
-        struct Forker<'a, F> {
-            f: &'a mut F,
-            child: &'a mut PageTables,
-            error: Option<MapError>,
-            count: usize,
-        }
-        impl<M: TableMemory + ?Sized, F: FnMut(u64, Pte) -> Option<(Pte, Pte)>> Visit<M> for Forker<'_, F> {
-            fn leaf(&mut self, mem: &mut M, slot: Slot, va: u64, _: u64, pte: Pte) -> bool {
-                if slot.level != Level::Pt {
-                    self.error = Some(MapError::HugePageInTheWay {
-                        va,
-                        level: slot.level,
-                    });
-                    return false;
-                }
-                let target = match self.child.leaf_slot(mem, va) {
-                    Ok(target) => target,
-                    Err(e) => {
-                        self.error = Some(e);
-                        return false;
-                    }
-                };
-                if load(mem, target.table, target.idx).is_present() {
-                    self.error = Some(MapError::AlreadyMapped {
-                        va,
-                        existing: load(mem, target.table, target.idx),
-                    });
-                    return false;
-                }
-                let Some((parent, child)) = (self.f)(va, pte) else {
-                    // Not copied: drop any child tables made for nothing.
-                    self.child.free_empty_path(mem, va);
-                    return false;
-                };
-                if child.is_present() {
-                    store(mem, target.table, target.idx, child);
-                    self.count += 1;
-                } else {
-                    self.child.free_empty_path(mem, va);
-                }
-                slot.replace(mem, pte, parent)
-            }
-            fn stopped(&self) -> bool {
-                self.error.is_some()
-            }
-        }
-        let mut v = Forker {
-            f,
-            child,
-            error: None,
-            count: 0,
-        };
-        walk_table(mem, self.root, Level::Pml4, 0, LINEAR_USER_END, &mut v);
-        match v.error {
-            Some(e) => Err(e),
-            None => Ok(v.count),
-        }
+        let mut count = 0;
+        fork_table(mem, self.root, child.root, Level::Pml4, 0, f, &mut count)?;
+        Ok(count)
     }
 
     /// Number of page-table pages reachable from the root, including the

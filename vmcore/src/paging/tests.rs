@@ -2,6 +2,7 @@ use super::*;
 use crate::host::HostTables;
 use alloc::string::ToString;
 use alloc::vec;
+use alloc::vec::Vec;
 
 const UW: PteFlags = PteFlags(PteFlags::USER.0 | PteFlags::WRITABLE.0);
 
@@ -369,6 +370,94 @@ fn fork_clone_shares_leaves() {
     child.destroy(&mut mem, &mut |_, _| {});
     parent.destroy(&mut mem, &mut |_, _| {});
     assert_eq!(mem.live(), 0);
+}
+
+#[test]
+fn fork_reuses_the_child_table_across_skipped_pages() {
+    let (mut mem, mut parent) = setup();
+    // Two page tables' worth of pages, the first page of each skipped, so
+    // the child's table is made, freed and made again mid-walk.
+    let pages: Vec<u64> = (0..24)
+        .map(|i| 0x20_0000 * (i / 12) + 0x1000 * (i % 12))
+        .collect();
+    for &va in &pages {
+        parent.map(&mut mem, va, va + 0x1_0000_0000, UW).unwrap();
+    }
+    let skipped = |va: u64| va.is_multiple_of(0x20_0000) || va % 0x5000 == 0x3000;
+    let mut child = PageTables::new(&mut mem).unwrap();
+    let n = parent
+        .clone_user_for_fork(&mut child, &mut mem, &mut |va, pte| {
+            (!skipped(va)).then_some((pte, pte))
+        })
+        .unwrap();
+    assert_eq!(n, pages.iter().filter(|&&va| !skipped(va)).count());
+    for &va in &pages {
+        let got = child.translate(&mut mem, va).map(|(pa, _, _)| pa);
+        let want = (!skipped(va)).then_some(va + 0x1_0000_0000);
+        assert_eq!(got, want, "child at {va:#x}");
+    }
+    assert_eq!(child.user_table_count(&mut mem), 5);
+    child.destroy(&mut mem, &mut |_, _| {});
+    parent.destroy(&mut mem, &mut |_, _| {});
+    assert_eq!(mem.live(), 0);
+}
+
+#[test]
+fn leaf_entry_reads_and_rewrites_in_one_walk() {
+    let (mut mem, mut pt) = setup();
+    // No tables yet: the entry is empty and `set` builds the path.
+    let entry = pt.leaf_entry(&mut mem, 0x40_0000).unwrap();
+    assert_eq!(entry.pte(), Pte::EMPTY);
+    let first = Pte::new(0x5000, UW.with(PteFlags::PRESENT));
+    assert_eq!(entry.set(&mut mem, first), Ok(Pte::EMPTY));
+    assert_eq!(mem.live(), 4);
+    assert_eq!(pt.translate(&mut mem, 0x40_0000).unwrap().1, first);
+
+    // An empty neighbour in an existing table.
+    let entry = pt.leaf_entry(&mut mem, 0x40_1000).unwrap();
+    assert_eq!((entry.pte(), entry.level()), (Pte::EMPTY, Level::Pt));
+    entry.set(&mut mem, first).unwrap();
+    assert_eq!(mem.live(), 4);
+
+    // A present leaf: the old entry comes back, with the A/D bits the
+    // "MMU" set after the walk.
+    let entry = pt.leaf_entry(&mut mem, 0x40_0000).unwrap();
+    assert_eq!(entry.pte(), first);
+    let pt_table = entry.tables.path(&mut mem, 0x40_0000).0[3].0;
+    store(&mut mem, pt_table, 0, first.with(PteFlags::DIRTY));
+    let second = Pte::new(0x6000, PteFlags::USER | PteFlags::PRESENT);
+    let old = entry.set(&mut mem, second).unwrap();
+    assert_eq!(old, first.with(PteFlags::DIRTY));
+    let now = pt.translate(&mut mem, 0x40_0000).unwrap().1;
+    assert_eq!(now, second.with(PteFlags::DIRTY));
+
+    // Clearing is not its job, and bad addresses have no entry.
+    let entry = pt.leaf_entry(&mut mem, 0x40_0000).unwrap();
+    assert_eq!(entry.set(&mut mem, Pte::EMPTY), Err(MapError::NotPresent));
+    assert_eq!(pt.translate(&mut mem, 0x40_0000).unwrap().1, now);
+    assert!(pt.leaf_entry(&mut mem, 0x40_0001).is_none());
+    assert!(pt.leaf_entry(&mut mem, USER_END).is_none());
+
+    // Out of memory for the tables: nothing changes.
+    mem.set_budget(Some(0));
+    let entry = pt.leaf_entry(&mut mem, 0x8000_0000).unwrap();
+    assert_eq!(entry.set(&mut mem, first), Err(MapError::OutOfMemory));
+    assert_eq!(mem.live(), 4);
+}
+
+#[test]
+fn leaf_entry_keeps_a_huge_leaf_huge() {
+    let (mut mem, mut pt) = setup();
+    plant_huge(&mut mem, &mut pt);
+    let entry = pt.leaf_entry(&mut mem, 0x4000_0000).unwrap();
+    assert_eq!(entry.level(), Level::Pdpt);
+    assert!(entry.pte().is_huge());
+    entry
+        .set(&mut mem, Pte::new(0x8000_0000, PteFlags::PRESENT))
+        .unwrap();
+    let (pa, pte, level) = pt.translate(&mut mem, 0x4000_1234).unwrap();
+    assert_eq!((pa, level), (0x8000_1234, Level::Pdpt));
+    assert!(pte.is_huge() && !pte.is_writable());
 }
 
 #[test]
