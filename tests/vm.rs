@@ -17,8 +17,9 @@ use ferrite::mm::{frames, pagecache, vmstat};
 use ferrite::proc::user::{self, UserExit, SIGSEGV};
 use mmcore::FrameKind;
 use spin::Mutex;
+use vmcore::fault::FaultMode;
 use vmcore::vma::{VmaFlags, VmaTag};
-use vmcore::{FaultAccess, Prot, SegvReason, Sharing, Vma, VmaKind};
+use vmcore::{FaultAccess, FaultAction, Prot, PteFlags, SegvReason, Sharing, Vma, VmaKind};
 
 ferrite::kernel_entry!(main);
 
@@ -30,6 +31,7 @@ fn main() -> ! {
         mapping_1_gib_allocates_nothing_until_touched,
         reading_100_mib_maps_only_the_zero_page,
         fork_then_writes_diverge_with_exact_cow_counts,
+        installed_leaves_carry_accessed_and_dirty,
         unmapping_the_middle_splits_the_region,
         protection_changes_take_effect_at_once,
         file_pages_fill_on_first_touch_and_are_shared,
@@ -175,6 +177,42 @@ fn fork_then_writes_diverge_with_exact_cow_counts() {
         assert_eq!(child.lock().peek(BASE + i * PAGE), Some(expect_child));
     }
     aspace::switch_to(None);
+}
+
+/// A fault installs its leaf with A set, and D too for a write, as the
+/// access that faulted is about to set them (Linux's `pte_mkdirty`). The
+/// faults are handled on a space that is not live, so no access by the MMU
+/// sets the bits instead.
+fn installed_leaves_carry_accessed_and_dirty() {
+    let a = space();
+    map(&a, BASE, 3 * PAGE, Prot::RW);
+    let fault = |addr: u64, access: FaultAccess| {
+        a.lock()
+            .handle_fault(addr, access, FaultMode::User)
+            .expect("a fault inside the region")
+    };
+    let flags = |addr: u64| a.lock().translate(addr).expect("mapped").1.flags();
+    assert_eq!(fault(BASE, FaultAccess::Read), FaultAction::MapZeroPage);
+    let zero = flags(BASE);
+    assert!(zero.contains(PteFlags::ACCESSED), "zero page: {zero}");
+    assert!(!zero.contains(PteFlags::DIRTY), "zero page: {zero}");
+    assert!(!zero.contains(PteFlags::WRITABLE), "zero page: {zero}");
+    assert_eq!(
+        fault(BASE + PAGE, FaultAccess::Write),
+        FaultAction::MapNewZeroed
+    );
+    let all = PteFlags::ACCESSED | PteFlags::DIRTY | PteFlags::WRITABLE;
+    let written = flags(BASE + PAGE);
+    assert!(written.contains(all), "written page: {written}");
+    // A COW copy is a write too; its fresh leaf gets the bits again.
+    let child = a.lock().fork().expect("fork");
+    assert_eq!(
+        fault(BASE + PAGE, FaultAccess::Write),
+        FaultAction::CopyOnWrite
+    );
+    let copied = flags(BASE + PAGE);
+    assert!(copied.contains(all), "copied page: {copied}");
+    drop(child);
 }
 
 fn unmapping_the_middle_splits_the_region() {
