@@ -292,8 +292,8 @@ impl AddressSpace {
                 page: present,
             });
             let flags = vma.as_ref().and_then(|v| fault::leaf_flags(v, &action));
-            // The frame to map, and whether the one it replaces needs its
-            // TLB entry flushed.
+            // The frame to map. Every action but a reuse brings a reference
+            // of its own to it (the zero page is not counted).
             let pfn = match action {
                 FaultAction::Segv(reason) => {
                     vmstat::SEGV.inc();
@@ -369,19 +369,19 @@ impl AddressSpace {
             if access == FaultAccess::Write && flags.contains(PteFlags::WRITABLE) {
                 flags |= PteFlags::DIRTY;
             }
-            let new = Pte::new(pfn.addr(), flags);
-            let old = match set_leaf(entry, page, new.with(PteFlags::PRESENT), active) {
-                Ok(old) => old,
+            let new = Pte::new(pfn.addr(), flags.with(PteFlags::PRESENT));
+            let reuse = action == FaultAction::ReuseWritable;
+            match set_leaf(entry, page, new, active) {
+                // The leaf replaced gives up its reference, unless it was
+                // the same frame's.
+                Ok(old) if !reuse => release_leaf(old),
+                Ok(_) => {}
                 Err(e) => {
-                    // The new frame's reference goes back.
-                    if frame_of(pte) != pfn || !pte.is_present() {
-                        release_leaf(Pte::new(pfn.addr(), PteFlags::PRESENT));
+                    if !reuse {
+                        release_leaf(new);
                     }
                     return Err(e);
                 }
-            };
-            if frame_of(old) != pfn {
-                release_leaf(old);
             }
             return Ok(action);
         }
