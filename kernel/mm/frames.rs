@@ -48,17 +48,11 @@ impl PhysicalMemory {
     /// A block of `2^order` frames labelled with its owner, zeroed if
     /// asked: the one place frames leave the allocator for the kernel.
     pub fn alloc_owned(&mut self, order: usize, kind: FrameKind, zeroed: bool) -> Option<Pfn> {
-        let pfn = self.buddy.alloc_as(order, kind)?;
         if zeroed {
-            // SAFETY: the block was just allocated, so it is ours alone,
-            // and the direct map covers it contiguously.
-            unsafe {
-                DirectMap
-                    .frame_ptr(pfn)
-                    .write_bytes(0, (PAGE_SIZE as usize) << order)
-            };
+            self.buddy.alloc_zeroed(order, kind, &DirectMap)
+        } else {
+            self.buddy.alloc_as(order, kind)
         }
-        Some(pfn)
     }
 }
 

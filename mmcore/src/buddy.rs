@@ -349,9 +349,15 @@ impl<'m> BuddyAllocator<'m> {
         Some(Pfn(self.base + u64::from(idx)))
     }
 
-    /// Like [`alloc`](Self::alloc), then zeroes the block through `mem`.
-    pub fn alloc_zeroed<M: PhysMem + ?Sized>(&mut self, order: usize, mem: &M) -> Option<Pfn> {
-        let pfn = self.alloc(order)?;
+    /// Like [`alloc_as`](Self::alloc_as), then zeroes the block through
+    /// `mem`.
+    pub fn alloc_zeroed<M: PhysMem + ?Sized>(
+        &mut self,
+        order: usize,
+        kind: FrameKind,
+        mem: &M,
+    ) -> Option<Pfn> {
+        let pfn = self.alloc_as(order, kind)?;
         let ptr = mem.frame_ptr(pfn);
         // SAFETY: the block [pfn, pfn + 2^order) was just allocated, so nobody
         // else uses it, and PhysMem guarantees its frames are mapped
@@ -967,8 +973,9 @@ mod tests {
         // SAFETY: the block of 2 frames at p is allocated to this test.
         unsafe { ptr.write_bytes(0xAB, 2 * PAGE_SIZE) };
         b.free(p, 1).unwrap();
-        let q = b.alloc_zeroed(1, &arena).unwrap();
+        let q = b.alloc_zeroed(1, FrameKind::UserAnon, &arena).unwrap();
         assert_eq!(q, p);
+        assert_eq!(b.kind(q), FrameKind::UserAnon);
         let ptr = arena.frame_ptr(q);
         // SAFETY: the block is allocated to this test and 2 frames long.
         let bytes = unsafe { core::slice::from_raw_parts(ptr, 2 * PAGE_SIZE) };
