@@ -728,6 +728,17 @@ where
     cleared
 }
 
+/// Flags of an entry linking to a lower table for `va`: they allow
+/// everything (user + writable in the lower half, writable in the upper
+/// half), so the leaf alone decides.
+const fn link_flags(va: u64) -> PteFlags {
+    if va < USER_END {
+        PteFlags(PteFlags::PRESENT.0 | PteFlags::WRITABLE.0 | PteFlags::USER.0)
+    } else {
+        PteFlags(PteFlags::PRESENT.0 | PteFlags::WRITABLE.0)
+    }
+}
+
 /// The body of [`PageTables::clone_user_for_fork`]: copies the user entries
 /// of the parent table `table` at `level` (covering linear addresses from
 /// `base`) into the child table `ctable`. Returns whether it stored
@@ -796,8 +807,7 @@ where
             (centry.addr(), false)
         } else {
             let phys = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-            let link = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER;
-            store(mem, ctable, idx, Pte::new(phys, link));
+            store(mem, ctable, idx, Pte::new(phys, link_flags(lin)));
             (phys, true)
         };
         let result = fork_table(mem, pte.addr(), child_table, lower, lin, f, count);
@@ -989,11 +999,7 @@ impl PageTables {
                 }
             }
         }
-        let link = if va < USER_END {
-            PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER
-        } else {
-            PteFlags::PRESENT | PteFlags::WRITABLE
-        };
+        let link = link_flags(va);
         for &phys in &fresh[..missing] {
             debug_assert!(is_page_aligned(phys) && phys & !ADDR_MASK == 0);
             store(mem, table, level.index(va), Pte::new(phys, link));
