@@ -1,0 +1,146 @@
+//! System calls with Linux x86_64 numbers and conventions: number in RAX,
+//! arguments in RDI, RSI, RDX, R10, R8, R9, the result (or -errno) in RAX.
+//! Every user pointer goes through `mm::uaccess`; a bad one is -EFAULT.
+//! Unknown numbers return -ENOSYS and are logged once each.
+
+//!
+//! One file per area: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
+//! `fs` (read/write and the file descriptors), `process` (fork, exec, wait,
+//! sleep) and `misc` (the rest).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::sched;
+use crate::arch::trap::TrapFrame;
+use crate::mm::uaccess::Efault;
+
+mod fs;
+mod misc;
+mod mm;
+mod process;
+
+use fs::*;
+use misc::*;
+use mm::*;
+use process::*;
+
+pub const EPERM: i64 = 1;
+pub const ENOENT: i64 = 2;
+pub const E2BIG: i64 = 7;
+pub const ENOEXEC: i64 = 8;
+pub const EBADF: i64 = 9;
+pub const ECHILD: i64 = 10;
+pub const EAGAIN: i64 = 11;
+pub const ENOMEM: i64 = 12;
+pub const EACCES: i64 = 13;
+pub const EFAULT: i64 = 14;
+pub const EINVAL: i64 = 22;
+pub const ENOTTY: i64 = 25;
+pub const ESPIPE: i64 = 29;
+pub const ENAMETOOLONG: i64 = 36;
+pub const ENOSYS: i64 = 38;
+
+const SYS_READ: u64 = 0;
+const SYS_WRITE: u64 = 1;
+const SYS_OPEN: u64 = 2;
+const SYS_CLOSE: u64 = 3;
+const SYS_LSEEK: u64 = 8;
+const SYS_MMAP: u64 = 9;
+const SYS_MPROTECT: u64 = 10;
+const SYS_MUNMAP: u64 = 11;
+const SYS_BRK: u64 = 12;
+const SYS_RT_SIGACTION: u64 = 13;
+const SYS_RT_SIGPROCMASK: u64 = 14;
+const SYS_IOCTL: u64 = 16;
+const SYS_READV: u64 = 19;
+const SYS_WRITEV: u64 = 20;
+const SYS_SCHED_YIELD: u64 = 24;
+const SYS_MREMAP: u64 = 25;
+const SYS_MADVISE: u64 = 28;
+const SYS_NANOSLEEP: u64 = 35;
+const SYS_GETPID: u64 = 39;
+const SYS_CLONE: u64 = 56;
+const SYS_FORK: u64 = 57;
+const SYS_VFORK: u64 = 58;
+const SYS_EXECVE: u64 = 59;
+const SYS_EXIT: u64 = 60;
+const SYS_WAIT4: u64 = 61;
+const SYS_UNAME: u64 = 63;
+const SYS_GETPPID: u64 = 110;
+const SYS_ARCH_PRCTL: u64 = 158;
+const SYS_GETTID: u64 = 186;
+const SYS_SET_TID_ADDRESS: u64 = 218;
+const SYS_CLOCK_GETTIME: u64 = 228;
+const SYS_EXIT_GROUP: u64 = 231;
+const SYS_OPENAT: u64 = 257;
+
+/// Numbers already reported as unimplemented (one bit each, 0..512).
+static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+fn report_unknown(nr: u64) {
+    let reported = nr < 512 && {
+        let bit = 1 << (nr % 64);
+        REPORTED[(nr / 64) as usize].fetch_or(bit, Ordering::Relaxed) & bit != 0
+    };
+    if !reported {
+        let (pid, name) = sched::with_current(|p| (p.pid, p.name.clone()));
+        log::warn!("[pid {pid} {name}] system call {nr} is not implemented: ENOSYS");
+    }
+}
+
+type Result = core::result::Result<i64, i64>;
+
+impl From<Efault> for i64 {
+    fn from(_: Efault) -> i64 {
+        EFAULT
+    }
+}
+
+pub fn dispatch(frame: &mut TrapFrame) {
+    let (a0, a1, a2, a3, a4, a5) = (
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    );
+    let result = match frame.rax {
+        SYS_READ => read(a0, a1, a2),
+        SYS_WRITE => write(a0, a1, a2),
+        SYS_OPEN => open(a0, a1),
+        SYS_OPENAT => open(a1, a2),
+        SYS_CLOSE => close(a0),
+        SYS_LSEEK => lseek(a0, a1 as i64, a2),
+        SYS_READV => readv(a0, a1, a2),
+        SYS_WRITEV => writev(a0, a1, a2),
+        SYS_MMAP => mmap(a0, a1, a2, a3, a4, a5),
+        SYS_MPROTECT => mprotect(a0, a1, a2),
+        SYS_MUNMAP => munmap(a0, a1),
+        SYS_MREMAP => mremap(a0, a1, a2, a3, a4),
+        SYS_MADVISE => madvise(a0, a1, a2),
+        SYS_BRK => brk(a0),
+        SYS_RT_SIGACTION => sigaction(a2),
+        SYS_RT_SIGPROCMASK => sigprocmask(a2, a3),
+        SYS_IOCTL => ioctl(a0, a1, a2),
+        SYS_SCHED_YIELD => {
+            sched::yield_now();
+            Ok(0)
+        }
+        SYS_NANOSLEEP => nanosleep(a0),
+        SYS_GETPID | SYS_GETTID => Ok(sched::current_pid() as i64),
+        SYS_GETPPID => Ok(sched::with_current(|p| p.ppid) as i64),
+        SYS_SET_TID_ADDRESS => Ok(sched::current_pid() as i64),
+        SYS_FORK | SYS_VFORK => fork(frame),
+        SYS_CLONE => clone(frame, a0, a1),
+        SYS_EXECVE => execve(frame, a0, a1, a2),
+        SYS_EXIT | SYS_EXIT_GROUP => sched::exit_current(sched::exit_status(a0 as i32)),
+        SYS_WAIT4 => wait4(a0 as i32 as i64, a1, a2),
+        SYS_UNAME => uname(a0),
+        SYS_ARCH_PRCTL => arch_prctl(a0, a1),
+        SYS_CLOCK_GETTIME => clock_gettime(a1),
+        nr => {
+            report_unknown(nr);
+            Err(ENOSYS)
+        }
+    };
+    frame.rax = match result {
+        Ok(v) => v as u64,
+        Err(errno) => (-errno) as u64,
+    };
+}
