@@ -35,6 +35,9 @@ fn main() -> ! {
         unmapping_the_middle_splits_the_region,
         protection_changes_take_effect_at_once,
         file_pages_fill_on_first_touch_and_are_shared,
+        a_page_wholly_past_eof_is_a_bus_error,
+        shared_anonymous_memory_dies_with_its_last_holder,
+        clean_cache_pages_are_reclaimed_under_pressure,
         stack_grows_down_within_its_gap,
         user_copies_refuse_kernel_and_unmapped_pointers,
         ring3_faults_are_reported_not_fatal,
@@ -331,6 +334,105 @@ fn file_pages_fill_on_first_touch_and_are_shared() {
     aspace::switch_to(None);
     drop((a, b));
     assert!(pagecache::shrink() >= 2, "idle cache pages not freed");
+}
+
+fn a_page_wholly_past_eof_is_a_bus_error() {
+    let file = pagecache::register(&FILE);
+    let a = space();
+    // Eight pages of a four-page file.
+    a.lock().map(file_vma(file, BASE, 8, Prot::READ)).unwrap();
+    let cached = pagecache::cached_pages();
+    for page in [4, 5, 7] {
+        assert_eq!(
+            a.lock()
+                .handle_fault(BASE + page * PAGE, FaultAccess::Read, FaultMode::User),
+            Err(FaultError::PastEof),
+            "page {page}"
+        );
+    }
+    assert_eq!(pagecache::cached_pages(), cached, "no page cached past EOF");
+    // The last, partial page is still there.
+    assert!(a
+        .lock()
+        .handle_fault(BASE + 3 * PAGE, FaultAccess::Read, FaultMode::User)
+        .is_ok());
+}
+
+fn shared_vma(file: u32, start: u64, pages: u64) -> Vma {
+    Vma {
+        sharing: Sharing::Shared,
+        ..file_vma(file, start, pages, Prot::RW)
+    }
+}
+
+/// `MAP_SHARED | MAP_ANONYMOUS` memory is an object every holder shares;
+/// it and its pages go when the last address space holding it lets go,
+/// not before (a fork child keeps it alive) and not never.
+fn shared_anonymous_memory_dies_with_its_last_holder() {
+    let (objects, _) = pagecache::anonymous_objects();
+    let free = settled_free_pages();
+    let cached = pagecache::cached_pages();
+    for round in 0..3u64 {
+        let a = space();
+        let obj = pagecache::register_anonymous().expect("an object");
+        a.lock().map(shared_vma(obj, BASE, 16)).unwrap();
+        pagecache::release(obj); // the creator's hold; the space keeps its own
+        activate(&a);
+        for i in 0..16 {
+            write_byte(BASE + i * PAGE, round as u8 + 1).unwrap();
+        }
+        assert_eq!(pagecache::anonymous_objects(), (objects + 1, 16));
+        // A fork holds it too: the parent unmapping it does not free it.
+        let child = Arc::new(Mutex::new(a.lock().fork().expect("fork")));
+        a.lock().unmap(BASE, BASE + 16 * PAGE).unwrap();
+        assert_eq!(pagecache::anonymous_objects(), (objects + 1, 16));
+        assert_eq!(child.lock().peek(BASE + 5 * PAGE), Some(round as u8 + 1));
+        // Unmapping part of the child's region keeps it; the rest goes
+        // with the child.
+        child.lock().unmap(BASE, BASE + 8 * PAGE).unwrap();
+        assert_eq!(pagecache::anonymous_objects().0, objects + 1);
+        aspace::switch_to(None);
+        drop(child);
+        assert_eq!(pagecache::anonymous_objects(), (objects, 0));
+        drop(a);
+    }
+    assert_eq!(pagecache::cached_pages(), cached);
+    assert_eq!(settled_free_pages(), free, "shared anonymous pages leaked");
+}
+
+static BIG_FILE: [u8; 2 << 20] = [0x5a; 2 << 20];
+
+/// Clean page-cache pages nothing maps are dropped when user memory runs
+/// short, so reading files cannot starve the machine.
+fn clean_cache_pages_are_reclaimed_under_pressure() {
+    let file = pagecache::register(&BIG_FILE);
+    let pages = BIG_FILE.len() as u64 / PAGE;
+    let a = space();
+    a.lock()
+        .map(file_vma(file, BASE, pages, Prot::READ))
+        .unwrap();
+    activate(&a);
+    for i in 0..pages {
+        assert_eq!(read_byte(BASE + i * PAGE), Ok(0x5a));
+    }
+    aspace::switch_to(None);
+    drop(a);
+    let cached = pagecache::cached_pages();
+    assert!(cached >= pages, "{cached} cached");
+    // Take every frame user pages may have: the idle cache must give way.
+    let mut taken = vec![];
+    while let Some(pfn) = frames::alloc_user(FrameKind::UserAnon, false) {
+        taken.push(pfn);
+    }
+    assert_eq!(pagecache::cached_pages(), 0, "idle cache pages kept");
+    assert_eq!(
+        frames::free_pages(),
+        frames::user_reserve(),
+        "user pages took the kernel's reserve"
+    );
+    for pfn in taken {
+        frames::put_page(pfn);
+    }
 }
 
 fn stack_grows_down_within_its_gap() {

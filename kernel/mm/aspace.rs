@@ -46,6 +46,8 @@ pub enum FaultError {
     Segv(SegvReason),
     /// A user access to the kernel half.
     KernelAddress,
+    /// A file page wholly past the end of its file: SIGBUS.
+    PastEof,
     /// No frame (or page-table frame) was available.
     OutOfMemory,
 }
@@ -60,6 +62,18 @@ pub struct AddressSpace {
     /// land in the same one (Linux kept a per-mm `vmacache` for this), so
     /// they skip the O(log n) tree lookup. Cleared whenever regions change.
     last_fault_vma: Option<Vma>,
+    /// The page-cache files (ramdisk files, shared anonymous objects) some
+    /// region here maps, each holding one [`pagecache::hold`]: a shared
+    /// anonymous object lives while any address space holds it.
+    holds: Vec<u32>,
+}
+
+/// The file a region maps, if any.
+fn file_of(vma: &Vma) -> Option<u32> {
+    match vma.kind {
+        vmcore::VmaKind::File { file, .. } => Some(file),
+        vmcore::VmaKind::Anonymous => None,
+    }
 }
 
 fn frame_of(pte: Pte) -> Pfn {
@@ -132,7 +146,52 @@ impl AddressSpace {
             tables,
             vmas: vmcore::VmaSet::new(),
             last_fault_vma: None,
+            holds: Vec::new(),
         })
+    }
+
+    /// Takes a hold on `vma`'s file before it is mapped (room for the
+    /// record first, so a failure changes nothing); `Ok(None)` if it
+    /// needs none. The caller records it with [`Self::record_hold`] once
+    /// the region is in.
+    fn prepare_hold(&mut self, vma: &Vma) -> Result<Option<u32>, VmError> {
+        match file_of(vma) {
+            Some(file) if !self.holds.contains(&file) => {
+                self.holds.try_reserve(1).map_err(|_| VmError::NoMemory)?;
+                Ok(Some(file))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn record_hold(&mut self, file: Option<u32>) {
+        if let Some(file) = file {
+            pagecache::hold(file);
+            self.holds.push(file);
+        }
+    }
+
+    /// Lets go of the files no region maps any more (after an unmap). Only
+    /// scans when `maybe` says a file region was touched.
+    fn drop_unused_holds(&mut self, maybe: bool) {
+        if !maybe {
+            return;
+        }
+        let vmas = &self.vmas;
+        self.holds.retain(|&file| {
+            let used = vmas.iter().any(|v| file_of(v) == Some(file));
+            if !used {
+                pagecache::release(file);
+            }
+            used
+        });
+    }
+
+    /// True if a region overlapping `[start, end)` maps a file.
+    fn touches_files(&self, start: u64, end: u64) -> bool {
+        self.vmas
+            .overlapping(start, end)
+            .any(|v| file_of(v).is_some())
     }
 
     /// Physical address of the PML4 (for CR3).
@@ -153,32 +212,43 @@ impl AddressSpace {
     /// Adds a region. Nothing is allocated until it is touched.
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
         self.last_fault_vma = None;
-        self.vmas.map(vma)
+        let hold = self.prepare_hold(&vma)?;
+        self.vmas.map(vma)?;
+        self.record_hold(hold);
+        Ok(())
     }
 
     /// Removes `[start, end)`: regions split at the edges, pages mapped there
     /// lose their frame references, empty page tables are freed.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
         self.last_fault_vma = None;
+        let files = self.touches_files(start, end);
         for (s, e) in self.vmas.unmap(start, end)? {
             self.unmap_pages(s, e);
         }
+        self.drop_unused_holds(files);
         Ok(())
     }
 
     /// Drops the pages of `[start, end)` but keeps the regions
     /// (`MADV_DONTNEED`): the next touch faults in zeros (or the file) again.
     pub fn discard(&mut self, start: u64, end: u64) {
-        self.unmap_pages(start, end);
+        if start < end && end <= vmcore::USER_END {
+            self.unmap_pages(start, end);
+        }
     }
 
     /// Maps a region at `[start, end)` replacing anything there
     /// (`MAP_FIXED`).
     pub fn map_fixed(&mut self, vma: Vma) -> Result<(), VmError> {
         self.last_fault_vma = None;
+        let files = self.touches_files(vma.start, vma.end);
+        let hold = self.prepare_hold(&vma)?;
         for (s, e) in self.vmas.map_fixed(vma)? {
             self.unmap_pages(s, e);
         }
+        self.record_hold(hold);
+        self.drop_unused_holds(files);
         Ok(())
     }
 
@@ -187,7 +257,11 @@ impl AddressSpace {
     /// The destination must be free.
     pub fn move_region(&mut self, old: u64, len: u64, new: u64) -> Result<(), VmError> {
         self.last_fault_vma = None;
-        let mut moved: Vec<Vma> = self.vmas.overlapping(old, old + len).copied().collect();
+        let mut moved: Vec<Vma> = Vec::new();
+        moved
+            .try_reserve_exact(self.vmas.overlapping(old, old + len).len())
+            .map_err(|_| VmError::NoMemory)?;
+        moved.extend(self.vmas.overlapping(old, old + len).copied());
         if moved.is_empty() {
             return Err(VmError::NotMapped { addr: old });
         }
@@ -209,20 +283,43 @@ impl AddressSpace {
                 ..*vma
             };
         }
+        // Room for the new regions and the split the old range may need,
+        // so nothing below fails half-way.
+        self.vmas.try_reserve(moved.len() + 1)?;
         for vma in &moved {
             self.vmas.map(*vma)?;
         }
-        for i in 0..len / PAGE_SIZE {
-            let (from, to) = (old + i * PAGE_SIZE, new + i * PAGE_SIZE);
-            if let Some(pte) = self.tables.unmap(&mut FrameTables, from) {
-                if pte.is_present()
-                    && self
-                        .tables
-                        .map(&mut FrameTables, to, pte.addr(), pte.flags())
-                        .is_err()
-                {
-                    release_leaf(pte);
-                }
+        // Take the present leaves out (a walk visits only what exists, so a
+        // huge sparse region costs what is mapped, not its length), then
+        // put each back at its new address.
+        let mut present = 0usize;
+        let _ = self
+            .tables
+            .update_leaves(&mut FrameTables, old, old + len, &mut |_, _, _| {
+                present += 1;
+                LeafUpdate::Keep
+            });
+        let mut leaves: Vec<(u64, Pte)> = Vec::new();
+        if leaves.try_reserve_exact(present).is_err() {
+            // Undo the new regions: they hold nothing yet.
+            let _ = self.vmas.unmap(new, new + len);
+            return Err(VmError::NoMemory);
+        }
+        let _ = self
+            .tables
+            .unmap_range(&mut FrameTables, old, old + len, &mut |va, _, pte| {
+                leaves.push((va, pte))
+            });
+        for (va, pte) in leaves {
+            let to = new + (va - old);
+            if self
+                .tables
+                .map(&mut FrameTables, to, pte.addr(), pte.flags())
+                .is_err()
+            {
+                // No frame for a page table: the page is dropped (it
+                // faults in again from its region's backing).
+                release_leaf(pte);
             }
         }
         self.vmas.unmap(old, old + len)?;
@@ -231,6 +328,7 @@ impl AddressSpace {
     }
 
     fn unmap_pages(&mut self, start: u64, end: u64) {
+        debug_assert!(start < end && end <= vmcore::USER_END);
         let mut release = |_: u64, _: u64, pte: Pte| release_leaf(pte);
         // The VMA set accepted the range, so it is valid for the tables too.
         let _ = self
@@ -322,14 +420,19 @@ impl AddressSpace {
                 }
                 FaultAction::MapNewZeroed => {
                     vmstat::DEMAND_ZERO.inc();
-                    frames::alloc_zeroed(0, FrameKind::UserAnon).ok_or(FaultError::OutOfMemory)?
+                    frames::alloc_user(FrameKind::UserAnon, true).ok_or(FaultError::OutOfMemory)?
                 }
                 FaultAction::FillFromFile {
                     file,
                     offset,
                     private_copy,
                 } => {
-                    let cached = pagecache::get(file, offset).ok_or(FaultError::OutOfMemory)?;
+                    let cached = pagecache::get(file, offset).map_err(|e| match e {
+                        pagecache::CacheError::PastEof => FaultError::PastEof,
+                        pagecache::CacheError::NoMemory | pagecache::CacheError::NoFile => {
+                            FaultError::OutOfMemory
+                        }
+                    })?;
                     if cached.major {
                         vmstat::PGMAJFAULT.inc();
                     }
@@ -393,7 +496,15 @@ impl AddressSpace {
     /// private page shared read-only by both until one of them writes.
     pub fn fork(&mut self) -> Result<AddressSpace, OutOfMemory> {
         let mut child = AddressSpace::new()?;
-        child.vmas = self.vmas.clone();
+        child.vmas = self.vmas.try_clone().map_err(|_| OutOfMemory)?;
+        child
+            .holds
+            .try_reserve_exact(self.holds.len())
+            .map_err(|_| OutOfMemory)?;
+        for &file in &self.holds {
+            pagecache::hold(file);
+            child.holds.push(file);
+        }
         let vmas = &self.vmas;
         let zero = zero_page();
         let tables = &mut self.tables;
@@ -495,7 +606,7 @@ impl AddressSpace {
 
 /// A fresh user frame with the contents of `src`.
 fn copy_frame(src: Pfn) -> Option<Pfn> {
-    let dst = frames::alloc(0, FrameKind::UserAnon)?;
+    let dst = frames::alloc_user(FrameKind::UserAnon, false)?;
     // SAFETY: `dst` is ours alone; `src` is a mapped frame we hold a
     // reference to; both are whole pages in the direct map.
     unsafe {
@@ -518,6 +629,10 @@ impl Drop for AddressSpace {
         let mut release = |_: u64, pte: Pte| release_leaf(pte);
         self.tables.teardown_user(&mut FrameTables, &mut release);
         frames::free(Pfn::from_addr(self.root()), 0).expect("address space root");
+        // No region maps anything now: the files may go.
+        for file in self.holds.drain(..) {
+            pagecache::release(file);
+        }
     }
 }
 

@@ -42,6 +42,11 @@ impl fmt::Display for UserFault {
                 "segfault at {:#x} ip {:#x} ({mmu}: kernel address)",
                 self.addr, self.ip
             ),
+            FaultError::PastEof => write!(
+                f,
+                "bus error at {:#x} ip {:#x} ({mmu}: file page wholly past end of file)",
+                self.addr, self.ip
+            ),
             FaultError::OutOfMemory => write!(
                 f,
                 "out of memory: no frame for a page at {:#x} ip {:#x} ({mmu})",

@@ -167,6 +167,41 @@ pub fn alloc_zeroed(order: usize, kind: FrameKind) -> Option<Pfn> {
     with(|m| m.alloc_owned(order, kind, true))
 }
 
+/// Frames user pages may not take: the kernel's own allocations (slab
+/// pages for region lists and process structures, kernel stacks, page
+/// tables) still find memory when user space has used up the rest, so
+/// running out is an `ENOMEM` or an OOM kill, never a kernel without a
+/// frame. Linux keeps `min_free_kbytes` back the same way. 1/128 of
+/// memory, between 128 frames (512 KiB) and 1024 (4 MiB).
+pub fn user_reserve() -> u64 {
+    with(|m| reserve_for(m.buddy.managed_pages()))
+}
+
+fn reserve_for(managed_pages: u64) -> u64 {
+    (managed_pages / 128).clamp(128, 1024)
+}
+
+/// One frame for a user page (anonymous or page cache), zeroed if asked.
+///
+/// Leaves [`user_reserve`] frames to the kernel. When memory is short it
+/// first drops clean page-cache pages that nothing maps (they can be read
+/// again from their file) and tries once more.
+pub fn alloc_user(kind: FrameKind, zeroed: bool) -> Option<Pfn> {
+    let mut take = || {
+        with(|m| {
+            if m.buddy.free_pages() <= reserve_for(m.buddy.managed_pages()) {
+                return None;
+            }
+            m.alloc_owned(0, kind, zeroed)
+        })
+    };
+    take().or_else(|| {
+        (super::pagecache::try_shrink() > 0)
+            .then(&mut take)
+            .flatten()
+    })
+}
+
 /// Frees a block; a double free or a block never handed out is refused with
 /// the reason, and nothing changes.
 pub fn free(pfn: Pfn, order: usize) -> Result<(), FreeError> {

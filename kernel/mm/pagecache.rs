@@ -1,59 +1,139 @@
 //! Files that can back memory, and the page cache in front of them.
 //!
-//! A file is registered as a byte slice that lives for the kernel's lifetime
-//! (the ramdisk is mapped read-only and never freed). The first touch of a
-//! file page reads it into a cache frame (a major fault); every later touch,
-//! from any address space, maps that same frame. The cache holds one
-//! reference to each of its frames, each mapping holds another.
+//! Two kinds of "file" back memory:
+//! - a ramdisk file: bytes that live for the kernel's lifetime. Its pages
+//!   are clean copies, so a page no process maps can be dropped whenever
+//!   memory is short ([`shrink`]) and read again on the next touch.
+//! - an anonymous object, the memory behind `MAP_SHARED | MAP_ANONYMOUS`
+//!   (Linux's shmem): zero-filled pages that every process mapping it
+//!   shares, even pages first touched after a fork. Its pages have no copy
+//!   anywhere else, so they stay until the object dies: when the last
+//!   address space holding one of its regions lets go ([`release`]).
+//!
+//! The first touch of a page reads it into a cache frame (a major fault);
+//! every later touch, from any address space, maps that same frame. The
+//! cache holds one reference to each of its frames, each mapping another.
+//! Each file's pages are found through a [`PageIndex`] (a radix tree), whose
+//! nodes are allocated fallibly: a full kernel heap is an out-of-memory
+//! fault, not a panic.
+//!
+//! Lock order: the cache lock, then the frames lock. Frames for new pages
+//! are allocated with the cache lock *not* held, because allocating may
+//! reclaim cache pages ([`try_shrink`]).
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use mmcore::{FrameKind, Pfn, PhysMem};
 use spin::Mutex;
+use vmcore::radix::{IndexError, PageIndex};
 
 use super::frames::{self, DirectMap};
 use super::layout::PAGE_SIZE;
 
-/// What backs a cache "file".
+/// What backs a cache file.
 #[derive(Clone, Copy)]
 enum Backing {
     /// Bytes that live forever (a ramdisk file).
     Bytes(&'static [u8]),
-    /// Zero-filled memory with no file behind it: the object behind a
-    /// shared anonymous mapping (Linux's shmem), so every process that maps
-    /// it sees the same frames, even for pages first touched after a fork.
+    /// Zero-filled memory with no file behind it (shared anonymous memory).
     Anonymous,
 }
 
+struct CacheFile {
+    backing: Backing,
+    /// Address spaces holding a region of it (plus a creator's hold while
+    /// `mmap` sets it up). An anonymous object dies when this reaches 0;
+    /// ramdisk files never do.
+    users: u32,
+    pages: PageIndex,
+}
+
 struct Cache {
-    files: Vec<Backing>,
-    pages: BTreeMap<(u32, u64), Pfn>,
+    /// Indexed by file id; a dead anonymous object leaves `None` for reuse.
+    files: Vec<Option<CacheFile>>,
+    /// Pages cached over all files.
+    pages: u64,
 }
 
 static CACHE: Mutex<Cache> = Mutex::new(Cache {
     files: Vec::new(),
-    pages: BTreeMap::new(),
+    pages: 0,
 });
 
 fn locked<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(|| f(&mut CACHE.lock()))
 }
 
+impl Cache {
+    fn file(&mut self, id: u32) -> Option<&mut CacheFile> {
+        self.files.get_mut(id as usize)?.as_mut()
+    }
+
+    /// Stores `file` in a free slot; `None` if the id table cannot grow.
+    fn add(&mut self, file: CacheFile) -> Option<u32> {
+        if let Some(free) = self.files.iter().position(Option::is_none) {
+            self.files[free] = Some(file);
+            return Some(free as u32);
+        }
+        self.files.try_reserve(1).ok()?;
+        self.files.push(Some(file));
+        Some((self.files.len() - 1) as u32)
+    }
+}
+
 /// Makes `bytes` available as a backing file; returns its id.
+///
+/// Called once per ramdisk file (the ramdisk keeps the id), so the table
+/// only grows to the number of files in the ramdisk.
 pub fn register(bytes: &'static [u8]) -> u32 {
     locked(|c| {
-        c.files.push(Backing::Bytes(bytes));
-        (c.files.len() - 1) as u32
+        c.add(CacheFile {
+            backing: Backing::Bytes(bytes),
+            users: 0,
+            pages: PageIndex::new(),
+        })
+    })
+    .expect("room for a ramdisk file in the page cache")
+}
+
+/// A new zero-filled object for a shared anonymous mapping; returns its id,
+/// or `None` when out of memory. The caller holds it (one user) until it
+/// calls [`release`]; an address space that maps it takes a hold of its own.
+pub fn register_anonymous() -> Option<u32> {
+    locked(|c| {
+        c.add(CacheFile {
+            backing: Backing::Anonymous,
+            users: 1,
+            pages: PageIndex::new(),
+        })
     })
 }
 
-/// A new zero-filled object for a shared anonymous mapping; returns its id.
-/// Its pages stay cached while mapped and go at the next `shrink` after
-/// the last mapping is gone.
-pub fn register_anonymous() -> u32 {
+/// One more holder of `file` (an address space with a region of it).
+pub fn hold(file: u32) {
     locked(|c| {
-        c.files.push(Backing::Anonymous);
-        (c.files.len() - 1) as u32
+        if let Some(f) = c.file(file) {
+            f.users += 1;
+        }
+    })
+}
+
+/// One holder fewer. An anonymous object whose last holder goes is freed
+/// with its pages: nothing maps them any more (every region of it is gone,
+/// and regions are unmapped before their holder lets go).
+pub fn release(file: u32) {
+    locked(|c| {
+        let Some(f) = c.file(file) else { return };
+        f.users = f.users.saturating_sub(1);
+        if f.users > 0 || matches!(f.backing, Backing::Bytes(_)) {
+            return;
+        }
+        if let Some(mut dead) = c.files[file as usize].take() {
+            let freed = dead.pages.retain(|_, pfn| {
+                frames::put_page(Pfn(pfn));
+                false
+            });
+            c.pages -= freed as u64;
+        }
     })
 }
 
@@ -64,58 +144,143 @@ pub struct CachePage {
     pub major: bool,
 }
 
+/// Why [`get`] found no page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheError {
+    /// No frame, or no memory for the index.
+    NoMemory,
+    /// The page lies wholly past the end of the file (`SIGBUS`, as Linux).
+    PastEof,
+    /// No such file.
+    NoFile,
+}
+
+enum Lookup {
+    Hit(Pfn),
+    Miss(Backing),
+}
+
 /// The cache frame for `(file, offset)` with one more reference taken for
-/// the caller's mapping; reads the page in first if needed. `None` when out
-/// of memory or the file does not exist. Bytes past the end of the file
-/// read as zero, as in Linux.
-pub fn get(file: u32, offset: u64) -> Option<CachePage> {
+/// the caller's mapping; reads the page in first if needed. Bytes past the
+/// end of the file in its last page read as zero; a page wholly past the
+/// end is [`CacheError::PastEof`].
+pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
+    let index = offset / PAGE_SIZE;
+    let lookup = locked(|c| {
+        let f = c.file(file).ok_or(CacheError::NoFile)?;
+        if let Some(pfn) = f.pages.get(index) {
+            let pfn = Pfn(pfn);
+            frames::get_page(pfn).ok_or(CacheError::NoMemory)?;
+            return Ok(Lookup::Hit(pfn));
+        }
+        if let Backing::Bytes(data) = f.backing {
+            if offset >= data.len() as u64 {
+                return Err(CacheError::PastEof);
+            }
+        }
+        Ok(Lookup::Miss(f.backing))
+    })?;
+    let backing = match lookup {
+        Lookup::Hit(pfn) => return Ok(CachePage { pfn, major: false }),
+        Lookup::Miss(backing) => backing,
+    };
+    // Read the page in without the cache lock (allocating may reclaim).
+    let pfn = frames::alloc_user(FrameKind::UserFile, true).ok_or(CacheError::NoMemory)?;
+    if let Backing::Bytes(data) = backing {
+        let start = offset as usize;
+        let end = (start + PAGE_SIZE as usize).min(data.len());
+        // SAFETY: a fresh frame we own, reached through the direct map;
+        // `start < end <= data.len()` (checked past-EOF above) and the copy
+        // stays within one page.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data[start..end].as_ptr(),
+                DirectMap.frame_ptr(pfn),
+                end - start,
+            )
+        };
+    }
     locked(|c| {
-        if let Some(&pfn) = c.pages.get(&(file, offset)) {
-            frames::get_page(pfn)?;
-            return Some(CachePage { pfn, major: false });
+        let Some(f) = c.file(file) else {
+            // The object died meanwhile (its last holder went).
+            frames::put_page(pfn);
+            return Err(CacheError::NoFile);
+        };
+        if let Some(raced) = f.pages.get(index) {
+            // Someone else read it in while we were copying: use theirs.
+            frames::put_page(pfn);
+            let raced = Pfn(raced);
+            frames::get_page(raced).ok_or(CacheError::NoMemory)?;
+            return Ok(CachePage {
+                pfn: raced,
+                major: false,
+            });
         }
-        let backing = *c.files.get(file as usize)?;
-        let pfn = frames::alloc_zeroed(0, FrameKind::UserFile)?;
-        if let Backing::Bytes(data) = backing {
-            let start = (offset as usize).min(data.len());
-            let end = (start + PAGE_SIZE as usize).min(data.len());
-            // SAFETY: a fresh frame we own, reached through the direct map;
-            // the copy stays within one page.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    data[start..end].as_ptr(),
-                    DirectMap.frame_ptr(pfn),
-                    end - start,
-                )
-            };
+        match f.pages.insert(index, pfn.0) {
+            Ok(_) => {}
+            Err(IndexError::NoMemory) | Err(IndexError::TooLarge) => {
+                frames::put_page(pfn);
+                return Err(CacheError::NoMemory);
+            }
         }
-        c.pages.insert((file, offset), pfn);
-        // The cache's own reference is the one alloc gave; take the
-        // mapping's.
-        frames::get_page(pfn)?;
-        Some(CachePage { pfn, major: true })
+        c.pages += 1;
+        // The cache's own reference is the one the allocation gave; take
+        // the mapping's.
+        frames::get_page(pfn).ok_or(CacheError::NoMemory)?;
+        Ok(CachePage { pfn, major: true })
     })
 }
 
 /// Pages in the cache (`Cached` in meminfo).
 pub fn cached_pages() -> u64 {
-    locked(|c| c.pages.len() as u64)
+    locked(|c| c.pages)
 }
 
-/// Drops cache pages no mapping uses; returns how many were freed.
-pub fn shrink() -> u64 {
+/// Live anonymous objects (shared anonymous memory) and their cached pages.
+pub fn anonymous_objects() -> (usize, u64) {
     locked(|c| {
-        let idle: Vec<(u32, u64)> = c
-            .pages
+        c.files
             .iter()
-            .filter(|(_, &pfn)| frames::refcount(pfn) == 1)
-            .map(|(&k, _)| k)
-            .collect();
-        for key in &idle {
-            if let Some(pfn) = c.pages.remove(key) {
-                frames::put_page(pfn);
-            }
+            .flatten()
+            .filter(|f| matches!(f.backing, Backing::Anonymous))
+            .fold((0, 0), |(n, p), f| (n + 1, p + f.pages.len() as u64))
+    })
+}
+
+/// Drops the clean cache pages no mapping uses (ramdisk pages whose only
+/// reference is the cache's own); returns how many were freed. Anonymous
+/// objects' pages are never dropped: they exist nowhere else.
+fn shrink_locked(c: &mut Cache) -> u64 {
+    let mut freed = 0;
+    for f in c.files.iter_mut().flatten() {
+        if matches!(f.backing, Backing::Anonymous) {
+            continue;
         }
-        idle.len() as u64
+        freed += f.pages.retain(|_, pfn| {
+            let pfn = Pfn(pfn);
+            if frames::refcount(pfn) == 1 {
+                frames::put_page(pfn);
+                false
+            } else {
+                true
+            }
+        }) as u64;
+    }
+    c.pages -= freed;
+    freed
+}
+
+/// [`shrink_locked`] under the cache lock.
+pub fn shrink() -> u64 {
+    locked(shrink_locked)
+}
+
+/// Like [`shrink`] but gives up (returning 0) if the cache is busy, so the
+/// frame allocator can call it on its way to failing from any context, even
+/// one that holds the cache lock.
+pub fn try_shrink() -> u64 {
+    x86_64::instructions::interrupts::without_interrupts(|| match CACHE.try_lock() {
+        Some(mut c) => shrink_locked(&mut c),
+        None => 0,
     })
 }

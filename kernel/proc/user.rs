@@ -1,7 +1,8 @@
 //! What happens when user code misbehaves, and running user code from the
 //! kernel: a refused fault or a CPU exception in ring 3 prints one line and
-//! kills that process (SIGSEGV, SIGILL, SIGFPE, or SIGKILL when memory ran
-//! out); its parent's `wait4` sees the signal.
+//! kills that process (SIGSEGV, SIGBUS past the end of a mapped file, SIGILL,
+//! SIGFPE, or SIGKILL when memory ran out); its parent's `wait4` sees the
+//! signal.
 
 use alloc::string::String;
 
@@ -14,6 +15,7 @@ use crate::mm::fault::{self, UserFault};
 
 pub const SIGILL: u8 = 4;
 pub const SIGFPE: u8 = 8;
+pub const SIGBUS: u8 = 7;
 pub const SIGKILL: u8 = 9;
 pub const SIGSEGV: u8 = 11;
 
@@ -52,6 +54,7 @@ fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) -> ! {
     sched::note_fault(*fault);
     let signal = match fault.why {
         FaultError::OutOfMemory => SIGKILL,
+        FaultError::PastEof => SIGBUS,
         FaultError::Segv(_) | FaultError::KernelAddress => SIGSEGV,
     };
     sched::exit_current(sched::signal_status(signal))

@@ -7,6 +7,9 @@
 //! - [`paging`]: x86_64 4-level page tables (what *is* mapped), reached
 //!   through the [`paging::TableMemory`] trait, with a range walker in the
 //!   spirit of Linux's `walk_page_range`.
+//! - [`radix`]: the page cache's sparse index (page number → frame).
+//! - [`range`]: user address ranges validated once (alignment, overflow,
+//!   user space, the minimum mmap address) for every memory system call.
 //! - [`fault`]: what to do about a page fault (demand zero, file fill,
 //!   copy-on-write, stack growth or SIGSEGV), and how fork and mprotect
 //!   rewrite leaf entries.
@@ -25,10 +28,13 @@ pub mod fault;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
 pub mod paging;
+pub mod radix;
+pub mod range;
 pub mod vma;
 
 pub use fault::{FaultAccess, FaultAction, SegvReason};
 pub use paging::{LeafEntry, Level, MapError, PageTables, Pte, PteFlags, TableMemory};
+pub use range::{RangeError, UserRange};
 pub use vma::{Prot, Sharing, VmError, Vma, VmaKind, VmaSet};
 
 /// Size of a base page (and of a page table).

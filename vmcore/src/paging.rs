@@ -656,6 +656,11 @@ fn linear_range(start: u64, end: u64) -> Result<(u64, u64), MapError> {
     if !is_canonical(start) {
         return Err(MapError::NonCanonical(start));
     }
+    if end == start {
+        // Empty, even at 0: `[0, 0)` must never read as "to the top".
+        let lin = to_linear(start);
+        return Ok((lin, lin));
+    }
     let lin_end = match end {
         0 => LINEAR_END,
         USER_END => LINEAR_USER_END,
@@ -1201,7 +1206,8 @@ impl PageTables {
     }
 
     /// Visits `[start, end)` level by level (see [`PageWalker`]). `end` may
-    /// be [`USER_END`] or 0 for "to the top".
+    /// be [`USER_END`] or 0 for "to the top" (unless `start` is 0 too:
+    /// `[0, 0)` is empty).
     pub fn walk<M: TableMemory + ?Sized, W: PageWalker + ?Sized>(
         &self,
         mem: &mut M,
@@ -1214,6 +1220,22 @@ impl PageTables {
             walk_table(mem, self.root, Level::Pml4, lo, hi, &mut ReadOnly(walker));
         }
         Ok(())
+    }
+
+    /// [`PageTables::walk`] over the whole address space, both halves.
+    pub fn walk_all<M: TableMemory + ?Sized, W: PageWalker + ?Sized>(
+        &self,
+        mem: &mut M,
+        walker: &mut W,
+    ) {
+        walk_table(
+            mem,
+            self.root,
+            Level::Pml4,
+            0,
+            LINEAR_END,
+            &mut ReadOnly(walker),
+        );
     }
 
     /// Like [`PageTables::walk`], but the walker may rewrite or clear
@@ -1359,7 +1381,7 @@ impl PageTables {
     /// root and the (shared) kernel half.
     pub fn table_count<M: TableMemory + ?Sized>(&self, mem: &mut M) -> usize {
         let mut counter = TableCounter(1);
-        let _ = self.walk(mem, 0, 0, &mut counter);
+        self.walk_all(mem, &mut counter);
         counter.0
     }
 

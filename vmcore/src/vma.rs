@@ -3,7 +3,8 @@
 //!
 //! This is Ferrite's `vm_area_struct` + maple tree: a [`VmaSet`] keeps
 //! non-overlapping, page-aligned [`Vma`]s ordered by start address in a
-//! `BTreeMap`, so finding the region for a faulting address is O(log n).
+//! sorted array, so finding the region for a faulting address is a binary
+//! search, O(log n), and every change can fail cleanly (see [`VmaSet`]).
 //! The page tables are only a cache of what the regions allow; the fault
 //! handler consults this set to decide what a missing page should be.
 //!
@@ -13,7 +14,6 @@
 //! `mprotect`s that undo each other, and makes "equal sets" mean "equal
 //! layouts", which the tests rely on.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{BitAnd, BitOr, BitOrAssign, Not};
@@ -359,6 +359,11 @@ pub enum VmError {
         /// The faulting address.
         addr: u64,
     },
+    /// No kernel memory for the region bookkeeping (`ENOMEM`).
+    NoMemory,
+    /// The change would need more than [`MAX_MAP_COUNT`] regions (`ENOMEM`,
+    /// like Linux's `vm.max_map_count`).
+    TooManyRegions,
     /// [`VmaSet::grow_down`]: growing would pass the caller's limit.
     StackLimit {
         /// The faulting address.
@@ -391,6 +396,10 @@ impl fmt::Display for VmError {
             VmError::NotGrowable { addr } => {
                 write!(f, "no growable stack region just above {addr:#x}")
             }
+            VmError::NoMemory => write!(f, "no kernel memory for the region list"),
+            VmError::TooManyRegions => {
+                write!(f, "more than {MAX_MAP_COUNT} regions (vm.max_map_count)")
+            }
             VmError::StackLimit { addr, limit } => {
                 write!(f, "stack growth to {addr:#x} passes the limit {limit:#x}")
             }
@@ -422,20 +431,42 @@ fn check_vma(vma: &Vma) -> Result<(), VmError> {
     Ok(())
 }
 
+/// Linux's default `vm.max_map_count`: more regions than this and `mmap`,
+/// `mprotect` and `munmap` that would split one fail with `ENOMEM`.
+pub const MAX_MAP_COUNT: usize = 65_530;
+
 /// The regions of one address space, ordered by start address.
 ///
-/// Cloning is what `fork` does to the region list: regions are plain values.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A sorted array: a lookup is a binary search (O(log n)); a change moves
+/// the regions after it (O(n) memmove, fine for the few hundred regions a
+/// process has, and tolerable at [`MAX_MAP_COUNT`]). What the array buys is
+/// that every change can fail cleanly: each one first reserves room for the
+/// regions it may add (at most two, when a range splits one region into
+/// three), so running out of kernel memory is [`VmError::NoMemory`] before
+/// anything changed, never a half-done update or an abort. Linux's maple
+/// tree does the same with `mas_preallocate` before it takes its locks.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct VmaSet {
-    regions: BTreeMap<u64, Vma>,
+    /// Sorted by `start`, non-overlapping, fully merged.
+    regions: Vec<Vma>,
 }
 
 impl VmaSet {
     /// An empty address space.
     pub const fn new() -> VmaSet {
         VmaSet {
-            regions: BTreeMap::new(),
+            regions: Vec::new(),
         }
+    }
+
+    /// A copy for `fork`; fails cleanly if there is no memory for it.
+    pub fn try_clone(&self) -> Result<VmaSet, VmError> {
+        let mut regions = Vec::new();
+        regions
+            .try_reserve_exact(self.regions.len())
+            .map_err(|_| VmError::NoMemory)?;
+        regions.extend_from_slice(&self.regions);
+        Ok(VmaSet { regions })
     }
 
     /// Number of regions.
@@ -449,8 +480,8 @@ impl VmaSet {
     }
 
     /// All regions in address order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> + '_ {
-        self.regions.values()
+    pub fn iter(&self) -> core::slice::Iter<'_, Vma> {
+        self.regions.iter()
     }
 
     /// Total mapped bytes (Linux's `total_vm`, in bytes).
@@ -458,52 +489,88 @@ impl VmaSet {
         self.iter().map(Vma::len).sum()
     }
 
+    /// Index of the first region ending above `addr` (the one containing
+    /// it, or the next one up).
+    fn first_ending_above(&self, addr: u64) -> usize {
+        self.regions.partition_point(|v| v.end <= addr)
+    }
+
     /// The region containing `addr`, in O(log n).
     pub fn find(&self, addr: u64) -> Option<&Vma> {
-        let (_, vma) = self.regions.range(..=addr).next_back()?;
-        vma.contains(addr).then_some(vma)
+        self.regions
+            .get(self.first_ending_above(addr))
+            .filter(|v| v.contains(addr))
     }
 
     /// The region the fault handler should look at for `addr`: the one
     /// containing it, else the first region above it if that is a stack
     /// that may grow down to it (the fault logic then answers `GrowStack`).
     pub fn find_for_fault(&self, addr: u64) -> Option<&Vma> {
-        self.find(addr).or_else(|| {
-            let (_, above) = self.regions.range(addr..).next()?;
-            above.flags.grows_down.then_some(above)
-        })
+        let v = self.regions.get(self.first_ending_above(addr))?;
+        (v.contains(addr) || v.flags.grows_down).then_some(v)
+    }
+
+    /// Index range of the regions overlapping `[start, end)`.
+    fn overlap_span(&self, start: u64, end: u64) -> core::ops::Range<usize> {
+        let from = self.first_ending_above(start);
+        let to = from + self.regions[from..].partition_point(|v| v.start < end);
+        from..to.max(from)
     }
 
     /// Regions that overlap `[start, end)`, in address order.
-    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> + '_ {
-        // The region containing `start` (if any) starts below it.
-        let from = match self.regions.range(..start).next_back() {
-            Some((&key, vma)) if vma.end > start => key,
-            _ => start,
-        };
-        let to = end.max(from);
-        self.regions
-            .range(from..to)
-            .map(|(_, vma)| vma)
-            .filter(move |v| v.end > start)
+    pub fn overlapping(&self, start: u64, end: u64) -> core::slice::Iter<'_, Vma> {
+        self.regions[self.overlap_span(start, end)].iter()
     }
 
     /// True if nothing is mapped anywhere in `[start, end)`.
     pub fn is_free(&self, start: u64, end: u64) -> bool {
-        self.overlapping(start, end).next().is_none()
+        self.overlap_span(start, end).is_empty()
+    }
+
+    /// Makes room for `room` more regions, so that the next changes adding
+    /// at most that many (a multi-step update such as moving a region)
+    /// cannot fail half-way for lack of memory or of map count.
+    pub fn try_reserve(&mut self, room: usize) -> Result<(), VmError> {
+        self.reserve(room, room as isize)
+    }
+
+    /// The pieces left outside `[start, end)` when it is cut out of the
+    /// regions overlapping it: (left piece?, right piece?, regions touched).
+    fn cut(&self, start: u64, end: u64) -> (usize, usize, usize) {
+        let span = self.overlap_span(start, end);
+        if span.is_empty() {
+            return (0, 0, 0);
+        }
+        let left = (self.regions[span.start].start < start) as usize;
+        let right = (self.regions[span.end - 1].end > end) as usize;
+        (left, right, span.len())
+    }
+
+    /// Makes room for `room` more regions up front, so the change that
+    /// follows cannot fail half-way; `growth` is how many regions the change
+    /// adds in the end (refused past [`MAX_MAP_COUNT`]).
+    fn reserve(&mut self, room: usize, growth: isize) -> Result<(), VmError> {
+        if growth > 0 && self.regions.len() + growth as usize > MAX_MAP_COUNT {
+            return Err(VmError::TooManyRegions);
+        }
+        self.regions
+            .try_reserve(room)
+            .map_err(|_| VmError::NoMemory)
     }
 
     /// Adds a region where nothing is mapped yet (merging it with compatible
     /// neighbours). Fails on overlap or a malformed range.
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
         check_vma(&vma)?;
-        if let Some(old) = self.overlapping(vma.start, vma.end).next() {
+        let span = self.overlap_span(vma.start, vma.end);
+        if let Some(old) = self.regions.get(span.start).filter(|_| !span.is_empty()) {
             return Err(VmError::Overlap {
                 start: old.start,
                 end: old.end,
             });
         }
-        self.regions.insert(vma.start, vma);
+        self.reserve(1, 1)?;
+        self.regions.insert(span.start, vma);
         self.merge_around(vma.start, vma.end);
         Ok(())
     }
@@ -512,8 +579,12 @@ impl VmaSet {
     /// Returns the removed ranges so the caller can unmap their pages.
     pub fn map_fixed(&mut self, vma: Vma) -> Result<Vec<(u64, u64)>, VmError> {
         check_vma(&vma)?;
-        let removed = self.remove_range(vma.start, vma.end);
-        self.regions.insert(vma.start, vma);
+        // Removing may split one region in two, then the new one goes in.
+        let (left, right, touched) = self.cut(vma.start, vma.end);
+        self.reserve(2, (left + right + 1) as isize - touched as isize)?;
+        let removed = self.remove_range(vma.start, vma.end)?;
+        let at = self.first_ending_above(vma.start);
+        self.regions.insert(at, vma);
         self.merge_around(vma.start, vma.end);
         Ok(removed)
     }
@@ -523,7 +594,9 @@ impl VmaSet {
     /// order; unmapping a hole is not an error.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<Vec<(u64, u64)>, VmError> {
         check_range(start, end)?;
-        Ok(self.remove_range(start, end))
+        let (left, right, touched) = self.cut(start, end);
+        self.reserve(1, (left + right) as isize - touched as isize)?;
+        self.remove_range(start, end)
     }
 
     /// Changes the protection of `[start, end)` (`mprotect`), splitting at
@@ -538,8 +611,9 @@ impl VmaSet {
         prot: Prot,
     ) -> Result<Vec<(u64, u64)>, VmError> {
         check_range(start, end)?;
+        let span = self.overlap_span(start, end);
         let mut cursor = start;
-        for vma in self.overlapping(start, end) {
+        for vma in &self.regions[span.clone()] {
             if vma.start > cursor {
                 return Err(VmError::NotMapped { addr: cursor });
             }
@@ -548,28 +622,31 @@ impl VmaSet {
         if cursor < end {
             return Err(VmError::NotMapped { addr: cursor });
         }
-
-        let keys: Vec<u64> = self.overlapping(start, end).map(|v| v.start).collect();
-        let mut changed = Vec::with_capacity(keys.len());
-        for key in keys {
-            let Some(vma) = self.regions.remove(&key) else {
-                continue;
-            };
+        let mut changed = Vec::new();
+        changed
+            .try_reserve_exact(span.len())
+            .map_err(|_| VmError::NoMemory)?;
+        // At most the first and the last region split off an outside piece.
+        let (left, right, _) = self.cut(start, end);
+        self.reserve(left + right, (left + right) as isize)?;
+        let mut i = span.start;
+        while i < self.regions.len() && self.regions[i].start < end {
+            let vma = self.regions[i];
             let (lo, hi) = (vma.start.max(start), vma.end.min(end));
+            let mut pieces = 0;
             if vma.start < lo {
-                self.regions.insert(vma.start, vma.slice(vma.start, lo));
+                self.regions.insert(i, vma.slice(vma.start, lo));
+                pieces += 1;
             }
+            self.regions[i + pieces] = Vma {
+                prot,
+                ..vma.slice(lo, hi)
+            };
             if hi < vma.end {
-                self.regions.insert(hi, vma.slice(hi, vma.end));
+                self.regions.insert(i + pieces + 1, vma.slice(hi, vma.end));
             }
-            self.regions.insert(
-                lo,
-                Vma {
-                    prot,
-                    ..vma.slice(lo, hi)
-                },
-            );
             changed.push((lo, hi));
+            i += pieces + 1;
         }
         self.merge_around(start, end);
         Ok(changed)
@@ -593,8 +670,9 @@ impl VmaSet {
                 return Some(h);
             }
         }
+        let below = self.regions.partition_point(|v| v.start < hi);
         let mut gap_end = hi;
-        for vma in self.regions.range(..hi).map(|(_, v)| v).rev() {
+        for vma in self.regions[..below].iter().rev() {
             let gap_start = vma.end.max(lo);
             if gap_end > gap_start && gap_end - gap_start >= len {
                 return Some(gap_end - len);
@@ -617,18 +695,15 @@ impl VmaSet {
         if self.find(addr).is_some() {
             return Ok((new_start, new_start));
         }
-        let (&key, stack) = self
-            .regions
-            .range(addr..)
-            .next()
-            .ok_or(VmError::NotGrowable { addr })?;
+        let i = self.first_ending_above(addr);
+        let stack = *self.regions.get(i).ok_or(VmError::NotGrowable { addr })?;
         if !stack.flags.grows_down {
             return Err(VmError::NotGrowable { addr });
         }
         if new_start < limit {
             return Err(VmError::StackLimit { addr, limit });
         }
-        if let Some((_, below)) = self.regions.range(..new_start).next_back() {
+        if let Some(below) = i.checked_sub(1).map(|b| &self.regions[b]) {
             if below.end > new_start {
                 return Err(VmError::Overlap {
                     start: below.start,
@@ -636,7 +711,7 @@ impl VmaSet {
                 });
             }
         }
-        let delta = key - new_start;
+        let delta = stack.start - new_start;
         let kind = match stack.kind {
             VmaKind::Anonymous => VmaKind::Anonymous,
             VmaKind::File { file, offset } => VmaKind::File {
@@ -646,63 +721,64 @@ impl VmaSet {
                     .ok_or(VmError::BadOffset { offset })?,
             },
         };
-        let grown = Vma {
+        // The order is unchanged: nothing lies between the region below
+        // and the new start.
+        self.regions[i] = Vma {
             start: new_start,
             kind,
-            ..*stack
+            ..stack
         };
-        self.regions.remove(&key);
-        self.regions.insert(new_start, grown);
         self.merge_around(new_start, new_start);
-        Ok((new_start, key))
+        Ok((new_start, stack.start))
     }
 
     /// Removes `[start, end)` without validation; returns what was mapped.
-    fn remove_range(&mut self, start: u64, end: u64) -> Vec<(u64, u64)> {
-        let keys: Vec<u64> = self.overlapping(start, end).map(|v| v.start).collect();
-        let mut removed = Vec::with_capacity(keys.len());
-        for key in keys {
-            let Some(vma) = self.regions.remove(&key) else {
-                continue;
-            };
+    /// The caller has reserved room for one more region (a split).
+    fn remove_range(&mut self, start: u64, end: u64) -> Result<Vec<(u64, u64)>, VmError> {
+        let span = self.overlap_span(start, end);
+        let mut removed = Vec::new();
+        removed
+            .try_reserve_exact(span.len())
+            .map_err(|_| VmError::NoMemory)?;
+        let mut i = span.start;
+        for _ in span {
+            let vma = self.regions[i];
             let (lo, hi) = (vma.start.max(start), vma.end.min(end));
-            if vma.start < lo {
-                self.regions.insert(vma.start, vma.slice(vma.start, lo));
-            }
-            if hi < vma.end {
-                self.regions.insert(hi, vma.slice(hi, vma.end));
-            }
             removed.push((lo, hi));
+            match (vma.start < lo, hi < vma.end) {
+                (true, true) => {
+                    self.regions[i] = vma.slice(vma.start, lo);
+                    self.regions.insert(i + 1, vma.slice(hi, vma.end));
+                    i += 2;
+                }
+                (true, false) => {
+                    self.regions[i] = vma.slice(vma.start, lo);
+                    i += 1;
+                }
+                (false, true) => {
+                    self.regions[i] = vma.slice(hi, vma.end);
+                    i += 1;
+                }
+                (false, false) => {
+                    self.regions.remove(i);
+                }
+            }
         }
         // Pieces keep their neighbours, which did not merge with the whole
         // region before, so the set is still fully merged.
-        removed
+        Ok(removed)
     }
 
     /// Merges every mergeable pair whose shared boundary lies in `[start, end]`.
     fn merge_around(&mut self, start: u64, end: u64) {
-        let first = match self.regions.range(..start).next_back() {
-            Some((&key, _)) => key,
-            None => start,
-        };
-        let keys: Vec<u64> = self.regions.range(first..=end).map(|(&k, _)| k).collect();
-        let Some((&head, rest)) = keys.split_first() else {
-            return;
-        };
-        let mut cur = head;
-        for &next in rest {
-            let mergeable = match (self.regions.get(&cur), self.regions.get(&next)) {
-                (Some(a), Some(b)) => a.can_merge_with(b),
-                _ => false,
-            };
-            if mergeable {
-                if let Some(b) = self.regions.remove(&next) {
-                    if let Some(a) = self.regions.get_mut(&cur) {
-                        a.end = b.end;
-                    }
-                }
+        // The region ending at or below `start` may merge with the next.
+        let mut i = self.first_ending_above(start).saturating_sub(1);
+        while i + 1 < self.regions.len() && self.regions[i + 1].start <= end {
+            if self.regions[i].can_merge_with(&self.regions[i + 1]) {
+                self.regions[i].end = self.regions[i + 1].end;
+                self.regions.remove(i + 1);
             } else {
-                cur = next;
+                i += 1;
             }
         }
     }
@@ -710,9 +786,9 @@ impl VmaSet {
 
 impl<'a> IntoIterator for &'a VmaSet {
     type Item = &'a Vma;
-    type IntoIter = alloc::collections::btree_map::Values<'a, u64, Vma>;
+    type IntoIter = core::slice::Iter<'a, Vma>;
     fn into_iter(self) -> Self::IntoIter {
-        self.regions.values()
+        self.regions.iter()
     }
 }
 

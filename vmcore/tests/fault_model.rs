@@ -262,7 +262,7 @@ impl Kernel {
     fn fork(&mut self, pid: usize) -> usize {
         let mut child_pt = PageTables::new(&mut self.mem).unwrap();
         let parent = self.procs[pid].as_mut().unwrap();
-        let vmas = parent.vmas.clone();
+        let vmas = parent.vmas.try_clone().unwrap();
         let frames = &mut self.frames;
         parent
             .pt

@@ -109,7 +109,7 @@ fn check(pt: &PageTables, mem: &mut HostTables, model: &Model, probes: &[u64]) {
         assert_eq!(got, expected, "translate({va:#x})");
     }
     let mut walk = Leaves::default();
-    pt.walk(mem, 0, 0, &mut walk).unwrap();
+    pt.walk_all(mem, &mut walk);
     let leaves: Vec<(u64, u64, u64, PteFlags)> = walk
         .leaves
         .iter()

@@ -1,21 +1,18 @@
 //! Memory system calls: mmap, munmap, mprotect, madvise, mremap, brk.
 
+use vmcore::range::user_len;
 use vmcore::vma::{VmaFlags, VmaTag};
-use vmcore::{Prot, Sharing, Vma, VmaKind};
+use vmcore::{Prot, RangeError, Sharing, UserRange, VmError, Vma, VmaKind};
 
 use super::*;
 use crate::mm::aspace::SharedAddressSpace;
-use crate::mm::layout::{MMAP_TOP, USER_END, USER_MIN};
+use crate::mm::layout::{MMAP_TOP, USER_MIN};
 use crate::mm::{frames, pagecache};
 use crate::proc::fd::{self, OpenFile};
 use crate::proc::sched;
 
 pub(super) fn current_aspace() -> SharedAddressSpace {
     sched::with_current(|p| p.aspace.clone()).expect("a user process has an address space")
-}
-
-pub(super) fn page_up(len: u64) -> core::result::Result<u64, i64> {
-    vmcore::page_up(len).ok_or(ENOMEM)
 }
 
 pub(super) fn prot_from(bits: u64) -> core::result::Result<Prot, i64> {
@@ -25,41 +22,83 @@ pub(super) fn prot_from(bits: u64) -> core::result::Result<Prot, i64> {
     Ok(Prot::from_bits_truncate(bits as u8))
 }
 
-/// Linux's heuristic overcommit, roughly: one private writable mapping may
-/// not exceed all of RAM, so absurd requests fail up front with ENOMEM.
+/// Linux's heuristic overcommit, roughly: one writable mapping (private, or
+/// shared anonymous) may not exceed all of RAM, so absurd requests fail up
+/// front with ENOMEM.
 pub(super) fn too_big(len: u64) -> bool {
     len > frames::stats().managed_pages * 4096
 }
 
+/// What a memory call says when `VmaSet` refuses for lack of memory or of
+/// map count, or anything else (`other`).
+fn vm_errno(e: VmError, other: i64) -> i64 {
+    match e {
+        VmError::NoMemory | VmError::TooManyRegions => ENOMEM,
+        _ => other,
+    }
+}
+
 const MAP_SHARED: u64 = 0x01;
 const MAP_PRIVATE: u64 = 0x02;
+const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_GROWSDOWN: u64 = 0x100;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+
+/// A shared anonymous object for one `mmap`, given back (by [`Drop`]) once
+/// the address space has taken its own hold, or if the call fails.
+struct NewObject(u32);
+
+impl Drop for NewObject {
+    fn drop(&mut self) {
+        pagecache::release(self.0);
+    }
+}
 
 pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offset: u64) -> Result {
     let prot = prot_from(prot)?;
     if len == 0 || !vmcore::is_page_aligned(offset) {
         return Err(EINVAL);
     }
-    let len = page_up(len)?;
+    let len = user_len(len).map_err(|_| ENOMEM)?;
+    if offset.checked_add(len).is_none() {
+        return Err(EOVERFLOW);
+    }
     let sharing = match flags & 3 {
-        MAP_SHARED | 3 => Sharing::Shared,
+        MAP_SHARED | MAP_SHARED_VALIDATE => Sharing::Shared,
         MAP_PRIVATE => Sharing::Private,
         _ => return Err(EINVAL),
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
-    if fixed && !vmcore::is_page_aligned(addr) {
-        return Err(EINVAL);
-    }
+    // Checked before anything is created.
+    let placement = if fixed {
+        Some(
+            UserRange::placement(addr, len, USER_MIN).map_err(|e| match e {
+                RangeError::Unaligned => EINVAL,
+                RangeError::BelowMinimum => EPERM,
+                _ => ENOMEM,
+            })?,
+        )
+    } else {
+        None
+    };
+    let writable = prot.contains(Prot::WRITE);
+    let mut object = None;
     let kind = if flags & MAP_ANONYMOUS != 0 {
         match sharing {
             Sharing::Private => VmaKind::Anonymous,
-            Sharing::Shared => VmaKind::File {
-                file: pagecache::register_anonymous(),
-                offset: 0,
-            },
+            Sharing::Shared => {
+                if writable && too_big(len) {
+                    return Err(ENOMEM);
+                }
+                let id = pagecache::register_anonymous().ok_or(ENOMEM)?;
+                object = Some(NewObject(id));
+                VmaKind::File {
+                    file: id,
+                    offset: 0,
+                }
+            }
         }
     } else {
         let file = fd::get(fd_num)
@@ -70,31 +109,27 @@ pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offs
             .ok_or(EBADF)??;
         // The ramdisk is read-only: a shared writable mapping could never
         // reach the file.
-        if sharing == Sharing::Shared && prot.contains(Prot::WRITE) {
+        if sharing == Sharing::Shared && writable {
             return Err(EACCES);
         }
         VmaKind::File { file, offset }
     };
-    if sharing == Sharing::Private && prot.contains(Prot::WRITE) && too_big(len) {
+    if sharing == Sharing::Private && writable && too_big(len) {
         return Err(ENOMEM);
     }
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
-    let start = if fixed {
-        if addr < USER_MIN || addr.checked_add(len).is_none_or(|e| e > USER_END) {
-            return Err(if flags & MAP_FIXED_NOREPLACE != 0 {
-                EINVAL
-            } else {
-                ENOMEM
-            });
+    let start = match placement {
+        Some(range) => range.start(),
+        None => {
+            // A hint below the minimum mmap address is ignored, as Linux
+            // does (the search starts at the minimum instead).
+            let hint = (addr >= USER_MIN).then_some(vmcore::page_down(addr));
+            aspace
+                .vmas()
+                .find_free(len, hint, USER_MIN, MMAP_TOP)
+                .ok_or(ENOMEM)?
         }
-        addr
-    } else {
-        let hint = (addr != 0).then_some(vmcore::page_down(addr));
-        aspace
-            .vmas()
-            .find_free(len, hint, USER_MIN, MMAP_TOP)
-            .ok_or(ENOMEM)?
     };
     let vma = Vma {
         start,
@@ -112,53 +147,76 @@ pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offs
     } else {
         aspace.map(vma)
     };
-    mapped.map_err(|_| if fixed { EINVAL } else { ENOMEM })?;
+    mapped.map_err(|e| match e {
+        VmError::Overlap { .. } if flags & MAP_FIXED_NOREPLACE != 0 => EEXIST,
+        VmError::BadOffset { .. } => EOVERFLOW,
+        e => vm_errno(e, ENOMEM),
+    })?;
+    drop(object);
     Ok(start as i64)
 }
 
-pub(super) fn checked_range(addr: u64, len: u64) -> core::result::Result<(u64, u64), i64> {
-    if !vmcore::is_page_aligned(addr) {
-        return Err(EINVAL);
-    }
-    let len = page_up(len)?;
-    let end = addr.checked_add(len).ok_or(EINVAL)?;
-    if end > USER_END {
-        return Err(EINVAL);
-    }
-    Ok((addr, end))
-}
-
 pub(super) fn munmap(addr: u64, len: u64) -> Result {
-    let (start, end) = checked_range(addr, len)?;
-    if start == end {
+    let range = UserRange::new(addr, len).map_err(|_| EINVAL)?;
+    if range.is_empty() {
         return Err(EINVAL);
     }
     current_aspace()
         .lock()
-        .unmap(start, end)
-        .map_err(|_| EINVAL)?;
+        .unmap(range.start(), range.end())
+        .map_err(|e| vm_errno(e, EINVAL))?;
     Ok(0)
 }
 
 pub(super) fn mprotect(addr: u64, len: u64, prot: u64) -> Result {
     let prot = prot_from(prot)?;
-    let (start, end) = checked_range(addr, len)?;
-    if start == end {
+    let range = UserRange::new(addr, len).map_err(|e| match e {
+        RangeError::Unaligned => EINVAL,
+        _ => ENOMEM,
+    })?;
+    if range.is_empty() {
         return Ok(0);
     }
     current_aspace()
         .lock()
-        .protect(start, end, prot)
-        .map_err(|_| ENOMEM)?;
+        .protect(range.start(), range.end(), prot)
+        .map_err(|e| vm_errno(e, ENOMEM))?;
     Ok(0)
 }
 
 const MADV_DONTNEED: u64 = 4;
+const MADV_FREE: u64 = 8;
+
+/// Advice Linux knows: NORMAL..DONTNEED (0-4), FREE..POPULATE_WRITE
+/// (8-23), COLLAPSE (25). The others are hints Ferrite may ignore.
+fn advice_known(advice: u64) -> bool {
+    matches!(advice, 0..=4 | 8..=23 | 25)
+}
 
 pub(super) fn madvise(addr: u64, len: u64, advice: u64) -> Result {
-    let (start, end) = checked_range(addr, len)?;
-    if advice == MADV_DONTNEED {
-        current_aspace().lock().discard(start, end);
+    if !advice_known(advice) {
+        return Err(EINVAL);
+    }
+    let range = UserRange::new(addr, len).map_err(|_| EINVAL)?;
+    if range.is_empty() {
+        return Ok(0);
+    }
+    let aspace = current_aspace();
+    let mut aspace = aspace.lock();
+    // Like Linux: the mapped parts get the advice; a hole anywhere in the
+    // range makes the call fail with ENOMEM.
+    let mut covered = range.start();
+    for vma in aspace.vmas().overlapping(range.start(), range.end()) {
+        if vma.start > covered {
+            break;
+        }
+        covered = vma.end;
+    }
+    if matches!(advice, MADV_DONTNEED | MADV_FREE) {
+        aspace.discard(range.start(), range.end());
+    }
+    if covered < range.end() {
+        return Err(ENOMEM);
     }
     Ok(0)
 }
@@ -167,71 +225,107 @@ const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
 
 pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> Result {
-    if !vmcore::is_page_aligned(old) || new_len == 0 || flags & !3 != 0 {
+    if !vmcore::is_page_aligned(old)
+        || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0
+        || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
+    {
         return Err(EINVAL);
     }
-    let old_len = page_up(old_len)?;
-    let new_len = page_up(new_len)?;
+    let new_len = user_len(new_len).map_err(|_| EINVAL)?;
+    if new_len == 0 {
+        return Err(EINVAL);
+    }
+    // An old length no region could have: nothing is mapped there.
+    let old_len = user_len(old_len).map_err(|_| EFAULT)?;
+    if old_len == 0 {
+        // Duplicating a shared mapping (old_len 0) is not supported.
+        return Err(EINVAL);
+    }
+    let target = if flags & MREMAP_FIXED != 0 {
+        let range = UserRange::placement(new_addr, new_len, USER_MIN).map_err(|e| match e {
+            RangeError::BelowMinimum => EPERM,
+            _ => EINVAL,
+        })?;
+        // The old and new ranges may not overlap.
+        if range.start() < old.saturating_add(old_len) && old < range.end() {
+            return Err(EINVAL);
+        }
+        Some(range)
+    } else {
+        None
+    };
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
     let vma = *aspace.vmas().find(old).ok_or(EFAULT)?;
-    if old + old_len > vma.end {
+    if old_len > vma.end - old {
         return Err(EFAULT);
     }
-    if new_len <= old_len {
+    let keep = old_len.min(new_len);
+    if target.is_none() && new_len <= old_len {
         if new_len < old_len {
             aspace
                 .unmap(old + new_len, old + old_len)
-                .map_err(|_| EINVAL)?;
+                .map_err(|e| vm_errno(e, EINVAL))?;
         }
         return Ok(old as i64);
     }
-    if too_big(new_len) {
+    let writable_private = vma.sharing == Sharing::Private && vma.prot.contains(Prot::WRITE);
+    if new_len > old_len && writable_private && too_big(new_len) {
         return Err(ENOMEM);
     }
-    let grow = Vma {
-        start: old + old_len,
-        end: old + new_len,
+    // The part past the old end, as a region like the old one.
+    let extension = |start: u64, len: u64| Vma {
+        start,
+        end: start + len,
         kind: match vma.kind {
             VmaKind::File { file, offset } => VmaKind::File {
                 file,
-                offset: offset + (old + old_len - vma.start),
+                offset: offset + (old + keep - vma.start),
             },
             anon => anon,
         },
         ..vma
     };
-    if flags & MREMAP_FIXED == 0 && aspace.vmas().is_free(grow.start, grow.end) {
-        aspace.map(grow).map_err(|_| ENOMEM)?;
-        return Ok(old as i64);
-    }
-    if flags & MREMAP_MAYMOVE == 0 {
-        return Err(ENOMEM);
-    }
-    let target = if flags & MREMAP_FIXED != 0 {
-        if !vmcore::is_page_aligned(new_addr) {
-            return Err(EINVAL);
+    if target.is_none() {
+        // Grow in place if the space above is free.
+        if let Ok(above) = UserRange::new(old + old_len, new_len - old_len) {
+            if aspace.vmas().is_free(above.start(), above.end()) {
+                aspace
+                    .map(extension(above.start(), above.len()))
+                    .map_err(|e| vm_errno(e, ENOMEM))?;
+                return Ok(old as i64);
+            }
         }
-        aspace
-            .unmap(new_addr, new_addr + new_len)
-            .map_err(|_| EINVAL)?;
-        new_addr
-    } else {
-        aspace
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(ENOMEM);
+        }
+    }
+    let to = match target {
+        Some(range) => {
+            aspace
+                .unmap(range.start(), range.end())
+                .map_err(|e| vm_errno(e, EINVAL))?;
+            range.start()
+        }
+        None => aspace
             .vmas()
             .find_free(new_len, None, USER_MIN, MMAP_TOP)
-            .ok_or(ENOMEM)?
+            .ok_or(ENOMEM)?,
     };
+    if new_len < old_len {
+        aspace
+            .unmap(old + new_len, old + old_len)
+            .map_err(|e| vm_errno(e, EINVAL))?;
+    }
     aspace
-        .move_region(old, old_len, target)
-        .map_err(|_| ENOMEM)?;
-    let rest = Vma {
-        start: target + old_len,
-        end: target + new_len,
-        ..grow
-    };
-    aspace.map(rest).map_err(|_| ENOMEM)?;
-    Ok(target as i64)
+        .move_region(old, keep, to)
+        .map_err(|e| vm_errno(e, ENOMEM))?;
+    if new_len > keep {
+        aspace
+            .map(extension(to + keep, new_len - keep))
+            .map_err(|e| vm_errno(e, ENOMEM))?;
+    }
+    Ok(to as i64)
 }
 
 /// Largest heap: a quarter of the user half is plenty; the overcommit check

@@ -38,7 +38,9 @@ pub const EINVAL: i64 = 22;
 pub const ENOTTY: i64 = 25;
 pub const ESPIPE: i64 = 29;
 pub const ENAMETOOLONG: i64 = 36;
+pub const EEXIST: i64 = 17;
 pub const ENOSYS: i64 = 38;
+pub const EOVERFLOW: i64 = 75;
 
 const SYS_READ: u64 = 0;
 const SYS_WRITE: u64 = 1;
@@ -76,15 +78,36 @@ const SYS_OPENAT: u64 = 257;
 
 /// Numbers already reported as unimplemented (one bit each, 0..512).
 static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+/// Numbers 512 and above already reported (0 = free slot); once full,
+/// further ones are not logged at all, so a fuzzer's random numbers cannot
+/// flood the console.
+static REPORTED_HIGH: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+
+/// True the first time `nr` is seen (and the table has room for it).
+fn first_report(nr: u64) -> bool {
+    if nr < 512 {
+        let bit = 1 << (nr % 64);
+        return REPORTED[(nr / 64) as usize].fetch_or(bit, Ordering::Relaxed) & bit == 0;
+    }
+    for slot in &REPORTED_HIGH {
+        match slot.compare_exchange(0, nr, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(seen) if seen == nr => return false,
+            Err(_) => {}
+        }
+    }
+    false
+}
 
 fn report_unknown(nr: u64) {
-    let reported = nr < 512 && {
-        let bit = 1 << (nr % 64);
-        REPORTED[(nr / 64) as usize].fetch_or(bit, Ordering::Relaxed) & bit != 0
-    };
-    if !reported {
-        let (pid, name) = sched::with_current(|p| (p.pid, p.name.clone()));
-        log::warn!("[pid {pid} {name}] system call {nr} is not implemented: ENOSYS");
+    if first_report(nr) {
+        sched::with_current(|p| {
+            log::warn!(
+                "[pid {} {}] system call {nr} is not implemented: ENOSYS",
+                p.pid,
+                p.name
+            )
+        });
     }
 }
 

@@ -227,7 +227,7 @@ fn walk_reports_entries_leaves_and_holes() {
     // The whole space: upper-half holes come out canonical, the last one
     // ending at 0 (2^64).
     let mut w = Recorder::default();
-    pt.walk(&mut mem, 0, 0, &mut w).unwrap();
+    pt.walk_all(&mut mem, &mut w);
     assert_eq!(
         w.holes.last(),
         Some(&(0xffff_ff80_0000_0000, 0, Level::Pml4))
@@ -490,4 +490,25 @@ fn display_decodes_flags() {
         MapError::OutOfMemory.to_string(),
         "out of memory for page tables"
     );
+}
+
+/// `[0, 0)` (e.g. `madvise(NULL, 0, ...)`) is empty: it once read as "to the
+/// top of the address space" and the walk reached the kernel half.
+#[test]
+fn empty_range_at_zero_visits_nothing() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x40_0000, 0x5000, UW).unwrap();
+    let mut seen = 0;
+    let cleared = pt
+        .unmap_range(&mut mem, 0, 0, &mut |_, _, _| seen += 1)
+        .unwrap();
+    assert_eq!((cleared, seen), (0, 0));
+    let mut visited = 0;
+    pt.update_leaves(&mut mem, 0, 0, &mut |_, _, _| {
+        visited += 1;
+        LeafUpdate::Keep
+    })
+    .unwrap();
+    assert_eq!(visited, 0);
+    assert!(pt.translate(&mut mem, 0x40_0000).is_some());
 }

@@ -180,7 +180,7 @@ fn protect_splits_and_remerges() {
     assert_eq!(ranges(&set), vec![(10, 20)]);
     // A hole anywhere in the range fails and changes nothing.
     set.map(anon(21, 30, Prot::RW)).unwrap();
-    let before = set.clone();
+    let before = set.try_clone().unwrap();
     assert_eq!(
         set.protect(15 * P, 25 * P, Prot::READ),
         Err(VmError::NotMapped { addr: 20 * P })
@@ -267,7 +267,7 @@ fn stack_grows_down() {
 fn fork_is_clone() {
     let mut set = VmaSet::new();
     set.map(anon(1, 2, Prot::RW)).unwrap();
-    let mut child = set.clone();
+    let mut child = set.try_clone().unwrap();
     child.unmap(P, 2 * P).unwrap();
     assert_eq!(set.len(), 1);
     assert!(child.is_empty());
@@ -294,4 +294,44 @@ fn display() {
         "address 0x1000 is not mapped"
     );
     assert_eq!((!Prot::READ) & Prot::RW, Prot::WRITE);
+}
+
+/// `vm.max_map_count`: past it, a new region or a split is refused and the
+/// set is left as it was; changes that add no region still work.
+#[test]
+fn map_count_is_bounded() {
+    let mut set = VmaSet::new();
+    // One big region, then single pages with a gap between each (none merge).
+    set.map(anon(16, 32, Prot::RW)).unwrap();
+    for i in 0..MAX_MAP_COUNT as u64 - 1 {
+        set.map(anon(40 + 2 * i, 41 + 2 * i, Prot::RW)).unwrap();
+    }
+    assert_eq!(set.len(), MAX_MAP_COUNT);
+    let before = set.try_clone().unwrap();
+    let next = 40 + 2 * MAX_MAP_COUNT as u64;
+    assert_eq!(
+        set.map(anon(next, next + 1, Prot::RW)),
+        Err(VmError::TooManyRegions)
+    );
+    assert_eq!(
+        set.unmap(20 * P, 21 * P),
+        Err(VmError::TooManyRegions),
+        "a split adds a region"
+    );
+    assert_eq!(
+        set.protect(20 * P, 21 * P, Prot::READ),
+        Err(VmError::TooManyRegions)
+    );
+    assert_eq!(set, before);
+    // No split: a whole region changes, the edge of one is cut off.
+    assert_eq!(
+        set.protect(40 * P, 41 * P, Prot::READ),
+        Ok(vec![(40 * P, 41 * P)])
+    );
+    assert_eq!(set.unmap(16 * P, 17 * P), Ok(vec![(16 * P, 17 * P)]));
+    // A whole region goes, making room for a split.
+    set.unmap(42 * P, 43 * P).unwrap();
+    assert_eq!(set.len(), MAX_MAP_COUNT - 1);
+    set.unmap(20 * P, 21 * P).unwrap();
+    assert_eq!(set.len(), MAX_MAP_COUNT);
 }

@@ -1,0 +1,269 @@
+//! The page cache's index: page number within a file → frame, as a sparse
+//! three-level radix tree of 512-entry nodes.
+//!
+//! It has the shape of a page table (9 bits of the index per level) and
+//! plays the part of Linux's xarray (`address_space->i_pages`): lookups are
+//! three array reads, a file's pages cost memory only where some are cached,
+//! and — the reason it is not a `BTreeMap` — every insertion that needs a
+//! new node can fail cleanly with [`IndexError::NoMemory`] instead of
+//! aborting the kernel. Values are non-zero `u64`s (frame numbers; frame 0
+//! is never a cache page), so an empty slot is a 0.
+
+use alloc::vec::Vec;
+
+const BITS: u32 = 9;
+const FANOUT: usize = 1 << BITS;
+const MASK: u64 = FANOUT as u64 - 1;
+
+/// Indexes at or above this do not fit (2^27 pages: 512 GiB of file).
+pub const MAX_INDEX: u64 = 1 << (3 * BITS);
+
+/// Why an insertion failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexError {
+    /// The index is at or above [`MAX_INDEX`].
+    TooLarge,
+    /// No memory for a node.
+    NoMemory,
+}
+
+/// A sparse map from page index to a non-zero `u64`.
+#[derive(Debug, Default)]
+pub struct PageIndex {
+    /// Top level: one entry per 2^18 pages; each is a middle node (empty if
+    /// nothing is cached there), whose entries are leaves of 512 values.
+    root: Vec<Vec<Vec<u64>>>,
+    len: usize,
+}
+
+fn split(index: u64) -> (usize, usize, usize) {
+    (
+        (index >> (2 * BITS)) as usize,
+        ((index >> BITS) & MASK) as usize,
+        (index & MASK) as usize,
+    )
+}
+
+/// Grows `v` to at least `len` entries (new ones `Vec::new()`, which
+/// allocates nothing), failing cleanly.
+fn grow<T>(v: &mut Vec<Vec<T>>, len: usize) -> Result<(), IndexError> {
+    if v.len() < len {
+        v.try_reserve_exact(len - v.len())
+            .map_err(|_| IndexError::NoMemory)?;
+        v.resize_with(len, Vec::new);
+    }
+    Ok(())
+}
+
+impl PageIndex {
+    /// An empty index (allocates nothing).
+    pub const fn new() -> PageIndex {
+        PageIndex {
+            root: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Number of values stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value at `index`.
+    pub fn get(&self, index: u64) -> Option<u64> {
+        if index >= MAX_INDEX {
+            return None;
+        }
+        let (a, b, c) = split(index);
+        let v = *self.root.get(a)?.get(b)?.get(c)?;
+        (v != 0).then_some(v)
+    }
+
+    /// Stores `value` (non-zero) at `index`; returns the value it replaced.
+    /// On failure nothing changed (a node made empty on the way stays
+    /// allocated, which only costs memory until the next removal there).
+    pub fn insert(&mut self, index: u64, value: u64) -> Result<Option<u64>, IndexError> {
+        assert!(value != 0, "PageIndex values are non-zero");
+        if index >= MAX_INDEX {
+            return Err(IndexError::TooLarge);
+        }
+        let (a, b, c) = split(index);
+        grow(&mut self.root, a + 1)?;
+        let mid = &mut self.root[a];
+        grow(mid, b + 1)?;
+        let leaf = &mut mid[b];
+        if leaf.is_empty() {
+            leaf.try_reserve_exact(FANOUT)
+                .map_err(|_| IndexError::NoMemory)?;
+            leaf.resize(FANOUT, 0);
+        }
+        let old = core::mem::replace(&mut leaf[c], value);
+        if old == 0 {
+            self.len += 1;
+        }
+        Ok((old != 0).then_some(old))
+    }
+
+    /// Removes the value at `index`, freeing nodes left empty.
+    pub fn remove(&mut self, index: u64) -> Option<u64> {
+        if index >= MAX_INDEX {
+            return None;
+        }
+        let (a, b, c) = split(index);
+        let leaf = self.root.get_mut(a)?.get_mut(b)?;
+        let old = core::mem::replace(leaf.get_mut(c)?, 0);
+        if old == 0 {
+            return None;
+        }
+        self.len -= 1;
+        if leaf.iter().all(|&v| v == 0) {
+            *leaf = Vec::new();
+            self.trim(a);
+        }
+        Some(old)
+    }
+
+    /// Frees the middle node `a` and the tail of the root when empty.
+    fn trim(&mut self, a: usize) {
+        let mid = &mut self.root[a];
+        while mid.last().is_some_and(Vec::is_empty) {
+            mid.pop();
+        }
+        if mid.is_empty() {
+            *mid = Vec::new();
+        }
+        while self.root.last().is_some_and(Vec::is_empty) {
+            self.root.pop();
+        }
+        if self.root.is_empty() {
+            self.root = Vec::new();
+        }
+    }
+
+    /// Every `(index, value)` in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.root.iter().enumerate().flat_map(|(a, mid)| {
+            mid.iter().enumerate().flat_map(move |(b, leaf)| {
+                leaf.iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v != 0)
+                    .map(move |(c, &v)| {
+                        (
+                            ((a as u64) << (2 * BITS)) | ((b as u64) << BITS) | c as u64,
+                            v,
+                        )
+                    })
+            })
+        })
+    }
+
+    /// Keeps the values `keep(index, value)` says to keep, removing the
+    /// rest (and freeing nodes left empty). Returns how many were removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(u64, u64) -> bool) -> usize {
+        let mut removed = 0;
+        for a in 0..self.root.len() {
+            for b in 0..self.root[a].len() {
+                let leaf = &mut self.root[a][b];
+                let mut any = false;
+                for (c, slot) in leaf.iter_mut().enumerate() {
+                    if *slot == 0 {
+                        continue;
+                    }
+                    let index = ((a as u64) << (2 * BITS)) | ((b as u64) << BITS) | c as u64;
+                    if keep(index, *slot) {
+                        any = true;
+                    } else {
+                        *slot = 0;
+                        removed += 1;
+                    }
+                }
+                if !any {
+                    *leaf = Vec::new();
+                }
+            }
+            self.trim_mid(a);
+        }
+        while self.root.last().is_some_and(Vec::is_empty) {
+            self.root.pop();
+        }
+        if self.root.is_empty() {
+            self.root = Vec::new();
+        }
+        self.len -= removed;
+        removed
+    }
+
+    fn trim_mid(&mut self, a: usize) {
+        let mid = &mut self.root[a];
+        while mid.last().is_some_and(Vec::is_empty) {
+            mid.pop();
+        }
+        if mid.is_empty() {
+            *mid = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::BTreeMap;
+    use proptest::prelude::*;
+
+    #[test]
+    fn basics() {
+        let mut ix = PageIndex::new();
+        assert_eq!(ix.get(5), None);
+        assert_eq!(ix.insert(5, 50), Ok(None));
+        assert_eq!(ix.insert(5, 51), Ok(Some(50)));
+        assert_eq!(ix.insert(MAX_INDEX - 1, 7), Ok(None));
+        assert_eq!(ix.insert(MAX_INDEX, 7), Err(IndexError::TooLarge));
+        assert_eq!(ix.len(), 2);
+        assert_eq!(ix.iter().collect::<Vec<_>>(), [(5, 51), (MAX_INDEX - 1, 7)]);
+        assert_eq!(ix.remove(5), Some(51));
+        assert_eq!(ix.remove(5), None);
+        assert_eq!(ix.remove(MAX_INDEX - 1), Some(7));
+        assert!(ix.is_empty());
+        assert!(ix.root.is_empty(), "every node freed");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Against a BTreeMap: same contents after any sequence, nodes
+        /// freed once empty.
+        #[test]
+        fn matches_a_map(ops in prop::collection::vec(
+            (0u8..4, prop_oneof![0u64..2048, (MAX_INDEX - 4096)..MAX_INDEX], 1u64..1000),
+            1..400,
+        )) {
+            let mut ix = PageIndex::new();
+            let mut model = BTreeMap::new();
+            for (op, index, value) in ops {
+                match op {
+                    0 | 1 => prop_assert_eq!(ix.insert(index, value).unwrap(), model.insert(index, value)),
+                    2 => prop_assert_eq!(ix.remove(index), model.remove(&index)),
+                    _ => {
+                        let removed = ix.retain(|i, v| (i + v) % 3 != 0);
+                        let before = model.len();
+                        model.retain(|i, v| (*i + *v) % 3 != 0);
+                        prop_assert_eq!(removed, before - model.len());
+                    }
+                }
+                prop_assert_eq!(ix.len(), model.len());
+                prop_assert_eq!(ix.get(index), model.get(&index).copied());
+            }
+            let all: Vec<(u64, u64)> = model.iter().map(|(&k, &v)| (k, v)).collect();
+            prop_assert_eq!(ix.iter().collect::<Vec<_>>(), all);
+            let keys: Vec<u64> = model.keys().copied().collect();
+            for k in keys {
+                ix.remove(k);
+            }
+            prop_assert!(ix.root.is_empty());
+        }
+    }
+}
