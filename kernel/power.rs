@@ -31,7 +31,13 @@ pub fn exit_raw(value: u32) -> ! {
 
 /// Stops the CPU for good.
 pub fn halt() -> ! {
-    crate::klog::print(format_args!("Ferrite halted. It is safe to power off.\n"));
+    let line = format_args!("Ferrite halted. It is safe to power off.\n");
+    if crate::panic::nested() {
+        // A failure inside a fatal report: the consoles may be what broke.
+        crate::klog::emergency_print(line);
+    } else {
+        crate::klog::print(line);
+    }
     loop {
         x86_64::instructions::interrupts::disable();
         x86_64::instructions::hlt();
