@@ -77,9 +77,30 @@ fn safe_read_and_page_walk_through_a_corrupt_table() {
     assert_eq!(leaf.end, WalkEnd::Leaf, "{leaf:?}");
 }
 
-/// A stack of fake frames: `[next, return address]` pairs.
+/// A stack of fake frames: `[next, return address]` pairs, written through
+/// a raw pointer with volatile writes (the walk reads them by address).
 #[repr(C, align(16))]
 struct Frames([[u64; 2]; 48]);
+
+impl Frames {
+    fn new() -> Frames {
+        Frames([[0; 2]; 48])
+    }
+
+    fn base(&mut self) -> u64 {
+        self.0.as_mut_ptr() as u64
+    }
+
+    fn at(&mut self, i: usize) -> u64 {
+        self.base() + 16 * i as u64
+    }
+
+    fn set(&mut self, i: usize, next: u64, ret: u64) {
+        let slot = &mut self.0[i] as *mut [u64; 2];
+        // SAFETY: a slot of this array, written in place.
+        unsafe { slot.write_volatile([next, ret]) };
+    }
+}
 
 fn rsp() -> u64 {
     let rsp: u64;
@@ -90,52 +111,52 @@ fn rsp() -> u64 {
 
 fn walk(rbp: u64) -> backtrace::Summary {
     let text = walk as *const () as u64;
-    backtrace::walk(text, rbp, rsp(), |_, _| {})
+    backtrace::walk(text, core::hint::black_box(rbp), rsp(), |_, _| {})
 }
 
 fn backtrace_walk_stops_on_corrupt_chains() {
     let text = walk as *const () as u64 + 1;
-    let mut frames = Frames([[0; 2]; 48]);
-    let base = frames.0.as_ptr() as u64;
-    let at = |i: usize| base + 16 * i as u64;
+    let mut frames = Frames::new();
+    let (f0, f1) = (frames.at(0), frames.at(1));
     // A frame pointing at itself.
-    frames.0[0] = [at(0), text];
-    let s = walk(core::hint::black_box(at(0)));
+    frames.set(0, f0, text);
+    let s = walk(f0);
     assert_eq!((s.frames, s.end), (2, End::NotAscending));
     // A return address outside the kernel image.
-    frames.0[0] = [at(1), 0x40_1000];
-    assert_eq!(walk(core::hint::black_box(at(0))).end, End::NotKernelText);
+    frames.set(0, f1, 0x40_1000);
+    assert_eq!(walk(f0).end, End::NotKernelText);
     // Saved frame pointers below the frame: non-canonical, user, kernel.
     for bad in [0x8000_0000_0000_0000, 0x7fff_0000, EMPTY_REGION] {
-        frames.0[0] = [bad, text];
-        let s = walk(core::hint::black_box(at(0)));
+        frames.set(0, bad, text);
+        let s = walk(f0);
         assert_eq!((s.frames, s.end), (2, End::NotAscending), "{bad:#x}");
     }
     // Above the frame but beyond any stack's reach.
-    for bad in [base + (64 << 10), KERNEL_BASE, 0xffff_ffff_ffff_fff8] {
-        frames.0[0] = [bad, text];
-        let s = walk(core::hint::black_box(at(0)));
+    for bad in [f0 + (64 << 10), KERNEL_BASE, 0xffff_ffff_ffff_fff8] {
+        frames.set(0, bad, text);
+        let s = walk(f0);
         assert_eq!((s.frames, s.end), (2, End::OutsideStack), "{bad:#x}");
     }
     // Misaligned.
-    assert_eq!(walk(at(0) + 4).end, End::OutsideStack);
+    assert_eq!(walk(f0 + 4).end, End::OutsideStack);
     // On the stack's reach but unreadable: a page with a corrupt entry.
     let (top, corrupt) = stack_below_corrupt_page(2);
     let s = backtrace::walk(text, corrupt, top - 64, |_, _| {});
     assert_eq!((s.frames, s.end), (1, End::Unreadable));
     // A normal chain ends normally.
-    frames.0[0] = [at(1), text];
-    frames.0[1] = [0, text];
-    let s = walk(core::hint::black_box(at(0)));
+    frames.set(0, f1, text);
+    frames.set(1, 0, text);
+    let s = walk(f0);
     assert_eq!((s.frames, s.end), (3, End::Complete));
 }
 
 fn backtrace_walk_is_bounded() {
     let text = walk as *const () as u64 + 1;
-    let mut frames = Frames([[0; 2]; 48]);
-    let base = frames.0.as_ptr() as u64;
+    let mut frames = Frames::new();
+    let base = frames.base();
     for i in 0..48 {
-        frames.0[i] = [base + 16 * (i as u64 + 1), text];
+        let next = frames.at(i + 1);
+        frames.set(i, next, text);
     }
     let mut seen = 0;
     let s = backtrace::walk(text, core::hint::black_box(base), rsp(), |_, _| seen += 1);
