@@ -114,7 +114,13 @@ pub fn reporting() -> bool {
 /// Whether a failure happened inside a fatal report: only lock-free output
 /// from now on.
 pub fn nested() -> bool {
-    DEPTH.load(Ordering::SeqCst) > 1
+    depth() > 1
+}
+
+/// Fatal reports entered so far: 0 normally, 1 while reporting, 2 after a
+/// failure inside the report, 3 or more if even its one line failed.
+pub fn depth() -> u32 {
+    DEPTH.load(Ordering::SeqCst)
 }
 
 /// For tests: a nested failure at `stage` of a report ends the run with the
