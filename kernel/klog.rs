@@ -4,6 +4,7 @@
 //! `[    0.120] INFO  memory: 255 MiB usable`.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::drivers::{fbcon, serial};
 
@@ -28,7 +29,14 @@ pub fn print(args: fmt::Arguments) {
 /// what user programs wrote).
 static CAPTURE: spin::Mutex<Option<alloc::string::String>> = spin::Mutex::new(None);
 
+/// Set for good once a fatal-error report starts: from then on nothing is
+/// captured (the buffer would grow on the heap, which may be what broke).
+static FATAL: AtomicBool = AtomicBool::new(false);
+
 fn capture(args: fmt::Arguments) {
+    if FATAL.load(Ordering::SeqCst) {
+        return;
+    }
     x86_64::instructions::interrupts::without_interrupts(|| {
         if let Some(buf) = CAPTURE.lock().as_mut() {
             let _ = buf.write_fmt(args);
@@ -93,16 +101,62 @@ pub fn init() {
     log::set_max_level(log::LevelFilter::Info);
 }
 
-/// Lets the fatal-error path print even if it interrupted a console writer.
+/// Lets the fatal-error path print even if it interrupted a console writer,
+/// and stops the capture for good (printing must not allocate from now on).
 ///
 /// # Safety
 /// Only with interrupts off on a path that never returns to the interrupted
 /// code.
 pub unsafe fn force_unlock_consoles() {
+    FATAL.store(true, Ordering::SeqCst);
     // SAFETY: forwarded from the caller.
     unsafe {
         serial::force_unlock();
         fbcon::force_unlock();
         CAPTURE.force_unlock();
     }
+}
+
+/// COM1's data and line-status registers, for [`emergency_print`].
+const COM1_DATA: u16 = 0x3f8;
+const COM1_LSR: u16 = 0x3f8 + 5;
+const LSR_THR_EMPTY: u8 = 1 << 5;
+
+/// Writes straight to the serial port: no lock, no heap, no framebuffer,
+/// a bounded wait per byte. For the one line a nested failure (a fault or
+/// panic while a fatal report is being printed) may print before the run
+/// ends: the consoles' state may be what broke.
+pub fn emergency_print(args: fmt::Arguments) {
+    struct RawSerial;
+    impl Write for RawSerial {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for byte in s.bytes() {
+                if byte == b'\n' {
+                    raw_serial_byte(b'\r');
+                }
+                raw_serial_byte(byte);
+            }
+            Ok(())
+        }
+    }
+    let _ = RawSerial.write_fmt(args);
+}
+
+fn raw_serial_byte(byte: u8) {
+    let mut lsr: x86_64::instructions::port::PortReadOnly<u8> =
+        x86_64::instructions::port::PortReadOnly::new(COM1_LSR);
+    let mut data: x86_64::instructions::port::PortWriteOnly<u8> =
+        x86_64::instructions::port::PortWriteOnly::new(COM1_DATA);
+    // A missing or stuck UART must not hang the way out: give up waiting
+    // after a while and write anyway.
+    for _ in 0..100_000 {
+        // SAFETY: reading COM1's line status register has no side effect.
+        if unsafe { lsr.read() } & LSR_THR_EMPTY != 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    // SAFETY: COM1's transmit register; at worst one byte interleaves with
+    // a write the failure interrupted.
+    unsafe { data.write(byte) };
 }

@@ -31,7 +31,14 @@ pub fn exit_raw(value: u32) -> ! {
 
 /// Stops the CPU for good.
 pub fn halt() -> ! {
-    crate::klog::print(format_args!("Ferrite halted. It is safe to power off.\n"));
+    let line = format_args!("Ferrite halted. It is safe to power off.\n");
+    match crate::panic::depth() {
+        0 | 1 => crate::klog::print(line),
+        // A failure inside a fatal report: the consoles may be what broke.
+        2 => crate::klog::emergency_print(line),
+        // Even the emergency line failed: print nothing more.
+        _ => {}
+    }
     loop {
         x86_64::instructions::interrupts::disable();
         x86_64::instructions::hlt();

@@ -90,7 +90,16 @@ impl fmt::Display for Symbol {
     }
 }
 
+/// The function containing `addr`, if it is in the kernel image.
+///
+/// Safe on the fatal-error path: lock-free, no allocation, and every read
+/// is a bounds-checked slice access into the kernel file checked at boot
+/// (frames reserved since, reached through the direct map); the scan is
+/// bounded by the table's size.
 pub fn lookup(addr: u64) -> Option<Symbol> {
+    if addr < crate::mm::layout::KERNEL_BASE {
+        return None;
+    }
     let table = TABLE.get()?.as_ref()?;
     for sym in table.symtab.as_chunks::<SYM_SIZE>().0 {
         let info = sym[4];

@@ -5,6 +5,9 @@
 //! `test NAME ... FAILED` with the message and ends it with the failure code.
 //! A test that expects a fatal exception registers a checker with
 //! [`expect_fault`]; the exception then ends the run through that checker.
+//! Likewise [`expect_panic`] for a panic (judged once its report is
+//! printed), and [`expect_nested_failure`] for a failure provoked inside a
+//! report, which must end the run through the guard in `panic`.
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -92,4 +95,44 @@ pub fn ensure(cond: bool, why: impl FnOnce() -> String) -> Result<(), String> {
     } else {
         Err(why())
     }
+}
+
+type PanicCheck = fn(&crate::panic::Report) -> Result<(), &'static str>;
+
+static PANIC_CHECK: Hook<PanicCheck> = Hook::empty();
+
+// SAFETY: a plain `fn` pointer type.
+unsafe impl FnPointer for PanicCheck {}
+
+/// Declares that the current test ends in a panic, and how to judge the
+/// printed report: `check` returns `Err(why)` if it is not the expected
+/// one. The judging runs on the panic path, so it does not allocate.
+pub fn expect_panic(check: PanicCheck) {
+    PANIC_CHECK.set(check);
+    crate::panic::set_panic_hook(judge_panic);
+}
+
+fn judge_panic(report: &crate::panic::Report) -> ! {
+    let name = current_test().unwrap_or("<no test>");
+    let check = PANIC_CHECK
+        .get()
+        .expect("expect_panic installs this hook with a check");
+    match check(report) {
+        Ok(()) => {
+            crate::kprintln!("test {name} ... ok (expected panic, report complete)");
+            crate::kprintln!("test result: ok. 1 passed");
+            exit(ExitCode::Success)
+        }
+        Err(why) => {
+            crate::kprintln!("test {name} ... FAILED: wrong panic report: {why}");
+            exit(ExitCode::Failure)
+        }
+    }
+}
+
+/// Declares that the current test provokes a second failure (a panic or an
+/// exception) while a fatal report is at `stage`: the run must end there,
+/// with the success exit only if it ends at that stage.
+pub fn expect_nested_failure(stage: crate::panic::Stage) {
+    crate::panic::expect_nested(stage);
 }

@@ -9,6 +9,12 @@ use core::cell::UnsafeCell;
 
 const PAGE: usize = 4096;
 
+/// No kernel stack is larger than this (the boot stack and `main`'s are
+/// 64 KiB, processes' kernel stacks and the IST stacks smaller): a frame
+/// further than this above the stack pointer is not on the same stack. The
+/// backtraces use it to bound their walk.
+pub const MAX_KERNEL_STACK: u64 = 64 * 1024;
+
 #[repr(C, align(4096))]
 pub struct GuardedStack<const N: usize> {
     guard: UnsafeCell<[u8; PAGE]>,
@@ -67,3 +73,5 @@ pub fn run_on_stack(stack_top: u64, f: extern "C" fn() -> !) -> ! {
         )
     }
 }
+
+const _: () = assert!(crate::KERNEL_STACK_PAGES * PAGE as u64 <= MAX_KERNEL_STACK);

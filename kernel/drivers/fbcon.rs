@@ -123,8 +123,9 @@ pub unsafe fn force_unlock() {
     // SAFETY: the caller guarantees the previous holder will never resume.
     unsafe { CONSOLE.force_unlock() };
     // A fatal report must be seen even over a picture.
+    // The held text is leaked, not freed: the heap may be what broke.
     if let Some(console) = CONSOLE.lock().as_mut() {
-        console.held = None;
+        core::mem::forget(console.held.take());
     }
 }
 

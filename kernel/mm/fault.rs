@@ -132,6 +132,12 @@ fn handle_page_fault(frame: &mut TrapFrame) {
         }
         return;
     }
+    if uaccess::is_kernel_read(frame) {
+        // A fault-safe read of kernel memory (the fatal-error reports'):
+        // it returns None instead of faulting again.
+        uaccess::apply_kernel_read_fixup(frame);
+        return;
+    }
     // Anything else is a kernel bug: an oops.
     exceptions::fatal(frame)
 }
