@@ -2,9 +2,10 @@
 //!
 //! Everything here goes through vmcore's [`PageTables`] on the direct map,
 //! like the rest of the kernel, but on whatever tree is live right now and
-//! without the kernel-tables lock: the backtrace of a fault must work even
-//! if the fault happened with that lock held, and the guard pages of the
-//! exception stacks are placed before the frame allocator exists. Only
+//! without the kernel-tables lock: code here may run while that lock is
+//! held (a fault report; fatal reports read memory only through
+//! `arch::uaccess::read_kernel_u64`), and the guard pages of the exception
+//! stacks are placed before the frame allocator exists. Only
 //! kernel-half leaves are ever changed here, so no table is allocated or
 //! freed.
 
