@@ -5,6 +5,10 @@
 //! `frames::init` has run, every new allocation comes from the slab heap;
 //! blocks the boot heap handed out stay valid and go back to it when freed
 //! (the address tells which heap owns a block).
+//!
+//! An allocation made through the fallible helpers of [`super::kalloc`] may
+//! be failed on purpose by failure injection ([`super::failslab`]); every
+//! other allocation fails only when memory really runs out.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
@@ -80,8 +84,13 @@ impl KernelHeap {
 // blocks are returned to the heap that handed them out.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // Taken for every allocation: the mark belongs to the first one.
+        let may_fail = super::kalloc::take_may_fail();
         if !self.slab_ready.load(Ordering::Relaxed) {
             return self.boot_alloc(layout);
+        }
+        if may_fail && super::failslab::should_fail_slab() {
+            return core::ptr::null_mut();
         }
         frames::with(|m| match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
             Ok(ptr) => ptr.as_ptr(),

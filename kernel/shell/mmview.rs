@@ -279,7 +279,7 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
         fb.text_at(x + 2 * cw, y, &label, TEXT, BACKGROUND);
     }
     let v = crate::mm::vmstat::snapshot();
-    let procs = crate::proc::sched::list().len();
+    let procs = crate::proc::sched::count();
     let status = alloc::format!(
         "processes {procs}  pgfault {}  zero_page_maps {}  demand_zero {}  cow_copy {}  cow_reuse {}  oom_kill {}  refresh #{refreshes}",
         v.pgfault, v.zero_page_maps, v.demand_zero, v.cow_copy, v.cow_reuse, v.oom_kill

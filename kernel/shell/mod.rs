@@ -21,6 +21,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
+use crate::mm::kalloc;
 use crate::proc::sched::Pid;
 
 /// What the shell prints before reading a line.
@@ -43,6 +44,9 @@ pub enum ShellError {
     Failed { command: &'static str, why: String },
     /// Writing the output failed.
     Output,
+    /// The kernel heap ran out of memory for what the command needed: the
+    /// command is refused (nothing here allocates, so it cannot fail too).
+    OutOfMemory { command: &'static str },
 }
 
 impl fmt::Display for ShellError {
@@ -66,6 +70,7 @@ impl fmt::Display for ShellError {
             }
             ShellError::Failed { command, why } => write!(f, "{command}: {why}"),
             ShellError::Output => write!(f, "shell: output error"),
+            ShellError::OutOfMemory { command } => write!(f, "{command}: out of memory"),
         }
     }
 }
@@ -117,6 +122,13 @@ impl Args<'_> {
         }
     }
 
+    /// The command is refused for lack of memory.
+    pub fn oom(&self) -> ShellError {
+        ShellError::OutOfMemory {
+            command: self.command.name,
+        }
+    }
+
     pub fn failed(&self, why: impl Into<String>) -> ShellError {
         ShellError::Failed {
             command: self.command.name,
@@ -155,6 +167,51 @@ impl Args<'_> {
             });
         }
         Ok(pid)
+    }
+}
+
+/// Text formatted into a fixed buffer on the stack (cut short if it does
+/// not fit), for padding labels without allocating.
+pub struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackText<N> {
+    pub fn format(args: fmt::Arguments) -> Self {
+        let mut t = StackText {
+            buf: [0; N],
+            len: 0,
+        };
+        let _ = fmt::write(&mut t, args);
+        t
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only whole `str`s (or their char-boundary prefixes) are copied in.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl<const N: usize> Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut take = s.len().min(N - self.len);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        if take < s.len() {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<const N: usize> fmt::Display for StackText<N> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -266,6 +323,12 @@ pub static COMMANDS: &[Command] = &[
         run: procs::kill,
     },
     Command {
+        name: "failinject",
+        usage: "[slab|page|all] [off | every N | random N [seed S]] [times M]",
+        about: "fail allocations on purpose (failslab, fail_page_alloc)",
+        run: system::failinject,
+    },
+    Command {
         name: "ls",
         usage: "",
         about: "files in the ramdisk",
@@ -321,8 +384,18 @@ pub fn execute(line: &str, out: &mut dyn Write) -> Result {
     if line.is_empty() || line.starts_with('#') {
         return Ok(());
     }
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let command = find(words[0]).ok_or_else(|| ShellError::UnknownCommand(words[0].into()))?;
+    // The words, in a vector that grows fallibly: a line is user input.
+    let oom = ShellError::OutOfMemory { command: "shell" };
+    let mut words: Vec<&str> =
+        kalloc::try_with_capacity(line.split_whitespace().count()).map_err(|_| oom.clone())?;
+    words.extend(line.split_whitespace());
+    let command = match find(words[0]) {
+        Some(c) => c,
+        None => {
+            let name = kalloc::try_string(words[0]).map_err(|_| oom)?;
+            return Err(ShellError::UnknownCommand(name));
+        }
+    };
     let args = Args {
         command,
         words: &words[1..],
