@@ -42,6 +42,15 @@ impl fmt::Display for ExecError {
     }
 }
 
+impl From<ElfError> for ExecError {
+    fn from(e: ElfError) -> ExecError {
+        match e {
+            ElfError::OutOfMemory => ExecError::OutOfMemory,
+            e => ExecError::Elf(e),
+        }
+    }
+}
+
 impl ExecError {
     /// The errno `execve` returns.
     pub fn errno(&self) -> i64 {
@@ -109,12 +118,12 @@ pub fn load_file(
 ) -> Result<Image, ExecError> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let name = kalloc::try_string(name).map_err(|_| ExecError::OutOfMemory)?;
-    let image = elf::parse(file.data).map_err(ExecError::Elf)?;
+    let image = elf::parse(file.data).map_err(ExecError::from)?;
     let bias = match image.kind {
         ElfKind::Exec => 0,
         ElfKind::StaticPie => PIE_BASE,
     };
-    let plan = image.load_plan(bias, USER_END).map_err(ExecError::Elf)?;
+    let plan = image.load_plan(bias, USER_END).map_err(ExecError::from)?;
     let mut aspace = AddressSpace::new().map_err(|_| ExecError::OutOfMemory)?;
     for segment in &plan.segments {
         if let Some(r) = &segment.file {

@@ -1,0 +1,385 @@
+//! Failure injection (failslab / fail_page_alloc) and fallible kernel
+//! allocation: the injection rules fail exactly the allocations they should
+//! (only those made through `mm::kalloc`), the boot command line and the
+//! shell command set them, and the user suites run with heap (and, where
+//! the frame allocator calls the hook, frame) allocations failing: programs
+//! may fail or die, the kernel never panics, and once everything has exited
+//! every frame is back. Also: an ELF with hundreds of `PT_LOAD` segments
+//! whose read-only segments end in a bss tail runs (it used to be refused
+//! as "out of memory").
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use ferrite::klog::{capture_start, capture_take};
+use ferrite::mm::failslab::{self, Mode, Rule, Stats, Target};
+use ferrite::mm::{frames, kalloc, pagecache};
+use ferrite::proc::exec::{self, ExecError};
+use ferrite::proc::ramdisk::RamFile;
+use ferrite::proc::sched::{self, State};
+use ferrite::proc::user::{spawn_program, wait_for, UserExit};
+
+ferrite::kernel_entry!(main);
+
+static FREE_AT_START: spin::Once<u64> = spin::Once::new();
+
+fn main() -> ! {
+    ferrite::testing::run(ferrite::tests![
+        heap_rules_fail_only_fallible_allocations,
+        random_rule_is_seeded_and_about_one_in_n,
+        boot_command_line_sets_the_rules,
+        shell_command_sets_and_shows_the_rules,
+        many_readonly_load_segments_with_bss_tails_run,
+        baseline_after_a_clean_run,
+        user_suites_survive_heap_injection,
+        user_suites_survive_frame_injection,
+        every_frame_comes_back,
+    ])
+}
+
+fn settled_free_pages() -> u64 {
+    pagecache::shrink();
+    frames::with(|m| {
+        m.slab.shrink(&mut m.buddy);
+        m.buddy.free_pages()
+    })
+}
+
+fn slab(mode: Mode, times: Option<u64>) {
+    failslab::configure(Target::Slab, Rule { mode, times });
+}
+
+fn slab_stats() -> Stats {
+    failslab::status(Target::Slab).1
+}
+
+fn heap_rules_fail_only_fallible_allocations() {
+    slab(Mode::Every(1), None);
+    assert!(kalloc::try_with_capacity::<u8>(100).is_err());
+    assert!(kalloc::try_box([0u64; 8]).is_err());
+    assert!(kalloc::try_arc(5u32).is_err());
+    assert!(kalloc::try_string("failslab").is_err());
+    assert!(kalloc::try_format(format_args!("{}", 42)).is_err());
+    // Infallible allocations are never chosen (they would abort), and the
+    // mark does not outlive the helper that set it.
+    let mut plain: Vec<u8> = Vec::with_capacity(100);
+    plain.push(1);
+    // Room already there: nothing allocated, nothing counted.
+    let before = slab_stats();
+    kalloc::try_push(&mut plain, 2).expect("no allocation needed");
+    assert_eq!(slab_stats(), before);
+    let boxed = alloc::boxed::Box::new([0u8; 64]);
+    assert_eq!(boxed.len(), 64);
+    assert_eq!(slab_stats().failed, 5);
+    assert_eq!(slab_stats().calls, 5);
+
+    // Every 3rd: calls 3 and 6 fail.
+    slab(Mode::Every(3), None);
+    let got: Vec<bool> = (0..6)
+        .map(|_| kalloc::try_with_capacity::<u64>(4).is_ok())
+        .collect();
+    assert_eq!(got, [true, true, false, true, true, false]);
+
+    // At most twice.
+    slab(Mode::Every(1), Some(2));
+    let got: Vec<bool> = (0..4).map(|_| kalloc::try_string("x").is_ok()).collect();
+    assert_eq!(got, [false, false, true, true]);
+    assert_eq!(slab_stats().failed, 2);
+
+    // Off: nothing fails, the counts stay readable.
+    failslab::off();
+    assert!(kalloc::try_with_capacity::<u8>(100).is_ok());
+    assert_eq!(failslab::status(Target::Slab).0, Rule::OFF);
+    assert_eq!(slab_stats().failed, 2);
+}
+
+fn random_pattern(seed: u64, n: usize) -> Vec<bool> {
+    slab(Mode::Random { one_in: 4, seed }, None);
+    let got = (0..n)
+        .map(|_| kalloc::try_with_capacity::<u8>(8).is_err())
+        .collect();
+    failslab::off();
+    got
+}
+
+fn random_rule_is_seeded_and_about_one_in_n() {
+    let a = random_pattern(1, 400);
+    let b = random_pattern(1, 400);
+    let c = random_pattern(2, 400);
+    assert_eq!(a, b, "the same seed gives the same failures");
+    assert_ne!(a, c, "another seed gives other failures");
+    let failed = a.iter().filter(|&&f| f).count();
+    assert!((50..=150).contains(&failed), "1 in 4 of 400: {failed}");
+}
+
+fn boot_command_line_sets_the_rules() {
+    let applied = failslab::apply_cmdline(
+        "# injection for this boot\nquiet failslab=every:7,times:3\n\
+         fail_page_alloc=random:50,seed:3 failslab=bogus:1\n",
+    );
+    // The malformed setting is ignored (and logged); the earlier one holds.
+    assert_eq!(applied, 2);
+    assert_eq!(
+        failslab::status(Target::Slab).0,
+        Rule {
+            mode: Mode::Every(7),
+            times: Some(3)
+        }
+    );
+    assert_eq!(
+        failslab::status(Target::Page).0,
+        Rule {
+            mode: Mode::Random {
+                one_in: 50,
+                seed: 3
+            },
+            times: None
+        }
+    );
+    assert_eq!(
+        failslab::apply_cmdline("failslab=off fail_page_alloc=off"),
+        2
+    );
+    assert_eq!(failslab::status(Target::Slab).0, Rule::OFF);
+    assert_eq!(failslab::status(Target::Page).0, Rule::OFF);
+}
+
+fn shell(line: &str) -> Result<String, String> {
+    let mut out = String::new();
+    match ferrite::shell::execute(line, &mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(alloc::format!("{e}")),
+    }
+}
+
+fn shell_command_sets_and_shows_the_rules() {
+    // (The shell's own fallible allocations count as calls too.)
+    let out = shell("failinject slab every 100 times 10").unwrap();
+    assert!(
+        out.contains("failslab") && out.contains("every 100 times 10"),
+        "{out}"
+    );
+    assert!(!out.contains("fail_page_alloc"), "{out}");
+    let out = shell("failinject page random 50 seed 3").unwrap();
+    assert!(out.contains("fail_page_alloc  random 50 seed 3"), "{out}");
+    let out = shell("failinject").unwrap();
+    assert!(
+        out.contains("every 100 times 10") && out.contains("random 50 seed 3"),
+        "{out}"
+    );
+    let out = shell("failinject off").unwrap();
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" off: ")).count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("failslab         off: 0 failed of 3 calls"),
+        "{out}"
+    );
+    let err = shell("failinject slab every 0").unwrap_err();
+    assert!(err.contains("N >= 1") && err.contains("usage"), "{err}");
+    let err = shell("failinject slab every 3 seed 4").unwrap_err();
+    assert!(err.contains("`seed` only goes with `random`"), "{err}");
+    assert_eq!(failslab::status(Target::Slab).0, Rule::OFF);
+    // A refused view says why instead of panicking (the 1st allocation is
+    // the shell's word list, the 2nd the process list).
+    slab(Mode::Every(2), None);
+    let err = shell("ps").unwrap_err();
+    failslab::off();
+    assert_eq!(err, "ps: out of memory");
+    assert!(shell("ps").unwrap().contains("kernel"));
+}
+
+/// A static ELF: `count` read-only `PT_LOAD` segments, each one page of
+/// file bytes (0x11 then 0xaa) of which only 32 belong to the segment,
+/// followed by a bss that ends a page later; and code that exits with
+/// segment 0's first byte plus its first bss byte.
+fn many_segments_elf(count: u64) -> Vec<u8> {
+    const DATA_AT: u64 = 0x1000_0000;
+    let phnum = count + 1;
+    let table_end = 64 + phnum * 56;
+    let code_off = table_end.next_multiple_of(4096);
+    let data_off = code_off + 4096;
+    let mut f = alloc::vec![0u8; (data_off + 4096) as usize];
+    let put = |f: &mut Vec<u8>, at: u64, bytes: &[u8]| {
+        f[at as usize..at as usize + bytes.len()].copy_from_slice(bytes)
+    };
+    put(&mut f, 0, b"\x7fELF\x02\x01\x01");
+    put(&mut f, 16, &2u16.to_le_bytes()); // ET_EXEC
+    put(&mut f, 18, &62u16.to_le_bytes()); // x86_64
+    put(&mut f, 20, &1u32.to_le_bytes());
+    let entry = 0x40_0000 + code_off;
+    put(&mut f, 24, &entry.to_le_bytes());
+    put(&mut f, 32, &64u64.to_le_bytes());
+    put(&mut f, 52, &64u16.to_le_bytes());
+    put(&mut f, 54, &56u16.to_le_bytes());
+    put(&mut f, 56, &(phnum as u16).to_le_bytes());
+    let phdr = |f: &mut Vec<u8>, i: u64, flags: u32, off: u64, vaddr: u64, filesz, memsz| {
+        let at = 64 + i * 56;
+        put(f, at, &1u32.to_le_bytes()); // PT_LOAD
+        put(f, at + 4, &flags.to_le_bytes());
+        put(f, at + 8, &off.to_le_bytes());
+        put(f, at + 16, &vaddr.to_le_bytes());
+        put(f, at + 32, &u64::to_le_bytes(filesz));
+        put(f, at + 40, &u64::to_le_bytes(memsz));
+        put(f, at + 48, &4096u64.to_le_bytes());
+    };
+    phdr(&mut f, 0, 5, code_off, entry, 32, 32); // R-X
+    for i in 0..count {
+        phdr(&mut f, i + 1, 4, data_off, DATA_AT + i * 0x2000, 32, 0x1800); // R--
+    }
+    let seg0 = DATA_AT as u32;
+    let mut code = Vec::new();
+    code.extend_from_slice(&[0x0f, 0xb6, 0x3c, 0x25]); // movzx edi, byte [seg0 + 32]
+    code.extend_from_slice(&(seg0 + 32).to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0xb6, 0x04, 0x25]); // movzx eax, byte [seg0]
+    code.extend_from_slice(&seg0.to_le_bytes());
+    code.extend_from_slice(&[0x01, 0xc7]); // add edi, eax
+    code.extend_from_slice(&[0xb8, 60, 0, 0, 0, 0x0f, 0x05]); // exit(edi)
+    put(&mut f, code_off, &code);
+    put(&mut f, data_off, &[0x11; 32]);
+    f[(data_off + 32) as usize..].fill(0xaa);
+    f
+}
+
+fn many_readonly_load_segments_with_bss_tails_run() {
+    let data: &'static [u8] = alloc::vec::Vec::leak(many_segments_elf(300));
+    let file = RamFile {
+        data,
+        id: pagecache::register(data),
+    };
+    let image = exec::load_file(file, "/many-loads", &[b"many-loads"], &[])
+        .unwrap_or_else(|e| panic!("300 PT_LOAD segments refused: {e}"));
+    let pid = sched::spawn(&image.name, image.aspace, &image.frame, 0, image.brk)
+        .expect("memory for a process");
+    // 0x11 from the file, 0 from the zeroed tail (the file has 0xaa there).
+    assert_eq!(wait_for(pid), UserExit::Exited(0x11));
+}
+
+/// Runs a program for at most `ticks` timer ticks (then kills it); `None`
+/// if it could not even start for lack of memory.
+fn run_bounded(path: &str, argv: &[&str], ticks: u64) -> Option<UserExit> {
+    let pid = match spawn_program(path, argv) {
+        Ok(pid) => pid,
+        Err(ExecError::OutOfMemory) => return None,
+        Err(e) => panic!("{path}: {e}"),
+    };
+    let deadline = ferrite::time::ticks() + ticks;
+    while ferrite::time::ticks() < deadline {
+        let done = sched::with_process(pid, |p| matches!(p.state, State::Zombie(_)));
+        if done != Some(false) {
+            break;
+        }
+        sched::sleep_ticks(2);
+    }
+    sched::kill(pid);
+    Some(wait_for(pid))
+}
+
+/// Kills and reaps everything left (orphans of killed parents come to the
+/// kernel thread).
+fn clean_up() {
+    while let Some(pid) = sched::find_pid(|p| p.pid != 0 && !matches!(p.state, State::Zombie(_))) {
+        sched::kill(pid);
+    }
+    while let Some(pid) = sched::find_pid(|p| p.pid != 0 && p.ppid == 0) {
+        let _ = sched::reap(pid as i64);
+    }
+    assert_eq!(sched::count(), 1, "processes left behind");
+}
+
+const SUITES: [(&str, &[&str]); 4] = [
+    ("/bin/hello", &["hello", "a1", "b2"]),
+    ("/bin/cow-demo", &["cow-demo"]),
+    ("/bin/malloc-stress", &["malloc-stress"]),
+    ("/bin/usertests", &["usertests"]),
+];
+
+/// Runs every suite once; returns a line saying how each ended.
+fn run_suites(label: &str) -> String {
+    let mut line = alloc::format!("  {label:<24}");
+    for (path, argv) in SUITES {
+        capture_start();
+        let exit = run_bounded(path, argv, 30 * ferrite::time::TICK_HZ);
+        let _ = capture_take();
+        clean_up();
+        let what = match exit {
+            None => String::from("no memory to start"),
+            Some(UserExit::Exited(code)) => alloc::format!("exit {code}"),
+            Some(UserExit::Killed { signal, .. }) => alloc::format!("signal {signal}"),
+        };
+        line += &alloc::format!(" {}: {what};", argv[0]);
+    }
+    line
+}
+
+fn baseline_after_a_clean_run() {
+    // Once without injection: everything passes, and whatever the first
+    // run leaves for good (grown tables) is there before the baseline.
+    let line = run_suites("no injection");
+    ferrite::kprintln!("{line}");
+    for (_, argv) in SUITES {
+        assert!(
+            line.contains(&alloc::format!(" {}: exit 0;", argv[0])),
+            "{line}"
+        );
+    }
+    FREE_AT_START.call_once(settled_free_pages);
+}
+
+fn user_suites_survive_heap_injection() {
+    let rules = [
+        Mode::Every(1),
+        Mode::Every(2),
+        Mode::Every(3),
+        Mode::Every(7),
+        Mode::Random { one_in: 3, seed: 1 },
+        Mode::Random { one_in: 5, seed: 2 },
+    ];
+    let mut failed = 0;
+    for mode in rules {
+        let rule = Rule { mode, times: None };
+        failslab::configure(Target::Slab, rule);
+        let line = run_suites(&alloc::format!("failslab {rule}"));
+        failslab::off();
+        let stats = slab_stats();
+        ferrite::kprintln!("{line} {} of {} failed", stats.failed, stats.calls);
+        failed += stats.failed;
+    }
+    assert!(failed > 0, "heap injection never fired");
+}
+
+fn user_suites_survive_frame_injection() {
+    let mut calls = 0;
+    for (one_in, seed) in [(50, 1), (200, 2)] {
+        failslab::configure(
+            Target::Page,
+            Rule {
+                mode: Mode::Random { one_in, seed },
+                times: None,
+            },
+        );
+        let line = run_suites(&alloc::format!("fail_page_alloc 1/{one_in}"));
+        failslab::off();
+        let stats = failslab::status(Target::Page).1;
+        ferrite::kprintln!("{line} {} of {} failed", stats.failed, stats.calls);
+        calls += stats.calls;
+    }
+    if calls == 0 {
+        ferrite::kprintln!("  (the frame allocator does not call failslab::should_fail_page yet)");
+    }
+}
+
+fn every_frame_comes_back() {
+    failslab::off();
+    clean_up();
+    let start = *FREE_AT_START.get().unwrap();
+    let now = settled_free_pages();
+    ferrite::kprintln!("  free pages: {start} after the clean run, {now} after injection");
+    assert_eq!(now, start, "frames lost under injection");
+}
