@@ -190,6 +190,18 @@ pub fn configure(target: Target, rule: Rule) {
     })
 }
 
+/// Turns `rule` on for `target` again after [`off`], keeping the counters
+/// (and the random sequence) where they were.
+pub fn resume(target: Target, rule: Rule) {
+    with(|s| {
+        match target {
+            Target::Slab => s.slab.rule = rule,
+            Target::Page => s.page.rule = rule,
+        }
+        flag(target).store(rule.mode != Mode::Off, Ordering::SeqCst);
+    })
+}
+
 /// Turns both targets off (their counters stay readable).
 pub fn off() {
     with(|s| {

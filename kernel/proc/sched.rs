@@ -34,7 +34,8 @@ pub type Pid = u32;
 
 /// Timer ticks a process runs before the next one gets the CPU (30 ms).
 const TIME_SLICE_TICKS: u32 = 3;
-/// Run-queue slots reserved at boot.
+/// Process-table and run-queue slots reserved at boot (both grow, fallibly,
+/// on the spawn path only).
 const MAX_QUEUED: usize = 1024;
 /// Kernel stack of a user process: 32 KiB above a guard page.
 const KERNEL_STACK_PAGES: u64 = 8;
@@ -188,7 +189,9 @@ pub fn init() {
         fds: Vec::new(),
         fpu: Box::new(FpuState::initial()),
     };
-    let procs = ProcTable(alloc::vec![Box::new(kernel)]);
+    let mut procs = Vec::with_capacity(MAX_QUEUED);
+    procs.push(Box::new(kernel));
+    let procs = ProcTable(procs);
     x86_64::instructions::interrupts::without_interrupts(|| {
         *SCHED.lock() = Some(Scheduler {
             procs,
