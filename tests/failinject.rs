@@ -14,14 +14,20 @@
 extern crate alloc;
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use ferrite::arch::usermode::user_frame;
 use ferrite::klog::{capture_start, capture_take};
+use ferrite::mm::aspace::{self, AddressSpace, SharedAddressSpace};
 use ferrite::mm::failslab::{self, Mode, Rule, Stats, Target};
+use ferrite::mm::uaccess::copy_to_user;
 use ferrite::mm::{frames, kalloc, pagecache};
 use ferrite::proc::exec::{self, ExecError};
 use ferrite::proc::ramdisk::RamFile;
 use ferrite::proc::sched::{self, State};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
+use spin::Mutex;
+use vmcore::{Prot, Vma};
 
 ferrite::kernel_entry!(main);
 
@@ -44,6 +50,8 @@ fn main() -> ! {
         boot_command_line_sets_the_rules,
         shell_command_sets_and_shows_the_rules,
         many_readonly_load_segments_with_bss_tails_run,
+        iovec_arrays_are_bounded,
+        execve_arguments_are_bounded_and_fallible,
         baseline_after_a_clean_run,
         user_suites_survive_heap_injection,
         user_suites_survive_frame_injection,
@@ -278,6 +286,154 @@ enum From {
     Load,
     /// Once it is running: its own system calls (fork, exec, ...) fail.
     Start,
+}
+
+const CODE: u64 = 0x40_0000;
+const DATA: u64 = 0x50_0000;
+const DATA_PAGES: u64 = 64;
+const STACK_TOP: u64 = 0x7fff_0000_0000;
+
+/// An address space with `code` at CODE (r-x) and `data` at DATA (rw,
+/// DATA_PAGES long), and a stack.
+fn user_space(code: &[u8], data: &[(u64, &[u8])]) -> SharedAddressSpace {
+    let a = Arc::new(Mutex::new(AddressSpace::new().expect("memory for a PML4")));
+    {
+        let mut s = a.lock();
+        s.map(Vma::anonymous(CODE, CODE + 4096, Prot::RW)).unwrap();
+        s.map(Vma::anonymous(DATA, DATA + DATA_PAGES * 4096, Prot::RW))
+            .unwrap();
+        s.map(Vma::anonymous(STACK_TOP - 4 * 4096, STACK_TOP, Prot::RW))
+            .unwrap();
+    }
+    aspace::switch_to(Some(a.clone()));
+    copy_to_user(CODE, code).expect("code page");
+    for &(at, bytes) in data {
+        copy_to_user(at, bytes).expect("data");
+    }
+    aspace::switch_to(None);
+    a.lock().protect(CODE, CODE + 4096, Prot::RX).unwrap();
+    a
+}
+
+/// Runs ring-3 `code` with RDI, RSI = `args` and injection `on` once it
+/// runs; returns the low byte of what it passes to exit and what it
+/// printed.
+fn run_code(code: &[u8], data: &[(u64, &[u8])], args: [u64; 2], on: &dyn Fn()) -> (u8, String) {
+    let a = user_space(code, data);
+    let mut frame = user_frame(CODE, STACK_TOP);
+    frame.rdi = args[0];
+    frame.rsi = args[1];
+    capture_start();
+    let pid = sched::spawn("failinject", a, &frame, 0, (0, 0)).expect("a process");
+    on();
+    let exit = wait_for(pid);
+    failslab::off();
+    let out = capture_take();
+    match exit {
+        UserExit::Exited(code) => (code as u8, out),
+        other => panic!("the test program died: {other:?}; output: {out}"),
+    }
+}
+
+/// `writev(1, rdi, rsi)`, then exit with its result.
+const WRITEV: &[u8] = &[
+    0x48, 0x89, 0xf2, // mov rdx, rsi
+    0x48, 0x89, 0xfe, // mov rsi, rdi
+    0xbf, 1, 0, 0, 0, // mov edi, 1
+    0xb8, 20, 0, 0, 0, // mov eax, SYS_writev
+    0x0f, 0x05, // syscall
+    0x89, 0xc7, // mov edi, eax
+    0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
+    0x0f, 0x05, // syscall
+];
+
+fn iovec_arrays_are_bounded() {
+    // 1,025 vectors: the first 1,023 empty, the 1,024th the marker, the
+    // last the marker again; and the marker text.
+    let text = DATA + 0x3_0000;
+    let marker = b"[iovec]\n";
+    let mut iov = Vec::new();
+    for i in 0..1025u64 {
+        let len = if i >= 1023 { marker.len() as u64 } else { 0 };
+        iov.extend_from_slice(&text.to_le_bytes());
+        iov.extend_from_slice(&len.to_le_bytes());
+    }
+    let data: &[(u64, &[u8])] = &[(DATA, &iov), (text, marker)];
+    let run = |iov: u64, count: u64| run_code(WRITEV, data, [iov, count], &|| {});
+    let (code, out) = run(DATA, 1024);
+    assert_eq!(code as usize, marker.len(), "writev of 1024 vectors: {out}");
+    assert_eq!(out.matches("[iovec]").count(), 1, "{out}");
+    // UIO_MAXIOV + 1: EINVAL, nothing written.
+    let (code, out) = run(DATA, 1025);
+    assert_eq!(code, (-22i64) as u8, "1025 vectors: {out}");
+    assert!(!out.contains("[iovec]"), "{out}");
+    // The array runs past its region: EFAULT before anything is written
+    // (the marker vector is the last one inside the region).
+    let end = DATA + DATA_PAGES * 4096;
+    let last_mapped = end - 16;
+    let iov_tail: &[(u64, &[u8])] = &[(last_mapped, &iov[1023 * 16..1024 * 16]), (text, marker)];
+    let (code, out) = run_code(WRITEV, iov_tail, [last_mapped, 2], &|| {});
+    assert_eq!(code, (-14i64) as u8, "a vector past the region: {out}");
+    assert!(!out.contains("[iovec]"), "written before the check: {out}");
+    let (code, _) = run(DATA, 0);
+    assert_eq!(code, 0);
+}
+
+/// `execve(rdi, rsi, NULL)`, then (if it returns) exit with its result.
+const EXECVE: &[u8] = &[
+    0x31, 0xd2, // xor edx, edx
+    0xb8, 59, 0, 0, 0, // mov eax, SYS_execve
+    0x0f, 0x05, // syscall
+    0x89, 0xc7, // mov edi, eax
+    0xb8, 60, 0, 0, 0, // mov eax, SYS_exit
+    0x0f, 0x05, // syscall
+];
+
+fn execve_arguments_are_bounded_and_fallible() {
+    let path = DATA;
+    let argv = DATA + 0x100;
+    let long = DATA + 0x1000;
+    let hello_args = DATA + 0x800;
+    let mut strings = Vec::new();
+    strings.extend_from_slice(b"hello\0x\0");
+    let mut many = Vec::new();
+    for _ in 0..40 {
+        many.extend_from_slice(&long.to_le_bytes());
+    }
+    many.extend_from_slice(&0u64.to_le_bytes());
+    let mut two = Vec::new();
+    two.extend_from_slice(&hello_args.to_le_bytes());
+    two.extend_from_slice(&(hello_args + 6).to_le_bytes());
+    two.extend_from_slice(&0u64.to_le_bytes());
+    let a4k = alloc::vec![b'a'; 4095];
+    let data: &[(u64, &[u8])] = &[
+        (path, b"/bin/hello\0"),
+        (argv, &many),
+        (argv + 0x400, &two),
+        (hello_args, &strings),
+        (long, &a4k),
+    ];
+    // 40 strings of 4 KiB: past ARG_MAX.
+    let (code, out) = run_code(EXECVE, data, [path, argv], &|| {});
+    assert_eq!(code, (-7i64) as u8, "E2BIG expected: {out}");
+    // Out of kernel memory while copying them in: ENOMEM, the caller
+    // goes on.
+    let fail_all = || {
+        failslab::configure(
+            Target::Slab,
+            Rule {
+                mode: Mode::Every(1),
+                times: None,
+            },
+        )
+    };
+    let (code, out) = run_code(EXECVE, data, [path, argv + 0x400], &fail_all);
+    assert_eq!(code, (-12i64) as u8, "ENOMEM expected: {out}");
+    assert!(slab_stats().failed > 0);
+    // And then it works.
+    let (code, out) = run_code(EXECVE, data, [path, argv + 0x400], &|| {});
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hello from ferrite user space"), "{out}");
 }
 
 /// Runs a program with injection `on` (from `from`) for at most `ticks`
