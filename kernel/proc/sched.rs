@@ -366,7 +366,9 @@ pub fn spawn_child(
         // The run queue holds each live process at most once plus stale
         // entries of dead ones; keep room for all of them so the timer
         // interrupt (which requeues) never has to grow it.
-        let want = (2 * (s.procs.len() + 1) + 16).saturating_sub(s.queue.len());
+        let want = (2 * (s.procs.len() + 1) + 16)
+            .saturating_sub(s.queue.len())
+            .max(1);
         let room = kalloc::try_reserve_deque(&mut s.queue, want)
             .and_then(|()| kalloc::try_reserve(&mut s.procs.0, 1));
         if room.is_err() {
