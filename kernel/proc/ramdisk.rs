@@ -39,19 +39,21 @@ pub fn init() {
                 return None;
             }
         };
-        // Boot time: allocation failure here is fatal anyway.
-        let mut files: Vec<(&'static str, RamFile)> = archive
-            .files()
-            .filter(|f| f.is_file())
-            .map(|f| {
-                let file = RamFile {
-                    data: f.data,
-                    id: pagecache::register(f.data),
-                };
-                (f.path, file)
-            })
-            .collect();
-        files.sort_by_key(|&(path, _)| path);
+        // Boot time: allocation failure here is fatal anyway. One
+        // allocation of the right size and an in-place sort: no temporary
+        // buffers that would leave empty slabs behind.
+        let count = archive.files().filter(|f| f.is_file()).count();
+        let mut files: Vec<(&'static str, RamFile)> = Vec::with_capacity(count);
+        for f in archive.files().filter(|f| f.is_file()) {
+            let file = RamFile {
+                data: f.data,
+                id: pagecache::register(f.data),
+            };
+            files.push((f.path, file));
+        }
+        // Stable for equal paths (the first in the archive wins, as
+        // `Archive::find` finds it): sort by (path, position).
+        files.sort_unstable_by_key(|&(path, file)| (path, file.id));
         files.dedup_by_key(|&mut (path, _)| path);
         log::info!("ramdisk: {} KiB, {} files", len / 1024, files.len());
         Some(Ramdisk { archive, files })
