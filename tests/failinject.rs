@@ -49,6 +49,7 @@ fn main() -> ! {
         random_rule_is_seeded_and_about_one_in_n,
         boot_command_line_sets_the_rules,
         shell_command_sets_and_shows_the_rules,
+        views_refuse_instead_of_panicking,
         many_readonly_load_segments_with_bss_tails_run,
         iovec_arrays_are_bounded,
         execve_arguments_are_bounded_and_fallible,
@@ -211,6 +212,52 @@ fn shell_command_sets_and_shows_the_rules() {
     failslab::off();
     assert_eq!(err, "ps: out of memory");
     assert!(shell("ps").unwrap().contains("kernel"));
+}
+
+fn views_refuse_instead_of_panicking() {
+    let spin = spawn_program("/bin/spin", &["spin"]).expect("spin starts");
+    sched::sleep_ticks(5);
+    let pmap = alloc::format!("pmap {spin}");
+    let walk = alloc::format!("walk {spin} 0x7ffffffff000");
+    let views = [
+        "ps",
+        "meminfo",
+        "free",
+        "vmstat",
+        "buddyinfo",
+        "slabinfo",
+        "slabtop",
+        "memmap",
+        "jobs",
+        "ls",
+        "mmview -t",
+        &pmap,
+        &walk,
+        "help",
+    ];
+    let mut refused = 0;
+    for view in views {
+        let name = view.split(' ').next().unwrap();
+        // The Nth fallible allocation of the command fails, for each N
+        // up to the first run that needs fewer.
+        for n in 1..=8 {
+            slab(Mode::Every(n), Some(1));
+            let result = shell(view);
+            failslab::off();
+            match result {
+                Ok(out) => {
+                    assert!(!out.is_empty(), "{view}: no output");
+                    break;
+                }
+                Err(e) if e == alloc::format!("{name}: out of memory") => refused += 1,
+                Err(e) if n == 1 && e == "shell: out of memory" => refused += 1,
+                Err(e) => panic!("{view} with allocation {n} failing: {e}"),
+            }
+        }
+    }
+    assert!(refused > views.len(), "only {refused} refusals");
+    assert!(sched::kill(spin));
+    wait_for(spin);
 }
 
 /// A static ELF: `count` read-only `PT_LOAD` segments, each one page of
