@@ -129,6 +129,23 @@ impl Args<'_> {
         }
     }
 
+    /// A usage error with a formatted reason (`out of memory` if there is
+    /// no room for the text).
+    pub fn usage_fmt(&self, why: fmt::Arguments) -> ShellError {
+        match kalloc::try_format(why) {
+            Ok(why) => self.usage(why),
+            Err(_) => self.oom(),
+        }
+    }
+
+    /// [`Args::failed`] with a formatted reason.
+    pub fn failed_fmt(&self, why: fmt::Arguments) -> ShellError {
+        match kalloc::try_format(why) {
+            Ok(why) => self.failed(why),
+            Err(_) => self.oom(),
+        }
+    }
+
     pub fn failed(&self, why: impl Into<String>) -> ShellError {
         ShellError::Failed {
             command: self.command.name,
@@ -140,9 +157,9 @@ impl Args<'_> {
     pub fn count(&self, min: usize, max: usize) -> Result {
         let n = self.words.len();
         if n < min {
-            Err(self.usage("missing argument"))
+            Err(self.usage_fmt(format_args!("missing argument")))
         } else if n > max {
-            Err(self.usage(alloc::format!("unexpected argument `{}`", self.words[max])))
+            Err(self.usage_fmt(format_args!("unexpected argument `{}`", self.words[max])))
         } else {
             Ok(())
         }
@@ -151,15 +168,17 @@ impl Args<'_> {
     /// Argument `i` as a number (decimal, or hex with `0x`), naming it
     /// `what` in the error.
     pub fn number(&self, i: usize, what: &str) -> core::result::Result<u64, ShellError> {
-        let word = self.get(i).ok_or_else(|| self.usage("missing argument"))?;
-        parse_number(word).ok_or_else(|| self.usage(alloc::format!("`{word}` is not {what}")))
+        let word = self
+            .get(i)
+            .ok_or_else(|| self.usage_fmt(format_args!("missing argument")))?;
+        parse_number(word).ok_or_else(|| self.usage_fmt(format_args!("`{word}` is not {what}")))
     }
 
     /// Argument `i` as the pid of an existing process.
     pub fn pid(&self, i: usize) -> core::result::Result<Pid, ShellError> {
         let n = self.number(i, "a process id")?;
-        let pid =
-            Pid::try_from(n).map_err(|_| self.usage(alloc::format!("{n} is not a process id")))?;
+        let pid = Pid::try_from(n)
+            .map_err(|_| self.usage_fmt(format_args!("{n} is not a process id")))?;
         if crate::proc::sched::with_process(pid, |_| ()).is_none() {
             return Err(ShellError::NoSuchProcess {
                 command: self.command.name,
@@ -216,18 +235,22 @@ impl<const N: usize> fmt::Display for StackText<N> {
 }
 
 /// `123`, `0x7b` (or `0X7B`); underscores allowed as separators.
+/// (Parsed digit by digit: nothing to allocate.)
 pub fn parse_number(word: &str) -> Option<u64> {
-    let clean: String = word.chars().filter(|&c| c != '_').collect();
-    if clean.is_empty() {
-        return None;
+    let (digits, radix) = match word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (word, 10),
+    };
+    let mut value: u64 = 0;
+    let mut any = false;
+    for c in digits.chars().filter(|&c| c != '_') {
+        let digit = c.to_digit(radix)?;
+        value = value
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(digit))?;
+        any = true;
     }
-    match clean
-        .strip_prefix("0x")
-        .or_else(|| clean.strip_prefix("0X"))
-    {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => clean.parse().ok(),
-    }
+    any.then_some(value)
 }
 
 /// Every command, in the order `help` lists them.
@@ -425,7 +448,7 @@ fn help(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 1)?;
     if let Some(name) = args.get(0) {
         let command =
-            find(name).ok_or_else(|| args.usage(alloc::format!("no command `{name}`")))?;
+            find(name).ok_or_else(|| args.usage_fmt(format_args!("no command `{name}`")))?;
         writeln!(out, "usage: {} {}", command.name, command.usage)?;
         writeln!(out, "  {}", command.about)?;
         if let Some(more) = system::details(command.name) {

@@ -16,7 +16,7 @@ use vmcore::vma::VmaTag;
 use vmcore::{PteFlags, Sharing, Vma, VmaKind};
 use x86_64::instructions::interrupts::without_interrupts;
 
-use super::{Args, Result, ShellError};
+use super::{Args, Result};
 use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
 use crate::mm::kalloc;
 use crate::mm::layout::PAGE_SIZE;
@@ -142,11 +142,13 @@ pub fn pmap(args: &Args, out: &mut dyn Write) -> Result {
         .unwrap_or(Ok(String::new()))
         .map_err(|_| args.oom())?;
     let Some(aspace) = aspace_of(pid) else {
-        return Err(args.failed(if pid == 0 {
-            String::from("pid 0 is the kernel thread: it has no user address space")
+        return Err(if pid == 0 {
+            args.failed_fmt(format_args!(
+                "pid 0 is the kernel thread: it has no user address space"
+            ))
         } else {
-            alloc::format!("pid {pid} has exited: its memory is gone")
-        }));
+            args.failed_fmt(format_args!("pid {pid} has exited: its memory is gone"))
+        });
     };
     let rows: Vec<(Vma, u64, u64)> = with_aspace(&aspace, |a| {
         let mut rows = kalloc::try_with_capacity(a.vmas().len())?;
@@ -251,7 +253,7 @@ pub fn walk(args: &Args, out: &mut dyn Write) -> Result {
     let pid = args.pid(0)?;
     let addr = args.number(1, "an address")?;
     if !is_canonical(addr) {
-        return Err(args.usage(alloc::format!(
+        return Err(args.usage_fmt(format_args!(
             "{addr:#x} is not a canonical address (bits 63..47 must all equal bit 47)"
         )));
     }
@@ -260,8 +262,9 @@ pub fn walk(args: &Args, out: &mut dyn Write) -> Result {
             pgtable::with_kernel(|t, m| (t.translate_walk(m, addr).unwrap_or_default(), t.root()));
         (steps, root, None)
     } else {
-        let aspace = aspace_of(pid)
-            .ok_or_else(|| args.failed(alloc::format!("pid {pid} has exited: nothing to walk")))?;
+        let aspace = aspace_of(pid).ok_or_else(|| {
+            args.failed_fmt(format_args!("pid {pid} has exited: nothing to walk"))
+        })?;
         with_aspace(&aspace, |a| {
             (
                 a.walk(addr),
@@ -419,7 +422,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result {
         }
     }
     if words.is_empty() {
-        return Err(args.usage("missing program name"));
+        return Err(args.usage_fmt(format_args!("missing program name")));
     }
     let path = if words[0].contains('/') {
         kalloc::try_string(words[0])
@@ -430,7 +433,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result {
     let name = kalloc::try_string(words[0]).map_err(|_| args.oom())?;
     let pid = user::spawn_program(&path, &words).map_err(|e| match e {
         ExecError::OutOfMemory => args.oom(),
-        e => args.failed(alloc::format!("{path}: {e}")),
+        e => args.failed_fmt(format_args!("{path}: {e}")),
     })?;
     if background {
         let room = without_interrupts(|| {
@@ -521,13 +524,12 @@ pub fn kill(args: &Args, out: &mut dyn Write) -> Result {
     args.count(1, 1)?;
     let pid = args.pid(0)?;
     if pid == 0 {
-        return Err(args.failed("pid 0 is the kernel (this shell): it cannot be killed"));
+        return Err(args.failed_fmt(format_args!(
+            "pid 0 is the kernel (this shell): it cannot be killed"
+        )));
     }
     if !sched::kill(pid) {
-        return Err(ShellError::Failed {
-            command: "kill",
-            why: alloc::format!("pid {pid} has already exited"),
-        });
+        return Err(args.failed_fmt(format_args!("pid {pid} has already exited")));
     }
     writeln!(out, "killed pid {pid} (SIGKILL)")?;
     Ok(())

@@ -105,7 +105,7 @@ pub fn failinject(args: &Args, out: &mut dyn Write) -> Result {
     };
     if !words.is_empty() {
         let rule = failslab::parse_rule(words.iter().copied())
-            .map_err(|e| args.usage(alloc::format!("{e}")))?;
+            .map_err(|e| args.usage_fmt(format_args!("{e}")))?;
         for &t in targets {
             failslab::configure(t, rule);
         }
@@ -173,7 +173,7 @@ pub fn sleep(args: &Args, out: &mut dyn Write) -> Result {
     let ms = parse_seconds(word)
         .filter(|&ms| ms <= 3_600_000)
         .ok_or_else(|| {
-            args.usage(alloc::format!(
+            args.usage_fmt(format_args!(
                 "`{word}` is not a number of seconds (0..3600)"
             ))
         })?;
@@ -209,9 +209,9 @@ pub fn poweroff(args: &Args, out: &mut dyn Write) -> Result {
         Some(_) => {
             let code = args.number(0, "an exit code")?;
             if code > POWEROFF_MAX_CODE as u64 {
-                return Err(args.usage(alloc::format!(
-                    "{code} is too big (0..={POWEROFF_MAX_CODE})"
-                )));
+                return Err(
+                    args.usage_fmt(format_args!("{code} is too big (0..={POWEROFF_MAX_CODE})"))
+                );
             }
             code as u32
         }
