@@ -195,8 +195,11 @@ pub fn load_file(
         (stack::AT_HWCAP, 0),
     ];
     let auxv = &auxv_all[usize::from(plan.phdr_addr.is_none())..];
-    let initial = stack::build(USER_STACK_TOP, argv, envp, auxv, random, "x86_64")
-        .map_err(|_| ExecError::TooBig)?;
+    let initial =
+        stack::build(USER_STACK_TOP, argv, envp, auxv, random, "x86_64").map_err(|e| match e {
+            stack::StackError::OutOfMemory => ExecError::OutOfMemory,
+            _ => ExecError::TooBig,
+        })?;
     if initial.start < stack_start {
         return Err(ExecError::TooBig);
     }
