@@ -50,6 +50,7 @@ fn main() -> ! {
         boot_command_line_sets_the_rules,
         shell_command_sets_and_shows_the_rules,
         views_refuse_instead_of_panicking,
+        heap_reserve_carries_infallible_allocations_through_exhaustion,
         many_readonly_load_segments_with_bss_tails_run,
         iovec_arrays_are_bounded,
         execve_arguments_are_bounded_and_fallible,
@@ -258,6 +259,76 @@ fn views_refuse_instead_of_panicking() {
     assert!(refused > views.len(), "only {refused} refusals");
     assert!(sched::kill(spin));
     wait_for(spin);
+}
+
+/// Takes every free frame (biggest blocks first), linking the blocks
+/// through their first bytes: no heap needed. Returns the list head.
+fn hoard_every_frame() -> u64 {
+    let mut head = 0u64;
+    for order in (0..=10).rev() {
+        while let Some(pfn) = frames::alloc(order, mmcore::FrameKind::Kernel) {
+            let at = ferrite::mm::layout::phys_to_virt(pfn.addr()) as *mut u64;
+            // SAFETY: a block just allocated for us alone, in the direct
+            // map; its first 16 bytes are ours to write.
+            unsafe {
+                at.write(head);
+                at.add(1).write(order as u64);
+            }
+            head = pfn.addr();
+        }
+    }
+    head
+}
+
+fn free_hoard(mut head: u64) {
+    while head != 0 {
+        let at = ferrite::mm::layout::phys_to_virt(head) as *const u64;
+        // SAFETY: written by `hoard_every_frame` into a block we still own.
+        let (next, order) = unsafe { (at.read(), at.add(1).read()) };
+        frames::free(mmcore::Pfn::from_addr(head), order as usize).expect("our block");
+        head = next;
+    }
+}
+
+fn heap_reserve_carries_infallible_allocations_through_exhaustion() {
+    let before = settled_free_pages();
+    let (held, used) = ferrite::mm::heap::reserve_status();
+    assert_eq!(held, ferrite::mm::heap::RESERVE_BLOCKS);
+    let hoard = hoard_every_frame();
+    assert_eq!(frames::free_pages(), 0);
+    // Fallible allocations fail (from the slabs' leftovers at first):
+    // the reserve is not for them.
+    let mut fallible: [Option<Vec<u8>>; 64] = [const { None }; 64];
+    let mut refused = false;
+    for slot in &mut fallible {
+        match kalloc::try_with_capacity::<u8>(2048) {
+            Ok(v) => *slot = Some(v),
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "64 fallible 2 KiB allocations with no free frame");
+    assert_eq!(ferrite::mm::heap::reserve_status(), (held, used));
+    // Ones that cannot fail get the reserve (each needs a page of its own).
+    let mut boxes: [Option<alloc::boxed::Box<[u8; 2048]>>; 8] = [const { None }; 8];
+    for (i, slot) in boxes.iter_mut().enumerate() {
+        *slot = Some(alloc::boxed::Box::new([i as u8; 2048]));
+    }
+    core::hint::black_box(&boxes);
+    let (held_now, used_now) = ferrite::mm::heap::reserve_status();
+    assert!(
+        held_now < held && used_now > used,
+        "the reserve was not used"
+    );
+    drop(boxes);
+    drop(fallible);
+    free_hoard(hoard);
+    // The next allocation tops the reserve up again; nothing was lost.
+    drop(core::hint::black_box(alloc::boxed::Box::new(0u64)));
+    assert_eq!(ferrite::mm::heap::reserve_status().0, held);
+    assert_eq!(settled_free_pages(), before);
 }
 
 /// A static ELF: `count` read-only `PT_LOAD` segments, each one page of
