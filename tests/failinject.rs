@@ -257,6 +257,19 @@ fn views_refuse_instead_of_panicking() {
         }
     }
     assert!(refused > views.len(), "only {refused} refusals");
+    // Real exhaustion: not one free frame. Each view prints or refuses.
+    let hoard = hoard_every_frame();
+    let mut results: [Option<Result<usize, ()>>; 16] = [None; 16];
+    for (view, result) in views.iter().zip(&mut results) {
+        let name = view.split(' ').next().unwrap();
+        *result = Some(match shell(view) {
+            Ok(out) => Ok(out.len()),
+            Err(e) if e == alloc::format!("{name}: out of memory") => Err(()),
+            Err(e) => panic!("{view} with no free frame: {e}"),
+        });
+    }
+    free_hoard(hoard);
+    ferrite::kprintln!("  with no free frame: {results:?}");
     assert!(sched::kill(spin));
     wait_for(spin);
 }
