@@ -5,6 +5,7 @@
 //! Data flows one way: `arch` -> `mm` -> the rest.
 
 #![no_std]
+#![feature(allocator_ext)]
 
 extern crate alloc;
 

@@ -36,6 +36,8 @@ environment:
   FERRITE_EXTRA=DIR     also pack DIR's files into the ramdisk, under /bin
   FERRITE_INIT=PROG     the program the kernel starts first (default: the shell)
   FERRITE_RC=FILE       pack FILE as /etc/rc, the script the shell runs at boot
+  FERRITE_CMDLINE=TEXT  pack TEXT as /etc/cmdline, the kernel's boot options
+                        (failslab=every:N fail_page_alloc=random:N,seed:S,times:M)
 ";
 
 fn main() -> ExitCode {

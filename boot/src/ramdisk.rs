@@ -3,7 +3,9 @@
 //! if `FERRITE_EXTRA` names a directory, its files (-> `/bin`, so the shell
 //! runs them by name). `FERRITE_INIT` adds `/etc/init` naming the first
 //! program to start; `FERRITE_RC=file` packs that file as `/etc/rc`, the
-//! script the shell runs at boot.
+//! script the shell runs at boot. `FERRITE_CMDLINE="failslab=every:7 ..."`
+//! packs its text as `/etc/cmdline`, the kernel's boot command line (read
+//! before the first user process starts).
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +59,11 @@ pub fn pack_default(out: &Path) -> Result<PathBuf, String> {
             .add_file("etc/rc", 0o644, &script)
             .map_err(|e| e.to_string())?;
     }
+    if let Ok(cmdline) = std::env::var("FERRITE_CMDLINE") {
+        builder
+            .add_file("etc/cmdline", 0o644, cmdline_file(&cmdline).as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
     if let Ok(init) = std::env::var("FERRITE_INIT") {
         builder
             .add_file("etc/init", 0o644, init.trim().as_bytes())
@@ -64,4 +71,25 @@ pub fn pack_default(out: &Path) -> Result<PathBuf, String> {
     }
     std::fs::write(out, builder.finish()).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(out.to_owned())
+}
+
+/// The contents of `/etc/cmdline` for `FERRITE_CMDLINE=text`: the text on
+/// one line.
+fn cmdline_file(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    format!("{}\n", words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_is_one_line() {
+        assert_eq!(
+            cmdline_file(" failslab=every:7\n  fail_page_alloc=random:50,seed:3 "),
+            "failslab=every:7 fail_page_alloc=random:50,seed:3\n"
+        );
+        assert_eq!(cmdline_file(""), "\n");
+    }
 }

@@ -5,6 +5,19 @@
 //! `frames::init` has run, every new allocation comes from the slab heap;
 //! blocks the boot heap handed out stay valid and go back to it when freed
 //! (the address tells which heap owns a block).
+//!
+//! An allocation made through the fallible helpers of [`super::kalloc`] may
+//! be failed on purpose by failure injection ([`super::failslab`]); every
+//! other allocation fails only when memory really runs out.
+//!
+//! Those other allocations cannot fail gracefully: Rust's `Vec`, `Box`,
+//! `String` ... abort the kernel. So the heap keeps an emergency reserve of
+//! a few frame blocks (like the pages Linux keeps below its `min`
+//! watermark for `__GFP_NOFAIL`/`PF_MEMALLOC` callers): when the frame
+//! allocator is empty, an allocation that may not fail gets a reserve block
+//! given back to the buddy allocator and retries; a fallible one fails at
+//! once, leaving the reserve to those that cannot. The reserve is topped up
+//! again once memory is plentiful.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
@@ -13,7 +26,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
-use super::frames::{self, DirectMap};
+use mmcore::{FrameKind, Pfn};
+
+use super::frames::{self, DirectMap, PhysicalMemory};
+use super::layout::PAGE_SIZE;
 
 const BOOT_HEAP_SIZE: usize = 1024 * 1024;
 
@@ -21,6 +37,67 @@ const BOOT_HEAP_SIZE: usize = 1024 * 1024;
 struct BootHeapRegion([u8; BOOT_HEAP_SIZE]);
 
 static mut BOOT_HEAP_REGION: BootHeapRegion = BootHeapRegion([0; BOOT_HEAP_SIZE]);
+
+/// Order of a reserve block: 16 KiB, the largest slab a kmalloc class
+/// takes (a bigger request goes to the buddy allocator whole and cannot be
+/// helped by one block).
+const RESERVE_ORDER: usize = 2;
+/// Blocks in a full reserve (128 KiB).
+pub const RESERVE_BLOCKS: usize = 8;
+/// The reserve is refilled only while at least this many frames stay free
+/// (4 MiB): under pressure the frames go to whoever needs them.
+const REFILL_ABOVE: u64 = 1024;
+
+/// The emergency reserve. Only touched inside `frames::with` (the frame
+/// allocator's lock, interrupts off), so its own lock is always taken
+/// second and never contended.
+struct Reserve {
+    blocks: [Option<Pfn>; RESERVE_BLOCKS],
+    /// Blocks given up to allocations that could not fail, ever.
+    used: u64,
+}
+
+static RESERVE: Mutex<Reserve> = Mutex::new(Reserve {
+    blocks: [None; RESERVE_BLOCKS],
+    used: 0,
+});
+
+impl Reserve {
+    fn held(&self) -> usize {
+        self.blocks.iter().flatten().count()
+    }
+
+    /// Takes blocks back from the buddy allocator while memory is
+    /// plentiful.
+    fn refill(&mut self, m: &mut PhysicalMemory) {
+        for slot in self.blocks.iter_mut().filter(|b| b.is_none()) {
+            if m.buddy.free_pages() < REFILL_ABOVE + (1 << RESERVE_ORDER) {
+                return;
+            }
+            *slot = m.alloc_owned(RESERVE_ORDER, FrameKind::Kernel, false);
+        }
+    }
+
+    /// Gives one block back to the buddy allocator; false if none is left.
+    fn release_one(&mut self, m: &mut PhysicalMemory) -> bool {
+        let Some(pfn) = self.blocks.iter_mut().find_map(Option::take) else {
+            return false;
+        };
+        m.buddy
+            .free(pfn, RESERVE_ORDER)
+            .expect("a reserve block is an allocated block");
+        self.used += 1;
+        true
+    }
+}
+
+/// Blocks in the emergency reserve now, and how many were ever used.
+pub fn reserve_status() -> (usize, u64) {
+    frames::with(|_| {
+        let r = RESERVE.lock();
+        (r.held(), r.used)
+    })
+}
 
 struct KernelHeap {
     boot: Mutex<Option<Heap>>,
@@ -52,8 +129,10 @@ pub fn init_boot_heap() {
     });
 }
 
-/// Switches new allocations to the slab heap (after `frames::init`).
+/// Switches new allocations to the slab heap (after `frames::init`) and
+/// fills the emergency reserve.
 pub fn switch_to_slab() {
+    frames::with(|m| RESERVE.lock().refill(m));
     HEAP.slab_ready.store(true, Ordering::SeqCst);
 }
 
@@ -80,15 +159,37 @@ impl KernelHeap {
 // blocks are returned to the heap that handed them out.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // Taken for every allocation: the mark belongs to the first one.
+        let may_fail = super::kalloc::take_may_fail();
         if !self.slab_ready.load(Ordering::Relaxed) {
             return self.boot_alloc(layout);
         }
-        frames::with(|m| match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
-            Ok(ptr) => ptr.as_ptr(),
-            // Out of memory: the caller (alloc_error_handler or a fallible
-            // API like `try_reserve`) decides.
-            Err(mmcore::SlabError::OutOfMemory { .. }) => core::ptr::null_mut(),
-            Err(e) => panic!("kernel heap: {e}"),
+        if may_fail && super::failslab::should_fail_slab() {
+            return core::ptr::null_mut();
+        }
+        // Whether a reserve block can help: the request fits in the slab
+        // one block makes.
+        let reserve_helps = !may_fail && layout.size() <= (PAGE_SIZE as usize) << RESERVE_ORDER;
+        frames::with(|m| {
+            let mut reserve = RESERVE.lock();
+            loop {
+                match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
+                    Ok(ptr) => {
+                        if reserve.held() < RESERVE_BLOCKS {
+                            reserve.refill(m);
+                        }
+                        return ptr.as_ptr();
+                    }
+                    // Out of frames, and the caller cannot fail: a reserve
+                    // block goes back to the buddy allocator, try again.
+                    Err(mmcore::SlabError::OutOfMemory { .. })
+                        if reserve_helps && reserve.release_one(m) => {}
+                    // Out of memory: the caller (alloc_error_handler or a
+                    // fallible API like `try_reserve`) decides.
+                    Err(mmcore::SlabError::OutOfMemory { .. }) => return core::ptr::null_mut(),
+                    Err(e) => panic!("kernel heap: {e}"),
+                }
+            }
         })
     }
 

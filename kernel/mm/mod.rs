@@ -2,9 +2,11 @@
 //! kernel heap (slab) and page tables.
 
 pub mod aspace;
+pub mod failslab;
 pub mod fault;
 pub mod frames;
 pub mod heap;
+pub mod kalloc;
 pub mod layout;
 pub mod pagecache;
 pub mod paging;

@@ -34,7 +34,8 @@ pub fn push(byte: u8) {
     }
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut input = INPUT.lock();
-        if input.len() < MAX_BUFFERED {
+        // Room was made at boot: an interrupt handler never allocates.
+        if input.len() < MAX_BUFFERED.min(input.capacity()) {
             input.push_back(match byte {
                 b'\r' => b'\n',
                 b => b,
@@ -51,6 +52,11 @@ fn serial_irq() {
 }
 
 pub fn init() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut input = INPUT.lock();
+        let room = MAX_BUFFERED.saturating_sub(input.len());
+        input.reserve_exact(room);
+    });
     crate::arch::interrupts::set_irq_handler(crate::arch::interrupts::IRQ_COM1, serial_irq);
 }
 

@@ -5,8 +5,6 @@
 //! vector. Nothing is read from the file until the program touches it.
 
 use alloc::string::String;
-use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::fmt;
 
 use spin::Mutex;
@@ -15,10 +13,11 @@ use usercore::stack;
 use vmcore::vma::{VmaFlags, VmaTag};
 use vmcore::{Prot, Sharing, Vma, VmaKind};
 
-use super::ramdisk;
+use super::ramdisk::{self, RamFile};
 use crate::arch::trap::TrapFrame;
 use crate::arch::usermode::user_frame;
 use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
+use crate::mm::kalloc;
 use crate::mm::layout::{PIE_BASE, USER_END, USER_STACK_TOP};
 use crate::mm::uaccess;
 
@@ -39,6 +38,15 @@ impl fmt::Display for ExecError {
             ExecError::TooBig => write!(f, "arguments and environment too large"),
             ExecError::OutOfMemory => write!(f, "out of memory"),
             ExecError::Region(e) => write!(f, "bad memory layout: {e}"),
+        }
+    }
+}
+
+impl From<ElfError> for ExecError {
+    fn from(e: ElfError) -> ExecError {
+        match e {
+            ElfError::OutOfMemory => ExecError::OutOfMemory,
+            e => ExecError::Elf(e),
         }
     }
 }
@@ -91,15 +99,31 @@ fn region(start: u64, end: u64, prot: Prot, kind: VmaKind, tag: VmaTag) -> Vma {
     }
 }
 
+/// Bytes of zeros to write the zeroed tails of file pages from (a tail is
+/// less than a page).
+static ZEROS: [u8; 4096] = [0; 4096];
+
 /// Builds the address space and initial registers for `path`.
 pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecError> {
     let file = ramdisk::open(path).ok_or(ExecError::NotFound)?;
-    let image = elf::parse(file.data).map_err(ExecError::Elf)?;
+    load_file(file, path, argv, envp)
+}
+
+/// [`load`] for a file already at hand (`path` names the program).
+pub fn load_file(
+    file: RamFile,
+    path: &str,
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+) -> Result<Image, ExecError> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = kalloc::try_string(name).map_err(|_| ExecError::OutOfMemory)?;
+    let image = elf::parse(file.data).map_err(ExecError::from)?;
     let bias = match image.kind {
         ElfKind::Exec => 0,
         ElfKind::StaticPie => PIE_BASE,
     };
-    let plan = image.load_plan(bias, USER_END).map_err(ExecError::Elf)?;
+    let plan = image.load_plan(bias, USER_END).map_err(ExecError::from)?;
     let mut aspace = AddressSpace::new().map_err(|_| ExecError::OutOfMemory)?;
     for segment in &plan.segments {
         if let Some(r) = &segment.file {
@@ -107,8 +131,16 @@ pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecErr
                 file: file.id,
                 offset: r.file_offset,
             };
+            // A zeroed tail is written through the user mapping: writable
+            // until then (`protect` below gives the segment its own
+            // permissions back). Without this, the tail of a read-only
+            // segment could not be written and exec failed.
+            let mut p = prot(r.prot);
+            if segment.zero_tail.is_some() {
+                p |= Prot::WRITE;
+            }
             aspace
-                .map(region(r.start, r.end, prot(r.prot), kind, VmaTag::Image))
+                .map(region(r.start, r.end, p, kind, VmaTag::Image))
                 .map_err(ExecError::Region)?;
         }
         if let Some(r) = &segment.anon {
@@ -135,7 +167,7 @@ pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecErr
             VmaTag::Stack,
         ))
         .map_err(ExecError::Region)?;
-    let aspace = Arc::new(Mutex::new(aspace));
+    let aspace = kalloc::try_arc(Mutex::new(aspace)).map_err(|_| ExecError::OutOfMemory)?;
 
     // Fill in what needs writing through the new address space: the zeroed
     // tails of file pages and the initial stack.
@@ -144,11 +176,10 @@ pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecErr
     for (i, b) in random.iter_mut().enumerate() {
         *b = (seed.rotate_left(i as u32 * 8) ^ (i as u64 * 0x9e37_79b9)) as u8;
     }
-    let mut auxv: Vec<(u64, u64)> = Vec::new();
-    if let Some(phdr) = plan.phdr_addr {
-        auxv.push((stack::AT_PHDR, phdr));
-    }
-    auxv.extend_from_slice(&[
+    // AT_PHDR first when the program headers are loaded (a fixed array:
+    // nothing to allocate).
+    let auxv_all = [
+        (stack::AT_PHDR, plan.phdr_addr.unwrap_or(0)),
         (stack::AT_PHENT, image.phentsize as u64),
         (stack::AT_PHNUM, image.phnum as u64),
         (stack::AT_PAGESZ, 4096),
@@ -162,28 +193,42 @@ pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecErr
         (stack::AT_SECURE, 0),
         (stack::AT_CLKTCK, crate::time::TICK_HZ),
         (stack::AT_HWCAP, 0),
-    ]);
-    let initial = stack::build(USER_STACK_TOP, argv, envp, &auxv, random, "x86_64")
-        .map_err(|_| ExecError::TooBig)?;
+    ];
+    let auxv = &auxv_all[usize::from(plan.phdr_addr.is_none())..];
+    let initial =
+        stack::build(USER_STACK_TOP, argv, envp, auxv, random, "x86_64").map_err(|e| match e {
+            stack::StackError::OutOfMemory => ExecError::OutOfMemory,
+            _ => ExecError::TooBig,
+        })?;
     if initial.start < stack_start {
         return Err(ExecError::TooBig);
     }
     let previous = crate::mm::aspace::current();
     crate::mm::aspace::switch_to(Some(aspace.clone()));
+    // The regions were checked writable above, so a failed copy means the
+    // fault handler found no memory.
     let written = (|| {
-        for tail in plan.segments.iter().filter_map(|s| s.zero_tail.as_ref()) {
-            let zeros = alloc::vec![0u8; (tail.end - tail.start) as usize];
-            uaccess::copy_to_user(tail.start, &zeros).map_err(|_| ExecError::OutOfMemory)?;
+        for segment in &plan.segments {
+            let (Some(tail), Some(file)) = (&segment.zero_tail, &segment.file) else {
+                continue;
+            };
+            let zeros = &ZEROS[..(tail.end - tail.start) as usize];
+            uaccess::copy_to_user(tail.start, zeros).map_err(|_| ExecError::OutOfMemory)?;
+            if !file.prot.write {
+                aspace
+                    .lock()
+                    .protect(file.start, file.end, prot(file.prot))
+                    .map_err(ExecError::Region)?;
+            }
         }
         uaccess::copy_to_user(initial.start, &initial.bytes).map_err(|_| ExecError::OutOfMemory)
     })();
     crate::mm::aspace::switch_to(previous);
     written?;
-    let name = path.rsplit('/').next().unwrap_or(path);
     Ok(Image {
         aspace,
         frame: user_frame(plan.entry, initial.rsp),
         brk: (plan.brk_start, plan.brk_start),
-        name: String::from(name),
+        name,
     })
 }

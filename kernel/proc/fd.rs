@@ -2,11 +2,11 @@
 //! ramdisk files. Each process has its own table, copied by fork and kept
 //! across exec.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::ramdisk::RamFile;
 use super::sched;
+use crate::mm::kalloc::{self, AllocError};
 
 #[derive(Clone, Copy)]
 pub enum OpenFile {
@@ -15,8 +15,8 @@ pub enum OpenFile {
 }
 
 /// The table a new process starts with.
-pub fn standard() -> Vec<Option<OpenFile>> {
-    vec![Some(OpenFile::Console); 3]
+pub fn standard() -> Result<Vec<Option<OpenFile>>, AllocError> {
+    kalloc::try_to_vec(&[Some(OpenFile::Console); 3])
 }
 
 const MAX_FDS: usize = 64;
@@ -33,19 +33,28 @@ pub fn set_pos(fd: u64, new: u64) {
     })
 }
 
+/// Why `install` found no descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallError {
+    /// All `MAX_FDS` are open (`EMFILE`).
+    TableFull,
+    /// The table could not grow (`ENOMEM`).
+    OutOfMemory,
+}
+
 /// The lowest free descriptor, now holding `file`.
-pub fn install(file: OpenFile) -> Option<i64> {
+pub fn install(file: OpenFile) -> Result<i64, InstallError> {
     sched::with_current(|p| {
         let slot = match p.fds.iter().position(Option::is_none) {
             Some(i) => i,
             None if p.fds.len() < MAX_FDS => {
-                p.fds.push(None);
+                kalloc::try_push(&mut p.fds, None).map_err(|_| InstallError::OutOfMemory)?;
                 p.fds.len() - 1
             }
-            None => return None,
+            None => return Err(InstallError::TableFull),
         };
         p.fds[slot] = Some(file);
-        Some(slot as i64)
+        Ok(slot as i64)
     })
 }
 

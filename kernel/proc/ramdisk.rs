@@ -1,40 +1,71 @@
 //! The ramdisk: a cpio (newc) archive the boot tool packs and the bootloader
-//! loads; read-only files by path. Each file becomes a page-cache file the
-//! first time it is opened, so its pages are shared by every mapping.
+//! loads; read-only files by path. Every file is registered with the page
+//! cache at boot, so its pages are shared by every mapping and opening a
+//! file allocates nothing (a user's `open` cannot run the heap out).
+//!
+//! `/etc/cmdline`, if present, is the kernel's boot command line (the boot
+//! tool packs `FERRITE_CMDLINE` there); it is applied here, before the first
+//! user process starts (see [`crate::mm::failslab::apply_cmdline`]).
 
-use alloc::collections::BTreeMap;
-use alloc::string::String;
-use spin::{Mutex, Once};
+use alloc::vec::Vec;
+use spin::Once;
 use usercore::cpio::Archive;
 
 use crate::mm::pagecache;
 
-static ARCHIVE: Once<Option<Archive<'static>>> = Once::new();
-static FILE_IDS: Mutex<BTreeMap<String, u32>> = Mutex::new(BTreeMap::new());
+/// The archive and, sorted by path, each file with its page-cache id.
+struct Ramdisk {
+    archive: Archive<'static>,
+    files: Vec<(&'static str, RamFile)>,
+}
+
+static RAMDISK: Once<Option<Ramdisk>> = Once::new();
+
+/// Where the boot command line is read from.
+pub const CMDLINE: &str = "/etc/cmdline";
 
 pub fn init() {
-    ARCHIVE.call_once(|| {
+    RAMDISK.call_once(|| {
         let (virt, len) = crate::boot::facts().ramdisk?;
         // SAFETY: the bootloader mapped the ramdisk at `virt..virt+len` in
         // its dynamic range; those mappings and frames (Bootloader memory)
         // are never reused, and the ramdisk is only read.
         let bytes: &'static [u8] =
             unsafe { core::slice::from_raw_parts(virt as *const u8, len as usize) };
-        match Archive::parse(bytes) {
-            Ok(archive) => {
-                log::info!(
-                    "ramdisk: {} KiB, {} files",
-                    len / 1024,
-                    archive.files().filter(|f| f.is_file()).count()
-                );
-                Some(archive)
-            }
+        let archive = match Archive::parse(bytes) {
+            Ok(archive) => archive,
             Err(e) => {
                 log::error!("ramdisk: not a valid cpio archive: {e}");
-                None
+                return None;
             }
+        };
+        // Boot time: allocation failure here is fatal anyway. One
+        // allocation of the right size and an in-place sort: no temporary
+        // buffers that would leave empty slabs behind.
+        let count = archive.files().filter(|f| f.is_file()).count();
+        let mut files: Vec<(&'static str, RamFile)> = Vec::with_capacity(count);
+        for f in archive.files().filter(|f| f.is_file()) {
+            let file = RamFile {
+                data: f.data,
+                id: pagecache::register(f.data),
+            };
+            files.push((f.path, file));
         }
+        // Stable for equal paths (the first in the archive wins, as
+        // `Archive::find` finds it): sort by (path, position).
+        files.sort_unstable_by_key(|&(path, file)| (path, file.id));
+        files.dedup_by_key(|&mut (path, _)| path);
+        log::info!("ramdisk: {} KiB, {} files", len / 1024, files.len());
+        Some(Ramdisk { archive, files })
     });
+    if let Some(cmdline) = open(CMDLINE) {
+        match core::str::from_utf8(cmdline.data) {
+            Ok(text) => {
+                crate::mm::failslab::apply_cmdline(text);
+            }
+            Err(_) => log::warn!("{CMDLINE} is not text; ignored"),
+        }
+    }
 }
 
 /// A file's bytes and its page-cache id.
@@ -44,31 +75,29 @@ pub struct RamFile {
     pub id: u32,
 }
 
+fn ramdisk() -> Option<&'static Ramdisk> {
+    RAMDISK.get()?.as_ref()
+}
+
+/// The file at `path` (a directory or a missing path is `None`). Allocates
+/// nothing.
 pub fn open(path: &str) -> Option<RamFile> {
-    let archive = ARCHIVE.get()?.as_ref()?;
-    let entry = archive.find(path)?;
+    let ramdisk = ramdisk()?;
+    // The archive's own lookup knows its path rules (a leading `/`, `./`).
+    let entry = ramdisk.archive.find(path)?;
     if !entry.is_file() {
         return None;
     }
-    let data: &'static [u8] = entry.data;
-    let key = String::from(entry.path);
-    let id = x86_64::instructions::interrupts::without_interrupts(|| {
-        *FILE_IDS
-            .lock()
-            .entry(key)
-            .or_insert_with(|| pagecache::register(data))
-    });
-    Some(RamFile { data, id })
+    let at = ramdisk
+        .files
+        .binary_search_by_key(&entry.path, |&(p, _)| p)
+        .ok()?;
+    Some(ramdisk.files[at].1)
 }
 
-/// Every file path, for `ls`.
-pub fn paths() -> alloc::vec::Vec<String> {
-    match ARCHIVE.get().and_then(|a| a.as_ref()) {
-        Some(a) => a
-            .files()
-            .filter(|f| f.is_file())
-            .map(|f| String::from(f.path))
-            .collect(),
-        None => alloc::vec::Vec::new(),
-    }
+/// Every file path, in archive order, for `ls` (allocates nothing).
+pub fn paths() -> impl Iterator<Item = &'static str> {
+    ramdisk()
+        .into_iter()
+        .flat_map(|r| r.archive.files().filter(|f| f.is_file()).map(|f| f.path))
 }

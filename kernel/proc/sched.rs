@@ -12,7 +12,7 @@
 //! never held across a switch.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -27,13 +27,15 @@ use crate::arch::trap::{trap_return, TrapFrame};
 use crate::arch::{interrupts, syscall as arch_syscall};
 use crate::mm::aspace::{self, SharedAddressSpace};
 use crate::mm::fault::UserFault;
+use crate::mm::kalloc::{self, AllocError};
 use crate::mm::vmalloc::{self, VmArea};
 
 pub type Pid = u32;
 
 /// Timer ticks a process runs before the next one gets the CPU (30 ms).
 const TIME_SLICE_TICKS: u32 = 3;
-/// Run-queue slots reserved at boot.
+/// Process-table and run-queue slots reserved at boot (both grow, fallibly,
+/// on the spawn path only).
 const MAX_QUEUED: usize = 1024;
 /// Kernel stack of a user process: 32 KiB above a guard page.
 const KERNEL_STACK_PAGES: u64 = 8;
@@ -103,8 +105,54 @@ pub struct Process {
     fpu: Box<FpuState>,
 }
 
+/// The process table: boxed processes in a vector sorted by pid. Unlike a
+/// `BTreeMap` (whose insert allocates a node and aborts the kernel when the
+/// heap is out of memory), room for an insert is reserved fallibly first.
+/// Boxed, so a process stays put while the vector moves: `schedule` keeps
+/// raw pointers to the saved RSP and FPU state across the switch.
+#[allow(clippy::vec_box)]
+struct ProcTable(Vec<Box<Process>>);
+
+impl ProcTable {
+    fn index(&self, pid: Pid) -> core::result::Result<usize, usize> {
+        self.0.binary_search_by_key(&pid, |p| p.pid)
+    }
+
+    fn get(&self, pid: &Pid) -> Option<&Process> {
+        self.index(*pid).ok().map(|i| &*self.0[i])
+    }
+
+    fn get_mut(&mut self, pid: &Pid) -> Option<&mut Process> {
+        self.index(*pid).ok().map(|i| &mut *self.0[i])
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Process> {
+        self.0.iter().map(|p| &**p)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Process> {
+        self.0.iter_mut().map(|p| &mut **p)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn remove(&mut self, pid: &Pid) -> Option<Box<Process>> {
+        self.index(*pid).ok().map(|i| self.0.remove(i))
+    }
+
+    /// Inserts `p`, whose pid is new; reserve room first (with
+    /// `kalloc::try_reserve(&mut table.0, 1)`) so this cannot allocate.
+    fn insert(&mut self, p: Box<Process>) {
+        debug_assert!(self.0.len() < self.0.capacity());
+        let at = self.index(p.pid).expect_err("pids are never reused");
+        self.0.insert(at, p);
+    }
+}
+
 struct Scheduler {
-    procs: BTreeMap<Pid, Box<Process>>,
+    procs: ProcTable,
     queue: VecDeque<Pid>,
     current: Pid,
     slice: u32,
@@ -141,8 +189,9 @@ pub fn init() {
         fds: Vec::new(),
         fpu: Box::new(FpuState::initial()),
     };
-    let mut procs = BTreeMap::new();
-    procs.insert(0, Box::new(kernel));
+    let mut procs = Vec::with_capacity(MAX_QUEUED);
+    procs.push(Box::new(kernel));
+    let procs = ProcTable(procs);
     x86_64::instructions::interrupts::without_interrupts(|| {
         *SCHED.lock() = Some(Scheduler {
             procs,
@@ -170,7 +219,7 @@ pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 
 /// Runs `f` on process `pid`, if it exists.
 pub fn with_process<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Option<R> {
-    with(|s| s.procs.get_mut(&pid).map(|p| f(p)))
+    with(|s| s.procs.get_mut(&pid).map(f))
 }
 
 /// A snapshot line per process, for `ps`.
@@ -185,31 +234,106 @@ pub struct ProcInfo {
 }
 
 pub fn list() -> Vec<ProcInfo> {
-    with(|s| {
-        s.procs
-            .values()
-            .map(|p| ProcInfo {
-                pid: p.pid,
-                ppid: p.ppid,
-                name: p.name.clone(),
-                state: p.state.name(),
-                aspace: p.aspace.clone(),
-                ticks: p.ticks,
-            })
-            .collect()
-    })
+    try_list().expect("memory for the process list")
+}
+
+/// Like [`list`], failing instead of aborting when the heap is out of
+/// memory (for `ps` and other views a user may run under pressure).
+pub fn try_list() -> core::result::Result<Vec<ProcInfo>, AllocError> {
+    // Room first, then the copy under the lock; names are copied after it
+    // (allocating with the scheduler lock held would work, but the lock is
+    // an interrupts-off section and copies can be large).
+    let mut out: Vec<ProcInfo> = Vec::new();
+    loop {
+        let n = count();
+        kalloc::try_reserve(&mut out, n)?;
+        let done = with(|s| {
+            if s.procs.len() > out.capacity() {
+                return false;
+            }
+            for p in s.procs.values() {
+                out.push(ProcInfo {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    name: String::new(),
+                    state: p.state.name(),
+                    aspace: p.aspace.clone(),
+                    ticks: p.ticks,
+                });
+            }
+            true
+        });
+        if done {
+            break;
+        }
+    }
+    for info in &mut out {
+        // A process that is gone by now keeps an empty name.
+        let name = with_process(info.pid, |p| kalloc::try_string(&p.name));
+        if let Some(name) = name {
+            info.name = name?;
+        }
+    }
+    Ok(out)
+}
+
+/// The first process (in pid order) that `pred` accepts, without
+/// allocating.
+pub fn find_pid(mut pred: impl FnMut(&Process) -> bool) -> Option<Pid> {
+    with(|s| s.procs.values().find(|p| pred(p)).map(|p| p.pid))
+}
+
+/// How many processes there are (zombies included), without allocating.
+pub fn count() -> usize {
+    with(|s| s.procs.len())
+}
+
+/// Why a process could not be created.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// No room for its kernel stack.
+    KernelStack(vmalloc::VmallocError),
+    /// The kernel heap is out of memory.
+    OutOfMemory,
+}
+
+impl From<AllocError> for SpawnError {
+    fn from(_: AllocError) -> SpawnError {
+        SpawnError::OutOfMemory
+    }
 }
 
 /// Creates a process that starts in ring 3 with `frame` in `aspace`, as a
-/// child of the current process, and queues it.
+/// child of the current process, with the standard descriptors, and queues
+/// it.
 pub fn spawn(
     name: &str,
     aspace: SharedAddressSpace,
     frame: &TrapFrame,
     fs_base: u64,
     brk: (u64, u64),
-) -> Result<Pid, vmalloc::VmallocError> {
-    let kstack = vmalloc::alloc(KERNEL_STACK_PAGES)?;
+) -> Result<Pid, SpawnError> {
+    let name = kalloc::try_string(name)?;
+    let fds = super::fd::standard()?;
+    spawn_child(name, aspace, frame, fs_base, brk, fds)
+}
+
+/// [`spawn`] with the name and descriptor table given (fork's copies).
+/// Every allocation is fallible: out of memory is an error, and whatever
+/// was made for the child goes back.
+pub fn spawn_child(
+    name: String,
+    aspace: SharedAddressSpace,
+    frame: &TrapFrame,
+    fs_base: u64,
+    brk: (u64, u64),
+    fds: Vec<Option<super::fd::OpenFile>>,
+) -> Result<Pid, SpawnError> {
+    let fpu = kalloc::try_box(FpuState::initial())?;
+    // The box first: once the kernel stack exists, nothing may fail
+    // without giving it back.
+    let slot = kalloc::try_box_uninit::<Process>()?;
+    let kstack = vmalloc::alloc(KERNEL_STACK_PAGES).map_err(SpawnError::KernelStack)?;
     let frame_size = core::mem::size_of::<TrapFrame>() as u64;
     let frame_at = (kstack.end() - frame_size) & !0xf;
     // SAFETY: `frame_at` is inside the fresh kernel stack, 16-byte aligned,
@@ -219,30 +343,50 @@ pub fn spawn(
     // process "returns" into trap_return with RSP at the frame.
     let saved_rsp = unsafe { prepare_stack(frame_at, trap_return as *const () as u64) };
     let root = aspace.lock().root();
-    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-    let process = Process {
-        pid,
-        ppid: 0,
-        name: String::from(name),
-        state: State::Runnable,
-        aspace: Some(aspace),
-        root,
-        kstack: Some(kstack),
-        saved_rsp,
-        fs_base,
-        brk,
-        ticks: 0,
-        fault: None,
-        fds: super::fd::standard(),
-        fpu: Box::new(FpuState::initial()),
-    };
-    with(|s| {
-        let mut process = Box::new(process);
+    let mut process = Box::write(
+        slot,
+        Process {
+            pid: 0,
+            ppid: 0,
+            name,
+            state: State::Runnable,
+            aspace: Some(aspace),
+            root,
+            kstack: Some(kstack),
+            saved_rsp,
+            fs_base,
+            brk,
+            ticks: 0,
+            fault: None,
+            fds,
+            fpu,
+        },
+    );
+    let result = with(|s| {
+        // The run queue holds each live process at most once plus stale
+        // entries of dead ones; keep room for all of them so the timer
+        // interrupt (which requeues) never has to grow it.
+        let want = (2 * (s.procs.len() + 1) + 16)
+            .saturating_sub(s.queue.len())
+            .max(1);
+        let room = kalloc::try_reserve_deque(&mut s.queue, want)
+            .and_then(|()| kalloc::try_reserve(&mut s.procs.0, 1));
+        if room.is_err() {
+            return Err(process);
+        }
+        process.pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
         process.ppid = s.current;
-        s.procs.insert(pid, process);
+        let pid = process.pid;
+        s.procs.insert(process);
         s.queue.push_back(pid);
+        Ok(pid)
     });
-    Ok(pid)
+    result.map_err(|mut unstarted| {
+        if let Some(stack) = unstarted.kstack.take() {
+            vmalloc::free(stack);
+        }
+        SpawnError::OutOfMemory
+    })
 }
 
 /// Picks the next runnable process and switches to it; returns when the
@@ -375,16 +519,14 @@ pub fn block(why: Block) {
 
 /// Makes every process blocked for `why` runnable.
 pub fn wake_all(why: Block) {
+    // Called from interrupt handlers: nothing here allocates (the queue
+    // has room, see `spawn_child`).
     with(|s| {
-        let woken: Vec<Pid> = s
-            .procs
-            .values()
-            .filter(|p| p.state == State::Blocked(why))
-            .map(|p| p.pid)
-            .collect();
-        for pid in woken {
-            s.procs.get_mut(&pid).unwrap().state = State::Runnable;
-            s.queue.push_back(pid);
+        for p in s.procs.values_mut() {
+            if p.state == State::Blocked(why) {
+                p.state = State::Runnable;
+                s.queue.push_back(p.pid);
+            }
         }
     })
 }
@@ -480,10 +622,11 @@ pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, NoChild> {
 /// Gives the current process a new program (execve): its address space,
 /// name, break and TLS base are replaced; returns the old address space,
 /// already switched away from, for the caller to drop.
-pub fn replace_image(image: &super::exec::Image) -> Option<SharedAddressSpace> {
+pub fn replace_image(image: &mut super::exec::Image) -> Option<SharedAddressSpace> {
     let root = image.aspace.lock().root();
     let old = with_current(|p| {
-        p.name = image.name.clone();
+        // Moved, not copied: nothing to allocate past the point of no return.
+        core::mem::swap(&mut p.name, &mut image.name);
         p.brk = image.brk;
         p.fs_base = 0;
         p.root = root;

@@ -14,6 +14,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use crate::mm::kalloc;
+
 /// Lines kept for Up/Down.
 pub const HISTORY_MAX: usize = 64;
 /// Longest line accepted; further characters are refused with a bell.
@@ -108,7 +110,9 @@ impl LineEditor {
             }
             0x15 => {
                 // Ctrl-U: erase from the start of the line to the cursor.
-                let tail = self.line.split_off(self.cursor);
+                // In place: nothing to allocate.
+                self.line.drain(..self.cursor);
+                let tail = core::mem::take(&mut self.line);
                 self.replace(tail, 0, echo);
             }
             0x0b => {
@@ -152,13 +156,17 @@ impl LineEditor {
             if self.history.len() == HISTORY_MAX {
                 self.history.remove(0);
             }
-            self.history.push(String::from(trimmed));
+            // Without memory for it, the line is just not remembered.
+            if let Ok(entry) = kalloc::try_string(trimmed) {
+                let _ = kalloc::try_push(&mut self.history, entry);
+            }
         }
         line
     }
 
     fn insert(&mut self, byte: u8, echo: &mut dyn Write) {
-        if self.line.len() >= LINE_MAX {
+        // Full, or no memory for one more byte: ring the bell.
+        if self.line.len() >= LINE_MAX || kalloc::try_reserve(&mut self.line, 1).is_err() {
             let _ = echo.write_str("\x07");
             return;
         }
@@ -220,14 +228,21 @@ impl LineEditor {
         let index = match self.browsing {
             None if self.history.is_empty() => return,
             None => {
-                self.draft = self.line.clone();
+                let Ok(draft) = kalloc::try_to_vec(&self.line) else {
+                    let _ = echo.write_str("\x07");
+                    return;
+                };
+                self.draft = draft;
                 self.history.len() - 1
             }
             Some(0) => return,
             Some(i) => i - 1,
         };
+        let Ok(line) = kalloc::try_to_vec(self.history[index].as_bytes()) else {
+            let _ = echo.write_str("\x07");
+            return;
+        };
         self.browsing = Some(index);
-        let line = self.history[index].clone().into_bytes();
         let end = line.len();
         self.replace(line, end, echo);
     }
@@ -237,8 +252,12 @@ impl LineEditor {
             return;
         };
         let line = if i + 1 < self.history.len() {
+            let Ok(line) = kalloc::try_to_vec(self.history[i + 1].as_bytes()) else {
+                let _ = echo.write_str("\x07");
+                return;
+            };
             self.browsing = Some(i + 1);
-            self.history[i + 1].clone().into_bytes()
+            line
         } else {
             self.browsing = None;
             core::mem::take(&mut self.draft)

@@ -7,7 +7,6 @@
 //! held (the heap takes that lock too), so buffers are made beforehand and
 //! formatting happens afterwards.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
@@ -18,6 +17,7 @@ use mmcore::FrameKind;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::{Args, Result};
+use crate::mm::kalloc::{self, AllocError};
 use crate::mm::layout::{PAGE_SIZE, VMALLOC_END, VMALLOC_START};
 use crate::mm::{frames, vmalloc, vmstat};
 
@@ -128,7 +128,7 @@ pub fn meminfo_snapshot() -> MemInfo {
 
 fn kb_line(out: &mut dyn Write, name: &str, kb: u64) -> Result {
     // /proc/meminfo: the name and colon padded to 16, the value to 8.
-    let label = alloc::format!("{name}:");
+    let label = super::StackText::<32>::format(format_args!("{name}:"));
     writeln!(out, "{label:<16}{kb:>8} kB")?;
     Ok(())
 }
@@ -241,9 +241,9 @@ pub fn buddyinfo(args: &Args, out: &mut dyn Write) -> Result {
 }
 
 /// Every slab cache's statistics.
-pub fn caches() -> Vec<CacheInfo> {
+pub fn caches() -> core::result::Result<Vec<CacheInfo>, AllocError> {
     // Made before taking the lock: allocating under it would deadlock.
-    let mut list = Vec::with_capacity(MAX_CACHES);
+    let mut list = kalloc::try_with_capacity(MAX_CACHES)?;
     frames::with(|m| {
         for cache in m.slab.caches() {
             if list.len() < list.capacity() {
@@ -251,7 +251,7 @@ pub fn caches() -> Vec<CacheInfo> {
             }
         }
     });
-    list
+    Ok(list)
 }
 
 pub fn slabinfo(args: &Args, out: &mut dyn Write) -> Result {
@@ -261,7 +261,7 @@ pub fn slabinfo(args: &Args, out: &mut dyn Write) -> Result {
         out,
         "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"
     )?;
-    for c in caches() {
+    for c in caches().map_err(|_| args.oom())? {
         writeln!(
             out,
             "{:<17} {:>6} {:>6} {:>6} {:>4} {:>4} : tunables {:>4} {:>4} {:>4} : slabdata {:>6} {:>6} {:>6}",
@@ -297,7 +297,7 @@ fn cache_bytes(c: &CacheInfo) -> u64 {
 
 pub fn slabtop(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
-    let mut list = caches();
+    let mut list = caches().map_err(|_| args.oom())?;
     let active_objs: u64 = list.iter().map(|c| c.active_objs).sum();
     let objs: u64 = list.iter().map(|c| c.num_objs).sum();
     let active_slabs: u64 = list.iter().map(|c| c.active_slabs).sum();
@@ -365,7 +365,7 @@ pub fn slabtop(args: &Args, out: &mut dyn Write) -> Result {
 }
 
 /// A region kind as the firmware calls it.
-pub fn region_kind_name(kind: MemoryRegionKind) -> String {
+pub fn region_kind_name(kind: MemoryRegionKind) -> super::StackText<48> {
     let name = match kind {
         MemoryRegionKind::Usable => "usable",
         MemoryRegionKind::Bootloader => "bootloader (kernel, page tables, boot info)",
@@ -374,7 +374,7 @@ pub fn region_kind_name(kind: MemoryRegionKind) -> String {
             3 => "ACPI reclaimable (BIOS)",
             4 => "ACPI NVS (BIOS)",
             5 => "bad memory (BIOS)",
-            t => return alloc::format!("BIOS type {t}"),
+            t => return super::StackText::format(format_args!("BIOS type {t}")),
         },
         MemoryRegionKind::UnknownUefi(t) => match t {
             0 => "reserved (UEFI)",
@@ -388,15 +388,15 @@ pub fn region_kind_name(kind: MemoryRegionKind) -> String {
             11 | 12 => "MMIO (UEFI)",
             13 => "PAL code (UEFI)",
             14 => "persistent memory (UEFI)",
-            t => return alloc::format!("UEFI type {t}"),
+            t => return super::StackText::format(format_args!("UEFI type {t}")),
         },
         _ => "unknown",
     };
-    String::from(name)
+    super::StackText::format(format_args!("{name}"))
 }
 
 /// `4 KiB`, `1.5 MiB`, `2 GiB`.
-pub fn human_size(bytes: u64) -> String {
+pub fn human_size(bytes: u64) -> super::StackText<24> {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut unit = 0;
     let mut scale = 1u64;
@@ -405,9 +405,13 @@ pub fn human_size(bytes: u64) -> String {
         unit += 1;
     }
     if bytes.is_multiple_of(scale) {
-        alloc::format!("{} {}", bytes / scale, UNITS[unit])
+        super::StackText::format(format_args!("{} {}", bytes / scale, UNITS[unit]))
     } else {
-        alloc::format!("{:.1} {}", bytes as f64 / scale as f64, UNITS[unit])
+        super::StackText::format(format_args!(
+            "{:.1} {}",
+            bytes as f64 / scale as f64,
+            UNITS[unit]
+        ))
     }
 }
 
@@ -416,12 +420,15 @@ pub fn memmap(args: &Args, out: &mut dyn Write) -> Result {
     let regions = crate::boot::facts().memory_regions;
     // Adjacent regions of one kind are shown as one (UEFI maps come in
     // ~130 pieces, mostly neighbours of the same type).
-    let mut merged: Vec<(u64, u64, String)> = Vec::new();
+    let mut merged: Vec<(u64, u64, MemoryRegionKind)> =
+        kalloc::try_with_capacity(regions.len()).map_err(|_| args.oom())?;
     for r in regions {
-        let name = region_kind_name(r.kind);
+        let same = |last: MemoryRegionKind| {
+            region_kind_name(last).as_str() == region_kind_name(r.kind).as_str()
+        };
         match merged.last_mut() {
-            Some((_, end, last)) if *end == r.start && *last == name => *end = r.end,
-            _ => merged.push((r.start, r.end, name)),
+            Some((_, end, last)) if *end == r.start && same(*last) => *end = r.end,
+            _ => merged.push((r.start, r.end, r.kind)),
         }
     }
     writeln!(
@@ -432,11 +439,12 @@ pub fn memmap(args: &Args, out: &mut dyn Write) -> Result {
         merged.len()
     )?;
     writeln!(out, "{:<18} {:<18} {:>10}  kind", "start", "end", "size")?;
-    for (start, end, name) in &merged {
+    for (start, end, kind) in &merged {
         writeln!(
             out,
-            "{start:#018x} {end:#018x} {:>10}  {name}",
-            human_size(end - start)
+            "{start:#018x} {end:#018x} {:>10}  {}",
+            human_size(end - start),
+            region_kind_name(*kind)
         )?;
     }
     let usable: u64 = regions

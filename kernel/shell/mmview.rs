@@ -8,7 +8,6 @@
 //! (`BuddyAllocator::blocks`), in one pass under its lock. Without a
 //! framebuffer (or with `-t`) a coarse text version is printed instead.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
@@ -18,6 +17,7 @@ use mmcore::FrameKind;
 use super::{Args, Result};
 use crate::drivers::fbcon::{self, FbConsole};
 use crate::mm::frames;
+use crate::mm::kalloc::{self, AllocError};
 use crate::mm::layout::PAGE_SIZE;
 
 /// Refresh period.
@@ -86,10 +86,17 @@ fn majority(counts: &[u64; FrameKind::COUNT]) -> u8 {
 
 /// Takes the picture with `frames_per_cell` frames in each cell.
 pub fn picture(frames_per_cell: u64) -> Picture {
+    try_picture(frames_per_cell).expect("memory for the picture")
+}
+
+/// [`picture`], failing when the heap has no room for the cells (mmview
+/// is what one watches while memory runs out).
+pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocError> {
     let per = frames_per_cell.max(1);
     let (base, frames) = span();
     // Allocated before the allocator's lock is taken: the heap needs it.
-    let mut cells = vec![FrameKind::Free as u8; frames.div_ceil(per) as usize];
+    let mut cells = kalloc::try_zeroed(frames.div_ceil(per) as usize)?;
+    cells.fill(FrameKind::Free as u8);
     let mut totals = [0u64; FrameKind::COUNT];
     frames::with(|m| {
         let mut counts = [0u64; FrameKind::COUNT];
@@ -135,13 +142,13 @@ pub fn picture(frames_per_cell: u64) -> Picture {
         }
         finish(&mut cells, &mut counts, current);
     });
-    Picture {
+    Ok(Picture {
         base_pfn: base,
         frames,
         frames_per_cell: per,
         cells,
         totals,
-    }
+    })
 }
 
 fn mib(frames: u64) -> f64 {
@@ -159,7 +166,7 @@ pub fn write_text(out: &mut dyn Write) -> Result {
     let per = frames
         .div_ceil(TEXT_COLUMNS * TEXT_ROWS)
         .next_power_of_two();
-    let pic = picture(per);
+    let pic = try_picture(per).map_err(|_| super::ShellError::OutOfMemory { command: "mmview" })?;
     writeln!(
         out,
         "physical memory, frames {:#x}..{:#x}; one character = {} frame{} ({} KiB), by majority owner:",
@@ -250,7 +257,7 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
     let (width, height) = fb.size();
     let (cw, ch) = fb.char_size();
     fb.fill_rect(0, 0, width, g.y0, BACKGROUND);
-    let title = alloc::format!(
+    let title = super::StackText::<256>::format(format_args!(
         "Ferrite mmview: physical memory {:#x}-{:#x}, 1 cell = {} frame{} ({} KiB); refresh {} ms; a key stops",
         pic.base_pfn * PAGE_SIZE,
         (pic.base_pfn + pic.frames) * PAGE_SIZE,
@@ -258,8 +265,8 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
         if g.frames_per_cell == 1 { "" } else { "s" },
         g.frames_per_cell * PAGE_SIZE / 1024,
         REFRESH_MS
-    );
-    fb.text_at(g.x0, 4, &title, TEXT, BACKGROUND);
+    ));
+    fb.text_at(g.x0, 4, title.as_str(), TEXT, BACKGROUND);
     // Right below the rows in use.
     let rows = pic.cells.len().div_ceil(g.cols).min(g.rows);
     let legend_y = g.y0 + rows * g.pitch + 8;
@@ -275,16 +282,25 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
         let x = g.x0 + (i % 4) * column;
         let y = legend_y + (i / 4) * ch;
         fb.fill_rect(x, y + 3, cw + 2, ch - 6, *colour);
-        let label = alloc::format!("{name:<11} {:>8.1} MiB", mib(pic.totals[*kind as usize]));
-        fb.text_at(x + 2 * cw, y, &label, TEXT, BACKGROUND);
+        let label = super::StackText::<64>::format(format_args!(
+            "{name:<11} {:>8.1} MiB",
+            mib(pic.totals[*kind as usize])
+        ));
+        fb.text_at(x + 2 * cw, y, label.as_str(), TEXT, BACKGROUND);
     }
     let v = crate::mm::vmstat::snapshot();
-    let procs = crate::proc::sched::list().len();
-    let status = alloc::format!(
+    let procs = crate::proc::sched::count();
+    let status = super::StackText::<256>::format(format_args!(
         "processes {procs}  pgfault {}  zero_page_maps {}  demand_zero {}  cow_copy {}  cow_reuse {}  oom_kill {}  refresh #{refreshes}",
         v.pgfault, v.zero_page_maps, v.demand_zero, v.cow_copy, v.cow_reuse, v.oom_kill
+    ));
+    fb.text_at(
+        g.x0,
+        legend_y + 2 * ch + 4,
+        status.as_str(),
+        TEXT,
+        BACKGROUND,
     );
-    fb.text_at(g.x0, legend_y + 2 * ch + 4, &status, TEXT, BACKGROUND);
 }
 
 /// Draws the cells that changed since `previous` (all if it is empty).
@@ -344,7 +360,15 @@ fn live(g: &Grid, seconds: Option<u64>) -> u64 {
     let mut previous: Vec<u8> = Vec::new();
     let mut refreshes = 0;
     loop {
-        let pic = picture(g.frames_per_cell);
+        // No memory for a new picture: keep the last one on screen and
+        // try again at the next refresh.
+        let Ok(pic) = try_picture(g.frames_per_cell) else {
+            if key_pressed() {
+                return refreshes;
+            }
+            crate::proc::sched::sleep_ticks(REFRESH_MS * crate::time::TICK_HZ / 1000);
+            continue;
+        };
         if previous.is_empty() {
             fbcon::draw(|fb| {
                 let (w, h) = fb.size();

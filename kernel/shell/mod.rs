@@ -21,6 +21,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
+use crate::mm::kalloc;
 use crate::proc::sched::Pid;
 
 /// What the shell prints before reading a line.
@@ -43,6 +44,9 @@ pub enum ShellError {
     Failed { command: &'static str, why: String },
     /// Writing the output failed.
     Output,
+    /// The kernel heap ran out of memory for what the command needed: the
+    /// command is refused (nothing here allocates, so it cannot fail too).
+    OutOfMemory { command: &'static str },
 }
 
 impl fmt::Display for ShellError {
@@ -66,6 +70,7 @@ impl fmt::Display for ShellError {
             }
             ShellError::Failed { command, why } => write!(f, "{command}: {why}"),
             ShellError::Output => write!(f, "shell: output error"),
+            ShellError::OutOfMemory { command } => write!(f, "{command}: out of memory"),
         }
     }
 }
@@ -117,6 +122,30 @@ impl Args<'_> {
         }
     }
 
+    /// The command is refused for lack of memory.
+    pub fn oom(&self) -> ShellError {
+        ShellError::OutOfMemory {
+            command: self.command.name,
+        }
+    }
+
+    /// A usage error with a formatted reason (`out of memory` if there is
+    /// no room for the text).
+    pub fn usage_fmt(&self, why: fmt::Arguments) -> ShellError {
+        match kalloc::try_format(why) {
+            Ok(why) => self.usage(why),
+            Err(_) => self.oom(),
+        }
+    }
+
+    /// [`Args::failed`] with a formatted reason.
+    pub fn failed_fmt(&self, why: fmt::Arguments) -> ShellError {
+        match kalloc::try_format(why) {
+            Ok(why) => self.failed(why),
+            Err(_) => self.oom(),
+        }
+    }
+
     pub fn failed(&self, why: impl Into<String>) -> ShellError {
         ShellError::Failed {
             command: self.command.name,
@@ -128,9 +157,9 @@ impl Args<'_> {
     pub fn count(&self, min: usize, max: usize) -> Result {
         let n = self.words.len();
         if n < min {
-            Err(self.usage("missing argument"))
+            Err(self.usage_fmt(format_args!("missing argument")))
         } else if n > max {
-            Err(self.usage(alloc::format!("unexpected argument `{}`", self.words[max])))
+            Err(self.usage_fmt(format_args!("unexpected argument `{}`", self.words[max])))
         } else {
             Ok(())
         }
@@ -139,15 +168,17 @@ impl Args<'_> {
     /// Argument `i` as a number (decimal, or hex with `0x`), naming it
     /// `what` in the error.
     pub fn number(&self, i: usize, what: &str) -> core::result::Result<u64, ShellError> {
-        let word = self.get(i).ok_or_else(|| self.usage("missing argument"))?;
-        parse_number(word).ok_or_else(|| self.usage(alloc::format!("`{word}` is not {what}")))
+        let word = self
+            .get(i)
+            .ok_or_else(|| self.usage_fmt(format_args!("missing argument")))?;
+        parse_number(word).ok_or_else(|| self.usage_fmt(format_args!("`{word}` is not {what}")))
     }
 
     /// Argument `i` as the pid of an existing process.
     pub fn pid(&self, i: usize) -> core::result::Result<Pid, ShellError> {
         let n = self.number(i, "a process id")?;
-        let pid =
-            Pid::try_from(n).map_err(|_| self.usage(alloc::format!("{n} is not a process id")))?;
+        let pid = Pid::try_from(n)
+            .map_err(|_| self.usage_fmt(format_args!("{n} is not a process id")))?;
         if crate::proc::sched::with_process(pid, |_| ()).is_none() {
             return Err(ShellError::NoSuchProcess {
                 command: self.command.name,
@@ -158,19 +189,68 @@ impl Args<'_> {
     }
 }
 
+/// Text formatted into a fixed buffer on the stack (cut short if it does
+/// not fit), for padding labels without allocating.
+pub struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackText<N> {
+    pub fn format(args: fmt::Arguments) -> Self {
+        let mut t = StackText {
+            buf: [0; N],
+            len: 0,
+        };
+        let _ = fmt::write(&mut t, args);
+        t
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only whole `str`s (or their char-boundary prefixes) are copied in.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl<const N: usize> Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut take = s.len().min(N - self.len);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        if take < s.len() {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<const N: usize> fmt::Display for StackText<N> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// `123`, `0x7b` (or `0X7B`); underscores allowed as separators.
+/// (Parsed digit by digit: nothing to allocate.)
 pub fn parse_number(word: &str) -> Option<u64> {
-    let clean: String = word.chars().filter(|&c| c != '_').collect();
-    if clean.is_empty() {
-        return None;
+    let (digits, radix) = match word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (word, 10),
+    };
+    let mut value: u64 = 0;
+    let mut any = false;
+    for c in digits.chars().filter(|&c| c != '_') {
+        let digit = c.to_digit(radix)?;
+        value = value
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(digit))?;
+        any = true;
     }
-    match clean
-        .strip_prefix("0x")
-        .or_else(|| clean.strip_prefix("0X"))
-    {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => clean.parse().ok(),
-    }
+    any.then_some(value)
 }
 
 /// Every command, in the order `help` lists them.
@@ -266,6 +346,12 @@ pub static COMMANDS: &[Command] = &[
         run: procs::kill,
     },
     Command {
+        name: "failinject",
+        usage: "[slab|page|all] [off | every N | random N [seed S]] [times M]",
+        about: "fail allocations on purpose (failslab, fail_page_alloc)",
+        run: system::failinject,
+    },
+    Command {
         name: "ls",
         usage: "",
         about: "files in the ramdisk",
@@ -321,8 +407,18 @@ pub fn execute(line: &str, out: &mut dyn Write) -> Result {
     if line.is_empty() || line.starts_with('#') {
         return Ok(());
     }
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let command = find(words[0]).ok_or_else(|| ShellError::UnknownCommand(words[0].into()))?;
+    // The words, in a vector that grows fallibly: a line is user input.
+    let oom = ShellError::OutOfMemory { command: "shell" };
+    let mut words: Vec<&str> =
+        kalloc::try_with_capacity(line.split_whitespace().count()).map_err(|_| oom.clone())?;
+    words.extend(line.split_whitespace());
+    let command = match find(words[0]) {
+        Some(c) => c,
+        None => {
+            let name = kalloc::try_string(words[0]).map_err(|_| oom)?;
+            return Err(ShellError::UnknownCommand(name));
+        }
+    };
     let args = Args {
         command,
         words: &words[1..],
@@ -352,7 +448,7 @@ fn help(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 1)?;
     if let Some(name) = args.get(0) {
         let command =
-            find(name).ok_or_else(|| args.usage(alloc::format!("no command `{name}`")))?;
+            find(name).ok_or_else(|| args.usage_fmt(format_args!("no command `{name}`")))?;
         writeln!(out, "usage: {} {}", command.name, command.usage)?;
         writeln!(out, "  {}", command.about)?;
         if let Some(more) = system::details(command.name) {

@@ -16,10 +16,12 @@ use vmcore::vma::VmaTag;
 use vmcore::{PteFlags, Sharing, Vma, VmaKind};
 use x86_64::instructions::interrupts::without_interrupts;
 
-use super::{Args, Result, ShellError};
+use super::{Args, Result};
 use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
+use crate::mm::kalloc;
 use crate::mm::layout::PAGE_SIZE;
 use crate::mm::{frames, pgtable};
+use crate::proc::exec::ExecError;
 use crate::proc::sched::{self, Pid, State};
 use crate::proc::user::{self, UserExit};
 
@@ -93,7 +95,9 @@ pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
         "{:>5} {:>5} {:<8} {:>8} {:>8} NAME",
         "PID", "PPID", "STATE", "VSZ", "RSS"
     )?;
-    for p in sched::list() {
+    // Refused, not a panic, when the heap is short (`ps` is what one
+    // types when memory runs out).
+    for p in sched::try_list().map_err(|_| args.oom())? {
         let (vsz, rss) = match aspace_of(p.pid) {
             Some(a) => sizes(&a),
             None => (0, 0),
@@ -112,39 +116,50 @@ pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
     Ok(())
 }
 
-fn mapping_name(vma: &Vma, program: &str) -> String {
-    match (vma.flags.tag, vma.kind, vma.sharing) {
-        (VmaTag::Image, _, _) => String::from(program),
-        (VmaTag::Stack, _, _) => String::from("[ stack ]"),
-        (VmaTag::Heap, _, _) => String::from("[ heap ]"),
-        (_, VmaKind::File { file, .. }, Sharing::Shared) => {
-            alloc::format!("[ shared file {file} ]")
+/// What `pmap` shows in the Mapping column.
+struct MappingName<'a>(&'a Vma, &'a str);
+
+impl core::fmt::Display for MappingName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        let (vma, program) = (self.0, self.1);
+        match (vma.flags.tag, vma.kind, vma.sharing) {
+            (VmaTag::Image, _, _) => f.write_str(program),
+            (VmaTag::Stack, _, _) => f.write_str("[ stack ]"),
+            (VmaTag::Heap, _, _) => f.write_str("[ heap ]"),
+            (_, VmaKind::File { file, .. }, Sharing::Shared) => {
+                write!(f, "[ shared file {file} ]")
+            }
+            (_, VmaKind::File { file, .. }, Sharing::Private) => write!(f, "[ file {file} ]"),
+            (_, VmaKind::Anonymous, _) => f.write_str("[ anon ]"),
         }
-        (_, VmaKind::File { file, .. }, Sharing::Private) => alloc::format!("[ file {file} ]"),
-        (_, VmaKind::Anonymous, _) => String::from("[ anon ]"),
     }
 }
 
 pub fn pmap(args: &Args, out: &mut dyn Write) -> Result {
     args.count(1, 1)?;
     let pid = args.pid(0)?;
-    let name = sched::with_process(pid, |p| p.name.clone()).unwrap_or_default();
+    let name = sched::with_process(pid, |p| kalloc::try_string(&p.name))
+        .unwrap_or(Ok(String::new()))
+        .map_err(|_| args.oom())?;
     let Some(aspace) = aspace_of(pid) else {
-        return Err(args.failed(if pid == 0 {
-            String::from("pid 0 is the kernel thread: it has no user address space")
+        return Err(if pid == 0 {
+            args.failed_fmt(format_args!(
+                "pid 0 is the kernel thread: it has no user address space"
+            ))
         } else {
-            alloc::format!("pid {pid} has exited: its memory is gone")
-        }));
+            args.failed_fmt(format_args!("pid {pid} has exited: its memory is gone"))
+        });
     };
     let rows: Vec<(Vma, u64, u64)> = with_aspace(&aspace, |a| {
-        let vmas: Vec<Vma> = a.vmas().iter().copied().collect();
-        vmas.into_iter()
-            .map(|v| {
-                let (rss, dirty) = region_usage(a, v.start, v.end);
-                (v, rss, dirty)
-            })
-            .collect()
-    });
+        let mut rows = kalloc::try_with_capacity(a.vmas().len())?;
+        let vmas: &mut Vec<(Vma, u64, u64)> = &mut rows;
+        vmas.extend(a.vmas().iter().map(|v| (*v, 0, 0)));
+        for (v, rss, dirty) in vmas.iter_mut() {
+            (*rss, *dirty) = region_usage(a, v.start, v.end);
+        }
+        Ok(rows)
+    })
+    .map_err(|_: kalloc::AllocError| args.oom())?;
     writeln!(out, "{pid}:   {name}")?;
     writeln!(
         out,
@@ -166,7 +181,7 @@ pub fn pmap(args: &Args, out: &mut dyn Write) -> Result {
             d * KB_PER_PAGE,
             vma.prot,
             shared,
-            mapping_name(vma, &name)
+            MappingName(vma, &name)
         )?;
         size += vma.len() / 1024;
         rss += r * KB_PER_PAGE;
@@ -238,7 +253,7 @@ pub fn walk(args: &Args, out: &mut dyn Write) -> Result {
     let pid = args.pid(0)?;
     let addr = args.number(1, "an address")?;
     if !is_canonical(addr) {
-        return Err(args.usage(alloc::format!(
+        return Err(args.usage_fmt(format_args!(
             "{addr:#x} is not a canonical address (bits 63..47 must all equal bit 47)"
         )));
     }
@@ -247,8 +262,9 @@ pub fn walk(args: &Args, out: &mut dyn Write) -> Result {
             pgtable::with_kernel(|t, m| (t.translate_walk(m, addr).unwrap_or_default(), t.root()));
         (steps, root, None)
     } else {
-        let aspace = aspace_of(pid)
-            .ok_or_else(|| args.failed(alloc::format!("pid {pid} has exited: nothing to walk")))?;
+        let aspace = aspace_of(pid).ok_or_else(|| {
+            args.failed_fmt(format_args!("pid {pid} has exited: nothing to walk"))
+        })?;
         with_aspace(&aspace, |a| {
             (
                 a.walk(addr),
@@ -258,11 +274,14 @@ pub fn walk(args: &Args, out: &mut dyn Write) -> Result {
         })
     };
     let owner = if pid == 0 {
-        String::from("the kernel's page tables")
+        kalloc::try_string("the kernel's page tables")
     } else {
-        let name = sched::with_process(pid, |p| p.name.clone()).unwrap_or_default();
-        alloc::format!("pid {pid} ({name})")
-    };
+        let name = sched::with_process(pid, |p| kalloc::try_string(&p.name))
+            .unwrap_or(Ok(String::new()))
+            .map_err(|_| args.oom())?;
+        kalloc::try_format(format_args!("pid {pid} ({name})"))
+    }
+    .map_err(|_| args.oom())?;
     writeln!(out, "walk of {addr:#x} in {owner}, root (CR3) {root:#x}:")?;
     if pid != 0 && addr < 0x0000_8000_0000_0000 {
         match &region {
@@ -353,10 +372,19 @@ pub fn signal_name(signal: u8) -> &'static str {
 
 /// "exited with 0", "killed by signal 11 (SIGSEGV)".
 pub fn describe_exit(exit: &UserExit) -> String {
-    match exit {
-        UserExit::Exited(code) => alloc::format!("exited with {code}"),
-        UserExit::Killed { signal, .. } => {
-            alloc::format!("killed by signal {signal} ({})", signal_name(*signal))
+    alloc::format!("{}", ExitText(exit))
+}
+
+/// [`describe_exit`] without allocating.
+pub struct ExitText<'a>(pub &'a UserExit);
+
+impl core::fmt::Display for ExitText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self.0 {
+            UserExit::Exited(code) => write!(f, "exited with {code}"),
+            UserExit::Killed { signal, .. } => {
+                write!(f, "killed by signal {signal} ({})", signal_name(*signal))
+            }
         }
     }
 }
@@ -382,7 +410,7 @@ fn is_zombie(pid: Pid) -> bool {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result {
-    let mut words: Vec<&str> = args.words.to_vec();
+    let mut words: Vec<&str> = kalloc::try_to_vec(args.words).map_err(|_| args.oom())?;
     let mut background = false;
     if let Some(last) = words.last_mut() {
         if let Some(stripped) = last.strip_suffix('&') {
@@ -394,42 +422,62 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result {
         }
     }
     if words.is_empty() {
-        return Err(args.usage("missing program name"));
+        return Err(args.usage_fmt(format_args!("missing program name")));
     }
-    let path = program_path(words[0]);
-    let pid = user::spawn_program(&path, &words)
-        .map_err(|e| args.failed(alloc::format!("{path}: {e}")))?;
+    let path = if words[0].contains('/') {
+        kalloc::try_string(words[0])
+    } else {
+        kalloc::try_format(format_args!("/bin/{}", words[0]))
+    }
+    .map_err(|_| args.oom())?;
+    let name = kalloc::try_string(words[0]).map_err(|_| args.oom())?;
+    let pid = user::spawn_program(&path, &words).map_err(|e| match e {
+        ExecError::OutOfMemory => args.oom(),
+        e => args.failed_fmt(format_args!("{path}: {e}")),
+    })?;
     if background {
-        without_interrupts(|| {
-            JOBS.lock().push(Job {
-                pid,
-                name: String::from(words[0]),
-            })
+        let room = without_interrupts(|| {
+            let mut jobs = JOBS.lock();
+            kalloc::try_push(&mut jobs, Job { pid, name })
         });
+        if room.is_err() {
+            // No room to remember it: it runs on, and its zombie is
+            // reaped as an orphan's would be.
+            writeln!(
+                out,
+                "[{pid}] {} running in the background (not in `jobs`: out of memory)",
+                words[0]
+            )?;
+            return Ok(());
+        }
         writeln!(out, "[{pid}] {} running in the background", words[0])?;
         return Ok(());
     }
     let exit = user::wait_for(pid);
     LAST_STATUS.store(status_of(&exit), Ordering::Relaxed);
-    writeln!(out, "[pid {pid}] {}: {}", words[0], describe_exit(&exit))?;
+    writeln!(out, "[pid {pid}] {}: {}", words[0], ExitText(&exit))?;
     Ok(())
 }
 
 /// Reaps background programs that ended and says how they did.
 pub fn report_finished_jobs(out: &mut dyn Write) {
-    let finished: Vec<Job> = without_interrupts(|| {
-        let mut jobs = JOBS.lock();
-        let (done, running): (Vec<Job>, Vec<Job>) = jobs.drain(..).partition(|j| {
-            // A pid that vanished (reaped elsewhere) is done too.
-            is_zombie(j.pid) || sched::with_process(j.pid, |_| ()).is_none()
+    // One finished job at a time, moved out of the list: nothing to
+    // allocate (this runs after every command, memory short or not).
+    loop {
+        let finished = without_interrupts(|| {
+            let mut jobs = JOBS.lock();
+            let at = jobs.iter().position(|j| {
+                // A pid that vanished (reaped elsewhere) is done too.
+                is_zombie(j.pid) || sched::with_process(j.pid, |_| ()).is_none()
+            })?;
+            Some(jobs.remove(at))
         });
-        *jobs = running;
-        done
-    });
-    for job in finished {
+        let Some(job) = finished else {
+            return;
+        };
         if is_zombie(job.pid) {
             let exit = user::wait_for(job.pid);
-            let _ = writeln!(out, "[{}] {}: {}", job.pid, job.name, describe_exit(&exit));
+            let _ = writeln!(out, "[{}] {}: {}", job.pid, job.name, ExitText(&exit));
         } else {
             let _ = writeln!(out, "[{}] {}: done", job.pid, job.name);
         }
@@ -439,29 +487,35 @@ pub fn report_finished_jobs(out: &mut dyn Write) {
 /// Reaps zombies left to the kernel thread by parents that exited first
 /// (orphans are re-parented to pid 0; no one else will wait for them).
 pub fn reap_orphans() {
-    let jobs: Vec<Pid> = without_interrupts(|| JOBS.lock().iter().map(|j| j.pid).collect());
-    for p in sched::list() {
-        if p.pid != 0 && p.ppid == 0 && !jobs.contains(&p.pid) && is_zombie(p.pid) {
-            let _ = sched::reap(p.pid as i64);
-        }
+    let is_job = |pid: Pid| without_interrupts(|| JOBS.lock().iter().any(|j| j.pid == pid));
+    while let Some(pid) = sched::find_pid(|p| {
+        p.pid != 0 && p.ppid == 0 && matches!(p.state, State::Zombie(_)) && !is_job(p.pid)
+    }) {
+        let _ = sched::reap(pid as i64);
     }
 }
 
 pub fn jobs(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     report_finished_jobs(out);
-    let running: Vec<(Pid, String)> = without_interrupts(|| {
-        JOBS.lock()
-            .iter()
-            .map(|j| (j.pid, j.name.clone()))
-            .collect()
-    });
-    if running.is_empty() {
-        writeln!(out, "no background programs")?;
-    }
-    for (pid, name) in running {
+    // By index, copying one job at a time: no list to allocate.
+    let mut i = 0;
+    loop {
+        let job = without_interrupts(|| {
+            let jobs = JOBS.lock();
+            let job = jobs.get(i)?;
+            Some(kalloc::try_string(&job.name).map(|name| (job.pid, name)))
+        });
+        let Some(job) = job else {
+            break;
+        };
+        let (pid, name) = job.map_err(|_| args.oom())?;
         let state = sched::with_process(pid, |p| p.state.name()).unwrap_or("gone");
         writeln!(out, "[{pid}] {state:<8} {name}")?;
+        i += 1;
+    }
+    if i == 0 {
+        writeln!(out, "no background programs")?;
     }
     Ok(())
 }
@@ -470,13 +524,12 @@ pub fn kill(args: &Args, out: &mut dyn Write) -> Result {
     args.count(1, 1)?;
     let pid = args.pid(0)?;
     if pid == 0 {
-        return Err(args.failed("pid 0 is the kernel (this shell): it cannot be killed"));
+        return Err(args.failed_fmt(format_args!(
+            "pid 0 is the kernel (this shell): it cannot be killed"
+        )));
     }
     if !sched::kill(pid) {
-        return Err(ShellError::Failed {
-            command: "kill",
-            why: alloc::format!("pid {pid} has already exited"),
-        });
+        return Err(args.failed_fmt(format_args!("pid {pid} has already exited")));
     }
     writeln!(out, "killed pid {pid} (SIGKILL)")?;
     Ok(())

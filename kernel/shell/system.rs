@@ -59,6 +59,19 @@ pub fn details(name: &str) -> Option<&'static str> {
             "  Starts /bin/PROGRAM (or a path) with ARGS. In the foreground the shell\n  \
              waits and says how it ended; with a final & it returns at once (see jobs)."
         }
+        "failinject" => {
+            "  Like Linux's failslab and fail_page_alloc: makes allocations fail on\n  \
+             purpose so error paths run. `slab` is the kernel heap (only allocations\n  \
+             whose caller handles failure: those made with mm::kalloc), `page` the\n  \
+             frames of user-driven paths (user pages, page cache, page tables); `all`\n  \
+             (the default) both. `every N` fails the Nth, 2Nth, ... such allocation,\n  \
+             `random N [seed S]` one in N at random (seeded, reproducible), `times M`\n  \
+             at most M failures. Setting a rule resets its counters. Without a rule,\n  \
+             shows each target's rule, calls seen and failures. At boot the same\n  \
+             comes from /etc/cmdline: `failslab=every:7 fail_page_alloc=random:50,seed:3`.\n  \
+             Examples: `failinject slab every 7`, `failinject page random 50 seed 3\n  \
+             times 100`, `failinject off`."
+        }
         "poweroff" => {
             "  In QEMU, exits with status 33 + 2 * CODE (CODE 0..=111, default 0): the\n  \
              boot tool (make run) turns 33 into 0 and 35 (CODE 1) into 1 and passes the\n  \
@@ -69,14 +82,56 @@ pub fn details(name: &str) -> Option<&'static str> {
     })
 }
 
+pub fn failinject(args: &Args, out: &mut dyn Write) -> Result {
+    use crate::mm::failslab::{self, Target};
+    let mut words = args.words;
+    let targets: &[Target] = match words.first().copied() {
+        Some("all") => {
+            words = &words[1..];
+            &[Target::Slab, Target::Page]
+        }
+        Some(w) => match failslab::parse_target(w) {
+            Some(Target::Slab) => {
+                words = &words[1..];
+                &[Target::Slab]
+            }
+            Some(Target::Page) => {
+                words = &words[1..];
+                &[Target::Page]
+            }
+            None => &[Target::Slab, Target::Page],
+        },
+        None => &[Target::Slab, Target::Page],
+    };
+    if !words.is_empty() {
+        let rule = failslab::parse_rule(words.iter().copied())
+            .map_err(|e| args.usage_fmt(format_args!("{e}")))?;
+        for &t in targets {
+            failslab::configure(t, rule);
+        }
+    }
+    for &t in targets {
+        let (rule, stats) = failslab::status(t);
+        writeln!(
+            out,
+            "{:<16} {rule}: {} failed of {} calls",
+            t.name(),
+            stats.failed,
+            stats.calls
+        )?;
+    }
+    Ok(())
+}
+
 pub fn ls(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
-    let paths = crate::proc::ramdisk::paths();
-    if paths.is_empty() {
-        writeln!(out, "the ramdisk is empty")?;
-    }
-    for path in paths {
+    let mut empty = true;
+    for path in crate::proc::ramdisk::paths() {
         writeln!(out, "/{}", path.trim_start_matches('/'))?;
+        empty = false;
+    }
+    if empty {
+        writeln!(out, "the ramdisk is empty")?;
     }
     Ok(())
 }
@@ -118,7 +173,7 @@ pub fn sleep(args: &Args, out: &mut dyn Write) -> Result {
     let ms = parse_seconds(word)
         .filter(|&ms| ms <= 3_600_000)
         .ok_or_else(|| {
-            args.usage(alloc::format!(
+            args.usage_fmt(format_args!(
                 "`{word}` is not a number of seconds (0..3600)"
             ))
         })?;
@@ -154,9 +209,9 @@ pub fn poweroff(args: &Args, out: &mut dyn Write) -> Result {
         Some(_) => {
             let code = args.number(0, "an exit code")?;
             if code > POWEROFF_MAX_CODE as u64 {
-                return Err(args.usage(alloc::format!(
-                    "{code} is too big (0..={POWEROFF_MAX_CODE})"
-                )));
+                return Err(
+                    args.usage_fmt(format_args!("{code} is too big (0..={POWEROFF_MAX_CODE})"))
+                );
             }
             code as u32
         }

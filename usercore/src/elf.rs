@@ -73,8 +73,16 @@ pub enum ElfError {
     Dynamic,
     /// `e_phentsize` is not 56.
     BadPhentsize(u16),
-    /// The program header table is empty, too large or outside the file.
+    /// The program header table is empty or outside the file.
     BadPhdrTable,
+    /// More program headers than fit in [`MAX_PHDR_TABLE`] bytes (Linux's
+    /// `binfmt_elf` limit: `ENOEXEC`).
+    TooManyPhdrs {
+        /// `e_phnum`.
+        phnum: u16,
+    },
+    /// No memory for the segment list (the kernel returns `ENOMEM`).
+    OutOfMemory,
     /// There is no `PT_LOAD` segment.
     NoLoadSegments,
     /// Program header `index` has `p_filesz > p_memsz`.
@@ -158,8 +166,15 @@ impl fmt::Display for ElfError {
             Self::BadPhentsize(s) => write!(f, "ELF: program header size is {s}, expected 56"),
             Self::BadPhdrTable => write!(
                 f,
-                "ELF: program header table is empty, too large or outside the file"
+                "ELF: program header table is empty or outside the file"
             ),
+            Self::TooManyPhdrs { phnum } => write!(
+                f,
+                "ELF: too many program headers ({phnum}, at most {} in {} KiB)",
+                MAX_PHDR_TABLE / PHDR_SIZE,
+                MAX_PHDR_TABLE / 1024
+            ),
+            Self::OutOfMemory => write!(f, "ELF: out of memory for the segment list"),
             Self::NoLoadSegments => write!(f, "ELF: no loadable segments"),
             Self::FileSizeExceedsMemSize { index } => {
                 write!(f, "ELF: segment {index} has a file size larger than its memory size")
@@ -369,8 +384,11 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
         return Err(ElfError::BadPhentsize(phentsize));
     }
     let table_len = usize::from(phnum) * PHDR_SIZE;
-    if phnum == 0 || table_len > MAX_PHDR_TABLE {
+    if phnum == 0 {
         return Err(ElfError::BadPhdrTable);
+    }
+    if table_len > MAX_PHDR_TABLE {
+        return Err(ElfError::TooManyPhdrs { phnum });
     }
     let table = usize::try_from(phoff)
         .ok()
@@ -396,7 +414,13 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
     };
 
     let file_len = bytes.len() as u64;
+    // Room for every PT_LOAD up front, fallibly (the kernel calls this on
+    // behalf of execve: up to 1,170 segments is a 64 KiB allocation).
+    let loads = phdrs().filter(|(_, p)| p.p_type == PT_LOAD).count();
     let mut segments = Vec::new();
+    segments
+        .try_reserve_exact(loads)
+        .map_err(|_| ElfError::OutOfMemory)?;
     let mut phdr_vaddr = None;
     let mut tls = None;
     for (index, p) in phdrs() {
@@ -582,7 +606,10 @@ impl ElfImage {
         if !bias.is_multiple_of(PAGE_SIZE) {
             return Err(ElfError::MisalignedBias(bias));
         }
-        let mut segments = Vec::with_capacity(self.segments.len());
+        let mut segments = Vec::new();
+        segments
+            .try_reserve_exact(self.segments.len())
+            .map_err(|_| ElfError::OutOfMemory)?;
         let mut brk_start = 0;
         for s in &self.segments {
             let index = s.index;

@@ -18,7 +18,6 @@
 //! [`build`] produces these bytes with their final user addresses, so the
 //! kernel only copies them to `[start, stack_top)` and sets `rsp`.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -83,6 +82,8 @@ pub enum StackError {
     /// The caller passed an auxv entry the builder owns (`AT_NULL`,
     /// `AT_RANDOM`, `AT_PLATFORM` or `AT_EXECFN`).
     ReservedAux(u64),
+    /// No memory for the image (the kernel returns `ENOMEM`).
+    OutOfMemory,
 }
 
 impl fmt::Display for StackError {
@@ -96,6 +97,7 @@ impl fmt::Display for StackError {
             ),
             Self::MisalignedTop(t) => write!(f, "stack: top {t:#x} is not 16-byte aligned"),
             Self::TooLow => write!(f, "stack: top is too low to hold the initial stack"),
+            Self::OutOfMemory => write!(f, "stack: out of memory for the initial stack"),
             Self::ReservedAux(k) => write!(
                 f,
                 "stack: auxv entry {k} is added by the stack builder and must not be passed"
@@ -202,14 +204,20 @@ pub fn build(
     let rsp = sub(random_addr, words.checked_mul(8).ok_or(too_low)?)? & !15;
 
     let len = usize::try_from(stack_top - rsp).map_err(|_| too_low)?;
-    let mut image = Writer {
-        bytes: vec![0; len],
-        base: rsp,
-    };
+    // Fallible: the kernel builds this on behalf of execve (up to
+    // MAX_STRINGS and the tables: a large, contiguous allocation).
+    let oom = |_| StackError::OutOfMemory;
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(oom)?;
+    bytes.resize(len, 0);
+    let mut image = Writer { bytes, base: rsp };
 
     // Strings: argv then envp, upwards from strings_addr.
     let mut at = strings_addr;
-    let mut string_addrs = Vec::with_capacity(argv.len() + envp.len());
+    let mut string_addrs = Vec::new();
+    string_addrs
+        .try_reserve_exact(argv.len() + envp.len())
+        .map_err(oom)?;
     for s in strings() {
         string_addrs.push(at);
         image.put(at, s);
@@ -220,7 +228,8 @@ pub fn build(
 
     // The table, upwards from rsp.
     let argc = argv.len() as u64;
-    let mut table = Vec::with_capacity(words);
+    let mut table = Vec::new();
+    table.try_reserve_exact(words).map_err(oom)?;
     table.push(argc);
     let (argv_strs, envp_strs) = string_addrs.split_at(argv.len());
     table.extend_from_slice(argv_strs);
@@ -271,6 +280,7 @@ impl Writer {
 mod tests {
     use super::*;
     use alloc::format;
+    use alloc::vec;
     use proptest::prelude::*;
 
     const TOP: u64 = 0x7fff_ffff_f000;

@@ -1,11 +1,11 @@
 //! Files and the console: read, write, readv, writev, open, close, lseek,
 //! ioctl.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use vmcore::Prot;
 
 use super::*;
+use crate::mm::kalloc;
 use crate::mm::uaccess::{copy_from_user, copy_to_user};
 use crate::proc::fd::{self, OpenFile};
 
@@ -21,8 +21,10 @@ pub(super) fn read(fd_num: u64, buf: u64, len: u64) -> Result {
             if !crate::mm::uaccess::access_ok(buf, len, Prot::WRITE) {
                 return Err(EFAULT);
             }
-            let mut kbuf = alloc::vec![0u8; len.min(4096)];
-            let n = crate::proc::console::read_blocking(&mut kbuf);
+            // A read returns what is there (at least a byte): a small
+            // buffer on the stack is enough, nothing to allocate.
+            let mut kbuf = [0u8; 1024];
+            let n = crate::proc::console::read_blocking(&mut kbuf[..len.min(1024)]);
             copy_to_user(buf, &kbuf[..n])?;
             Ok(n as i64)
         }
@@ -51,7 +53,13 @@ pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> Result {
                         Ok(done as i64)
                     };
                 }
-                crate::kprint!("{}", String::from_utf8_lossy(&chunk[..n]));
+                // Like `from_utf8_lossy`, without allocating.
+                for piece in chunk[..n].utf8_chunks() {
+                    crate::kprint!("{}", piece.valid());
+                    if !piece.invalid().is_empty() {
+                        crate::kprint!("\u{FFFD}");
+                    }
+                }
                 done += n as u64;
             }
             Ok(done as i64)
@@ -59,52 +67,97 @@ pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> Result {
     }
 }
 
-pub(super) fn iovecs(iov: u64, count: u64) -> core::result::Result<Vec<(u64, u64)>, i64> {
-    if count > 1024 {
-        return Err(EINVAL);
-    }
-    let mut raw = alloc::vec![0u8; count as usize * 16];
-    copy_from_user(&mut raw, iov)?;
-    Ok(raw
-        .as_chunks::<16>()
-        .0
-        .iter()
-        .map(|c| {
+/// Linux's `UIO_MAXIOV`: more vectors than this is `EINVAL`.
+pub const UIO_MAXIOV: u64 = 1024;
+/// Vectors copied in per step: the array is read in chunks on the stack, so
+/// no kernel buffer grows with the count.
+const IOV_CHUNK: usize = 32;
+
+/// Calls `f(base, len)` for each of the `count` vectors at `iov`, in order,
+/// until `f` says stop (`Ok(false)`) or fails.
+fn for_each_iovec(
+    iov: u64,
+    count: u64,
+    mut f: impl FnMut(u64, u64) -> core::result::Result<bool, i64>,
+) -> core::result::Result<(), i64> {
+    let mut raw = [0u8; IOV_CHUNK * 16];
+    let mut done = 0;
+    while done < count {
+        let n = ((count - done) as usize).min(IOV_CHUNK);
+        copy_from_user(&mut raw[..n * 16], iov + done * 16)?;
+        for c in raw[..n * 16].as_chunks::<16>().0 {
             let base = u64::from_le_bytes(c[..8].try_into().unwrap());
             let len = u64::from_le_bytes(c[8..].try_into().unwrap());
-            (base, len)
-        })
-        .collect())
+            if !f(base, len)? {
+                return Ok(());
+            }
+        }
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// Checks an iovec array before any I/O, as Linux's `import_iovec` does:
+/// at most `UIO_MAXIOV` vectors (`EINVAL`), the array readable (`EFAULT`),
+/// the total length representable as a result (`EINVAL`).
+fn check_iovecs(iov: u64, count: u64) -> core::result::Result<(), i64> {
+    if count > UIO_MAXIOV {
+        return Err(EINVAL);
+    }
+    iov.checked_add(count * 16).ok_or(EFAULT)?;
+    let mut total: u64 = 0;
+    for_each_iovec(iov, count, |_, len| {
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= i64::MAX as u64)
+            .ok_or(EINVAL)?;
+        Ok(true)
+    })
 }
 
 pub(super) fn writev(fd_num: u64, iov: u64, count: u64) -> Result {
+    check_iovecs(iov, count)?;
     let mut total = 0;
-    for (base, len) in iovecs(iov, count)? {
-        match write(fd_num, base, len) {
-            Ok(n) => total += n,
-            Err(e) if total == 0 => return Err(e),
-            Err(_) => break,
+    for_each_iovec(iov, count, |base, len| match write(fd_num, base, len) {
+        Ok(n) => {
+            total += n;
+            Ok(true)
         }
-    }
+        Err(e) if total == 0 => Err(e),
+        Err(_) => Ok(false),
+    })?;
     Ok(total)
 }
 
 pub(super) fn readv(fd_num: u64, iov: u64, count: u64) -> Result {
+    check_iovecs(iov, count)?;
     let mut total = 0;
-    for (base, len) in iovecs(iov, count)? {
+    for_each_iovec(iov, count, |base, len| {
         let n = read(fd_num, base, len)?;
         total += n;
-        if (n as u64) < len {
-            break;
-        }
-    }
+        Ok(n as u64 == len)
+    })?;
     Ok(total)
 }
 
 /// Copies a NUL-terminated string from user memory (at most `max` bytes).
 pub(super) fn user_string(addr: u64, max: usize) -> core::result::Result<Vec<u8>, i64> {
     let mut out = Vec::new();
+    append_user_string(&mut out, addr, max)?;
+    Ok(out)
+}
+
+/// Appends the NUL-terminated string at `addr` (without its NUL) to `out`:
+/// `ENAMETOOLONG` if it is longer than `max` bytes, `ENOMEM` if `out`
+/// cannot grow. The string is read in small steps, so only `out` grows,
+/// and only as far as the string really goes.
+pub(super) fn append_user_string(
+    out: &mut Vec<u8>,
+    addr: u64,
+    max: usize,
+) -> core::result::Result<usize, i64> {
     let mut at = addr;
+    let mut len = 0;
     loop {
         let mut chunk = [0u8; 64];
         // Never read across a page boundary in one go: the next page may
@@ -112,17 +165,24 @@ pub(super) fn user_string(addr: u64, max: usize) -> core::result::Result<Vec<u8>
         let room = (4096 - (at % 4096)) as usize;
         let n = room.min(chunk.len());
         copy_from_user(&mut chunk[..n], at)?;
-        if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
-            out.extend_from_slice(&chunk[..nul]);
-            return Ok(out);
-        }
-        out.extend_from_slice(&chunk[..n]);
-        if out.len() > max {
+        let (piece, done) = match chunk[..n].iter().position(|&b| b == 0) {
+            Some(nul) => (&chunk[..nul], true),
+            None => (&chunk[..n], false),
+        };
+        if len + piece.len() > max {
             return Err(ENAMETOOLONG);
+        }
+        kalloc::try_extend_from_slice(out, piece).map_err(|_| ENOMEM)?;
+        len += piece.len();
+        if done {
+            return Ok(len);
         }
         at += n as u64;
     }
 }
+
+/// Too many open files.
+const EMFILE: i64 = 24;
 
 pub(super) fn open(path: u64, flags: u64) -> Result {
     let path = user_string(path, 4096)?;
@@ -133,7 +193,10 @@ pub(super) fn open(path: u64, flags: u64) -> Result {
         return Err(EACCES);
     }
     let file = crate::proc::ramdisk::open(path).ok_or(ENOENT)?;
-    fd::install(OpenFile::Ramdisk { file, pos: 0 }).ok_or(EAGAIN)
+    fd::install(OpenFile::Ramdisk { file, pos: 0 }).map_err(|e| match e {
+        fd::InstallError::TableFull => EMFILE,
+        fd::InstallError::OutOfMemory => ENOMEM,
+    })
 }
 
 pub(super) fn close(fd_num: u64) -> Result {
@@ -165,7 +228,10 @@ pub(super) fn ioctl(fd_num: u64, request: u64, arg: u64) -> Result {
         (OpenFile::Console, TIOCGWINSZ) => {
             // 25 rows, 80 columns: the console is a terminal.
             let winsize: [u16; 4] = [25, 80, 0, 0];
-            let bytes: Vec<u8> = winsize.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut bytes = [0u8; 8];
+            for (out, v) in bytes.as_chunks_mut::<2>().0.iter_mut().zip(winsize) {
+                *out = v.to_le_bytes();
+            }
             copy_to_user(arg, &bytes)?;
             Ok(0)
         }

@@ -16,8 +16,8 @@ pub(super) fn sigaction(oldact: u64) -> Result {
 
 pub(super) fn sigprocmask(oldset: u64, size: u64) -> Result {
     if oldset != 0 {
-        let zeros = alloc::vec![0u8; size.min(128) as usize];
-        copy_to_user(oldset, &zeros)?;
+        let zeros = [0u8; 128];
+        copy_to_user(oldset, &zeros[..size.min(128) as usize])?;
     }
     Ok(0)
 }

@@ -1,11 +1,11 @@
 //! Processes: fork, clone, execve, wait4, nanosleep.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use vmcore::Prot;
 
 use super::*;
 use crate::arch::trap::TrapFrame;
+use crate::mm::kalloc;
 use crate::mm::uaccess::{copy_from_user, copy_to_user};
 use crate::proc::{exec, sched};
 
@@ -16,15 +16,18 @@ pub(super) fn fork(frame: &TrapFrame) -> Result {
 /// Fork; the child resumes at the same place with RAX = 0, on `stack` if
 /// one is given (clone's new stack pointer).
 pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> Result {
+    // Everything the child gets is copied fallibly: running out of memory
+    // anywhere is ENOMEM for the parent, and what was made so far goes.
     let (aspace, name, fs_base, brk, fds) = sched::with_current(|p| {
         (
             p.aspace.clone(),
-            p.name.clone(),
+            kalloc::try_string(&p.name),
             p.fs_base,
             p.brk,
-            p.fds.clone(),
+            kalloc::try_to_vec(&p.fds),
         )
     });
+    let (name, fds) = (name.map_err(|_| ENOMEM)?, fds.map_err(|_| ENOMEM)?);
     let aspace = aspace.expect("fork from a user process");
     let child = aspace.lock().fork().map_err(|_| ENOMEM)?;
     let mut child_frame = frame.clone();
@@ -32,9 +35,9 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> Result {
     if let Some(rsp) = stack {
         child_frame.rsp = rsp;
     }
-    let child = alloc::sync::Arc::new(spin::Mutex::new(child));
-    let pid = sched::spawn(&name, child, &child_frame, fs_base, brk).map_err(|_| ENOMEM)?;
-    sched::with_process(pid, |p| p.fds = fds);
+    let child = kalloc::try_arc(spin::Mutex::new(child)).map_err(|_| ENOMEM)?;
+    let pid =
+        sched::spawn_child(name, child, &child_frame, fs_base, brk, fds).map_err(|_| ENOMEM)?;
     Ok(pid as i64)
 }
 
@@ -53,38 +56,77 @@ pub(super) fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> Result {
     fork_onto(frame, (stack != 0).then_some(stack))
 }
 
-pub(super) fn string_array(addr: u64) -> core::result::Result<Vec<Vec<u8>>, i64> {
-    let mut out = Vec::new();
-    if addr == 0 {
-        return Ok(out);
+/// Linux's `MAX_ARG_STRINGS` is far larger; this bounds the pointer walk.
+const MAX_ARG_STRINGS: usize = 4096;
+/// Bytes of argument and environment strings together (NULs included), like
+/// Linux's `ARG_MAX` (the stack limit / 4): more is `E2BIG`.
+pub const ARG_MAX: usize = 128 * 1024;
+
+/// `execve`'s argument and environment strings, copied in: the bytes back
+/// to back in one buffer (so a thousand strings are two allocations, not a
+/// thousand), and where each string ends.
+#[derive(Default)]
+pub(super) struct Strings {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Strings {
+    /// Bytes counted against `ARG_MAX` so far.
+    fn size(&self) -> usize {
+        self.bytes.len() + self.ends.len()
     }
-    let mut total = 0;
-    for i in 0..4096u64 {
-        let mut ptr = [0u8; 8];
-        copy_from_user(&mut ptr, addr + i * 8)?;
-        let ptr = u64::from_le_bytes(ptr);
-        if ptr == 0 {
+
+    /// Copies in the NULL-terminated array of string pointers at `addr`
+    /// (none if `addr` is 0); `E2BIG` past `ARG_MAX` bytes (counted
+    /// together with `budget_used`) or `MAX_ARG_STRINGS` strings.
+    fn copy_in(addr: u64, budget_used: usize) -> core::result::Result<Strings, i64> {
+        let mut out = Strings::default();
+        if addr == 0 {
             return Ok(out);
         }
-        let s = user_string(ptr, 128 * 1024)?;
-        total += s.len() + 1;
-        if total > 128 * 1024 {
-            return Err(E2BIG);
+        for i in 0..MAX_ARG_STRINGS as u64 {
+            let mut ptr = [0u8; 8];
+            let at = addr.checked_add(i * 8).ok_or(EFAULT)?;
+            copy_from_user(&mut ptr, at)?;
+            let ptr = u64::from_le_bytes(ptr);
+            if ptr == 0 {
+                return Ok(out);
+            }
+            // Room left, keeping one byte for this string's NUL.
+            let room = ARG_MAX
+                .checked_sub(budget_used + out.size() + 1)
+                .ok_or(E2BIG)?;
+            match append_user_string(&mut out.bytes, ptr, room) {
+                Ok(_) => {}
+                Err(ENAMETOOLONG) => return Err(E2BIG),
+                Err(e) => return Err(e),
+            }
+            kalloc::try_push(&mut out.ends, out.bytes.len()).map_err(|_| ENOMEM)?;
         }
-        out.push(s);
+        Err(E2BIG)
     }
-    Err(E2BIG)
+
+    /// The strings as slices, for `exec::load`.
+    fn slices(&self) -> core::result::Result<Vec<&[u8]>, i64> {
+        let mut out = kalloc::try_with_capacity(self.ends.len()).map_err(|_| ENOMEM)?;
+        let mut start = 0;
+        for &end in &self.ends {
+            out.push(&self.bytes[start..end]);
+            start = end;
+        }
+        Ok(out)
+    }
 }
 
 pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> Result {
     let path = user_string(path, 4096)?;
-    let path = String::from_utf8(path).map_err(|_| ENOENT)?;
-    let argv = string_array(argv)?;
-    let envp = string_array(envp)?;
-    let argv_refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-    let envp_refs: Vec<&[u8]> = envp.iter().map(|a| a.as_slice()).collect();
-    let image = exec::load(&path, &argv_refs, &envp_refs).map_err(|e| e.errno())?;
-    let old = sched::replace_image(&image);
+    let path = core::str::from_utf8(&path).map_err(|_| ENOENT)?;
+    let argv = Strings::copy_in(argv, 0)?;
+    let envp = Strings::copy_in(envp, argv.size())?;
+    let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
+    let mut image = exec::load(path, &argv_refs, &envp_refs).map_err(|e| e.errno())?;
+    let old = sched::replace_image(&mut image);
     drop(old);
     *frame = image.frame;
     // The new program starts with RAX = 0, like every other register.

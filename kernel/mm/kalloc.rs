@@ -1,0 +1,169 @@
+//! Fallible kernel allocation: the helpers every path a user can drive
+//! (system calls, exec, fork, the shell's views) uses instead of Rust's
+//! infallible `Vec::push`, `Box::new`, `String::from`, `format!` ... which
+//! abort the kernel when the heap is out of memory.
+//!
+//! Each helper makes exactly one allocation attempt and marks it as one the
+//! caller handles ("may fail"), so failure injection ([`super::failslab`])
+//! may fail it, like Linux's `failslab` (which skips `__GFP_NOFAIL`; here
+//! the default is the other way round). The mark is set with interrupts off
+//! around the single `try_reserve`/`try_new` call, and the heap clears it at
+//! the first allocation it sees, so neither an interrupt handler nor a
+//! nested allocation can be failed by it.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A kernel heap allocation failed (the system call returns `ENOMEM`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocError;
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("out of memory")
+    }
+}
+
+pub type Result<T> = core::result::Result<T, AllocError>;
+
+/// Set while a fallible helper makes its one allocation.
+static MAY_FAIL: AtomicBool = AtomicBool::new(false);
+
+/// Takes (and clears) the "may fail" mark: called by the heap for every
+/// allocation, so only the first one inside a helper sees it set.
+pub(super) fn take_may_fail() -> bool {
+    MAY_FAIL.swap(false, Ordering::Relaxed)
+}
+
+/// Runs `f` (one allocation attempt) with its allocation marked "may fail".
+/// Interrupts are off meanwhile, so an interrupt handler's allocation
+/// cannot take the mark; the previous mark is restored afterwards, so the
+/// helpers nest.
+fn fallible<R>(f: impl FnOnce() -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let previous = MAY_FAIL.swap(true, Ordering::Relaxed);
+        let result = f();
+        MAY_FAIL.store(previous, Ordering::Relaxed);
+        result
+    })
+}
+
+/// Makes room for `additional` more elements.
+pub fn try_reserve<T>(v: &mut Vec<T>, additional: usize) -> Result<()> {
+    if v.capacity() - v.len() >= additional {
+        return Ok(());
+    }
+    fallible(|| v.try_reserve(additional)).map_err(|_| AllocError)
+}
+
+/// An empty vector with room for `n` elements.
+pub fn try_with_capacity<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    try_reserve(&mut v, n)?;
+    Ok(v)
+}
+
+/// Appends `value`.
+pub fn try_push<T>(v: &mut Vec<T>, value: T) -> Result<()> {
+    try_reserve(v, 1)?;
+    v.push(value);
+    Ok(())
+}
+
+/// Appends a copy of `items`.
+pub fn try_extend_from_slice<T: Clone>(v: &mut Vec<T>, items: &[T]) -> Result<()> {
+    try_reserve(v, items.len())?;
+    v.extend_from_slice(items);
+    Ok(())
+}
+
+/// A copy of `items` in a new vector.
+pub fn try_to_vec<T: Clone>(items: &[T]) -> Result<Vec<T>> {
+    let mut v = try_with_capacity(items.len())?;
+    v.extend_from_slice(items);
+    Ok(v)
+}
+
+/// `n` zero bytes.
+pub fn try_zeroed(n: usize) -> Result<Vec<u8>> {
+    let mut v = try_with_capacity(n)?;
+    v.resize(n, 0);
+    Ok(v)
+}
+
+/// Makes room for `additional` more elements in a queue.
+pub fn try_reserve_deque<T>(q: &mut VecDeque<T>, additional: usize) -> Result<()> {
+    if q.capacity() - q.len() >= additional {
+        return Ok(());
+    }
+    fallible(|| q.try_reserve(additional)).map_err(|_| AllocError)
+}
+
+/// A copy of `s`.
+pub fn try_string(s: &str) -> Result<String> {
+    let mut out = String::new();
+    try_push_str(&mut out, s)?;
+    Ok(out)
+}
+
+/// Appends `s`.
+pub fn try_push_str(out: &mut String, s: &str) -> Result<()> {
+    if out.capacity() - out.len() < s.len() {
+        fallible(|| out.try_reserve(s.len())).map_err(|_| AllocError)?;
+    }
+    out.push_str(s);
+    Ok(())
+}
+
+/// A `fmt::Write` into a `String` that grows fallibly; formatting stops
+/// with `fmt::Error` when memory runs out, and `failed` says so.
+struct TryWriter<'a> {
+    out: &'a mut String,
+    failed: bool,
+}
+
+impl fmt::Write for TryWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        try_push_str(self.out, s).map_err(|_| {
+            self.failed = true;
+            fmt::Error
+        })
+    }
+}
+
+/// `format!`, fallibly: `try_format(format_args!(...))`.
+pub fn try_format(args: fmt::Arguments) -> Result<String> {
+    let mut out = String::new();
+    let mut w = TryWriter {
+        out: &mut out,
+        failed: false,
+    };
+    match fmt::write(&mut w, args) {
+        Ok(()) => Ok(out),
+        // A `Display` impl may fail by itself; only report what we caused.
+        Err(_) if w.failed => Err(AllocError),
+        Err(_) => Ok(out),
+    }
+}
+
+/// `Box::new`, fallibly.
+pub fn try_box<T>(value: T) -> Result<Box<T>> {
+    fallible(|| Box::try_new(value)).map_err(|_| AllocError)
+}
+
+/// Room for a `T` on the heap, to be filled with `Box::write` once the
+/// value exists (so a value holding resources is never made only to be
+/// dropped for lack of a box).
+pub fn try_box_uninit<T>() -> Result<Box<core::mem::MaybeUninit<T>>> {
+    fallible(Box::try_new_uninit).map_err(|_| AllocError)
+}
+
+/// `Arc::new`, fallibly.
+pub fn try_arc<T>(value: T) -> Result<Arc<T>> {
+    fallible(|| Arc::try_new(value)).map_err(|_| AllocError)
+}
