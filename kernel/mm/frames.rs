@@ -185,8 +185,12 @@ fn reserve_for(managed_pages: u64) -> u64 {
 ///
 /// Leaves [`user_reserve`] frames to the kernel. When memory is short it
 /// first drops clean page-cache pages that nothing maps (they can be read
-/// again from their file) and tries once more.
+/// again from their file) and tries once more. Failure injection
+/// (`fail_page_alloc`) applies here.
 pub fn alloc_user(kind: FrameKind, zeroed: bool) -> Option<Pfn> {
+    if super::failslab::should_fail_page() {
+        return None;
+    }
     let mut take = || {
         with(|m| {
             if m.buddy.free_pages() <= reserve_for(m.buddy.managed_pages()) {

@@ -170,27 +170,46 @@ unsafe impl GlobalAlloc for KernelHeap {
         // Whether a reserve block can help: the request fits in the slab
         // one block makes.
         let reserve_helps = !may_fail && layout.size() <= (PAGE_SIZE as usize) << RESERVE_ORDER;
-        frames::with(|m| {
-            let mut reserve = RESERVE.lock();
-            loop {
-                match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
-                    Ok(ptr) => {
-                        if reserve.held() < RESERVE_BLOCKS {
-                            reserve.refill(m);
+        let attempt = |use_reserve: bool| {
+            frames::with(|m| {
+                let mut reserve = RESERVE.lock();
+                loop {
+                    match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
+                        Ok(ptr) => {
+                            if reserve.held() < RESERVE_BLOCKS {
+                                reserve.refill(m);
+                            }
+                            return ptr.as_ptr();
                         }
-                        return ptr.as_ptr();
+                        // Out of frames, and the caller cannot fail: a
+                        // reserve block goes back to the buddy allocator,
+                        // try again.
+                        Err(mmcore::SlabError::OutOfMemory { .. })
+                            if use_reserve && reserve_helps && reserve.release_one(m) => {}
+                        // Out of memory: the caller (alloc_error_handler or
+                        // a fallible API like `try_reserve`) decides.
+                        Err(mmcore::SlabError::OutOfMemory { .. }) => {
+                            return core::ptr::null_mut()
+                        }
+                        Err(e) => panic!("kernel heap: {e}"),
                     }
-                    // Out of frames, and the caller cannot fail: a reserve
-                    // block goes back to the buddy allocator, try again.
-                    Err(mmcore::SlabError::OutOfMemory { .. })
-                        if reserve_helps && reserve.release_one(m) => {}
-                    // Out of memory: the caller (alloc_error_handler or a
-                    // fallible API like `try_reserve`) decides.
-                    Err(mmcore::SlabError::OutOfMemory { .. }) => return core::ptr::null_mut(),
-                    Err(e) => panic!("kernel heap: {e}"),
                 }
+            })
+        };
+        let ptr = attempt(false);
+        if !ptr.is_null() {
+            return ptr;
+        }
+        // Clean page-cache pages nothing maps can go first (not while this
+        // very allocation is made under the cache lock: then none are
+        // dropped), before the emergency reserve.
+        if super::pagecache::try_shrink() > 0 {
+            let ptr = attempt(false);
+            if !ptr.is_null() {
+                return ptr;
             }
-        })
+        }
+        attempt(true)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

@@ -28,6 +28,9 @@ unsafe impl TableMemory for FrameTables {
     }
 
     fn alloc_table(&mut self) -> Option<u64> {
+        if super::failslab::should_fail_page() {
+            return None;
+        }
         frames::alloc_zeroed(0, FrameKind::PageTable).map(|pfn| pfn.addr())
     }
 
@@ -52,6 +55,9 @@ unsafe impl TableMemory for LockedFrameTables<'_> {
     }
 
     fn alloc_table(&mut self) -> Option<u64> {
+        if super::failslab::should_fail_page() {
+            return None;
+        }
         self.0
             .alloc_owned(0, FrameKind::PageTable, true)
             .map(|pfn| pfn.addr())
