@@ -47,6 +47,7 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         heap_rules_fail_only_fallible_allocations,
         random_rule_is_seeded_and_about_one_in_n,
+        page_hook_follows_its_rule,
         boot_command_line_sets_the_rules,
         shell_command_sets_and_shows_the_rules,
         views_refuse_instead_of_panicking,
@@ -134,6 +135,35 @@ fn random_rule_is_seeded_and_about_one_in_n() {
     assert_ne!(a, c, "another seed gives other failures");
     let failed = a.iter().filter(|&&f| f).count();
     assert!((50..=150).contains(&failed), "1 in 4 of 400: {failed}");
+}
+
+/// The hook the frame allocator calls on user-driven paths.
+fn page_hook_follows_its_rule() {
+    assert!(!failslab::should_fail_page(), "off by default");
+    failslab::configure(
+        Target::Page,
+        Rule {
+            mode: Mode::Every(4),
+            times: Some(2),
+        },
+    );
+    let got: Vec<bool> = (0..12).map(|_| failslab::should_fail_page()).collect();
+    let want = [
+        false, false, false, true, false, false, false, true, false, false, false, false,
+    ];
+    assert_eq!(got, want);
+    // Counting stops with the budget spent.
+    assert_eq!(
+        failslab::status(Target::Page).1,
+        Stats {
+            calls: 8,
+            failed: 2
+        }
+    );
+    // Independent of the heap's rule.
+    assert_eq!(failslab::status(Target::Slab).0, Rule::OFF);
+    failslab::off();
+    assert!(!failslab::should_fail_page());
 }
 
 fn boot_command_line_sets_the_rules() {

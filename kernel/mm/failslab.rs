@@ -310,8 +310,9 @@ pub fn parse_target(word: &str) -> Option<Target> {
 }
 
 /// Applies a boot command line: whitespace-separated `failslab=SPEC` and
-/// `fail_page_alloc=SPEC` words, SPEC being a rule with `:` or `,` between
-/// its words (`every:7`, `random:50,seed:3,times:100`). Other words are
+/// `fail_page_alloc=SPEC` words (or the short `slab=`, `page=`), SPEC being
+/// a rule with `:` or `,` between its words (`every:7`,
+/// `random:50,seed:3,times:100`, `off`). Other words are
 /// left for others and ignored; `#` starts a comment to the end of the
 /// line. Returns how many settings were applied; a malformed one is logged
 /// and skipped.
