@@ -3,7 +3,7 @@
 //! live here, so running off the bottom of one faults on its guard page
 //! instead of corrupting its neighbour.
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use mmcore::{FrameKind, Pfn};
 use spin::Mutex;
 use vmcore::PteFlags;
@@ -11,19 +11,27 @@ use vmcore::PteFlags;
 use super::layout::{PAGE_SIZE, VMALLOC_END, VMALLOC_START};
 use super::{frames, pgtable};
 
-/// Virtual ranges not in use, start -> end (first fit, merged on free).
+/// Virtual ranges not in use, `(start, end)` sorted by start (first fit,
+/// merged on free).
+///
+/// Taking a range only shrinks or removes an entry; giving one back adds
+/// at most one. There are never more free ranges than areas in use plus
+/// one, so keeping the capacity at `areas + 2` (grown fallibly when an
+/// area is made) means freeing never allocates and never fails.
 struct Area {
-    free: BTreeMap<u64, u64>,
+    free: Vec<(u64, u64)>,
+    areas: usize,
     used_pages: u64,
 }
 
 static AREA: Mutex<Option<Area>> = Mutex::new(None);
 
 pub fn init() {
-    let mut free = BTreeMap::new();
-    free.insert(VMALLOC_START, VMALLOC_END);
+    let mut free = Vec::new();
+    free.push((VMALLOC_START, VMALLOC_END));
     *AREA.lock() = Some(Area {
         free,
+        areas: 0,
         used_pages: 0,
     });
 }
@@ -51,41 +59,57 @@ pub enum VmallocError {
     OutOfMemory,
 }
 
-fn reserve(bytes: u64) -> Option<u64> {
+fn reserve(bytes: u64) -> Result<u64, VmallocError> {
     let mut guard = AREA.lock();
-    let area = guard.as_mut()?;
-    let (&start, &end) = area.free.iter().find(|(&s, &e)| e - s >= bytes)?;
-    area.free.remove(&start);
-    if end - start > bytes {
-        area.free.insert(start + bytes, end);
+    let area = guard.as_mut().ok_or(VmallocError::NoAddressSpace)?;
+    // Room for this area's own release later (see `Area`).
+    let want = area.areas + 2;
+    if area.free.capacity() < want {
+        area.free
+            .try_reserve(want - area.free.len())
+            .map_err(|_| VmallocError::OutOfMemory)?;
     }
-    Some(start)
+    let i = area
+        .free
+        .iter()
+        .position(|&(s, e)| e - s >= bytes)
+        .ok_or(VmallocError::NoAddressSpace)?;
+    let (start, end) = area.free[i];
+    if end - start > bytes {
+        area.free[i].0 = start + bytes;
+    } else {
+        area.free.remove(i);
+    }
+    area.areas += 1;
+    Ok(start)
 }
 
 fn release(start: u64, bytes: u64) {
     let mut guard = AREA.lock();
     let area = guard.as_mut().expect("vmalloc::init ran");
-    let mut s = start;
-    let mut e = start + bytes;
-    if let Some((&ps, &pe)) = area.free.range(..s).next_back() {
-        if pe == s {
-            area.free.remove(&ps);
-            s = ps;
+    let free = &mut area.free;
+    let end = start + bytes;
+    let i = free.partition_point(|&(s, _)| s < start);
+    let joins_prev = i > 0 && free[i - 1].1 == start;
+    let joins_next = i < free.len() && free[i].0 == end;
+    match (joins_prev, joins_next) {
+        (true, true) => {
+            free[i - 1].1 = free[i].1;
+            free.remove(i);
         }
+        (true, false) => free[i - 1].1 = end,
+        (false, true) => free[i].0 = start,
+        // Capacity was kept for this (see `Area`): no allocation.
+        (false, false) => free.insert(i, (start, end)),
     }
-    if let Some(&ne) = area.free.get(&e) {
-        area.free.remove(&e);
-        e = ne;
-    }
-    area.free.insert(s, e);
+    area.areas -= 1;
 }
 
 /// Maps `pages` fresh zeroed frames, read-write and non-executable, below
 /// which the guard page stays unmapped.
 pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
     let bytes = (pages + 1) * PAGE_SIZE;
-    let base = x86_64::instructions::interrupts::without_interrupts(|| reserve(bytes))
-        .ok_or(VmallocError::NoAddressSpace)?;
+    let base = x86_64::instructions::interrupts::without_interrupts(|| reserve(bytes))?;
     let area = VmArea {
         guard: base,
         start: base + PAGE_SIZE,

@@ -4,7 +4,6 @@
 //! SIGFPE, or SIGKILL when memory ran out); its parent's `wait4` sees the
 //! signal.
 
-use alloc::string::String;
 
 use super::exec::{self, ExecError};
 use super::sched::{self, Pid};
@@ -45,12 +44,14 @@ impl UserExit {
     }
 }
 
-fn who() -> String {
-    sched::with_current(|p| alloc::format!("[pid {} {}]", p.pid, p.name))
+/// Prints `[pid N name] ` and then `what`, without allocating (this runs
+/// when memory may be gone).
+fn report(what: core::fmt::Arguments) {
+    sched::with_current(|p| crate::kprintln!("[pid {} {}] {what}", p.pid, p.name));
 }
 
 fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) -> ! {
-    crate::kprintln!("{} {fault}", who());
+    report(format_args!("{fault}"));
     sched::note_fault(*fault);
     let signal = match fault.why {
         FaultError::OutOfMemory => SIGKILL,
@@ -62,12 +63,10 @@ fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) -> ! {
 
 fn on_user_exception(frame: &mut TrapFrame) {
     let (mnemonic, name) = crate::arch::exceptions::describe(frame.vector);
-    crate::kprintln!(
-        "{} {mnemonic} ({name}) at ip {:#x}, error {:#x}: killed",
-        who(),
-        frame.rip,
-        frame.error_code
-    );
+    report(format_args!(
+        "{mnemonic} ({name}) at ip {:#x}, error {:#x}: killed",
+        frame.rip, frame.error_code
+    ));
     let signal = match frame.vector {
         0 | 16 | 19 => SIGFPE,
         6 => SIGILL,
@@ -123,7 +122,10 @@ pub fn run(
 
 /// Starts the program at `path` in the ramdisk as a child of the kernel.
 pub fn spawn_program(path: &str, argv: &[&str]) -> Result<Pid, ExecError> {
-    let argv: alloc::vec::Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    let mut bytes: alloc::vec::Vec<&[u8]> =
+        crate::mm::kalloc::try_with_capacity(argv.len()).map_err(|_| ExecError::OutOfMemory)?;
+    bytes.extend(argv.iter().map(|a| a.as_bytes()));
+    let argv = bytes;
     let envp: [&[u8]; 2] = [b"PATH=/bin", b"HOME=/"];
     let image = exec::load(path, &argv, &envp)?;
     let pid = sched::spawn(&image.name, image.aspace, &image.frame, 0, image.brk)
