@@ -1,13 +1,18 @@
 /*
  * fuzz: Ferrite's system-call fuzzer.
  *
- * Usage: fuzz [-s SEED] [-n CALLS] [-b BATCH] [-r BATCHNO] [-v] [-q]
+ * Usage: fuzz [-s SEED] [-n CALLS] [-b BATCH] [-r BATCHNO] [-v] [-t] [-k] [-q]
  *   -s SEED     PRNG seed (default 1); the same seed makes the same choices
  *   -n CALLS    stop after this many random calls (default 20000)
  *   -b BATCH    calls per child process (default 100)
  *   -r BATCHNO  run only batch BATCHNO (to reproduce a failure); implies -v
  *   -v          log every call of every batch and its result (through the
  *               parent, after the batch ends)
+ *   -t          trace: the child writes each call to fd 1 *before* making
+ *               it (it keeps fd 1 open; fuzzed calls never get fd 1), so
+ *               the call that panics a kernel is the last line printed
+ *   -k          keep going after an invariant violation (each is printed;
+ *               the exit status is still 1)
  *   -q          no progress lines
  *
  * The parent runs batches until CALLS calls are done.  Each batch is a
@@ -183,6 +188,8 @@ static u64 violation_cookie(long batch)
 	return 0x56494f4c41544544ul ^ (u64)batch;
 }
 static int verbose;
+static int trace;
+static int keep_going;
 static int on_ferrite;
 static u64 min_mmap = 0x10000; /* Ferrite's USER_MIN */
 static const char *self_path;
@@ -346,7 +353,8 @@ static int pick_fd(void)
 	static const int odd[] = {0, 1, 2, -1, 63, 64, 1000, 0x7fffffff};
 	if (nfds && chance(60))
 		return fds[below(nfds)];
-	return odd[below(sizeof odd / sizeof odd[0])];
+	int fd = odd[below(sizeof odd / sizeof odd[0])];
+	return trace && fd == 1 ? 2 : fd; /* fd 1 is the trace */
 }
 
 static u64 pick_prot(void)
@@ -818,7 +826,12 @@ static void sandbox_linux_child(void)
 		if (setgid(65534) != 0 || setuid(65534) != 0)
 			_exit(98);
 	}
-	raw6(SYS_close_range, 0, ~0u, 0, 0, 0, 0);
+	if (trace) {
+		raw6(SYS_close_range, 0, 0, 0, 0, 0, 0);
+		raw6(SYS_close_range, 2, ~0u, 0, 0, 0, 0);
+	} else {
+		raw6(SYS_close_range, 0, ~0u, 0, 0, 0, 0);
+	}
 }
 
 static void run_batch(u64 seed, long batch, long ncalls)
@@ -828,7 +841,8 @@ static void run_batch(u64 seed, long batch, long ncalls)
 	if (on_ferrite) {
 		/* fd 0 is the console: a read from it would wait forever. */
 		for (int fd = 0; fd < 3; fd++)
-			raw6(SYS_close, fd, 0, 0, 0, 0, 0);
+			if (!(trace && fd == 1))
+				raw6(SYS_close, fd, 0, 0, 0, 0, 0);
 	} else {
 		sandbox_linux_child();
 	}
@@ -863,6 +877,12 @@ static void run_batch(u64 seed, long batch, long ncalls)
 		sh->call = i;
 		describe(&c, sh->last, sizeof sh->last);
 		logf_("  %ld: %s", i, sh->last);
+		if (trace) {
+			char line[600];
+			int len = snprintf(line, sizeof line, "fuzz: trace: seed %lu batch %ld call %ld: %s\n",
+					   seed, batch, i, sh->last);
+			raw6(SYS_write, 1, (u64)line, (u64)len, 0, 0, 0);
+		}
 		r = do_call(&c);
 		logf_(" = %#lx\n", (u64)r);
 		after_call(&c, r);
@@ -886,7 +906,7 @@ static double now_s(void)
 
 static void usage(void)
 {
-	say("usage: fuzz [-s SEED] [-n CALLS] [-b BATCH] [-r BATCHNO] [-v] [-q]\n");
+	say("usage: fuzz [-s SEED] [-n CALLS] [-b BATCH] [-r BATCHNO] [-v] [-t] [-k] [-q]\n");
 	_exit(2);
 }
 
@@ -933,6 +953,10 @@ int main(int argc, char **argv)
 			only = (long)num_arg(argv[++i]), verbose = 1;
 		else if (strcmp(a, "-v") == 0)
 			verbose = 1;
+		else if (strcmp(a, "-t") == 0)
+			trace = 1;
+		else if (strcmp(a, "-k") == 0)
+			keep_going = 1;
 		else if (strcmp(a, "-q") == 0)
 			quiet = 1;
 		else
@@ -968,7 +992,7 @@ int main(int argc, char **argv)
 	say("fuzz: seed %lu, %ld calls in batches of %ld, on %s, minimum mmap address %#lx\n", seed,
 	    calls, batch, on_ferrite ? "Ferrite" : u.sysname, min_mmap);
 
-	long done = 0, batches = 0, exited = 0, segv = 0, sigbus = 0, killed = 0, other = 0,
+	long violations = 0, done = 0, batches = 0, exited = 0, segv = 0, sigbus = 0, killed = 0, other = 0,
 	     fork_fail = 0;
 	double start = now_s();
 	long next_report = calls / 10;
@@ -1040,7 +1064,10 @@ int main(int argc, char **argv)
 				    "overwritten); last call %ld: %s\n",
 				    seed, b, sh->call, sh->last);
 			say("fuzz: reproduce with: fuzz -s %lu -b %ld -r %ld\n", seed, batch, b);
-			return 1;
+			if (!keep_going)
+				return 1;
+			violations++;
+			continue;
 		}
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 			exited++;
@@ -1077,7 +1104,12 @@ int main(int argc, char **argv)
 	}
 	double t = now_s() - start;
 	say("fuzz: done: %ld calls, %ld batches, seed %lu, exited %ld, SIGSEGV %ld, SIGBUS %ld, "
-	    "SIGKILL %ld, other %ld, %.1f s, %.0f calls/s\n",
-	    done, batches, seed, exited, segv, sigbus, killed, other, t, done / (t > 0 ? t : 1));
+	    "SIGKILL %ld, other %ld, %.1f s, %.0f calls/s%s\n",
+	    done, batches, seed, exited, segv, sigbus, killed, other, t, done / (t > 0 ? t : 1),
+	    violations ? "" : "; no invariant violated");
+	if (violations) {
+		say("fuzz: FAILED: %ld batches violated an invariant (seed %lu)\n", violations, seed);
+		return 1;
+	}
 	return 0;
 }

@@ -36,6 +36,7 @@ environment:
   FERRITE_EXTRA=DIR     also pack DIR's files into the ramdisk, under /bin
   FERRITE_INIT=PROG     the program the kernel starts first (default: the shell)
   FERRITE_RC=FILE       pack FILE as /etc/rc, the script the shell runs at boot
+  FERRITE_TEST_TIMEOUT=SECONDS  `runner` timeout for every machine (overrides tests/machines.txt)
 ";
 
 fn main() -> ExitCode {
