@@ -6,9 +6,14 @@
 //! the children are gone the free pages (settled: idle page cache and empty
 //! slabs given back) must be exactly what they were before the pass.
 //!
-//! `FERRITE_FUZZ_SEED` and `FERRITE_FUZZ_CALLS` (read at compile time) set
-//! the first seed and the calls per pass; the defaults are a short campaign
-//! for `make test`. `make fuzz` runs a long one.
+//! Compile-time settings (`make fuzz` sets them):
+//! - `FERRITE_FUZZ_SEED`: the first pass's seed (default 1; the second
+//!   pass uses another one, derived from it);
+//! - `FERRITE_FUZZ_CALLS`: calls per pass (default 20000, a short campaign
+//!   for `make test`);
+//! - `FERRITE_FUZZ_TRACE=1`: the fuzzer prints each call before making it
+//!   (`fuzz -t`), so after a kernel panic the last trace line is the call;
+//! - `FERRITE_FUZZ_ARGS`: more options for the program, e.g. `-k`.
 
 #![no_std]
 #![no_main]
@@ -18,6 +23,7 @@ extern crate alloc;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use ferrite::klog::{capture_start, capture_take};
 use ferrite::mm::{frames, pagecache};
 use ferrite::proc::sched;
@@ -34,8 +40,6 @@ const CALLS: &str = match option_env!("FERRITE_FUZZ_CALLS") {
     None => "20000",
 };
 
-/// `FERRITE_FUZZ_TRACE=1`: the fuzzer prints every call before making it
-/// (`fuzz -t`), so after a kernel panic the last trace line is the call.
 fn trace() -> bool {
     option_env!("FERRITE_FUZZ_TRACE") == Some("1")
 }
@@ -75,6 +79,65 @@ fn reap_orphans() -> usize {
     reaped
 }
 
+/// What the console showed during a pass, read line by line as it comes
+/// (a long campaign prints more than one buffer should hold).
+#[derive(Default)]
+struct Scan {
+    partial: String,
+    /// "system call N is not implemented" lines, counted by N.
+    unknown: BTreeMap<u64, usize>,
+    segfaults: usize,
+    /// The program's "fuzz: done: ..." line.
+    done: Option<String>,
+    /// Its failure lines (the first few).
+    failures: Vec<String>,
+}
+
+impl Scan {
+    /// Takes what was printed since the last call (the capture restarts
+    /// at once, with interrupts off, so no line falls between).
+    fn drain(&mut self) {
+        let text = x86_64::instructions::interrupts::without_interrupts(|| {
+            let text = capture_take();
+            capture_start();
+            text
+        });
+        self.partial.push_str(&text);
+        drop(text);
+        let Some(last_newline) = self.partial.rfind('\n') else {
+            return;
+        };
+        let rest = String::from(&self.partial[last_newline + 1..]);
+        let complete = core::mem::replace(&mut self.partial, rest);
+        for line in complete[..last_newline].lines() {
+            self.line(line);
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        if let Some(rest) = line.split("system call ").nth(1) {
+            if rest.contains(" is not implemented") {
+                let number = rest.split(' ').next().unwrap_or("");
+                if let Ok(n) = number.parse::<u64>() {
+                    *self.unknown.entry(n).or_insert(0) += 1;
+                }
+            }
+        }
+        if line.contains("] segfault at") {
+            self.segfaults += 1;
+        }
+        if line.starts_with("fuzz: done:") {
+            self.done = Some(String::from(line));
+        }
+        let failure = line.contains("INVARIANT VIOLATED")
+            || line.contains("reproduce with")
+            || line.contains("FAILED");
+        if failure && self.failures.len() < 20 {
+            self.failures.push(String::from(line));
+        }
+    }
+}
+
 fn fuzz_pass(seed: u64) {
     let before = settled_free_pages();
     let seed_arg = format!("{seed}");
@@ -82,60 +145,64 @@ fn fuzz_pass(seed: u64) {
     if trace() {
         argv.push("-t");
     }
-    // FERRITE_FUZZ_ARGS: more options, e.g. "-k -b 50".
     argv.extend(
         option_env!("FERRITE_FUZZ_ARGS")
             .unwrap_or("")
             .split_whitespace(),
     );
     let started = ferrite::time::uptime_ms();
+    let mut scan = Scan::default();
     capture_start();
     let pid = spawn_program("/bin/fuzz", &argv).unwrap_or_else(|e| panic!("/bin/fuzz: {e}"));
+    loop {
+        let running = sched::with_process(pid, |p| !matches!(p.state, sched::State::Zombie(_)))
+            .unwrap_or(false);
+        scan.drain();
+        if !running {
+            break;
+        }
+        sched::sleep_ticks(10);
+    }
     let exit = wait_for(pid);
-    let out = capture_take();
     let orphans = reap_orphans();
+    scan.drain();
+    drop(capture_take());
     let ms = (ferrite::time::uptime_ms() - started).max(1);
 
-    let done = out
-        .lines()
-        .find(|l| l.starts_with("fuzz: done:"))
-        .map(String::from);
     // The calls made, from the summary line ("fuzz: done: N calls, ...").
-    let calls: u64 = done
+    let calls: u64 = scan
+        .done
         .as_deref()
         .and_then(|l| l.strip_prefix("fuzz: done: "))
         .and_then(|l| l.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let unknown = unknown_syscall_reports(&out);
-    let segfault_lines = out.lines().filter(|l| l.contains("] segfault at")).count();
     ferrite::kprintln!(
         "  seed {seed}: {calls} calls done in {}.{:03} s ({} calls/s by the kernel's clock); \
-         {orphans} orphans reaped; {segfault_lines} segfault lines; {} unknown numbers \
-         reported {} times",
+         {orphans} orphans reaped; {} segfault lines; {} unknown numbers reported {} times",
         ms / 1000,
         ms % 1000,
         calls * 1000 / ms,
-        unknown.len(),
-        unknown.values().sum::<usize>(),
+        scan.segfaults,
+        scan.unknown.len(),
+        scan.unknown.values().sum::<usize>(),
     );
-    if let Some(line) = &done {
+    if let Some(line) = &scan.done {
         ferrite::kprintln!("  {line}");
     }
-    for line in out.lines().filter(|l| {
-        l.contains("INVARIANT VIOLATED") || l.contains("reproduce with") || l.contains("FAILED")
-    }) {
+    for line in &scan.failures {
         ferrite::kprintln!("  failure: {line}");
     }
-    let repeated = unknown.values().filter(|&&n| n > 1).count();
-    let (worst_nr, worst) = unknown
+    let repeated = scan.unknown.values().filter(|&&n| n > 1).count();
+    let (worst_nr, worst) = scan
+        .unknown
         .iter()
         .max_by_key(|(_, &n)| n)
         .map_or((0, 0), |(&nr, &n)| (nr, n));
-    let summary = done.is_some();
+    let summary = scan.done.is_some();
     // Nothing of ours may hold heap memory while the pages are counted;
     // the verdicts below use only what is left on the stack.
-    drop((out, done, unknown, argv));
+    drop((scan, argv));
     drop(seed_arg);
     let after = settled_free_pages();
     ferrite::kprintln!(
@@ -160,22 +227,4 @@ fn fuzz_pass(seed: u64) {
         "seed {seed}: {} pages lost over the pass",
         before as i64 - after as i64
     );
-}
-
-/// "system call N is not implemented" lines, counted by N.
-fn unknown_syscall_reports(out: &str) -> BTreeMap<u64, usize> {
-    let mut counts = BTreeMap::new();
-    for line in out.lines() {
-        let Some(rest) = line.split("system call ").nth(1) else {
-            continue;
-        };
-        if !rest.contains(" is not implemented") {
-            continue;
-        }
-        let number = rest.split(' ').next().unwrap_or("");
-        if let Ok(n) = number.parse::<u64>() {
-            *counts.entry(n).or_insert(0) += 1;
-        }
-    }
-    counts
 }
