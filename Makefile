@@ -16,7 +16,7 @@ RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
 	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT)) \
 	$(if $(RC),FERRITE_RC=$(abspath $(RC)))
 
-.PHONY: all setup user run test test-host test-kernel image usb gdb gdb-attach bench lint fmt clean
+.PHONY: all setup user run test test-host test-kernel image usb gdb gdb-attach bench fuzz lint fmt clean
 
 all: image
 
@@ -65,6 +65,20 @@ gdb-attach:
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
 	cargo test --release --test bench
+
+# A long system-call fuzz campaign in the kernel (tests/fuzz.rs, release
+# build, on every machine tests/machines.txt lists for `fuzz`): two passes of
+# FUZZ_CALLS calls, the first with FUZZ_SEED. FUZZ_TRACE=1 prints every call
+# before it is made (for a kernel that panics); FUZZ_ARGS adds fuzz options
+# (e.g. -k: keep going after an invariant violation). The timeout per
+# machine defaults to 300 s plus 1 s per 250 calls.
+FUZZ_CALLS   ?= 1000000
+FUZZ_SEED    ?= 1
+FUZZ_TIMEOUT ?= $(shell echo $$(( 300 + $(FUZZ_CALLS) / 250 )))
+fuzz: setup user
+	FERRITE_FUZZ_CALLS=$(FUZZ_CALLS) FERRITE_FUZZ_SEED=$(FUZZ_SEED) \
+	  FERRITE_FUZZ_TRACE=$(FUZZ_TRACE) FERRITE_FUZZ_ARGS="$(FUZZ_ARGS)" \
+	  FERRITE_TEST_TIMEOUT=$(FUZZ_TIMEOUT) cargo test --release --test fuzz
 
 lint: setup
 	cargo fmt --all --check

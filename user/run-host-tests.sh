@@ -78,13 +78,20 @@ check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l
-check usertests 0 "passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
+check usertests 0 "usertests: 46 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
 if grep -q FAILED "$out"; then
 	echo "run-host-tests: usertests printed FAILED lines"
 	failures=$((failures + 1))
 fi
 check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
+# A short fuzz campaign: the random calls must leave the invariants intact
+# on Linux too (and never harm this machine: see fuzz.c).  Then one batch
+# replayed with its call log, as a failure report says to.
+check fuzz 0 "fuzz: done: 20000 calls" -- $B/fuzz -q -s 1 -n 20000
+check fuzz-seed2 0 "fuzz: done: 20000 calls" -- $B/fuzz -q -s 2 -n 20000
+check fuzz-replay 0 "fuzz: batch 3:" "  0: " -- $B/fuzz -s 7 -r 3
+check fuzz-bad-arg 2 "usage: fuzz" -- $B/fuzz -x
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0

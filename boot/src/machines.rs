@@ -25,9 +25,19 @@ pub struct Machine {
 const DEFAULT_TIMEOUT_SECS: u64 = 90;
 
 impl Machine {
+    /// `FERRITE_TEST_TIMEOUT=SECONDS` in the environment overrides the
+    /// listed timeout (long campaigns, e.g. `make fuzz`).
     pub fn timeout(&self) -> u64 {
-        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+        let env = std::env::var("FERRITE_TEST_TIMEOUT").ok();
+        timeout_with(env.as_deref(), self.timeout_secs)
     }
+}
+
+fn timeout_with(env: Option<&str>, listed: Option<u64>) -> u64 {
+    env.and_then(|v| v.trim().parse().ok())
+        .filter(|&secs| secs > 0)
+        .or(listed)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS)
 }
 
 impl fmt::Display for Machine {
@@ -115,6 +125,17 @@ mod tests {
         assert!(parse_specs("coreboot-1G").is_err());
         assert!(parse_specs("bios256M").is_err());
         assert!(parse_specs("bios-1G timeout=soon").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_the_timeout() {
+        assert_eq!(timeout_with(Some("7200"), Some(600)), 7200);
+        assert_eq!(timeout_with(Some("7200"), None), 7200);
+        assert_eq!(timeout_with(None, Some(600)), 600);
+        // Empty, zero or garbage: the listed timeout stays.
+        assert_eq!(timeout_with(Some(""), Some(600)), 600);
+        assert_eq!(timeout_with(Some("0"), Some(600)), 600);
+        assert_eq!(timeout_with(Some("soon"), None), DEFAULT_TIMEOUT_SECS);
     }
 
     #[test]

@@ -38,6 +38,7 @@ environment:
   FERRITE_RC=FILE       pack FILE as /etc/rc, the script the shell runs at boot
   FERRITE_CMDLINE=TEXT  pack TEXT as /etc/cmdline, the kernel's boot options
                         (failslab=every:N fail_page_alloc=random:N,seed:S,times:M)
+  FERRITE_TEST_TIMEOUT=SECONDS  `runner` timeout for every machine (overrides tests/machines.txt)
 ";
 
 fn main() -> ExitCode {
