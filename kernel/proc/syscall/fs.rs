@@ -99,19 +99,21 @@ fn for_each_iovec(
 
 /// Checks an iovec array before any I/O, as Linux's `import_iovec` does:
 /// at most `UIO_MAXIOV` vectors (`EINVAL`), the array readable (`EFAULT`),
-/// the total length representable as a result (`EINVAL`).
+/// no length negative as an `ssize_t` (`EINVAL`), every segment inside user
+/// space (`EFAULT`; whether it is mapped shows when it is copied).
 fn check_iovecs(iov: u64, count: u64) -> core::result::Result<(), i64> {
     if count > UIO_MAXIOV {
         return Err(EINVAL);
     }
     iov.checked_add(count * 16).ok_or(EFAULT)?;
-    let mut total: u64 = 0;
-    for_each_iovec(iov, count, |_, len| {
-        total = total
-            .checked_add(len)
-            .filter(|&t| t <= i64::MAX as u64)
-            .ok_or(EINVAL)?;
-        Ok(true)
+    for_each_iovec(iov, count, |base, len| {
+        if len > i64::MAX as u64 {
+            return Err(EINVAL);
+        }
+        match base.checked_add(len) {
+            Some(end) if end <= crate::mm::layout::USER_END => Ok(true),
+            _ => Err(EFAULT),
+        }
     })
 }
 
@@ -132,10 +134,15 @@ pub(super) fn writev(fd_num: u64, iov: u64, count: u64) -> Result {
 pub(super) fn readv(fd_num: u64, iov: u64, count: u64) -> Result {
     check_iovecs(iov, count)?;
     let mut total = 0;
-    for_each_iovec(iov, count, |base, len| {
-        let n = read(fd_num, base, len)?;
-        total += n;
-        Ok(n as u64 == len)
+    // A fault after some bytes arrived ends the call with what was read,
+    // as in Linux.
+    for_each_iovec(iov, count, |base, len| match read(fd_num, base, len) {
+        Ok(n) => {
+            total += n;
+            Ok(n as u64 == len)
+        }
+        Err(e) if total == 0 => Err(e),
+        Err(_) => Ok(false),
     })?;
     Ok(total)
 }

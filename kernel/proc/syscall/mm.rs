@@ -235,8 +235,7 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
     if new_len == 0 {
         return Err(EINVAL);
     }
-    // An old length no region could have: nothing is mapped there.
-    let old_len = user_len(old_len).map_err(|_| EFAULT)?;
+    let old_len = vmcore::page_up(old_len).ok_or(EINVAL)?;
     if old_len == 0 {
         // Duplicating a shared mapping (old_len 0) is not supported.
         return Err(EINVAL);
@@ -256,21 +255,35 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
     };
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
-    let vma = *aspace.vmas().find(old).ok_or(EFAULT)?;
-    if old_len > vma.end - old {
-        return Err(EFAULT);
+    if let Some(range) = target {
+        aspace
+            .unmap(range.start(), range.end())
+            .map_err(|e| vm_errno(e, EINVAL))?;
     }
-    let keep = old_len.min(new_len);
-    if target.is_none() && new_len <= old_len {
-        if new_len < old_len {
-            aspace
-                .unmap(old + new_len, old + old_len)
-                .map_err(|e| vm_errno(e, EINVAL))?;
+    // Shrinking is always allowed, and is a munmap of the tail (with
+    // munmap's checks: EINVAL for a range outside user space), as in Linux.
+    if old_len > new_len {
+        let tail = old
+            .checked_add(new_len)
+            .and_then(|start| UserRange::new(start, old_len - new_len).ok())
+            .ok_or(EINVAL)?;
+        aspace
+            .unmap(tail.start(), tail.end())
+            .map_err(|e| vm_errno(e, EINVAL))?;
+        if target.is_none() {
+            return Ok(old as i64);
         }
+    } else if old_len == new_len && target.is_none() {
         return Ok(old as i64);
     }
-    let writable_private = vma.sharing == Sharing::Private && vma.prot.contains(Prot::WRITE);
-    if new_len > old_len && writable_private && too_big(new_len) {
+    let keep = old_len.min(new_len);
+    let vma = *aspace.vmas().find(old).ok_or(EFAULT)?;
+    if keep > vma.end - old {
+        return Err(EFAULT);
+    }
+    // The overcommit check of mmap (writable private, or shared anonymous:
+    // the only writable shared memory there is).
+    if new_len > old_len && vma.prot.contains(Prot::WRITE) && too_big(new_len) {
         return Err(ENOMEM);
     }
     // The part past the old end, as a region like the old one.
@@ -301,22 +314,12 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
         }
     }
     let to = match target {
-        Some(range) => {
-            aspace
-                .unmap(range.start(), range.end())
-                .map_err(|e| vm_errno(e, EINVAL))?;
-            range.start()
-        }
+        Some(range) => range.start(),
         None => aspace
             .vmas()
             .find_free(new_len, None, USER_MIN, MMAP_TOP)
             .ok_or(ENOMEM)?,
     };
-    if new_len < old_len {
-        aspace
-            .unmap(old + new_len, old + old_len)
-            .map_err(|e| vm_errno(e, EINVAL))?;
-    }
     aspace
         .move_region(old, keep, to)
         .map_err(|e| vm_errno(e, ENOMEM))?;
