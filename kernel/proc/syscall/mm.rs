@@ -255,6 +255,8 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
     };
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
+    // There must be a region at `old` (Linux 6.1 looks first, too).
+    let vma = *aspace.vmas().find(old).ok_or(EFAULT)?;
     if let Some(range) = target {
         aspace
             .unmap(range.start(), range.end())
@@ -277,7 +279,6 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
         return Ok(old as i64);
     }
     let keep = old_len.min(new_len);
-    let vma = *aspace.vmas().find(old).ok_or(EFAULT)?;
     if keep > vma.end - old {
         return Err(EFAULT);
     }
