@@ -188,9 +188,7 @@ unsafe impl GlobalAlloc for KernelHeap {
                             if use_reserve && reserve_helps && reserve.release_one(m) => {}
                         // Out of memory: the caller (alloc_error_handler or
                         // a fallible API like `try_reserve`) decides.
-                        Err(mmcore::SlabError::OutOfMemory { .. }) => {
-                            return core::ptr::null_mut()
-                        }
+                        Err(mmcore::SlabError::OutOfMemory { .. }) => return core::ptr::null_mut(),
                         Err(e) => panic!("kernel heap: {e}"),
                     }
                 }

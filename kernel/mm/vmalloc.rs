@@ -27,8 +27,7 @@ struct Area {
 static AREA: Mutex<Option<Area>> = Mutex::new(None);
 
 pub fn init() {
-    let mut free = Vec::new();
-    free.push((VMALLOC_START, VMALLOC_END));
+    let free = alloc::vec![(VMALLOC_START, VMALLOC_END)];
     *AREA.lock() = Some(Area {
         free,
         areas: 0,

@@ -4,7 +4,6 @@
 //! SIGFPE, or SIGKILL when memory ran out); its parent's `wait4` sees the
 //! signal.
 
-
 use super::exec::{self, ExecError};
 use super::sched::{self, Pid};
 use crate::arch::trap::{self, TrapFrame};
