@@ -777,7 +777,15 @@ static void after_call(struct call *c, long r)
 			add_map((u64)r, len);
 		} else {
 			u64 len = (a[2] + PAGE - 1) & ~(PAGE - 1);
-			if (len && (u64)r + len > USER_END)
+			u64 old_len = (a[1] + PAGE - 1) & ~(PAGE - 1);
+			/*
+			 * In place with no growth (Linux returns the address of
+			 * a same-length or shrinking call without looking at the
+			 * length), nothing new was mapped; otherwise the whole
+			 * result must fit.
+			 */
+			int grew = (u64)r != a[0] || len > old_len;
+			if (grew && len && (u64)r + len > USER_END)
 				violated(c, r, "mapping runs past the end of user space");
 			if ((u64)r != a[0])
 				drop_maps(a[0], (a[1] + PAGE - 1) & ~(PAGE - 1));
