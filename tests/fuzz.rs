@@ -156,6 +156,8 @@ impl Scan {
 
 fn fuzz_pass(seed: u64) {
     let before = settled_free_pages();
+    let kinds_before = frames::stats().pages_by_kind;
+    let (objects_before, _) = pagecache::anonymous_objects();
     let seed_arg = format!("{seed}");
     let mut argv = alloc::vec!["fuzz", "-q", "-s", seed_arg.as_str(), "-n", CALLS];
     if trace() {
@@ -225,6 +227,18 @@ fn fuzz_pass(seed: u64) {
         "  free pages (settled): {before} before the pass, {after} after ({} lost)",
         before as i64 - after as i64
     );
+    // Where any difference went, by owner.
+    let kinds_after = frames::stats().pages_by_kind;
+    for kind in mmcore::FrameKind::ALL {
+        let (b, a) = (kinds_before[kind as usize], kinds_after[kind as usize]);
+        if a != b {
+            ferrite::kprintln!("    {kind:?}: {b} -> {a} pages");
+        }
+    }
+    let (objects_after, _) = pagecache::anonymous_objects();
+    if objects_after != objects_before {
+        ferrite::kprintln!("    shared anonymous objects: {objects_before} -> {objects_after}");
+    }
 
     assert_eq!(
         exit,

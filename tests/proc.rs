@@ -29,6 +29,7 @@ fn main() -> ! {
         usertests_all_pass,
         spinning_program_does_not_freeze_the_kernel,
         non_elf_and_missing_programs_are_refused,
+        orphans_are_reaped_by_the_kernel,
         every_frame_comes_back,
     ])
 }
@@ -128,6 +129,28 @@ fn non_elf_and_missing_programs_are_refused() {
         Err(ExecError::Elf(e)) => ferrite::kprintln!("  /etc/motd refused: {e}"),
         other => panic!("text file ran: {:?}", other.map(|_| ())),
     }
+}
+
+/// A process whose parent died first passes to the kernel, which reaps it
+/// itself once it exits (as init does on Linux): zombies nobody waits for
+/// must not pile up, each holding a kernel stack. The fuzzer's batch
+/// children often die (segfault, exit) before the children they forked.
+fn orphans_are_reaped_by_the_kernel() {
+    let processes = sched::count();
+    let (exit, out) = run("/bin/fuzz", &["fuzz", "-q", "-s", "7", "-n", "3000"]);
+    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    // Making a process sweeps the adopted zombies first.
+    let (exit, _) = run("/bin/hello", &["hello"]);
+    assert_eq!(exit, UserExit::Exited(0));
+    let mut orphans_left = 0;
+    while let Ok(Some(_)) = sched::wait(-1, true) {
+        orphans_left += 1;
+    }
+    assert_eq!(
+        orphans_left, 0,
+        "adopted zombies were left for the kernel to wait for"
+    );
+    assert_eq!(sched::count(), processes, "processes left behind");
 }
 
 fn every_frame_comes_back() {

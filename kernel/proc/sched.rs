@@ -103,6 +103,11 @@ pub struct Process {
     pub fds: Vec<Option<super::fd::OpenFile>>,
     /// x87/SSE registers while not running.
     fpu: Box<FpuState>,
+    /// Passed to the kernel when its parent died first. The kernel reaps
+    /// such a process itself once it exits (Linux's init does the same for
+    /// orphans), so zombies nobody will wait for do not pile up, each
+    /// holding its kernel stack.
+    adopted: bool,
 }
 
 /// The process table: boxed processes in a vector sorted by pid. Unlike a
@@ -188,6 +193,7 @@ pub fn init() {
         fault: None,
         fds: Vec::new(),
         fpu: Box::new(FpuState::initial()),
+        adopted: false,
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
     procs.push(Box::new(kernel));
@@ -329,6 +335,7 @@ pub fn spawn_child(
     brk: (u64, u64),
     fds: Vec<Option<super::fd::OpenFile>>,
 ) -> Result<Pid, SpawnError> {
+    reap_adopted();
     let fpu = kalloc::try_box(FpuState::initial())?;
     // The box first: once the kernel stack exists, nothing may fail
     // without giving it back.
@@ -360,6 +367,7 @@ pub fn spawn_child(
             fault: None,
             fds,
             fpu,
+            adopted: false,
         },
     );
     let result = with(|s| {
@@ -387,6 +395,28 @@ pub fn spawn_child(
         }
         SpawnError::OutOfMemory
     })
+}
+
+/// Frees the zombies the kernel adopted (see `Process::adopted`): they are
+/// not running (the current process is never one of them), so their kernel
+/// stacks are free to go. Called before a new process is made, which is
+/// when their memory is wanted.
+fn reap_adopted() {
+    loop {
+        let zombie = with(|s| {
+            let cur = s.current;
+            let pid = s
+                .procs
+                .values()
+                .find(|p| p.adopted && p.pid != cur && matches!(p.state, State::Zombie(_)))
+                .map(|p| p.pid)?;
+            s.procs.remove(&pid)
+        });
+        let Some(mut zombie) = zombie else { return };
+        if let Some(stack) = zombie.kstack.take() {
+            vmalloc::free(stack);
+        }
+    }
 }
 
 /// Picks the next runnable process and switches to it; returns when the
@@ -550,6 +580,7 @@ pub fn exit_current(status: i32) -> ! {
         let aspace = p.aspace.take();
         for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
             child.ppid = 0;
+            child.adopted = true;
         }
         if let Some(parent) = s.procs.get_mut(&parent) {
             if parent.state == State::Blocked(Block::Child) {
@@ -664,6 +695,7 @@ pub fn kill(pid: Pid) -> bool {
         let aspace = p.aspace.take();
         for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
             child.ppid = 0;
+            child.adopted = true;
         }
         if let Some(parent) = s.procs.get_mut(&parent) {
             if parent.state == State::Blocked(Block::Child) {
