@@ -734,7 +734,10 @@ fn user_suites_survive_frame_injection() {
         calls += stats.calls;
         failed += stats.failed;
     }
-    assert!(calls > 0, "user frames never asked failslab::should_fail_page");
+    assert!(
+        calls > 0,
+        "user frames never asked failslab::should_fail_page"
+    );
     assert!(failed > 0, "frame injection never fired");
 }
 
