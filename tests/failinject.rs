@@ -750,7 +750,6 @@ fn every_frame_comes_back() {
     let why = alloc::format!(
         "by owner {kinds_then:?} then, {kinds_now:?} now; vmalloc pages {vm_then} then, {vm_now} now"
     );
-    let slab = mmcore::FrameKind::Slab as usize;
     // Every frame is back, exactly: no user page, page table, page-cache
     // page, kernel stack or slab page was lost on an error path.
     assert_eq!(now, start, "frames lost under injection: {why}");
