@@ -389,8 +389,14 @@ fn shared_anonymous_memory_dies_with_its_last_holder() {
         assert_eq!(child.lock().peek(BASE + 5 * PAGE), Some(round as u8 + 1));
         // Unmapping part of the child's region keeps it; the rest goes
         // with the child.
+        let reclaimable = pagecache::reclaimable_pages();
         child.lock().unmap(BASE, BASE + 8 * PAGE).unwrap();
-        assert_eq!(pagecache::anonymous_objects().0, objects + 1);
+        assert_eq!(pagecache::anonymous_objects(), (objects + 1, 16));
+        assert_eq!(
+            pagecache::reclaimable_pages(),
+            reclaimable,
+            "unmapped shared anonymous pages are not reclaimable (no other copy)"
+        );
         aspace::switch_to(None);
         drop(child);
         assert_eq!(pagecache::anonymous_objects(), (objects, 0));

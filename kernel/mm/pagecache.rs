@@ -247,6 +247,24 @@ pub fn anonymous_objects() -> (usize, u64) {
     })
 }
 
+/// Clean cache pages no mapping uses: what [`shrink`] would free now
+/// (`MemAvailable` counts them as available).
+pub fn reclaimable_pages() -> u64 {
+    locked(|c| {
+        c.files
+            .iter()
+            .flatten()
+            .filter(|f| matches!(f.backing, Backing::Bytes(_)))
+            .map(|f| {
+                f.pages
+                    .iter()
+                    .filter(|&(_, pfn)| frames::refcount(Pfn(pfn)) == 1)
+                    .count() as u64
+            })
+            .sum()
+    })
+}
+
 /// Drops the clean cache pages no mapping uses (ramdisk pages whose only
 /// reference is the cache's own); returns how many were freed. Anonymous
 /// objects' pages are never dropped: they exist nowhere else.

@@ -35,8 +35,8 @@ pub struct MemInfo {
     pub total: u64,
     /// On the buddy free lists (`MemFree`).
     pub free: u64,
-    /// Free plus page-cache pages no process maps (`pagecache::shrink`
-    /// frees those on demand).
+    /// Free plus the clean page-cache pages no process maps (the cache
+    /// drops those when memory is short; shared anonymous pages stay).
     pub available: u64,
     /// Page-cache frames: ramdisk file pages and shared anonymous memory
     /// (`Cached`).
@@ -88,6 +88,8 @@ impl MemInfo {
 pub fn meminfo_snapshot() -> MemInfo {
     without_interrupts(|| {
         let vmalloc_used = vmalloc::used_pages();
+        // Taken before the frames lock (the cache's lock comes first).
+        let reclaimable = crate::mm::pagecache::reclaimable_pages();
         frames::with(|m| {
             let stats = m.buddy.stats();
             let kind = |k: FrameKind| stats.pages_by_kind[k as usize];
@@ -105,7 +107,7 @@ pub fn meminfo_snapshot() -> MemInfo {
             MemInfo {
                 total: stats.managed_pages,
                 free: stats.free_pages,
-                available: stats.free_pages + (cached - mapped),
+                available: stats.free_pages + reclaimable,
                 cached,
                 mapped,
                 anon: kind(FrameKind::UserAnon),
