@@ -136,3 +136,14 @@ fn judge_panic(report: &crate::panic::Report) -> ! {
 pub fn expect_nested_failure(stage: crate::panic::Stage) {
     crate::panic::expect_nested(stage);
 }
+
+/// Free frames once the page cache dropped its idle clean pages and the
+/// slab heap gave back its empty slabs: the count tests compare before and
+/// after to prove every frame came back.
+pub fn settled_free_pages() -> u64 {
+    crate::mm::pagecache::shrink();
+    crate::mm::frames::with(|m| {
+        m.slab.shrink(&mut m.buddy);
+        m.buddy.free_pages()
+    })
+}

@@ -29,6 +29,8 @@ use ferrite::proc::user::{spawn_program, wait_for, UserExit};
 use spin::Mutex;
 use vmcore::{Prot, Vma};
 
+use ferrite::testing::settled_free_pages;
+
 ferrite::kernel_entry!(main);
 
 static FREE_AT_START: spin::Once<(u64, [u64; 8], u64)> = spin::Once::new();
@@ -60,14 +62,6 @@ fn main() -> ! {
         user_suites_survive_frame_injection,
         every_frame_comes_back,
     ])
-}
-
-fn settled_free_pages() -> u64 {
-    pagecache::shrink();
-    frames::with(|m| {
-        m.slab.shrink(&mut m.buddy);
-        m.buddy.free_pages()
-    })
 }
 
 fn slab(mode: Mode, times: Option<u64>) {

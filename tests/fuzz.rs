@@ -30,6 +30,8 @@ use ferrite::mm::{frames, pagecache};
 use ferrite::proc::sched;
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
 
+use ferrite::testing::settled_free_pages;
+
 ferrite::kernel_entry!(main);
 
 const SEED: &str = match option_env!("FERRITE_FUZZ_SEED") {
@@ -74,14 +76,6 @@ fn warm_up() {
 
 fn second_pass() {
     fuzz_pass(seed().wrapping_add(0x9e37_79b9));
-}
-
-fn settled_free_pages() -> u64 {
-    pagecache::shrink();
-    frames::with(|m| {
-        m.slab.shrink(&mut m.buddy);
-        m.buddy.free_pages()
-    })
 }
 
 /// Reaps every child the kernel thread inherited: a batch child killed

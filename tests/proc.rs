@@ -10,10 +10,12 @@ extern crate alloc;
 
 use alloc::string::String;
 use ferrite::klog::{capture_start, capture_take};
-use ferrite::mm::{frames, pagecache};
+use ferrite::mm::frames;
 use ferrite::proc::exec::ExecError;
 use ferrite::proc::sched;
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
+
+use ferrite::testing::settled_free_pages;
 
 ferrite::kernel_entry!(main);
 
@@ -32,14 +34,6 @@ fn main() -> ! {
         orphans_are_reaped_by_the_kernel,
         every_frame_comes_back,
     ])
-}
-
-fn settled_free_pages() -> u64 {
-    pagecache::shrink();
-    frames::with(|m| {
-        m.slab.shrink(&mut m.buddy);
-        m.buddy.free_pages()
-    })
 }
 
 /// Runs a program to the end; returns how it ended and what it printed.

@@ -21,6 +21,8 @@ use vmcore::fault::FaultMode;
 use vmcore::vma::{VmaFlags, VmaTag};
 use vmcore::{FaultAccess, FaultAction, Prot, PteFlags, SegvReason, Sharing, Vma, VmaKind};
 
+use ferrite::testing::settled_free_pages;
+
 ferrite::kernel_entry!(main);
 
 static FREE_AT_START: spin::Once<u64> = spin::Once::new();
@@ -61,16 +63,6 @@ fn vm_frames() -> u64 {
     .iter()
     .map(|&k| by_kind[k as usize])
     .sum()
-}
-
-/// Free pages once the page cache and the slab heap gave back what they
-/// could.
-fn settled_free_pages() -> u64 {
-    pagecache::shrink();
-    frames::with(|m| {
-        m.slab.shrink(&mut m.buddy);
-        m.buddy.free_pages()
-    })
 }
 
 fn space() -> SharedAddressSpace {
