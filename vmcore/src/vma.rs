@@ -522,6 +522,19 @@ impl VmaSet {
         self.regions[self.overlap_span(start, end)].iter()
     }
 
+    /// The first address in `[start, end)` that no region covers, if any
+    /// (`mprotect` and `madvise` fail with `ENOMEM` on a hole).
+    pub fn first_hole(&self, start: u64, end: u64) -> Option<u64> {
+        let mut cursor = start;
+        for vma in self.overlapping(start, end) {
+            if vma.start > cursor {
+                return Some(cursor);
+            }
+            cursor = vma.end;
+        }
+        (cursor < end).then_some(cursor)
+    }
+
     /// True if nothing is mapped anywhere in `[start, end)`.
     pub fn is_free(&self, start: u64, end: u64) -> bool {
         self.overlap_span(start, end).is_empty()
@@ -611,17 +624,10 @@ impl VmaSet {
         prot: Prot,
     ) -> Result<Vec<(u64, u64)>, VmError> {
         check_range(start, end)?;
+        if let Some(addr) = self.first_hole(start, end) {
+            return Err(VmError::NotMapped { addr });
+        }
         let span = self.overlap_span(start, end);
-        let mut cursor = start;
-        for vma in &self.regions[span.clone()] {
-            if vma.start > cursor {
-                return Err(VmError::NotMapped { addr: cursor });
-            }
-            cursor = vma.end;
-        }
-        if cursor < end {
-            return Err(VmError::NotMapped { addr: cursor });
-        }
         let mut changed = Vec::new();
         changed
             .try_reserve_exact(span.len())

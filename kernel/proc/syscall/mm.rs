@@ -205,17 +205,11 @@ pub(super) fn madvise(addr: u64, len: u64, advice: u64) -> Result {
     let mut aspace = aspace.lock();
     // Like Linux: the mapped parts get the advice; a hole anywhere in the
     // range makes the call fail with ENOMEM.
-    let mut covered = range.start();
-    for vma in aspace.vmas().overlapping(range.start(), range.end()) {
-        if vma.start > covered {
-            break;
-        }
-        covered = vma.end;
-    }
+    let hole = aspace.vmas().first_hole(range.start(), range.end());
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
         aspace.discard(range.start(), range.end());
     }
-    if covered < range.end() {
+    if hole.is_some() {
         return Err(ENOMEM);
     }
     Ok(0)
