@@ -44,6 +44,11 @@ fn split(index: u64) -> (usize, usize, usize) {
     )
 }
 
+/// The index whose three parts [`split`] gives.
+fn join(a: usize, b: usize, c: usize) -> u64 {
+    ((a as u64) << (2 * BITS)) | ((b as u64) << BITS) | c as u64
+}
+
 /// Grows `v` to at least `len` entries (new ones `Vec::new()`, which
 /// allocates nothing), failing cleanly.
 fn grow<T>(v: &mut Vec<Vec<T>>, len: usize) -> Result<(), IndexError> {
@@ -123,13 +128,14 @@ impl PageIndex {
         self.len -= 1;
         if leaf.iter().all(|&v| v == 0) {
             *leaf = Vec::new();
-            self.trim(a);
+            self.trim_mid(a);
+            self.trim_root();
         }
         Some(old)
     }
 
-    /// Frees the middle node `a` and the tail of the root when empty.
-    fn trim(&mut self, a: usize) {
+    /// Frees the empty tail of the middle node `a` (all of it if empty).
+    fn trim_mid(&mut self, a: usize) {
         let mid = &mut self.root[a];
         while mid.last().is_some_and(Vec::is_empty) {
             mid.pop();
@@ -137,6 +143,10 @@ impl PageIndex {
         if mid.is_empty() {
             *mid = Vec::new();
         }
+    }
+
+    /// Frees the empty tail of the root (all of it if empty).
+    fn trim_root(&mut self) {
         while self.root.last().is_some_and(Vec::is_empty) {
             self.root.pop();
         }
@@ -152,12 +162,7 @@ impl PageIndex {
                 leaf.iter()
                     .enumerate()
                     .filter(|(_, &v)| v != 0)
-                    .map(move |(c, &v)| {
-                        (
-                            ((a as u64) << (2 * BITS)) | ((b as u64) << BITS) | c as u64,
-                            v,
-                        )
-                    })
+                    .map(move |(c, &v)| (join(a, b, c), v))
             })
         })
     }
@@ -174,8 +179,7 @@ impl PageIndex {
                     if *slot == 0 {
                         continue;
                     }
-                    let index = ((a as u64) << (2 * BITS)) | ((b as u64) << BITS) | c as u64;
-                    if keep(index, *slot) {
+                    if keep(join(a, b, c), *slot) {
                         any = true;
                     } else {
                         *slot = 0;
@@ -188,24 +192,9 @@ impl PageIndex {
             }
             self.trim_mid(a);
         }
-        while self.root.last().is_some_and(Vec::is_empty) {
-            self.root.pop();
-        }
-        if self.root.is_empty() {
-            self.root = Vec::new();
-        }
+        self.trim_root();
         self.len -= removed;
         removed
-    }
-
-    fn trim_mid(&mut self, a: usize) {
-        let mid = &mut self.root[a];
-        while mid.last().is_some_and(Vec::is_empty) {
-            mid.pop();
-        }
-        if mid.is_empty() {
-            *mid = Vec::new();
-        }
     }
 }
 
