@@ -110,6 +110,16 @@ pub struct Process {
     adopted: bool,
 }
 
+impl Process {
+    /// Gives back the kernel stack of a process that will never run again
+    /// (a reaped zombie, or one that never started): nobody is on it.
+    fn free_kernel_stack(&mut self) {
+        if let Some(stack) = self.kstack.take() {
+            vmalloc::free(stack);
+        }
+    }
+}
+
 /// The process table: boxed processes in a vector sorted by pid. Unlike a
 /// `BTreeMap` (whose insert allocates a node and aborts the kernel when the
 /// heap is out of memory), room for an insert is reserved fallibly first.
@@ -390,9 +400,7 @@ pub fn spawn_child(
         Ok(pid)
     });
     result.map_err(|mut unstarted| {
-        if let Some(stack) = unstarted.kstack.take() {
-            vmalloc::free(stack);
-        }
+        unstarted.free_kernel_stack();
         SpawnError::OutOfMemory
     })
 }
@@ -413,9 +421,7 @@ fn reap_adopted() {
             s.procs.remove(&pid)
         });
         let Some(mut zombie) = zombie else { return };
-        if let Some(stack) = zombie.kstack.take() {
-            vmalloc::free(stack);
-        }
+        zombie.free_kernel_stack();
     }
 }
 
@@ -630,11 +636,8 @@ pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
         }
     })?;
     Ok(reaped.map(|(child, status, p)| {
-        // The zombie's kernel stack is no longer in use by anyone.
         let mut p = p;
-        if let Some(stack) = p.kstack.take() {
-            vmalloc::free(stack);
-        }
+        p.free_kernel_stack();
         (child, status)
     }))
 }
