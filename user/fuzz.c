@@ -72,6 +72,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "say.h"
+
 #define PAGE 4096ul
 #define USER_END 0x0000800000000000ul
 #define KERNEL_ADDR 0xffff888000000000ul
@@ -79,28 +81,6 @@
 #define SHARED_HINT 0x300000000000ul /* the parent's shared pages: 48 TiB */
 
 typedef unsigned long u64;
-
-/* ------------------------------------------------------------------ */
-/* Output without stdio buffering (nothing duplicated by fork). */
-
-static void say(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof buf - 1)
-		n = sizeof buf - 1;
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w <= 0)
-			break;
-		p += w;
-		n -= w;
-	}
-}
 
 /* ------------------------------------------------------------------ */
 /* Raw system calls: no errno, no TLS (the FS base may be wrong for a

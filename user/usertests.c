@@ -46,30 +46,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "say.h"
+
 #define PAGE 4096ul
 #define KERNEL_ADDR 0xffff888000000000ul /* Ferrite's (and Linux's) direct map */
-
-/* ------------------------------------------------------------------ */
-/* Output without stdio buffering (so nothing is duplicated by fork). */
-
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof buf - 1)
-		n = sizeof buf - 1;
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w <= 0)
-			break;
-		p += w;
-		n -= w;
-	}
-}
 
 /* The note page: MAP_SHARED, so a case's child can explain itself. */
 static char *note;
