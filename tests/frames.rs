@@ -170,8 +170,7 @@ fn forbidden_frames() -> Vec<u64> {
     for virt in [text, &RODATA as *const u64 as u64] {
         v.push(paging::translate(virt).expect("kernel mapped") >> 12);
     }
-    let (cr3, _) = x86_64::registers::control::Cr3::read();
-    v.push(cr3.start_address().as_u64() >> 12);
+    v.push(ferrite::arch::mmu::active_root() >> 12);
     let (elf, len) = ferrite::boot::facts().kernel_file;
     v.extend((elf >> 12)..((elf + len) >> 12));
     let meta = frames::with(|m| {

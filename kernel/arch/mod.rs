@@ -6,6 +6,7 @@ pub mod exceptions;
 pub mod gdt;
 pub mod hook;
 pub mod interrupts;
+pub mod mmu;
 pub mod stack;
 pub mod switch;
 pub mod syscall;

@@ -11,15 +11,14 @@
 
 use vmcore::paging::ENTRIES;
 use vmcore::{PageTables, PteFlags, TableMemory};
-use x86_64::registers::control::Cr3;
-use x86_64::VirtAddr;
+use crate::arch::mmu;
 
 use super::layout::is_kernel_address;
 use super::pgtable::FrameTables;
 
 /// The live tree.
 fn active() -> PageTables {
-    let root = Cr3::read().0.start_address().as_u64();
+    let root = mmu::active_root();
     // SAFETY: CR3 holds a PML4 whose tables are all frames the direct map
     // reaches (the bootloader's, or ones vmcore built); this value only
     // translates, changes kernel-half leaves and clears lower-half root
@@ -41,7 +40,7 @@ pub fn init() {
             // code are all in the upper half), and the TLB is flushed next.
             unsafe { (*root)[idx] = 0 };
         }
-        x86_64::instructions::tlb::flush_all();
+        mmu::flush_all();
     });
 }
 
@@ -79,7 +78,7 @@ pub fn unmap_guard_page(addr: u64) -> Result<(), &'static str> {
     x86_64::instructions::interrupts::without_interrupts(|| {
         match active().unmap(&mut FrameTables, addr) {
             Some(_) => {
-                x86_64::instructions::tlb::flush(VirtAddr::new(addr));
+                mmu::flush_page(addr);
                 Ok(())
             }
             None => Err("guard page is not a mapped, page-aligned 4 KiB page"),

@@ -10,7 +10,6 @@ use mmcore::{FrameKind, Pfn};
 use spin::Mutex;
 use vmcore::paging::ENTRIES;
 use vmcore::{PageTables, TableMemory};
-use x86_64::registers::control::Cr3;
 
 use super::frames;
 use super::layout::phys_to_virt;
@@ -76,10 +75,9 @@ pub static KERNEL_TABLES: Mutex<Option<PageTables>> = Mutex::new(None);
 
 /// Adopts the boot page tables and populates the kernel half's root.
 pub fn init() {
-    let (frame, _) = Cr3::read();
     // SAFETY: CR3 holds the bootloader's PML4; all its tables are frames the
     // direct map reaches, and its lower half was emptied by paging::init.
-    let tables = unsafe { PageTables::from_root(frame.start_address().as_u64()) };
+    let tables = unsafe { PageTables::from_root(crate::arch::mmu::active_root()) };
     let mut mem = FrameTables;
     let root = mem.table(tables.root());
     let mut added = 0;

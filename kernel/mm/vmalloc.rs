@@ -138,7 +138,7 @@ fn unmap_pages(start: u64, pages: u64) {
     for i in 0..pages {
         let va = start + i * PAGE_SIZE;
         if let Some(pte) = pgtable::with_kernel(|t, m| t.unmap(m, va)) {
-            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+            crate::arch::mmu::flush_page(va);
             frames::free(Pfn::from_addr(pte.addr()), 0).expect("vmalloc frame");
         }
     }

@@ -469,10 +469,7 @@ pub fn schedule() {
                         if old.pid == 0 {
                             // The kernel thread may have borrowed an address
                             // space (tests, inspection): resume it there.
-                            old.root = x86_64::registers::control::Cr3::read()
-                                .0
-                                .start_address()
-                                .as_u64();
+                            old.root = crate::arch::mmu::active_root();
                             old.aspace = aspace::current();
                         }
                         old.fpu.save();

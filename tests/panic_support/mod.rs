@@ -54,7 +54,7 @@ pub unsafe fn corrupt_entry(addr: u64, depth: usize) -> u64 {
     let old = unsafe { entry.read_volatile() };
     // SAFETY: as above.
     unsafe { entry.write_volatile(BOGUS_PHYS | PRESENT | WRITABLE) };
-    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(addr));
+    ferrite::arch::mmu::flush_page(addr);
     old
 }
 
@@ -66,7 +66,7 @@ pub unsafe fn restore_entry(addr: u64, depth: usize, old: u64) {
     let entry = entry_ptr(addr, depth).expect("tables down to the entry exist");
     // SAFETY: the caller's contract.
     unsafe { entry.write_volatile(old) };
-    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(addr));
+    ferrite::arch::mmu::flush_page(addr);
 }
 
 /// A fresh kernel stack whose page just above the top has a corrupt

@@ -1,0 +1,49 @@
+//! The MMU's registers and the TLB: the one place that reads or writes CR3
+//! and invalidates translations.
+//!
+//! Everything above `arch` names address spaces by the physical address of
+//! their root table and asks for flushes through these functions; the TLB
+//! gather in `mm` decides *what* to flush and this module does it. On one
+//! CPU a flush is local; an SMP kernel adds "and the other CPUs" here and
+//! in the gather, nowhere else.
+
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::{PhysAddr, VirtAddr};
+
+/// Physical address of the live root table (the PML4 in CR3).
+pub fn active_root() -> u64 {
+    Cr3::read().0.start_address().as_u64()
+}
+
+/// True if the tree rooted at `root` is the one the CPU translates with.
+pub fn is_active(root: u64) -> bool {
+    active_root() == root
+}
+
+/// Loads `root` into CR3 unless it is already there (a reload would flush
+/// the whole non-global TLB for nothing).
+///
+/// # Safety
+/// `root` must be a PML4 whose kernel half maps the running code, stack and
+/// every kernel object in use (every user address space copies the
+/// kernel's upper half, so any of them qualifies), and it must stay
+/// allocated while loaded.
+pub unsafe fn switch_root(root: u64) {
+    let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    if Cr3::read().0 != frame {
+        // SAFETY: the caller guarantees the new tree maps everything the
+        // kernel is using right now.
+        unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    }
+}
+
+/// Invalidates this CPU's translation of the page at `va`.
+pub fn flush_page(va: u64) {
+    x86_64::instructions::tlb::flush(VirtAddr::new_truncate(va));
+}
+
+/// Invalidates every non-global translation of this CPU.
+pub fn flush_all() {
+    x86_64::instructions::tlb::flush_all();
+}
