@@ -12,6 +12,7 @@ extern crate alloc;
 use alloc::sync::Arc;
 use alloc::vec;
 use ferrite::mm::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
+use ferrite::mm::frame_ref::FrameRef;
 use ferrite::mm::uaccess::{copy_from_user, copy_to_user, Efault};
 use ferrite::mm::{frames, pagecache, vmstat};
 use ferrite::proc::user::{self, UserExit, SIGSEGV};
@@ -419,8 +420,8 @@ fn clean_cache_pages_are_reclaimed_under_pressure() {
     assert!(cached >= pages, "{cached} cached");
     // Take every frame user pages may have: the idle cache must give way.
     let mut taken = vec![];
-    while let Some(pfn) = frames::alloc_user(FrameKind::UserAnon, false) {
-        taken.push(pfn);
+    while let Some(frame) = FrameRef::alloc_user(FrameKind::UserAnon, false) {
+        taken.push(frame);
     }
     assert_eq!(pagecache::cached_pages(), 0, "idle cache pages kept");
     assert_eq!(
@@ -428,9 +429,7 @@ fn clean_cache_pages_are_reclaimed_under_pressure() {
         frames::user_reserve(),
         "user pages took the kernel's reserve"
     );
-    for pfn in taken {
-        frames::put_page(pfn);
-    }
+    drop(taken);
 }
 
 fn stack_grows_down_within_its_gap() {

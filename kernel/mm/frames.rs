@@ -220,25 +220,6 @@ pub fn free_pages() -> u64 {
     with(|m| m.buddy.free_pages())
 }
 
-/// Takes one more reference to an allocated frame (a new mapping of it).
-/// `None` if the frame is not an allocated block or the count would
-/// overflow.
-pub fn get_page(pfn: Pfn) -> Option<u16> {
-    with(|m| m.buddy.ref_inc(pfn))
-}
-
-/// Drops one reference; the frame is freed when the last one goes.
-pub fn put_page(pfn: Pfn) {
-    with(|m| match m.buddy.ref_dec(pfn) {
-        Some(0) => m
-            .buddy
-            .free(pfn, 0)
-            .expect("last reference to an allocated frame"),
-        Some(_) => {}
-        None => panic!("put_page of frame {:#x} that holds no reference", pfn.0),
-    })
-}
-
 pub fn refcount(pfn: Pfn) -> u16 {
     with(|m| m.buddy.refcount(pfn))
 }

@@ -4,6 +4,7 @@
 pub mod aspace;
 pub mod failslab;
 pub mod fault;
+pub mod frame_ref;
 pub mod frames;
 pub mod heap;
 pub mod kalloc;

@@ -12,7 +12,9 @@
 //!
 //! The first touch of a page reads it into a cache frame (a major fault);
 //! every later touch, from any address space, maps that same frame. The
-//! cache holds one reference to each of its frames, each mapping another.
+//! cache holds one reference ([`FrameRef`]) to each of its frames in its
+//! index, each mapping another; removing a page from the index drops the
+//! cache's.
 //! Each file's pages are found through a [`PageIndex`] (a radix tree), whose
 //! nodes are allocated fallibly: a full kernel heap is an out-of-memory
 //! fault, not a panic.
@@ -22,11 +24,12 @@
 //! reclaim cache pages ([`try_shrink`]).
 
 use alloc::vec::Vec;
-use mmcore::{FrameKind, Pfn, PhysMem};
+use mmcore::{FrameKind, PhysMem};
 use spin::Mutex;
 use vmcore::radix::{IndexError, PageIndex};
 
-use super::frames::{self, DirectMap};
+use super::frame_ref::FrameRef;
+use super::frames::DirectMap;
 use super::layout::PAGE_SIZE;
 
 /// What backs a cache file.
@@ -44,7 +47,7 @@ struct CacheFile {
     /// `mmap` sets it up). An anonymous object dies when this reaches 0;
     /// ramdisk files never do.
     users: u32,
-    pages: PageIndex,
+    pages: PageIndex<FrameRef>,
 }
 
 struct Cache {
@@ -127,19 +130,17 @@ pub fn release(file: u32) {
         if f.users > 0 || matches!(f.backing, Backing::Bytes(_)) {
             return;
         }
-        if let Some(mut dead) = c.files[file as usize].take() {
-            let freed = dead.pages.retain(|_, pfn| {
-                frames::put_page(Pfn(pfn));
-                false
-            });
-            c.pages -= freed as u64;
+        if let Some(dead) = c.files[file as usize].take() {
+            c.pages -= dead.pages.len() as u64;
+            // Dropping the index drops the cache's reference to each page.
         }
     })
 }
 
 /// A cache page of the file.
 pub struct CachePage {
-    pub pfn: Pfn,
+    /// A reference to the cache's frame, for the caller's mapping.
+    pub frame: FrameRef,
     /// Whether it had to be read in now (a major fault).
     pub major: bool,
 }
@@ -156,7 +157,7 @@ pub enum CacheError {
 }
 
 enum Lookup {
-    Hit(Pfn),
+    Hit(FrameRef),
     Miss(Backing),
 }
 
@@ -168,10 +169,11 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     let index = offset / PAGE_SIZE;
     let lookup = locked(|c| {
         let f = c.file(file).ok_or(CacheError::NoFile)?;
-        if let Some(pfn) = f.pages.get(index) {
-            let pfn = Pfn(pfn);
-            frames::get_page(pfn).ok_or(CacheError::NoMemory)?;
-            return Ok(Lookup::Hit(pfn));
+        if let Some(cached) = f.pages.get(index) {
+            return cached
+                .try_clone()
+                .map(Lookup::Hit)
+                .ok_or(CacheError::NoMemory);
         }
         if let Backing::Bytes(data) = f.backing {
             if offset >= data.len() as u64 {
@@ -181,11 +183,16 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
         Ok(Lookup::Miss(f.backing))
     })?;
     let backing = match lookup {
-        Lookup::Hit(pfn) => return Ok(CachePage { pfn, major: false }),
+        Lookup::Hit(frame) => {
+            return Ok(CachePage {
+                frame,
+                major: false,
+            })
+        }
         Lookup::Miss(backing) => backing,
     };
     // Read the page in without the cache lock (allocating may reclaim).
-    let pfn = frames::alloc_user(FrameKind::UserFile, true).ok_or(CacheError::NoMemory)?;
+    let frame = FrameRef::alloc_user(FrameKind::UserFile, true).ok_or(CacheError::NoMemory)?;
     if let Backing::Bytes(data) = backing {
         let start = offset as usize;
         let end = (start + PAGE_SIZE as usize).min(data.len());
@@ -195,39 +202,39 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
         unsafe {
             core::ptr::copy_nonoverlapping(
                 data[start..end].as_ptr(),
-                DirectMap.frame_ptr(pfn),
+                DirectMap.frame_ptr(frame.pfn()),
                 end - start,
             )
         };
     }
     locked(|c| {
+        // (Returning early drops `frame`: our page goes back.)
         let Some(f) = c.file(file) else {
             // The object died meanwhile (its last holder went).
-            frames::put_page(pfn);
             return Err(CacheError::NoFile);
         };
         if let Some(raced) = f.pages.get(index) {
             // Someone else read it in while we were copying: use theirs.
-            frames::put_page(pfn);
-            let raced = Pfn(raced);
-            frames::get_page(raced).ok_or(CacheError::NoMemory)?;
+            let frame = raced.try_clone().ok_or(CacheError::NoMemory)?;
             return Ok(CachePage {
-                pfn: raced,
+                frame,
                 major: false,
             });
         }
-        match f.pages.insert(index, pfn.0) {
+        // The cache keeps the allocation's reference; the mapping gets
+        // another.
+        let mapping = frame.try_clone().ok_or(CacheError::NoMemory)?;
+        match f.pages.insert(index, frame) {
             Ok(_) => {}
             Err(IndexError::NoMemory) | Err(IndexError::TooLarge) => {
-                frames::put_page(pfn);
                 return Err(CacheError::NoMemory);
             }
         }
         c.pages += 1;
-        // The cache's own reference is the one the allocation gave; take
-        // the mapping's.
-        frames::get_page(pfn).ok_or(CacheError::NoMemory)?;
-        Ok(CachePage { pfn, major: true })
+        Ok(CachePage {
+            frame: mapping,
+            major: true,
+        })
     })
 }
 
@@ -258,7 +265,7 @@ pub fn reclaimable_pages() -> u64 {
             .map(|f| {
                 f.pages
                     .iter()
-                    .filter(|&(_, pfn)| frames::refcount(Pfn(pfn)) == 1)
+                    .filter(|(_, frame)| frame.refcount() == 1)
                     .count() as u64
             })
             .sum()
@@ -274,15 +281,8 @@ fn shrink_locked(c: &mut Cache) -> u64 {
         if matches!(f.backing, Backing::Anonymous) {
             continue;
         }
-        freed += f.pages.retain(|_, pfn| {
-            let pfn = Pfn(pfn);
-            if frames::refcount(pfn) == 1 {
-                frames::put_page(pfn);
-                false
-            } else {
-                true
-            }
-        }) as u64;
+        // Dropping a page the index no longer keeps frees it.
+        freed += f.pages.retain(|_, frame| frame.refcount() != 1) as u64;
     }
     c.pages -= freed;
     freed

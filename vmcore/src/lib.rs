@@ -13,9 +13,15 @@
 //! - [`fault`]: what to do about a page fault (demand zero, file fill,
 //!   copy-on-write, stack growth or SIGSEGV), and how fork and mprotect
 //!   rewrite leaf entries.
+//! - [`frame`]: a counted frame reference as a value ([`frame::FrameHandle`]).
+//! - [`gather`]: gather, flush, then free: frames and tables that leave the
+//!   page tables wait for the TLB flush.
+//! - [`space`]: an address space (regions + tables) and every operation on
+//!   it: the fault executor, unmap, protect, remap, fork, teardown.
 //!
 //! The kernel supplies the physical side (frames, the direct map, reference
-//! counts); everything here only decides and records.
+//! counts, the TLB) through small traits; the host tests supply models of
+//! it and run the very same code.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -25,11 +31,14 @@ extern crate alloc;
 extern crate std;
 
 pub mod fault;
+pub mod frame;
+pub mod gather;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
 pub mod paging;
 pub mod radix;
 pub mod range;
+pub mod space;
 pub mod vma;
 
 pub use fault::{FaultAccess, FaultAction, SegvReason};

@@ -6,8 +6,8 @@
 //! three array reads, a file's pages cost memory only where some are cached,
 //! and — the reason it is not a `BTreeMap` — every insertion that needs a
 //! new node can fail cleanly with [`IndexError::NoMemory`] instead of
-//! aborting the kernel. Values are non-zero `u64`s (frame numbers; frame 0
-//! is never a cache page), so an empty slot is a 0.
+//! aborting the kernel. Values are owned: the page cache stores its frame
+//! references (handles) here, so removing one hands the reference back.
 
 use alloc::vec::Vec;
 
@@ -27,13 +27,19 @@ pub enum IndexError {
     NoMemory,
 }
 
-/// A sparse map from page index to a non-zero `u64`.
-#[derive(Debug, Default)]
-pub struct PageIndex {
+/// A sparse map from page index to a value.
+#[derive(Debug)]
+pub struct PageIndex<T> {
     /// Top level: one entry per 2^18 pages; each is a middle node (empty if
-    /// nothing is cached there), whose entries are leaves of 512 values.
-    root: Vec<Vec<Vec<u64>>>,
+    /// nothing is cached there), whose entries are leaves of 512 slots.
+    root: Vec<Vec<Vec<Option<T>>>>,
     len: usize,
+}
+
+impl<T> Default for PageIndex<T> {
+    fn default() -> Self {
+        PageIndex::new()
+    }
 }
 
 fn split(index: u64) -> (usize, usize, usize) {
@@ -60,9 +66,9 @@ fn grow<T>(v: &mut Vec<Vec<T>>, len: usize) -> Result<(), IndexError> {
     Ok(())
 }
 
-impl PageIndex {
+impl<T> PageIndex<T> {
     /// An empty index (allocates nothing).
-    pub const fn new() -> PageIndex {
+    pub const fn new() -> PageIndex<T> {
         PageIndex {
             root: Vec::new(),
             len: 0,
@@ -80,20 +86,19 @@ impl PageIndex {
     }
 
     /// The value at `index`.
-    pub fn get(&self, index: u64) -> Option<u64> {
+    pub fn get(&self, index: u64) -> Option<&T> {
         if index >= MAX_INDEX {
             return None;
         }
         let (a, b, c) = split(index);
-        let v = *self.root.get(a)?.get(b)?.get(c)?;
-        (v != 0).then_some(v)
+        self.root.get(a)?.get(b)?.get(c)?.as_ref()
     }
 
-    /// Stores `value` (non-zero) at `index`; returns the value it replaced.
-    /// On failure nothing changed (a node made empty on the way stays
-    /// allocated, which only costs memory until the next removal there).
-    pub fn insert(&mut self, index: u64, value: u64) -> Result<Option<u64>, IndexError> {
-        assert!(value != 0, "PageIndex values are non-zero");
+    /// Stores `value` at `index`; returns the value it replaced. On
+    /// failure nothing changed but that `value` is dropped (a node made on
+    /// the way stays allocated, which only costs memory until the next
+    /// removal there).
+    pub fn insert(&mut self, index: u64, value: T) -> Result<Option<T>, IndexError> {
         if index >= MAX_INDEX {
             return Err(IndexError::TooLarge);
         }
@@ -105,28 +110,25 @@ impl PageIndex {
         if leaf.is_empty() {
             leaf.try_reserve_exact(FANOUT)
                 .map_err(|_| IndexError::NoMemory)?;
-            leaf.resize(FANOUT, 0);
+            leaf.resize_with(FANOUT, || None);
         }
-        let old = core::mem::replace(&mut leaf[c], value);
-        if old == 0 {
+        let old = leaf[c].replace(value);
+        if old.is_none() {
             self.len += 1;
         }
-        Ok((old != 0).then_some(old))
+        Ok(old)
     }
 
     /// Removes the value at `index`, freeing nodes left empty.
-    pub fn remove(&mut self, index: u64) -> Option<u64> {
+    pub fn remove(&mut self, index: u64) -> Option<T> {
         if index >= MAX_INDEX {
             return None;
         }
         let (a, b, c) = split(index);
         let leaf = self.root.get_mut(a)?.get_mut(b)?;
-        let old = core::mem::replace(leaf.get_mut(c)?, 0);
-        if old == 0 {
-            return None;
-        }
+        let old = leaf.get_mut(c)?.take()?;
         self.len -= 1;
-        if leaf.iter().all(|&v| v == 0) {
+        if leaf.iter().all(Option::is_none) {
             *leaf = Vec::new();
             self.trim_mid(a);
             self.trim_root();
@@ -156,33 +158,31 @@ impl PageIndex {
     }
 
     /// Every `(index, value)` in index order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
         self.root.iter().enumerate().flat_map(|(a, mid)| {
             mid.iter().enumerate().flat_map(move |(b, leaf)| {
                 leaf.iter()
                     .enumerate()
-                    .filter(|(_, &v)| v != 0)
-                    .map(move |(c, &v)| (join(a, b, c), v))
+                    .filter_map(move |(c, v)| Some((join(a, b, c), v.as_ref()?)))
             })
         })
     }
 
     /// Keeps the values `keep(index, value)` says to keep, removing the
-    /// rest (and freeing nodes left empty). Returns how many were removed.
-    pub fn retain(&mut self, mut keep: impl FnMut(u64, u64) -> bool) -> usize {
+    /// rest (dropping them, and freeing nodes left empty). Returns how many
+    /// were removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(u64, &T) -> bool) -> usize {
         let mut removed = 0;
         for a in 0..self.root.len() {
             for b in 0..self.root[a].len() {
                 let leaf = &mut self.root[a][b];
                 let mut any = false;
                 for (c, slot) in leaf.iter_mut().enumerate() {
-                    if *slot == 0 {
-                        continue;
-                    }
-                    if keep(join(a, b, c), *slot) {
+                    let Some(value) = slot else { continue };
+                    if keep(join(a, b, c), value) {
                         any = true;
                     } else {
-                        *slot = 0;
+                        *slot = None;
                         removed += 1;
                     }
                 }
@@ -206,14 +206,17 @@ mod tests {
 
     #[test]
     fn basics() {
-        let mut ix = PageIndex::new();
+        let mut ix = PageIndex::<u64>::new();
         assert_eq!(ix.get(5), None);
         assert_eq!(ix.insert(5, 50), Ok(None));
         assert_eq!(ix.insert(5, 51), Ok(Some(50)));
         assert_eq!(ix.insert(MAX_INDEX - 1, 7), Ok(None));
         assert_eq!(ix.insert(MAX_INDEX, 7), Err(IndexError::TooLarge));
         assert_eq!(ix.len(), 2);
-        assert_eq!(ix.iter().collect::<Vec<_>>(), [(5, 51), (MAX_INDEX - 1, 7)]);
+        assert_eq!(
+            ix.iter().collect::<Vec<_>>(),
+            [(5, &51), (MAX_INDEX - 1, &7)]
+        );
         assert_eq!(ix.remove(5), Some(51));
         assert_eq!(ix.remove(5), None);
         assert_eq!(ix.remove(MAX_INDEX - 1), Some(7));
@@ -230,7 +233,7 @@ mod tests {
             (0u8..4, prop_oneof![0u64..2048, (MAX_INDEX - 4096)..MAX_INDEX], 1u64..1000),
             1..400,
         )) {
-            let mut ix = PageIndex::new();
+            let mut ix = PageIndex::<u64>::new();
             let mut model = BTreeMap::new();
             for (op, index, value) in ops {
                 match op {
@@ -244,9 +247,9 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(ix.len(), model.len());
-                prop_assert_eq!(ix.get(index), model.get(&index).copied());
+                prop_assert_eq!(ix.get(index), model.get(&index));
             }
-            let all: Vec<(u64, u64)> = model.iter().map(|(&k, &v)| (k, v)).collect();
+            let all: Vec<(u64, &u64)> = model.iter().map(|(&k, v)| (k, v)).collect();
             prop_assert_eq!(ix.iter().collect::<Vec<_>>(), all);
             let keys: Vec<u64> = model.keys().copied().collect();
             for k in keys {

@@ -19,7 +19,7 @@ fn fork_table<M, F>(
 ) -> Result<bool, MapError>
 where
     M: TableMemory + ?Sized,
-    F: FnMut(u64, Pte) -> Option<(Pte, Pte)>,
+    F: FnMut(&mut M, u64, Pte) -> Option<(Pte, Pte)>,
 {
     // The root's upper half is the shared kernel half.
     let entries = if level == Level::Pml4 {
@@ -39,7 +39,7 @@ where
             if existing.is_present() {
                 return Err(MapError::AlreadyMapped { va, existing });
             }
-            let Some((parent, child)) = f(va, pte) else {
+            let Some((parent, child)) = f(mem, va, pte) else {
                 continue;
             };
             if child.is_present() {
@@ -89,7 +89,10 @@ where
 }
 
 impl PageTables {
-    /// Fork: for every user 4 KiB leaf of `self`, calls `f(va, pte)`; if it
+    /// Fork: for every user 4 KiB leaf of `self`, calls `f(mem, va, pte)`
+    /// (with the table memory, so a backend that counts frame references
+    /// under the same lock as it allocates tables needs no second handle to
+    /// it); if it
     /// returns `Some((parent, child))`, stores `parent` here and maps
     /// `child` at the same address in `child` (which should have an empty
     /// lower half; a present `child` entry already there is an error). `f`
@@ -112,7 +115,7 @@ impl PageTables {
     ) -> Result<usize, MapError>
     where
         M: TableMemory + ?Sized,
-        F: FnMut(u64, Pte) -> Option<(Pte, Pte)>,
+        F: FnMut(&mut M, u64, Pte) -> Option<(Pte, Pte)>,
     {
         let mut count = 0;
         fork_table(mem, self.root, child.root, Level::Pml4, 0, f, &mut count)?;

@@ -485,7 +485,7 @@ impl PageTables {
     ) -> Result<usize, MapError>
     where
         M: TableMemory + ?Sized,
-        F: FnMut(u64, u64, Pte),
+        F: FnMut(&mut M, u64, u64, Pte),
     {
         struct Unmapper<'a, F> {
             f: &'a mut F,
@@ -493,14 +493,14 @@ impl PageTables {
             end: u64,
             count: usize,
         }
-        impl<M: TableMemory + ?Sized, F: FnMut(u64, u64, Pte)> Visit<M> for Unmapper<'_, F> {
+        impl<M: TableMemory + ?Sized, F: FnMut(&mut M, u64, u64, Pte)> Visit<M> for Unmapper<'_, F> {
             fn leaf(&mut self, mem: &mut M, slot: Slot, va: u64, size: u64, _: Pte) -> bool {
                 let (lin, lin_start) = (to_linear(va), to_linear(self.start));
                 if lin < lin_start || lin + size > self.end {
                     return false;
                 }
                 let old = slot.take(mem);
-                (self.f)(va, size, old);
+                (self.f)(mem, va, size, old);
                 self.count += 1;
                 true
             }
@@ -526,7 +526,7 @@ impl PageTables {
         M: TableMemory + ?Sized,
         F: FnMut(u64, Pte),
     {
-        let mut each = |va: u64, _: u64, pte: Pte| f(va, pte);
+        let mut each = |_: &mut M, va: u64, _: u64, pte: Pte| f(va, pte);
         // The whole lower half is a valid range, so this cannot fail.
         let _ = self.unmap_range(mem, 0, USER_END, &mut each);
     }

@@ -290,7 +290,7 @@ fn update_leaves_and_unmap_range() {
     let tables = mem.live();
     let mut seen = vec![];
     let count = pt
-        .unmap_range(&mut mem, 0x1c_0000, 0x20_0000, &mut |va, size, _| {
+        .unmap_range(&mut mem, 0x1c_0000, 0x20_0000, &mut |_, va, size, _| {
             seen.push((va, size))
         })
         .unwrap();
@@ -336,7 +336,7 @@ fn fork_clone_shares_leaves() {
     }
     let mut child = PageTables::new(&mut mem).unwrap();
     let n = parent
-        .clone_user_for_fork(&mut child, &mut mem, &mut |va, pte| {
+        .clone_user_for_fork(&mut child, &mut mem, &mut |_, va, pte| {
             if va == 0x2000 {
                 return None;
             }
@@ -360,7 +360,7 @@ fn fork_clone_shares_leaves() {
     let mut child2 = PageTables::new(&mut mem).unwrap();
     mem.set_budget(Some(4));
     let mut copied = 0;
-    let err = parent.clone_user_for_fork(&mut child2, &mut mem, &mut |_, pte| {
+    let err = parent.clone_user_for_fork(&mut child2, &mut mem, &mut |_, _, pte| {
         copied += 1;
         Some((pte, pte))
     });
@@ -388,7 +388,7 @@ fn fork_reuses_the_child_table_across_skipped_pages() {
     let skipped = |va: u64| va.is_multiple_of(0x20_0000) || va % 0x5000 == 0x3000;
     let mut child = PageTables::new(&mut mem).unwrap();
     let n = parent
-        .clone_user_for_fork(&mut child, &mut mem, &mut |va, pte| {
+        .clone_user_for_fork(&mut child, &mut mem, &mut |_, va, pte| {
             (!skipped(va)).then_some((pte, pte))
         })
         .unwrap();
@@ -502,7 +502,7 @@ fn empty_range_at_zero_visits_nothing() {
     pt.map(&mut mem, 0x40_0000, 0x5000, UW).unwrap();
     let mut seen = 0;
     let cleared = pt
-        .unmap_range(&mut mem, 0, 0, &mut |_, _, _| seen += 1)
+        .unmap_range(&mut mem, 0, 0, &mut |_, _, _, _| seen += 1)
         .unwrap();
     assert_eq!((cleared, seen), (0, 0));
     let mut visited = 0;

@@ -1,0 +1,215 @@
+//! [`FrameRef`]: one counted reference to a user frame, as a value.
+//!
+//! Allocating a user page, looking a page up in the page cache and copying
+//! a page give a `FrameRef`; [`FrameRef::try_clone`] takes one more
+//! reference; dropping one gives its reference back (the frame is freed
+//! with the last). Installing a leaf consumes a handle and taking a leaf
+//! out yields one (vmcore's `space` does both through
+//! [`FrameHandle::into_raw`] / [`FrameHandle::from_raw`]). The shared zero
+//! page is a distinguished handle that counts nothing.
+//!
+//! This module is the only code that touches the per-frame reference
+//! counts of user frames (`get_page`/`put_page` in Linux terms).
+
+use mmcore::{FrameKind, Pfn};
+use spin::Once;
+use vmcore::frame::FrameHandle;
+use vmcore::gather::{FrameBatch, TlbFlush};
+use vmcore::space::ShareFrames;
+
+use super::frames::{self, DirectMap, PhysicalMemory};
+use super::pgtable::LockedFrameTables;
+use crate::arch::mmu;
+use mmcore::PhysMem;
+
+static ZERO_PAGE: Once<Pfn> = Once::new();
+
+/// The frame of zeros every untouched private anonymous page reads from.
+fn zero_pfn() -> Pfn {
+    *ZERO_PAGE.call_once(|| {
+        frames::alloc_zeroed(0, FrameKind::ZeroPage).expect("a frame for the zero page")
+    })
+}
+
+/// One counted reference to a user frame (see the module documentation).
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameRef {
+    pfn: Pfn,
+}
+
+impl FrameRef {
+    /// A fresh user frame (anonymous or page cache), zeroed if asked, with
+    /// its one reference. `None` when out of memory (see
+    /// [`frames::alloc_user`]).
+    pub fn alloc_user(kind: FrameKind, zeroed: bool) -> Option<FrameRef> {
+        frames::alloc_user(kind, zeroed).map(|pfn| FrameRef { pfn })
+    }
+
+    /// The shared zero page.
+    pub fn zero_page() -> FrameRef {
+        FrameRef { pfn: zero_pfn() }
+    }
+
+    /// True for the shared zero page.
+    pub fn is_zero_page(&self) -> bool {
+        self.pfn == zero_pfn()
+    }
+
+    /// The frame.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// Another reference to the same frame; `None` if its count cannot
+    /// grow (65 535 references).
+    pub fn try_clone(&self) -> Option<FrameRef> {
+        if self.is_zero_page() {
+            return Some(FrameRef { pfn: self.pfn });
+        }
+        frames::with(|m| m.buddy.ref_inc(self.pfn)).map(|_| FrameRef { pfn: self.pfn })
+    }
+
+    /// A fresh anonymous frame with this one's contents.
+    pub fn copy(&self) -> Option<FrameRef> {
+        copy_of(self.pfn)
+    }
+
+    /// Gives the reference back with the frames lock already held.
+    fn put_locked(self, m: &mut PhysicalMemory) {
+        let pfn = self.pfn;
+        core::mem::forget(self);
+        put(m, pfn);
+    }
+
+    /// The number of references to the frame (1: this is the only one).
+    pub fn refcount(&self) -> u16 {
+        frames::refcount(self.pfn)
+    }
+}
+
+/// Drops one reference to `pfn`, freeing the frame with the last.
+fn put(m: &mut PhysicalMemory, pfn: Pfn) {
+    if pfn == zero_pfn() {
+        return;
+    }
+    match m.buddy.ref_dec(pfn) {
+        Some(0) => m
+            .buddy
+            .free(pfn, 0)
+            .expect("last reference to an allocated frame"),
+        Some(_) => {}
+        None => panic!("dropping a reference to frame {:#x} that has none", pfn.0),
+    }
+}
+
+impl Drop for FrameRef {
+    fn drop(&mut self) {
+        if !self.is_zero_page() {
+            frames::with(|m| put(m, self.pfn));
+        }
+    }
+}
+
+impl FrameHandle for FrameRef {
+    fn addr(&self) -> u64 {
+        self.pfn.addr()
+    }
+
+    fn into_raw(self) -> u64 {
+        let addr = self.pfn.addr();
+        core::mem::forget(self);
+        addr
+    }
+
+    unsafe fn from_raw(addr: u64) -> FrameRef {
+        FrameRef {
+            pfn: Pfn::from_addr(addr),
+        }
+    }
+}
+
+/// What the frame behind a present user leaf is, for the fault decision
+/// (its kind and reference count, read under one lock).
+pub fn frame_use(pfn: Pfn) -> vmcore::fault::FrameUse {
+    use vmcore::fault::FrameUse;
+    if pfn == zero_pfn() {
+        return FrameUse::ZeroPage;
+    }
+    match frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn))) {
+        (FrameKind::UserFile, _) => FrameUse::PageCache,
+        (_, refs) => FrameUse::Anon { refs: refs as u32 },
+    }
+}
+
+/// One byte of physical memory at `pa` (a present user page's), through
+/// the direct map.
+pub fn read_byte(pa: u64) -> u8 {
+    // SAFETY: the direct map covers all physical memory with readable
+    // pages; a byte read has no alignment needs.
+    unsafe { *(super::layout::phys_to_virt(pa) as *const u8) }
+}
+
+/// A fresh anonymous user frame with the contents of `src`.
+pub fn copy_of(src: Pfn) -> Option<FrameRef> {
+    let dst = FrameRef::alloc_user(FrameKind::UserAnon, false)?;
+    // SAFETY: `dst` is a fresh frame only we reference; `src` is a frame
+    // the caller keeps a reference to (mapped, or held); both are whole
+    // pages in the direct map, and distinct.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            DirectMap.frame_ptr(src),
+            DirectMap.frame_ptr(dst.pfn),
+            vmcore::PAGE_SIZE as usize,
+        )
+    };
+    Some(dst)
+}
+
+/// Fork takes a reference per shared frame under the lock it allocates
+/// the child's tables with.
+impl ShareFrames for LockedFrameTables<'_> {
+    fn share(&mut self, addr: u64) -> bool {
+        let pfn = Pfn::from_addr(addr);
+        pfn == zero_pfn() || self.0.buddy.ref_inc(pfn).is_some()
+    }
+}
+
+/// The TLB of this CPU for one address space: flushes only if that
+/// address space is the one loaded (a later SMP kernel: on every CPU that
+/// has it loaded), and frees gathered frames under one lock.
+pub struct KernelTlb {
+    live: bool,
+}
+
+impl KernelTlb {
+    /// For the address space rooted at `root`.
+    pub fn for_root(root: u64) -> KernelTlb {
+        KernelTlb {
+            live: mmu::is_active(root),
+        }
+    }
+}
+
+impl TlbFlush for KernelTlb {
+    type Frame = FrameRef;
+
+    fn flush_page(&mut self, va: u64) {
+        if self.live {
+            mmu::flush_page(va);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        if self.live {
+            mmu::flush_all();
+        }
+    }
+
+    fn release(&mut self, batch: &mut FrameBatch<FrameRef>) {
+        frames::with(|m| {
+            for frame in batch.drain(..) {
+                frame.put_locked(m);
+            }
+        });
+    }
+}

@@ -1,0 +1,119 @@
+//! An address space as the kernel runs it: the regions (what may be
+//! mapped), the page tables (what is), and every operation that changes
+//! them, generic over the physical side so the host tests run the very
+//! code the kernel runs.
+//!
+//! One file per operation:
+//! - [`fault`]: carrying out a page fault (`handle_mm_fault` and the
+//!   helpers Linux splits it into);
+//! - [`unmap`]: `munmap`, `MAP_FIXED` over old pages, `MADV_DONTNEED`,
+//!   exit;
+//! - [`protect`]: `mprotect`;
+//! - [`remap`]: `mremap` moving a region;
+//! - [`fork`]: the copy-on-write duplicate.
+//!
+//! The physical side comes in through small traits: [`TableMemory`] for
+//! page-table pages, [`FaultBackend`](fault::FaultBackend) for frames
+//! (allocate, copy, the page cache, the zero page), [`ShareFrames`] for
+//! fork, and [`TlbFlush`] inside the [`Gather`] every change that takes a
+//! leaf out goes through. Frames move as [`FrameHandle`] values: a leaf
+//! written consumes one, a leaf taken out yields one, which waits in the
+//! gather until the TLB no longer holds the old translation.
+//!
+//! Locking is the caller's: every method takes `&mut self`, so the kernel
+//! calls them with the address space's lock held.
+
+use crate::frame::FrameHandle;
+use crate::gather::{Gather, TlbFlush};
+use crate::paging::{PageTables, Pte};
+use crate::vma::{VmError, Vma, VmaSet};
+use crate::PAGE_SIZE;
+
+pub mod fault;
+pub mod fork;
+pub mod protect;
+pub mod remap;
+pub mod unmap;
+
+pub use fault::{FaultBackend, FaultError, FaultEvent, FilePage};
+pub use fork::ShareFrames;
+
+/// How far below a stack region a fault may still grow it (Linux's
+/// `stack_guard_gap`, 256 pages).
+pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+
+/// How far a stack may grow down from its top (`RLIMIT_STACK`, 8 MiB).
+pub const STACK_LIMIT: u64 = 8 << 20;
+
+/// Regions plus page tables.
+pub struct VmSpace {
+    tables: PageTables,
+    vmas: VmaSet,
+    /// The region the last fault was in: consecutive faults nearly always
+    /// land in the same one (Linux kept a per-mm `vmacache` for this), so
+    /// they skip the O(log n) lookup. Cleared whenever regions change.
+    fault_cache: Option<Vma>,
+}
+
+impl VmSpace {
+    /// An address space over `tables` (normally a fresh user tree: the
+    /// kernel half shared, the lower half empty) with no regions.
+    pub fn new(tables: PageTables) -> VmSpace {
+        VmSpace {
+            tables,
+            vmas: VmaSet::new(),
+            fault_cache: None,
+        }
+    }
+
+    /// Physical address of the root table (for CR3).
+    pub fn root(&self) -> u64 {
+        self.tables.root()
+    }
+
+    /// The regions (read-only: changes go through the methods here, which
+    /// keep pages, TLB and the fault cache in step).
+    pub fn vmas(&self) -> &VmaSet {
+        &self.vmas
+    }
+
+    /// The page tables, for reading (walks, translation, statistics).
+    pub fn tables(&self) -> &PageTables {
+        &self.tables
+    }
+
+    /// Adds a region. Nothing is allocated until it is touched.
+    pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
+        self.fault_cache = None;
+        self.vmas.map(vma)
+    }
+
+    /// Makes room for `room` more regions, so the changes after it cannot
+    /// fail for lack of memory.
+    pub fn reserve_regions(&mut self, room: usize) -> Result<(), VmError> {
+        self.vmas.try_reserve(room)
+    }
+}
+
+/// Takes the reference a present leaf owned back as a handle.
+///
+/// # Safety
+/// `pte` is a present leaf this address space wrote (from a handle's
+/// [`FrameHandle::into_raw`]) and has just cleared or replaced: its
+/// reference has no other owner now.
+unsafe fn leaf_frame<F: FrameHandle>(pte: Pte) -> F {
+    // SAFETY: the caller's contract is `from_raw`'s.
+    unsafe { F::from_raw(pte.addr()) }
+}
+
+/// Hands a present leaf just taken out of the tables to the gather.
+///
+/// # Safety
+/// As for [`leaf_frame`].
+unsafe fn gather_leaf<T: TlbFlush>(gather: &mut Gather<T>, va: u64, size: u64, old: Pte) {
+    if old.is_present() {
+        // SAFETY: the caller's contract.
+        let frame = unsafe { leaf_frame::<T::Frame>(old) };
+        gather.add_frame(va, size, frame);
+    }
+}
