@@ -1,20 +1,25 @@
-//! The three modules together, as a tiny kernel would use them: processes
-//! with a `VmaSet` and `PageTables`, a frame table with reference counts
-//! and contents, and a fault handler that does whatever `fault::decide`
-//! says. Random touch / fork / exit sequences are checked against a model
-//! that knows only "which page holds which content, shared by whom".
+//! The three modules together, as the kernel uses them: processes with a
+//! [`VmSpace`] (regions + page tables), a frame table with reference counts
+//! and contents behind owned [`FrameHandle`]s, a page cache, and a
+//! simulated TLB. Faults, fork and exit run vmcore's own executor (the code
+//! the kernel runs), through a host backend. Random touch / fork / exit
+//! sequences are checked against a model that knows only "which page holds
+//! which content, shared by whom"; the simulated TLB catches a frame freed
+//! while a translation to it may still be cached, and stale translations
+//! show up as wrong contents.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use vmcore::fault::{
-    decide, fork_pte, leaf_flags, Fault, FaultAccess, FaultAction, FaultMode, FrameUse, PresentPage,
-};
+use vmcore::fault::{FaultAccess, FaultMode, FrameUse};
+use vmcore::frame::FrameHandle;
+use vmcore::gather::{Gather, TlbFlush};
 use vmcore::host::HostTables;
-use vmcore::paging::{PageTables, Pte};
-use vmcore::vma::{Prot, Sharing, Vma, VmaKind, VmaSet};
+use vmcore::paging::{PageTables, TableMemory, ENTRIES};
+use vmcore::space::{FaultBackend, FaultError, FaultEvent, FilePage, ShareFrames, VmSpace};
+use vmcore::vma::{Prot, Sharing, Vma, VmaKind};
 use vmcore::PAGE_SIZE;
-
 const P: u64 = PAGE_SIZE;
 const ZERO_PAGE: u64 = 0x1000;
 const FILE_SHARED: u32 = 1;
@@ -83,218 +88,293 @@ struct Frame {
     content: u64,
 }
 
-struct Proc {
-    vmas: VmaSet,
-    pt: PageTables,
+/// The physical side, thread-local so frame handles can give their
+/// reference back on drop (proptest runs cases one at a time).
+#[derive(Default)]
+struct Phys {
+    frames: HashMap<u64, Frame>,
+    next_pa: u64,
+    /// Cached translations: (pid, page) -> (frame, writable).
+    tlb: HashMap<(usize, u64), (u64, bool)>,
+}
+
+thread_local! {
+    static PHYS: RefCell<Phys> = RefCell::new(Phys::default());
+}
+
+fn phys<R>(f: impl FnOnce(&mut Phys) -> R) -> R {
+    PHYS.with(|p| f(&mut p.borrow_mut()))
+}
+
+/// One counted reference to a model frame (the zero page counts nothing).
+#[derive(Debug)]
+struct HostFrame(u64);
+
+impl HostFrame {
+    fn alloc(content: u64) -> HostFrame {
+        phys(|p| {
+            p.next_pa = p.next_pa.max(0x10_0000) + P;
+            p.frames.insert(p.next_pa, Frame { refs: 1, content });
+            HostFrame(p.next_pa)
+        })
+    }
+
+    fn try_clone(&self) -> HostFrame {
+        if self.0 != ZERO_PAGE {
+            phys(|p| p.frames.get_mut(&self.0).expect("a live frame").refs += 1);
+        }
+        HostFrame(self.0)
+    }
+}
+
+impl Drop for HostFrame {
+    fn drop(&mut self) {
+        if self.0 == ZERO_PAGE {
+            return;
+        }
+        phys(|p| {
+            let frame = p.frames.get_mut(&self.0).expect("reference to a freed frame");
+            frame.refs -= 1;
+            if frame.refs == 0 {
+                p.frames.remove(&self.0);
+                let stale: Vec<_> = p.tlb.iter().filter(|(_, v)| v.0 == self.0).collect();
+                assert!(
+                    stale.is_empty(),
+                    "frame {:#x} freed while the TLB still maps it: {stale:?}",
+                    self.0
+                );
+            }
+        })
+    }
+}
+
+impl FrameHandle for HostFrame {
+    fn addr(&self) -> u64 {
+        self.0
+    }
+    fn into_raw(self) -> u64 {
+        let pa = self.0;
+        std::mem::forget(self);
+        pa
+    }
+    unsafe fn from_raw(addr: u64) -> HostFrame {
+        HostFrame(addr)
+    }
+}
+
+fn content(pa: u64) -> u64 {
+    if pa == ZERO_PAGE {
+        0
+    } else {
+        phys(|p| p.frames[&pa].content)
+    }
+}
+
+/// The simulated TLB of one process: flushes drop its cached entries.
+struct HostTlb {
+    pid: usize,
+}
+
+impl TlbFlush for HostTlb {
+    type Frame = HostFrame;
+    fn flush_page(&mut self, va: u64) {
+        phys(|p| p.tlb.remove(&(self.pid, va)));
+    }
+    fn flush_all(&mut self) {
+        phys(|p| p.tlb.retain(|&(pid, _), _| pid != self.pid));
+    }
+}
+
+/// Frames, the page cache and the statistics for the executor.
+struct Backend<'a> {
+    cache: &'a mut HashMap<(u32, u64), HostFrame>,
+    stats: &'a mut Stats,
+}
+
+impl FaultBackend for Backend<'_> {
+    type Frame = HostFrame;
+
+    fn zero_page(&mut self) -> HostFrame {
+        HostFrame(ZERO_PAGE)
+    }
+
+    fn frame_use(&mut self, addr: u64) -> FrameUse {
+        if addr == ZERO_PAGE {
+            FrameUse::ZeroPage
+        } else if self.cache.values().any(|c| c.0 == addr) {
+            FrameUse::PageCache
+        } else {
+            FrameUse::Anon {
+                refs: phys(|p| p.frames[&addr].refs),
+            }
+        }
+    }
+
+    fn alloc_zeroed(&mut self) -> Option<HostFrame> {
+        Some(HostFrame::alloc(0))
+    }
+
+    fn copy_of(&mut self, src: u64) -> Option<HostFrame> {
+        Some(HostFrame::alloc(content(src)))
+    }
+
+    fn file_page(&mut self, file: u32, offset: u64) -> Result<FilePage<HostFrame>, FaultError> {
+        self.stats.fills += 1;
+        let mut major = false;
+        let cached = self.cache.entry((file, offset)).or_insert_with(|| {
+            major = true;
+            HostFrame::alloc(file_content(file, offset))
+        });
+        Ok(FilePage {
+            frame: cached.try_clone(),
+            major,
+        })
+    }
+
+    fn count(&mut self, event: FaultEvent) {
+        match event {
+            FaultEvent::ZeroPageMap => self.stats.zero_maps += 1,
+            FaultEvent::DemandZero => self.stats.new_zeroed += 1,
+            FaultEvent::CowCopy => self.stats.copies += 1,
+            FaultEvent::CowReuse => self.stats.reuses += 1,
+            FaultEvent::Segv | FaultEvent::StackGrow | FaultEvent::MajorFault => {}
+        }
+    }
+}
+
+/// Table memory that also counts fork's shared references.
+struct ForkMem<'a>(&'a mut HostTables);
+
+// SAFETY: forwards to `HostTables`, whose contract carries over.
+unsafe impl TableMemory for ForkMem<'_> {
+    fn table(&mut self, phys: u64) -> *mut [u64; ENTRIES] {
+        self.0.table(phys)
+    }
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.0.alloc_table()
+    }
+    fn free_table(&mut self, phys: u64) {
+        self.0.free_table(phys)
+    }
+}
+
+impl ShareFrames for ForkMem<'_> {
+    fn share(&mut self, addr: u64) -> bool {
+        if addr != ZERO_PAGE {
+            phys(|p| p.frames.get_mut(&addr).expect("a mapped frame").refs += 1);
+        }
+        true
+    }
 }
 
 /// The simulated kernel.
 struct Kernel {
     mem: HostTables,
-    frames: HashMap<u64, Frame>,
-    page_cache: HashMap<(u32, u64), u64>,
-    next_pa: u64,
-    procs: Vec<Option<Proc>>,
+    page_cache: HashMap<(u32, u64), HostFrame>,
+    procs: Vec<Option<VmSpace>>,
     stats: Stats,
 }
 
 impl Kernel {
     fn new() -> Kernel {
+        phys(|p| *p = Phys::default());
         let mut mem = HostTables::new();
-        let pt = PageTables::new(&mut mem).unwrap();
-        let mut vmas = VmaSet::new();
+        let mut space = VmSpace::new(PageTables::new(&mut mem).unwrap());
         for (region, ..) in REGIONS {
-            vmas.map(region_vma(region)).unwrap();
+            space.map(region_vma(region)).unwrap();
         }
         Kernel {
             mem,
-            frames: HashMap::new(),
             page_cache: HashMap::new(),
-            next_pa: 0x10_0000,
-            procs: vec![Some(Proc { vmas, pt })],
+            procs: vec![Some(space)],
             stats: Stats::default(),
         }
     }
 
-    fn alloc_frame(&mut self, content: u64) -> u64 {
-        self.next_pa += P;
-        self.frames.insert(self.next_pa, Frame { refs: 1, content });
-        self.next_pa
-    }
-
-    fn put_frame(frames: &mut HashMap<u64, Frame>, pa: u64) {
-        if pa == ZERO_PAGE {
-            return;
-        }
-        let frame = frames.get_mut(&pa).expect("reference to a freed frame");
-        frame.refs -= 1;
-        if frame.refs == 0 {
-            frames.remove(&pa);
-        }
-    }
-
-    fn frame_use(&self, pa: u64) -> FrameUse {
-        if pa == ZERO_PAGE {
-            FrameUse::ZeroPage
-        } else if self.page_cache.values().any(|&c| c == pa) {
-            FrameUse::PageCache
-        } else {
-            FrameUse::Anon {
-                refs: self.frames[&pa].refs,
-            }
-        }
-    }
-
-    fn content(&self, pa: u64) -> u64 {
-        if pa == ZERO_PAGE {
-            0
-        } else {
-            self.frames[&pa].content
-        }
-    }
-
-    /// A user access; returns the value read (or written).
+    /// A user access through the simulated TLB, faulting as the CPU would;
+    /// returns the value read (or written).
     fn access(&mut self, pid: usize, va: u64, write: Option<u64>) -> u64 {
         for _ in 0..3 {
-            let proc = self.procs[pid].as_mut().unwrap();
-            let leaf = proc.pt.translate(&mut self.mem, va);
-            if let Some((pa, pte, _)) = leaf {
-                if write.is_none() || pte.is_writable() {
-                    return match write {
-                        Some(value) => {
-                            assert_ne!(pa, ZERO_PAGE, "write to the zero page");
-                            self.frames.get_mut(&pa).unwrap().content = value;
-                            value
+            let cached = phys(|p| p.tlb.get(&(pid, va)).copied());
+            let hit = match cached {
+                Some((pa, writable)) if write.is_none() || writable => Some(pa),
+                _ => {
+                    let space = self.procs[pid].as_ref().unwrap();
+                    match space.tables().translate(&mut self.mem, va) {
+                        Some((pa, pte, _)) if write.is_none() || pte.is_writable() => {
+                            phys(|p| p.tlb.insert((pid, va), (pa, pte.is_writable())));
+                            Some(pa)
                         }
-                        None => self.content(pa),
-                    };
+                        _ => None,
+                    }
                 }
+            };
+            if let Some(pa) = hit {
+                return match write {
+                    Some(value) => {
+                        assert_ne!(pa, ZERO_PAGE, "write to the zero page");
+                        phys(|p| p.frames.get_mut(&pa).unwrap().content = value);
+                        value
+                    }
+                    None => content(pa),
+                };
             }
-            let page = leaf.map(|(pa, pte, _)| PresentPage {
-                pte,
-                frame: self.frame_use(pa),
-            });
-            let proc = self.procs[pid].as_ref().unwrap();
-            let vma = *proc.vmas.find_for_fault(va).unwrap();
             let access = if write.is_some() {
                 FaultAccess::Write
             } else {
                 FaultAccess::Read
             };
-            let action = decide(&Fault {
-                addr: va,
-                access,
-                mode: FaultMode::User,
-                vma: Some(&vma),
-                page,
-            });
-            self.resolve(pid, &vma, va, action, leaf.map(|(pa, pte, _)| (pa, pte)));
+            let space = self.procs[pid].as_mut().unwrap();
+            let mut gather = Gather::new(HostTlb { pid });
+            let mut backend = Backend {
+                cache: &mut self.page_cache,
+                stats: &mut self.stats,
+            };
+            space
+                .handle_fault(
+                    &mut self.mem,
+                    &mut backend,
+                    &mut gather,
+                    va,
+                    access,
+                    FaultMode::User,
+                )
+                .unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
+            let _ = gather.finish(&mut self.mem);
         }
         panic!("fault at {va:#x} not resolved");
     }
 
-    fn resolve(
-        &mut self,
-        pid: usize,
-        vma: &Vma,
-        va: u64,
-        action: FaultAction,
-        old: Option<(u64, Pte)>,
-    ) {
-        let flags = leaf_flags(vma, &action).unwrap_or_else(|| panic!("unexpected {action:?}"));
-        let new_pa = match action {
-            FaultAction::MapZeroPage => {
-                self.stats.zero_maps += 1;
-                ZERO_PAGE
-            }
-            FaultAction::MapNewZeroed => {
-                self.stats.new_zeroed += 1;
-                self.alloc_frame(0)
-            }
-            FaultAction::FillFromFile {
-                file,
-                offset,
-                private_copy,
-            } => {
-                self.stats.fills += 1;
-                let cached = match self.page_cache.get(&(file, offset)) {
-                    Some(&pa) => pa,
-                    None => {
-                        // The cache's own reference.
-                        let pa = self.alloc_frame(file_content(file, offset));
-                        self.page_cache.insert((file, offset), pa);
-                        pa
-                    }
-                };
-                if private_copy {
-                    self.alloc_frame(self.frames[&cached].content)
-                } else {
-                    self.frames.get_mut(&cached).unwrap().refs += 1;
-                    cached
-                }
-            }
-            FaultAction::CopyOnWrite => {
-                self.stats.copies += 1;
-                let (old_pa, _) = old.unwrap();
-                self.alloc_frame(self.content(old_pa))
-            }
-            FaultAction::ReuseWritable => {
-                self.stats.reuses += 1;
-                let (old_pa, old_pte) = old.unwrap();
-                let proc = self.procs[pid].as_mut().unwrap();
-                let new = proc
-                    .pt
-                    .update(&mut self.mem, va, |_| Pte::new(old_pa, flags))
-                    .unwrap();
-                assert!(new.is_writable() && !new.is_cow() && old_pte.is_present());
-                return;
-            }
-            other => panic!("unexpected {other:?}"),
-        };
-        let proc = self.procs[pid].as_mut().unwrap();
-        if let Some((old_pa, _)) = old {
-            proc.pt.unmap(&mut self.mem, va).unwrap();
-            Kernel::put_frame(&mut self.frames, old_pa);
-        }
-        proc.pt.map(&mut self.mem, va, new_pa, flags).unwrap();
-    }
-
     fn fork(&mut self, pid: usize) -> usize {
-        let mut child_pt = PageTables::new(&mut self.mem).unwrap();
+        let mut child = VmSpace::new(PageTables::new(&mut self.mem).unwrap());
         let parent = self.procs[pid].as_mut().unwrap();
-        let vmas = parent.vmas.try_clone().unwrap();
-        let frames = &mut self.frames;
+        parent.fork_regions(&mut child).unwrap();
+        let mut gather = Gather::new(HostTlb { pid });
         parent
-            .pt
-            .clone_user_for_fork(&mut child_pt, &mut self.mem, &mut |va, pte| {
-                let (p, c, shares) = fork_pte(vmas.find(va).unwrap(), pte);
-                if shares && pte.addr() != ZERO_PAGE {
-                    frames.get_mut(&pte.addr()).unwrap().refs += 1;
-                }
-                Some((p, c))
-            })
+            .fork_pages(&mut child, &mut ForkMem(&mut self.mem), &mut gather)
             .unwrap();
-        self.procs.push(Some(Proc { vmas, pt: child_pt }));
+        let _ = gather.finish(&mut self.mem);
+        self.procs.push(Some(child));
         self.procs.len() - 1
     }
 
     fn exit(&mut self, pid: usize) {
-        let proc = self.procs[pid].take().unwrap();
-        let frames = &mut self.frames;
-        proc.pt.destroy(&mut self.mem, &mut |_, pte| {
-            Kernel::put_frame(frames, pte.addr())
-        });
+        let mut space = self.procs[pid].take().unwrap();
+        let mut gather = Gather::new(HostTlb { pid });
+        space.teardown(&mut self.mem, &mut gather);
+        let _ = gather.finish(&mut self.mem);
+        self.mem.free_table(space.root());
     }
 
     /// Reference counts equal the number of leaves (plus the page cache's
     /// own reference) for every frame, and no frame is orphaned.
     fn check_refcounts(&mut self) {
-        let mut refs: HashMap<u64, u32> = self.page_cache.values().map(|&pa| (pa, 1)).collect();
-        for proc in self.procs.iter().flatten() {
-            for (region, base, pages) in REGIONS {
-                let _ = region;
+        let mut refs: HashMap<u64, u32> = self.page_cache.values().map(|f| (f.0, 1)).collect();
+        for space in self.procs.iter().flatten() {
+            for (_, base, pages) in REGIONS {
                 for page in 0..pages {
-                    if let Some((pa, _, _)) = proc.pt.translate(&mut self.mem, base + page * P) {
+                    if let Some((pa, _, _)) = space.tables().translate(&mut self.mem, base + page * P)
+                    {
                         if pa != ZERO_PAGE {
                             *refs.entry(pa).or_default() += 1;
                         }
@@ -302,7 +382,8 @@ impl Kernel {
                 }
             }
         }
-        let actual: HashMap<u64, u32> = self.frames.iter().map(|(&pa, f)| (pa, f.refs)).collect();
+        let actual: HashMap<u64, u32> =
+            phys(|p| p.frames.iter().map(|(&pa, f)| (pa, f.refs)).collect());
         assert_eq!(actual, refs);
     }
 }
@@ -478,7 +559,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Picks the `n`-th live process (modulo their number).
-fn live(procs: &[Option<Proc>], n: usize) -> usize {
+fn live(procs: &[Option<VmSpace>], n: usize) -> usize {
     let live: Vec<usize> = procs
         .iter()
         .enumerate()
@@ -491,14 +572,14 @@ fn live(procs: &[Option<Proc>], n: usize) -> usize {
 fn check(kernel: &mut Kernel, model: &Model) {
     assert_eq!(kernel.stats, model.stats);
     kernel.check_refcounts();
-    let anon_frames = kernel.frames.len() - kernel.page_cache.len();
+    let anon_frames = phys(|p| p.frames.len()) - kernel.page_cache.len();
     assert_eq!(
         anon_frames,
         model.frames.len(),
         "anonymous frames leaked or lost"
     );
     for pid in 0..kernel.procs.len() {
-        let Some(proc) = kernel.procs[pid].as_ref() else {
+        let Some(space) = kernel.procs[pid].as_ref() else {
             continue;
         };
         for (region, base, pages) in REGIONS {
@@ -508,20 +589,20 @@ fn check(kernel: &mut Kernel, model: &Model) {
                     .unwrap()
                     .get(&(region, page))
                     .copied();
-                let leaf = proc.pt.translate(&mut kernel.mem, base + page * P);
+                let leaf = space.tables().translate(&mut kernel.mem, base + page * P);
                 match (state.unwrap_or(MPage::Untouched), leaf) {
                     (MPage::Untouched, None) => {}
                     (MPage::Zero, Some((pa, pte, _))) => {
                         assert!(pa == ZERO_PAGE && !pte.is_writable())
                     }
                     (MPage::Cache, Some((pa, pte, _))) => {
-                        assert!(kernel.page_cache.values().any(|&c| c == pa));
+                        assert!(kernel.page_cache.values().any(|c| c.0 == pa));
                         assert_eq!(pte.is_writable(), region == Region::SharedFile);
                     }
                     (MPage::Frame { id, writable }, Some((pa, pte, _))) => {
                         assert_eq!(pte.is_writable(), writable, "{region:?} page {page}");
                         assert_eq!(pte.is_cow(), !writable);
-                        assert_eq!(kernel.frames[&pa].refs, model.frames[&id].0);
+                        assert_eq!(phys(|p| p.frames[&pa].refs), model.frames[&id].0);
                     }
                     (state, leaf) => {
                         panic!("pid {pid} {region:?} page {page}: model {state:?}, leaf {leaf:?}")
@@ -529,7 +610,7 @@ fn check(kernel: &mut Kernel, model: &Model) {
                 }
                 if let Some((pa, ..)) = leaf {
                     assert_eq!(
-                        kernel.content(pa),
+                        content(pa),
                         model.read(pid, region, page),
                         "pid {pid} {region:?} {page}"
                     );
@@ -592,9 +673,11 @@ proptest! {
                 model.exit(pid);
             }
         }
-        prop_assert_eq!(kernel.frames.len(), kernel.page_cache.len());
-        prop_assert!(kernel.frames.values().all(|f| f.refs == 1));
+        prop_assert_eq!(phys(|p| p.frames.len()), kernel.page_cache.len());
+        prop_assert!(phys(|p| p.frames.values().all(|f| f.refs == 1)));
         prop_assert!(model.frames.is_empty());
         prop_assert_eq!(kernel.mem.live(), 0);
+        kernel.page_cache.clear();
+        prop_assert_eq!(phys(|p| p.frames.len()), 0);
     }
 }
