@@ -1,5 +1,7 @@
+use super::memory::{load, store, Slot};
 use super::*;
 use crate::host::HostTables;
+use crate::USER_END;
 use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
