@@ -9,9 +9,9 @@
 //! kernel-half leaves are ever changed here, so no table is allocated or
 //! freed.
 
+use crate::arch::mmu;
 use vmcore::paging::ENTRIES;
 use vmcore::{PageTables, PteFlags, TableMemory};
-use crate::arch::mmu;
 
 use super::layout::is_kernel_address;
 use super::pgtable::FrameTables;
