@@ -17,14 +17,13 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use mmcore::{FrameKind, PhysMem};
 use spin::Mutex;
-use vmcore::{Prot, Vma};
+use vmcore::{Prot, Vma, PAGE_SIZE as PAGE};
 
 use crate::mm::aspace::{self, AddressSpace, SharedAddressSpace};
 use crate::mm::frames::{self, DirectMap};
 use crate::mm::uaccess::copy_to_user;
 use crate::time::rdtsc;
 
-const PAGE: u64 = 4096;
 const BASE: u64 = 0x1000_0000;
 
 /// One benchmark's result.

@@ -7,8 +7,8 @@
 extern crate alloc;
 
 use alloc::format;
-use ferrite::arch::exceptions::PageFaultCode as Pf;
 use ferrite::testing::{ensure, expect_fault};
+use vmcore::fault::PfErrorCode as Pf;
 
 ferrite::kernel_entry!(main);
 

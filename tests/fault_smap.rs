@@ -8,11 +8,11 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::sync::Arc;
-use ferrite::arch::exceptions::PageFaultCode as Pf;
 use ferrite::mm::aspace::{self, AddressSpace};
 use ferrite::mm::uaccess::copy_to_user;
 use ferrite::testing::{ensure, expect_fault};
 use spin::Mutex;
+use vmcore::fault::PfErrorCode as Pf;
 use vmcore::{Prot, Vma};
 
 ferrite::kernel_entry!(main);

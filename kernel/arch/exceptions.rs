@@ -18,6 +18,7 @@ use super::trap::{TrapFrame, VECTOR_PAGE_FAULT};
 use super::uaccess::read_kernel_u64;
 use crate::mm::layout::PAGE_OFFSET;
 use crate::panic::{set_stage, Entry, Stage};
+use vmcore::fault::PfErrorCode;
 
 /// (mnemonic, name) by vector.
 pub fn describe(vector: u64) -> (&'static str, &'static str) {
@@ -46,57 +47,6 @@ pub fn describe(vector: u64) -> (&'static str, &'static str) {
         29 => ("#VC", "VMM communication"),
         30 => ("#SX", "security exception"),
         _ => ("#??", "unknown vector"),
-    }
-}
-
-/// The #PF error code, decoded: `P W U R I PK` bits.
-#[derive(Clone, Copy)]
-pub struct PageFaultCode(pub u64);
-
-impl PageFaultCode {
-    pub const PRESENT: u64 = 1 << 0;
-    pub const WRITE: u64 = 1 << 1;
-    pub const USER: u64 = 1 << 2;
-    pub const RESERVED: u64 = 1 << 3;
-    pub const INSTRUCTION: u64 = 1 << 4;
-    pub const PROTECTION_KEY: u64 = 1 << 5;
-    pub const SHADOW_STACK: u64 = 1 << 6;
-
-    pub fn has(self, bit: u64) -> bool {
-        self.0 & bit != 0
-    }
-}
-
-impl fmt::Display for PageFaultCode {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let cause = if self.has(Self::PRESENT) {
-            "protection violation"
-        } else {
-            "page not present"
-        };
-        let access = if self.has(Self::INSTRUCTION) {
-            "instruction fetch"
-        } else if self.has(Self::WRITE) {
-            "write"
-        } else {
-            "read"
-        };
-        let mode = if self.has(Self::USER) {
-            "user"
-        } else {
-            "kernel"
-        };
-        write!(f, "{mode} {access}, {cause}")?;
-        if self.has(Self::RESERVED) {
-            write!(f, ", reserved bit set in a page-table entry")?;
-        }
-        if self.has(Self::PROTECTION_KEY) {
-            write!(f, ", protection key")?;
-        }
-        if self.has(Self::SHADOW_STACK) {
-            write!(f, ", shadow stack")?;
-        }
-        Ok(())
     }
 }
 
@@ -250,8 +200,8 @@ impl Fault<'_> {
         describe(self.frame.vector).0
     }
 
-    pub fn page_fault_code(&self) -> Option<PageFaultCode> {
-        (self.frame.vector == VECTOR_PAGE_FAULT).then_some(PageFaultCode(self.frame.error_code))
+    pub fn page_fault_code(&self) -> Option<PfErrorCode> {
+        (self.frame.vector == VECTOR_PAGE_FAULT).then_some(PfErrorCode(self.frame.error_code))
     }
 }
 
@@ -274,7 +224,7 @@ impl fmt::Display for Fault<'_> {
                 f,
                 ": error {:#x} ({}), CR2 {:#x}",
                 self.frame.error_code,
-                PageFaultCode(self.frame.error_code),
+                PfErrorCode(self.frame.error_code),
                 self.cr2
             )?,
             10..=13 => write!(

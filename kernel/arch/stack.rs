@@ -7,7 +7,7 @@
 
 use core::cell::UnsafeCell;
 
-const PAGE: usize = 4096;
+use mmcore::PAGE_SIZE as PAGE;
 
 /// No kernel stack is larger than this (the boot stack and `main`'s are
 /// 64 KiB, processes' kernel stacks and the IST stacks smaller): a frame

@@ -5,13 +5,12 @@
 
 use core::fmt;
 
-use vmcore::fault::FaultMode;
+use vmcore::fault::{FaultMode, PfErrorCode};
 use vmcore::{FaultAccess, SegvReason};
 
 use super::aspace::{self, FaultError};
 use super::layout::is_user_address;
 use super::vmstat;
-use crate::arch::exceptions::PageFaultCode as Pf;
 use crate::arch::hook::{FnPointer, Hook};
 use crate::arch::trap::TrapFrame;
 use crate::arch::{cpu, exceptions, trap, uaccess};
@@ -30,7 +29,7 @@ pub struct UserFault {
 impl fmt::Display for UserFault {
     /// `segfault at 0x0 ip 0x401234 (user read, page not present: no mapping)`
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let mmu = Pf(self.code);
+        let mmu = PfErrorCode(self.code);
         match self.why {
             FaultError::Segv(reason) => write!(
                 f,
@@ -73,16 +72,6 @@ pub fn init() {
     trap::set_page_fault_handler(page_fault);
 }
 
-fn access_of(code: Pf) -> FaultAccess {
-    if code.has(Pf::INSTRUCTION) {
-        FaultAccess::Execute
-    } else if code.has(Pf::WRITE) {
-        FaultAccess::Write
-    } else {
-        FaultAccess::Read
-    }
-}
-
 fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultError> {
     if !is_user_address(addr) {
         // Ring 3 touching the kernel half: never allowed.
@@ -104,8 +93,7 @@ fn page_fault(frame: &mut TrapFrame) {
 fn handle_page_fault(frame: &mut TrapFrame) {
     vmstat::PGFAULT.inc();
     let addr = cpu::cr2();
-    let code = Pf(frame.error_code);
-    let access = access_of(code);
+    let access = PfErrorCode(frame.error_code).access();
     if frame.from_user() {
         match resolve(addr, access, FaultMode::User) {
             Ok(()) => return,

@@ -9,10 +9,9 @@
 //! 0xffff_ffff_8000_0000  kernel image
 //! ```
 
-pub const PAGE_SIZE: u64 = 4096;
-
-/// End (exclusive) of the lower, user half.
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// The page size and the (exclusive) end of the lower, user half are
+/// vmcore's, defined once.
+pub use vmcore::{PAGE_SIZE, USER_END};
 /// Start of the kernel half: PML4 entries 256..=511.
 pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 /// The direct map: `virt = phys + PAGE_OFFSET`.

@@ -22,21 +22,9 @@ pub mod cpio;
 pub mod elf;
 pub mod stack;
 
-/// The page size every region in this crate is rounded to.
-pub const PAGE_SIZE: u64 = 4096;
-
-/// Rounds `addr` down to a page boundary.
-pub const fn page_down(addr: u64) -> u64 {
-    addr & !(PAGE_SIZE - 1)
-}
-
-/// Rounds `addr` up to a page boundary, or `None` if that overflows.
-pub const fn page_up(addr: u64) -> Option<u64> {
-    match addr.checked_add(PAGE_SIZE - 1) {
-        Some(a) => Some(page_down(a)),
-        None => None,
-    }
-}
+/// The page size every region in this crate is rounded to, and the
+/// rounding: vmcore's.
+pub use vmcore::{page_down, page_up, PAGE_SIZE};
 
 /// Proptest settings shared by the unit tests: `cases` normally, a handful
 /// under Miri (which is ~1000x slower), and no failure-persistence files

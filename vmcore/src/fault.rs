@@ -33,18 +33,6 @@ pub enum FaultAccess {
 }
 
 impl FaultAccess {
-    /// Decodes the x86 #PF error code: bit 1 = write, bit 4 = instruction
-    /// fetch.
-    pub const fn from_error_code(code: u64) -> FaultAccess {
-        if code & (1 << 4) != 0 {
-            FaultAccess::Execute
-        } else if code & (1 << 1) != 0 {
-            FaultAccess::Write
-        } else {
-            FaultAccess::Read
-        }
-    }
-
     fn needs(self) -> Prot {
         match self {
             FaultAccess::Read => Prot::READ,
@@ -63,14 +51,88 @@ pub enum FaultMode {
     Kernel,
 }
 
-impl FaultMode {
-    /// Decodes bit 2 (U/S) of the x86 #PF error code.
-    pub const fn from_error_code(code: u64) -> FaultMode {
-        if code & (1 << 2) != 0 {
+/// The x86 #PF error code (`P W U R I PK SS` bits), decoded: the one place
+/// that knows its layout, for the fault handler ([`access`](Self::access),
+/// [`mode`](Self::mode)) and the oops report (its `Display`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PfErrorCode(pub u64);
+
+impl PfErrorCode {
+    /// P: the page was present (a protection violation), not missing.
+    pub const PRESENT: u64 = 1 << 0;
+    /// W/R: the access was a write.
+    pub const WRITE: u64 = 1 << 1;
+    /// U/S: the access came from CPL 3.
+    pub const USER: u64 = 1 << 2;
+    /// RSVD: a reserved bit was set in a paging-structure entry.
+    pub const RESERVED: u64 = 1 << 3;
+    /// I/D: the access was an instruction fetch.
+    pub const INSTRUCTION: u64 = 1 << 4;
+    /// PK: a protection-key violation.
+    pub const PROTECTION_KEY: u64 = 1 << 5;
+    /// SS: a shadow-stack access.
+    pub const SHADOW_STACK: u64 = 1 << 6;
+
+    /// True if `bit` (one of the constants above) is set.
+    pub const fn has(self, bit: u64) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// True for a protection violation on a present page, false for a
+    /// missing page.
+    pub const fn present(self) -> bool {
+        self.has(Self::PRESENT)
+    }
+
+    /// The kind of access: an instruction fetch, else a write, else a read.
+    pub const fn access(self) -> FaultAccess {
+        if self.has(Self::INSTRUCTION) {
+            FaultAccess::Execute
+        } else if self.has(Self::WRITE) {
+            FaultAccess::Write
+        } else {
+            FaultAccess::Read
+        }
+    }
+
+    /// Which privilege level made the access (the U/S bit).
+    pub const fn mode(self) -> FaultMode {
+        if self.has(Self::USER) {
             FaultMode::User
         } else {
             FaultMode::Kernel
         }
+    }
+}
+
+/// `user write, protection violation[, reserved bit set ...]`.
+impl fmt::Display for PfErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cause = if self.present() {
+            "protection violation"
+        } else {
+            "page not present"
+        };
+        let access = match self.access() {
+            FaultAccess::Execute => "instruction fetch",
+            FaultAccess::Write => "write",
+            FaultAccess::Read => "read",
+        };
+        let mode = match self.mode() {
+            FaultMode::User => "user",
+            FaultMode::Kernel => "kernel",
+        };
+        write!(f, "{mode} {access}, {cause}")?;
+        if self.has(Self::RESERVED) {
+            write!(f, ", reserved bit set in a page-table entry")?;
+        }
+        if self.has(Self::PROTECTION_KEY) {
+            write!(f, ", protection key")?;
+        }
+        if self.has(Self::SHADOW_STACK) {
+            write!(f, ", shadow stack")?;
+        }
+        Ok(())
     }
 }
 

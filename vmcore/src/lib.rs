@@ -46,8 +46,9 @@ pub use paging::{LeafEntry, Level, MapError, PageTables, Pte, PteFlags, TableMem
 pub use range::{RangeError, UserRange};
 pub use vma::{Prot, Sharing, VmError, Vma, VmaKind, VmaSet};
 
-/// Size of a base page (and of a page table).
-pub const PAGE_SIZE: u64 = 4096;
+/// Size of a base page (and of a page table): [`mmcore::PAGE_SIZE`], the
+/// one definition, as a `u64` for addresses.
+pub const PAGE_SIZE: u64 = mmcore::PAGE_SIZE as u64;
 
 /// Exclusive end of the user (lower) half of the canonical address space.
 pub const USER_END: u64 = 0x0000_8000_0000_0000;

@@ -7,6 +7,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec;
 use proptest::prelude::*;
+use vmcore::USER_END;
 
 const GNU_STACK: u32 = 0x6474_e551;
 
@@ -124,8 +125,6 @@ fn pie_elf() -> Vec<u8> {
     phdrs.push(other(PT_DYNAMIC, 0x2f40, 0x2f40, 0x20));
     build_elf(ET_DYN, 0x1010, &phdrs, 0x3000)
 }
-
-const USER_END: u64 = 0x0000_8000_0000_0000;
 
 const R: Prot = Prot {
     read: true,

@@ -271,9 +271,18 @@ fn fork_and_protect_rules() {
 
 #[test]
 fn error_code_decoding() {
-    assert_eq!(FaultAccess::from_error_code(0b00111), FaultAccess::Write);
-    assert_eq!(FaultAccess::from_error_code(0b10101), FaultAccess::Execute);
-    assert_eq!(FaultAccess::from_error_code(0b00100), FaultAccess::Read);
-    assert_eq!(FaultMode::from_error_code(0b00100), FaultMode::User);
-    assert_eq!(FaultMode::from_error_code(0b00010), FaultMode::Kernel);
+    assert_eq!(PfErrorCode(0b00111).access(), FaultAccess::Write);
+    assert_eq!(PfErrorCode(0b10101).access(), FaultAccess::Execute);
+    assert_eq!(PfErrorCode(0b00100).access(), FaultAccess::Read);
+    assert_eq!(PfErrorCode(0b00100).mode(), FaultMode::User);
+    assert_eq!(PfErrorCode(0b00010).mode(), FaultMode::Kernel);
+    assert!(PfErrorCode(0b00111).present() && !PfErrorCode(0b00110).present());
+    assert_eq!(
+        PfErrorCode(0b01111).to_string(),
+        "user write, protection violation, reserved bit set in a page-table entry"
+    );
+    assert_eq!(
+        PfErrorCode(0b10000).to_string(),
+        "kernel instruction fetch, page not present"
+    );
 }

@@ -97,7 +97,7 @@ impl fmt::Display for WalkStep {
 /// The linear (48-bit, hole-free) form of the address space that walks
 /// iterate over: lower half is `[0, 2^47)`, upper half `[2^47, 2^48)`.
 pub(super) const LINEAR_END: u64 = 1 << 48;
-pub(super) const LINEAR_USER_END: u64 = 1 << 47;
+pub(super) const LINEAR_USER_END: u64 = USER_END;
 
 pub(super) const fn to_linear(va: u64) -> u64 {
     va & (LINEAR_END - 1)
