@@ -11,12 +11,13 @@ extern crate alloc;
 
 use alloc::sync::Arc;
 use alloc::vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use ferrite::mm::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
 use ferrite::mm::frame_ref::FrameRef;
 use ferrite::mm::uaccess::{copy_from_user, copy_to_user, Efault};
 use ferrite::mm::{frames, pagecache, vmstat};
 use ferrite::proc::user::{self, UserExit, SIGSEGV};
-use mmcore::FrameKind;
+use mmcore::{FrameKind, Pfn};
 use spin::Mutex;
 use vmcore::fault::FaultMode;
 use vmcore::vma::{VmaFlags, VmaTag};
@@ -35,6 +36,7 @@ fn main() -> ! {
         reading_100_mib_maps_only_the_zero_page,
         fork_then_writes_diverge_with_exact_cow_counts,
         installed_leaves_carry_accessed_and_dirty,
+        frames_go_back_only_after_the_flush,
         unmapping_the_middle_splits_the_region,
         protection_changes_take_effect_at_once,
         file_pages_fill_on_first_touch_and_are_shared,
@@ -172,6 +174,61 @@ fn fork_then_writes_diverge_with_exact_cow_counts() {
         let expect_child = if i < 8 { 0xc0 } else { 0xa0 } + i as u8;
         assert_eq!(child.lock().peek(BASE + i * PAGE), Some(expect_child));
     }
+    aspace::switch_to(None);
+}
+
+/// The frame being watched by [`observe_flush`], and its reference count
+/// at the first flush of its page (`u64::MAX`: no flush seen yet).
+static WATCHED: AtomicU64 = AtomicU64::new(0);
+static WATCHED_PAGE: AtomicU64 = AtomicU64::new(0);
+static REFS_AT_FLUSH: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn observe_flush(va: u64) {
+    let page = WATCHED_PAGE.load(Ordering::SeqCst);
+    if (va == page || va == ferrite::arch::mmu::ALL)
+        && REFS_AT_FLUSH.load(Ordering::SeqCst) == u64::MAX
+    {
+        let pfn = Pfn(WATCHED.load(Ordering::SeqCst));
+        REFS_AT_FLUSH.store(u64::from(frames::refcount(pfn)), Ordering::SeqCst);
+    }
+}
+
+fn observe_nothing(_: u64) {}
+
+/// Gather, flush, then free: when `munmap` (or `MADV_DONTNEED`) takes a
+/// page out of the live address space, its frame is still allocated, with
+/// its reference, at the moment the TLB entry is flushed, and free after.
+fn frames_go_back_only_after_the_flush() {
+    let a = space();
+    activate(&a);
+    map(&a, BASE, 4 * PAGE, Prot::RW);
+    ferrite::arch::mmu::set_flush_observer(observe_flush);
+    for (i, take_out) in [
+        (|a: &SharedAddressSpace| a.lock().unmap(BASE, BASE + PAGE).unwrap())
+            as fn(&SharedAddressSpace),
+        |a: &SharedAddressSpace| a.lock().discard(BASE + PAGE, BASE + 2 * PAGE),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let va = BASE + i as u64 * PAGE;
+        write_byte(va, 7).unwrap();
+        let (pa, _) = a.lock().translate(va).expect("mapped");
+        let pfn = Pfn::from_addr(pa);
+        assert_eq!(frames::refcount(pfn), 1);
+        WATCHED.store(pfn.0, Ordering::SeqCst);
+        WATCHED_PAGE.store(va, Ordering::SeqCst);
+        REFS_AT_FLUSH.store(u64::MAX, Ordering::SeqCst);
+        take_out(&a);
+        assert_eq!(
+            REFS_AT_FLUSH.load(Ordering::SeqCst),
+            1,
+            "case {i}: the frame was not allocated when its page was flushed"
+        );
+        assert_eq!(frames::refcount(pfn), 0, "case {i}: freed after the flush");
+        assert_eq!(a.lock().translate(va), None);
+    }
+    ferrite::arch::mmu::set_flush_observer(observe_nothing);
     aspace::switch_to(None);
 }
 

@@ -20,6 +20,8 @@ unsafe impl FnPointer for fn() {}
 // SAFETY: a plain `fn` pointer type.
 unsafe impl FnPointer for fn(&mut super::trap::TrapFrame) {}
 // SAFETY: a plain `fn` pointer type.
+unsafe impl FnPointer for fn(u64) {}
+// SAFETY: a plain `fn` pointer type.
 unsafe impl FnPointer for fn(&super::exceptions::Fault) -> ! {}
 
 /// An optional function of type `F`, settable at run time.

@@ -11,6 +11,26 @@ use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
 
+use super::hook::Hook;
+
+/// Called before each flush with the page flushed (or [`ALL`]): lets a test
+/// check what is still allocated at that moment.
+static FLUSH_OBSERVER: Hook<fn(u64)> = Hook::empty();
+
+/// What [`set_flush_observer`]'s function receives for a full flush.
+pub const ALL: u64 = u64::MAX;
+
+/// Installs `f` to be told about every flush (tests).
+pub fn set_flush_observer(f: fn(u64)) {
+    FLUSH_OBSERVER.set(f);
+}
+
+fn observe(va: u64) {
+    if let Some(f) = FLUSH_OBSERVER.get() {
+        f(va);
+    }
+}
+
 /// Physical address of the live root table (the PML4 in CR3).
 pub fn active_root() -> u64 {
     Cr3::read().0.start_address().as_u64()
@@ -40,10 +60,12 @@ pub unsafe fn switch_root(root: u64) {
 
 /// Invalidates this CPU's translation of the page at `va`.
 pub fn flush_page(va: u64) {
+    observe(va);
     x86_64::instructions::tlb::flush(VirtAddr::new_truncate(va));
 }
 
 /// Invalidates every non-global translation of this CPU.
 pub fn flush_all() {
+    observe(ALL);
     x86_64::instructions::tlb::flush_all();
 }

@@ -133,7 +133,10 @@ impl Drop for HostFrame {
             return;
         }
         phys(|p| {
-            let frame = p.frames.get_mut(&self.0).expect("reference to a freed frame");
+            let frame = p
+                .frames
+                .get_mut(&self.0)
+                .expect("reference to a freed frame");
             frame.refs -= 1;
             if frame.refs == 0 {
                 p.frames.remove(&self.0);
@@ -373,7 +376,8 @@ impl Kernel {
         for space in self.procs.iter().flatten() {
             for (_, base, pages) in REGIONS {
                 for page in 0..pages {
-                    if let Some((pa, _, _)) = space.tables().translate(&mut self.mem, base + page * P)
+                    if let Some((pa, _, _)) =
+                        space.tables().translate(&mut self.mem, base + page * P)
                     {
                         if pa != ZERO_PAGE {
                             *refs.entry(pa).or_default() += 1;
