@@ -114,10 +114,17 @@ impl AddressSpace {
         })
     }
 
-    /// A gather for a change to this address space: it flushes this CPU's
-    /// TLB only if the address space is loaded here.
-    fn gather(&self) -> Gather<KernelTlb> {
-        Gather::new(KernelTlb::for_root(self.root()))
+    /// Runs a change to the space with a gather for it (which flushes this
+    /// CPU's TLB only if the address space is loaded here), then finishes
+    /// the gather: flush, then free what left the tables.
+    fn changing<R>(
+        &mut self,
+        f: impl FnOnce(&mut VmSpace, &mut FrameTables, &mut Gather<KernelTlb>) -> R,
+    ) -> R {
+        let mut gather = Gather::new(KernelTlb::for_root(self.root()));
+        let result = f(&mut self.space, &mut FrameTables, &mut gather);
+        gather.finish(&mut FrameTables);
+        result
     }
 
     /// Takes a hold on `vma`'s file before it is mapped (room for the
@@ -193,9 +200,7 @@ impl AddressSpace {
     /// freed.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
         let files = self.touches_files(start, end);
-        let mut gather = self.gather();
-        let result = self.space.unmap(&mut FrameTables, &mut gather, start, end);
-        gather.finish(&mut FrameTables);
+        let result = self.changing(|space, mem, gather| space.unmap(mem, gather, start, end));
         self.drop_unused_holds(files);
         result
     }
@@ -203,10 +208,7 @@ impl AddressSpace {
     /// Drops the pages of `[start, end)` but keeps the regions
     /// (`MADV_DONTNEED`): the next touch faults in zeros (or the file) again.
     pub fn discard(&mut self, start: u64, end: u64) {
-        let mut gather = self.gather();
-        self.space
-            .discard(&mut FrameTables, &mut gather, start, end);
-        gather.finish(&mut FrameTables);
+        self.changing(|space, mem, gather| space.discard(mem, gather, start, end));
     }
 
     /// Maps a region at `[start, end)` replacing anything there
@@ -214,10 +216,7 @@ impl AddressSpace {
     pub fn map_fixed(&mut self, vma: Vma) -> Result<(), VmError> {
         let files = self.touches_files(vma.start, vma.end);
         let hold = self.prepare_hold(&vma)?;
-        let mut gather = self.gather();
-        let result = self.space.map_fixed(&mut FrameTables, &mut gather, vma);
-        gather.finish(&mut FrameTables);
-        result?;
+        self.changing(|space, mem, gather| space.map_fixed(mem, gather, vma))?;
         self.record_hold(hold);
         self.drop_unused_holds(files);
         Ok(())
@@ -227,24 +226,14 @@ impl AddressSpace {
     /// MREMAP_MAYMOVE): page-table entries move, frames stay where they are.
     /// The destination must be free. On failure nothing moved.
     pub fn move_region(&mut self, old: u64, len: u64, new: u64) -> Result<(), VmError> {
-        let mut gather = self.gather();
-        let result = self
-            .space
-            .move_region(&mut FrameTables, &mut gather, old, len, new);
-        gather.finish(&mut FrameTables);
-        result
+        self.changing(|space, mem, gather| space.move_region(mem, gather, old, len, new))
     }
 
     /// Changes the protection of `[start, end)`, splitting regions at the
     /// edges; present pages take the new protection at once (a write stays
     /// disallowed where a copy-on-write copy is still owed).
     pub fn protect(&mut self, start: u64, end: u64, prot: vmcore::Prot) -> Result<(), VmError> {
-        let mut gather = self.gather();
-        let result = self
-            .space
-            .protect(&mut FrameTables, &mut gather, start, end, prot);
-        gather.finish(&mut FrameTables);
-        result
+        self.changing(|space, mem, gather| space.protect(mem, gather, start, end, prot))
     }
 
     /// Resolves a fault at `addr`, or says why it cannot be (vmcore's
@@ -255,17 +244,9 @@ impl AddressSpace {
         access: FaultAccess,
         mode: FaultMode,
     ) -> Result<FaultAction, FaultError> {
-        let mut gather = self.gather();
-        let result = self.space.handle_fault(
-            &mut FrameTables,
-            &mut KernelFaults,
-            &mut gather,
-            addr,
-            access,
-            mode,
-        );
-        gather.finish(&mut FrameTables);
-        result
+        self.changing(|space, mem, gather| {
+            space.handle_fault(mem, &mut KernelFaults, gather, addr, access, mode)
+        })
     }
 
     /// A copy-on-write duplicate: the same regions, and every present
@@ -283,17 +264,15 @@ impl AddressSpace {
         self.space
             .fork_regions(&mut child.space)
             .map_err(|_| OutOfMemory)?;
-        let mut gather = self.gather();
         // One pass under the frames lock: tables for the child and a
         // reference per shared frame, without a lock round trip per page.
-        let result = frames::with(|locked| {
-            self.space.fork_pages(
-                &mut child.space,
-                &mut LockedFrameTables(locked),
-                &mut gather,
-            )
+        // (The gather only records the range there; it flushes and frees
+        // after, outside the lock.)
+        let result = self.changing(|space, _, gather| {
+            frames::with(|locked| {
+                space.fork_pages(&mut child.space, &mut LockedFrameTables(locked), gather)
+            })
         });
-        gather.finish(&mut FrameTables);
         // On failure the child holds references to what it got; dropping
         // it gives them back.
         result.map(|()| child).map_err(|_| OutOfMemory)
@@ -356,9 +335,7 @@ impl Drop for AddressSpace {
         if self.is_active() {
             switch_to(None);
         }
-        let mut gather = self.gather();
-        self.space.teardown(&mut FrameTables, &mut gather);
-        gather.finish(&mut FrameTables);
+        self.changing(|space, mem, gather| space.teardown(mem, gather));
         frames::free(Pfn::from_addr(self.root()), 0).expect("address space root");
         // No region maps anything now: the files may go.
         for file in self.holds.drain(..) {

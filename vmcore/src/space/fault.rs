@@ -92,7 +92,10 @@ pub trait FaultBackend {
 
 /// One fault, as the helpers see it (Linux's `struct vm_fault`): the
 /// region, the page, the access and the leaf entry the single walk found.
-struct Vmf<'t> {
+///
+/// It also carries the physical side, so each step below is a method with
+/// everything it may touch in one place.
+struct Vmf<'t, 'c, M: ?Sized, B, T: TlbFlush> {
     vma: Vma,
     /// The page-aligned faulting address.
     page: u64,
@@ -100,6 +103,9 @@ struct Vmf<'t> {
     entry: LeafEntry<'t>,
     /// The entry as the walk read it.
     pte: Pte,
+    mem: &'c mut M,
+    backend: &'c mut B,
+    gather: &'c mut Gather<T>,
 }
 
 impl VmSpace {
@@ -155,40 +161,34 @@ impl VmSpace {
             let Some(vma) = vma else {
                 return Err(segv(backend, SegvReason::NoRegion));
             };
+            if action == FaultAction::Spurious {
+                // Another CPU fixed the leaf, or this TLB entry is stale.
+                gather.add_range(page, page + PAGE_SIZE);
+                return Ok(action);
+            }
             let vmf = Vmf {
                 vma,
                 page,
                 access,
                 entry,
                 pte,
+                mem: &mut *mem,
+                backend: &mut *backend,
+                gather: &mut *gather,
             };
             match action {
-                FaultAction::MapZeroPage => do_anonymous_page(vmf, mem, backend, gather, action)?,
-                FaultAction::MapNewZeroed if !pte.is_present() => {
-                    do_anonymous_page(vmf, mem, backend, gather, action)?
-                }
-                FaultAction::MapNewZeroed | FaultAction::CopyOnWrite => {
-                    wp_page_copy(vmf, mem, backend, gather, action)?
-                }
+                FaultAction::MapZeroPage => vmf.do_anonymous_page(action)?,
+                FaultAction::MapNewZeroed if !pte.is_present() => vmf.do_anonymous_page(action)?,
+                FaultAction::MapNewZeroed | FaultAction::CopyOnWrite => vmf.wp_page_copy(action)?,
                 FaultAction::FillFromFile {
                     file,
                     offset,
                     private_copy,
-                } => do_file_page(
-                    vmf,
-                    mem,
-                    backend,
-                    gather,
-                    action,
-                    file,
-                    offset,
-                    private_copy,
-                )?,
-                FaultAction::ReuseWritable => wp_page_reuse(vmf, mem, backend, gather)?,
-                FaultAction::RefreshPte => refresh_pte(vmf, mem, gather)?,
-                FaultAction::Spurious => gather.add_range(page, page + PAGE_SIZE),
-                // Both returned above.
-                FaultAction::GrowStack | FaultAction::Segv(_) => {
+                } => vmf.do_file_page(action, file, offset, private_copy)?,
+                FaultAction::ReuseWritable => vmf.wp_page_reuse()?,
+                FaultAction::RefreshPte => vmf.refresh_pte()?,
+                // All returned above.
+                FaultAction::Spurious | FaultAction::GrowStack | FaultAction::Segv(_) => {
                     return Err(segv(backend, SegvReason::NoRegion))
                 }
             }
@@ -236,169 +236,121 @@ fn segv<B: FaultBackend>(backend: &mut B, reason: SegvReason) -> FaultError {
     FaultError::Segv(reason)
 }
 
-/// The leaf for `frame` that `action` installs in `vmf`'s region: the
-/// region's flags plus Accessed, and Dirty for a write (as the retried
-/// access would set them; Linux's `pte_mkdirty` on a write fault), so the
-/// MMU need not update the entry again.
-fn new_leaf(vmf: &Vmf<'_>, action: &FaultAction, frame: u64) -> Pte {
-    let mut flags =
-        leaf_flags(&vmf.vma, action).expect("a mapping action has flags") | PteFlags::ACCESSED;
-    if vmf.access == FaultAccess::Write && flags.contains(PteFlags::WRITABLE) {
-        flags |= PteFlags::DIRTY;
-    }
-    Pte::new(frame, flags.with(PteFlags::PRESENT))
-}
-
-/// Writes the leaf for `frame`, consuming its handle; the leaf it
-/// replaces (if present) goes to the gather with its reference. If no
-/// table page can be had, nothing changes and `frame` is dropped.
-fn install<M, T>(
-    vmf: Vmf<'_>,
-    mem: &mut M,
-    gather: &mut Gather<T>,
-    action: &FaultAction,
-    frame: T::Frame,
-) -> Result<(), FaultError>
-where
-    M: TableMemory + ?Sized,
-    T: TlbFlush,
-{
-    let new = new_leaf(&vmf, action, frame.addr());
-    let old = vmf
-        .entry
-        .set(mem, new)
-        .map_err(|_| FaultError::OutOfMemory)?;
-    // The leaf owns the reference now.
-    let _ = frame.into_raw();
-    // SAFETY: `old` was this address space's leaf and `set` just replaced
-    // it, so its reference is ours to hand on.
-    unsafe { gather_leaf(gather, vmf.page, PAGE_SIZE, old) };
-    Ok(())
-}
-
-/// First touch of anonymous memory (Linux's `do_anonymous_page`): a read
-/// of private memory maps the shared zero page; anything else a zeroed
-/// frame.
-fn do_anonymous_page<M, B, T>(
-    vmf: Vmf<'_>,
-    mem: &mut M,
-    backend: &mut B,
-    gather: &mut Gather<T>,
-    action: FaultAction,
-) -> Result<(), FaultError>
+impl<M, B, T> Vmf<'_, '_, M, B, T>
 where
     M: TableMemory + ?Sized,
     B: FaultBackend,
     T: TlbFlush<Frame = B::Frame>,
 {
-    let frame = if action == FaultAction::MapZeroPage {
-        backend.count(FaultEvent::ZeroPageMap);
-        backend.zero_page()
-    } else {
-        backend.count(FaultEvent::DemandZero);
-        backend.alloc_zeroed().ok_or(FaultError::OutOfMemory)?
-    };
-    install(vmf, mem, gather, &action, frame)
-}
-
-/// First touch of a file page (Linux's `do_read_fault` /
-/// `do_shared_fault` / `do_cow_fault`): map the page-cache frame, or a
-/// private copy of it for a write to a private mapping.
-#[allow(clippy::too_many_arguments)]
-fn do_file_page<M, B, T>(
-    vmf: Vmf<'_>,
-    mem: &mut M,
-    backend: &mut B,
-    gather: &mut Gather<T>,
-    action: FaultAction,
-    file: u32,
-    offset: u64,
-    private_copy: bool,
-) -> Result<(), FaultError>
-where
-    M: TableMemory + ?Sized,
-    B: FaultBackend,
-    T: TlbFlush<Frame = B::Frame>,
-{
-    let cached = backend.file_page(file, offset)?;
-    if cached.major {
-        backend.count(FaultEvent::MajorFault);
+    /// The leaf for `frame` that `action` installs in this fault's region:
+    /// the region's flags plus Accessed, and Dirty for a write (as the
+    /// retried access would set them; Linux's `pte_mkdirty` on a write
+    /// fault), so the MMU need not update the entry again.
+    fn new_leaf(&self, action: &FaultAction, frame: u64) -> Pte {
+        let mut flags =
+            leaf_flags(&self.vma, action).expect("a mapping action has flags") | PteFlags::ACCESSED;
+        if self.access == FaultAccess::Write && flags.contains(PteFlags::WRITABLE) {
+            flags |= PteFlags::DIRTY;
+        }
+        Pte::new(frame, flags.with(PteFlags::PRESENT))
     }
-    let frame = if private_copy {
-        // The cache keeps its page; the copy is this mapping's own.
-        backend
-            .copy_of(cached.frame.addr())
-            .ok_or(FaultError::OutOfMemory)?
-    } else {
-        cached.frame
-    };
-    install(vmf, mem, gather, &action, frame)
-}
 
-/// A write to a leaf that must not be written in place (Linux's
-/// `wp_page_copy`): a copy of a shared frame, or a zeroed frame in place
-/// of the zero page. The old leaf's reference goes to the gather.
-fn wp_page_copy<M, B, T>(
-    vmf: Vmf<'_>,
-    mem: &mut M,
-    backend: &mut B,
-    gather: &mut Gather<T>,
-    action: FaultAction,
-) -> Result<(), FaultError>
-where
-    M: TableMemory + ?Sized,
-    B: FaultBackend,
-    T: TlbFlush<Frame = B::Frame>,
-{
-    let frame = if action == FaultAction::CopyOnWrite {
-        backend.count(FaultEvent::CowCopy);
-        backend.copy_of(vmf.pte.addr())
-    } else {
-        backend.count(FaultEvent::DemandZero);
-        backend.alloc_zeroed()
-    };
-    let frame = frame.ok_or(FaultError::OutOfMemory)?;
-    install(vmf, mem, gather, &action, frame)
-}
-
-/// A write to a read-only leaf whose frame this address space may write
-/// in place (Linux's `wp_page_reuse`): the last user of a copy-on-write
-/// frame, or a shared mapping. The leaf keeps its frame and its reference.
-fn wp_page_reuse<M, B, T>(
-    vmf: Vmf<'_>,
-    mem: &mut M,
-    backend: &mut B,
-    gather: &mut Gather<T>,
-) -> Result<(), FaultError>
-where
-    M: TableMemory + ?Sized,
-    B: FaultBackend,
-    T: TlbFlush,
-{
-    if vmf.pte.is_cow() {
-        backend.count(FaultEvent::CowReuse);
+    /// Writes the leaf for `frame`, consuming its handle; the leaf it
+    /// replaces (if present) goes to the gather with its reference. If no
+    /// table page can be had, nothing changes and `frame` is dropped.
+    fn install(self, action: &FaultAction, frame: B::Frame) -> Result<(), FaultError> {
+        let new = self.new_leaf(action, frame.addr());
+        let old = self
+            .entry
+            .set(self.mem, new)
+            .map_err(|_| FaultError::OutOfMemory)?;
+        // The leaf owns the reference now.
+        let _ = frame.into_raw();
+        // SAFETY: `old` was this address space's leaf and `set` just
+        // replaced it, so its reference is ours to hand on.
+        unsafe { gather_leaf(self.gather, self.page, PAGE_SIZE, old) };
+        Ok(())
     }
-    let new = new_leaf(&vmf, &FaultAction::ReuseWritable, vmf.pte.addr());
-    let page = vmf.page;
-    vmf.entry
-        .set(mem, new)
-        .map_err(|_| FaultError::OutOfMemory)?;
-    gather.add_range(page, page + PAGE_SIZE);
-    Ok(())
-}
 
-/// A read or execute of a leaf less permissive than its region (an
-/// `mprotect` that has not reached it): rewrite it from the region.
-fn refresh_pte<M, T>(vmf: Vmf<'_>, mem: &mut M, gather: &mut Gather<T>) -> Result<(), FaultError>
-where
-    M: TableMemory + ?Sized,
-    T: TlbFlush,
-{
-    let new = protect_pte(&vmf.vma, vmf.pte);
-    let page = vmf.page;
-    vmf.entry
-        .set(mem, new)
-        .map_err(|_| FaultError::OutOfMemory)?;
-    gather.add_range(page, page + PAGE_SIZE);
-    Ok(())
+    /// Rewrites the leaf in place with `new`, which keeps its frame (and
+    /// the reference the leaf holds); the old translation is flushed.
+    fn set_in_place(self, new: Pte) -> Result<(), FaultError> {
+        self.entry
+            .set(self.mem, new)
+            .map_err(|_| FaultError::OutOfMemory)?;
+        self.gather.add_range(self.page, self.page + PAGE_SIZE);
+        Ok(())
+    }
+
+    /// First touch of anonymous memory (Linux's `do_anonymous_page`): a
+    /// read of private memory maps the shared zero page; anything else a
+    /// zeroed frame.
+    fn do_anonymous_page(self, action: FaultAction) -> Result<(), FaultError> {
+        let frame = if action == FaultAction::MapZeroPage {
+            self.backend.count(FaultEvent::ZeroPageMap);
+            self.backend.zero_page()
+        } else {
+            self.backend.count(FaultEvent::DemandZero);
+            self.backend.alloc_zeroed().ok_or(FaultError::OutOfMemory)?
+        };
+        self.install(&action, frame)
+    }
+
+    /// First touch of a file page (Linux's `do_read_fault` /
+    /// `do_shared_fault` / `do_cow_fault`): map the page-cache frame, or a
+    /// private copy of it for a write to a private mapping.
+    fn do_file_page(
+        self,
+        action: FaultAction,
+        file: u32,
+        offset: u64,
+        private_copy: bool,
+    ) -> Result<(), FaultError> {
+        let cached = self.backend.file_page(file, offset)?;
+        if cached.major {
+            self.backend.count(FaultEvent::MajorFault);
+        }
+        let frame = if private_copy {
+            // The cache keeps its page; the copy is this mapping's own.
+            self.backend
+                .copy_of(cached.frame.addr())
+                .ok_or(FaultError::OutOfMemory)?
+        } else {
+            cached.frame
+        };
+        self.install(&action, frame)
+    }
+
+    /// A write to a leaf that must not be written in place (Linux's
+    /// `wp_page_copy`): a copy of a shared frame, or a zeroed frame in
+    /// place of the zero page. The old leaf's reference goes to the gather.
+    fn wp_page_copy(self, action: FaultAction) -> Result<(), FaultError> {
+        let frame = if action == FaultAction::CopyOnWrite {
+            self.backend.count(FaultEvent::CowCopy);
+            self.backend.copy_of(self.pte.addr())
+        } else {
+            self.backend.count(FaultEvent::DemandZero);
+            self.backend.alloc_zeroed()
+        };
+        let frame = frame.ok_or(FaultError::OutOfMemory)?;
+        self.install(&action, frame)
+    }
+
+    /// A write to a read-only leaf whose frame this address space may write
+    /// in place (Linux's `wp_page_reuse`): the last user of a copy-on-write
+    /// frame, or a shared mapping. The leaf keeps its frame and reference.
+    fn wp_page_reuse(self) -> Result<(), FaultError> {
+        if self.pte.is_cow() {
+            self.backend.count(FaultEvent::CowReuse);
+        }
+        let new = self.new_leaf(&FaultAction::ReuseWritable, self.pte.addr());
+        self.set_in_place(new)
+    }
+
+    /// A read or execute of a leaf less permissive than its region (an
+    /// `mprotect` that has not reached it): rewrite it from the region.
+    fn refresh_pte(self) -> Result<(), FaultError> {
+        let new = protect_pte(&self.vma, self.pte);
+        self.set_in_place(new)
+    }
 }
