@@ -37,6 +37,17 @@ pub struct BootFacts {
     pub framebuffer: Option<(u64, u64)>,
 }
 
+impl BootFacts {
+    /// The ramdisk's bytes, if the bootloader loaded one.
+    pub fn ramdisk_bytes(&self) -> Option<&'static [u8]> {
+        let (virt, len) = self.ramdisk?;
+        // SAFETY: the bootloader mapped the ramdisk at `virt..virt+len` in
+        // its dynamic range; those mappings and frames (Bootloader memory)
+        // are never reused, and nothing writes the ramdisk.
+        Some(unsafe { core::slice::from_raw_parts(virt as *const u8, len as usize) })
+    }
+}
+
 static FACTS: Once<BootFacts> = Once::new();
 
 /// The bootloader only tells the firmware apart through the memory map: a

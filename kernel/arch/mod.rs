@@ -12,6 +12,7 @@ pub mod switch;
 pub mod syscall;
 pub mod trap;
 pub mod uaccess;
+pub mod uapi;
 pub mod usermode;
 
 /// Loads Ferrite's GDT/TSS and IDT and programs the interrupt controller.

@@ -51,15 +51,30 @@ impl From<ElfError> for ExecError {
     }
 }
 
-impl ExecError {
-    /// The errno `execve` returns.
-    pub fn errno(&self) -> i64 {
-        match self {
-            ExecError::NotFound => super::syscall::ENOENT,
-            ExecError::Elf(_) | ExecError::Region(_) => super::syscall::ENOEXEC,
-            ExecError::TooBig => super::syscall::E2BIG,
-            ExecError::OutOfMemory => super::syscall::ENOMEM,
+impl From<stack::StackError> for ExecError {
+    fn from(e: stack::StackError) -> ExecError {
+        match e {
+            stack::StackError::OutOfMemory => ExecError::OutOfMemory,
+            _ => ExecError::TooBig,
         }
+    }
+}
+
+impl From<vmcore::VmError> for ExecError {
+    fn from(e: vmcore::VmError) -> ExecError {
+        ExecError::Region(e)
+    }
+}
+
+impl From<kalloc::AllocError> for ExecError {
+    fn from(_: kalloc::AllocError) -> ExecError {
+        ExecError::OutOfMemory
+    }
+}
+
+impl From<crate::mm::aspace::OutOfMemory> for ExecError {
+    fn from(_: crate::mm::aspace::OutOfMemory) -> ExecError {
+        ExecError::OutOfMemory
     }
 }
 
@@ -117,14 +132,14 @@ pub fn load_file(
     envp: &[&[u8]],
 ) -> Result<Image, ExecError> {
     let name = path.rsplit('/').next().unwrap_or(path);
-    let name = kalloc::try_string(name).map_err(|_| ExecError::OutOfMemory)?;
-    let image = elf::parse(file.data).map_err(ExecError::from)?;
+    let name = kalloc::try_string(name)?;
+    let image = elf::parse(file.data)?;
     let bias = match image.kind {
         ElfKind::Exec => 0,
         ElfKind::StaticPie => PIE_BASE,
     };
-    let plan = image.load_plan(bias, USER_END).map_err(ExecError::from)?;
-    let mut aspace = AddressSpace::new().map_err(|_| ExecError::OutOfMemory)?;
+    let plan = image.load_plan(bias, USER_END)?;
+    let mut aspace = AddressSpace::new()?;
     for segment in &plan.segments {
         if let Some(r) = &segment.file {
             let kind = VmaKind::File {
@@ -139,35 +154,29 @@ pub fn load_file(
             if segment.zero_tail.is_some() {
                 p |= Prot::WRITE;
             }
-            aspace
-                .map(region(r.start, r.end, p, kind, VmaTag::Image))
-                .map_err(ExecError::Region)?;
+            aspace.map(region(r.start, r.end, p, kind, VmaTag::Image))?;
         }
         if let Some(r) = &segment.anon {
-            aspace
-                .map(region(
-                    r.start,
-                    r.end,
-                    prot(r.prot),
-                    VmaKind::Anonymous,
-                    VmaTag::Image,
-                ))
-                .map_err(ExecError::Region)?;
+            aspace.map(region(
+                r.start,
+                r.end,
+                prot(r.prot),
+                VmaKind::Anonymous,
+                VmaTag::Image,
+            ))?;
         }
     }
     // The stack: its first pages now (the arguments go there), the rest on
     // demand as it grows down.
     let stack_start = USER_STACK_TOP - 16 * 4096;
-    aspace
-        .map(region(
-            stack_start,
-            USER_STACK_TOP,
-            Prot::RW,
-            VmaKind::Anonymous,
-            VmaTag::Stack,
-        ))
-        .map_err(ExecError::Region)?;
-    let aspace = kalloc::try_arc(Mutex::new(aspace)).map_err(|_| ExecError::OutOfMemory)?;
+    aspace.map(region(
+        stack_start,
+        USER_STACK_TOP,
+        Prot::RW,
+        VmaKind::Anonymous,
+        VmaTag::Stack,
+    ))?;
+    let aspace = kalloc::try_arc(Mutex::new(aspace))?;
 
     // Fill in what needs writing through the new address space: the zeroed
     // tails of file pages and the initial stack.
@@ -195,11 +204,7 @@ pub fn load_file(
         (stack::AT_HWCAP, 0),
     ];
     let auxv = &auxv_all[usize::from(plan.phdr_addr.is_none())..];
-    let initial =
-        stack::build(USER_STACK_TOP, argv, envp, auxv, random, "x86_64").map_err(|e| match e {
-            stack::StackError::OutOfMemory => ExecError::OutOfMemory,
-            _ => ExecError::TooBig,
-        })?;
+    let initial = stack::build(USER_STACK_TOP, argv, envp, auxv, random, "x86_64")?;
     if initial.start < stack_start {
         return Err(ExecError::TooBig);
     }
@@ -217,8 +222,7 @@ pub fn load_file(
             if !file.prot.write {
                 aspace
                     .lock()
-                    .protect(file.start, file.end, prot(file.prot))
-                    .map_err(ExecError::Region)?;
+                    .protect(file.start, file.end, prot(file.prot))?;
             }
         }
         uaccess::copy_to_user(initial.start, &initial.bytes).map_err(|_| ExecError::OutOfMemory)

@@ -1,5 +1,11 @@
 //! Processes: the scheduler, system calls, exec from the ramdisk, and the
 //! handling of user faults (the faulting process dies, the kernel runs on).
+//!
+//! No unsafe code: user memory goes through `mm::uaccess` (typed copies of
+//! `Pod` values), the user ABI's structs are `arch::uapi`'s, the ramdisk's
+//! bytes come from `boot`. The scheduler core's context switch is the one
+//! exception, allowed where it happens (see `sched`).
+#![deny(unsafe_code)]
 
 pub mod console;
 pub mod exec;

@@ -26,12 +26,7 @@ pub const CMDLINE: &str = "/etc/cmdline";
 
 pub fn init() {
     RAMDISK.call_once(|| {
-        let (virt, len) = crate::boot::facts().ramdisk?;
-        // SAFETY: the bootloader mapped the ramdisk at `virt..virt+len` in
-        // its dynamic range; those mappings and frames (Bootloader memory)
-        // are never reused, and the ramdisk is only read.
-        let bytes: &'static [u8] =
-            unsafe { core::slice::from_raw_parts(virt as *const u8, len as usize) };
+        let bytes = crate::boot::facts().ramdisk_bytes()?;
         let archive = match Archive::parse(bytes) {
             Ok(archive) => archive,
             Err(e) => {
@@ -55,7 +50,7 @@ pub fn init() {
         // `Archive::find` finds it): sort by (path, position).
         files.sort_unstable_by_key(|&(path, file)| (path, file.id));
         files.dedup_by_key(|&mut (path, _)| path);
-        log::info!("ramdisk: {} KiB, {} files", len / 1024, files.len());
+        log::info!("ramdisk: {} KiB, {} files", bytes.len() / 1024, files.len());
         Some(Ramdisk { archive, files })
     });
     if let Some(cmdline) = open(CMDLINE) {

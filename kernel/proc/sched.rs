@@ -8,6 +8,14 @@
 //! event makes them runnable. Pid 0 is the kernel's own thread (the shell, or
 //! a test's main), which has no address space of its own.
 //!
+//! Unsafe: `proc` denies unsafe code, and the scheduler core is the one
+//! exception, allowed statement by statement: laying out a new kernel stack
+//! and switching stacks (with the next process's FPU state reached through
+//! a pointer past the lock). Their invariants (a stack is resumed only when
+//! switched out, and outlives its last switch) are the scheduler's, not a
+//! type's; they move behind a safe owned-context type in `arch` when the
+//! switch itself does.
+//!
 //! Locking: the scheduler lock is only taken with interrupts off, and is
 //! never held across a switch.
 
@@ -353,11 +361,16 @@ pub fn spawn_child(
     let kstack = vmalloc::alloc(KERNEL_STACK_PAGES).map_err(SpawnError::KernelStack)?;
     let frame_size = core::mem::size_of::<TrapFrame>() as u64;
     let frame_at = (kstack.end() - frame_size) & !0xf;
+    // The scheduler core's own unsafe (see the module comment).
     // SAFETY: `frame_at` is inside the fresh kernel stack, 16-byte aligned,
     // with room for a TrapFrame below the top; nothing else uses the stack.
-    unsafe { (frame_at as *mut TrapFrame).write(frame.clone()) };
+    #[allow(unsafe_code)]
+    unsafe {
+        (frame_at as *mut TrapFrame).write(frame.clone())
+    };
     // SAFETY: below the frame the stack is unused; the first switch to this
     // process "returns" into trap_return with RSP at the frame.
+    #[allow(unsafe_code)]
     let saved_rsp = unsafe { prepare_stack(frame_at, trap_return as *const () as u64) };
     let root = aspace.lock().root();
     let mut process = Box::write(
@@ -492,7 +505,10 @@ pub fn schedule() {
             Some(Some((root, top, fs, rsp, aspace, save, next_fpu))) => {
                 // SAFETY: the boxed state of a process in the table, which
                 // cannot be reaped before it runs.
-                unsafe { (*next_fpu).restore() };
+                #[allow(unsafe_code)]
+                unsafe {
+                    (*next_fpu).restore()
+                };
                 aspace::switch_to_root(aspace, root);
                 if let Some(top) = top {
                     arch_syscall::set_kernel_stack(top);
@@ -503,7 +519,10 @@ pub fn schedule() {
                 // into a boxed Process that stays in the table at least
                 // until it is reaped, which needs it to have run again (or
                 // be a zombie that never resumes); interrupts are off.
-                unsafe { switch_stacks(save, rsp) };
+                #[allow(unsafe_code)]
+                unsafe {
+                    switch_stacks(save, rsp)
+                };
                 return;
             }
         }

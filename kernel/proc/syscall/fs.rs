@@ -5,13 +5,14 @@ use alloc::vec::Vec;
 use vmcore::Prot;
 
 use super::*;
+use crate::arch::uapi::{Iovec, Winsize};
 use crate::mm::kalloc;
-use crate::mm::uaccess::{copy_from_user, copy_to_user};
+use crate::mm::uaccess::{copy_from_user, copy_to_user, read_user_slice, write_user};
 use crate::proc::fd::{self, OpenFile};
 
-pub(super) fn read(fd_num: u64, buf: u64, len: u64) -> Result {
+pub(super) fn read(fd_num: u64, buf: u64, len: u64) -> SysResult {
     let len = len.min(1 << 20) as usize;
-    let file = fd::get(fd_num).ok_or(EBADF)?;
+    let file = fd::get(fd_num).ok_or(Errno::EBADF)?;
     match file {
         OpenFile::Console => {
             if len == 0 {
@@ -19,28 +20,28 @@ pub(super) fn read(fd_num: u64, buf: u64, len: u64) -> Result {
             }
             // Check the buffer before blocking for input.
             if !crate::mm::uaccess::access_ok(buf, len, Prot::WRITE) {
-                return Err(EFAULT);
+                return Err(Errno::EFAULT);
             }
             // A read returns what is there (at least a byte): a small
             // buffer on the stack is enough, nothing to allocate.
             let mut kbuf = [0u8; 1024];
             let n = crate::proc::console::read_blocking(&mut kbuf[..len.min(1024)]);
             copy_to_user(buf, &kbuf[..n])?;
-            Ok(n as i64)
+            Ok(n as u64)
         }
         OpenFile::Ramdisk { file, pos } => {
             let start = (pos as usize).min(file.data.len());
             let end = (start + len).min(file.data.len());
             copy_to_user(buf, &file.data[start..end])?;
             fd::set_pos(fd_num, end as u64);
-            Ok((end - start) as i64)
+            Ok((end - start) as u64)
         }
     }
 }
 
-pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> Result {
-    match fd::get(fd_num).ok_or(EBADF)? {
-        OpenFile::Ramdisk { .. } => Err(EBADF),
+pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> SysResult {
+    match fd::get(fd_num).ok_or(Errno::EBADF)? {
+        OpenFile::Ramdisk { .. } => Err(Errno::EBADF),
         OpenFile::Console => {
             let mut chunk = [0u8; 512];
             let mut done = 0u64;
@@ -48,9 +49,9 @@ pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> Result {
                 let n = ((len - done) as usize).min(chunk.len());
                 if copy_from_user(&mut chunk[..n], buf + done).is_err() {
                     return if done == 0 {
-                        Err(EFAULT)
+                        Err(Errno::EFAULT)
                     } else {
-                        Ok(done as i64)
+                        Ok(done)
                     };
                 }
                 // Like `from_utf8_lossy`, without allocating.
@@ -62,7 +63,7 @@ pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> Result {
                 }
                 done += n as u64;
             }
-            Ok(done as i64)
+            Ok(done)
         }
     }
 }
@@ -72,23 +73,26 @@ pub const UIO_MAXIOV: u64 = 1024;
 /// Vectors copied in per step: the array is read in chunks on the stack, so
 /// no kernel buffer grows with the count.
 const IOV_CHUNK: usize = 32;
+/// Bytes of one `struct iovec`.
+const IOV_SIZE: u64 = core::mem::size_of::<Iovec>() as u64;
 
 /// Calls `f(base, len)` for each of the `count` vectors at `iov`, in order,
 /// until `f` says stop (`Ok(false)`) or fails.
 fn for_each_iovec(
     iov: u64,
     count: u64,
-    mut f: impl FnMut(u64, u64) -> core::result::Result<bool, i64>,
-) -> core::result::Result<(), i64> {
-    let mut raw = [0u8; IOV_CHUNK * 16];
+    mut f: impl FnMut(u64, u64) -> Result<bool, Errno>,
+) -> Result<(), Errno> {
+    let mut chunk = [Iovec {
+        iov_base: 0,
+        iov_len: 0,
+    }; IOV_CHUNK];
     let mut done = 0;
     while done < count {
         let n = ((count - done) as usize).min(IOV_CHUNK);
-        copy_from_user(&mut raw[..n * 16], iov + done * 16)?;
-        for c in raw[..n * 16].as_chunks::<16>().0 {
-            let base = u64::from_le_bytes(c[..8].try_into().unwrap());
-            let len = u64::from_le_bytes(c[8..].try_into().unwrap());
-            if !f(base, len)? {
+        read_user_slice(&mut chunk[..n], iov + done * IOV_SIZE)?;
+        for v in &chunk[..n] {
+            if !f(v.iov_base, v.iov_len)? {
                 return Ok(());
             }
         }
@@ -101,23 +105,23 @@ fn for_each_iovec(
 /// at most `UIO_MAXIOV` vectors (`EINVAL`), the array readable (`EFAULT`),
 /// no length negative as an `ssize_t` (`EINVAL`), every segment inside user
 /// space (`EFAULT`; whether it is mapped shows when it is copied).
-fn check_iovecs(iov: u64, count: u64) -> core::result::Result<(), i64> {
+fn check_iovecs(iov: u64, count: u64) -> Result<(), Errno> {
     if count > UIO_MAXIOV {
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
-    iov.checked_add(count * 16).ok_or(EFAULT)?;
+    iov.checked_add(count * IOV_SIZE).ok_or(Errno::EFAULT)?;
     for_each_iovec(iov, count, |base, len| {
         if len > i64::MAX as u64 {
-            return Err(EINVAL);
+            return Err(Errno::EINVAL);
         }
         match base.checked_add(len) {
             Some(end) if end <= crate::mm::layout::USER_END => Ok(true),
-            _ => Err(EFAULT),
+            _ => Err(Errno::EFAULT),
         }
     })
 }
 
-pub(super) fn writev(fd_num: u64, iov: u64, count: u64) -> Result {
+pub(super) fn writev(fd_num: u64, iov: u64, count: u64) -> SysResult {
     check_iovecs(iov, count)?;
     let mut total = 0;
     for_each_iovec(iov, count, |base, len| match write(fd_num, base, len) {
@@ -131,7 +135,7 @@ pub(super) fn writev(fd_num: u64, iov: u64, count: u64) -> Result {
     Ok(total)
 }
 
-pub(super) fn readv(fd_num: u64, iov: u64, count: u64) -> Result {
+pub(super) fn readv(fd_num: u64, iov: u64, count: u64) -> SysResult {
     check_iovecs(iov, count)?;
     let mut total = 0;
     // A fault after some bytes arrived ends the call with what was read,
@@ -139,7 +143,7 @@ pub(super) fn readv(fd_num: u64, iov: u64, count: u64) -> Result {
     for_each_iovec(iov, count, |base, len| match read(fd_num, base, len) {
         Ok(n) => {
             total += n;
-            Ok(n as u64 == len)
+            Ok(n == len)
         }
         Err(e) if total == 0 => Err(e),
         Err(_) => Ok(false),
@@ -148,7 +152,7 @@ pub(super) fn readv(fd_num: u64, iov: u64, count: u64) -> Result {
 }
 
 /// Copies a NUL-terminated string from user memory (at most `max` bytes).
-pub(super) fn user_string(addr: u64, max: usize) -> core::result::Result<Vec<u8>, i64> {
+pub(super) fn user_string(addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();
     append_user_string(&mut out, addr, max)?;
     Ok(out)
@@ -158,11 +162,7 @@ pub(super) fn user_string(addr: u64, max: usize) -> core::result::Result<Vec<u8>
 /// `ENAMETOOLONG` if it is longer than `max` bytes, `ENOMEM` if `out`
 /// cannot grow. The string is read in small steps, so only `out` grows,
 /// and only as far as the string really goes.
-pub(super) fn append_user_string(
-    out: &mut Vec<u8>,
-    addr: u64,
-    max: usize,
-) -> core::result::Result<usize, i64> {
+pub(super) fn append_user_string(out: &mut Vec<u8>, addr: u64, max: usize) -> Result<usize, Errno> {
     let mut at = addr;
     let mut len = 0;
     loop {
@@ -177,9 +177,9 @@ pub(super) fn append_user_string(
             None => (&chunk[..n], false),
         };
         if len + piece.len() > max {
-            return Err(ENAMETOOLONG);
+            return Err(Errno::ENAMETOOLONG);
         }
-        kalloc::try_extend_from_slice(out, piece).map_err(|_| ENOMEM)?;
+        kalloc::try_extend_from_slice(out, piece)?;
         len += piece.len();
         if done {
             return Ok(len);
@@ -188,60 +188,59 @@ pub(super) fn append_user_string(
     }
 }
 
-/// Too many open files.
-const EMFILE: i64 = 24;
-
-pub(super) fn open(path: u64, flags: u64) -> Result {
+pub(super) fn open(path: u64, flags: u64) -> SysResult {
     let path = user_string(path, 4096)?;
-    let path = core::str::from_utf8(&path).map_err(|_| ENOENT)?;
+    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
     const O_ACCMODE: u64 = 3;
     if flags & O_ACCMODE != 0 {
         // Read-only file system.
-        return Err(EACCES);
+        return Err(Errno::EACCES);
     }
-    let file = crate::proc::ramdisk::open(path).ok_or(ENOENT)?;
-    fd::install(OpenFile::Ramdisk { file, pos: 0 }).map_err(|e| match e {
-        fd::InstallError::TableFull => EMFILE,
-        fd::InstallError::OutOfMemory => ENOMEM,
-    })
+    let file = crate::proc::ramdisk::open(path).ok_or(Errno::ENOENT)?;
+    let fd = fd::install(OpenFile::Ramdisk { file, pos: 0 })?;
+    Ok(fd as u64)
 }
 
-pub(super) fn close(fd_num: u64) -> Result {
-    fd::close(fd_num).ok_or(EBADF)?;
+pub(super) fn close(fd_num: u64) -> SysResult {
+    fd::close(fd_num).ok_or(Errno::EBADF)?;
     Ok(0)
 }
 
-pub(super) fn lseek(fd_num: u64, offset: i64, whence: u64) -> Result {
-    match fd::get(fd_num).ok_or(EBADF)? {
-        OpenFile::Console => Err(ESPIPE),
+pub(super) fn lseek(fd_num: u64, offset: i64, whence: u64) -> SysResult {
+    match fd::get(fd_num).ok_or(Errno::EBADF)? {
+        OpenFile::Console => Err(Errno::ESPIPE),
         OpenFile::Ramdisk { file, pos } => {
             let base = match whence {
                 0 => 0,
                 1 => pos as i64,
                 2 => file.data.len() as i64,
-                _ => return Err(EINVAL),
+                _ => return Err(Errno::EINVAL),
             };
-            let new = base.checked_add(offset).filter(|&p| p >= 0).ok_or(EINVAL)?;
+            let new = base
+                .checked_add(offset)
+                .filter(|&p| p >= 0)
+                .ok_or(Errno::EINVAL)?;
             fd::set_pos(fd_num, new as u64);
-            Ok(new)
+            Ok(new as u64)
         }
     }
 }
 
 const TIOCGWINSZ: u64 = 0x5413;
 
-pub(super) fn ioctl(fd_num: u64, request: u64, arg: u64) -> Result {
-    match (fd::get(fd_num).ok_or(EBADF)?, request) {
+pub(super) fn ioctl(fd_num: u64, request: u64, arg: u64) -> SysResult {
+    match (fd::get(fd_num).ok_or(Errno::EBADF)?, request) {
         (OpenFile::Console, TIOCGWINSZ) => {
             // 25 rows, 80 columns: the console is a terminal.
-            let winsize: [u16; 4] = [25, 80, 0, 0];
-            let mut bytes = [0u8; 8];
-            for (out, v) in bytes.as_chunks_mut::<2>().0.iter_mut().zip(winsize) {
-                *out = v.to_le_bytes();
-            }
-            copy_to_user(arg, &bytes)?;
+            let size = Winsize {
+                ws_row: 25,
+                ws_col: 80,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            write_user(arg, &size)?;
             Ok(0)
         }
-        _ => Err(ENOTTY),
+        _ => Err(Errno::ENOTTY),
     }
 }

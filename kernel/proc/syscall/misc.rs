@@ -1,20 +1,29 @@
-//! The rest: signals (accepted, never delivered), uname, arch_prctl,
-//! clock_gettime.
+//! The rest: signals (accepted, never delivered), uname, arch_prctl.
 
 use super::*;
+use crate::arch::uapi::{Sigaction, Utsname, UTS_FIELD};
 use crate::mm::layout::USER_END;
-use crate::mm::uaccess::copy_to_user;
+use crate::mm::uaccess::{copy_to_user, write_user};
 use crate::proc::sched;
 
-pub(super) fn sigaction(oldact: u64) -> Result {
-    // Signal handlers are accepted and never called: faults kill.
+pub(super) fn sigaction(oldact: u64) -> SysResult {
+    // Signal handlers are accepted and never called: faults kill. The old
+    // action reads as SIG_DFL with no flags and an empty mask.
     if oldact != 0 {
-        copy_to_user(oldact, &[0u8; 32])?;
+        let none = Sigaction {
+            sa_handler: 0,
+            sa_flags: 0,
+            sa_restorer: 0,
+            sa_mask: 0,
+        };
+        write_user(oldact, &none)?;
     }
     Ok(0)
 }
 
-pub(super) fn sigprocmask(oldset: u64, size: u64) -> Result {
+pub(super) fn sigprocmask(oldset: u64, size: u64) -> SysResult {
+    // The old mask is empty: `size` zero bytes (at most 128, the largest
+    // sigset there is).
     if oldset != 0 {
         let zeros = [0u8; 128];
         copy_to_user(oldset, &zeros[..size.min(128) as usize])?;
@@ -22,50 +31,44 @@ pub(super) fn sigprocmask(oldset: u64, size: u64) -> Result {
     Ok(0)
 }
 
-pub(super) fn uname(buf: u64) -> Result {
-    let mut uts = [0u8; 65 * 6];
-    let fields = [
-        "Ferrite",
-        "ferrite",
-        crate::VERSION,
-        "Ferrite teaching kernel",
-        "x86_64",
-        "(none)",
-    ];
-    for (i, field) in fields.iter().enumerate() {
-        uts[i * 65..i * 65 + field.len()].copy_from_slice(field.as_bytes());
-    }
-    copy_to_user(buf, &uts)?;
+/// `s` NUL-padded to a `utsname` field.
+fn uts_field(s: &str) -> [u8; UTS_FIELD] {
+    let mut field = [0u8; UTS_FIELD];
+    field[..s.len()].copy_from_slice(s.as_bytes());
+    field
+}
+
+pub(super) fn uname(buf: u64) -> SysResult {
+    let uts = Utsname {
+        sysname: uts_field("Ferrite"),
+        nodename: uts_field("ferrite"),
+        release: uts_field(crate::VERSION),
+        version: uts_field("Ferrite teaching kernel"),
+        machine: uts_field("x86_64"),
+        domainname: uts_field("(none)"),
+    };
+    write_user(buf, &uts)?;
     Ok(0)
 }
 
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 
-pub(super) fn arch_prctl(code: u64, addr: u64) -> Result {
+pub(super) fn arch_prctl(code: u64, addr: u64) -> SysResult {
     match code {
         ARCH_SET_FS => {
             if addr >= USER_END {
-                return Err(EPERM);
+                return Err(Errno::EPERM);
             }
             sched::with_current(|p| p.fs_base = addr);
             x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(addr));
             Ok(0)
         }
         ARCH_GET_FS => {
-            let fs = sched::with_current(|p| p.fs_base);
-            copy_to_user(addr, &fs.to_le_bytes())?;
+            let fs: u64 = sched::with_current(|p| p.fs_base);
+            write_user(addr, &fs)?;
             Ok(0)
         }
-        _ => Err(EINVAL),
+        _ => Err(Errno::EINVAL),
     }
-}
-
-pub(super) fn clock_gettime(ts: u64) -> Result {
-    let ns = crate::time::uptime_ns();
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-    out[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
-    copy_to_user(ts, &out)?;
-    Ok(0)
 }

@@ -15,9 +15,9 @@ pub(super) fn current_aspace() -> SharedAddressSpace {
     sched::with_current(|p| p.aspace.clone()).expect("a user process has an address space")
 }
 
-pub(super) fn prot_from(bits: u64) -> core::result::Result<Prot, i64> {
+pub(super) fn prot_from(bits: u64) -> Result<Prot, Errno> {
     if bits & !7 != 0 {
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
     Ok(Prot::from_bits_truncate(bits as u8))
 }
@@ -27,15 +27,6 @@ pub(super) fn prot_from(bits: u64) -> core::result::Result<Prot, i64> {
 /// front with ENOMEM.
 pub(super) fn too_big(len: u64) -> bool {
     len > frames::stats().managed_pages * 4096
-}
-
-/// What a memory call says when `VmaSet` refuses for lack of memory or of
-/// map count, or anything else (`other`).
-fn vm_errno(e: VmError, other: i64) -> i64 {
-    match e {
-        VmError::NoMemory | VmError::TooManyRegions => ENOMEM,
-        _ => other,
-    }
 }
 
 const MAP_SHARED: u64 = 0x01;
@@ -56,30 +47,32 @@ impl Drop for NewObject {
     }
 }
 
-pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offset: u64) -> Result {
+pub(super) fn mmap(
+    addr: u64,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    fd_num: u64,
+    offset: u64,
+) -> SysResult {
     let prot = prot_from(prot)?;
     if len == 0 || !vmcore::is_page_aligned(offset) {
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
-    let len = user_len(len).map_err(|_| ENOMEM)?;
+    // Past user space or overflowing: ENOMEM.
+    let len = user_len(len)?;
     if offset.checked_add(len).is_none() {
-        return Err(EOVERFLOW);
+        return Err(Errno::EOVERFLOW);
     }
     let sharing = match flags & 3 {
         MAP_SHARED | MAP_SHARED_VALIDATE => Sharing::Shared,
         MAP_PRIVATE => Sharing::Private,
-        _ => return Err(EINVAL),
+        _ => return Err(Errno::EINVAL),
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     // Checked before anything is created.
     let placement = if fixed {
-        Some(
-            UserRange::placement(addr, len, USER_MIN).map_err(|e| match e {
-                RangeError::Unaligned => EINVAL,
-                RangeError::BelowMinimum => EPERM,
-                _ => ENOMEM,
-            })?,
-        )
+        Some(UserRange::placement(addr, len, USER_MIN)?)
     } else {
         None
     };
@@ -90,9 +83,9 @@ pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offs
             Sharing::Private => VmaKind::Anonymous,
             Sharing::Shared => {
                 if writable && too_big(len) {
-                    return Err(ENOMEM);
+                    return Err(Errno::ENOMEM);
                 }
-                let id = pagecache::register_anonymous().ok_or(ENOMEM)?;
+                let id = pagecache::register_anonymous().ok_or(Errno::ENOMEM)?;
                 object = Some(NewObject(id));
                 VmaKind::File {
                     file: id,
@@ -104,18 +97,18 @@ pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offs
         let file = fd::get(fd_num)
             .map(|f| match f {
                 OpenFile::Ramdisk { file, .. } => Ok(file.id),
-                OpenFile::Console => Err(EACCES),
+                OpenFile::Console => Err(Errno::EACCES),
             })
-            .ok_or(EBADF)??;
+            .ok_or(Errno::EBADF)??;
         // The ramdisk is read-only: a shared writable mapping could never
         // reach the file.
         if sharing == Sharing::Shared && writable {
-            return Err(EACCES);
+            return Err(Errno::EACCES);
         }
         VmaKind::File { file, offset }
     };
     if sharing == Sharing::Private && writable && too_big(len) {
-        return Err(ENOMEM);
+        return Err(Errno::ENOMEM);
     }
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
@@ -128,7 +121,7 @@ pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offs
             aspace
                 .vmas()
                 .find_free(len, hint, USER_MIN, MMAP_TOP)
-                .ok_or(ENOMEM)?
+                .ok_or(Errno::ENOMEM)?
         }
     };
     let vma = Vma {
@@ -148,39 +141,37 @@ pub(super) fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd_num: u64, offs
         aspace.map(vma)
     };
     mapped.map_err(|e| match e {
-        VmError::Overlap { .. } if flags & MAP_FIXED_NOREPLACE != 0 => EEXIST,
-        VmError::BadOffset { .. } => EOVERFLOW,
-        e => vm_errno(e, ENOMEM),
+        VmError::Overlap { .. } if flags & MAP_FIXED_NOREPLACE != 0 => Errno::EEXIST,
+        VmError::BadOffset { .. } => Errno::EOVERFLOW,
+        e => Errno::from(e),
     })?;
     drop(object);
-    Ok(start as i64)
+    Ok(start)
 }
 
-pub(super) fn munmap(addr: u64, len: u64) -> Result {
-    let range = UserRange::new(addr, len).map_err(|_| EINVAL)?;
+pub(super) fn munmap(addr: u64, len: u64) -> SysResult {
+    // Any bad range is EINVAL for munmap, and so is an empty one.
+    let range = UserRange::new(addr, len).map_err(|_: RangeError| Errno::EINVAL)?;
     if range.is_empty() {
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
     current_aspace()
         .lock()
         .unmap(range.start(), range.end())
-        .map_err(|e| vm_errno(e, EINVAL))?;
+        .map_err(|e| Errno::vm_or(e, Errno::EINVAL))?;
     Ok(0)
 }
 
-pub(super) fn mprotect(addr: u64, len: u64, prot: u64) -> Result {
+pub(super) fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     let prot = prot_from(prot)?;
-    let range = UserRange::new(addr, len).map_err(|e| match e {
-        RangeError::Unaligned => EINVAL,
-        _ => ENOMEM,
-    })?;
+    // Unaligned: EINVAL; past user space or overflowing: ENOMEM.
+    let range = UserRange::new(addr, len)?;
     if range.is_empty() {
         return Ok(0);
     }
     current_aspace()
         .lock()
-        .protect(range.start(), range.end(), prot)
-        .map_err(|e| vm_errno(e, ENOMEM))?;
+        .protect(range.start(), range.end(), prot)?;
     Ok(0)
 }
 
@@ -193,11 +184,12 @@ fn advice_known(advice: u64) -> bool {
     matches!(advice, 0..=4 | 8..=23 | 25)
 }
 
-pub(super) fn madvise(addr: u64, len: u64, advice: u64) -> Result {
+pub(super) fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
     if !advice_known(advice) {
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
-    let range = UserRange::new(addr, len).map_err(|_| EINVAL)?;
+    // Any bad range is EINVAL for madvise.
+    let range = UserRange::new(addr, len).map_err(|_: RangeError| Errno::EINVAL)?;
     if range.is_empty() {
         return Ok(0);
     }
@@ -210,7 +202,7 @@ pub(super) fn madvise(addr: u64, len: u64, advice: u64) -> Result {
         aspace.discard(range.start(), range.end());
     }
     if hole.is_some() {
-        return Err(ENOMEM);
+        return Err(Errno::ENOMEM);
     }
     Ok(0)
 }
@@ -218,30 +210,32 @@ pub(super) fn madvise(addr: u64, len: u64, advice: u64) -> Result {
 const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
 
-pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> Result {
+pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
     if !vmcore::is_page_aligned(old)
         || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0
         || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
     {
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
-    let new_len = user_len(new_len).map_err(|_| EINVAL)?;
+    // Every bad length or range is EINVAL for mremap, except a target
+    // below the minimum mmap address (EPERM).
+    let new_len = user_len(new_len).map_err(|_: RangeError| Errno::EINVAL)?;
     if new_len == 0 {
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
-    let old_len = vmcore::page_up(old_len).ok_or(EINVAL)?;
+    let old_len = vmcore::page_up(old_len).ok_or(Errno::EINVAL)?;
     if old_len == 0 {
         // Duplicating a shared mapping (old_len 0) is not supported.
-        return Err(EINVAL);
+        return Err(Errno::EINVAL);
     }
     let target = if flags & MREMAP_FIXED != 0 {
         let range = UserRange::placement(new_addr, new_len, USER_MIN).map_err(|e| match e {
-            RangeError::BelowMinimum => EPERM,
-            _ => EINVAL,
+            RangeError::BelowMinimum => Errno::EPERM,
+            _ => Errno::EINVAL,
         })?;
         // The old and new ranges may not overlap.
         if range.start() < old.saturating_add(old_len) && old < range.end() {
-            return Err(EINVAL);
+            return Err(Errno::EINVAL);
         }
         Some(range)
     } else {
@@ -250,11 +244,11 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
     // There must be a region at `old` (Linux 6.1 looks first, too).
-    let vma = *aspace.vmas().find(old).ok_or(EFAULT)?;
+    let vma = *aspace.vmas().find(old).ok_or(Errno::EFAULT)?;
     if let Some(range) = target {
         aspace
             .unmap(range.start(), range.end())
-            .map_err(|e| vm_errno(e, EINVAL))?;
+            .map_err(|e| Errno::vm_or(e, Errno::EINVAL))?;
     }
     // Shrinking is always allowed, and is a munmap of the tail (with
     // munmap's checks: EINVAL for a range outside user space), as in Linux.
@@ -262,24 +256,24 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
         let tail = old
             .checked_add(new_len)
             .and_then(|start| UserRange::new(start, old_len - new_len).ok())
-            .ok_or(EINVAL)?;
+            .ok_or(Errno::EINVAL)?;
         aspace
             .unmap(tail.start(), tail.end())
-            .map_err(|e| vm_errno(e, EINVAL))?;
+            .map_err(|e| Errno::vm_or(e, Errno::EINVAL))?;
         if target.is_none() {
-            return Ok(old as i64);
+            return Ok(old);
         }
     } else if old_len == new_len && target.is_none() {
-        return Ok(old as i64);
+        return Ok(old);
     }
     let keep = old_len.min(new_len);
     if keep > vma.end - old {
-        return Err(EFAULT);
+        return Err(Errno::EFAULT);
     }
     // The overcommit check of mmap (writable private, or shared anonymous:
     // the only writable shared memory there is).
     if new_len > old_len && vma.prot.contains(Prot::WRITE) && too_big(new_len) {
-        return Err(ENOMEM);
+        return Err(Errno::ENOMEM);
     }
     // The part past the old end, as a region like the old one.
     let extension = |start: u64, len: u64| Vma {
@@ -298,14 +292,12 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
         // Grow in place if the space above is free.
         if let Ok(above) = UserRange::new(old + old_len, new_len - old_len) {
             if aspace.vmas().is_free(above.start(), above.end()) {
-                aspace
-                    .map(extension(above.start(), above.len()))
-                    .map_err(|e| vm_errno(e, ENOMEM))?;
-                return Ok(old as i64);
+                aspace.map(extension(above.start(), above.len()))?;
+                return Ok(old);
             }
         }
         if flags & MREMAP_MAYMOVE == 0 {
-            return Err(ENOMEM);
+            return Err(Errno::ENOMEM);
         }
     }
     let to = match target {
@@ -313,32 +305,28 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
         None => aspace
             .vmas()
             .find_free(new_len, None, USER_MIN, MMAP_TOP)
-            .ok_or(ENOMEM)?,
+            .ok_or(Errno::ENOMEM)?,
     };
-    aspace
-        .move_region(old, keep, to)
-        .map_err(|e| vm_errno(e, ENOMEM))?;
+    aspace.move_region(old, keep, to)?;
     if new_len > keep {
-        aspace
-            .map(extension(to + keep, new_len - keep))
-            .map_err(|e| vm_errno(e, ENOMEM))?;
+        aspace.map(extension(to + keep, new_len - keep))?;
     }
-    Ok(to as i64)
+    Ok(to)
 }
 
 /// Largest heap: a quarter of the user half is plenty; the overcommit check
 /// refuses what RAM cannot back first.
 const BRK_MAX: u64 = 1 << 45;
 
-pub(super) fn brk(addr: u64) -> Result {
+pub(super) fn brk(addr: u64) -> SysResult {
     let (start, current) = sched::with_current(|p| p.brk);
     if addr < start || addr - start > BRK_MAX || too_big(addr - start) {
-        return Ok(current as i64);
+        return Ok(current);
     }
-    let old_end = vmcore::page_up(current).ok_or(ENOMEM)?;
+    let old_end = vmcore::page_up(current).ok_or(Errno::ENOMEM)?;
     let new_end = match vmcore::page_up(addr) {
         Some(e) => e,
-        None => return Ok(current as i64),
+        None => return Ok(current),
     };
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
@@ -355,12 +343,12 @@ pub(super) fn brk(addr: u64) -> Result {
             },
         };
         if aspace.map(heap).is_err() {
-            return Ok(current as i64);
+            return Ok(current);
         }
     } else if new_end < old_end && aspace.unmap(new_end, old_end).is_err() {
-        return Ok(current as i64);
+        return Ok(current);
     }
     drop(aspace);
     sched::with_current(|p| p.brk.1 = addr);
-    Ok(addr as i64)
+    Ok(addr)
 }

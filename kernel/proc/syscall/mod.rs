@@ -4,43 +4,33 @@
 //! Unknown numbers return -ENOSYS and are logged once each.
 
 //!
-//! One file per area: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
-//! `fs` (read/write and the file descriptors), `process` (fork, exec, wait,
-//! sleep) and `misc` (the rest).
+//! Each call returns a [`SysResult`]: the value, or an [`Errno`] that this
+//! dispatcher alone turns into `-errno` (see `errno` for how the kernel's
+//! errors convert).
+//!
+//! One file per family: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
+//! `fs` (read/write and the file descriptors), `process` (fork, clone,
+//! execve, wait4, the ids), `time` (clock_gettime, nanosleep) and `misc`
+//! (signals, uname, arch_prctl).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::sched;
 use crate::arch::trap::TrapFrame;
-use crate::mm::uaccess::Efault;
 
+mod errno;
 mod fs;
 mod misc;
 mod mm;
 mod process;
+mod time;
 
+pub use errno::{Errno, SysResult};
 use fs::*;
 use misc::*;
 use mm::*;
 use process::*;
-
-pub const EPERM: i64 = 1;
-pub const ENOENT: i64 = 2;
-pub const E2BIG: i64 = 7;
-pub const ENOEXEC: i64 = 8;
-pub const EBADF: i64 = 9;
-pub const ECHILD: i64 = 10;
-pub const EAGAIN: i64 = 11;
-pub const ENOMEM: i64 = 12;
-pub const EACCES: i64 = 13;
-pub const EFAULT: i64 = 14;
-pub const EINVAL: i64 = 22;
-pub const ENOTTY: i64 = 25;
-pub const ESPIPE: i64 = 29;
-pub const ENAMETOOLONG: i64 = 36;
-pub const EEXIST: i64 = 17;
-pub const ENOSYS: i64 = 38;
-pub const EOVERFLOW: i64 = 75;
+use time::*;
 
 const SYS_READ: u64 = 0;
 const SYS_WRITE: u64 = 1;
@@ -111,19 +101,11 @@ fn report_unknown(nr: u64) {
     }
 }
 
-type Result = core::result::Result<i64, i64>;
-
-impl From<Efault> for i64 {
-    fn from(_: Efault) -> i64 {
-        EFAULT
-    }
-}
-
 pub fn dispatch(frame: &mut TrapFrame) {
     let (a0, a1, a2, a3, a4, a5) = (
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     );
-    let result = match frame.rax {
+    let result: SysResult = match frame.rax {
         SYS_READ => read(a0, a1, a2),
         SYS_WRITE => write(a0, a1, a2),
         SYS_OPEN => open(a0, a1),
@@ -141,14 +123,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_RT_SIGACTION => sigaction(a2),
         SYS_RT_SIGPROCMASK => sigprocmask(a2, a3),
         SYS_IOCTL => ioctl(a0, a1, a2),
-        SYS_SCHED_YIELD => {
-            sched::yield_now();
-            Ok(0)
-        }
+        SYS_SCHED_YIELD => sched_yield(),
         SYS_NANOSLEEP => nanosleep(a0),
-        SYS_GETPID | SYS_GETTID => Ok(sched::current_pid() as i64),
-        SYS_GETPPID => Ok(sched::with_current(|p| p.ppid) as i64),
-        SYS_SET_TID_ADDRESS => Ok(sched::current_pid() as i64),
+        SYS_GETPID | SYS_GETTID => getpid(),
+        SYS_GETPPID => getppid(),
+        SYS_SET_TID_ADDRESS => getpid(),
         SYS_FORK | SYS_VFORK => fork(frame),
         SYS_CLONE => clone(frame, a0, a1),
         SYS_EXECVE => execve(frame, a0, a1, a2),
@@ -159,11 +138,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_CLOCK_GETTIME => clock_gettime(a1),
         nr => {
             report_unknown(nr);
-            Err(ENOSYS)
+            Err(Errno::ENOSYS)
         }
     };
     frame.rax = match result {
-        Ok(v) => v as u64,
-        Err(errno) => (-errno) as u64,
+        Ok(value) => value,
+        Err(errno) => errno.to_return(),
     };
 }

@@ -1,4 +1,5 @@
-//! Processes: fork, clone, execve, wait4, nanosleep.
+//! Processes: fork, clone, execve, wait4, exit's neighbours (the ids,
+//! sched_yield).
 
 use alloc::vec::Vec;
 use vmcore::Prot;
@@ -6,16 +7,29 @@ use vmcore::Prot;
 use super::*;
 use crate::arch::trap::TrapFrame;
 use crate::mm::kalloc;
-use crate::mm::uaccess::{copy_from_user, copy_to_user};
+use crate::mm::uaccess::{read_user, write_user};
 use crate::proc::{exec, sched};
 
-pub(super) fn fork(frame: &TrapFrame) -> Result {
+pub(super) fn getpid() -> SysResult {
+    Ok(sched::current_pid() as u64)
+}
+
+pub(super) fn getppid() -> SysResult {
+    Ok(sched::with_current(|p| p.ppid) as u64)
+}
+
+pub(super) fn sched_yield() -> SysResult {
+    sched::yield_now();
+    Ok(0)
+}
+
+pub(super) fn fork(frame: &TrapFrame) -> SysResult {
     fork_onto(frame, None)
 }
 
 /// Fork; the child resumes at the same place with RAX = 0, on `stack` if
 /// one is given (clone's new stack pointer).
-pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> Result {
+pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
     // Everything the child gets is copied fallibly: running out of memory
     // anywhere is ENOMEM for the parent, and what was made so far goes.
     let (aspace, name, fs_base, brk, fds) = sched::with_current(|p| {
@@ -27,31 +41,30 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> Result {
             kalloc::try_to_vec(&p.fds),
         )
     });
-    let (name, fds) = (name.map_err(|_| ENOMEM)?, fds.map_err(|_| ENOMEM)?);
+    let (name, fds) = (name?, fds?);
     let aspace = aspace.expect("fork from a user process");
-    let child = aspace.lock().fork().map_err(|_| ENOMEM)?;
+    let child = aspace.lock().fork()?;
     let mut child_frame = frame.clone();
     child_frame.rax = 0;
     if let Some(rsp) = stack {
         child_frame.rsp = rsp;
     }
-    let child = kalloc::try_arc(spin::Mutex::new(child)).map_err(|_| ENOMEM)?;
-    let pid =
-        sched::spawn_child(name, child, &child_frame, fs_base, brk, fds).map_err(|_| ENOMEM)?;
-    Ok(pid as i64)
+    let child = kalloc::try_arc(spin::Mutex::new(child))?;
+    let pid = sched::spawn_child(name, child, &child_frame, fs_base, brk, fds)?;
+    Ok(pid as u64)
 }
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_THREAD: u64 = 0x1_0000;
 
-pub(super) fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> Result {
+pub(super) fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> SysResult {
     // Only the flavours that mean "fork": no threads, and no memory shared
     // on a separate stack unless it is a vfork (CLONE_VM|CLONE_VFORK, as
     // posix_spawn uses it), which is served as a plain fork.
     let shares_memory = flags & CLONE_VM != 0 && stack != 0 && flags & CLONE_VFORK == 0;
     if flags & CLONE_THREAD != 0 || shares_memory {
-        return Err(ENOSYS);
+        return Err(Errno::ENOSYS);
     }
     fork_onto(frame, (stack != 0).then_some(stack))
 }
@@ -80,36 +93,34 @@ impl Strings {
     /// Copies in the NULL-terminated array of string pointers at `addr`
     /// (none if `addr` is 0); `E2BIG` past `ARG_MAX` bytes (counted
     /// together with `budget_used`) or `MAX_ARG_STRINGS` strings.
-    fn copy_in(addr: u64, budget_used: usize) -> core::result::Result<Strings, i64> {
+    fn copy_in(addr: u64, budget_used: usize) -> Result<Strings, Errno> {
         let mut out = Strings::default();
         if addr == 0 {
             return Ok(out);
         }
         for i in 0..MAX_ARG_STRINGS as u64 {
-            let mut ptr = [0u8; 8];
-            let at = addr.checked_add(i * 8).ok_or(EFAULT)?;
-            copy_from_user(&mut ptr, at)?;
-            let ptr = u64::from_le_bytes(ptr);
+            let at = addr.checked_add(i * 8).ok_or(Errno::EFAULT)?;
+            let ptr: u64 = read_user(at)?;
             if ptr == 0 {
                 return Ok(out);
             }
             // Room left, keeping one byte for this string's NUL.
             let room = ARG_MAX
                 .checked_sub(budget_used + out.size() + 1)
-                .ok_or(E2BIG)?;
+                .ok_or(Errno::E2BIG)?;
             match append_user_string(&mut out.bytes, ptr, room) {
                 Ok(_) => {}
-                Err(ENAMETOOLONG) => return Err(E2BIG),
+                Err(Errno::ENAMETOOLONG) => return Err(Errno::E2BIG),
                 Err(e) => return Err(e),
             }
-            kalloc::try_push(&mut out.ends, out.bytes.len()).map_err(|_| ENOMEM)?;
+            kalloc::try_push(&mut out.ends, out.bytes.len())?;
         }
-        Err(E2BIG)
+        Err(Errno::E2BIG)
     }
 
     /// The strings as slices, for `exec::load`.
-    fn slices(&self) -> core::result::Result<Vec<&[u8]>, i64> {
-        let mut out = kalloc::try_with_capacity(self.ends.len()).map_err(|_| ENOMEM)?;
+    fn slices(&self) -> Result<Vec<&[u8]>, Errno> {
+        let mut out = kalloc::try_with_capacity(self.ends.len())?;
         let mut start = 0;
         for &end in &self.ends {
             out.push(&self.bytes[start..end]);
@@ -119,13 +130,14 @@ impl Strings {
     }
 }
 
-pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> Result {
+pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResult {
     let path = user_string(path, 4096)?;
-    let path = core::str::from_utf8(&path).map_err(|_| ENOENT)?;
+    // No file has a name that is not UTF-8.
+    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
     let argv = Strings::copy_in(argv, 0)?;
     let envp = Strings::copy_in(envp, argv.size())?;
     let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
-    let mut image = exec::load(path, &argv_refs, &envp_refs).map_err(|e| e.errno())?;
+    let mut image = exec::load(path, &argv_refs, &envp_refs)?;
     let old = sched::replace_image(&mut image);
     drop(old);
     *frame = image.frame;
@@ -135,34 +147,19 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
 
 const WNOHANG: u64 = 1;
 
-pub(super) fn wait4(pid: i64, status: u64, options: u64) -> Result {
+pub(super) fn wait4(pid: i64, status: u64, options: u64) -> SysResult {
     let pid = if pid <= 0 { -1 } else { pid };
+    // Checked before waiting: a bad pointer must not cost the child.
     if status != 0 && !crate::mm::uaccess::access_ok(status, 4, Prot::WRITE) {
-        return Err(EFAULT);
+        return Err(Errno::EFAULT);
     }
-    match sched::wait(pid, options & WNOHANG != 0) {
-        Err(sched::NoChild) => Err(ECHILD),
-        Ok(None) => Ok(0),
-        Ok(Some((child, code))) => {
+    match sched::wait(pid, options & WNOHANG != 0)? {
+        None => Ok(0),
+        Some((child, code)) => {
             if status != 0 {
-                copy_to_user(status, &code.to_le_bytes())?;
+                write_user::<i32>(status, &code)?;
             }
-            Ok(child as i64)
+            Ok(child as u64)
         }
     }
-}
-
-pub(super) fn nanosleep(req: u64) -> Result {
-    let mut ts = [0u8; 16];
-    copy_from_user(&mut ts, req)?;
-    let secs = u64::from_le_bytes(ts[..8].try_into().unwrap());
-    let nanos = u64::from_le_bytes(ts[8..].try_into().unwrap());
-    if nanos >= 1_000_000_000 || secs > 1 << 32 {
-        return Err(EINVAL);
-    }
-    let ticks = (secs * 1_000_000_000 + nanos).div_ceil(1_000_000_000 / crate::time::TICK_HZ);
-    if ticks > 0 {
-        sched::sleep_ticks(ticks);
-    }
-    Ok(0)
 }

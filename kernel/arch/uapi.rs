@@ -1,0 +1,93 @@
+//! The structures of Linux's x86_64 user ABI that system calls read and
+//! write, laid out as user programs see them (`#[repr(C)]`, LP64).
+//!
+//! Each is declared through [`pod_struct!`], which checks at compile time
+//! that it has no padding and only [`Pod`] fields before it implements
+//! [`Pod`]: so `mm::uaccess` may copy it to and from user memory whole.
+
+use crate::mm::uaccess::Pod;
+
+/// Declares a `#[repr(C)]` struct and implements [`Pod`] for it, after
+/// compile-time checks that its size is the sum of its fields' (no padding
+/// anywhere) and that every field is `Pod` itself.
+macro_rules! pod_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+
+        const _: () = assert!(
+            core::mem::size_of::<$name>() == 0 $(+ core::mem::size_of::<$ty>())*,
+            concat!(stringify!($name), " has padding"),
+        );
+        const _: fn() = || {
+            fn field_is_pod<T: Pod>() {}
+            $(field_is_pod::<$ty>();)*
+        };
+
+        // SAFETY: `#[repr(C)]`, no padding (the size assertion above), and
+        // every field is `Pod` (the bound check above): any bytes are a
+        // valid value, and every byte of a value is initialised.
+        unsafe impl Pod for $name {}
+    };
+}
+
+pod_struct! {
+    /// `struct timespec`: `nanosleep`'s request, `clock_gettime`'s answer.
+    pub struct Timespec {
+        pub tv_sec: i64,
+        pub tv_nsec: i64,
+    }
+}
+
+pod_struct! {
+    /// `struct iovec`: one segment of a `readv`/`writev` array.
+    pub struct Iovec {
+        pub iov_base: u64,
+        pub iov_len: u64,
+    }
+}
+
+/// Bytes in each `utsname` field (`__NEW_UTS_LEN + 1`), NUL included.
+pub const UTS_FIELD: usize = 65;
+
+pod_struct! {
+    /// `struct new_utsname`: `uname`'s answer, NUL-padded strings.
+    pub struct Utsname {
+        pub sysname: [u8; UTS_FIELD],
+        pub nodename: [u8; UTS_FIELD],
+        pub release: [u8; UTS_FIELD],
+        pub version: [u8; UTS_FIELD],
+        pub machine: [u8; UTS_FIELD],
+        pub domainname: [u8; UTS_FIELD],
+    }
+}
+
+pod_struct! {
+    /// `struct winsize`: the terminal size `TIOCGWINSZ` reports.
+    pub struct Winsize {
+        pub ws_row: u16,
+        pub ws_col: u16,
+        pub ws_xpixel: u16,
+        pub ws_ypixel: u16,
+    }
+}
+
+pod_struct! {
+    /// The kernel's `struct sigaction` on x86_64 (what `rt_sigaction`
+    /// reads and writes, not libc's): handler, flags, restorer, mask.
+    pub struct Sigaction {
+        pub sa_handler: u64,
+        pub sa_flags: u64,
+        pub sa_restorer: u64,
+        pub sa_mask: u64,
+    }
+}

@@ -1,0 +1,32 @@
+//! Time: clock_gettime and nanosleep.
+
+use super::*;
+use crate::arch::uapi::Timespec;
+use crate::mm::uaccess::{read_user, write_user};
+
+const NSEC_PER_SEC: u64 = 1_000_000_000;
+
+/// Every clock reads the time since boot.
+pub(super) fn clock_gettime(ts: u64) -> SysResult {
+    let ns = crate::time::uptime_ns();
+    let now = Timespec {
+        tv_sec: (ns / NSEC_PER_SEC) as i64,
+        tv_nsec: (ns % NSEC_PER_SEC) as i64,
+    };
+    write_user(ts, &now)?;
+    Ok(0)
+}
+
+pub(super) fn nanosleep(req: u64) -> SysResult {
+    let ts: Timespec = read_user(req)?;
+    // Read as unsigned: a negative second or nanosecond count is too big.
+    let (secs, nanos) = (ts.tv_sec as u64, ts.tv_nsec as u64);
+    if nanos >= NSEC_PER_SEC || secs > 1 << 32 {
+        return Err(Errno::EINVAL);
+    }
+    let ticks = (secs * NSEC_PER_SEC + nanos).div_ceil(NSEC_PER_SEC / crate::time::TICK_HZ);
+    if ticks > 0 {
+        sched::sleep_ticks(ticks);
+    }
+    Ok(0)
+}
