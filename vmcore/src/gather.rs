@@ -89,7 +89,12 @@ pub struct Gather<T: TlbFlush> {
 }
 
 impl<T: TlbFlush> Gather<T> {
-    /// An empty gather flushing through `tlb`.
+    /// An empty gather flushing through `tlb`. (Construction writes two
+    /// lengths, not the batches: a gather on the fault path costs nothing
+    /// until something is gathered. Keep it in place — `finish` takes it
+    /// by reference — since moving its batches is a memory copy, which is
+    /// dear under emulation.)
+    #[inline]
     pub fn new(tlb: T) -> Gather<T> {
         Gather {
             tlb,
@@ -176,8 +181,10 @@ impl<T: TlbFlush> Gather<T> {
     }
 
     /// Flushes, then gives back every gathered frame and page-table page
-    /// (the latter to `mem`). Returns what the gather did in all.
-    pub fn finish<M: TableMemory + ?Sized>(mut self, mem: &mut M) -> GatherStats {
+    /// (the latter to `mem`). Returns what the gather did in all. The
+    /// gather is empty afterwards and may be reused.
+    #[inline]
+    pub fn finish<M: TableMemory + ?Sized>(&mut self, mem: &mut M) -> GatherStats {
         self.flush_and_release();
         self.free_tables(mem);
         self.stats
