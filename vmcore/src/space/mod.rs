@@ -8,7 +8,7 @@
 //!   helpers Linux splits it into);
 //! - [`unmap`]: `munmap`, `MAP_FIXED` over old pages, `MADV_DONTNEED`,
 //!   exit;
-//! - [`protect`]: `mprotect`;
+//! - [`protect`][protect]: `mprotect`;
 //! - [`remap`]: `mremap` moving a region;
 //! - [`fork`]: the copy-on-write duplicate.
 //!
