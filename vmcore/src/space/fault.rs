@@ -246,6 +246,7 @@ where
     /// the region's flags plus Accessed, and Dirty for a write (as the
     /// retried access would set them; Linux's `pte_mkdirty` on a write
     /// fault), so the MMU need not update the entry again.
+    #[inline]
     fn new_leaf(&self, action: &FaultAction, frame: u64) -> Pte {
         let mut flags =
             leaf_flags(&self.vma, action).expect("a mapping action has flags") | PteFlags::ACCESSED;
@@ -258,6 +259,7 @@ where
     /// Writes the leaf for `frame`, consuming its handle; the leaf it
     /// replaces (if present) goes to the gather with its reference. If no
     /// table page can be had, nothing changes and `frame` is dropped.
+    #[inline]
     fn install(self, action: &FaultAction, frame: B::Frame) -> Result<(), FaultError> {
         let new = self.new_leaf(action, frame.addr());
         let old = self
@@ -274,6 +276,7 @@ where
 
     /// Rewrites the leaf in place with `new`, which keeps its frame (and
     /// the reference the leaf holds); the old translation is flushed.
+    #[inline]
     fn set_in_place(self, new: Pte) -> Result<(), FaultError> {
         self.entry
             .set(self.mem, new)
@@ -285,6 +288,7 @@ where
     /// First touch of anonymous memory (Linux's `do_anonymous_page`): a
     /// read of private memory maps the shared zero page; anything else a
     /// zeroed frame.
+    #[inline]
     fn do_anonymous_page(self, action: FaultAction) -> Result<(), FaultError> {
         let frame = if action == FaultAction::MapZeroPage {
             self.backend.count(FaultEvent::ZeroPageMap);
@@ -299,6 +303,7 @@ where
     /// First touch of a file page (Linux's `do_read_fault` /
     /// `do_shared_fault` / `do_cow_fault`): map the page-cache frame, or a
     /// private copy of it for a write to a private mapping.
+    #[inline]
     fn do_file_page(
         self,
         action: FaultAction,
@@ -324,6 +329,7 @@ where
     /// A write to a leaf that must not be written in place (Linux's
     /// `wp_page_copy`): a copy of a shared frame, or a zeroed frame in
     /// place of the zero page. The old leaf's reference goes to the gather.
+    #[inline]
     fn wp_page_copy(self, action: FaultAction) -> Result<(), FaultError> {
         let frame = if action == FaultAction::CopyOnWrite {
             self.backend.count(FaultEvent::CowCopy);
@@ -339,6 +345,7 @@ where
     /// A write to a read-only leaf whose frame this address space may write
     /// in place (Linux's `wp_page_reuse`): the last user of a copy-on-write
     /// frame, or a shared mapping. The leaf keeps its frame and reference.
+    #[inline]
     fn wp_page_reuse(self) -> Result<(), FaultError> {
         if self.pte.is_cow() {
             self.backend.count(FaultEvent::CowReuse);
@@ -349,6 +356,7 @@ where
 
     /// A read or execute of a leaf less permissive than its region (an
     /// `mprotect` that has not reached it): rewrite it from the region.
+    #[inline]
     fn refresh_pte(self) -> Result<(), FaultError> {
         let new = protect_pte(&self.vma, self.pte);
         self.set_in_place(new)
