@@ -92,6 +92,10 @@ check fuzz 0 "fuzz: done: 20000 calls" -- $B/fuzz -q -s 1 -n 20000
 check fuzz-seed2 0 "fuzz: done: 20000 calls" -- $B/fuzz -q -s 2 -n 20000
 check fuzz-replay 0 "fuzz: batch 3:" "  0: " -- $B/fuzz -s 7 -r 3
 check fuzz-bad-arg 2 "usage: fuzz" -- $B/fuzz -x
+# The memory benchmark, quick: every item prints a "mmbench: NAME CYCLES" line.
+check mmbench 0 "mmbench: getpid " "mmbench: mprotect-1p " "mmbench: fork-64m " \
+	"mmbench-end: 18 items, 3 reps" -- $B/mmbench -q
+check mmbench-bad-name 2 "no item named" -- $B/mmbench no-such-item
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0

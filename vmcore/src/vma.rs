@@ -407,6 +407,101 @@ impl fmt::Display for VmError {
     }
 }
 
+/// The ranges [`VmaSet::protect`] changed, in address order. Up to two
+/// are kept inline; more are reserved on the heap up front (the call fails
+/// cleanly if that allocation does), so filling it never allocates.
+#[derive(Clone, Default)]
+pub struct Changed {
+    inline: [(u64, u64); 2],
+    len: usize,
+    spill: Vec<(u64, u64)>,
+}
+
+impl Changed {
+    fn with_room(n: usize) -> Result<Changed, VmError> {
+        let mut c = Changed::default();
+        if n > c.inline.len() {
+            c.spill
+                .try_reserve_exact(n)
+                .map_err(|_| VmError::NoMemory)?;
+        }
+        Ok(c)
+    }
+
+    /// Adds a range; the room was reserved by [`Changed::with_room`].
+    fn push(&mut self, range: (u64, u64)) {
+        if self.spill.capacity() > 0 {
+            self.spill.push(range);
+        } else {
+            self.inline[self.len] = range;
+            self.len += 1;
+        }
+    }
+
+    /// The ranges, in address order.
+    pub fn as_slice(&self) -> &[(u64, u64)] {
+        if self.spill.capacity() > 0 {
+            &self.spill
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+}
+
+impl core::ops::Deref for Changed {
+    type Target = [(u64, u64)];
+    fn deref(&self) -> &[(u64, u64)] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Changed {
+    fn eq(&self, other: &Changed) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Changed {}
+
+impl PartialEq<Vec<(u64, u64)>> for Changed {
+    fn eq(&self, other: &Vec<(u64, u64)>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl fmt::Debug for Changed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+/// By value: `for (start, end) in set.protect(..)?`.
+impl IntoIterator for Changed {
+    type Item = (u64, u64);
+    type IntoIter = ChangedIter;
+    fn into_iter(self) -> ChangedIter {
+        ChangedIter {
+            changed: self,
+            next: 0,
+        }
+    }
+}
+
+/// Iterator over a [`Changed`], by value.
+pub struct ChangedIter {
+    changed: Changed,
+    next: usize,
+}
+
+impl Iterator for ChangedIter {
+    type Item = (u64, u64);
+    fn next(&mut self) -> Option<(u64, u64)> {
+        let r = self.changed.as_slice().get(self.next).copied();
+        self.next += 1;
+        r
+    }
+}
+
 /// Checks a `[start, end)` range that an operation is about to apply to.
 fn check_range(start: u64, end: u64) -> Result<(), VmError> {
     if !is_page_aligned(start) || !is_page_aligned(end) {
@@ -615,29 +710,37 @@ impl VmaSet {
     /// Changes the protection of `[start, end)` (`mprotect`), splitting at
     /// the edges and re-merging. The whole range must be mapped (Linux
     /// returns `ENOMEM` otherwise) and nothing changes if it is not.
-    /// Returns the affected ranges in order (one per original region piece)
-    /// so the caller can rewrite their page-table entries.
-    pub fn protect(
-        &mut self,
-        start: u64,
-        end: u64,
-        prot: Prot,
-    ) -> Result<Vec<(u64, u64)>, VmError> {
+    /// Returns the ranges whose protection changed, in order (one per
+    /// original region piece), so the caller can rewrite their page-table
+    /// entries. Like Linux's `mprotect_fixup`, a region that already has
+    /// `prot` is left alone: not split, not returned (its entries already
+    /// say `prot`). Up to two pieces (one page inside one region, the
+    /// common call) need no allocation.
+    pub fn protect(&mut self, start: u64, end: u64, prot: Prot) -> Result<Changed, VmError> {
         check_range(start, end)?;
         if let Some(addr) = self.first_hole(start, end) {
             return Err(VmError::NotMapped { addr });
         }
         let span = self.overlap_span(start, end);
-        let mut changed = Vec::new();
-        changed
-            .try_reserve_exact(span.len())
-            .map_err(|_| VmError::NoMemory)?;
-        // At most the first and the last region split off an outside piece.
-        let (left, right, _) = self.cut(start, end);
+        let regions = &self.regions[span.clone()];
+        let to_change = regions.iter().filter(|v| v.prot != prot).count();
+        if to_change == 0 {
+            return Ok(Changed::default());
+        }
+        let mut changed = Changed::with_room(to_change)?;
+        // At most the first and the last region split off an outside piece,
+        // and only if their protection changes.
+        let (first, last) = (regions[0], regions[regions.len() - 1]);
+        let left = (first.start < start && first.prot != prot) as usize;
+        let right = (last.end > end && last.prot != prot) as usize;
         self.reserve(left + right, (left + right) as isize)?;
         let mut i = span.start;
         while i < self.regions.len() && self.regions[i].start < end {
             let vma = self.regions[i];
+            if vma.prot == prot {
+                i += 1;
+                continue;
+            }
             let (lo, hi) = (vma.start.max(start), vma.end.min(end));
             let mut pieces = 0;
             if vma.start < lo {

@@ -197,6 +197,38 @@ fn protect_splits_and_remerges() {
 }
 
 #[test]
+fn protect_leaves_regions_that_already_have_it() {
+    let mut set = VmaSet::new();
+    set.map(anon(10, 20, Prot::RW)).unwrap();
+    // Nothing to do: no split, nothing to rewrite.
+    let changed = set.protect(12 * P, 14 * P, Prot::RW).unwrap();
+    assert!(changed.is_empty());
+    assert_eq!(ranges(&set), vec![(10, 20)]);
+    // Across three regions, only the two that differ are reported (and
+    // split); the middle one is left as it was, then all merge.
+    set.protect(14 * P, 16 * P, Prot::READ).unwrap();
+    assert_eq!(ranges(&set), vec![(10, 14), (14, 16), (16, 20)]);
+    let changed = set.protect(12 * P, 18 * P, Prot::READ).unwrap();
+    assert_eq!(changed, vec![(12 * P, 14 * P), (16 * P, 18 * P)]);
+    assert_eq!(ranges(&set), vec![(10, 12), (12, 18), (18, 20)]);
+}
+
+#[test]
+fn protect_reports_many_pieces() {
+    // Alternating protections: more pieces than fit inline.
+    let mut set = VmaSet::new();
+    for i in 0..6 {
+        let prot = if i % 2 == 0 { Prot::RW } else { Prot::RX };
+        set.map(anon(10 + i, 11 + i, prot)).unwrap();
+    }
+    let changed = set.protect(10 * P, 16 * P, Prot::READ).unwrap();
+    let expected: Vec<(u64, u64)> = (10..16).map(|p| (p * P, p * P + P)).collect();
+    assert_eq!(changed, expected);
+    assert_eq!(changed.into_iter().collect::<Vec<_>>(), expected);
+    assert_eq!(ranges(&set), vec![(10, 16)]);
+}
+
+#[test]
 fn find_free_top_down_and_hint() {
     let mut set = VmaSet::new();
     let (lo, hi) = (0x1000 * P, 0x2000 * P);
@@ -325,8 +357,8 @@ fn map_count_is_bounded() {
     assert_eq!(set, before);
     // No split: a whole region changes, the edge of one is cut off.
     assert_eq!(
-        set.protect(40 * P, 41 * P, Prot::READ),
-        Ok(vec![(40 * P, 41 * P)])
+        set.protect(40 * P, 41 * P, Prot::READ).unwrap(),
+        vec![(40 * P, 41 * P)]
     );
     assert_eq!(set.unmap(16 * P, 17 * P), Ok(vec![(16 * P, 17 * P)]));
     // A whole region goes, making room for a split.
