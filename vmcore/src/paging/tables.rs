@@ -472,10 +472,10 @@ impl PageTables {
     }
 
     /// Clears every leaf lying entirely inside `[start, end)` (`munmap`),
-    /// calling `f(va, size, final_pte)` for each so the caller can drop its
-    /// frame reference, and frees lower-half tables left empty. A huge leaf
-    /// only partly inside is left alone. Returns the number of leaves
-    /// cleared.
+    /// calling `f(mem, va, size, final_pte)` for each so the caller can
+    /// take over its frame reference, and frees lower-half tables left
+    /// empty. A huge leaf only partly inside is left alone. Returns the
+    /// number of leaves cleared.
     pub fn unmap_range<M, F>(
         &mut self,
         mem: &mut M,
@@ -487,11 +487,45 @@ impl PageTables {
         M: TableMemory + ?Sized,
         F: FnMut(&mut M, u64, u64, Pte),
     {
+        self.clear(mem, start, end, true, f)
+    }
+
+    /// Like [`PageTables::unmap_range`] but keeps the tables, empty or not
+    /// (`MADV_DONTNEED`, as Linux's `zap_page_range`: the range stays
+    /// mapped, so the next fault there reuses them instead of scanning
+    /// and freeing a table only to allocate it again).
+    pub fn clear_range<M, F>(
+        &mut self,
+        mem: &mut M,
+        start: u64,
+        end: u64,
+        f: &mut F,
+    ) -> Result<usize, MapError>
+    where
+        M: TableMemory + ?Sized,
+        F: FnMut(&mut M, u64, u64, Pte),
+    {
+        self.clear(mem, start, end, false, f)
+    }
+
+    fn clear<M, F>(
+        &mut self,
+        mem: &mut M,
+        start: u64,
+        end: u64,
+        free_tables: bool,
+        f: &mut F,
+    ) -> Result<usize, MapError>
+    where
+        M: TableMemory + ?Sized,
+        F: FnMut(&mut M, u64, u64, Pte),
+    {
         struct Unmapper<'a, F> {
             f: &'a mut F,
             start: u64,
             end: u64,
             count: usize,
+            free_tables: bool,
         }
         impl<M: TableMemory + ?Sized, F: FnMut(&mut M, u64, u64, Pte)> Visit<M> for Unmapper<'_, F> {
             fn leaf(&mut self, mem: &mut M, slot: Slot, va: u64, size: u64, _: Pte) -> bool {
@@ -504,6 +538,12 @@ impl PageTables {
                 self.count += 1;
                 true
             }
+            fn frees_tables(&self) -> bool {
+                self.free_tables
+            }
+            fn frees_covered_tables(&self) -> bool {
+                self.free_tables
+            }
         }
         let (lo, hi) = linear_range(start, end)?;
         let mut v = Unmapper {
@@ -511,6 +551,7 @@ impl PageTables {
             start,
             end: hi,
             count: 0,
+            free_tables,
         };
         if lo < hi {
             walk_table(mem, self.root, Level::Pml4, lo, hi, &mut v);

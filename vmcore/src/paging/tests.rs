@@ -514,3 +514,32 @@ fn empty_range_at_zero_visits_nothing() {
     assert_eq!(visited, 0);
     assert!(pt.translate(&mut mem, 0x40_0000).is_some());
 }
+
+/// `clear_range` (MADV_DONTNEED) keeps the tables it empties; the munmap
+/// or teardown that later covers them frees them all the same.
+#[test]
+fn clear_range_keeps_tables_until_an_unmap_covers_them() {
+    let (mut mem, mut pt) = setup();
+    let before = mem.live();
+    pt.map(&mut mem, 0x40_0000, 0x100_0000, UW).unwrap();
+    pt.map(&mut mem, 0x60_0000, 0x100_1000, UW).unwrap();
+    let with_tables = mem.live();
+    let cleared = pt
+        .clear_range(&mut mem, 0x40_0000, 0x40_1000, &mut |_, _, _, _| {})
+        .unwrap();
+    assert_eq!(cleared, 1);
+    assert!(pt.translate(&mut mem, 0x40_0000).is_none());
+    assert_eq!(mem.live(), with_tables, "DONTNEED keeps the empty table");
+    // An unmap of the whole 2 MiB the empty table covers frees it, though
+    // it clears nothing there.
+    let n = pt
+        .unmap_range(&mut mem, 0x40_0000, 0x60_0000, &mut |_, _, _, _| {})
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(mem.live(), with_tables - 1);
+    // A partial unmap of an empty table leaves it; teardown frees all.
+    pt.clear_range(&mut mem, 0x60_0000, 0x60_1000, &mut |_, _, _, _| {})
+        .unwrap();
+    pt.teardown_user(&mut mem, &mut |_, _| {});
+    assert_eq!(mem.live(), before);
+}

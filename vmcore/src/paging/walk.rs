@@ -153,6 +153,18 @@ pub(super) trait Visit<M: ?Sized> {
     fn stopped(&self) -> bool {
         false
     }
+    /// Whether lower-half tables the walk leaves empty are freed (munmap)
+    /// or kept for the next fault there (`MADV_DONTNEED`).
+    fn frees_tables(&self) -> bool {
+        true
+    }
+    /// Whether a table the walk covers entirely is freed if empty even
+    /// when this walk cleared nothing in it (unmapping: a table an earlier
+    /// `MADV_DONTNEED` left empty goes with the munmap or exit covering
+    /// it).
+    fn frees_covered_tables(&self) -> bool {
+        false
+    }
 }
 
 /// Visits the part `[start, end)` (linear, non-empty) of the table `table`
@@ -195,8 +207,11 @@ where
             continue;
         }
         let child = pte.addr();
-        if walk_table(mem, child, lower, lo, hi, v)
+        let covered = lo == entry_lin && hi == entry_lin + size;
+        let emptied = walk_table(mem, child, lower, lo, hi, v);
+        if (emptied || (covered && v.frees_covered_tables()))
             && entry_lin < LINEAR_USER_END
+            && v.frees_tables()
             && table_is_empty(mem, child)
         {
             store(mem, table, idx, Pte::EMPTY);

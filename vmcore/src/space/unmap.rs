@@ -62,7 +62,12 @@ impl VmSpace {
         T: TlbFlush,
     {
         if start < end && end <= USER_END {
-            self.unmap_pages(mem, gather, start, end);
+            let mut mem = GatherTables::new(mem, gather);
+            // The region stays, so its page tables do too (Linux's
+            // zap_page_range): the next touch needs them again.
+            let _ = self
+                .tables
+                .clear_range(&mut mem, start, end, &mut take_leaf);
         }
     }
 
@@ -93,10 +98,20 @@ impl VmSpace {
     {
         debug_assert!(start < end && end <= USER_END);
         let mut mem = GatherTables::new(mem, gather);
-        let mut take = |mem: &mut GatherTables<'_, M, T>, va: u64, size: u64, old: Pte| {
-            // SAFETY: the walker just cleared this leaf of ours.
-            unsafe { gather_leaf(mem.gather, va, size, old) };
-        };
-        let _ = self.tables.unmap_range(&mut mem, start, end, &mut take);
+        let _ = self
+            .tables
+            .unmap_range(&mut mem, start, end, &mut take_leaf);
     }
+}
+
+/// The walkers' callback for a leaf they just cleared: its reference goes
+/// to the gather.
+fn take_leaf<M: TableMemory + ?Sized, T: TlbFlush>(
+    mem: &mut GatherTables<'_, M, T>,
+    va: u64,
+    size: u64,
+    old: Pte,
+) {
+    // SAFETY: the walker just cleared this leaf of ours.
+    unsafe { gather_leaf(mem.gather, va, size, old) };
 }
