@@ -116,3 +116,13 @@ pub fn alloc_meta_array(
         )
     })
 }
+
+/// The kernel's ELF file as the bootloader loaded it (for its symbols).
+pub fn kernel_file() -> &'static [u8] {
+    let (phys, len) = crate::boot::facts().kernel_file;
+    // SAFETY: the bootloader loaded the kernel file at `phys..phys + len`
+    // and those frames stay reserved (`frames::init` reserves them again,
+    // so they never reach the frame allocator); the direct map covers them
+    // and nothing writes to them.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const u8, len as usize) }
+}
