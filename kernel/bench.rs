@@ -12,16 +12,22 @@
 //! Each benchmark runs several times, each run measuring the operation and
 //! its reference back to back; the printed ratio is the median of the runs'
 //! ratios, so a slow spell of the host hits both sides of a ratio alike.
+//!
+//! No `unsafe` here: frames are zeroed and copied through `mm::direct`, and
+//! the ring-3 loops are `arch::ring3`'s.
+
+#![deny(unsafe_code)]
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use mmcore::{FrameKind, PhysMem};
+use mmcore::FrameKind;
 use spin::Mutex;
 use vmcore::{Prot, Vma, PAGE_SIZE as PAGE};
 
+use crate::arch::ring3::{self, BenchEntry};
 use crate::mm::aspace::{self, AddressSpace, SharedAddressSpace};
-use crate::mm::frames::{self, DirectMap};
 use crate::mm::uaccess::copy_to_user;
+use crate::mm::{direct, frames};
 use crate::time::rdtsc;
 
 const BASE: u64 = 0x1000_0000;
@@ -87,62 +93,12 @@ fn map(a: &SharedAddressSpace, start: u64, pages: u64) {
         .expect("free range");
 }
 
-// A ring-3 loop writing one byte per page: `touch(start = rdi, pages = rsi)`.
-core::arch::global_asm!(
-    ".pushsection .rodata.bench_user, \"a\"",
-    ".global bench_touch_start",
-    "bench_touch_start:",
-    "2:",
-    "mov byte ptr [rdi], 1",
-    "add rdi, 4096",
-    "dec rsi",
-    "jnz 2b",
-    "mov eax, 60",
-    "xor edi, edi",
-    "syscall",
-    // getpid `rsi` times: the bare cost of entering and leaving the kernel.
-    ".global bench_syscall_start",
-    "bench_syscall_start:",
-    "3:",
-    "mov eax, 39",
-    "syscall",
-    "dec rsi",
-    "jnz 3b",
-    "mov eax, 60",
-    "xor edi, edi",
-    "syscall",
-    // A read of one byte per page: `read(start = rdi, pages = rsi)`.
-    ".global bench_read_start",
-    "bench_read_start:",
-    "4:",
-    "mov al, byte ptr [rdi]",
-    "add rdi, 4096",
-    "dec rsi",
-    "jnz 4b",
-    "mov eax, 60",
-    "xor edi, edi",
-    "syscall",
-    ".global bench_touch_end",
-    "bench_touch_end:",
-    ".popsection",
-);
-
-unsafe extern "C" {
-    static bench_touch_start: u8;
-    static bench_syscall_start: u8;
-    static bench_read_start: u8;
-    static bench_touch_end: u8;
-}
-
 const CODE: u64 = 0x40_0000;
 const STACK_TOP: u64 = 0x7000_0000;
 
 /// Puts the touch loop at CODE and a small stack below STACK_TOP.
 fn load_toucher(a: &SharedAddressSpace) {
-    let start = core::ptr::addr_of!(bench_touch_start);
-    let end = core::ptr::addr_of!(bench_touch_end);
-    // SAFETY: the two symbols delimit the blob above, in kernel rodata.
-    let code = unsafe { core::slice::from_raw_parts(start, end as usize - start as usize) };
+    let code = ring3::bench_code();
     map(a, CODE, 1);
     copy_to_user(CODE, code).expect("code page");
     a.lock()
@@ -190,8 +146,7 @@ fn zero_page_cycles() -> u64 {
     let pages = fresh_frames(512);
     let t0 = rdtsc();
     for &pfn in &pages {
-        // SAFETY: our frame.
-        unsafe { core::ptr::write_bytes(DirectMap.frame_ptr(pfn), 0, PAGE as usize) };
+        direct::zero_frame(pfn);
     }
     let cycles = (rdtsc() - t0) / pages.len() as u64;
     free_frames(pages);
@@ -204,19 +159,12 @@ fn copy_page_cycles() -> u64 {
     let src = fresh_frames(512);
     let dst = fresh_frames(512);
     for &pfn in &src {
-        // SAFETY: our frame; give the sources contents, as a COW source has.
-        unsafe { core::ptr::write_bytes(DirectMap.frame_ptr(pfn), 0x5a, PAGE as usize) };
+        // Give the sources contents, as a COW source has.
+        direct::fill_frame(pfn, 0x5a);
     }
     let t0 = rdtsc();
     for (&s, &d) in src.iter().zip(&dst) {
-        // SAFETY: two distinct frames of ours.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                DirectMap.frame_ptr(s),
-                DirectMap.frame_ptr(d),
-                PAGE as usize,
-            )
-        };
+        direct::copy_frame(d, s);
     }
     let cycles = (rdtsc() - t0) / src.len() as u64;
     free_frames(src);
@@ -239,12 +187,7 @@ fn back_free_memory() {
     }
     for &(pfn, order) in &blocks {
         for i in 0..1u64 << order {
-            // SAFETY: a frame of a block we just allocated.
-            unsafe {
-                DirectMap
-                    .frame_ptr(mmcore::Pfn(pfn.0 + i))
-                    .write_volatile(0)
-            };
+            direct::touch_frame(mmcore::Pfn(pfn.0 + i));
         }
     }
     for (pfn, order) in blocks {
@@ -347,8 +290,7 @@ fn minor_fault_once() -> (u64, u64) {
     map(&a, BASE, 2 * pages);
     // The first half builds the page tables; the second half is measured.
     touch_cycles(&a, BASE, pages);
-    let offset = core::ptr::addr_of!(bench_read_start) as u64
-        - core::ptr::addr_of!(bench_touch_start) as u64;
+    let offset = BenchEntry::Read.offset();
     let share = handler_share(pages, || {
         let t0 = rdtsc();
         let exit = crate::proc::user::run(
@@ -413,14 +355,7 @@ fn eager_copy_cycles(a: &SharedAddressSpace, pages: u64) -> u64 {
     for i in 0..pages {
         let (pa, _) = aspace.translate(BASE + i * PAGE).expect("touched");
         let dst = frames::alloc(0, FrameKind::UserAnon).expect("memory for the copy");
-        // SAFETY: `pa` is a mapped frame of `a`, `dst` a fresh frame.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                DirectMap.frame_ptr(mmcore::Pfn::from_addr(pa)),
-                DirectMap.frame_ptr(dst),
-                PAGE as usize,
-            )
-        };
+        direct::copy_frame(dst, mmcore::Pfn::from_addr(pa));
         copies.push(dst);
     }
     let cycles = rdtsc() - t0;
@@ -463,8 +398,7 @@ pub fn region_lookup() -> BenchResult {
 /// and back, against a page zeroing.
 pub fn kernel_entry() -> BenchResult {
     let a = space();
-    let offset = core::ptr::addr_of!(bench_syscall_start) as u64
-        - core::ptr::addr_of!(bench_touch_start) as u64;
+    let offset = BenchEntry::Syscall.offset();
     let calls = 4096;
     let runs: Vec<(u64, u64)> = (0..RUNS)
         .map(|_| {

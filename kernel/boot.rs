@@ -99,13 +99,8 @@ pub fn take(info: &'static mut BootInfo) -> &'static mut Boot {
             .map(|a| (a, info.ramdisk_len)),
         framebuffer: fb_range,
     });
-    static BOOT: spin::Mutex<Option<Boot>> = spin::Mutex::new(None);
-    let mut slot = BOOT.lock();
-    *slot = Some(Boot { framebuffer });
-    let boot: *mut Boot = slot.as_mut().expect("just set");
-    // SAFETY: `take` runs once, on the boot CPU; the Boot lives in a static
-    // and nothing else ever reaches it.
-    unsafe { &mut *boot }
+    // On the boot heap, which keeps its blocks valid for good.
+    alloc::boxed::Box::leak(alloc::boxed::Box::new(Boot { framebuffer }))
 }
 
 pub fn facts() -> &'static BootFacts {

@@ -6,6 +6,8 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::arch::port::{COM1_DATA, COM1_LSR};
+use crate::arch::sync::{Fatal, IrqMutex};
 use crate::drivers::{fbcon, serial};
 
 struct Consoles;
@@ -27,7 +29,7 @@ pub fn print(args: fmt::Arguments) {
 
 /// A copy of everything printed, while a capture is active (tests read
 /// what user programs wrote).
-static CAPTURE: spin::Mutex<Option<alloc::string::String>> = spin::Mutex::new(None);
+static CAPTURE: IrqMutex<Option<alloc::string::String>> = IrqMutex::new(None);
 
 /// Set for good once a fatal-error report starts: from then on nothing is
 /// captured (the buffer would grow on the heap, which may be what broke).
@@ -37,25 +39,28 @@ fn capture(args: fmt::Arguments) {
     if FATAL.load(Ordering::SeqCst) {
         return;
     }
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        if let Some(buf) = CAPTURE.lock().as_mut() {
-            let _ = buf.write_fmt(args);
-        }
-    });
+    if let Some(buf) = CAPTURE.lock().as_mut() {
+        let _ = buf.write_fmt(args);
+    }
 }
 
 /// Starts copying console output into a buffer (replacing any earlier one).
 pub fn capture_start() {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        *CAPTURE.lock() = Some(alloc::string::String::new())
-    });
+    *CAPTURE.lock() = Some(alloc::string::String::new());
+}
+
+/// Returns what was printed since the capture started and starts a new one
+/// in the same step (under the capture's lock: no line falls between).
+pub fn capture_restart() -> alloc::string::String {
+    CAPTURE
+        .lock()
+        .replace(alloc::string::String::new())
+        .unwrap_or_default()
 }
 
 /// Stops copying and returns what was printed since `capture_start`.
 pub fn capture_take() -> alloc::string::String {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        CAPTURE.lock().take().unwrap_or_default()
-    })
+    CAPTURE.lock().take().unwrap_or_default()
 }
 
 #[macro_export]
@@ -103,23 +108,15 @@ pub fn init() {
 
 /// Lets the fatal-error path print even if it interrupted a console writer,
 /// and stops the capture for good (printing must not allocate from now on).
-///
-/// # Safety
-/// Only with interrupts off on a path that never returns to the interrupted
-/// code.
-pub unsafe fn force_unlock_consoles() {
+/// Only the fatal-error path has a [`Fatal`] token.
+pub fn force_unlock_consoles(fatal: &Fatal) {
     FATAL.store(true, Ordering::SeqCst);
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        serial::force_unlock();
-        fbcon::force_unlock();
-        CAPTURE.force_unlock();
-    }
+    serial::force_unlock(fatal);
+    fbcon::force_unlock(fatal);
+    CAPTURE.force_unlock(fatal);
 }
 
-/// COM1's data and line-status registers, for [`emergency_print`].
-const COM1_DATA: u16 = 0x3f8;
-const COM1_LSR: u16 = 0x3f8 + 5;
+/// COM1's line status: the transmit register is empty.
 const LSR_THR_EMPTY: u8 = 1 << 5;
 
 /// Writes straight to the serial port: no lock, no heap, no framebuffer,
@@ -143,20 +140,14 @@ pub fn emergency_print(args: fmt::Arguments) {
 }
 
 fn raw_serial_byte(byte: u8) {
-    let mut lsr: x86_64::instructions::port::PortReadOnly<u8> =
-        x86_64::instructions::port::PortReadOnly::new(COM1_LSR);
-    let mut data: x86_64::instructions::port::PortWriteOnly<u8> =
-        x86_64::instructions::port::PortWriteOnly::new(COM1_DATA);
     // A missing or stuck UART must not hang the way out: give up waiting
     // after a while and write anyway.
     for _ in 0..100_000 {
-        // SAFETY: reading COM1's line status register has no side effect.
-        if unsafe { lsr.read() } & LSR_THR_EMPTY != 0 {
+        if COM1_LSR.read() & LSR_THR_EMPTY != 0 {
             break;
         }
         core::hint::spin_loop();
     }
-    // SAFETY: COM1's transmit register; at worst one byte interleaves with
-    // a write the failure interrupted.
-    unsafe { data.write(byte) };
+    // At worst one byte interleaves with a write the failure interrupted.
+    COM1_DATA.write(byte);
 }

@@ -6,6 +6,11 @@
 
 #![no_std]
 #![feature(allocator_ext)]
+// Unsafe belongs in `arch/` and `mm::direct`; modules that must not use it
+// say `#![deny(unsafe_code)]`. Every unsafe operation is in an `unsafe`
+// block of its own, with a `// SAFETY:` comment saying why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

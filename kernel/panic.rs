@@ -86,7 +86,8 @@ pub fn begin(entry: Entry) {
         STAGE.store(Stage::Message as u8, Ordering::SeqCst);
         // SAFETY: interrupts are off and a report never returns to the code
         // it interrupted, which might hold a console lock.
-        unsafe { crate::klog::force_unlock_consoles() };
+        let fatal = unsafe { crate::arch::sync::Fatal::assume() };
+        crate::klog::force_unlock_consoles(&fatal);
         return;
     }
     if depth == 1 {

@@ -4,10 +4,6 @@
 //! 0x10 for success (exit code 33) and 0x11 for failure (35). On a real PC the
 //! port does nothing and the CPU halts.
 
-use x86_64::instructions::port::Port;
-
-const DEBUG_EXIT_PORT: u16 = 0xf4;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ExitCode {
@@ -22,10 +18,7 @@ pub fn exit(code: ExitCode) -> ! {
 
 /// Exits QEMU with exit status `(value << 1) | 1`.
 pub fn exit_raw(value: u32) -> ! {
-    let mut port: Port<u32> = Port::new(DEBUG_EXIT_PORT);
-    // SAFETY: writing to the debug-exit port has no effect other than ending
-    // QEMU; on real hardware nothing decodes port 0xf4.
-    unsafe { port.write(value) };
+    crate::arch::port::debug_exit(value);
     halt()
 }
 

@@ -8,8 +8,6 @@ use core::fmt;
 
 use spin::Once;
 
-use crate::mm::layout::phys_to_virt;
-
 struct SymbolTable {
     symtab: &'static [u8],
     strtab: &'static [u8],
@@ -62,15 +60,7 @@ fn parse(elf: &'static [u8]) -> Option<SymbolTable> {
 }
 
 pub fn init(_: &crate::boot::Boot) {
-    let (phys, len) = crate::boot::facts().kernel_file;
-    TABLE.call_once(|| {
-        // SAFETY: the bootloader loaded the kernel file at `phys..phys+len`
-        // and those frames stay reserved (never given to the frame allocator);
-        // the direct map covers them and nothing writes to them.
-        let elf =
-            unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const u8, len as usize) };
-        parse(elf)
-    });
+    TABLE.call_once(|| parse(crate::mm::direct::kernel_file()));
 }
 
 /// A function containing an address, and the offset into it.

@@ -10,7 +10,7 @@
 //! report, which must end the run through the guard in `panic`.
 
 use alloc::string::String;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arch::exceptions::{set_fatal_hook, Fault};
 use crate::arch::hook::{FnPointer, Hook};
@@ -29,29 +29,28 @@ macro_rules! tests {
     };
 }
 
-static CURRENT: AtomicPtr<&'static str> = AtomicPtr::new(core::ptr::null_mut());
+/// The tests `run` was given, and the index of the one running now
+/// (`usize::MAX`: none).
+static TESTS: spin::Once<&'static [Test]> = spin::Once::new();
+static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// The test running now, for the panic handler.
 pub fn current_test() -> Option<&'static str> {
-    let p = CURRENT.load(Ordering::SeqCst);
-    // SAFETY: only pointers to `'static` test names are stored.
-    (!p.is_null()).then(|| unsafe { *p })
-}
-
-fn set_current(name: &'static &'static str) {
-    CURRENT.store(name as *const _ as *mut _, Ordering::SeqCst);
+    let i = CURRENT.load(Ordering::SeqCst);
+    TESTS.get()?.get(i).map(|t| t.name)
 }
 
 /// Runs every test in order and exits QEMU with the verdict.
 pub fn run(tests: &'static [Test]) -> ! {
     crate::kprintln!("running {} tests", tests.len());
-    for test in tests {
-        set_current(&test.name);
+    let tests = *TESTS.call_once(|| tests);
+    for (i, test) in tests.iter().enumerate() {
+        CURRENT.store(i, Ordering::SeqCst);
         crate::kprintln!("test {} ...", test.name);
         (test.run)();
         crate::kprintln!("test {} ... ok", test.name);
     }
-    CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
+    CURRENT.store(usize::MAX, Ordering::SeqCst);
     crate::kprintln!("test result: ok. {} passed", tests.len());
     exit(ExitCode::Success)
 }

@@ -23,8 +23,7 @@ pub fn uptime_ms() -> u64 {
 
 /// The CPU's time-stamp counter, in cycles.
 pub fn rdtsc() -> u64 {
-    // SAFETY: RDTSC has no side effects; every x86_64 CPU has it.
-    unsafe { core::arch::x86_64::_rdtsc() }
+    crate::arch::cpu::rdtsc()
 }
 
 static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
@@ -33,16 +32,13 @@ static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
 /// gate on and the speaker off, and the TSC is read on both ends. Runs before
 /// interrupts are on, so it polls.
 pub fn calibrate_tsc() {
-    use x86_64::instructions::port::Port;
+    use crate::arch::port::{PIT_CHANNEL2 as channel2, PIT_COMMAND as command, PIT_GATE as gate};
     const PIT_HZ: u64 = 1_193_182;
     const MS: u64 = 10;
     let count = (PIT_HZ * MS / 1000) as u16;
-    let mut gate: Port<u8> = Port::new(0x61);
-    let mut command: Port<u8> = Port::new(0x43);
-    let mut channel2: Port<u8> = Port::new(0x42);
-    // SAFETY: the documented PIT channel 2 one-shot sequence; port 0x61 bit 0
-    // gates channel 2, bit 1 (speaker) stays off, bit 5 reads its output.
-    let cycles = unsafe {
+    // The documented PIT channel 2 one-shot sequence: port 0x61 bit 0 gates
+    // channel 2, bit 1 (speaker) stays off, bit 5 reads its output.
+    let cycles = {
         let old = gate.read();
         gate.write((old & !0x02) | 0x01);
         command.write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0

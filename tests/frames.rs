@@ -30,7 +30,7 @@ fn main() -> ! {
 }
 
 fn managed_memory_matches_the_memory_map() {
-    let report = frames::INIT_REPORT.get().expect("frames initialised");
+    let report = frames::init_report().expect("frames initialised");
     let stats = frames::stats();
     // Everything usable except low memory, the metadata array and rounding.
     let usable_pages = report.usable_bytes / 4096;

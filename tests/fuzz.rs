@@ -25,7 +25,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use ferrite::klog::{capture_start, capture_take};
+use ferrite::klog::{capture_restart, capture_start, capture_take};
 use ferrite::mm::{frames, pagecache};
 use ferrite::proc::sched;
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
@@ -105,13 +105,9 @@ struct Scan {
 
 impl Scan {
     /// Takes what was printed since the last call (the capture restarts
-    /// at once, with interrupts off, so no line falls between).
+    /// at once, under the capture's lock, so no line falls between).
     fn drain(&mut self) {
-        let text = x86_64::instructions::interrupts::without_interrupts(|| {
-            let text = capture_take();
-            capture_start();
-            text
-        });
+        let text = capture_restart();
         self.partial.push_str(&text);
         drop(text);
         let Some(last_newline) = self.partial.rfind('\n') else {

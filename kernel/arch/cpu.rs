@@ -113,3 +113,37 @@ impl FpuState {
         unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack)) };
     }
 }
+
+/// The CPU's time-stamp counter, in cycles.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects; every x86_64 CPU has it.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Resets the machine: the chipset's reset control register (0xcf9, "full
+/// reset"), then the i8042's pulse-reset-line command, then a triple fault
+/// (an empty IDT and a breakpoint), which resets every x86 CPU. Returns
+/// only if none of them did (then halting is all that is left).
+pub fn reset_machine() {
+    use super::port::{I8042_STATUS_COMMAND, RESET_CONTROL};
+    x86_64::instructions::interrupts::disable();
+    RESET_CONTROL.write(0x02);
+    RESET_CONTROL.write(0x06);
+    for _ in 0..100_000 {
+        core::hint::spin_loop();
+    }
+    I8042_STATUS_COMMAND.write(0xfe);
+    for _ in 0..1_000_000 {
+        core::hint::spin_loop();
+    }
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
+    // SAFETY: an empty IDT makes the breakpoint below a triple fault, i.e.
+    // a CPU reset; interrupts are off and nothing runs after it.
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+    }
+    x86_64::instructions::interrupts::int3();
+}

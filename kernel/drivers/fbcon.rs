@@ -11,7 +11,8 @@
 use alloc::string::String;
 use bootloader_api::info::{FrameBuffer, FrameBufferInfo, PixelFormat};
 use noto_sans_mono_bitmap::{get_raster, get_raster_width, FontWeight, RasterHeight};
-use spin::Mutex;
+
+use crate::arch::sync::{Fatal, IrqMutex};
 
 const FONT_WEIGHT: FontWeight = FontWeight::Regular;
 const FONT_HEIGHT: RasterHeight = RasterHeight::Size16;
@@ -44,7 +45,7 @@ pub struct FbConsole {
     held: Option<String>,
 }
 
-static CONSOLE: Mutex<Option<FbConsole>> = Mutex::new(None);
+static CONSOLE: IrqMutex<Option<FbConsole>> = IrqMutex::new(None);
 
 pub fn init(fb: &'static mut FrameBuffer) {
     let info = fb.info();
@@ -62,31 +63,29 @@ pub fn init(fb: &'static mut FrameBuffer) {
 
 /// The framebuffer geometry, if there is one (for the boot banner).
 pub fn info() -> Option<FrameBufferInfo> {
-    x86_64::instructions::interrupts::without_interrupts(|| CONSOLE.lock().as_ref().map(|c| c.info))
+    CONSOLE.lock().as_ref().map(|c| c.info)
 }
 
 pub fn write_str(s: &str) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        if let Some(console) = CONSOLE.lock().as_mut() {
-            if let Some(held) = console.held.as_mut() {
-                if held.len() + s.len() <= HELD_TEXT_MAX {
-                    held.push_str(s);
-                }
-                return;
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        if let Some(held) = console.held.as_mut() {
+            if held.len() + s.len() <= HELD_TEXT_MAX {
+                held.push_str(s);
             }
-            console.cursor(false);
-            for c in s.chars() {
-                console.put_char(c);
-            }
-            console.cursor(true);
+            return;
         }
-    });
+        console.cursor(false);
+        for c in s.chars() {
+            console.put_char(c);
+        }
+        console.cursor(true);
+    }
 }
 
 /// Holds text output back until [`resume_text`] (for full-screen pictures).
 /// False if there is no framebuffer.
 pub fn pause_text() -> bool {
-    x86_64::instructions::interrupts::without_interrupts(|| match CONSOLE.lock().as_mut() {
+    match CONSOLE.lock().as_mut() {
         Some(console) => {
             if console.held.is_none() {
                 console.held = Some(String::new());
@@ -94,34 +93,30 @@ pub fn pause_text() -> bool {
             true
         }
         None => false,
-    })
+    }
 }
 
 /// Clears the screen and prints the text held back since [`pause_text`].
 pub fn resume_text() {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        if let Some(console) = CONSOLE.lock().as_mut() {
-            if let Some(held) = console.held.take() {
-                console.clear();
-                for c in held.chars() {
-                    console.put_char(c);
-                }
-                console.cursor(true);
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        if let Some(held) = console.held.take() {
+            console.clear();
+            for c in held.chars() {
+                console.put_char(c);
             }
+            console.cursor(true);
         }
-    });
+    }
 }
 
 /// Runs `f` on the framebuffer to draw on it; `None` without one.
 pub fn draw<R>(f: impl FnOnce(&mut FbConsole) -> R) -> Option<R> {
-    x86_64::instructions::interrupts::without_interrupts(|| CONSOLE.lock().as_mut().map(f))
+    CONSOLE.lock().as_mut().map(f)
 }
 
-/// # Safety
-/// Only for the fatal-error path, with interrupts off, when nothing else runs.
-pub unsafe fn force_unlock() {
-    // SAFETY: the caller guarantees the previous holder will never resume.
-    unsafe { CONSOLE.force_unlock() };
+/// After a fatal error the interrupted holder of the lock will never run again.
+pub fn force_unlock(fatal: &Fatal) {
+    CONSOLE.force_unlock(fatal);
     // A fatal report must be seen even over a picture.
     // The held text is leaked, not freed: the heap may be what broke.
     if let Some(console) = CONSOLE.lock().as_mut() {

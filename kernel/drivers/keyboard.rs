@@ -9,13 +9,10 @@
 //! bytes go into the same console input queue as the serial port's, so
 //! the shell and user programs cannot tell the two apart.
 
-use spin::Mutex;
-use x86_64::instructions::port::Port;
-
 use crate::arch::interrupts::{set_irq_handler, IRQ_KEYBOARD};
+use crate::arch::port::{I8042_DATA as DATA, I8042_STATUS_COMMAND as STATUS_COMMAND};
+use crate::arch::sync::{IrqMutex, IrqOff};
 
-const DATA: u16 = 0x60;
-const STATUS_COMMAND: u16 = 0x64;
 /// Status: a byte waits in the output buffer.
 const STATUS_OUTPUT_FULL: u8 = 1 << 0;
 /// Status: the controller has not taken the last command/data byte yet.
@@ -141,11 +138,10 @@ impl Default for Decoder {
     }
 }
 
-static DECODER: Mutex<Decoder> = Mutex::new(Decoder::new());
+static DECODER: IrqMutex<Decoder> = IrqMutex::new(Decoder::new());
 
 fn status() -> u8 {
-    // SAFETY: reading the i8042 status register has no side effects.
-    unsafe { Port::<u8>::new(STATUS_COMMAND).read() }
+    STATUS_COMMAND.read()
 }
 
 fn wait_input_empty() -> bool {
@@ -160,14 +156,12 @@ fn command(cmd: u8) -> bool {
     if !wait_input_empty() {
         return false;
     }
-    // SAFETY: an i8042 controller command on its command port.
-    unsafe { Port::<u8>::new(STATUS_COMMAND).write(cmd) };
+    STATUS_COMMAND.write(cmd);
     true
 }
 
 fn read_data() -> u8 {
-    // SAFETY: reading the i8042 data port takes the waiting byte.
-    unsafe { Port::<u8>::new(DATA).read() }
+    DATA.read()
 }
 
 fn irq() {
@@ -190,7 +184,9 @@ fn irq() {
 /// set 1 (firmware that polls the keyboard may have turned that off), then
 /// takes IRQ 1. Returns false, doing nothing, if no controller answers.
 pub fn init() -> bool {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    // The controller is programmed step by step: no IRQ 1 in between.
+    let _irq = IrqOff::new();
+    {
         if status() == 0xff {
             return false;
         }
@@ -207,11 +203,11 @@ pub fn init() -> bool {
         let config = read_data();
         let wanted = (config | CONFIG_FIRST_IRQ | CONFIG_TRANSLATE) & !CONFIG_FIRST_CLOCK_OFF;
         if wanted != config && command(CMD_WRITE_CONFIG) && wait_input_empty() {
-            // SAFETY: the data byte of the write-configuration command.
-            unsafe { Port::<u8>::new(DATA).write(wanted) };
+            // The data byte of the write-configuration command.
+            DATA.write(wanted);
         }
         command(CMD_ENABLE_FIRST_PORT);
         set_irq_handler(IRQ_KEYBOARD, irq);
         true
-    })
+    }
 }

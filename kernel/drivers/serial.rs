@@ -1,19 +1,17 @@
 //! COM1, the 16550 UART at I/O port 0x3f8: the console under QEMU and on PCs
 //! that still have a serial header.
 
-use spin::Mutex;
 use uart_16550::SerialPort;
-use x86_64::instructions::port::Port;
 
-const COM1: u16 = 0x3f8;
-/// Modem control register; bit 4 loops the transmitter back to the receiver.
-const MCR: u16 = COM1 + 4;
+use crate::arch::port::{self, COM1_MCR as MCR};
+use crate::arch::sync::{Fatal, IrqMutex};
+
+/// Modem control register bit 4 loops the transmitter back to the receiver.
 const MCR_LOOPBACK: u8 = 1 << 4;
 /// DTR, RTS and OUT2, the value `uart_16550` leaves after init.
 const MCR_NORMAL: u8 = 0x0b;
 
-// SAFETY: 0x3f8 is the standard COM1 base; only this module touches it.
-static PORT: Mutex<SerialPort> = Mutex::new(unsafe { SerialPort::new(COM1) });
+static PORT: IrqMutex<SerialPort> = IrqMutex::new(port::com1_uart());
 
 pub fn init() {
     PORT.lock().init();
@@ -21,40 +19,33 @@ pub fn init() {
 
 /// Writes bytes as they are (the caller formats line endings).
 pub fn write_str(s: &str) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut port = PORT.lock();
-        for byte in s.bytes() {
-            if byte == b'\n' {
-                port.send_raw(b'\r');
-            }
-            port.send_raw(byte);
+    let mut port = PORT.lock();
+    for byte in s.bytes() {
+        if byte == b'\n' {
+            port.send_raw(b'\r');
         }
-    });
+        port.send_raw(byte);
+    }
 }
 
 /// A received byte, if one is waiting.
 pub fn try_read() -> Option<u8> {
-    x86_64::instructions::interrupts::without_interrupts(|| PORT.lock().try_receive().ok())
+    PORT.lock().try_receive().ok()
 }
 
 /// After a fatal error the interrupted holder of the lock will never run again.
-///
-/// # Safety
-/// Only for the fatal-error path, with interrupts off, when nothing else runs.
-pub unsafe fn force_unlock() {
-    // SAFETY: the caller guarantees the previous holder will never resume.
-    unsafe { PORT.force_unlock() };
+pub fn force_unlock(fatal: &Fatal) {
+    PORT.force_unlock(fatal);
 }
 
 /// Sends `data` through the UART in loopback mode and returns what the
 /// receiver got: a real round trip through the chip's shift registers, without
 /// anything reaching the wire.
 pub fn loopback(data: &[u8], received: &mut [u8]) -> usize {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    {
         let mut port = PORT.lock();
-        let mut mcr: Port<u8> = Port::new(MCR);
-        // SAFETY: MCR of COM1; loopback only reroutes the UART's own lines.
-        unsafe { mcr.write(MCR_NORMAL | MCR_LOOPBACK) };
+        // Loopback only reroutes the UART's own lines.
+        MCR.write(MCR_NORMAL | MCR_LOOPBACK);
         // Drain anything already received.
         while port.try_receive().is_ok() {}
         let mut n = 0;
@@ -77,8 +68,8 @@ pub fn loopback(data: &[u8], received: &mut [u8]) -> usize {
                 None => break,
             }
         }
-        // SAFETY: as above; restores normal operation.
-        unsafe { mcr.write(MCR_NORMAL) };
+        // Back to normal operation.
+        MCR.write(MCR_NORMAL);
         n
-    })
+    }
 }

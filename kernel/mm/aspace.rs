@@ -27,6 +27,7 @@ use super::frames;
 use super::pgtable::{self, FrameTables, LockedFrameTables};
 use super::{pagecache, vmstat};
 use crate::arch::mmu;
+use crate::arch::sync::{IrqMutex, IrqOff};
 
 pub use vmcore::space::{FaultError, STACK_GUARD_GAP};
 
@@ -347,17 +348,16 @@ impl Drop for AddressSpace {
 /// The address space user faults are resolved in.
 pub type SharedAddressSpace = Arc<Mutex<AddressSpace>>;
 
-static CURRENT: Mutex<Option<SharedAddressSpace>> = Mutex::new(None);
+static CURRENT: IrqMutex<Option<SharedAddressSpace>> = IrqMutex::new(None);
 
 /// Makes `aspace` current (CR3); `None` returns to the kernel's own tables.
 pub fn switch_to(aspace: Option<SharedAddressSpace>) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let root = match &aspace {
-            Some(a) => a.lock().root(),
-            None => pgtable::with_kernel(|k, _| k.root()),
-        };
-        switch_to_root(aspace, root);
-    });
+    let _irq = IrqOff::new();
+    let root = match &aspace {
+        Some(a) => a.lock().root(),
+        None => pgtable::with_kernel(|k, _| k.root()),
+    };
+    switch_to_root(aspace, root);
 }
 
 /// Like [`switch_to`] with the root already known (the scheduler caches
@@ -373,5 +373,5 @@ pub fn switch_to_root(aspace: Option<SharedAddressSpace>, root: u64) {
 }
 
 pub fn current() -> Option<SharedAddressSpace> {
-    x86_64::instructions::interrupts::without_interrupts(|| CURRENT.lock().clone())
+    CURRENT.lock().clone()
 }

@@ -19,7 +19,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use spin::Mutex;
+use crate::arch::sync::IrqMutex;
 
 /// Which allocations a rule applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +159,7 @@ struct State {
     page: Injector,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
+static STATE: IrqMutex<State> = IrqMutex::new(State {
     slab: Injector::new(),
     page: Injector::new(),
 });
@@ -168,7 +168,7 @@ static SLAB_ON: AtomicBool = AtomicBool::new(false);
 static PAGE_ON: AtomicBool = AtomicBool::new(false);
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| f(&mut STATE.lock()))
+    STATE.with(f)
 }
 
 fn flag(target: Target) -> &'static AtomicBool {

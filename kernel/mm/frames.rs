@@ -6,38 +6,21 @@
 //! from the buddy allocator in the middle of an allocation, and a single lock
 //! (taken with interrupts off) cannot deadlock against itself.
 
-use core::mem::MaybeUninit;
-
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 use mmcore::buddy::BuddyStats;
 use mmcore::frame::{init_meta_array, meta_bytes_for};
 use mmcore::memblock::MemBlock;
-use mmcore::{BuddyAllocator, FrameKind, FreeError, PageMeta, Pfn, PhysMem, SlabHeap};
-use spin::Mutex;
+use mmcore::{BuddyAllocator, FrameKind, FreeError, PageMeta, Pfn, SlabHeap};
 
-use super::layout::{phys_to_virt, PAGE_OFFSET, PAGE_SIZE};
+use super::layout::PAGE_SIZE;
+use crate::arch::sync::IrqMutex;
+
+/// The direct map moved to [`super::direct`]; the old path still works.
+pub use super::direct::DirectMap;
 
 /// Frames below 1 MiB stay reserved: real-mode IVT, BIOS data, EBDA and
 /// option ROMs live there on PCs, and frame 0 would look like a null address.
 const LOW_RESERVE: u64 = 1 << 20;
-
-/// "The bytes of physical frame N" in the kernel: the direct map.
-#[derive(Clone, Copy)]
-pub struct DirectMap;
-
-// SAFETY: the bootloader maps all physical memory at PAGE_OFFSET with
-// read-write 2 MiB pages, so every frame's bytes are at `PAGE_OFFSET + addr`,
-// contiguous and page aligned, and `ptr_to_pfn` inverts that; frames given to
-// the buddy allocator are usable RAM that nothing else references.
-unsafe impl PhysMem for DirectMap {
-    fn frame_ptr(&self, pfn: Pfn) -> *mut u8 {
-        phys_to_virt(pfn.addr()) as *mut u8
-    }
-
-    fn ptr_to_pfn(&self, ptr: *const u8) -> Pfn {
-        Pfn::from_addr(ptr as u64 - PAGE_OFFSET)
-    }
-}
 
 pub struct PhysicalMemory {
     pub buddy: BuddyAllocator<'static>,
@@ -56,14 +39,13 @@ impl PhysicalMemory {
     }
 }
 
-pub static MEMORY: Mutex<Option<PhysicalMemory>> = Mutex::new(None);
+/// The frames lock (see "Locking" in `mm`): buddy and slab together.
+static MEMORY: IrqMutex<Option<PhysicalMemory>> = IrqMutex::new(None);
 
-/// Runs `f` on the physical memory state, with interrupts off.
+/// Runs `f` on the physical memory state under the frames lock (interrupts
+/// off). `f` must not allocate from the heap: the heap takes this lock.
 pub fn with<R>(f: impl FnOnce(&mut PhysicalMemory) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut guard = MEMORY.lock();
-        f(guard.as_mut().expect("mm::frames::init ran"))
-    })
+    MEMORY.with(|m| f(m.as_mut().expect("mm::frames::init ran")))
 }
 
 /// What `init` found and did, for the boot log and `meminfo`.
@@ -76,7 +58,12 @@ pub struct InitReport {
     pub init_cycles: u64,
 }
 
-pub static INIT_REPORT: spin::Once<InitReport> = spin::Once::new();
+static INIT_REPORT: spin::Once<InitReport> = spin::Once::new();
+
+/// What `init` reported (`None` before it ran).
+pub fn init_report() -> Option<InitReport> {
+    INIT_REPORT.get().copied()
+}
 
 fn build_memblock(regions: &[MemoryRegion]) -> MemBlock {
     let mut memblock = MemBlock::new();
@@ -110,18 +97,8 @@ pub fn init(regions: &'static [MemoryRegion]) {
     let (lo, hi) = memblock.pfn_span().expect("the machine has usable memory");
     let frames = hi.0 - lo.0;
     let meta_bytes = meta_bytes_for(frames) as u64;
-    let meta_phys = memblock
-        .alloc(meta_bytes, PAGE_SIZE)
+    let raw = super::direct::alloc_meta_array(&mut memblock, frames)
         .expect("room for the frame metadata array");
-    // SAFETY: memblock just reserved `meta_bytes` at `meta_phys` for us alone;
-    // the direct map covers it, and the frames stay reserved forever (they are
-    // never added to the buddy allocator below), so the slice may be 'static.
-    let raw = unsafe {
-        core::slice::from_raw_parts_mut(
-            phys_to_virt(meta_phys) as *mut MaybeUninit<PageMeta>,
-            frames as usize,
-        )
-    };
     let meta: &'static mut [PageMeta] = init_meta_array(raw);
     let mut buddy = BuddyAllocator::new(meta, lo);
     let mut regions_added = 0;
@@ -138,11 +115,9 @@ pub fn init(regions: &'static [MemoryRegion]) {
         init_cycles,
     };
     INIT_REPORT.call_once(|| report);
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        *MEMORY.lock() = Some(PhysicalMemory {
-            buddy,
-            slab: SlabHeap::new(),
-        });
+    *MEMORY.lock() = Some(PhysicalMemory {
+        buddy,
+        slab: SlabHeap::new(),
     });
     let us = crate::time::cycles_to_us(init_cycles);
     let gib = usable_bytes as f64 / (1u64 << 30) as f64;

@@ -24,12 +24,13 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use linked_list_allocator::Heap;
-use spin::Mutex;
 
 use mmcore::{FrameKind, Pfn};
 
-use super::frames::{self, DirectMap, PhysicalMemory};
+use super::direct::DirectMap;
+use super::frames::{self, PhysicalMemory};
 use super::layout::PAGE_SIZE;
+use crate::arch::sync::IrqMutex;
 
 const BOOT_HEAP_SIZE: usize = 1024 * 1024;
 
@@ -57,7 +58,7 @@ struct Reserve {
     used: u64,
 }
 
-static RESERVE: Mutex<Reserve> = Mutex::new(Reserve {
+static RESERVE: IrqMutex<Reserve> = IrqMutex::new(Reserve {
     blocks: [None; RESERVE_BLOCKS],
     used: 0,
 });
@@ -100,13 +101,13 @@ pub fn reserve_status() -> (usize, u64) {
 }
 
 struct KernelHeap {
-    boot: Mutex<Option<Heap>>,
+    boot: IrqMutex<Option<Heap>>,
     slab_ready: AtomicBool,
 }
 
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap {
-    boot: Mutex::new(None),
+    boot: IrqMutex::new(None),
     slab_ready: AtomicBool::new(false),
 };
 
@@ -117,16 +118,14 @@ fn boot_region() -> core::ops::Range<usize> {
 
 /// Gives the boot heap its region; called first thing in `init`.
 pub fn init_boot_heap() {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut boot = HEAP.boot.lock();
-        if boot.is_some() {
-            return;
-        }
-        // SAFETY: the region is only ever handed to this one heap, once
-        // (guarded by the `is_some` check under the lock).
-        let heap = unsafe { Heap::new(boot_region().start as *mut u8, BOOT_HEAP_SIZE) };
-        *boot = Some(heap);
-    });
+    let mut boot = HEAP.boot.lock();
+    if boot.is_some() {
+        return;
+    }
+    // SAFETY: the region is only ever handed to this one heap, once
+    // (guarded by the `is_some` check under the lock).
+    let heap = unsafe { Heap::new(boot_region().start as *mut u8, BOOT_HEAP_SIZE) };
+    *boot = Some(heap);
 }
 
 /// Switches new allocations to the slab heap (after `frames::init`) and
@@ -138,19 +137,17 @@ pub fn switch_to_slab() {
 
 /// Bytes in use in the boot heap.
 pub fn boot_heap_used() -> usize {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        HEAP.boot.lock().as_ref().map_or(0, |h| h.used())
-    })
+    HEAP.boot.lock().as_ref().map_or(0, |h| h.used())
 }
 
 impl KernelHeap {
     fn boot_alloc(&self, layout: Layout) -> *mut u8 {
-        x86_64::instructions::interrupts::without_interrupts(|| match self.boot.lock().as_mut() {
+        match self.boot.lock().as_mut() {
             Some(heap) => heap
                 .allocate_first_fit(layout)
                 .map_or(core::ptr::null_mut(), |p| p.as_ptr()),
             None => core::ptr::null_mut(),
-        })
+        }
     }
 }
 
@@ -215,13 +212,11 @@ unsafe impl GlobalAlloc for KernelHeap {
             return;
         };
         if boot_region().contains(&(ptr.as_ptr() as usize)) {
-            x86_64::instructions::interrupts::without_interrupts(|| {
-                if let Some(heap) = self.boot.lock().as_mut() {
-                    // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc`
-                    // with this layout; its address says the boot heap.
-                    unsafe { heap.deallocate(ptr, layout) };
-                }
-            });
+            if let Some(heap) = self.boot.lock().as_mut() {
+                // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc`
+                // with this layout; its address says the boot heap.
+                unsafe { heap.deallocate(ptr, layout) };
+            }
             return;
         }
         frames::with(|m| {

@@ -45,12 +45,11 @@ pub(super) fn take_may_fail() -> bool {
 /// cannot take the mark; the previous mark is restored afterwards, so the
 /// helpers nest.
 fn fallible<R>(f: impl FnOnce() -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let previous = MAY_FAIL.swap(true, Ordering::Relaxed);
-        let result = f();
-        MAY_FAIL.store(previous, Ordering::Relaxed);
-        result
-    })
+    let _irq = crate::arch::sync::IrqOff::new();
+    let previous = MAY_FAIL.swap(true, Ordering::Relaxed);
+    let result = f();
+    MAY_FAIL.store(previous, Ordering::Relaxed);
+    result
 }
 
 /// Makes room for `additional` more elements.

@@ -1,7 +1,83 @@
 //! Memory management: the address layout, physical frames (buddy), the
 //! kernel heap (slab) and page tables.
+//!
+//! # Locking
+//!
+//! One CPU, preemptive kernel: the timer may switch processes whenever
+//! interrupts are on. Every lock below except the address-space lock is an
+//! [`IrqMutex`](crate::arch::sync::IrqMutex): `lock()` saves RFLAGS.IF and
+//! disables interrupts, the guard restores them on drop, so no interrupt
+//! handler and no other process can run while it is held, and taking it
+//! where interrupts are already off (handlers, `schedule`) nests. Lock
+//! statics are private; other modules go through functions, and the shell
+//! reads copies ([`vmstat::mem_snapshot`], [`vmstat::slab_caches`],
+//! [`vmstat::frame_info`], ...).
+//!
+//! | lock | guards |
+//! |---|---|
+//! | address space (`Arc<spin::Mutex<AddressSpace>>`, [`aspace`]) | one process's regions, page tables and page-cache holds |
+//! | `JOBS` ([`shell::procs`](crate::shell::procs)) | the shell's background jobs |
+//! | `DECODER` ([`drivers::keyboard`](crate::drivers::keyboard)) | scancode decoder state (IRQ 1) |
+//! | `SCHED` ([`proc::sched`](crate::proc::sched)) | the process table, run queue, current pid (timer IRQ) |
+//! | `CURRENT` ([`aspace`]) | which address space is loaded (read by the #PF handler) |
+//! | `CACHE` ([`pagecache`]) | the page cache: files, their radix trees, the page count |
+//! | `KERNEL_TABLES` ([`pgtable`]) | the kernel's page tables (vmalloc maps into them) |
+//! | `AREA` ([`vmalloc`]) | the vmalloc area's free ranges and usage |
+//! | `INPUT` ([`proc::console`](crate::proc::console)) | console input bytes (serial and keyboard IRQs) |
+//! | `CAPTURE` ([`klog`](crate::klog)), `CONSOLE` ([`drivers::fbcon`](crate::drivers::fbcon)), `PORT` ([`drivers::serial`](crate::drivers::serial)) | output capture, framebuffer console, COM1 |
+//! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, and the slab heap |
+//! | `RESERVE`, boot heap ([`heap`]), `STATE` ([`failslab`]) | the heap's emergency reserve, the boot heap, failure injection |
+//!
+//! **Order.** A lock may be taken while holding only locks *above* it in
+//! the table, never one below it (not every pair nests; none nests the
+//! other way round). The frames lock is the innermost lock but for the
+//! last row, which nests only inside it (the reserve) or is a leaf. The
+//! ones that nest today: address space -> `CACHE` -> frames (faults and
+//! the page cache's reference counts); address space -> frames (faults,
+//! fork through `LockedFrameTables`, teardown); `KERNEL_TABLES` -> frames
+//! (table allocation); `AREA` -> frames (its list grows on the heap);
+//! `JOBS` -> `SCHED`; `SCHED` -> `CURRENT` (`schedule`); `DECODER` ->
+//! `INPUT`; `CAPTURE`/`CONSOLE` -> frames (they allocate); frames ->
+//! `RESERVE`.
+//!
+//! **Rules** (each was written only at its call site before):
+//! - *No heap allocation under the frames lock* (nor under `RESERVE`, the
+//!   boot heap's or failslab's lock): the heap takes the frames lock, and
+//!   a spin lock is not recursive. Make room first (`kalloc::try_*`), copy
+//!   under the lock. For the same reason nothing prints under the frames
+//!   lock: printing may allocate (the capture buffer, the framebuffer's
+//!   held text).
+//! - *Never hold your own address-space lock across a user copy.*
+//!   `uaccess` takes it to check the range, and a fault inside the copy
+//!   takes it again in the #PF handler: the process deadlocks on itself.
+//!   Decide under the lock, drop the guard, then copy.
+//! - The address-space lock is a plain spin lock: its owner (a system
+//!   call, its own page fault) holds it with interrupts on and may be
+//!   preempted holding it. Anyone else (the shell, inspection) takes it
+//!   with [`try_lock_irq_off`](crate::arch::sync::try_lock_irq_off) and
+//!   yields while it is busy (`shell::procs::with_aspace`), so the owner's
+//!   fault handler never finds it held by someone who was switched out.
+//!   The scheduler never locks an address space (it caches the root).
+//! - The last reference to an address space is dropped with no lock held
+//!   (teardown takes `CACHE` and the frames lock): `sched` drops it after
+//!   releasing `SCHED`, and the switch away from a dying space keeps a
+//!   reference until then.
+//! - Page-cache frames are allocated with `CACHE` *not* held: allocating
+//!   may reclaim cache pages. Reclaim from the allocator's failure path
+//!   (`pagecache::try_shrink`) only *tries* the lock, so an allocation made
+//!   under `CACHE` finds nothing to reclaim instead of deadlocking.
+//! - Interrupt handlers never allocate: the queues they fill (`INPUT`,
+//!   `SCHED`'s run queue) are sized beforehand.
+//! - Only the fatal-error path breaks a lock (the consoles'), with the
+//!   [`Fatal`](crate::arch::sync::Fatal) token: it never returns to the
+//!   holder it interrupted.
+//!
+//! Physical memory is read and written through [`direct`], the one module
+//! of `mm` that dereferences the direct map (the page-table code still has
+//! a few sites of its own that move there next).
 
 pub mod aspace;
+pub mod direct;
 pub mod failslab;
 pub mod fault;
 pub mod frame_ref;

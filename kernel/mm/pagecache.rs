@@ -25,12 +25,12 @@
 
 use alloc::vec::Vec;
 use mmcore::{FrameKind, PhysMem};
-use spin::Mutex;
 use vmcore::radix::{IndexError, PageIndex};
 
 use super::frame_ref::FrameRef;
 use super::frames::DirectMap;
 use super::layout::PAGE_SIZE;
+use crate::arch::sync::IrqMutex;
 
 /// What backs a cache file.
 #[derive(Clone, Copy)]
@@ -57,13 +57,13 @@ struct Cache {
     pages: u64,
 }
 
-static CACHE: Mutex<Cache> = Mutex::new(Cache {
+static CACHE: IrqMutex<Cache> = IrqMutex::new(Cache {
     files: Vec::new(),
     pages: 0,
 });
 
 fn locked<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| f(&mut CACHE.lock()))
+    CACHE.with(f)
 }
 
 impl Cache {
@@ -297,8 +297,8 @@ pub fn shrink() -> u64 {
 /// frame allocator can call it on its way to failing from any context, even
 /// one that holds the cache lock.
 pub fn try_shrink() -> u64 {
-    x86_64::instructions::interrupts::without_interrupts(|| match CACHE.try_lock() {
+    match CACHE.try_lock() {
         Some(mut c) => shrink_locked(&mut c),
         None => 0,
-    })
+    }
 }

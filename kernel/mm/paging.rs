@@ -10,6 +10,7 @@
 //! freed.
 
 use crate::arch::mmu;
+use crate::arch::sync::IrqOff;
 use vmcore::paging::ENTRIES;
 use vmcore::{PageTables, PteFlags, TableMemory};
 
@@ -32,28 +33,26 @@ fn active() -> PageTables {
 /// code that jumped to the kernel). Ferrite runs on its own GDT by now, and the
 /// lower half belongs to user space.
 pub fn init() {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let root = FrameTables.table(active().root());
-        for idx in 0..ENTRIES / 2 {
-            // SAFETY: `root` is the live PML4 in the direct map; nothing
-            // references lower-half memory any more (our GDT, stacks and
-            // code are all in the upper half), and the TLB is flushed next.
-            unsafe { (*root)[idx] = 0 };
-        }
-        mmu::flush_all();
-    });
+    let _irq = IrqOff::new();
+    let root = FrameTables.table(active().root());
+    for idx in 0..ENTRIES / 2 {
+        // SAFETY: `root` is the live PML4 in the direct map; nothing
+        // references lower-half memory any more (our GDT, stacks and
+        // code are all in the upper half), and the TLB is flushed next.
+        unsafe { (*root)[idx] = 0 };
+    }
+    mmu::flush_all();
 }
 
 /// How many of the 256 lower-half PML4 entries are in use.
 pub fn lower_half_entries() -> usize {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let root = FrameTables.table(active().root());
-        (0..ENTRIES / 2)
-            // SAFETY: the live PML4 in the direct map; each entry is read
-            // by value (no reference to memory the MMU may update).
-            .filter(|&idx| unsafe { (*root)[idx] } != 0)
-            .count()
-    })
+    let _irq = IrqOff::new();
+    let root = FrameTables.table(active().root());
+    (0..ENTRIES / 2)
+        // SAFETY: the live PML4 in the direct map; each entry is read
+        // by value (no reference to memory the MMU may update).
+        .filter(|&idx| unsafe { (*root)[idx] } != 0)
+        .count()
 }
 
 /// The physical address `addr` maps to in the current address space.
@@ -75,13 +74,12 @@ pub fn unmap_guard_page(addr: u64) -> Result<(), &'static str> {
     if !is_kernel_address(addr) {
         return Err("guard pages are kernel pages");
     }
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        match active().unmap(&mut FrameTables, addr) {
-            Some(_) => {
-                mmu::flush_page(addr);
-                Ok(())
-            }
-            None => Err("guard page is not a mapped, page-aligned 4 KiB page"),
+    let _irq = IrqOff::new();
+    match active().unmap(&mut FrameTables, addr) {
+        Some(_) => {
+            mmu::flush_page(addr);
+            Ok(())
         }
-    })
+        None => Err("guard page is not a mapped, page-aligned 4 KiB page"),
+    }
 }

@@ -7,12 +7,12 @@
 //! them sees every future kernel mapping (vmalloc) without synchronisation.
 
 use mmcore::{FrameKind, Pfn};
-use spin::Mutex;
 use vmcore::paging::ENTRIES;
 use vmcore::{PageTables, TableMemory};
 
 use super::frames;
 use super::layout::phys_to_virt;
+use crate::arch::sync::IrqMutex;
 
 /// Table memory: the direct map and the frame allocator.
 pub struct FrameTables;
@@ -71,7 +71,7 @@ unsafe impl TableMemory for LockedFrameTables<'_> {
 
 /// The kernel's tree (the bootloader's, adopted). Lock order: this lock,
 /// then the frames lock (taken inside `FrameTables`), never the reverse.
-pub static KERNEL_TABLES: Mutex<Option<PageTables>> = Mutex::new(None);
+static KERNEL_TABLES: IrqMutex<Option<PageTables>> = IrqMutex::new(None);
 
 /// Adopts the boot page tables and populates the kernel half's root.
 pub fn init() {
@@ -93,15 +93,12 @@ pub fn init() {
         }
     }
     log::info!("paging: kernel half has all 256 top-level entries ({added} PDPTs added)");
-    x86_64::instructions::interrupts::without_interrupts(|| *KERNEL_TABLES.lock() = Some(tables));
+    *KERNEL_TABLES.lock() = Some(tables);
 }
 
 /// Runs `f` on the kernel's page tables.
 pub fn with_kernel<R>(f: impl FnOnce(&mut PageTables, &mut FrameTables) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut guard = KERNEL_TABLES.lock();
-        f(guard.as_mut().expect("pgtable::init ran"), &mut FrameTables)
-    })
+    KERNEL_TABLES.with(|t| f(t.as_mut().expect("pgtable::init ran"), &mut FrameTables))
 }
 
 /// A writable and executable kernel mapping found by [`kernel_wx_pages`].

@@ -5,11 +5,11 @@
 
 use alloc::vec::Vec;
 use mmcore::{FrameKind, Pfn};
-use spin::Mutex;
 use vmcore::PteFlags;
 
 use super::layout::{PAGE_SIZE, VMALLOC_END, VMALLOC_START};
 use super::{frames, pgtable};
+use crate::arch::sync::IrqMutex;
 
 /// Virtual ranges not in use, `(start, end)` sorted by start (first fit,
 /// merged on free).
@@ -24,7 +24,7 @@ struct Area {
     used_pages: u64,
 }
 
-static AREA: Mutex<Option<Area>> = Mutex::new(None);
+static AREA: IrqMutex<Option<Area>> = IrqMutex::new(None);
 
 pub fn init() {
     let free = alloc::vec![(VMALLOC_START, VMALLOC_END)];
@@ -108,7 +108,7 @@ fn release(start: u64, bytes: u64) {
 /// which the guard page stays unmapped.
 pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
     let bytes = (pages + 1) * PAGE_SIZE;
-    let base = x86_64::instructions::interrupts::without_interrupts(|| reserve(bytes))?;
+    let base = reserve(bytes)?;
     let area = VmArea {
         guard: base,
         start: base + PAGE_SIZE,
@@ -124,13 +124,11 @@ pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
         });
         if mapped.is_none() {
             unmap_pages(area.start, i);
-            x86_64::instructions::interrupts::without_interrupts(|| release(base, bytes));
+            release(base, bytes);
             return Err(VmallocError::OutOfMemory);
         }
     }
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        AREA.lock().as_mut().expect("init ran").used_pages += pages
-    });
+    AREA.lock().as_mut().expect("init ran").used_pages += pages;
     Ok(area)
 }
 
@@ -147,15 +145,11 @@ fn unmap_pages(start: u64, pages: u64) {
 /// Unmaps and frees an area (and makes its addresses reusable).
 pub fn free(area: VmArea) {
     unmap_pages(area.start, area.pages);
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        AREA.lock().as_mut().expect("init ran").used_pages -= area.pages;
-        release(area.guard, (area.pages + 1) * PAGE_SIZE)
-    });
+    AREA.lock().as_mut().expect("init ran").used_pages -= area.pages;
+    release(area.guard, (area.pages + 1) * PAGE_SIZE);
 }
 
 /// Pages mapped in the vmalloc area (`VmallocUsed`).
 pub fn used_pages() -> u64 {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        AREA.lock().as_ref().map_or(0, |a| a.used_pages)
-    })
+    AREA.lock().as_ref().map_or(0, |a| a.used_pages)
 }

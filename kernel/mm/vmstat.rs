@@ -93,3 +93,87 @@ impl Snapshot {
         }
     }
 }
+
+// Snapshots for the shell's views: each is taken under the locks it needs
+// and copied out, so no view runs its own code under an mm lock except the
+// block visitor (which must not allocate).
+
+use mmcore::buddy::{BlockInfo, BlockState, BuddyStats};
+use mmcore::slab::CacheInfo;
+use mmcore::{FrameKind, Pfn};
+
+use super::frames;
+use crate::arch::sync::IrqOff;
+
+/// Everything `meminfo`, `free` and `vmstat` show, read at one moment.
+#[derive(Clone, Debug)]
+pub struct MemSnapshot {
+    pub buddy: BuddyStats,
+    /// Frames of heap allocations bigger than the largest kmalloc class.
+    pub kmalloc_large: u64,
+    /// Page-cache frames some process maps (reference count above 1).
+    pub file_mapped: u64,
+    /// Pages mapped in the vmalloc area (kernel stacks).
+    pub vmalloc_used: u64,
+    /// Ramdisk pages of the cache no process maps (could be dropped).
+    pub reclaimable: u64,
+}
+
+/// A consistent [`MemSnapshot`]: interrupts stay off across the three
+/// reads, so no process runs in between (the locks are taken one after
+/// the other, never nested: the cache's, then the frames lock).
+pub fn mem_snapshot() -> MemSnapshot {
+    let _irq = IrqOff::new();
+    let vmalloc_used = super::vmalloc::used_pages();
+    let reclaimable = super::pagecache::reclaimable_pages();
+    frames::with(|m| {
+        let (_, kmalloc_large) = m.slab.large_stats();
+        let mut file_mapped = 0;
+        for block in m.buddy.blocks() {
+            if block.state == BlockState::Allocated(FrameKind::UserFile)
+                && m.buddy.refcount(block.pfn) > 1
+            {
+                file_mapped += 1 << block.order;
+            }
+        }
+        MemSnapshot {
+            buddy: m.buddy.stats(),
+            kmalloc_large,
+            file_mapped,
+            vmalloc_used,
+            reclaimable,
+        }
+    })
+}
+
+/// Copies every slab cache's statistics into `list`, up to its capacity
+/// (made by the caller: allocating under the frames lock would deadlock).
+pub fn slab_caches(list: &mut alloc::vec::Vec<CacheInfo>) {
+    frames::with(|m| {
+        for cache in m.slab.caches() {
+            if list.len() < list.capacity() {
+                list.push(cache);
+            }
+        }
+    });
+}
+
+/// The frames the allocator describes: `(first pfn, count)`.
+pub fn frame_span() -> (u64, u64) {
+    frames::with(|m| {
+        let base = m.buddy.base_pfn().0;
+        (base, m.buddy.end_pfn().0 - base)
+    })
+}
+
+/// Owner and reference count of one frame, read together.
+pub fn frame_info(pfn: Pfn) -> (FrameKind, u16) {
+    frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn)))
+}
+
+/// Calls `f` for every block the allocator describes, in address order,
+/// under the frames lock: `f` must not allocate (the heap takes that lock)
+/// and should be quick (interrupts are off).
+pub fn visit_blocks(f: impl FnMut(BlockInfo)) {
+    frames::with(|m| m.buddy.blocks().for_each(f));
+}

@@ -2,11 +2,12 @@
 //! collected by interrupt handlers, read by `read(0, ...)` and the shell.
 
 use alloc::collections::VecDeque;
-use spin::Mutex;
+
+use crate::arch::sync::IrqMutex;
 
 use super::sched::{self, Block};
 
-static INPUT: Mutex<VecDeque<u8>> = Mutex::new(VecDeque::new());
+static INPUT: IrqMutex<VecDeque<u8>> = IrqMutex::new(VecDeque::new());
 const MAX_BUFFERED: usize = 4096;
 
 /// The process the shell is waiting for in the foreground (0: none).
@@ -32,7 +33,7 @@ pub fn push(byte: u8) {
         sched::wake_all(Block::Child);
         return;
     }
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    {
         let mut input = INPUT.lock();
         // Room was made at boot: an interrupt handler never allocates.
         if input.len() < MAX_BUFFERED.min(input.capacity()) {
@@ -41,7 +42,7 @@ pub fn push(byte: u8) {
                 b => b,
             });
         }
-    });
+    }
     sched::wake_all(Block::Console);
 }
 
@@ -52,24 +53,22 @@ fn serial_irq() {
 }
 
 pub fn init() {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    {
         let mut input = INPUT.lock();
         let room = MAX_BUFFERED.saturating_sub(input.len());
         input.reserve_exact(room);
-    });
+    }
     crate::arch::interrupts::set_irq_handler(crate::arch::interrupts::IRQ_COM1, serial_irq);
 }
 
 /// Takes up to `buf.len()` buffered bytes without waiting.
 pub fn try_read(buf: &mut [u8]) -> usize {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut input = INPUT.lock();
-        let n = buf.len().min(input.len());
-        for slot in &mut buf[..n] {
-            *slot = input.pop_front().expect("counted");
-        }
-        n
-    })
+    let mut input = INPUT.lock();
+    let n = buf.len().min(input.len());
+    for slot in &mut buf[..n] {
+        *slot = input.pop_front().expect("counted");
+    }
+    n
 }
 
 /// Reads at least one byte, blocking the caller until input arrives.

@@ -25,12 +25,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use spin::Mutex;
 use x86_64::registers::model_specific::FsBase;
 use x86_64::VirtAddr;
 
 use crate::arch::cpu::FpuState;
 use crate::arch::switch::{prepare_stack, switch_stacks};
+use crate::arch::sync::IrqMutex;
 use crate::arch::trap::{trap_return, TrapFrame};
 use crate::arch::{interrupts, syscall as arch_syscall};
 use crate::mm::aspace::{self, SharedAddressSpace};
@@ -181,16 +181,14 @@ struct Scheduler {
     slice: u32,
 }
 
-static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
+static SCHED: IrqMutex<Option<Scheduler>> = IrqMutex::new(None);
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 /// Set while the CPU idles inside `schedule`: the timer must not start
 /// another schedule on top of it.
 static IDLING: AtomicBool = AtomicBool::new(false);
 
 fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        f(SCHED.lock().as_mut().expect("proc::init ran"))
-    })
+    SCHED.with(|s| f(s.as_mut().expect("proc::init ran")))
 }
 
 /// Registers the running kernel thread as pid 0 and starts preemption.
@@ -216,15 +214,13 @@ pub fn init() {
     let mut procs = Vec::with_capacity(MAX_QUEUED);
     procs.push(Box::new(kernel));
     let procs = ProcTable(procs);
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        *SCHED.lock() = Some(Scheduler {
-            procs,
-            // Sized up front: the timer interrupt requeues processes and
-            // must not allocate (a full queue only grows on spawn paths).
-            queue: VecDeque::with_capacity(MAX_QUEUED),
-            current: 0,
-            slice: TIME_SLICE_TICKS,
-        })
+    *SCHED.lock() = Some(Scheduler {
+        procs,
+        // Sized up front: the timer interrupt requeues processes and
+        // must not allocate (a full queue only grows on spawn paths).
+        queue: VecDeque::with_capacity(MAX_QUEUED),
+        current: 0,
+        slice: TIME_SLICE_TICKS,
     });
     interrupts::set_timer_hook(on_tick);
 }

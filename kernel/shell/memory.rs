@@ -11,15 +11,14 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use bootloader_api::info::MemoryRegionKind;
-use mmcore::buddy::BlockState;
+
 use mmcore::slab::{CacheInfo, MAX_CACHES};
 use mmcore::FrameKind;
-use x86_64::instructions::interrupts::without_interrupts;
 
 use super::{Args, Result};
 use crate::mm::kalloc::{self, AllocError};
 use crate::mm::layout::{PAGE_SIZE, VMALLOC_END, VMALLOC_START};
-use crate::mm::{frames, vmalloc, vmstat};
+use crate::mm::{frames, vmstat};
 
 const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 
@@ -86,46 +85,31 @@ impl MemInfo {
 
 /// A consistent snapshot of [`MemInfo`].
 pub fn meminfo_snapshot() -> MemInfo {
-    without_interrupts(|| {
-        let vmalloc_used = vmalloc::used_pages();
-        // Taken before the frames lock (the cache's lock comes first).
-        let reclaimable = crate::mm::pagecache::reclaimable_pages();
-        frames::with(|m| {
-            let stats = m.buddy.stats();
-            let kind = |k: FrameKind| stats.pages_by_kind[k as usize];
-            let (_, large) = m.slab.large_stats();
-            let mut mapped = 0;
-            for block in m.buddy.blocks() {
-                if block.state == BlockState::Allocated(FrameKind::UserFile)
-                    && m.buddy.refcount(block.pfn) > 1
-                {
-                    mapped += 1 << block.order;
-                }
-            }
-            let kernel = kind(FrameKind::Kernel);
-            let cached = kind(FrameKind::UserFile);
-            MemInfo {
-                total: stats.managed_pages,
-                free: stats.free_pages,
-                available: stats.free_pages + reclaimable,
-                cached,
-                mapped,
-                anon: kind(FrameKind::UserAnon),
-                slab: kind(FrameKind::Slab),
-                page_tables: kind(FrameKind::PageTable),
-                kernel_stack: vmalloc_used,
-                zero_page: kind(FrameKind::ZeroPage),
-                kmalloc_large: large,
-                kernel_other: kernel.saturating_sub(vmalloc_used + large),
-                reserved: kind(FrameKind::Reserved),
-                spanned: stats.spanned_pages,
-                vmalloc_used,
-                pgalloc: stats.pgalloc,
-                pgfree: stats.pgfree,
-                alloc_failures: stats.alloc_failures,
-            }
-        })
-    })
+    let snap = vmstat::mem_snapshot();
+    let stats = &snap.buddy;
+    let kind = |k: FrameKind| stats.pages_by_kind[k as usize];
+    let kernel = kind(FrameKind::Kernel);
+    let large = snap.kmalloc_large;
+    MemInfo {
+        total: stats.managed_pages,
+        free: stats.free_pages,
+        available: stats.free_pages + snap.reclaimable,
+        cached: kind(FrameKind::UserFile),
+        mapped: snap.file_mapped,
+        anon: kind(FrameKind::UserAnon),
+        slab: kind(FrameKind::Slab),
+        page_tables: kind(FrameKind::PageTable),
+        kernel_stack: snap.vmalloc_used,
+        zero_page: kind(FrameKind::ZeroPage),
+        kmalloc_large: large,
+        kernel_other: kernel.saturating_sub(snap.vmalloc_used + large),
+        reserved: kind(FrameKind::Reserved),
+        spanned: stats.spanned_pages,
+        vmalloc_used: snap.vmalloc_used,
+        pgalloc: stats.pgalloc,
+        pgfree: stats.pgfree,
+        alloc_failures: stats.alloc_failures,
+    }
 }
 
 fn kb_line(out: &mut dyn Write, name: &str, kb: u64) -> Result {
@@ -246,13 +230,7 @@ pub fn buddyinfo(args: &Args, out: &mut dyn Write) -> Result {
 pub fn caches() -> core::result::Result<Vec<CacheInfo>, AllocError> {
     // Made before taking the lock: allocating under it would deadlock.
     let mut list = kalloc::try_with_capacity(MAX_CACHES)?;
-    frames::with(|m| {
-        for cache in m.slab.caches() {
-            if list.len() < list.capacity() {
-                list.push(cache);
-            }
-        }
-    });
+    vmstat::slab_caches(&mut list);
     Ok(list)
 }
 

@@ -16,9 +16,9 @@ use mmcore::FrameKind;
 
 use super::{Args, Result};
 use crate::drivers::fbcon::{self, FbConsole};
-use crate::mm::frames;
 use crate::mm::kalloc::{self, AllocError};
 use crate::mm::layout::PAGE_SIZE;
+use crate::mm::vmstat;
 
 /// Refresh period.
 const REFRESH_MS: u64 = 200;
@@ -66,10 +66,7 @@ pub struct Picture {
 
 /// The frames the allocator describes: `(first pfn, count)`.
 pub fn span() -> (u64, u64) {
-    frames::with(|m| {
-        let base = m.buddy.base_pfn().0;
-        (base, m.buddy.end_pfn().0 - base)
-    })
+    vmstat::frame_span()
 }
 
 fn majority(counts: &[u64; FrameKind::COUNT]) -> u8 {
@@ -98,7 +95,7 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
     let mut cells = kalloc::try_zeroed(frames.div_ceil(per) as usize)?;
     cells.fill(FrameKind::Free as u8);
     let mut totals = [0u64; FrameKind::COUNT];
-    frames::with(|m| {
+    {
         let mut counts = [0u64; FrameKind::COUNT];
         let mut current = 0u64;
         let finish = |cells: &mut [u8], counts: &mut [u64; FrameKind::COUNT], cell: u64| {
@@ -109,7 +106,7 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
                 *counts = [0; FrameKind::COUNT];
             }
         };
-        for block in m.buddy.blocks() {
+        vmstat::visit_blocks(|block| {
             let kind = match block.state {
                 BlockState::Reserved => FrameKind::Reserved,
                 BlockState::Free => FrameKind::Free,
@@ -139,9 +136,9 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
                     left -= take;
                 }
             }
-        }
+        });
         finish(&mut cells, &mut counts, current);
-    });
+    }
     Ok(Picture {
         base_pfn: base,
         frames,

@@ -10,6 +10,11 @@
 //! interactive loop ([`main`]) passes a writer to the consoles; it first
 //! runs `/etc/init` (a program named by `FERRITE_INIT`) and `/etc/rc` (a
 //! script) if the ramdisk has them.
+//!
+//! No `unsafe` here: the views read mm's state through snapshot functions
+//! (`mm::vmstat`, `mm::frames`), never its locks.
+
+#![deny(unsafe_code)]
 
 pub mod editor;
 pub mod memory;

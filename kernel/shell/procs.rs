@@ -9,18 +9,17 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, Ordering};
 
+use crate::arch::sync::{try_lock_irq_off, IrqMutex};
 use mmcore::{FrameKind, Pfn};
-use spin::Mutex;
 use vmcore::paging::{Level, WalkStep};
 use vmcore::vma::VmaTag;
 use vmcore::{PteFlags, Sharing, Vma, VmaKind};
-use x86_64::instructions::interrupts::without_interrupts;
 
 use super::{Args, Result};
 use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
 use crate::mm::kalloc;
 use crate::mm::layout::PAGE_SIZE;
-use crate::mm::{frames, pgtable};
+use crate::mm::{pgtable, vmstat};
 use crate::proc::exec::ExecError;
 use crate::proc::sched::{self, Pid, State};
 use crate::proc::user::{self, UserExit};
@@ -30,15 +29,12 @@ const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 /// Runs `f` on the locked address space with interrupts off (the timer
 /// must not switch to its process while the lock is held: its fault
 /// handler would need it). If another holder has it, lets that one run
-/// and tries again rather than spinning with interrupts off.
+/// and tries again rather than spinning with interrupts off (see
+/// "Locking" in `mm`).
 pub fn with_aspace<R>(aspace: &SharedAddressSpace, f: impl FnOnce(&mut AddressSpace) -> R) -> R {
     let mut f = Some(f);
     loop {
-        let done = without_interrupts(|| {
-            aspace
-                .try_lock()
-                .map(|mut a| (f.take().expect("runs once"))(&mut a))
-        });
+        let done = try_lock_irq_off(aspace).map(|mut a| (f.take().expect("runs once"))(&mut a));
         if let Some(r) = done {
             return r;
         }
@@ -225,7 +221,7 @@ fn describe_step(step: &WalkStep, out: &mut dyn Write) -> Result {
         writeln!(out, "  -> next table {:#x}", step.entry.addr())?;
     } else if step.level == Level::Pt {
         let pfn = Pfn::from_addr(step.entry.addr());
-        let (kind, refs) = frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn)));
+        let (kind, refs) = vmstat::frame_info(pfn);
         write!(
             out,
             "  -> frame {:#x} ({}",
@@ -351,7 +347,7 @@ struct Job {
     name: String,
 }
 
-static JOBS: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+static JOBS: IrqMutex<Vec<Job>> = IrqMutex::new(Vec::new());
 /// Status of the last foreground program, as a shell's `$?`: the exit
 /// code, or 128 + the signal that killed it.
 static LAST_STATUS: AtomicI32 = AtomicI32::new(0);
@@ -436,10 +432,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result {
         e => args.failed_fmt(format_args!("{path}: {e}")),
     })?;
     if background {
-        let room = without_interrupts(|| {
-            let mut jobs = JOBS.lock();
-            kalloc::try_push(&mut jobs, Job { pid, name })
-        });
+        let room = kalloc::try_push(&mut JOBS.lock(), Job { pid, name });
         if room.is_err() {
             // No room to remember it: it runs on, and its zombie is
             // reaped as an orphan's would be.
@@ -464,8 +457,7 @@ pub fn report_finished_jobs(out: &mut dyn Write) {
     // One finished job at a time, moved out of the list: nothing to
     // allocate (this runs after every command, memory short or not).
     loop {
-        let finished = without_interrupts(|| {
-            let mut jobs = JOBS.lock();
+        let finished = JOBS.with(|jobs| {
             let at = jobs.iter().position(|j| {
                 // A pid that vanished (reaped elsewhere) is done too.
                 is_zombie(j.pid) || sched::with_process(j.pid, |_| ()).is_none()
@@ -487,7 +479,7 @@ pub fn report_finished_jobs(out: &mut dyn Write) {
 /// Reaps zombies left to the kernel thread by parents that exited first
 /// (orphans are re-parented to pid 0; no one else will wait for them).
 pub fn reap_orphans() {
-    let is_job = |pid: Pid| without_interrupts(|| JOBS.lock().iter().any(|j| j.pid == pid));
+    let is_job = |pid: Pid| JOBS.lock().iter().any(|j| j.pid == pid);
     while let Some(pid) = sched::find_pid(|p| {
         p.pid != 0 && p.ppid == 0 && matches!(p.state, State::Zombie(_)) && !is_job(p.pid)
     }) {
@@ -501,8 +493,7 @@ pub fn jobs(args: &Args, out: &mut dyn Write) -> Result {
     // By index, copying one job at a time: no list to allocate.
     let mut i = 0;
     loop {
-        let job = without_interrupts(|| {
-            let jobs = JOBS.lock();
+        let job = JOBS.with(|jobs| {
             let job = jobs.get(i)?;
             Some(kalloc::try_string(&job.name).map(|name| (job.pid, name)))
         });

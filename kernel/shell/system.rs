@@ -3,8 +3,6 @@
 
 use core::fmt::Write;
 
-use x86_64::instructions::port::Port;
-
 use super::{Args, Result};
 
 /// Largest `poweroff` code: QEMU's exit status `33 + 2 * CODE` must fit
@@ -227,31 +225,6 @@ pub fn poweroff(args: &Args, out: &mut dyn Write) -> Result {
 pub fn reboot(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     writeln!(out, "reboot: resetting the machine")?;
-    x86_64::instructions::interrupts::disable();
-    // SAFETY: the chipset reset control register (0xcf9: "full reset"),
-    // then the i8042's pulse-reset-line command; both only reset the
-    // machine, which is what is wanted.
-    unsafe {
-        Port::<u8>::new(0xcf9).write(0x02);
-        Port::<u8>::new(0xcf9).write(0x06);
-        for _ in 0..100_000 {
-            core::hint::spin_loop();
-        }
-        Port::<u8>::new(0x64).write(0xfe);
-    }
-    for _ in 0..1_000_000 {
-        core::hint::spin_loop();
-    }
-    // Neither worked: a triple fault resets every x86 CPU.
-    let empty = x86_64::structures::DescriptorTablePointer {
-        limit: 0,
-        base: x86_64::VirtAddr::new(0),
-    };
-    // SAFETY: an empty IDT makes the breakpoint below a triple fault, i.e.
-    // a CPU reset; nothing runs after it.
-    unsafe {
-        x86_64::instructions::tables::lidt(&empty);
-    }
-    x86_64::instructions::interrupts::int3();
+    crate::arch::cpu::reset_machine();
     crate::power::halt()
 }

@@ -1,0 +1,128 @@
+//! The direct map: all physical memory at [`PAGE_OFFSET`], and the one
+//! module of `mm` that reads or writes physical memory through it.
+//!
+//! The bootloader maps every physical frame read-write at
+//! `PAGE_OFFSET + address` with 2 MiB pages, so a frame's bytes are
+//! contiguous and page aligned in the kernel's address space. Everything
+//! that turns a physical address into a pointer and dereferences it belongs
+//! here, behind safe functions (Asterinas keeps its `unsafe` in OSTD the
+//! same way): the rest of the kernel names frames by [`Pfn`] and asks.
+//!
+//! The frame helpers ([`zero_frame`], [`fill_frame`], [`copy_frame`],
+//! [`touch_frame`]) write whole frames the caller owns: a frame it
+//! allocated and has not given back. They take a [`Pfn`] until the frame
+//! handle type exists, then a handle; in debug builds they check that the
+//! frame is allocated at all. [`read_byte`] only reads.
+
+use core::mem::MaybeUninit;
+
+use mmcore::memblock::MemBlock;
+use mmcore::{FrameKind, PageMeta, Pfn, PhysMem};
+
+use super::layout::{phys_to_virt, PAGE_OFFSET, PAGE_SIZE};
+
+/// "The bytes of physical frame N" in the kernel: the direct map.
+#[derive(Clone, Copy)]
+pub struct DirectMap;
+
+// SAFETY: the bootloader maps all physical memory at PAGE_OFFSET with
+// read-write 2 MiB pages, so every frame's bytes are at `PAGE_OFFSET + addr`,
+// contiguous and page aligned, and `ptr_to_pfn` inverts that; frames given to
+// the buddy allocator are usable RAM that nothing else references.
+unsafe impl PhysMem for DirectMap {
+    fn frame_ptr(&self, pfn: Pfn) -> *mut u8 {
+        phys_to_virt(pfn.addr()) as *mut u8
+    }
+
+    fn ptr_to_pfn(&self, ptr: *const u8) -> Pfn {
+        Pfn::from_addr(ptr as u64 - PAGE_OFFSET)
+    }
+}
+
+const FRAME: usize = PAGE_SIZE as usize;
+
+/// Debug builds: `pfn` must be an allocated frame (not free, not reserved).
+fn debug_check_owned(pfn: Pfn) {
+    if cfg!(debug_assertions) {
+        let kind = super::frames::kind(pfn);
+        debug_assert!(
+            kind != FrameKind::Free && kind != FrameKind::Reserved,
+            "direct-map write to frame {:#x}, which is {kind:?}",
+            pfn.0
+        );
+    }
+}
+
+/// Fills the frame `pfn` (which the caller owns) with zeros.
+pub fn zero_frame(pfn: Pfn) {
+    fill_frame(pfn, 0);
+}
+
+/// Fills the frame `pfn` (which the caller owns) with `byte`.
+pub fn fill_frame(pfn: Pfn, byte: u8) {
+    debug_check_owned(pfn);
+    // SAFETY: the direct map covers the frame with FRAME writable bytes;
+    // the caller owns it, so nothing else reads or writes it meanwhile.
+    unsafe { core::ptr::write_bytes(DirectMap.frame_ptr(pfn), byte, FRAME) };
+}
+
+/// Copies frame `src` into frame `dst` (which the caller owns).
+pub fn copy_frame(dst: Pfn, src: Pfn) {
+    debug_check_owned(dst);
+    assert_ne!(dst, src, "copy_frame onto itself");
+    // SAFETY: both frames are covered by the direct map; they are distinct
+    // (checked), so the ranges do not overlap; `dst` is the caller's, and
+    // `src` is only read.
+    unsafe {
+        core::ptr::copy_nonoverlapping(DirectMap.frame_ptr(src), DirectMap.frame_ptr(dst), FRAME)
+    };
+}
+
+/// Writes a zero into the first byte of frame `pfn` (which the caller
+/// owns), volatile: the access happens even though nothing reads it (makes
+/// a hypervisor back the frame).
+pub fn touch_frame(pfn: Pfn) {
+    debug_check_owned(pfn);
+    // SAFETY: the frame is in the direct map and the caller's.
+    unsafe { DirectMap.frame_ptr(pfn).write_volatile(0) };
+}
+
+/// The byte at physical address `pa` (RAM the direct map covers).
+pub fn read_byte(pa: u64) -> u8 {
+    // SAFETY: the direct map covers every physical frame with readable
+    // memory; a one-byte read of a `u8` has no alignment or validity
+    // requirement, and the value is copied out (no reference is kept).
+    unsafe { (phys_to_virt(pa) as *const u8).read_volatile() }
+}
+
+/// The per-frame metadata array for `frames` frames, in memory taken from
+/// `memblock` for good: its frames are reserved there, so the buddy
+/// allocator built from `memblock.free_ranges()` never hands them out, and
+/// the array lives as long as the kernel.
+pub fn alloc_meta_array(
+    memblock: &mut MemBlock,
+    frames: u64,
+) -> Option<&'static mut [MaybeUninit<PageMeta>]> {
+    let bytes = mmcore::frame::meta_bytes_for(frames) as u64;
+    let phys = memblock.alloc(bytes, PAGE_SIZE)?;
+    // SAFETY: memblock just reserved `bytes` at `phys` (page aligned) for
+    // this caller alone, the direct map covers it, and a reservation is
+    // never given to the buddy allocator, so the slice may be 'static and
+    // unique. `MaybeUninit` needs no initialised contents.
+    Some(unsafe {
+        core::slice::from_raw_parts_mut(
+            phys_to_virt(phys) as *mut MaybeUninit<PageMeta>,
+            frames as usize,
+        )
+    })
+}
+
+/// The kernel's ELF file as the bootloader loaded it (for its symbols).
+pub fn kernel_file() -> &'static [u8] {
+    let (phys, len) = crate::boot::facts().kernel_file;
+    // SAFETY: the bootloader loaded the kernel file at `phys..phys + len`
+    // and those frames stay reserved (`frames::init` reserves them again,
+    // so they never reach the frame allocator); the direct map covers them
+    // and nothing writes to them.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const u8, len as usize) }
+}
