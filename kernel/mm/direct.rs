@@ -19,7 +19,10 @@ use core::mem::MaybeUninit;
 use mmcore::memblock::MemBlock;
 use mmcore::{FrameKind, PageMeta, Pfn, PhysMem};
 
+use super::frames;
 use super::layout::{phys_to_virt, PAGE_OFFSET, PAGE_SIZE};
+use vmcore::paging::ENTRIES;
+use vmcore::TableMemory;
 
 /// "The bytes of physical frame N" in the kernel: the direct map.
 #[derive(Clone, Copy)]
@@ -78,6 +81,19 @@ pub fn copy_frame(dst: Pfn, src: Pfn) {
     };
 }
 
+/// Copies `bytes` (at most a frame's worth) to the start of frame `pfn`
+/// (which the caller owns).
+pub fn write_frame(pfn: Pfn, bytes: &[u8]) {
+    debug_check_owned(pfn);
+    assert!(bytes.len() <= FRAME, "write_frame of more than a frame");
+    // SAFETY: the frame is in the direct map and the caller's; at most
+    // FRAME bytes are written from a live slice that cannot overlap it
+    // (the caller owns the frame, so nothing else references its bytes).
+    unsafe {
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), DirectMap.frame_ptr(pfn), bytes.len())
+    };
+}
+
 /// Writes a zero into the first byte of frame `pfn` (which the caller
 /// owns), volatile: the access happens even though nothing reads it (makes
 /// a hypervisor back the frame).
@@ -125,4 +141,59 @@ pub fn kernel_file() -> &'static [u8] {
     // so they never reach the frame allocator); the direct map covers them
     // and nothing writes to them.
     unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const u8, len as usize) }
+}
+
+/// Table memory: the direct map and the frame allocator.
+pub struct FrameTables;
+
+// SAFETY: `alloc_table` returns order-0 frames that the buddy allocator
+// zeroed and handed to us alone; `table` points into the direct map, which
+// covers every physical frame with 8-byte aligned read-write memory; frames
+// are given back only through `free_table`.
+unsafe impl TableMemory for FrameTables {
+    fn table(&mut self, phys: u64) -> *mut [u64; ENTRIES] {
+        phys_to_virt(phys) as *mut [u64; ENTRIES]
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        if super::failslab::should_fail_page() {
+            return None;
+        }
+        frames::alloc_zeroed(0, FrameKind::PageTable).map(|pfn| pfn.addr())
+    }
+
+    fn free_table(&mut self, phys: u64) {
+        if let Err(e) = frames::free(Pfn::from_addr(phys), 0) {
+            // vmcore only frees lower-half tables it created; anything else
+            // is a bookkeeping bug worth stopping for.
+            panic!("freeing page table {phys:#x}: {e}");
+        }
+    }
+}
+
+/// Table memory for code that already holds the frames lock (fork takes it
+/// once for every table and reference count it touches).
+pub struct LockedFrameTables<'a>(pub &'a mut frames::PhysicalMemory);
+
+// SAFETY: as for `FrameTables`; the buddy allocator is reached through the
+// lock guard the caller holds instead of taking the lock per call.
+unsafe impl TableMemory for LockedFrameTables<'_> {
+    fn table(&mut self, phys: u64) -> *mut [u64; ENTRIES] {
+        phys_to_virt(phys) as *mut [u64; ENTRIES]
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        if super::failslab::should_fail_page() {
+            return None;
+        }
+        self.0
+            .alloc_owned(0, FrameKind::PageTable, true)
+            .map(|pfn| pfn.addr())
+    }
+
+    fn free_table(&mut self, phys: u64) {
+        if let Err(e) = self.0.buddy.free(Pfn::from_addr(phys), 0) {
+            panic!("freeing page table {phys:#x}: {e}");
+        }
+    }
 }

@@ -17,10 +17,9 @@ use vmcore::frame::FrameHandle;
 use vmcore::gather::{FrameBatch, TlbFlush};
 use vmcore::space::ShareFrames;
 
-use super::frames::{self, DirectMap, PhysicalMemory};
+use super::frames::{self, PhysicalMemory};
 use super::pgtable::LockedFrameTables;
 use crate::arch::mmu;
-use mmcore::PhysMem;
 
 static ZERO_PAGE: Once<Pfn> = Once::new();
 
@@ -144,24 +143,15 @@ pub fn frame_use(pfn: Pfn) -> vmcore::fault::FrameUse {
 /// One byte of physical memory at `pa` (a present user page's), through
 /// the direct map.
 pub fn read_byte(pa: u64) -> u8 {
-    // SAFETY: the direct map covers all physical memory with readable
-    // pages; a byte read has no alignment needs.
-    unsafe { *(super::layout::phys_to_virt(pa) as *const u8) }
+    super::direct::read_byte(pa)
 }
 
 /// A fresh anonymous user frame with the contents of `src`.
 pub fn copy_of(src: Pfn) -> Option<FrameRef> {
     let dst = FrameRef::alloc_user(FrameKind::UserAnon, false)?;
-    // SAFETY: `dst` is a fresh frame only we reference; `src` is a frame
-    // the caller keeps a reference to (mapped, or held); both are whole
-    // pages in the direct map, and distinct.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            DirectMap.frame_ptr(src),
-            DirectMap.frame_ptr(dst.pfn),
-            vmcore::PAGE_SIZE as usize,
-        )
-    };
+    // `dst` is a fresh frame only we reference; `src` one the caller keeps
+    // a reference to (mapped, or held).
+    super::direct::copy_frame(dst.pfn, src);
     Some(dst)
 }
 

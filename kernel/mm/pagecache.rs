@@ -24,11 +24,10 @@
 //! reclaim cache pages ([`try_shrink`]).
 
 use alloc::vec::Vec;
-use mmcore::{FrameKind, PhysMem};
+use mmcore::FrameKind;
 use vmcore::radix::{IndexError, PageIndex};
 
 use super::frame_ref::FrameRef;
-use super::frames::DirectMap;
 use super::layout::PAGE_SIZE;
 use crate::arch::sync::IrqMutex;
 
@@ -196,16 +195,8 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     if let Backing::Bytes(data) = backing {
         let start = offset as usize;
         let end = (start + PAGE_SIZE as usize).min(data.len());
-        // SAFETY: a fresh frame we own, reached through the direct map;
-        // `start < end <= data.len()` (checked past-EOF above) and the copy
-        // stays within one page.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                data[start..end].as_ptr(),
-                DirectMap.frame_ptr(frame.pfn()),
-                end - start,
-            )
-        };
+        // `start < end <= data.len()` (checked past-EOF above).
+        super::direct::write_frame(frame.pfn(), &data[start..end]);
     }
     locked(|c| {
         // (Returning early drops `frame`: our page goes back.)

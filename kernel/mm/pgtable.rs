@@ -6,68 +6,12 @@
 //! entries is populated then, so an address space created later that copies
 //! them sees every future kernel mapping (vmalloc) without synchronisation.
 
-use mmcore::{FrameKind, Pfn};
 use vmcore::paging::ENTRIES;
 use vmcore::{PageTables, TableMemory};
 
-use super::frames;
-use super::layout::phys_to_virt;
 use crate::arch::sync::IrqMutex;
 
-/// Table memory: the direct map and the frame allocator.
-pub struct FrameTables;
-
-// SAFETY: `alloc_table` returns order-0 frames that the buddy allocator
-// zeroed and handed to us alone; `table` points into the direct map, which
-// covers every physical frame with 8-byte aligned read-write memory; frames
-// are given back only through `free_table`.
-unsafe impl TableMemory for FrameTables {
-    fn table(&mut self, phys: u64) -> *mut [u64; ENTRIES] {
-        phys_to_virt(phys) as *mut [u64; ENTRIES]
-    }
-
-    fn alloc_table(&mut self) -> Option<u64> {
-        if super::failslab::should_fail_page() {
-            return None;
-        }
-        frames::alloc_zeroed(0, FrameKind::PageTable).map(|pfn| pfn.addr())
-    }
-
-    fn free_table(&mut self, phys: u64) {
-        if let Err(e) = frames::free(Pfn::from_addr(phys), 0) {
-            // vmcore only frees lower-half tables it created; anything else
-            // is a bookkeeping bug worth stopping for.
-            panic!("freeing page table {phys:#x}: {e}");
-        }
-    }
-}
-
-/// Table memory for code that already holds the frames lock (fork takes it
-/// once for every table and reference count it touches).
-pub struct LockedFrameTables<'a>(pub &'a mut frames::PhysicalMemory);
-
-// SAFETY: as for `FrameTables`; the buddy allocator is reached through the
-// lock guard the caller holds instead of taking the lock per call.
-unsafe impl TableMemory for LockedFrameTables<'_> {
-    fn table(&mut self, phys: u64) -> *mut [u64; ENTRIES] {
-        phys_to_virt(phys) as *mut [u64; ENTRIES]
-    }
-
-    fn alloc_table(&mut self) -> Option<u64> {
-        if super::failslab::should_fail_page() {
-            return None;
-        }
-        self.0
-            .alloc_owned(0, FrameKind::PageTable, true)
-            .map(|pfn| pfn.addr())
-    }
-
-    fn free_table(&mut self, phys: u64) {
-        if let Err(e) = self.0.buddy.free(Pfn::from_addr(phys), 0) {
-            panic!("freeing page table {phys:#x}: {e}");
-        }
-    }
-}
+pub use super::direct::{FrameTables, LockedFrameTables};
 
 /// The kernel's tree (the bootloader's, adopted). Lock order: this lock,
 /// then the frames lock (taken inside `FrameTables`), never the reverse.
