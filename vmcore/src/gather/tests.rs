@@ -6,7 +6,7 @@ use std::vec::Vec;
 
 use super::*;
 use crate::host::HostTables;
-use crate::paging::{PageTables, PteFlags};
+use crate::paging::{EmptyTables, PageTables, PteFlags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Event {
@@ -158,7 +158,7 @@ fn emptied_tables_wait_for_the_flush_too() {
         let mut take = |m: &mut GatherTables<'_, HostTables, Tlb>, va: u64, size: u64, pte: Pte| {
             m.gather.add_frame(va, size, Frame(pte.addr()))
         };
-        pt.unmap_range(&mut gm, 0x40_0000, 0x40_1000, &mut take)
+        pt.unmap_range(&mut gm, 0x40_0000, 0x40_1000, EmptyTables::Free, &mut take)
             .unwrap();
     }
     assert_eq!(mem.live(), live, "no table freed before the flush");

@@ -26,7 +26,7 @@ mod walk;
 pub use entry::{Level, Pte, PteFlags, ADDR_MASK, ENTRIES};
 pub use error::MapError;
 pub use memory::TableMemory;
-pub use tables::{LeafEntry, PageTables};
+pub use tables::{EmptyTables, LeafEntry, PageTables};
 pub use walk::{LeafUpdate, PageWalker, PageWalkerMut, WalkAction, WalkStep};
 
 #[cfg(test)]

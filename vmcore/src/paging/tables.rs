@@ -79,6 +79,15 @@ pub struct PageTables {
     pub(super) root: u64,
 }
 
+/// What [`PageTables::unmap_range`] does with the tables it empties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptyTables {
+    /// Free them (`munmap`, exit).
+    Free,
+    /// Keep them for the next fault there (`MADV_DONTNEED`).
+    Keep,
+}
+
 impl PageTables {
     /// An empty tree: a fresh zeroed root.
     pub fn new<M: TableMemory + ?Sized>(mem: &mut M) -> Option<PageTables> {
@@ -471,55 +480,27 @@ impl PageTables {
         self.walk_mut(mem, start, end, &mut Closure(f))
     }
 
-    /// Clears every leaf lying entirely inside `[start, end)` (`munmap`),
-    /// calling `f(mem, va, size, final_pte)` for each so the caller can
-    /// take over its frame reference, and frees lower-half tables left
-    /// empty. A huge leaf only partly inside is left alone. Returns the
-    /// number of leaves cleared.
+    /// Clears every leaf lying entirely inside `[start, end)`, calling
+    /// `f(mem, va, size, final_pte)` for each so the caller can take over
+    /// its frame reference. With [`EmptyTables::Free`] (`munmap`, exit),
+    /// lower-half tables left empty, or empty and wholly inside the range,
+    /// are freed; with [`EmptyTables::Keep`] (`MADV_DONTNEED`, as Linux's
+    /// `zap_page_range`: the range stays mapped, so the next fault reuses
+    /// them) none is. A huge leaf only partly inside is left alone. Returns
+    /// the number of leaves cleared.
     pub fn unmap_range<M, F>(
         &mut self,
         mem: &mut M,
         start: u64,
         end: u64,
+        tables: EmptyTables,
         f: &mut F,
     ) -> Result<usize, MapError>
     where
         M: TableMemory + ?Sized,
         F: FnMut(&mut M, u64, u64, Pte),
     {
-        self.clear(mem, start, end, true, f)
-    }
-
-    /// Like [`PageTables::unmap_range`] but keeps the tables, empty or not
-    /// (`MADV_DONTNEED`, as Linux's `zap_page_range`: the range stays
-    /// mapped, so the next fault there reuses them instead of scanning
-    /// and freeing a table only to allocate it again).
-    pub fn clear_range<M, F>(
-        &mut self,
-        mem: &mut M,
-        start: u64,
-        end: u64,
-        f: &mut F,
-    ) -> Result<usize, MapError>
-    where
-        M: TableMemory + ?Sized,
-        F: FnMut(&mut M, u64, u64, Pte),
-    {
-        self.clear(mem, start, end, false, f)
-    }
-
-    fn clear<M, F>(
-        &mut self,
-        mem: &mut M,
-        start: u64,
-        end: u64,
-        free_tables: bool,
-        f: &mut F,
-    ) -> Result<usize, MapError>
-    where
-        M: TableMemory + ?Sized,
-        F: FnMut(&mut M, u64, u64, Pte),
-    {
+        let free_tables = tables == EmptyTables::Free;
         struct Unmapper<'a, F> {
             f: &'a mut F,
             start: u64,
@@ -569,7 +550,7 @@ impl PageTables {
     {
         let mut each = |_: &mut M, va: u64, _: u64, pte: Pte| f(va, pte);
         // The whole lower half is a valid range, so this cannot fail.
-        let _ = self.unmap_range(mem, 0, USER_END, &mut each);
+        let _ = self.unmap_range(mem, 0, USER_END, EmptyTables::Free, &mut each);
     }
 
     /// [`PageTables::teardown_user`], then frees the root. The kernel-half

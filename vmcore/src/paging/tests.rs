@@ -290,9 +290,13 @@ fn update_leaves_and_unmap_range() {
     let tables = mem.live();
     let mut seen = vec![];
     let count = pt
-        .unmap_range(&mut mem, 0x1c_0000, 0x20_0000, &mut |_, va, size, _| {
-            seen.push((va, size))
-        })
+        .unmap_range(
+            &mut mem,
+            0x1c_0000,
+            0x20_0000,
+            EmptyTables::Free,
+            &mut |_, va, size, _| seen.push((va, size)),
+        )
         .unwrap();
     assert_eq!(count, 50);
     assert_eq!(seen.first(), Some(&(0x1c_e000, 4096)));
@@ -502,7 +506,9 @@ fn empty_range_at_zero_visits_nothing() {
     pt.map(&mut mem, 0x40_0000, 0x5000, UW).unwrap();
     let mut seen = 0;
     let cleared = pt
-        .unmap_range(&mut mem, 0, 0, &mut |_, _, _, _| seen += 1)
+        .unmap_range(&mut mem, 0, 0, EmptyTables::Free, &mut |_, _, _, _| {
+            seen += 1
+        })
         .unwrap();
     assert_eq!((cleared, seen), (0, 0));
     let mut visited = 0;
@@ -525,7 +531,13 @@ fn clear_range_keeps_tables_until_an_unmap_covers_them() {
     pt.map(&mut mem, 0x60_0000, 0x100_1000, UW).unwrap();
     let with_tables = mem.live();
     let cleared = pt
-        .clear_range(&mut mem, 0x40_0000, 0x40_1000, &mut |_, _, _, _| {})
+        .unmap_range(
+            &mut mem,
+            0x40_0000,
+            0x40_1000,
+            EmptyTables::Keep,
+            &mut |_, _, _, _| {},
+        )
         .unwrap();
     assert_eq!(cleared, 1);
     assert!(pt.translate(&mut mem, 0x40_0000).is_none());
@@ -533,13 +545,25 @@ fn clear_range_keeps_tables_until_an_unmap_covers_them() {
     // An unmap of the whole 2 MiB the empty table covers frees it, though
     // it clears nothing there.
     let n = pt
-        .unmap_range(&mut mem, 0x40_0000, 0x60_0000, &mut |_, _, _, _| {})
+        .unmap_range(
+            &mut mem,
+            0x40_0000,
+            0x60_0000,
+            EmptyTables::Free,
+            &mut |_, _, _, _| {},
+        )
         .unwrap();
     assert_eq!(n, 0);
     assert_eq!(mem.live(), with_tables - 1);
     // A partial unmap of an empty table leaves it; teardown frees all.
-    pt.clear_range(&mut mem, 0x60_0000, 0x60_1000, &mut |_, _, _, _| {})
-        .unwrap();
+    pt.unmap_range(
+        &mut mem,
+        0x60_0000,
+        0x60_1000,
+        EmptyTables::Keep,
+        &mut |_, _, _, _| {},
+    )
+    .unwrap();
     pt.teardown_user(&mut mem, &mut |_, _| {});
     assert_eq!(mem.live(), before);
 }

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::gather::{Gather, GatherTables, TlbFlush};
-use crate::paging::{PageWalker, Pte, TableMemory};
+use crate::paging::{EmptyTables, PageWalker, Pte, TableMemory};
 use crate::vma::{VmError, Vma, VmaKind};
 
 use super::VmSpace;
@@ -78,7 +78,9 @@ impl VmSpace {
         // ones. Tables left empty go through the gather.
         let mut mem = GatherTables::new(mem, gather);
         let mut forget = |_: &mut GatherTables<'_, M, T>, _: u64, _: u64, _: Pte| {};
-        let _ = self.tables.unmap_range(&mut mem, old, end, &mut forget);
+        let _ = self
+            .tables
+            .unmap_range(&mut mem, old, end, EmptyTables::Free, &mut forget);
         mem.gather.add_range(old, end);
         self.vmas.unmap(old, end)?;
         Ok(())

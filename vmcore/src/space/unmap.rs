@@ -7,7 +7,7 @@
 //! `tlb_finish_mmu`).
 
 use crate::gather::{Gather, GatherTables, TlbFlush};
-use crate::paging::{Pte, TableMemory};
+use crate::paging::{EmptyTables, Pte, TableMemory};
 use crate::vma::{VmError, Vma};
 use crate::USER_END;
 
@@ -65,9 +65,9 @@ impl VmSpace {
             let mut mem = GatherTables::new(mem, gather);
             // The region stays, so its page tables do too (Linux's
             // zap_page_range): the next touch needs them again.
-            let _ = self
-                .tables
-                .clear_range(&mut mem, start, end, &mut take_leaf);
+            let _ =
+                self.tables
+                    .unmap_range(&mut mem, start, end, EmptyTables::Keep, &mut take_leaf);
         }
     }
 
@@ -100,7 +100,7 @@ impl VmSpace {
         let mut mem = GatherTables::new(mem, gather);
         let _ = self
             .tables
-            .unmap_range(&mut mem, start, end, &mut take_leaf);
+            .unmap_range(&mut mem, start, end, EmptyTables::Free, &mut take_leaf);
     }
 }
 
