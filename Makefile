@@ -34,7 +34,7 @@ test: setup user test-host test-kernel
 
 # Pure logic on the host: allocators (mmcore) and the boot tool.
 test-host:
-	cargo test -p mmcore -p vmcore -p usercore --target $(HOST)
+	cargo test -p mmcore -p vmcore -p usercore -p reclaimcore -p swapcore --target $(HOST)
 	cargo test -p mmcore --features slab-debug --target $(HOST)
 	cd boot && cargo test --release --quiet
 	user/run-host-tests.sh
@@ -88,7 +88,7 @@ lint: setup
 	cargo fmt --all --check
 	cd boot && cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy -p mmcore -p vmcore -p usercore --target $(HOST) --all-targets -- -D warnings
+	cargo clippy -p mmcore -p vmcore -p usercore -p reclaimcore -p swapcore --target $(HOST) --all-targets -- -D warnings
 	cd boot && cargo clippy --release -- -D warnings
 
 fmt:
