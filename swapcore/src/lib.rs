@@ -26,6 +26,9 @@ pub mod device;
 pub mod slots;
 pub mod zram;
 
+#[cfg(test)]
+mod model_tests;
+
 pub use device::{SwapDevice, SwapIoError};
 pub use slots::{ClusterCursor, SlotMap, CLUSTER_SLOTS, MAX_COUNT};
 pub use zram::{Zram, ZramStats};
