@@ -231,9 +231,9 @@ fn make_page(kind: Kind, seed: u64) -> Page {
         Kind::Zero => {}
         Kind::Same => {
             let word = (seed | 1).to_ne_bytes();
-            for chunk in page.chunks_exact_mut(8) {
-                chunk.copy_from_slice(&word);
-            }
+            page.iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b = word[i % 8]);
         }
         Kind::Random => page.iter_mut().for_each(|b| *b = next() as u8),
         Kind::Runs => {
@@ -254,7 +254,7 @@ fn make_page(kind: Kind, seed: u64) -> Page {
 }
 
 fn is_same_filled(page: &Page) -> bool {
-    page.chunks_exact(8).all(|w| w == &page[..8])
+    page.iter().enumerate().all(|(i, &b)| b == page[i % 8])
 }
 
 #[derive(Clone, Debug)]

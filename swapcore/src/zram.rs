@@ -259,8 +259,10 @@ fn account(stats: &mut ZramStats, entry: &Entry, op: fn(u64, u64) -> u64) {
 /// The word every 8-byte word of `page` equals, if there is one.
 fn same_filled(page: &Page) -> Option<u64> {
     let mut words = page
-        .chunks_exact(8)
-        .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()));
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .map(|&w| u64::from_ne_bytes(w));
     let first = words.next()?;
     words.all(|w| w == first).then_some(first)
 }
@@ -298,10 +300,7 @@ impl SwapDevice for Zram {
         match &self.slots[i] {
             Entry::Empty => page.fill(0),
             Entry::Same(word) => {
-                let bytes = word.to_ne_bytes();
-                for chunk in page.chunks_exact_mut(8) {
-                    chunk.copy_from_slice(&bytes);
-                }
+                page.as_chunks_mut::<8>().0.fill(word.to_ne_bytes());
             }
             Entry::Raw(buf) => page.copy_from_slice(buf),
             Entry::Lz4(buf) => {
