@@ -172,7 +172,7 @@ impl Zram {
             table,
             out,
             stats: ZramStats {
-                disksize: pages * PAGE_SIZE as u64,
+                disksize: pages.saturating_mul(PAGE_SIZE as u64),
                 ..ZramStats::default()
             },
         })
@@ -217,7 +217,8 @@ impl Zram {
             None => (&page[..], true),
         };
         let limit = self.stats.mem_limit;
-        if limit != 0 && self.stats.mem_used_total - old_mem + bytes.len() as u64 > limit {
+        let after = self.stats.mem_used_total.saturating_sub(old_mem) + bytes.len() as u64;
+        if limit != 0 && after > limit {
             return Err(SwapIoError::NoMemory);
         }
         let mut buf = Vec::new();
