@@ -11,6 +11,37 @@
 //!   page LZ4-compressed in memory (raw when it does not compress, a single
 //!   word when every word of it is the same), with Linux's `mm_stat` figures.
 //!
+//! How the kernel uses them, one device:
+//!
+//! ```
+//! use swapcore::{ClusterCursor, SlotMap, SwapDevice, Zram, PAGE_SIZE};
+//!
+//! let mut dev = Zram::try_new("zram0", 1024).unwrap();
+//! let mut slots = SlotMap::try_new(dev.pages()).unwrap();
+//! let mut stream = ClusterCursor::new(); // e.g. one per CPU
+//!
+//! // Swap-out: a slot (count 1, for the one PTE), then the data.
+//! let page = [7u8; PAGE_SIZE];
+//! let slot = slots.alloc_in(&mut stream).expect("swap full");
+//! dev.write_page(slot, &page).unwrap(); // on error: slots.put(slot), keep the page
+//!
+//! // Fork copies the swap PTE: one more reference.
+//! assert!(slots.dup(slot)); // false: count ceiling, fork fails with ENOMEM
+//!
+//! // Swap-in: read the page (and maybe its in-use neighbours).
+//! let mut back = [0u8; PAGE_SIZE];
+//! dev.read_page(slot, &mut back).unwrap();
+//! assert_eq!(back, page);
+//! let _neighbours: Vec<u64> = slots.readahead_window(slot, 8).collect();
+//!
+//! // Each PTE that goes away drops its reference; the last frees the slot.
+//! assert_eq!(slots.put(slot), 1);
+//! if slots.put(slot) == 0 {
+//!     dev.discard(slot);
+//! }
+//! assert_eq!((slots.used(), dev.mem_used()), (0, 0));
+//! ```
+//!
 //! Every allocation is fallible (construction and page writes report
 //! [`NoMemory`]); allocating, duplicating and releasing a slot never
 //! allocates. The kernel supplies the locking: nothing here is shared.
@@ -25,6 +56,9 @@ extern crate std;
 pub mod device;
 pub mod slots;
 pub mod zram;
+
+#[cfg(test)]
+mod model_tests;
 
 pub use device::{SwapDevice, SwapIoError};
 pub use slots::{ClusterCursor, SlotMap, CLUSTER_SLOTS, MAX_COUNT};

@@ -259,8 +259,8 @@ impl SlotMap {
         } else {
             let cluster_start = slot - slot % CLUSTER_SLOTS;
             let cluster_end = (cluster_start + CLUSTER_SLOTS).min(self.pages());
-            let start = (slot - slot % n).max(cluster_start);
-            (start, (start + n).min(cluster_end))
+            let aligned = slot - slot % n;
+            (aligned.max(cluster_start), (aligned + n).min(cluster_end))
         };
         (start..end).filter(move |&s| s != slot && self.counts[s as usize] != 0)
     }

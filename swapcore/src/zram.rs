@@ -13,11 +13,12 @@
 //!
 //! Buffers are allocated fallibly per page ([`SwapIoError::NoMemory`]), and a
 //! memory limit (Linux's `mem_limit`) caps what the device may hold. The
-//! compressor's hash table and output buffer are allocated once with the
-//! device, so a write uses no stack beyond a few words and no allocation
-//! other than the stored copy.
+//! compressor's hash table and output buffer (21 KiB) are allocated once
+//! with the device, so a write, which may run deep in direct reclaim on a
+//! 32 KiB kernel stack, puts no buffer on the stack and allocates nothing
+//! but the stored copy (Linux's zram keeps per-CPU streams for the same
+//! reason).
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -120,19 +121,19 @@ impl fmt::Display for ZramStats {
     }
 }
 
-/// The compressor's working memory, allocated once per device.
-struct Workspace {
-    table: CompressTable,
-    out: [u8; SCRATCH],
-}
+/// The compressor's hash table in its empty state, built at compile time
+/// so that placing it on the heap copies it there rather than building its
+/// 16 KiB on the stack first.
+const EMPTY_TABLE: CompressTable = CompressTable::small();
 
 /// A compressed-RAM swap device of a fixed number of page slots.
 pub struct Zram {
     name: &'static str,
     slots: Vec<Entry>,
-    /// `Box<[_; 1]>` rather than `Box<_>`: built from a fallibly reserved
-    /// `Vec` (see [`Zram::try_new`]).
-    work: Box<[Workspace; 1]>,
+    /// The compressor's hash table (one element: a `Vec` so it can be
+    /// allocated fallibly) and output buffer, allocated once per device.
+    table: Vec<CompressTable>,
+    out: Vec<u8>,
     stats: ZramStats,
 }
 
@@ -153,26 +154,25 @@ impl Zram {
 
     /// A device named `name` (e.g. `zram0`) of `pages` empty slots. Fails
     /// if the slot table (32 bytes per slot) or the compressor's workspace
-    /// (about 12 KiB) cannot be allocated.
+    /// (about 21 KiB: LZ4's hash table and output buffer) cannot be allocated.
     pub fn try_new(name: &'static str, pages: u64) -> Result<Self, NoMemory> {
         let n = usize::try_from(pages).map_err(|_| NoMemory)?;
         let mut slots = Vec::new();
         slots.try_reserve_exact(n).map_err(|_| NoMemory)?;
         slots.resize_with(n, Entry::default);
-        let mut work = Vec::new();
-        work.try_reserve_exact(1).map_err(|_| NoMemory)?;
-        work.push(Workspace {
-            table: CompressTable::default(),
-            out: [0; SCRATCH],
-        });
-        // Capacity 1 and length 1: `into_boxed_slice` does not reallocate.
-        let work: Box<[Workspace; 1]> = work.into_boxed_slice().try_into().map_err(|_| NoMemory)?;
+        let mut table = Vec::new();
+        table.try_reserve_exact(1).map_err(|_| NoMemory)?;
+        table.push(EMPTY_TABLE);
+        let mut out = Vec::new();
+        out.try_reserve_exact(SCRATCH).map_err(|_| NoMemory)?;
+        out.resize(SCRATCH, 0);
         Ok(Zram {
             name,
             slots,
-            work,
+            table,
+            out,
             stats: ZramStats {
-                disksize: pages * PAGE_SIZE as u64,
+                disksize: pages.saturating_mul(PAGE_SIZE as u64),
                 ..ZramStats::default()
             },
         })
@@ -206,16 +206,19 @@ impl Zram {
         if let Some(word) = same_filled(page) {
             return Ok(Entry::Same(word));
         }
-        let [work] = &mut *self.work;
-        let compressed = compress_into_with_table(page, &mut work.out, &mut work.table)
+        let Some(table) = self.table.first_mut() else {
+            return Err(SwapIoError::NoMemory);
+        };
+        let compressed = compress_into_with_table(page, &mut self.out, table)
             .ok()
             .filter(|&len| len < Self::MAX_COMPRESSED);
         let (bytes, raw) = match compressed {
-            Some(len) => (&work.out[..len], false),
+            Some(len) => (&self.out[..len], false),
             None => (&page[..], true),
         };
         let limit = self.stats.mem_limit;
-        if limit != 0 && self.stats.mem_used_total - old_mem + bytes.len() as u64 > limit {
+        let after = self.stats.mem_used_total.saturating_sub(old_mem) + bytes.len() as u64;
+        if limit != 0 && after > limit {
             return Err(SwapIoError::NoMemory);
         }
         let mut buf = Vec::new();
@@ -259,8 +262,10 @@ fn account(stats: &mut ZramStats, entry: &Entry, op: fn(u64, u64) -> u64) {
 /// The word every 8-byte word of `page` equals, if there is one.
 fn same_filled(page: &Page) -> Option<u64> {
     let mut words = page
-        .chunks_exact(8)
-        .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()));
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .map(|&w| u64::from_ne_bytes(w));
     let first = words.next()?;
     words.all(|w| w == first).then_some(first)
 }
@@ -298,10 +303,7 @@ impl SwapDevice for Zram {
         match &self.slots[i] {
             Entry::Empty => page.fill(0),
             Entry::Same(word) => {
-                let bytes = word.to_ne_bytes();
-                for chunk in page.chunks_exact_mut(8) {
-                    chunk.copy_from_slice(&bytes);
-                }
+                page.as_chunks_mut::<8>().0.fill(word.to_ne_bytes());
             }
             Entry::Raw(buf) => page.copy_from_slice(buf),
             Entry::Lz4(buf) => {
