@@ -67,6 +67,7 @@ gdb-attach:
 BENCH_RUNS ?= 1
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
+	cargo run --release -p reclaimcore --example quality --target $(HOST)
 	cargo test --release --test bench
 	tools/bench-linux --runs $(BENCH_RUNS)
 
