@@ -60,7 +60,8 @@ gdb-attach:
 	gdb target/x86_64-unknown-none/debug/ferrite \
 	  -ex 'set architecture i386:x86-64' -ex 'target remote localhost:1234'
 
-# Host allocator benchmarks (criterion, against peer crates), the in-kernel
+# Host allocator benchmarks (criterion, against peer crates), the page-replacement
+# quality table (reclaimcore: every policy's misses vs OPT), the in-kernel
 # fault-path benchmarks in QEMU (release build), then user/mmbench on Ferrite
 # and on Linux 6.1 in the same QEMU (tools/bench-linux; BENCH_RUNS=3 for
 # medians of three interleaved runs; skipped without the Linux runner).

@@ -39,6 +39,31 @@ fn main() {
             g(|r| r.clock),
             g(|r| r.ferrite)
         );
+        let ferrite = g(|r| r.ferrite);
+        let worst = rows
+            .iter()
+            .max_by(|a, b| (a.ferrite * b.lru).cmp(&(b.ferrite * a.lru)))
+            .expect("traces");
+        let worst_ratio = worst.ferrite as f64 / worst.lru as f64;
+        let loops = rows.iter().filter(|r| r.trace.starts_with("loop"));
+        let loop_ratio = loops
+            .map(|r| r.ferrite as f64 / r.lru as f64)
+            .fold(0.0, f64::max);
+        let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+        println!();
+        println!(
+            "targets: geometric mean <= 1.3 x OPT: {ferrite:.2} {}",
+            verdict(ferrite <= 1.3)
+        );
+        println!(
+            "targets: never > 1.05 x LRU: worst {worst_ratio:.2} ({}) {}",
+            worst.trace,
+            verdict(worst.ferrite * 100 <= worst.lru * 105)
+        );
+        println!(
+            "targets: loops <= 0.5 x LRU: {loop_ratio:.2} {}",
+            verdict(loop_ratio <= 0.5)
+        );
         println!();
     }
 }

@@ -8,24 +8,33 @@ use crate::{opt, sim, trace, Clock, Ferrite, Fifo, Lru};
 
 /// The standard traces for a memory of `memory` pages, each as (name,
 /// accesses). Sizes are relative to memory; the seeds are fixed.
+///
+/// - loop: 1.1x memory, 40 passes.
+/// - hot set + scans: a hot set of half the memory used at random, then a
+///   one-time scan of 2x memory with one hot access per 3 scan pages; 5
+///   rounds.
+/// - zipf: exponent 1 over 4x memory.
+/// - shifting sets: 8 phases of random use of 0.75x memory, each set
+///   half-overlapping the previous one.
+/// - random: uniform over 2x memory.
 pub fn traces(memory: usize) -> Vec<(&'static str, Vec<u64>)> {
     let m = memory as u64;
-    let mut out = Vec::new();
-    out.push(("loop 1.1x memory", trace::looping(m * 11 / 10, memory * 40)));
-    out.push((
-        "hot set + scans",
-        trace::hot_scan(m / 2, 2 * m, 3, memory * 5, 5, 1),
-    ));
-    out.push(("zipf over 4x memory", trace::zipf(4 * m, memory * 60, 2)));
-    out.push((
-        "shifting sets 0.75x",
-        trace::shifting(m * 3 / 4, m * 3 / 8, memory * 15, 8, 3),
-    ));
-    out.push((
-        "random over 2x memory",
-        trace::random(2 * m, memory * 40, 4),
-    ));
-    out
+    alloc::vec![
+        ("loop 1.1x memory", trace::looping(m * 11 / 10, memory * 40)),
+        (
+            "hot set + scans",
+            trace::hot_scan(m / 2, 2 * m, 3, memory * 5, 5, 1)
+        ),
+        ("zipf over 4x memory", trace::zipf(4 * m, memory * 60, 2)),
+        (
+            "shifting sets 0.75x",
+            trace::shifting(m * 3 / 4, m * 3 / 8, memory * 15, 8, 3)
+        ),
+        (
+            "random over 2x memory",
+            trace::random(2 * m, memory * 40, 4)
+        ),
+    ]
 }
 
 /// Misses of each policy on one trace.

@@ -313,7 +313,7 @@ mod tests {
             let mut model: BTreeMap<u64, usize> = BTreeMap::new();
             for (op, raw, list) in ops {
                 // Spread ids so several share a home bucket.
-                let page = raw << 40 | raw % 3;
+                let page = (raw << 40) | (raw % 3);
                 match (op, t.find(page)) {
                     (0, None) => {
                         let r = t.insert(page, list, page);
