@@ -93,7 +93,7 @@ impl Ferrite {
         self.table.list_len(ACTIVE) < self.active_limit()
     }
 
-    /// Whether a refaulting page last used at `last_use` should be active;
+    /// Whether a page refaulting with `shadow` should be active;
     /// adapts the inactive target.
     fn refault_activates(&mut self, shadow: Shadow) -> bool {
         if self.active_has_room() {
