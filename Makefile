@@ -61,7 +61,8 @@ gdb-attach:
 	  -ex 'set architecture i386:x86-64' -ex 'target remote localhost:1234'
 
 # Host allocator benchmarks (criterion, against peer crates), compressed swap
-# (Zram) against raw LZ4 on the host, the in-kernel
+# (Zram) against raw LZ4 on the host, the page-replacement quality table
+# (reclaimcore: every policy's misses vs OPT), the in-kernel
 # fault-path benchmarks in QEMU (release build), then user/mmbench on Ferrite
 # and on Linux 6.1 in the same QEMU (tools/bench-linux; BENCH_RUNS=3 for
 # medians of three interleaved runs; skipped without the Linux runner).
@@ -69,6 +70,7 @@ BENCH_RUNS ?= 1
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
 	cargo run --release -q -p swapcore --example zram_speed --target $(HOST)
+	cargo run --release -p reclaimcore --example quality --target $(HOST)
 	cargo test --release --test bench
 	tools/bench-linux --runs $(BENCH_RUNS)
 

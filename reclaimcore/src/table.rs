@@ -1,0 +1,344 @@
+//! The resident set every policy shares: a fixed number of slots, each on
+//! one of `L` doubly linked lists, and an index from page id to slot.
+//! Everything is allocated in [`Table::with_capacity`]; no later call
+//! allocates.
+
+use alloc::vec::Vec;
+
+use crate::AllocError;
+
+/// "No slot" in links and in the index.
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Node<T> {
+    page: u64,
+    prev: u32,
+    next: u32,
+    list: u8,
+    data: T,
+}
+
+/// A slot number; valid until its page is removed.
+pub(crate) type Slot = u32;
+
+/// `L` lists over at most `capacity` pages, with per-page data `T`.
+/// Lists run from head (newest) to tail (oldest).
+pub(crate) struct Table<T, const L: usize> {
+    nodes: Vec<Node<T>>,
+    /// Free slots, linked through `next`.
+    free: u32,
+    heads: [u32; L],
+    tails: [u32; L],
+    lens: [usize; L],
+    index: Index,
+}
+
+impl<T: Copy + Default, const L: usize> Table<T, L> {
+    /// Room for `capacity` pages (at most `u32::MAX - 1`).
+    pub(crate) fn with_capacity(capacity: usize) -> Result<Self, AllocError> {
+        if capacity >= NIL as usize / 2 {
+            return Err(AllocError);
+        }
+        let mut nodes = Vec::new();
+        nodes.try_reserve_exact(capacity).map_err(|_| AllocError)?;
+        for i in 0..capacity {
+            let next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
+            nodes.push(Node {
+                page: 0,
+                prev: NIL,
+                next,
+                list: 0,
+                data: T::default(),
+            });
+        }
+        Ok(Table {
+            nodes,
+            free: if capacity > 0 { 0 } else { NIL },
+            heads: [NIL; L],
+            tails: [NIL; L],
+            lens: [0; L],
+            index: Index::with_capacity(capacity)?,
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lens.iter().sum()
+    }
+
+    pub(crate) fn list_len(&self, list: usize) -> usize {
+        self.lens[list]
+    }
+
+    pub(crate) fn find(&self, page: u64) -> Option<Slot> {
+        self.index.get(page, &self.nodes)
+    }
+
+    pub(crate) fn page(&self, slot: Slot) -> u64 {
+        self.nodes[slot as usize].page
+    }
+
+    pub(crate) fn list_of(&self, slot: Slot) -> usize {
+        self.nodes[slot as usize].list as usize
+    }
+
+    pub(crate) fn data(&self, slot: Slot) -> T {
+        self.nodes[slot as usize].data
+    }
+
+    pub(crate) fn data_mut(&mut self, slot: Slot) -> &mut T {
+        &mut self.nodes[slot as usize].data
+    }
+
+    /// The oldest slot of `list`.
+    pub(crate) fn tail(&self, list: usize) -> Option<Slot> {
+        (self.tails[list] != NIL).then_some(self.tails[list])
+    }
+
+    /// Adds `page` at the head of `list`. The caller has checked that the
+    /// page is absent; `None` if every slot is in use.
+    pub(crate) fn insert(&mut self, page: u64, list: usize, data: T) -> Option<Slot> {
+        if self.free == NIL {
+            return None;
+        }
+        let slot = self.free;
+        self.free = self.nodes[slot as usize].next;
+        let node = &mut self.nodes[slot as usize];
+        node.page = page;
+        node.data = data;
+        self.link_head(slot, list);
+        self.index.insert(page, slot);
+        Some(slot)
+    }
+
+    /// Removes `slot`'s page; returns its data.
+    pub(crate) fn remove(&mut self, slot: Slot) -> T {
+        let page = self.nodes[slot as usize].page;
+        self.index.remove(page, &self.nodes);
+        self.unlink(slot);
+        self.nodes[slot as usize].next = self.free;
+        self.free = slot;
+        self.nodes[slot as usize].data
+    }
+
+    /// Moves `slot` to the head of `list` (the same list or another).
+    pub(crate) fn move_to_head(&mut self, slot: Slot, list: usize) {
+        self.unlink(slot);
+        self.link_head(slot, list);
+    }
+
+    /// Moves `slot` to the tail of `list` (the same list or another).
+    pub(crate) fn move_to_tail(&mut self, slot: Slot, list: usize) {
+        self.unlink(slot);
+        let old = self.tails[list];
+        let node = &mut self.nodes[slot as usize];
+        node.list = list as u8;
+        node.next = NIL;
+        node.prev = old;
+        if old == NIL {
+            self.heads[list] = slot;
+        } else {
+            self.nodes[old as usize].next = slot;
+        }
+        self.tails[list] = slot;
+        self.lens[list] += 1;
+    }
+
+    fn link_head(&mut self, slot: Slot, list: usize) {
+        let old = self.heads[list];
+        let node = &mut self.nodes[slot as usize];
+        node.list = list as u8;
+        node.prev = NIL;
+        node.next = old;
+        if old == NIL {
+            self.tails[list] = slot;
+        } else {
+            self.nodes[old as usize].prev = slot;
+        }
+        self.heads[list] = slot;
+        self.lens[list] += 1;
+    }
+
+    fn unlink(&mut self, slot: Slot) {
+        let Node {
+            prev, next, list, ..
+        } = self.nodes[slot as usize];
+        let list = list as usize;
+        if prev == NIL {
+            self.heads[list] = next;
+        } else {
+            self.nodes[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tails[list] = prev;
+        } else {
+            self.nodes[next as usize].prev = prev;
+        }
+        self.lens[list] -= 1;
+    }
+
+    /// The pages of `list`, head to tail (for tests and invariants).
+    #[cfg(test)]
+    pub(crate) fn pages(&self, list: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut at = self.heads[list];
+        while at != NIL {
+            out.push(self.nodes[at as usize].page);
+            at = self.nodes[at as usize].next;
+        }
+        out
+    }
+}
+
+/// Open addressing with linear probing over a power-of-two table at most
+/// half full; removal shifts later entries back (no tombstones), so lookups
+/// stay short however long the table is used.
+struct Index {
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+impl Index {
+    fn with_capacity(capacity: usize) -> Result<Self, AllocError> {
+        let size = (capacity.max(1) * 2).next_power_of_two();
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(size).map_err(|_| AllocError)?;
+        slots.resize(size, NIL);
+        Ok(Index {
+            slots,
+            mask: size - 1,
+        })
+    }
+
+    fn home(&self, page: u64) -> usize {
+        // Fibonacci hashing: the top bits of a multiplicative hash.
+        let h = page.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 32) as usize & self.mask
+    }
+
+    fn get<T>(&self, page: u64, nodes: &[Node<T>]) -> Option<Slot> {
+        let mut i = self.home(page);
+        loop {
+            let s = self.slots[i];
+            if s == NIL {
+                return None;
+            }
+            if nodes[s as usize].page == page {
+                return Some(s);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn insert(&mut self, page: u64, slot: Slot) {
+        let mut i = self.home(page);
+        while self.slots[i] != NIL {
+            i = (i + 1) & self.mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    fn remove<T>(&mut self, page: u64, nodes: &[Node<T>]) {
+        let mut i = self.home(page);
+        loop {
+            let s = self.slots[i];
+            if s == NIL {
+                return;
+            }
+            if nodes[s as usize].page == page {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // Backward-shift deletion: pull later entries of the run into the
+        // hole when their home is at or before it (cyclically).
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = self.slots[j];
+            if s == NIL {
+                break;
+            }
+            let home = self.home(nodes[s as usize].page);
+            let dist_j = j.wrapping_sub(home) & self.mask;
+            let dist_hole = j.wrapping_sub(hole) & self.mask;
+            if dist_j >= dist_hole {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = NIL;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn lists_keep_order_and_lengths() {
+        let mut t: Table<u8, 2> = Table::with_capacity(4).unwrap();
+        let a = t.insert(10, 0, 1).unwrap();
+        let _b = t.insert(11, 0, 2).unwrap();
+        let c = t.insert(12, 1, 3).unwrap();
+        assert_eq!(t.pages(0), [11, 10]);
+        assert_eq!(t.pages(1), [12]);
+        t.move_to_head(a, 1);
+        assert_eq!(t.pages(0), [11]);
+        assert_eq!(t.pages(1), [10, 12]);
+        assert_eq!(t.tail(1), Some(c));
+        assert_eq!(t.remove(c), 3);
+        assert_eq!(t.pages(1), [10]);
+        assert_eq!((t.list_len(0), t.list_len(1), t.len()), (1, 1, 2));
+        assert_eq!(t.find(12), None);
+        assert_eq!(t.find(10), Some(a));
+        t.insert(13, 0, 0).unwrap();
+        t.insert(14, 0, 0).unwrap();
+        assert_eq!(t.insert(15, 0, 0), None, "full");
+    }
+
+    proptest! {
+        /// The index and the lists agree with a map after any sequence of
+        /// inserts, moves and removals (colliding ids included).
+        #[test]
+        fn table_matches_model(ops in proptest::collection::vec((0u8..3, 0u64..24, 0usize..2), 0..400)) {
+            let mut t: Table<u64, 2> = Table::with_capacity(12).unwrap();
+            let mut model: BTreeMap<u64, usize> = BTreeMap::new();
+            for (op, raw, list) in ops {
+                // Spread ids so several share a home bucket.
+                let page = (raw << 40) | (raw % 3);
+                match (op, t.find(page)) {
+                    (0, None) => {
+                        let r = t.insert(page, list, page);
+                        prop_assert_eq!(r.is_some(), model.len() < 12);
+                        if r.is_some() { model.insert(page, list); }
+                    }
+                    (1, Some(s)) => { t.move_to_head(s, list); model.insert(page, list); }
+                    (2, Some(s)) => { prop_assert_eq!(t.remove(s), page); model.remove(&page); }
+                    _ => {}
+                }
+                for (&p, &l) in &model {
+                    let s = t.find(p);
+                    prop_assert!(s.is_some());
+                    prop_assert_eq!(t.page(s.unwrap()), p);
+                    prop_assert_eq!(t.list_of(s.unwrap()), l);
+                }
+                prop_assert_eq!(t.len(), model.len());
+                for l in 0..2 {
+                    let mut pages = t.pages(l);
+                    prop_assert_eq!(pages.len(), t.list_len(l));
+                    pages.sort_unstable();
+                    let want: Vec<u64> = model.iter().filter(|e| *e.1 == l).map(|e| *e.0).collect();
+                    prop_assert_eq!(pages, want);
+                }
+            }
+        }
+    }
+}
