@@ -3,7 +3,7 @@
 //! algorithms (fixed seeds), not timings. `cargo run --release -p
 //! reclaimcore --example quality` prints the same table.
 
-use reclaimcore::quality::{geomean, rows, Row};
+use reclaimcore::quality::{rows, Row};
 
 const MEMORY: usize = 1000;
 
