@@ -343,6 +343,7 @@ fn file_vma(file: u32, start: u64, pages: u64, prot: Prot) -> Vma {
         flags: VmaFlags {
             grows_down: false,
             tag: VmaTag::Image,
+            ..VmaFlags::default()
         },
     }
 }
@@ -497,6 +498,7 @@ fn stack_grows_down_within_its_gap() {
     stack.flags = VmaFlags {
         grows_down: true,
         tag: VmaTag::Stack,
+        ..VmaFlags::default()
     };
     a.lock().map(stack).unwrap();
     let counters = vmstat::snapshot();

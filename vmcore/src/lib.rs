@@ -16,6 +16,8 @@
 //! - [`frame`]: a counted frame reference as a value ([`frame::FrameHandle`]).
 //! - [`gather`]: gather, flush, then free: frames and tables that leave the
 //!   page tables wait for the TLB flush.
+//! - [`commit`]: the overcommit policy (`vm.overcommit_memory`): may this
+//!   many more pages be committed?
 //! - [`space`]: an address space (regions + tables) and every operation on
 //!   it: the fault executor, unmap, protect, remap, fork, teardown.
 //!
@@ -30,6 +32,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "host"))]
 extern crate std;
 
+pub mod commit;
 pub mod fault;
 pub mod frame;
 pub mod gather;
