@@ -1319,6 +1319,25 @@ static long fill_commit(long from)
 	return n;
 }
 
+/* Then single pages up to the last one the policy grants (fewer than a
+ * chunk's); returns how many. */
+static unsigned char *strict_pages[STRICT_CHUNK / PAGE];
+
+static long fill_pages(void)
+{
+	long n = 0;
+	for (; n < (long)(STRICT_CHUNK / PAGE); n++) {
+		unsigned char *c = try_map(PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		if (c == MAP_FAILED) {
+			CHECK(errno == ENOMEM, "mmap failed with errno %d, expected ENOMEM", errno);
+			break;
+		}
+		strict_pages[n] = c;
+	}
+	CHECK(n < (long)(STRICT_CHUNK / PAGE), "a whole chunk's pages fit after the chunks did not");
+	return n;
+}
+
 static void unmap_chunks(long from, long to)
 {
 	for (long i = from; i < to; i++)
@@ -1342,6 +1361,7 @@ static void t_overcommit_strict(void)
 
 	long n = fill_commit(0);
 	CHECK(n >= 8, "only %ld MiB could be committed", n);
+	long pages = fill_pages();
 	/* Full: one more page of any charged kind is refused. */
 	p = try_map(PAGE, rw, MAP_PRIVATE | MAP_NORESERVE);
 	CHECK(p == MAP_FAILED && errno == ENOMEM, "full, MAP_NORESERVE page gave %p, errno %d", p,
@@ -1367,6 +1387,8 @@ static void t_overcommit_strict(void)
 	/* Unmapping gives back: one chunk, then exactly one more fits. */
 	unmap_chunks(n - 1, n);
 	CHECK(fill_commit(n - 1) == n, "after unmapping 1 MiB, not exactly 1 MiB fits again");
+	for (long i = 0; i < pages; i++)
+		CHECK(munmap(strict_pages[i], PAGE) == 0, "munmap of page %ld failed", i);
 	/* With three quarters given back, a fork fits. */
 	unmap_chunks(n / 4, n);
 	pid = fork();
@@ -1382,7 +1404,7 @@ static void t_overcommit_strict(void)
 	CHECK(again >= n - 1 && again <= n + 1, "%ld MiB fit at first, %ld after unmapping all", n,
 	      again);
 	unmap_chunks(0, again);
-	set_note("%ld MiB committed, then ENOMEM; fork refused when full", n);
+	set_note("%ld MiB + %ld pages committed, then ENOMEM; fork refused when full", n, pages);
 }
 
 /* ------------------------------------------------------------------ */

@@ -159,8 +159,12 @@ pub fn charge(pages: u64) -> Result<Charge, VmError> {
             .checked_add(pages)
             .filter(|_| policy.allows(pages, committed, ram, swap))
             .ok_or(VmError::Overcommit { pages })?;
-        match COMMITTED.compare_exchange_weak(committed, after, Ordering::Relaxed, Ordering::Relaxed)
-        {
+        match COMMITTED.compare_exchange_weak(
+            committed,
+            after,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
             Ok(_) => return Ok(Charge { pages }),
             Err(now) => committed = now,
         }

@@ -95,23 +95,20 @@ pub fn command(args: &Args, out: &mut dyn Write) -> Result {
             Some((name, value)) => (name, Some(value)),
             None => (*word, None),
         };
-        let s = find(name)
-            .ok_or_else(|| args.failed_fmt(format_args!("unknown key `{name}` (sysctl -a lists them)")))?;
+        let s = find(name).ok_or_else(|| {
+            args.failed_fmt(format_args!("unknown key `{name}` (sysctl -a lists them)"))
+        })?;
         if let Some(value) = value {
             let v = parse_number(value).ok_or_else(|| {
-                args.failed_fmt(format_args!(
-                    "setting key \"{}\": Invalid argument",
-                    s.name
-                ))
+                args.failed_fmt(format_args!("setting key \"{}\": Invalid argument", s.name))
             })?;
             (s.set)(v).map_err(|e| match e {
                 SetError::Invalid => {
                     args.failed_fmt(format_args!("setting key \"{}\": Invalid argument", s.name))
                 }
-                SetError::ReadOnly => args.failed_fmt(format_args!(
-                    "setting key \"{}\": fixed in Ferrite",
-                    s.name
-                )),
+                SetError::ReadOnly => {
+                    args.failed_fmt(format_args!("setting key \"{}\": fixed in Ferrite", s.name))
+                }
             })?;
         }
         show(out, s)?;
