@@ -78,12 +78,16 @@ check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l
-check usertests 0 "usertests: 46 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
+check usertests 0 "usertests: 47 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
 if grep -q FAILED "$out"; then
 	echo "run-host-tests: usertests printed FAILED lines"
 	failures=$((failures + 1))
 fi
 check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
+# Only when named; needs vm.overcommit_memory=2, so here it says it skipped
+# unless this machine is in mode 2 (tests/overcommit.rs runs it on Ferrite).
+check usertests-strict 0 "usertests: overcommit-strict ... ok" "usertests: 1 passed, 0 failed" \
+	-- $B/usertests overcommit-strict
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
 # A short fuzz campaign: the random calls must leave the invariants intact
 # on Linux too (and never harm this machine: see fuzz.c).  Then one batch

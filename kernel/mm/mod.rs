@@ -77,6 +77,7 @@
 //! a few sites of its own that move there next).
 
 pub mod aspace;
+pub mod commit;
 pub mod direct;
 pub mod failslab;
 pub mod fault;

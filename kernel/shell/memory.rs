@@ -18,7 +18,7 @@ use mmcore::FrameKind;
 use super::{Args, Result};
 use crate::mm::kalloc::{self, AllocError};
 use crate::mm::layout::{PAGE_SIZE, VMALLOC_END, VMALLOC_START};
-use crate::mm::{frames, vmstat};
+use crate::mm::{commit, frames, vmstat};
 
 const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 
@@ -123,7 +123,7 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     let m = meminfo_snapshot();
     let k = |pages: u64| pages * KB_PER_PAGE;
-    let lines: [(&str, u64); 23] = [
+    let lines: [(&str, u64); 25] = [
         ("MemTotal", k(m.total)),
         ("MemFree", k(m.free)),
         ("MemAvailable", k(m.available)),
@@ -140,6 +140,8 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
         ("PageTables", k(m.page_tables)),
         ("SwapTotal", 0),
         ("SwapFree", 0),
+        ("CommitLimit", k(commit::commit_limit_pages())),
+        ("Committed_AS", k(commit::committed_pages())),
         ("VmallocTotal", (VMALLOC_END - VMALLOC_START) / 1024),
         ("VmallocUsed", k(m.vmalloc_used)),
         ("VmallocChunk", 0),

@@ -20,6 +20,7 @@ pub mod editor;
 pub mod memory;
 pub mod mmview;
 pub mod procs;
+pub mod sysctl;
 pub mod system;
 
 use alloc::string::String;
@@ -349,6 +350,12 @@ pub static COMMANDS: &[Command] = &[
         usage: "PID",
         about: "kill a process (SIGKILL)",
         run: procs::kill,
+    },
+    Command {
+        name: "sysctl",
+        usage: "-a | KEY[=VALUE]... | -w KEY=VALUE...",
+        about: "show or set tunables (vm.overcommit_memory, ...), like sysctl",
+        run: sysctl::command,
     },
     Command {
         name: "failinject",

@@ -27,7 +27,19 @@ pub fn details(name: &str) -> Option<&'static str> {
              Cached is the page cache (ramdisk files, shared anonymous memory); Mapped is\n  \
              the part some process maps; MemAvailable adds the unmapped cache (freeable).\n  \
              KernelStack = VmallocUsed (every vmalloc area is a kernel stack). Reserved:\n  \
-             frames in range that were never managed (firmware, holes, the kernel)."
+             frames in range that were never managed (firmware, holes, the kernel).\n  \
+             Committed_AS: memory promised to processes (private writable mappings,\n  \
+             shared anonymous memory), touched or not; CommitLimit: what\n  \
+             vm.overcommit_memory=2 allows (swap + overcommit_ratio % of RAM). See sysctl."
+        }
+        "sysctl" => {
+            "  vm.overcommit_memory: 0 (default) refuses only one request larger than RAM +\n  \
+             swap; 1 grants everything; 2 refuses once Committed_AS would reach\n  \
+             CommitLimit, and ignores MAP_NORESERVE. vm.overcommit_ratio (50) or\n  \
+             vm.overcommit_kbytes sets CommitLimit's share of RAM (setting one clears the\n  \
+             other). Charged: private writable mappings (not MAP_NORESERVE), brk, stack\n  \
+             growth, shared anonymous objects, mprotect making a private mapping\n  \
+             writable, fork (the child's copy); given back by munmap and exit."
         }
         "vmstat" => {
             "  Counts of pages (nr_*; nr_kernel_stack in kB as in Linux) and events since\n  \
