@@ -310,8 +310,7 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
         return Step::Fail;
     }
     let total = total_pages();
-    let (me_comm, me_adj) =
-        sched::with_current(|p| (Comm::of(&p.name), p.oom_score_adj));
+    let (me_comm, me_adj) = sched::with_current(|p| (Comm::of(&p.name), p.oom_score_adj));
     crate::kprintln!(
         "{me_comm} invoked oom-killer: order=0, oom_score_adj={me_adj} ({})",
         match mode {
@@ -405,6 +404,11 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
         return Step::Fail;
     }
     sched::kill(victim.pid);
+    if memory.strong_count() == 0 {
+        // The usual case: its memory came back at once. (A `Weak` kept
+        // would keep the address space's heap object.)
+        return Step::Retry;
+    }
     let old = KILLER.lock().victim.replace(Victim {
         pid: victim.pid,
         memory,
@@ -472,21 +476,35 @@ pub fn score_adj(pid: Pid) -> Option<i16> {
 /// with the memory they come from.
 pub fn score(pid: Pid) -> Option<(Option<i64>, u64, Usage)> {
     let task = sched::with_process(pid, |p| Task::of(p))?;
-    let u = if task.has_memory { usage(pid)? } else { Usage::default() };
+    let u = if task.has_memory {
+        usage(pid)?
+    } else {
+        Usage::default()
+    };
     let c = task.candidate(&u);
     let total = total_pages();
     let killable = task.has_memory && !task.dying;
     let points = policy::badness(&c, total).filter(|_| killable);
-    let score = if killable { policy::oom_score(&c, total) } else { 0 };
+    let score = if killable {
+        policy::oom_score(&c, total)
+    } else {
+        0
+    };
     Some((points, score, u))
 }
 
 /// The pid of the last victim whose memory is still on its way back, if
-/// any (tests and the shell).
+/// any (tests and the shell); forgets a victim whose memory is back.
 pub fn victim_exiting_now() -> Option<Pid> {
-    let killer = KILLER.lock();
+    let mut killer = KILLER.lock();
     let v = killer.victim.as_ref()?;
-    (v.memory.strong_count() > 0).then_some(v.pid)
+    if v.memory.strong_count() > 0 {
+        return Some(v.pid);
+    }
+    let gone = killer.victim.take();
+    drop(killer);
+    drop(gone);
+    None
 }
 
 pub fn init() {
