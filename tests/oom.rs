@@ -42,7 +42,7 @@ fn main() -> ! {
 /// MiB user pages may still take (free frames above the kernel's reserve).
 fn available_mib() -> u64 {
     let pages = frames::free_pages().saturating_sub(frames::user_reserve());
-    pages * 4096 >> 20
+    (pages * 4096) >> 20
 }
 
 fn spawn(argv: &[&str]) -> Pid {
