@@ -102,6 +102,10 @@ check mmbench 0 "mmbench: getpid " "mmbench: mprotect-1p " "mmbench: fork-64m " 
 check mmbench-bad-name 2 "no item named" -- $B/mmbench no-such-item
 # More memory than a small machine has (on Ferrite it runs against swap).
 check swapstress 0 "swapstress: ok 64 MiB" -- $B/swapstress 64 1
+# memhog: fill checks what it wrote; hold sleeps forever once it holds its memory.
+check memhog-fill 0 "memhog: filled 8 MiB, checked" -- $B/memhog fill 8
+check memhog-hold 124 "memhog: holding 4 MiB" -- timeout 0.5 $B/memhog hold 4
+check memhog-bad-arg 2 "usage: memhog" -- $B/memhog eat 3
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0

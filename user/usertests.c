@@ -680,9 +680,13 @@ static void t_fork_many(void)
  * Fork until memory runs out.  A chain of processes: each one maps and
  * touches oom_mib MiB, then forks the next one and waits for it, so all
  * of them stay alive at once.  The chain stops when fork (or mmap) fails,
- * when a process is killed (out of memory), or at max_procs.  Then it
- * unwinds by itself (there is no kill() to clean up with), and the
- * supervisor checks that the kernel still works.
+ * when the OOM killer kills one of its processes, or at max_procs.  The
+ * OOM killer chooses the largest process, which is not necessarily the
+ * one that faulted (on Linux and on Ferrite alike): the processes below
+ * the victim live on, orphaned, and stop at their next step once they see
+ * that the chain has stopped.  Then it unwinds by itself (there is no
+ * kill() to clean up with), and the supervisor checks that the kernel
+ * still works.
  */
 enum { STOP_NONE, STOP_CAP, STOP_FORK, STOP_MMAP, STOP_KILLED };
 
@@ -708,6 +712,9 @@ static void oom_member(volatile struct oom_state *s)
 	int depth = 1;
 	unsigned char *inherited = NULL;
 	for (;;) {
+		/* The chain stopped elsewhere (a process above us was killed). */
+		if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) != STOP_NONE)
+			_exit(0);
 		/* Drop the parent's memory (shared copy-on-write): keep only our own. */
 		if (inherited)
 			munmap(inherited, len);
@@ -717,8 +724,12 @@ static void oom_member(volatile struct oom_state *s)
 			oom_stop(s, STOP_MMAP, errno, depth);
 			_exit(0);
 		}
-		for (size_t i = 0; i < len; i += PAGE)
+		for (size_t i = 0; i < len; i += PAGE) {
+			if (i % (256 * PAGE) == 0 &&
+			    __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) != STOP_NONE)
+				_exit(0);
 			mem[i] = (unsigned char)depth;
+		}
 		s->depth = depth;
 		if (depth >= max_procs) {
 			oom_stop(s, STOP_CAP, 0, depth);

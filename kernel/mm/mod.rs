@@ -27,6 +27,7 @@
 //! | `CAPTURE` ([`klog`](crate::klog)), `CONSOLE` ([`drivers::fbcon`](crate::drivers::fbcon)), `PORT` ([`drivers::serial`](crate::drivers::serial)) | output capture, framebuffer console, COM1 |
 //! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, and the slab heap |
 //! | `RESERVE`, boot heap ([`heap`]), `STATE` ([`failslab`]) | the heap's emergency reserve, the boot heap, failure injection |
+//! | `KILLER` ([`proc::oom`](crate::proc::oom)) | the OOM killer's owner and last victim (a leaf: taken alone; the killer itself runs from the fault path with no lock held, and may sleep) |
 //!
 //! **Order.** A lock may be taken while holding only locks *above* it in
 //! the table, never one below it (not every pair nests; none nests the

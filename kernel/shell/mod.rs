@@ -358,6 +358,12 @@ pub static COMMANDS: &[Command] = &[
         run: sysctl::command,
     },
     Command {
+        name: "oomadj",
+        usage: "[PID [ADJ]]",
+        about: "OOM killer scores; set a process's oom_score_adj (-1000..1000)",
+        run: procs::oomadj,
+    },
+    Command {
         name: "failinject",
         usage: "[slab|page|all] [off | every N | random N [seed S]] [times M]",
         about: "fail allocations on purpose (failslab, fail_page_alloc)",

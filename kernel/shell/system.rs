@@ -53,6 +53,14 @@ pub fn details(name: &str) -> Option<&'static str> {
              tables (the shared zero page included), in kB. pmap Dirty: pages whose\n  \
              dirty bit the MMU set. Mode: rwx, then s for shared mappings."
         }
+        "oomadj" => {
+            "  When a page fault finds no free frame, the OOM killer kills the process\n  \
+             with the most badness: resident + swapped + page-table pages, plus\n  \
+             oom_score_adj thousandths of all memory (-1000: never; +1000: first).\n  \
+             OOM_SCORE is Linux's /proc/PID/oom_score (0..2000), BADNESS the points\n  \
+             (never: not killable), RSS in kB. Children inherit oom_score_adj.\n  \
+             The killer's report and each kill go to the console; vmstat counts oom_kill."
+        }
         "walk" => {
             "  Follows ADDR through the 4-level page tables of process PID (0: the\n  \
              kernel's own tables): each level's table, index and entry with its flags\n  \
