@@ -106,7 +106,12 @@ fn multi_request_runs_round_trip() {
         assert!(back == data, "a multi-request run read back different");
         // Page by page, the same bytes.
         let mut page = alloc::vec![0u8; PAGE];
-        for i in [0, MAX_REQUEST_PAGES as u64 - 1, MAX_REQUEST_PAGES as u64, count - 1] {
+        for i in [
+            0,
+            MAX_REQUEST_PAGES as u64 - 1,
+            MAX_REQUEST_PAGES as u64,
+            count - 1,
+        ] {
             disk.read_pages(start + i, &mut page).unwrap();
             assert!(page == pattern(start + i, 3), "page {i} of the run");
         }
@@ -138,8 +143,14 @@ fn out_of_range_requests_are_errors_not_panics() {
             pages,
             capacity: DISK_PAGES,
         };
-        assert_eq!(disk.read_pages(DISK_PAGES, &mut page), Err(past(DISK_PAGES, 1)));
-        assert_eq!(disk.write_pages(DISK_PAGES, &page), Err(past(DISK_PAGES, 1)));
+        assert_eq!(
+            disk.read_pages(DISK_PAGES, &mut page),
+            Err(past(DISK_PAGES, 1))
+        );
+        assert_eq!(
+            disk.write_pages(DISK_PAGES, &page),
+            Err(past(DISK_PAGES, 1))
+        );
         let two = alloc::vec![0u8; 2 * PAGE];
         assert_eq!(
             disk.write_pages(DISK_PAGES - 1, &two),

@@ -48,7 +48,12 @@ impl ConfigPorts {
     /// Selects `register` of `df`, then runs `f` on the data port. The
     /// address/data pair is one operation: interrupts stay off in between,
     /// so nothing on this CPU (the only one) can select another register.
-    fn access<R>(&self, df: DeviceFunction, register: u8, f: impl FnOnce(&mut Port<u32>) -> R) -> R {
+    fn access<R>(
+        &self,
+        df: DeviceFunction,
+        register: u8,
+        f: impl FnOnce(&mut Port<u32>) -> R,
+    ) -> R {
         let _irq = IrqOff::new();
         let mut data = Port::<u32>::new(CONFIG_DATA);
         // SAFETY: writing CONFIG_ADDRESS only selects a register; it

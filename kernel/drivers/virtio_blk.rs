@@ -16,7 +16,6 @@
 //! to the device as it is; any other (a kernel stack, a static) is copied
 //! through the device's own DMA buffer.
 
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
@@ -57,7 +56,11 @@ pub struct VirtioBlk {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlkError {
     /// `start + pages` runs past the end of the disk.
-    OutOfRange { start: u64, pages: u64, capacity: u64 },
+    OutOfRange {
+        start: u64,
+        pages: u64,
+        capacity: u64,
+    },
     /// The buffer is not a whole number of pages.
     BadLength(usize),
     /// The device is read-only (a write was asked for).
@@ -103,7 +106,7 @@ impl VirtioBlk {
     /// The number of pages `len` bytes at page `start` cover, if they are
     /// whole pages inside the disk.
     fn check(&self, start: u64, len: usize) -> Result<u64, BlkError> {
-        if len % PAGE != 0 {
+        if !len.is_multiple_of(PAGE) {
             return Err(BlkError::BadLength(len));
         }
         let pages = (len / PAGE) as u64;
@@ -189,9 +192,8 @@ impl Drop for VirtioBlk {
 /// writes overwrites the disk: run it before the disk holds swap.
 pub fn raw_throughput(disk: &mut VirtioBlk, pages: u64) -> Result<(u64, u64), BlkError> {
     disk.check(0, (pages as usize).saturating_mul(PAGE))?;
-    let mut buffer = DmaBuffer::new(MAX_REQUEST_PAGES).ok_or(BlkError::Io(
-        virtio_drivers::Error::DmaError,
-    ))?;
+    let mut buffer =
+        DmaBuffer::new(MAX_REQUEST_PAGES).ok_or(BlkError::Io(virtio_drivers::Error::DmaError))?;
     for (i, word) in buffer.as_mut_slice().chunks_mut(8).enumerate() {
         word.copy_from_slice(&(i as u64 ^ 0x5a5a_5a5a).to_le_bytes());
     }
@@ -208,36 +210,56 @@ pub fn raw_throughput(disk: &mut VirtioBlk, pages: u64) -> Result<(u64, u64), Bl
     let start = rdtsc();
     for r in 0..requests {
         let bytes = len(r) as usize * PAGE;
-        disk.read_pages(r * MAX_REQUEST_PAGES as u64, &mut buffer.as_mut_slice()[..bytes])?;
+        disk.read_pages(
+            r * MAX_REQUEST_PAGES as u64,
+            &mut buffer.as_mut_slice()[..bytes],
+        )?;
     }
     let read_cycles = rdtsc() - start;
     Ok((write_cycles, read_cycles))
 }
 
-/// The virtio-blk functions on the PCI buses reachable from bus 0.
-fn find_block_devices(root: &PciRoot<ConfigPorts>) -> Vec<DeviceFunction> {
-    let mut found = Vec::new();
-    let mut buses = alloc::vec![0u8];
+/// Candidates looked at, at most (the first found win).
+const MAX_CANDIDATES: usize = 4;
+
+/// The virtio-blk functions on the PCI buses reachable from bus 0 (the
+/// first [`MAX_CANDIDATES`]). Allocates nothing: probing works however
+/// short of memory the heap is.
+fn find_block_devices(root: &PciRoot<ConfigPorts>) -> ([DeviceFunction; MAX_CANDIDATES], usize) {
+    let none = DeviceFunction {
+        bus: 0,
+        device: 0,
+        function: 0,
+    };
+    let mut found = [none; MAX_CANDIDATES];
+    let mut count = 0;
+    // Buses still to scan (a stack), and the buses ever queued: each of the
+    // 256 is queued at most once.
+    let mut buses = [0u8; 256];
+    let mut pending = 1;
     let mut seen = [false; 256];
     seen[0] = true;
     let access = config_ports();
-    while let Some(bus) = buses.pop() {
-        for (df, info) in root.enumerate_bus(bus) {
-            if virtio_device_type(&info) == Some(DeviceType::Block) {
-                found.push(df);
+    while pending > 0 {
+        pending -= 1;
+        for (df, info) in root.enumerate_bus(buses[pending]) {
+            if virtio_device_type(&info) == Some(DeviceType::Block) && count < MAX_CANDIDATES {
+                found[count] = df;
+                count += 1;
             }
             if info.header_type == HeaderType::PciPciBridge {
                 // Type 1 header, register 0x18: primary, secondary,
                 // subordinate bus numbers (bytes 0..3).
                 let secondary = (access.read_word(df, 0x18) >> 8) as u8;
-                if secondary != 0 && !seen[usize::from(secondary)] {
+                if !seen[usize::from(secondary)] {
                     seen[usize::from(secondary)] = true;
-                    buses.push(secondary);
+                    buses[pending] = secondary;
+                    pending += 1;
                 }
             }
         }
     }
-    found
+    (found, count)
 }
 
 /// Finds the first virtio block device on PCI and sets it up. Logs what it
@@ -248,16 +270,16 @@ pub fn probe() -> Option<VirtioBlk> {
         return None;
     }
     let mut root = PciRoot::new(config_ports());
-    let candidates = find_block_devices(&root);
-    if candidates.is_empty() {
+    let (candidates, count) = find_block_devices(&root);
+    if count == 0 {
         log::info!("virtio-blk: no disk (`make run SWAP=512M` attaches one)");
     }
-    for df in candidates {
+    for &df in &candidates[..count] {
         match set_up(&mut root, df) {
             Ok(disk) => {
                 log::info!(
                     "virtio-blk: {} MiB at {df}{}",
-                    disk.pages * PAGE as u64 >> 20,
+                    (disk.pages * PAGE as u64) >> 20,
                     if disk.readonly() { " (read-only)" } else { "" }
                 );
                 return Some(disk);
@@ -290,8 +312,7 @@ fn set_up(root: &mut PciRoot<ConfigPorts>, df: DeviceFunction) -> Result<VirtioB
     );
     let transport = PciTransport::new::<FrameHal, _>(root, df)
         .map_err(|_| "no modern virtio interface (common/notify/ISR capabilities)")?;
-    let mut blk =
-        VirtIOBlk::<FrameHal, _>::new(transport).map_err(|_| "device set-up failed")?;
+    let mut blk = VirtIOBlk::<FrameHal, _>::new(transport).map_err(|_| "device set-up failed")?;
     blk.disable_interrupts();
     let staging = DmaBuffer::new(STAGING_PAGES).ok_or("no memory for its staging buffer")?;
     Ok(VirtioBlk {
