@@ -96,6 +96,8 @@ check fuzz-bad-arg 2 "usage: fuzz" -- $B/fuzz -x
 check mmbench 0 "mmbench: getpid " "mmbench: mprotect-1p " "mmbench: fork-64m " \
 	"mmbench-end: 18 items, 3 reps" -- $B/mmbench -q
 check mmbench-bad-name 2 "no item named" -- $B/mmbench no-such-item
+# More memory than a small machine has (on Ferrite it runs against swap).
+check swapstress 0 "swapstress: ok 64 MiB" -- $B/swapstress 64 1
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0

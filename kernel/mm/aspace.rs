@@ -14,12 +14,13 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use mmcore::{FrameKind, Pfn};
+use mmcore::Pfn;
 use spin::Mutex;
 use vmcore::fault::{FaultMode, FrameUse};
 use vmcore::gather::Gather;
 use vmcore::paging::{PageWalker, WalkStep};
-use vmcore::space::{FaultBackend, FaultEvent, FilePage, VmSpace};
+use vmcore::space::{FaultBackend, FaultEvent, FilePage, SwapPage, VmSpace};
+use vmcore::swap::SwapEntry;
 use vmcore::{FaultAccess, FaultAction, PageTables, Pte, VmError, Vma};
 
 use super::frame_ref::{self, FrameRef, KernelTlb};
@@ -41,6 +42,9 @@ pub struct OutOfMemory;
 
 pub struct AddressSpace {
     space: VmSpace,
+    /// The reverse-map family: this address space and its fork
+    /// descendants, whose anonymous pages sit at the same addresses.
+    family: u32,
     /// The page-cache files (ramdisk files, shared anonymous objects) some
     /// region here maps, each holding one [`pagecache::hold`]: a shared
     /// anonymous object lives while any address space holds it.
@@ -56,8 +60,13 @@ fn file_of(vma: &Vma) -> Option<u32> {
 }
 
 /// The physical side of a fault: frames from the buddy allocator (through
-/// the user reserve), the page cache, and vmstat's counters.
-struct KernelFaults;
+/// the user reserve), the page cache, swap, and vmstat's counters.
+struct KernelFaults {
+    family: u32,
+}
+
+/// Fresh reverse-map family ids.
+static NEXT_FAMILY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
 
 impl FaultBackend for KernelFaults {
     type Frame = FrameRef;
@@ -70,12 +79,21 @@ impl FaultBackend for KernelFaults {
         frame_ref::frame_use(Pfn::from_addr(addr))
     }
 
-    fn alloc_zeroed(&mut self) -> Option<FrameRef> {
-        FrameRef::alloc_user(FrameKind::UserAnon, true)
+    fn alloc_zeroed(&mut self, va: u64) -> Option<FrameRef> {
+        FrameRef::alloc_anon(true, self.family, va)
     }
 
-    fn copy_of(&mut self, src: u64) -> Option<FrameRef> {
-        frame_ref::copy_of(Pfn::from_addr(src))
+    fn copy_of(&mut self, src: u64, va: u64) -> Option<FrameRef> {
+        frame_ref::copy_of(Pfn::from_addr(src), self.family, va)
+    }
+
+    fn swap_in(&mut self, entry: SwapEntry, va: u64) -> Result<SwapPage<FrameRef>, FaultError> {
+        let page = super::swap::swap_in(entry, self.family, va).ok_or(FaultError::OutOfMemory)?;
+        Ok(SwapPage {
+            frame: page.frame,
+            major: page.major,
+            exclusive: page.exclusive,
+        })
     }
 
     fn file_page(&mut self, file: u32, offset: u64) -> Result<FilePage<FrameRef>, FaultError> {
@@ -111,6 +129,7 @@ impl AddressSpace {
             .ok_or(OutOfMemory)?;
         Ok(AddressSpace {
             space: VmSpace::new(tables),
+            family: NEXT_FAMILY.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             holds: Vec::new(),
         })
     }
@@ -245,8 +264,11 @@ impl AddressSpace {
         access: FaultAccess,
         mode: FaultMode,
     ) -> Result<FaultAction, FaultError> {
+        let mut backend = KernelFaults {
+            family: self.family,
+        };
         self.changing(|space, mem, gather| {
-            space.handle_fault(mem, &mut KernelFaults, gather, addr, access, mode)
+            space.handle_fault(mem, &mut backend, gather, addr, access, mode)
         })
     }
 
@@ -254,6 +276,7 @@ impl AddressSpace {
     /// private page shared read-only by both until one of them writes.
     pub fn fork(&mut self) -> Result<AddressSpace, OutOfMemory> {
         let mut child = AddressSpace::new()?;
+        child.family = self.family;
         child
             .holds
             .try_reserve_exact(self.holds.len())
@@ -277,6 +300,39 @@ impl AddressSpace {
         // On failure the child holds references to what it got; dropping
         // it gives them back.
         result.map(|()| child).map_err(|_| OutOfMemory)
+    }
+
+    /// The reverse-map family (shared with fork relatives).
+    pub fn family(&self) -> u32 {
+        self.family
+    }
+
+    /// Reclaim: clears the accessed bit of the leaf at `va` if it maps the
+    /// frame at `frame`; whether it was set, or `None` if not mapped here.
+    pub fn clear_young(&mut self, va: u64, frame: u64) -> Option<bool> {
+        self.changing(|space, mem, gather| space.clear_young(mem, gather, va, frame))
+    }
+
+    /// Reclaim: replaces the leaf at `va` mapping `frame` by `entry` (whose
+    /// slot reference the caller took); the old dirty bit, or `None`.
+    pub fn unmap_to_swap(&mut self, va: u64, frame: u64, entry: SwapEntry) -> Option<bool> {
+        self.changing(|space, mem, gather| space.unmap_to_swap(mem, gather, va, frame, entry))
+    }
+
+    /// Swapped-out pages (leaves recording swap entries).
+    pub fn swap_pages(&self) -> u64 {
+        struct Count(u64);
+        impl PageWalker for Count {
+            fn swapped(&mut self, _: u64, _: Pte) {
+                self.0 += 1;
+            }
+        }
+        let mut count = Count(0);
+        let _ = self
+            .space
+            .tables()
+            .walk(&mut FrameTables, 0, vmcore::USER_END, &mut count);
+        count.0
     }
 
     /// Resident pages: (anonymous incl. zero page, file-backed).

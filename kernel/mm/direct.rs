@@ -94,6 +94,20 @@ pub fn write_frame(pfn: Pfn, bytes: &[u8]) {
     };
 }
 
+/// Copies the start of frame `pfn` into `out` (at most a frame's worth).
+/// The frame is only read; its owner may be changing it (a user page),
+/// which at worst gives a mixed copy, never undefined behaviour on our side
+/// of the copy.
+pub fn read_frame(pfn: Pfn, out: &mut [u8]) {
+    assert!(out.len() <= FRAME, "read_frame of more than a frame");
+    // SAFETY: the direct map covers the frame; the bytes are copied with a
+    // raw copy into `out` (no reference to the frame's memory is made), and
+    // `out` cannot overlap a frame of user memory.
+    unsafe {
+        core::ptr::copy_nonoverlapping(DirectMap.frame_ptr(pfn), out.as_mut_ptr(), out.len())
+    };
+}
+
 /// Writes a zero into the first byte of frame `pfn` (which the caller
 /// owns), volatile: the access happens even though nothing reads it (makes
 /// a hypervisor back the frame).
@@ -131,6 +145,28 @@ pub fn alloc_meta_array(
             frames as usize,
         )
     })
+}
+
+/// A zero-filled array of `n` `T`s in memory taken from `memblock` for
+/// good (like [`alloc_meta_array`]), for per-frame side data.
+pub fn alloc_boot_array<T: Default + Copy>(
+    memblock: &mut MemBlock,
+    n: u64,
+) -> Option<&'static mut [T]> {
+    let bytes = (n as usize).checked_mul(core::mem::size_of::<T>())? as u64;
+    let phys = memblock.alloc(bytes.max(1), PAGE_SIZE)?;
+    let raw = phys_to_virt(phys) as *mut MaybeUninit<T>;
+    // SAFETY: memblock just reserved `bytes` at `phys` (page aligned, so
+    // aligned for `T`) for this caller alone; the direct map covers it and
+    // the reservation never reaches the buddy allocator, so the slice may
+    // be 'static and unique. Every element is written before the slice is
+    // returned as initialised.
+    let slice = unsafe { core::slice::from_raw_parts_mut(raw, n as usize) };
+    for slot in slice.iter_mut() {
+        slot.write(T::default());
+    }
+    // SAFETY: all `n` elements were initialised just above.
+    Some(unsafe { core::slice::from_raw_parts_mut(raw.cast::<T>(), n as usize) })
 }
 
 /// The kernel's ELF file as the bootloader loaded it (for its symbols).

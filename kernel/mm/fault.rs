@@ -80,9 +80,22 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
     let Some(current) = aspace::current() else {
         return Err(FaultError::Segv(SegvReason::NoRegion));
     };
-    let mut aspace = current.lock();
-    aspace.handle_fault(addr, access, mode).map(|_| ())
+    // Out of frames: reclaim (swapping pages out, with no lock held, so
+    // this address space's pages may go too) and try again.
+    for _ in 0..RECLAIM_TRIES {
+        let result = current.lock().handle_fault(addr, access, mode);
+        match result {
+            Err(FaultError::OutOfMemory) if super::reclaim::reclaim_for_user() > 0 => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+    let result = current.lock().handle_fault(addr, access, mode);
+    result.map(|_| ())
 }
+
+/// How often a fault reclaims and retries before it is out of memory
+/// (each round frees a batch, or ends the loop if it freed nothing).
+const RECLAIM_TRIES: usize = 16;
 
 fn page_fault(frame: &mut TrapFrame) {
     let start = crate::time::rdtsc();

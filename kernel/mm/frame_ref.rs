@@ -16,6 +16,7 @@ use spin::Once;
 use vmcore::frame::FrameHandle;
 use vmcore::gather::{FrameBatch, TlbFlush};
 use vmcore::space::ShareFrames;
+use vmcore::swap::SwapEntry;
 
 use super::frames::{self, PhysicalMemory};
 use super::pgtable::LockedFrameTables;
@@ -44,6 +45,12 @@ impl FrameRef {
         frames::alloc_user(kind, zeroed).map(|pfn| FrameRef { pfn })
     }
 
+    /// A fresh anonymous frame for the page at `va` of address-space
+    /// family `family`, on the LRU with its reverse map.
+    pub fn alloc_anon(zeroed: bool, family: u32, va: u64) -> Option<FrameRef> {
+        frames::alloc_user_anon(zeroed, family, va).map(|pfn| FrameRef { pfn })
+    }
+
     /// The shared zero page.
     pub fn zero_page() -> FrameRef {
         FrameRef { pfn: zero_pfn() }
@@ -68,11 +75,6 @@ impl FrameRef {
         frames::with(|m| m.buddy.ref_inc(self.pfn)).map(|_| FrameRef { pfn: self.pfn })
     }
 
-    /// A fresh anonymous frame with this one's contents.
-    pub fn copy(&self) -> Option<FrameRef> {
-        copy_of(self.pfn)
-    }
-
     /// Gives the reference back with the frames lock already held.
     fn put_locked(self, m: &mut PhysicalMemory) {
         let pfn = self.pfn;
@@ -86,16 +88,19 @@ impl FrameRef {
     }
 }
 
-/// Drops one reference to `pfn`, freeing the frame with the last.
+/// Drops one reference to `pfn`, freeing the frame with the last (it
+/// leaves the LRU and loses its reverse map then).
 fn put(m: &mut PhysicalMemory, pfn: Pfn) {
     if pfn == zero_pfn() {
         return;
     }
     match m.buddy.ref_dec(pfn) {
-        Some(0) => m
-            .buddy
-            .free(pfn, 0)
-            .expect("last reference to an allocated frame"),
+        Some(0) => {
+            m.ext.clear(pfn);
+            m.buddy
+                .free(pfn, 0)
+                .expect("last reference to an allocated frame")
+        }
         Some(_) => {}
         None => panic!("dropping a reference to frame {:#x} that has none", pfn.0),
     }
@@ -127,6 +132,26 @@ impl FrameHandle for FrameRef {
     }
 }
 
+/// A handle to another reference to the allocated frame `pfn`, with the
+/// frames lock held (reclaim pinning a page it found on the LRU, the swap
+/// cache handing out its page). `None` if `pfn` is not allocated or its
+/// count is full.
+pub fn pin_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<FrameRef> {
+    m.buddy.ref_inc(pfn).map(|_| FrameRef { pfn })
+}
+
+/// Takes a reference to `pfn` that a raw holder (the swap cache) keeps,
+/// with the frames lock held; false if it cannot.
+pub fn take_ref_locked(m: &mut PhysicalMemory, pfn: Pfn) -> bool {
+    m.buddy.ref_inc(pfn).is_some()
+}
+
+/// Drops a reference a raw holder (the swap cache) kept, with the frames
+/// lock held.
+pub fn put_pfn_locked(m: &mut PhysicalMemory, pfn: Pfn) {
+    put(m, pfn);
+}
+
 /// What the frame behind a present user leaf is, for the fault decision
 /// (its kind and reference count, read under one lock).
 pub fn frame_use(pfn: Pfn) -> vmcore::fault::FrameUse {
@@ -146,9 +171,10 @@ pub fn read_byte(pa: u64) -> u8 {
     super::direct::read_byte(pa)
 }
 
-/// A fresh anonymous user frame with the contents of `src`.
-pub fn copy_of(src: Pfn) -> Option<FrameRef> {
-    let dst = FrameRef::alloc_user(FrameKind::UserAnon, false)?;
+/// A fresh anonymous user frame with the contents of `src`, for the page
+/// at `va` of family `family`.
+pub fn copy_of(src: Pfn, family: u32, va: u64) -> Option<FrameRef> {
+    let dst = FrameRef::alloc_anon(false, family, va)?;
     // `dst` is a fresh frame only we reference; `src` one the caller keeps
     // a reference to (mapped, or held).
     super::direct::copy_frame(dst.pfn, src);
@@ -161,6 +187,10 @@ impl ShareFrames for LockedFrameTables<'_> {
     fn share(&mut self, addr: u64) -> bool {
         let pfn = Pfn::from_addr(addr);
         pfn == zero_pfn() || self.0.buddy.ref_inc(pfn).is_some()
+    }
+
+    fn share_swap(&mut self, entry: SwapEntry) -> bool {
+        super::swap::dup_locked(self.0, entry)
     }
 }
 
@@ -193,6 +223,10 @@ impl TlbFlush for KernelTlb {
         if self.live {
             mmu::flush_all();
         }
+    }
+
+    fn release_swap(&mut self, entry: SwapEntry) {
+        super::swap::release(entry);
     }
 
     fn release(&mut self, batch: &mut FrameBatch<FrameRef>) {

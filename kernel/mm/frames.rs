@@ -25,6 +25,10 @@ const LOW_RESERVE: u64 = 1 << 20;
 pub struct PhysicalMemory {
     pub buddy: BuddyAllocator<'static>,
     pub slab: SlabHeap,
+    /// Per-frame reclaim data and the anonymous LRU.
+    pub ext: super::pageext::PageExts,
+    /// The swap area's slots and swap cache, while swap is on.
+    pub swap: Option<super::swap::SwapArea>,
 }
 
 impl PhysicalMemory {
@@ -100,6 +104,8 @@ pub fn init(regions: &'static [MemoryRegion]) {
     let raw = super::direct::alloc_meta_array(&mut memblock, frames)
         .expect("room for the frame metadata array");
     let meta: &'static mut [PageMeta] = init_meta_array(raw);
+    let ext = super::direct::alloc_boot_array::<super::pageext::PageExt>(&mut memblock, frames)
+        .expect("room for the per-frame reclaim data");
     let mut buddy = BuddyAllocator::new(meta, lo);
     let mut regions_added = 0;
     for range in memblock.free_ranges() {
@@ -118,6 +124,8 @@ pub fn init(regions: &'static [MemoryRegion]) {
     *MEMORY.lock() = Some(PhysicalMemory {
         buddy,
         slab: SlabHeap::new(),
+        ext: super::pageext::PageExts::new(ext, lo),
+        swap: None,
     });
     let us = crate::time::cycles_to_us(init_cycles);
     let gib = usable_bytes as f64 / (1u64 << 30) as f64;
@@ -163,6 +171,17 @@ fn reserve_for(managed_pages: u64) -> u64 {
 /// again from their file) and tries once more. Failure injection
 /// (`fail_page_alloc`) applies here.
 pub fn alloc_user(kind: FrameKind, zeroed: bool) -> Option<Pfn> {
+    alloc_user_rmap(kind, zeroed, None)
+}
+
+/// [`alloc_user`] for an anonymous page of address-space family `family`
+/// at `va`: the frame is put on the LRU with its reverse map under the
+/// same lock round trip.
+pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
+    alloc_user_rmap(FrameKind::UserAnon, zeroed, Some((family, va)))
+}
+
+fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> Option<Pfn> {
     if super::failslab::should_fail_page() {
         return None;
     }
@@ -171,7 +190,15 @@ pub fn alloc_user(kind: FrameKind, zeroed: bool) -> Option<Pfn> {
             if m.buddy.free_pages() <= reserve_for(m.buddy.managed_pages()) {
                 return None;
             }
-            m.alloc_owned(0, kind, zeroed)
+            let pfn = m.alloc_owned(0, kind, zeroed)?;
+            if let Some((family, va)) = rmap {
+                if let Some(e) = m.ext.get_mut(pfn) {
+                    e.family = family;
+                    e.vpn = va >> 12;
+                }
+                m.ext.lru_add(pfn);
+            }
+            Some(pfn)
         })
     };
     take().or_else(|| {

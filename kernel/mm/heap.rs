@@ -186,6 +186,12 @@ unsafe impl GlobalAlloc for KernelHeap {
                         // Out of memory: the caller (alloc_error_handler or
                         // a fallible API like `try_reserve`) decides.
                         Err(mmcore::SlabError::OutOfMemory { .. }) => return core::ptr::null_mut(),
+                        // Bigger than the largest block: a failure like
+                        // any other (a fallible caller gets its error; an
+                        // infallible one reaches alloc_error_handler).
+                        Err(mmcore::SlabError::UnsupportedLayout { .. }) => {
+                            return core::ptr::null_mut()
+                        }
                         Err(e) => panic!("kernel heap: {e}"),
                     }
                 }

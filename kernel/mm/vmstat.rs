@@ -38,6 +38,17 @@ pub static SEGV: Counter = Counter::new();
 /// Processes killed because a fault found no free frame (`oom_kill`).
 pub static OOM_KILL: Counter = Counter::new();
 
+/// Pages read in from swap (Linux's `pswpin`).
+pub static PSWPIN: Counter = Counter::new();
+/// Pages written out to swap (`pswpout`).
+pub static PSWPOUT: Counter = Counter::new();
+/// Pages direct reclaim looked at (`pgscan_direct`).
+pub static PGSCAN_DIRECT: Counter = Counter::new();
+/// Pages direct reclaim freed (`pgsteal_direct`).
+pub static PGSTEAL_DIRECT: Counter = Counter::new();
+/// Allocations that had to reclaim first (`allocstall`).
+pub static ALLOCSTALL: Counter = Counter::new();
+
 /// TSC cycles spent inside the page-fault handler (entry to exit of the
 /// Rust code, excluding the CPU's exception delivery and `iretq`): lets the
 /// benchmarks split a fault's cost between the kernel and the machine.
@@ -61,6 +72,11 @@ pub struct Snapshot {
     pub stack_grow: u64,
     pub segv: u64,
     pub oom_kill: u64,
+    pub pswpin: u64,
+    pub pswpout: u64,
+    pub pgscan_direct: u64,
+    pub pgsteal_direct: u64,
+    pub allocstall: u64,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -74,6 +90,11 @@ pub fn snapshot() -> Snapshot {
         stack_grow: STACK_GROW.get(),
         segv: SEGV.get(),
         oom_kill: OOM_KILL.get(),
+        pswpin: PSWPIN.get(),
+        pswpout: PSWPOUT.get(),
+        pgscan_direct: PGSCAN_DIRECT.get(),
+        pgsteal_direct: PGSTEAL_DIRECT.get(),
+        allocstall: ALLOCSTALL.get(),
     }
 }
 
@@ -90,6 +111,11 @@ impl Snapshot {
             stack_grow: self.stack_grow - earlier.stack_grow,
             segv: self.segv - earlier.segv,
             oom_kill: self.oom_kill - earlier.oom_kill,
+            pswpin: self.pswpin - earlier.pswpin,
+            pswpout: self.pswpout - earlier.pswpout,
+            pgscan_direct: self.pgscan_direct - earlier.pgscan_direct,
+            pgsteal_direct: self.pgsteal_direct - earlier.pgsteal_direct,
+            allocstall: self.allocstall - earlier.allocstall,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod user;
 
 pub fn init() {
     sched::init();
+    crate::mm::reclaim::set_spaces_hook(sched::each_address_space);
     user::install_fault_handlers();
     crate::arch::trap::set_syscall_handler(syscall::dispatch);
     console::init();

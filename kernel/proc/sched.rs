@@ -191,6 +191,20 @@ fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
     SCHED.with(|s| f(s.as_mut().expect("proc::init ran")))
 }
 
+/// Every process's address space, for reclaim's reverse map (`f` must not
+/// allocate or lock: it runs under the scheduler lock).
+pub fn each_address_space(f: &mut dyn FnMut(&crate::mm::aspace::SharedAddressSpace)) {
+    SCHED.with(|s| {
+        if let Some(s) = s.as_ref() {
+            for p in s.procs.values() {
+                if let Some(a) = &p.aspace {
+                    f(a);
+                }
+            }
+        }
+    })
+}
+
 /// Registers the running kernel thread as pid 0 and starts preemption.
 pub fn init() {
     let kernel_root = crate::mm::pgtable::with_kernel(|t, _| t.root());

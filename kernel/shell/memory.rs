@@ -186,7 +186,7 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     let m = meminfo_snapshot();
     let v = vmstat::snapshot();
-    let lines: [(&str, u64); 19] = [
+    let lines: [(&str, u64); 24] = [
         ("nr_free_pages", m.free),
         ("nr_anon_pages", m.anon),
         ("nr_file_pages", m.cached),
@@ -204,6 +204,11 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
         ("demand_zero", v.demand_zero),
         ("cow_copy", v.cow_copy),
         ("cow_reuse", v.cow_reuse),
+        ("pswpin", v.pswpin),
+        ("pswpout", v.pswpout),
+        ("pgscan_direct", v.pgscan_direct),
+        ("pgsteal_direct", v.pgsteal_direct),
+        ("allocstall", v.allocstall),
         ("stack_grow", v.stack_grow),
         ("segv", v.segv),
         ("oom_kill", v.oom_kill),

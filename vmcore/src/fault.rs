@@ -18,6 +18,7 @@
 use core::fmt;
 
 use crate::paging::{Pte, PteFlags};
+use crate::swap::SwapEntry;
 use crate::vma::{Prot, Sharing, Vma, VmaKind};
 use crate::{page_down, USER_END};
 
@@ -173,6 +174,9 @@ pub struct Fault<'a> {
     pub vma: Option<&'a Vma>,
     /// The current leaf, if present.
     pub page: Option<PresentPage>,
+    /// The swap entry the (non-present) leaf records, if the page was
+    /// swapped out.
+    pub swapped: Option<SwapEntry>,
 }
 
 /// Why an access is refused: the process gets SIGSEGV (or the kernel's
@@ -226,6 +230,13 @@ pub enum FaultAction {
     /// Write to a shared-COW frame: copy it into a new frame, map that
     /// writable, drop one reference to the old frame.
     CopyOnWrite,
+    /// The page was swapped out: bring it back from `entry` (from the swap
+    /// cache, or reading the device: a major fault) and map it, writable
+    /// only if no one else shares it ([`swapin_flags`]).
+    SwapIn {
+        /// Where the page is.
+        entry: SwapEntry,
+    },
     /// Write to a COW (or stale read-only) leaf whose frame is no longer
     /// shared, or to a shared mapping: set WRITABLE in place.
     ReuseWritable,
@@ -267,7 +278,12 @@ pub fn decide(fault: &Fault<'_>) -> FaultAction {
     let write = fault.access == FaultAccess::Write;
     let page = match fault.page {
         Some(page) if page.pte.is_present() => page,
-        _ => return first_touch(vma, addr, write),
+        _ => {
+            if let Some(entry) = fault.swapped {
+                return FaultAction::SwapIn { entry };
+            }
+            return first_touch(vma, addr, write);
+        }
     };
     let pte = page.pte;
     let allowed = match fault.access {
@@ -343,6 +359,7 @@ pub fn leaf_flags(vma: &Vma, action: &FaultAction) -> Option<PteFlags> {
             private_copy: false,
             ..
         } => base_flags(vma, false) | PteFlags::COW,
+        FaultAction::SwapIn { .. } => return Some(swapin_flags(vma, false)),
         FaultAction::GrowStack
         | FaultAction::RefreshPte
         | FaultAction::Spurious
@@ -359,6 +376,10 @@ pub fn leaf_flags(vma: &Vma, action: &FaultAction) -> Option<PteFlags> {
 /// now references the frame too (the caller increments its count, except
 /// for the zero page). A non-present entry is not copied.
 pub fn fork_pte(vma: &Vma, pte: Pte) -> (Pte, Pte, bool) {
+    if pte.is_swap() {
+        // Both now reference the slot: the caller takes a slot reference.
+        return (pte, pte, true);
+    }
     if !pte.is_present() {
         return (pte, Pte::EMPTY, false);
     }
@@ -368,6 +389,17 @@ pub fn fork_pte(vma: &Vma, pte: Pte) -> (Pte, Pte, bool) {
             let cow = pte.without(PteFlags::WRITABLE).with(PteFlags::COW);
             (cow, cow, true)
         }
+    }
+}
+
+/// The flags for a page swapped back in: writable (and not COW) only if
+/// `exclusive` — no other leaf and no swap cache shares the frame, so it
+/// may be written in place — else read-only COW, like a page after fork.
+pub fn swapin_flags(vma: &Vma, exclusive: bool) -> PteFlags {
+    if exclusive {
+        base_flags(vma, true)
+    } else {
+        base_flags(vma, false) | PteFlags::COW
     }
 }
 

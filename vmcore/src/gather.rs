@@ -21,6 +21,7 @@ use arrayvec::ArrayVec;
 
 use crate::frame::FrameHandle;
 use crate::paging::{TableMemory, ENTRIES};
+use crate::swap::SwapEntry;
 use crate::PAGE_SIZE;
 
 /// Frames held before a gather flushes early to make room.
@@ -49,6 +50,11 @@ pub trait TlbFlush {
 
     /// Invalidates every (non-global) translation of the address space.
     fn flush_all(&mut self);
+
+    /// Gives back the slot reference a swap entry taken out of the tables
+    /// held (unmap, exit). No flush is needed: the MMU never caches a
+    /// non-present entry.
+    fn release_swap(&mut self, entry: SwapEntry);
 
     /// Gives back frames that left the tables, after the flush that covers
     /// them. The default drops each; the kernel frees a batch under one
@@ -139,6 +145,11 @@ impl<T: TlbFlush> Gather<T> {
             self.flush_and_release();
         }
         self.frames.push(frame);
+    }
+
+    /// A swap entry left the tables: its slot reference goes back at once.
+    pub fn add_swap(&mut self, entry: SwapEntry) {
+        self.tlb.release_swap(entry);
     }
 
     /// Invalidates what is pending now and releases the frames it covered

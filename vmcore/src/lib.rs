@@ -16,6 +16,7 @@
 //! - [`frame`]: a counted frame reference as a value ([`frame::FrameHandle`]).
 //! - [`gather`]: gather, flush, then free: frames and tables that leave the
 //!   page tables wait for the TLB flush.
+//! - [`swap`]: swap entries in non-present leaves (`swp_entry_t`).
 //! - [`space`]: an address space (regions + tables) and every operation on
 //!   it: the fault executor, unmap, protect, remap, fork, teardown.
 //!
@@ -39,6 +40,7 @@ pub mod paging;
 pub mod radix;
 pub mod range;
 pub mod space;
+pub mod swap;
 pub mod vma;
 
 pub use fault::{FaultAccess, FaultAction, SegvReason};

@@ -17,7 +17,10 @@ use vmcore::frame::FrameHandle;
 use vmcore::gather::{Gather, TlbFlush};
 use vmcore::host::HostTables;
 use vmcore::paging::{PageTables, TableMemory, ENTRIES};
-use vmcore::space::{FaultBackend, FaultError, FaultEvent, FilePage, ShareFrames, VmSpace};
+use vmcore::space::{
+    FaultBackend, FaultError, FaultEvent, FilePage, ShareFrames, SwapPage, VmSpace,
+};
+use vmcore::swap::SwapEntry;
 use vmcore::vma::{Prot, Sharing, Vma, VmaKind};
 use vmcore::PAGE_SIZE;
 const P: u64 = PAGE_SIZE;
@@ -96,6 +99,30 @@ struct Phys {
     next_pa: u64,
     /// Cached translations: (pid, page) -> (frame, writable).
     tlb: HashMap<(usize, u64), (u64, bool)>,
+    /// Swap slots: slot -> (leaves referencing it, content).
+    slots: HashMap<u64, (u32, u64)>,
+    next_slot: u64,
+    /// The swap cache: slot -> its page (the cache's reference).
+    swap_cache: HashMap<u64, HostFrame>,
+    /// Pages swapped in / out so far.
+    swapins: u32,
+    swapouts: u32,
+}
+
+/// One fewer leaf references `slot`; at none, the slot and any cached page
+/// of it go (the cache's frame reference is dropped after the lock).
+fn put_slot(slot: u64) {
+    let cached = phys(|p| {
+        let s = p.slots.get_mut(&slot).expect("a live slot");
+        s.0 -= 1;
+        if s.0 == 0 {
+            p.slots.remove(&slot);
+            p.swap_cache.remove(&slot)
+        } else {
+            None
+        }
+    });
+    drop(cached);
 }
 
 thread_local! {
@@ -117,6 +144,20 @@ impl HostFrame {
             p.frames.insert(p.next_pa, Frame { refs: 1, content });
             HostFrame(p.next_pa)
         })
+    }
+
+    /// Another reference to the frame at `self` without dropping `self`'s
+    /// (for a handle made from an address the caller does not own).
+    fn try_clone_keep(self) -> HostFrame {
+        let pa = self.0;
+        std::mem::forget(self);
+        HostFrame(pa).try_clone_forget()
+    }
+
+    fn try_clone_forget(self) -> HostFrame {
+        let clone = self.try_clone();
+        std::mem::forget(self);
+        clone
     }
 
     fn try_clone(&self) -> HostFrame {
@@ -165,6 +206,14 @@ impl FrameHandle for HostFrame {
     }
 }
 
+fn content_locked(p: &Phys, pa: u64) -> u64 {
+    if pa == ZERO_PAGE {
+        0
+    } else {
+        p.frames[&pa].content
+    }
+}
+
 fn content(pa: u64) -> u64 {
     if pa == ZERO_PAGE {
         0
@@ -185,6 +234,9 @@ impl TlbFlush for HostTlb {
     }
     fn flush_all(&mut self) {
         phys(|p| p.tlb.retain(|&(pid, _), _| pid != self.pid));
+    }
+    fn release_swap(&mut self, entry: SwapEntry) {
+        put_slot(entry.slot);
     }
 }
 
@@ -213,11 +265,11 @@ impl FaultBackend for Backend<'_> {
         }
     }
 
-    fn alloc_zeroed(&mut self) -> Option<HostFrame> {
+    fn alloc_zeroed(&mut self, _va: u64) -> Option<HostFrame> {
         Some(HostFrame::alloc(0))
     }
 
-    fn copy_of(&mut self, src: u64) -> Option<HostFrame> {
+    fn copy_of(&mut self, src: u64, _va: u64) -> Option<HostFrame> {
         Some(HostFrame::alloc(content(src)))
     }
 
@@ -231,6 +283,30 @@ impl FaultBackend for Backend<'_> {
         Ok(FilePage {
             frame: cached.try_clone(),
             major,
+        })
+    }
+
+    fn swap_in(&mut self, entry: SwapEntry, _va: u64) -> Result<SwapPage<HostFrame>, FaultError> {
+        let slot = entry.slot;
+        let hit = phys(|p| p.swap_cache.get(&slot).map(|f| f.0));
+        let (frame, major) = match hit {
+            Some(pa) => (HostFrame(pa).try_clone_keep(), false),
+            None => {
+                let content = phys(|p| p.slots[&slot].1);
+                let frame = HostFrame::alloc(content);
+                let cache = frame.try_clone();
+                phys(|p| p.swap_cache.insert(slot, cache));
+                phys(|p| p.swapins += 1);
+                (frame, true)
+            }
+        };
+        // This leaf no longer references the slot.
+        put_slot(slot);
+        let exclusive = phys(|p| !p.slots.contains_key(&slot) && p.frames[&frame.0].refs == 1);
+        Ok(SwapPage {
+            frame,
+            major,
+            exclusive,
         })
     }
 
@@ -262,12 +338,30 @@ unsafe impl TableMemory for ForkMem<'_> {
 }
 
 impl ShareFrames for ForkMem<'_> {
+    fn share_swap(&mut self, entry: SwapEntry) -> bool {
+        phys(|p| p.slots.get_mut(&entry.slot).expect("a live slot").0 += 1);
+        true
+    }
+
     fn share(&mut self, addr: u64) -> bool {
         if addr != ZERO_PAGE {
             phys(|p| p.frames.get_mut(&addr).expect("a mapped frame").refs += 1);
         }
         true
     }
+}
+
+/// The swap entry the leaf at `va` records, if any.
+fn leaf_swap(space: &VmSpace, mem: &mut HostTables, va: u64) -> Option<SwapEntry> {
+    struct Find(Option<SwapEntry>);
+    impl vmcore::paging::PageWalker for Find {
+        fn swapped(&mut self, _: u64, pte: vmcore::paging::Pte) {
+            self.0 = pte.swap_entry();
+        }
+    }
+    let mut find = Find(None);
+    let _ = space.tables().walk(mem, va, va + P, &mut find);
+    find.0
 }
 
 /// The simulated kernel.
@@ -348,6 +442,66 @@ impl Kernel {
         panic!("fault at {va:#x} not resolved");
     }
 
+    /// Reclaim one anonymous frame (the `n`-th, modulo their number):
+    /// into the swap cache, every leaf mapping it replaced by its swap
+    /// entry (found by trying every page of every process: the model's
+    /// reverse map), written out, and freed if nothing else holds it.
+    fn swap_out(&mut self, n: usize) {
+        let mut candidates: Vec<u64> = phys(|p| {
+            let cached: Vec<u64> = p.swap_cache.values().map(|f| f.0).collect();
+            p.frames
+                .keys()
+                .copied()
+                .filter(|pa| !cached.contains(pa))
+                .collect()
+        });
+        candidates.retain(|pa| !self.page_cache.values().any(|c| c.0 == *pa));
+        candidates.sort_unstable();
+        if candidates.is_empty() {
+            return;
+        }
+        let frame = candidates[n % candidates.len()];
+        let slot = phys(|p| {
+            p.next_slot += 1;
+            p.slots.insert(p.next_slot, (0, content_locked(p, frame)));
+            p.next_slot
+        });
+        let entry = SwapEntry::new(0, slot).unwrap();
+        let cache = HostFrame(frame).try_clone_forget();
+        phys(|p| p.swap_cache.insert(slot, cache));
+        for pid in 0..self.procs.len() {
+            let Some(space) = self.procs[pid].as_mut() else {
+                continue;
+            };
+            let mut gather = Gather::new(HostTlb { pid });
+            for (region, base, pages) in REGIONS {
+                if region == Region::SharedFile {
+                    continue;
+                }
+                for page in 0..pages {
+                    let va = base + page * P;
+                    if space
+                        .unmap_to_swap(&mut self.mem, &mut gather, va, frame, entry)
+                        .is_some()
+                    {
+                        phys(|p| p.slots.get_mut(&slot).unwrap().0 += 1);
+                    }
+                }
+            }
+            let _ = gather.finish(&mut self.mem);
+        }
+        phys(|p| p.swapouts += 1);
+        // Written; free the page if only the cache holds it now.
+        let only_cache = phys(|p| p.frames[&frame].refs == 1);
+        if only_cache {
+            let cached = phys(|p| p.swap_cache.remove(&slot));
+            drop(cached);
+            if phys(|p| p.slots[&slot].0 == 0) {
+                phys(|p| p.slots.remove(&slot));
+            }
+        }
+    }
+
     fn fork(&mut self, pid: usize) -> usize {
         let mut child = VmSpace::new(PageTables::new(&mut self.mem).unwrap());
         let parent = self.procs[pid].as_mut().unwrap();
@@ -373,6 +527,32 @@ impl Kernel {
     /// own reference) for every frame, and no frame is orphaned.
     fn check_refcounts(&mut self) {
         let mut refs: HashMap<u64, u32> = self.page_cache.values().map(|f| (f.0, 1)).collect();
+        for pa in phys(|p| p.swap_cache.values().map(|f| f.0).collect::<Vec<_>>()) {
+            *refs.entry(pa).or_default() += 1;
+        }
+        // Every slot is referenced by exactly its count of swap leaves.
+        let mut slot_refs: HashMap<u64, u32> = HashMap::new();
+        for space in self.procs.iter().flatten() {
+            for (_, base, pages) in REGIONS {
+                for page in 0..pages {
+                    if let Some(e) = leaf_swap(space, &mut self.mem, base + page * P) {
+                        *slot_refs.entry(e.slot).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let slots: HashMap<u64, u32> = phys(|p| {
+            p.slots
+                .iter()
+                .map(|(&s, &(count, _))| (s, count))
+                .filter(|&(_, c)| c > 0)
+                .collect()
+        });
+        assert_eq!(slots, slot_refs, "slot counts vs swap leaves");
+        assert!(
+            phys(|p| p.slots.values().all(|&(c, _)| c > 0)),
+            "a slot no leaf references was kept"
+        );
         for space in self.procs.iter().flatten() {
             for (_, base, pages) in REGIONS {
                 for page in 0..pages {
@@ -551,6 +731,7 @@ enum Op {
     },
     Fork(usize),
     Exit(usize),
+    SwapOut(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -559,6 +740,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(proc, region, page, write)| Op::Touch { proc, region, page, write }),
         2 => (0..8usize).prop_map(Op::Fork),
         1 => (0..8usize).prop_map(Op::Exit),
+        3 => (0..64usize).prop_map(Op::SwapOut),
     ]
 }
 
@@ -573,15 +755,17 @@ fn live(procs: &[Option<VmSpace>], n: usize) -> usize {
     live[n % live.len()]
 }
 
-fn check(kernel: &mut Kernel, model: &Model) {
-    assert_eq!(kernel.stats, model.stats);
+fn check(kernel: &mut Kernel, model: &Model, swapped: bool) {
     kernel.check_refcounts();
-    let anon_frames = phys(|p| p.frames.len()) - kernel.page_cache.len();
-    assert_eq!(
-        anon_frames,
-        model.frames.len(),
-        "anonymous frames leaked or lost"
-    );
+    if !swapped {
+        assert_eq!(kernel.stats, model.stats);
+        let anon_frames = phys(|p| p.frames.len()) - kernel.page_cache.len();
+        assert_eq!(
+            anon_frames,
+            model.frames.len(),
+            "anonymous frames leaked or lost"
+        );
+    }
     for pid in 0..kernel.procs.len() {
         let Some(space) = kernel.procs[pid].as_ref() else {
             continue;
@@ -603,10 +787,26 @@ fn check(kernel: &mut Kernel, model: &Model) {
                         assert!(kernel.page_cache.values().any(|c| c.0 == pa));
                         assert_eq!(pte.is_writable(), region == Region::SharedFile);
                     }
-                    (MPage::Frame { id, writable }, Some((pa, pte, _))) => {
+                    (MPage::Frame { id, writable }, Some((pa, pte, _))) if !swapped => {
                         assert_eq!(pte.is_writable(), writable, "{region:?} page {page}");
                         assert_eq!(pte.is_cow(), !writable);
                         assert_eq!(phys(|p| p.frames[&pa].refs), model.frames[&id].0);
+                    }
+                    (MPage::Frame { .. }, Some(_)) => {}
+                    (MPage::Frame { .. }, None) => {
+                        // Swapped out: the content is in the cache or the slot.
+                        let e = leaf_swap(space, &mut kernel.mem, base + page * P).unwrap_or_else(
+                            || panic!("pid {pid} {region:?} {page}: no leaf, no swap entry"),
+                        );
+                        let got = phys(|p| match p.swap_cache.get(&e.slot) {
+                            Some(f) => content_locked(p, f.0),
+                            None => p.slots[&e.slot].1,
+                        });
+                        assert_eq!(
+                            got,
+                            model.read(pid, region, page),
+                            "pid {pid} {region:?} {page} (swapped)"
+                        );
                     }
                     (state, leaf) => {
                         panic!("pid {pid} {region:?} page {page}: model {state:?}, leaf {leaf:?}")
@@ -640,6 +840,11 @@ proptest! {
         let mut kernel = Kernel::new();
         let mut model = Model { procs: vec![Some(HashMap::new())], ..Model::default() };
         let mut next_value = 1;
+        // Once pages have been swapped, the copy/reuse counts may differ
+        // from the model's (a page swapped back in exclusively is mapped
+        // writable, so a later write faults no more); contents, reference
+        // counts and slot counts are still checked exactly.
+        let mut swapped = false;
         for op in &ops {
             match *op {
                 Op::Touch { proc, region, page, write } => {
@@ -667,8 +872,12 @@ proptest! {
                         model.exit(pid);
                     }
                 }
+                Op::SwapOut(n) => {
+                    kernel.swap_out(n);
+                    swapped = true;
+                }
             }
-            check(&mut kernel, &model);
+            check(&mut kernel, &model, swapped);
         }
         // Everyone exits: only the page cache is left, and no tables.
         for pid in 0..kernel.procs.len() {
@@ -681,6 +890,7 @@ proptest! {
         prop_assert!(phys(|p| p.frames.values().all(|f| f.refs == 1)));
         prop_assert!(model.frames.is_empty());
         prop_assert_eq!(kernel.mem.live(), 0);
+        prop_assert!(phys(|p| p.slots.is_empty() && p.swap_cache.is_empty()), "swap slots or cache left");
         kernel.page_cache.clear();
         prop_assert_eq!(phys(|p| p.frames.len()), 0);
     }

@@ -23,10 +23,11 @@ pub(super) fn prot_from(bits: u64) -> Result<Prot, Errno> {
 }
 
 /// Linux's heuristic overcommit, roughly: one writable mapping (private, or
-/// shared anonymous) may not exceed all of RAM, so absurd requests fail up
-/// front with ENOMEM.
+/// shared anonymous) may not exceed all of RAM plus swap, so absurd
+/// requests fail up front with ENOMEM.
 pub(super) fn too_big(len: u64) -> bool {
-    len > frames::stats().managed_pages * 4096
+    let (swap_pages, _, _) = crate::mm::swap::usage();
+    len > (frames::stats().managed_pages + swap_pages) * 4096
 }
 
 const MAP_SHARED: u64 = 0x01;

@@ -28,6 +28,7 @@ fn fault(vma: &Vma, addr: u64, access: FaultAccess, page: Option<PresentPage>) -
         mode: FaultMode::User,
         vma: Some(vma),
         page,
+        swapped: None,
     })
 }
 
@@ -47,7 +48,8 @@ fn permission_checks() {
             access: FaultAccess::Read,
             mode: FaultMode::User,
             vma: None,
-            page: None
+            page: None,
+            swapped: None
         }),
         FaultAction::Segv(SegvReason::NoRegion)
     );
@@ -81,6 +83,7 @@ fn permission_checks() {
         mode: FaultMode::Kernel,
         vma: Some(&rx),
         page: None,
+        swapped: None,
     };
     assert_eq!(decide(&kexec), FaultAction::Segv(SegvReason::ExecNonExec));
     assert_eq!(

@@ -56,6 +56,9 @@ impl TlbFlush for Tlb {
     fn flush_all(&mut self) {
         LOG.with(|l| l.borrow_mut().push(Event::FlushAll));
     }
+    fn release_swap(&mut self, _: crate::swap::SwapEntry) {
+        unreachable!("no swap entries in these tests")
+    }
 }
 
 /// Checks that every frame freed in `events` was preceded by a flush of

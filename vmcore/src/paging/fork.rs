@@ -31,23 +31,24 @@ where
     let Some(lower) = level.lower() else {
         for idx in 0..entries {
             let pte = load(mem, table, idx);
-            if !pte.is_present() {
+            // Present leaves and swap entries are copied; empty ones not.
+            if pte.0 == 0 {
                 continue;
             }
             let va = base + idx as u64 * Level::Pt.entry_size();
             let existing = load(mem, ctable, idx);
-            if existing.is_present() {
+            if existing.0 != 0 {
                 return Err(MapError::AlreadyMapped { va, existing });
             }
             let Some((parent, child)) = f(mem, va, pte) else {
                 continue;
             };
-            if child.is_present() {
+            if child.0 != 0 {
                 store(mem, ctable, idx, child);
                 *count += 1;
                 stored = true;
             }
-            if parent != pte {
+            if parent != pte && pte.is_present() {
                 Slot {
                     table,
                     idx,

@@ -66,6 +66,17 @@ pub(super) fn take<M: TableMemory + ?Sized>(mem: &mut M, table: u64, idx: usize)
     Pte(slot(mem, table, idx).swap(0, Ordering::AcqRel))
 }
 
+/// Replaces an entry with `new` in one atomic exchange, returning its final
+/// value (with any A/D bits the MMU set up to that moment).
+pub(super) fn exchange<M: TableMemory + ?Sized>(
+    mem: &mut M,
+    table: u64,
+    idx: usize,
+    new: Pte,
+) -> Pte {
+    Pte(slot(mem, table, idx).swap(new.0, Ordering::AcqRel))
+}
+
 pub(super) fn table_is_empty<M: TableMemory + ?Sized>(mem: &mut M, table: u64) -> bool {
     (0..ENTRIES).all(|i| load(mem, table, i).0 == 0)
 }

@@ -153,6 +153,47 @@ impl PageTables {
         self.map_pte(mem, va, Pte::new(pa, flags.with(PteFlags::PRESENT)))
     }
 
+    /// Reclaim: if the 4 KiB leaf at `va` maps the frame at `frame`,
+    /// replaces it with the non-present swap entry `entry` in one atomic
+    /// exchange and returns the leaf it replaced (with its final A/D bits;
+    /// its frame reference is the caller's now). `None`, and no change, if
+    /// the leaf maps something else or nothing.
+    pub fn replace_with_swap<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        va: u64,
+        frame: u64,
+        entry: crate::swap::SwapEntry,
+    ) -> Option<Pte> {
+        if !is_canonical(va) || !is_page_aligned(va) {
+            return None;
+        }
+        let (path, level, pte) = self.path(mem, va);
+        if level != Level::Pt || !pte.is_present() || pte.addr() != frame {
+            return None;
+        }
+        let (table, idx) = path[Level::Pml4 as usize - Level::Pt as usize];
+        Some(super::memory::exchange(mem, table, idx, entry.to_pte()))
+    }
+
+    /// Writes the non-present swap leaf `pte` at `va` (mremap moving a
+    /// swapped-out page), creating missing tables; the entry there must be
+    /// empty.
+    pub fn map_swap<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        va: u64,
+        entry: crate::swap::SwapEntry,
+    ) -> Result<(), MapError> {
+        let slot = self.leaf_slot(mem, va)?;
+        let existing = load(mem, slot.table, slot.idx);
+        if existing.0 != 0 {
+            return Err(MapError::AlreadyMapped { va, existing });
+        }
+        store(mem, slot.table, slot.idx, entry.to_pte());
+        Ok(())
+    }
+
     pub(super) fn map_pte<M: TableMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -482,7 +523,7 @@ impl PageTables {
 
     /// Clears every leaf lying entirely inside `[start, end)`, calling
     /// `f(mem, va, size, final_pte)` for each so the caller can take over
-    /// its frame reference. With [`EmptyTables::Free`] (`munmap`, exit),
+    /// its frame reference (or, for a swap entry, its slot reference). With [`EmptyTables::Free`] (`munmap`, exit),
     /// lower-half tables left empty, or empty and wholly inside the range,
     /// are freed; with [`EmptyTables::Keep`] (`MADV_DONTNEED`, as Linux's
     /// `zap_page_range`: the range stays mapped, so the next fault reuses
@@ -516,6 +557,16 @@ impl PageTables {
                 }
                 let old = slot.take(mem);
                 (self.f)(mem, va, size, old);
+                self.count += 1;
+                true
+            }
+            fn swapped(&mut self, mem: &mut M, slot: Slot, va: u64, _: Pte) -> bool {
+                let lin = to_linear(va);
+                if lin < to_linear(self.start) || lin + 0x1000 > self.end {
+                    return false;
+                }
+                let old = slot.take(mem);
+                (self.f)(mem, va, 0x1000, old);
                 self.count += 1;
                 true
             }

@@ -34,9 +34,15 @@ pub trait PageWalker {
         let _ = (va, size, pte);
     }
     /// `[start, end)` (clipped to the walked range) has nothing mapped: a
-    /// non-present entry at `level`.
+    /// non-present entry at `level` (an empty one, or a swap entry, which
+    /// [`PageWalker::swapped`] sees first).
     fn hole(&mut self, start: u64, end: u64, level: Level) {
         let _ = (start, end, level);
+    }
+    /// A 4 KiB page at `va` whose leaf is not present but records where the
+    /// page went (a [`crate::swap::SwapEntry`]).
+    fn swapped(&mut self, va: u64, pte: Pte) {
+        let _ = (va, pte);
     }
 }
 
@@ -149,6 +155,11 @@ pub(super) trait Visit<M: ?Sized> {
     }
     /// Returns true if it cleared the leaf.
     fn leaf(&mut self, mem: &mut M, slot: Slot, va: u64, size: u64, pte: Pte) -> bool;
+    /// A non-present, non-empty 4 KiB leaf (a swap entry); returns true if
+    /// it cleared it.
+    fn swapped(&mut self, _mem: &mut M, _slot: Slot, _va: u64, _pte: Pte) -> bool {
+        false
+    }
     fn hole(&mut self, _start: u64, _end: u64, _level: Level) {}
     fn stopped(&self) -> bool {
         false
@@ -193,6 +204,9 @@ where
         let va = to_canonical(entry_lin);
         let pte = load(mem, table, idx);
         if !pte.is_present() {
+            if pte.0 != 0 && level == Level::Pt {
+                cleared |= v.swapped(mem, Slot { table, idx, level }, va, pte);
+            }
             v.hole(to_canonical(lo), end_to_canonical(hi), level);
             continue;
         }
@@ -234,6 +248,10 @@ impl<M: TableMemory + ?Sized, W: PageWalker + ?Sized> Visit<M> for ReadOnly<'_, 
     }
     fn hole(&mut self, start: u64, end: u64, level: Level) {
         self.0.hole(start, end, level);
+    }
+    fn swapped(&mut self, _: &mut M, _: Slot, va: u64, pte: Pte) -> bool {
+        self.0.swapped(va, pte);
+        false
     }
 }
 

@@ -13,12 +13,13 @@
 //! need, one at a time, and none of them is held on return.
 
 use crate::fault::{
-    decide, leaf_flags, protect_pte, Fault, FaultAccess, FaultAction, FaultMode, FrameUse,
-    PresentPage, SegvReason,
+    decide, leaf_flags, protect_pte, swapin_flags, Fault, FaultAccess, FaultAction, FaultMode,
+    FrameUse, PresentPage, SegvReason,
 };
 use crate::frame::FrameHandle;
 use crate::gather::{Gather, TlbFlush};
 use crate::paging::{LeafEntry, Pte, PteFlags, TableMemory};
+use crate::swap::SwapEntry;
 use crate::vma::Vma;
 use crate::{page_down, PAGE_SIZE};
 
@@ -56,6 +57,18 @@ pub enum FaultEvent {
     CowReuse,
 }
 
+/// A page brought back from swap for a fault.
+pub struct SwapPage<F> {
+    /// The page, with a reference for the caller's leaf.
+    pub frame: F,
+    /// Whether the device had to be read (a major fault) rather than the
+    /// swap cache found it.
+    pub major: bool,
+    /// Whether nothing else shares the frame any more (no other leaf, no
+    /// swap slot or cache entry), so it may be mapped writable.
+    pub exclusive: bool,
+}
+
 /// A page-cache page for a fault.
 pub struct FilePage<F> {
     /// The cache's frame, with a reference for the caller.
@@ -75,16 +88,24 @@ pub trait FaultBackend {
     /// What the frame at `addr`, mapped by a present leaf, is.
     fn frame_use(&mut self, addr: u64) -> FrameUse;
 
-    /// A fresh zeroed frame for a user page, `None` when out of memory.
-    fn alloc_zeroed(&mut self) -> Option<Self::Frame>;
+    /// A fresh zeroed frame for the anonymous page at `va`, `None` when out
+    /// of memory. (The address is for the reverse map and the LRU.)
+    fn alloc_zeroed(&mut self, va: u64) -> Option<Self::Frame>;
 
-    /// A fresh frame with the contents of the frame at `src` (which the
-    /// caller keeps mapped meanwhile), `None` when out of memory.
-    fn copy_of(&mut self, src: u64) -> Option<Self::Frame>;
+    /// A fresh frame for the anonymous page at `va` with the contents of the
+    /// frame at `src` (which the caller keeps mapped meanwhile), `None`
+    /// when out of memory.
+    fn copy_of(&mut self, src: u64, va: u64) -> Option<Self::Frame>;
 
     /// The page-cache page of `file` at byte `offset` (page aligned), read
     /// in if needed.
     fn file_page(&mut self, file: u32, offset: u64) -> Result<FilePage<Self::Frame>, FaultError>;
+
+    /// The page swapped out to `entry`, for the leaf at `va` that records
+    /// it: from the swap cache, or read from the device into a fresh frame.
+    /// The leaf's slot reference is the backend's to drop (the executor
+    /// then replaces the leaf, which cannot fail: its table exists).
+    fn swap_in(&mut self, entry: SwapEntry, va: u64) -> Result<SwapPage<Self::Frame>, FaultError>;
 
     /// Counts an event (nothing by default).
     fn count(&mut self, _event: FaultEvent) {}
@@ -146,6 +167,7 @@ impl VmSpace {
                 mode,
                 vma: vma.as_ref(),
                 page: present,
+                swapped: pte.swap_entry(),
             });
             match action {
                 FaultAction::Segv(reason) => return Err(segv(backend, reason)),
@@ -185,6 +207,7 @@ impl VmSpace {
                     offset,
                     private_copy,
                 } => vmf.do_file_page(action, file, offset, private_copy)?,
+                FaultAction::SwapIn { entry } => vmf.do_swap_page(entry)?,
                 FaultAction::ReuseWritable => vmf.wp_page_reuse()?,
                 FaultAction::RefreshPte => vmf.refresh_pte()?,
                 // All returned above.
@@ -262,6 +285,12 @@ where
     #[inline]
     fn install(self, action: &FaultAction, frame: B::Frame) -> Result<(), FaultError> {
         let new = self.new_leaf(action, frame.addr());
+        self.install_leaf(new, frame)
+    }
+
+    /// [`Self::install`] with the leaf already made.
+    #[inline]
+    fn install_leaf(self, new: Pte, frame: B::Frame) -> Result<(), FaultError> {
         let old = self
             .entry
             .set(self.mem, new)
@@ -295,7 +324,9 @@ where
             self.backend.zero_page()
         } else {
             self.backend.count(FaultEvent::DemandZero);
-            self.backend.alloc_zeroed().ok_or(FaultError::OutOfMemory)?
+            self.backend
+                .alloc_zeroed(self.page)
+                .ok_or(FaultError::OutOfMemory)?
         };
         self.install(&action, frame)
     }
@@ -318,7 +349,7 @@ where
         let frame = if private_copy {
             // The cache keeps its page; the copy is this mapping's own.
             self.backend
-                .copy_of(cached.frame.addr())
+                .copy_of(cached.frame.addr(), self.page)
                 .ok_or(FaultError::OutOfMemory)?
         } else {
             cached.frame
@@ -333,13 +364,30 @@ where
     fn wp_page_copy(self, action: FaultAction) -> Result<(), FaultError> {
         let frame = if action == FaultAction::CopyOnWrite {
             self.backend.count(FaultEvent::CowCopy);
-            self.backend.copy_of(self.pte.addr())
+            self.backend.copy_of(self.pte.addr(), self.page)
         } else {
             self.backend.count(FaultEvent::DemandZero);
-            self.backend.alloc_zeroed()
+            self.backend.alloc_zeroed(self.page)
         };
         let frame = frame.ok_or(FaultError::OutOfMemory)?;
         self.install(&action, frame)
+    }
+
+    /// A page that was swapped out (Linux's `do_swap_page`): the backend
+    /// finds it in the swap cache or reads it in; it is mapped writable
+    /// only if nothing else shares it.
+    #[inline]
+    fn do_swap_page(self, entry: SwapEntry) -> Result<(), FaultError> {
+        let page = self.backend.swap_in(entry, self.page)?;
+        if page.major {
+            self.backend.count(FaultEvent::MajorFault);
+        }
+        let mut flags = swapin_flags(&self.vma, page.exclusive) | PteFlags::ACCESSED;
+        if self.access == FaultAccess::Write && flags.contains(PteFlags::WRITABLE) {
+            flags |= PteFlags::DIRTY;
+        }
+        let new = Pte::new(page.frame.addr(), flags.with(PteFlags::PRESENT));
+        self.install_leaf(new, page.frame)
     }
 
     /// A write to a read-only leaf whose frame this address space may write

@@ -3,6 +3,7 @@
 use crate::fault::fork_pte;
 use crate::gather::{Gather, TlbFlush};
 use crate::paging::{Pte, TableMemory};
+use crate::swap::SwapEntry;
 use crate::vma::{VmError, Vma};
 use crate::USER_END;
 
@@ -16,6 +17,10 @@ pub trait ShareFrames: TableMemory {
     /// leaf maps (the zero page counts nothing and always succeeds).
     /// `false` if the frame cannot take another (its count is saturated).
     fn share(&mut self, addr: u64) -> bool;
+
+    /// Takes one more reference to a swap slot (a child's copy of a swap
+    /// entry); `false` if its count is saturated.
+    fn share_swap(&mut self, entry: SwapEntry) -> bool;
 }
 
 impl VmSpace {
@@ -65,7 +70,11 @@ impl VmSpace {
             // A frame shared by as many mappings as its count can hold
             // cannot take another: the fork fails rather than leave the
             // page out.
-            if shares && !mem.share(pte.addr()) {
+            let share = |mem: &mut M| match pte.swap_entry() {
+                Some(entry) => mem.share_swap(entry),
+                None => mem.share(pte.addr()),
+            };
+            if shares && !share(mem) {
                 refused = true;
                 return None;
             }

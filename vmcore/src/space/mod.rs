@@ -32,10 +32,11 @@ use crate::PAGE_SIZE;
 pub mod fault;
 pub mod fork;
 pub mod protect;
+pub mod reclaim;
 pub mod remap;
 pub mod unmap;
 
-pub use fault::{FaultBackend, FaultError, FaultEvent, FilePage};
+pub use fault::{FaultBackend, FaultError, FaultEvent, FilePage, SwapPage};
 pub use fork::ShareFrames;
 
 /// How far below a stack region a fault may still grow it (Linux's
@@ -106,7 +107,9 @@ unsafe fn leaf_frame<F: FrameHandle>(pte: Pte) -> F {
     unsafe { F::from_raw(pte.addr()) }
 }
 
-/// Hands a present leaf just taken out of the tables to the gather.
+/// Hands a leaf just taken out of the tables to the gather: a present
+/// one's frame reference (released after the flush), or a swap entry's
+/// slot reference.
 ///
 /// # Safety
 /// As for [`leaf_frame`].
@@ -115,5 +118,7 @@ unsafe fn gather_leaf<T: TlbFlush>(gather: &mut Gather<T>, va: u64, size: u64, o
         // SAFETY: the caller's contract.
         let frame = unsafe { leaf_frame::<T::Frame>(old) };
         gather.add_frame(va, size, frame);
+    } else if let Some(entry) = old.swap_entry() {
+        gather.add_swap(entry);
     }
 }

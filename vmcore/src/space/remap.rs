@@ -60,16 +60,25 @@ impl VmSpace {
         }
         // Place every leaf at its new address; the reference each holds
         // moves with it once the old leaf is cleared below.
-        for (done, &(va, pte)) in leaves.iter().enumerate() {
+        for &(va, pte) in &leaves {
             let to = new + (va - old);
-            if self.tables.map(mem, to, pte.addr(), pte.flags()).is_err() {
+            let placed = match pte.swap_entry() {
+                Some(entry) => self.tables.map_swap(mem, to, entry),
+                None => self.tables.map(mem, to, pte.addr(), pte.flags()),
+            };
+            if placed.is_err() {
                 // Out of table pages: take the copies out again (they own
                 // nothing: the old leaves still hold the references) and
                 // the new regions with them.
                 let mut mem = GatherTables::new(mem, gather);
-                for &(va, _) in &leaves[..done] {
-                    let _ = self.tables.unmap(&mut mem, new + (va - old));
-                }
+                let mut forget = |_: &mut GatherTables<'_, M, T>, _: u64, _: u64, _: Pte| {};
+                let _ = self.tables.unmap_range(
+                    &mut mem,
+                    new,
+                    new + len,
+                    EmptyTables::Free,
+                    &mut forget,
+                );
                 let _ = self.vmas.unmap(new, new + len);
                 return Err(VmError::NoMemory);
             }
@@ -107,8 +116,8 @@ fn shifted(vma: &Vma, old: u64, end: u64, new: u64) -> Vma {
     }
 }
 
-/// Counts the present leaves of a range, or lists them with their
-/// addresses once the list has room.
+/// Counts the present leaves and swap entries of a range, or lists them
+/// with their addresses once the list has room.
 struct Leaves(Option<Vec<(u64, Pte)>>, usize);
 
 impl PageWalker for Leaves {
@@ -119,5 +128,9 @@ impl PageWalker for Leaves {
                 list.push((va, pte));
             }
         }
+    }
+
+    fn swapped(&mut self, va: u64, pte: Pte) {
+        self.leaf(va, 0, pte);
     }
 }

@@ -1,0 +1,343 @@
+//! Swap: where anonymous pages go when memory runs short, and how they
+//! come back.
+//!
+//! - The *device* (compressed RAM, or a disk) stores page-sized slots; it
+//!   sits behind its own lock and is never called with the frames lock
+//!   held (compressing allocates).
+//! - The *swap area* (under the frames lock, with the frames and the LRU):
+//!   the slot map with per-slot counts (swapcore's `SlotMap`, Linux's
+//!   `swap_map`) and the *swap cache*, slot → frame, allocation-free. A
+//!   slot's count is the number of leaves recording it, plus one while the
+//!   swap cache holds a page for it (Linux's `SWAP_HAS_CACHE`).
+//!
+//! A page being swapped out sits in the swap cache while its leaves are
+//! replaced by swap entries and it is written; a fault on one of those
+//! entries finds it there (a minor fault). A page shared by fork is
+//! written once, and every sharer that faults it back maps the same frame.
+//! Ferrite has one swap area at a time (device 0 in every entry).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use mmcore::{FrameKind, Pfn};
+use swapcore::{ClusterCursor, Page, SlotMap, SwapDevice, Zram};
+use vmcore::swap::SwapEntry;
+
+use super::frame_ref::{self, FrameRef};
+use super::frames::{self, PhysicalMemory};
+use super::pageext::flags;
+use super::vmstat;
+use crate::arch::sync::IrqMutex;
+
+/// The slot side of the swap area (under the frames lock).
+pub struct SwapArea {
+    slots: SlotMap,
+    /// Swap cache: the frame holding each slot's page, 0 for none.
+    cache: Vec<u32>,
+    cursor: ClusterCursor,
+    /// Pages in the swap cache.
+    cached: u64,
+}
+
+/// The device and a bounce buffer for it.
+struct Device {
+    dev: Box<dyn SwapDevice + Send>,
+    buf: Box<Page>,
+}
+
+static DEVICE: IrqMutex<Option<Device>> = IrqMutex::new(None);
+
+/// Why `swapon`/`swapoff` refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapError {
+    /// A swap area is already active.
+    Busy,
+    /// No memory for the slot tables.
+    NoMemory,
+    /// No swap area is active.
+    NotActive,
+    /// Pages are still swapped out (bring them in first).
+    InUse,
+}
+
+impl core::fmt::Display for SwapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SwapError::Busy => "a swap area is already active",
+            SwapError::NoMemory => "not enough memory for the swap area's tables",
+            SwapError::NotActive => "no swap area is active",
+            SwapError::InUse => "pages are still swapped out",
+        })
+    }
+}
+
+/// Makes `dev` the swap area.
+pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
+    if frames::with(|m| m.swap.is_some()) {
+        return Err(SwapError::Busy);
+    }
+    let pages = dev.pages();
+    let slots = SlotMap::try_new(pages).map_err(|_| SwapError::NoMemory)?;
+    let mut cache = Vec::new();
+    cache
+        .try_reserve_exact(pages as usize)
+        .map_err(|_| SwapError::NoMemory)?;
+    cache.resize(pages as usize, 0u32);
+    let buf =
+        super::kalloc::try_box([0u8; swapcore::PAGE_SIZE]).map_err(|_| SwapError::NoMemory)?;
+    let area = SwapArea {
+        slots,
+        cache,
+        cursor: ClusterCursor::default(),
+        cached: 0,
+    };
+    let installed = frames::with(|m| {
+        if m.swap.is_some() {
+            return false;
+        }
+        m.swap = Some(area);
+        true
+    });
+    if !installed {
+        return Err(SwapError::Busy);
+    }
+    *DEVICE.lock() = Some(Device { dev, buf });
+    log::info!("swap: {} pages ({} MiB) on {}", pages, pages >> 8, name());
+    Ok(())
+}
+
+/// Compressed RAM of `pages` pages as the swap area.
+pub fn swapon_zram(pages: u64) -> Result<(), SwapError> {
+    let zram = Zram::try_new("zram0", pages).map_err(|_| SwapError::NoMemory)?;
+    let dev = super::kalloc::try_box(zram).map_err(|_| SwapError::NoMemory)?;
+    swapon(dev)
+}
+
+/// Turns swap off; refused while any page is still swapped out.
+pub fn swapoff() -> Result<(), SwapError> {
+    let area = frames::with(|m| match &m.swap {
+        None => Err(SwapError::NotActive),
+        Some(a) if a.slots.used() > 0 => Err(SwapError::InUse),
+        Some(_) => Ok(m.swap.take()),
+    })?;
+    drop(area);
+    drop(DEVICE.lock().take());
+    Ok(())
+}
+
+/// The active device's name.
+pub fn name() -> &'static str {
+    "zram0"
+}
+
+/// (total, used, cached) pages of swap.
+pub fn usage() -> (u64, u64, u64) {
+    frames::with(|m| match &m.swap {
+        Some(a) => (a.slots.pages(), a.slots.used(), a.cached),
+        None => (0, 0, 0),
+    })
+}
+
+/// Whether a swap area is active.
+pub fn enabled() -> bool {
+    frames::with(|m| m.swap.is_some())
+}
+
+/// The swap entry of `slot` on the active area.
+pub fn entry_of(slot: u64) -> SwapEntry {
+    SwapEntry::new(0, slot).expect("slots fit an entry")
+}
+
+/// Removes `pfn` from the swap cache at `slot` (under the frames lock):
+/// the cache's slot share and frame reference go. Returns true if the slot
+/// became free (the device may forget it).
+pub fn uncache_locked(m: &mut PhysicalMemory, slot: u64, pfn: Pfn) -> bool {
+    let Some(area) = m.swap.as_mut() else {
+        return false;
+    };
+    if area.cache.get(slot as usize).copied() != Some(pfn.0 as u32) {
+        debug_assert!(false, "uncache of slot {slot:#x}: not {pfn}'s");
+        return false;
+    }
+    area.cache[slot as usize] = 0;
+    area.cached -= 1;
+    let freed = area.slots.put(slot) == 0;
+    if let Some(e) = m.ext.get_mut(pfn) {
+        e.flags &= !flags::SWAPCACHE;
+    }
+    frame_ref::put_pfn_locked(m, pfn);
+    freed
+}
+
+/// Tells the device `slot` is free.
+pub fn discard_slot(slot: u64) {
+    if let Some(d) = DEVICE.lock().as_mut() {
+        d.dev.discard(slot);
+    }
+}
+
+/// A leaf recording `entry` went away (unmap, exit).
+pub fn release(entry: SwapEntry) {
+    let slot = entry.slot;
+    let free = frames::with(|m| {
+        let Some(area) = m.swap.as_mut() else {
+            return false;
+        };
+        let left = area.slots.put(slot);
+        let cached = area.cache.get(slot as usize).copied().unwrap_or(0);
+        if left == 1 && cached != 0 {
+            // Only the cache holds it now.
+            return uncache_locked(m, slot, Pfn(cached as u64));
+        }
+        left == 0
+    });
+    if free {
+        discard_slot(slot);
+    }
+}
+
+/// Fork copied a leaf recording `entry` (under the frames lock).
+pub fn dup_locked(m: &mut PhysicalMemory, entry: SwapEntry) -> bool {
+    m.swap.as_mut().is_some_and(|a| a.slots.dup(entry.slot))
+}
+
+/// A swapped-in page for a fault.
+pub struct SwappedIn {
+    pub frame: FrameRef,
+    pub major: bool,
+    pub exclusive: bool,
+}
+
+/// Brings the page of `entry` back for the leaf at `va` of an address
+/// space of `family`: from the swap cache, or read from the device into a
+/// fresh frame (a major fault). Drops that leaf's slot share.
+pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
+    let slot = entry.slot;
+    let hit = frames::with(|m| {
+        let pfn = m.swap.as_ref()?.cache.get(slot as usize).copied()?;
+        (pfn != 0)
+            .then(|| frame_ref::pin_locked(m, Pfn(pfn as u64)))
+            .flatten()
+    });
+    let (frame, major) = match hit {
+        Some(frame) => (frame, false),
+        None => {
+            let fresh = FrameRef::alloc_user(FrameKind::UserAnon, false)?;
+            {
+                let mut dev = DEVICE.lock();
+                let d = dev.as_mut()?;
+                d.dev.read_page(slot, &mut d.buf).ok()?;
+                super::direct::write_frame(fresh.pfn(), &d.buf[..]);
+            }
+            vmstat::PSWPIN.inc();
+            let pfn = fresh.pfn();
+            // Into the cache, unless someone read it in meanwhile.
+            let raced = frames::with(|m| -> Option<Option<FrameRef>> {
+                let area = m.swap.as_mut()?;
+                let cur = area.cache[slot as usize];
+                if cur != 0 {
+                    return frame_ref::pin_locked(m, Pfn(cur as u64)).map(Some);
+                }
+                if !area.slots.dup(slot) {
+                    return None;
+                }
+                area.cache[slot as usize] = pfn.0 as u32;
+                area.cached += 1;
+                // The cache's own reference.
+                if !frame_ref::take_ref_locked(m, pfn) {
+                    return None;
+                }
+                if let Some(e) = m.ext.get_mut(pfn) {
+                    e.flags |= flags::SWAPCACHE;
+                    e.slot = slot;
+                    e.family = family;
+                    e.vpn = va >> 12;
+                }
+                m.ext.lru_add(pfn);
+                Some(None)
+            })?;
+            match raced {
+                Some(theirs) => (theirs, false),
+                None => (fresh, true),
+            }
+        }
+    };
+    // The leaf's share goes; if only the cache is left, the page leaves it.
+    let pfn = frame.pfn();
+    let (free, exclusive) = frames::with(|m| {
+        let Some(area) = m.swap.as_mut() else {
+            return (false, false);
+        };
+        let left = area.slots.put(slot);
+        let mut free = left == 0;
+        let mut gone = left == 0;
+        if left == 1 && area.cache[slot as usize] as u64 == pfn.0 {
+            free = uncache_locked(m, slot, pfn);
+            gone = true;
+        }
+        let exclusive = gone && m.buddy.refcount(pfn) == 1;
+        if exclusive {
+            if let Some(e) = m.ext.get_mut(pfn) {
+                e.family = family;
+                e.vpn = va >> 12;
+            }
+        }
+        (free, exclusive)
+    });
+    if free {
+        discard_slot(slot);
+    }
+    Some(SwappedIn {
+        frame,
+        major,
+        exclusive,
+    })
+}
+
+/// Puts `pfn` in the swap cache for reclaim (under the frames lock): a
+/// fresh slot (count 1: the cache's share) in the reclaim stream's
+/// cluster, or the slot it already has. `None` when swap is off or full.
+pub fn add_to_cache_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
+    if let Some(e) = m.ext.get(pfn) {
+        if e.flags & flags::SWAPCACHE != 0 {
+            return Some(e.slot);
+        }
+    }
+    let area = m.swap.as_mut()?;
+    let slot = area.slots.alloc_in(&mut area.cursor)?;
+    area.cache[slot as usize] = pfn.0 as u32;
+    area.cached += 1;
+    if !frame_ref::take_ref_locked(m, pfn) {
+        // Cannot happen for a pinned page; undo.
+        let area = m.swap.as_mut()?;
+        area.cache[slot as usize] = 0;
+        area.cached -= 1;
+        area.slots.put(slot);
+        return None;
+    }
+    if let Some(e) = m.ext.get_mut(pfn) {
+        e.flags |= flags::SWAPCACHE;
+        e.slot = slot;
+    }
+    Some(slot)
+}
+
+/// Drops a slot share reclaim took for a leaf it then did not replace
+/// (under the frames lock; the cache still holds its own share).
+pub fn undup_slot_locked(m: &mut PhysicalMemory, slot: u64) {
+    if let Some(a) = m.swap.as_mut() {
+        a.slots.put(slot);
+    }
+}
+
+/// One more leaf will record `slot` (under the frames lock).
+pub fn dup_slot_locked(m: &mut PhysicalMemory, slot: u64) -> bool {
+    m.swap.as_mut().is_some_and(|a| a.slots.dup(slot))
+}
+
+/// Writes the page in `pfn` to `slot`.
+pub fn write_out(slot: u64, pfn: Pfn) -> Result<(), swapcore::SwapIoError> {
+    let mut dev = DEVICE.lock();
+    let d = dev.as_mut().ok_or(swapcore::SwapIoError::Io)?;
+    super::direct::read_frame(pfn, &mut d.buf[..]);
+    d.dev.write_page(slot, &d.buf)
+}
