@@ -298,7 +298,11 @@ impl AddressSpace {
     ) -> Result<FaultAction, FaultError> {
         // Stack growth is charged first; refused, the fault is a SIGSEGV
         // (Linux: `acct_stack_growth`).
-        let growth = self.space.vmas().stack_growth_charge(addr);
+        let growth = if self.space.may_grow_stack_at(addr) {
+            self.space.vmas().stack_growth_charge(addr)
+        } else {
+            0
+        };
         let Ok(charge) = commit::charge(growth) else {
             vmstat::SEGV.inc();
             return Err(FaultError::Segv(vmcore::SegvReason::NoRegion));
