@@ -252,7 +252,8 @@ fn vmstat_field(vmstat: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in vmstat:\n{vmstat}"))
 }
 
-/// The columns of `ps` for `pid`: (PPID, STATE, VSZ, RSS, NAME).
+/// The columns of `ps` for `pid`: (PPID, STATE, VSZ, RSS, NAME); SWAP is
+/// [`ps_swap`].
 fn ps_row(ps: &str, pid: Pid) -> Option<(u32, String, u64, u64, String)> {
     ps.lines().skip(1).find_map(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();
@@ -262,17 +263,25 @@ fn ps_row(ps: &str, pid: Pid) -> Option<(u32, String, u64, u64, String)> {
                 String::from(cols[2]),
                 cols[3].parse().unwrap(),
                 cols[4].parse().unwrap(),
-                String::from(cols[5]),
+                String::from(cols[6]),
             )
         })
     })
 }
 
-/// pmap rows: (address, Kbytes, RSS, Dirty, mode, mapping), and the total
-/// line's (Kbytes, RSS, Dirty).
-type PmapRow = (u64, u64, u64, u64, String, String);
+/// The SWAP column of `ps` for `pid` (kB).
+fn ps_swap(ps: &str, pid: Pid) -> Option<u64> {
+    ps.lines().skip(1).find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols[0].parse::<Pid>().ok()? == pid).then(|| cols[5].parse().unwrap())
+    })
+}
 
-fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64)) {
+/// pmap rows: (address, Kbytes, RSS, Dirty, mode, mapping, Swap), and the
+/// total line's (Kbytes, RSS, Dirty, Swap).
+type PmapRow = (u64, u64, u64, u64, String, String, u64);
+
+fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64, u64)) {
     let mut rows = Vec::new();
     let mut total = None;
     for line in pmap.lines().skip(2) {
@@ -282,6 +291,7 @@ fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64)) {
                 cols[2].parse().unwrap(),
                 cols[3].parse().unwrap(),
                 cols[4].parse().unwrap(),
+                cols[5].parse().unwrap(),
             ));
         } else if let Ok(addr) = u64::from_str_radix(cols[0], 16) {
             rows.push((
@@ -289,8 +299,9 @@ fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64)) {
                 cols[1].parse().unwrap(),
                 cols[2].parse().unwrap(),
                 cols[3].parse().unwrap(),
-                String::from(cols[4]),
-                cols[5..].join(" "),
+                String::from(cols[5]),
+                cols[6..].join(" "),
+                cols[4].parse().unwrap(),
             ));
         }
     }
@@ -492,7 +503,8 @@ fn ps_and_pmap_show_the_pages_a_process_touched() {
     assert_eq!((data.4.as_str(), data.5.as_str()), ("rw---", "[ anon ]"));
     let stack = row(STACK_TOP - 4 * PAGE);
     assert_eq!((stack.1, stack.2, stack.5.as_str()), (16, 0, "[ stack ]"));
-    assert_eq!(total, (vsz, rss, total.2), "pmap total vs ps");
+    assert_eq!(total, (vsz, rss, total.2, 0), "pmap total vs ps");
+    assert_eq!(ps_swap(&ps, pid), Some(0), "nothing swapped: ps:\n{ps}");
     assert!(total.2 >= TOUCHED * 4);
     // meminfo saw exactly those pages arrive.
     let anon_after = meminfo_field(&sh("meminfo"), "AnonPages");
