@@ -393,6 +393,21 @@ fn meminfo_accounts_for_every_frame() {
         stats.pages_by_kind[FrameKind::Reserved as usize] * 4
     );
     assert!(f("MemAvailable") >= f("MemFree"));
+    // The LRU lines split what is there: the page cache into mapped
+    // (active) and droppable (inactive) pages, anonymous pages all on
+    // reclaim's one list (inactive). No swap area in this test.
+    assert_eq!(f("Active"), f("Active(anon)") + f("Active(file)"), "{m}");
+    assert_eq!(
+        f("Inactive"),
+        f("Inactive(anon)") + f("Inactive(file)"),
+        "{m}"
+    );
+    assert_eq!(f("Active(file)") + f("Inactive(file)"), f("Cached"), "{m}");
+    assert_eq!(f("Inactive(file)"), f("MemAvailable") - f("MemFree"), "{m}");
+    assert_eq!(f("Active(anon)"), 0, "{m}");
+    assert!(f("Inactive(anon)") <= f("AnonPages"), "{m}");
+    let swap = (f("SwapTotal"), f("SwapFree"), f("SwapCached"), f("Dirty"));
+    assert_eq!(swap, (0, 0, 0, 0), "{m}");
     // Every line is Linux's `Name:` padded to 16, value to 8, ` kB`.
     for line in m.lines() {
         assert!(
@@ -412,6 +427,12 @@ fn meminfo_accounts_for_every_frame() {
         .collect();
     assert_eq!(mem[0], f("MemTotal"), "free:\n{free}");
     assert_eq!(mem[0], mem[1] + mem[2] + mem[4], "free:\n{free}");
+    let swap = free.lines().nth(2).unwrap();
+    assert_eq!(
+        swap.split_whitespace().collect::<Vec<_>>(),
+        ["Swap:", "0", "0", "0"],
+        "free:\n{free}"
+    );
     // memmap lists the bootloader's regions and their usable total.
     let memmap = sh("memmap");
     let facts = ferrite::boot::facts();
@@ -755,6 +776,22 @@ fn mistakes_get_clear_errors() {
     assert!(text.contains("not a number of seconds"), "{text}");
     let (_, text) = expect_err("poweroff 500");
     assert!(text.contains("too big"), "{text}");
+    let (_, text) = expect_err("swapon zram");
+    assert_eq!(
+        text,
+        "swapon: missing argument\nusage: swapon [zram SIZE | -s | --show]"
+    );
+    let (_, text) = expect_err("swapon zram 100");
+    assert!(text.contains("less than a page"), "{text}");
+    let (_, text) = expect_err("swapon /dev/sda2");
+    assert!(
+        text.contains("unknown device or option `/dev/sda2`"),
+        "{text}"
+    );
+    let (_, text) = expect_err("swapoff /dev/sda2");
+    assert!(text.contains("not a swap device"), "{text}");
+    let (_, text) = expect_err("swapoff");
+    assert_eq!(text, "swapoff: no swap area is active");
     let (_, text) = expect_err("help frobnicate");
     assert!(text.contains("no command `frobnicate`"), "{text}");
     // And the good paths of the same commands still work.

@@ -222,6 +222,10 @@ fn swapoff_refuses_and_changes_nothing() {
     a.lock()
         .protect(BASE, BASE + PAGES * PAGE, Prot::RW)
         .expect("mprotect");
+    // (Reclaim may have taken every page: bring some back first.)
+    for i in 0..16 {
+        copy_to_user(BASE + i * PAGE, &word(i, 0).to_le_bytes()).expect("write");
+    }
     assert!(reclaim::reclaim(PAGES) > 0, "swap-out stopped for good");
     let swapped = a.lock().swap_pages();
     let done = swapoff::swapoff_all(sched::yield_now).expect("swapoff");
@@ -265,8 +269,44 @@ fn free_swap(free: &str) -> (u64, u64, u64) {
     (row[0], row[1], row[2])
 }
 
+/// Runs `line` (a background `run`), waits for the program to end and
+/// reaps it through `jobs`; returns its pid and the `jobs` report.
+fn background(line: &str, mut poll: impl FnMut(Pid)) -> (Pid, String) {
+    let out = sh(line);
+    let pid: Pid = out
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{out}"));
+    for _ in 0..100_000 {
+        if sched::with_process(pid, |p| p.state.name()) == Some("zombie") {
+            break;
+        }
+        poll(pid);
+        sched::sleep_ticks(1);
+    }
+    (pid, sh("jobs"))
+}
+
 fn shell_shows_and_controls_swap() {
+    // A first background job sets up what stays (the shell's job list).
+    let (pid, jobs) = background("run swapstress 1 1 &", |_| {});
+    assert!(jobs.contains(&alloc::format!("[{pid}] swapstress: exited with 0")));
     let free_before = settled_free_pages();
+    let kinds_before = frames::stats().pages_by_kind;
+    // Every string the session made is gone before frames are counted.
+    shell_session();
+    assert_eq!(
+        settled_free_pages(),
+        free_before,
+        "frames lost: by kind before {kinds_before:?} after {:?}",
+        frames::stats().pages_by_kind
+    );
+}
+
+fn shell_session() {
     let m = sh("meminfo");
     assert_eq!(meminfo_field(&m, "SwapTotal"), 0, "{m}");
     assert_eq!(free_swap(&sh("free")), (0, 0, 0));
@@ -308,20 +348,9 @@ fn shell_shows_and_controls_swap() {
     // A program bigger than RAM: swap fills while it runs (seen in free,
     // meminfo, ps and pmap), and empties when it exits.
     let before = vmstat::snapshot();
-    let out = sh("run swapstress 96 1 &");
-    let pid: Pid = out
-        .trim_start_matches('[')
-        .split(']')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{out}"));
     let (mut most_used, mut ps_swap, mut pmap_swap) = (0, 0, 0);
     let mut meminfo_ok = false;
-    for _ in 0..100_000 {
-        if sched::with_process(pid, |p| p.state.name()) == Some("zombie") {
-            break;
-        }
+    let (pid, jobs) = background("run swapstress 96 1 &", |pid| {
         let (total, used, free) = free_swap(&sh("free"));
         assert_eq!(total, used + free);
         most_used = most_used.max(used);
@@ -355,9 +384,7 @@ fn shell_shows_and_controls_swap() {
                 }
             }
         }
-        sched::sleep_ticks(1);
-    }
-    let jobs = sh("jobs");
+    });
     assert!(
         jobs.contains(&alloc::format!("[{pid}] swapstress: exited with 0")),
         "{jobs}"
@@ -394,5 +421,4 @@ fn shell_shows_and_controls_swap() {
     assert_eq!(alloc::format!("{err}"), "swapoff: no swap area is active");
     let err = shell::execute("swapon zram 12Q", &mut out).expect_err("bad size");
     assert!(alloc::format!("{err}").contains("is not a size"), "{err}");
-    assert_eq!(settled_free_pages(), free_before, "frames lost");
 }
