@@ -8,10 +8,12 @@ MEM       ?= 256M
 
 # make run UEFI=1 boots through OVMF instead of BIOS; MEM=4G sets the RAM;
 # EXTRA=dir adds dir's files to the ramdisk's /bin; INIT=prog runs prog first;
-# RC=file runs file's lines as shell commands at boot (end with poweroff).
+# RC=file runs file's lines as shell commands at boot (end with poweroff);
+# SWAP=512M attaches a blank virtio-blk disk of that size (the swap disk).
 # FAIL="failslab=every:7 fail_page_alloc=random:50,seed:3" injects allocation
 # failures from boot (packed as /etc/cmdline; see `help failinject`).
 RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
+	$(if $(SWAP),FERRITE_SWAP=$(SWAP)) \
 	$(if $(FAIL),FERRITE_CMDLINE='$(FAIL)') \
 	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT)) \
 	$(if $(RC),FERRITE_RC=$(abspath $(RC)))

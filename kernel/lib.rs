@@ -60,6 +60,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     boot::print_banner(boot);
     arch::init();
     mm::init(boot);
+    drivers::virtio_blk::init();
     arch::interrupts::enable();
 }
 

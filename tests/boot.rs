@@ -28,6 +28,7 @@ fn main() -> ! {
         backtraces_have_symbol_names,
         no_kernel_page_is_writable_and_executable,
         smep_and_smap_are_on,
+        no_swap_disk_without_one_attached,
     ])
 }
 
@@ -167,4 +168,11 @@ fn smep_and_smap_are_on() {
     // QEMU runs with `-cpu max`, which has both.
     assert!(ferrite::arch::cpu::smep_enabled(), "SMEP off");
     assert!(ferrite::arch::cpu::smap_enabled(), "SMAP off");
+}
+
+fn no_swap_disk_without_one_attached() {
+    // These machines have no virtio disk: the boot probe found nothing,
+    // and probing again finds nothing either (and does not panic).
+    assert!(ferrite::drivers::virtio_blk::take().is_none());
+    assert!(ferrite::drivers::virtio_blk::probe().is_none());
 }

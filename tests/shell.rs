@@ -166,6 +166,7 @@ fn user_space() -> SharedAddressSpace {
         flags: VmaFlags {
             grows_down: false,
             tag: VmaTag::Image,
+            ..VmaFlags::default()
         },
         ..Vma::anonymous(CODE, CODE + PAGE, Prot::RW)
     };
@@ -173,6 +174,7 @@ fn user_space() -> SharedAddressSpace {
         flags: VmaFlags {
             grows_down: true,
             tag: VmaTag::Stack,
+            ..VmaFlags::default()
         },
         ..Vma::anonymous(STACK_TOP - 4 * PAGE, STACK_TOP, Prot::RW)
     };

@@ -310,10 +310,12 @@ fn shell_session() {
     let m = sh("meminfo");
     assert_eq!(meminfo_field(&m, "SwapTotal"), 0, "{m}");
     assert_eq!(free_swap(&sh("free")), (0, 0, 0));
-    // 256 MiB of compressed RAM: room for swapstress's 96 MiB and the
-    // copies its fork makes, on a 64 MiB machine.
-    let out = sh("swapon zram 256M");
-    assert!(out.contains("262144 kB"), "{out}");
+    // A program of 1.5 x RAM (82 MiB on a 64 MiB machine), and twice that
+    // of compressed RAM: room for it and the copies its fork makes.
+    let mib = ram_mib() * 3 / 2;
+    let zram_kb = 2 * mib * 1024;
+    let out = sh(&alloc::format!("swapon zram {}M", 2 * mib));
+    assert!(out.contains(&alloc::format!("{zram_kb} kB")), "{out}");
     let s = sh("swapon -s");
     let mut lines = s.lines();
     assert_eq!(
@@ -328,19 +330,25 @@ fn shell_session() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cols,
-        ["/dev/zram0", "partition", "262144", "0", "-2"],
+        [
+            "/dev/zram0",
+            "partition",
+            &alloc::format!("{zram_kb}"),
+            "0",
+            "-2"
+        ],
         "{s}"
     );
     let show = sh("swapon --show");
     assert!(
-        show.contains("/dev/zram0") && show.contains("256M"),
+        show.contains("/dev/zram0") && show.contains(&alloc::format!("{}M", 2 * mib)),
         "{show}"
     );
     let m = sh("meminfo");
-    assert_eq!(meminfo_field(&m, "SwapTotal"), 262144, "{m}");
-    assert_eq!(meminfo_field(&m, "SwapFree"), 262144, "{m}");
+    assert_eq!(meminfo_field(&m, "SwapTotal"), zram_kb, "{m}");
+    assert_eq!(meminfo_field(&m, "SwapFree"), zram_kb, "{m}");
     assert_eq!(meminfo_field(&m, "Dirty"), 0, "{m}");
-    assert_eq!(free_swap(&sh("free")), (262144, 0, 262144));
+    assert_eq!(free_swap(&sh("free")), (zram_kb, 0, zram_kb));
     // A second area is refused with the reason.
     let mut out = String::new();
     let err = shell::execute("swapon zram 1M", &mut out).expect_err("second area");
@@ -350,7 +358,7 @@ fn shell_session() {
     let before = vmstat::snapshot();
     let (mut most_used, mut ps_swap, mut pmap_swap) = (0, 0, 0);
     let mut meminfo_ok = false;
-    let (pid, jobs) = background("run swapstress 96 1 &", |pid| {
+    let (pid, jobs) = background(&alloc::format!("run swapstress {mib} 1 &"), |pid| {
         let (total, used, free) = free_swap(&sh("free"));
         assert_eq!(total, used + free);
         most_used = most_used.max(used);
@@ -396,9 +404,9 @@ fn shell_session() {
     );
     let d = vmstat::snapshot().since(&before);
     assert!(d.pswpout > 0 && d.pswpin > 0, "{d:?}");
-    assert_eq!(free_swap(&sh("free")), (262144, 0, 262144), "slots left");
+    assert_eq!(free_swap(&sh("free")), (zram_kb, 0, zram_kb), "slots left");
     ferrite::kprintln!(
-        "  swapstress 96 on {} MiB: most swap used {most_used} kB, ps SWAP {ps_swap} kB, pmap Swap {pmap_swap} kB",
+        "  swapstress {mib} on {} MiB: most swap used {most_used} kB, ps SWAP {ps_swap} kB, pmap Swap {pmap_swap} kB",
         ram_mib()
     );
     // swapoff: nothing to bring back now; swap is gone from every view.

@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use ferrite::mm::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
 use ferrite::mm::frame_ref::FrameRef;
 use ferrite::mm::uaccess::{copy_from_user, copy_to_user, Efault};
-use ferrite::mm::{frames, pagecache, vmstat};
+use ferrite::mm::{commit, frames, pagecache, vmstat};
 use ferrite::proc::user::{self, UserExit, SIGSEGV};
 use mmcore::{FrameKind, Pfn};
 use spin::Mutex;
@@ -97,7 +97,17 @@ fn mapping_1_gib_allocates_nothing_until_touched() {
     activate(&a);
     let before = vm_frames();
     let tables_before = a.lock().page_table_pages() as u64;
-    map(&a, BASE, 1024 * MIB, Prot::RW);
+    // MAP_NORESERVE: more than the machine's RAM, which the overcommit
+    // heuristic refuses otherwise (see tests/overcommit.rs).
+    let vma = Vma {
+        flags: VmaFlags {
+            account: false,
+            noreserve: true,
+            ..VmaFlags::default()
+        },
+        ..Vma::anonymous(BASE, BASE + 1024 * MIB, Prot::RW)
+    };
+    a.lock().map(vma).expect("free range");
     assert_eq!(vm_frames(), before, "mapping allocated frames");
     let faults = vmstat::snapshot();
     for i in 0..8u64 {
@@ -343,6 +353,7 @@ fn file_vma(file: u32, start: u64, pages: u64, prot: Prot) -> Vma {
         flags: VmaFlags {
             grows_down: false,
             tag: VmaTag::Image,
+            ..VmaFlags::default()
         },
     }
 }
@@ -422,9 +433,11 @@ fn shared_anonymous_memory_dies_with_its_last_holder() {
     let (objects, _) = pagecache::anonymous_objects();
     let free = settled_free_pages();
     let cached = pagecache::cached_pages();
+    let committed = commit::committed_pages();
     for round in 0..3u64 {
         let a = space();
-        let obj = pagecache::register_anonymous().expect("an object");
+        let charge = commit::charge(16).expect("16 pages to commit");
+        let obj = pagecache::register_anonymous(charge).expect("an object");
         a.lock().map(shared_vma(obj, BASE, 16)).unwrap();
         pagecache::release(obj); // the creator's hold; the space keeps its own
         activate(&a);
@@ -450,6 +463,8 @@ fn shared_anonymous_memory_dies_with_its_last_holder() {
         aspace::switch_to(None);
         drop(child);
         assert_eq!(pagecache::anonymous_objects(), (objects, 0));
+        // The object's charge went with it.
+        assert_eq!(commit::committed_pages(), committed);
         drop(a);
     }
     assert_eq!(pagecache::cached_pages(), cached);
@@ -497,6 +512,7 @@ fn stack_grows_down_within_its_gap() {
     stack.flags = VmaFlags {
         grows_down: true,
         tag: VmaTag::Stack,
+        ..VmaFlags::default()
     };
     a.lock().map(stack).unwrap();
     let counters = vmstat::snapshot();

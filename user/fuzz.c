@@ -476,7 +476,7 @@ static u64 pick_timespec(void)
 /* Linux-safe subsets (Ferrite gets random bits as well). */
 #define SAFE_MAP_FLAGS                                                                      \
 	(MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_DENYWRITE | \
-	 MAP_EXECUTABLE | MAP_STACK | MAP_FIXED_NOREPLACE)
+	 MAP_EXECUTABLE | MAP_STACK | MAP_FIXED_NOREPLACE | MAP_NORESERVE)
 #define SAFE_CLONE_FLAGS                                                              \
 	(CLONE_VM | CLONE_VFORK | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_SYSVSEM | \
 	 CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | CLONE_SETTLS |   \
@@ -508,6 +508,9 @@ static u64 pick_map_flags(void)
 	default:
 		f = MAP_PRIVATE | MAP_ANONYMOUS;
 	}
+	/* Overcommit: not charged (and so granted at any size) but in mode 2. */
+	if (chance(15))
+		f |= MAP_NORESERVE;
 	if (!on_ferrite)
 		f &= SAFE_MAP_FLAGS;
 	return f;

@@ -78,12 +78,16 @@ check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l
-check usertests 0 "usertests: 46 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
+check usertests 0 "usertests: 47 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
 if grep -q FAILED "$out"; then
 	echo "run-host-tests: usertests printed FAILED lines"
 	failures=$((failures + 1))
 fi
 check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
+# Only when named; needs vm.overcommit_memory=2, so here it says it skipped
+# unless this machine is in mode 2 (tests/overcommit.rs runs it on Ferrite).
+check usertests-strict 0 "usertests: overcommit-strict ... ok" "usertests: 1 passed, 0 failed" \
+	-- $B/usertests overcommit-strict
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
 # A short fuzz campaign: the random calls must leave the invariants intact
 # on Linux too (and never harm this machine: see fuzz.c).  Then one batch
@@ -98,6 +102,10 @@ check mmbench 0 "mmbench: getpid " "mmbench: mprotect-1p " "mmbench: fork-64m " 
 check mmbench-bad-name 2 "no item named" -- $B/mmbench no-such-item
 # More memory than a small machine has (on Ferrite it runs against swap).
 check swapstress 0 "swapstress: ok 64 MiB" -- $B/swapstress 64 1
+# memhog: fill checks what it wrote; hold sleeps forever once it holds its memory.
+check memhog-fill 0 "memhog: filled 8 MiB, checked" -- $B/memhog fill 8
+check memhog-hold 124 "memhog: holding 4 MiB" -- timeout 0.5 $B/memhog hold 4
+check memhog-bad-arg 2 "usage: memhog" -- $B/memhog eat 3
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0

@@ -1,8 +1,9 @@
 //! Which machines each in-kernel test boots on.
 //!
 //! `tests/machines.txt` has one line per test kernel:
-//! `name: bios-256M uefi-256M bios-4G timeout=120`. A test without a line boots
-//! once, BIOS with 256 MiB.
+//! `name: bios-256M uefi-256M bios-4G timeout=120 swap=64M`. A test without a
+//! line boots once, BIOS with 256 MiB. `swap=SIZE` attaches a blank virtio
+//! disk of SIZE to every machine of the line.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ pub struct Machine {
     /// QEMU `-m` value, e.g. `256M` or `8G`.
     pub memory: String,
     pub timeout_secs: Option<u64>,
+    /// Bytes of the blank virtio-blk disk attached (the swap disk), if any.
+    pub swap_bytes: Option<u64>,
 }
 
 /// Every boot under TCG takes seconds; a test that runs this long is hung.
@@ -46,8 +49,43 @@ impl fmt::Display for Machine {
             Firmware::Bios => "BIOS",
             Firmware::Uefi => "UEFI",
         };
-        write!(f, "{firmware} {}", self.memory)
+        write!(f, "{firmware} {}", self.memory)?;
+        if let Some(bytes) = self.swap_bytes {
+            write!(f, " + {} MiB swap disk", bytes >> 20)?;
+        }
+        Ok(())
     }
+}
+
+/// A disk size: bytes, or a number with a `K`, `M`, `G` or `T` suffix
+/// (binary units, like QEMU's `-m`). It must be a non-zero whole number of
+/// 512-byte sectors.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bad = || format!("bad size `{text}`, expected e.g. 512M or 2G");
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad()),
+            };
+            (&text[..i], shift)
+        }
+        _ => (text, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("size `{text}` is too large"))?;
+    if bytes == 0 || bytes % 512 != 0 {
+        return Err(format!(
+            "size `{text}` is not a non-zero multiple of 512 bytes"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn machines_file() -> PathBuf {
@@ -72,15 +110,21 @@ pub fn for_test(name: &str) -> Result<Vec<Machine>, String> {
         firmware: Firmware::Bios,
         memory: "256M".into(),
         timeout_secs: None,
+        swap_bytes: None,
     }])
 }
 
 fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
     let mut timeout = None;
+    let mut swap = None;
     let mut machines = Vec::new();
     for spec in specs.split_whitespace() {
         if let Some(secs) = spec.strip_prefix("timeout=") {
             timeout = Some(secs.parse().map_err(|_| format!("bad timeout `{secs}`"))?);
+            continue;
+        }
+        if let Some(size) = spec.strip_prefix("swap=") {
+            swap = Some(parse_size(size)?);
             continue;
         }
         let (firmware, memory) = spec
@@ -95,6 +139,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
             firmware,
             memory: memory.to_owned(),
             timeout_secs: None,
+            swap_bytes: None,
         });
     }
     if machines.is_empty() {
@@ -102,6 +147,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
     }
     for machine in &mut machines {
         machine.timeout_secs = timeout;
+        machine.swap_bytes = swap;
     }
     Ok(machines)
 }
@@ -117,6 +163,29 @@ mod tests {
         assert!(machines[0].firmware == Firmware::Bios && machines[0].memory == "256M");
         assert!(machines[1].firmware == Firmware::Uefi && machines[1].memory == "8G");
         assert!(machines.iter().all(|m| m.timeout() == 120));
+    }
+
+    #[test]
+    fn swap_disk_applies_to_every_machine_of_the_line() {
+        let machines = parse_specs("bios-64M uefi-256M swap=512M").unwrap();
+        assert!(machines.iter().all(|m| m.swap_bytes == Some(512 << 20)));
+        let machines = parse_specs("bios-64M").unwrap();
+        assert_eq!(machines[0].swap_bytes, None);
+        assert!(parse_specs("bios-64M swap=lots").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0M").is_err());
+        assert!(parse_size("1000").is_err(), "not whole sectors");
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999T").is_err(), "overflow");
     }
 
     #[test]

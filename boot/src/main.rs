@@ -22,8 +22,9 @@ commands:
   image  --kernel ELF --out-dir DIR [--name NAME] [--ramdisk FILE]
          write DIR/NAME-bios.img and DIR/NAME-uefi.img (without --ramdisk,
          the ramdisk is packed from user/build, user/rootfs and $FERRITE_EXTRA)
-  run    --kernel ELF [--uefi] [--memory SIZE] [--gdb] [--timeout SECS] [--ramdisk FILE]
-         boot the kernel in QEMU with serial on this terminal
+  run    --kernel ELF [--uefi] [--memory SIZE] [--swap SIZE] [--gdb] [--timeout SECS] [--ramdisk FILE]
+         boot the kernel in QEMU with serial on this terminal (--swap: attach
+         a blank virtio-blk disk of SIZE, e.g. 512M, for swap)
   runner ELF [ARGS]
          what cargo calls: boots a test kernel (path under deps/) on every
          machine tests/machines.txt lists for it, anything else like `run`
@@ -32,6 +33,8 @@ environment:
   OVMF_CODE, OVMF_VARS  UEFI firmware (default /usr/share/OVMF/OVMF_CODE_4M.fd, OVMF_VARS_4M.fd)
   FERRITE_UEFI=1        `runner` boots through UEFI instead of BIOS
   FERRITE_MEMORY=SIZE   `runner` machine memory (default 256M)
+  FERRITE_SWAP=SIZE     `runner` attaches a blank virtio-blk swap disk of SIZE (e.g. 512M);
+                        for a test kernel, to every machine (tests/machines.txt: swap=SIZE)
   FERRITE_GDB=1         `runner` waits for GDB on localhost:1234
   FERRITE_EXTRA=DIR     also pack DIR's files into the ramdisk, under /bin
   FERRITE_INIT=PROG     the program the kernel starts first (default: the shell)
@@ -84,6 +87,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                 if let Ok(memory) = std::env::var("FERRITE_MEMORY") {
                     machine.memory = memory;
                 }
+                if let Some(swap) = env_swap()? {
+                    machine.swap_bytes = Some(swap);
+                }
                 let mut opts = opts.clone();
                 opts.gdb |= env_flag("FERRITE_GDB");
                 boot_interactive(&kernel, &machine, &opts)
@@ -94,6 +100,16 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    }
+}
+
+/// `FERRITE_SWAP=SIZE`, if set and not empty.
+fn env_swap() -> Result<Option<u64>, String> {
+    match std::env::var("FERRITE_SWAP") {
+        Ok(size) if !size.trim().is_empty() => machines::parse_size(&size)
+            .map(Some)
+            .map_err(|e| format!("FERRITE_SWAP: {e}")),
+        _ => Ok(None),
     }
 }
 
@@ -109,6 +125,7 @@ struct Options {
     ramdisk: Option<PathBuf>,
     uefi: bool,
     memory: Option<String>,
+    swap: Option<u64>,
     gdb: bool,
     timeout: Option<u64>,
 }
@@ -129,6 +146,7 @@ impl Options {
                 "--name" => opts.name = Some(value("--name")?),
                 "--ramdisk" => opts.ramdisk = Some(value("--ramdisk")?.into()),
                 "--memory" => opts.memory = Some(value("--memory")?),
+                "--swap" => opts.swap = Some(machines::parse_size(&value("--swap")?)?),
                 "--timeout" => {
                     let secs = value("--timeout")?;
                     opts.timeout = Some(
@@ -165,6 +183,7 @@ impl Options {
             },
             memory: self.memory.clone().unwrap_or_else(|| "256M".into()),
             timeout_secs: self.timeout,
+            swap_bytes: self.swap,
         }
     }
 }
@@ -299,7 +318,12 @@ fn boot_interactive(kernel: &Path, machine: &Machine, opts: &Options) -> Result<
 
 fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
     let name = test_name(kernel);
-    let machines = machines::for_test(&name)?;
+    let mut machines = machines::for_test(&name)?;
+    if let Some(swap) = env_swap()? {
+        for machine in &mut machines {
+            machine.swap_bytes = Some(swap);
+        }
+    }
     let images = make_images(kernel, &image_dir(kernel), &name, opts.ramdisk.as_deref())?;
     let mut failed = Vec::new();
     for machine in &machines {

@@ -6,7 +6,7 @@
 //! (QEMU exits 0 under `-no-reboot`), is a failure.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -81,6 +81,14 @@ fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, S
     };
     cmd.arg("-drive")
         .arg(format!("format=raw,file={}", image.display()));
+    if let Some(bytes) = machine.swap_bytes {
+        let disk = blank_disk(&images.bios, bytes)?;
+        cmd.arg("-drive").arg(format!(
+            "if=none,id=swap,format=raw,file={}",
+            disk.display()
+        ));
+        cmd.args(["-device", "virtio-blk-pci,drive=swap"]);
+    }
     match mode {
         Mode::Test => {
             cmd.args(["-display", "none"]);
@@ -97,6 +105,25 @@ fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, S
         }
     }
     Ok(cmd)
+}
+
+/// A blank (all zeros, sparse: it takes no space until written) raw disk
+/// of `bytes` next to the boot images, made anew for every boot: swap
+/// needs no contents from one boot to the next.
+fn blank_disk(image: &Path, bytes: u64) -> Result<PathBuf, String> {
+    let path = image.with_file_name(format!(
+        "{}-swap.img",
+        image
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("ferrite")
+            .trim_end_matches("-bios")
+    ));
+    let file =
+        std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    file.set_len(bytes)
+        .map_err(|e| format!("size {} to {bytes} bytes: {e}", path.display()))?;
+    Ok(path)
 }
 
 pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, String> {

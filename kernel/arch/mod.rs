@@ -7,6 +7,7 @@ pub mod gdt;
 pub mod hook;
 pub mod interrupts;
 pub mod mmu;
+pub mod pci;
 pub mod port;
 pub mod ring3;
 pub mod stack;

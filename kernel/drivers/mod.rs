@@ -1,11 +1,14 @@
-//! Device drivers: the two consoles every log line goes to.
+//! Device drivers: the two consoles every log line goes to, the PS/2
+//! keyboard, and the virtio block device swap uses.
 //!
 //! No `unsafe` here: port I/O goes through `arch::port`'s device registers,
 //! locks are `arch::sync::IrqMutex`, and the framebuffer is the slice the
-//! bootloader hands over.
+//! bootloader hands over; DMA memory and device registers are `mm::dma`'s,
+//! PCI configuration space `arch::pci`'s.
 
 #![deny(unsafe_code)]
 
 pub mod fbcon;
 pub mod keyboard;
 pub mod serial;
+pub mod virtio_blk;

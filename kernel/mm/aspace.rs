@@ -23,6 +23,7 @@ use vmcore::space::{FaultBackend, FaultEvent, FilePage, SwapPage, VmSpace};
 use vmcore::swap::SwapEntry;
 use vmcore::{FaultAccess, FaultAction, PageTables, Pte, VmError, Vma};
 
+use super::commit::{self, Charge};
 use super::frame_ref::{self, FrameRef, KernelTlb};
 use super::frames;
 use super::pgtable::{self, FrameTables, LockedFrameTables};
@@ -52,6 +53,9 @@ pub struct AddressSpace {
     /// region here maps, each holding one [`pagecache::hold`]: a shared
     /// anonymous object lives while any address space holds it.
     holds: Vec<u32>,
+    /// The commit charge of the charged regions ([`commit`]): always their
+    /// pages, given back when the space is dropped.
+    committed: Charge,
 }
 
 /// The file a region maps, if any.
@@ -134,6 +138,7 @@ impl AddressSpace {
             space: VmSpace::new(tables),
             family: NEXT_FAMILY.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             holds: Vec::new(),
+            committed: Charge::none(),
         })
     }
 
@@ -210,12 +215,24 @@ impl AddressSpace {
         self.space.vmas()
     }
 
-    /// Adds a region. Nothing is allocated until it is touched.
+    /// Adds a region. Nothing is allocated until it is touched; a charged
+    /// region is charged now (or refused: [`VmError::Overcommit`]).
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
+        let charge = commit::charge(vma.committed_pages())?;
         let hold = self.prepare_hold(&vma)?;
         self.space.map(vma)?;
         self.record_hold(hold);
+        self.committed.absorb(charge);
         Ok(())
+    }
+
+    /// Pages this address space has committed (its charged regions).
+    pub fn committed_pages(&self) -> u64 {
+        debug_assert_eq!(
+            self.committed.pages(),
+            self.space.vmas().committed_pages(0, vmcore::USER_END)
+        );
+        self.committed.pages()
     }
 
     /// Removes `[start, end)`: regions split at the edges, pages mapped there
@@ -223,7 +240,11 @@ impl AddressSpace {
     /// freed.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
         let files = self.touches_files(start, end);
+        let charged = self.space.vmas().committed_pages(start, end);
         let result = self.changing(|space, mem, gather| space.unmap(mem, gather, start, end));
+        if result.is_ok() {
+            self.committed.give_back(charged);
+        }
         self.drop_unused_holds(files);
         result
     }
@@ -238,10 +259,16 @@ impl AddressSpace {
     /// (`MAP_FIXED`).
     pub fn map_fixed(&mut self, vma: Vma) -> Result<(), VmError> {
         let files = self.touches_files(vma.start, vma.end);
+        // Charged: the new region, less what it replaces.
+        let replaced = self.space.vmas().committed_pages(vma.start, vma.end);
+        let charge = commit::charge(vma.committed_pages().saturating_sub(replaced))?;
         let hold = self.prepare_hold(&vma)?;
         self.changing(|space, mem, gather| space.map_fixed(mem, gather, vma))?;
         self.record_hold(hold);
         self.drop_unused_holds(files);
+        self.committed.absorb(charge);
+        self.committed
+            .give_back(replaced.saturating_sub(vma.committed_pages()));
         Ok(())
     }
 
@@ -255,8 +282,13 @@ impl AddressSpace {
     /// Changes the protection of `[start, end)`, splitting regions at the
     /// edges; present pages take the new protection at once (a write stays
     /// disallowed where a copy-on-write copy is still owed).
+    /// A private region made writable is charged first (refused:
+    /// [`VmError::Overcommit`]).
     pub fn protect(&mut self, start: u64, end: u64, prot: vmcore::Prot) -> Result<(), VmError> {
-        self.changing(|space, mem, gather| space.protect(mem, gather, start, end, prot))
+        let charge = commit::charge(self.space.vmas().protect_charge(start, end, prot))?;
+        self.changing(|space, mem, gather| space.protect(mem, gather, start, end, prot))?;
+        self.committed.absorb(charge);
+        Ok(())
     }
 
     /// Resolves a fault at `addr`, or says why it cannot be (vmcore's
@@ -267,19 +299,35 @@ impl AddressSpace {
         access: FaultAccess,
         mode: FaultMode,
     ) -> Result<FaultAction, FaultError> {
+        // Stack growth is charged first; refused, the fault is a SIGSEGV
+        // (Linux: `acct_stack_growth`).
+        let growth = self.space.vmas().stack_growth_charge(addr);
+        let Ok(charge) = commit::charge(growth) else {
+            vmstat::SEGV.inc();
+            return Err(FaultError::Segv(vmcore::SegvReason::NoRegion));
+        };
         let mut backend = KernelFaults {
             family: self.family,
         };
-        self.changing(|space, mem, gather| {
+        let result = self.changing(|space, mem, gather| {
             space.handle_fault(mem, &mut backend, gather, addr, access, mode)
-        })
+        });
+        // Kept if the stack did grow (even if the fault then failed).
+        if growth > 0 && self.space.vmas().find(addr).is_some() {
+            self.committed.absorb(charge);
+        }
+        result
     }
 
     /// A copy-on-write duplicate: the same regions, and every present
     /// private page shared read-only by both until one of them writes.
+    /// The child is charged what the parent is (Linux's `dup_mmap`);
+    /// refused, the fork fails.
     pub fn fork(&mut self) -> Result<AddressSpace, OutOfMemory> {
+        let charge = commit::charge(self.committed_pages()).map_err(|_| OutOfMemory)?;
         let mut child = AddressSpace::new()?;
         child.family = self.family;
+        child.committed = charge;
         child
             .holds
             .try_reserve_exact(self.holds.len())

@@ -68,6 +68,45 @@ pub fn set_user_kill_hook(hook: UserKillHook) {
     KILL_HOOK.set(hook);
 }
 
+/// What the OOM killer decided for a fault that found no memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OomVerdict {
+    /// Memory came back (a victim was killed) or is on its way: fault again.
+    Retry,
+    /// Give up: a user fault kills the faulting process (SIGKILL), a user
+    /// copy fails (EFAULT).
+    Fail,
+}
+
+/// The process layer's OOM killer (`proc::oom`). Called with no lock held
+/// (the faulting address space's lock is released); it may sleep.
+pub type OomHook = fn(FaultMode) -> OomVerdict;
+
+static OOM_HOOK: Hook<OomHook> = Hook::empty();
+
+// SAFETY: a plain `fn` pointer type.
+unsafe impl FnPointer for OomHook {}
+
+pub fn set_oom_hook(hook: OomHook) {
+    OOM_HOOK.set(hook);
+}
+
+/// A user page could not get a frame: the last resort before the fault
+/// fails. Reclaim belongs before the OOM killer (here, or in the
+/// allocator's failure path); the killer runs only if that frees nothing.
+/// Call with no lock held.
+pub fn out_of_memory(mode: FaultMode) -> OomVerdict {
+    match OOM_HOOK.get() {
+        Some(hook) => hook(mode),
+        None => {
+            if mode == FaultMode::User {
+                vmstat::OOM_KILL.inc();
+            }
+            OomVerdict::Fail
+        }
+    }
+}
+
 pub fn init() {
     trap::set_page_fault_handler(page_fault);
 }
@@ -97,6 +136,17 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
 /// (each round frees a batch, or ends the loop if it freed nothing).
 const RECLAIM_TRIES: usize = 16;
 
+/// [`resolve`], and when no frame was left, the OOM killer (with the
+/// address-space lock released) and another try if it freed memory.
+fn resolve_or_oom(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultError> {
+    loop {
+        match resolve(addr, access, mode) {
+            Err(FaultError::OutOfMemory) if out_of_memory(mode) == OomVerdict::Retry => {}
+            result => return result,
+        }
+    }
+}
+
 fn page_fault(frame: &mut TrapFrame) {
     let start = crate::time::rdtsc();
     handle_page_fault(frame);
@@ -108,12 +158,9 @@ fn handle_page_fault(frame: &mut TrapFrame) {
     let addr = cpu::cr2();
     let access = PfErrorCode(frame.error_code).access();
     if frame.from_user() {
-        match resolve(addr, access, FaultMode::User) {
+        match resolve_or_oom(addr, access, FaultMode::User) {
             Ok(()) => return,
             Err(why) => {
-                if why == FaultError::OutOfMemory {
-                    vmstat::OOM_KILL.inc();
-                }
                 let fault = UserFault {
                     addr,
                     ip: frame.rip,
@@ -128,7 +175,7 @@ fn handle_page_fault(frame: &mut TrapFrame) {
     if uaccess::is_user_access(frame) && is_user_address(addr) {
         // The kernel copying to or from user memory on a user's behalf:
         // resolve like a user fault; if refused, the copy fails with EFAULT.
-        if resolve(addr, access, FaultMode::Kernel).is_err() {
+        if resolve_or_oom(addr, access, FaultMode::Kernel).is_err() {
             uaccess::apply_fixup(frame);
         }
         return;

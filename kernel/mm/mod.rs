@@ -25,8 +25,10 @@
 //! | `AREA` ([`vmalloc`]) | the vmalloc area's free ranges and usage |
 //! | `INPUT` ([`proc::console`](crate::proc::console)) | console input bytes (serial and keyboard IRQs) |
 //! | `CAPTURE` ([`klog`](crate::klog)), `CONSOLE` ([`drivers::fbcon`](crate::drivers::fbcon)), `PORT` ([`drivers::serial`](crate::drivers::serial)) | output capture, framebuffer console, COM1 |
+//! | `DISK` ([`drivers::virtio_blk`](crate::drivers::virtio_blk)), `MMIO`, `BOUNCE` ([`dma`]) | the parked swap disk; device-register windows; DMA bounce slots (leaves: nothing is taken under them) |
 //! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, and the slab heap |
 //! | `RESERVE`, boot heap ([`heap`]), `STATE` ([`failslab`]) | the heap's emergency reserve, the boot heap, failure injection |
+//! | `KILLER` ([`proc::oom`](crate::proc::oom)) | the OOM killer's owner and last victim (a leaf: taken alone; the killer itself runs from the fault path with no lock held, and may sleep) |
 //!
 //! **Order.** A lock may be taken while holding only locks *above* it in
 //! the table, never one below it (not every pair nests; none nests the
@@ -77,7 +79,9 @@
 //! a few sites of its own that move there next).
 
 pub mod aspace;
+pub mod commit;
 pub mod direct;
+pub mod dma;
 pub mod failslab;
 pub mod fault;
 pub mod frame_ref;

@@ -27,6 +27,7 @@ use alloc::vec::Vec;
 use mmcore::FrameKind;
 use vmcore::radix::{IndexError, PageIndex};
 
+use super::commit::Charge;
 use super::frame_ref::FrameRef;
 use super::layout::PAGE_SIZE;
 use crate::arch::sync::IrqMutex;
@@ -47,6 +48,9 @@ struct CacheFile {
     /// ramdisk files never do.
     users: u32,
     pages: PageIndex<FrameRef>,
+    /// An anonymous object's commit charge for its size (Linux's
+    /// `shmem_acct_size`), given back when it dies.
+    _charge: Charge,
 }
 
 struct Cache {
@@ -92,6 +96,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
             backing: Backing::Bytes(bytes),
             users: 0,
             pages: PageIndex::new(),
+            _charge: Charge::none(),
         })
     })
     .expect("room for a ramdisk file in the page cache")
@@ -100,12 +105,14 @@ pub fn register(bytes: &'static [u8]) -> u32 {
 /// A new zero-filled object for a shared anonymous mapping; returns its id,
 /// or `None` when out of memory. The caller holds it (one user) until it
 /// calls [`release`]; an address space that maps it takes a hold of its own.
-pub fn register_anonymous() -> Option<u32> {
+/// The object keeps `charge` (its commit charge) until it dies.
+pub fn register_anonymous(charge: Charge) -> Option<u32> {
     locked(|c| {
         c.add(CacheFile {
             backing: Backing::Anonymous,
             users: 1,
             pages: PageIndex::new(),
+            _charge: charge,
         })
     })
 }

@@ -1,7 +1,8 @@
 //! The vmalloc area: virtually contiguous kernel memory from scattered
 //! frames, each allocation followed by an unmapped guard gap. Kernel stacks
 //! live here, so running off the bottom of one faults on its guard page
-//! instead of corrupting its neighbour.
+//! instead of corrupting its neighbour. Device memory (a PCI BAR) is mapped
+//! here too, uncached ([`ioremap`], like Linux's): the direct map covers RAM.
 
 use alloc::vec::Vec;
 use mmcore::{FrameKind, Pfn};
@@ -152,4 +153,83 @@ pub fn free(area: VmArea) {
 /// Pages mapped in the vmalloc area (`VmallocUsed`).
 pub fn used_pages() -> u64 {
     AREA.lock().as_ref().map_or(0, |a| a.used_pages)
+}
+
+/// Device memory mapped by [`ioremap`]: `pages` pages at `area.start`, the
+/// first of which maps the page holding physical address `phys`.
+#[derive(Debug)]
+pub struct IoMapping {
+    area: VmArea,
+    phys: u64,
+}
+
+impl IoMapping {
+    /// The virtual address of physical address `phys` (the one mapped).
+    pub fn virt(&self) -> u64 {
+        self.area.start + self.phys % PAGE_SIZE
+    }
+
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// The virtual address of `pa` if this mapping covers `pa..pa + len`.
+    pub fn translate(&self, pa: u64, len: u64) -> Option<u64> {
+        let first = self.phys - self.phys % PAGE_SIZE;
+        let end = first + self.area.pages * PAGE_SIZE;
+        let last = pa.checked_add(len)?;
+        (pa >= first && last <= end).then(|| self.area.start + (pa - first))
+    }
+}
+
+/// Maps the physical range `phys..phys + len` (device registers, never RAM)
+/// read-write, non-executable and uncached (PCD + PWT: every access reaches
+/// the device, in order) into the vmalloc area, below a guard page. No
+/// frame is allocated for it and none is freed by [`iounmap`].
+pub fn ioremap(phys: u64, len: u64) -> Result<IoMapping, VmallocError> {
+    let first = phys - phys % PAGE_SIZE;
+    let end = phys
+        .checked_add(len.max(1))
+        .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE))
+        .ok_or(VmallocError::NoAddressSpace)?;
+    let pages = (end - first) / PAGE_SIZE;
+    let bytes = (pages + 1) * PAGE_SIZE;
+    let base = reserve(bytes)?;
+    let area = VmArea {
+        guard: base,
+        start: base + PAGE_SIZE,
+        pages,
+    };
+    let flags = PteFlags::WRITABLE
+        | PteFlags::NO_EXECUTE
+        | PteFlags::GLOBAL
+        | PteFlags::NO_CACHE
+        | PteFlags::WRITE_THROUGH;
+    for i in 0..pages {
+        let va = area.start + i * PAGE_SIZE;
+        let mapped = pgtable::with_kernel(|t, m| t.map(m, va, first + i * PAGE_SIZE, flags));
+        if mapped.is_err() {
+            unmap_io_pages(area.start, i);
+            release(base, bytes);
+            return Err(VmallocError::OutOfMemory);
+        }
+    }
+    Ok(IoMapping { area, phys })
+}
+
+fn unmap_io_pages(start: u64, pages: u64) {
+    for i in 0..pages {
+        let va = start + i * PAGE_SIZE;
+        if pgtable::with_kernel(|t, m| t.unmap(m, va)).is_some() {
+            crate::arch::mmu::flush_page(va);
+        }
+    }
+}
+
+/// Unmaps device memory mapped by [`ioremap`] (the device's registers stay
+/// where they are; only the kernel's window goes).
+pub fn iounmap(mapping: IoMapping) {
+    let area = mapping.area;
+    unmap_io_pages(area.start, area.pages);
+    release(area.guard, (area.pages + 1) * PAGE_SIZE);
 }

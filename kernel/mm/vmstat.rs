@@ -35,7 +35,8 @@ pub static COW_REUSE: Counter = Counter::new();
 pub static STACK_GROW: Counter = Counter::new();
 /// Faults refused: the access became a segmentation fault or -EFAULT.
 pub static SEGV: Counter = Counter::new();
-/// Processes killed because a fault found no free frame (`oom_kill`).
+/// Processes killed because a fault found no free frame (`oom_kill`): the
+/// OOM killer's victims (`proc::oom`), the faulting process included.
 pub static OOM_KILL: Counter = Counter::new();
 
 /// Pages read in from swap (Linux's `pswpin`).

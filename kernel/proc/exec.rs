@@ -62,7 +62,11 @@ impl From<stack::StackError> for ExecError {
 
 impl From<vmcore::VmError> for ExecError {
     fn from(e: vmcore::VmError) -> ExecError {
-        ExecError::Region(e)
+        match e {
+            // Refused by the overcommit policy: ENOMEM, as in Linux.
+            vmcore::VmError::Overcommit { .. } => ExecError::OutOfMemory,
+            e => ExecError::Region(e),
+        }
     }
 }
 
@@ -110,6 +114,10 @@ fn region(start: u64, end: u64, prot: Prot, kind: VmaKind, tag: VmaTag) -> Vma {
         flags: VmaFlags {
             grows_down: tag == VmaTag::Stack,
             tag,
+            // Writable segments, the bss and the stack are charged to the
+            // commit count, as Linux's ELF loader charges them.
+            account: Vma::accountable(Sharing::Private, prot, false),
+            noreserve: false,
         },
     }
 }
@@ -154,7 +162,11 @@ pub fn load_file(
             if segment.zero_tail.is_some() {
                 p |= Prot::WRITE;
             }
-            aspace.map(region(r.start, r.end, p, kind, VmaTag::Image))?;
+            let mut vma = region(r.start, r.end, p, kind, VmaTag::Image);
+            // Charged by its own permissions: writable just for the tail,
+            // a read-only segment is not.
+            vma.flags.account = Vma::accountable(Sharing::Private, prot(r.prot), false);
+            aspace.map(vma)?;
         }
         if let Some(r) = &segment.anon {
             aspace.map(region(

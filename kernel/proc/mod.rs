@@ -1,5 +1,6 @@
 //! Processes: the scheduler, system calls, exec from the ramdisk, and the
-//! handling of user faults (the faulting process dies, the kernel runs on).
+//! handling of user faults (the faulting process dies, the kernel runs on),
+//! and the OOM killer (`oom`: when memory runs out, the largest process dies).
 //!
 //! No unsafe code: user memory goes through `mm::uaccess` (typed copies of
 //! `Pod` values), the user ABI's structs are `arch::uapi`'s, the ramdisk's
@@ -10,6 +11,7 @@
 pub mod console;
 pub mod exec;
 pub mod fd;
+pub mod oom;
 pub mod ramdisk;
 pub mod sched;
 pub mod syscall;
@@ -19,6 +21,7 @@ pub fn init() {
     sched::init();
     crate::mm::reclaim::set_spaces_hook(sched::each_address_space);
     user::install_fault_handlers();
+    oom::init();
     crate::arch::trap::set_syscall_handler(syscall::dispatch);
     console::init();
     ramdisk::init();

@@ -111,6 +111,13 @@ pub struct Process {
     pub fds: Vec<Option<super::fd::OpenFile>>,
     /// x87/SSE registers while not running.
     fpu: Box<FpuState>,
+    /// Linux's `oom_score_adj` (-1000..=1000): how much more (or less)
+    /// the OOM killer wants this process than its size says; -1000 never.
+    /// Children inherit it (fork), a new program keeps it (exec).
+    pub oom_score_adj: i16,
+    /// SIGKILL is pending: the process dies when its system call ends (the
+    /// OOM killer chose it while it was copying user memory in the kernel).
+    kill_pending: bool,
     /// Passed to the kernel when its parent died first. The kernel reaps
     /// such a process itself once it exits (Linux's init does the same for
     /// orphans), so zombies nobody will wait for do not pile up, each
@@ -119,6 +126,12 @@ pub struct Process {
 }
 
 impl Process {
+    /// Exited, killed, or with a SIGKILL pending: the OOM killer passes
+    /// it over (its memory is on its way back).
+    pub fn dying(&self) -> bool {
+        matches!(self.state, State::Zombie(_)) || self.kill_pending
+    }
+
     /// Gives back the kernel stack of a process that will never run again
     /// (a reaped zombie, or one that never started): nobody is on it.
     fn free_kernel_stack(&mut self) {
@@ -223,6 +236,8 @@ pub fn init() {
         fault: None,
         fds: Vec::new(),
         fpu: Box::new(FpuState::initial()),
+        oom_score_adj: 0,
+        kill_pending: false,
         adopted: false,
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
@@ -309,6 +324,47 @@ pub fn try_list() -> core::result::Result<Vec<ProcInfo>, AllocError> {
         }
     }
     Ok(out)
+}
+
+/// Runs `f` on the process with the smallest pid above `after`, if any:
+/// a scan over every process that neither allocates nor holds the
+/// scheduler lock between processes (the OOM killer's).
+pub fn with_next_process<R>(after: Pid, f: impl FnOnce(&Process) -> R) -> Option<R> {
+    with(|s| {
+        let i = match s.procs.index(after) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        s.procs.0.get(i).map(|p| f(p))
+    })
+}
+
+/// Processes with a SIGKILL pending (see [`kill_current_later`]); the
+/// system-call exit path looks at the current process only when there are.
+static PENDING_KILLS: AtomicU32 = AtomicU32::new(0);
+
+/// Marks the current process to die by SIGKILL when its system call ends
+/// (it may hold kernel resources now, so it cannot exit here).
+pub fn kill_current_later() {
+    with_current(|p| {
+        if p.pid != 0 && !p.kill_pending {
+            p.kill_pending = true;
+            PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+}
+
+/// True if the current process has a SIGKILL pending.
+pub fn kill_pending() -> bool {
+    PENDING_KILLS.load(Ordering::SeqCst) != 0 && with_current(|p| p.kill_pending)
+}
+
+/// Ends the current process if a SIGKILL is pending (called where a system
+/// call returns to user space, holding nothing).
+pub fn deliver_pending_kill() {
+    if kill_pending() {
+        exit_current(signal_status(9));
+    }
 }
 
 /// The first process (in pid order) that `pred` accepts, without
@@ -400,6 +456,8 @@ pub fn spawn_child(
             fault: None,
             fds,
             fpu,
+            oom_score_adj: 0,
+            kill_pending: false,
             adopted: false,
         },
     );
@@ -417,6 +475,7 @@ pub fn spawn_child(
         }
         process.pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
         process.ppid = s.current;
+        process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
         let pid = process.pid;
         s.procs.insert(process);
         s.queue.push_back(pid);
@@ -608,6 +667,9 @@ pub fn exit_current(status: i32) -> ! {
         let p = s.procs.get_mut(&cur).expect("current exists");
         assert!(cur != 0, "the kernel thread cannot exit");
         p.state = State::Zombie(status);
+        if core::mem::take(&mut p.kill_pending) {
+            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
+        }
         let parent = p.ppid;
         let aspace = p.aspace.take();
         for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
@@ -720,6 +782,9 @@ pub fn kill(pid: Pid) -> bool {
             return None;
         }
         p.state = State::Zombie(signal_status(9));
+        if core::mem::take(&mut p.kill_pending) {
+            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
+        }
         let parent = p.ppid;
         let aspace = p.aspace.take();
         for child in s.procs.values_mut().filter(|c| c.ppid == pid) {

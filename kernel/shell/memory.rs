@@ -18,7 +18,7 @@ use mmcore::FrameKind;
 use super::{Args, Result};
 use crate::mm::kalloc::{self, AllocError};
 use crate::mm::layout::{PAGE_SIZE, VMALLOC_END, VMALLOC_START};
-use crate::mm::{frames, vmstat};
+use crate::mm::{commit, frames, vmstat};
 
 const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 
@@ -143,7 +143,7 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
     let (active_anon, inactive_anon) = (0, m.lru_anon);
     let inactive_file = m.available - m.free;
     let active_file = m.cached.saturating_sub(inactive_file);
-    let lines: [(&str, u64); 30] = [
+    let lines: [(&str, u64); 32] = [
         ("MemTotal", k(m.total)),
         ("MemFree", k(m.free)),
         ("MemAvailable", k(m.available)),
@@ -171,6 +171,8 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
         ("SUnreclaim", k(m.slab)),
         ("KernelStack", k(m.kernel_stack)),
         ("PageTables", k(m.page_tables)),
+        ("CommitLimit", k(commit::commit_limit_pages())),
+        ("Committed_AS", k(commit::committed_pages())),
         ("VmallocTotal", (VMALLOC_END - VMALLOC_START) / 1024),
         ("VmallocUsed", k(m.vmalloc_used)),
         ("VmallocChunk", 0),

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod mmview;
 pub mod procs;
 pub mod swap;
+pub mod sysctl;
 pub mod system;
 
 use alloc::string::String;
@@ -363,6 +364,18 @@ pub static COMMANDS: &[Command] = &[
         usage: "PID",
         about: "kill a process (SIGKILL)",
         run: procs::kill,
+    },
+    Command {
+        name: "sysctl",
+        usage: "-a | KEY[=VALUE]... | -w KEY=VALUE...",
+        about: "show or set tunables (vm.overcommit_memory, ...), like sysctl",
+        run: sysctl::command,
+    },
+    Command {
+        name: "oomadj",
+        usage: "[PID [ADJ]]",
+        about: "OOM killer scores; set a process's oom_score_adj (-1000..1000)",
+        run: procs::oomadj,
     },
     Command {
         name: "failinject",

@@ -1,4 +1,5 @@
-//! Process views and control: `ps`, `pmap`, `walk`, `run`, `jobs`, `kill`.
+//! Process views and control: `ps`, `pmap`, `walk`, `run`, `jobs`, `kill`,
+//! `oomadj`.
 //!
 //! Resident set sizes count every present user page-table leaf (the shared
 //! zero page included, as `AddressSpace::resident_pages` does), so `ps`
@@ -21,6 +22,7 @@ use crate::mm::kalloc;
 use crate::mm::layout::PAGE_SIZE;
 use crate::mm::{pgtable, vmstat};
 use crate::proc::exec::ExecError;
+use crate::proc::oom;
 use crate::proc::sched::{self, Pid, State};
 use crate::proc::user::{self, UserExit};
 
@@ -546,5 +548,49 @@ pub fn kill(args: &Args, out: &mut dyn Write) -> Result {
         return Err(args.failed_fmt(format_args!("pid {pid} has already exited")));
     }
     writeln!(out, "killed pid {pid} (SIGKILL)")?;
+    Ok(())
+}
+
+/// `oomadj`: every process's OOM score; `oomadj PID`: one; `oomadj PID N`:
+/// set its `oom_score_adj` (Linux's `/proc/PID/oom_score_adj`).
+pub fn oomadj(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 2)?;
+    if args.len() == 2 {
+        let pid = args.pid(0)?;
+        let word = args.get(1).unwrap_or_default();
+        let value = match word.strip_prefix('-') {
+            Some(digits) => super::parse_number(digits).map(|n| -(n.min(1 << 40) as i64)),
+            None => super::parse_number(word).map(|n| n.min(1 << 40) as i64),
+        }
+        .ok_or_else(|| args.usage_fmt(format_args!("`{word}` is not a number")))?;
+        let old = oom::set_score_adj(pid, value)
+            .map_err(|e| args.failed_fmt(format_args!("pid {pid}: {e}")))?;
+        writeln!(out, "pid {pid}: oom_score_adj {old} -> {value}")?;
+        return Ok(());
+    }
+    let only = match args.len() {
+        1 => Some(args.pid(0)?),
+        _ => None,
+    };
+    writeln!(
+        out,
+        "{:>5} {:>9} {:>7} {:>8} {:>8} NAME",
+        "PID", "OOM_SCORE", "OOM_ADJ", "BADNESS", "RSS"
+    )?;
+    for p in sched::try_list().map_err(|_| args.oom())? {
+        if p.pid == 0 || only.is_some_and(|pid| pid != p.pid) {
+            continue;
+        }
+        let Some((points, score, usage)) = oom::score(p.pid) else {
+            continue;
+        };
+        let adj = oom::score_adj(p.pid).unwrap_or(0);
+        write!(out, "{:>5} {score:>9} {adj:>7} ", p.pid)?;
+        match points {
+            Some(points) => write!(out, "{points:>8}")?,
+            None => write!(out, "{:>8}", "never")?,
+        }
+        writeln!(out, " {:>8} {}", usage.rss() * KB_PER_PAGE, p.name)?;
+    }
     Ok(())
 }

@@ -32,7 +32,19 @@ pub fn details(name: &str) -> Option<&'static str> {
              pages still holding their slot; also in AnonPages). Inactive(anon): the\n  \
              anonymous pages on reclaim's one CLOCK list (Active(anon) is 0: there is\n  \
              no second list); Active(file)/Inactive(file): cached pages some process\n  \
-             maps / that could be dropped. Dirty is 0: nothing waits for writeback."
+             maps / that could be dropped. Dirty is 0: nothing waits for writeback.\n  \
+             Committed_AS: memory promised to processes (private writable mappings,\n  \
+             shared anonymous memory), touched or not; CommitLimit: what\n  \
+             vm.overcommit_memory=2 allows (swap + overcommit_ratio % of RAM). See sysctl."
+        }
+        "sysctl" => {
+            "  vm.overcommit_memory: 0 (default) refuses only one request larger than RAM +\n  \
+             swap; 1 grants everything; 2 refuses once Committed_AS would reach\n  \
+             CommitLimit, and ignores MAP_NORESERVE. vm.overcommit_ratio (50) or\n  \
+             vm.overcommit_kbytes sets CommitLimit's share of RAM (setting one clears the\n  \
+             other). Charged: private writable mappings (not MAP_NORESERVE), brk, stack\n  \
+             growth, shared anonymous objects, mprotect making a private mapping\n  \
+             writable, fork (the child's copy); given back by munmap and exit."
         }
         "vmstat" => {
             "  Counts of pages (nr_*; nr_kernel_stack in kB as in Linux) and events since\n  \
@@ -61,6 +73,14 @@ pub fn details(name: &str) -> Option<&'static str> {
              swap off. Refused, changing nothing, if the pages would not fit in free\n  \
              plus freeable memory; stops with the reason if a page cannot come back\n  \
              (e.g. its region is PROT_NONE), leaving swap on."
+        }
+        "oomadj" => {
+            "  When a page fault finds no free frame, the OOM killer kills the process\n  \
+             with the most badness: resident + swapped + page-table pages, plus\n  \
+             oom_score_adj thousandths of all memory (-1000: never; +1000: first).\n  \
+             OOM_SCORE is Linux's /proc/PID/oom_score (0..2000), BADNESS the points\n  \
+             (never: not killable), RSS in kB. Children inherit oom_score_adj.\n  \
+             The killer's report and each kill go to the console; vmstat counts oom_kill."
         }
         "walk" => {
             "  Follows ADDR through the 4-level page tables of process PID (0: the\n  \

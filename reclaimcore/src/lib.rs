@@ -153,3 +153,4 @@ pub trait Policy {
         Some((page, shadow))
     }
 }
+pub mod oom;

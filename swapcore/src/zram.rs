@@ -126,10 +126,58 @@ impl fmt::Display for ZramStats {
 /// 16 KiB on the stack first.
 const EMPTY_TABLE: CompressTable = CompressTable::small();
 
+/// The slot table in chunks of [`Table::CHUNK`] entries, so a large
+/// device never asks the allocator for one block bigger than a chunk
+/// (a kernel heap's largest block is a few MiB).
+#[derive(Debug)]
+struct Table {
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Table {
+    /// Entries per chunk (512 KiB of table).
+    const CHUNK: usize = 16384;
+
+    fn try_new(len: usize) -> Result<Table, NoMemory> {
+        let mut chunks = Vec::new();
+        chunks
+            .try_reserve_exact(len.div_ceil(Self::CHUNK))
+            .map_err(|_| NoMemory)?;
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(Self::CHUNK);
+            let mut chunk = Vec::new();
+            chunk.try_reserve_exact(n).map_err(|_| NoMemory)?;
+            chunk.resize_with(n, Entry::default);
+            chunks.push(chunk);
+            left -= n;
+        }
+        Ok(Table { chunks, len })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl core::ops::Index<usize> for Table {
+    type Output = Entry;
+    fn index(&self, i: usize) -> &Entry {
+        &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+}
+
+impl core::ops::IndexMut<usize> for Table {
+    fn index_mut(&mut self, i: usize) -> &mut Entry {
+        &mut self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+}
+
 /// A compressed-RAM swap device of a fixed number of page slots.
 pub struct Zram {
     name: &'static str,
-    slots: Vec<Entry>,
+    slots: Table,
     /// The compressor's hash table (one element: a `Vec` so it can be
     /// allocated fallibly) and output buffer, allocated once per device.
     table: Vec<CompressTable>,
@@ -157,9 +205,7 @@ impl Zram {
     /// (about 21 KiB: LZ4's hash table and output buffer) cannot be allocated.
     pub fn try_new(name: &'static str, pages: u64) -> Result<Self, NoMemory> {
         let n = usize::try_from(pages).map_err(|_| NoMemory)?;
-        let mut slots = Vec::new();
-        slots.try_reserve_exact(n).map_err(|_| NoMemory)?;
-        slots.resize_with(n, Entry::default);
+        let slots = Table::try_new(n)?;
         let mut table = Vec::new();
         table.try_reserve_exact(1).map_err(|_| NoMemory)?;
         table.push(EMPTY_TABLE);

@@ -17,6 +17,8 @@
 //! - [`gather`]: gather, flush, then free: frames and tables that leave the
 //!   page tables wait for the TLB flush.
 //! - [`swap`]: swap entries in non-present leaves (`swp_entry_t`).
+//! - [`commit`]: the overcommit policy (`vm.overcommit_memory`): may this
+//!   many more pages be committed?
 //! - [`space`]: an address space (regions + tables) and every operation on
 //!   it: the fault executor, unmap, protect, remap, fork, teardown.
 //!
@@ -31,6 +33,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "host"))]
 extern crate std;
 
+pub mod commit;
 pub mod fault;
 pub mod frame;
 pub mod gather;

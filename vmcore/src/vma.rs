@@ -178,6 +178,12 @@ impl VmaTag {
 }
 
 /// Region flags other than protection and backing.
+///
+/// `account` and `noreserve` are Linux's `VM_ACCOUNT` and `VM_NORESERVE`:
+/// an accountable region's pages are charged to `Committed_AS` (the
+/// overcommit accounting of [`crate::commit`]) for as long as the region
+/// exists, whether or not they are ever touched. Regions with different
+/// flags never merge, so a region is charged all or nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct VmaFlags {
     /// A stack that may grow downwards on a fault just below it
@@ -185,6 +191,11 @@ pub struct VmaFlags {
     pub grows_down: bool,
     /// What the region is for.
     pub tag: VmaTag,
+    /// Charged to the commit count (`VM_ACCOUNT`): see [`Vma::accountable`].
+    pub account: bool,
+    /// Mapped with `MAP_NORESERVE` honoured (`VM_NORESERVE`): never
+    /// charged, not even when `mprotect` makes it writable.
+    pub noreserve: bool,
 }
 
 /// One virtual memory area: the page-aligned range `[start, end)`.
@@ -205,7 +216,8 @@ pub struct Vma {
 }
 
 impl Vma {
-    /// A private anonymous region tagged [`VmaTag::Mmap`].
+    /// A private anonymous region tagged [`VmaTag::Mmap`], charged to the
+    /// commit count as `mmap` would charge it ([`Vma::accountable`]).
     pub const fn anonymous(start: u64, end: u64, prot: Prot) -> Vma {
         Vma {
             start,
@@ -216,8 +228,40 @@ impl Vma {
             flags: VmaFlags {
                 grows_down: false,
                 tag: VmaTag::Mmap,
+                account: Vma::accountable(Sharing::Private, prot, false),
+                noreserve: false,
             },
         }
+    }
+
+    /// Linux's `accountable_mapping`: a new region is charged to the commit
+    /// count if it is private and writable, unless `MAP_NORESERVE` is
+    /// honoured for it. (Shared writable memory is charged elsewhere: a
+    /// shared anonymous object once, when it is made, whoever maps it; a
+    /// shared file mapping is backed by its file and never charged.)
+    pub const fn accountable(sharing: Sharing, prot: Prot, noreserve: bool) -> bool {
+        matches!(sharing, Sharing::Private) && prot.contains(Prot::WRITE) && !noreserve
+    }
+
+    /// Pages this region has charged to the commit count.
+    pub const fn committed_pages(&self) -> u64 {
+        if self.flags.account {
+            self.pages()
+        } else {
+            0
+        }
+    }
+
+    /// True if `mprotect` to `prot` starts charging this region: Linux's
+    /// `mprotect_fixup` charges a region made writable that was neither
+    /// charged, writable, shared nor `MAP_NORESERVE`. Nothing is given back
+    /// when a region stops being writable (it stays charged until unmapped).
+    pub const fn charged_by_protect(&self, prot: Prot) -> bool {
+        prot.contains(Prot::WRITE)
+            && !self.prot.contains(Prot::WRITE)
+            && matches!(self.sharing, Sharing::Private)
+            && !self.flags.account
+            && !self.flags.noreserve
     }
 
     /// Length in bytes.
@@ -364,6 +408,12 @@ pub enum VmError {
     /// The change would need more than [`MAX_MAP_COUNT`] regions (`ENOMEM`,
     /// like Linux's `vm.max_map_count`).
     TooManyRegions,
+    /// The overcommit policy refused to charge the pages (`ENOMEM`, like
+    /// Linux's `__vm_enough_memory`).
+    Overcommit {
+        /// Pages that could not be charged.
+        pages: u64,
+    },
     /// [`VmaSet::grow_down`]: growing would pass the caller's limit.
     StackLimit {
         /// The faulting address.
@@ -399,6 +449,12 @@ impl fmt::Display for VmError {
             VmError::NoMemory => write!(f, "no kernel memory for the region list"),
             VmError::TooManyRegions => {
                 write!(f, "more than {MAX_MAP_COUNT} regions (vm.max_map_count)")
+            }
+            VmError::Overcommit { pages } => {
+                write!(
+                    f,
+                    "not enough memory to commit {pages} pages (vm.overcommit_memory)"
+                )
             }
             VmError::StackLimit { addr, limit } => {
                 write!(f, "stack growth to {addr:#x} passes the limit {limit:#x}")
@@ -707,6 +763,38 @@ impl VmaSet {
         self.remove_range(start, end)
     }
 
+    /// Pages of `[start, end)` charged to the commit count (Linux's
+    /// `VM_ACCOUNT` pages; an unmap of the range gives them back).
+    pub fn committed_pages(&self, start: u64, end: u64) -> u64 {
+        self.overlapping(start, end)
+            .filter(|v| v.flags.account)
+            .map(|v| (v.end.min(end) - v.start.max(start)) / PAGE_SIZE)
+            .sum()
+    }
+
+    /// Pages that [`VmaSet::protect`] of `[start, end)` to `prot` would
+    /// start charging ([`Vma::charged_by_protect`]): the caller charges
+    /// them before the change.
+    pub fn protect_charge(&self, start: u64, end: u64, prot: Prot) -> u64 {
+        self.overlapping(start, end)
+            .filter(|v| v.charged_by_protect(prot))
+            .map(|v| (v.end.min(end) - v.start.max(start)) / PAGE_SIZE)
+            .sum()
+    }
+
+    /// Pages a fault at `addr` would charge by growing a charged stack
+    /// down to it ([`VmaSet::grow_down`]); 0 if `addr` is mapped or no
+    /// charged grows-down region lies just above it. (Linux charges the
+    /// growth in `acct_stack_growth`.)
+    pub fn stack_growth_charge(&self, addr: u64) -> u64 {
+        match self.find_for_fault(addr) {
+            Some(v) if !v.contains(addr) && v.flags.account => {
+                (v.start - page_down(addr)) / PAGE_SIZE
+            }
+            _ => 0,
+        }
+    }
+
     /// Changes the protection of `[start, end)` (`mprotect`), splitting at
     /// the edges and re-merging. The whole range must be mapped (Linux
     /// returns `ENOMEM` otherwise) and nothing changes if it is not.
@@ -715,7 +803,8 @@ impl VmaSet {
     /// entries. Like Linux's `mprotect_fixup`, a region that already has
     /// `prot` is left alone: not split, not returned (its entries already
     /// say `prot`). Up to two pieces (one page inside one region, the
-    /// common call) need no allocation.
+    /// common call) need no allocation. A piece made writable may become
+    /// charged ([`Vma::charged_by_protect`]).
     pub fn protect(&mut self, start: u64, end: u64, prot: Prot) -> Result<Changed, VmError> {
         check_range(start, end)?;
         if let Some(addr) = self.first_hole(start, end) {
@@ -747,8 +836,11 @@ impl VmaSet {
                 self.regions.insert(i, vma.slice(vma.start, lo));
                 pieces += 1;
             }
+            let mut flags = vma.flags;
+            flags.account |= vma.charged_by_protect(prot);
             self.regions[i + pieces] = Vma {
                 prot,
+                flags,
                 ..vma.slice(lo, hi)
             };
             if hi < vma.end {

@@ -1,6 +1,10 @@
 //! `VmaSet` against a page-granular model: random sequences of map,
 //! map_fixed, unmap and protect must leave the set describing exactly the
-//! model's pages, sorted, non-overlapping, aligned and fully merged.
+//! model's pages, sorted, non-overlapping, aligned and fully merged; and
+//! the overcommit charge (`VM_ACCOUNT` pages) must follow the model's
+//! per-page flags: what `protect_charge` announces is exactly what
+//! `protect` starts charging, and an unmap gives back exactly what
+//! `committed_pages` said the range held.
 
 use std::collections::BTreeMap;
 
@@ -82,6 +86,9 @@ fn check(set: &VmaSet, model: &Model) {
     }
     assert_eq!(&pages, model);
     assert_eq!(set.len(), set.iter().count());
+    let committed: u64 = set.iter().map(Vma::committed_pages).sum();
+    assert_eq!(committed, model_committed(model, 0, u64::MAX));
+    assert_eq!(set.committed_pages(0, vmcore::USER_END), committed);
     // `find` agrees with the model everywhere (and just outside).
     for page in BASE / P - 1..BASE / P + PAGES + 1 {
         let found = set.find(page * P + 17).map(|v| page_info(v, page));
@@ -118,17 +125,23 @@ fn vma() -> impl Strategy<Value = Vma> {
     ];
     let sharing = prop_oneof![4 => Just(Sharing::Private), 1 => Just(Sharing::Shared)];
     let tag = prop_oneof![4 => Just(VmaTag::Mmap), 1 => Just(VmaTag::Heap)];
-    (range(), prot(), kind, sharing, tag).prop_map(|((start, end), prot, kind, sharing, tag)| Vma {
-        start,
-        end,
-        prot,
-        sharing,
-        kind,
-        flags: VmaFlags {
-            grows_down: false,
-            tag,
+    let noreserve = prop_oneof![3 => Just(false), 1 => Just(true)];
+    (range(), prot(), kind, sharing, tag, noreserve).prop_map(
+        |((start, end), prot, kind, sharing, tag, noreserve)| Vma {
+            start,
+            end,
+            prot,
+            sharing,
+            kind,
+            flags: VmaFlags {
+                grows_down: false,
+                tag,
+                // As mmap sets them.
+                account: Vma::accountable(sharing, prot, noreserve),
+                noreserve,
+            },
         },
-    })
+    )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -177,6 +190,14 @@ fn model_remove(model: &mut Model, start: u64, end: u64) {
     }
 }
 
+/// Charged pages of `[start, end)` in the model.
+fn model_committed(model: &Model, start: u64, end: u64) -> u64 {
+    model
+        .range(start / P..end / P)
+        .filter(|(_, info)| info.flags.account)
+        .count() as u64
+}
+
 fn apply(set: &mut VmaSet, model: &mut Model, op: &Op) {
     match *op {
         Op::Map(vma) => {
@@ -198,12 +219,18 @@ fn apply(set: &mut VmaSet, model: &mut Model, op: &Op) {
         }
         Op::Unmap(start, end) => {
             let expected = mapped_runs(model, start, end);
+            assert_eq!(
+                set.committed_pages(start, end),
+                model_committed(model, start, end)
+            );
             let removed = set.unmap(start, end).unwrap();
             assert_eq!(coalesce(&removed), expected);
             model_remove(model, start, end);
         }
         Op::Protect(start, end, prot) => {
             let hole = (start / P..end / P).find(|p| !model.contains_key(p));
+            let charge = set.protect_charge(start, end, prot);
+            let before = model_committed(model, 0, u64::MAX);
             let result = set.protect(start, end, prot);
             match hole {
                 Some(page) => assert_eq!(result, Err(VmError::NotMapped { addr: page * P })),
@@ -218,8 +245,20 @@ fn apply(set: &mut VmaSet, model: &mut Model, op: &Op) {
                     }
                     assert_eq!(coalesce(&result.unwrap()), expected);
                     for page in start / P..end / P {
-                        model.get_mut(&page).unwrap().prot = prot;
+                        let info = model.get_mut(&page).unwrap();
+                        // Linux's mprotect_fixup: made writable, and not
+                        // charged, writable, shared or NORESERVE before.
+                        if prot.contains(Prot::WRITE)
+                            && !info.prot.contains(Prot::WRITE)
+                            && info.sharing == Sharing::Private
+                            && !info.flags.account
+                            && !info.flags.noreserve
+                        {
+                            info.flags.account = true;
+                        }
+                        info.prot = prot;
                     }
+                    assert_eq!(model_committed(model, 0, u64::MAX), before + charge);
                 }
             }
         }

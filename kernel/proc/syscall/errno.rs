@@ -49,10 +49,13 @@ impl Errno {
     }
 
     /// A region-set failure where Linux reports everything but a shortage
-    /// (of kernel memory, or of map count: `vm.max_map_count`) as `other`.
+    /// (of kernel memory, of map count: `vm.max_map_count`, or of commit:
+    /// `vm.overcommit_memory`) as `other`.
     pub const fn vm_or(e: VmError, other: Errno) -> Errno {
         match e {
-            VmError::NoMemory | VmError::TooManyRegions => Errno::ENOMEM,
+            VmError::NoMemory | VmError::TooManyRegions | VmError::Overcommit { .. } => {
+                Errno::ENOMEM
+            }
             _ => other,
         }
     }

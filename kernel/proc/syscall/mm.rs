@@ -7,7 +7,7 @@ use vmcore::{Prot, RangeError, Sharing, UserRange, VmError, Vma, VmaKind};
 use super::*;
 use crate::mm::aspace::SharedAddressSpace;
 use crate::mm::layout::{MMAP_TOP, USER_MIN};
-use crate::mm::{frames, pagecache};
+use crate::mm::{commit, pagecache};
 use crate::proc::fd::{self, OpenFile};
 use crate::proc::sched;
 
@@ -22,20 +22,13 @@ pub(super) fn prot_from(bits: u64) -> Result<Prot, Errno> {
     Ok(Prot::from_bits_truncate(bits as u8))
 }
 
-/// Linux's heuristic overcommit, roughly: one writable mapping (private, or
-/// shared anonymous) may not exceed all of RAM plus swap, so absurd
-/// requests fail up front with ENOMEM.
-pub(super) fn too_big(len: u64) -> bool {
-    let (swap_pages, _, _) = crate::mm::swap::usage();
-    len > (frames::stats().managed_pages + swap_pages) * 4096
-}
-
 const MAP_SHARED: u64 = 0x01;
 const MAP_PRIVATE: u64 = 0x02;
 const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_GROWSDOWN: u64 = 0x100;
+const MAP_NORESERVE: u64 = 0x4000;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
 /// A shared anonymous object for one `mmap`, given back (by [`Drop`]) once
@@ -78,15 +71,21 @@ pub(super) fn mmap(
         None
     };
     let writable = prot.contains(Prot::WRITE);
+    // Overcommit (see mm::commit): MAP_NORESERVE is honoured except in
+    // mode 2 (strict).
+    let noreserve = flags & MAP_NORESERVE != 0 && commit::honours_noreserve();
     let mut object = None;
     let kind = if flags & MAP_ANONYMOUS != 0 {
         match sharing {
             Sharing::Private => VmaKind::Anonymous,
             Sharing::Shared => {
-                if writable && too_big(len) {
-                    return Err(Errno::ENOMEM);
-                }
-                let id = pagecache::register_anonymous().ok_or(Errno::ENOMEM)?;
+                // A shared anonymous object is charged once for its whole
+                // size, readable or writable (Linux's shmem_acct_size).
+                let charge = match noreserve {
+                    true => commit::Charge::none(),
+                    false => commit::charge(len / vmcore::PAGE_SIZE)?,
+                };
+                let id = pagecache::register_anonymous(charge).ok_or(Errno::ENOMEM)?;
                 object = Some(NewObject(id));
                 VmaKind::File {
                     file: id,
@@ -108,9 +107,6 @@ pub(super) fn mmap(
         }
         VmaKind::File { file, offset }
     };
-    if sharing == Sharing::Private && writable && too_big(len) {
-        return Err(Errno::ENOMEM);
-    }
     let aspace = current_aspace();
     let mut aspace = aspace.lock();
     let start = match placement {
@@ -134,6 +130,10 @@ pub(super) fn mmap(
         flags: VmaFlags {
             grows_down: flags & MAP_GROWSDOWN != 0,
             tag: VmaTag::Mmap,
+            // Private writable memory is charged when mapped (refused:
+            // ENOMEM), by the address space.
+            account: Vma::accountable(sharing, prot, noreserve),
+            noreserve,
         },
     };
     let mapped = if flags & MAP_FIXED != 0 {
@@ -271,12 +271,8 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
     if keep > vma.end - old {
         return Err(Errno::EFAULT);
     }
-    // The overcommit check of mmap (writable private, or shared anonymous:
-    // the only writable shared memory there is).
-    if new_len > old_len && vma.prot.contains(Prot::WRITE) && too_big(new_len) {
-        return Err(Errno::ENOMEM);
-    }
-    // The part past the old end, as a region like the old one.
+    // The part past the old end, as a region like the old one (charged
+    // if the old one is, when it is mapped: growth may fail with ENOMEM).
     let extension = |start: u64, len: u64| Vma {
         start,
         end: start + len,
@@ -308,20 +304,26 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
             .find_free(new_len, None, USER_MIN, MMAP_TOP)
             .ok_or(Errno::ENOMEM)?,
     };
-    aspace.move_region(old, keep, to)?;
+    // The extension first: if it is refused (overcommit), nothing moved.
     if new_len > keep {
         aspace.map(extension(to + keep, new_len - keep))?;
+    }
+    if let Err(e) = aspace.move_region(old, keep, to) {
+        if new_len > keep {
+            let _ = aspace.unmap(to + keep, to + new_len);
+        }
+        return Err(e.into());
     }
     Ok(to)
 }
 
 /// Largest heap: a quarter of the user half is plenty; the overcommit check
-/// refuses what RAM cannot back first.
+/// (the heap is charged as it grows) usually refuses first.
 const BRK_MAX: u64 = 1 << 45;
 
 pub(super) fn brk(addr: u64) -> SysResult {
     let (start, current) = sched::with_current(|p| p.brk);
-    if addr < start || addr - start > BRK_MAX || too_big(addr - start) {
+    if addr < start || addr - start > BRK_MAX {
         return Ok(current);
     }
     let old_end = vmcore::page_up(current).ok_or(Errno::ENOMEM)?;
@@ -341,6 +343,8 @@ pub(super) fn brk(addr: u64) -> SysResult {
             flags: VmaFlags {
                 grows_down: false,
                 tag: VmaTag::Heap,
+                account: true,
+                noreserve: false,
             },
         };
         if aspace.map(heap).is_err() {

@@ -145,4 +145,6 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Ok(value) => value,
         Err(errno) => errno.to_return(),
     };
+    // The OOM killer may have chosen this process during the call.
+    sched::deliver_pending_kill();
 }

@@ -227,6 +227,7 @@ fn stack_growth() {
         flags: VmaFlags {
             grows_down: true,
             tag: VmaTag::Stack,
+            ..VmaFlags::default()
         },
         ..anon(Prot::RW, Sharing::Private)
     };

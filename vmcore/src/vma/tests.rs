@@ -215,11 +215,13 @@ fn protect_leaves_regions_that_already_have_it() {
 
 #[test]
 fn protect_reports_many_pieces() {
-    // Alternating protections: more pieces than fit inline.
+    // Alternating protections: more pieces than fit inline. (All
+    // MAP_NORESERVE, so that none is charged and all can merge.)
     let mut set = VmaSet::new();
     for i in 0..6 {
         let prot = if i % 2 == 0 { Prot::RW } else { Prot::RX };
-        set.map(anon(10 + i, 11 + i, prot)).unwrap();
+        set.map(mapped(10 + i, 11 + i, prot, Sharing::Private, true))
+            .unwrap();
     }
     let changed = set.protect(10 * P, 16 * P, Prot::READ).unwrap();
     let expected: Vec<(u64, u64)> = (10..16).map(|p| (p * P, p * P + P)).collect();
@@ -263,6 +265,7 @@ fn stack_grows_down() {
         flags: VmaFlags {
             grows_down: true,
             tag: VmaTag::Stack,
+            ..VmaFlags::default()
         },
         ..anon(100, 110, Prot::RW)
     };
@@ -312,6 +315,7 @@ fn display() {
         flags: VmaFlags {
             grows_down: false,
             tag: VmaTag::Image,
+            ..VmaFlags::default()
         },
         ..file(0x400, 0x401, 2, 1)
     };
@@ -366,4 +370,113 @@ fn map_count_is_bounded() {
     assert_eq!(set.len(), MAX_MAP_COUNT - 1);
     set.unmap(20 * P, 21 * P).unwrap();
     assert_eq!(set.len(), MAX_MAP_COUNT);
+}
+
+/// A region as mmap makes it: charged if private, writable and not
+/// `MAP_NORESERVE`.
+fn mapped(start: u64, end: u64, prot: Prot, sharing: Sharing, noreserve: bool) -> Vma {
+    let mut v = anon(start, end, prot);
+    v.sharing = sharing;
+    v.flags.noreserve = noreserve;
+    v.flags.account = Vma::accountable(sharing, prot, noreserve);
+    v
+}
+
+#[test]
+fn accountable_is_private_writable_without_noreserve() {
+    use Sharing::{Private, Shared};
+    assert!(Vma::accountable(Private, Prot::RW, false));
+    assert!(Vma::accountable(Private, Prot::WRITE, false));
+    assert!(!Vma::accountable(Private, Prot::RW, true));
+    assert!(!Vma::accountable(Private, Prot::READ, false));
+    assert!(!Vma::accountable(Private, Prot::RX, false));
+    assert!(!Vma::accountable(Shared, Prot::RW, false));
+    assert_eq!(mapped(0, 4, Prot::RW, Private, false).committed_pages(), 4);
+    assert_eq!(mapped(0, 4, Prot::RW, Private, true).committed_pages(), 0);
+}
+
+#[test]
+fn committed_pages_clip_to_the_range() {
+    let mut set = VmaSet::new();
+    set.map(mapped(10, 20, Prot::RW, Sharing::Private, false))
+        .unwrap();
+    set.map(mapped(20, 30, Prot::READ, Sharing::Private, false))
+        .unwrap();
+    set.map(mapped(30, 40, Prot::RW, Sharing::Private, true))
+        .unwrap();
+    // Charged and uncharged regions never merge.
+    assert_eq!(set.len(), 3);
+    assert_eq!(set.committed_pages(0, USER_END), 10);
+    assert_eq!(set.committed_pages(15 * P, 35 * P), 5);
+    assert_eq!(set.committed_pages(12 * P, 13 * P), 1);
+    assert_eq!(set.committed_pages(20 * P, 40 * P), 0);
+    // Unmapping the middle of the charged region leaves its two ends
+    // charged.
+    set.unmap(12 * P, 14 * P).unwrap();
+    assert_eq!(set.committed_pages(0, USER_END), 8);
+}
+
+#[test]
+fn protect_charges_like_mprotect_fixup() {
+    use Sharing::{Private, Shared};
+    let mut set = VmaSet::new();
+    set.map(mapped(10, 20, Prot::READ, Private, false)).unwrap();
+    set.map(mapped(30, 40, Prot::READ, Private, true)).unwrap();
+    set.map(mapped(50, 60, Prot::READ, Shared, false)).unwrap();
+    set.map(mapped(70, 80, Prot::RW, Private, false)).unwrap();
+    set.map(mapped(90, 100, Prot::RW, Private, true)).unwrap();
+    // Only the private read-only region without NORESERVE would be charged.
+    assert_eq!(set.protect_charge(0, 100 * P, Prot::RW), 10);
+    assert_eq!(set.protect_charge(12 * P, 15 * P, Prot::RW), 3);
+    assert_eq!(set.protect_charge(0, 100 * P, Prot::RX), 0);
+    // Read-only again and back: each of the others stays as it was.
+    for prot in [Prot::READ, Prot::RW] {
+        set.protect(30 * P, 40 * P, prot).unwrap();
+        set.protect(50 * P, 60 * P, prot).unwrap();
+        set.protect(90 * P, 100 * P, prot).unwrap();
+    }
+    assert_eq!(set.committed_pages(0, USER_END), 10);
+    // Writable: the middle of the first region becomes charged, and
+    // splits off from its uncharged ends.
+    set.protect(12 * P, 15 * P, Prot::RW).unwrap();
+    assert_eq!(set.committed_pages(0, USER_END), 13);
+    assert!(set.find(13 * P).unwrap().flags.account);
+    assert!(!set.find(11 * P).unwrap().flags.account);
+    // Read-only again: still charged (Linux never gives it back early),
+    // and writable once more charges nothing new.
+    set.protect(12 * P, 15 * P, Prot::READ).unwrap();
+    assert_eq!(set.committed_pages(0, USER_END), 13);
+    assert_eq!(set.protect_charge(12 * P, 15 * P, Prot::RW), 0);
+    assert_eq!(set.protect_charge(10 * P, 20 * P, Prot::RW), 7);
+    // The charged region read-only made writable: nothing new either.
+    set.protect(70 * P, 80 * P, Prot::READ).unwrap();
+    assert_eq!(set.protect_charge(70 * P, 80 * P, Prot::RW), 0);
+    set.protect(70 * P, 80 * P, Prot::RW).unwrap();
+    assert_eq!(set.committed_pages(0, USER_END), 13);
+}
+
+#[test]
+fn stack_growth_is_charged_only_for_charged_stacks() {
+    let mut set = VmaSet::new();
+    let mut stack = mapped(100, 110, Prot::RW, Sharing::Private, false);
+    stack.flags.grows_down = true;
+    set.map(stack).unwrap();
+    set.map(mapped(50, 60, Prot::RW, Sharing::Private, false))
+        .unwrap();
+    // From page 97 (with an offset inside it): 3 pages.
+    assert_eq!(set.stack_growth_charge(97 * P + 5), 3);
+    assert_eq!(set.stack_growth_charge(99 * P), 1);
+    // Inside the stack or another region: no growth.
+    assert_eq!(set.stack_growth_charge(105 * P), 0);
+    assert_eq!(set.stack_growth_charge(55 * P), 0);
+    // Above everything: nothing grows.
+    assert_eq!(set.stack_growth_charge(200 * P), 0);
+    assert_eq!(set.grow_down(97 * P, 0), Ok((97 * P, 100 * P)));
+    assert_eq!(set.committed_pages(0, USER_END), 13 + 10);
+    // A grows-down region mapped with NORESERVE (or read-only) grows free.
+    let mut free = VmaSet::new();
+    let mut stack = mapped(100, 110, Prot::RW, Sharing::Private, true);
+    stack.flags.grows_down = true;
+    free.map(stack).unwrap();
+    assert_eq!(free.stack_growth_charge(97 * P), 0);
 }
