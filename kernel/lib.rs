@@ -64,6 +64,17 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::interrupts::enable();
 }
 
+/// Makes the virtio disk found at boot, if any, the swap area (the
+/// kernel binary does this before the shell; test kernels choose).
+pub fn swap_on_boot_disk() {
+    if let Some(disk) = drivers::virtio_blk::take() {
+        match mm::swap::swapon(alloc::boxed::Box::new(disk)) {
+            Ok(()) => {}
+            Err(e) => log::warn!("swap: the boot disk was not used: {e}"),
+        }
+    }
+}
+
 static MAIN: spin::Once<fn() -> !> = spin::Once::new();
 static KERNEL_STACK: spin::Once<mm::vmalloc::VmArea> = spin::Once::new();
 

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use ferrite::klog::{capture_start, capture_take};
 use ferrite::mm::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
 use ferrite::mm::swapoff::{self, SwapoffError};
-use ferrite::mm::uaccess::copy_to_user;
+use ferrite::mm::uaccess::{copy_from_user, copy_to_user};
 use ferrite::mm::{frames, reclaim, swap, vmstat};
 use ferrite::proc::sched::{self, Pid};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
@@ -31,6 +31,7 @@ ferrite::kernel_entry!(main);
 fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         three_times_ram_on_compressed_swap,
+        a_page_shared_by_many_takes_one_slot,
         swapoff_brings_every_page_back,
         swapoff_refuses_and_changes_nothing,
         shell_shows_and_controls_swap,
@@ -429,4 +430,80 @@ fn shell_session() {
     assert_eq!(alloc::format!("{err}"), "swapoff: no swap area is active");
     let err = shell::execute("swapon zram 12Q", &mut out).expect_err("bad size");
     assert!(alloc::format!("{err}").contains("is not a size"), "{err}");
+}
+
+/// The address spaces reclaim may look in (this test's own; none of them
+/// is a process).
+static SPACES: Mutex<Vec<SharedAddressSpace>> = Mutex::new(Vec::new());
+
+fn test_spaces(f: &mut dyn FnMut(&SharedAddressSpace)) {
+    for a in SPACES.lock().iter() {
+        f(a);
+    }
+}
+
+/// A page fork shares among nine address spaces is written to one slot
+/// once; every leaf records that slot; swapping it back in from any of
+/// them maps one frame again, shared through the swap cache.
+fn a_page_shared_by_many_takes_one_slot() {
+    const BASE: u64 = 0x5000_0000;
+    let free_before = settled_free_pages();
+    swap::swapon_zram(1024).expect("swapon");
+    reclaim::set_spaces_hook(test_spaces);
+    let parent: SharedAddressSpace = Arc::new(Mutex::new(AddressSpace::new().unwrap()));
+    parent
+        .lock()
+        .map(Vma::anonymous(BASE, BASE + 4096, Prot::RW))
+        .unwrap();
+    aspace::switch_to(Some(parent.clone()));
+    copy_to_user(BASE, &[0xab; 64]).unwrap();
+    let mut all = alloc::vec![parent.clone()];
+    for _ in 0..8 {
+        let child = parent.lock().fork().expect("fork");
+        all.push(Arc::new(Mutex::new(child)));
+    }
+    aspace::switch_to(None);
+    *SPACES.lock() = all.clone();
+    let before = vmstat::snapshot();
+    // Two rounds at most: the first may only clear accessed bits.
+    let mut freed = 0;
+    for _ in 0..4 {
+        freed += reclaim::reclaim(1);
+        if freed > 0 {
+            break;
+        }
+    }
+    assert_eq!(freed, 1, "the shared page was swapped out");
+    let d = vmstat::snapshot().since(&before);
+    assert_eq!(d.pswpout, 1, "written once: {d:?}");
+    let (_, used, cached) = swap::usage();
+    assert_eq!((used, cached), (1, 0), "one slot, nothing cached");
+    for a in &all {
+        assert_eq!(a.lock().translate(BASE), None, "every leaf is a swap entry");
+        assert_eq!(a.lock().swap_pages(), 1);
+    }
+    // Each faults it back: one read from the device, then cache hits.
+    let mut frame = None;
+    for a in &all {
+        aspace::switch_to(Some(a.clone()));
+        let mut b = [0u8; 64];
+        copy_from_user(&mut b, BASE).unwrap();
+        assert_eq!(b, [0xab; 64]);
+        let (pa, _) = a.lock().translate(BASE).unwrap();
+        assert_eq!(*frame.get_or_insert(pa), pa, "one frame for all");
+    }
+    aspace::switch_to(None);
+    let d = vmstat::snapshot().since(&before);
+    assert_eq!(d.pswpin, 1, "read once: {d:?}");
+    assert_eq!(
+        swap::usage().1,
+        0,
+        "the slot is free once every leaf is back"
+    );
+    *SPACES.lock() = Vec::new();
+    drop(all);
+    drop(parent);
+    swap::swapoff().expect("swapoff");
+    ferrite::proc::init_reclaim_hook();
+    assert_eq!(settled_free_pages(), free_before, "frames lost");
 }

@@ -105,8 +105,13 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
     if !installed {
         return Err(SwapError::Busy);
     }
+    log::info!(
+        "swap: {} pages ({} MiB) on {}",
+        pages,
+        pages >> 8,
+        dev.name()
+    );
     *DEVICE.lock() = Some(Device { dev, buf });
-    log::info!("swap: {} pages ({} MiB) on {}", pages, pages >> 8, name());
     Ok(())
 }
 
@@ -182,9 +187,10 @@ pub fn drop_unreferenced_cache() -> u64 {
     }
 }
 
-/// The active device's name (Ferrite's one backend today is zram).
-pub fn name() -> &'static str {
-    "zram0"
+/// Runs `f` on the active device's name (`None` without swap).
+pub fn with_name<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+    let dev = DEVICE.lock();
+    f(dev.as_ref().map(|d| d.dev.name()))
 }
 
 /// (total, used, cached) pages of swap.

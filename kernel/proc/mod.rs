@@ -17,9 +17,14 @@ pub mod sched;
 pub mod syscall;
 pub mod user;
 
+/// Lets reclaim find every process's address space (its reverse map).
+pub fn init_reclaim_hook() {
+    crate::mm::reclaim::set_spaces_hook(sched::each_address_space);
+}
+
 pub fn init() {
     sched::init();
-    crate::mm::reclaim::set_spaces_hook(sched::each_address_space);
+    init_reclaim_hook();
     user::install_fault_handlers();
     oom::init();
     crate::arch::trap::set_syscall_handler(syscall::dispatch);

@@ -228,7 +228,7 @@ impl core::fmt::Display for Reclaim {
                 "swap {:.1} / {:.1} MiB used ({}), {} pages in the swap cache",
                 mib(used),
                 mib(total),
-                crate::mm::swap::name(),
+                super::swap::device_path(),
                 cached
             )
         }

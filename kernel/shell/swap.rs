@@ -18,6 +18,15 @@ const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 /// The priority Linux gives the first area activated without one.
 const PRIORITY: i32 = -2;
 
+/// The active swap device's path (`/dev/zram0`, `/dev/vda`); empty
+/// without swap.
+pub fn device_path() -> super::StackText<32> {
+    swap::with_name(|name| match name {
+        Some(name) => super::StackText::format(format_args!("/dev/{name}")),
+        None => super::StackText::format(format_args!("")),
+    })
+}
+
 /// `256M`, `1G`, `65536K`, `4096` (bytes), as `zramctl --size` takes
 /// them (binary multiples; `KiB`/`MiB`/`GiB` too). In bytes.
 pub fn parse_size(word: &str) -> Option<u64> {
@@ -59,7 +68,7 @@ pub fn write_proc_swaps(out: &mut dyn Write) -> Result {
     writeln!(out, "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority")?;
     let (total, used, _) = swap::usage();
     if swap::enabled() {
-        let name = super::StackText::<32>::format(format_args!("/dev/{}", swap::name()));
+        let name = device_path();
         let (size, used) = (total * KB_PER_PAGE, used * KB_PER_PAGE);
         // Linux: the path padded to 40, then tab-separated columns.
         writeln!(
@@ -81,7 +90,7 @@ fn write_show(out: &mut dyn Write) -> Result {
     }
     let (total, used, _) = swap::usage();
     writeln!(out, "NAME       TYPE        SIZE   USED PRIO")?;
-    let name = super::StackText::<32>::format(format_args!("/dev/{}", swap::name()));
+    let name = device_path();
     writeln!(
         out,
         "{:<10} {:<9} {:>6} {:>6} {:>4}",
@@ -123,15 +132,15 @@ pub fn swapon(args: &Args, out: &mut dyn Write) -> Result {
             }
             swap::swapon_zram(pages).map_err(|e| match e {
                 SwapError::Busy => args.failed_fmt(format_args!(
-                    "/dev/{} is already swap (swapoff first)",
-                    swap::name()
+                    "{} is already swap (swapoff first)",
+                    device_path()
                 )),
                 e => args.failed_fmt(format_args!("{e}")),
             })?;
             writeln!(
                 out,
-                "swapon: /dev/{}: {} of compressed RAM, {} kB",
-                swap::name(),
+                "swapon: {}: {} of compressed RAM, {} kB",
+                device_path(),
                 human(pages * PAGE_SIZE),
                 pages * KB_PER_PAGE
             )?;
@@ -144,7 +153,10 @@ pub fn swapon(args: &Args, out: &mut dyn Write) -> Result {
 pub fn swapoff(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 1)?;
     if let Some(w) = args.get(0) {
-        let ours = w == "-a" || w == swap::name() || w.strip_prefix("/dev/") == Some(swap::name());
+        let path = device_path();
+        let ours = w == "-a"
+            || (!path.as_str().is_empty()
+                && (w == path.as_str() || Some(w) == path.as_str().strip_prefix("/dev/")));
         if !ours {
             return Err(args.usage_fmt(format_args!("`{w}` is not a swap device")));
         }
