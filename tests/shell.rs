@@ -254,7 +254,8 @@ fn vmstat_field(vmstat: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in vmstat:\n{vmstat}"))
 }
 
-/// The columns of `ps` for `pid`: (PPID, STATE, VSZ, RSS, NAME).
+/// The columns of `ps` for `pid`: (PPID, STATE, VSZ, RSS, NAME); SWAP is
+/// [`ps_swap`].
 fn ps_row(ps: &str, pid: Pid) -> Option<(u32, String, u64, u64, String)> {
     ps.lines().skip(1).find_map(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();
@@ -264,17 +265,25 @@ fn ps_row(ps: &str, pid: Pid) -> Option<(u32, String, u64, u64, String)> {
                 String::from(cols[2]),
                 cols[3].parse().unwrap(),
                 cols[4].parse().unwrap(),
-                String::from(cols[5]),
+                String::from(cols[6]),
             )
         })
     })
 }
 
-/// pmap rows: (address, Kbytes, RSS, Dirty, mode, mapping), and the total
-/// line's (Kbytes, RSS, Dirty).
-type PmapRow = (u64, u64, u64, u64, String, String);
+/// The SWAP column of `ps` for `pid` (kB).
+fn ps_swap(ps: &str, pid: Pid) -> Option<u64> {
+    ps.lines().skip(1).find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols[0].parse::<Pid>().ok()? == pid).then(|| cols[5].parse().unwrap())
+    })
+}
 
-fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64)) {
+/// pmap rows: (address, Kbytes, RSS, Dirty, mode, mapping, Swap), and the
+/// total line's (Kbytes, RSS, Dirty, Swap).
+type PmapRow = (u64, u64, u64, u64, String, String, u64);
+
+fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64, u64)) {
     let mut rows = Vec::new();
     let mut total = None;
     for line in pmap.lines().skip(2) {
@@ -284,6 +293,7 @@ fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64)) {
                 cols[2].parse().unwrap(),
                 cols[3].parse().unwrap(),
                 cols[4].parse().unwrap(),
+                cols[5].parse().unwrap(),
             ));
         } else if let Ok(addr) = u64::from_str_radix(cols[0], 16) {
             rows.push((
@@ -291,8 +301,9 @@ fn parse_pmap(pmap: &str) -> (Vec<PmapRow>, (u64, u64, u64)) {
                 cols[1].parse().unwrap(),
                 cols[2].parse().unwrap(),
                 cols[3].parse().unwrap(),
-                String::from(cols[4]),
-                cols[5..].join(" "),
+                String::from(cols[5]),
+                cols[6..].join(" "),
+                cols[4].parse().unwrap(),
             ));
         }
     }
@@ -384,6 +395,21 @@ fn meminfo_accounts_for_every_frame() {
         stats.pages_by_kind[FrameKind::Reserved as usize] * 4
     );
     assert!(f("MemAvailable") >= f("MemFree"));
+    // The LRU lines split what is there: the page cache into mapped
+    // (active) and droppable (inactive) pages, anonymous pages all on
+    // reclaim's one list (inactive). No swap area in this test.
+    assert_eq!(f("Active"), f("Active(anon)") + f("Active(file)"), "{m}");
+    assert_eq!(
+        f("Inactive"),
+        f("Inactive(anon)") + f("Inactive(file)"),
+        "{m}"
+    );
+    assert_eq!(f("Active(file)") + f("Inactive(file)"), f("Cached"), "{m}");
+    assert_eq!(f("Inactive(file)"), f("MemAvailable") - f("MemFree"), "{m}");
+    assert_eq!(f("Active(anon)"), 0, "{m}");
+    assert!(f("Inactive(anon)") <= f("AnonPages"), "{m}");
+    let swap = (f("SwapTotal"), f("SwapFree"), f("SwapCached"), f("Dirty"));
+    assert_eq!(swap, (0, 0, 0, 0), "{m}");
     // Every line is Linux's `Name:` padded to 16, value to 8, ` kB`.
     for line in m.lines() {
         assert!(
@@ -403,6 +429,12 @@ fn meminfo_accounts_for_every_frame() {
         .collect();
     assert_eq!(mem[0], f("MemTotal"), "free:\n{free}");
     assert_eq!(mem[0], mem[1] + mem[2] + mem[4], "free:\n{free}");
+    let swap = free.lines().nth(2).unwrap();
+    assert_eq!(
+        swap.split_whitespace().collect::<Vec<_>>(),
+        ["Swap:", "0", "0", "0"],
+        "free:\n{free}"
+    );
     // memmap lists the bootloader's regions and their usable total.
     let memmap = sh("memmap");
     let facts = ferrite::boot::facts();
@@ -494,7 +526,8 @@ fn ps_and_pmap_show_the_pages_a_process_touched() {
     assert_eq!((data.4.as_str(), data.5.as_str()), ("rw---", "[ anon ]"));
     let stack = row(STACK_TOP - 4 * PAGE);
     assert_eq!((stack.1, stack.2, stack.5.as_str()), (16, 0, "[ stack ]"));
-    assert_eq!(total, (vsz, rss, total.2), "pmap total vs ps");
+    assert_eq!(total, (vsz, rss, total.2, 0), "pmap total vs ps");
+    assert_eq!(ps_swap(&ps, pid), Some(0), "nothing swapped: ps:\n{ps}");
     assert!(total.2 >= TOUCHED * 4);
     // meminfo saw exactly those pages arrive.
     let anon_after = meminfo_field(&sh("meminfo"), "AnonPages");
@@ -745,6 +778,22 @@ fn mistakes_get_clear_errors() {
     assert!(text.contains("not a number of seconds"), "{text}");
     let (_, text) = expect_err("poweroff 500");
     assert!(text.contains("too big"), "{text}");
+    let (_, text) = expect_err("swapon zram");
+    assert_eq!(
+        text,
+        "swapon: missing argument\nusage: swapon [zram SIZE | -s | --show]"
+    );
+    let (_, text) = expect_err("swapon zram 100");
+    assert!(text.contains("less than a page"), "{text}");
+    let (_, text) = expect_err("swapon /dev/sda2");
+    assert!(
+        text.contains("unknown device or option `/dev/sda2`"),
+        "{text}"
+    );
+    let (_, text) = expect_err("swapoff /dev/sda2");
+    assert!(text.contains("not a swap device"), "{text}");
+    let (_, text) = expect_err("swapoff");
+    assert_eq!(text, "swapoff: no swap area is active");
     let (_, text) = expect_err("help frobnicate");
     assert!(text.contains("no command `frobnicate`"), "{text}");
     // And the good paths of the same commands still work.

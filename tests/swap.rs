@@ -1,7 +1,10 @@
 //! Swap in QEMU: programs whose memory is several times the machine's RAM
 //! run to the end with correct data on compressed swap (zram), fork + COW
 //! pages survive being swapped out and in on both sides, and every frame
-//! and slot comes back when they exit.
+//! and slot comes back when they exit. `swapoff` brings every swapped-out
+//! page of a live address space back with its data (or refuses, changing
+//! nothing), and the shell's `swapon`, `swapoff`, `meminfo`, `free`, `ps`
+//! and `pmap` show swap as it is used.
 
 #![no_std]
 #![no_main]
@@ -12,10 +15,13 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use ferrite::klog::{capture_start, capture_take};
-use ferrite::mm::aspace::{self, AddressSpace, SharedAddressSpace};
+use ferrite::mm::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
+use ferrite::mm::swapoff::{self, SwapoffError};
 use ferrite::mm::uaccess::{copy_from_user, copy_to_user};
 use ferrite::mm::{frames, reclaim, swap, vmstat};
+use ferrite::proc::sched::{self, Pid};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
+use ferrite::shell;
 use ferrite::testing::settled_free_pages;
 use spin::Mutex;
 use vmcore::{Prot, Vma};
@@ -26,6 +32,9 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         three_times_ram_on_compressed_swap,
         a_page_shared_by_many_takes_one_slot,
+        swapoff_brings_every_page_back,
+        swapoff_refuses_and_changes_nothing,
+        shell_shows_and_controls_swap,
     ])
 }
 
@@ -78,6 +87,349 @@ fn three_times_ram_on_compressed_swap() {
         d.pgscan_direct,
         d.pgsteal_direct
     );
+}
+
+const PAGE: u64 = 4096;
+const BASE: u64 = 0x1000_0000;
+
+fn space() -> SharedAddressSpace {
+    Arc::new(Mutex::new(AddressSpace::new().expect("memory for a PML4")))
+}
+
+/// The word page `i` carries at offset `off`.
+fn word(i: u64, off: u64) -> u64 {
+    (i << 32) ^ (off * 0x9e37_79b9) ^ 0x5a5a_0000_0000_5a5a
+}
+
+/// The words page `i` carries, at these offsets (the rest is zero).
+const OFFSETS: [u64; 3] = [0, 2048, 4088];
+
+/// Maps `pages` of anonymous memory at [`BASE`] in `a` (made current) and
+/// writes every page's words.
+fn fill(a: &SharedAddressSpace, pages: u64) {
+    aspace::switch_to(Some(a.clone()));
+    a.lock()
+        .map(Vma::anonymous(BASE, BASE + pages * PAGE, Prot::RW))
+        .expect("free range");
+    for i in 0..pages {
+        for off in OFFSETS {
+            copy_to_user(BASE + i * PAGE + off, &word(i, off).to_le_bytes()).expect("write");
+        }
+    }
+}
+
+/// Reads the words of every page through the direct map (no faults):
+/// `None` for a page not present.
+fn check(a: &SharedAddressSpace, pages: u64) -> Result<(), (u64, Option<u64>)> {
+    let mut a = a.lock();
+    for i in 0..pages {
+        for off in OFFSETS {
+            let mut bytes = [0u8; 8];
+            for (k, b) in bytes.iter_mut().enumerate() {
+                *b = a.peek(BASE + i * PAGE + off + k as u64).ok_or((i, None))?;
+            }
+            let got = u64::from_le_bytes(bytes);
+            if got != word(i, off) {
+                return Err((i, Some(got)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Swaps out at least half of `pages` of `a` by direct reclaim.
+fn swap_out_half(a: &SharedAddressSpace, pages: u64) -> u64 {
+    let mut swapped = 0;
+    for _ in 0..8 {
+        reclaim::reclaim(pages);
+        swapped = a.lock().swap_pages();
+        if swapped >= pages / 2 {
+            break;
+        }
+    }
+    assert!(
+        swapped >= pages / 2,
+        "reclaim swapped out {swapped} of {pages}"
+    );
+    swapped
+}
+
+fn swapoff_brings_every_page_back() {
+    const PAGES: u64 = 1024;
+    let free_before = settled_free_pages();
+    swap::swapon_zram(4 * PAGES).expect("swapon");
+    let a = space();
+    fill(&a, PAGES);
+    assert_eq!(check(&a, PAGES), Ok(()));
+    let swapped = swap_out_half(&a, PAGES);
+    let (_, used, _) = swap::usage();
+    assert!(used >= swapped, "{used} slots for {swapped} entries");
+    // Swapped-out pages are not present: the check sees the first one.
+    assert!(matches!(check(&a, PAGES), Err((_, None))));
+    let before = vmstat::snapshot();
+    let done = swapoff::try_to_unuse(sched::yield_now).expect("try_to_unuse");
+    assert_eq!(done.pages_in, swapped, "{done:?}");
+    assert!(done.spaces >= 1, "{done:?}");
+    // Every page present with its data, every slot free (SwapFree ==
+    // SwapTotal), the swap cache empty, and swap still on.
+    assert_eq!(a.lock().swap_pages(), 0);
+    assert_eq!(check(&a, PAGES), Ok(()));
+    assert_eq!(swap::usage(), (4 * PAGES, 0, 0));
+    let d = vmstat::snapshot().since(&before);
+    assert!(d.pswpin > 0, "pages came from the device: {d:?}");
+    // Swap still works after try_to_unuse (it takes pages again).
+    let again = swap_out_half(&a, PAGES);
+    let done = swapoff::swapoff_all(sched::yield_now).expect("swapoff");
+    assert_eq!(done.pages_in, again);
+    assert_eq!(swap::usage(), (0, 0, 0));
+    assert!(!swap::enabled());
+    assert_eq!(check(&a, PAGES), Ok(()));
+    assert_eq!(
+        swapoff::swapoff_all(sched::yield_now),
+        Err(SwapoffError::NotActive)
+    );
+    aspace::switch_to(None);
+    drop(a);
+    assert_eq!(settled_free_pages(), free_before, "frames lost");
+}
+
+fn swapoff_refuses_and_changes_nothing() {
+    const PAGES: u64 = 256;
+    let free_before = settled_free_pages();
+    swap::swapon_zram(4 * PAGES).expect("swapon");
+    let a = space();
+    fill(&a, PAGES);
+    swap_out_half(&a, PAGES);
+    let used = swap::usage().1;
+    // A region no access may touch: its swapped-out pages cannot be
+    // faulted in, so swapoff refuses, names the page, and stays on.
+    a.lock()
+        .protect(BASE, BASE + PAGES * PAGE, Prot::NONE)
+        .expect("mprotect");
+    let err = swapoff::swapoff_all(sched::yield_now).expect_err("PROT_NONE pages");
+    assert!(
+        matches!(
+            err,
+            SwapoffError::Fault {
+                why: FaultError::Segv(_),
+                addr
+            } if (BASE..BASE + PAGES * PAGE).contains(&addr)
+        ),
+        "{err:?}"
+    );
+    assert!(swap::enabled());
+    assert_eq!(swap::usage().1, used, "nothing brought back");
+    // The area takes pages again (SWP_WRITEOK restored).
+    a.lock()
+        .protect(BASE, BASE + PAGES * PAGE, Prot::RW)
+        .expect("mprotect");
+    // (Reclaim may have taken every page: bring some back first.)
+    for i in 0..16 {
+        copy_to_user(BASE + i * PAGE, &word(i, 0).to_le_bytes()).expect("write");
+    }
+    assert!(reclaim::reclaim(PAGES) > 0, "swap-out stopped for good");
+    let swapped = a.lock().swap_pages();
+    let done = swapoff::swapoff_all(sched::yield_now).expect("swapoff");
+    assert_eq!(done.pages_in, swapped);
+    assert_eq!(check(&a, PAGES), Ok(()));
+    aspace::switch_to(None);
+    drop(a);
+    assert_eq!(settled_free_pages(), free_before, "frames lost");
+}
+
+/// Runs a command line; its output.
+fn sh(line: &str) -> String {
+    let mut out = String::new();
+    if let Err(e) = shell::execute(line, &mut out) {
+        panic!("`{line}` failed: {e}\noutput so far:\n{out}");
+    }
+    out
+}
+
+/// `Name:   123 kB` -> 123 (kB).
+fn meminfo_field(meminfo: &str, name: &str) -> u64 {
+    for line in meminfo.lines() {
+        if let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
+            let value = rest.trim().strip_suffix("kB").expect("a kB value").trim();
+            return value.parse().expect("a number");
+        }
+    }
+    panic!("no {name} in meminfo:\n{meminfo}");
+}
+
+/// `free`'s Swap row: (total, used, free) in kB.
+fn free_swap(free: &str) -> (u64, u64, u64) {
+    let row: Vec<u64> = free
+        .lines()
+        .find(|l| l.starts_with("Swap:"))
+        .unwrap_or_else(|| panic!("no Swap row:\n{free}"))
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (row[0], row[1], row[2])
+}
+
+/// Runs `line` (a background `run`), waits for the program to end and
+/// reaps it through `jobs`; returns its pid and the `jobs` report.
+fn background(line: &str, mut poll: impl FnMut(Pid)) -> (Pid, String) {
+    let out = sh(line);
+    let pid: Pid = out
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{out}"));
+    for _ in 0..100_000 {
+        if sched::with_process(pid, |p| p.state.name()) == Some("zombie") {
+            break;
+        }
+        poll(pid);
+        sched::sleep_ticks(1);
+    }
+    (pid, sh("jobs"))
+}
+
+fn shell_shows_and_controls_swap() {
+    // A first background job sets up what stays (the shell's job list).
+    let (pid, jobs) = background("run swapstress 1 1 &", |_| {});
+    assert!(jobs.contains(&alloc::format!("[{pid}] swapstress: exited with 0")));
+    let free_before = settled_free_pages();
+    let kinds_before = frames::stats().pages_by_kind;
+    // Every string the session made is gone before frames are counted.
+    shell_session();
+    assert_eq!(
+        settled_free_pages(),
+        free_before,
+        "frames lost: by kind before {kinds_before:?} after {:?}",
+        frames::stats().pages_by_kind
+    );
+}
+
+fn shell_session() {
+    let m = sh("meminfo");
+    assert_eq!(meminfo_field(&m, "SwapTotal"), 0, "{m}");
+    assert_eq!(free_swap(&sh("free")), (0, 0, 0));
+    // A program of 1.5 x RAM (82 MiB on a 64 MiB machine), and twice that
+    // of compressed RAM: room for it and the copies its fork makes.
+    let mib = ram_mib() * 3 / 2;
+    let zram_kb = 2 * mib * 1024;
+    let out = sh(&alloc::format!("swapon zram {}M", 2 * mib));
+    assert!(out.contains(&alloc::format!("{zram_kb} kB")), "{out}");
+    let s = sh("swapon -s");
+    let mut lines = s.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority")
+    );
+    let row = lines.next().unwrap_or_else(|| panic!("no device:\n{s}"));
+    assert!(
+        row.starts_with(&alloc::format!("{:<40}partition\t", "/dev/zram0")),
+        "{row:?}"
+    );
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            "/dev/zram0",
+            "partition",
+            &alloc::format!("{zram_kb}"),
+            "0",
+            "-2"
+        ],
+        "{s}"
+    );
+    let show = sh("swapon --show");
+    assert!(
+        show.contains("/dev/zram0") && show.contains(&alloc::format!("{}M", 2 * mib)),
+        "{show}"
+    );
+    let m = sh("meminfo");
+    assert_eq!(meminfo_field(&m, "SwapTotal"), zram_kb, "{m}");
+    assert_eq!(meminfo_field(&m, "SwapFree"), zram_kb, "{m}");
+    assert_eq!(meminfo_field(&m, "Dirty"), 0, "{m}");
+    assert_eq!(free_swap(&sh("free")), (zram_kb, 0, zram_kb));
+    // A second area is refused with the reason.
+    let mut out = String::new();
+    let err = shell::execute("swapon zram 1M", &mut out).expect_err("second area");
+    assert!(alloc::format!("{err}").contains("already swap"), "{err}");
+    // A program bigger than RAM: swap fills while it runs (seen in free,
+    // meminfo, ps and pmap), and empties when it exits.
+    let before = vmstat::snapshot();
+    let (mut most_used, mut ps_swap, mut pmap_swap) = (0, 0, 0);
+    let mut meminfo_ok = false;
+    let (pid, jobs) = background(&alloc::format!("run swapstress {mib} 1 &"), |pid| {
+        let (total, used, free) = free_swap(&sh("free"));
+        assert_eq!(total, used + free);
+        most_used = most_used.max(used);
+        if used > 0 && !meminfo_ok {
+            let m = sh("meminfo");
+            let f = |n| meminfo_field(&m, n);
+            assert!(f("SwapFree") < f("SwapTotal"), "{m}");
+            assert_eq!(f("Active"), f("Active(anon)") + f("Active(file)"), "{m}");
+            assert_eq!(
+                f("Inactive"),
+                f("Inactive(anon)") + f("Inactive(file)"),
+                "{m}"
+            );
+            assert!(f("Inactive(anon)") > 0, "{m}");
+            meminfo_ok = true;
+        }
+        if used > 0 && (ps_swap == 0 || pmap_swap == 0) {
+            let ps = sh("ps");
+            for l in ps.lines().skip(1) {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                if cols[0].parse::<Pid>().ok() == Some(pid) {
+                    ps_swap = ps_swap.max(cols[5].parse().unwrap());
+                }
+            }
+            // It may have exited meanwhile: then pmap says so.
+            let mut pmap = String::new();
+            if shell::execute(&alloc::format!("pmap {pid}"), &mut pmap).is_ok() {
+                let total = pmap.lines().find(|l| l.starts_with("total kB"));
+                if let Some(kb) = total.and_then(|l| l.split_whitespace().nth(5)) {
+                    pmap_swap = pmap_swap.max(kb.parse().unwrap());
+                }
+            }
+        }
+    });
+    assert!(
+        jobs.contains(&alloc::format!("[{pid}] swapstress: exited with 0")),
+        "{jobs}"
+    );
+    assert!(most_used > 0, "free never showed swap in use");
+    assert!(
+        meminfo_ok && ps_swap > 0 && pmap_swap > 0,
+        "ps SWAP {ps_swap} kB, pmap Swap {pmap_swap} kB"
+    );
+    let d = vmstat::snapshot().since(&before);
+    assert!(d.pswpout > 0 && d.pswpin > 0, "{d:?}");
+    assert_eq!(free_swap(&sh("free")), (zram_kb, 0, zram_kb), "slots left");
+    ferrite::kprintln!(
+        "  swapstress {mib} on {} MiB: most swap used {most_used} kB, ps SWAP {ps_swap} kB, pmap Swap {pmap_swap} kB",
+        ram_mib()
+    );
+    // swapoff: nothing to bring back now; swap is gone from every view.
+    let out = sh("swapoff");
+    assert!(out.starts_with("swapoff: 0 pages"), "{out}");
+    let m = sh("meminfo");
+    assert_eq!(
+        (
+            meminfo_field(&m, "SwapTotal"),
+            meminfo_field(&m, "SwapFree")
+        ),
+        (0, 0),
+        "{m}"
+    );
+    assert_eq!(sh("swapon -s").lines().count(), 1, "only the header");
+    assert_eq!(sh("swapon --show"), "");
+    assert_eq!(free_swap(&sh("free")), (0, 0, 0));
+    let mut out = String::new();
+    let err = shell::execute("swapoff", &mut out).expect_err("no swap");
+    assert_eq!(alloc::format!("{err}"), "swapoff: no swap area is active");
+    let err = shell::execute("swapon zram 12Q", &mut out).expect_err("bad size");
+    assert!(alloc::format!("{err}").contains("is not a size"), "{err}");
 }
 
 /// The address spaces reclaim may look in (this test's own; none of them

@@ -18,7 +18,7 @@ use mmcore::Pfn;
 use spin::Mutex;
 use vmcore::fault::{FaultMode, FrameUse};
 use vmcore::gather::Gather;
-use vmcore::paging::{PageWalker, WalkStep};
+use vmcore::paging::{PageWalker, WalkAction, WalkStep};
 use vmcore::space::{FaultBackend, FaultEvent, FilePage, SwapPage, VmSpace};
 use vmcore::swap::SwapEntry;
 use vmcore::{FaultAccess, FaultAction, PageTables, Pte, VmError, Vma};
@@ -32,6 +32,9 @@ use crate::arch::mmu;
 use crate::arch::sync::{IrqMutex, IrqOff};
 
 pub use vmcore::space::{FaultError, STACK_GUARD_GAP};
+
+/// Pages [`AddressSpace::swap_in_batch`] brings in at most per call.
+pub const SWAP_IN_BATCH: usize = 32;
 
 /// The one frame of zeros every untouched anonymous page reads from.
 pub fn zero_page() -> Pfn {
@@ -385,6 +388,55 @@ impl AddressSpace {
             .tables()
             .walk(&mut FrameTables, 0, vmcore::USER_END, &mut count);
         count.0
+    }
+
+    /// `swapoff`: faults back in up to [`SWAP_IN_BATCH`] swapped-out pages
+    /// at or above `from` (a kernel read, or a write where the region is
+    /// not readable). Returns the pages brought in and where to go on
+    /// (`None`: nothing swapped above), or the address that failed and why.
+    pub fn swap_in_batch(&mut self, from: u64) -> Result<(u64, Option<u64>), (u64, FaultError)> {
+        struct Batch {
+            vas: [u64; SWAP_IN_BATCH],
+            n: usize,
+        }
+        impl PageWalker for Batch {
+            fn entry(&mut self, _: vmcore::paging::Level, _: u64, _: Pte) -> WalkAction {
+                if self.n == SWAP_IN_BATCH {
+                    WalkAction::Skip
+                } else {
+                    WalkAction::Descend
+                }
+            }
+            fn swapped(&mut self, va: u64, _: Pte) {
+                if self.n < SWAP_IN_BATCH {
+                    self.vas[self.n] = va;
+                    self.n += 1;
+                }
+            }
+        }
+        let mut batch = Batch {
+            vas: [0; SWAP_IN_BATCH],
+            n: 0,
+        };
+        let _ = self
+            .space
+            .tables()
+            .walk(&mut FrameTables, from, vmcore::USER_END, &mut batch);
+        for &va in &batch.vas[..batch.n] {
+            let readable = self
+                .vmas()
+                .find(va)
+                .is_none_or(|v| v.prot.contains(vmcore::Prot::READ));
+            let access = if readable {
+                FaultAccess::Read
+            } else {
+                FaultAccess::Write
+            };
+            self.handle_fault(va, access, FaultMode::Kernel)
+                .map_err(|e| (va, e))?;
+        }
+        let next = (batch.n == SWAP_IN_BATCH).then(|| batch.vas[batch.n - 1] + 4096);
+        Ok((batch.n as u64, next))
     }
 
     /// Resident pages: (anonymous incl. zero page, file-backed).

@@ -95,6 +95,7 @@ pub mod paging;
 pub mod pgtable;
 pub mod reclaim;
 pub mod swap;
+pub mod swapoff;
 pub mod uaccess;
 pub mod vmalloc;
 pub mod vmstat;

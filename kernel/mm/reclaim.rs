@@ -15,6 +15,7 @@
 //! `try_lock`: one that is busy keeps its pages this round.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 use mmcore::Pfn;
 
 use super::aspace::{self, SharedAddressSpace};
@@ -58,6 +59,35 @@ fn spaces() -> Vec<SharedAddressSpace> {
     list
 }
 
+/// Every user address space (at most 64), for `swapoff`.
+pub fn address_spaces() -> Vec<SharedAddressSpace> {
+    spaces()
+}
+
+/// Reclaim passes under way (a process may be preempted in one):
+/// `swapoff` waits for them once it has stopped new swap-outs.
+static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
+
+/// Reclaim passes under way.
+pub fn in_flight() -> u32 {
+    IN_FLIGHT.load(Ordering::Acquire)
+}
+
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Pages direct reclaim frees at least (Linux's `SWAP_CLUSTER_MAX`).
 pub const BATCH: u64 = 32;
 
@@ -74,6 +104,7 @@ pub fn reclaim_for_user() -> u64 {
 /// Frees up to `target` pages by swapping anonymous pages out; returns how
 /// many it freed. Does nothing without a swap area.
 pub fn reclaim(target: u64) -> u64 {
+    let _in_flight = InFlight::enter();
     if !swap::enabled() {
         return 0;
     }

@@ -36,6 +36,10 @@ pub struct SwapArea {
     cursor: ClusterCursor,
     /// Pages in the swap cache.
     cached: u64,
+    /// New pages may be written here (Linux's `SWP_WRITEOK`): cleared
+    /// while `swapoff` brings pages back, so reclaim does not send them
+    /// out again.
+    writeok: bool,
 }
 
 /// The device and a bounce buffer for it.
@@ -89,6 +93,7 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
         cache,
         cursor: ClusterCursor::default(),
         cached: 0,
+        writeok: true,
     };
     let installed = frames::with(|m| {
         if m.swap.is_some() {
@@ -129,6 +134,59 @@ pub fn swapoff() -> Result<(), SwapError> {
     Ok(())
 }
 
+/// Lets reclaim write pages to the swap area, or stops it (`swapoff`
+/// while it brings pages back). Returns false if no area is active.
+pub fn set_writeok(ok: bool) -> bool {
+    frames::with(|m| match m.swap.as_mut() {
+        Some(a) => {
+            a.writeok = ok;
+            true
+        }
+        None => false,
+    })
+}
+
+/// Drops from the swap cache every page no leaf records any more (only
+/// the cache's share of its slot is left; the page is resident wherever
+/// it is mapped), freeing those slots. For `swapoff`, after every swap
+/// entry was faulted back in. Returns how many it dropped.
+pub fn drop_unreferenced_cache() -> u64 {
+    let mut dropped = 0;
+    let mut slot = 0;
+    loop {
+        // A bounded stretch of slots per lock round trip.
+        let (next, freed) = frames::with(|m| {
+            let Some(area) = m.swap.as_ref() else {
+                return (None, [None; 32]);
+            };
+            let pages = area.slots.pages();
+            let mut freed = [None; 32];
+            let mut n = 0;
+            let mut s = slot;
+            while s < pages && s < slot + 4096 && n < freed.len() {
+                let Some(area) = m.swap.as_ref() else { break };
+                let pfn = area.cache[s as usize];
+                if pfn != 0 && area.slots.count(s) == 1 {
+                    freed[n] = Some((s, uncache_locked(m, s, Pfn(pfn as u64))));
+                    n += 1;
+                }
+                s += 1;
+            }
+            ((s < pages).then_some(s), freed)
+        });
+        for (s, free) in freed.into_iter().flatten() {
+            dropped += 1;
+            if free {
+                discard_slot(s);
+            }
+        }
+        match next {
+            Some(n) => slot = n,
+            None => return dropped,
+        }
+    }
+}
+
 /// Runs `f` on the active device's name (`None` without swap).
 pub fn with_name<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
     let dev = DEVICE.lock();
@@ -137,10 +195,15 @@ pub fn with_name<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
 
 /// (total, used, cached) pages of swap.
 pub fn usage() -> (u64, u64, u64) {
-    frames::with(|m| match &m.swap {
+    frames::with(|m| usage_locked(m))
+}
+
+/// [`usage`] under the frames lock.
+pub fn usage_locked(m: &PhysicalMemory) -> (u64, u64, u64) {
+    match &m.swap {
         Some(a) => (a.slots.pages(), a.slots.used(), a.cached),
         None => (0, 0, 0),
-    })
+    }
 }
 
 /// Whether a swap area is active.
@@ -303,6 +366,10 @@ pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
 /// fresh slot (count 1: the cache's share) in the reclaim stream's
 /// cluster, or the slot it already has. `None` when swap is off or full.
 pub fn add_to_cache_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
+    if !m.swap.as_ref()?.writeok {
+        // swapoff is bringing pages back: none goes out.
+        return None;
+    }
     if let Some(e) = m.ext.get(pfn) {
         if e.flags & flags::SWAPCACHE != 0 {
             return Some(e.slot);

@@ -144,6 +144,10 @@ pub struct MemSnapshot {
     pub vmalloc_used: u64,
     /// Ramdisk pages of the cache no process maps (could be dropped).
     pub reclaimable: u64,
+    /// Pages on the anonymous LRU (reclaim's one CLOCK list).
+    pub lru_anon: u64,
+    /// Swap pages: (total, used, in the swap cache).
+    pub swap: (u64, u64, u64),
 }
 
 /// A consistent [`MemSnapshot`]: interrupts stay off across the three
@@ -169,8 +173,16 @@ pub fn mem_snapshot() -> MemSnapshot {
             file_mapped,
             vmalloc_used,
             reclaimable,
+            lru_anon: m.ext.lru_len(),
+            swap: super::swap::usage_locked(m),
         }
     })
+}
+
+/// Pages on the anonymous LRU and swap (total, used, cached), read in one
+/// go (cheap: for views refreshed often, like `mmview`).
+pub fn lru_and_swap() -> (u64, (u64, u64, u64)) {
+    frames::with(|m| (m.ext.lru_len(), super::swap::usage_locked(m)))
 }
 
 /// Copies every slab cache's statistics into `list`, up to its capacity

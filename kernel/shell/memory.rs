@@ -64,6 +64,13 @@ pub struct MemInfo {
     /// usable frame).
     pub spanned: u64,
     pub vmalloc_used: u64,
+    /// Anonymous pages on reclaim's LRU (`Inactive(anon)`, see `meminfo`).
+    pub lru_anon: u64,
+    /// Swap pages: the area's size, slots in use, and pages in the swap
+    /// cache (`SwapTotal`, `SwapTotal - SwapFree`, `SwapCached`).
+    pub swap_total: u64,
+    pub swap_used: u64,
+    pub swap_cached: u64,
     pub pgalloc: u64,
     pub pgfree: u64,
     pub alloc_failures: u64,
@@ -106,6 +113,10 @@ pub fn meminfo_snapshot() -> MemInfo {
         reserved: kind(FrameKind::Reserved),
         spanned: stats.spanned_pages,
         vmalloc_used: snap.vmalloc_used,
+        lru_anon: snap.lru_anon,
+        swap_total: snap.swap.0,
+        swap_used: snap.swap.1,
+        swap_cached: snap.swap.2,
         pgalloc: stats.pgalloc,
         pgfree: stats.pgfree,
         alloc_failures: stats.alloc_failures,
@@ -123,13 +134,35 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     let m = meminfo_snapshot();
     let k = |pages: u64| pages * KB_PER_PAGE;
-    let lines: [(&str, u64); 25] = [
+    // The LRU: reclaim keeps one CLOCK list of anonymous pages whose
+    // second chance comes from the page tables' accessed bits, not an
+    // active/inactive pair, so every page on it is shown as inactive
+    // (a candidate for eviction) and Active(anon) is 0. The page cache has
+    // no list: the pages some process maps count as active, the rest
+    // (dropped first when memory is short) as inactive.
+    let (active_anon, inactive_anon) = (0, m.lru_anon);
+    let inactive_file = m.available - m.free;
+    let active_file = m.cached.saturating_sub(inactive_file);
+    let lines: [(&str, u64); 32] = [
         ("MemTotal", k(m.total)),
         ("MemFree", k(m.free)),
         ("MemAvailable", k(m.available)),
         ("Buffers", 0),
         ("Cached", k(m.cached)),
-        ("SwapCached", 0),
+        // Swapped-in pages still holding their slot (they are in
+        // AnonPages too, as in Linux).
+        ("SwapCached", k(m.swap_cached)),
+        ("Active", k(active_anon + active_file)),
+        ("Inactive", k(inactive_anon + inactive_file)),
+        ("Active(anon)", k(active_anon)),
+        ("Inactive(anon)", k(inactive_anon)),
+        ("Active(file)", k(active_file)),
+        ("Inactive(file)", k(inactive_file)),
+        ("SwapTotal", k(m.swap_total)),
+        ("SwapFree", k(m.swap_total - m.swap_used)),
+        // Nothing waits to be written back: reclaim writes a page to swap
+        // before its frame goes, and ramdisk files are never written.
+        ("Dirty", 0),
         ("AnonPages", k(m.anon)),
         ("Mapped", k(m.mapped)),
         ("KReclaimable", 0),
@@ -138,8 +171,6 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
         ("SUnreclaim", k(m.slab)),
         ("KernelStack", k(m.kernel_stack)),
         ("PageTables", k(m.page_tables)),
-        ("SwapTotal", 0),
-        ("SwapFree", 0),
         ("CommitLimit", k(commit::commit_limit_pages())),
         ("Committed_AS", k(commit::committed_pages())),
         ("VmallocTotal", (VMALLOC_END - VMALLOC_START) / 1024),
@@ -180,7 +211,14 @@ pub fn free(args: &Args, out: &mut dyn Write) -> Result {
         cache,
         k(m.available)
     )?;
-    writeln!(out, "{:<4}{:>16}{:>12}{:>12}", "Swap:", 0, 0, 0)?;
+    writeln!(
+        out,
+        "{:<4}{:>16}{:>12}{:>12}",
+        "Swap:",
+        k(m.swap_total),
+        k(m.swap_used),
+        k(m.swap_total - m.swap_used)
+    )?;
     Ok(())
 }
 

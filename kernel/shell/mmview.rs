@@ -193,7 +193,46 @@ fn write_totals(pic: &Picture, out: &mut dyn Write) -> Result {
             mib(pic.totals[*kind as usize])
         )?;
     }
+    writeln!(out, "{}", Reclaim::now())?;
     Ok(())
+}
+
+/// The anonymous LRU's length and swap use, as one line under the
+/// picture (swap pages are not frames, so they are not cells).
+struct Reclaim {
+    lru: u64,
+    swap: (u64, u64, u64),
+}
+
+impl Reclaim {
+    fn now() -> Reclaim {
+        let (lru, swap) = vmstat::lru_and_swap();
+        Reclaim { lru, swap }
+    }
+}
+
+impl core::fmt::Display for Reclaim {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        let (total, used, cached) = self.swap;
+        write!(
+            f,
+            "anon LRU {:.1} MiB ({} pages)  ",
+            mib(self.lru),
+            self.lru
+        )?;
+        if total == 0 {
+            f.write_str("swap off")
+        } else {
+            write!(
+                f,
+                "swap {:.1} / {:.1} MiB used ({}), {} pages in the swap cache",
+                mib(used),
+                mib(total),
+                super::swap::device_path(),
+                cached
+            )
+        }
+    }
 }
 
 /// How cells sit on the screen.
@@ -288,13 +327,21 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
     let v = crate::mm::vmstat::snapshot();
     let procs = crate::proc::sched::count();
     let status = super::StackText::<256>::format(format_args!(
-        "processes {procs}  pgfault {}  zero_page_maps {}  demand_zero {}  cow_copy {}  cow_reuse {}  oom_kill {}  refresh #{refreshes}",
-        v.pgfault, v.zero_page_maps, v.demand_zero, v.cow_copy, v.cow_reuse, v.oom_kill
+        "processes {procs}  pgfault {}  pgmajfault {}  cow_copy {}  pswpin {}  pswpout {}  oom_kill {}  refresh #{refreshes}",
+        v.pgfault, v.pgmajfault, v.cow_copy, v.pswpin, v.pswpout, v.oom_kill
     ));
     fb.text_at(
         g.x0,
         legend_y + 2 * ch + 4,
         status.as_str(),
+        TEXT,
+        BACKGROUND,
+    );
+    let reclaim = super::StackText::<160>::format(format_args!("{}", Reclaim::now()));
+    fb.text_at(
+        g.x0,
+        legend_y + 3 * ch + 4,
+        reclaim.as_str(),
         TEXT,
         BACKGROUND,
     );
@@ -335,7 +382,7 @@ fn screen_grid() -> Option<Grid> {
     })?;
     let (_, frames) = span();
     let top = ch + 10;
-    let bottom = 3 * ch + 16;
+    let bottom = 4 * ch + 16;
     Some(grid(
         8,
         top,

@@ -2,8 +2,9 @@
 //! on the serial console and on the framebuffer with a PS/2 keyboard, with
 //! commands that show memory management at work: the views Linux gives
 //! through `free`, `/proc/meminfo`, `/proc/vmstat`, `/proc/buddyinfo`,
-//! `/proc/slabinfo`, `slabtop`, `ps` and `pmap -x`, a page-table walk, and
-//! a live picture of physical memory (`mmview`).
+//! `/proc/slabinfo`, `slabtop`, `ps` and `pmap -x`, a page-table walk,
+//! a live picture of physical memory (`mmview`), and swap (`swapon`,
+//! `swapoff`).
 //!
 //! Every command writes to a `&mut dyn Write` rather than to the console,
 //! so tests run them through [`execute`] and read their output back. The
@@ -20,6 +21,7 @@ pub mod editor;
 pub mod memory;
 pub mod mmview;
 pub mod procs;
+pub mod swap;
 pub mod sysctl;
 pub mod system;
 
@@ -314,6 +316,18 @@ pub static COMMANDS: &[Command] = &[
         usage: "[SECONDS | -t]",
         about: "draw physical memory by owner, live (-t: as text)",
         run: mmview::command,
+    },
+    Command {
+        name: "swapon",
+        usage: "[zram SIZE | -s | --show]",
+        about: "swap to SIZE of compressed RAM (e.g. 256M); -s: list, like /proc/swaps",
+        run: swap::swapon,
+    },
+    Command {
+        name: "swapoff",
+        usage: "[-a | DEVICE]",
+        about: "bring every swapped-out page back into RAM, then stop swapping",
+        run: swap::swapoff,
     },
     Command {
         name: "ps",

@@ -53,10 +53,19 @@ pub fn aspace_of(pid: Pid) -> Option<SharedAddressSpace> {
     sched::with_process(pid, |p| p.aspace.clone()).flatten()
 }
 
-/// Resident and dirty pages of `[start, end)`: one walk per present leaf,
-/// and a whole table's span skipped where the walk stops early.
-pub fn region_usage(a: &mut AddressSpace, start: u64, end: u64) -> (u64, u64) {
-    let (mut rss, mut dirty) = (0, 0);
+/// Pages of `[start, end)`: resident, dirty, and swapped out. One walk
+/// per present leaf or swap entry, and a whole table's span skipped where
+/// the walk stops early.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionUsage {
+    pub rss: u64,
+    pub dirty: u64,
+    pub swap: u64,
+}
+
+/// [`RegionUsage`] of `[start, end)`.
+pub fn region_usage(a: &mut AddressSpace, start: u64, end: u64) -> RegionUsage {
+    let mut u = RegionUsage::default();
     let mut va = start;
     while va < end {
         let steps = a.walk(va);
@@ -67,22 +76,24 @@ pub fn region_usage(a: &mut AddressSpace, start: u64, end: u64) -> (u64, u64) {
         let next = (va & !(size - 1)) + size;
         if last.entry.is_present() {
             let pages = (next.min(end) - va) / PAGE_SIZE;
-            rss += pages;
+            u.rss += pages;
             if last.entry.has(PteFlags::DIRTY) {
-                dirty += pages;
+                u.dirty += pages;
             }
+        } else if last.level == Level::Pt && last.entry.is_swap() {
+            u.swap += 1;
         }
         va = next;
     }
-    (rss, dirty)
+    u
 }
 
-/// VSZ and RSS of a process in pages.
-pub fn sizes(aspace: &SharedAddressSpace) -> (u64, u64) {
+/// VSZ, RSS and swapped-out pages of a process.
+pub fn sizes(aspace: &SharedAddressSpace) -> (u64, u64, u64) {
     with_aspace(aspace, |a| {
         let vsz: u64 = a.vmas().iter().map(|v| v.len() / PAGE_SIZE).sum();
         let (anon, file) = a.resident_pages();
-        (vsz, anon + file)
+        (vsz, anon + file, a.swap_pages())
     })
 }
 
@@ -90,24 +101,25 @@ pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     writeln!(
         out,
-        "{:>5} {:>5} {:<8} {:>8} {:>8} NAME",
-        "PID", "PPID", "STATE", "VSZ", "RSS"
+        "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} NAME",
+        "PID", "PPID", "STATE", "VSZ", "RSS", "SWAP"
     )?;
     // Refused, not a panic, when the heap is short (`ps` is what one
     // types when memory runs out).
     for p in sched::try_list().map_err(|_| args.oom())? {
-        let (vsz, rss) = match aspace_of(p.pid) {
+        let (vsz, rss, swap) = match aspace_of(p.pid) {
             Some(a) => sizes(&a),
-            None => (0, 0),
+            None => (0, 0, 0),
         };
         writeln!(
             out,
-            "{:>5} {:>5} {:<8} {:>8} {:>8} {}",
+            "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} {}",
             p.pid,
             p.ppid,
             p.state,
             vsz * KB_PER_PAGE,
             rss * KB_PER_PAGE,
+            swap * KB_PER_PAGE,
             p.name
         )?;
     }
@@ -148,23 +160,24 @@ pub fn pmap(args: &Args, out: &mut dyn Write) -> Result {
             args.failed_fmt(format_args!("pid {pid} has exited: its memory is gone"))
         });
     };
-    let rows: Vec<(Vma, u64, u64)> = with_aspace(&aspace, |a| {
+    let rows: Vec<(Vma, RegionUsage)> = with_aspace(&aspace, |a| {
         let mut rows = kalloc::try_with_capacity(a.vmas().len())?;
-        let vmas: &mut Vec<(Vma, u64, u64)> = &mut rows;
-        vmas.extend(a.vmas().iter().map(|v| (*v, 0, 0)));
-        for (v, rss, dirty) in vmas.iter_mut() {
-            (*rss, *dirty) = region_usage(a, v.start, v.end);
+        let vmas: &mut Vec<(Vma, RegionUsage)> = &mut rows;
+        vmas.extend(a.vmas().iter().map(|v| (*v, RegionUsage::default())));
+        for (v, u) in vmas.iter_mut() {
+            *u = region_usage(a, v.start, v.end);
         }
         Ok(rows)
     })
     .map_err(|_: kalloc::AllocError| args.oom())?;
     writeln!(out, "{pid}:   {name}")?;
+    // `pmap -x`'s columns, with Swap from `pmap -X`.
     writeln!(
         out,
-        "Address           Kbytes     RSS   Dirty Mode  Mapping"
+        "Address           Kbytes     RSS   Dirty    Swap Mode  Mapping"
     )?;
-    let (mut size, mut rss, mut dirty) = (0, 0, 0);
-    for (vma, r, d) in &rows {
+    let mut total = (0, RegionUsage::default());
+    for (vma, u) in &rows {
         let shared = if vma.sharing == Sharing::Shared {
             's'
         } else {
@@ -172,21 +185,31 @@ pub fn pmap(args: &Args, out: &mut dyn Write) -> Result {
         };
         writeln!(
             out,
-            "{:016x} {:>7} {:>7} {:>7} {}{}- {}",
+            "{:016x} {:>7} {:>7} {:>7} {:>7} {}{}- {}",
             vma.start,
             vma.len() / 1024,
-            r * KB_PER_PAGE,
-            d * KB_PER_PAGE,
+            u.rss * KB_PER_PAGE,
+            u.dirty * KB_PER_PAGE,
+            u.swap * KB_PER_PAGE,
             vma.prot,
             shared,
             MappingName(vma, &name)
         )?;
-        size += vma.len() / 1024;
-        rss += r * KB_PER_PAGE;
-        dirty += d * KB_PER_PAGE;
+        total.0 += vma.len() / 1024;
+        total.1.rss += u.rss;
+        total.1.dirty += u.dirty;
+        total.1.swap += u.swap;
     }
-    writeln!(out, "---------------- ------- ------- -------")?;
-    writeln!(out, "{:<16} {size:>7} {rss:>7} {dirty:>7}", "total kB")?;
+    writeln!(out, "---------------- ------- ------- ------- -------")?;
+    writeln!(
+        out,
+        "{:<16} {:>7} {:>7} {:>7} {:>7}",
+        "total kB",
+        total.0,
+        total.1.rss * KB_PER_PAGE,
+        total.1.dirty * KB_PER_PAGE,
+        total.1.swap * KB_PER_PAGE
+    )?;
     Ok(())
 }
 

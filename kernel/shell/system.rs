@@ -28,6 +28,11 @@ pub fn details(name: &str) -> Option<&'static str> {
              the part some process maps; MemAvailable adds the unmapped cache (freeable).\n  \
              KernelStack = VmallocUsed (every vmalloc area is a kernel stack). Reserved:\n  \
              frames in range that were never managed (firmware, holes, the kernel).\n  \
+             Swap: SwapTotal/SwapFree (the area, see swapon), SwapCached (swapped-in\n  \
+             pages still holding their slot; also in AnonPages). Inactive(anon): the\n  \
+             anonymous pages on reclaim's one CLOCK list (Active(anon) is 0: there is\n  \
+             no second list); Active(file)/Inactive(file): cached pages some process\n  \
+             maps / that could be dropped. Dirty is 0: nothing waits for writeback.\n  \
              Committed_AS: memory promised to processes (private writable mappings,\n  \
              shared anonymous memory), touched or not; CommitLimit: what\n  \
              vm.overcommit_memory=2 allows (swap + overcommit_ratio % of RAM). See sysctl."
@@ -46,12 +51,28 @@ pub fn details(name: &str) -> Option<&'static str> {
              boot: pgalloc/pgfree (buddy pages), pgfault (all user faults), pgmajfault\n  \
              (file pages read in), zero_page_maps (first reads), demand_zero (first\n  \
              writes), cow_copy / cow_reuse (copy-on-write faults that copied / only made\n  \
-             the page writable again), stack_grow, segv, oom_kill."
+             the page writable again), pswpin/pswpout (pages read from / written to\n  \
+             swap), pgscan_direct/pgsteal_direct (pages reclaim looked at / freed),\n  \
+             allocstall (reclaim passes), stack_grow, segv, oom_kill."
         }
         "ps" | "pmap" => {
             "  VSZ is the size of every region; RSS counts the pages present in the page\n  \
              tables (the shared zero page included), in kB. pmap Dirty: pages whose\n  \
-             dirty bit the MMU set. Mode: rwx, then s for shared mappings."
+             dirty bit the MMU set. Mode: rwx, then s for shared mappings. SWAP (ps)\n  \
+             and Swap (pmap): pages swapped out, in kB."
+        }
+        "swapon" => {
+            "  `swapon zram SIZE` makes SIZE (bytes, or with K, M, G) of compressed RAM\n  \
+             the swap area, /dev/zram0 (Linux: zramctl, mkswap and swapon in one).\n  \
+             Reclaim then moves anonymous pages there when memory runs short. One area\n  \
+             at a time. `swapon -s` lists it like /proc/swaps (sizes in kB),\n  \
+             `swapon --show` (or no argument) like util-linux."
+        }
+        "swapoff" => {
+            "  Brings every swapped-out page of every process back into RAM, then turns\n  \
+             swap off. Refused, changing nothing, if the pages would not fit in free\n  \
+             plus freeable memory; stops with the reason if a page cannot come back\n  \
+             (e.g. its region is PROT_NONE), leaving swap on."
         }
         "oomadj" => {
             "  When a page fault finds no free frame, the OOM killer kills the process\n  \
