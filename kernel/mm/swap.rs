@@ -276,6 +276,84 @@ pub struct SwappedIn {
     pub exclusive: bool,
 }
 
+/// Slots read around a missed one (Linux's `page-cluster` 3: 8 pages).
+const READAHEAD: u64 = 8;
+
+/// Reads `slot` into a fresh frame and puts it in the swap cache, as the
+/// page at `va` of `family`. Returns a reference to the cached page and
+/// whether it was read now (false: someone else had already cached it).
+/// `None` if no frame could be had, the read failed, or swap is off.
+fn read_to_cache(slot: u64, family: u32, va: u64) -> Option<(FrameRef, bool)> {
+    let fresh = FrameRef::alloc_user(FrameKind::UserAnon, false)?;
+    {
+        let mut dev = DEVICE.lock();
+        let d = dev.as_mut()?;
+        d.dev.read_page(slot, &mut d.buf).ok()?;
+        super::direct::write_frame(fresh.pfn(), &d.buf[..]);
+    }
+    vmstat::PSWPIN.inc();
+    let pfn = fresh.pfn();
+    // Into the cache, unless someone read it in meanwhile.
+    let raced = frames::with(|m| -> Option<Option<FrameRef>> {
+        let area = m.swap.as_mut()?;
+        let cur = area.cache[slot as usize];
+        if cur != 0 {
+            return frame_ref::pin_locked(m, Pfn(cur as u64)).map(Some);
+        }
+        if area.slots.count(slot) == 0 || !area.slots.dup(slot) {
+            return None;
+        }
+        area.cache[slot as usize] = pfn.0 as u32;
+        area.cached += 1;
+        // The cache's own reference.
+        if !frame_ref::take_ref_locked(m, pfn) {
+            return None;
+        }
+        if let Some(e) = m.ext.get_mut(pfn) {
+            e.flags |= flags::SWAPCACHE;
+            e.slot = slot;
+            e.family = family;
+            e.vpn = va >> 12;
+        }
+        m.ext.lru_add(pfn);
+        Some(None)
+    })?;
+    Some(match raced {
+        Some(theirs) => (theirs, false),
+        None => (fresh, true),
+    })
+}
+
+/// Swap readahead: the in-use neighbours of `slot` in its cluster go into
+/// the swap cache too, guessed to be the neighbouring pages of `va` (the
+/// reclaim stream fills a cluster in LRU order, which for a program that
+/// touched its memory in order is address order). A wrong guess costs a
+/// frame until reclaim finds the page unmapped and takes it back.
+fn readahead(slot: u64, family: u32, va: u64) {
+    let mut around = [0u64; READAHEAD as usize];
+    let n = frames::with(|m| {
+        let Some(area) = m.swap.as_ref() else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in area.slots.readahead_window(slot, READAHEAD) {
+            if area.cache[s as usize] == 0 && n < around.len() {
+                around[n] = s;
+                n += 1;
+            }
+        }
+        n
+    });
+    for &s in &around[..n] {
+        let guess = va.wrapping_add(s.wrapping_sub(slot).wrapping_mul(vmcore::PAGE_SIZE));
+        match read_to_cache(s, family, guess) {
+            // The cache keeps the page; this reference was only ours.
+            Some((page, _)) => drop(page),
+            None => break,
+        }
+    }
+}
+
 /// Brings the page of `entry` back for the leaf at `va` of an address
 /// space of `family`: from the swap cache, or read from the device into a
 /// fresh frame (a major fault). Drops that leaf's slot share.
@@ -290,44 +368,11 @@ pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
     let (frame, major) = match hit {
         Some(frame) => (frame, false),
         None => {
-            let fresh = FrameRef::alloc_user(FrameKind::UserAnon, false)?;
-            {
-                let mut dev = DEVICE.lock();
-                let d = dev.as_mut()?;
-                d.dev.read_page(slot, &mut d.buf).ok()?;
-                super::direct::write_frame(fresh.pfn(), &d.buf[..]);
+            let (frame, read) = read_to_cache(slot, family, va)?;
+            if read {
+                readahead(slot, family, va);
             }
-            vmstat::PSWPIN.inc();
-            let pfn = fresh.pfn();
-            // Into the cache, unless someone read it in meanwhile.
-            let raced = frames::with(|m| -> Option<Option<FrameRef>> {
-                let area = m.swap.as_mut()?;
-                let cur = area.cache[slot as usize];
-                if cur != 0 {
-                    return frame_ref::pin_locked(m, Pfn(cur as u64)).map(Some);
-                }
-                if !area.slots.dup(slot) {
-                    return None;
-                }
-                area.cache[slot as usize] = pfn.0 as u32;
-                area.cached += 1;
-                // The cache's own reference.
-                if !frame_ref::take_ref_locked(m, pfn) {
-                    return None;
-                }
-                if let Some(e) = m.ext.get_mut(pfn) {
-                    e.flags |= flags::SWAPCACHE;
-                    e.slot = slot;
-                    e.family = family;
-                    e.vpn = va >> 12;
-                }
-                m.ext.lru_add(pfn);
-                Some(None)
-            })?;
-            match raced {
-                Some(theirs) => (theirs, false),
-                None => (fresh, true),
-            }
+            (frame, read)
         }
     };
     // The leaf's share goes; if only the cache is left, the page leaves it.
@@ -344,11 +389,10 @@ pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
             gone = true;
         }
         let exclusive = gone && m.buddy.refcount(pfn) == 1;
-        if exclusive {
-            if let Some(e) = m.ext.get_mut(pfn) {
-                e.family = family;
-                e.vpn = va >> 12;
-            }
+        // Where it is mapped now (a readahead page only had a guess).
+        if let Some(e) = m.ext.get_mut(pfn) {
+            e.family = family;
+            e.vpn = va >> 12;
         }
         (free, exclusive)
     });
