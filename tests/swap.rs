@@ -32,6 +32,7 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         three_times_ram_on_compressed_swap,
         a_page_shared_by_many_takes_one_slot,
+        fuzz_under_swap_pressure,
         swapoff_brings_every_page_back,
         swapoff_refuses_and_changes_nothing,
         shell_shows_and_controls_swap,
@@ -506,4 +507,58 @@ fn a_page_shared_by_many_takes_one_slot() {
     swap::swapoff().expect("swapoff");
     ferrite::proc::init_reclaim_hook();
     assert_eq!(settled_free_pages(), free_before, "frames lost");
+}
+
+/// The system-call fuzzer while another program keeps memory short, so
+/// the fuzzer's own pages are swapped out and in under it (munmap, mremap,
+/// mprotect, fork and exit of swapped pages): no panic, no invariant
+/// violated, both programs end well, and every frame and slot comes back.
+fn fuzz_under_swap_pressure() {
+    // A first, swap-less run of both grows what stays grown (the process
+    // table, cached program pages) before memory is counted.
+    let hog = spawn_program("/bin/swapstress", &["swapstress", "1", "3"]).expect("swapstress");
+    let fuzz = spawn_program("/bin/fuzz", &["fuzz", "-q", "-s", "7", "-n", "20000"]).expect("fuzz");
+    assert_eq!(wait_for(fuzz), UserExit::Exited(0));
+    assert_eq!(wait_for(hog), UserExit::Exited(0));
+    while let Ok(Some(_)) = ferrite::proc::sched::wait(-1, false) {}
+    let free_before = settled_free_pages();
+    let kinds_before = frames::stats().pages_by_kind;
+    let mib = ram_mib() * 3 / 2;
+    swap::swapon_zram(mib * 256 * 3).expect("swapon");
+    let before = vmstat::snapshot();
+    let arg = alloc::format!("{mib}");
+    capture_start();
+    let hog = spawn_program("/bin/swapstress", &["swapstress", &arg, "3"]).expect("swapstress");
+    let fuzz = spawn_program("/bin/fuzz", &["fuzz", "-q", "-s", "7", "-n", "20000"]).expect("fuzz");
+    let fuzz_exit = wait_for(fuzz);
+    let hog_exit = wait_for(hog);
+    while let Ok(Some(_)) = ferrite::proc::sched::wait(-1, false) {}
+    let out = capture_take();
+    assert_eq!(fuzz_exit, UserExit::Exited(0), "fuzz: {out}");
+    assert!(out.contains("no invariant violated"), "fuzz: {out}");
+    assert_eq!(hog_exit, UserExit::Exited(0), "swapstress: {out}");
+    let d = vmstat::snapshot().since(&before);
+    assert!(d.pswpout > 0, "no swapping happened: {d:?}");
+    let (_, used, cached) = swap::usage();
+    assert_eq!((used, cached), (0, 0), "slots or swap cache left");
+    swap::swapoff().expect("swapoff");
+    let free_after = settled_free_pages();
+    let kinds_after = frames::stats().pages_by_kind;
+    // Every frame of user memory, page tables and kernel stacks is back
+    // exactly. The slab heap may keep a page or two more than before (seen:
+    // +2): objects allocated during the run in pages shared with
+    // long-lived ones (not yet tracked down; the issue-12 note says so).
+    let slab = mmcore::FrameKind::Slab as usize;
+    for (kind, (&b, &a)) in kinds_before.iter().zip(kinds_after.iter()).enumerate() {
+        if kind != slab && kind != mmcore::FrameKind::Free as usize {
+            assert_eq!(
+                a, b,
+                "frames of kind {kind} not back: {kinds_before:?} -> {kinds_after:?}"
+            );
+        }
+    }
+    assert!(
+        kinds_after[slab] <= kinds_before[slab] + 4 && free_after + 4 >= free_before,
+        "slab grew: {kinds_before:?} -> {kinds_after:?}"
+    );
 }
