@@ -67,7 +67,8 @@ gdb-attach:
 # (reclaimcore: every policy's misses vs OPT), the in-kernel
 # fault-path benchmarks in QEMU (release build), then user/mmbench on Ferrite
 # and on Linux 6.1 in the same QEMU (tools/bench-linux; BENCH_RUNS=3 for
-# medians of three interleaved runs; skipped without the Linux runner).
+# medians of three interleaved runs; skipped without the Linux runner), and
+# user/thrash beyond RAM on compressed swap on both (tools/bench-swap).
 BENCH_RUNS ?= 1
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
@@ -75,6 +76,7 @@ bench: setup
 	cargo run --release -p reclaimcore --example quality --target $(HOST)
 	cargo test --release --test bench
 	tools/bench-linux --runs $(BENCH_RUNS)
+	tools/bench-swap --runs $(BENCH_RUNS)
 
 # A long system-call fuzz campaign in the kernel (tests/fuzz.rs, release
 # build, on every machine tests/machines.txt lists for `fuzz`): two passes of

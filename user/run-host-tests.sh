@@ -102,6 +102,10 @@ check mmbench 0 "mmbench: getpid " "mmbench: mprotect-1p " "mmbench: fork-64m " 
 check mmbench-bad-name 2 "no item named" -- $B/mmbench no-such-item
 # More memory than a small machine has (on Ferrite it runs against swap).
 check swapstress 0 "swapstress: ok 64 MiB" -- $B/swapstress 64 1
+# thrash, small: a loop and a scan past a hot set, every page checked.
+check thrash-loop 0 "thrash: loop 4 2 cycles " "thrash: majflt " "thrash: ok" -- $B/thrash loop 4 2
+check thrash-scan 0 "thrash: scan: 32 rounds over the hot set" "thrash: ok" -- $B/thrash scan 2 8 256
+check thrash-bad-arg 2 "usage: thrash" -- $B/thrash loop 4
 # memhog: fill checks what it wrote; hold sleeps forever once it holds its memory.
 check memhog-fill 0 "memhog: filled 8 MiB, checked" -- $B/memhog fill 8
 check memhog-hold 124 "memhog: holding 4 MiB" -- timeout 0.5 $B/memhog hold 4
