@@ -100,7 +100,10 @@ pub fn init(regions: &'static [MemoryRegion]) {
     let usable_bytes = memblock.total_usable();
     let (lo, hi) = memblock.pfn_span().expect("the machine has usable memory");
     let frames = hi.0 - lo.0;
-    let meta_bytes = meta_bytes_for(frames) as u64;
+    // Per-frame metadata: the buddy allocator's PageMeta and reclaim's
+    // PageExt, both reserved for good.
+    let meta_bytes = meta_bytes_for(frames) as u64
+        + frames * core::mem::size_of::<super::pageext::PageExt>() as u64;
     let raw = super::direct::alloc_meta_array(&mut memblock, frames)
         .expect("room for the frame metadata array");
     let meta: &'static mut [PageMeta] = init_meta_array(raw);
