@@ -136,6 +136,16 @@ pub fn expect_nested_failure(stage: crate::panic::Stage) {
     crate::panic::expect_nested(stage);
 }
 
+/// Runs the program at `path` with `argv` to its end: how it ended, and
+/// what it (and the kernel meanwhile) printed.
+pub fn run_program(path: &str, argv: &[&str]) -> (crate::proc::user::UserExit, String) {
+    crate::klog::capture_start();
+    let pid =
+        crate::proc::user::spawn_program(path, argv).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let exit = crate::proc::user::wait_for(pid);
+    (exit, crate::klog::capture_take())
+}
+
 /// Free frames once the page cache dropped its idle clean pages and the
 /// slab heap gave back its empty slabs: the count tests compare before and
 /// after to prove every frame came back.

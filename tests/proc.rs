@@ -8,8 +8,6 @@
 
 extern crate alloc;
 
-use alloc::string::String;
-use ferrite::klog::{capture_start, capture_take};
 use ferrite::mm::frames;
 use ferrite::proc::exec::ExecError;
 use ferrite::proc::sched;
@@ -37,12 +35,7 @@ fn main() -> ! {
 }
 
 /// Runs a program to the end; returns how it ended and what it printed.
-fn run(path: &str, argv: &[&str]) -> (UserExit, String) {
-    capture_start();
-    let pid = spawn_program(path, argv).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let exit = wait_for(pid);
-    (exit, capture_take())
-}
+use ferrite::testing::run_program as run;
 
 fn hello_runs_and_exits_0() {
     let (exit, out) = run("/bin/hello", &["hello", "a1", "b2"]);

@@ -39,12 +39,7 @@ fn main() -> ! {
     ])
 }
 
-fn run(path: &str, argv: &[&str]) -> (UserExit, String) {
-    capture_start();
-    let pid = spawn_program(path, argv).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let exit = wait_for(pid);
-    (exit, capture_take())
-}
+use ferrite::testing::run_program as run;
 
 /// RAM in MiB as the allocator manages it.
 fn ram_mib() -> u64 {

@@ -8,10 +8,8 @@
 
 extern crate alloc;
 
-use alloc::string::String;
-use ferrite::klog::{capture_start, capture_take};
 use ferrite::mm::{frames, swap, vmstat};
-use ferrite::proc::user::{spawn_program, wait_for, UserExit};
+use ferrite::proc::user::UserExit;
 use ferrite::testing::settled_free_pages;
 
 ferrite::kernel_entry!(main);
@@ -20,12 +18,7 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![three_times_ram_on_disk_swap])
 }
 
-fn run(path: &str, argv: &[&str]) -> (UserExit, String) {
-    capture_start();
-    let pid = spawn_program(path, argv).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let exit = wait_for(pid);
-    (exit, capture_take())
-}
+use ferrite::testing::run_program as run;
 
 /// RAM in MiB as the allocator manages it.
 fn ram_mib() -> u64 {

@@ -38,13 +38,7 @@ impl Policy for Clock {
     }
 
     fn insert(&mut self, page: u64, _shadow: Option<Shadow>) -> Result<(), InsertError> {
-        if self.contains(page) {
-            return Err(InsertError::Resident);
-        }
-        self.table
-            .insert(page, 0, false)
-            .map(|_| ())
-            .ok_or(InsertError::Full)
+        self.table.insert_new(page, 0, false).map(|_| ())
     }
 
     fn touched(&mut self, page: u64) {

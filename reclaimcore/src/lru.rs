@@ -37,13 +37,7 @@ impl Policy for Lru {
     }
 
     fn insert(&mut self, page: u64, _shadow: Option<Shadow>) -> Result<(), InsertError> {
-        if self.contains(page) {
-            return Err(InsertError::Resident);
-        }
-        self.table
-            .insert(page, 0, ())
-            .map(|_| ())
-            .ok_or(InsertError::Full)
+        self.table.insert_new(page, 0, ()).map(|_| ())
     }
 
     fn touched(&mut self, page: u64) {

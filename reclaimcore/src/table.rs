@@ -99,6 +99,22 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
         (self.tails[list] != NIL).then_some(self.tails[list])
     }
 
+    /// [`Table::insert`] for a page that may already be there: the
+    /// policies' common `Policy::insert` (resident: an error; full: an
+    /// error; else added at the head of `list`).
+    pub(crate) fn insert_new(
+        &mut self,
+        page: u64,
+        list: usize,
+        data: T,
+    ) -> Result<Slot, crate::InsertError> {
+        if self.find(page).is_some() {
+            return Err(crate::InsertError::Resident);
+        }
+        self.insert(page, list, data)
+            .ok_or(crate::InsertError::Full)
+    }
+
     /// Adds `page` at the head of `list`. The caller has checked that the
     /// page is absent; `None` if every slot is in use.
     pub(crate) fn insert(&mut self, page: u64, list: usize, data: T) -> Option<Slot> {
