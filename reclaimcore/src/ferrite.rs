@@ -6,7 +6,7 @@
 //! - **Time** is a counter that ticks at every insert and touch; each page
 //!   carries the tick of its last use (its *stamp*).
 //! - **Shadows.** An evicted page's [`Shadow`] is its stamp and whether it
-//!   was ever active (47 + 1 bits): the kernel keeps it where the page was,
+//!   was ever active (30 + 1 bits): the kernel keeps it where the page was,
 //!   as Linux's `mm/workingset.c` keeps an eviction counter.
 //! - **New page** (no shadow): active while memory fills (active below its
 //!   target), else the inactive head.
@@ -30,49 +30,140 @@
 //!   inactive tail if it was used before everything there (it goes first),
 //!   else to the inactive head.
 
-use crate::table::{Slot, Table};
+use alloc::vec::Vec;
+
+use crate::table::{Node, Slot, Table};
 use crate::{AllocError, InsertError, Policy, Shadow};
 
-const ACTIVE: usize = 0;
-const INACTIVE: usize = 1;
-/// Stamps are kept modulo 2^47 (ages are computed with wrap-around; a
-/// shadow older than 2^47 ticks may look young, as in Linux, harmlessly).
+/// Stamps are kept modulo 2^30 (ages are computed with wrap-around; a
+/// shadow older than 2^30 ticks may look young, as in Linux, harmlessly).
 const STAMP_MASK: u64 = (1 << (crate::SHADOW_BITS - 1)) - 1;
 /// In a page's data and its shadow: the page was active at some point.
 const WAS_ACTIVE: u64 = 1 << (crate::SHADOW_BITS - 1);
 
-/// Ferrite's replacement policy (see the module documentation).
-pub struct Ferrite {
-    /// Per page: stamp | WAS_ACTIVE.
-    table: Table<u64, 2>,
-    now: u64,
-    /// The inactive list's target size; active may hold the rest.
-    inactive_target: usize,
+/// The kinds of page a kernel keeps on separate lists (Linux's anon and
+/// file LRUs): each kind has its own active and inactive list and split;
+/// they share one clock, so shadows of either kind compare with every
+/// page's recency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Anonymous memory: evicting it means writing it to swap.
+    Anon = 0,
+    /// Page-cache pages: a clean one is simply dropped.
+    File = 1,
 }
 
-impl Ferrite {
-    /// Ferrite's policy over at most `capacity` pages.
+impl Kind {
+    /// Both kinds.
+    pub const ALL: [Kind; 2] = [Kind::Anon, Kind::File];
+
+    fn active(self) -> usize {
+        2 * self as usize
+    }
+
+    fn inactive(self) -> usize {
+        2 * self as usize + 1
+    }
+
+    fn of_list(list: usize) -> Kind {
+        if list < 2 {
+            Kind::Anon
+        } else {
+            Kind::File
+        }
+    }
+}
+
+/// One kind's split between its lists.
+#[derive(Clone, Copy, Debug)]
+struct Split {
+    /// The inactive list's target size; active may hold the rest.
+    inactive_target: usize,
+    /// The pages of this kind memory holds: its length when reclaim last
+    /// asked for a candidate (memory was full then), at first the capacity.
+    limit: usize,
+}
+
+/// A slot of a [`Lruvec`]'s table, for callers providing the storage
+/// ([`Lruvec::dense`]).
+pub type LruNode = Node<u64>;
+
+/// Ferrite's lists for both kinds of page over one table (Linux's
+/// `lruvec`). [`Ferrite`] is the same thing with one kind, as a [`Policy`].
+pub struct Lruvec<S = Vec<LruNode>> {
+    /// Per page: stamp | WAS_ACTIVE.
+    table: Table<u64, 4, S>,
+    now: u64,
+    split: [Split; 2],
+}
+
+impl Lruvec {
+    /// Lists over at most `capacity` pages with any ids.
     pub fn with_capacity(capacity: usize) -> Result<Self, AllocError> {
-        Ok(Ferrite {
-            table: Table::with_capacity(capacity)?,
-            now: 0,
+        Ok(Self::over(Table::with_capacity(capacity)?))
+    }
+}
+
+impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
+    /// Lists over pages `0..nodes.len()` (frame numbers from the first
+    /// managed frame, in the kernel), one slot each in `nodes`: nothing is
+    /// allocated. `None` if `nodes` has `u32::MAX / 2` slots or more.
+    pub fn dense(nodes: S) -> Option<Self> {
+        Some(Self::over(Table::dense(nodes)?))
+    }
+
+    fn over(table: Table<u64, 4, S>) -> Self {
+        let capacity = table.capacity();
+        let split = Split {
             inactive_target: (capacity / 32).max(1),
-        })
+            limit: capacity,
+        };
+        Lruvec {
+            table,
+            now: 0,
+            split: [split; 2],
+        }
     }
 
-    /// Pages on the active list.
-    pub fn active_len(&self) -> usize {
-        self.table.list_len(ACTIVE)
+    /// The most pages the lists can hold.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
     }
 
-    /// Pages on the inactive list.
-    pub fn inactive_len(&self) -> usize {
-        self.table.list_len(INACTIVE)
+    /// Pages of `kind` on either list.
+    pub fn len(&self, kind: Kind) -> usize {
+        self.active_len(kind) + self.inactive_len(kind)
     }
 
-    /// The inactive list's current target size.
-    pub fn inactive_target(&self) -> usize {
-        self.inactive_target
+    /// Whether no page of either kind is on the lists.
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+
+    /// Pages of `kind` on its active list.
+    pub fn active_len(&self, kind: Kind) -> usize {
+        self.table.list_len(kind.active())
+    }
+
+    /// Pages of `kind` on its inactive list.
+    pub fn inactive_len(&self, kind: Kind) -> usize {
+        self.table.list_len(kind.inactive())
+    }
+
+    /// `kind`'s inactive list's current target size.
+    pub fn inactive_target(&self, kind: Kind) -> usize {
+        self.split[kind as usize].inactive_target
+    }
+
+    /// Whether `page` is on the lists.
+    pub fn contains(&self, page: u64) -> bool {
+        self.table.find(page).is_some()
+    }
+
+    /// The kind of `page` and whether it is active, if it is on the lists.
+    pub fn state(&self, page: u64) -> Option<(Kind, bool)> {
+        let list = self.table.list_of(self.table.find(page)?);
+        Some((Kind::of_list(list), list.is_multiple_of(2)))
     }
 
     fn tick(&mut self) -> u64 {
@@ -85,59 +176,177 @@ impl Ferrite {
         self.now.wrapping_sub(stamp & STAMP_MASK) & STAMP_MASK
     }
 
-    fn active_limit(&self) -> usize {
-        self.table.capacity().saturating_sub(self.inactive_target)
+    fn active_limit(&self, kind: Kind) -> usize {
+        let s = self.split[kind as usize];
+        s.limit.saturating_sub(s.inactive_target)
     }
 
-    fn active_has_room(&self) -> bool {
-        self.table.list_len(ACTIVE) < self.active_limit()
+    fn active_has_room(&self, kind: Kind) -> bool {
+        self.active_len(kind) < self.active_limit(kind)
     }
 
-    /// Whether a page refaulting with `shadow` should be active;
+    /// Whether a page of `kind` refaulting with `shadow` should be active;
     /// adapts the inactive target.
-    fn refault_activates(&mut self, shadow: Shadow) -> bool {
-        if self.active_has_room() {
+    fn refault_activates(&mut self, kind: Kind, shadow: Shadow) -> bool {
+        if self.active_has_room(kind) {
             return true;
         }
         let age = self.age(shadow.to_bits());
         let coldest = self
             .table
-            .tail(ACTIVE)
+            .tail(kind.active())
             .map(|t| self.age(self.table.data(t)));
-        let cap = self.table.capacity();
+        let (active, inactive) = (self.active_len(kind), self.inactive_len(kind));
+        let split = &mut self.split[kind as usize];
+        let most = (split.limit / 2).max(1);
         if coldest.is_some_and(|coldest| age < coldest) {
             if shadow.to_bits() & WAS_ACTIVE == 0 {
-                let step = (self.active_len() / self.inactive_len().max(1)).max(1);
-                self.inactive_target = (self.inactive_target + step).min(cap / 2).max(1);
+                let step = (active / inactive.max(1)).max(1);
+                split.inactive_target = (split.inactive_target + step).min(most);
             }
             true
         } else {
-            self.inactive_target = self.inactive_target.saturating_sub(1).max(1);
+            split.inactive_target = split.inactive_target.saturating_sub(1).max(1);
             false
         }
     }
 
-    fn activate(&mut self, slot: Slot) {
-        if self.active_limit() == 0 {
-            self.table.move_to_head(slot, INACTIVE);
+    fn activate(&mut self, kind: Kind, slot: Slot) {
+        if self.active_limit(kind) == 0 {
+            self.table.move_to_head(slot, kind.inactive());
             return;
         }
         *self.table.data_mut(slot) |= WAS_ACTIVE;
-        self.table.move_to_head(slot, ACTIVE);
-        while self.table.list_len(ACTIVE) > self.active_limit() {
-            let Some(tail) = self.table.tail(ACTIVE) else {
+        self.table.move_to_head(slot, kind.active());
+        while self.active_len(kind) > self.active_limit(kind) {
+            let Some(tail) = self.table.tail(kind.active()) else {
                 break;
             };
             let oldest = self
                 .table
-                .tail(INACTIVE)
+                .tail(kind.inactive())
                 .is_none_or(|i| self.age(self.table.data(tail)) >= self.age(self.table.data(i)));
             if oldest {
-                self.table.move_to_tail(tail, INACTIVE);
+                self.table.move_to_tail(tail, kind.inactive());
             } else {
-                self.table.move_to_head(tail, INACTIVE);
+                self.table.move_to_head(tail, kind.inactive());
             }
         }
+    }
+
+    /// `page`, of `kind`, became resident; `shadow` is what
+    /// [`Lruvec::evict`] returned when it was last evicted, if known.
+    /// Returns whether it went on the active list.
+    pub fn insert(
+        &mut self,
+        kind: Kind,
+        page: u64,
+        shadow: Option<Shadow>,
+    ) -> Result<bool, InsertError> {
+        if self.contains(page) {
+            return Err(InsertError::Resident);
+        }
+        if self.table.len() == self.table.capacity() {
+            return Err(InsertError::Full);
+        }
+        let activate = match shadow {
+            None => self.active_has_room(kind),
+            Some(shadow) => self.refault_activates(kind, shadow),
+        };
+        let now = self.tick();
+        let slot = self
+            .table
+            .insert(page, kind.inactive(), now)
+            .ok_or(InsertError::Full)?;
+        if activate {
+            self.activate(kind, slot);
+        }
+        Ok(activate)
+    }
+
+    /// `page` was used (accessed bit found set). Ignored if not resident.
+    pub fn touched(&mut self, page: u64) {
+        let Some(slot) = self.table.find(page) else {
+            return;
+        };
+        let now = self.tick();
+        let data = self.table.data_mut(slot);
+        *data = (*data & WAS_ACTIVE) | now;
+        let list = self.table.list_of(slot);
+        let kind = Kind::of_list(list);
+        if list == kind.inactive() {
+            self.activate(kind, slot);
+        } else {
+            self.table.move_to_head(slot, list);
+        }
+    }
+
+    /// `page` left memory for good: forgotten, no shadow. Returns whether
+    /// it was on the lists.
+    pub fn remove(&mut self, page: u64) -> bool {
+        self.table
+            .find(page)
+            .map(|s| self.table.remove(s))
+            .is_some()
+    }
+
+    /// The page of `kind` to evict next: the inactive tail, else the
+    /// active tail. Asking means memory is full, so `kind`'s present
+    /// length becomes the size its lists are split against.
+    pub fn candidate(&mut self, kind: Kind) -> Option<u64> {
+        let len = self.len(kind);
+        let split = &mut self.split[kind as usize];
+        if len > 0 && split.limit != len {
+            split.limit = len;
+            split.inactive_target = split.inactive_target.clamp(1, (len / 2).max(1));
+        }
+        let slot = self
+            .table
+            .tail(kind.inactive())
+            .or_else(|| self.table.tail(kind.active()))?;
+        Some(self.table.page(slot))
+    }
+
+    /// Removes `page` as evicted and returns its shadow (`None` if it was
+    /// not on the lists).
+    pub fn evict(&mut self, page: u64) -> Option<Shadow> {
+        let slot = self.table.find(page)?;
+        Some(Shadow::from_bits(self.table.remove(slot)))
+    }
+
+    /// `page`, a candidate, cannot be evicted right now: to the head of
+    /// its list, no use counted. Ignored if not resident.
+    pub fn rotate(&mut self, page: u64) {
+        if let Some(slot) = self.table.find(page) {
+            let list = self.table.list_of(slot);
+            self.table.move_to_head(slot, list);
+        }
+    }
+}
+
+/// Ferrite's replacement policy (see the module documentation): a
+/// [`Lruvec`] holding one kind of page.
+pub struct Ferrite(Lruvec);
+
+impl Ferrite {
+    /// Ferrite's policy over at most `capacity` pages.
+    pub fn with_capacity(capacity: usize) -> Result<Self, AllocError> {
+        Ok(Ferrite(Lruvec::with_capacity(capacity)?))
+    }
+
+    /// Pages on the active list.
+    pub fn active_len(&self) -> usize {
+        self.0.active_len(Kind::Anon)
+    }
+
+    /// Pages on the inactive list.
+    pub fn inactive_len(&self) -> usize {
+        self.0.inactive_len(Kind::Anon)
+    }
+
+    /// The inactive list's current target size.
+    pub fn inactive_target(&self) -> usize {
+        self.0.inactive_target(Kind::Anon)
     }
 }
 
@@ -147,78 +356,39 @@ impl Policy for Ferrite {
     }
 
     fn capacity(&self) -> usize {
-        self.table.capacity()
+        self.0.capacity()
     }
 
     fn len(&self) -> usize {
-        self.table.len()
+        self.0.len(Kind::Anon)
     }
 
     fn contains(&self, page: u64) -> bool {
-        self.table.find(page).is_some()
+        self.0.contains(page)
     }
 
     fn insert(&mut self, page: u64, shadow: Option<Shadow>) -> Result<(), InsertError> {
-        if self.contains(page) {
-            return Err(InsertError::Resident);
-        }
-        if self.table.len() == self.table.capacity() {
-            return Err(InsertError::Full);
-        }
-        let activate = match shadow {
-            None => self.active_has_room(),
-            Some(shadow) => self.refault_activates(shadow),
-        };
-        let now = self.tick();
-        let slot = self
-            .table
-            .insert(page, INACTIVE, now)
-            .ok_or(InsertError::Full)?;
-        if activate {
-            self.activate(slot);
-        }
-        Ok(())
+        self.0.insert(Kind::Anon, page, shadow).map(drop)
     }
 
     fn touched(&mut self, page: u64) {
-        let Some(slot) = self.table.find(page) else {
-            return;
-        };
-        let now = self.tick();
-        let data = self.table.data_mut(slot);
-        *data = (*data & WAS_ACTIVE) | now;
-        if self.table.list_of(slot) == INACTIVE {
-            self.activate(slot);
-        } else {
-            self.table.move_to_head(slot, ACTIVE);
-        }
+        self.0.touched(page)
     }
 
     fn remove(&mut self, page: u64) -> bool {
-        self.table
-            .find(page)
-            .map(|s| self.table.remove(s))
-            .is_some()
+        self.0.remove(page)
     }
 
     fn candidate(&mut self) -> Option<u64> {
-        let slot = self
-            .table
-            .tail(INACTIVE)
-            .or_else(|| self.table.tail(ACTIVE))?;
-        Some(self.table.page(slot))
+        self.0.candidate(Kind::Anon)
     }
 
     fn evict(&mut self, page: u64) -> Option<Shadow> {
-        let slot = self.table.find(page)?;
-        Some(Shadow::from_bits(self.table.remove(slot)))
+        self.0.evict(page)
     }
 
     fn rotate(&mut self, page: u64) {
-        if let Some(slot) = self.table.find(page) {
-            let list = self.table.list_of(slot);
-            self.table.move_to_head(slot, list);
-        }
+        self.0.rotate(page)
     }
 }
 
@@ -312,9 +482,69 @@ mod tests {
     }
 
     #[test]
+    fn kinds_keep_their_own_lists() {
+        let mut v = Lruvec::with_capacity(8).unwrap();
+        for page in 0..4 {
+            v.insert(Kind::Anon, page, None).unwrap();
+            v.insert(Kind::File, 10 + page, None).unwrap();
+        }
+        assert_eq!((v.len(Kind::Anon), v.len(Kind::File)), (4, 4));
+        // Memory is full: each kind's split is against its own length.
+        let anon = v.candidate(Kind::Anon).unwrap();
+        let file = v.candidate(Kind::File).unwrap();
+        assert!(anon < 4 && file >= 10, "{anon} {file}");
+        assert_eq!(v.state(file).map(|s| s.0), Some(Kind::File));
+        v.evict(file).unwrap();
+        assert_eq!(v.len(Kind::File), 3);
+        assert_eq!(v.len(Kind::Anon), 4);
+        assert!(v.remove(anon));
+        assert!(!v.contains(anon));
+    }
+
+    proptest::proptest! {
+        /// A dense lruvec (ids are slots, storage given) makes exactly the
+        /// choices a hashed one makes, for any sequence of kernel events.
+        #[test]
+        fn dense_matches_hashed(ops in proptest::collection::vec((0u8..6, 0u64..16, proptest::bool::ANY), 0..300)) {
+            let mut hashed = Lruvec::with_capacity(16).unwrap();
+            let mut nodes = std::vec![LruNode::default(); 16];
+            let mut dense = Lruvec::dense(&mut nodes[..]).unwrap();
+            let mut shadows = std::collections::BTreeMap::new();
+            for (op, page, file) in ops {
+                let kind = if file { Kind::File } else { Kind::Anon };
+                match op {
+                    0 | 1 => {
+                        let shadow = shadows.remove(&page);
+                        proptest::prop_assert_eq!(
+                            hashed.insert(kind, page, shadow),
+                            dense.insert(kind, page, shadow)
+                        );
+                    }
+                    2 => { hashed.touched(page); dense.touched(page); }
+                    3 => proptest::prop_assert_eq!(hashed.remove(page), dense.remove(page)),
+                    4 => {
+                        let c = hashed.candidate(kind);
+                        proptest::prop_assert_eq!(c, dense.candidate(kind));
+                        if let Some(c) = c {
+                            let s = hashed.evict(c);
+                            proptest::prop_assert_eq!(s, dense.evict(c));
+                            shadows.insert(c, s.unwrap());
+                        }
+                    }
+                    _ => { hashed.rotate(page); dense.rotate(page); }
+                }
+                for k in Kind::ALL {
+                    proptest::prop_assert_eq!(hashed.active_len(k), dense.active_len(k));
+                    proptest::prop_assert_eq!(hashed.inactive_len(k), dense.inactive_len(k));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn stamps_wrap_without_panicking() {
         let mut p = Ferrite::with_capacity(2).unwrap();
-        p.now = STAMP_MASK - 1;
+        p.0.now = STAMP_MASK - 1;
         p.insert(1, None).unwrap();
         p.insert(2, None).unwrap();
         for _ in 0..4 {

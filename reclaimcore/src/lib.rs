@@ -49,14 +49,14 @@ mod table;
 pub mod trace;
 
 pub use clock::Clock;
-pub use ferrite::Ferrite;
+pub use ferrite::{Ferrite, Kind, LruNode, Lruvec};
 pub use fifo::Fifo;
 pub use lru::Lru;
 
 /// Width of a [`Shadow`]: every shadow's value is below `1 << SHADOW_BITS`,
 /// so the kernel can pack one into a non-present entry (a swap-cache or
 /// page-cache slot) next to a few tag bits.
-pub const SHADOW_BITS: u32 = 48;
+pub const SHADOW_BITS: u32 = 31;
 
 /// What a policy remembers about an evicted page (Linux: the shadow entry
 /// left in the page-cache slot). Opaque to the kernel: store it where the

@@ -1,7 +1,15 @@
 //! The resident set every policy shares: a fixed number of slots, each on
 //! one of `L` doubly linked lists, and an index from page id to slot.
-//! Everything is allocated in [`Table::with_capacity`]; no later call
-//! allocates.
+//! Everything is allocated up front ([`Table::with_capacity`]); no later
+//! call allocates.
+//!
+//! Two ways to find a page's slot:
+//! - *hashed* (any `u64` ids, e.g. page numbers of a trace): an open
+//!   addressing index;
+//! - *dense* (ids `0..capacity`, e.g. frame numbers from the first managed
+//!   frame): the slot is the id, no index at all, and the slots may live in
+//!   memory the caller provides ([`Table::dense`]), as the kernel does with
+//!   one [`Node`] per frame, reserved at boot like `struct page`.
 
 use alloc::vec::Vec;
 
@@ -9,9 +17,13 @@ use crate::AllocError;
 
 /// "No slot" in links and in the index.
 const NIL: u32 = u32::MAX;
+/// [`Node::list`] of a slot holding no page.
+const FREE: u8 = u8::MAX;
 
-#[derive(Clone, Copy)]
-struct Node<T> {
+/// One slot: a page's links and its policy data (opaque outside the
+/// crate; public so that a caller can provide the storage).
+#[derive(Clone, Copy, Debug)]
+pub struct Node<T> {
     page: u64,
     prev: u32,
     next: u32,
@@ -19,23 +31,36 @@ struct Node<T> {
     data: T,
 }
 
+impl<T: Default> Default for Node<T> {
+    fn default() -> Self {
+        Node {
+            page: 0,
+            prev: NIL,
+            next: NIL,
+            list: FREE,
+            data: T::default(),
+        }
+    }
+}
+
 /// A slot number; valid until its page is removed.
 pub(crate) type Slot = u32;
 
-/// `L` lists over at most `capacity` pages, with per-page data `T`.
-/// Lists run from head (newest) to tail (oldest).
-pub(crate) struct Table<T, const L: usize> {
-    nodes: Vec<Node<T>>,
+/// `L` lists over at most `capacity` pages, with per-page data `T`, in
+/// slots stored in `S`. Lists run from head (newest) to tail (oldest).
+pub(crate) struct Table<T, const L: usize, S = Vec<Node<T>>> {
+    nodes: S,
     /// Free slots, linked through `next`.
     free: u32,
     heads: [u32; L],
     tails: [u32; L],
     lens: [usize; L],
     index: Index,
+    _data: core::marker::PhantomData<T>,
 }
 
 impl<T: Copy + Default, const L: usize> Table<T, L> {
-    /// Room for `capacity` pages (at most `u32::MAX - 1`).
+    /// Room for `capacity` pages with any ids (at most `u32::MAX / 2`).
     pub(crate) fn with_capacity(capacity: usize) -> Result<Self, AllocError> {
         if capacity >= NIL as usize / 2 {
             return Err(AllocError);
@@ -45,11 +70,8 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
         for i in 0..capacity {
             let next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
             nodes.push(Node {
-                page: 0,
-                prev: NIL,
                 next,
-                list: 0,
-                data: T::default(),
+                ..Node::default()
             });
         }
         Ok(Table {
@@ -58,12 +80,45 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
             heads: [NIL; L],
             tails: [NIL; L],
             lens: [0; L],
-            index: Index::with_capacity(capacity)?,
+            index: Index::Hashed(HashIndex::with_capacity(capacity)?),
+            _data: core::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: Copy + Default, const L: usize, S> Table<T, L, S>
+where
+    S: AsRef<[Node<T>]> + AsMut<[Node<T>]>,
+{
+    /// Pages `0..nodes.len()`, each in its own slot of `nodes` (every
+    /// slot is reset to empty). `None` if there are `u32::MAX / 2` slots
+    /// or more.
+    pub(crate) fn dense(mut nodes: S) -> Option<Self> {
+        if nodes.as_ref().len() >= NIL as usize / 2 {
+            return None;
+        }
+        nodes.as_mut().fill(Node::default());
+        Some(Table {
+            nodes,
+            free: NIL,
+            heads: [NIL; L],
+            tails: [NIL; L],
+            lens: [0; L],
+            index: Index::Dense,
+            _data: core::marker::PhantomData,
         })
     }
 
+    fn node(&self, slot: Slot) -> &Node<T> {
+        &self.nodes.as_ref()[slot as usize]
+    }
+
+    fn node_mut(&mut self, slot: Slot) -> &mut Node<T> {
+        &mut self.nodes.as_mut()[slot as usize]
+    }
+
     pub(crate) fn capacity(&self) -> usize {
-        self.nodes.len()
+        self.nodes.as_ref().len()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -75,23 +130,29 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
     }
 
     pub(crate) fn find(&self, page: u64) -> Option<Slot> {
-        self.index.get(page, &self.nodes)
+        match &self.index {
+            Index::Hashed(index) => index.get(page, self.nodes.as_ref()),
+            Index::Dense => {
+                let node = self.nodes.as_ref().get(usize::try_from(page).ok()?)?;
+                (node.list != FREE).then_some(page as Slot)
+            }
+        }
     }
 
     pub(crate) fn page(&self, slot: Slot) -> u64 {
-        self.nodes[slot as usize].page
+        self.node(slot).page
     }
 
     pub(crate) fn list_of(&self, slot: Slot) -> usize {
-        self.nodes[slot as usize].list as usize
+        self.node(slot).list as usize
     }
 
     pub(crate) fn data(&self, slot: Slot) -> T {
-        self.nodes[slot as usize].data
+        self.node(slot).data
     }
 
     pub(crate) fn data_mut(&mut self, slot: Slot) -> &mut T {
-        &mut self.nodes[slot as usize].data
+        &mut self.node_mut(slot).data
     }
 
     /// The oldest slot of `list`.
@@ -118,27 +179,47 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
     /// Adds `page` at the head of `list`. The caller has checked that the
     /// page is absent; `None` if every slot is in use.
     pub(crate) fn insert(&mut self, page: u64, list: usize, data: T) -> Option<Slot> {
-        if self.free == NIL {
-            return None;
-        }
-        let slot = self.free;
-        self.free = self.nodes[slot as usize].next;
-        let node = &mut self.nodes[slot as usize];
+        let slot = match &mut self.index {
+            Index::Hashed(index) => {
+                if self.free == NIL {
+                    return None;
+                }
+                let slot = self.free;
+                self.free = self.nodes.as_ref()[slot as usize].next;
+                index.insert(page, slot);
+                slot
+            }
+            Index::Dense => {
+                let node = self.nodes.as_ref().get(usize::try_from(page).ok()?)?;
+                if node.list != FREE {
+                    return None;
+                }
+                page as Slot
+            }
+        };
+        let node = self.node_mut(slot);
         node.page = page;
         node.data = data;
         self.link_head(slot, list);
-        self.index.insert(page, slot);
         Some(slot)
     }
 
     /// Removes `slot`'s page; returns its data.
     pub(crate) fn remove(&mut self, slot: Slot) -> T {
-        let page = self.nodes[slot as usize].page;
-        self.index.remove(page, &self.nodes);
+        let page = self.node(slot).page;
+        if let Index::Hashed(index) = &mut self.index {
+            index.remove(page, self.nodes.as_ref());
+        }
         self.unlink(slot);
-        self.nodes[slot as usize].next = self.free;
-        self.free = slot;
-        self.nodes[slot as usize].data
+        let free = match self.index {
+            Index::Hashed(_) => core::mem::replace(&mut self.free, slot),
+            Index::Dense => NIL,
+        };
+        let node = self.node_mut(slot);
+        node.next = free;
+        node.prev = NIL;
+        node.list = FREE;
+        node.data
     }
 
     /// Moves `slot` to the head of `list` (the same list or another).
@@ -151,14 +232,14 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
     pub(crate) fn move_to_tail(&mut self, slot: Slot, list: usize) {
         self.unlink(slot);
         let old = self.tails[list];
-        let node = &mut self.nodes[slot as usize];
+        let node = self.node_mut(slot);
         node.list = list as u8;
         node.next = NIL;
         node.prev = old;
         if old == NIL {
             self.heads[list] = slot;
         } else {
-            self.nodes[old as usize].next = slot;
+            self.node_mut(old).next = slot;
         }
         self.tails[list] = slot;
         self.lens[list] += 1;
@@ -166,14 +247,14 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
 
     fn link_head(&mut self, slot: Slot, list: usize) {
         let old = self.heads[list];
-        let node = &mut self.nodes[slot as usize];
+        let node = self.node_mut(slot);
         node.list = list as u8;
         node.prev = NIL;
         node.next = old;
         if old == NIL {
             self.tails[list] = slot;
         } else {
-            self.nodes[old as usize].prev = slot;
+            self.node_mut(old).prev = slot;
         }
         self.heads[list] = slot;
         self.lens[list] += 1;
@@ -182,17 +263,17 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
     fn unlink(&mut self, slot: Slot) {
         let Node {
             prev, next, list, ..
-        } = self.nodes[slot as usize];
+        } = *self.node(slot);
         let list = list as usize;
         if prev == NIL {
             self.heads[list] = next;
         } else {
-            self.nodes[prev as usize].next = next;
+            self.node_mut(prev).next = next;
         }
         if next == NIL {
             self.tails[list] = prev;
         } else {
-            self.nodes[next as usize].prev = prev;
+            self.node_mut(next).prev = prev;
         }
         self.lens[list] -= 1;
     }
@@ -203,28 +284,36 @@ impl<T: Copy + Default, const L: usize> Table<T, L> {
         let mut out = Vec::new();
         let mut at = self.heads[list];
         while at != NIL {
-            out.push(self.nodes[at as usize].page);
-            at = self.nodes[at as usize].next;
+            out.push(self.node(at).page);
+            at = self.node(at).next;
         }
         out
     }
 }
 
+/// How a page id finds its slot.
+enum Index {
+    /// Through a [`HashIndex`].
+    Hashed(HashIndex),
+    /// The id is the slot.
+    Dense,
+}
+
 /// Open addressing with linear probing over a power-of-two table at most
 /// half full; removal shifts later entries back (no tombstones), so lookups
 /// stay short however long the table is used.
-struct Index {
+struct HashIndex {
     slots: Vec<u32>,
     mask: usize,
 }
 
-impl Index {
+impl HashIndex {
     fn with_capacity(capacity: usize) -> Result<Self, AllocError> {
         let size = (capacity.max(1) * 2).next_power_of_two();
         let mut slots = Vec::new();
         slots.try_reserve_exact(size).map_err(|_| AllocError)?;
         slots.resize(size, NIL);
-        Ok(Index {
+        Ok(HashIndex {
             slots,
             mask: size - 1,
         })
