@@ -395,19 +395,22 @@ fn meminfo_accounts_for_every_frame() {
         stats.pages_by_kind[FrameKind::Reserved as usize] * 4
     );
     assert!(f("MemAvailable") >= f("MemFree"));
-    // The LRU lines split what is there: the page cache into mapped
-    // (active) and droppable (inactive) pages, anonymous pages all on
-    // reclaim's one list (inactive). No swap area in this test.
+    // The LRU lines split what is there: file pages on the file lists,
+    // shared anonymous memory on none (Unevictable), anonymous pages on
+    // the anon lists. No swap area in this test.
     assert_eq!(f("Active"), f("Active(anon)") + f("Active(file)"), "{m}");
     assert_eq!(
         f("Inactive"),
         f("Inactive(anon)") + f("Inactive(file)"),
         "{m}"
     );
-    assert_eq!(f("Active(file)") + f("Inactive(file)"), f("Cached"), "{m}");
-    assert_eq!(f("Inactive(file)"), f("MemAvailable") - f("MemFree"), "{m}");
-    assert_eq!(f("Active(anon)"), 0, "{m}");
-    assert!(f("Inactive(anon)") <= f("AnonPages"), "{m}");
+    assert_eq!(
+        f("Active(file)") + f("Inactive(file)") + f("Shmem"),
+        f("Cached"),
+        "{m}"
+    );
+    assert_eq!(f("Unevictable"), f("Shmem"), "{m}");
+    assert!(f("Active(anon)") + f("Inactive(anon)") <= f("AnonPages"), "{m}");
     let swap = (f("SwapTotal"), f("SwapFree"), f("SwapCached"), f("Dirty"));
     assert_eq!(swap, (0, 0, 0, 0), "{m}");
     // Every line is Linux's `Name:` padded to 16, value to 8, ` kB`.

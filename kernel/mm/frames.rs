@@ -103,12 +103,16 @@ pub fn init(regions: &'static [MemoryRegion]) {
     // Per-frame metadata: the buddy allocator's PageMeta and reclaim's
     // PageExt, both reserved for good.
     let meta_bytes = meta_bytes_for(frames) as u64
-        + frames * core::mem::size_of::<super::pageext::PageExt>() as u64;
+        + frames
+            * (core::mem::size_of::<super::pageext::PageExt>()
+                + core::mem::size_of::<reclaimcore::LruNode>()) as u64;
     let raw = super::direct::alloc_meta_array(&mut memblock, frames)
         .expect("room for the frame metadata array");
     let meta: &'static mut [PageMeta] = init_meta_array(raw);
     let ext = super::direct::alloc_boot_array::<super::pageext::PageExt>(&mut memblock, frames)
         .expect("room for the per-frame reclaim data");
+    let lru = super::direct::alloc_boot_array::<reclaimcore::LruNode>(&mut memblock, frames)
+        .expect("room for the per-frame LRU slots");
     let mut buddy = BuddyAllocator::new(meta, lo);
     let mut regions_added = 0;
     for range in memblock.free_ranges() {
@@ -127,7 +131,7 @@ pub fn init(regions: &'static [MemoryRegion]) {
     *MEMORY.lock() = Some(PhysicalMemory {
         buddy,
         slab: SlabHeap::new(),
-        ext: super::pageext::PageExts::new(ext, lo),
+        ext: super::pageext::PageExts::new(ext, lru, lo),
         swap: None,
     });
     let us = crate::time::cycles_to_us(init_cycles);
@@ -199,7 +203,7 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
                     e.family = family;
                     e.vpn = va >> 12;
                 }
-                m.ext.lru_add(pfn);
+                m.ext.lru_add(pfn, reclaimcore::Kind::Anon, None);
             }
             Some(pfn)
         })

@@ -228,7 +228,20 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
                 return Err(CacheError::NoMemory);
             }
         }
+        let file_page = matches!(f.backing, Backing::Bytes(_));
         c.pages += 1;
+        if file_page {
+            // A file page: on the file LRU, findable from its frame.
+            super::frames::with(|m| {
+                let pfn = mapping.pfn();
+                if let Some(e) = m.ext.get_mut(pfn) {
+                    e.flags |= super::pageext::flags::FILE;
+                    e.family = file;
+                    e.vpn = index;
+                }
+                m.ext.lru_add(pfn, reclaimcore::Kind::File, None);
+            });
+        }
         Ok(CachePage {
             frame: mapping,
             major: true,
@@ -284,6 +297,31 @@ fn shrink_locked(c: &mut Cache) -> u64 {
     }
     c.pages -= freed;
     freed
+}
+
+/// Reclaim: drops page `index` of `file` from the cache if the cache
+/// holds it in `pfn` and nobody but the cache and the caller (its pin)
+/// references it. Returns whether it did.
+pub fn drop_page(file: u32, index: u64, pfn: mmcore::Pfn) -> bool {
+    locked(|c| {
+        let Some(f) = c.file(file) else { return false };
+        if !matches!(f.backing, Backing::Bytes(_)) {
+            return false;
+        }
+        let ours = f
+            .pages
+            .get(index)
+            .is_some_and(|frame| frame.pfn() == pfn && frame.refcount() == 2);
+        if !ours {
+            return false;
+        }
+        // Dropping the index's reference; the caller's pin frees it.
+        let gone = f.pages.remove(index).is_some();
+        if gone {
+            c.pages -= 1;
+        }
+        gone
+    })
 }
 
 /// [`shrink_locked`] under the cache lock.

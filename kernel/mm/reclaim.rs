@@ -1,14 +1,28 @@
-//! Reclaim: freeing anonymous pages by swapping them out when user
-//! memory runs short (Linux's `shrink_page_list` on the anonymous LRU).
+//! Reclaim: freeing pages when user memory runs short (Linux's
+//! `shrink_lruvec` and `shrink_folio_list`).
 //!
-//! The LRU is a CLOCK over every anonymous page: reclaim takes the oldest,
-//! asks every leaf that maps it (through the reverse map: its family of
-//! address spaces, at its address) whether it was accessed since the last
-//! look, clearing the bit as it goes. A page that was is given a second
-//! chance at the tail; one that was not goes to the swap cache, every leaf
-//! mapping it becomes a swap entry (through each address space's gather,
-//! so the TLB is flushed before the frame can go), its contents go to the
-//! swap device, and the frame is freed.
+//! The lists are reclaimcore's [`Lruvec`](reclaimcore::Lruvec) over every
+//! frame (`pageext`): anonymous and file pages, each kind with an active
+//! and an inactive list, shadows of evicted pages left in the swap cache so
+//! a refault can be judged (`mm/workingset.c`). Reclaim asks the lists for
+//! a candidate of a kind (the inactive tail) and looks at every leaf that
+//! maps it through the reverse map (an anonymous page's family of address
+//! spaces at its address), test-and-clearing accessed bits:
+//! - referenced, and referenced before too (or already active): a use the
+//!   lists hear of ([`Lruvec::touched`](reclaimcore::Lruvec::touched):
+//!   activated); referenced for the first time: kept on the inactive list
+//!   with [`flags::REFERENCED`] (the first reference only proves the fault
+//!   that brought it in — Linux's "look twice");
+//! - not referenced: evicted. An anonymous page goes to the swap cache,
+//!   every leaf mapping it becomes a swap entry (through each address
+//!   space's gather, so the TLB is flushed before the frame can go), its
+//!   contents go to the swap device, and the frame is freed leaving the
+//!   page's shadow in its slot. A clean file page no process maps is
+//!   dropped from the page cache (it comes back from its file).
+//!
+//! The kinds are scanned in proportion to their sizes weighted by
+//! `vm.swappiness` (Linux's default 60: anonymous pages 60, file pages
+//! 140); without swap only file pages are scanned.
 //!
 //! Lock contract: called with no lock held (the fault handler drops its
 //! address space's lock before reclaiming). Address spaces are taken with
@@ -18,10 +32,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use mmcore::Pfn;
 
+use reclaimcore::Kind;
+
 use super::aspace::{self, SharedAddressSpace};
 use super::frame_ref::{self, FrameRef};
 use super::pageext::flags;
-use super::{frames, swap, vmstat};
+use super::{frames, pagecache, swap, vmstat};
 use crate::arch::hook::{FnPointer, Hook};
 
 /// Lists every user address space (the process layer installs it).
@@ -91,6 +107,45 @@ impl Drop for InFlight {
 /// Pages direct reclaim frees at least (Linux's `SWAP_CLUSTER_MAX`).
 pub const BATCH: u64 = 32;
 
+/// Who reclaims: the counters differ (`pgscan_direct` vs `pgscan_kswapd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reclaimer {
+    /// An allocation that could not be satisfied, in the allocating task.
+    Direct,
+    /// The background thread, between the low and high watermarks.
+    Kswapd,
+}
+
+impl Reclaimer {
+    fn scanned(self) {
+        match self {
+            Reclaimer::Direct => vmstat::PGSCAN_DIRECT.inc(),
+            Reclaimer::Kswapd => vmstat::PGSCAN_KSWAPD.inc(),
+        }
+    }
+
+    fn stolen(self) {
+        match self {
+            Reclaimer::Direct => vmstat::PGSTEAL_DIRECT.inc(),
+            Reclaimer::Kswapd => vmstat::PGSTEAL_KSWAPD.inc(),
+        }
+    }
+}
+
+/// Linux's `vm.swappiness`: how much reclaim leans on anonymous memory
+/// (0..=200; file pages weigh `200 - swappiness`).
+static SWAPPINESS: AtomicU32 = AtomicU32::new(60);
+
+/// `vm.swappiness`.
+pub fn swappiness() -> u32 {
+    SWAPPINESS.load(Ordering::Relaxed)
+}
+
+/// Sets `vm.swappiness` (clamped to 0..=200, as Linux refuses above).
+pub fn set_swappiness(value: u32) {
+    SWAPPINESS.store(value.min(200), Ordering::Relaxed);
+}
+
 /// Direct reclaim for a user allocation that failed: frees a batch, and
 /// enough more to bring free memory a batch above the user reserve (the
 /// kernel's own allocations, the heap refilling its emergency blocks, may
@@ -101,41 +156,84 @@ pub fn reclaim_for_user() -> u64 {
     reclaim(BATCH.max(deficit))
 }
 
-/// Frees up to `target` pages by swapping anonymous pages out; returns how
-/// many it freed. Does nothing without a swap area.
+/// Direct reclaim of up to `target` pages; returns how many it freed.
 pub fn reclaim(target: u64) -> u64 {
+    reclaim_by(target, Reclaimer::Direct)
+}
+
+/// Frees up to `target` pages from the LRU lists; returns how many it
+/// freed. Each round scans a batch split between the kinds (see the
+/// module documentation); it stops when a round frees nothing it could
+/// have freed more of (every list looked at twice over).
+pub fn reclaim_by(target: u64, who: Reclaimer) -> u64 {
     let _in_flight = InFlight::enter();
-    if !swap::enabled() {
-        return 0;
+    if who == Reclaimer::Direct {
+        vmstat::ALLOCSTALL.inc();
     }
-    vmstat::ALLOCSTALL.inc();
     let spaces = spaces();
-    let budget = frames::with(|m| m.ext.lru_len()) * 2 + 8;
+    let swap_on = swap::enabled();
+    let (anon_len, file_len) =
+        frames::with(|m| (m.ext.lru_len(Kind::Anon), m.ext.lru_len(Kind::File)));
+    let budget = 2 * (file_len + if swap_on { anon_len } else { 0 }) + 8;
     let mut freed = 0;
-    for _ in 0..budget {
-        if freed >= target {
-            break;
-        }
-        // The oldest page, pinned so it cannot go while we look at it.
-        let Some((page, family, va)) = frames::with(|m| {
-            let pfn = m.ext.lru_pop()?;
-            let e = *m.ext.get(pfn)?;
-            let pin = frame_ref::pin_locked(m, pfn)?;
-            Some((pin, e.family, e.vpn << 12))
-        }) else {
-            break;
-        };
-        vmstat::PGSCAN_DIRECT.inc();
-        match shrink_page(&spaces, page, family, va) {
-            Shrunk::Freed => {
-                freed += 1;
-                vmstat::PGSTEAL_DIRECT.inc();
+    let mut scanned = 0;
+    let mut swap_full = !swap_on;
+    while freed < target && scanned < budget {
+        let (anon, file) = split_scan(BATCH, swap_full);
+        let mut progress = false;
+        for (kind, n) in [(Kind::File, file), (Kind::Anon, anon)] {
+            for _ in 0..n {
+                let Some(page) = isolate(kind) else { break };
+                scanned += 1;
+                progress = true;
+                who.scanned();
+                match shrink_page(&spaces, page, kind) {
+                    Shrunk::Freed => {
+                        freed += 1;
+                        who.stolen();
+                    }
+                    Shrunk::Kept => {}
+                    Shrunk::SwapFull => {
+                        swap_full = true;
+                        break;
+                    }
+                }
+                if freed >= target {
+                    break;
+                }
             }
-            Shrunk::Kept => {}
-            Shrunk::SwapFull => break,
+        }
+        if !progress {
+            break;
         }
     }
     freed
+}
+
+/// How many of `batch` scans go to anonymous and to file pages: in
+/// proportion to the lists' sizes weighted by swappiness (Linux's
+/// `get_scan_count` without its cost feedback).
+fn split_scan(batch: u64, no_anon: bool) -> (u64, u64) {
+    let (anon, file) = frames::with(|m| (m.ext.lru_len(Kind::Anon), m.ext.lru_len(Kind::File)));
+    let anon_prio = if no_anon { 0 } else { swappiness() as u64 };
+    let (a, f) = (anon * anon_prio, file * (200 - anon_prio));
+    if a + f == 0 {
+        return (if no_anon { 0 } else { batch }, 0);
+    }
+    let anon_scan = (batch * a).div_ceil(a + f);
+    (anon_scan, batch - anon_scan.min(batch))
+}
+
+/// The next page of `kind` to look at, pinned and isolated.
+fn isolate(kind: Kind) -> Option<FrameRef> {
+    frames::with(|m| loop {
+        let pfn = m.ext.isolate(kind, 8)?;
+        match frame_ref::pin_locked(m, pfn) {
+            Some(pin) => return Some(pin),
+            // Being freed right now: it leaves the lists by itself.
+            None => m.ext.putback(pfn),
+        }
+    })
 }
 
 enum Shrunk {
@@ -144,22 +242,105 @@ enum Shrunk {
     SwapFull,
 }
 
-/// The fate of one page taken off the LRU (Linux's `shrink_page_list`
-/// for one page): second chance, or out to swap.
-fn shrink_page(spaces: &[SharedAddressSpace], page: FrameRef, family: u32, va: u64) -> Shrunk {
+/// Reclaim is done with `page`: back among the others (wherever the lists
+/// put it) and unpinned.
+fn putback(page: FrameRef) {
+    frames::with(|m| m.ext.putback(page.pfn()));
+    drop(page);
+}
+
+/// What the accessed bits say about a page reclaim is looking at.
+enum Verdict {
+    /// Evict it.
+    Reclaim,
+    /// Keep it where it is.
+    Keep,
+}
+
+/// Turns "was it referenced" into a decision, telling the lists about a
+/// use (see the module documentation: look twice before activating).
+fn verdict(pfn: Pfn, referenced: bool) -> Verdict {
+    frames::with(|m| {
+        let active = m.ext.is_active(pfn);
+        let Some(e) = m.ext.get_mut(pfn) else {
+            return Verdict::Keep;
+        };
+        let before = e.flags & flags::REFERENCED != 0;
+        if !referenced {
+            e.flags &= !flags::REFERENCED;
+            return Verdict::Reclaim;
+        }
+        if active || before {
+            e.flags &= !flags::REFERENCED;
+            m.ext.touched(pfn);
+            vmstat::PGACTIVATE.inc();
+        } else {
+            e.flags |= flags::REFERENCED;
+        }
+        Verdict::Keep
+    })
+}
+
+/// The fate of one page taken off the lists (Linux's
+/// `shrink_folio_list` for one page).
+fn shrink_page(spaces: &[SharedAddressSpace], page: FrameRef, kind: Kind) -> Shrunk {
+    match kind {
+        Kind::Anon => shrink_anon(spaces, page),
+        Kind::File => shrink_file(page),
+    }
+}
+
+/// A page-cache page: a clean ramdisk page no process maps is dropped
+/// (its file still has the bytes). A mapped one is kept and counts as
+/// referenced: without a reverse map for file pages, reclaim cannot ask
+/// its mappers' accessed bits or unmap it.
+fn shrink_file(page: FrameRef) -> Shrunk {
+    let pfn = page.pfn();
+    let owner = frames::with(|m| {
+        let e = m.ext.get(pfn)?;
+        (e.flags & flags::FILE != 0).then_some((e.family, e.vpn))
+    });
+    // Mapped: more than the cache's reference and our pin.
+    let Some((file, index)) = owner.filter(|_| frames::refcount(pfn) <= 2) else {
+        let _ = verdict(pfn, true);
+        putback(page);
+        return Shrunk::Kept;
+    };
+    let shadow = frames::with(|m| m.ext.evict(pfn));
+    if !pagecache::drop_page(file, index, pfn) {
+        // Mapped or gone meanwhile: back on the lists if still cached.
+        frames::with(|m| {
+            if m.buddy.refcount(pfn) > 1 && !m.ext.on_lru(pfn) {
+                m.ext.lru_add(pfn, Kind::File, shadow);
+            }
+        });
+        putback(page);
+        return Shrunk::Kept;
+    }
+    putback(page);
+    Shrunk::Freed
+}
+
+/// An anonymous page: second chance, or out to swap.
+fn shrink_anon(spaces: &[SharedAddressSpace], page: FrameRef) -> Shrunk {
     let pfn = page.pfn();
     let pa = pfn.addr();
+    let Some((family, va)) = frames::with(|m| m.ext.get(pfn).map(|e| (e.family, e.vpn << 12)))
+    else {
+        putback(page);
+        return Shrunk::Kept;
+    };
     let mut young = false;
     each_mapper(spaces, family, |a| {
         young |= a.clear_young(va, pa).unwrap_or(false);
     });
-    if young {
-        frames::with(|m| m.ext.lru_add(pfn));
+    if let Verdict::Keep = verdict(pfn, young) {
+        putback(page);
         return Shrunk::Kept;
     }
     // Into the swap cache (or already there).
     let Some(slot) = frames::with(|m| swap::add_to_cache_locked(m, pfn)) else {
-        frames::with(|m| m.ext.lru_add(pfn));
+        putback(page);
         return Shrunk::SwapFull;
     };
     // Every leaf we can find becomes the swap entry.
@@ -173,23 +354,22 @@ fn shrink_page(spaces: &[SharedAddressSpace], page: FrameRef, family: u32, va: u
     });
     // Nothing maps it now that we know of: write it out.
     if swap::write_out(slot, pfn).is_err() {
-        frames::with(|m| m.ext.lru_add(pfn));
+        putback(page);
         return Shrunk::Kept;
     }
     vmstat::PSWPOUT.inc();
-    // Free it if only the cache and our pin hold it; else it stays cached
-    // (mapped somewhere the reverse map does not know) and comes round
-    // again.
+    // Free it if only the cache and our pin hold it, leaving its shadow in
+    // the slot; else it stays cached (mapped somewhere the reverse map
+    // does not know) and comes round again.
     let freed = frames::with(|m| {
         if m.buddy.refcount(pfn) == 2 {
-            let free_slot = swap::uncache_locked(m, slot, pfn);
-            Some(free_slot)
+            let shadow = m.ext.evict(pfn);
+            Some(swap::uncache_locked(m, slot, pfn, shadow))
         } else {
-            m.ext.lru_add(pfn);
             None
         }
     });
-    drop(page);
+    putback(page);
     match freed {
         Some(free_slot) => {
             if free_slot {

@@ -26,13 +26,15 @@ use super::frame_ref::{self, FrameRef};
 use super::frames::{self, PhysicalMemory};
 use super::pageext::flags;
 use super::vmstat;
+use reclaimcore::{Kind, Shadow};
 use crate::arch::sync::IrqMutex;
 
 /// The slot side of the swap area (under the frames lock).
 pub struct SwapArea {
     slots: SlotMap,
-    /// Swap cache: the frame holding each slot's page, 0 for none.
-    cache: Vec<u32>,
+    /// Swap cache: per slot, the frame holding its page, or the shadow
+    /// of the page last evicted to it ([`CacheEntry`]).
+    cache: Vec<CacheEntry>,
     cursor: ClusterCursor,
     /// Pages in the swap cache.
     cached: u64,
@@ -40,6 +42,37 @@ pub struct SwapArea {
     /// while `swapoff` brings pages back, so reclaim does not send them
     /// out again.
     writeok: bool,
+}
+
+/// One slot's swap-cache entry: empty, the frame holding the slot's page,
+/// or — once that page was evicted — its shadow (what the LRU needs to
+/// judge a refault, Linux's shadow entry in the swap cache's xarray).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheEntry(u32);
+
+/// Tags a [`CacheEntry`] holding a shadow (frame numbers stay below).
+const SHADOW_TAG: u32 = 1 << 31;
+const _: () = assert!(reclaimcore::SHADOW_BITS < 32);
+
+impl CacheEntry {
+    fn page(pfn: Pfn) -> CacheEntry {
+        debug_assert!(pfn.0 < SHADOW_TAG as u64);
+        CacheEntry(pfn.0 as u32)
+    }
+
+    fn shadow(shadow: Shadow) -> CacheEntry {
+        CacheEntry(SHADOW_TAG | shadow.to_bits() as u32)
+    }
+
+    /// The cached frame, if a page is cached.
+    fn pfn(self) -> Option<Pfn> {
+        (self.0 != 0 && self.0 & SHADOW_TAG == 0).then_some(Pfn(self.0 as u64))
+    }
+
+    /// The evicted page's shadow, if one is left.
+    fn shadow_bits(self) -> Option<Shadow> {
+        (self.0 & SHADOW_TAG != 0).then(|| Shadow::from_bits((self.0 & !SHADOW_TAG) as u64))
+    }
 }
 
 /// The device and a bounce buffer for it.
@@ -85,7 +118,7 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
     cache
         .try_reserve_exact(pages as usize)
         .map_err(|_| SwapError::NoMemory)?;
-    cache.resize(pages as usize, 0u32);
+    cache.resize(pages as usize, CacheEntry::default());
     let buf =
         super::kalloc::try_box([0u8; swapcore::PAGE_SIZE]).map_err(|_| SwapError::NoMemory)?;
     let area = SwapArea {
@@ -165,9 +198,9 @@ pub fn drop_unreferenced_cache() -> u64 {
             let mut s = slot;
             while s < pages && s < slot + 4096 && n < freed.len() {
                 let Some(area) = m.swap.as_ref() else { break };
-                let pfn = area.cache[s as usize];
-                if pfn != 0 && area.slots.count(s) == 1 {
-                    freed[n] = Some((s, uncache_locked(m, s, Pfn(pfn as u64))));
+                let pfn = area.cache[s as usize].pfn();
+                if let Some(pfn) = pfn.filter(|_| area.slots.count(s) == 1) {
+                    freed[n] = Some((s, uncache_locked(m, s, pfn, None)));
                     n += 1;
                 }
                 s += 1;
@@ -217,19 +250,28 @@ pub fn entry_of(slot: u64) -> SwapEntry {
 }
 
 /// Removes `pfn` from the swap cache at `slot` (under the frames lock):
-/// the cache's slot share and frame reference go. Returns true if the slot
-/// became free (the device may forget it).
-pub fn uncache_locked(m: &mut PhysicalMemory, slot: u64, pfn: Pfn) -> bool {
+/// the cache's slot share and frame reference go; `shadow` (an evicted
+/// page's) stays in the entry while leaves still record the slot. Returns
+/// true if the slot became free (the device may forget it).
+pub fn uncache_locked(
+    m: &mut PhysicalMemory,
+    slot: u64,
+    pfn: Pfn,
+    shadow: Option<Shadow>,
+) -> bool {
     let Some(area) = m.swap.as_mut() else {
         return false;
     };
-    if area.cache.get(slot as usize).copied() != Some(pfn.0 as u32) {
+    if area.cache.get(slot as usize).copied() != Some(CacheEntry::page(pfn)) {
         debug_assert!(false, "uncache of slot {slot:#x}: not {pfn}'s");
         return false;
     }
-    area.cache[slot as usize] = 0;
     area.cached -= 1;
     let freed = area.slots.put(slot) == 0;
+    area.cache[slot as usize] = match shadow {
+        Some(shadow) if !freed => CacheEntry::shadow(shadow),
+        _ => CacheEntry::default(),
+    };
     if let Some(e) = m.ext.get_mut(pfn) {
         e.flags &= !flags::SWAPCACHE;
     }
@@ -252,10 +294,14 @@ pub fn release(entry: SwapEntry) {
             return false;
         };
         let left = area.slots.put(slot);
-        let cached = area.cache.get(slot as usize).copied().unwrap_or(0);
-        if left == 1 && cached != 0 {
+        let entry = area.cache.get(slot as usize).copied().unwrap_or_default();
+        if let Some(cached) = entry.pfn().filter(|_| left == 1) {
             // Only the cache holds it now.
-            return uncache_locked(m, slot, Pfn(cached as u64));
+            return uncache_locked(m, slot, cached, None);
+        }
+        if left == 0 {
+            // No page will come back to this slot: its shadow goes too.
+            area.cache[slot as usize] = CacheEntry::default();
         }
         left == 0
     });
@@ -297,13 +343,14 @@ fn read_to_cache(slot: u64, family: u32, va: u64) -> Option<(FrameRef, bool)> {
     let raced = frames::with(|m| -> Option<Option<FrameRef>> {
         let area = m.swap.as_mut()?;
         let cur = area.cache[slot as usize];
-        if cur != 0 {
-            return frame_ref::pin_locked(m, Pfn(cur as u64)).map(Some);
+        if let Some(cur) = cur.pfn() {
+            return frame_ref::pin_locked(m, cur).map(Some);
         }
         if area.slots.count(slot) == 0 || !area.slots.dup(slot) {
             return None;
         }
-        area.cache[slot as usize] = pfn.0 as u32;
+        let shadow = cur.shadow_bits();
+        area.cache[slot as usize] = CacheEntry::page(pfn);
         area.cached += 1;
         // The cache's own reference.
         if !frame_ref::take_ref_locked(m, pfn) {
@@ -315,7 +362,14 @@ fn read_to_cache(slot: u64, family: u32, va: u64) -> Option<(FrameRef, bool)> {
             e.family = family;
             e.vpn = va >> 12;
         }
-        m.ext.lru_add(pfn);
+        if let Some(active) = m.ext.lru_add(pfn, Kind::Anon, shadow) {
+            if shadow.is_some() {
+                vmstat::WORKINGSET_REFAULT_ANON.inc();
+                if active {
+                    vmstat::WORKINGSET_ACTIVATE_ANON.inc();
+                }
+            }
+        }
         Some(None)
     })?;
     Some(match raced {
@@ -337,7 +391,7 @@ fn readahead(slot: u64, family: u32, va: u64) {
         };
         let mut n = 0;
         for s in area.slots.readahead_window(slot, READAHEAD) {
-            if area.cache[s as usize] == 0 && n < around.len() {
+            if area.cache[s as usize].pfn().is_none() && n < around.len() {
                 around[n] = s;
                 n += 1;
             }
@@ -360,10 +414,8 @@ fn readahead(slot: u64, family: u32, va: u64) {
 pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
     let slot = entry.slot;
     let hit = frames::with(|m| {
-        let pfn = m.swap.as_ref()?.cache.get(slot as usize).copied()?;
-        (pfn != 0)
-            .then(|| frame_ref::pin_locked(m, Pfn(pfn as u64)))
-            .flatten()
+        let pfn = m.swap.as_ref()?.cache.get(slot as usize)?.pfn()?;
+        frame_ref::pin_locked(m, pfn)
     });
     let (frame, major) = match hit {
         Some(frame) => (frame, false),
@@ -384,8 +436,8 @@ pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
         let left = area.slots.put(slot);
         let mut free = left == 0;
         let mut gone = left == 0;
-        if left == 1 && area.cache[slot as usize] as u64 == pfn.0 {
-            free = uncache_locked(m, slot, pfn);
+        if left == 1 && area.cache[slot as usize] == CacheEntry::page(pfn) {
+            free = uncache_locked(m, slot, pfn, None);
             gone = true;
         }
         let exclusive = gone && m.buddy.refcount(pfn) == 1;
@@ -421,12 +473,12 @@ pub fn add_to_cache_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
     }
     let area = m.swap.as_mut()?;
     let slot = area.slots.alloc_in(&mut area.cursor)?;
-    area.cache[slot as usize] = pfn.0 as u32;
+    area.cache[slot as usize] = CacheEntry::page(pfn);
     area.cached += 1;
     if !frame_ref::take_ref_locked(m, pfn) {
         // Cannot happen for a pinned page; undo.
         let area = m.swap.as_mut()?;
-        area.cache[slot as usize] = 0;
+        area.cache[slot as usize] = CacheEntry::default();
         area.cached -= 1;
         area.slots.put(slot);
         return None;

@@ -49,6 +49,18 @@ pub static PGSCAN_DIRECT: Counter = Counter::new();
 pub static PGSTEAL_DIRECT: Counter = Counter::new();
 /// Allocations that had to reclaim first (`allocstall`).
 pub static ALLOCSTALL: Counter = Counter::new();
+/// Pages background reclaim looked at (`pgscan_kswapd`).
+pub static PGSCAN_KSWAPD: Counter = Counter::new();
+/// Pages background reclaim freed (`pgsteal_kswapd`).
+pub static PGSTEAL_KSWAPD: Counter = Counter::new();
+/// Pages reclaim found in use and moved to an active list (`pgactivate`).
+pub static PGACTIVATE: Counter = Counter::new();
+/// Anonymous pages brought back whose eviction left a shadow
+/// (`workingset_refault_anon`).
+pub static WORKINGSET_REFAULT_ANON: Counter = Counter::new();
+/// Of those, the ones the refault test put straight on the active list:
+/// they were evicted too early (`workingset_activate_anon`).
+pub static WORKINGSET_ACTIVATE_ANON: Counter = Counter::new();
 
 /// TSC cycles spent inside the page-fault handler (entry to exit of the
 /// Rust code, excluding the CPU's exception delivery and `iretq`): lets the
@@ -78,6 +90,11 @@ pub struct Snapshot {
     pub pgscan_direct: u64,
     pub pgsteal_direct: u64,
     pub allocstall: u64,
+    pub pgscan_kswapd: u64,
+    pub pgsteal_kswapd: u64,
+    pub pgactivate: u64,
+    pub workingset_refault_anon: u64,
+    pub workingset_activate_anon: u64,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -96,6 +113,11 @@ pub fn snapshot() -> Snapshot {
         pgscan_direct: PGSCAN_DIRECT.get(),
         pgsteal_direct: PGSTEAL_DIRECT.get(),
         allocstall: ALLOCSTALL.get(),
+        pgscan_kswapd: PGSCAN_KSWAPD.get(),
+        pgsteal_kswapd: PGSTEAL_KSWAPD.get(),
+        pgactivate: PGACTIVATE.get(),
+        workingset_refault_anon: WORKINGSET_REFAULT_ANON.get(),
+        workingset_activate_anon: WORKINGSET_ACTIVATE_ANON.get(),
     }
 }
 
@@ -117,6 +139,11 @@ impl Snapshot {
             pgscan_direct: self.pgscan_direct - earlier.pgscan_direct,
             pgsteal_direct: self.pgsteal_direct - earlier.pgsteal_direct,
             allocstall: self.allocstall - earlier.allocstall,
+            pgscan_kswapd: self.pgscan_kswapd - earlier.pgscan_kswapd,
+            pgsteal_kswapd: self.pgsteal_kswapd - earlier.pgsteal_kswapd,
+            pgactivate: self.pgactivate - earlier.pgactivate,
+            workingset_refault_anon: self.workingset_refault_anon - earlier.workingset_refault_anon,
+            workingset_activate_anon: self.workingset_activate_anon - earlier.workingset_activate_anon,
         }
     }
 }
@@ -144,8 +171,10 @@ pub struct MemSnapshot {
     pub vmalloc_used: u64,
     /// Ramdisk pages of the cache no process maps (could be dropped).
     pub reclaimable: u64,
-    /// Pages on the anonymous LRU (reclaim's one CLOCK list).
-    pub lru_anon: u64,
+    /// Pages of shared anonymous objects (`Shmem`: cached, on no LRU).
+    pub shmem: u64,
+    /// Pages on the LRU lists: `[anon, file]` × `[active, inactive]`.
+    pub lru: [[u64; 2]; 2],
     /// Swap pages: (total, used, in the swap cache).
     pub swap: (u64, u64, u64),
 }
@@ -157,6 +186,7 @@ pub fn mem_snapshot() -> MemSnapshot {
     let _irq = IrqOff::new();
     let vmalloc_used = super::vmalloc::used_pages();
     let reclaimable = super::pagecache::reclaimable_pages();
+    let shmem = super::pagecache::anonymous_objects().1;
     frames::with(|m| {
         let (_, kmalloc_large) = m.slab.large_stats();
         let mut file_mapped = 0;
@@ -173,16 +203,24 @@ pub fn mem_snapshot() -> MemSnapshot {
             file_mapped,
             vmalloc_used,
             reclaimable,
-            lru_anon: m.ext.lru_len(),
+            shmem,
+            lru: lru_lengths(m),
             swap: super::swap::usage_locked(m),
         }
     })
 }
 
-/// Pages on the anonymous LRU and swap (total, used, cached), read in one
-/// go (cheap: for views refreshed often, like `mmview`).
-pub fn lru_and_swap() -> (u64, (u64, u64, u64)) {
-    frames::with(|m| (m.ext.lru_len(), super::swap::usage_locked(m)))
+fn lru_lengths(m: &frames::PhysicalMemory) -> [[u64; 2]; 2] {
+    use reclaimcore::Kind;
+    let lru = m.ext.lru();
+    [Kind::Anon, Kind::File].map(|k| [lru.active_len(k) as u64, lru.inactive_len(k) as u64])
+}
+
+/// The LRU lists' lengths (`[anon, file]` × `[active, inactive]`) and swap
+/// (total, used, cached), read in one go (cheap: for views refreshed
+/// often, like `mmview`).
+pub fn lru_and_swap() -> ([[u64; 2]; 2], (u64, u64, u64)) {
+    frames::with(|m| (lru_lengths(m), super::swap::usage_locked(m)))
 }
 
 /// Copies every slab cache's statistics into `list`, up to its capacity

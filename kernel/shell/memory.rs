@@ -64,8 +64,10 @@ pub struct MemInfo {
     /// usable frame).
     pub spanned: u64,
     pub vmalloc_used: u64,
-    /// Anonymous pages on reclaim's LRU (`Inactive(anon)`, see `meminfo`).
-    pub lru_anon: u64,
+    /// Pages on the LRU lists: `[anon, file]` × `[active, inactive]`.
+    pub lru: [[u64; 2]; 2],
+    /// Pages of shared anonymous memory (cached, on no LRU list).
+    pub shmem: u64,
     /// Swap pages: the area's size, slots in use, and pages in the swap
     /// cache (`SwapTotal`, `SwapTotal - SwapFree`, `SwapCached`).
     pub swap_total: u64,
@@ -113,7 +115,8 @@ pub fn meminfo_snapshot() -> MemInfo {
         reserved: kind(FrameKind::Reserved),
         spanned: stats.spanned_pages,
         vmalloc_used: snap.vmalloc_used,
-        lru_anon: snap.lru_anon,
+        lru: snap.lru,
+        shmem: snap.shmem,
         swap_total: snap.swap.0,
         swap_used: snap.swap.1,
         swap_cached: snap.swap.2,
@@ -134,16 +137,11 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     let m = meminfo_snapshot();
     let k = |pages: u64| pages * KB_PER_PAGE;
-    // The LRU: reclaim keeps one CLOCK list of anonymous pages whose
-    // second chance comes from the page tables' accessed bits, not an
-    // active/inactive pair, so every page on it is shown as inactive
-    // (a candidate for eviction) and Active(anon) is 0. The page cache has
-    // no list: the pages some process maps count as active, the rest
-    // (dropped first when memory is short) as inactive.
-    let (active_anon, inactive_anon) = (0, m.lru_anon);
-    let inactive_file = m.available - m.free;
-    let active_file = m.cached.saturating_sub(inactive_file);
-    let lines: [(&str, u64); 32] = [
+    // The LRU lists, as Linux. Shared anonymous memory (shmem) is cached
+    // but on no list: Ferrite cannot swap it, so it is Unevictable.
+    let [[active_anon, inactive_anon], [active_file, inactive_file]] = m.lru;
+    let shmem = m.shmem;
+    let lines: [(&str, u64); 34] = [
         ("MemTotal", k(m.total)),
         ("MemFree", k(m.free)),
         ("MemAvailable", k(m.available)),
@@ -158,6 +156,7 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
         ("Inactive(anon)", k(inactive_anon)),
         ("Active(file)", k(active_file)),
         ("Inactive(file)", k(inactive_file)),
+        ("Unevictable", k(shmem)),
         ("SwapTotal", k(m.swap_total)),
         ("SwapFree", k(m.swap_total - m.swap_used)),
         // Nothing waits to be written back: reclaim writes a page to swap
@@ -165,6 +164,7 @@ pub fn meminfo(args: &Args, out: &mut dyn Write) -> Result {
         ("Dirty", 0),
         ("AnonPages", k(m.anon)),
         ("Mapped", k(m.mapped)),
+        ("Shmem", k(shmem)),
         ("KReclaimable", 0),
         ("Slab", k(m.slab)),
         ("SReclaimable", 0),
@@ -226,7 +226,7 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     let m = meminfo_snapshot();
     let v = vmstat::snapshot();
-    let lines: [(&str, u64); 24] = [
+    let lines: [(&str, u64); 29] = [
         ("nr_free_pages", m.free),
         ("nr_anon_pages", m.anon),
         ("nr_file_pages", m.cached),
@@ -248,6 +248,11 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
         ("pswpout", v.pswpout),
         ("pgscan_direct", v.pgscan_direct),
         ("pgsteal_direct", v.pgsteal_direct),
+        ("pgscan_kswapd", v.pgscan_kswapd),
+        ("pgsteal_kswapd", v.pgsteal_kswapd),
+        ("pgactivate", v.pgactivate),
+        ("workingset_refault_anon", v.workingset_refault_anon),
+        ("workingset_activate_anon", v.workingset_activate_anon),
         ("allocstall", v.allocstall),
         ("stack_grow", v.stack_grow),
         ("segv", v.segv),

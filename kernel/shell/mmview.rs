@@ -197,10 +197,11 @@ fn write_totals(pic: &Picture, out: &mut dyn Write) -> Result {
     Ok(())
 }
 
-/// The anonymous LRU's length and swap use, as one line under the
-/// picture (swap pages are not frames, so they are not cells).
+/// The LRU lists' lengths and swap use, as one line under the picture
+/// (swap pages are not frames, so they are not cells).
 struct Reclaim {
-    lru: u64,
+    /// `[anon, file]` × `[active, inactive]`.
+    lru: [[u64; 2]; 2],
     swap: (u64, u64, u64),
 }
 
@@ -214,11 +215,14 @@ impl Reclaim {
 impl core::fmt::Display for Reclaim {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         let (total, used, cached) = self.swap;
+        let [[aa, ai], [fa, fi]] = self.lru;
         write!(
             f,
-            "anon LRU {:.1} MiB ({} pages)  ",
-            mib(self.lru),
-            self.lru
+            "LRU anon {:.1}+{:.1} MiB, file {:.1}+{:.1} MiB (active+inactive)  ",
+            mib(aa),
+            mib(ai),
+            mib(fa),
+            mib(fi)
         )?;
         if total == 0 {
             f.write_str("swap off")
