@@ -48,6 +48,10 @@ struct CacheFile {
     /// ramdisk files never do.
     users: u32,
     pages: PageIndex<FrameRef>,
+    /// Shadows of pages reclaim dropped ([`reclaimcore::Shadow`] bits),
+    /// taken back when the page is read in again: Linux keeps them in the
+    /// page's own xarray slot; here they have an index of their own.
+    shadows: PageIndex<u32>,
     /// An anonymous object's commit charge for its size (Linux's
     /// `shmem_acct_size`), given back when it dies.
     _charge: Charge,
@@ -96,6 +100,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
             backing: Backing::Bytes(bytes),
             users: 0,
             pages: PageIndex::new(),
+            shadows: PageIndex::new(),
             _charge: Charge::none(),
         })
     })
@@ -112,6 +117,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
             backing: Backing::Anonymous,
             users: 1,
             pages: PageIndex::new(),
+            shadows: PageIndex::new(),
             _charge: charge,
         })
     })
@@ -211,6 +217,10 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
             // The object died meanwhile (its last holder went).
             return Err(CacheError::NoFile);
         };
+        let shadow = f
+            .shadows
+            .remove(index)
+            .map(|bits| reclaimcore::Shadow::from_bits(bits as u64));
         if let Some(raced) = f.pages.get(index) {
             // Someone else read it in while we were copying: use theirs.
             let frame = raced.try_clone().ok_or(CacheError::NoMemory)?;
@@ -239,7 +249,13 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
                     e.family = file;
                     e.vpn = index;
                 }
-                m.ext.lru_add(pfn, reclaimcore::Kind::File, None);
+                let active = m.ext.lru_add(pfn, reclaimcore::Kind::File, shadow);
+                if shadow.is_some() {
+                    super::vmstat::WORKINGSET_REFAULT_FILE.inc();
+                    if active == Some(true) {
+                        super::vmstat::WORKINGSET_ACTIVATE_FILE.inc();
+                    }
+                }
             });
         }
         Ok(CachePage {
@@ -301,8 +317,14 @@ fn shrink_locked(c: &mut Cache) -> u64 {
 
 /// Reclaim: drops page `index` of `file` from the cache if the cache
 /// holds it in `pfn` and nobody but the cache and the caller (its pin)
-/// references it. Returns whether it did.
-pub fn drop_page(file: u32, index: u64, pfn: mmcore::Pfn) -> bool {
+/// references it, leaving `shadow` where it was (if the index has room).
+/// Returns whether it did.
+pub fn drop_page(
+    file: u32,
+    index: u64,
+    pfn: mmcore::Pfn,
+    shadow: Option<reclaimcore::Shadow>,
+) -> bool {
     locked(|c| {
         let Some(f) = c.file(file) else { return false };
         if !matches!(f.backing, Backing::Bytes(_)) {
@@ -318,15 +340,26 @@ pub fn drop_page(file: u32, index: u64, pfn: mmcore::Pfn) -> bool {
         // Dropping the index's reference; the caller's pin frees it.
         let gone = f.pages.remove(index).is_some();
         if gone {
+            if let Some(shadow) = shadow {
+                // No room for the shadow: the refault looks like a first
+                // touch, nothing worse.
+                let _ = f.shadows.insert(index, shadow.to_bits() as u32);
+            }
             c.pages -= 1;
         }
         gone
     })
 }
 
-/// [`shrink_locked`] under the cache lock.
+/// [`shrink_locked`] under the cache lock, forgetting every shadow too
+/// (`drop_caches`: what is left afterwards is only what is in use).
 pub fn shrink() -> u64 {
-    locked(shrink_locked)
+    locked(|c| {
+        for f in c.files.iter_mut().flatten() {
+            f.shadows = PageIndex::new();
+        }
+        shrink_locked(c)
+    })
 }
 
 /// Like [`shrink`] but gives up (returning 0) if the cache is busy, so the

@@ -307,7 +307,7 @@ fn shrink_file(page: FrameRef) -> Shrunk {
         return Shrunk::Kept;
     };
     let shadow = frames::with(|m| m.ext.evict(pfn));
-    if !pagecache::drop_page(file, index, pfn) {
+    if !pagecache::drop_page(file, index, pfn, shadow) {
         // Mapped or gone meanwhile: back on the lists if still cached.
         frames::with(|m| {
             if m.buddy.refcount(pfn) > 1 && !m.ext.on_lru(pfn) {

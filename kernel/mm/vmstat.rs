@@ -61,6 +61,12 @@ pub static WORKINGSET_REFAULT_ANON: Counter = Counter::new();
 /// Of those, the ones the refault test put straight on the active list:
 /// they were evicted too early (`workingset_activate_anon`).
 pub static WORKINGSET_ACTIVATE_ANON: Counter = Counter::new();
+/// File pages read in again whose drop left a shadow
+/// (`workingset_refault_file`).
+pub static WORKINGSET_REFAULT_FILE: Counter = Counter::new();
+/// Of those, the ones put straight on the active list
+/// (`workingset_activate_file`).
+pub static WORKINGSET_ACTIVATE_FILE: Counter = Counter::new();
 
 /// TSC cycles spent inside the page-fault handler (entry to exit of the
 /// Rust code, excluding the CPU's exception delivery and `iretq`): lets the
@@ -95,6 +101,8 @@ pub struct Snapshot {
     pub pgactivate: u64,
     pub workingset_refault_anon: u64,
     pub workingset_activate_anon: u64,
+    pub workingset_refault_file: u64,
+    pub workingset_activate_file: u64,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -118,6 +126,8 @@ pub fn snapshot() -> Snapshot {
         pgactivate: PGACTIVATE.get(),
         workingset_refault_anon: WORKINGSET_REFAULT_ANON.get(),
         workingset_activate_anon: WORKINGSET_ACTIVATE_ANON.get(),
+        workingset_refault_file: WORKINGSET_REFAULT_FILE.get(),
+        workingset_activate_file: WORKINGSET_ACTIVATE_FILE.get(),
     }
 }
 
@@ -144,6 +154,8 @@ impl Snapshot {
             pgactivate: self.pgactivate - earlier.pgactivate,
             workingset_refault_anon: self.workingset_refault_anon - earlier.workingset_refault_anon,
             workingset_activate_anon: self.workingset_activate_anon - earlier.workingset_activate_anon,
+            workingset_refault_file: self.workingset_refault_file - earlier.workingset_refault_file,
+            workingset_activate_file: self.workingset_activate_file - earlier.workingset_activate_file,
         }
     }
 }

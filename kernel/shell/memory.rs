@@ -226,7 +226,7 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     let m = meminfo_snapshot();
     let v = vmstat::snapshot();
-    let lines: [(&str, u64); 29] = [
+    let lines: [(&str, u64); 31] = [
         ("nr_free_pages", m.free),
         ("nr_anon_pages", m.anon),
         ("nr_file_pages", m.cached),
@@ -253,6 +253,8 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
         ("pgactivate", v.pgactivate),
         ("workingset_refault_anon", v.workingset_refault_anon),
         ("workingset_activate_anon", v.workingset_activate_anon),
+        ("workingset_refault_file", v.workingset_refault_file),
+        ("workingset_activate_file", v.workingset_activate_file),
         ("allocstall", v.allocstall),
         ("stack_grow", v.stack_grow),
         ("segv", v.segv),
