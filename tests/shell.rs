@@ -701,10 +701,17 @@ fn mmview_picture_counts_every_frame() {
     };
     assert_eq!(pic.frames, stats.spanned_pages);
     let mut counts = [0u64; FrameKind::COUNT];
+    let mut active = [0u64; 2];
     for &c in &pic.cells {
-        counts[c as usize] += 1;
+        counts[shell::mmview::cell_kind(c) as usize] += 1;
+        match c {
+            shell::mmview::ANON_ACTIVE => active[0] += 1,
+            shell::mmview::FILE_ACTIVE => active[1] += 1,
+            _ => {}
+        }
     }
     assert_eq!(counts, stats.pages_by_kind, "cells by owner");
+    assert_eq!(active, pic.active, "cells on active lists");
     assert_eq!(pic.totals, stats.pages_by_kind, "totals by owner");
     // Grouped, the totals stay exact and the cells cover the span.
     let grouped = shell::mmview::picture(16);

@@ -260,6 +260,22 @@ pub fn frame_info(pfn: Pfn) -> (FrameKind, u16) {
     frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn)))
 }
 
+/// [`visit_blocks`], also telling for each block whether it is a user
+/// page on an active LRU list.
+pub fn visit_blocks_lru(mut f: impl FnMut(BlockInfo, bool)) {
+    frames::with(|m| {
+        for block in m.buddy.blocks() {
+            let active = block.order == 0
+                && matches!(
+                    block.state,
+                    BlockState::Allocated(FrameKind::UserAnon | FrameKind::UserFile)
+                )
+                && m.ext.is_active(block.pfn);
+            f(block, active);
+        }
+    });
+}
+
 /// Calls `f` for every block the allocator describes, in address order,
 /// under the frames lock: `f` must not allocate (the heap takes that lock)
 /// and should be quick (interrupts are off).

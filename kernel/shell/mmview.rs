@@ -1,6 +1,7 @@
 //! `mmview`: physical memory as a picture, one cell per frame (or per
 //! group of frames when there are more frames than fit), coloured by
-//! owner, with a legend and totals, redrawn every 200 ms while programs
+//! owner — user pages by LRU list too (active or inactive, anonymous or
+//! file) — with a legend and totals, redrawn every 200 ms while programs
 //! run. Watching `run cow-demo &` or a `malloc-stress` fill memory green
 //! and page tables appear is the point.
 //!
@@ -23,32 +24,56 @@ use crate::mm::vmstat;
 /// Refresh period.
 const REFRESH_MS: u64 = 200;
 
-/// Kinds in legend order, with colour (0xRRGGBB), name and text symbol.
-pub const KINDS: [(FrameKind, u32, &str, char); FrameKind::COUNT] = [
-    (FrameKind::Free, 0x26_2b33, "free", '.'),
-    (FrameKind::Reserved, 0x6b_6b6b, "reserved", '#'),
-    (FrameKind::Kernel, 0x3d_6bff, "kernel", 'K'),
-    (FrameKind::Slab, 0xff_a01a, "slab", 'S'),
-    (FrameKind::PageTable, 0xe0_40e0, "page tables", 'P'),
-    (FrameKind::UserAnon, 0x3c_d03c, "user anon", 'A'),
-    (FrameKind::UserFile, 0x20_d8d8, "page cache", 'F'),
-    (FrameKind::ZeroPage, 0xff_ffff, "zero page", 'Z'),
+/// A cell's colour: a [`FrameKind`] (as `u8`), or one of these for a user
+/// page on an active LRU list (a user page on an inactive list, or on
+/// none, has its kind's colour).
+pub const ANON_ACTIVE: u8 = FrameKind::COUNT as u8;
+/// A page-cache page on the active file list.
+pub const FILE_ACTIVE: u8 = FrameKind::COUNT as u8 + 1;
+/// Cell colours.
+pub const CELL_KINDS: usize = FrameKind::COUNT + 2;
+
+/// The frame kind a cell colour belongs to.
+pub fn cell_kind(cell: u8) -> FrameKind {
+    match cell {
+        ANON_ACTIVE => FrameKind::UserAnon,
+        FILE_ACTIVE => FrameKind::UserFile,
+        c => FrameKind::from_u8(c),
+    }
+}
+
+/// Cell colours in legend order, with colour (0xRRGGBB), name and text
+/// symbol.
+pub const KINDS: [(u8, u32, &str, char); CELL_KINDS] = [
+    (FrameKind::Free as u8, 0x26_2b33, "free", '.'),
+    (FrameKind::Reserved as u8, 0x6b_6b6b, "reserved", '#'),
+    (FrameKind::Kernel as u8, 0x3d_6bff, "kernel", 'K'),
+    (FrameKind::Slab as u8, 0xff_a01a, "slab", 'S'),
+    (FrameKind::PageTable as u8, 0xe0_40e0, "page tables", 'P'),
+    (FrameKind::ZeroPage as u8, 0xff_ffff, "zero page", 'Z'),
+    (ANON_ACTIVE, 0x3c_d03c, "anon active", 'A'),
+    (FrameKind::UserAnon as u8, 0x1e_6e1e, "anon inact.", 'a'),
+    (FILE_ACTIVE, 0x20_d8d8, "file active", 'F'),
+    (FrameKind::UserFile as u8, 0x10_7070, "file inact.", 'f'),
 ];
 
-/// Which kind wins a tie for a cell: the rarer, more telling owners first.
-const TIE_ORDER: [FrameKind; FrameKind::COUNT] = [
-    FrameKind::ZeroPage,
-    FrameKind::PageTable,
-    FrameKind::UserAnon,
-    FrameKind::UserFile,
-    FrameKind::Slab,
-    FrameKind::Kernel,
-    FrameKind::Reserved,
-    FrameKind::Free,
+/// Which colour wins a tie for a cell: the rarer, more telling owners
+/// first.
+const TIE_ORDER: [u8; CELL_KINDS] = [
+    FrameKind::ZeroPage as u8,
+    FrameKind::PageTable as u8,
+    ANON_ACTIVE,
+    FrameKind::UserAnon as u8,
+    FILE_ACTIVE,
+    FrameKind::UserFile as u8,
+    FrameKind::Slab as u8,
+    FrameKind::Kernel as u8,
+    FrameKind::Reserved as u8,
+    FrameKind::Free as u8,
 ];
 
-fn entry(kind: FrameKind) -> &'static (FrameKind, u32, &'static str, char) {
-    &KINDS[KINDS.iter().position(|k| k.0 == kind).unwrap_or(0)]
+fn entry(cell: u8) -> &'static (u8, u32, &'static str, char) {
+    &KINDS[KINDS.iter().position(|k| k.0 == cell).unwrap_or(0)]
 }
 
 /// Physical memory, cell by cell.
@@ -58,10 +83,26 @@ pub struct Picture {
     /// Frames described (the allocator's span: lowest to highest RAM).
     pub frames: u64,
     pub frames_per_cell: u64,
-    /// The owner holding most of each cell's frames (`FrameKind as u8`).
+    /// The colour of most of each cell's frames (`FrameKind as u8`, or
+    /// [`ANON_ACTIVE`] / [`FILE_ACTIVE`]).
     pub cells: Vec<u8>,
     /// Frames per owner over the whole span (free and reserved included).
     pub totals: [u64; FrameKind::COUNT],
+    /// Of the user pages, those on the active anon and file lists.
+    pub active: [u64; 2],
+}
+
+impl Picture {
+    /// Frames of one legend colour.
+    pub fn total(&self, cell: u8) -> u64 {
+        match cell {
+            ANON_ACTIVE => self.active[0],
+            FILE_ACTIVE => self.active[1],
+            c if c == FrameKind::UserAnon as u8 => self.totals[c as usize] - self.active[0],
+            c if c == FrameKind::UserFile as u8 => self.totals[c as usize] - self.active[1],
+            c => self.totals[c as usize],
+        }
+    }
 }
 
 /// The frames the allocator describes: `(first pfn, count)`.
@@ -69,16 +110,16 @@ pub fn span() -> (u64, u64) {
     vmstat::frame_span()
 }
 
-fn majority(counts: &[u64; FrameKind::COUNT]) -> u8 {
-    let mut best = FrameKind::Free;
+fn majority(counts: &[u64; CELL_KINDS]) -> u8 {
+    let mut best = FrameKind::Free as u8;
     let mut best_count = 0;
-    for kind in TIE_ORDER {
-        if counts[kind as usize] > best_count {
-            best = kind;
-            best_count = counts[kind as usize];
+    for cell in TIE_ORDER {
+        if counts[cell as usize] > best_count {
+            best = cell;
+            best_count = counts[cell as usize];
         }
     }
-    best as u8
+    best
 }
 
 /// Takes the picture with `frames_per_cell` frames in each cell.
@@ -95,18 +136,19 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
     let mut cells = kalloc::try_zeroed(frames.div_ceil(per) as usize)?;
     cells.fill(FrameKind::Free as u8);
     let mut totals = [0u64; FrameKind::COUNT];
+    let mut active = [0u64; 2];
     {
-        let mut counts = [0u64; FrameKind::COUNT];
+        let mut counts = [0u64; CELL_KINDS];
         let mut current = 0u64;
-        let finish = |cells: &mut [u8], counts: &mut [u64; FrameKind::COUNT], cell: u64| {
+        let finish = |cells: &mut [u8], counts: &mut [u64; CELL_KINDS], cell: u64| {
             if counts.iter().any(|&c| c > 0) {
                 if let Some(slot) = cells.get_mut(cell as usize) {
                     *slot = majority(counts);
                 }
-                *counts = [0; FrameKind::COUNT];
+                *counts = [0; CELL_KINDS];
             }
         };
-        vmstat::visit_blocks(|block| {
+        vmstat::visit_blocks_lru(|block, on_active| {
             let kind = match block.state {
                 BlockState::Reserved => FrameKind::Reserved,
                 BlockState::Free => FrameKind::Free,
@@ -115,6 +157,17 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
             let mut pfn = block.pfn.0 - base;
             let mut left = (1u64 << block.order).min(frames.saturating_sub(pfn));
             totals[kind as usize] += left;
+            let kind = match (kind, on_active) {
+                (FrameKind::UserAnon, true) => {
+                    active[0] += left;
+                    ANON_ACTIVE
+                }
+                (FrameKind::UserFile, true) => {
+                    active[1] += left;
+                    FILE_ACTIVE
+                }
+                (kind, _) => kind as u8,
+            };
             while left > 0 {
                 let cell = pfn / per;
                 if cell != current {
@@ -125,7 +178,7 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
                     // Whole cells of this one block: no counting needed.
                     let whole = left / per;
                     let end = ((cell + whole) as usize).min(cells.len());
-                    cells[cell as usize..end].fill(kind as u8);
+                    cells[cell as usize..end].fill(kind);
                     pfn += whole * per;
                     left -= whole * per;
                     current = cell + whole;
@@ -145,6 +198,7 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
         frames_per_cell: per,
         cells,
         totals,
+        active,
     })
 }
 
@@ -177,7 +231,7 @@ pub fn write_text(out: &mut dyn Write) -> Result {
         let addr = (pic.base_pfn + row as u64 * TEXT_COLUMNS * per) * PAGE_SIZE;
         write!(out, "{addr:#011x} ")?;
         for &cell in chunk {
-            out.write_char(entry(FrameKind::from_u8(cell)).3)?;
+            out.write_char(entry(cell).3)?;
         }
         writeln!(out)?;
     }
@@ -185,13 +239,16 @@ pub fn write_text(out: &mut dyn Write) -> Result {
 }
 
 fn write_totals(pic: &Picture, out: &mut dyn Write) -> Result {
-    for (i, (kind, _, name, symbol)) in KINDS.iter().enumerate() {
+    for (i, (cell, _, name, symbol)) in KINDS.iter().enumerate() {
         let sep = if i % 4 == 3 { "\n" } else { "  " };
         write!(
             out,
             "{symbol} {name:<11} {:>9.1} MiB{sep}",
-            mib(pic.totals[*kind as usize])
+            mib(pic.total(*cell))
         )?;
+    }
+    if KINDS.len() % 4 != 0 {
+        writeln!(out)?;
     }
     writeln!(out, "{}", Reclaim::now())?;
     Ok(())
@@ -318,13 +375,13 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
         BACKGROUND,
     );
     let column = (width - 2 * g.x0) / 4;
-    for (i, (kind, colour, name, _)) in KINDS.iter().enumerate() {
+    for (i, (cell, colour, name, _)) in KINDS.iter().enumerate() {
         let x = g.x0 + (i % 4) * column;
         let y = legend_y + (i / 4) * ch;
         fb.fill_rect(x, y + 3, cw + 2, ch - 6, *colour);
         let label = super::StackText::<64>::format(format_args!(
             "{name:<11} {:>8.1} MiB",
-            mib(pic.totals[*kind as usize])
+            mib(pic.total(*cell))
         ));
         fb.text_at(x + 2 * cw, y, label.as_str(), TEXT, BACKGROUND);
     }
@@ -336,7 +393,7 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
     ));
     fb.text_at(
         g.x0,
-        legend_y + 2 * ch + 4,
+        legend_y + KINDS.len().div_ceil(4) * ch + 4,
         status.as_str(),
         TEXT,
         BACKGROUND,
@@ -344,7 +401,7 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
     let reclaim = super::StackText::<160>::format(format_args!("{}", Reclaim::now()));
     fb.text_at(
         g.x0,
-        legend_y + 3 * ch + 4,
+        legend_y + (KINDS.len().div_ceil(4) + 1) * ch + 4,
         reclaim.as_str(),
         TEXT,
         BACKGROUND,
@@ -365,7 +422,7 @@ fn draw_cells(g: &Grid, cells: &[u8], previous: &[u8]) {
                 if old.is_some_and(|o| o[col] == cell) {
                     continue;
                 }
-                let colour = entry(FrameKind::from_u8(cell)).1;
+                let colour = entry(cell).1;
                 fb.fill_rect(
                     g.x0 + col * g.pitch,
                     g.y0 + row * g.pitch,
@@ -386,7 +443,7 @@ fn screen_grid() -> Option<Grid> {
     })?;
     let (_, frames) = span();
     let top = ch + 10;
-    let bottom = 4 * ch + 16;
+    let bottom = (KINDS.len().div_ceil(4) + 2) * ch + 16;
     Some(grid(
         8,
         top,
