@@ -10,8 +10,14 @@
 //!   as Linux's `mm/workingset.c` keeps an eviction counter.
 //! - **New page** (no shadow): active while memory fills (active below its
 //!   target), else the inactive head.
-//! - **Touch**: an inactive page is promoted (a second use within the
-//!   inactive window); an active one goes to the active head.
+//! - **Touch** of an inactive page: if it was ever active, or a use was
+//!   already seen since it came in, it is promoted (a second use within the
+//!   inactive window). Otherwise it is only marked and goes round the
+//!   inactive list once more: the kernel maps a faulted page with its
+//!   accessed bit set, so the first use reclaim sees may be the fault
+//!   itself (Linux's `folio_check_references` looks twice for the same
+//!   reason). A touch of an active page sends it to the active head and
+//!   counts a use (at most 3 are counted).
 //! - **Refault** (a shadow): activated when active is below its target, or
 //!   when the page's last use is more recent than the coldest active
 //!   page's, i.e. its reuse distance is shorter than that page's recency:
@@ -23,12 +29,23 @@
 //!   displaces the active set.
 //! - **Adaptive split** (ARC's rule, with shadows): a never-active page that
 //!   wins the recency test shows the inactive list was too short to see its
-//!   second use: the inactive target grows by max(1, active/inactive). A
-//!   refault that loses shows extra inactive room would not have helped: it
-//!   shrinks by one. The target stays within 1..=capacity/2.
-//! - **Demotion** (active over its target): the active tail moves to the
-//!   inactive tail if it was used before everything there (it goes first),
-//!   else to the inactive head.
+//!   second use: the inactive target grows by 8 x max(1, active/inactive)
+//!   (8 times ARC's step: a new working set gets its room within a few
+//!   refaults). A refault that loses shows extra inactive room would not
+//!   have helped: it shrinks by one. The target stays within
+//!   1..=capacity/2.
+//! - **Demotion** (active over its target, after an activation): the
+//!   active tail spends one of its counted uses and goes back to the
+//!   active head instead, if it has any (a second chance per use, as a
+//!   counting CLOCK: an often-used page outlives a merely recent one); the
+//!   page being activated is passed over. The first tail with no uses left
+//!   moves to the inactive tail if it was used before everything there (it
+//!   goes first), else to the inactive head.
+//!
+//! Under a kernel, only candidates' accessed bits are seen: uses of active
+//! pages go unseen until they are demoted, so the active list is ordered
+//! by activation rather than by use. `sim::Mode::Bits` measures that case
+//! (the quality example prints both).
 
 use alloc::vec::Vec;
 
@@ -105,7 +122,7 @@ pub type LruNode = Node<u64>;
 /// Ferrite's lists for both kinds of page over one table (Linux's
 /// `lruvec`). [`Ferrite`] is the same thing with one kind, as a [`Policy`].
 pub struct Lruvec<S = Vec<LruNode>> {
-    /// Per page: stamp | WAS_ACTIVE.
+    /// Per page: stamp | WAS_ACTIVE | REFERENCED | uses << USES_SHIFT.
     table: Table<u64, 4, S>,
     now: u64,
     split: [Split; 2],
@@ -461,8 +478,8 @@ mod tests {
             p.insert(page, None).unwrap(); // active
         }
         p.insert(10, None).unwrap(); // inactive
-        // 1 is used three times, then 2 and 3 once each: by recency 1 is
-        // the coldest, but it has more uses to spend.
+                                     // 1 is used three times, then 2 and 3 once each: by recency 1 is
+                                     // the coldest, but it has more uses to spend.
         for page in [1, 1, 1, 2, 3] {
             p.touched(page);
         }

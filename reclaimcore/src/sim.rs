@@ -147,3 +147,39 @@ pub fn misses<P: Policy>(policy: P, trace: &[u64]) -> u64 {
 pub fn misses_in<P: Policy>(mode: Mode, policy: P, trace: &[u64]) -> u64 {
     run_in(mode, policy, trace).misses
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Lru;
+
+    #[test]
+    fn bits_are_seen_only_at_reclaim() {
+        // 1, 2, 1, then 3 in two frames. Every hit a touch: LRU evicts 2.
+        let trace = [1, 2, 1, 3];
+        let mut m = Memory::new(Lru::with_capacity(2).unwrap());
+        for page in trace {
+            m.access(page);
+        }
+        assert!(m.policy().contains(1) && !m.policy().contains(2));
+        // Accessed bits: the second use of 1 goes unseen; reclaim finds 1
+        // (the oldest) and 2 referenced (by their faults), touches both,
+        // clearing their bits, and then evicts 1: second chance, as CLOCK.
+        let mut m = Memory::with_mode(Lru::with_capacity(2).unwrap(), Mode::Bits);
+        for page in trace {
+            m.access(page);
+        }
+        assert!(!m.policy().contains(1) && m.policy().contains(2));
+        assert_eq!(
+            m.stats(),
+            Stats {
+                hits: 1,
+                misses: 3,
+                refaults: 0
+            }
+        );
+        // 2's bit was cleared then, 3's is set by its fault: 2 goes next.
+        m.access(4);
+        assert!(!m.policy().contains(2) && m.policy().contains(3));
+    }
+}
