@@ -10,8 +10,14 @@
 //!   as Linux's `mm/workingset.c` keeps an eviction counter.
 //! - **New page** (no shadow): active while memory fills (active below its
 //!   target), else the inactive head.
-//! - **Touch**: an inactive page is promoted (a second use within the
-//!   inactive window); an active one goes to the active head.
+//! - **Touch** of an inactive page: if it was ever active, or a use was
+//!   already seen since it came in, it is promoted (a second use within the
+//!   inactive window). Otherwise it is only marked and goes round the
+//!   inactive list once more: the kernel maps a faulted page with its
+//!   accessed bit set, so the first use reclaim sees may be the fault
+//!   itself (Linux's `folio_check_references` looks twice for the same
+//!   reason). A touch of an active page sends it to the active head and
+//!   counts a use (at most 3 are counted).
 //! - **Refault** (a shadow): activated when active is below its target, or
 //!   when the page's last use is more recent than the coldest active
 //!   page's, i.e. its reuse distance is shorter than that page's recency:
@@ -23,12 +29,23 @@
 //!   displaces the active set.
 //! - **Adaptive split** (ARC's rule, with shadows): a never-active page that
 //!   wins the recency test shows the inactive list was too short to see its
-//!   second use: the inactive target grows by max(1, active/inactive). A
-//!   refault that loses shows extra inactive room would not have helped: it
-//!   shrinks by one. The target stays within 1..=capacity/2.
-//! - **Demotion** (active over its target): the active tail moves to the
-//!   inactive tail if it was used before everything there (it goes first),
-//!   else to the inactive head.
+//!   second use: the inactive target grows by 8 x max(1, active/inactive)
+//!   (8 times ARC's step: a new working set gets its room within a few
+//!   refaults). A refault that loses shows extra inactive room would not
+//!   have helped: it shrinks by one. The target stays within
+//!   1..=capacity/2.
+//! - **Demotion** (active over its target, after an activation): the
+//!   active tail spends one of its counted uses and goes back to the
+//!   active head instead, if it has any (a second chance per use, as a
+//!   counting CLOCK: an often-used page outlives a merely recent one); the
+//!   page being activated is passed over. The first tail with no uses left
+//!   moves to the inactive tail if it was used before everything there (it
+//!   goes first), else to the inactive head.
+//!
+//! Under a kernel, only candidates' accessed bits are seen: uses of active
+//! pages go unseen until they are demoted, so the active list is ordered
+//! by activation rather than by use. `sim::Mode::Bits` measures that case
+//! (the quality example prints both).
 
 use alloc::vec::Vec;
 
@@ -40,6 +57,20 @@ use crate::{AllocError, InsertError, Policy, Shadow};
 const STAMP_MASK: u64 = (1 << (crate::SHADOW_BITS - 1)) - 1;
 /// In a page's data and its shadow: the page was active at some point.
 const WAS_ACTIVE: u64 = 1 << (crate::SHADOW_BITS - 1);
+/// In a page's data only: a use of this inactive page was seen since it
+/// came in (the first may be the fault that brought it in).
+const REFERENCED: u64 = 1 << crate::SHADOW_BITS;
+/// The bits of a page's data its shadow keeps.
+const SHADOW_MASK: u64 = STAMP_MASK | WAS_ACTIVE;
+/// In an active page's data only: uses since demotion last passed it by
+/// (saturating at [`MAX_USES`]), one second chance each.
+const USES_SHIFT: u32 = crate::SHADOW_BITS + 1;
+const USE: u64 = 1 << USES_SHIFT;
+const MAX_USES: u64 = 3;
+/// A never-active refault that wins the recency test grows the inactive
+/// target by this many times ARC's step: a new working set must get its
+/// room within a few refaults (a losing refault shrinks it by one).
+const GROWTH: usize = 8;
 
 /// The kinds of page a kernel keeps on separate lists (Linux's anon and
 /// file LRUs): each kind has its own active and inactive list and split;
@@ -91,7 +122,7 @@ pub type LruNode = Node<u64>;
 /// Ferrite's lists for both kinds of page over one table (Linux's
 /// `lruvec`). [`Ferrite`] is the same thing with one kind, as a [`Policy`].
 pub struct Lruvec<S = Vec<LruNode>> {
-    /// Per page: stamp | WAS_ACTIVE.
+    /// Per page: stamp | WAS_ACTIVE | REFERENCED | uses << USES_SHIFT.
     table: Table<u64, 4, S>,
     now: u64,
     split: [Split; 2],
@@ -201,7 +232,7 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
         let most = (split.limit / 2).max(1);
         if coldest.is_some_and(|coldest| age < coldest) {
             if shadow.to_bits() & WAS_ACTIVE == 0 {
-                let step = (active / inactive.max(1)).max(1);
+                let step = (active / inactive.max(1)).max(1) * GROWTH;
                 split.inactive_target = (split.inactive_target + step).min(most);
             }
             true
@@ -222,6 +253,19 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
             let Some(tail) = self.table.tail(kind.active()) else {
                 break;
             };
+            let data = self.table.data(tail);
+            if tail == slot {
+                // Round to the page being activated: it is not the one to
+                // go; the others have spent a second chance each by now.
+                self.table.move_to_head(tail, kind.active());
+                continue;
+            }
+            if data >> USES_SHIFT != 0 {
+                // A second chance per use since demotion last came by.
+                *self.table.data_mut(tail) = data - USE;
+                self.table.move_to_head(tail, kind.active());
+                continue;
+            }
             let oldest = self
                 .table
                 .tail(kind.inactive())
@@ -271,12 +315,20 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
         };
         let now = self.tick();
         let data = self.table.data_mut(slot);
-        *data = (*data & WAS_ACTIVE) | now;
+        let old = *data;
+        *data = (old & WAS_ACTIVE) | now;
         let list = self.table.list_of(slot);
         let kind = Kind::of_list(list);
         if list == kind.inactive() {
-            self.activate(kind, slot);
+            if old & (WAS_ACTIVE | REFERENCED) != 0 {
+                self.activate(kind, slot);
+            } else {
+                *self.table.data_mut(slot) |= REFERENCED;
+                self.table.move_to_head(slot, list);
+            }
         } else {
+            let uses = (old >> USES_SHIFT).min(MAX_USES - 1) + 1;
+            *self.table.data_mut(slot) |= uses << USES_SHIFT;
             self.table.move_to_head(slot, list);
         }
     }
@@ -311,7 +363,7 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
     /// not on the lists).
     pub fn evict(&mut self, page: u64) -> Option<Shadow> {
         let slot = self.table.find(page)?;
-        Some(Shadow::from_bits(self.table.remove(slot)))
+        Some(Shadow::from_bits(self.table.remove(slot) & SHADOW_MASK))
     }
 
     /// `page`, a candidate, cannot be evicted right now: to the head of
@@ -407,10 +459,35 @@ mod tests {
         }
         assert_eq!((p.active_len(), p.inactive_len()), (3, 1));
         assert_eq!(p.candidate(), Some(4));
+        // Its first use seen may be the fault that brought it in: it only
+        // goes round the inactive list again.
+        p.touched(4);
+        assert_eq!((p.active_len(), p.inactive_len()), (3, 1));
+        assert_eq!(p.0.state(4), Some((Kind::Anon, false)));
         // A second use promotes it; the coldest active page (1) is demoted.
         p.touched(4);
         assert_eq!((p.active_len(), p.inactive_len()), (3, 1));
+        assert_eq!(p.0.state(4), Some((Kind::Anon, true)));
         assert_eq!(p.candidate(), Some(1));
+    }
+
+    #[test]
+    fn demotion_spares_the_often_used() {
+        let mut p = Ferrite::with_capacity(4).unwrap();
+        for page in 1..=3 {
+            p.insert(page, None).unwrap(); // active
+        }
+        p.insert(10, None).unwrap(); // inactive
+                                     // 1 is used three times, then 2 and 3 once each: by recency 1 is
+                                     // the coldest, but it has more uses to spend.
+        for page in [1, 1, 1, 2, 3] {
+            p.touched(page);
+        }
+        p.touched(10);
+        p.touched(10); // promoted: one active page must go
+        assert_eq!((p.active_len(), p.inactive_len()), (3, 1));
+        assert_eq!(p.candidate(), Some(2));
+        assert_eq!(p.0.state(1), Some((Kind::Anon, true)));
     }
 
     #[test]
@@ -449,36 +526,45 @@ mod tests {
     }
 
     #[test]
-    fn refault_of_a_recently_used_page_is_activated() {
+    fn refault_of_a_colder_page_stays_inactive() {
         let mut p = Ferrite::with_capacity(4).unwrap();
         for page in 1..=3 {
             p.insert(page, None).unwrap(); // active (target inactive 1)
         }
         p.insert(10, None).unwrap(); // inactive
         let shadow = p.evict(10).unwrap();
-        // Pages 1..3 are used after 10's last use: 10 is colder: inactive.
+        // Pages 1..3 are used after 10's last use: 10 is colder: inactive,
+        // and the inactive target cannot shrink below 1.
         for page in 1..=3 {
             p.touched(page);
         }
-        p.insert(10, Some(shadow)).unwrap();
+        assert!(!p.0.insert(Kind::Anon, 10, Some(shadow)).unwrap());
         assert_eq!((p.active_len(), p.inactive_len()), (3, 1));
+        assert_eq!(p.inactive_target(), 1);
+    }
+
+    #[test]
+    fn refault_of_a_recently_used_page_is_activated() {
+        let mut p = Ferrite::with_capacity(4).unwrap();
+        for page in 1..=3 {
+            p.insert(page, None).unwrap(); // active, never used since
+        }
+        p.insert(10, None).unwrap(); // inactive
         let shadow = p.evict(10).unwrap();
-        // Now 11 is used, then 10 refaults having been used more recently
-        // than the coldest active page (1): activated, 1 demoted.
         p.insert(11, None).unwrap();
-        p.touched(11);
-        assert_eq!(p.candidate(), Some(1));
-        p.evict(1).unwrap();
-        // 10 never was active: the inactive list was too short to see its
-        // second use, so its target grows (1 + active/inactive = 4, capped
-        // at capacity/2 = 2) and active shrinks to 2: 10 and 11 stay, 2
-        // and 3 are demoted, the colder one (2) to the tail.
-        p.insert(10, Some(shadow)).unwrap();
+        p.evict(11).unwrap();
+        // 10 was used more recently than the coldest active page (1): its
+        // reuse distance is shorter than 1's recency: activated. It never
+        // was active: the inactive list was too short to see its second
+        // use, so its target grows (capped at capacity/2 = 2) and active
+        // shrinks to 2: 1 and 2 are demoted, the colder one (1) to the
+        // tail.
+        assert!(p.0.insert(Kind::Anon, 10, Some(shadow)).unwrap());
         assert_eq!(p.inactive_target(), 2);
         assert_eq!((p.active_len(), p.inactive_len()), (2, 2));
-        assert_eq!(p.candidate(), Some(2), "the coldest active page goes first");
-        p.evict(2).unwrap();
-        assert_eq!(p.candidate(), Some(3));
+        assert_eq!(p.candidate(), Some(1), "the coldest active page goes first");
+        p.evict(1).unwrap();
+        assert_eq!(p.candidate(), Some(2));
     }
 
     #[test]

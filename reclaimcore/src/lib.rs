@@ -27,8 +27,10 @@
 //! | the owner frees or unmaps the page for good (munmap, exit, truncate) | [`Policy::remove`] |
 //! | reclaim wants a frame: ask for a candidate, test-and-clear its accessed bits through the reverse map; if set, report [`Policy::touched`] and ask again; if it cannot be evicted now (locked, under writeback, pinned), [`Policy::rotate`] it; otherwise unmap it, write it if dirty, and [`Policy::evict`] it, keeping the returned [`Shadow`] | [`Policy::candidate`], [`Policy::evict`] |
 //!
-//! [`sim::Memory`] is exactly this loop, with every access reported as a
-//! touch (a trace sees every access; the kernel sees accessed bits).
+//! [`sim::Memory`] is exactly this loop, in one of two modes
+//! ([`sim::Mode`]): every access reported as a touch (a trace sees every
+//! access), or accessed bits that reclaim checks on candidates only, as
+//! the kernel does.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -4,10 +4,12 @@
 
 use alloc::vec::Vec;
 
+use crate::sim::Mode;
 use crate::{opt, sim, trace, Clock, Ferrite, Fifo, Lru};
 
 /// The standard traces for a memory of `memory` pages, each as (name,
-/// accesses). Sizes are relative to memory; the seeds are fixed.
+/// accesses). Sizes are relative to memory; the seeds are fixed (those of
+/// [`traces_seeded`] with `seed` 0).
 ///
 /// - loop: 1.1x memory, 40 passes.
 /// - hot set + scans: a hot set of half the memory used at random, then a
@@ -18,21 +20,30 @@ use crate::{opt, sim, trace, Clock, Ferrite, Fifo, Lru};
 ///   half-overlapping the previous one.
 /// - random: uniform over 2x memory.
 pub fn traces(memory: usize) -> Vec<(&'static str, Vec<u64>)> {
+    traces_seeded(memory, 0)
+}
+
+/// The standard traces with other random choices: each trace's seed is
+/// `seed` plus its fixed one.
+pub fn traces_seeded(memory: usize, seed: u64) -> Vec<(&'static str, Vec<u64>)> {
     let m = memory as u64;
     alloc::vec![
         ("loop 1.1x memory", trace::looping(m * 11 / 10, memory * 40)),
         (
             "hot set + scans",
-            trace::hot_scan(m / 2, 2 * m, 3, memory * 5, 5, 1)
+            trace::hot_scan(m / 2, 2 * m, 3, memory * 5, 5, seed + 1)
         ),
-        ("zipf over 4x memory", trace::zipf(4 * m, memory * 60, 2)),
+        (
+            "zipf over 4x memory",
+            trace::zipf(4 * m, memory * 60, seed + 2)
+        ),
         (
             "shifting sets 0.75x",
-            trace::shifting(m * 3 / 4, m * 3 / 8, memory * 15, 8, 3)
+            trace::shifting(m * 3 / 4, m * 3 / 8, memory * 15, 8, seed + 3)
         ),
         (
             "random over 2x memory",
-            trace::random(2 * m, memory * 40, 4)
+            trace::random(2 * m, memory * 40, seed + 4)
         ),
     ]
 }
@@ -56,18 +67,41 @@ pub struct Row {
     pub ferrite: u64,
 }
 
-/// Runs every policy on every standard trace with `memory` frames.
+/// Runs every policy on every standard trace with `memory` frames, every
+/// hit a touch.
 pub fn rows(memory: usize) -> Vec<Row> {
-    traces(memory)
+    rows_for(memory, Mode::Trace, 0)
+}
+
+/// Runs every policy on every standard trace ([`traces_seeded`] with
+/// `seed`) with `memory` frames, hits reported as `mode` says.
+pub fn rows_for(memory: usize, mode: Mode, seed: u64) -> Vec<Row> {
+    traces_seeded(memory, seed)
         .into_iter()
         .map(|(name, t)| Row {
             trace: name,
             accesses: t.len(),
             opt: opt::misses(&t, memory),
-            fifo: sim::misses(Fifo::with_capacity(memory).expect("host allocation"), &t),
-            lru: sim::misses(Lru::with_capacity(memory).expect("host allocation"), &t),
-            clock: sim::misses(Clock::with_capacity(memory).expect("host allocation"), &t),
-            ferrite: sim::misses(Ferrite::with_capacity(memory).expect("host allocation"), &t),
+            fifo: sim::misses_in(
+                mode,
+                Fifo::with_capacity(memory).expect("host allocation"),
+                &t,
+            ),
+            lru: sim::misses_in(
+                mode,
+                Lru::with_capacity(memory).expect("host allocation"),
+                &t,
+            ),
+            clock: sim::misses_in(
+                mode,
+                Clock::with_capacity(memory).expect("host allocation"),
+                &t,
+            ),
+            ferrite: sim::misses_in(
+                mode,
+                Ferrite::with_capacity(memory).expect("host allocation"),
+                &t,
+            ),
         })
         .collect()
 }

@@ -1,11 +1,15 @@
 //! The replacement-quality targets of issue 12, on the standard traces
-//! (`quality::traces`, 1000 frames): deterministic properties of the
-//! algorithms (fixed seeds), not timings. `cargo run --release -p
-//! reclaimcore --example quality` prints the same table.
+//! (`quality::traces`, 1000 frames, every hit a touch): deterministic
+//! properties of the algorithms (fixed seeds), not timings. `cargo run
+//! --release -p reclaimcore --example quality` prints the same tables, and
+//! the accessed-bits mode next to them.
 
-use reclaimcore::quality::{rows, Row};
+use reclaimcore::quality::{rows, rows_for, Row};
+use reclaimcore::sim::Mode;
 
 const MEMORY: usize = 1000;
+/// The standard seed and two others: the targets hold for all three.
+const SEEDS: [u64; 3] = [0, 10, 20];
 
 fn table() -> Vec<Row> {
     rows(MEMORY)
@@ -28,6 +32,21 @@ fn loops_larger_than_memory_take_half_lrus_misses_or_fewer() {
 }
 
 #[test]
+fn never_worse_than_lru_by_more_than_5_percent() {
+    for seed in SEEDS {
+        for r in rows_for(MEMORY, Mode::Trace, seed) {
+            assert!(
+                r.ferrite * 100 <= r.lru * 105,
+                "seed {seed}, {}: Ferrite {} vs LRU {}",
+                r.trace,
+                r.ferrite,
+                r.lru
+            );
+        }
+    }
+}
+
+#[test]
 fn a_scan_does_not_evict_the_hot_set() {
     // OPT keeps the hot set through every scan; so does Ferrite's policy.
     let r = table()
@@ -44,16 +63,37 @@ fn a_scan_does_not_evict_the_hot_set() {
 }
 
 #[test]
+fn a_scan_does_not_evict_the_hot_set_seen_through_accessed_bits() {
+    // As the kernel sees uses: the hot set sits on the active list, its
+    // uses unseen, and every scan page comes in with its accessed bit set
+    // by its fault. Still no hot page is lost to a scan.
+    for seed in SEEDS {
+        let r = rows_for(MEMORY, Mode::Bits, seed)
+            .into_iter()
+            .find(|r| r.trace.starts_with("hot set"))
+            .unwrap();
+        assert!(
+            r.ferrite * 100 <= r.opt * 101,
+            "seed {seed}: Ferrite {} vs OPT {}",
+            r.ferrite,
+            r.opt
+        );
+        assert!(r.ferrite < r.lru, "seed {seed}");
+    }
+}
+
+#[test]
 fn opt_is_the_bound_on_every_trace() {
-    for r in table() {
-        for m in [r.fifo, r.lru, r.clock, r.ferrite] {
-            assert!(r.opt <= m, "{}", r.trace);
+    for mode in [Mode::Trace, Mode::Bits] {
+        for r in rows_for(MEMORY, mode, 0) {
+            for m in [r.fifo, r.lru, r.clock, r.ferrite] {
+                assert!(r.opt <= m, "{mode:?} {}", r.trace);
+            }
         }
     }
 }
 
-// Two of the issue's targets are not met (shifting sets 1.06 x LRU against
-// "never worse than LRU by more than 5 %"; geometric mean 1.36 x OPT
-// against 1.3): they are reported by `make bench`'s quality table (met /
-// NOT MET per target), not asserted here, so no test is ignored to stay
-// green.
+// The geometric-mean target (<= 1.3 x OPT) is not met: 1.34 (see the
+// README's replacement-quality section for what bounds it). `make bench`'s
+// quality table reports it (met / NOT MET per target); it is not asserted
+// here, so no test is ignored to stay green.
