@@ -32,10 +32,6 @@ pub mod flags {
     /// Reclaim is looking at it (taken off for a moment, Linux's
     /// `isolate_lru_page`): another reclaimer passes it by.
     pub const ISOLATED: u32 = 1 << 3;
-    /// Reclaim found it referenced once since it was last looked at
-    /// (Linux's `PG_referenced`): the first reference after a fault only
-    /// proves the fault, a second one proves use.
-    pub const REFERENCED: u32 = 1 << 4;
 }
 
 /// What reclaim knows about one frame.

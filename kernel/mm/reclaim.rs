@@ -8,11 +8,11 @@
 //! a candidate of a kind (the inactive tail) and looks at every leaf that
 //! maps it through the reverse map (an anonymous page's family of address
 //! spaces at its address), test-and-clearing accessed bits:
-//! - referenced, and referenced before too (or already active): a use the
-//!   lists hear of ([`Lruvec::touched`](reclaimcore::Lruvec::touched):
-//!   activated); referenced for the first time: kept on the inactive list
-//!   with [`flags::REFERENCED`] (the first reference only proves the fault
-//!   that brought it in — Linux's "look twice");
+//! - referenced: a use the lists hear of
+//!   ([`Lruvec::touched`](reclaimcore::Lruvec::touched)); they look twice
+//!   like Linux — the first reference to a new inactive page only proves
+//!   the fault that brought it in and sends it round the inactive list
+//!   again, a second one activates it;
 //! - not referenced: evicted. An anonymous page goes to the swap cache,
 //!   every leaf mapping it becomes a swap entry (through each address
 //!   space's gather, so the TLB is flushed before the frame can go), its
@@ -253,32 +253,25 @@ fn putback(page: FrameRef) {
 enum Verdict {
     /// Evict it.
     Reclaim,
-    /// Keep it where it is.
+    /// Keep it (the lists have placed it).
     Keep,
 }
 
-/// Turns "was it referenced" into a decision, telling the lists about a
-/// use (see the module documentation: look twice before activating).
+/// Turns "was it referenced" into a decision: a referenced page is a use
+/// the lists hear of (they decide: look twice on the inactive list, then
+/// activate), an unreferenced one is evicted.
 fn verdict(pfn: Pfn, referenced: bool) -> Verdict {
+    if !referenced {
+        return Verdict::Reclaim;
+    }
     frames::with(|m| {
-        let active = m.ext.is_active(pfn);
-        let Some(e) = m.ext.get_mut(pfn) else {
-            return Verdict::Keep;
-        };
-        let before = e.flags & flags::REFERENCED != 0;
-        if !referenced {
-            e.flags &= !flags::REFERENCED;
-            return Verdict::Reclaim;
-        }
-        if active || before {
-            e.flags &= !flags::REFERENCED;
-            m.ext.touched(pfn);
+        let was_active = m.ext.is_active(pfn);
+        m.ext.touched(pfn);
+        if !was_active && m.ext.is_active(pfn) {
             vmstat::PGACTIVATE.inc();
-        } else {
-            e.flags |= flags::REFERENCED;
         }
-        Verdict::Keep
-    })
+    });
+    Verdict::Keep
 }
 
 /// The fate of one page taken off the lists (Linux's
