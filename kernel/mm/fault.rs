@@ -119,12 +119,18 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
     let Some(current) = aspace::current() else {
         return Err(FaultError::Segv(SegvReason::NoRegion));
     };
-    // Out of frames: reclaim (swapping pages out, with no lock held, so
-    // this address space's pages may go too) and try again.
+    // Out of frames: reclaim (swapping pages out, then dropping clean
+    // page-cache pages even where mapped, with no lock held, so this
+    // address space's pages may go too) and try again.
     for _ in 0..RECLAIM_TRIES {
         let result = current.lock().handle_fault(addr, access, mode);
         match result {
-            Err(FaultError::OutOfMemory) if super::reclaim::reclaim_for_user() > 0 => continue,
+            Err(FaultError::OutOfMemory)
+                if super::reclaim::reclaim_for_user() > 0
+                    || super::pagecache::shrink_to(super::reclaim::BATCH) > 0 =>
+            {
+                continue
+            }
             other => return other.map(|_| ()),
         }
     }
