@@ -267,6 +267,10 @@ pub fn set_mappings(file: u32, space: u64, regions: impl Iterator<Item = Mapping
             }
             f.mappings.push(m);
         }
+        if f.mappings.is_empty() {
+            // Nothing maps the file: its list's memory goes back.
+            f.mappings = Vec::new();
+        }
     })
 }
 
