@@ -231,11 +231,11 @@ fn region_changes_keep_the_map_exact() {
     let free = settled_free_pages();
     let a = space();
     a.lock().map(file_vma(file, BASE, PAGES)).unwrap();
-    touch_all(&[a.clone()], file, None);
-    check_exact(&[a.clone()], file);
+    touch_all(core::slice::from_ref(&a), file, None);
+    check_exact(core::slice::from_ref(&a), file);
 
     // fork: the child's regions are registered, its leaves found.
-    touch_all(&[a.clone()], file, None);
+    touch_all(core::slice::from_ref(&a), file, None);
     let b: SharedAddressSpace = Arc::new(Mutex::new(a.lock().fork().expect("fork")));
     let both = [a.clone(), b.clone()];
     check_exact(&both, file);
