@@ -146,11 +146,11 @@ pub fn run_program(path: &str, argv: &[&str]) -> (crate::proc::user::UserExit, S
     (exit, crate::klog::capture_take())
 }
 
-/// Free frames once the page cache dropped its idle clean pages and the
-/// slab heap gave back its empty slabs: the count tests compare before and
-/// after to prove every frame came back.
+/// Free frames once the page cache dropped its clean pages no process maps
+/// and the slab heap gave back its empty slabs: the count tests compare
+/// before and after to prove every frame came back.
 pub fn settled_free_pages() -> u64 {
-    crate::mm::pagecache::shrink();
+    crate::mm::pagecache::shrink_unmapped();
     crate::mm::frames::with(|m| {
         m.slab.shrink(&mut m.buddy);
         m.buddy.free_pages()

@@ -106,6 +106,7 @@ check swapstress 0 "swapstress: ok 64 MiB" -- $B/swapstress 64 1
 check thrash-loop 0 "thrash: loop 4 2 cycles " "thrash: majflt " "thrash: ok" -- $B/thrash loop 4 2
 check thrash-scan 0 "thrash: scan: 32 rounds over the hot set" "thrash: ok" -- $B/thrash scan 2 8 256
 check thrash-bad-arg 2 "usage: thrash" -- $B/thrash loop 4
+check filemap 0 "filemap: parent ok after 300 rounds" "filemap: child ok after 300 rounds" -- $B/filemap $B/filemap
 # memhog: fill checks what it wrote; hold sleeps forever once it holds its memory.
 check memhog-fill 0 "memhog: filled 8 MiB, checked" -- $B/memhog fill 8
 check memhog-hold 124 "memhog: holding 4 MiB" -- timeout 0.5 $B/memhog hold 4

@@ -49,9 +49,14 @@ pub struct AddressSpace {
     /// The reverse-map family: this address space and its fork
     /// descendants, whose anonymous pages sit at the same addresses.
     family: u32,
+    /// This address space's name in the page cache's reverse map (unique,
+    /// never reused).
+    id: u64,
     /// The page-cache files (ramdisk files, shared anonymous objects) some
     /// region here maps, each holding one [`pagecache::hold`]: a shared
-    /// anonymous object lives while any address space holds it.
+    /// anonymous object lives while any address space holds it. Its
+    /// regions of each are registered in that file's reverse map
+    /// ([`pagecache::set_mappings`]) after every change to them.
     holds: Vec<u32>,
     /// The commit charge of the charged regions ([`commit`]): always their
     /// pages, given back when the space is dropped.
@@ -74,6 +79,9 @@ struct KernelFaults {
 
 /// Fresh reverse-map family ids.
 static NEXT_FAMILY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
+
+/// Fresh address-space ids (0 is none).
+static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 impl FaultBackend for KernelFaults {
     type Frame = FrameRef;
@@ -137,6 +145,7 @@ impl AddressSpace {
         Ok(AddressSpace {
             space: VmSpace::new(tables),
             family: NEXT_FAMILY.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
+            id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             holds: Vec::new(),
             committed: Charge::none(),
         })
@@ -182,14 +191,55 @@ impl AddressSpace {
         if !maybe {
             return;
         }
-        let vmas = self.space.vmas();
+        let (vmas, id) = (self.space.vmas(), self.id);
         self.holds.retain(|&file| {
             let used = vmas.iter().any(|v| file_of(v) == Some(file));
             if !used {
+                pagecache::set_mappings(file, id, core::iter::empty());
                 pagecache::release(file);
             }
             used
         });
+    }
+
+    /// Room in the reverse map of every file held (and `new`) for `more`
+    /// more regions of this space: what one change to the regions may add
+    /// (a split adds one per edge, a new region one). Before the change,
+    /// so that running out of memory refuses it unchanged.
+    fn reserve_file_map(&self, new: Option<u32>, more: usize) -> Result<(), VmError> {
+        for &file in self.holds.iter().chain(new.iter()) {
+            pagecache::reserve_mappings(file, more).map_err(|_| VmError::NoMemory)?;
+        }
+        Ok(())
+    }
+
+    /// Registers this space's regions of `file` in its reverse map (they
+    /// replace the ones registered before).
+    fn sync_file_map(&self, file: u32) {
+        let id = self.id;
+        pagecache::set_mappings(
+            file,
+            id,
+            self.space.vmas().iter().filter_map(|v| match v.kind {
+                vmcore::VmaKind::File { file: f, offset } if f == file => {
+                    Some(pagecache::Mapping {
+                        space: id,
+                        start: v.start,
+                        offset,
+                        len: v.end - v.start,
+                    })
+                }
+                _ => None,
+            }),
+        );
+    }
+
+    /// [`Self::sync_file_map`] for every file held (after a change to
+    /// regions that may have split, moved or removed file regions).
+    fn sync_all_file_maps(&self) {
+        for &file in &self.holds {
+            self.sync_file_map(file);
+        }
     }
 
     /// True if a region overlapping `[start, end)` maps a file.
@@ -220,10 +270,21 @@ impl AddressSpace {
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
         let charge = commit::charge(vma.committed_pages())?;
         let hold = self.prepare_hold(&vma)?;
+        if let Some(file) = file_of(&vma) {
+            pagecache::reserve_mappings(file, 1).map_err(|_| VmError::NoMemory)?;
+        }
         self.space.map(vma)?;
         self.record_hold(hold);
+        if let Some(file) = file_of(&vma) {
+            self.sync_file_map(file);
+        }
         self.committed.absorb(charge);
         Ok(())
+    }
+
+    /// This address space's id in the page cache's reverse map.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Pages this address space has committed (its charged regions).
@@ -240,10 +301,17 @@ impl AddressSpace {
     /// freed.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
         let files = self.touches_files(start, end);
+        if files {
+            // Unmapping the middle of a region splits it.
+            self.reserve_file_map(None, 1)?;
+        }
         let charged = self.space.vmas().committed_pages(start, end);
         let result = self.changing(|space, mem, gather| space.unmap(mem, gather, start, end));
         if result.is_ok() {
             self.committed.give_back(charged);
+        }
+        if files {
+            self.sync_all_file_maps();
         }
         self.drop_unused_holds(files);
         result
@@ -263,8 +331,19 @@ impl AddressSpace {
         let replaced = self.space.vmas().committed_pages(vma.start, vma.end);
         let charge = commit::charge(vma.committed_pages().saturating_sub(replaced))?;
         let hold = self.prepare_hold(&vma)?;
-        self.changing(|space, mem, gather| space.map_fixed(mem, gather, vma))?;
+        // The new region, and a split of the one it lands in.
+        self.reserve_file_map(file_of(&vma), 2)?;
+        let result = self.changing(|space, mem, gather| space.map_fixed(mem, gather, vma));
+        if files || file_of(&vma).is_some() {
+            // (Before `record_hold`: a failed map left no region of a new
+            // file, and the other files' regions are as they are.)
+            self.sync_all_file_maps();
+        }
+        result?;
         self.record_hold(hold);
+        if let Some(file) = file_of(&vma) {
+            self.sync_file_map(file);
+        }
         self.drop_unused_holds(files);
         self.committed.absorb(charge);
         self.committed
@@ -276,7 +355,18 @@ impl AddressSpace {
     /// MREMAP_MAYMOVE): page-table entries move, frames stay where they are.
     /// The destination must be free. On failure nothing moved.
     pub fn move_region(&mut self, old: u64, len: u64, new: u64) -> Result<(), VmError> {
-        self.changing(|space, mem, gather| space.move_region(mem, gather, old, len, new))
+        let files = self.touches_files(old, old.saturating_add(len));
+        if files {
+            // The pieces move; the regions they left may split at both
+            // edges.
+            self.reserve_file_map(None, 2)?;
+        }
+        let result =
+            self.changing(|space, mem, gather| space.move_region(mem, gather, old, len, new));
+        if files {
+            self.sync_all_file_maps();
+        }
+        result
     }
 
     /// Changes the protection of `[start, end)`, splitting regions at the
@@ -286,7 +376,17 @@ impl AddressSpace {
     /// [`VmError::Overcommit`]).
     pub fn protect(&mut self, start: u64, end: u64, prot: vmcore::Prot) -> Result<(), VmError> {
         let charge = commit::charge(self.space.vmas().protect_charge(start, end, prot))?;
-        self.changing(|space, mem, gather| space.protect(mem, gather, start, end, prot))?;
+        let files = self.touches_files(start, end);
+        if files {
+            // A split at each edge.
+            self.reserve_file_map(None, 2)?;
+        }
+        let result =
+            self.changing(|space, mem, gather| space.protect(mem, gather, start, end, prot));
+        if files {
+            self.sync_all_file_maps();
+        }
+        result?;
         self.committed.absorb(charge);
         Ok(())
     }
@@ -310,12 +410,20 @@ impl AddressSpace {
             vmstat::SEGV.inc();
             return Err(FaultError::Segv(vmcore::SegvReason::NoRegion));
         };
+        // A fault below a grows-down region may grow it (a file region's
+        // start and offset move: its reverse-map entry follows).
+        let may_grow = self.space.may_grow_stack_at(addr) && self.space.vmas().find(addr).is_none();
         let mut backend = KernelFaults {
             family: self.family,
         };
         let result = self.changing(|space, mem, gather| {
             space.handle_fault(mem, &mut backend, gather, addr, access, mode)
         });
+        if may_grow {
+            if let Some(file) = self.space.vmas().find(addr).and_then(file_of) {
+                self.sync_file_map(file);
+            }
+        }
         // Kept if the stack did grow (even if the fault then failed).
         if growth > 0 && self.space.vmas().find(addr).is_some() {
             self.committed.absorb(charge);
@@ -340,9 +448,20 @@ impl AddressSpace {
             pagecache::hold(file);
             child.holds.push(file);
         }
+        // Room for the child's regions in each file's reverse map.
+        for &file in &self.holds {
+            let regions = self
+                .space
+                .vmas()
+                .iter()
+                .filter(|v| file_of(v) == Some(file))
+                .count();
+            pagecache::reserve_mappings(file, regions).map_err(|_| OutOfMemory)?;
+        }
         self.space
             .fork_regions(&mut child.space)
             .map_err(|_| OutOfMemory)?;
+        child.sync_all_file_maps();
         // One pass under the frames lock: tables for the child and a
         // reference per shared frame, without a lock round trip per page.
         // (The gather only records the range there; it flushes and frees
@@ -366,6 +485,14 @@ impl AddressSpace {
     /// frame at `frame`; whether it was set, or `None` if not mapped here.
     pub fn clear_young(&mut self, va: u64, frame: u64) -> Option<bool> {
         self.changing(|space, mem, gather| space.clear_young(mem, gather, va, frame))
+    }
+
+    /// Reclaim: clears the leaf at `va` if it maps the frame at `frame` (a
+    /// page-cache page going back to its file); its old dirty bit, or
+    /// `None` if not mapped here. The TLB is flushed before the leaf's
+    /// frame reference goes.
+    pub fn unmap_frame(&mut self, va: u64, frame: u64) -> Option<bool> {
+        self.changing(|space, mem, gather| space.unmap_frame(mem, gather, va, frame))
     }
 
     /// Reclaim: replaces the leaf at `va` mapping `frame` by `entry` (whose
@@ -498,8 +625,10 @@ impl Drop for AddressSpace {
         }
         self.changing(|space, mem, gather| space.teardown(mem, gather));
         frames::free(Pfn::from_addr(self.root()), 0).expect("address space root");
-        // No region maps anything now: the files may go.
+        // No region maps anything now: out of the files' reverse maps, and
+        // the files may go.
         for file in self.holds.drain(..) {
+            pagecache::set_mappings(file, self.id, core::iter::empty());
             pagecache::release(file);
         }
     }

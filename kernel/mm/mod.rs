@@ -68,6 +68,11 @@
 //!   may reclaim cache pages. Reclaim from the allocator's failure path
 //!   (`pagecache::try_shrink`) only *tries* the lock, so an allocation made
 //!   under `CACHE` finds nothing to reclaim instead of deadlocking.
+//! - The page cache's reverse-map walks (`pagecache::unmap_page_everywhere`,
+//!   `page_referenced`, `shrink`) hold `CACHE` and only *try* the
+//!   address-space locks under it (a busy space keeps its page), so they
+//!   never wait against the usual address space -> `CACHE` order; they
+//!   list the address spaces before taking `CACHE` and drop the list after.
 //! - Interrupt handlers never allocate: the queues they fill (`INPUT`,
 //!   `SCHED`'s run queue) are sized beforehand.
 //! - Only the fatal-error path breaks a lock (the consoles'), with the

@@ -19,14 +19,46 @@
 //! nodes are allocated fallibly: a full kernel heap is an out-of-memory
 //! fault, not a panic.
 //!
-//! Lock order: the cache lock, then the frames lock. Frames for new pages
-//! are allocated with the cache lock *not* held, because allocating may
-//! reclaim cache pages ([`try_shrink`]).
+//! # Reverse map (Linux's `i_mmap`)
+//!
+//! Each file keeps the list of regions that map it: ([`Mapping`]) the
+//! address space (by its id, [`AddressSpace::id`]), the region's start,
+//! its file offset and its length. The address space registers them
+//! itself, after every change to its regions (map, `MAP_FIXED`, munmap,
+//! mprotect splits, mremap, fork, stack growth, teardown), by replacing
+//! its entries for each file it holds with its regions of that file now
+//! ([`set_mappings`]); the room for them is reserved before the change
+//! ([`reserve_mappings`]), so a change that cannot get memory fails before
+//! anything changed and the replacement never allocates. From a page
+//! `(file, index)` every leaf that may map it is then at
+//! `start + index * 4096 - offset` in each region covering it
+//! ([`unmap_page_everywhere`], [`page_referenced`]).
+//!
+//! Address spaces are named by id, not referenced: the map keeps none
+//! alive (a dying space removes its entries in its `Drop`). A walk
+//! resolves ids against the list of live address spaces (reclaim's
+//! [`address_spaces`](super::reclaim::address_spaces), read before the
+//! cache lock) and takes each with `try_lock`; a mapper it cannot reach or
+//! lock makes the page [`Busy`], and it stays. Whether the map is complete
+//! is not trusted either: a page is dropped only when, after every leaf
+//! found was cleared, the cache's reference is the last one.
+//!
+//! The frame -> `(file, index)` direction ([`owner_of`]) is kept here, in a
+//! radix tree keyed by frame number, until the per-frame data
+//! (`pageext`) carries it.
+//!
+//! Lock order: an address space, the cache lock, then the frames lock.
+//! Frames for new pages are allocated with the cache lock *not* held,
+//! because allocating may reclaim cache pages ([`try_shrink`]). Reverse-map
+//! walks hold the cache lock and only *try* address-space locks (and never
+//! allocate).
 
 use alloc::vec::Vec;
-use mmcore::FrameKind;
+use core::sync::atomic::{AtomicU64, Ordering};
+use mmcore::{FrameKind, Pfn};
 use vmcore::radix::{IndexError, PageIndex};
 
+use super::aspace::{AddressSpace, SharedAddressSpace};
 use super::commit::Charge;
 use super::frame_ref::FrameRef;
 use super::layout::PAGE_SIZE;
@@ -52,22 +84,61 @@ struct CacheFile {
     /// taken back when the page is read in again: Linux keeps them in the
     /// page's own xarray slot; here they have an index of their own.
     shadows: PageIndex<u32>,
+    /// The regions mapping it (the reverse map; see the module docs).
+    mappings: Vec<Mapping>,
     /// An anonymous object's commit charge for its size (Linux's
     /// `shmem_acct_size`), given back when it dies.
     _charge: Charge,
 }
+
+/// One region of an address space that maps a cache file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The address space ([`AddressSpace::id`]).
+    pub space: u64,
+    /// The region's first address.
+    pub start: u64,
+    /// The file offset mapped at `start`.
+    pub offset: u64,
+    /// The region's length in bytes.
+    pub len: u64,
+}
+
+impl Mapping {
+    /// Where this region maps page `index` of the file, if it does.
+    pub fn va_of(&self, index: u64) -> Option<u64> {
+        let at = index.checked_mul(PAGE_SIZE)?.checked_sub(self.offset)?;
+        (at < self.len).then(|| self.start + at)
+    }
+}
+
+/// A mapper of the page could not be reached (its address space was
+/// locked, or not in the list walked): the page stays as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Busy;
+
+/// No memory for the reverse map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoMemory;
 
 struct Cache {
     /// Indexed by file id; a dead anonymous object leaves `None` for reuse.
     files: Vec<Option<CacheFile>>,
     /// Pages cached over all files.
     pages: u64,
+    /// Where the last sweep of mapped pages stopped (file, index): the
+    /// next one goes on from there (a CLOCK hand).
+    hand: (u32, u64),
 }
 
 static CACHE: IrqMutex<Cache> = IrqMutex::new(Cache {
     files: Vec::new(),
     pages: 0,
+    hand: (0, 0),
 });
+
+/// Mapped pages dropped so far (after being unmapped everywhere).
+static MAPPED_DROPPED: AtomicU64 = AtomicU64::new(0);
 
 fn locked<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     CACHE.with(f)
@@ -101,6 +172,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
             users: 0,
             pages: PageIndex::new(),
             shadows: PageIndex::new(),
+            mappings: Vec::new(),
             _charge: Charge::none(),
         })
     })
@@ -118,6 +190,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
             users: 1,
             pages: PageIndex::new(),
             shadows: PageIndex::new(),
+            mappings: Vec::new(),
             _charge: charge,
         })
     })
@@ -146,6 +219,66 @@ pub fn release(file: u32) {
             c.pages -= dead.pages.len() as u64;
             // Dropping the index drops the cache's reference to each page.
         }
+    })
+}
+
+/// Makes room in `file`'s reverse map for `more` entries beyond those it
+/// has, so that the next [`set_mappings`] that adds at most that many does
+/// not allocate. An address space calls it before a change to its regions
+/// (fails: the change is refused with `ENOMEM` before anything changed).
+pub fn reserve_mappings(file: u32, more: usize) -> Result<(), NoMemory> {
+    locked(|c| match c.file(file) {
+        Some(f) => f.mappings.try_reserve(more).map_err(|_| NoMemory),
+        None => Ok(()),
+    })
+}
+
+/// Replaces the reverse-map entries of address space `space` for `file`
+/// by `regions` (its regions of that file now; none when it lets go).
+/// Called with that address space locked, after a change to its regions.
+/// Allocates only if [`reserve_mappings`] did not make room (a bug): if
+/// that fails too, the entry is left out, which keeps the page it maps
+/// from being dropped but is otherwise harmless (see the module docs).
+pub fn set_mappings(file: u32, space: u64, regions: impl Iterator<Item = Mapping>) {
+    locked(|c| {
+        let Some(f) = c.file(file) else { return };
+        f.mappings.retain(|m| m.space != space);
+        for m in regions {
+            debug_assert_eq!(m.space, space);
+            if f.mappings.len() == f.mappings.capacity() {
+                debug_assert!(false, "reverse map of file {file}: no room reserved");
+                if f.mappings.try_reserve(1).is_err() {
+                    continue;
+                }
+            }
+            f.mappings.push(m);
+        }
+        if f.mappings.is_empty() {
+            // Nothing maps the file: its list's memory goes back.
+            f.mappings = Vec::new();
+        }
+    })
+}
+
+/// The reverse map of `file` (for tests and inspection); `None` if there
+/// is no such file or no memory for the copy.
+pub fn mappings(file: u32) -> Option<Vec<Mapping>> {
+    locked(|c| {
+        let f = c.file(file)?;
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(f.mappings.len()).ok()?;
+        copy.extend_from_slice(&f.mappings);
+        Some(copy)
+    })
+}
+
+/// The file and page index whose cache page is frame `pfn`, if it is one
+/// (recorded in the frame's `page_ext` when the page was read in; not
+/// under the frames lock).
+pub fn owner_of(pfn: Pfn) -> Option<(u32, u64)> {
+    super::frames::with(|m| {
+        let e = m.ext.get(pfn)?;
+        (e.flags & super::pageext::flags::FILE != 0).then_some((e.family, e.vpn))
     })
 }
 
@@ -213,7 +346,12 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     }
     locked(|c| {
         // (Returning early drops `frame`: our page goes back.)
-        let Some(f) = c.file(file) else {
+        let Cache {
+            files,
+            pages,
+                ..
+        } = c;
+        let Some(f) = files.get_mut(file as usize).and_then(Option::as_mut) else {
             // The object died meanwhile (its last holder went).
             return Err(CacheError::NoFile);
         };
@@ -232,18 +370,17 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
         // The cache keeps the allocation's reference; the mapping gets
         // another.
         let mapping = frame.try_clone().ok_or(CacheError::NoMemory)?;
+        let pfn = frame.pfn();
         match f.pages.insert(index, frame) {
             Ok(_) => {}
             Err(IndexError::NoMemory) | Err(IndexError::TooLarge) => {
                 return Err(CacheError::NoMemory);
             }
         }
-        let file_page = matches!(f.backing, Backing::Bytes(_));
-        c.pages += 1;
-        if file_page {
+        *pages += 1;
+        if matches!(f.backing, Backing::Bytes(_)) {
             // A file page: on the file LRU, findable from its frame.
             super::frames::with(|m| {
-                let pfn = mapping.pfn();
                 if let Some(e) = m.ext.get_mut(pfn) {
                     e.flags |= super::pageext::flags::FILE;
                     e.family = file;
@@ -299,19 +436,30 @@ pub fn reclaimable_pages() -> u64 {
     })
 }
 
-/// Drops the clean cache pages no mapping uses (ramdisk pages whose only
-/// reference is the cache's own); returns how many were freed. Anonymous
-/// objects' pages are never dropped: they exist nowhere else.
-fn shrink_locked(c: &mut Cache) -> u64 {
+/// Drops up to `target` clean cache pages no mapping uses (ramdisk pages
+/// whose only reference is the cache's own); returns how many were freed.
+/// Anonymous objects' pages are never dropped: they exist nowhere else.
+fn shrink_unmapped_locked(c: &mut Cache, target: u64) -> u64 {
+    let Cache {
+        files,
+        pages,
+        ..
+    } = c;
     let mut freed = 0;
-    for f in c.files.iter_mut().flatten() {
+    for f in files.iter_mut().flatten() {
         if matches!(f.backing, Backing::Anonymous) {
             continue;
         }
         // Dropping a page the index no longer keeps frees it.
-        freed += f.pages.retain(|_, frame| frame.refcount() != 1) as u64;
+        f.pages.retain(|_, frame| {
+            if freed >= target || frame.refcount() != 1 {
+                return true;
+            }
+            freed += 1;
+            false
+        });
     }
-    c.pages -= freed;
+    *pages -= freed;
     freed
 }
 
@@ -351,23 +499,292 @@ pub fn drop_page(
     })
 }
 
-/// [`shrink_locked`] under the cache lock, forgetting every shadow too
-/// (`drop_caches`: what is left afterwards is only what is in use).
-pub fn shrink() -> u64 {
-    locked(|c| {
-        for f in c.files.iter_mut().flatten() {
-            f.shadows = PageIndex::new();
+/// The address spaces a reverse-map walk may visit, with their ids (read
+/// before the cache lock is taken; one busy then is never found).
+struct Reach<'a> {
+    spaces: &'a [SharedAddressSpace],
+    ids: [u64; MAX_REACH],
+}
+
+/// The most address spaces one walk resolves (as many as reclaim lists).
+const MAX_REACH: usize = 64;
+
+impl<'a> Reach<'a> {
+    fn new(spaces: &'a [SharedAddressSpace]) -> Reach<'a> {
+        let mut ids = [0; MAX_REACH];
+        for (id, a) in ids.iter_mut().zip(spaces) {
+            if let Some(a) = crate::arch::sync::try_lock_irq_off(a) {
+                *id = a.id();
+            }
         }
-        shrink_locked(c)
+        Reach { spaces, ids }
+    }
+
+    /// The address space with id `space`, if reachable.
+    fn find(&self, space: u64) -> Option<&'a SharedAddressSpace> {
+        let i = self.ids.iter().position(|&id| id == space && id != 0)?;
+        self.spaces.get(i)
+    }
+
+    /// Runs `f(space, va)` on every leaf address where `mappings` map page
+    /// `index`, each address space locked; changes nothing and returns
+    /// [`Busy`] if one of them cannot be reached or locked.
+    fn each_leaf(
+        &self,
+        mappings: &[Mapping],
+        index: u64,
+        mut f: impl FnMut(&mut AddressSpace, u64),
+    ) -> Result<(), Busy> {
+        let at = || {
+            mappings
+                .iter()
+                .filter_map(move |m| Some((m.space, m.va_of(index)?)))
+        };
+        // All or nothing: look first (the cache lock is held, interrupts
+        // are off: nothing else runs between the two loops).
+        for (space, _) in at() {
+            let a = self.find(space).ok_or(Busy)?;
+            drop(a.try_lock().ok_or(Busy)?);
+        }
+        for (space, va) in at() {
+            let a = self.find(space).ok_or(Busy)?;
+            let mut guard = a.try_lock().ok_or(Busy)?;
+            f(&mut guard, va);
+        }
+        Ok(())
+    }
+
+    /// Tests and clears the accessed bit of every leaf mapping the frame at
+    /// `pa` as page `index`; true if one was set, or a mapper is busy.
+    fn referenced(&self, mappings: &[Mapping], index: u64, pa: u64) -> bool {
+        let mut young = false;
+        let done = self.each_leaf(mappings, index, |a, va| {
+            young |= a.clear_young(va, pa).unwrap_or(false);
+        });
+        young || done.is_err()
+    }
+
+    /// Clears every leaf mapping the frame at `pa` as page `index` (each
+    /// through its address space's gather); the leaves cleared and whether
+    /// one of them was dirty.
+    fn unmap(&self, mappings: &[Mapping], index: u64, pa: u64) -> Result<(usize, bool), Busy> {
+        let (mut cleared, mut dirty) = (0, false);
+        self.each_leaf(mappings, index, |a, va| {
+            if let Some(d) = a.unmap_frame(va, pa) {
+                cleared += 1;
+                dirty |= d;
+            }
+        })?;
+        Ok((cleared, dirty))
+    }
+}
+
+/// Runs `f` on `file`'s reverse map and page `index`'s frame address
+/// under the cache lock; `None` if the page is not cached.
+fn with_page<R>(file: u32, index: u64, f: impl FnOnce(&[Mapping], u64) -> R) -> Option<R> {
+    locked(|c| {
+        let file = c.file(file)?;
+        let pa = file.pages.get(index)?.pfn().addr();
+        Some(f(&file.mappings, pa))
     })
 }
 
-/// Like [`shrink`] but gives up (returning 0) if the cache is busy, so the
-/// frame allocator can call it on its way to failing from any context, even
-/// one that holds the cache lock.
+/// Clears every page-table entry, in every address space, that maps the
+/// cache page `(file, index)` (a private copy at the same address is
+/// another frame and stays); each TLB is flushed before the leaf's
+/// reference goes. Returns the leaves cleared (0 if the page is not
+/// cached), or [`Busy`] and no change if a mapper's address space could
+/// not be locked. The page stays in the cache: the next touch maps it
+/// again. Call with no lock held.
+pub fn unmap_page_everywhere(file: u32, index: u64) -> Result<usize, Busy> {
+    let spaces = super::reclaim::address_spaces();
+    let result = unmap_page_in(&spaces, file, index);
+    // (The list may hold the last reference to a space: dropped here,
+    // with no lock held.)
+    drop(spaces);
+    result
+}
+
+/// Reclaim's second look at a mapped page it found unreferenced: unmaps
+/// it everywhere; `Ok(true)` if no leaf was dirty (a dirty leaf of a
+/// shared mapping wrote the cache frame itself: it must stay).
+pub fn unmap_clean(file: u32, index: u64) -> Result<bool, Busy> {
+    let spaces = super::reclaim::address_spaces();
+    let reach = Reach::new(&spaces);
+    let result = with_page(file, index, |mappings, pa| reach.unmap(mappings, index, pa))
+        .unwrap_or(Ok((0, false)))
+        .map(|(_, dirty)| !dirty);
+    drop(reach);
+    drop(spaces);
+    result
+}
+
+/// [`unmap_page_everywhere`] over the address spaces `spaces`.
+pub fn unmap_page_in(spaces: &[SharedAddressSpace], file: u32, index: u64) -> Result<usize, Busy> {
+    let reach = Reach::new(spaces);
+    with_page(file, index, |mappings, pa| reach.unmap(mappings, index, pa))
+        .unwrap_or(Ok((0, false)))
+        .map(|(cleared, _)| cleared)
+}
+
+/// Whether a leaf mapping the cache page `(file, index)` was accessed since
+/// the last look (Linux's `folio_referenced`): tests and clears the
+/// accessed bit in every mapper. A busy mapper counts as a reference (the
+/// page is kept). Call with no lock held.
+pub fn page_referenced(file: u32, index: u64) -> bool {
+    let spaces = super::reclaim::address_spaces();
+    let young = page_referenced_in(&spaces, file, index);
+    drop(spaces);
+    young
+}
+
+/// [`page_referenced`] over the address spaces `spaces`.
+pub fn page_referenced_in(spaces: &[SharedAddressSpace], file: u32, index: u64) -> bool {
+    let reach = Reach::new(spaces);
+    with_page(file, index, |mappings, pa| {
+        reach.referenced(mappings, index, pa)
+    })
+    .unwrap_or(false)
+}
+
+/// The second look at a mapped ramdisk page: if no mapper touched it since
+/// the last look, unmaps it everywhere; true if the cache may drop it now
+/// (only its own reference is left, no leaf was dirty).
+fn evict_mapped(reach: &Reach, mappings: &[Mapping], index: u64, frame: &FrameRef) -> bool {
+    if frame.refcount() == 1 {
+        return true;
+    }
+    let pa = frame.pfn().addr();
+    if reach.referenced(mappings, index, pa) {
+        return false;
+    }
+    match reach.unmap(mappings, index, pa) {
+        // A dirty leaf would have written the cache frame itself (a
+        // shared mapping made writable): its data lives only there.
+        Ok((_, dirty)) => !dirty && frame.refcount() == 1,
+        Err(Busy) => false,
+    }
+}
+
+/// Sweeps the mapped ramdisk pages from the hand on, dropping up to
+/// `target` that were not referenced since the last sweep.
+fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
+    let Cache {
+        files,
+        pages,
+        hand,
+    } = c;
+    let n = files.len();
+    if n == 0 || target == 0 {
+        return 0;
+    }
+    let (first, from) = ((hand.0 as usize) % n, hand.1);
+    let mut freed = 0;
+    let mut stop = None;
+    // The hand's file from the hand on, every other file, then the hand's
+    // file up to the hand.
+    for step in 0..=n {
+        let id = (first + step) % n;
+        let window = match step {
+            0 => from..u64::MAX,
+            s if s == n => 0..from,
+            _ => 0..u64::MAX,
+        };
+        let Some(f) = files[id].as_mut() else {
+            continue;
+        };
+        if matches!(f.backing, Backing::Anonymous) {
+            continue;
+        }
+        let CacheFile {
+            pages: index_of,
+            mappings,
+            ..
+        } = f;
+        index_of.retain(|index, frame| {
+            if stop.is_some() || !window.contains(&index) {
+                return true;
+            }
+            if !evict_mapped(reach, mappings, index, frame) {
+                return true;
+            }
+            freed += 1;
+            if freed >= target {
+                stop = Some((id as u32, index + 1));
+            }
+            false
+        });
+        if stop.is_some() {
+            break;
+        }
+    }
+    if let Some(h) = stop {
+        *hand = h;
+    }
+    *pages -= freed;
+    MAPPED_DROPPED.fetch_add(freed, Ordering::Relaxed);
+    freed
+}
+
+/// Frees up to `target` clean ramdisk pages from the cache: first those no
+/// process maps, then mapped ones not referenced since the last look
+/// (each unmapped everywhere first; a page some mapper touched meanwhile
+/// only loses its accessed bits, and goes on a later call if it stays
+/// idle). Returns pages freed. Shared anonymous memory is never dropped
+/// (it has no backing, and swapping it is not done). Call with no lock
+/// held.
+pub fn shrink_to(target: u64) -> u64 {
+    let spaces = super::reclaim::address_spaces();
+    let freed = shrink_in(&spaces, target);
+    drop(spaces);
+    freed
+}
+
+/// [`shrink_to`] over the address spaces `spaces`.
+pub fn shrink_in(spaces: &[SharedAddressSpace], target: u64) -> u64 {
+    let reach = Reach::new(spaces);
+    locked(|c| {
+        let freed = shrink_unmapped_locked(c, target);
+        freed + shrink_mapped_locked(c, &reach, target - freed)
+    })
+}
+
+/// [`shrink_to`] everything it can (one look at each mapped page), and
+/// forget every shadow (`drop_caches`).
+pub fn shrink() -> u64 {
+    locked(forget_shadows);
+    shrink_to(u64::MAX)
+}
+
+/// Drops every clean cache page no mapping uses (not mapped ones).
+/// Forgets every shadow too: what is left afterwards is only what is in
+/// use (the tests' settled state).
+pub fn shrink_unmapped() -> u64 {
+    locked(|c| {
+        forget_shadows(c);
+        shrink_unmapped_locked(c, u64::MAX)
+    })
+}
+
+fn forget_shadows(c: &mut Cache) {
+    for f in c.files.iter_mut().flatten() {
+        f.shadows = PageIndex::new();
+    }
+}
+
+/// Like [`shrink_unmapped`] but gives up (returning 0) if the cache is
+/// busy, so the frame allocator can call it on its way to failing from any
+/// context, even one that holds the cache lock. It leaves mapped pages
+/// alone: reaching their address spaces takes the scheduler's list, which
+/// the allocator's caller may hold.
 pub fn try_shrink() -> u64 {
     match CACHE.try_lock() {
-        Some(mut c) => shrink_locked(&mut c),
+        Some(mut c) => shrink_unmapped_locked(&mut c, u64::MAX),
         None => 0,
     }
+}
+
+/// Mapped cache pages dropped so far (unmapped everywhere first).
+pub fn mapped_dropped() -> u64 {
+    MAPPED_DROPPED.load(Ordering::Relaxed)
 }

@@ -283,25 +283,35 @@ fn shrink_page(spaces: &[SharedAddressSpace], page: FrameRef, kind: Kind) -> Shr
     }
 }
 
-/// A page-cache page: a clean ramdisk page no process maps is dropped
-/// (its file still has the bytes). A mapped one is kept and counts as
-/// referenced: without a reverse map for file pages, reclaim cannot ask
-/// its mappers' accessed bits or unmap it.
+/// A page-cache page: unreferenced, it is unmapped from every address
+/// space that maps it (the file reverse map) and dropped from the cache —
+/// its file still has the bytes. A referenced one is a use the lists hear
+/// of; one whose mappers are busy stays for another round.
 fn shrink_file(page: FrameRef) -> Shrunk {
     let pfn = page.pfn();
     let owner = frames::with(|m| {
         let e = m.ext.get(pfn)?;
         (e.flags & flags::FILE != 0).then_some((e.family, e.vpn))
     });
-    // Mapped: more than the cache's reference and our pin.
-    let Some((file, index)) = owner.filter(|_| frames::refcount(pfn) <= 2) else {
-        let _ = verdict(pfn, true);
+    let Some((file, index)) = owner else {
         putback(page);
         return Shrunk::Kept;
     };
+    // Mapped: more than the cache's reference and our pin.
+    if frames::refcount(pfn) > 2 {
+        let referenced = pagecache::page_referenced(file, index);
+        if let Verdict::Keep = verdict(pfn, referenced) {
+            putback(page);
+            return Shrunk::Kept;
+        }
+        if pagecache::unmap_clean(file, index) != Ok(true) {
+            putback(page);
+            return Shrunk::Kept;
+        }
+    }
     let shadow = frames::with(|m| m.ext.evict(pfn));
     if !pagecache::drop_page(file, index, pfn, shadow) {
-        // Mapped or gone meanwhile: back on the lists if still cached.
+        // Mapped again or gone meanwhile: back on the lists if cached.
         frames::with(|m| {
             if m.buddy.refcount(pfn) > 1 && !m.ext.on_lru(pfn) {
                 m.ext.lru_add(pfn, Kind::File, shadow);

@@ -502,6 +502,40 @@ impl Kernel {
         }
     }
 
+    /// Reclaim one page of FILE_PRIVATE (the `n`-th, modulo its pages)
+    /// from the page cache: every leaf mapping the cache frame is cleared
+    /// (found by trying every process at the page's address: the model's
+    /// reverse map), private copies at that address stay, and the frame
+    /// is dropped once only the cache holds it. Returns the leaves
+    /// cleared, or `None` if the page was not cached.
+    fn drop_file_page(&mut self, n: u64) -> Option<usize> {
+        let page = n % 3;
+        let pa = self.page_cache.get(&(FILE_PRIVATE, page * P))?.0;
+        let at = va(Region::PrivateFile, page);
+        let mut cleared = 0;
+        for pid in 0..self.procs.len() {
+            let Some(space) = self.procs[pid].as_mut() else {
+                continue;
+            };
+            let mut gather = Gather::new(HostTlb { pid });
+            if let Some(dirty) = space.unmap_frame(&mut self.mem, &mut gather, at, pa) {
+                assert!(!dirty, "a private file page's cache frame was written");
+                cleared += 1;
+                assert!(
+                    space.tables().translate(&mut self.mem, at).is_none(),
+                    "leaf still there"
+                );
+            }
+            // The frame goes back (if at all) only after this flush: the
+            // simulated TLB catches it otherwise.
+            let _ = gather.finish(&mut self.mem);
+        }
+        if phys(|p| p.frames[&pa].refs) == 1 {
+            self.page_cache.remove(&(FILE_PRIVATE, page * P));
+        }
+        Some(cleared)
+    }
+
     fn fork(&mut self, pid: usize) -> usize {
         let mut child = VmSpace::new(PageTables::new(&mut self.mem).unwrap());
         let parent = self.procs[pid].as_mut().unwrap();
@@ -712,6 +746,20 @@ impl Model {
         self.procs.push(Some(pages));
     }
 
+    /// The cache page of FILE_PRIVATE `page` was unmapped everywhere and
+    /// dropped: whoever mapped it will fault it in again; private copies
+    /// stay. Returns how many processes mapped it.
+    fn drop_file_page(&mut self, page: u64) -> usize {
+        let mut mapped = 0;
+        for pages in self.procs.iter_mut().flatten() {
+            if pages.get(&(Region::PrivateFile, page)) == Some(&MPage::Cache) {
+                pages.remove(&(Region::PrivateFile, page));
+                mapped += 1;
+            }
+        }
+        mapped
+    }
+
     fn exit(&mut self, pid: usize) {
         for state in self.procs[pid].take().unwrap().into_values() {
             if let MPage::Frame { id, .. } = state {
@@ -732,6 +780,7 @@ enum Op {
     Fork(usize),
     Exit(usize),
     SwapOut(usize),
+    DropFilePage(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -741,6 +790,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..8usize).prop_map(Op::Fork),
         1 => (0..8usize).prop_map(Op::Exit),
         3 => (0..64usize).prop_map(Op::SwapOut),
+        2 => (0..3u64).prop_map(Op::DropFilePage),
     ]
 }
 
@@ -876,6 +926,13 @@ proptest! {
                     kernel.swap_out(n);
                     swapped = true;
                 }
+                Op::DropFilePage(page) => {
+                    // Only a cached page can be dropped; a process whose
+                    // private copy sits at that address keeps it.
+                    if let Some(cleared) = kernel.drop_file_page(page) {
+                        prop_assert_eq!(cleared, model.drop_file_page(page));
+                    }
+                }
             }
             check(&mut kernel, &model, swapped);
         }
@@ -894,4 +951,79 @@ proptest! {
         kernel.page_cache.clear();
         prop_assert_eq!(phys(|p| p.frames.len()), 0);
     }
+}
+
+/// Reclaiming a private file page from the page cache clears exactly the
+/// leaves that map the cache frame: a process that wrote the page (its
+/// private copy at the same address) keeps its copy and its data, the
+/// others fault the file page back in; the dirty bit of a shared mapping
+/// that was written is reported.
+#[test]
+fn unmap_frame_clears_only_leaves_of_that_frame() {
+    let mut kernel = Kernel::new();
+    let page = 1;
+    let at = va(Region::PrivateFile, page);
+    assert_eq!(kernel.access(0, at, None), file_content(FILE_PRIVATE, P));
+    let child = kernel.fork(0);
+    assert_eq!(
+        kernel.access(child, at, None),
+        file_content(FILE_PRIVATE, P)
+    );
+    // The child writes: its copy is a different frame.
+    kernel.access(child, at, Some(77));
+    let cached = kernel.page_cache[&(FILE_PRIVATE, page * P)].0;
+    let copy = kernel.procs[child]
+        .as_ref()
+        .unwrap()
+        .tables()
+        .translate(&mut kernel.mem, at)
+        .unwrap()
+        .0;
+    assert_ne!(copy, cached);
+    assert_eq!(
+        kernel.drop_file_page(page),
+        Some(1),
+        "only the parent's leaf"
+    );
+    assert!(
+        !kernel.page_cache.contains_key(&(FILE_PRIVATE, page * P)),
+        "the unmapped page was not dropped"
+    );
+    assert!(phys(|p| !p.frames.contains_key(&cached)), "frame kept");
+    assert_eq!(kernel.access(child, at, None), 77, "the private copy went");
+    // The parent faults the file page in again (a fill).
+    let fills = kernel.stats.fills;
+    assert_eq!(kernel.access(0, at, None), file_content(FILE_PRIVATE, P));
+    assert_eq!(kernel.stats.fills, fills + 1);
+    kernel.check_refcounts();
+
+    // Shared file pages: the dirty bit of a written leaf comes back.
+    let (read, written) = (va(Region::SharedFile, 0), va(Region::SharedFile, 1));
+    kernel.access(0, read, None);
+    kernel.access(0, written, Some(5));
+    for (addr, dirty) in [(read, false), (written, true)] {
+        let pa = kernel.page_cache[&(FILE_SHARED, (addr - va(Region::SharedFile, 0)))].0;
+        let space = kernel.procs[0].as_mut().unwrap();
+        let mut gather = Gather::new(HostTlb { pid: 0 });
+        // Not at another address, nor for another frame.
+        assert_eq!(
+            space.unmap_frame(&mut kernel.mem, &mut gather, addr + P * 2, pa),
+            None
+        );
+        assert_eq!(
+            space.unmap_frame(&mut kernel.mem, &mut gather, addr, pa + P * 64),
+            None
+        );
+        assert_eq!(
+            space.unmap_frame(&mut kernel.mem, &mut gather, addr, pa),
+            Some(dirty)
+        );
+        assert_eq!(
+            space.unmap_frame(&mut kernel.mem, &mut gather, addr, pa),
+            None,
+            "twice"
+        );
+        let _ = gather.finish(&mut kernel.mem);
+    }
+    kernel.check_refcounts();
 }

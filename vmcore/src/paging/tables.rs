@@ -165,6 +165,31 @@ impl PageTables {
         frame: u64,
         entry: crate::swap::SwapEntry,
     ) -> Option<Pte> {
+        self.exchange_leaf(mem, va, frame, entry.to_pte())
+    }
+
+    /// Reclaim: if the 4 KiB leaf at `va` maps the frame at `frame`, clears
+    /// it in one atomic exchange and returns the leaf it cleared (with its
+    /// final A/D bits; its frame reference is the caller's now). `None`,
+    /// and no change, if the leaf maps something else or nothing. Tables
+    /// left empty stay (the region is still there).
+    pub fn clear_leaf_of<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        va: u64,
+        frame: u64,
+    ) -> Option<Pte> {
+        self.exchange_leaf(mem, va, frame, Pte::EMPTY)
+    }
+
+    /// Swaps the present 4 KiB leaf at `va` that maps `frame` for `new`.
+    fn exchange_leaf<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        va: u64,
+        frame: u64,
+        new: Pte,
+    ) -> Option<Pte> {
         if !is_canonical(va) || !is_page_aligned(va) {
             return None;
         }
@@ -173,7 +198,7 @@ impl PageTables {
             return None;
         }
         let (table, idx) = path[Level::Pml4 as usize - Level::Pt as usize];
-        Some(super::memory::exchange(mem, table, idx, entry.to_pte()))
+        Some(super::memory::exchange(mem, table, idx, new))
     }
 
     /// Writes the non-present swap leaf `pte` at `va` (mremap moving a

@@ -1,7 +1,9 @@
 //! What reclaim does to one mapping of a page: read and clear its accessed
-//! bit (Linux's `page_referenced_one`), and replace it with a swap entry
-//! (`try_to_unmap_one`). The kernel finds the mappings (reverse mapping)
-//! and decides; these are the page-table halves.
+//! bit (Linux's `page_referenced_one`), replace it with a swap entry
+//! (`try_to_unmap_one` for an anonymous page), or just clear it (the same
+//! for a clean page-cache page, which comes back from its file). The kernel
+//! finds the mappings (reverse mapping) and decides; these are the
+//! page-table halves.
 
 use crate::gather::{Gather, TlbFlush};
 use crate::paging::{LeafUpdate, PteFlags, TableMemory};
@@ -69,6 +71,31 @@ impl VmSpace {
         let dirty = old.has(PteFlags::DIRTY);
         // SAFETY: `old` was this address space's present leaf and has just
         // been replaced: its frame reference is ours to hand on.
+        unsafe { gather_leaf(gather, va, PAGE_SIZE, old) };
+        Some(dirty)
+    }
+
+    /// If the leaf at `va` maps the frame at `frame`: clears it and hands
+    /// its frame reference to the gather (released after the flush, so the
+    /// frame cannot go while the TLB may still reach it). Returns the old
+    /// leaf's dirty bit, or `None` (and no change) if the leaf maps
+    /// something else (a private copy of the page, say) or nothing. The
+    /// region stays: the next touch faults the page in again.
+    pub fn unmap_frame<M, T>(
+        &mut self,
+        mem: &mut M,
+        gather: &mut Gather<T>,
+        va: u64,
+        frame: u64,
+    ) -> Option<bool>
+    where
+        M: TableMemory + ?Sized,
+        T: TlbFlush,
+    {
+        let old = self.tables.clear_leaf_of(mem, va, frame)?;
+        let dirty = old.has(PteFlags::DIRTY);
+        // SAFETY: `old` was this address space's present leaf and has just
+        // been cleared: its frame reference is ours to hand on.
         unsafe { gather_leaf(gather, va, PAGE_SIZE, old) };
         Some(dirty)
     }
