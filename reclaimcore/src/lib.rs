@@ -154,3 +154,4 @@ pub trait Policy {
     }
 }
 pub mod oom;
+pub mod psi;
