@@ -28,6 +28,7 @@
 //! | `DISK` ([`drivers::virtio_blk`](crate::drivers::virtio_blk)), `MMIO`, `BOUNCE` ([`dma`]) | the parked swap disk; device-register windows; DMA bounce slots (leaves: nothing is taken under them) |
 //! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, and the slab heap |
 //! | `RESERVE`, boot heap ([`heap`]), `STATE` ([`failslab`]) | the heap's emergency reserve, the boot heap, failure injection |
+//! | `PSI` ([`psi`]) | memory-pressure task counts and figures (a leaf: taken alone or under `SCHED`) |
 //! | `KILLER` ([`proc::oom`](crate::proc::oom)) | the OOM killer's owner and last victim (a leaf: taken alone; the killer itself runs from the fault path with no lock held, and may sleep) |
 //!
 //! **Order.** A lock may be taken while holding only locks *above* it in
@@ -93,6 +94,7 @@ pub mod pagecache;
 pub mod pageext;
 pub mod paging;
 pub mod pgtable;
+pub mod psi;
 pub mod reclaim;
 pub mod swap;
 pub mod swapoff;

@@ -197,10 +197,7 @@ impl Group {
 
     /// Whether the group is in *some* and *full* now.
     pub fn state(&self) -> (bool, bool) {
-        (
-            self.state & (1 << SOME) != 0,
-            self.state & (1 << FULL) != 0,
-        )
+        (self.state & (1 << SOME) != 0, self.state & (1 << FULL) != 0)
     }
 
     /// Tasks on the run queue, stalled tasks, stalled tasks on the run
@@ -745,7 +742,8 @@ mod tests {
         g.task_change(2000, 0, TSK_RUNNING | TSK_MEMSTALL | TSK_MEMSTALL_RUNNING)
             .unwrap();
         // An earlier time counts as the latest one seen.
-        g.task_change(1500, TSK_MEMSTALL | TSK_MEMSTALL_RUNNING, 0).unwrap();
+        g.task_change(1500, TSK_MEMSTALL | TSK_MEMSTALL_RUNNING, 0)
+            .unwrap();
         assert_eq!(g.totals(1700), [0, 0]);
         assert_eq!(g.totals(3000), [0, 0]);
         assert!(!g.tick(500));
@@ -798,7 +796,8 @@ mod tests {
     fn constant(g: &mut Group, t: &mut u64, periods: u64, stalled: u64) {
         for _ in 0..periods {
             if stalled > 0 {
-                g.task_change(*t, 0, TSK_MEMSTALL | TSK_MEMSTALL_RUNNING).unwrap();
+                g.task_change(*t, 0, TSK_MEMSTALL | TSK_MEMSTALL_RUNNING)
+                    .unwrap();
                 g.task_change(*t + stalled, TSK_MEMSTALL | TSK_MEMSTALL_RUNNING, 0)
                     .unwrap();
             }
@@ -861,7 +860,10 @@ mod tests {
         // Half a period late, still all stalled: 100 % of the 2.5 s.
         assert!(g.tick(PERIOD_NS + PERIOD_NS / 4));
         let first = g.snapshot(PERIOD_NS + PERIOD_NS / 4).some;
-        assert_eq!(first.to_string(), "avg10=18.11 avg60=3.27 avg300=0.68 total=2500000");
+        assert_eq!(
+            first.to_string(),
+            "avg10=18.11 avg60=3.27 avg300=0.68 total=2500000"
+        );
         assert_eq!(g.totals(3 * S), [3 * S, 3 * S]);
     }
 }
