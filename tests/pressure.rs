@@ -122,8 +122,8 @@ fn thrashing_shows_as_pressure() {
     sh(&format!("swapon zram {}M", 2 * mib));
     let before = vmstat::snapshot();
     let (some0, full0) = pressure();
-    let pid = spawn_program("/bin/thrash", &["thrash", "loop", &format!("{mib}"), "1"])
-        .expect("thrash");
+    let pid =
+        spawn_program("/bin/thrash", &["thrash", "loop", &format!("{mib}"), "1"]).expect("thrash");
     let zombie = || sched::with_process(pid, |p| p.state.name()) == Some("zombie");
     let mut max_avg10 = 0;
     let mut last = (some0, full0);
