@@ -34,14 +34,14 @@
 //! **Order.** A lock may be taken while holding only locks *above* it in
 //! the table, never one below it (not every pair nests; none nests the
 //! other way round). The frames lock is the innermost lock but for the
-//! last row, which nests only inside it (the reserve) or is a leaf. The
+//! last rows, which nest only inside it (the reserve) or are leaves. The
 //! ones that nest today: address space -> `CACHE` -> frames (faults and
 //! the page cache's reference counts); address space -> frames (faults,
 //! fork through `LockedFrameTables`, teardown); `KERNEL_TABLES` -> frames
 //! (table allocation); `AREA` -> frames (its list grows on the heap);
-//! `JOBS` -> `SCHED`; `SCHED` -> `CURRENT` (`schedule`); `DECODER` ->
-//! `INPUT`; `CAPTURE`/`CONSOLE` -> frames (they allocate); frames ->
-//! `RESERVE`.
+//! `JOBS` -> `SCHED`; `SCHED` -> `CURRENT` (`schedule`); `SCHED` -> `PSI`
+//! (the scheduler's reports); `DECODER` -> `INPUT`; `CAPTURE`/`CONSOLE` ->
+//! frames (they allocate); frames -> `RESERVE`.
 //!
 //! **Rules** (each was written only at its call site before):
 //! - *No heap allocation under the frames lock* (nor under `RESERVE`, the
