@@ -24,6 +24,7 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         no_stall_without_memory_shortage,
         thrashing_shows_as_pressure,
+        a_task_that_can_run_beside_makes_it_some_not_full,
     ])
 }
 
@@ -173,6 +174,50 @@ fn thrashing_shows_as_pressure() {
     counts_match_the_run_queue();
     sh("swapoff -a");
     assert_eq!(swap::usage(), (0, 0, 0));
+}
+
+/// `thrash` with `spin` beside it (always runnable, a few pages that stay
+/// referenced) and `memhog hold` asleep: while spin can run, a stall is
+/// some but not full, so full grows less than some. Killing the runnable
+/// spin and the sleeping memhog leaves the counts equal to the run queue.
+fn a_task_that_can_run_beside_makes_it_some_not_full() {
+    let ram_mib = frames::stats().managed_pages / 256;
+    let mib = ram_mib * 3 / 2;
+    let hold = spawn_program("/bin/memhog", &["memhog", "hold", "1"]).expect("memhog");
+    while sched::with_process(hold, |p| p.state.name()) != Some("sleep") {
+        sched::sleep_ticks(1);
+    }
+    let spin = spawn_program("/bin/spin", &["spin"]).expect("spin");
+    counts_match_the_run_queue();
+    sh(&format!("swapon zram {}M", 2 * mib));
+    let (some0, full0) = pressure();
+    let (exit, out) = run_program("/bin/thrash", &["thrash", "loop", &format!("{mib}"), "1"]);
+    assert_eq!(exit, UserExit::Exited(0), "{out}");
+    let (some, full) = pressure();
+    let (some, full) = (some.total - some0.total, full.total - full0.total);
+    ferrite::kprintln!("  thrash beside spin: some total {some} us, full {full} us");
+    assert!(some > 0, "no stall while thrashing");
+    assert!(
+        full < some,
+        "full {full} us, some {some} us with spin runnable"
+    );
+    assert!(sched::kill(spin) && sched::kill(hold));
+    assert_eq!(
+        wait_for(spin),
+        UserExit::Killed {
+            signal: 9,
+            fault: None
+        }
+    );
+    assert_eq!(
+        wait_for(hold),
+        UserExit::Killed {
+            signal: 9,
+            fault: None
+        }
+    );
+    counts_match_the_run_queue();
+    sh("swapoff -a");
 }
 
 fn time_ticks_ms(ms: u64) -> u64 {
