@@ -249,6 +249,7 @@ fn views_refuse_instead_of_panicking() {
         "meminfo",
         "free",
         "vmstat",
+        "pressure",
         "buddyinfo",
         "slabinfo",
         "slabtop",

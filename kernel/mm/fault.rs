@@ -124,12 +124,19 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
     for _ in 0..RECLAIM_TRIES {
         let result = current.lock().handle_fault(addr, access, mode);
         match result {
-            Err(FaultError::OutOfMemory) if super::reclaim::reclaim_for_user() > 0 => continue,
+            Err(FaultError::OutOfMemory) if direct_reclaim() > 0 => continue,
             other => return other.map(|_| ()),
         }
     }
     let result = current.lock().handle_fault(addr, access, mode);
     result.map(|_| ())
+}
+
+/// Direct reclaim for a fault: the process waits for memory (a stall,
+/// counted in `pressure`).
+fn direct_reclaim() -> u64 {
+    let _stall = super::psi::MemStall::enter();
+    super::reclaim::reclaim_for_user()
 }
 
 /// How often a fault reclaims and retries before it is out of memory

@@ -28,19 +28,20 @@
 //! | `DISK` ([`drivers::virtio_blk`](crate::drivers::virtio_blk)), `MMIO`, `BOUNCE` ([`dma`]) | the parked swap disk; device-register windows; DMA bounce slots (leaves: nothing is taken under them) |
 //! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, and the slab heap |
 //! | `RESERVE`, boot heap ([`heap`]), `STATE` ([`failslab`]) | the heap's emergency reserve, the boot heap, failure injection |
+//! | `PSI` ([`psi`]) | memory-pressure task counts and figures (a leaf: taken alone or under `SCHED`) |
 //! | `KILLER` ([`proc::oom`](crate::proc::oom)) | the OOM killer's owner and last victim (a leaf: taken alone; the killer itself runs from the fault path with no lock held, and may sleep) |
 //!
 //! **Order.** A lock may be taken while holding only locks *above* it in
 //! the table, never one below it (not every pair nests; none nests the
 //! other way round). The frames lock is the innermost lock but for the
-//! last row, which nests only inside it (the reserve) or is a leaf. The
+//! last rows, which nest only inside it (the reserve) or are leaves. The
 //! ones that nest today: address space -> `CACHE` -> frames (faults and
 //! the page cache's reference counts); address space -> frames (faults,
 //! fork through `LockedFrameTables`, teardown); `KERNEL_TABLES` -> frames
 //! (table allocation); `AREA` -> frames (its list grows on the heap);
-//! `JOBS` -> `SCHED`; `SCHED` -> `CURRENT` (`schedule`); `DECODER` ->
-//! `INPUT`; `CAPTURE`/`CONSOLE` -> frames (they allocate); frames ->
-//! `RESERVE`.
+//! `JOBS` -> `SCHED`; `SCHED` -> `CURRENT` (`schedule`); `SCHED` -> `PSI`
+//! (the scheduler's reports); `DECODER` -> `INPUT`; `CAPTURE`/`CONSOLE` ->
+//! frames (they allocate); frames -> `RESERVE`.
 //!
 //! **Rules** (each was written only at its call site before):
 //! - *No heap allocation under the frames lock* (nor under `RESERVE`, the
@@ -98,6 +99,7 @@ pub mod pagecache;
 pub mod pageext;
 pub mod paging;
 pub mod pgtable;
+pub mod psi;
 pub mod reclaim;
 pub mod swap;
 pub mod swapoff;

@@ -420,6 +420,7 @@ pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
     let (frame, major) = match hit {
         Some(frame) => (frame, false),
         None => {
+            let _stall = super::psi::MemStall::enter();
             let (frame, read) = read_to_cache(slot, family, va)?;
             if read {
                 readahead(slot, family, va);

@@ -80,6 +80,7 @@ pub fn read_blocking(buf: &mut [u8]) -> usize {
                 // Block inside the same interrupts-off section as the check,
                 // so a byte arriving now cannot be missed.
                 sched::with_current(|p| p.state = sched::State::Blocked(Block::Console));
+                crate::mm::psi::sleep(sched::current_pid());
                 sched::schedule();
             }
             n

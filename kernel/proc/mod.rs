@@ -24,6 +24,7 @@ pub fn init_reclaim_hook() {
 
 pub fn init() {
     sched::init();
+    crate::mm::psi::set_current_hook(sched::current_pid);
     init_reclaim_hook();
     user::install_fault_handlers();
     oom::init();

@@ -251,6 +251,7 @@ pub fn init() {
         current: 0,
         slice: TIME_SLICE_TICKS,
     });
+    crate::mm::psi::wake(0);
     interrupts::set_timer_hook(on_tick);
 }
 
@@ -479,6 +480,7 @@ pub fn spawn_child(
         let pid = process.pid;
         s.procs.insert(process);
         s.queue.push_back(pid);
+        crate::mm::psi::wake(pid);
         Ok(pid)
     });
     result.map_err(|mut unstarted| {
@@ -604,6 +606,7 @@ pub fn yield_now() {
 }
 
 fn on_tick(_frame: &mut TrapFrame) {
+    crate::mm::psi::tick();
     let now = crate::time::ticks();
     let preempt = {
         let mut guard = SCHED.lock();
@@ -615,6 +618,7 @@ fn on_tick(_frame: &mut TrapFrame) {
                 if now >= until {
                     p.state = State::Runnable;
                     s.queue.push_back(p.pid);
+                    crate::mm::psi::wake(p.pid);
                 }
             }
         }
@@ -634,6 +638,7 @@ fn on_tick(_frame: &mut TrapFrame) {
 pub fn block(why: Block) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         with_current(|p| p.state = State::Blocked(why));
+        crate::mm::psi::sleep(current_pid());
         schedule();
     })
 }
@@ -647,6 +652,7 @@ pub fn wake_all(why: Block) {
             if p.state == State::Blocked(why) {
                 p.state = State::Runnable;
                 s.queue.push_back(p.pid);
+                crate::mm::psi::wake(p.pid);
             }
         }
     })
@@ -667,6 +673,7 @@ pub fn exit_current(status: i32) -> ! {
         let p = s.procs.get_mut(&cur).expect("current exists");
         assert!(cur != 0, "the kernel thread cannot exit");
         p.state = State::Zombie(status);
+        crate::mm::psi::exit(cur, true);
         if core::mem::take(&mut p.kill_pending) {
             PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
         }
@@ -680,6 +687,7 @@ pub fn exit_current(status: i32) -> ! {
             if parent.state == State::Blocked(Block::Child) {
                 parent.state = State::Runnable;
                 s.queue.push_back(parent.pid);
+                crate::mm::psi::wake(parent.pid);
             }
         }
         aspace
@@ -781,6 +789,7 @@ pub fn kill(pid: Pid) -> bool {
         if matches!(p.state, State::Zombie(_)) {
             return None;
         }
+        crate::mm::psi::exit(pid, matches!(p.state, State::Runnable | State::Running));
         p.state = State::Zombie(signal_status(9));
         if core::mem::take(&mut p.kill_pending) {
             PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
@@ -795,6 +804,7 @@ pub fn kill(pid: Pid) -> bool {
             if parent.state == State::Blocked(Block::Child) {
                 parent.state = State::Runnable;
                 s.queue.push_back(parent.pid);
+                crate::mm::psi::wake(parent.pid);
             }
         }
         Some(aspace)

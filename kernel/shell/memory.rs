@@ -487,3 +487,11 @@ pub fn memmap(args: &Args, out: &mut dyn Write) -> Result {
     writeln!(out, "usable: {} ({} bytes)", human_size(usable), usable)?;
     Ok(())
 }
+
+/// `pressure`: the share of time tasks waited for memory (reclaim, swap-in
+/// reads), exactly as Linux's `/proc/pressure/memory` prints it.
+pub fn pressure(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    write!(out, "{}", crate::mm::psi::snapshot())?;
+    Ok(())
+}

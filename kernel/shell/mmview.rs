@@ -251,7 +251,20 @@ fn write_totals(pic: &Picture, out: &mut dyn Write) -> Result {
         writeln!(out)?;
     }
     writeln!(out, "{}", Reclaim::now())?;
+    let p = crate::mm::psi::snapshot();
+    writeln!(
+        out,
+        "memory pressure avg10: some {} full {}",
+        avg10(&p.some),
+        avg10(&p.full)
+    )?;
     Ok(())
+}
+
+/// `12.34%`: a pressure line's 10-second average.
+fn avg10(line: &reclaimcore::psi::Line) -> super::StackText<16> {
+    let (int, frac) = line.percent(0);
+    super::StackText::format(format_args!("{int}.{frac:02}%"))
 }
 
 /// The LRU lists' lengths and swap use, as one line under the picture
@@ -387,9 +400,10 @@ fn draw_frame(fb: &mut FbConsole, g: &Grid, pic: &Picture, refreshes: u64) {
     }
     let v = crate::mm::vmstat::snapshot();
     let procs = crate::proc::sched::count();
+    let p = crate::mm::psi::snapshot();
     let status = super::StackText::<256>::format(format_args!(
-        "processes {procs}  pgfault {}  pgmajfault {}  cow_copy {}  pswpin {}  pswpout {}  oom_kill {}  refresh #{refreshes}",
-        v.pgfault, v.pgmajfault, v.cow_copy, v.pswpin, v.pswpout, v.oom_kill
+        "processes {procs}  pgfault {}  pgmajfault {}  cow_copy {}  pswpin {}  pswpout {}  oom_kill {}  pressure some {} full {}  refresh #{refreshes}",
+        v.pgfault, v.pgmajfault, v.cow_copy, v.pswpin, v.pswpout, v.oom_kill, avg10(&p.some), avg10(&p.full)
     ));
     fb.text_at(
         g.x0,

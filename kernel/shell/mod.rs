@@ -288,6 +288,12 @@ pub static COMMANDS: &[Command] = &[
         run: memory::vmstat,
     },
     Command {
+        name: "pressure",
+        usage: "",
+        about: "memory pressure stall information, like /proc/pressure/memory",
+        run: memory::pressure,
+    },
+    Command {
         name: "buddyinfo",
         usage: "",
         about: "free blocks per order, like /proc/buddyinfo",

@@ -37,6 +37,13 @@ pub fn details(name: &str) -> Option<&'static str> {
              shared anonymous memory), touched or not; CommitLimit: what\n  \
              vm.overcommit_memory=2 allows (swap + overcommit_ratio % of RAM). See sysctl."
         }
+        "pressure" => {
+            "  some: the share of time at least one task waited for memory; full: the share\n  \
+             in which every task that could run waited for it (nothing made progress).\n  \
+             Waiting for memory: direct reclaim in a fault, reading a page back from\n  \
+             swap. avg10/avg60/avg300: running averages over 10 s, 60 s, 300 s (percent,\n  \
+             updated every 2 s); total: microseconds since boot. Linux's PSI."
+        }
         "sysctl" => {
             "  vm.overcommit_memory: 0 (default) refuses only one request larger than RAM +\n  \
              swap; 1 grants everything; 2 refuses once Committed_AS would reach\n  \

@@ -156,3 +156,4 @@ pub trait Policy {
     }
 }
 pub mod oom;
+pub mod psi;
