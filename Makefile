@@ -75,6 +75,7 @@ bench: setup
 	cargo run --release -q -p swapcore --example zram_speed --target $(HOST)
 	cargo run --release -p reclaimcore --example quality --target $(HOST)
 	cargo test --release --test bench
+	cargo test --release --test bench_swap
 	tools/bench-linux --runs $(BENCH_RUNS)
 	tools/bench-swap --runs $(BENCH_RUNS)
 

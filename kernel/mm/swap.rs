@@ -299,7 +299,7 @@ pub struct SwappedIn {
 }
 
 /// Slots read around a missed one (Linux's `page-cluster` 3: 8 pages).
-const READAHEAD: u64 = 8;
+pub const READAHEAD: u64 = 8;
 
 /// Reads `slot` into a fresh frame and puts it in the swap cache, as the
 /// page at `va` of `family`. Returns a reference to the cached page and

@@ -333,7 +333,11 @@ fn check_read_run(
             prop_assert!(in_range);
             for (i, page) in back.iter().enumerate() {
                 let want = model[first as usize + i].unwrap_or([0; PAGE_SIZE]);
-                prop_assert!(*page == want, "slot {} of the run read back different data", first as usize + i);
+                prop_assert!(
+                    *page == want,
+                    "slot {} of the run read back different data",
+                    first as usize + i
+                );
             }
         }
         Err(SwapIoError::OutOfRange) => prop_assert!(!in_range),
@@ -474,7 +478,10 @@ impl SwapDevice for ModelDisk {
         if Some(slot) == self.bad {
             return Err(SwapIoError::Io);
         }
-        let s = self.slots.get_mut(slot as usize).ok_or(SwapIoError::OutOfRange)?;
+        let s = self
+            .slots
+            .get_mut(slot as usize)
+            .ok_or(SwapIoError::OutOfRange)?;
         *s = *page;
         Ok(())
     }
@@ -484,7 +491,10 @@ impl SwapDevice for ModelDisk {
         if Some(slot) == self.bad {
             return Err(SwapIoError::Io);
         }
-        *page = *self.slots.get(slot as usize).ok_or(SwapIoError::OutOfRange)?;
+        *page = *self
+            .slots
+            .get(slot as usize)
+            .ok_or(SwapIoError::OutOfRange)?;
         Ok(())
     }
 
@@ -500,7 +510,10 @@ fn out_of_range_runs_touch_nothing() {
     };
     let pages = vec![[2; PAGE_SIZE]; 3];
     assert_eq!(disk.write_run(6, &pages), Err(SwapIoError::OutOfRange));
-    assert_eq!(disk.write_run(u64::MAX, &pages), Err(SwapIoError::OutOfRange));
+    assert_eq!(
+        disk.write_run(u64::MAX, &pages),
+        Err(SwapIoError::OutOfRange)
+    );
     let mut back = vec![[0; PAGE_SIZE]; 3];
     assert_eq!(disk.read_run(7, &mut back), Err(SwapIoError::OutOfRange));
     assert_eq!(disk.requests, 0, "refused before any page request");
