@@ -289,7 +289,22 @@ fn reclaim_and_fault(a: &SharedAddressSpace) -> ((u64, u64), (u64, u64)) {
     let cycles = rdtsc() - t0;
     assert_eq!(exit, crate::proc::user::UserExit::Exited(0), "read loop");
     aspace::switch_to(Some(a.clone()));
-    ((out.0, out.1), (vmstat::PSWPIN.get() - in0, cycles))
+    let swapped_in = vmstat::PSWPIN.get() - in0;
+    check_program(a);
+    ((out.0, out.1), (swapped_in, cycles))
+}
+
+/// Every page of the program holds what [`program`] put there (after
+/// the device runs, the swap-out and the swap-in).
+fn check_program(a: &SharedAddressSpace) {
+    let (mut want, mut got) = ([0u8; PAGE_BYTES], [0u8; PAGE_BYTES]);
+    let mut a = a.lock();
+    for i in 0..PAGES {
+        fill_page(i, &mut want);
+        let (pa, _) = a.translate(BASE + i * PAGE).expect("swapped back in");
+        crate::mm::direct::read_frame(Pfn::from_addr(pa), &mut got);
+        assert!(got == want, "page {i} of the program came back different");
+    }
 }
 
 /// The program is gone and swap off again.
