@@ -65,7 +65,8 @@ gdb-attach:
 # Host allocator benchmarks (criterion, against peer crates), compressed swap
 # (Zram) against raw LZ4 on the host, the page-replacement quality table
 # (reclaimcore: every policy's misses vs OPT), the in-kernel
-# fault-path benchmarks in QEMU (release build), then user/mmbench on Ferrite
+# fault-path benchmarks and swap throughput against the disk's raw speed and
+# raw LZ4 in QEMU (release builds), then user/mmbench on Ferrite
 # and on Linux 6.1 in the same QEMU (tools/bench-linux; BENCH_RUNS=3 for
 # medians of three interleaved runs; skipped without the Linux runner), and
 # user/thrash beyond RAM on compressed swap on both (tools/bench-swap).
@@ -75,6 +76,7 @@ bench: setup
 	cargo run --release -q -p swapcore --example zram_speed --target $(HOST)
 	cargo run --release -p reclaimcore --example quality --target $(HOST)
 	cargo test --release --test bench
+	cargo test --release --test bench_swap
 	tools/bench-linux --runs $(BENCH_RUNS)
 	tools/bench-swap --runs $(BENCH_RUNS)
 

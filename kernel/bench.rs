@@ -18,6 +18,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod swap;
+
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use mmcore::FrameKind;

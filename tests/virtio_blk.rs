@@ -4,7 +4,7 @@
 //! from direct-map buffers and from the kernel stack, in single pages and in
 //! multi-request runs; out-of-range and malformed requests are errors that
 //! leave the device working; a second probe never sets up a device in use;
-//! no frame leaks; it works as a `swapcore::SwapDevice`. Then the raw sequential speed of 64 MiB, printed.
+//! no frame leaks; it works as a `swapcore::SwapDevice`, runs of slots included. Then the raw sequential speed of 64 MiB, printed.
 
 #![no_std]
 #![no_main]
@@ -235,6 +235,38 @@ fn the_disk_is_a_swap_device() {
             Err(SwapIoError::OutOfRange)
         );
         assert_eq!(dev.mem_used(), 0, "a disk holds no RAM");
+        // Runs of slots (one request each, in heap buffers), up to the last
+        // slot and longer than one request; pages written one by one read
+        // back in a run, and the other way round.
+        for (first, len) in [(7, 3), (DISK_PAGES - 70, 70), (200, 1)] {
+            let pages: Vec<Page> = (first..first + len)
+                .map(|s| pattern(s, 7).try_into().unwrap())
+                .collect();
+            dev.write_run(first, &pages).unwrap();
+            let mut back: Vec<Page> = alloc::vec![[0; PAGE]; len as usize];
+            dev.read_run(first, &mut back).unwrap();
+            assert!(back == pages, "run at {first}");
+            let mut one: Page = [0; PAGE];
+            dev.read_page(first + len - 1, &mut one).unwrap();
+            assert!(one[..] == pattern(first + len - 1, 7)[..]);
+        }
+        dev.write_page(9, &pattern(9, 8).try_into().unwrap())
+            .unwrap();
+        let mut back: Vec<Page> = alloc::vec![[0; PAGE]; 3];
+        dev.read_run(7, &mut back).unwrap();
+        assert!(back[1][..] == pattern(8, 7)[..] && back[2][..] == pattern(9, 8)[..]);
+        // A run past the end is refused whole: nothing of it is written.
+        let pages: Vec<Page> = alloc::vec![[0xee; PAGE]; 2];
+        assert_eq!(
+            dev.write_run(DISK_PAGES - 1, &pages),
+            Err(SwapIoError::OutOfRange)
+        );
+        assert_eq!(
+            dev.read_run(DISK_PAGES, &mut back),
+            Err(SwapIoError::OutOfRange)
+        );
+        dev.read_page(DISK_PAGES - 1, &mut page).unwrap();
+        assert!(page[..] == pattern(DISK_PAGES - 1, 7)[..]);
     });
 }
 

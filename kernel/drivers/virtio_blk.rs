@@ -182,9 +182,10 @@ impl VirtioBlk {
     }
 }
 
-/// The disk as a swap backend: slot `n` is page `n` of the disk. Written
-/// and read one page per request (the swap code's unit); [`VirtioBlk::write_pages`]
-/// takes longer runs.
+/// The disk as a swap backend: slot `n` is page `n` of the disk. A run of
+/// slots is one request (up to [`MAX_REQUEST_PAGES`] pages; the swap code's
+/// runs are in heap memory, so in the direct map and handed to the device
+/// as they are).
 impl swapcore::SwapDevice for VirtioBlk {
     fn name(&self) -> &str {
         "vda"
@@ -200,6 +201,16 @@ impl swapcore::SwapDevice for VirtioBlk {
 
     fn read_page(&mut self, slot: u64, page: &mut swapcore::Page) -> Result<(), SwapIoError> {
         self.read_pages(slot, page).map_err(swap_error)
+    }
+
+    fn write_run(&mut self, first: u64, pages: &[swapcore::Page]) -> Result<(), SwapIoError> {
+        self.write_pages(first, pages.as_flattened())
+            .map_err(swap_error)
+    }
+
+    fn read_run(&mut self, first: u64, pages: &mut [swapcore::Page]) -> Result<(), SwapIoError> {
+        self.read_pages(first, pages.as_flattened_mut())
+            .map_err(swap_error)
     }
 
     /// A disk keeps the old bytes (virtio-drivers has no discard request).

@@ -19,7 +19,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use mmcore::{FrameKind, Pfn};
-use swapcore::{ClusterCursor, Page, SlotMap, SwapDevice, Zram};
+use swapcore::{ClusterCursor, Page, SlotMap, SwapDevice, SwapIoError, Zram};
 use vmcore::swap::SwapEntry;
 
 use super::frame_ref::{self, FrameRef};
@@ -75,10 +75,33 @@ impl CacheEntry {
     }
 }
 
-/// The device and a bounce buffer for it.
+/// The device and a bounce buffer for it: up to [`RUN_PAGES`] pages, so a
+/// run of slots is one device request (one disk request). Heap memory, so
+/// in the direct map: a disk hands it to the device as it is.
 struct Device {
     dev: Box<dyn SwapDevice + Send>,
-    buf: Box<Page>,
+    buf: Vec<Page>,
+}
+
+/// Pages the device moves in one run at most (256 KiB: a disk's largest
+/// request, `virtio_blk::MAX_REQUEST_PAGES`).
+pub const RUN_PAGES: usize = 64;
+
+/// The bounce buffer: [`RUN_PAGES`] pages, or as many as memory allows
+/// (halving down to one page; `None` without even that).
+fn bounce_buffer() -> Option<Vec<Page>> {
+    let mut pages = RUN_PAGES;
+    loop {
+        let mut buf = Vec::new();
+        if super::kalloc::try_reserve(&mut buf, pages).is_ok() {
+            buf.resize(pages, [0u8; swapcore::PAGE_SIZE]);
+            return Some(buf);
+        }
+        if pages == 1 {
+            return None;
+        }
+        pages /= 2;
+    }
 }
 
 static DEVICE: IrqMutex<Option<Device>> = IrqMutex::new(None);
@@ -119,8 +142,7 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
         .try_reserve_exact(pages as usize)
         .map_err(|_| SwapError::NoMemory)?;
     cache.resize(pages as usize, CacheEntry::default());
-    let buf =
-        super::kalloc::try_box([0u8; swapcore::PAGE_SIZE]).map_err(|_| SwapError::NoMemory)?;
+    let buf = bounce_buffer().ok_or(SwapError::NoMemory)?;
     let area = SwapArea {
         slots,
         cache,
@@ -323,7 +345,7 @@ pub struct SwappedIn {
 }
 
 /// Slots read around a missed one (Linux's `page-cluster` 3: 8 pages).
-const READAHEAD: u64 = 8;
+pub const READAHEAD: u64 = 8;
 
 /// Reads `slot` into a fresh frame and puts it in the swap cache, as the
 /// page at `va` of `family`. Returns a reference to the cached page and
@@ -331,12 +353,13 @@ const READAHEAD: u64 = 8;
 /// `None` if no frame could be had, the read failed, or swap is off.
 fn read_to_cache(slot: u64, family: u32, va: u64) -> Option<(FrameRef, bool)> {
     let fresh = FrameRef::alloc_user(FrameKind::UserAnon, false)?;
-    {
-        let mut dev = DEVICE.lock();
-        let d = dev.as_mut()?;
-        d.dev.read_page(slot, &mut d.buf).ok()?;
-        super::direct::write_frame(fresh.pfn(), &d.buf[..]);
-    }
+    read_in_run(slot, &[fresh.pfn()]).ok()?;
+    cache_read(slot, fresh, family, va)
+}
+
+/// Puts `fresh`, just read from `slot`, in the swap cache as the page at
+/// `va` of `family` (see [`read_to_cache`]).
+fn cache_read(slot: u64, fresh: FrameRef, family: u32, va: u64) -> Option<(FrameRef, bool)> {
     vmstat::PSWPIN.inc();
     let pfn = fresh.pfn();
     // Into the cache, unless someone read it in meanwhile.
@@ -378,34 +401,107 @@ fn read_to_cache(slot: u64, family: u32, va: u64) -> Option<(FrameRef, bool)> {
     })
 }
 
-/// Swap readahead: the in-use neighbours of `slot` in its cluster go into
-/// the swap cache too, guessed to be the neighbouring pages of `va` (the
-/// reclaim stream fills a cluster in LRU order, which for a program that
-/// touched its memory in order is address order). A wrong guess costs a
-/// frame until reclaim finds the page unmapped and takes it back.
-fn readahead(slot: u64, family: u32, va: u64) {
-    let mut around = [0u64; READAHEAD as usize];
+/// Reads a missed `slot` with swap readahead: its in-use neighbours in
+/// its cluster go into the swap cache too, guessed to be the neighbouring
+/// pages of `va` (the reclaim stream fills a cluster in LRU order, which
+/// for a program that touched its memory in order is address order). A
+/// wrong guess costs a frame until reclaim finds the page unmapped and
+/// takes it back. Each stretch of neighbouring slots is one device read
+/// ([`read_in_run`]), `slot`'s own stretch first. Returns what
+/// [`read_to_cache`] does for `slot`.
+fn read_around(slot: u64, family: u32, va: u64) -> Option<(FrameRef, bool)> {
+    // `slot` and its uncached in-use neighbours, ascending (the window
+    // holds READAHEAD slots, `slot` among them).
+    let mut want = [0u64; READAHEAD as usize];
     let n = frames::with(|m| {
-        let Some(area) = m.swap.as_ref() else {
-            return 0;
-        };
+        let area = m.swap.as_ref()?;
         let mut n = 0;
+        let mut slot_in = false;
         for s in area.slots.readahead_window(slot, READAHEAD) {
-            if area.cache[s as usize].pfn().is_none() && n < around.len() {
-                around[n] = s;
+            if s > slot && !slot_in && n < want.len() {
+                want[n] = slot;
+                n += 1;
+                slot_in = true;
+            }
+            if area.cache[s as usize].pfn().is_none() && n < want.len() {
+                want[n] = s;
                 n += 1;
             }
         }
-        n
-    });
-    for &s in &around[..n] {
-        let guess = va.wrapping_add(s.wrapping_sub(slot).wrapping_mul(vmcore::PAGE_SIZE));
-        match read_to_cache(s, family, guess) {
-            // The cache keeps the page; this reference was only ours.
-            Some((page, _)) => drop(page),
-            None => break,
+        if !slot_in && n < want.len() {
+            want[n] = slot;
+            n += 1;
+        }
+        Some(n)
+    })?;
+    // The stretches of consecutive slots, as ranges of `want`.
+    let mut stretches = [(0, 0); READAHEAD as usize];
+    let mut count = 0;
+    for i in 0..n {
+        if i > 0 && want[i - 1] + 1 == want[i] {
+            stretches[count - 1].1 = i + 1;
+        } else {
+            stretches[count] = (i, i + 1);
+            count += 1;
         }
     }
+    let stretches = &stretches[..count];
+    // `slot`'s own stretch first.
+    let own = stretches
+        .iter()
+        .position(|&(a, b)| want[a..b].contains(&slot))?;
+    let (a, b) = stretches[own];
+    let mine = match read_stretch(&want[a..b], slot, family, va) {
+        Ok(mine) => mine?,
+        // No frames for the whole stretch, or its read failed: the page
+        // alone, without readahead.
+        Err(()) => return read_to_cache(slot, family, va),
+    };
+    for (k, &(a, b)) in stretches.iter().enumerate() {
+        if k != own && read_stretch(&want[a..b], slot, family, va).is_err() {
+            break;
+        }
+    }
+    Some(mine)
+}
+
+/// Reads the consecutive slots `run` into fresh frames with one device
+/// read and puts them in the swap cache, each guessed to be mapped at its
+/// distance from `slot` at `va`. Returns the page of `slot` if the run has
+/// it (as [`read_to_cache`] does); `Err` if frames ran out or the read
+/// failed (then nothing was cached).
+fn read_stretch(
+    run: &[u64],
+    slot: u64,
+    family: u32,
+    va: u64,
+) -> Result<Option<(FrameRef, bool)>, ()> {
+    const NONE: Option<FrameRef> = None;
+    let mut fresh = [NONE; READAHEAD as usize];
+    let mut pfns = [Pfn(0); READAHEAD as usize];
+    let Some(&first) = run.first() else {
+        return Ok(None);
+    };
+    if run.len() > fresh.len() {
+        return Err(());
+    }
+    for i in 0..run.len() {
+        let frame = FrameRef::alloc_user(FrameKind::UserAnon, false).ok_or(())?;
+        pfns[i] = frame.pfn();
+        fresh[i] = Some(frame);
+    }
+    read_in_run(first, &pfns[..run.len()]).map_err(|_| ())?;
+    let mut mine = None;
+    for (&s, frame) in run.iter().zip(&mut fresh) {
+        let Some(frame) = frame.take() else { break };
+        let guess = va.wrapping_add(s.wrapping_sub(slot).wrapping_mul(vmcore::PAGE_SIZE));
+        let cached = cache_read(s, frame, family, guess);
+        if s == slot {
+            mine = cached;
+        }
+        // (A neighbour's reference was only ours: the cache keeps the page.)
+    }
+    Ok(mine)
 }
 
 /// Brings the page of `entry` back for the leaf at `va` of an address
@@ -421,11 +517,7 @@ pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
         Some(frame) => (frame, false),
         None => {
             let _stall = super::psi::MemStall::enter();
-            let (frame, read) = read_to_cache(slot, family, va)?;
-            if read {
-                readahead(slot, family, va);
-            }
-            (frame, read)
+            read_around(slot, family, va)?
         }
     };
     // The leaf's share goes; if only the cache is left, the page leaves it.
@@ -505,9 +597,46 @@ pub fn dup_slot_locked(m: &mut PhysicalMemory, slot: u64) -> bool {
 }
 
 /// Writes the page in `pfn` to `slot`.
-pub fn write_out(slot: u64, pfn: Pfn) -> Result<(), swapcore::SwapIoError> {
-    let mut dev = DEVICE.lock();
-    let d = dev.as_mut().ok_or(swapcore::SwapIoError::Io)?;
-    super::direct::read_frame(pfn, &mut d.buf[..]);
-    d.dev.write_page(slot, &d.buf)
+pub fn write_out(slot: u64, pfn: Pfn) -> Result<(), SwapIoError> {
+    write_out_run(slot, &[pfn])
+}
+
+/// Writes the pages in `pfns` to the run of slots from `first` on (page
+/// `i` to slot `first + i`), through the bounce buffer: one device request
+/// per [`RUN_PAGES`] pages on a disk. The device lock is dropped between
+/// buffer-fulls. On an error, none of the run may be counted as written
+/// (`pswpout` is the caller's to count).
+pub fn write_out_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
+    let mut done = 0;
+    while done < pfns.len() {
+        let mut dev = DEVICE.lock();
+        let Device { dev, buf } = dev.as_mut().ok_or(SwapIoError::Io)?;
+        let n = buf.len().min(pfns.len() - done);
+        let pages = &mut buf[..n];
+        for (page, &pfn) in pages.iter_mut().zip(&pfns[done..]) {
+            super::direct::read_frame(pfn, page);
+        }
+        dev.write_run(first + done as u64, pages)?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads the run of slots from `first` on into the frames `pfns` (slot
+/// `first + i` into `pfns[i]`), one device request per [`RUN_PAGES`] pages
+/// on a disk. On an error the frames' contents are unspecified.
+pub fn read_in_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
+    let mut done = 0;
+    while done < pfns.len() {
+        let mut dev = DEVICE.lock();
+        let Device { dev, buf } = dev.as_mut().ok_or(SwapIoError::Io)?;
+        let n = buf.len().min(pfns.len() - done);
+        let pages = &mut buf[..n];
+        dev.read_run(first + done as u64, pages)?;
+        for (page, &pfn) in pages.iter().zip(&pfns[done..]) {
+            super::direct::write_frame(pfn, page);
+        }
+        done += n;
+    }
+    Ok(())
 }

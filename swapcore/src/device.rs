@@ -59,6 +59,37 @@ pub trait SwapDevice {
     /// unspecified.
     fn read_page(&mut self, slot: u64, page: &mut Page) -> Result<(), SwapIoError>;
 
+    /// Stores `pages` in the run of slots from `first` on (page `i` in
+    /// slot `first + i`): what a disk does in one request, so swapping out a
+    /// batch costs one request instead of one per page. A run that does not
+    /// lie wholly below [`pages`](SwapDevice::pages) is refused with
+    /// [`SwapIoError::OutOfRange`] before any slot is touched. On any other
+    /// error, each slot of the run holds either what it held before or its
+    /// new page, and the kernel must count none of the run as written.
+    ///
+    /// The default writes page by page (what compressed RAM does anyway).
+    fn write_run(&mut self, first: u64, pages: &[Page]) -> Result<(), SwapIoError> {
+        run_in_range(first, pages.len(), self.pages())?;
+        for (slot, page) in (first..).zip(pages) {
+            self.write_page(slot, page)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the run of slots from `first` on into `pages` (slot
+    /// `first + i` into page `i`): swap-in readahead's one request. Out of
+    /// range as for [`write_run`](SwapDevice::write_run); on any other
+    /// error the contents of `pages` are unspecified.
+    ///
+    /// The default reads page by page.
+    fn read_run(&mut self, first: u64, pages: &mut [Page]) -> Result<(), SwapIoError> {
+        run_in_range(first, pages.len(), self.pages())?;
+        for (slot, page) in (first..).zip(pages) {
+            self.read_page(slot, page)?;
+        }
+        Ok(())
+    }
+
     /// The slot is no longer used (its last reference went away): the
     /// device may forget its contents. Compressed RAM frees the page's
     /// memory; a disk may do nothing (or TRIM). Out-of-range slots are
@@ -70,5 +101,14 @@ pub trait SwapDevice {
     /// used by swap itself.
     fn mem_used(&self) -> u64 {
         0
+    }
+}
+
+/// Whether the run of `len` slots from `first` lies inside a device of
+/// `pages` slots.
+pub fn run_in_range(first: u64, len: usize, pages: u64) -> Result<(), SwapIoError> {
+    match first.checked_add(len as u64) {
+        Some(end) if end <= pages => Ok(()),
+        _ => Err(SwapIoError::OutOfRange),
     }
 }

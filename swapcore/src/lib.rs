@@ -6,7 +6,8 @@
 //!   land in neighbouring slots (Linux's per-CPU swap clusters), and a
 //!   readahead window names the in-use neighbours of a slot.
 //! - [`device`]: what the kernel asks of a swap backend ([`SwapDevice`]):
-//!   write, read and discard one page per slot, with typed errors.
+//!   write, read and discard one page per slot, write and read runs of
+//!   neighbouring slots (a disk's one request), with typed errors.
 //! - [`zram`]: compressed RAM ([`Zram`]), a [`SwapDevice`] that keeps each
 //!   page LZ4-compressed in memory (raw when it does not compress, a single
 //!   word when every word of it is the same), with Linux's `mm_stat` figures.

@@ -262,6 +262,88 @@ enum ZramOp {
     Write(u64, Kind, u64),
     Read(u64),
     Discard(u64),
+    /// `write_run(first, len pages)`, page `i` made from `seed + i`.
+    WriteRun(u64, usize, Kind, u64),
+    ReadRun(u64, usize),
+}
+
+fn run_pages(len: usize, kind: Kind, seed: u64) -> Vec<Page> {
+    (0..len as u64)
+        .map(|i| make_page(kind, seed.wrapping_add(i)))
+        .collect()
+}
+
+/// Checks a `write_run` of `pages` from `first` against the model and
+/// brings the model up to date. `Ok` must have stored every page; a refused
+/// (out-of-range) run must have changed nothing; any other error leaves each
+/// slot with its old or its new page, whichever the device reads back.
+/// Returns whether a page write failed for want of memory.
+fn check_write_run(
+    dev: &mut dyn SwapDevice,
+    model: &mut [Option<Page>],
+    first: u64,
+    pages: &[Page],
+    result: Result<(), SwapIoError>,
+) -> Result<bool, TestCaseError> {
+    let in_range = first
+        .checked_add(pages.len() as u64)
+        .is_some_and(|end| end <= model.len() as u64);
+    match result {
+        Ok(()) => {
+            prop_assert!(in_range, "run {}+{} accepted", first, pages.len());
+            for (i, page) in pages.iter().enumerate() {
+                model[first as usize + i] = Some(*page);
+            }
+            Ok(false)
+        }
+        Err(SwapIoError::OutOfRange) => {
+            prop_assert!(!in_range, "run {}+{} refused", first, pages.len());
+            Ok(false)
+        }
+        Err(e) => {
+            prop_assert!(in_range, "run {}+{}: {:?}", first, pages.len(), e);
+            for (i, page) in pages.iter().enumerate() {
+                let slot = first as usize + i;
+                let mut back = [0xa5; PAGE_SIZE];
+                prop_assert_eq!(dev.read_page(slot as u64, &mut back), Ok(()));
+                let old = model[slot].unwrap_or([0; PAGE_SIZE]);
+                prop_assert!(back == old || back == *page, "slot {} holds neither", slot);
+                if back == *page {
+                    model[slot] = Some(*page);
+                }
+            }
+            Ok(e == SwapIoError::NoMemory)
+        }
+    }
+}
+
+/// Checks a `read_run` of `len` pages from `first` against the model.
+fn check_read_run(
+    dev: &mut dyn SwapDevice,
+    model: &[Option<Page>],
+    first: u64,
+    len: usize,
+) -> Result<(), TestCaseError> {
+    let mut back = vec![[0xa5; PAGE_SIZE]; len];
+    let in_range = first
+        .checked_add(len as u64)
+        .is_some_and(|end| end <= model.len() as u64);
+    match dev.read_run(first, &mut back) {
+        Ok(()) => {
+            prop_assert!(in_range);
+            for (i, page) in back.iter().enumerate() {
+                let want = model[first as usize + i].unwrap_or([0; PAGE_SIZE]);
+                prop_assert!(
+                    *page == want,
+                    "slot {} of the run read back different data",
+                    first as usize + i
+                );
+            }
+        }
+        Err(SwapIoError::OutOfRange) => prop_assert!(!in_range),
+        Err(e) => prop_assert!(false, "read run {}+{}: {:?}", first, len, e),
+    }
+    Ok(())
 }
 
 fn zram_op(pages: u64) -> impl Strategy<Value = ZramOp> {
@@ -274,9 +356,12 @@ fn zram_op(pages: u64) -> impl Strategy<Value = ZramOp> {
     ];
     // Slots up to two past the end: out-of-range requests are refused.
     prop_oneof![
-        4 => (0..pages + 2, kind, any::<u64>()).prop_map(|(s, k, seed)| ZramOp::Write(s, k, seed)),
+        4 => (0..pages + 2, kind.clone(), any::<u64>()).prop_map(|(s, k, seed)| ZramOp::Write(s, k, seed)),
         3 => (0..pages + 2).prop_map(ZramOp::Read),
         2 => (0..pages + 2).prop_map(ZramOp::Discard),
+        2 => (0..pages + 2, 0..10usize, kind, any::<u64>())
+            .prop_map(|(s, n, k, seed)| ZramOp::WriteRun(s, n, k, seed)),
+        2 => (0..pages + 2, 0..10usize).prop_map(|(s, n)| ZramOp::ReadRun(s, n)),
     ]
 }
 
@@ -322,6 +407,15 @@ proptest! {
                         *m = None;
                     }
                 }
+                ZramOp::WriteRun(first, len, kind, seed) => {
+                    let pages = run_pages(len, kind, seed);
+                    let result = z.write_run(first, &pages);
+                    if check_write_run(&mut z, &mut model, first, &pages, result)? {
+                        prop_assert!(limit != 0, "no memory without a limit");
+                        failed += 1;
+                    }
+                }
+                ZramOp::ReadRun(first, len) => check_read_run(&mut z, &model, first, len)?,
             }
             let s = z.stats();
             let stored = model.iter().flatten().count() as u64;
@@ -356,5 +450,144 @@ proptest! {
             (s.pages_stored, s.orig_data_size, s.compr_data_size, s.mem_used_total, s.same_pages, s.huge_pages),
             (0, 0, 0, 0, 0, 0)
         );
+    }
+}
+
+// ------------------------------------------------- Runs on a model device
+
+/// A disk as simple as can be: a page per slot, only the single-page
+/// operations (so runs take the trait's defaults), one slot that fails every
+/// request with an I/O error, and a count of page requests.
+struct ModelDisk {
+    slots: Vec<Page>,
+    bad: Option<u64>,
+    requests: u64,
+}
+
+impl SwapDevice for ModelDisk {
+    fn name(&self) -> &str {
+        "model"
+    }
+
+    fn pages(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    fn write_page(&mut self, slot: u64, page: &Page) -> Result<(), SwapIoError> {
+        self.requests += 1;
+        if Some(slot) == self.bad {
+            return Err(SwapIoError::Io);
+        }
+        let s = self
+            .slots
+            .get_mut(slot as usize)
+            .ok_or(SwapIoError::OutOfRange)?;
+        *s = *page;
+        Ok(())
+    }
+
+    fn read_page(&mut self, slot: u64, page: &mut Page) -> Result<(), SwapIoError> {
+        self.requests += 1;
+        if Some(slot) == self.bad {
+            return Err(SwapIoError::Io);
+        }
+        *page = *self
+            .slots
+            .get(slot as usize)
+            .ok_or(SwapIoError::OutOfRange)?;
+        Ok(())
+    }
+
+    fn discard(&mut self, _slot: u64) {}
+}
+
+#[test]
+fn out_of_range_runs_touch_nothing() {
+    let mut disk = ModelDisk {
+        slots: vec![[1; PAGE_SIZE]; 8],
+        bad: None,
+        requests: 0,
+    };
+    let pages = vec![[2; PAGE_SIZE]; 3];
+    assert_eq!(disk.write_run(6, &pages), Err(SwapIoError::OutOfRange));
+    assert_eq!(
+        disk.write_run(u64::MAX, &pages),
+        Err(SwapIoError::OutOfRange)
+    );
+    let mut back = vec![[0; PAGE_SIZE]; 3];
+    assert_eq!(disk.read_run(7, &mut back), Err(SwapIoError::OutOfRange));
+    assert_eq!(disk.requests, 0, "refused before any page request");
+    assert!(disk.slots.iter().all(|p| *p == [1; PAGE_SIZE]));
+    assert!(back.iter().all(|p| *p == [0; PAGE_SIZE]));
+    // Empty runs are in range anywhere up to the end, and do nothing.
+    assert_eq!(disk.write_run(8, &[]), Ok(()));
+    assert_eq!(disk.read_run(8, &mut []), Ok(()));
+    assert_eq!(disk.write_run(9, &[]), Err(SwapIoError::OutOfRange));
+    // A run is as many page requests as pages.
+    disk.write_run(2, &pages).unwrap();
+    disk.read_run(1, &mut back).unwrap();
+    assert_eq!(disk.requests, 6);
+    assert!(back[0] == [1; PAGE_SIZE] && back[1] == [2; PAGE_SIZE] && back[2] == [2; PAGE_SIZE]);
+}
+
+#[derive(Clone, Debug)]
+enum RunOp {
+    WriteRun(u64, usize, u64),
+    ReadRun(u64, usize),
+    Write(u64, u64),
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// Runs (the trait's defaults) against the model, on a disk with one
+    /// failing slot: runs that avoid it behave exactly, runs that cross it
+    /// fail with each slot old or new.
+    #[test]
+    fn default_runs_match_model(
+        (pages, bad, ops) in (1..32u64).prop_flat_map(|pages| (
+            Just(pages),
+            proptest::option::of(0..pages),
+            proptest::collection::vec(prop_oneof![
+                3 => (0..pages + 2, 0..12usize, any::<u64>()).prop_map(|(s, n, seed)| RunOp::WriteRun(s, n, seed)),
+                3 => (0..pages + 2, 0..12usize).prop_map(|(s, n)| RunOp::ReadRun(s, n)),
+                1 => (0..pages, any::<u64>()).prop_map(|(s, seed)| RunOp::Write(s, seed)),
+            ], 1..if cfg!(miri) { 10 } else { 200 }),
+        )),
+    ) {
+        let mut disk = ModelDisk { slots: vec![[0; PAGE_SIZE]; pages as usize], bad: None, requests: 0 };
+        let mut model: Vec<Option<Page>> = vec![None; pages as usize];
+        for op in ops {
+            let crosses_bad = |first: u64, len: usize| {
+                bad.is_some_and(|b| b >= first && b < first.saturating_add(len as u64))
+            };
+            match op {
+                RunOp::WriteRun(first, len, seed) => {
+                    let pages = run_pages(len, Kind::Random, seed);
+                    disk.bad = bad;
+                    let result = disk.write_run(first, &pages);
+                    disk.bad = None;
+                    let in_range = first + len as u64 <= model.len() as u64;
+                    prop_assert_eq!(result == Err(SwapIoError::Io), in_range && crosses_bad(first, len));
+                    check_write_run(&mut disk, &mut model, first, &pages, result)?;
+                }
+                RunOp::ReadRun(first, len) => {
+                    let in_range = first + len as u64 <= model.len() as u64;
+                    if in_range && crosses_bad(first, len) {
+                        disk.bad = bad;
+                        let mut back = vec![[0; PAGE_SIZE]; len];
+                        prop_assert_eq!(disk.read_run(first, &mut back), Err(SwapIoError::Io));
+                        disk.bad = None;
+                    } else {
+                        check_read_run(&mut disk, &model, first, len)?;
+                    }
+                }
+                RunOp::Write(slot, seed) => {
+                    let page = make_page(Kind::Random, seed);
+                    disk.write_page(slot, &page).unwrap();
+                    model[slot as usize] = Some(page);
+                }
+            }
+        }
     }
 }
