@@ -178,6 +178,7 @@ pub fn reclaim_by(target: u64, who: Reclaimer) -> u64 {
     let mut freed = 0;
     let mut scanned = 0;
     let mut swap_full = !swap_on;
+    let mut writeback = Writeback::new();
     while freed < target && scanned < budget {
         let (anon, file) = split_scan(BATCH, swap_full);
         let mut progress = false;
@@ -188,26 +189,111 @@ pub fn reclaim_by(target: u64, who: Reclaimer) -> u64 {
                 progress = true;
                 who.scanned();
                 match shrink_page(&spaces, page, kind) {
-                    Shrunk::Freed => {
-                        freed += 1;
-                        who.stolen();
-                    }
+                    Shrunk::Freed => freed += 1,
                     Shrunk::Kept => {}
+                    Shrunk::Queued(page, slot) => {
+                        if let Some(page) = writeback.queue(page, slot) {
+                            freed += writeback.flush();
+                            let _ = writeback.queue(page, slot);
+                        }
+                    }
                     Shrunk::SwapFull => {
                         swap_full = true;
                         break;
                     }
                 }
-                if freed >= target {
+                if freed + writeback.len() >= target {
                     break;
                 }
             }
         }
+        freed += writeback.flush();
         if !progress {
             break;
         }
     }
+    for _ in 0..freed {
+        who.stolen();
+    }
     freed
+}
+
+/// Anonymous pages unmapped into the swap cache and waiting to be written
+/// (Linux's `shrink_folio_list` writes its batch out before it frees):
+/// written in runs of consecutive slots, one device request each, then
+/// freed.
+struct Writeback {
+    pages: [Option<(FrameRef, u64)>; BATCH as usize],
+    n: usize,
+}
+
+impl Writeback {
+    fn new() -> Writeback {
+        Writeback {
+            pages: core::array::from_fn(|_| None),
+            n: 0,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.n as u64
+    }
+
+    /// Queues `page` for `slot`; gives it back if the batch is full.
+    fn queue(&mut self, page: FrameRef, slot: u64) -> Option<FrameRef> {
+        if self.n == self.pages.len() {
+            return Some(page);
+        }
+        self.pages[self.n] = Some((page, slot));
+        self.n += 1;
+        None
+    }
+
+    /// Writes every queued page, then frees those only the swap cache
+    /// still holds; returns how many were freed.
+    fn flush(&mut self) -> u64 {
+        let n = core::mem::take(&mut self.n);
+        let batch = &mut self.pages[..n];
+        batch.sort_unstable_by_key(|p| p.as_ref().map_or(u64::MAX, |p| p.1));
+        let mut freed = 0;
+        let mut start = 0;
+        while start < n {
+            // The run of consecutive slots from `start`.
+            let first = batch[start].as_ref().map_or(0, |p| p.1);
+            let mut end = start + 1;
+            while end < n && batch[end].as_ref().map(|p| p.1) == Some(first + (end - start) as u64)
+            {
+                end += 1;
+            }
+            let mut pfns = [Pfn(0); BATCH as usize];
+            for (pfn, p) in pfns.iter_mut().zip(&batch[start..end]) {
+                *pfn = p.as_ref().map_or(Pfn(0), |p| p.0.pfn());
+            }
+            let written = swap::write_out_run(first, &pfns[..end - start]).is_ok();
+            for p in &mut batch[start..end] {
+                let Some((page, slot)) = p.take() else { continue };
+                if written {
+                    vmstat::PSWPOUT.inc();
+                    freed += u64::from(free_written(page, slot));
+                } else {
+                    putback(page);
+                }
+            }
+            start = end;
+        }
+        freed
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        // Unwritten pages stay in the swap cache, mapped by swap entries.
+        for p in &mut self.pages {
+            if let Some((page, _)) = p.take() {
+                putback(page);
+            }
+        }
+    }
 }
 
 /// How many of `batch` scans go to anonymous and to file pages: in
@@ -239,6 +325,8 @@ fn isolate(kind: Kind) -> Option<FrameRef> {
 enum Shrunk {
     Freed,
     Kept,
+    /// Unmapped into the swap cache at this slot: to be written.
+    Queued(FrameRef, u64),
     SwapFull,
 }
 
@@ -355,15 +443,15 @@ fn shrink_anon(spaces: &[SharedAddressSpace], page: FrameRef) -> Shrunk {
             frames::with(|m| swap::undup_slot_locked(m, slot));
         }
     });
-    // Nothing maps it now that we know of: write it out.
-    if swap::write_out(slot, pfn).is_err() {
-        putback(page);
-        return Shrunk::Kept;
-    }
-    vmstat::PSWPOUT.inc();
-    // Free it if only the cache and our pin hold it, leaving its shadow in
-    // the slot; else it stays cached (mapped somewhere the reverse map
-    // does not know) and comes round again.
+    // Nothing maps it now that we know of: written with its batch.
+    Shrunk::Queued(page, slot)
+}
+
+/// A page written to `slot`: freed if only the swap cache and our pin hold
+/// it, leaving its shadow in the slot; else it stays cached (mapped
+/// somewhere the reverse map does not know) and comes round again.
+fn free_written(page: FrameRef, slot: u64) -> bool {
+    let pfn = page.pfn();
     let freed = frames::with(|m| {
         if m.buddy.refcount(pfn) == 2 {
             let shadow = m.ext.evict(pfn);
@@ -378,9 +466,9 @@ fn shrink_anon(spaces: &[SharedAddressSpace], page: FrameRef) -> Shrunk {
             if free_slot {
                 swap::discard_slot(slot);
             }
-            Shrunk::Freed
+            true
         }
-        None => Shrunk::Kept,
+        None => false,
     }
 }
 
