@@ -101,14 +101,33 @@ pub fn reclaim_for_user() -> u64 {
     reclaim(BATCH.max(deficit))
 }
 
+/// Who reclaims: the counters it moves (`pgscan_direct`/`pgsteal_direct`
+/// and `allocstall`, or `pgscan_kswapd`/`pgsteal_kswapd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reclaimer {
+    Direct,
+    Kswapd,
+}
+
 /// Frees up to `target` pages by swapping anonymous pages out; returns how
 /// many it freed. Does nothing without a swap area.
 pub fn reclaim(target: u64) -> u64 {
+    reclaim_by(target, Reclaimer::Direct)
+}
+
+/// [`reclaim`] on behalf of `who`.
+pub fn reclaim_by(target: u64, who: Reclaimer) -> u64 {
     let _in_flight = InFlight::enter();
     if !swap::enabled() {
         return 0;
     }
-    vmstat::ALLOCSTALL.inc();
+    let (scan, steal) = match who {
+        Reclaimer::Direct => {
+            vmstat::ALLOCSTALL.inc();
+            (&vmstat::PGSCAN_DIRECT, &vmstat::PGSTEAL_DIRECT)
+        }
+        Reclaimer::Kswapd => (&vmstat::PGSCAN_KSWAPD, &vmstat::PGSTEAL_KSWAPD),
+    };
     let spaces = spaces();
     let budget = frames::with(|m| m.ext.lru_len()) * 2 + 8;
     let mut freed = 0;
@@ -125,11 +144,11 @@ pub fn reclaim(target: u64) -> u64 {
         }) else {
             break;
         };
-        vmstat::PGSCAN_DIRECT.inc();
+        scan.inc();
         match shrink_page(&spaces, page, family, va) {
             Shrunk::Freed => {
                 freed += 1;
-                vmstat::PGSTEAL_DIRECT.inc();
+                steal.inc();
             }
             Shrunk::Kept => {}
             Shrunk::SwapFull => break,

@@ -49,6 +49,13 @@ pub static PGSCAN_DIRECT: Counter = Counter::new();
 pub static PGSTEAL_DIRECT: Counter = Counter::new();
 /// Allocations that had to reclaim first (`allocstall`).
 pub static ALLOCSTALL: Counter = Counter::new();
+/// Pages kswapd looked at (`pgscan_kswapd`): anonymous pages taken off the
+/// LRU, and clean page-cache pages it dropped.
+pub static PGSCAN_KSWAPD: Counter = Counter::new();
+/// Pages kswapd freed (`pgsteal_kswapd`).
+pub static PGSTEAL_KSWAPD: Counter = Counter::new();
+/// kswapd runs (`pageoutrun`): one per wake that found work.
+pub static PAGEOUTRUN: Counter = Counter::new();
 
 /// TSC cycles spent inside the page-fault handler (entry to exit of the
 /// Rust code, excluding the CPU's exception delivery and `iretq`): lets the
@@ -78,6 +85,9 @@ pub struct Snapshot {
     pub pgscan_direct: u64,
     pub pgsteal_direct: u64,
     pub allocstall: u64,
+    pub pgscan_kswapd: u64,
+    pub pgsteal_kswapd: u64,
+    pub pageoutrun: u64,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -96,6 +106,9 @@ pub fn snapshot() -> Snapshot {
         pgscan_direct: PGSCAN_DIRECT.get(),
         pgsteal_direct: PGSTEAL_DIRECT.get(),
         allocstall: ALLOCSTALL.get(),
+        pgscan_kswapd: PGSCAN_KSWAPD.get(),
+        pgsteal_kswapd: PGSTEAL_KSWAPD.get(),
+        pageoutrun: PAGEOUTRUN.get(),
     }
 }
 
@@ -117,6 +130,9 @@ impl Snapshot {
             pgscan_direct: self.pgscan_direct - earlier.pgscan_direct,
             pgsteal_direct: self.pgsteal_direct - earlier.pgsteal_direct,
             allocstall: self.allocstall - earlier.allocstall,
+            pgscan_kswapd: self.pgscan_kswapd - earlier.pgscan_kswapd,
+            pgsteal_kswapd: self.pgsteal_kswapd - earlier.pgsteal_kswapd,
+            pageoutrun: self.pageoutrun - earlier.pageoutrun,
         }
     }
 }
