@@ -98,7 +98,10 @@ fn holder(mib: u64) -> Pid {
             State::Zombie(status) => panic!("the hog died before holding its memory: {status:#x}"),
             _ => {}
         }
-        assert!(ferrite::time::ticks() < deadline, "the hog never held {mib} MiB");
+        assert!(
+            ferrite::time::ticks() < deadline,
+            "the hog never held {mib} MiB"
+        );
         sched::sleep_ticks(2);
     }
 }
@@ -138,7 +141,10 @@ fn kswapd_is_a_kernel_thread() {
         )
     })
     .unwrap();
-    assert_eq!((name.as_str(), adj, aspace, kthread, ppid), ("kswapd0", -1000, false, true, 0));
+    assert_eq!(
+        (name.as_str(), adj, aspace, kthread, ppid),
+        ("kswapd0", -1000, false, true, 0)
+    );
     until_kswapd_sleeps(5);
     let ps = sh("ps").expect("ps");
     let row = ps
@@ -218,7 +224,10 @@ fn between_low_and_min_kswapd_alone_reclaims_to_high() {
     let mut taken = Vec::new();
     take_until_below(w.low, &mut taken);
     let free_low = frames::free_pages();
-    assert!(free_low < w.low && free_low > w.min, "free {free_low}, {w:?}");
+    assert!(
+        free_low < w.low && free_low > w.min,
+        "free {free_low}, {w:?}"
+    );
     until_kswapd_sleeps(20);
     let free = frames::free_pages();
     let d = vmstat::snapshot().since(&before);
@@ -237,11 +246,19 @@ fn between_low_and_min_kswapd_alone_reclaims_to_high() {
     assert!(d.pgscan_kswapd >= d.pgsteal_kswapd, "{d:?}");
     assert!(free >= w.high, "kswapd slept at {free} free, {w:?}");
     // Memory never fell to min: nobody reclaimed directly.
-    assert_eq!((d.allocstall, d.pgscan_direct, d.pgsteal_direct), (0, 0, 0), "{d:?}");
+    assert_eq!(
+        (d.allocstall, d.pgscan_direct, d.pgsteal_direct),
+        (0, 0, 0),
+        "{d:?}"
+    );
     give_back(taken);
     stop(hog);
     swap::swapoff().expect("swapoff");
-    assert_eq!(settled_free_pages(), free_before, "frames did not all come back");
+    assert_eq!(
+        settled_free_pages(),
+        free_before,
+        "frames did not all come back"
+    );
 }
 
 fn a_program_past_low_leaves_kswapd_reclaiming_above_low() {
@@ -267,7 +284,11 @@ fn a_program_past_low_leaves_kswapd_reclaiming_above_low() {
     assert!(free >= w.low, "kswapd slept at {free} free, {w:?}");
     stop(hog);
     swap::swapoff().expect("swapoff");
-    assert_eq!(settled_free_pages(), free_before, "frames did not all come back");
+    assert_eq!(
+        settled_free_pages(),
+        free_before,
+        "frames did not all come back"
+    );
 }
 
 fn with_nothing_to_reclaim_kswapd_does_not_spin() {
@@ -303,7 +324,11 @@ fn with_nothing_to_reclaim_kswapd_does_not_spin() {
     assert_eq!(kswapd_state(), State::Blocked(Block::Kswapd));
     give_back(taken);
     stop(hog);
-    assert_eq!(settled_free_pages(), free_before, "frames did not all come back");
+    assert_eq!(
+        settled_free_pages(),
+        free_before,
+        "frames did not all come back"
+    );
 }
 
 fn the_oom_killer_passes_kernel_threads_over() {
@@ -316,14 +341,25 @@ fn the_oom_killer_passes_kernel_threads_over() {
     let filler = spawn(&["memhog", "fill", &format!("{}", avail * 6 / 10)]);
     let exit = wait_for(filler);
     let out = capture_take();
-    assert_eq!(exit, UserExit::Exited(0), "the filler finishes; output:\n{out}");
-    assert!(out.contains(&format!("Killed process {big} ")), "output:\n{out}");
+    assert_eq!(
+        exit,
+        UserExit::Exited(0),
+        "the filler finishes; output:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("Killed process {big} ")),
+        "output:\n{out}"
+    );
     assert!(!out.contains("kswapd0"), "kswapd in the task table:\n{out}");
     let (points, _, _) = oom::score(kswapd_pid()).expect("kswapd lives");
     assert_eq!(points, None, "kswapd has OOM points");
     assert!(!matches!(kswapd_state(), State::Zombie(_)));
     assert!(matches!(wait_for(big), UserExit::Killed { signal: 9, .. }));
-    assert_eq!(settled_free_pages(), free_before, "frames did not all come back");
+    assert_eq!(
+        settled_free_pages(),
+        free_before,
+        "frames did not all come back"
+    );
 }
 
 /// Not a check but a measurement (printed; the only assertion is that
@@ -340,7 +376,8 @@ fn thrashing_with_and_without_kswapd() {
         until_kswapd_sleeps(10);
         let before = vmstat::snapshot();
         let start = ferrite::time::rdtsc();
-        let (exit, out) = ferrite::testing::run_program("/bin/thrash", &["thrash", "loop", &arg, "1"]);
+        let (exit, out) =
+            ferrite::testing::run_program("/bin/thrash", &["thrash", "loop", &arg, "1"]);
         let cycles = ferrite::time::rdtsc() - start;
         assert_eq!(exit, UserExit::Exited(0), "output: {out}");
         assert!(out.contains("thrash: ok"), "output: {out}");

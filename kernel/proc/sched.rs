@@ -819,8 +819,7 @@ pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
         let mut any = false;
         let mut found = None;
         for p in s.procs.values() {
-            if p.ppid != me || p.pid == me || p.kernel_thread || (pid > 0 && p.pid as i64 != pid)
-            {
+            if p.ppid != me || p.pid == me || p.kernel_thread || (pid > 0 && p.pid as i64 != pid) {
                 continue;
             }
             any = true;

@@ -290,9 +290,7 @@ pub fn zoneinfo(args: &Args, out: &mut dyn Write) -> Result {
     let kswapd = crate::proc::kswapd::pid()
         .and_then(|pid| crate::proc::sched::with_process(pid, |p| (pid, p.state.name(), p.ticks)));
     match kswapd {
-        Some((pid, state, ticks)) => {
-            writeln!(out, "  kswapd0 pid {pid} {state}, {ticks} ticks")?
-        }
+        Some((pid, state, ticks)) => writeln!(out, "  kswapd0 pid {pid} {state}, {ticks} ticks")?,
         None => writeln!(out, "  kswapd0 not running")?,
     }
     Ok(())

@@ -112,7 +112,11 @@ pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
             None => (0, 0, 0),
         };
         // Kernel threads in brackets, as Linux's ps shows them.
-        let (open, close) = if p.kernel_thread { ("[", "]") } else { ("", "") };
+        let (open, close) = if p.kernel_thread {
+            ("[", "]")
+        } else {
+            ("", "")
+        };
         writeln!(
             out,
             "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} {open}{}{close}",

@@ -138,13 +138,34 @@ mod tests {
         // 1 GiB zone, min_free_kbytes 4096: min 1024 pages; min/4 = 256 <
         // 262144 * 10 / 10000 = 262, so the scale factor sets the step.
         let w = Watermarks::linux(262_144, 4, 4096, 10);
-        assert_eq!(w, Watermarks { min: 1024, low: 1286, high: 1548 });
+        assert_eq!(
+            w,
+            Watermarks {
+                min: 1024,
+                low: 1286,
+                high: 1548
+            }
+        );
         // 64 MiB zone, min_free_kbytes 1024: min 256, min/4 = 64 > 16.
         let w = Watermarks::linux(16_384, 4, 1024, 10);
-        assert_eq!(w, Watermarks { min: 256, low: 320, high: 384 });
+        assert_eq!(
+            w,
+            Watermarks {
+                min: 256,
+                low: 320,
+                high: 384
+            }
+        );
         // 16 GiB zone, min_free_kbytes 16384: min 4096; 1024 < 4194.
         let w = Watermarks::linux(4_194_304, 4, 16384, 10);
-        assert_eq!(w, Watermarks { min: 4096, low: 8290, high: 12484 });
+        assert_eq!(
+            w,
+            Watermarks {
+                min: 4096,
+                low: 8290,
+                high: 12484
+            }
+        );
         // watermark_scale_factor 1000 (10 %) on 1 GiB.
         let w = Watermarks::linux(262_144, 4, 4096, 1000);
         assert_eq!(w.low - w.min, 26_214);
