@@ -150,6 +150,11 @@ pub fn run_program(path: &str, argv: &[&str]) -> (crate::proc::user::UserExit, S
 /// and the slab heap gave back its empty slabs: the count tests compare
 /// before and after to prove every frame came back.
 pub fn settled_free_pages() -> u64 {
+    // A kswapd run under way holds address spaces (an exited process's
+    // memory among them) until it ends.
+    while crate::mm::reclaim::in_flight() > 0 {
+        crate::proc::sched::sleep_ticks(1);
+    }
     crate::mm::pagecache::shrink_unmapped();
     crate::mm::frames::with(|m| {
         m.slab.shrink(&mut m.buddy);

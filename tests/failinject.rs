@@ -630,15 +630,16 @@ fn run_bounded(
 }
 
 /// Kills and reaps everything left (orphans of killed parents come to the
-/// kernel thread).
+/// kernel thread); kernel threads (kswapd) stay.
 fn clean_up() {
-    while let Some(pid) = sched::find_pid(|p| p.pid != 0 && !matches!(p.state, State::Zombie(_))) {
+    let user = |p: &sched::Process| p.pid != 0 && !p.is_kernel_thread();
+    while let Some(pid) = sched::find_pid(|p| user(p) && !matches!(p.state, State::Zombie(_))) {
         sched::kill(pid);
     }
-    while let Some(pid) = sched::find_pid(|p| p.pid != 0 && p.ppid == 0) {
+    while let Some(pid) = sched::find_pid(|p| user(p) && p.ppid == 0) {
         let _ = sched::reap(pid as i64);
     }
-    assert_eq!(sched::count(), 1, "processes left behind");
+    assert_eq!(sched::find_pid(user), None, "processes left behind");
 }
 
 const SUITES: [(&str, &[&str]); 4] = [

@@ -609,7 +609,9 @@ fn fork_and_writes_move_cow_counters_exactly() {
     let forker = entry(core::ptr::addr_of!(shell_forker));
     let (pid, _a) = spawn("forker", forker, [DATA, FORK_PAGES, CHILD_WRITES]);
     // Settled: the parent sleeps and has reaped its child.
-    wait_until_sleeping(pid, || sched::list().len() == 2);
+    wait_until_sleeping(pid, || {
+        sched::list().iter().filter(|p| !p.kernel_thread).count() == 2
+    });
     let after = sh("vmstat");
     let delta = |name| vmstat_field(&after, name) - vmstat_field(&before, name);
     // The child's writes copy shared pages; once it is gone the parent's

@@ -57,3 +57,62 @@ pub unsafe fn prepare_stack(top: u64, entry: u64) -> u64 {
     }
     rsp
 }
+
+/// A fresh kernel stack for a kernel thread that starts in `entry`, and
+/// the stack pointer its first [`switch_stacks`] resumes: the stack is
+/// prepared to "return" into a trampoline that enables interrupts (a
+/// switch happens with them off) and calls `entry`, which never returns.
+///
+/// The stack is allocated here, so nothing else can be using it: that is
+/// what makes this safe where [`prepare_stack`] is not.
+pub fn new_kernel_thread_stack(
+    pages: u64,
+    entry: fn() -> !,
+) -> Result<(crate::mm::vmalloc::VmArea, u64), crate::mm::vmalloc::VmallocError> {
+    let stack = crate::mm::vmalloc::alloc(pages)?;
+    let top = stack.end() & !0xf;
+    // The slots `switch_stacks` pops: r15, r14, r13, r12, rbx, rbp, then
+    // the return address. r12 carries `entry` to the trampoline.
+    let words: [u64; 7] = [
+        0,
+        0,
+        0,
+        entry as usize as u64,
+        0,
+        0,
+        kernel_thread_trampoline as *const () as u64,
+    ];
+    let rsp = top - 8 * words.len() as u64;
+    // SAFETY: `stack` was just mapped by vmalloc (pages ≥ 1, so the 7
+    // words below its 16-byte aligned top are inside it) and is ours
+    // alone: no context runs on it yet.
+    unsafe {
+        core::ptr::copy_nonoverlapping(words.as_ptr(), rsp as *mut u64, words.len());
+    }
+    Ok((stack, rsp))
+}
+
+/// Where a new kernel thread's first switch lands (RSP = the stack's top,
+/// 16-byte aligned): calls `kernel_thread_start(r12)`; the call leaves
+/// RSP as the ABI wants it at a function's entry.
+#[unsafe(naked)]
+extern "C" fn kernel_thread_trampoline() -> ! {
+    naked_asm!(
+        "mov rdi, r12",
+        "xor ebp, ebp",
+        "call {start}",
+        "ud2",
+        start = sym kernel_thread_start,
+    )
+}
+
+extern "C" fn kernel_thread_start(entry: usize) -> ! {
+    // SAFETY: `entry` is the `fn() -> !` that `new_kernel_thread_stack`
+    // stored in r12's slot, passed on unchanged by the trampoline; fn
+    // pointers and usize have the same size.
+    let entry: fn() -> ! = unsafe { core::mem::transmute::<usize, fn() -> !>(entry) };
+    // The switch that brought us here ran with interrupts off; `schedule`
+    // would have returned to a caller that turns them back on.
+    x86_64::instructions::interrupts::enable();
+    entry()
+}

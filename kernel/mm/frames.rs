@@ -157,23 +157,20 @@ pub fn alloc_zeroed(order: usize, kind: FrameKind) -> Option<Pfn> {
     with(|m| m.alloc_owned(order, kind, true))
 }
 
-/// Frames user pages may not take: the kernel's own allocations (slab
-/// pages for region lists and process structures, kernel stacks, page
-/// tables) still find memory when user space has used up the rest, so
-/// running out is an `ENOMEM` or an OOM kill, never a kernel without a
-/// frame. Linux keeps `min_free_kbytes` back the same way. 1/128 of
-/// memory, between 128 frames (512 KiB) and 1024 (4 MiB).
+/// Frames user pages may not take, the min watermark (Linux's
+/// `min_free_kbytes`, see [`super::kswapd`]): the kernel's own allocations
+/// (slab pages for region lists and process structures, kernel stacks,
+/// page tables, reclaim's) still find memory when user space has used up
+/// the rest, so running out is an `ENOMEM` or an OOM kill, never a kernel
+/// without a frame.
 pub fn user_reserve() -> u64 {
-    with(|m| reserve_for(m.buddy.managed_pages()))
-}
-
-fn reserve_for(managed_pages: u64) -> u64 {
-    (managed_pages / 128).clamp(128, 1024)
+    super::kswapd::watermarks().min
 }
 
 /// One frame for a user page (anonymous or page cache), zeroed if asked.
 ///
-/// Leaves [`user_reserve`] frames to the kernel. When memory is short it
+/// Leaves [`user_reserve`] frames to the kernel, and wakes kswapd when it
+/// leaves fewer than the low watermark. When memory is short it
 /// first drops clean page-cache pages that nothing maps (they can be read
 /// again from their file) and tries once more. Failure injection
 /// (`fail_page_alloc`) applies here.
@@ -192,11 +189,15 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
     if super::failslab::should_fail_page() {
         return None;
     }
+    let marks = super::kswapd::watermarks();
+    let mut free = u64::MAX;
     let mut take = || {
         with(|m| {
-            if m.buddy.free_pages() <= reserve_for(m.buddy.managed_pages()) {
+            free = m.buddy.free_pages();
+            if free <= marks.min {
                 return None;
             }
+            free -= 1;
             let pfn = m.alloc_owned(0, kind, zeroed)?;
             if let Some((family, va)) = rmap {
                 if let Some(e) = m.ext.get_mut(pfn) {
@@ -208,11 +209,15 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
             Some(pfn)
         })
     };
-    take().or_else(|| {
+    let pfn = take().or_else(|| {
         (super::pagecache::try_shrink() > 0)
             .then(&mut take)
             .flatten()
-    })
+    });
+    if free < marks.low {
+        super::kswapd::wake();
+    }
+    pfn
 }
 
 /// Frees a block; a double free or a block never handed out is refused with

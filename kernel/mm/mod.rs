@@ -76,6 +76,19 @@
 //!   list the address spaces before taking `CACHE` and drop the list after.
 //! - Interrupt handlers never allocate: the queues they fill (`INPUT`,
 //!   `SCHED`'s run queue) are sized beforehand.
+//! - *Waking kswapd is allowed under any lock* ([`kswapd::wake`], called
+//!   by the user-page allocator after it dropped the frames lock, but
+//!   safe under it too): it sets an atomic flag and only *tries* `SCHED`
+//!   (`sched::wake_from_anywhere`); if `SCHED` is held (by the context it
+//!   interrupted, or this one), the next timer tick makes kswapd runnable.
+//!   So frames -> `SCHED` is never a wait, and the usual order (`SCHED`
+//!   above frames: the spawn path reserves run-queue room under `SCHED`)
+//!   stands. kswapd itself reclaims with no lock held, as direct reclaim
+//!   does, and with interrupts off during each batch as direct reclaim
+//!   (inside the #PF handler, an interrupt gate) is: reclaim takes other
+//!   processes' address-space locks with a plain `try_lock`, and a holder
+//!   preempted with one would leave that process's fault handler spinning
+//!   on it with interrupts off (the hang the first kswapd had).
 //! - Only the fatal-error path breaks a lock (the consoles'), with the
 //!   [`Fatal`](crate::arch::sync::Fatal) token: it never returns to the
 //!   holder it interrupted.
@@ -94,6 +107,7 @@ pub mod frame_ref;
 pub mod frames;
 pub mod heap;
 pub mod kalloc;
+pub mod kswapd;
 pub mod layout;
 pub mod pagecache;
 pub mod pageext;
@@ -111,6 +125,7 @@ pub fn init(_: &crate::boot::Boot) {
     paging::init();
     crate::time::calibrate_tsc();
     frames::init(crate::boot::facts().memory_regions);
+    kswapd::init();
     heap::switch_to_slab();
     pgtable::init();
     vmalloc::init();

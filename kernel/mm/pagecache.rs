@@ -544,11 +544,11 @@ impl<'a> Reach<'a> {
         // are off: nothing else runs between the two loops).
         for (space, _) in at() {
             let a = self.find(space).ok_or(Busy)?;
-            drop(a.try_lock().ok_or(Busy)?);
+            drop(crate::arch::sync::try_lock_irq_off(a).ok_or(Busy)?);
         }
         for (space, va) in at() {
             let a = self.find(space).ok_or(Busy)?;
-            let mut guard = a.try_lock().ok_or(Busy)?;
+            let mut guard = crate::arch::sync::try_lock_irq_off(a).ok_or(Busy)?;
             f(&mut guard, va);
         }
         Ok(())

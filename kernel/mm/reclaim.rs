@@ -479,7 +479,7 @@ fn each_mapper(
     mut f: impl FnMut(&mut aspace::AddressSpace),
 ) {
     for a in spaces {
-        if let Some(mut guard) = a.try_lock() {
+        if let Some(mut guard) = crate::arch::sync::try_lock_irq_off(a) {
             if guard.family() == family {
                 f(&mut guard);
             }

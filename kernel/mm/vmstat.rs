@@ -67,6 +67,8 @@ pub static WORKINGSET_REFAULT_FILE: Counter = Counter::new();
 /// Of those, the ones put straight on the active list
 /// (`workingset_activate_file`).
 pub static WORKINGSET_ACTIVATE_FILE: Counter = Counter::new();
+/// kswapd runs (`pageoutrun`): one per wake that found work.
+pub static PAGEOUTRUN: Counter = Counter::new();
 
 /// TSC cycles spent inside the page-fault handler (entry to exit of the
 /// Rust code, excluding the CPU's exception delivery and `iretq`): lets the
@@ -103,6 +105,7 @@ pub struct Snapshot {
     pub workingset_activate_anon: u64,
     pub workingset_refault_file: u64,
     pub workingset_activate_file: u64,
+    pub pageoutrun: u64,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -128,6 +131,7 @@ pub fn snapshot() -> Snapshot {
         workingset_activate_anon: WORKINGSET_ACTIVATE_ANON.get(),
         workingset_refault_file: WORKINGSET_REFAULT_FILE.get(),
         workingset_activate_file: WORKINGSET_ACTIVATE_FILE.get(),
+        pageoutrun: PAGEOUTRUN.get(),
     }
 }
 
@@ -156,6 +160,7 @@ impl Snapshot {
             workingset_activate_anon: self.workingset_activate_anon - earlier.workingset_activate_anon,
             workingset_refault_file: self.workingset_refault_file - earlier.workingset_refault_file,
             workingset_activate_file: self.workingset_activate_file - earlier.workingset_activate_file,
+            pageoutrun: self.pageoutrun - earlier.pageoutrun,
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod console;
 pub mod exec;
 pub mod fd;
+pub mod kswapd;
 pub mod oom;
 pub mod ramdisk;
 pub mod sched;
@@ -31,4 +32,8 @@ pub fn init() {
     crate::arch::trap::set_syscall_handler(syscall::dispatch);
     console::init();
     ramdisk::init();
+    // Background reclaim, in every kernel (the tests' too).
+    if let Err(e) = kswapd::start() {
+        log::warn!("kswapd: not started: {e:?}");
+    }
 }

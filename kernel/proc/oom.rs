@@ -4,8 +4,9 @@
 //! happened to fault.
 //!
 //! - **Badness** ([`reclaimcore::oom`]): resident + swapped + page-table
-//!   pages, moved by the process's `oom_score_adj`; never the kernel thread,
-//!   never a process at -1000, never one already dying.
+//!   pages, moved by the process's `oom_score_adj`; never the kernel thread
+//!   nor a kernel thread (kswapd: no memory of its own, and -1000), never a
+//!   process at -1000, never one already dying.
 //! - **Report** like Linux's: who invoked the killer, the task table
 //!   (`[  pid  ]   total_vm      rss pgtables_bytes swapents oom_score_adj
 //!   name`, memory in pages), then `Out of memory: Killed process 42 (hog)
@@ -189,7 +190,7 @@ impl Task {
             comm: Comm::of(&p.name),
             adj: p.oom_score_adj,
             dying: p.dying(),
-            has_memory: p.pid != 0 && p.aspace.is_some(),
+            has_memory: p.pid != 0 && !p.is_kernel_thread() && p.aspace.is_some(),
         }
     }
 
@@ -423,7 +424,8 @@ fn kill_sharers(space: *const Space, me: Pid) {
 pub enum AdjError {
     /// No such live process.
     NoProcess,
-    /// The kernel thread (pid 0) is never killed; it has no score.
+    /// The kernel thread (pid 0) and kernel threads (kswapd) are never
+    /// killed; they have no score.
     Kernel,
     /// Outside -1000..=1000 (Linux: EINVAL).
     OutOfRange,
@@ -433,7 +435,7 @@ impl fmt::Display for AdjError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(match self {
             AdjError::NoProcess => "no such process",
-            AdjError::Kernel => "pid 0 is the kernel: the OOM killer never chooses it",
+            AdjError::Kernel => "a kernel thread: the OOM killer never chooses it",
             AdjError::OutOfRange => "oom_score_adj must be between -1000 and 1000",
         })
     }
@@ -443,6 +445,9 @@ impl fmt::Display for AdjError {
 /// `/proc/PID/oom_score_adj` takes); returns the old value.
 pub fn set_score_adj(pid: Pid, value: i64) -> Result<i16, AdjError> {
     if pid == 0 {
+        return Err(AdjError::Kernel);
+    }
+    if sched::with_process(pid, |p| p.is_kernel_thread()) == Some(true) {
         return Err(AdjError::Kernel);
     }
     let value = policy::check_adj(value).map_err(|_| AdjError::OutOfRange)?;

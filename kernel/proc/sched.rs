@@ -8,6 +8,14 @@
 //! event makes them runnable. Pid 0 is the kernel's own thread (the shell, or
 //! a test's main), which has no address space of its own.
 //!
+//! Kernel threads ([`spawn_kthread`], Linux's `kthread_run`): processes
+//! with no address space (they run on the kernel's page tables), their own
+//! kernel stack, started at a kernel function that never returns. They are
+//! scheduled like every process, shown by `ps` in brackets (`[kswapd0]`),
+//! never killed (`kill`, the OOM killer) and never reaped. One may block
+//! on its own [`Block`] and be woken from any context, even one holding
+//! the frames lock or this scheduler's own lock ([`wake_from_anywhere`]).
+//!
 //! Unsafe: `proc` denies unsafe code, and the scheduler core is the one
 //! exception, allowed statement by statement: laying out a new kernel stack
 //! and switching stacks (with the next process's FPU state reached through
@@ -56,6 +64,9 @@ pub enum Block {
     Sleep(u64),
     /// In `read` from the console.
     Console,
+    /// kswapd, waiting for an allocation to leave free memory below the
+    /// low watermark.
+    Kswapd,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +86,7 @@ impl State {
             State::Blocked(Block::Child) => "wait",
             State::Blocked(Block::Sleep(_)) => "sleep",
             State::Blocked(Block::Console) => "read",
+            State::Blocked(Block::Kswapd) => "sleep",
             State::Zombie(_) => "zombie",
         }
     }
@@ -118,6 +130,9 @@ pub struct Process {
     /// SIGKILL is pending: the process dies when its system call ends (the
     /// OOM killer chose it while it was copying user memory in the kernel).
     kill_pending: bool,
+    /// A kernel thread (see the module comment): no address space of its
+    /// own, never killed, never exits.
+    kernel_thread: bool,
     /// Passed to the kernel when its parent died first. The kernel reaps
     /// such a process itself once it exits (Linux's init does the same for
     /// orphans), so zombies nobody will wait for do not pile up, each
@@ -130,6 +145,12 @@ impl Process {
     /// it over (its memory is on its way back).
     pub fn dying(&self) -> bool {
         matches!(self.state, State::Zombie(_)) || self.kill_pending
+    }
+
+    /// A kernel thread made by [`spawn_kthread`] (pid 0, the kernel's own
+    /// thread, is not one: it may borrow an address space).
+    pub fn is_kernel_thread(&self) -> bool {
+        self.kernel_thread
     }
 
     /// Gives back the kernel stack of a process that will never run again
@@ -238,6 +259,7 @@ pub fn init() {
         fpu: Box::new(FpuState::initial()),
         oom_score_adj: 0,
         kill_pending: false,
+        kernel_thread: false,
         adopted: false,
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
@@ -281,6 +303,8 @@ pub struct ProcInfo {
     pub state: &'static str,
     pub aspace: Option<SharedAddressSpace>,
     pub ticks: u64,
+    /// A kernel thread (`ps` shows its name in brackets).
+    pub kernel_thread: bool,
 }
 
 pub fn list() -> Vec<ProcInfo> {
@@ -309,6 +333,7 @@ pub fn try_list() -> core::result::Result<Vec<ProcInfo>, AllocError> {
                     state: p.state.name(),
                     aspace: p.aspace.clone(),
                     ticks: p.ticks,
+                    kernel_thread: p.kernel_thread,
                 });
             }
             true
@@ -440,7 +465,7 @@ pub fn spawn_child(
     #[allow(unsafe_code)]
     let saved_rsp = unsafe { prepare_stack(frame_at, trap_return as *const () as u64) };
     let root = aspace.lock().root();
-    let mut process = Box::write(
+    let process = Box::write(
         slot,
         Process {
             pid: 0,
@@ -459,9 +484,17 @@ pub fn spawn_child(
             fpu,
             oom_score_adj: 0,
             kill_pending: false,
+            kernel_thread: false,
             adopted: false,
         },
     );
+    queue_new(process)
+}
+
+/// Gives `process` a pid and queues it: a user process as a child of the
+/// current one, inheriting its `oom_score_adj`; a kernel thread as the
+/// kernel's. Gives its kernel stack back if there is no room.
+fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
     let result = with(|s| {
         // The run queue holds each live process at most once plus stale
         // entries of dead ones; keep room for all of them so the timer
@@ -475,8 +508,10 @@ pub fn spawn_child(
             return Err(process);
         }
         process.pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-        process.ppid = s.current;
-        process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
+        if !process.kernel_thread {
+            process.ppid = s.current;
+            process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
+        }
         let pid = process.pid;
         s.procs.insert(process);
         s.queue.push_back(pid);
@@ -487,6 +522,45 @@ pub fn spawn_child(
         unstarted.free_kernel_stack();
         SpawnError::OutOfMemory
     })
+}
+
+/// Kernel stack of a kernel thread (as a user process's).
+const KTHREAD_STACK_PAGES: u64 = KERNEL_STACK_PAGES;
+
+/// Starts a kernel thread named `name` (shown as `[name]`) running `entry`
+/// (see the module comment): a child of pid 0 with `oom_score_adj` -1000.
+pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
+    let name = kalloc::try_string(name)?;
+    let fpu = kalloc::try_box(FpuState::initial())?;
+    let slot = kalloc::try_box_uninit::<Process>()?;
+    let root = crate::mm::pgtable::with_kernel(|t, _| t.root());
+    let (kstack, saved_rsp) =
+        crate::arch::switch::new_kernel_thread_stack(KTHREAD_STACK_PAGES, entry)
+            .map_err(SpawnError::KernelStack)?;
+    let process = Box::write(
+        slot,
+        Process {
+            pid: 0,
+            ppid: 0,
+            name,
+            state: State::Runnable,
+            aspace: None,
+            root,
+            kstack: Some(kstack),
+            saved_rsp,
+            fs_base: 0,
+            brk: (0, 0),
+            ticks: 0,
+            fault: None,
+            fds: Vec::new(),
+            fpu,
+            oom_score_adj: -1000,
+            kill_pending: false,
+            kernel_thread: true,
+            adopted: false,
+        },
+    );
+    queue_new(process)
 }
 
 /// Frees the zombies the kernel adopted (see `Process::adopted`): they are
@@ -613,13 +687,17 @@ fn on_tick(_frame: &mut TrapFrame) {
         let Some(s) = guard.as_mut() else {
             return;
         };
+        let deferred = DEFERRED_KSWAPD_WAKE.swap(false, Ordering::SeqCst);
         for p in s.procs.values_mut() {
-            if let State::Blocked(Block::Sleep(until)) = p.state {
-                if now >= until {
-                    p.state = State::Runnable;
-                    s.queue.push_back(p.pid);
-                    crate::mm::psi::wake(p.pid);
-                }
+            let wake = match p.state {
+                State::Blocked(Block::Sleep(until)) => now >= until,
+                State::Blocked(Block::Kswapd) => deferred,
+                _ => false,
+            };
+            if wake {
+                p.state = State::Runnable;
+                s.queue.push_back(p.pid);
+                crate::mm::psi::wake(p.pid);
             }
         }
         let cur = s.current;
@@ -643,19 +721,55 @@ pub fn block(why: Block) {
     })
 }
 
+/// Blocks the current process for `why` unless `ready()` says there is
+/// already something to do. The check and the block happen with
+/// interrupts off, so a wake that sets what `ready` reads (before waking
+/// `why`) is never lost between them.
+pub fn block_unless(why: Block, ready: impl FnOnce() -> bool) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if ready() {
+            return;
+        }
+        with_current(|p| p.state = State::Blocked(why));
+        schedule();
+    })
+}
+
 /// Makes every process blocked for `why` runnable.
 pub fn wake_all(why: Block) {
     // Called from interrupt handlers: nothing here allocates (the queue
     // has room, see `spawn_child`).
-    with(|s| {
-        for p in s.procs.values_mut() {
-            if p.state == State::Blocked(why) {
-                p.state = State::Runnable;
-                s.queue.push_back(p.pid);
-                crate::mm::psi::wake(p.pid);
+    with(|s| wake_locked(s, why))
+}
+
+fn wake_locked(s: &mut Scheduler, why: Block) {
+    for p in s.procs.values_mut() {
+        if p.state == State::Blocked(why) {
+            p.state = State::Runnable;
+            s.queue.push_back(p.pid);
+            crate::mm::psi::wake(p.pid);
+        }
+    }
+}
+
+/// A [`Block::Kswapd`] wake that found the scheduler lock held: the next
+/// timer tick delivers it.
+static DEFERRED_KSWAPD_WAKE: AtomicBool = AtomicBool::new(false);
+
+/// Wakes the processes blocked on [`Block::Kswapd`] from any context: it
+/// neither allocates nor waits for a lock. With interrupts off and one
+/// CPU, the scheduler lock can only be held by the context this
+/// interrupted (or this one): then the wake is left to the next tick
+/// (10 ms at most) instead of deadlocking.
+pub fn wake_from_anywhere() {
+    match SCHED.try_lock() {
+        Some(mut guard) => {
+            if let Some(s) = guard.as_mut() {
+                wake_locked(s, Block::Kswapd);
             }
         }
-    })
+        None => DEFERRED_KSWAPD_WAKE.store(true, Ordering::SeqCst),
+    }
 }
 
 /// Sleeps the current process for at least `ticks` timer ticks.
@@ -713,7 +827,7 @@ pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
         let mut any = false;
         let mut found = None;
         for p in s.procs.values() {
-            if p.ppid != me || p.pid == me || (pid > 0 && p.pid as i64 != pid) {
+            if p.ppid != me || p.pid == me || p.kernel_thread || (pid > 0 && p.pid as i64 != pid) {
                 continue;
             }
             any = true;
@@ -776,9 +890,9 @@ pub fn note_fault(fault: UserFault) {
 
 /// Kills process `pid` as SIGKILL would: it never runs again, its memory
 /// goes back now, its parent sees it die by signal 9. False if there is no
-/// such (live, user) process.
+/// such (live, user) process: kernel threads are never killed.
 pub fn kill(pid: Pid) -> bool {
-    if pid == 0 {
+    if pid == 0 || with_process(pid, |p| p.kernel_thread).unwrap_or(false) {
         return false;
     }
     if pid == current_pid() {

@@ -226,7 +226,7 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     let m = meminfo_snapshot();
     let v = vmstat::snapshot();
-    let lines: [(&str, u64); 31] = [
+    let lines: [(&str, u64); 32] = [
         ("nr_free_pages", m.free),
         ("nr_anon_pages", m.anon),
         ("nr_file_pages", m.cached),
@@ -255,6 +255,7 @@ pub fn vmstat(args: &Args, out: &mut dyn Write) -> Result {
         ("workingset_activate_anon", v.workingset_activate_anon),
         ("workingset_refault_file", v.workingset_refault_file),
         ("workingset_activate_file", v.workingset_activate_file),
+        ("pageoutrun", v.pageoutrun),
         ("allocstall", v.allocstall),
         ("stack_grow", v.stack_grow),
         ("segv", v.segv),
@@ -275,6 +276,28 @@ pub fn buddyinfo(args: &Args, out: &mut dyn Write) -> Result {
         write!(out, "{count:>6} ")?;
     }
     writeln!(out)?;
+    Ok(())
+}
+
+/// `zoneinfo`: the one zone's free pages and watermarks, like the start
+/// of a zone in Linux's `/proc/zoneinfo` (pages), and kswapd's state.
+pub fn zoneinfo(args: &Args, out: &mut dyn Write) -> Result {
+    args.count(0, 0)?;
+    let w = crate::mm::kswapd::watermarks();
+    let (free, managed) = frames::with(|m| (m.buddy.free_pages(), m.buddy.managed_pages()));
+    writeln!(out, "Node 0, zone {:>8}", "Normal")?;
+    writeln!(out, "  pages free     {free}")?;
+    writeln!(out, "        min      {}", w.min)?;
+    writeln!(out, "        low      {}", w.low)?;
+    writeln!(out, "        high     {}", w.high)?;
+    writeln!(out, "        managed  {managed}")?;
+    writeln!(out, "  min_free_kbytes {}", w.min * KB_PER_PAGE)?;
+    let kswapd = crate::proc::kswapd::pid()
+        .and_then(|pid| crate::proc::sched::with_process(pid, |p| (pid, p.state.name(), p.ticks)));
+    match kswapd {
+        Some((pid, state, ticks)) => writeln!(out, "  kswapd0 pid {pid} {state}, {ticks} ticks")?,
+        None => writeln!(out, "  kswapd0 not running")?,
+    }
     Ok(())
 }
 

@@ -300,6 +300,12 @@ pub static COMMANDS: &[Command] = &[
         run: memory::buddyinfo,
     },
     Command {
+        name: "zoneinfo",
+        usage: "",
+        about: "free pages, watermarks (min/low/high) and kswapd, like /proc/zoneinfo",
+        run: memory::zoneinfo,
+    },
+    Command {
         name: "slabinfo",
         usage: "",
         about: "slab caches, like /proc/slabinfo",

@@ -111,9 +111,15 @@ pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
             Some(a) => sizes(&a),
             None => (0, 0, 0),
         };
+        // Kernel threads in brackets, as Linux's ps shows them.
+        let (open, close) = if p.kernel_thread {
+            ("[", "]")
+        } else {
+            ("", "")
+        };
         writeln!(
             out,
-            "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} {}",
+            "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} {open}{}{close}",
             p.pid,
             p.ppid,
             p.state,
@@ -542,6 +548,11 @@ pub fn kill(args: &Args, out: &mut dyn Write) -> Result {
     if pid == 0 {
         return Err(args.failed_fmt(format_args!(
             "pid 0 is the kernel (this shell): it cannot be killed"
+        )));
+    }
+    if sched::with_process(pid, |p| p.is_kernel_thread()) == Some(true) {
+        return Err(args.failed_fmt(format_args!(
+            "pid {pid} is a kernel thread: it cannot be killed"
         )));
     }
     if !sched::kill(pid) {

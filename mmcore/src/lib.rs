@@ -6,6 +6,7 @@
 //! - [`memblock`]: the early boot allocator that runs before the buddy
 //!   allocator exists and hands its leftover memory over to it.
 //! - [`buddy`]: the binary buddy frame allocator (orders 0..=[`frame::MAX_ORDER`]).
+//! - [`watermark`]: the zone watermarks (min, low, high) as Linux computes them.
 //! - [`slab`]: a SLUB-like object allocator on top of the buddy allocator,
 //!   with kmalloc size classes; the kernel's `GlobalAlloc` backend.
 //!
@@ -59,6 +60,7 @@ pub mod frame;
 mod list;
 pub mod memblock;
 pub mod slab;
+pub mod watermark;
 
 pub use buddy::{BuddyAllocator, BuddyStats, FreeError};
 pub use frame::{FrameKind, PageMeta, Pfn, PhysMem, MAX_ORDER, PAGE_SIZE};
