@@ -731,6 +731,7 @@ pub fn block_unless(why: Block, ready: impl FnOnce() -> bool) {
             return;
         }
         with_current(|p| p.state = State::Blocked(why));
+        crate::mm::psi::sleep(current_pid());
         schedule();
     })
 }
