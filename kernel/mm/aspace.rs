@@ -301,14 +301,21 @@ impl AddressSpace {
     ) -> Result<FaultAction, FaultError> {
         // Stack growth is charged first; refused, the fault is a SIGSEGV
         // (Linux: `acct_stack_growth`).
+        // Most faults land in the last fault's region (cached), where no
+        // stack can grow: they take no charge at all.
         let growth = if self.space.may_grow_stack_at(addr) {
             self.space.vmas().stack_growth_charge(addr)
         } else {
             0
         };
-        let Ok(charge) = commit::charge(growth) else {
-            vmstat::SEGV.inc();
-            return Err(FaultError::Segv(vmcore::SegvReason::NoRegion));
+        let charge = if growth > 0 {
+            let Ok(charge) = commit::charge(growth) else {
+                vmstat::SEGV.inc();
+                return Err(FaultError::Segv(vmcore::SegvReason::NoRegion));
+            };
+            Some(charge)
+        } else {
+            None
         };
         let mut backend = KernelFaults {
             family: self.family,
@@ -317,8 +324,10 @@ impl AddressSpace {
             space.handle_fault(mem, &mut backend, gather, addr, access, mode)
         });
         // Kept if the stack did grow (even if the fault then failed).
-        if growth > 0 && self.space.vmas().find(addr).is_some() {
-            self.committed.absorb(charge);
+        if let Some(charge) = charge {
+            if self.space.vmas().find(addr).is_some() {
+                self.committed.absorb(charge);
+            }
         }
         result
     }
