@@ -401,14 +401,21 @@ impl AddressSpace {
     ) -> Result<FaultAction, FaultError> {
         // Stack growth is charged first; refused, the fault is a SIGSEGV
         // (Linux: `acct_stack_growth`).
+        // Most faults land in the last fault's region (cached), where no
+        // stack can grow: they take no charge at all.
         let growth = if self.space.may_grow_stack_at(addr) {
             self.space.vmas().stack_growth_charge(addr)
         } else {
             0
         };
-        let Ok(charge) = commit::charge(growth) else {
-            vmstat::SEGV.inc();
-            return Err(FaultError::Segv(vmcore::SegvReason::NoRegion));
+        let charge = if growth > 0 {
+            let Ok(charge) = commit::charge(growth) else {
+                vmstat::SEGV.inc();
+                return Err(FaultError::Segv(vmcore::SegvReason::NoRegion));
+            };
+            Some(charge)
+        } else {
+            None
         };
         // A fault below a grows-down region may grow it (a file region's
         // start and offset move: its reverse-map entry follows).
@@ -425,8 +432,10 @@ impl AddressSpace {
             }
         }
         // Kept if the stack did grow (even if the fault then failed).
-        if growth > 0 && self.space.vmas().find(addr).is_some() {
-            self.committed.absorb(charge);
+        if let Some(charge) = charge {
+            if self.space.vmas().find(addr).is_some() {
+                self.committed.absorb(charge);
+            }
         }
         result
     }

@@ -249,6 +249,12 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
         }
         *self.table.data_mut(slot) |= WAS_ACTIVE;
         self.table.move_to_head(slot, kind.active());
+        self.trim_active(kind);
+    }
+
+    /// Moves `kind`'s oldest active pages to the inactive list until the
+    /// active list is within its limit.
+    fn trim_active(&mut self, kind: Kind) {
         while self.active_len(kind) > self.active_limit(kind) {
             let Some(tail) = self.table.tail(kind.active()) else {
                 break;
@@ -298,12 +304,17 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
             Some(shadow) => self.refault_activates(kind, shadow),
         };
         let now = self.tick();
-        let slot = self
-            .table
-            .insert(page, kind.inactive(), now)
-            .ok_or(InsertError::Full)?;
-        if activate {
-            self.activate(kind, slot);
+        if activate && self.active_limit(kind) > 0 {
+            // Straight to the active head: what inserting on the inactive
+            // list and then activating does, without the extra relink.
+            self.table
+                .insert(page, kind.active(), now | WAS_ACTIVE)
+                .ok_or(InsertError::Full)?;
+            self.trim_active(kind);
+        } else {
+            self.table
+                .insert(page, kind.inactive(), now)
+                .ok_or(InsertError::Full)?;
         }
         Ok(activate)
     }

@@ -121,7 +121,10 @@ struct Vmf<'t, 'c, M: ?Sized, B, T: TlbFlush> {
     /// The page-aligned faulting address.
     page: u64,
     access: FaultAccess,
-    entry: LeafEntry<'t>,
+    /// The leaf's place, until a step writes it (once; steps borrow the
+    /// context, so it is never moved, which under TCG meant copying all of
+    /// it for each step).
+    entry: Option<LeafEntry<'t>>,
     /// The entry as the walk read it.
     pte: Pte,
     mem: &'c mut M,
@@ -183,16 +186,16 @@ impl VmSpace {
             let Some(vma) = vma else {
                 return Err(segv(backend, SegvReason::NoRegion));
             };
-            if action == FaultAction::Spurious {
+            if matches!(action, FaultAction::Spurious) {
                 // Another CPU fixed the leaf, or this TLB entry is stale.
                 gather.add_range(page, page + PAGE_SIZE);
                 return Ok(action);
             }
-            let vmf = Vmf {
+            let mut vmf = Vmf {
                 vma,
                 page,
                 access,
-                entry,
+                entry: Some(entry),
                 pte,
                 mem: &mut *mem,
                 backend: &mut *backend,
@@ -269,7 +272,7 @@ where
     /// the region's flags plus Accessed, and Dirty for a write (as the
     /// retried access would set them; Linux's `pte_mkdirty` on a write
     /// fault), so the MMU need not update the entry again.
-    #[inline]
+    #[inline(always)]
     fn new_leaf(&self, action: &FaultAction, frame: u64) -> Pte {
         let mut flags =
             leaf_flags(&self.vma, action).expect("a mapping action has flags") | PteFlags::ACCESSED;
@@ -282,19 +285,16 @@ where
     /// Writes the leaf for `frame`, consuming its handle; the leaf it
     /// replaces (if present) goes to the gather with its reference. If no
     /// table page can be had, nothing changes and `frame` is dropped.
-    #[inline]
-    fn install(self, action: &FaultAction, frame: B::Frame) -> Result<(), FaultError> {
+    #[inline(always)]
+    fn install(&mut self, action: &FaultAction, frame: B::Frame) -> Result<(), FaultError> {
         let new = self.new_leaf(action, frame.addr());
         self.install_leaf(new, frame)
     }
 
     /// [`Self::install`] with the leaf already made.
-    #[inline]
-    fn install_leaf(self, new: Pte, frame: B::Frame) -> Result<(), FaultError> {
-        let old = self
-            .entry
-            .set(self.mem, new)
-            .map_err(|_| FaultError::OutOfMemory)?;
+    #[inline(always)]
+    fn install_leaf(&mut self, new: Pte, frame: B::Frame) -> Result<(), FaultError> {
+        let old = self.set_leaf(new)?;
         // The leaf owns the reference now.
         let _ = frame.into_raw();
         // SAFETY: `old` was this address space's leaf and `set` just
@@ -303,13 +303,23 @@ where
         Ok(())
     }
 
+    /// Writes `new` into the leaf (creating missing tables), returning the
+    /// entry it replaced; out of memory if a table page cannot be had.
+    #[inline(always)]
+    fn set_leaf(&mut self, new: Pte) -> Result<Pte, FaultError> {
+        // Each fault writes its leaf once: a second write finds none and
+        // is refused like a failed one.
+        let entry = self.entry.take().ok_or(FaultError::OutOfMemory)?;
+        entry
+            .set(self.mem, new)
+            .map_err(|_| FaultError::OutOfMemory)
+    }
+
     /// Rewrites the leaf in place with `new`, which keeps its frame (and
     /// the reference the leaf holds); the old translation is flushed.
-    #[inline]
-    fn set_in_place(self, new: Pte) -> Result<(), FaultError> {
-        self.entry
-            .set(self.mem, new)
-            .map_err(|_| FaultError::OutOfMemory)?;
+    #[inline(always)]
+    fn set_in_place(&mut self, new: Pte) -> Result<(), FaultError> {
+        self.set_leaf(new)?;
         self.gather.add_range(self.page, self.page + PAGE_SIZE);
         Ok(())
     }
@@ -317,9 +327,9 @@ where
     /// First touch of anonymous memory (Linux's `do_anonymous_page`): a
     /// read of private memory maps the shared zero page; anything else a
     /// zeroed frame.
-    #[inline]
-    fn do_anonymous_page(self, action: FaultAction) -> Result<(), FaultError> {
-        let frame = if action == FaultAction::MapZeroPage {
+    #[inline(always)]
+    fn do_anonymous_page(&mut self, action: FaultAction) -> Result<(), FaultError> {
+        let frame = if matches!(action, FaultAction::MapZeroPage) {
             self.backend.count(FaultEvent::ZeroPageMap);
             self.backend.zero_page()
         } else {
@@ -336,7 +346,7 @@ where
     /// private copy of it for a write to a private mapping.
     #[inline]
     fn do_file_page(
-        self,
+        &mut self,
         action: FaultAction,
         file: u32,
         offset: u64,
@@ -360,9 +370,9 @@ where
     /// A write to a leaf that must not be written in place (Linux's
     /// `wp_page_copy`): a copy of a shared frame, or a zeroed frame in
     /// place of the zero page. The old leaf's reference goes to the gather.
-    #[inline]
-    fn wp_page_copy(self, action: FaultAction) -> Result<(), FaultError> {
-        let frame = if action == FaultAction::CopyOnWrite {
+    #[inline(always)]
+    fn wp_page_copy(&mut self, action: FaultAction) -> Result<(), FaultError> {
+        let frame = if matches!(action, FaultAction::CopyOnWrite) {
             self.backend.count(FaultEvent::CowCopy);
             self.backend.copy_of(self.pte.addr(), self.page)
         } else {
@@ -377,7 +387,7 @@ where
     /// finds it in the swap cache or reads it in; it is mapped writable
     /// only if nothing else shares it.
     #[inline]
-    fn do_swap_page(self, entry: SwapEntry) -> Result<(), FaultError> {
+    fn do_swap_page(&mut self, entry: SwapEntry) -> Result<(), FaultError> {
         let page = self.backend.swap_in(entry, self.page)?;
         if page.major {
             self.backend.count(FaultEvent::MajorFault);
@@ -393,8 +403,8 @@ where
     /// A write to a read-only leaf whose frame this address space may write
     /// in place (Linux's `wp_page_reuse`): the last user of a copy-on-write
     /// frame, or a shared mapping. The leaf keeps its frame and reference.
-    #[inline]
-    fn wp_page_reuse(self) -> Result<(), FaultError> {
+    #[inline(always)]
+    fn wp_page_reuse(&mut self) -> Result<(), FaultError> {
         if self.pte.is_cow() {
             self.backend.count(FaultEvent::CowReuse);
         }
@@ -404,8 +414,8 @@ where
 
     /// A read or execute of a leaf less permissive than its region (an
     /// `mprotect` that has not reached it): rewrite it from the region.
-    #[inline]
-    fn refresh_pte(self) -> Result<(), FaultError> {
+    #[inline(always)]
+    fn refresh_pte(&mut self) -> Result<(), FaultError> {
         let new = protect_pte(&self.vma, self.pte);
         self.set_in_place(new)
     }

@@ -92,7 +92,7 @@ impl VmSpace {
     /// False if the last fault's region (cached) contains `addr`: then a
     /// fault there cannot grow a stack, and callers can skip looking.
     pub fn may_grow_stack_at(&self, addr: u64) -> bool {
-        !self.fault_cache.is_some_and(|v| v.contains(addr))
+        !self.fault_cache.as_ref().is_some_and(|v| v.contains(addr))
     }
 
     /// Makes room for `room` more regions, so the changes after it cannot
