@@ -346,11 +346,7 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     }
     locked(|c| {
         // (Returning early drops `frame`: our page goes back.)
-        let Cache {
-            files,
-            pages,
-                ..
-        } = c;
+        let Cache { files, pages, .. } = c;
         let Some(f) = files.get_mut(file as usize).and_then(Option::as_mut) else {
             // The object died meanwhile (its last holder went).
             return Err(CacheError::NoFile);
@@ -440,11 +436,7 @@ pub fn reclaimable_pages() -> u64 {
 /// whose only reference is the cache's own); returns how many were freed.
 /// Anonymous objects' pages are never dropped: they exist nowhere else.
 fn shrink_unmapped_locked(c: &mut Cache, target: u64) -> u64 {
-    let Cache {
-        files,
-        pages,
-        ..
-    } = c;
+    let Cache { files, pages, .. } = c;
     let mut freed = 0;
     for f in files.iter_mut().flatten() {
         if matches!(f.backing, Backing::Anonymous) {
@@ -614,7 +606,6 @@ pub fn unmap_clean(file: u32, index: u64) -> Result<bool, Busy> {
     let result = with_page(file, index, |mappings, pa| reach.unmap(mappings, index, pa))
         .unwrap_or(Ok((0, false)))
         .map(|(_, dirty)| !dirty);
-    drop(reach);
     drop(spaces);
     result
 }
@@ -669,11 +660,7 @@ fn evict_mapped(reach: &Reach, mappings: &[Mapping], index: u64, frame: &FrameRe
 /// Sweeps the mapped ramdisk pages from the hand on, dropping up to
 /// `target` that were not referenced since the last sweep.
 fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
-    let Cache {
-        files,
-        pages,
-        hand,
-    } = c;
+    let Cache { files, pages, hand } = c;
     let n = files.len();
     if n == 0 || target == 0 {
         return 0;

@@ -21,7 +21,7 @@
 //! file and page index instead ([`flags::FILE`]).
 
 use mmcore::Pfn;
-use reclaimcore::{InsertError, Kind, LruNode, Lruvec, Shadow};
+use reclaimcore::{Kind, LruNode, Lruvec, Shadow};
 
 /// Bits of [`PageExt::flags`].
 pub mod flags {
@@ -97,10 +97,8 @@ impl PageExts {
     /// on the active list (`None`: not a managed frame, or already on).
     pub fn lru_add(&mut self, pfn: Pfn, kind: Kind, shadow: Option<Shadow>) -> Option<bool> {
         let i = self.index(pfn)?;
-        match self.lru.insert(kind, i as u64, shadow) {
-            Ok(active) => Some(active),
-            Err(InsertError::Resident | InsertError::Full) => None,
-        }
+        // Refused (already on, or full): nothing changed.
+        self.lru.insert(kind, i as u64, shadow).ok()
     }
 
     /// Whether `pfn` is on an active list.

@@ -271,7 +271,9 @@ impl Writeback {
             }
             let written = swap::write_out_run(first, &pfns[..end - start]).is_ok();
             for p in &mut batch[start..end] {
-                let Some((page, slot)) = p.take() else { continue };
+                let Some((page, slot)) = p.take() else {
+                    continue;
+                };
                 if written {
                     vmstat::PSWPOUT.inc();
                     freed += u64::from(free_written(page, slot));

@@ -26,8 +26,8 @@ use super::frame_ref::{self, FrameRef};
 use super::frames::{self, PhysicalMemory};
 use super::pageext::flags;
 use super::vmstat;
-use reclaimcore::{Kind, Shadow};
 use crate::arch::sync::IrqMutex;
+use reclaimcore::{Kind, Shadow};
 
 /// The slot side of the swap area (under the frames lock).
 pub struct SwapArea {
@@ -275,12 +275,7 @@ pub fn entry_of(slot: u64) -> SwapEntry {
 /// the cache's slot share and frame reference go; `shadow` (an evicted
 /// page's) stays in the entry while leaves still record the slot. Returns
 /// true if the slot became free (the device may forget it).
-pub fn uncache_locked(
-    m: &mut PhysicalMemory,
-    slot: u64,
-    pfn: Pfn,
-    shadow: Option<Shadow>,
-) -> bool {
+pub fn uncache_locked(m: &mut PhysicalMemory, slot: u64, pfn: Pfn, shadow: Option<Shadow>) -> bool {
     let Some(area) = m.swap.as_mut() else {
         return false;
     };

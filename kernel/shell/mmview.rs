@@ -247,7 +247,7 @@ fn write_totals(pic: &Picture, out: &mut dyn Write) -> Result {
             mib(pic.total(*cell))
         )?;
     }
-    if KINDS.len() % 4 != 0 {
+    if !KINDS.len().is_multiple_of(4) {
         writeln!(out)?;
     }
     writeln!(out, "{}", Reclaim::now())?;

@@ -249,12 +249,13 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
         }
         *self.table.data_mut(slot) |= WAS_ACTIVE;
         self.table.move_to_head(slot, kind.active());
-        self.trim_active(kind);
+        self.trim_active(kind, slot);
     }
 
     /// Moves `kind`'s oldest active pages to the inactive list until the
-    /// active list is within its limit.
-    fn trim_active(&mut self, kind: Kind) {
+    /// active list is within its limit; `slot` (the page just activated)
+    /// stays.
+    fn trim_active(&mut self, kind: Kind, slot: Slot) {
         while self.active_len(kind) > self.active_limit(kind) {
             let Some(tail) = self.table.tail(kind.active()) else {
                 break;
@@ -307,10 +308,11 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
         if activate && self.active_limit(kind) > 0 {
             // Straight to the active head: what inserting on the inactive
             // list and then activating does, without the extra relink.
-            self.table
+            let slot = self
+                .table
                 .insert(page, kind.active(), now | WAS_ACTIVE)
                 .ok_or(InsertError::Full)?;
-            self.trim_active(kind);
+            self.trim_active(kind, slot);
         } else {
             self.table
                 .insert(page, kind.inactive(), now)
