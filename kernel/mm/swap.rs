@@ -602,16 +602,32 @@ pub fn write_out(slot: u64, pfn: Pfn) -> Result<(), SwapIoError> {
 /// buffer-fulls. On an error, none of the run may be counted as written
 /// (`pswpout` is the caller's to count).
 pub fn write_out_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
+    in_buffer_fulls(first, pfns, |dev, slot, pages, pfns| {
+        for (page, &pfn) in pages.iter_mut().zip(pfns) {
+            super::direct::read_frame(pfn, page);
+        }
+        dev.write_run(slot, pages)
+    })
+}
+
+/// Runs `io(device, first slot, buffer, frames)` over `pfns` one bounce
+/// buffer-full at a time (the device lock taken for each, dropped between).
+fn in_buffer_fulls(
+    first: u64,
+    pfns: &[Pfn],
+    mut io: impl FnMut(&mut dyn SwapDevice, u64, &mut [Page], &[Pfn]) -> Result<(), SwapIoError>,
+) -> Result<(), SwapIoError> {
     let mut done = 0;
     while done < pfns.len() {
         let mut dev = DEVICE.lock();
         let Device { dev, buf } = dev.as_mut().ok_or(SwapIoError::Io)?;
         let n = buf.len().min(pfns.len() - done);
-        let pages = &mut buf[..n];
-        for (page, &pfn) in pages.iter_mut().zip(&pfns[done..]) {
-            super::direct::read_frame(pfn, page);
-        }
-        dev.write_run(first + done as u64, pages)?;
+        io(
+            &mut **dev,
+            first + done as u64,
+            &mut buf[..n],
+            &pfns[done..done + n],
+        )?;
         done += n;
     }
     Ok(())
@@ -621,17 +637,11 @@ pub fn write_out_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
 /// `first + i` into `pfns[i]`), one device request per [`RUN_PAGES`] pages
 /// on a disk. On an error the frames' contents are unspecified.
 pub fn read_in_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
-    let mut done = 0;
-    while done < pfns.len() {
-        let mut dev = DEVICE.lock();
-        let Device { dev, buf } = dev.as_mut().ok_or(SwapIoError::Io)?;
-        let n = buf.len().min(pfns.len() - done);
-        let pages = &mut buf[..n];
-        dev.read_run(first + done as u64, pages)?;
-        for (page, &pfn) in pages.iter().zip(&pfns[done..]) {
+    in_buffer_fulls(first, pfns, |dev, slot, pages, pfns| {
+        dev.read_run(slot, pages)?;
+        for (page, &pfn) in pages.iter().zip(pfns) {
             super::direct::write_frame(pfn, page);
         }
-        done += n;
-    }
-    Ok(())
+        Ok(())
+    })
 }
