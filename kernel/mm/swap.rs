@@ -26,8 +26,8 @@ use super::frame_ref::{self, FrameRef};
 use super::frames::{self, PhysicalMemory};
 use super::pageext::flags;
 use super::vmstat;
-use reclaimcore::{Kind, Shadow};
 use crate::arch::sync::IrqMutex;
+use reclaimcore::{Kind, Shadow};
 
 /// The slot side of the swap area (under the frames lock).
 pub struct SwapArea {
@@ -79,6 +79,9 @@ impl CacheEntry {
 struct Device {
     dev: Box<dyn SwapDevice + Send>,
     buf: Box<Page>,
+    /// Its writes' one heap allocation is fallible and handled (zram's
+    /// buffer for the page): failure injection may fail it.
+    injectable: bool,
 }
 
 static DEVICE: IrqMutex<Option<Device>> = IrqMutex::new(None);
@@ -109,6 +112,11 @@ impl core::fmt::Display for SwapError {
 
 /// Makes `dev` the swap area.
 pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
+    install(dev, false)
+}
+
+/// [`swapon`]; `injectable`: see [`Device::injectable`].
+fn install(dev: Box<dyn SwapDevice + Send>, injectable: bool) -> Result<(), SwapError> {
     if frames::with(|m| m.swap.is_some()) {
         return Err(SwapError::Busy);
     }
@@ -144,7 +152,11 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
         pages >> 8,
         dev.name()
     );
-    *DEVICE.lock() = Some(Device { dev, buf });
+    *DEVICE.lock() = Some(Device {
+        dev,
+        buf,
+        injectable,
+    });
     Ok(())
 }
 
@@ -152,7 +164,7 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
 pub fn swapon_zram(pages: u64) -> Result<(), SwapError> {
     let zram = Zram::try_new("zram0", pages).map_err(|_| SwapError::NoMemory)?;
     let dev = super::kalloc::try_box(zram).map_err(|_| SwapError::NoMemory)?;
-    swapon(dev)
+    install(dev, true)
 }
 
 /// Turns swap off; refused while any page is still swapped out.
@@ -253,12 +265,7 @@ pub fn entry_of(slot: u64) -> SwapEntry {
 /// the cache's slot share and frame reference go; `shadow` (an evicted
 /// page's) stays in the entry while leaves still record the slot. Returns
 /// true if the slot became free (the device may forget it).
-pub fn uncache_locked(
-    m: &mut PhysicalMemory,
-    slot: u64,
-    pfn: Pfn,
-    shadow: Option<Shadow>,
-) -> bool {
+pub fn uncache_locked(m: &mut PhysicalMemory, slot: u64, pfn: Pfn, shadow: Option<Shadow>) -> bool {
     let Some(area) = m.swap.as_mut() else {
         return false;
     };
@@ -508,5 +515,9 @@ pub fn write_out(slot: u64, pfn: Pfn) -> Result<(), swapcore::SwapIoError> {
     let mut dev = DEVICE.lock();
     let d = dev.as_mut().ok_or(swapcore::SwapIoError::Io)?;
     super::direct::read_frame(pfn, &mut d.buf[..]);
-    d.dev.write_page(slot, &d.buf)
+    if d.injectable {
+        super::kalloc::injectable(|| d.dev.write_page(slot, &d.buf))
+    } else {
+        d.dev.write_page(slot, &d.buf)
+    }
 }
