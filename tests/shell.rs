@@ -410,10 +410,7 @@ fn meminfo_accounts_for_every_frame() {
         "{m}"
     );
     assert_eq!(f("Unevictable"), f("Shmem"), "{m}");
-    assert!(
-        f("Active(anon)") + f("Inactive(anon)") <= f("AnonPages"),
-        "{m}"
-    );
+    assert!(f("Active(anon)") + f("Inactive(anon)") <= f("AnonPages"), "{m}");
     let swap = (f("SwapTotal"), f("SwapFree"), f("SwapCached"), f("Dirty"));
     assert_eq!(swap, (0, 0, 0, 0), "{m}");
     // Every line is Linux's `Name:` padded to 16, value to 8, ` kB`.

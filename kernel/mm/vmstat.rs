@@ -153,11 +153,9 @@ impl Snapshot {
             pgsteal_kswapd: self.pgsteal_kswapd - earlier.pgsteal_kswapd,
             pgactivate: self.pgactivate - earlier.pgactivate,
             workingset_refault_anon: self.workingset_refault_anon - earlier.workingset_refault_anon,
-            workingset_activate_anon: self.workingset_activate_anon
-                - earlier.workingset_activate_anon,
+            workingset_activate_anon: self.workingset_activate_anon - earlier.workingset_activate_anon,
             workingset_refault_file: self.workingset_refault_file - earlier.workingset_refault_file,
-            workingset_activate_file: self.workingset_activate_file
-                - earlier.workingset_activate_file,
+            workingset_activate_file: self.workingset_activate_file - earlier.workingset_activate_file,
         }
     }
 }
