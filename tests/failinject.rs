@@ -24,7 +24,7 @@ use ferrite::klog::{capture_start, capture_take};
 use ferrite::mm::aspace::{self, AddressSpace, SharedAddressSpace};
 use ferrite::mm::failslab::{self, Mode, Rule, Stats, Target};
 use ferrite::mm::uaccess::copy_to_user;
-use ferrite::mm::{frames, kalloc, pagecache, reclaim, swap, vmstat};
+use ferrite::mm::{frames, kalloc, pagecache, reclaim, swap, swapoff, vmstat};
 use ferrite::proc::exec::{self, ExecError};
 use ferrite::proc::ramdisk::RamFile;
 use ferrite::proc::sched::{self, State};
@@ -66,6 +66,7 @@ fn main() -> ! {
         user_suites_survive_frame_injection,
         swap_write_and_swap_in_failures_lose_nothing,
         swapping_programs_survive_injection,
+        swapoff_and_kills_mid_swap_under_injection,
         every_frame_comes_back,
     ])
 }
@@ -1090,6 +1091,122 @@ fn swapping_programs_survive_injection() {
     assert!(d.pswpout > 0 && d.pswpin > 0, "no swapping: {d:?}");
     assert!(slab_hits > 0, "heap injection never fired while swapping");
     assert!(page_hits > 0, "frame injection never fired while swapping");
+    swap::swapoff().expect("swapoff");
+    free_hoard(hoard);
+}
+
+/// Starts swapstress on [`USER_MIB`] MiB and waits (at most 30 s) until
+/// it has at least 1,000 pages swapped out.
+fn swapping_swapstress() -> sched::Pid {
+    let [(path, argv), _] = swap_workloads();
+    capture_start();
+    let pid = spawn_program(path, &argv).expect("swapstress starts");
+    let deadline = ferrite::time::ticks() + 30 * ferrite::time::TICK_HZ;
+    while swap::usage().1 < 1000 && ferrite::time::ticks() < deadline {
+        sched::sleep_ticks(1);
+    }
+    assert!(swap::usage().1 >= 1000, "swapstress does not swap");
+    pid
+}
+
+/// `swapoff` while a program swaps, with frames for the pages it brings
+/// back failing: it brings every page back and turns swap off, or refuses
+/// and leaves swap on and working. And a program killed while it swaps,
+/// under heap or frame injection. Afterwards every slot and swap-cache
+/// page is free.
+fn swapoff_and_kills_mid_swap_under_injection() {
+    swap::swapon_zram(SWAP_PAGES).expect("swapon");
+    let mut refused = 0;
+    for (one_in, seed) in [(16, 21), (64, 22), (256, 23)] {
+        let hoard = hoard_leaving(USER_MIB * 256);
+        let pid = swapping_swapstress();
+        // Room for the pages to come back.
+        free_hoard(hoard);
+        let rule = Rule {
+            mode: Mode::Random { one_in, seed },
+            times: None,
+        };
+        failslab::configure(Target::Page, rule);
+        let result = swapoff::swapoff_all(sched::yield_now);
+        failslab::off();
+        let stats = failslab::status(Target::Page).1;
+        ferrite::kprintln!(
+            "  swapoff with fail_page_alloc {rule}: {result:?}; {} of {} failed",
+            stats.failed,
+            stats.calls
+        );
+        match result {
+            Ok(_) => {
+                assert!(!swap::enabled());
+                swap::swapon_zram(SWAP_PAGES).expect("swapon");
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(swap::enabled(), "refused ({e}) but swap went off");
+                // Still working: reclaim sends pages out again (swapoff
+                // stopped it while it ran).
+                let running = sched::with_process(pid, |p| !matches!(p.state, State::Zombie(_)));
+                let before = vmstat::snapshot();
+                for _ in 0..8 {
+                    reclaim::reclaim(256);
+                }
+                let d = vmstat::snapshot().since(&before);
+                assert!(
+                    running != Some(true) || d.pswpout > 0,
+                    "no swap-out after a refused swapoff ({e}): {d:?}"
+                );
+            }
+        }
+        sched::kill(pid);
+        wait_for(pid);
+        let _ = capture_take();
+        clean_up();
+        assert_swap_empty(&alloc::format!("swapoff with {rule}"));
+    }
+    ferrite::kprintln!("  swapoff refused {refused} of 3 times");
+    let hoard = hoard_leaving(USER_MIB * 256);
+    let rules = [
+        (
+            Target::Slab,
+            Mode::Random {
+                one_in: 4,
+                seed: 31,
+            },
+        ),
+        (Target::Slab, Mode::Every(2)),
+        (
+            Target::Page,
+            Mode::Random {
+                one_in: 16,
+                seed: 32,
+            },
+        ),
+        (
+            Target::Page,
+            Mode::Random {
+                one_in: 128,
+                seed: 33,
+            },
+        ),
+    ];
+    for (target, mode) in rules {
+        let rule = Rule { mode, times: None };
+        for wait in [1, 7, 30] {
+            let pid = swapping_swapstress();
+            failslab::configure(target, rule);
+            sched::sleep_ticks(wait);
+            sched::kill(pid);
+            let exit = wait_for(pid);
+            failslab::off();
+            let _ = capture_take();
+            clean_up();
+            ferrite::kprintln!(
+                "  killed after {wait} ticks of {} {rule}: {exit:?}",
+                target.name()
+            );
+            assert_swap_empty(&alloc::format!("a kill under {} {rule}", target.name()));
+        }
+    }
     swap::swapoff().expect("swapoff");
     free_hoard(hoard);
 }
