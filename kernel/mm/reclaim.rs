@@ -362,7 +362,14 @@ fn shrink_anon(spaces: &[SharedAddressSpace], page: FrameRef) -> Shrunk {
     // the slot; else it stays cached (mapped somewhere the reverse map
     // does not know) and comes round again.
     let freed = frames::with(|m| {
-        if m.buddy.refcount(pfn) == 2 {
+        // Still in the swap cache at `slot`: a fault may have taken it back
+        // out meanwhile (this task can be preempted while it writes), and
+        // then the two references are its new leaf's and our pin.
+        let cached = m
+            .ext
+            .get(pfn)
+            .is_some_and(|e| e.flags & flags::SWAPCACHE != 0 && e.slot == slot);
+        if cached && m.buddy.refcount(pfn) == 2 {
             let shadow = m.ext.evict(pfn);
             Some(swap::uncache_locked(m, slot, pfn, shadow))
         } else {
