@@ -4,7 +4,10 @@
 //! shell command set them, and the user suites run with heap (and, where
 //! the frame allocator calls the hook, frame) allocations failing: programs
 //! may fail or die, the kernel never panics, and once everything has exited
-//! every frame is back. Also: an ELF with hundreds of `PT_LOAD` segments
+//! every frame is back. The same with compressed swap on and memory short
+//! (a swap-out whose device write fails, a swap-in or readahead with no
+//! frame, and programs swapping under heap and frame injection): afterwards
+//! every swap slot and swap-cache page is free too. Also: an ELF with hundreds of `PT_LOAD` segments
 //! whose read-only segments end in a bss tail runs (it used to be refused
 //! as "out of memory").
 
@@ -21,13 +24,14 @@ use ferrite::klog::{capture_start, capture_take};
 use ferrite::mm::aspace::{self, AddressSpace, SharedAddressSpace};
 use ferrite::mm::failslab::{self, Mode, Rule, Stats, Target};
 use ferrite::mm::uaccess::copy_to_user;
-use ferrite::mm::{frames, kalloc, pagecache};
+use ferrite::mm::{frames, kalloc, pagecache, reclaim, swap, swapoff, vmstat};
 use ferrite::proc::exec::{self, ExecError};
 use ferrite::proc::ramdisk::RamFile;
 use ferrite::proc::sched::{self, State};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
 use spin::Mutex;
-use vmcore::{Prot, Vma};
+use vmcore::fault::FaultMode;
+use vmcore::{FaultAccess, Prot, Vma};
 
 use ferrite::testing::settled_free_pages;
 
@@ -60,6 +64,9 @@ fn main() -> ! {
         baseline_after_a_clean_run,
         user_suites_survive_heap_injection,
         user_suites_survive_frame_injection,
+        swap_write_and_swap_in_failures_lose_nothing,
+        swapping_programs_survive_injection,
+        swapoff_and_kills_mid_swap_under_injection,
         every_frame_comes_back,
     ])
 }
@@ -680,6 +687,30 @@ fn baseline_after_a_clean_run() {
         );
     }
     drop(line);
+    // And a clean swapping run: what it leaves for good (the programs'
+    // cached pages, slab caches for the swap device's buffers) is there
+    // before the baseline too, and the set-up really swaps.
+    let hoard = hoard_leaving(USER_MIB * 256);
+    swap::swapon_zram(SWAP_PAGES).expect("swapon");
+    let before = vmstat::snapshot();
+    for (path, argv) in swap_workloads() {
+        let (exit, _) = run_swapping(path, &argv, &|| {});
+        assert_eq!(
+            exit,
+            Some(UserExit::Exited(0)),
+            "{argv:?} without injection"
+        );
+    }
+    let d = vmstat::snapshot().since(&before);
+    ferrite::kprintln!(
+        "  swapping, no injection: pswpout {} pswpin {}",
+        d.pswpout,
+        d.pswpin
+    );
+    assert!(d.pswpout > 0 && d.pswpin > 0, "no swapping: {d:?}");
+    assert_swap_empty("the clean run");
+    swap::swapoff().expect("swapoff");
+    free_hoard(hoard);
     FREE_AT_START.call_once(snapshot);
 }
 
@@ -735,6 +766,446 @@ fn user_suites_survive_frame_injection() {
         "user frames never asked failslab::should_fail_page"
     );
     assert!(failed > 0, "frame injection never fired");
+}
+
+/// Memory left to user space while programs swap (MiB): fits the time
+/// budget on every machine, and the programs use 1.6 times it.
+const USER_MIB: u64 = 20;
+const SWAP_PAGES: u64 = 4 * USER_MIB * 256;
+
+/// Takes every free frame but `pages` (see [`hoard_every_frame`]).
+fn hoard_leaving(pages: u64) -> u64 {
+    let mut head = hoard_every_frame();
+    while head != 0 && frames::free_pages() < pages {
+        let at = ferrite::mm::layout::phys_to_virt(head) as *const u64;
+        // SAFETY: written by `hoard_every_frame` into a block we still own.
+        let (next, order) = unsafe { (at.read(), at.add(1).read()) };
+        frames::free(mmcore::Pfn::from_addr(head), order as usize).expect("our block");
+        head = next;
+    }
+    head
+}
+
+/// The programs that swap: 1.6 times [`USER_MIB`].
+fn swap_workloads() -> [(&'static str, Vec<&'static str>); 2] {
+    const MIB: &str = "32";
+    const _: () = assert!(USER_MIB * 16 / 10 == 32);
+    [
+        ("/bin/swapstress", alloc::vec!["swapstress", MIB, "1"]),
+        ("/bin/thrash", alloc::vec!["thrash", "loop", MIB, "1"]),
+    ]
+}
+
+/// Failed injections so far (heap and frames).
+fn injected() -> u64 {
+    failslab::status(Target::Slab).1.failed + failslab::status(Target::Page).1.failed
+}
+
+/// Runs a program that swaps with injection `on` once it runs, for at most
+/// 60 s; returns how it ended (`None`: no memory to start) and in how many
+/// of its 20 ms samples an injected failure happened while pages were
+/// swapped out and swap I/O went on (injection reaching the swap paths).
+fn run_swapping(path: &str, argv: &[&str], on: &dyn Fn()) -> (Option<UserExit>, u64) {
+    capture_start();
+    let pid = match spawn_program(path, argv) {
+        Ok(pid) => pid,
+        Err(ExecError::OutOfMemory) => return (None, 0),
+        Err(e) => panic!("{path}: {e}"),
+    };
+    on();
+    let io = || {
+        let s = vmstat::snapshot();
+        s.pswpin + s.pswpout
+    };
+    let (mut failed, mut swapped) = (injected(), io());
+    let mut hits = 0;
+    let deadline = ferrite::time::ticks() + 60 * ferrite::time::TICK_HZ;
+    while ferrite::time::ticks() < deadline {
+        let done = sched::with_process(pid, |p| matches!(p.state, State::Zombie(_)));
+        if done != Some(false) {
+            break;
+        }
+        sched::sleep_ticks(2);
+        let (f, s) = (injected(), io());
+        if f > failed && s > swapped && swap::usage().1 > 0 {
+            hits += 1;
+        }
+        (failed, swapped) = (f, s);
+    }
+    failslab::off();
+    sched::kill(pid);
+    let exit = wait_for(pid);
+    let _ = capture_take();
+    clean_up();
+    (Some(exit), hits)
+}
+
+/// Every slot and swap-cache page is free (nothing is swapped out once
+/// every process is gone).
+fn assert_swap_empty(after: &str) {
+    assert_eq!(reclaim::in_flight(), 0);
+    let (total, used, cached) = swap::usage();
+    assert_eq!(
+        (used, cached),
+        (0, 0),
+        "swap slots or swap-cache pages left after {after} (of {total})"
+    );
+}
+
+const SWAP_BASE: u64 = 0x1000_0000;
+const SWAP_TEST_PAGES: u64 = 256;
+
+/// The word page `i` of the swap test carries at its start and end.
+fn swap_word(i: u64) -> u64 {
+    (i << 32) ^ 0x5a5a_0000_0000_5a5a
+}
+
+/// Every page of the swap test's region through the fault path: `Ok`, or
+/// the first wrong page.
+fn check_swap_pages() -> Result<(), (u64, u64)> {
+    for i in 0..SWAP_TEST_PAGES {
+        for off in [0, 4088] {
+            let mut bytes = [0u8; 8];
+            ferrite::mm::uaccess::copy_from_user(&mut bytes, SWAP_BASE + i * 4096 + off)
+                .map_err(|_| (i, 0))?;
+            let got = u64::from_le_bytes(bytes);
+            if got != swap_word(i) {
+                return Err((i, got));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Direct reclaim until `a` has at least `want` swap entries (or 8 rounds).
+fn reclaim_into_swap(a: &SharedAddressSpace, want: u64) -> u64 {
+    let mut swapped = 0;
+    for _ in 0..8 {
+        reclaim::reclaim(SWAP_TEST_PAGES);
+        swapped = a.lock().swap_pages();
+        if swapped >= want {
+            break;
+        }
+    }
+    swapped
+}
+
+/// A swap-out whose device write fails (the compressed device's buffer is
+/// refused) leaves the page in the swap cache, its data whole; a swap-in
+/// with no frame for the page (or its readahead) fails the fault with
+/// ENOMEM and changes nothing; afterwards everything reads back and every
+/// slot comes back.
+fn swap_write_and_swap_in_failures_lose_nothing() {
+    let free_before = settled_free_pages();
+    swap::swapon_zram(4 * SWAP_TEST_PAGES).expect("swapon");
+    let a = Arc::new(Mutex::new(AddressSpace::new().expect("memory for a PML4")));
+    aspace::switch_to(Some(a.clone()));
+    a.lock()
+        .map(Vma::anonymous(
+            SWAP_BASE,
+            SWAP_BASE + SWAP_TEST_PAGES * 4096,
+            Prot::RW,
+        ))
+        .unwrap();
+    for i in 0..SWAP_TEST_PAGES {
+        for off in [0, 4088] {
+            copy_to_user(SWAP_BASE + i * 4096 + off, &swap_word(i).to_le_bytes()).expect("write");
+        }
+    }
+    // Every heap allocation open to injection fails: no page reaches the
+    // device (each stays in the swap cache behind its swap entries).
+    slab(Mode::Every(1), None);
+    let before = vmstat::snapshot();
+    let entries = reclaim_into_swap(&a, SWAP_TEST_PAGES / 2);
+    let failed = slab_stats().failed;
+    failslab::off();
+    let d = vmstat::snapshot().since(&before);
+    assert_eq!(d.pswpout, 0, "a write went through: {d:?}");
+    assert!(
+        failed > 0,
+        "the device's buffers were not injected ({entries} entries)"
+    );
+    let (_, used, cached) = swap::usage();
+    ferrite::kprintln!(
+        "  every swap-out write failing: {failed} failed, {entries} entries, {used} slots, {cached} cached"
+    );
+    assert!(
+        entries > 0 && cached > 0,
+        "reclaim did not get as far as the write"
+    );
+    assert_eq!(check_swap_pages(), Ok(()), "data lost on a failed write");
+    // Now written out for real.
+    let before = vmstat::snapshot();
+    let entries = reclaim_into_swap(&a, SWAP_TEST_PAGES / 2);
+    let d = vmstat::snapshot().since(&before);
+    assert!(d.pswpout > 0 && entries > 0, "nothing swapped out: {d:?}");
+    // No frame for a swap-in: the fault fails, every swap entry stays.
+    let out: Vec<u64> = (0..SWAP_TEST_PAGES)
+        .filter(|&i| a.lock().peek(SWAP_BASE + i * 4096).is_none())
+        .collect();
+    assert!(!out.is_empty());
+    failslab::configure(
+        Target::Page,
+        Rule {
+            mode: Mode::Every(1),
+            times: None,
+        },
+    );
+    let usage = swap::usage();
+    for &i in out.iter().take(16) {
+        let got = a
+            .lock()
+            .handle_fault(SWAP_BASE + i * 4096, FaultAccess::Read, FaultMode::User);
+        assert!(
+            matches!(got, Err(aspace::FaultError::OutOfMemory)),
+            "page {i} came in with no frame to be had: {got:?}"
+        );
+    }
+    let page_failed = failslab::status(Target::Page).1.failed;
+    failslab::off();
+    assert!(page_failed > 0);
+    assert_eq!(
+        swap::usage(),
+        usage,
+        "a failed swap-in changed the swap area"
+    );
+    // A frame for the page but not for its readahead: the page comes in.
+    failslab::configure(
+        Target::Page,
+        Rule {
+            mode: Mode::Every(2),
+            times: None,
+        },
+    );
+    let i = out[out.len() / 2];
+    let got = a
+        .lock()
+        .handle_fault(SWAP_BASE + i * 4096, FaultAccess::Read, FaultMode::User);
+    failslab::off();
+    assert!(got.is_ok(), "page {i}: {got:?}");
+    assert_eq!(check_swap_pages(), Ok(()), "data lost on a failed swap-in");
+    aspace::switch_to(None);
+    drop((a, out));
+    assert_swap_empty("the address space went");
+    swap::swapoff().expect("swapoff");
+    assert_eq!(settled_free_pages(), free_before, "frames lost");
+}
+
+/// Programs swapping in and out of [`USER_MIB`] MiB (the rest of memory
+/// held by the kernel) under heap injection (which reaches the compressed
+/// device's buffers) and frame injection (swap-ins, readahead, page
+/// tables): programs may fail or die, the kernel does not panic, and after
+/// each run every swap slot and swap-cache page is free.
+fn swapping_programs_survive_injection() {
+    let hoard = hoard_leaving(USER_MIB * 256);
+    swap::swapon_zram(SWAP_PAGES).expect("swapon");
+    let rules = [
+        (Target::Slab, Mode::Every(2)),
+        (Target::Slab, Mode::Every(3)),
+        (Target::Slab, Mode::Every(7)),
+        (Target::Slab, Mode::Every(50)),
+        (Target::Slab, Mode::Random { one_in: 8, seed: 5 }),
+        (
+            Target::Slab,
+            Mode::Random {
+                one_in: 32,
+                seed: 11,
+            },
+        ),
+        (
+            Target::Page,
+            Mode::Random {
+                one_in: 32,
+                seed: 6,
+            },
+        ),
+        (
+            Target::Page,
+            Mode::Random {
+                one_in: 128,
+                seed: 7,
+            },
+        ),
+        (
+            Target::Page,
+            Mode::Random {
+                one_in: 512,
+                seed: 12,
+            },
+        ),
+    ];
+    let (mut slab_hits, mut page_hits) = (0, 0);
+    let before = vmstat::snapshot();
+    for (target, mode) in rules {
+        let rule = Rule { mode, times: None };
+        for (path, argv) in swap_workloads() {
+            failslab::configure(target, rule);
+            failslab::off();
+            let (exit, hits) = run_swapping(path, &argv, &|| failslab::resume(target, rule));
+            let stats = failslab::status(target).1;
+            ferrite::kprintln!(
+                "  {} {rule}, {}: {exit:?}; {} of {} failed, {hits} samples with failures while swapping",
+                target.name(),
+                argv[0],
+                stats.failed,
+                stats.calls
+            );
+            match target {
+                Target::Slab => slab_hits += hits,
+                Target::Page => page_hits += hits,
+            }
+            assert_swap_empty(&alloc::format!("{} {rule}, {}", target.name(), argv[0]));
+        }
+    }
+    // Both at once.
+    let both = || {
+        failslab::resume(
+            Target::Slab,
+            Rule {
+                mode: Mode::Random {
+                    one_in: 16,
+                    seed: 8,
+                },
+                times: None,
+            },
+        );
+        failslab::resume(
+            Target::Page,
+            Rule {
+                mode: Mode::Random {
+                    one_in: 64,
+                    seed: 9,
+                },
+                times: None,
+            },
+        );
+    };
+    let [(path, argv), _] = swap_workloads();
+    let (exit, hits) = run_swapping(path, &argv, &both);
+    ferrite::kprintln!("  both, swapstress: {exit:?}; {hits} samples with failures while swapping");
+    assert_swap_empty("both");
+    let d = vmstat::snapshot().since(&before);
+    ferrite::kprintln!(
+        "  under injection: pswpout {} pswpin {}",
+        d.pswpout,
+        d.pswpin
+    );
+    assert!(d.pswpout > 0 && d.pswpin > 0, "no swapping: {d:?}");
+    assert!(slab_hits > 0, "heap injection never fired while swapping");
+    assert!(page_hits > 0, "frame injection never fired while swapping");
+    swap::swapoff().expect("swapoff");
+    free_hoard(hoard);
+}
+
+/// Starts swapstress on [`USER_MIB`] MiB and waits (at most 30 s) until
+/// it has at least 1,000 pages swapped out.
+fn swapping_swapstress() -> sched::Pid {
+    let [(path, argv), _] = swap_workloads();
+    capture_start();
+    let pid = spawn_program(path, &argv).expect("swapstress starts");
+    let deadline = ferrite::time::ticks() + 30 * ferrite::time::TICK_HZ;
+    while swap::usage().1 < 1000 && ferrite::time::ticks() < deadline {
+        sched::sleep_ticks(1);
+    }
+    assert!(swap::usage().1 >= 1000, "swapstress does not swap");
+    pid
+}
+
+/// `swapoff` while a program swaps, with frames for the pages it brings
+/// back failing: it brings every page back and turns swap off, or refuses
+/// and leaves swap on and working. And a program killed while it swaps,
+/// under heap or frame injection. Afterwards every slot and swap-cache
+/// page is free.
+fn swapoff_and_kills_mid_swap_under_injection() {
+    swap::swapon_zram(SWAP_PAGES).expect("swapon");
+    let mut refused = 0;
+    for (one_in, seed) in [(16, 21), (256, 22), (4096, 23)] {
+        let hoard = hoard_leaving(USER_MIB * 256);
+        let pid = swapping_swapstress();
+        let _ = capture_take();
+        // Room for the pages to come back.
+        free_hoard(hoard);
+        let rule = Rule {
+            mode: Mode::Random { one_in, seed },
+            times: None,
+        };
+        failslab::configure(Target::Page, rule);
+        let result = swapoff::swapoff_all(sched::yield_now);
+        failslab::off();
+        let stats = failslab::status(Target::Page).1;
+        ferrite::kprintln!(
+            "  swapoff with fail_page_alloc {rule}: {result:?}; {} of {} failed",
+            stats.failed,
+            stats.calls
+        );
+        match result {
+            Ok(_) => {
+                assert!(!swap::enabled());
+                swap::swapon_zram(SWAP_PAGES).expect("swapon");
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(swap::enabled(), "refused ({e}) but swap went off");
+                // Reclaim from the kernel's own thread (preemptible) while
+                // the program swaps: it once hung here, holding the
+                // program's address-space lock when the program faulted.
+                for _ in 0..8 {
+                    ferrite::mm::reclaim::reclaim(256);
+                }
+            }
+        }
+        sched::kill(pid);
+        wait_for(pid);
+        let _ = capture_take();
+        clean_up();
+        assert_swap_empty(&alloc::format!("swapoff with {rule}"));
+    }
+    ferrite::kprintln!("  swapoff refused {refused} of 3 times");
+    let hoard = hoard_leaving(USER_MIB * 256);
+    let rules = [
+        (
+            Target::Slab,
+            Mode::Random {
+                one_in: 4,
+                seed: 31,
+            },
+        ),
+        (Target::Slab, Mode::Every(2)),
+        (
+            Target::Page,
+            Mode::Random {
+                one_in: 16,
+                seed: 32,
+            },
+        ),
+        (
+            Target::Page,
+            Mode::Random {
+                one_in: 128,
+                seed: 33,
+            },
+        ),
+    ];
+    for (target, mode) in rules {
+        let rule = Rule { mode, times: None };
+        for wait in [1, 7, 30] {
+            let pid = swapping_swapstress();
+            failslab::configure(target, rule);
+            sched::sleep_ticks(wait);
+            sched::kill(pid);
+            let exit = wait_for(pid);
+            failslab::off();
+            let _ = capture_take();
+            clean_up();
+            ferrite::kprintln!(
+                "  killed after {wait} ticks of {} {rule}: {exit:?}",
+                target.name()
+            );
+            assert_swap_empty(&alloc::format!("a kill under {} {rule}", target.name()));
+        }
+    }
+    swap::swapoff().expect("swapoff");
+    free_hoard(hoard);
 }
 
 fn every_frame_comes_back() {

@@ -5,9 +5,11 @@
 //!
 //! Only allocations whose caller handles failure are ever failed: for the
 //! heap, those made through the fallible helpers in [`super::kalloc`] (Rust's
-//! infallible `Vec`/`Box`/`String` would abort, so they are never chosen);
-//! for frames, the user-driven allocation paths that call
-//! [`should_fail_page`] (user pages, page-cache pages, page tables).
+//! infallible `Vec`/`Box`/`String` would abort, so they are never chosen)
+//! and the compressed swap device's buffer for a page being written out
+//! ([`super::kalloc::injectable`]); for frames, the user-driven allocation
+//! paths that call [`should_fail_page`] (user pages, page-cache pages, page
+//! tables, pages swapped in and read ahead).
 //!
 //! Configuration comes from the shell (`failinject ...`) or at boot from
 //! `/etc/cmdline` in the ramdisk (`failslab=every:7 fail_page_alloc=random:50,seed:3`),

@@ -157,11 +157,12 @@ impl KernelHeap {
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // Taken for every allocation: the mark belongs to the first one.
-        let may_fail = super::kalloc::take_may_fail();
+        let mark = super::kalloc::take_mark();
+        let may_fail = mark == super::kalloc::Mark::MayFail;
         if !self.slab_ready.load(Ordering::Relaxed) {
             return self.boot_alloc(layout);
         }
-        if may_fail && super::failslab::should_fail_slab() {
+        if mark != super::kalloc::Mark::None && super::failslab::should_fail_slab() {
             return core::ptr::null_mut();
         }
         // Whether a reserve block can help: the request fits in the slab

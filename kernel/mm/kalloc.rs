@@ -17,7 +17,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 /// A kernel heap allocation failed (the system call returns `ENOMEM`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,25 +31,59 @@ impl fmt::Display for AllocError {
 
 pub type Result<T> = core::result::Result<T, AllocError>;
 
-/// Set while a fallible helper makes its one allocation.
-static MAY_FAIL: AtomicBool = AtomicBool::new(false);
+/// What the next heap allocation is marked as (see [`Mark`]).
+static MARK: AtomicU8 = AtomicU8::new(Mark::None as u8);
 
-/// Takes (and clears) the "may fail" mark: called by the heap for every
-/// allocation, so only the first one inside a helper sees it set.
-pub(super) fn take_may_fail() -> bool {
-    MAY_FAIL.swap(false, Ordering::Relaxed)
+/// How the heap may treat an allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Mark {
+    /// Must not fail while any memory is left (the heap's reserve helps).
+    None = 0,
+    /// The caller handles failure ("may fail"): failure injection may fail
+    /// it, and the heap's reserve is not for it.
+    MayFail = 1,
+    /// The caller handles failure but the allocation is one the kernel
+    /// makes to free memory (a swap device's buffer for a page being
+    /// written out): failure injection may fail it, and the heap's reserve
+    /// still helps it under real exhaustion.
+    Injectable = 2,
+}
+
+/// Takes (and clears) the mark: called by the heap for every allocation,
+/// so only the first one inside a helper sees it set.
+pub(super) fn take_mark() -> Mark {
+    match MARK.swap(Mark::None as u8, Ordering::Relaxed) {
+        1 => Mark::MayFail,
+        2 => Mark::Injectable,
+        _ => Mark::None,
+    }
+}
+
+/// Runs `f` with its first allocation marked `mark`. Interrupts are off
+/// meanwhile, so an interrupt handler's allocation cannot take the mark;
+/// the previous mark is restored afterwards, so the helpers nest.
+fn marked<R>(mark: Mark, f: impl FnOnce() -> R) -> R {
+    let _irq = crate::arch::sync::IrqOff::new();
+    let previous = MARK.swap(mark as u8, Ordering::Relaxed);
+    let result = f();
+    MARK.store(previous, Ordering::Relaxed);
+    result
 }
 
 /// Runs `f` (one allocation attempt) with its allocation marked "may fail".
-/// Interrupts are off meanwhile, so an interrupt handler's allocation
-/// cannot take the mark; the previous mark is restored afterwards, so the
-/// helpers nest.
 fn fallible<R>(f: impl FnOnce() -> R) -> R {
-    let _irq = crate::arch::sync::IrqOff::new();
-    let previous = MAY_FAIL.swap(true, Ordering::Relaxed);
-    let result = f();
-    MAY_FAIL.store(previous, Ordering::Relaxed);
-    result
+    marked(Mark::MayFail, f)
+}
+
+/// Runs `f`, whose first heap allocation (if any) is fallible and handled
+/// by `f` itself, with that allocation open to failure injection but not
+/// refused the heap's reserve ([`Mark::Injectable`]): for allocations made
+/// on the way to freeing memory, such as a compressed swap device's buffer
+/// for a page being written out (`f` must make no infallible allocation
+/// before that one).
+pub fn injectable<R>(f: impl FnOnce() -> R) -> R {
+    marked(Mark::Injectable, f)
 }
 
 /// Makes room for `additional` more elements.

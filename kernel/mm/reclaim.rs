@@ -314,13 +314,18 @@ fn split_scan(batch: u64, no_anon: bool) -> (u64, u64) {
 
 /// The next page of `kind` to look at, pinned and isolated.
 fn isolate(kind: Kind) -> Option<FrameRef> {
-    frames::with(|m| loop {
-        let pfn = m.ext.isolate(kind, 8)?;
-        match frame_ref::pin_locked(m, pfn) {
-            Some(pin) => return Some(pin),
-            // Being freed right now: it leaves the lists by itself.
-            None => m.ext.putback(pfn),
+    // A bounded search (under the frames lock, interrupts off): a page
+    // that cannot be pinned is passed over, never waited for.
+    frames::with(|m| {
+        for _ in 0..8 {
+            let pfn = m.ext.isolate(kind, 8)?;
+            match frame_ref::pin_locked(m, pfn) {
+                Some(pin) => return Some(pin),
+                // Being freed right now: it leaves the lists by itself.
+                None => m.ext.putback(pfn),
+            }
         }
+        None
     })
 }
 
@@ -455,7 +460,14 @@ fn shrink_anon(spaces: &[SharedAddressSpace], page: FrameRef) -> Shrunk {
 fn free_written(page: FrameRef, slot: u64) -> bool {
     let pfn = page.pfn();
     let freed = frames::with(|m| {
-        if m.buddy.refcount(pfn) == 2 {
+        // Still in the swap cache at `slot`: a fault may have taken it back
+        // out meanwhile (this task can be preempted while it writes), and
+        // then the two references are its new leaf's and our pin.
+        let cached = m
+            .ext
+            .get(pfn)
+            .is_some_and(|e| e.flags & flags::SWAPCACHE != 0 && e.slot == slot);
+        if cached && m.buddy.refcount(pfn) == 2 {
             let shadow = m.ext.evict(pfn);
             Some(swap::uncache_locked(m, slot, pfn, shadow))
         } else {

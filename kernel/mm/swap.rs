@@ -81,6 +81,9 @@ impl CacheEntry {
 struct Device {
     dev: Box<dyn SwapDevice + Send>,
     buf: Vec<Page>,
+    /// Its writes' one heap allocation is fallible and handled (zram's
+    /// buffer for the page): failure injection may fail it.
+    injectable: bool,
 }
 
 /// Pages the device moves in one run at most (256 KiB: a disk's largest
@@ -132,6 +135,11 @@ impl core::fmt::Display for SwapError {
 
 /// Makes `dev` the swap area.
 pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
+    install(dev, false)
+}
+
+/// [`swapon`]; `injectable`: see [`Device::injectable`].
+fn install(dev: Box<dyn SwapDevice + Send>, injectable: bool) -> Result<(), SwapError> {
     if frames::with(|m| m.swap.is_some()) {
         return Err(SwapError::Busy);
     }
@@ -166,7 +174,11 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
         pages >> 8,
         dev.name()
     );
-    *DEVICE.lock() = Some(Device { dev, buf });
+    *DEVICE.lock() = Some(Device {
+        dev,
+        buf,
+        injectable,
+    });
     Ok(())
 }
 
@@ -174,7 +186,7 @@ pub fn swapon(dev: Box<dyn SwapDevice + Send>) -> Result<(), SwapError> {
 pub fn swapon_zram(pages: u64) -> Result<(), SwapError> {
     let zram = Zram::try_new("zram0", pages).map_err(|_| SwapError::NoMemory)?;
     let dev = super::kalloc::try_box(zram).map_err(|_| SwapError::NoMemory)?;
-    swapon(dev)
+    install(dev, true)
 }
 
 /// Turns swap off; refused while any page is still swapped out.
@@ -602,28 +614,44 @@ pub fn write_out(slot: u64, pfn: Pfn) -> Result<(), SwapIoError> {
 /// buffer-fulls. On an error, none of the run may be counted as written
 /// (`pswpout` is the caller's to count).
 pub fn write_out_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
-    in_buffer_fulls(first, pfns, |dev, slot, pages, pfns| {
+    in_buffer_fulls(first, pfns, |dev, injectable, slot, pages, pfns| {
         for (page, &pfn) in pages.iter_mut().zip(pfns) {
             super::direct::read_frame(pfn, page);
         }
-        dev.write_run(slot, pages)
+        if injectable {
+            super::kalloc::injectable(|| dev.write_run(slot, pages))
+        } else {
+            dev.write_run(slot, pages)
+        }
     })
 }
 
-/// Runs `io(device, first slot, buffer, frames)` over `pfns` one bounce
-/// buffer-full at a time (the device lock taken for each, dropped between).
+/// Runs `io(device, injectable, first slot, buffer, frames)` over `pfns`
+/// one bounce buffer-full at a time (the device lock taken for each,
+/// dropped between).
 fn in_buffer_fulls(
     first: u64,
     pfns: &[Pfn],
-    mut io: impl FnMut(&mut dyn SwapDevice, u64, &mut [Page], &[Pfn]) -> Result<(), SwapIoError>,
+    mut io: impl FnMut(
+        &mut dyn SwapDevice,
+        bool,
+        u64,
+        &mut [Page],
+        &[Pfn],
+    ) -> Result<(), SwapIoError>,
 ) -> Result<(), SwapIoError> {
     let mut done = 0;
     while done < pfns.len() {
         let mut dev = DEVICE.lock();
-        let Device { dev, buf } = dev.as_mut().ok_or(SwapIoError::Io)?;
+        let Device {
+            dev,
+            buf,
+            injectable,
+        } = dev.as_mut().ok_or(SwapIoError::Io)?;
         let n = buf.len().min(pfns.len() - done);
         io(
             &mut **dev,
+            *injectable,
             first + done as u64,
             &mut buf[..n],
             &pfns[done..done + n],
@@ -637,7 +665,7 @@ fn in_buffer_fulls(
 /// `first + i` into `pfns[i]`), one device request per [`RUN_PAGES`] pages
 /// on a disk. On an error the frames' contents are unspecified.
 pub fn read_in_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
-    in_buffer_fulls(first, pfns, |dev, slot, pages, pfns| {
+    in_buffer_fulls(first, pfns, |dev, _, slot, pages, pfns| {
         dev.read_run(slot, pages)?;
         for (page, &pfn) in pages.iter().zip(pfns) {
             super::direct::write_frame(pfn, page);
