@@ -24,6 +24,11 @@ pub fn take_interrupt() -> bool {
     INTERRUPT.swap(false, core::sync::atomic::Ordering::SeqCst)
 }
 
+/// Whether a Ctrl-C waits to be taken ([`take_interrupt`]).
+pub fn interrupt_pending() -> bool {
+    INTERRUPT.load(core::sync::atomic::Ordering::SeqCst)
+}
+
 /// Queues input bytes and wakes readers (called from interrupt handlers).
 /// Ctrl-C with a foreground process is not queued: it asks the waiting
 /// shell to kill that process (done outside the interrupt).

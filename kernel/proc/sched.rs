@@ -859,9 +859,26 @@ pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, NoChild> {
         match reap(pid)? {
             Some(done) => return Ok(Some(done)),
             None if nohang => return Ok(None),
-            None => block(Block::Child),
+            // Checked again with interrupts off: a child that exits between
+            // the reap and the block (this task preempted in between)
+            // finds us not yet blocked, and its wake would be lost.
+            None => block_unless(Block::Child, || zombie_child(pid)),
         }
     }
+}
+
+/// Whether a child matching `pid` (as in [`reap`]) is a zombie.
+fn zombie_child(pid: i64) -> bool {
+    with(|s| {
+        let me = s.current;
+        s.procs.values().any(|p| {
+            p.ppid == me
+                && p.pid != me
+                && !p.kernel_thread
+                && (pid <= 0 || p.pid as i64 == pid)
+                && matches!(p.state, State::Zombie(_))
+        })
+    })
 }
 
 /// Gives the current process a new program (execve): its address space,

@@ -98,7 +98,13 @@ pub fn wait_for(pid: Pid) -> UserExit {
             sched::reap(pid as i64).expect("our child");
             return UserExit::from_status(status, fault);
         }
-        sched::block(sched::Block::Child);
+        // Checked again with interrupts off, so an exit between the look
+        // above and the block (this task preempted) is not a lost wake.
+        sched::block_unless(sched::Block::Child, || {
+            super::console::interrupt_pending()
+                || sched::with_process(pid, |p| matches!(p.state, sched::State::Zombie(_)))
+                    .unwrap_or(true)
+        });
     }
 }
 
