@@ -84,11 +84,24 @@ fn set_mode(mode: u64) {
 }
 
 fn defaults_are_linux_and_sysctl_sets_them() {
+    let min_free_kbytes = ferrite::mm::kswapd::watermarks().min * 4;
     assert_eq!(
         sh("sysctl -a"),
-        "vm.max_map_count = 65530\nvm.overcommit_kbytes = 0\n\
-         vm.overcommit_memory = 0\nvm.overcommit_ratio = 50\n"
+        alloc::format!(
+            "vm.max_map_count = 65530\nvm.min_free_kbytes = {min_free_kbytes}\n\
+             vm.overcommit_kbytes = 0\nvm.overcommit_memory = 0\nvm.overcommit_ratio = 50\n\
+             vm.swappiness = 60\nvm.watermark_scale_factor = 10\n"
+        )
     );
+    // Linux's min_free_kbytes for this much memory (int_sqrt(16 x KiB)).
+    assert!((128..=262_144).contains(&min_free_kbytes));
+    assert_eq!(sh("sysctl vm.swappiness=100"), "vm.swappiness = 100\n");
+    assert_eq!(ferrite::mm::reclaim::swappiness(), 100);
+    assert_eq!(
+        sh_err("sysctl vm.swappiness=201"),
+        "sysctl: setting key \"vm.swappiness\": Invalid argument"
+    );
+    assert_eq!(sh("sysctl vm.swappiness=60"), "vm.swappiness = 60\n");
     assert_eq!(
         sh("sysctl vm.overcommit_memory=2"),
         "vm.overcommit_memory = 2\n"

@@ -632,13 +632,7 @@ pub fn write_out_run(first: u64, pfns: &[Pfn]) -> Result<(), SwapIoError> {
 fn in_buffer_fulls(
     first: u64,
     pfns: &[Pfn],
-    mut io: impl FnMut(
-        &mut dyn SwapDevice,
-        bool,
-        u64,
-        &mut [Page],
-        &[Pfn],
-    ) -> Result<(), SwapIoError>,
+    mut io: impl FnMut(&mut dyn SwapDevice, bool, u64, &mut [Page], &[Pfn]) -> Result<(), SwapIoError>,
 ) -> Result<(), SwapIoError> {
     let mut done = 0;
     while done < pfns.len() {

@@ -39,6 +39,12 @@ static SYSCTLS: &[Sysctl] = &[
         set: read_only,
     },
     Sysctl {
+        // The min watermark in KiB, computed at boot (read-only here).
+        name: "vm.min_free_kbytes",
+        get: || crate::mm::kswapd::watermarks().min * 4,
+        set: read_only,
+    },
+    Sysctl {
         name: "vm.overcommit_kbytes",
         get: || commit::policy().kbytes,
         set: |v| {
@@ -55,6 +61,22 @@ static SYSCTLS: &[Sysctl] = &[
         name: "vm.overcommit_ratio",
         get: || commit::policy().ratio,
         set: |v| commit::set_ratio(v).ok_or(SetError::Invalid),
+    },
+    Sysctl {
+        name: "vm.swappiness",
+        get: || crate::mm::reclaim::swappiness() as u64,
+        set: |v| match u32::try_from(v) {
+            Ok(v) if v <= 200 => {
+                crate::mm::reclaim::set_swappiness(v);
+                Ok(())
+            }
+            _ => Err(SetError::Invalid),
+        },
+    },
+    Sysctl {
+        name: "vm.watermark_scale_factor",
+        get: || 10,
+        set: read_only,
     },
 ];
 
