@@ -115,6 +115,9 @@ struct Split {
     limit: usize,
 }
 
+/// The most active pages one [`Lruvec::candidate`] call demotes.
+const REFILL_MAX: usize = 1024;
+
 /// A slot of a [`Lruvec`]'s table, for callers providing the storage
 /// ([`Lruvec::dense`]).
 pub type LruNode = Node<u64>;
@@ -357,7 +360,11 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
 
     /// The page of `kind` to evict next: the inactive tail, else the
     /// active tail. Asking means memory is full, so `kind`'s present
-    /// length becomes the size its lists are split against.
+    /// length becomes the size its lists are split against; and if the
+    /// inactive list is below its target, the active list's oldest pages
+    /// are moved to its head first (Linux's `shrink_active_list` when the
+    /// inactive list is low), so a candidate has spent a trip along the
+    /// inactive list — time to be used again — before it is looked at.
     pub fn candidate(&mut self, kind: Kind) -> Option<u64> {
         let len = self.len(kind);
         let split = &mut self.split[kind as usize];
@@ -365,11 +372,28 @@ impl<S: AsRef<[LruNode]> + AsMut<[LruNode]>> Lruvec<S> {
             split.limit = len;
             split.inactive_target = split.inactive_target.clamp(1, (len / 2).max(1));
         }
+        self.refill_inactive(kind);
         let slot = self
             .table
             .tail(kind.inactive())
             .or_else(|| self.table.tail(kind.active()))?;
         Some(self.table.page(slot))
+    }
+
+    /// Demotes `kind`'s oldest active pages to the inactive head until the
+    /// inactive list reaches its target (at most [`REFILL_MAX`] per call,
+    /// so a call stays short).
+    fn refill_inactive(&mut self, kind: Kind) {
+        let target = self.split[kind as usize].inactive_target;
+        for _ in 0..REFILL_MAX {
+            if self.inactive_len(kind) >= target {
+                break;
+            }
+            let Some(tail) = self.table.tail(kind.active()) else {
+                break;
+            };
+            self.table.move_to_head(tail, kind.inactive());
+        }
     }
 
     /// Removes `page` as evicted and returns its shadow (`None` if it was
