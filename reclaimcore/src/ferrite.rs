@@ -41,6 +41,11 @@
 //!   page being activated is passed over. The first tail with no uses left
 //!   moves to the inactive tail if it was used before everything there (it
 //!   goes first), else to the inactive head.
+//! - **Refill** (a candidate asked for while the inactive list is below its
+//!   target, Linux's `shrink_active_list`): the active tail moves to the
+//!   inactive head until it is not, so a page is looked at only after a
+//!   trip along the inactive list — under a kernel, time for a page in use
+//!   to have its accessed bit set again.
 //!
 //! Under a kernel, only candidates' accessed bits are seen: uses of active
 //! pages go unseen until they are demoted, so the active list is ordered
