@@ -78,7 +78,7 @@ check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l
-check usertests 0 "usertests: 47 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
+check usertests 0 "usertests: 48 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
 if grep -q FAILED "$out"; then
 	echo "run-host-tests: usertests printed FAILED lines"
 	failures=$((failures + 1))

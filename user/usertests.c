@@ -215,6 +215,35 @@ static void t_efault_uname(void)
 	CHECK(syscall(SYS_uname, &u) == 0, "uname(valid) failed: %s", strerror(errno));
 }
 
+/* CLOCK_MONOTONIC has sub-millisecond resolution and never goes back:
+ * the first change seen while polling it comes within a millisecond (a
+ * clock counting 10 ms timer ticks always moves by exactly 10 ms), in at
+ * least one of ten tries (a preemption may stretch one). */
+static long long ns_of(const struct timespec *t)
+{
+	return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static void t_clock_monotonic_fine(void)
+{
+	struct timespec a, b;
+	long long best = -1;
+	for (int try = 0; try < 10; try++) {
+		CHECK(clock_gettime(CLOCK_MONOTONIC, &a) == 0, "clock_gettime: %s", strerror(errno));
+		do {
+			CHECK(clock_gettime(CLOCK_MONOTONIC, &b) == 0, "clock_gettime: %s",
+			      strerror(errno));
+			CHECK(ns_of(&b) >= ns_of(&a), "CLOCK_MONOTONIC went back by %lld ns",
+			      ns_of(&a) - ns_of(&b));
+		} while (ns_of(&b) == ns_of(&a));
+		long long d = ns_of(&b) - ns_of(&a);
+		if (best < 0 || d < best)
+			best = d;
+		CHECK(b.tv_nsec >= 0 && b.tv_nsec < 1000000000L, "tv_nsec %ld", b.tv_nsec);
+	}
+	CHECK(best > 0 && best < 1000000, "CLOCK_MONOTONIC moves in steps of %lld ns", best);
+}
+
 static void t_efault_clock(void)
 {
 	/* The raw system call: libc would use the vDSO if there is one. */
@@ -1440,6 +1469,7 @@ static struct testcase cases[] = {
 	{"efault-read-kernel", t_efault_read_kernel, EXIT0, 0},
 	{"efault-uname", t_efault_uname, EXIT0, 0},
 	{"efault-clock-gettime", t_efault_clock, EXIT0, 0},
+	{"clock-monotonic-fine", t_clock_monotonic_fine, EXIT0, 0},
 	{"brk-grow-shrink", t_brk_grow_shrink, EXIT0, 0},
 	{"brk-shrink-unmaps", t_brk_shrink_unmaps, SEGV, 0},
 	{"brk-absurd", t_brk_absurd, EXIT0, 0},

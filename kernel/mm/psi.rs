@@ -49,14 +49,9 @@ fn current() -> u32 {
     CURRENT.get().map_or(0, |f| f())
 }
 
-/// Nanoseconds on the TSC (0 until it is calibrated: the clock only
-/// moves forward, so a reading on an uncalibrated scale would stop it).
+/// Nanoseconds on the calibrated TSC since boot ([`crate::time::uptime_ns`]).
 pub fn now_ns() -> u64 {
-    let khz = crate::time::tsc_khz();
-    if khz <= 1 {
-        return 0;
-    }
-    (crate::time::rdtsc() as u128 * 1_000_000 / khz as u128) as u64
+    crate::time::uptime_ns()
 }
 
 /// The current task waits for memory while this lives (Linux's

@@ -6,7 +6,8 @@ use crate::mm::uaccess::{read_user, write_user};
 
 const NSEC_PER_SEC: u64 = 1_000_000_000;
 
-/// Every clock reads the time since boot.
+/// Every clock reads the time since boot, in nanoseconds from the
+/// calibrated TSC (there is no wall clock yet).
 pub(super) fn clock_gettime(ts: u64) -> SysResult {
     let ns = crate::time::uptime_ns();
     let now = Timespec {
