@@ -622,7 +622,16 @@ pub fn schedule() {
                             p.fs_base,
                             p.saved_rsp,
                         );
-                        let aspace = p.aspace.clone();
+                        // The kernel thread's record holds the address space
+                        // it borrowed only while it is switched out: taken
+                        // back here, so a space it lets go of (tests, the
+                        // shell) dies when it drops it, not at its next
+                        // switch.
+                        let aspace = if next == 0 {
+                            p.aspace.take()
+                        } else {
+                            p.aspace.clone()
+                        };
                         let old = s.procs.get_mut(&cur).unwrap();
                         if old.pid == 0 {
                             // The kernel thread may have borrowed an address
