@@ -161,3 +161,25 @@ pub fn settled_free_pages() -> u64 {
         m.buddy.free_pages()
     })
 }
+
+/// Runs a shell command line and returns its output; panics (failing the
+/// test) with the error and the output so far if the command fails.
+pub fn sh(line: &str) -> String {
+    let mut out = String::new();
+    if let Err(e) = crate::shell::execute(line, &mut out) {
+        panic!("`{line}` failed: {e}\noutput so far:\n{out}");
+    }
+    out
+}
+
+/// `Name:   123 kB` -> 123 (kB): one field of `meminfo`'s output; panics
+/// if it is missing or not a kB value.
+pub fn meminfo_field(meminfo: &str, name: &str) -> u64 {
+    for line in meminfo.lines() {
+        if let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
+            let value = rest.trim().strip_suffix("kB").expect("a kB value").trim();
+            return value.parse().expect("a number");
+        }
+    }
+    panic!("no {name} in meminfo:\n{meminfo}");
+}

@@ -23,6 +23,8 @@ use spin::Mutex;
 use vmcore::vma::{VmaFlags, VmaTag};
 use vmcore::{Prot, Sharing, VmError, Vma};
 
+use ferrite::testing::{meminfo_field, sh};
+
 ferrite::kernel_entry!(main);
 
 fn main() -> ! {
@@ -60,14 +62,6 @@ fn region(start: u64, pages: u64, prot: Prot, noreserve: bool) -> Vma {
         },
         ..Vma::anonymous(start, start + pages * PAGE, prot)
     }
-}
-
-fn sh(line: &str) -> String {
-    let mut out = String::new();
-    if let Err(e) = shell::execute(line, &mut out) {
-        panic!("`{line}` failed: {e}\noutput so far:\n{out}");
-    }
-    out
 }
 
 fn sh_err(line: &str) -> String {
@@ -136,15 +130,6 @@ fn defaults_are_linux_and_sysctl_sets_them() {
         "vm.overcommit_ratio = 50\nvm.overcommit_kbytes = 0\nvm.overcommit_memory = 0\n"
     );
     assert_eq!(commit::commit_limit_pages(), ram_pages() / 2);
-}
-
-/// `Name:   123 kB` -> 123 (kB).
-fn meminfo_field(meminfo: &str, name: &str) -> u64 {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in meminfo:\n{meminfo}"))
 }
 
 fn meminfo_shows_commit_limit_and_committed_as() {

@@ -11,12 +11,12 @@
 extern crate alloc;
 
 use alloc::format;
-use alloc::string::String;
 use ferrite::mm::{frames, psi, swap, vmstat};
 use ferrite::proc::sched::{self, State};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
-use ferrite::shell;
 use ferrite::testing::run_program;
+
+use ferrite::testing::sh;
 
 ferrite::kernel_entry!(main);
 
@@ -26,14 +26,6 @@ fn main() -> ! {
         thrashing_shows_as_pressure,
         a_task_that_can_run_beside_makes_it_some_not_full,
     ])
-}
-
-fn sh(line: &str) -> String {
-    let mut out = String::new();
-    if let Err(e) = shell::execute(line, &mut out) {
-        panic!("`{line}` failed: {e}\noutput so far:\n{out}");
-    }
-    out
 }
 
 /// One line of `pressure`: (avg10, avg60, avg300 in hundredths of a

@@ -32,6 +32,8 @@ use spin::Mutex;
 use vmcore::vma::{VmaFlags, VmaTag};
 use vmcore::{Prot, Vma};
 
+use ferrite::testing::{meminfo_field, sh};
+
 ferrite::kernel_entry!(main);
 
 fn main() -> ! {
@@ -221,26 +223,6 @@ fn wait_until_sleeping(pid: Pid, done: impl Fn() -> bool) {
 fn finish(pid: Pid) -> UserExit {
     assert!(sched::kill(pid), "kill {pid}");
     wait_for(pid)
-}
-
-/// Runs a command line; its output.
-fn sh(line: &str) -> String {
-    let mut out = String::new();
-    if let Err(e) = shell::execute(line, &mut out) {
-        panic!("`{line}` failed: {e}\noutput so far:\n{out}");
-    }
-    out
-}
-
-/// `Name:   123 kB` -> 123 (kB).
-fn meminfo_field(meminfo: &str, name: &str) -> u64 {
-    for line in meminfo.lines() {
-        if let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
-            let value = rest.trim().strip_suffix("kB").expect("a kB value").trim();
-            return value.parse().expect("a number");
-        }
-    }
-    panic!("no {name} in meminfo:\n{meminfo}");
 }
 
 /// `name value` -> value.

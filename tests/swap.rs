@@ -26,6 +26,8 @@ use ferrite::testing::settled_free_pages;
 use spin::Mutex;
 use vmcore::{Prot, Vma};
 
+use ferrite::testing::{meminfo_field, sh};
+
 ferrite::kernel_entry!(main);
 
 fn main() -> ! {
@@ -231,26 +233,6 @@ fn swapoff_refuses_and_changes_nothing() {
     aspace::switch_to(None);
     drop(a);
     assert_eq!(settled_free_pages(), free_before, "frames lost");
-}
-
-/// Runs a command line; its output.
-fn sh(line: &str) -> String {
-    let mut out = String::new();
-    if let Err(e) = shell::execute(line, &mut out) {
-        panic!("`{line}` failed: {e}\noutput so far:\n{out}");
-    }
-    out
-}
-
-/// `Name:   123 kB` -> 123 (kB).
-fn meminfo_field(meminfo: &str, name: &str) -> u64 {
-    for line in meminfo.lines() {
-        if let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
-            let value = rest.trim().strip_suffix("kB").expect("a kB value").trim();
-            return value.parse().expect("a number");
-        }
-    }
-    panic!("no {name} in meminfo:\n{meminfo}");
 }
 
 /// `free`'s Swap row: (total, used, free) in kB.

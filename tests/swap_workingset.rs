@@ -10,12 +10,12 @@
 extern crate alloc;
 
 use alloc::format;
-use alloc::string::String;
 use ferrite::mm::{frames, swap, vmstat};
 use ferrite::proc::sched::{self, Pid};
-use ferrite::shell;
 use ferrite::testing::settled_free_pages;
 use ferrite::time;
+
+use ferrite::testing::{meminfo_field, sh};
 
 ferrite::kernel_entry!(main);
 
@@ -29,25 +29,6 @@ fn main() -> ! {
 /// RAM in MiB as the allocator manages it.
 fn ram_mib() -> u64 {
     frames::stats().managed_pages / 256
-}
-
-fn sh(line: &str) -> String {
-    let mut out = String::new();
-    if let Err(e) = shell::execute(line, &mut out) {
-        panic!("`{line}` failed: {e}\noutput so far:\n{out}");
-    }
-    out
-}
-
-/// `Name:   123 kB` -> 123 (kB).
-fn meminfo_field(meminfo: &str, name: &str) -> u64 {
-    for line in meminfo.lines() {
-        if let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
-            let value = rest.trim().strip_suffix("kB").expect("a kB value").trim();
-            return value.parse().expect("a number");
-        }
-    }
-    panic!("no {name} in meminfo:\n{meminfo}");
 }
 
 /// Runs `line` (a background `run ... &`) and returns the job's pid.
