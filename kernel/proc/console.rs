@@ -1,5 +1,7 @@
-//! Console input: bytes from the serial port (and later the keyboard)
-//! collected by interrupt handlers, read by `read(0, ...)` and the shell.
+//! The console as programs see it. Input: bytes from the serial port (and
+//! later the keyboard) collected by interrupt handlers, read by
+//! `read(0, ...)` and the shell. Output: [`write_bytes`], the one path a
+//! program's `write` to the console takes.
 
 use alloc::collections::VecDeque;
 
@@ -55,6 +57,8 @@ fn serial_irq() {
     while let Some(byte) = crate::drivers::serial::try_read() {
         push(byte);
     }
+    // The transmitter may want more of the output queue.
+    crate::drivers::serial::on_interrupt();
 }
 
 pub fn init() {
@@ -94,4 +98,12 @@ pub fn read_blocking(buf: &mut [u8]) -> usize {
             return n;
         }
     }
+}
+
+/// Writes what a program wrote to the console: the bytes unchanged to the
+/// serial port, UTF-8-decoded (across writes) on the framebuffer, and into
+/// a test's capture. The caller copies them from user memory first (this
+/// takes console locks).
+pub fn write_bytes(bytes: &[u8]) {
+    crate::klog::write_bytes(bytes);
 }

@@ -7,6 +7,8 @@
 //!   a page-granular load plan.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
+//! - [`utf8`]: a streaming UTF-8 decoder for the console (characters split
+//!   between writes, U+FFFD for ill-formed bytes).
 //!
 //! The crate is `no_std` + `alloc` (the kernel has a heap). The `std` feature
 //! adds host-only helpers for the boot tool.
@@ -21,6 +23,7 @@ extern crate std;
 pub mod cpio;
 pub mod elf;
 pub mod stack;
+pub mod utf8;
 
 /// The page size every region in this crate is rounded to, and the
 /// rounding: vmcore's.
