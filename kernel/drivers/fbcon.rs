@@ -338,6 +338,61 @@ pub fn with_grid<R>(f: impl FnOnce(&Grid) -> R) -> Option<R> {
     CONSOLE.lock().as_ref().map(|c| f(&c.grid))
 }
 
+/// Tests: renders what waits, then reads the framebuffer back and checks
+/// that every cell holding printable ASCII shows exactly its glyph (the
+/// cursor's two pixel rows aside), and that the screen's record agrees
+/// with the grid. Returns the cells checked; `Err` names the first cell
+/// that differs. (Only tests read video memory.)
+pub fn check_screen() -> Result<usize, alloc::string::String> {
+    let mut guard = CONSOLE.lock();
+    let Some(console) = guard.as_mut() else {
+        return Ok(0);
+    };
+    if console.paused {
+        return Err("text is paused".into());
+    }
+    console.render(crate::time::ticks());
+    let Some(glyphs) = console.glyphs.as_ref() else {
+        return Err("no glyph cache".into());
+    };
+    let (cols, rows) = console.grid.size();
+    let bpp = console.info.bytes_per_pixel;
+    let row_bytes = CHAR_WIDTH * bpp;
+    let cursor = console.shown_cursor;
+    let mut checked = 0;
+    for row in 0..rows {
+        for col in 0..cols {
+            let c = console.grid.cell(col, row);
+            if console.shown[row * cols + col] != c {
+                return Err(alloc::format!(
+                    "cell ({col}, {row}): screen record differs from the grid"
+                ));
+            }
+            if !CACHED.contains(&c) {
+                continue;
+            }
+            let first = (c as usize - *CACHED.start() as usize) * glyphs.per_glyph;
+            let glyph = &glyphs.bytes[first..first + glyphs.per_glyph];
+            let (x, y) = cell_origin(col, row);
+            let lines = if cursor == Some((col, row)) {
+                LINE_HEIGHT - 2
+            } else {
+                LINE_HEIGHT
+            };
+            for (dy, want) in glyph.chunks_exact(row_bytes).take(lines).enumerate() {
+                let start = ((y + dy) * console.info.stride + x) * bpp;
+                if console.buffer.get(start..start + row_bytes) != Some(want) {
+                    return Err(alloc::format!(
+                        "cell ({col}, {row}) should show {c:?}: pixel row {dy} differs"
+                    ));
+                }
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
 /// Holds text output back until [`resume_text`] (for full-screen pictures).
 /// False if there is no framebuffer.
 pub fn pause_text() -> bool {

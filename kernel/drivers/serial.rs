@@ -45,6 +45,51 @@ struct Serial {
     len: usize,
     /// Whether the transmitter-empty interrupt is on.
     tx_irq: bool,
+    /// What went to the UART since [`tap_start`] (tests).
+    tap: Option<Tap>,
+}
+
+/// A record of the bytes handed to the UART: how many, an FNV-1a hash of
+/// them all in order, and the first [`TAP_KEEP`] themselves.
+#[derive(Clone, Copy)]
+pub struct Tap {
+    pub count: usize,
+    pub hash: u64,
+    pub first: [u8; TAP_KEEP],
+}
+
+/// Bytes a [`Tap`] keeps.
+pub const TAP_KEEP: usize = 1024;
+
+impl Tap {
+    const fn new() -> Tap {
+        Tap {
+            count: 0,
+            hash: FNV_OFFSET,
+            first: [0; TAP_KEEP],
+        }
+    }
+
+    fn record(&mut self, byte: u8) {
+        if self.count < TAP_KEEP {
+            self.first[self.count] = byte;
+        }
+        self.count += 1;
+        self.hash = fnv1a(self.hash, byte);
+    }
+
+    /// The bytes kept (the first `TAP_KEEP`).
+    pub fn kept(&self) -> &[u8] {
+        &self.first[..self.count.min(TAP_KEEP)]
+    }
+}
+
+/// FNV-1a's start value.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One step of the FNV-1a hash.
+pub const fn fnv1a(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
 }
 
 static PORT: IrqMutex<Serial> = IrqMutex::new(Serial {
@@ -53,6 +98,7 @@ static PORT: IrqMutex<Serial> = IrqMutex::new(Serial {
     head: 0,
     len: 0,
     tx_irq: false,
+    tap: None,
 });
 
 /// Set for good by [`force_unlock`]: write synchronously from then on.
@@ -67,12 +113,7 @@ impl Serial {
     /// true if the ring is empty afterwards.
     fn drain(&mut self) -> bool {
         while self.len > 0 && COM1_LSR.read() & LSR_THRE != 0 {
-            let n = self.len.min(TX_FIFO);
-            for _ in 0..n {
-                COM1_DATA.write(self.ring[self.head]);
-                self.head = (self.head + 1) % RING;
-            }
-            self.len -= n;
+            self.send_fifo();
         }
         self.len == 0
     }
@@ -116,13 +157,22 @@ impl Serial {
         if COM1_LSR.read() & LSR_THRE == 0 {
             return false;
         }
+        self.send_fifo();
+        true
+    }
+
+    /// Moves up to a FIFO-full from the ring to the UART, which has room.
+    fn send_fifo(&mut self) {
         let n = self.len.min(TX_FIFO);
         for _ in 0..n {
-            COM1_DATA.write(self.ring[self.head]);
+            let byte = self.ring[self.head];
+            COM1_DATA.write(byte);
+            if let Some(tap) = self.tap.as_mut() {
+                tap.record(byte);
+            }
             self.head = (self.head + 1) % RING;
         }
         self.len -= n;
-        true
     }
 
     /// After queueing: send what the UART takes now; the interrupt sends
@@ -178,6 +228,21 @@ pub fn on_interrupt() {
     let mut serial = PORT.lock();
     let empty = serial.drain();
     serial.set_tx_irq(!empty);
+}
+
+/// Starts recording what goes to the UART (tests: the byte stream that
+/// leaves the machine), after sending what was queued before.
+pub fn tap_start() {
+    let mut serial = PORT.lock();
+    serial.drain_all();
+    serial.tap = Some(Tap::new());
+}
+
+/// Sends what is queued, stops recording and returns the record.
+pub fn tap_take() -> Option<Tap> {
+    let mut serial = PORT.lock();
+    serial.drain_all();
+    serial.tap.take()
 }
 
 /// A received byte, if one is waiting.
