@@ -4,14 +4,17 @@
 //! The text lives in a shadow in RAM: a grid of character cells, its rows a
 //! ring (scrolling moves the ring's first row, no copying). The framebuffer
 //! is only ever written, never read (video memory is uncached on a real PC,
-//! and mapped write-combining where the CPU has PAT: see [`map_wc`]): a
+//! and mapped write-combining where the CPU has PAT: see [`map_write_combining`]): a
 //! render compares the grid with what the screen shows (a second grid) and
 //! draws only the cells that differ, each from a cache of pre-coloured
-//! glyph rows. Renders are batched: a write renders at once only if the last
-//! render is at least [`RENDER_TICKS`] timer ticks old, otherwise the timer
-//! interrupt renders it ([`tick`]); so output that scrolls a hundred lines
-//! between two ticks costs one redraw, not a hundred screen copies. Before
-//! the timer runs and after a fatal error every write renders at once.
+//! glyph rows. Renders are batched and paced by their own cost: after a
+//! render that took `d` cycles the next waits until `RENDER_PACE * d` more
+//! have passed (so drawing takes at most 1 / (1 + RENDER_PACE) of the CPU
+//! while output streams, on a fast screen or a slow one); a write that
+//! comes earlier only updates the grid, and the timer interrupt renders it
+//! ([`tick`]). Output that scrolls a hundred lines meanwhile costs one
+//! redraw, not a hundred screen copies. Before the timer runs and after a
+//! fatal error every write renders at once.
 //!
 //! Bytes from programs ([`write_bytes`]) pass through a UTF-8 decoder that
 //! keeps its state between writes: a character split between two writes is
@@ -43,8 +46,9 @@ const TEXT_RGB: u32 = 0xd0d0d0;
 /// small enough for the boot heap).
 const MAX_COLS: usize = 240;
 const MAX_ROWS: usize = 100;
-/// Timer ticks (10 ms) between two renders while output keeps coming.
-pub const RENDER_TICKS: u64 = 2;
+/// A render that took `d` cycles is followed by at least `RENDER_PACE * d`
+/// cycles without one (see the module documentation).
+pub const RENDER_PACE: u64 = 9;
 /// Printable ASCII, the glyphs kept pre-rendered.
 const CACHED: core::ops::RangeInclusive<char> = ' '..='~';
 /// What an ill-formed byte sequence looks like.
@@ -234,8 +238,8 @@ pub struct FbConsole {
     glyphs: Option<Glyphs>,
     /// The grid changed since the last render.
     dirty: bool,
-    /// Timer tick of the last render.
-    rendered_at: u64,
+    /// TSC before which the next render waits (see [`RENDER_PACE`]).
+    next_render: u64,
     /// Rendering held back for a picture ([`pause_text`]).
     paused: bool,
 }
@@ -265,7 +269,7 @@ pub fn init(fb: &'static mut FrameBuffer) {
         shown_cursor: None,
         glyphs: None,
         dirty: true,
-        rendered_at: 0,
+        next_render: 0,
         paused: false,
     };
     console.glyphs = console.make_glyphs();
@@ -313,11 +317,8 @@ pub fn write_bytes(bytes: &[u8]) {
 pub fn tick() {
     if let Some(mut guard) = CONSOLE.try_lock() {
         if let Some(console) = guard.as_mut() {
-            if console.dirty && !console.paused {
-                let now = crate::time::ticks();
-                if now >= console.rendered_at + RENDER_TICKS {
-                    console.render(now);
-                }
+            if console.dirty && !console.paused && crate::time::rdtsc() >= console.next_render {
+                console.render();
             }
         }
     }
@@ -327,7 +328,7 @@ pub fn tick() {
 pub fn flush() {
     if let Some(console) = CONSOLE.lock().as_mut() {
         if console.dirty && !console.paused {
-            console.render(crate::time::ticks());
+            console.render();
         }
     }
 }
@@ -351,7 +352,7 @@ pub fn check_screen() -> Result<usize, alloc::string::String> {
     if console.paused {
         return Err("text is paused".into());
     }
-    console.render(crate::time::ticks());
+    console.render();
     let Some(glyphs) = console.glyphs.as_ref() else {
         return Err("no glyph cache".into());
     };
@@ -411,7 +412,7 @@ pub fn resume_text() {
         if console.paused {
             console.paused = false;
             console.blank_screen();
-            console.render(crate::time::ticks());
+            console.render();
         }
     }
 }
@@ -505,17 +506,20 @@ impl FbConsole {
         if self.paused {
             return;
         }
-        let now = crate::time::ticks();
         // Before the timer runs (boot) and after a fatal error nothing
         // else would render it.
-        if now == 0 || FATAL.load(Ordering::Relaxed) || now >= self.rendered_at + RENDER_TICKS {
-            self.render(now);
+        if crate::time::ticks() == 0
+            || FATAL.load(Ordering::Relaxed)
+            || crate::time::rdtsc() >= self.next_render
+        {
+            self.render();
         }
     }
 
     /// Draws every cell whose character differs from what the screen
     /// shows, then the cursor.
-    fn render(&mut self, now: u64) {
+    fn render(&mut self) {
+        let start = crate::time::rdtsc();
         let (cols, rows) = self.grid.size();
         if let Some((col, row)) = self.shown_cursor.take() {
             let (x, y) = cell_origin(col, row);
@@ -539,7 +543,8 @@ impl FbConsole {
         self.fill_rect(x, y + LINE_HEIGHT - 2, CHAR_WIDTH, 2, TEXT_RGB);
         self.shown_cursor = Some((col, row));
         self.dirty = false;
-        self.rendered_at = now;
+        let end = crate::time::rdtsc();
+        self.next_render = end + RENDER_PACE * end.saturating_sub(start);
     }
 
     /// A text cell: from the glyph cache if it holds `c`.
