@@ -41,9 +41,11 @@ test-host:
 	cd boot && cargo test --release --quiet
 	user/run-host-tests.sh
 
-# Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt).
+# Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt);
+# then the host end of the console: QEMU's serial output byte-exact.
 test-kernel:
 	cargo test --no-fail-fast
+	tools/check-console-bytes
 
 image: setup user
 	cargo build --release
