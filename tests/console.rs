@@ -26,6 +26,7 @@ fn main() -> ! {
         ill_formed_bytes_are_replacement_glyphs_on_screen_only,
         kernel_text_between_the_halves_keeps_the_character_whole,
         the_screen_shows_exactly_the_grid_after_scrolling,
+        the_framebuffer_is_mapped_write_combining,
     ])
 }
 
@@ -157,4 +158,24 @@ fn the_screen_shows_exactly_the_grid_after_scrolling() {
     let checked = fbcon::check_screen().unwrap_or_else(|e| panic!("{e}"));
     assert!(checked > 1000, "only {checked} cells checked");
     ferrite::kprintln!("{checked} cells match their glyphs");
+}
+
+/// QEMU's `-cpu max` has PAT: every page of the framebuffer is a 4 KiB leaf
+/// with PWT alone (PAT entry 1, made write-combining at boot), none
+/// uncached.
+fn the_framebuffer_is_mapped_write_combining() {
+    use ferrite::mm::paging::leaf_flags;
+    use vmcore::PteFlags;
+    assert!(ferrite::arch::cpu::pat_write_combining(), "no PAT");
+    let (va, len) = fbcon::buffer_range().expect("a framebuffer");
+    let mut pages = 0;
+    for page in (va & !0xfff..va + len).step_by(4096) {
+        let flags = leaf_flags(page).expect("mapped");
+        assert!(
+            flags.contains(PteFlags::WRITE_THROUGH) && !flags.contains(PteFlags::NO_CACHE),
+            "page {page:#x}: {flags:?}"
+        );
+        pages += 1;
+    }
+    ferrite::kprintln!("{pages} framebuffer pages write-combining");
 }

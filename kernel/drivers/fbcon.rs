@@ -277,16 +277,20 @@ pub fn init(fb: &'static mut FrameBuffer) {
     *CONSOLE.lock() = Some(console);
 }
 
+/// The framebuffer's virtual address and length in bytes.
+pub fn buffer_range() -> Option<(u64, u64)> {
+    CONSOLE
+        .lock()
+        .as_ref()
+        .map(|c| (c.buffer.as_ptr() as u64, c.buffer.len() as u64))
+}
+
 /// Maps the framebuffer write-combining where the CPU allows (once, at
 /// boot, after memory management is up); true if it is.
 pub fn map_write_combining() -> bool {
-    let range = CONSOLE
-        .lock()
-        .as_ref()
-        .map(|c| (c.buffer.as_ptr() as u64, c.buffer.len() as u64));
     // Not under the console lock: the page tables have their own, and the
     // mapping stays present throughout (only its memory type changes).
-    range.is_some_and(|(va, len)| crate::mm::vmalloc::set_write_combining(va, len))
+    buffer_range().is_some_and(|(va, len)| crate::mm::vmalloc::set_write_combining(va, len))
 }
 
 /// The framebuffer geometry, if there is one (for the boot banner).

@@ -239,7 +239,7 @@ pub fn iounmap(mapping: IoMapping) {
 /// alone, which the page attribute table makes WC (see
 /// `arch::cpu::enable_pat_write_combining`). Writes then leave the CPU in
 /// bursts instead of one uncached bus cycle each. False (nothing changed)
-/// if the CPU has no PAT or the range is not wholly mapped.
+/// if the CPU has no PAT or the range is not wholly mapped by 4 KiB pages.
 pub fn set_write_combining(va: u64, len: u64) -> bool {
     if !crate::arch::cpu::pat_write_combining() || len == 0 {
         return false;
@@ -251,14 +251,16 @@ pub fn set_write_combining(va: u64, len: u64) -> bool {
     else {
         return false;
     };
-    let mapped = (first..end)
-        .step_by(PAGE_SIZE as usize)
-        .all(|page| crate::mm::paging::translate(page).is_some());
-    if !mapped {
+    // Only 4 KiB leaves: a huge one could reach past the range into other
+    // device memory, which must stay uncached.
+    let small_pages = (first..end).step_by(PAGE_SIZE as usize).all(|page| {
+        pgtable::with_kernel(|t, m| t.translate(m, page))
+            .is_some_and(|(_, _, level)| level == vmcore::paging::Level::Pt)
+    });
+    if !small_pages {
         return false;
     }
     for page in (first..end).step_by(PAGE_SIZE as usize) {
-        // A huge leaf is rewritten once per 4 KiB page: the same result.
         pgtable::with_kernel(|t, m| {
             t.update(m, page, |old| {
                 old.without(PteFlags::NO_CACHE)
