@@ -235,8 +235,24 @@ pub fn set_user_exception_handler(hook: TrapHook) {
     USER_EXCEPTION_HOOK.set(hook);
 }
 
+static RETURN_TO_USER_HOOK: Hook<TrapHook> = Hook::empty();
+
+/// Runs last before every return to ring 3 (signal delivery).
+pub fn set_return_to_user_hook(hook: TrapHook) {
+    RETURN_TO_USER_HOOK.set(hook);
+}
+
 /// Called by `trap_common` for every trap, with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    handle_trap(frame);
+    if frame.from_user() {
+        if let Some(hook) = RETURN_TO_USER_HOOK.get() {
+            hook(frame);
+        }
+    }
+}
+
+fn handle_trap(frame: &mut TrapFrame) {
     match frame.vector {
         VECTOR_BREAKPOINT => super::exceptions::breakpoint(frame),
         v if (IRQ_BASE..IRQ_BASE + 16).contains(&v) => {
