@@ -118,7 +118,10 @@ fn every_frame_comes_back() {
     ferrite::kprintln!("  free pages: {start} at start, {now} now");
     assert!(start - now <= 16, "{} frames not returned", start - now);
     let before = settled_free_pages();
-    let (exit, out) = run("/bin/sigtests", &["sigtests", "demand-paging", "segv-mprotect"]);
+    let (exit, out) = run(
+        "/bin/sigtests",
+        &["sigtests", "demand-paging", "segv-mprotect"],
+    );
     assert_eq!(exit, UserExit::Exited(0), "{out}");
     assert_eq!(settled_free_pages(), before, "a process leaked frames");
 }

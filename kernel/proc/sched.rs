@@ -489,7 +489,7 @@ pub fn spawn_child(
             kill_pending: false,
             kernel_thread: false,
             sig: super::signal::SigState::new(),
-        adopted: false,
+            adopted: false,
         },
     );
     queue_new(process)
@@ -562,7 +562,7 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             kill_pending: false,
             kernel_thread: true,
             sig: super::signal::SigState::new(),
-        adopted: false,
+            adopted: false,
         },
     );
     queue_new(process)

@@ -7,11 +7,11 @@
 
 use super::exec::{self, ExecError};
 use super::sched::{self, Pid};
+use super::signal;
 use crate::arch::trap::{self, TrapFrame};
 use crate::arch::usermode::user_frame;
 use crate::mm::aspace::{FaultError, SharedAddressSpace};
 use crate::mm::fault::{self, UserFault};
-use super::signal;
 use usercore::signal::{code as sigcode, death_status};
 use vmcore::SegvReason;
 
