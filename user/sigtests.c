@@ -413,6 +413,34 @@ static void t_sigill_sigfpe(void)
 	CHECK(q == 1234, "RAX after the skipped div %u", q);
 }
 
+/* int3: SIGTRAP, reported after the instruction (a trap, not a fault). */
+static volatile uintptr_t trap_rip;
+static void on_trap(int sig, siginfo_t *si, void *ucv)
+{
+	record(sig, si, ucv);
+	trap_rip = ((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
+}
+
+static void t_sigtrap(void)
+{
+	handle(SIGTRAP, on_trap, 0);
+	void *after;
+	__asm__ volatile("lea 1f(%%rip), %0\n"
+			 "int3\n"
+			 "1:\n"
+			 : "=r"(after));
+	CHECK(got == SIGTRAP && got_count == 1, "int3: signal %d, %d times", got, got_count);
+	CHECK(got_code == SI_KERNEL, "int3: si_code %#x, expected SI_KERNEL", got_code);
+	CHECK(trap_rip == (uintptr_t)after, "saved RIP %#lx, expected %p", (unsigned long)trap_rip,
+	      after);
+}
+
+static void t_sigtrap_default(void)
+{
+	__asm__ volatile("int3");
+	fail("survived int3");
+}
+
 /* The handler's FPU state is fresh, the interrupted one comes back. */
 static volatile double handler_result;
 static void fpu_handler(int sig, siginfo_t *si, void *ucv)
@@ -822,6 +850,8 @@ static struct testcase cases[] = {
 	{"demand-paging", t_demand_paging, 0},
 	{"sigbus-file", t_sigbus_file, 0},
 	{"sigill-sigfpe", t_sigill_sigfpe, 0},
+	{"sigtrap", t_sigtrap, 0},
+	{"sigtrap-default", t_sigtrap_default, SIGTRAP},
 	{"fpu-preserved", t_fpu_preserved, 0},
 	{"sigchld", t_sigchld, 0},
 	{"kill-child", t_kill_child, 0},

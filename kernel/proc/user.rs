@@ -78,6 +78,7 @@ fn on_user_exception(frame: &mut TrapFrame) {
         0 => (SIGFPE, sigcode::FPE_INTDIV, frame.rip),
         16 | 19 => (SIGFPE, sigcode::FPE_FLTINV, frame.rip),
         6 => (SIGILL, sigcode::ILL_ILLOPN, frame.rip),
+        3 => (signal::num::SIGTRAP, sigcode::SI_KERNEL, 0),
         _ => (SIGSEGV, sigcode::SI_KERNEL, 0),
     };
     if signal::catches(signal) {
