@@ -25,6 +25,7 @@ fn main() -> ! {
         sigtests_all_pass,
         ctrl_c_interrupts_a_read_with_sigint,
         ctrl_c_ends_a_program_without_a_handler,
+        default_actions_give_linux_wait_statuses,
         kernel_threads_take_no_signals,
         every_frame_comes_back,
     ])
@@ -94,6 +95,34 @@ fn ctrl_c_ends_a_program_without_a_handler() {
             fault: None
         }
     );
+}
+
+/// The raw wait status of `sigtests --raise SIG` (read from the zombie
+/// before it is reaped).
+fn raise_status(sig: u8) -> i32 {
+    let arg = alloc::format!("{sig}");
+    let pid = spawn_program("/bin/sigtests", &["sigtests", "--raise", &arg]).expect("sigtests");
+    let status = loop {
+        match sched::with_process(pid, |p| p.state) {
+            Some(State::Zombie(status)) => break status,
+            Some(_) => sched::sleep_ticks(1),
+            None => panic!("pid {pid} vanished"),
+        }
+    };
+    wait_for(pid);
+    status
+}
+
+fn default_actions_give_linux_wait_statuses() {
+    use signal::num::*;
+    // Terminate; terminate with the core bit (0x80); ignore (exit 0).
+    assert_eq!(raise_status(SIGTERM), 15);
+    assert_eq!(raise_status(SIGUSR1), 10);
+    assert_eq!(raise_status(SIGQUIT), 0x80 | 3);
+    assert_eq!(raise_status(SIGABRT), 0x80 | 6);
+    assert_eq!(raise_status(SIGCHLD), 0);
+    assert_eq!(raise_status(SIGWINCH), 0);
+    assert_eq!(raise_status(SIGKILL), 9);
 }
 
 fn kernel_threads_take_no_signals() {

@@ -11,6 +11,7 @@
  *   sigtests --sigint-read   SIGINT handler, then a blocking read of stdin:
  *                            prints "sigtests: read interrupted" and exits 0
  *                            when the read fails with EINTR after the handler
+ *   sigtests --raise N       raise(N) with the default action, then exit 0
  *   sigtests --exec-check    (internal) checks the signal state exec left
  *
  * Output: "sigtests: <case> ... ok" or "... FAILED (<why>)" per case, then
@@ -916,6 +917,10 @@ int main(int argc, char **argv)
 	}
 	if (argc == 2 && strcmp(argv[1], "--sigint-read") == 0)
 		return sigint_read();
+	if (argc == 3 && strcmp(argv[1], "--raise") == 0) {
+		raise(atoi(argv[2]));
+		return 0;
+	}
 	int selected = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-l") == 0) {
