@@ -27,6 +27,7 @@ fn main() -> ! {
         ctrl_c_ends_a_program_without_a_handler,
         default_actions_give_linux_wait_statuses,
         kernel_threads_take_no_signals,
+        signal_round_trip_cost,
         every_frame_comes_back,
     ])
 }
@@ -139,6 +140,18 @@ fn kernel_threads_take_no_signals() {
         signal::send(999_999, signal::num::SIGTERM),
         Err(signal::SendError::NoProcess)
     );
+}
+
+/// A signal round trip (kill to self, handler, rt_sigreturn) 2 000 times:
+/// every handler runs; the cost is printed next to a bare getpid's.
+fn signal_round_trip_cost() {
+    let (exit, out) = run("/bin/sigtests", &["sigtests", "--bench", "2000"]);
+    assert_eq!(exit, UserExit::Exited(0), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("sigtests: bench:"))
+        .expect("a bench line");
+    ferrite::kprintln!("  {line}");
 }
 
 fn every_frame_comes_back() {

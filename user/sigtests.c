@@ -12,6 +12,8 @@
  *                            prints "sigtests: read interrupted" and exits 0
  *                            when the read fails with EINTR after the handler
  *   sigtests --raise N       raise(N) with the default action, then exit 0
+ *   sigtests --bench N       N getpids, then N signal round trips (kill to
+ *                            self, handler, rt_sigreturn): ns each
  *   sigtests --exec-check    (internal) checks the signal state exec left
  *
  * Output: "sigtests: <case> ... ok" or "... FAILED (<why>)" per case, then
@@ -833,6 +835,35 @@ static int sigint_read(void)
 	return 1;
 }
 
+/* Cost of a getpid and of a signal round trip (kill to self, handler,
+ * rt_sigreturn), in nanoseconds each. */
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int bench(long n)
+{
+	handle(SIGUSR1, record, 0);
+	pid_t me = getpid();
+	double t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		syscall(SYS_getpid);
+	double t1 = now_ns();
+	for (long i = 0; i < n; i++)
+		syscall(SYS_kill, me, SIGUSR1);
+	double t2 = now_ns();
+	if (got_count != n) {
+		say("sigtests: bench: %d handlers ran for %ld signals\n", got_count, n);
+		return 1;
+	}
+	say("sigtests: bench: getpid %.0f ns, signal round trip %.0f ns (%ld each)\n",
+	    (t1 - t0) / n, (t2 - t1) / n, n);
+	return 0;
+}
+
 /* ---- the table ---- */
 
 struct testcase {
@@ -917,6 +948,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 2 && strcmp(argv[1], "--sigint-read") == 0)
 		return sigint_read();
+	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
+		return bench(atol(argv[2]) > 0 ? atol(argv[2]) : 1);
 	if (argc == 3 && strcmp(argv[1], "--raise") == 0) {
 		raise(atoi(argv[2]));
 		return 0;
