@@ -90,7 +90,7 @@ check usertests-strict 0 "usertests: overcommit-strict ... ok" "usertests: 1 pas
 	-- $B/usertests overcommit-strict
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
 # Signals: handlers, masks, sigaltstack, SIGSEGV handlers, SIGCHLD, kill, EINTR.
-check sigtests 0 "sigtests: 25 passed, 0 failed" -- $B/sigtests
+check sigtests 0 "sigtests: 26 passed, 0 failed" -- $B/sigtests
 check sigtests-one 0 "sigtests: demand-paging ... ok" "sigtests: 1 passed, 0 failed" \
 	-- $B/sigtests demand-paging
 check sigtests-bad-name 2 "no case named" -- $B/sigtests no-such-case

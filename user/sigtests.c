@@ -583,6 +583,56 @@ static void t_kill_child(void)
 	CHECK(kill(child, SIGTERM) < 0 && errno == ESRCH, "kill of a reaped child: not ESRCH");
 }
 
+/* Stop and continue: WUNTRACED, WCONTINUED, SIGCHLD codes, signals held
+ * while stopped. */
+static void t_stop_cont(void)
+{
+	handle(SIGCHLD, record, SA_RESTART);
+	pid_t c = fork();
+	if (c == 0) {
+		raise(SIGSTOP);
+		_exit(7);
+	}
+	int st;
+	CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP,
+	      "waitpid(WUNTRACED): status %#x", st);
+	while (!got)
+		sleep_ms(1);
+	CHECK(got == SIGCHLD && got_code == CLD_STOPPED && got_status == SIGSTOP,
+	      "SIGCHLD for the stop: code %d status %d", got_code, got_status);
+	CHECK(waitpid(c, &st, WNOHANG | WUNTRACED) == 0, "the stop was reported twice");
+	reset_record();
+	CHECK(kill(c, SIGCONT) == 0, "kill(SIGCONT)");
+	CHECK(waitpid(c, &st, WCONTINUED) == c && WIFCONTINUED(st),
+	      "waitpid(WCONTINUED): status %#x", st);
+	CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 7,
+	      "after SIGCONT: status %#x", st);
+	/* SIGTSTP stops too; a SIGTERM sent meanwhile waits for SIGCONT. */
+	c = fork();
+	if (c == 0) {
+		raise(SIGTSTP);
+		_exit(8);
+	}
+	CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st) && WSTOPSIG(st) == SIGTSTP,
+	      "SIGTSTP: status %#x", st);
+	kill(c, SIGTERM);
+	sleep_ms(20);
+	CHECK(waitpid(c, &st, WNOHANG) == 0, "a stopped process died of SIGTERM");
+	kill(c, SIGCONT);
+	CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM,
+	      "after SIGCONT the pending SIGTERM: status %#x", st);
+	/* SIGKILL ends a stopped process. */
+	c = fork();
+	if (c == 0) {
+		raise(SIGSTOP);
+		_exit(9);
+	}
+	waitpid(c, &st, WUNTRACED);
+	kill(c, SIGKILL);
+	CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	      "SIGKILL on a stopped process: status %#x", st);
+}
+
 static void t_kill_self_default(void)
 {
 	/* raise(SIGTERM) with the default action: the parent sees death by
@@ -887,6 +937,7 @@ static struct testcase cases[] = {
 	{"fpu-preserved", t_fpu_preserved, 0},
 	{"sigchld", t_sigchld, 0},
 	{"kill-child", t_kill_child, 0},
+	{"stop-cont", t_stop_cont, 0},
 	{"kill-self-default", t_kill_self_default, SIGTERM},
 	{"ignore", t_ignore, 0},
 	{"sigreturn-unmapped", t_sigreturn_unmapped, SIGSEGV},

@@ -67,6 +67,8 @@ pub enum Block {
     /// kswapd, waiting for an allocation to leave free memory below the
     /// low watermark.
     Kswapd,
+    /// Stopped by a signal (SIGSTOP, SIGTSTP, ...) until SIGCONT.
+    Stopped,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +89,7 @@ impl State {
             State::Blocked(Block::Sleep(_)) => "sleep",
             State::Blocked(Block::Console) => "read",
             State::Blocked(Block::Kswapd) => "sleep",
+            State::Blocked(Block::Stopped) => "stopped",
             State::Zombie(_) => "zombie",
         }
     }
@@ -868,6 +871,19 @@ pub fn with_process_wake<R>(pid: Pid, f: impl FnOnce(&mut Process) -> (R, bool))
             crate::mm::psi::wake(pid);
         }
         Some(r)
+    })
+}
+
+/// Makes a stopped process (`Block::Stopped`) runnable again (SIGCONT).
+pub fn resume_stopped(pid: Pid) {
+    with(|s| {
+        if let Some(p) = s.procs.get_mut(&pid) {
+            if p.state == State::Blocked(Block::Stopped) {
+                p.state = State::Runnable;
+                s.queue.push_back(pid);
+                crate::mm::psi::wake(pid);
+            }
+        }
     })
 }
 

@@ -10,8 +10,9 @@
 //! FXSAVE image 64-byte aligned above them, and `sa_restorer` as the return
 //! address, which calls `rt_sigreturn` ([`sigreturn`]) to resume. With no
 //! handler the default action applies: terminate (with the core bit for
-//! the "core" signals), or nothing. Stop and continue are not implemented:
-//! their default actions are ignored.
+//! the "core" signals), stop until SIGCONT (the parent sees it with
+//! `wait4(WUNTRACED)`, the continue with `WCONTINUED`), or nothing. No
+//! process groups: a stop is never discarded as "orphaned".
 //!
 //! Standard signals do not queue: one pending bit (and one `siginfo`) per
 //! signal, real-time ones likewise. Faults (SIGSEGV, SIGBUS, SIGILL,
@@ -69,6 +70,9 @@ const SYNCHRONOUS: u64 = abi::bit(SIGSEGV)
     | abi::bit(SIGTRAP)
     | abi::bit(SIGSYS);
 
+const STOP_SIGNALS: u64 =
+    abi::bit(SIGSTOP) | abi::bit(SIGTSTP) | abi::bit(SIGTTIN) | abi::bit(SIGTTOU);
+
 /// A process's signal state.
 pub struct SigState {
     actions: [Action; abi::NSIG as usize],
@@ -80,6 +84,11 @@ pub struct SigState {
     /// The mask `rt_sigsuspend` replaced, restored by the handler's
     /// `rt_sigreturn` (it goes in the frame) or after delivery.
     saved_mask: Option<u64>,
+    /// Stopped by a stop signal, until SIGCONT.
+    stopped: bool,
+    /// A stop (`sig << 8 | 0x7f`) or continue (`0xffff`) the parent has not
+    /// collected with `wait4(WUNTRACED / WCONTINUED)` yet.
+    pub wait_report: Option<i32>,
 }
 
 impl Drop for SigState {
@@ -101,6 +110,8 @@ impl SigState {
                 size: 0,
             },
             saved_mask: None,
+            stopped: false,
+            wait_report: None,
         }
     }
 
@@ -114,6 +125,8 @@ impl SigState {
             info: [None; abi::NSIG as usize],
             altstack: self.altstack,
             saved_mask: None,
+            stopped: false,
+            wait_report: None,
         }
     }
 
@@ -161,7 +174,7 @@ impl SigState {
             || (a.handler == SIG_DFL
                 && matches!(
                     abi::default_action(sig),
-                    abi::Default::Ignore | abi::Default::Stop | abi::Default::Cont
+                    abi::Default::Ignore | abi::Default::Cont
                 ))
     }
 
@@ -170,6 +183,12 @@ impl SigState {
     /// An ignored signal that is not blocked is discarded, as on Linux.
     pub fn post(&mut self, sig: u8, info: SigInfo) -> bool {
         let b = abi::bit(sig);
+        // A stop signal cancels a pending SIGCONT and the other way round.
+        if sig == SIGCONT {
+            self.set_pending(self.pending & !STOP_SIGNALS);
+        } else if b & STOP_SIGNALS != 0 {
+            self.set_pending(self.pending & !abi::bit(SIGCONT));
+        }
         if self.blocked & b == 0 && self.ignored(sig) {
             return false;
         }
@@ -287,6 +306,9 @@ pub fn send_info(pid: Pid, sig: u8, info: SigInfo) -> Result<(), SendError> {
         sched::kill(pid);
         return Ok(());
     }
+    if sig == SIGCONT {
+        continue_process(pid);
+    }
     sched::with_process_wake(pid, |p| {
         if p.dying() {
             return ((), false);
@@ -294,6 +316,83 @@ pub fn send_info(pid: Pid, sig: u8, info: SigInfo) -> Result<(), SendError> {
         ((), p.sig.post(sig, info))
     })
     .ok_or(SendError::NoProcess)
+}
+
+/// SIGCONT: a stopped process runs again (its parent hears of it).
+fn continue_process(pid: Pid) {
+    let resumed = sched::with_process(pid, |p| {
+        let was = core::mem::take(&mut p.sig.stopped);
+        if was {
+            p.sig.wait_report = Some(0xffff);
+        }
+        (was, p.ppid)
+    });
+    if let Some((true, ppid)) = resumed {
+        sched::resume_stopped(pid);
+        tell_parent(ppid, pid, code::CLD_CONTINUED, SIGCONT as i32);
+    }
+}
+
+/// SIGCHLD for a stop or continue (not with `SA_NOCLDSTOP`), and a wake
+/// for a parent in `wait4`.
+fn tell_parent(ppid: Pid, child: Pid, code: i32, status: i32) {
+    if ppid == 0 {
+        return;
+    }
+    sched::with_process_wake(ppid, |pp| {
+        let waiting = pp.state == sched::State::Blocked(sched::Block::Child);
+        if pp.sig.action(SIGCHLD).flags & SA_NOCLDSTOP != 0 {
+            return ((), waiting);
+        }
+        let info = SigInfo {
+            signo: SIGCHLD as i32,
+            code,
+            kind: InfoKind::Child {
+                pid: child as i32,
+                status,
+            },
+        };
+        let signalled = pp.sig.post(SIGCHLD, info);
+        ((), waiting || signalled)
+    });
+}
+
+/// The default action of a stop signal: the current process stops until
+/// SIGCONT (or dies by SIGKILL meanwhile); its parent can see it with
+/// `wait4(WUNTRACED)`.
+fn stop_current(sig: u8) {
+    let (me, ppid) = sched::with_current(|p| {
+        p.sig.stopped = true;
+        p.sig.wait_report = Some(((sig as i32) << 8) | 0x7f);
+        (p.pid, p.ppid)
+    });
+    tell_parent(ppid, me, code::CLD_STOPPED, sig as i32);
+    while sched::with_current(|p| p.sig.stopped) {
+        sched::block_unless(sched::Block::Stopped, || {
+            !sched::with_current(|p| p.sig.stopped)
+        });
+    }
+}
+
+/// A stop or continue report of a child matching `pid` (as `wait4`'s:
+/// -1 any), taken: `(child, status)`.
+pub fn take_wait_report(pid: i64, stopped: bool, continued: bool) -> Option<(Pid, i32)> {
+    let child = wait_report_child(pid, stopped, continued)?;
+    let status = sched::with_process(child, |p| p.sig.wait_report.take())??;
+    Some((child, status))
+}
+
+/// The child whose report [`take_wait_report`] would take.
+pub fn wait_report_child(pid: i64, stopped: bool, continued: bool) -> Option<Pid> {
+    let me = sched::current_pid();
+    let wanted = |st: i32| (stopped && st & 0xff == 0x7f) || (continued && st == 0xffff);
+    sched::find_pid(|p| {
+        p.ppid == me
+            && p.pid != me
+            && (pid <= 0 || p.pid as i64 == pid)
+            && !p.dying()
+            && p.sig.wait_report.is_some_and(wanted)
+    })
 }
 
 /// Whether the current process has a signal to take: blocking calls stop
@@ -474,6 +573,7 @@ pub fn deliver(frame: &mut TrapFrame, syscall: Option<u64>) {
                 abi::Default::Term | abi::Default::Core => {
                     sched::exit_current(abi::death_status(sig))
                 }
+                abi::Default::Stop => stop_current(sig),
                 _ => continue,
             },
             _ => {

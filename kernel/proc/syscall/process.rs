@@ -152,6 +152,8 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
 }
 
 const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2;
+const WCONTINUED: u64 = 8;
 
 pub(super) fn wait4(pid: i64, status: u64, options: u64) -> SysResult {
     let pid = if pid <= 0 { -1 } else { pid };
@@ -159,7 +161,19 @@ pub(super) fn wait4(pid: i64, status: u64, options: u64) -> SysResult {
     if status != 0 && !crate::mm::uaccess::access_ok(status, 4, Prot::WRITE) {
         return Err(Errno::EFAULT);
     }
+    let (stopped, continued) = (options & WUNTRACED != 0, options & WCONTINUED != 0);
+    let report = || {
+        (stopped || continued)
+            .then(|| crate::proc::signal::take_wait_report(pid, stopped, continued))
+            .flatten()
+    };
     loop {
+        if let Some((child, code)) = report() {
+            if status != 0 {
+                write_user::<i32>(status, &code)?;
+            }
+            return Ok(child as u64);
+        }
         match sched::wait(pid, true)? {
             None if options & WNOHANG != 0 => return Ok(0),
             None => {}
@@ -176,7 +190,10 @@ pub(super) fn wait4(pid: i64, status: u64, options: u64) -> SysResult {
             return Err(Errno::ERESTARTSYS);
         }
         sched::block_unless(sched::Block::Child, || {
-            sched::zombie_child(pid) || crate::proc::signal::interrupted()
+            sched::zombie_child(pid)
+                || crate::proc::signal::interrupted()
+                || ((stopped || continued)
+                    && crate::proc::signal::wait_report_child(pid, stopped, continued).is_some())
         });
     }
 }
