@@ -621,6 +621,33 @@ static void t_stop_cont(void)
 	kill(c, SIGCONT);
 	CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM,
 	      "after SIGCONT the pending SIGTERM: status %#x", st);
+	/* A sleep, a pause and a wait4 go on after a stop and SIGCONT (no
+	 * handler ran: they restart, no EINTR). */
+	c = fork();
+	if (c == 0) {
+		struct timespec ts = {0, 200 * 1000000};
+		if (nanosleep(&ts, NULL) != 0)
+			_exit(10);
+		pid_t g = fork();
+		if (g == 0) {
+			sleep_ms(150);
+			_exit(0);
+		}
+		int gst;
+		if (waitpid(g, &gst, 0) != g)
+			_exit(11);
+		_exit(0);
+	}
+	sleep_ms(50);
+	kill(c, SIGSTOP);
+	CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st), "stop in nanosleep: %#x", st);
+	kill(c, SIGCONT);
+	sleep_ms(250);
+	kill(c, SIGSTOP);
+	CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st), "stop in wait4: %#x", st);
+	kill(c, SIGCONT);
+	CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "nanosleep or wait4 failed after a stop: status %#x", st);
 	/* SIGKILL ends a stopped process. */
 	c = fork();
 	if (c == 0) {

@@ -47,6 +47,9 @@ impl Errno {
     /// Interrupted by a signal: restarted unless a handler without
     /// `SA_RESTART` runs (never seen by user space: `signal::deliver`).
     pub const ERESTARTSYS: Errno = Errno(512);
+    /// Interrupted by a signal: `EINTR` if a handler runs, else restarted
+    /// (after a stop and SIGCONT).
+    pub const ERESTARTNOHAND: Errno = Errno(514);
 
     /// The value the system call leaves in RAX: `-errno`.
     pub const fn to_return(self) -> u64 {

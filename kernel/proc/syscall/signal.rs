@@ -90,7 +90,7 @@ fn wait_for_signal() {
 
 pub(super) fn pause() -> SysResult {
     wait_for_signal();
-    Err(Errno::EINTR)
+    Err(Errno::ERESTARTNOHAND)
 }
 
 pub(super) fn rt_sigsuspend(mask: u64, size: u64) -> SysResult {
@@ -100,7 +100,7 @@ pub(super) fn rt_sigsuspend(mask: u64, size: u64) -> SysResult {
     let mask: u64 = read_user(mask)?;
     sched::with_current(|p| p.sig.suspend_mask(mask));
     wait_for_signal();
-    Err(Errno::EINTR)
+    Err(Errno::ERESTARTNOHAND)
 }
 
 pub(super) fn sigaltstack(frame: &TrapFrame, ss: u64, old_ss: u64) -> SysResult {

@@ -27,8 +27,9 @@ pub(super) fn nanosleep(req: u64, rem: u64) -> SysResult {
     }
     let ticks = (secs * NSEC_PER_SEC + nanos).div_ceil(NSEC_PER_SEC / crate::time::TICK_HZ);
     if ticks > 0 {
-        // Woken early only by a signal: EINTR (Linux restarts nanosleep
-        // only when no handler runs; here it always reports it).
+        // Woken early only by a signal: EINTR if a handler runs, else (a
+        // stop, then SIGCONT) the call starts again, for the whole time
+        // (Linux restarts it for the time that was left).
         let until = crate::time::ticks() + ticks;
         sched::block_unless(sched::Block::Sleep(until), crate::proc::signal::interrupted);
         if crate::proc::signal::interrupted() && crate::time::ticks() < until {
@@ -40,7 +41,7 @@ pub(super) fn nanosleep(req: u64, rem: u64) -> SysResult {
                 };
                 write_user(rem, &left)?;
             }
-            return Err(Errno::EINTR);
+            return Err(Errno::ERESTARTNOHAND);
         }
     }
     Ok(0)
