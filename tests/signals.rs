@@ -86,6 +86,25 @@ fn ctrl_c_ends_a_program_without_a_handler() {
             fault: None
         }
     );
+    // A stopped program: Ctrl-C continues it to take SIGINT (else the
+    // shell would wait for ever).
+    let pid = spawn_program("/bin/sigtests", &["sigtests", "--raise", "19"]).expect("sigtests");
+    while !signal::is_stopped(pid) {
+        sched::sleep_ticks(1);
+    }
+    assert_eq!(
+        sched::with_process(pid, |p| p.state),
+        Some(State::Blocked(Block::Stopped))
+    );
+    console::set_foreground(pid);
+    console::push(0x03);
+    assert_eq!(
+        wait_for(pid),
+        UserExit::Killed {
+            signal: signal::num::SIGINT,
+            fault: None
+        }
+    );
     // A signal the kernel sends: SIGTERM's default action ends it.
     let pid = spawn_program("/bin/spin", &["spin"]).expect("spin");
     assert_eq!(signal::send(pid, signal::num::SIGTERM), Ok(()));

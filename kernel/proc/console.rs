@@ -38,6 +38,11 @@ pub fn push(byte: u8) {
     if byte == 0x03 && foreground != 0 {
         INTERRUPT.store(true, core::sync::atomic::Ordering::SeqCst);
         let _ = super::signal::send(foreground, super::signal::num::SIGINT);
+        // A stopped program would keep the shell waiting for ever (there
+        // is no job control to resume it): it continues, to take SIGINT.
+        if super::signal::is_stopped(foreground) {
+            let _ = super::signal::send(foreground, super::signal::num::SIGCONT);
+        }
         sched::wake_all(Block::Child);
         return;
     }

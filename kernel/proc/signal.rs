@@ -318,6 +318,11 @@ pub fn send_info(pid: Pid, sig: u8, info: SigInfo) -> Result<(), SendError> {
     .ok_or(SendError::NoProcess)
 }
 
+/// Whether process `pid` is stopped by a signal.
+pub fn is_stopped(pid: Pid) -> bool {
+    sched::with_process(pid, |p| p.sig.stopped).unwrap_or(false)
+}
+
 /// SIGCONT: a stopped process runs again (its parent hears of it).
 fn continue_process(pid: Pid) {
     let resumed = sched::with_process(pid, |p| {
