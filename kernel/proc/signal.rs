@@ -22,8 +22,10 @@
 //! Interrupted sleeps: a signal that would be delivered wakes a process
 //! blocked in `wait4`, `nanosleep`, a console `read`, `pause` or
 //! `rt_sigsuspend` ([`interrupted`] is what those loops check); the call
-//! returns `EINTR`, or `ERESTARTSYS`, which [`deliver`] turns into a
-//! restart (no handler, or `SA_RESTART`) or `EINTR`.
+//! returns `ERESTARTSYS` (wait4, read) or `ERESTARTNOHAND` (nanosleep,
+//! pause, rt_sigsuspend), which [`deliver`] turns into `EINTR` when a
+//! handler runs (for `ERESTARTSYS` only without `SA_RESTART`) or else
+//! into a restart of the call (after a stop and SIGCONT, say).
 //!
 //! Locking: the state lives in the process table, under the scheduler
 //! lock; every user copy happens outside it (a bounce buffer on the stack).
