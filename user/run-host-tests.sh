@@ -89,6 +89,12 @@ check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
 check usertests-strict 0 "usertests: overcommit-strict ... ok" "usertests: 1 passed, 0 failed" \
 	-- $B/usertests overcommit-strict
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
+# Signals: handlers, masks, sigaltstack, SIGSEGV handlers, SIGCHLD, kill, EINTR.
+check sigtests 0 "sigtests: 26 passed, 0 failed" -- $B/sigtests
+check sigtests-one 0 "sigtests: demand-paging ... ok" "sigtests: 1 passed, 0 failed" \
+	-- $B/sigtests demand-paging
+check sigtests-bad-name 2 "no case named" -- $B/sigtests no-such-case
+check sigtests-bench 0 "sigtests: bench: getpid " "(1000 each)" -- $B/sigtests --bench 1000
 # A short fuzz campaign: the random calls must leave the invariants intact
 # on Linux too (and never harm this machine: see fuzz.c).  Then one batch
 # replayed with its call log, as a failure report says to.

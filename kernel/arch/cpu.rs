@@ -153,6 +153,24 @@ impl FpuState {
         unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack)) };
     }
 
+    /// The FXSAVE image, as a signal frame stores it.
+    pub fn bytes(&self) -> &[u8; 512] {
+        &self.0
+    }
+
+    /// A state from an FXSAVE image a user wrote (a signal frame's), made
+    /// safe to restore: MXCSR bits this CPU does not have would make
+    /// FXRSTOR fault in the kernel, so they are cleared.
+    pub fn from_user_image(image: &[u8; 512]) -> FpuState {
+        let mut own = FpuState::initial();
+        own.save();
+        let mask = u32::from_le_bytes([own.0[28], own.0[29], own.0[30], own.0[31]]);
+        let mask = if mask == 0 { 0xffbf } else { mask };
+        let mut state = FpuState(*image);
+        usercore::signal::sanitize_fxsave(&mut state.0, mask);
+        state
+    }
+
     pub fn restore(&self) {
         // SAFETY: FXRSTOR reads a 512-byte image produced by FXSAVE or by
         // `initial` (reserved fields zero, MXCSR valid).

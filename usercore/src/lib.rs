@@ -5,6 +5,8 @@
 //!   writing it in the host boot tool.
 //! - [`elf`]: validating a static ELF64 x86_64 executable and turning it into
 //!   a page-granular load plan.
+//! - [`signal`]: POSIX signal numbers, default actions, masks and the
+//!   x86_64 signal frame (`rt_sigframe`) as bytes.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
 //! - [`utf8`]: a streaming UTF-8 decoder for the console (characters split
@@ -22,6 +24,7 @@ extern crate std;
 
 pub mod cpio;
 pub mod elf;
+pub mod signal;
 pub mod stack;
 pub mod utf8;
 

@@ -26,6 +26,10 @@ pub(super) fn read(fd_num: u64, buf: u64, len: u64) -> SysResult {
             // buffer on the stack is enough, nothing to allocate.
             let mut kbuf = [0u8; 1024];
             let n = crate::proc::console::read_blocking(&mut kbuf[..len.min(1024)]);
+            if n == 0 && len > 0 {
+                // A signal came first.
+                return Err(Errno::ERESTARTSYS);
+            }
             copy_to_user(buf, &kbuf[..n])?;
             Ok(n as u64)
         }
