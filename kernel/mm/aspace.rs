@@ -282,6 +282,17 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// The process's resource limits (this address space enforces
+    /// `RLIMIT_AS`, `RLIMIT_DATA` and `RLIMIT_STACK`: vmcore's `rlimit`).
+    pub fn rlimits(&self) -> &vmcore::rlimit::Rlimits {
+        self.space.rlimits()
+    }
+
+    /// The resource limits, to change.
+    pub fn rlimits_mut(&mut self) -> &mut vmcore::rlimit::Rlimits {
+        self.space.rlimits_mut()
+    }
+
     /// This address space's id in the page cache's reverse map.
     pub fn id(&self) -> u64 {
         self.id

@@ -42,6 +42,7 @@ pub mod host;
 pub mod paging;
 pub mod radix;
 pub mod range;
+pub mod rlimit;
 pub mod space;
 pub mod swap;
 pub mod vma;

@@ -27,6 +27,7 @@ pub type SysResult = Result<u64, Errno>;
 impl Errno {
     pub const EPERM: Errno = Errno(1);
     pub const ENOENT: Errno = Errno(2);
+    pub const ESRCH: Errno = Errno(3);
     pub const E2BIG: Errno = Errno(7);
     pub const ENOEXEC: Errno = Errno(8);
     pub const EBADF: Errno = Errno(9);
@@ -34,6 +35,7 @@ impl Errno {
     pub const ENOMEM: Errno = Errno(12);
     pub const EACCES: Errno = Errno(13);
     pub const EFAULT: Errno = Errno(14);
+    pub const EBUSY: Errno = Errno(16);
     pub const EEXIST: Errno = Errno(17);
     pub const EINVAL: Errno = Errno(22);
     pub const EMFILE: Errno = Errno(24);
@@ -53,7 +55,10 @@ impl Errno {
     /// `vm.overcommit_memory`) as `other`.
     pub const fn vm_or(e: VmError, other: Errno) -> Errno {
         match e {
-            VmError::NoMemory | VmError::TooManyRegions | VmError::Overcommit { .. } => {
+            VmError::NoMemory
+            | VmError::TooManyRegions
+            | VmError::Overcommit { .. }
+            | VmError::Rlimit { .. } => {
                 Errno::ENOMEM
             }
             _ => other,

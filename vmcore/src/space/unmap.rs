@@ -46,6 +46,7 @@ impl VmSpace {
         M: TableMemory + ?Sized,
         T: TlbFlush,
     {
+        self.may_expand(&vma)?;
         self.fault_cache = None;
         for (s, e) in self.vmas.map_fixed(vma)? {
             self.unmap_pages(mem, gather, s, e);
