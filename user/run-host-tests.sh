@@ -89,6 +89,12 @@ check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
 check usertests-strict 0 "usertests: overcommit-strict ... ok" "usertests: 1 passed, 0 failed" \
 	-- $B/usertests overcommit-strict
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
+# The process and machine calls C libraries make (rlimits, getrandom, ids,
+# rseq, affinity, mincore, mlock...): each case Linux's answer.
+check systests 0 "systests: rlimit-stack ... ok (SIGSEGV)" "systests: 16 passed, 0 failed" \
+	-- $B/systests
+check systests-one 0 "systests: 1 passed, 0 failed" -- $B/systests getrandom
+check systests-bad-name 2 "no case named" -- $B/systests no-such-case
 # A short fuzz campaign: the random calls must leave the invariants intact
 # on Linux too (and never harm this machine: see fuzz.c).  Then one batch
 # replayed with its call log, as a failure report says to.

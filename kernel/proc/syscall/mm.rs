@@ -410,11 +410,12 @@ fn lock_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
 }
 
 /// Faults in every page of `[start, end)` as `mlock` does (Linux's
-/// `populate_vma_page_range`): private writable pages for writing (their
-/// own copy), other accessible ones for reading, `PROT_NONE` regions not
-/// at all. Each page is touched through the user-copy path, so a fault
-/// here reclaims (and may OOM-kill) like any other.
-fn populate(start: u64, end: u64) -> Result<(), Errno> {
+/// `__mm_populate`): private writable pages for writing (their own copy),
+/// other readable ones for reading. A region that cannot be read
+/// (`PROT_NONE`) fails the call (`ENOMEM`) unless `skip_inaccessible`
+/// (`mlockall`). Each page is touched through the user-copy path, so a
+/// fault here reclaims (and may OOM-kill) like any other.
+fn populate(start: u64, end: u64, skip_inaccessible: bool) -> Result<(), Errno> {
     let aspace = current_aspace();
     let mut at = start;
     while at < end {
@@ -423,6 +424,9 @@ fn populate(start: u64, end: u64) -> Result<(), Errno> {
             return Err(Errno::ENOMEM);
         };
         let stop = vma.end.min(end);
+        if !vma.prot.contains(Prot::READ) && !skip_inaccessible {
+            return Err(Errno::ENOMEM);
+        }
         if vma.prot.contains(Prot::READ) {
             let write = vma.prot.contains(Prot::WRITE) && vma.sharing == Sharing::Private;
             while at < stop {
@@ -458,7 +462,7 @@ pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
         return Err(Errno::ENOMEM);
     }
     if flags & MLOCK_ONFAULT == 0 {
-        populate(start, end)?;
+        populate(start, end, false)?;
     }
     Ok(0)
 }
@@ -492,7 +496,7 @@ pub(super) fn mlockall(flags: u64) -> SysResult {
                 .find(|v| v.end > at)
                 .map(|v| (v.start.max(at), v.end));
             let Some((start, end)) = next else { break };
-            populate(start, end)?;
+            populate(start, end, true)?;
             at = end;
         }
     }

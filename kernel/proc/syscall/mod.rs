@@ -92,6 +92,7 @@ const SYS_SETFSUID: u64 = 122;
 const SYS_SETFSGID: u64 = 123;
 const SYS_GETPRIORITY: u64 = 140;
 const SYS_SETPRIORITY: u64 = 141;
+const SYS_PRCTL: u64 = 157;
 const SYS_MLOCK: u64 = 149;
 const SYS_MUNLOCK: u64 = 150;
 const SYS_MLOCKALL: u64 = 151;
@@ -204,6 +205,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_GETCPU => getcpu(a0, a1),
         SYS_GETPRIORITY => getpriority(a0, a1),
         SYS_SETPRIORITY => setpriority(a0, a1, a2),
+        SYS_PRCTL => prctl(a0, a1),
         nr => {
             report_unknown(nr);
             Err(Errno::ENOSYS)

@@ -77,10 +77,17 @@ fn aspace_of(pid: u64) -> Result<crate::mm::aspace::SharedAddressSpace, Errno> {
 }
 
 pub(super) fn getrlimit(resource: u64, rlim: u64) -> SysResult {
+    // Unlike prlimit64's, this pointer is not optional: NULL is EFAULT.
+    if rlim == 0 {
+        return Err(Errno::EFAULT);
+    }
     prlimit64(0, resource, 0, rlim)
 }
 
 pub(super) fn setrlimit(resource: u64, rlim: u64) -> SysResult {
+    if rlim == 0 {
+        return Err(Errno::EFAULT);
+    }
     prlimit64(0, resource, rlim, 0)
 }
 
@@ -131,12 +138,20 @@ pub(super) fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
     while done < len {
         let n = (len - done).min(chunk.len() as u64) as usize;
         crate::random::fill(&mut chunk[..n]);
-        let copied = copy_to_user(buf.wrapping_add(done), &chunk[..n]);
-        chunk.fill(0);
-        if copied.is_err() {
-            // Some bytes made it: their count; none: EFAULT.
+        let at = buf.wrapping_add(done);
+        if copy_to_user(at, &chunk[..n]).is_err() {
+            // As Linux: the bytes before the bad address count (copied one
+            // at a time up to it); none at all is EFAULT.
+            let good = chunk[..n]
+                .iter()
+                .enumerate()
+                .take_while(|&(i, b)| copy_to_user(at.wrapping_add(i as u64), &[*b]).is_ok())
+                .count() as u64;
+            chunk.fill(0);
+            done += good;
             return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
         }
+        chunk.fill(0);
         done += n as u64;
     }
     Ok(done)
@@ -329,6 +344,58 @@ pub(super) fn rseq(addr: u64, len: u64, flags: u64, sig: u64) -> SysResult {
     rseq_write_ids(addr, len as u64, 0)?;
     sched::with_current(|p| p.sys.rseq = Some((addr, len, sig)));
     Ok(0)
+}
+
+// --- prctl ------------------------------------------------------------------
+
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
+/// `TASK_COMM_LEN`: a name is at most 15 bytes and a NUL.
+const TASK_COMM_LEN: usize = 16;
+
+/// `prctl`: the process name (`PR_SET_NAME`/`PR_GET_NAME`, what `ps`
+/// shows) and the dumpable flag (always 1: no core dumps to protect);
+/// every other option is `EINVAL`, as Linux says for one it does not know.
+pub(super) fn prctl(option: u64, arg2: u64) -> SysResult {
+    match option {
+        PR_SET_NAME => {
+            let mut name = [0u8; TASK_COMM_LEN];
+            // Up to 16 bytes, stopping early at a page Linux could not
+            // read either only if the name ends before it.
+            for (i, byte) in name.iter_mut().enumerate().take(TASK_COMM_LEN - 1) {
+                *byte = read_user(arg2.wrapping_add(i as u64))?;
+                if *byte == 0 {
+                    break;
+                }
+            }
+            let len = name.iter().position(|&b| b == 0).unwrap_or(TASK_COMM_LEN - 1);
+            // Names are text here: a byte that is not ASCII becomes '?'.
+            for b in &mut name[..len] {
+                if !b.is_ascii() {
+                    *b = b'?';
+                }
+            }
+            let text = core::str::from_utf8(&name[..len]).map_err(|_| Errno::EINVAL)?;
+            let new = crate::mm::kalloc::try_string(text)?;
+            sched::with_current(|p| p.name = new);
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut name = [0u8; TASK_COMM_LEN];
+            sched::with_current(|p| {
+                let bytes = p.name.as_bytes();
+                let n = bytes.len().min(TASK_COMM_LEN - 1);
+                name[..n].copy_from_slice(&bytes[..n]);
+            });
+            write_user(arg2, &name)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_DUMPABLE if arg2 <= 1 => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 // --- CPUs and priority --------------------------------------------------------
