@@ -732,9 +732,23 @@ static void make_sys_call(struct call *c)
 
 static u64 sigset_buf[4];
 
+/* The process and machine calls draw from a stream of their own, so the
+ * other calls of a seed are the ones they were before these were added
+ * (a seed keeps naming the same campaign, only with calls in between). */
+static u64 sys_rng_state;
+
 static void make_call(struct call *c)
 {
 	memset(c, 0, sizeof *c);
+	u64 main_state = rng_state;
+	rng_state = sys_rng_state;
+	int sys = below(16) == 0;
+	if (sys)
+		make_sys_call(c);
+	sys_rng_state = rng_state;
+	rng_state = main_state;
+	if (sys)
+		return;
 	u64 *a = c->a;
 	unsigned k = (unsigned)below(100);
 #define SET(n, nrv, cnt) (c->name = (n), c->nr = (nrv), c->nargs = (cnt))
@@ -905,8 +919,6 @@ static void make_call(struct call *c)
 		SET("clock_gettime", SYS_clock_gettime, 2);
 		a[0] = chance(70) ? below(12) : rnd();
 		a[1] = pick_buf();
-	} else if (k < 96) {
-		make_sys_call(c);
 	} else {
 		SET("unknown", 512 + (long)below(588), 6);
 		for (int i = 0; i < 6; i++)
@@ -1037,6 +1049,7 @@ static void sandbox_linux_child(void)
 static void run_batch(u64 seed, long batch, long ncalls)
 {
 	rng_state = seed * 0x9e3779b97f4a7c15ul ^ ((u64)batch + 1) * 0xd1b54a32d192ed03ul;
+	sys_rng_state = rng_state ^ 0x2545f4914f6cdd1dul;
 	rnd();
 	if (on_ferrite) {
 		/* fd 0 is the console: a read from it would wait forever. */

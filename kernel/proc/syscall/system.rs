@@ -31,6 +31,9 @@ pub struct SysState {
     /// The nice value (-20..=19): kept and reported, the scheduler does
     /// not weigh it.
     pub nice: i8,
+    /// The name `prctl(PR_SET_NAME)` gave (Linux's `comm`, NUL-padded);
+    /// `None`: the program's name.
+    pub comm: Option<[u8; 16]>,
 }
 
 impl SysState {
@@ -42,10 +45,12 @@ impl SysState {
             // same address) and drops the robust list.
             rseq: self.rseq,
             robust_list: 0,
+            comm: self.comm,
         }
     }
 
-    /// What survives `execve`: the nice value.
+    /// What survives `execve`: the nice value (the name becomes the new
+    /// program's).
     pub fn for_exec(&self) -> SysState {
         SysState {
             nice: self.nice,
@@ -355,40 +360,36 @@ const PR_GET_NAME: u64 = 16;
 /// `TASK_COMM_LEN`: a name is at most 15 bytes and a NUL.
 const TASK_COMM_LEN: usize = 16;
 
-/// `prctl`: the process name (`PR_SET_NAME`/`PR_GET_NAME`, what `ps`
-/// shows) and the dumpable flag (always 1: no core dumps to protect);
-/// every other option is `EINVAL`, as Linux says for one it does not know.
+/// The program name as a `comm` field: at most 15 bytes and NUL padding.
+fn comm_of(name: &str) -> [u8; TASK_COMM_LEN] {
+    let mut comm = [0u8; TASK_COMM_LEN];
+    let n = name.len().min(TASK_COMM_LEN - 1);
+    comm[..n].copy_from_slice(&name.as_bytes()[..n]);
+    comm
+}
+
+/// `prctl`: the thread name (`PR_SET_NAME`/`PR_GET_NAME`: Linux's `comm`,
+/// kept in [`SysState::comm`] without allocating; the process table's
+/// name stays the program's) and the dumpable flag (always 1: no core
+/// dumps to protect); every other option is `EINVAL`, as Linux says for
+/// one it does not know.
 pub(super) fn prctl(option: u64, arg2: u64) -> SysResult {
     match option {
         PR_SET_NAME => {
             let mut name = [0u8; TASK_COMM_LEN];
-            // Up to 16 bytes, stopping early at a page Linux could not
-            // read either only if the name ends before it.
+            // Up to 15 bytes, stopping at the NUL (a page the name does
+            // not reach into is never read).
             for (i, byte) in name.iter_mut().enumerate().take(TASK_COMM_LEN - 1) {
                 *byte = read_user(arg2.wrapping_add(i as u64))?;
                 if *byte == 0 {
                     break;
                 }
             }
-            let len = name.iter().position(|&b| b == 0).unwrap_or(TASK_COMM_LEN - 1);
-            // Names are text here: a byte that is not ASCII becomes '?'.
-            for b in &mut name[..len] {
-                if !b.is_ascii() {
-                    *b = b'?';
-                }
-            }
-            let text = core::str::from_utf8(&name[..len]).map_err(|_| Errno::EINVAL)?;
-            let new = crate::mm::kalloc::try_string(text)?;
-            sched::with_current(|p| p.name = new);
+            sched::with_current(|p| p.sys.comm = Some(name));
             Ok(0)
         }
         PR_GET_NAME => {
-            let mut name = [0u8; TASK_COMM_LEN];
-            sched::with_current(|p| {
-                let bytes = p.name.as_bytes();
-                let n = bytes.len().min(TASK_COMM_LEN - 1);
-                name[..n].copy_from_slice(&bytes[..n]);
-            });
+            let name = sched::with_current(|p| p.sys.comm.unwrap_or_else(|| comm_of(&p.name)));
             write_user(arg2, &name)?;
             Ok(0)
         }
