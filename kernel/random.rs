@@ -71,7 +71,8 @@ fn entropy(words: usize) -> [u32; 8] {
     let mut out = [0u32; 8];
     for pair in out.chunks_mut(2).take(words) {
         let tsc = crate::time::rdtsc();
-        let v = hardware_word().unwrap_or(0) ^ tsc.rotate_left(17).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let v =
+            hardware_word().unwrap_or(0) ^ tsc.rotate_left(17).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         pair[0] = v as u32;
         pair[1] = (v >> 32) as u32;
     }

@@ -82,7 +82,10 @@ fn busybox(args: &[&str], want: &str) {
 fn busybox_applets_run() {
     busybox(&["busybox", "echo", "hello", "glibc"], "hello glibc\n");
     busybox(&["busybox", "true"], "");
-    let uname = format!("Ferrite ferrite {} Ferrite teaching kernel x86_64 GNU/Linux\n", ferrite::VERSION);
+    let uname = format!(
+        "Ferrite ferrite {} Ferrite teaching kernel x86_64 GNU/Linux\n",
+        ferrite::VERSION
+    );
     busybox(&["busybox", "uname", "-a"], &uname);
     busybox(&["busybox", "seq", "3"], "1\n2\n3\n");
     busybox(&["busybox", "expr", "6", "*", "7"], "42\n");
@@ -91,7 +94,12 @@ fn busybox_applets_run() {
     // exec'd program (a second busybox) inherits.
     busybox(&["busybox", "sh", "-c", "ulimit -s"], "8192\n");
     busybox(
-        &["busybox", "sh", "-c", "ulimit -v 65536; exec busybox sh -c 'ulimit -v'"],
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -v 65536; exec busybox sh -c 'ulimit -v'",
+        ],
         "65536\n",
     );
     // sched_getaffinity: one CPU.
@@ -106,7 +114,10 @@ fn busybox_applets_run() {
 fn busybox_contains(args: &[&str], wants: &[&str]) {
     let what = format!("busybox {}", args[1..].join(" "));
     let (exit, out) = run_program("/bin/busybox", args);
-    assert!(matches!(exit, UserExit::Exited(0)), "{what}: {exit:?}\n{out}");
+    assert!(
+        matches!(exit, UserExit::Exited(0)),
+        "{what}: {exit:?}\n{out}"
+    );
     only_others_unimplemented(&what, &out);
     for want in wants {
         assert!(out.contains(want), "{what}: no `{want}` in:\n{out}");
@@ -157,7 +168,10 @@ fn busybox_more_applets() {
 fn systests_pass() {
     let (exit, out) = run_program("/bin/systests", &["systests"]);
     ferrite::kprintln!("{out}");
-    assert!(matches!(exit, UserExit::Exited(0)), "systests: {exit:?}\n{out}");
+    assert!(
+        matches!(exit, UserExit::Exited(0)),
+        "systests: {exit:?}\n{out}"
+    );
     assert!(out.contains("systests: 16 passed, 0 failed"), "{out}");
     only_others_unimplemented("systests", &out);
 }

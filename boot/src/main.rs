@@ -434,7 +434,11 @@ mod tests {
             assert!(has(b"bin/myprog"), "{}: no /bin/myprog", image.display());
             assert!(has(program), "{}: no program", image.display());
             assert!(has(b"etc/init"), "{}: no /etc/init", image.display());
-            assert!(has(b"myprog-init-8d41"), "{}: no init name", image.display());
+            assert!(
+                has(b"myprog-init-8d41"),
+                "{}: no init name",
+                image.display()
+            );
             assert!(has(b"etc/rc"), "{}: no /etc/rc", image.display());
             assert!(has(script), "{}: no rc script", image.display());
         }

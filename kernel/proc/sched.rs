@@ -516,7 +516,10 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         if !process.kernel_thread {
             process.ppid = s.current;
             process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
-            process.sys = s.procs.get(&s.current).map_or_else(Default::default, |p| p.sys.for_child());
+            process.sys = s
+                .procs
+                .get(&s.current)
+                .map_or_else(Default::default, |p| p.sys.for_child());
         }
         let pid = process.pid;
         s.procs.insert(process);

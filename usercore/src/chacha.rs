@@ -95,7 +95,12 @@ impl Rng {
         // The new key: the last block of this request's keystream.
         let next = self.next_block(u32::MAX);
         for (i, k) in self.key.iter_mut().enumerate() {
-            *k = u32::from_le_bytes([next[4 * i], next[4 * i + 1], next[4 * i + 2], next[4 * i + 3]]);
+            *k = u32::from_le_bytes([
+                next[4 * i],
+                next[4 * i + 1],
+                next[4 * i + 2],
+                next[4 * i + 3],
+            ]);
         }
         self.requests = self.requests.wrapping_add(1);
     }

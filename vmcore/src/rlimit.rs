@@ -160,15 +160,32 @@ mod tests {
         let mut r = Rlimits::new(64);
         let bad = Rlimit { cur: 2, max: 1 };
         assert_eq!(r.set(RLIMIT_AS, bad), Err(RlimitError::Invalid));
-        assert_eq!(r.set(99, Rlimit { cur: 1, max: 1 }), Err(RlimitError::Invalid));
+        assert_eq!(
+            r.set(99, Rlimit { cur: 1, max: 1 }),
+            Err(RlimitError::Invalid)
+        );
         assert_eq!(
             r.set(RLIMIT_NOFILE, Rlimit { cur: 10, max: 65 }),
             Err(RlimitError::NotPermitted)
         );
-        let old = r.set(RLIMIT_AS, Rlimit { cur: 1 << 20, max: 2 << 20 });
+        let old = r.set(
+            RLIMIT_AS,
+            Rlimit {
+                cur: 1 << 20,
+                max: 2 << 20,
+            },
+        );
         assert_eq!(old.unwrap().cur, RLIM_INFINITY);
         assert_eq!(r.cur(RLIMIT_AS), 1 << 20);
         // Root may raise the hard limit again.
-        assert!(r.set(RLIMIT_AS, Rlimit { cur: 1, max: RLIM_INFINITY }).is_ok());
+        assert!(r
+            .set(
+                RLIMIT_AS,
+                Rlimit {
+                    cur: 1,
+                    max: RLIM_INFINITY
+                }
+            )
+            .is_ok());
     }
 }

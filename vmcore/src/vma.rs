@@ -463,7 +463,10 @@ impl fmt::Display for VmError {
                 )
             }
             VmError::Rlimit { resource } => {
-                write!(f, "resource limit {resource} (RLIMIT_AS/RLIMIT_DATA) reached")
+                write!(
+                    f,
+                    "resource limit {resource} (RLIMIT_AS/RLIMIT_DATA) reached"
+                )
             }
             VmError::StackLimit { addr, limit } => {
                 write!(f, "stack growth to {addr:#x} passes the limit {limit:#x}")

@@ -37,14 +37,18 @@ fn address_space_limit_refuses_growth() {
     let mut mem = HostTables::new();
     let mut space = VmSpace::new(PageTables::new(&mut mem).unwrap());
     limit(&mut space, RLIMIT_AS, 10 * P);
-    space.map(region(0x100_000, 8, Prot::READ, VmaTag::Mmap)).unwrap();
+    space
+        .map(region(0x100_000, 8, Prot::READ, VmaTag::Mmap))
+        .unwrap();
     assert_eq!(
         space.map(region(0x200_000, 3, Prot::READ, VmaTag::Mmap)),
         Err(VmError::Rlimit {
             resource: RLIMIT_AS
         })
     );
-    space.map(region(0x200_000, 2, Prot::READ, VmaTag::Mmap)).unwrap();
+    space
+        .map(region(0x200_000, 2, Prot::READ, VmaTag::Mmap))
+        .unwrap();
     // Replacing mapped pages (MAP_FIXED) is not growth.
     let over = region(0x100_000, 4, Prot::RW, VmaTag::Mmap);
     assert_eq!(space.may_expand(&over), Ok(()));
@@ -58,9 +62,13 @@ fn data_limit_counts_private_writable_only() {
     let mut mem = HostTables::new();
     let mut space = VmSpace::new(PageTables::new(&mut mem).unwrap());
     limit(&mut space, RLIMIT_DATA, 4 * P);
-    space.map(region(0x100_000, 4, Prot::RW, VmaTag::Heap)).unwrap();
+    space
+        .map(region(0x100_000, 4, Prot::RW, VmaTag::Heap))
+        .unwrap();
     // Read-only and stack regions are not data.
-    space.map(region(0x200_000, 16, Prot::READ, VmaTag::Mmap)).unwrap();
+    space
+        .map(region(0x200_000, 16, Prot::READ, VmaTag::Mmap))
+        .unwrap();
     let mut stack = region(0x300_000, 16, Prot::RW, VmaTag::Stack);
     stack.flags.grows_down = true;
     space.map(stack).unwrap();

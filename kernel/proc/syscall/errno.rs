@@ -58,9 +58,7 @@ impl Errno {
             VmError::NoMemory
             | VmError::TooManyRegions
             | VmError::Overcommit { .. }
-            | VmError::Rlimit { .. } => {
-                Errno::ENOMEM
-            }
+            | VmError::Rlimit { .. } => Errno::ENOMEM,
             _ => other,
         }
     }

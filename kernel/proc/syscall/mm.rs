@@ -430,8 +430,7 @@ fn populate(start: u64, end: u64, skip_inaccessible: bool) -> Result<(), Errno> 
         if vma.prot.contains(Prot::READ) {
             let write = vma.prot.contains(Prot::WRITE) && vma.sharing == Sharing::Private;
             while at < stop {
-                let byte: u8 =
-                    crate::mm::uaccess::read_user(at).map_err(|_| Errno::ENOMEM)?;
+                let byte: u8 = crate::mm::uaccess::read_user(at).map_err(|_| Errno::ENOMEM)?;
                 if write {
                     // The same byte back: only the fault matters (this
                     // process runs nothing else meanwhile).
@@ -458,7 +457,12 @@ pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
     if start == end {
         return Ok(0);
     }
-    if current_aspace().lock().vmas().first_hole(start, end).is_some() {
+    if current_aspace()
+        .lock()
+        .vmas()
+        .first_hole(start, end)
+        .is_some()
+    {
         return Err(Errno::ENOMEM);
     }
     if flags & MLOCK_ONFAULT == 0 {
@@ -469,7 +473,13 @@ pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
 
 pub(super) fn munlock(addr: u64, len: u64) -> SysResult {
     let (start, end) = lock_range(addr, len)?;
-    if start != end && current_aspace().lock().vmas().first_hole(start, end).is_some() {
+    if start != end
+        && current_aspace()
+            .lock()
+            .vmas()
+            .first_hole(start, end)
+            .is_some()
+    {
         return Err(Errno::ENOMEM);
     }
     Ok(0)

@@ -154,7 +154,11 @@ pub(super) fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
                 .count() as u64;
             chunk.fill(0);
             done += good;
-            return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
+            return if done > 0 {
+                Ok(done)
+            } else {
+                Err(Errno::EFAULT)
+            };
         }
         chunk.fill(0);
         done += n as u64;
@@ -296,7 +300,17 @@ const RSEQ_CPU_ID_UNINITIALIZED: u32 = u32::MAX;
 /// Writes `cpu_id_start` and `cpu_id` of a registered area (and, if it is
 /// long enough, `node_id` and `mm_cid`).
 fn rseq_write_ids(addr: u64, len: u64, cpu: u32) -> Result<(), Errno> {
-    write_user(addr, &[if cpu == RSEQ_CPU_ID_UNINITIALIZED { 0 } else { cpu }, cpu])?;
+    write_user(
+        addr,
+        &[
+            if cpu == RSEQ_CPU_ID_UNINITIALIZED {
+                0
+            } else {
+                cpu
+            },
+            cpu,
+        ],
+    )?;
     if len >= 28 && cpu != RSEQ_CPU_ID_UNINITIALIZED {
         // node_id (offset 20) and mm_cid (offset 24).
         write_user(addr + 20, &[0u32, 0u32])?;
@@ -340,7 +354,7 @@ pub(super) fn rseq(addr: u64, len: u64, flags: u64, sig: u64) -> SysResult {
         }
         return Err(Errno::EBUSY);
     }
-    if (len as u64) < RSEQ_ORIG_SIZE || addr % RSEQ_ORIG_SIZE != 0 {
+    if (len as u64) < RSEQ_ORIG_SIZE || !addr.is_multiple_of(RSEQ_ORIG_SIZE) {
         return Err(Errno::EINVAL);
     }
     if !access_ok(addr, len as usize, vmcore::Prot::WRITE) {
@@ -418,7 +432,7 @@ fn process_exists(pid: u64) -> Result<(), Errno> {
 const CPUMASK_BYTES: u64 = 8;
 
 pub(super) fn sched_getaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
-    if len < CPUMASK_BYTES || len % 8 != 0 {
+    if len < CPUMASK_BYTES || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     process_exists(pid)?;
