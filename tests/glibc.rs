@@ -4,7 +4,7 @@
 //! need no files, pipes or signals give Linux's output; `systests` (the
 //! rlimit, getrandom, identity, rseq, affinity, mincore and mlock cases,
 //! also run natively on Linux) passes; a limit set before exec holds in the
-//! new program.
+//! new program; mlock'ed pages stay resident when memory runs out.
 //!
 //! The start-up calls glibc makes (set_tid_address, set_robust_list, rseq,
 //! prlimit64, getrandom, ...) must not be logged as unimplemented; only
@@ -28,6 +28,7 @@ fn main() -> ! {
         busybox_applets_run,
         busybox_more_applets,
         systests_pass,
+        locked_pages_stay_resident_under_pressure,
     ])
 }
 
@@ -174,4 +175,19 @@ fn systests_pass() {
     );
     assert!(out.contains("systests: 16 passed, 0 failed"), "{out}");
     only_others_unimplemented("systests", &out);
+}
+
+/// `mlock`: on this 64 MiB machine with compressed swap, a program locks
+/// 2 MiB, writes 2 MiB more unlocked, then touches 96 MiB: every locked
+/// page is still resident afterwards (mincore), some unlocked ones went to
+/// swap (so there was pressure), and all hold what was written.
+fn locked_pages_stay_resident_under_pressure() {
+    ferrite::testing::sh("swapon zram 128M");
+    let (exit, out) = run_program("/bin/systests", &["systests", "mlock-pressure", "96"]);
+    ferrite::kprintln!("{}", program_lines(&out));
+    assert!(
+        matches!(exit, UserExit::Exited(0)),
+        "systests mlock-pressure: {exit:?}\n{out}"
+    );
+    assert!(out.contains("systests: mlock-pressure ... ok"), "{out}");
 }

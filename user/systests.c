@@ -13,7 +13,8 @@
  * the calls only lower limits, raise the nice value, and set ids to what
  * they already are.
  *
- * Usage: systests [CASE...]   (no argument: every case)
+ * Usage: systests [CASE...]   (no argument: every case but mlock-pressure,
+ *        which runs only when named: systests mlock-pressure [MIB])
  * Output: "systests: <case> ... ok" or "... FAILED (<why>)", then
  * "systests: N passed, M failed". Exit status 0 iff all passed.
  */
@@ -560,6 +561,46 @@ static void t_mlockall(void)
 	EXPECT_OK("munlockall", syscall(SYS_munlockall));
 }
 
+/* mlock'ed pages stay resident under memory pressure while unlocked ones
+ * go to swap: Ferrite only, by name (tests/glibc.rs runs it on a 64 MiB
+ * machine with swap on; argv: MiB to touch, default 96). */
+static long hog_mib = 96;
+
+static void t_mlock_pressure(void)
+{
+	const size_t len = 2 * MiB, pages = len / PAGE;
+	unsigned char *locked = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned char *plain = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	CHECK(locked != MAP_FAILED && plain != MAP_FAILED, "mmap failed");
+	EXPECT_OK("mlock", syscall(SYS_mlock, locked, len));
+	for (size_t i = 0; i < pages; i++) {
+		locked[i * PAGE] = (unsigned char)(i * 7 + 1);
+		plain[i * PAGE] = (unsigned char)(i * 5 + 3);
+	}
+	/* More than the machine has: the kernel must swap. */
+	size_t hog = (size_t)hog_mib * MiB;
+	unsigned char *h = map(hog, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE);
+	CHECK(h != MAP_FAILED, "mmap(hog) failed: %s", strerror(errno));
+	for (size_t off = 0; off < hog; off += PAGE)
+		h[off] = (unsigned char)(off >> 12);
+	static unsigned char vec[2 * MiB / PAGE];
+	EXPECT_OK("mincore(plain)", syscall(SYS_mincore, plain, len, vec));
+	size_t plain_in = 0;
+	for (size_t i = 0; i < pages; i++)
+		plain_in += vec[i] & 1;
+	EXPECT_OK("mincore(locked)", syscall(SYS_mincore, locked, len, vec));
+	for (size_t i = 0; i < pages; i++)
+		CHECK(vec[i] & 1, "locked page %zu was reclaimed (unlocked: %zu of %zu resident)", i,
+		      plain_in, pages);
+	CHECK(plain_in < pages, "no pressure: every unlocked page stayed resident");
+	for (size_t i = 0; i < pages; i++) {
+		CHECK(locked[i * PAGE] == (unsigned char)(i * 7 + 1), "locked page %zu changed", i);
+		CHECK(plain[i * PAGE] == (unsigned char)(i * 5 + 3), "unlocked page %zu changed", i);
+	}
+	say("systests: mlock-pressure: %zu of %zu locked pages resident, %zu of %zu unlocked\n",
+	    pages, pages, plain_in, pages);
+}
+
 /* --- the runner ------------------------------------------------------------------ */
 
 enum expect { EXIT0, SEGV };
@@ -568,23 +609,26 @@ static struct testcase {
 	const char *name;
 	void (*fn)(void);
 	enum expect expect;
+	int by_name; /* only when named */
 } cases[] = {
-	{"rlimit-basics", t_rlimit_basics, EXIT0},
-	{"rlimit-fork", t_rlimit_fork, EXIT0},
-	{"rlimit-as", t_rlimit_as, EXIT0},
-	{"rlimit-data", t_rlimit_data, EXIT0},
-	{"rlimit-stack", t_rlimit_stack, SEGV},
-	{"getrandom", t_getrandom, EXIT0},
-	{"sysinfo", t_sysinfo, EXIT0},
-	{"identity", t_identity, EXIT0},
-	{"robust-list", t_robust_list, EXIT0},
-	{"rseq", t_rseq, EXIT0},
-	{"prctl", t_prctl, EXIT0},
-	{"affinity", t_affinity, EXIT0},
-	{"priority", t_priority, EXIT0},
-	{"mincore", t_mincore, EXIT0},
-	{"mlock", t_mlock, EXIT0},
-	{"mlockall", t_mlockall, EXIT0},
+	{"rlimit-basics", t_rlimit_basics, EXIT0, 0},
+	{"rlimit-fork", t_rlimit_fork, EXIT0, 0},
+	{"rlimit-as", t_rlimit_as, EXIT0, 0},
+	{"rlimit-data", t_rlimit_data, EXIT0, 0},
+	{"rlimit-stack", t_rlimit_stack, SEGV, 0},
+	{"getrandom", t_getrandom, EXIT0, 0},
+	{"sysinfo", t_sysinfo, EXIT0, 0},
+	{"identity", t_identity, EXIT0, 0},
+	{"robust-list", t_robust_list, EXIT0, 0},
+	{"rseq", t_rseq, EXIT0, 0},
+	{"prctl", t_prctl, EXIT0, 0},
+	{"affinity", t_affinity, EXIT0, 0},
+	{"priority", t_priority, EXIT0, 0},
+	{"mincore", t_mincore, EXIT0, 0},
+	{"mlock", t_mlock, EXIT0, 0},
+	{"mlockall", t_mlockall, EXIT0, 0},
+	/* Needs memory pressure and swap: tests/glibc.rs names it. */
+	{"mlock-pressure", t_mlock_pressure, EXIT0, 1},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -631,8 +675,10 @@ int main(int argc, char **argv)
 	struct utsname u;
 	on_ferrite = uname(&u) == 0 && strcmp(u.sysname, "Ferrite") == 0;
 	int passed = 0, failed = 0;
+	if (argc > 2 && strcmp(argv[1], "mlock-pressure") == 0)
+		hog_mib = atol(argv[2]);
 	for (int i = 0; i < NCASES; i++) {
-		int wanted = argc < 2;
+		int wanted = argc < 2 && !cases[i].by_name;
 		for (int a = 1; a < argc; a++)
 			wanted |= strcmp(argv[a], cases[i].name) == 0;
 		if (!wanted)

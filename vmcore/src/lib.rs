@@ -39,6 +39,7 @@ pub mod frame;
 pub mod gather;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
+pub mod mlock;
 pub mod paging;
 pub mod radix;
 pub mod range;

@@ -446,9 +446,10 @@ fn populate(start: u64, end: u64, skip_inaccessible: bool) -> Result<(), Errno> 
 
 const MLOCK_ONFAULT: u64 = 1;
 
-/// `mlock`/`mlock2`: the range must be mapped throughout (`ENOMEM`); its
-/// pages are faulted in now unless `MLOCK_ONFAULT`. Locking is not
-/// remembered: reclaim may still take the pages later (a known gap).
+/// `mlock`/`mlock2`: the range must be mapped throughout (`ENOMEM`); it is
+/// locked (reclaim passes its pages over: `AddressSpace::is_locked`) and
+/// its pages are faulted in now unless `MLOCK_ONFAULT` (then each on its
+/// first touch, and kept from then on).
 pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
     if flags & !MLOCK_ONFAULT != 0 {
         return Err(Errno::EINVAL);
@@ -457,13 +458,15 @@ pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
     if start == end {
         return Ok(0);
     }
-    if current_aspace()
-        .lock()
-        .vmas()
-        .first_hole(start, end)
-        .is_some()
     {
-        return Err(Errno::ENOMEM);
+        let aspace = current_aspace();
+        let mut aspace = aspace.lock();
+        if aspace.vmas().first_hole(start, end).is_some() {
+            return Err(Errno::ENOMEM);
+        }
+        // Locked before the pages come in, so none goes meanwhile (Linux
+        // sets VM_LOCKED first too; a failed populate leaves it set).
+        aspace.mlock(start, end).map_err(|_| Errno::ENOMEM)?;
     }
     if flags & MLOCK_ONFAULT == 0 {
         populate(start, end, false)?;
@@ -473,15 +476,15 @@ pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
 
 pub(super) fn munlock(addr: u64, len: u64) -> SysResult {
     let (start, end) = lock_range(addr, len)?;
-    if start != end
-        && current_aspace()
-            .lock()
-            .vmas()
-            .first_hole(start, end)
-            .is_some()
-    {
+    if start == end {
+        return Ok(0);
+    }
+    let aspace = current_aspace();
+    let mut aspace = aspace.lock();
+    if aspace.vmas().first_hole(start, end).is_some() {
         return Err(Errno::ENOMEM);
     }
+    aspace.munlock(start, end).map_err(|_| Errno::ENOMEM)?;
     Ok(0)
 }
 
@@ -494,6 +497,24 @@ pub(super) fn mlockall(flags: u64) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
+    if flags & MCL_CURRENT != 0 {
+        // Every region is locked (MCL_FUTURE, locking the regions made
+        // later, is accepted but not done).
+        let aspace = current_aspace();
+        let mut aspace = aspace.lock();
+        let mut at = 0;
+        loop {
+            // The first region ending above `at`, in O(log n).
+            let next = aspace
+                .vmas()
+                .overlapping(at, vmcore::USER_END)
+                .next()
+                .map(|v| (v.start, v.end));
+            let Some((start, end)) = next else { break };
+            aspace.mlock(start, end).map_err(|_| Errno::ENOMEM)?;
+            at = end;
+        }
+    }
     if flags & MCL_CURRENT != 0 && flags & MCL_ONFAULT == 0 {
         // Every region now, one at a time (the list may change as pages
         // fault in: a stack grows).
@@ -502,8 +523,8 @@ pub(super) fn mlockall(flags: u64) -> SysResult {
             let next = current_aspace()
                 .lock()
                 .vmas()
-                .iter()
-                .find(|v| v.end > at)
+                .overlapping(at, vmcore::USER_END)
+                .next()
                 .map(|v| (v.start.max(at), v.end));
             let Some((start, end)) = next else { break };
             populate(start, end, true)?;
@@ -514,5 +535,6 @@ pub(super) fn mlockall(flags: u64) -> SysResult {
 }
 
 pub(super) fn munlockall() -> SysResult {
+    current_aspace().lock().munlock_all();
     Ok(0)
 }

@@ -30,6 +30,8 @@ impl VmSpace {
         child.vmas = self.vmas.try_clone()?;
         child.fault_cache = None;
         child.rlimits = self.rlimits;
+        // Locks are not inherited (Linux clears VM_LOCKED in the child).
+        child.locked.clear();
         Ok(())
     }
 

@@ -25,6 +25,7 @@
 
 use crate::frame::FrameHandle;
 use crate::gather::{Gather, TlbFlush};
+use crate::mlock::LockedRanges;
 use crate::paging::{PageTables, Pte};
 use crate::rlimit::{self, Rlimits, RLIMIT_AS, RLIMIT_DATA, RLIMIT_STACK, RLIM_INFINITY};
 use crate::vma::{VmError, Vma, VmaSet};
@@ -59,6 +60,9 @@ pub struct VmSpace {
     /// The process's resource limits; `RLIMIT_AS`, `RLIMIT_DATA` and
     /// `RLIMIT_STACK` are enforced here (see [`crate::rlimit`]).
     rlimits: Rlimits,
+    /// The `mlock`ed ranges: reclaim leaves their pages alone. A range's
+    /// part that is unmapped, replaced or moved is unlocked.
+    locked: LockedRanges,
 }
 
 impl VmSpace {
@@ -70,6 +74,7 @@ impl VmSpace {
             vmas: VmaSet::new(),
             fault_cache: None,
             rlimits: Rlimits::default(),
+            locked: LockedRanges::new(),
         }
     }
 
@@ -136,6 +141,26 @@ impl VmSpace {
             });
         }
         Ok(())
+    }
+
+    /// The locked ranges (`mlock`).
+    pub fn locked(&self) -> &LockedRanges {
+        &self.locked
+    }
+
+    /// Locks `[start, end)` (`mlock`: the caller checked it is mapped).
+    pub fn mlock(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.locked.lock(start, end)
+    }
+
+    /// Unlocks `[start, end)` (`munlock`).
+    pub fn munlock(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.locked.unlock(start, end)
+    }
+
+    /// Unlocks everything (`munlockall`).
+    pub fn munlock_all(&mut self) {
+        self.locked.clear();
     }
 
     /// The stack size limit in force (`RLIMIT_STACK`'s soft limit).
