@@ -85,8 +85,11 @@ impl LockedRanges {
     }
 
     /// Room for one more range, so that an [`unlock`](Self::unlock) right
-    /// after cannot fail.
+    /// after cannot fail. Nothing locked: nothing to split, no allocation.
     pub fn reserve(&mut self) -> Result<(), VmError> {
+        if self.ranges.is_empty() {
+            return Ok(());
+        }
         self.ranges.try_reserve(1).map_err(|_| VmError::NoMemory)
     }
 
@@ -119,6 +122,9 @@ mod tests {
         assert!(l.contains(5));
         l.clear();
         assert!(!l.contains(5));
+        // Nothing locked: reserving allocates nothing.
+        l.reserve().unwrap();
+        assert_eq!(l.ranges.capacity(), 0);
     }
 
     #[test]
