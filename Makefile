@@ -12,11 +12,12 @@ MEM       ?= 256M
 # SWAP=512M attaches a blank virtio-blk disk of that size (the swap disk).
 # FAIL="failslab=every:7 fail_page_alloc=random:50,seed:3" injects allocation
 # failures from boot (packed as /etc/cmdline; see `help failinject`).
-RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
-	$(if $(SWAP),FERRITE_SWAP=$(SWAP)) \
-	$(if $(FAIL),FERRITE_CMDLINE='$(FAIL)') \
+# What goes into the ramdisk: the same for run, image and usb.
+PACK_ENV := $(if $(FAIL),FERRITE_CMDLINE='$(FAIL)') \
 	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT)) \
 	$(if $(RC),FERRITE_RC=$(abspath $(RC)))
+RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
+	$(if $(SWAP),FERRITE_SWAP=$(SWAP)) $(PACK_ENV)
 
 .PHONY: all setup user run test test-host test-kernel image usb gdb gdb-attach bench fuzz lint fmt clean
 
@@ -49,8 +50,9 @@ test-kernel:
 
 image: setup user
 	cargo build --release
-	$(BOOT_TOOL) image --kernel target/x86_64-unknown-none/release/ferrite --out-dir $(IMAGES)
+	$(PACK_ENV) $(BOOT_TOOL) image --kernel target/x86_64-unknown-none/release/ferrite --out-dir $(IMAGES)
 
+# make image / make usb take EXTRA, INIT, RC and FAIL like make run.
 # make usb DEV=/dev/sdX [IMAGE=uefi]  (bios works on both on most PCs with CSM)
 usb: image
 	@test -n "$(DEV)" || { echo "usage: make usb DEV=/dev/sdX [IMAGE=bios|uefi]"; exit 2; }

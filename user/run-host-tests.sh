@@ -95,6 +95,12 @@ check sigtests-one 0 "sigtests: demand-paging ... ok" "sigtests: 1 passed, 0 fai
 	-- $B/sigtests demand-paging
 check sigtests-bad-name 2 "no case named" -- $B/sigtests no-such-case
 check sigtests-bench 0 "sigtests: bench: getpid " "(1000 each)" -- $B/sigtests --bench 1000
+# The process and machine calls C libraries make (rlimits, getrandom, ids,
+# rseq, affinity, mincore, mlock...): each case Linux's answer.
+check systests 0 "systests: rlimit-stack ... ok (SIGSEGV)" "systests: 16 passed, 0 failed" \
+	-- $B/systests
+check systests-one 0 "systests: 1 passed, 0 failed" -- $B/systests getrandom
+check systests-bad-name 2 "no case named" -- $B/systests no-such-case
 # A short fuzz campaign: the random calls must leave the invariants intact
 # on Linux too (and never harm this machine: see fuzz.c).  Then one batch
 # replayed with its call log, as a failure report says to.

@@ -19,7 +19,7 @@ pub fn standard() -> Result<Vec<Option<OpenFile>>, AllocError> {
     kalloc::try_to_vec(&[Some(OpenFile::Console); 3])
 }
 
-const MAX_FDS: usize = 64;
+pub const MAX_FDS: usize = 64;
 
 pub fn get(fd: u64) -> Option<OpenFile> {
     sched::with_current(|p| p.fds.get(fd as usize).copied().flatten())

@@ -130,6 +130,9 @@ pub struct Process {
     /// the OOM killer wants this process than its size says; -1000 never.
     /// Children inherit it (fork), a new program keeps it (exec).
     pub oom_score_adj: i16,
+    /// What the process and machine calls keep: robust list, rseq, nice
+    /// (`syscall::system`).
+    pub sys: super::syscall::SysState,
     /// SIGKILL is pending: the process dies when its system call ends (the
     /// OOM killer chose it while it was copying user memory in the kernel).
     kill_pending: bool,
@@ -263,6 +266,7 @@ pub fn init() {
         fds: Vec::new(),
         fpu: Box::new(FpuState::initial()),
         oom_score_adj: 0,
+        sys: Default::default(),
         kill_pending: false,
         kernel_thread: false,
         sig: super::signal::SigState::new(),
@@ -489,6 +493,7 @@ pub fn spawn_child(
             fds,
             fpu,
             oom_score_adj: 0,
+            sys: Default::default(),
             kill_pending: false,
             kernel_thread: false,
             sig: super::signal::SigState::new(),
@@ -518,6 +523,10 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         if !process.kernel_thread {
             process.ppid = s.current;
             process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
+            process.sys = s
+                .procs
+                .get(&s.current)
+                .map_or_else(Default::default, |p| p.sys.for_child());
         }
         let pid = process.pid;
         s.procs.insert(process);
@@ -562,6 +571,7 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             fds: Vec::new(),
             fpu,
             oom_score_adj: -1000,
+            sys: Default::default(),
             kill_pending: false,
             kernel_thread: true,
             sig: super::signal::SigState::new(),

@@ -22,6 +22,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod chacha;
 pub mod cpio;
 pub mod elf;
 pub mod signal;

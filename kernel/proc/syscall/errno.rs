@@ -36,6 +36,7 @@ impl Errno {
     pub const ENOMEM: Errno = Errno(12);
     pub const EACCES: Errno = Errno(13);
     pub const EFAULT: Errno = Errno(14);
+    pub const EBUSY: Errno = Errno(16);
     pub const EEXIST: Errno = Errno(17);
     pub const EINVAL: Errno = Errno(22);
     pub const EMFILE: Errno = Errno(24);
@@ -61,9 +62,10 @@ impl Errno {
     /// `vm.overcommit_memory`) as `other`.
     pub const fn vm_or(e: VmError, other: Errno) -> Errno {
         match e {
-            VmError::NoMemory | VmError::TooManyRegions | VmError::Overcommit { .. } => {
-                Errno::ENOMEM
-            }
+            VmError::NoMemory
+            | VmError::TooManyRegions
+            | VmError::Overcommit { .. }
+            | VmError::Rlimit { .. } => Errno::ENOMEM,
             _ => other,
         }
     }

@@ -11,8 +11,9 @@
 //! One file per family: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
 //! `fs` (read/write and the file descriptors), `process` (fork, clone,
 //! execve, wait4, the ids), `time` (clock_gettime, nanosleep), `signal`
-//! (rt_sigaction and the rest of the signal calls) and `misc` (uname,
-//! arch_prctl).
+//! (rt_sigaction and the rest of the signal calls), `system` (rlimits,
+//! getrandom, sysinfo, identity, robust lists, rseq, affinity, priority)
+//! and `misc` (uname, arch_prctl).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,6 +26,7 @@ mod misc;
 mod mm;
 mod process;
 mod signal;
+mod system;
 mod time;
 
 pub use errno::{Errno, SysResult};
@@ -33,6 +35,8 @@ use misc::*;
 use mm::*;
 use process::*;
 use signal::*;
+pub use system::SysState;
+use system::*;
 use time::*;
 
 const SYS_READ: u64 = 0;
@@ -76,6 +80,44 @@ const SYS_CLOCK_GETTIME: u64 = 228;
 const SYS_EXIT_GROUP: u64 = 231;
 const SYS_TGKILL: u64 = 234;
 const SYS_OPENAT: u64 = 257;
+// Process and machine (system.rs) and memory (mm.rs) calls for C
+// libraries (issue 13).
+const SYS_MINCORE: u64 = 27;
+const SYS_GETRLIMIT: u64 = 97;
+const SYS_SYSINFO: u64 = 99;
+const SYS_GETUID: u64 = 102;
+const SYS_GETGID: u64 = 104;
+const SYS_SETUID: u64 = 105;
+const SYS_SETGID: u64 = 106;
+const SYS_GETEUID: u64 = 107;
+const SYS_GETEGID: u64 = 108;
+const SYS_SETREUID: u64 = 113;
+const SYS_SETREGID: u64 = 114;
+const SYS_GETGROUPS: u64 = 115;
+const SYS_SETGROUPS: u64 = 116;
+const SYS_SETRESUID: u64 = 117;
+const SYS_GETRESUID: u64 = 118;
+const SYS_SETRESGID: u64 = 119;
+const SYS_GETRESGID: u64 = 120;
+const SYS_SETFSUID: u64 = 122;
+const SYS_SETFSGID: u64 = 123;
+const SYS_GETPRIORITY: u64 = 140;
+const SYS_SETPRIORITY: u64 = 141;
+const SYS_PRCTL: u64 = 157;
+const SYS_MLOCK: u64 = 149;
+const SYS_MUNLOCK: u64 = 150;
+const SYS_MLOCKALL: u64 = 151;
+const SYS_MUNLOCKALL: u64 = 152;
+const SYS_SETRLIMIT: u64 = 160;
+const SYS_SCHED_SETAFFINITY: u64 = 203;
+const SYS_SCHED_GETAFFINITY: u64 = 204;
+const SYS_SET_ROBUST_LIST: u64 = 273;
+const SYS_GET_ROBUST_LIST: u64 = 274;
+const SYS_PRLIMIT64: u64 = 302;
+const SYS_GETCPU: u64 = 309;
+const SYS_GETRANDOM: u64 = 318;
+const SYS_MLOCK2: u64 = 325;
+const SYS_RSEQ: u64 = 334;
 
 /// Numbers already reported as unimplemented (one bit each, 0..512).
 static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
@@ -156,6 +198,34 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_UNAME => uname(a0),
         SYS_ARCH_PRCTL => arch_prctl(a0, a1),
         SYS_CLOCK_GETTIME => clock_gettime(a1),
+        SYS_MINCORE => mincore(a0, a1, a2),
+        SYS_MLOCK => mlock2(a0, a1, 0),
+        SYS_MLOCK2 => mlock2(a0, a1, a2),
+        SYS_MUNLOCK => munlock(a0, a1),
+        SYS_MLOCKALL => mlockall(a0),
+        SYS_MUNLOCKALL => munlockall(),
+        SYS_GETRLIMIT => getrlimit(a0, a1),
+        SYS_SETRLIMIT => setrlimit(a0, a1),
+        SYS_PRLIMIT64 => prlimit64(a0, a1, a2, a3),
+        SYS_GETRANDOM => getrandom(a0, a1, a2),
+        SYS_SYSINFO => sysinfo(a0),
+        SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => getid(),
+        SYS_SETUID | SYS_SETGID => setid(a0),
+        SYS_SETREUID | SYS_SETREGID => setids(&[a0, a1]),
+        SYS_SETRESUID | SYS_SETRESGID => setids(&[a0, a1, a2]),
+        SYS_GETRESUID | SYS_GETRESGID => getresid(a0, a1, a2),
+        SYS_SETFSUID | SYS_SETFSGID => setfsid(a0),
+        SYS_GETGROUPS => getgroups(a0, a1),
+        SYS_SETGROUPS => setgroups(a0, a1),
+        SYS_SET_ROBUST_LIST => set_robust_list(a0, a1),
+        SYS_GET_ROBUST_LIST => get_robust_list(a0, a1, a2),
+        SYS_RSEQ => rseq(a0, a1, a2, a3),
+        SYS_SCHED_GETAFFINITY => sched_getaffinity(a0, a1, a2),
+        SYS_SCHED_SETAFFINITY => sched_setaffinity(a0, a1, a2),
+        SYS_GETCPU => getcpu(a0, a1),
+        SYS_GETPRIORITY => getpriority(a0, a1),
+        SYS_SETPRIORITY => setpriority(a0, a1, a2),
+        SYS_PRCTL => prctl(a0, a1),
         nr => {
             report_unknown(nr);
             Err(Errno::ENOSYS)

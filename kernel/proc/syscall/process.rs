@@ -143,9 +143,13 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     let envp = Strings::copy_in(envp, argv.size())?;
     let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
     let mut image = exec::load(path, &argv_refs, &envp_refs)?;
+    // The resource limits survive exec, as in Linux.
+    let limits = *current_aspace().lock().rlimits();
+    *image.aspace.lock().rlimits_mut() = limits;
     let old = sched::replace_image(&mut image);
     drop(old);
     sched::with_current(|p| p.sig.on_exec());
+    sched::with_current(|p| p.sys = p.sys.for_exec());
     *frame = image.frame;
     // The new program starts with RAX = 0, like every other register.
     Ok(0)
