@@ -56,6 +56,7 @@
  * failure (printed with the seed and the last call).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -411,14 +412,36 @@ static void make_scratch(void)
 		snprintf(scratch_paths[i], sizeof scratch_paths[i], "%s/%s", scratch, scratch_names[i]);
 }
 
+/* Removes everything below `path` (a directory inside the scratch
+ * directory; renames may have moved the names around), depth first,
+ * never following a link. */
+static void remove_tree(const char *path, int depth)
+{
+	DIR *d = depth < 16 ? opendir(path) : NULL;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char sub[512];
+			snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+			struct stat st;
+			if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
+				remove_tree(sub, depth + 1);
+				rmdir(sub);
+			} else {
+				unlink(sub);
+			}
+		}
+		closedir(d);
+	}
+}
+
 static void remove_scratch(void)
 {
 	if (!scratch[0])
 		return;
-	for (int i = 5; i >= 0; i--) {
-		unlink(scratch_paths[i]);
-		rmdir(scratch_paths[i]);
-	}
+	remove_tree(scratch, 0);
 	if (rmdir(scratch) != 0)
 		say("fuzz: scratch directory %s left behind\n", scratch);
 }
@@ -618,11 +641,12 @@ static void make_fs_call(struct call *c)
 		break;
 	case 7:
 		SET("mkdir", SYS_mkdir, 2);
-		a[0] = pick_scratch_path(), a[1] = below(01000);
+		/* The owner may always remove and list what it made. */
+		a[0] = pick_scratch_path(), a[1] = below(01000) | 0700;
 		break;
 	case 8:
 		SET("mkdirat", SYS_mkdirat, 3);
-		a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = below(01000);
+		a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = below(01000) | 0700;
 		break;
 	case 9:
 		SET(below(2) ? "unlink" : "rmdir", 0, 1);
@@ -719,7 +743,8 @@ static void make_fs_call(struct call *c)
 		a[0] = dirfd, a[1] = pick_scratch_path();
 		a[2] = (rnd() & (O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NONBLOCK | O_CLOEXEC |
 				 O_DIRECTORY)) | below(3);
-		a[3] = below(01000);
+		/* The owner may always remove and list what it made. */
+		a[3] = below(01000) | 0600;
 		break;
 	}
 #undef SET

@@ -140,18 +140,13 @@ impl FdTable {
         self.entries.get_mut(usize::try_from(fd).ok()?)?.take()
     }
 
-    /// Takes out every close-on-exec descriptor (`execve`), into `out`.
-    pub fn take_cloexec(&mut self) -> Vec<FdEntry> {
-        let mut out = Vec::new();
-        for slot in self.entries.iter_mut() {
-            if slot.as_ref().is_some_and(|e| e.cloexec) {
-                let entry = slot.take().expect("checked");
-                // If the list cannot grow, the entry is dropped here, under
-                // the lock: rare, and the same as what close would do.
-                let _ = kalloc::try_push(&mut out, entry);
-            }
-        }
-        out
+    /// Takes out the lowest close-on-exec descriptor, if any is left
+    /// (`execve` closes them one at a time, each dropped outside the lock).
+    pub fn take_one_cloexec(&mut self) -> Option<FdEntry> {
+        self.entries
+            .iter_mut()
+            .find(|slot| slot.as_ref().is_some_and(|e| e.cloexec))?
+            .take()
     }
 
     /// Takes every descriptor out (exit), leaving the table empty.
@@ -201,8 +196,9 @@ pub fn close(fd: u64) -> Option<()> {
 
 /// `execve`: closes the close-on-exec descriptors.
 pub fn close_on_exec() {
-    let closed = sched::with_current(|p| p.fds.take_cloexec());
-    drop(closed);
+    while let Some(closed) = sched::with_current(|p| p.fds.take_one_cloexec()) {
+        drop(closed);
+    }
 }
 
 /// The current process's working directory (a copy).
