@@ -331,6 +331,14 @@ pub fn mount(path: &[u8], root: InodeRef) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Takes the tree mounted at `path` off the table (it is returned, to be
+/// dropped by the caller); `None` if nothing is mounted there.
+pub fn unmount(path: &[u8]) -> Option<InodeRef> {
+    let mut mounts = MOUNTS.lock();
+    let at = mounts.iter().position(|m| m.0 == path)?;
+    Some(mounts.remove(at).1)
+}
+
 fn mounted_at(path: &[u8]) -> Option<InodeRef> {
     MOUNTS
         .lock()
