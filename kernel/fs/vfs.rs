@@ -571,6 +571,9 @@ pub fn join(dir: &[u8], name: &[u8]) -> Result<Vec<u8>, Errno> {
 /// Mounts the file systems every kernel has: the ramdisk at `/`, a tmpfs
 /// at `/tmp`, the devices at `/dev`.
 pub fn init() {
+    // The console's one `FileOps`, made now: what lives for good is
+    // allocated at boot, not by the first process.
+    drop(super::console::ops());
     let mounted = super::ramfs::root()
         .and_then(|root| mount(b"/", root))
         .and_then(|_| super::tmpfs::new_root())
