@@ -109,6 +109,11 @@ pub fn read_blocking(buf: &mut [u8]) -> usize {
     }
 }
 
+/// Whether input is waiting to be read (`poll`).
+pub fn input_pending() -> bool {
+    !INPUT.lock().is_empty()
+}
+
 /// Writes what a program wrote to the console: the bytes unchanged to the
 /// serial port, UTF-8-decoded (across writes) on the framebuffer, and into
 /// a test's capture. The caller copies them from user memory first (this

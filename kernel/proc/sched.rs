@@ -123,7 +123,8 @@ pub struct Process {
     pub ticks: u64,
     /// The fault that killed it, if one did.
     pub fault: Option<UserFault>,
-    pub fds: Vec<Option<super::fd::OpenFile>>,
+    /// Descriptors, working directory, umask.
+    pub fds: super::fd::FdTable,
     /// x87/SSE registers while not running.
     fpu: Box<FpuState>,
     /// Linux's `oom_score_adj` (-1000..=1000): how much more (or less)
@@ -263,7 +264,7 @@ pub fn init() {
         brk: (0, 0),
         ticks: 0,
         fault: None,
-        fds: Vec::new(),
+        fds: super::fd::FdTable::empty(),
         fpu: Box::new(FpuState::initial()),
         oom_score_adj: 0,
         sys: Default::default(),
@@ -453,7 +454,7 @@ pub fn spawn_child(
     frame: &TrapFrame,
     fs_base: u64,
     brk: (u64, u64),
-    fds: Vec<Option<super::fd::OpenFile>>,
+    fds: super::fd::FdTable,
 ) -> Result<Pid, SpawnError> {
     reap_adopted();
     let fpu = kalloc::try_box(FpuState::initial())?;
@@ -568,7 +569,7 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             brk: (0, 0),
             ticks: 0,
             fault: None,
-            fds: Vec::new(),
+            fds: super::fd::FdTable::empty(),
             fpu,
             oom_score_adj: -1000,
             sys: Default::default(),
@@ -810,7 +811,7 @@ pub fn sleep_ticks(ticks: u64) {
 /// kernel stack stays until the parent reaps the zombie.
 pub fn exit_current(status: i32) -> ! {
     x86_64::instructions::interrupts::disable();
-    let aspace = with(|s| {
+    let (aspace, files) = with(|s| {
         let cur = s.current;
         let p = s.procs.get_mut(&cur).expect("current exists");
         assert!(cur != 0, "the kernel thread cannot exit");
@@ -822,16 +823,19 @@ pub fn exit_current(status: i32) -> ! {
         let parent = p.ppid;
         let aspace = p.aspace.take();
         p.sig.clear_pending();
+        let files = p.fds.take_all();
         for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
             child.ppid = 0;
             child.adopted = true;
         }
         notify_parent(s, parent, cur, status);
-        aspace
+        (aspace, files)
     });
     // Off this address space before it is torn down.
     aspace::switch_to(None);
     drop(aspace);
+    // Its files close now (a pipe's reader sees the end), not at the reap.
+    drop(files);
     schedule();
     unreachable!("a zombie was scheduled");
 }
@@ -1012,16 +1016,18 @@ pub fn kill(pid: Pid) -> bool {
         let parent = p.ppid;
         let aspace = p.aspace.take();
         p.sig.clear_pending();
+        let files = p.fds.take_all();
         for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
             child.ppid = 0;
             child.adopted = true;
         }
         notify_parent(s, parent, pid, signal_status(9));
-        Some(aspace)
+        Some((aspace, files))
     });
     match aspace {
-        Some(aspace) => {
+        Some((aspace, files)) => {
             drop(aspace);
+            drop(files);
             true
         }
         None => false,

@@ -7,6 +7,8 @@
 //!   a page-granular load plan.
 //! - [`signal`]: POSIX signal numbers, default actions, masks and the
 //!   x86_64 signal frame (`rt_sigframe`) as bytes.
+//! - [`fsabi`]: file-system ABI: poll bits, `st_mode` types, `getdents64`
+//!   records, path components.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
 //! - [`utf8`]: a streaming UTF-8 decoder for the console (characters split
@@ -26,6 +28,7 @@ pub mod chacha;
 pub mod cpio;
 pub mod elf;
 pub mod signal;
+pub mod fsabi;
 pub mod stack;
 pub mod utf8;
 

@@ -38,7 +38,7 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
             kalloc::try_string(&p.name),
             p.fs_base,
             p.brk,
-            kalloc::try_to_vec(&p.fds),
+            p.fds.try_clone(),
         )
     });
     let (name, fds) = (name?, fds?);
@@ -142,6 +142,7 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     let argv = Strings::copy_in(argv, 0)?;
     let envp = Strings::copy_in(envp, argv.size())?;
     let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
+    let exe = crate::proc::fd::exe_path(path)?;
     let mut image = exec::load(path, &argv_refs, &envp_refs)?;
     // The resource limits survive exec, as in Linux.
     let limits = *current_aspace().lock().rlimits();
@@ -150,6 +151,8 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     drop(old);
     sched::with_current(|p| p.sig.on_exec());
     sched::with_current(|p| p.sys = p.sys.for_exec());
+    crate::proc::fd::close_on_exec();
+    crate::proc::fd::set_exe(sched::current_pid(), exe);
     *frame = image.frame;
     // The new program starts with RAX = 0, like every other register.
     Ok(0)
