@@ -590,7 +590,12 @@ static void t_stop_cont(void)
 	handle(SIGCHLD, record, SA_RESTART);
 	pid_t c = fork();
 	if (c == 0) {
+		/* After SIGCONT it waits for SIGUSR1, so the parent sees the
+		 * continue before the exit (an exit would supersede it). */
+		handle(SIGUSR1, record, 0);
 		raise(SIGSTOP);
+		while (got != SIGUSR1)
+			sleep_ms(1);
 		_exit(7);
 	}
 	int st;
@@ -605,6 +610,7 @@ static void t_stop_cont(void)
 	CHECK(kill(c, SIGCONT) == 0, "kill(SIGCONT)");
 	CHECK(waitpid(c, &st, WCONTINUED) == c && WIFCONTINUED(st),
 	      "waitpid(WCONTINUED): status %#x", st);
+	CHECK(kill(c, SIGUSR1) == 0, "kill(SIGUSR1)");
 	CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 7,
 	      "after SIGCONT: status %#x", st);
 	/* SIGTSTP stops too; a SIGTERM sent meanwhile waits for SIGCONT. */
