@@ -23,6 +23,7 @@ pub mod mm;
 pub mod panic;
 pub mod power;
 pub mod proc;
+pub mod procfs;
 pub mod shell;
 pub mod symbols;
 pub mod testing;

@@ -20,6 +20,7 @@ extern crate std;
 
 pub mod cpio;
 pub mod elf;
+pub mod pagemap;
 pub mod stack;
 
 /// The page size every region in this crate is rounded to, and the
