@@ -422,25 +422,68 @@ pub fn generate(node: Node) -> Result<Text> {
 
 /// Reads file `node` at byte `offset` into `buf` (a kernel buffer: the
 /// caller copies it to user memory with no lock held); returns the bytes
-/// read, 0 at the end. `pagemap` is read in whole 8-byte entries at
+/// read, 0 at the end. Stateless: the text is made anew for each call, so
+/// a file read in pieces should go through [`ProcFile`]. `pagemap` is read in whole 8-byte entries at
 /// `offset = page number * 8` (`EINVAL` otherwise, as Linux).
 pub fn read(node: Node, offset: u64, buf: &mut [u8]) -> Result<usize> {
     match node {
         Node::Pid(pid, PidFile::Pagemap) => task::pagemap_read(pid, offset, buf),
         _ if kind(node) != Kind::File => Err(ProcError::Invalid),
-        _ => {
-            let text = generate(node)?;
-            let Ok(start) = usize::try_from(offset) else {
-                return Ok(0);
-            };
-            if start >= text.bytes.len() {
-                return Ok(0);
-            }
-            let n = buf.len().min(text.bytes.len() - start);
-            buf[..n].copy_from_slice(&text.bytes[start..start + n]);
-            Ok(n)
+        _ => Ok(copy_at(&generate(node)?.bytes, offset, buf)),
+    }
+}
+
+/// An open `/proc` file: what the VFS keeps in its file object. A text
+/// file is generated at its first read (and again at every read from
+/// offset 0, as Linux's `seq_file` starts over), and later reads at higher
+/// offsets copy from that text: a reader going through it in small pieces
+/// gets one consistent snapshot, as on Linux. `pagemap` is read live.
+pub struct ProcFile {
+    pub node: Node,
+    text: Option<Text>,
+}
+
+impl ProcFile {
+    /// Opens `node` (a file: `EISDIR`-like `Invalid` otherwise).
+    pub fn open(node: Node) -> Result<ProcFile> {
+        match kind(node) {
+            Kind::File => Ok(ProcFile { node, text: None }),
+            _ => Err(ProcError::Invalid),
         }
     }
+
+    /// Reads at `offset` into the kernel buffer `buf` (copy it to user
+    /// memory afterwards: no lock is held when this returns).
+    pub fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        if let Node::Pid(pid, PidFile::Pagemap) = self.node {
+            return task::pagemap_read(pid, offset, buf);
+        }
+        if offset == 0 || self.text.is_none() {
+            // The old text goes first: the new one may need its memory.
+            self.text = None;
+            self.text = Some(generate(self.node)?);
+        }
+        let text = self.text.as_ref().map_or(&[][..], |t| &t.bytes[..]);
+        Ok(copy_at(text, offset, buf))
+    }
+
+    /// Writes `data` (see [`write`]).
+    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+        write(self.node, data)
+    }
+}
+
+/// Copies `text[offset..]` into `buf` as far as it fits.
+fn copy_at(text: &[u8], offset: u64, buf: &mut [u8]) -> usize {
+    let Ok(start) = usize::try_from(offset) else {
+        return 0;
+    };
+    if start >= text.len() {
+        return 0;
+    }
+    let n = buf.len().min(text.len() - start);
+    buf[..n].copy_from_slice(&text[start..start + n]);
+    n
 }
 
 /// Writes `data` to file `node` (the tunables of `/proc/sys/vm`); returns

@@ -377,8 +377,13 @@ fn map_line(out: &mut dyn Write, vma: &Vma, brk: (u64, u64)) -> Result {
         "{:08x}-{:08x} {}{shared} {pgoff:08x} {:02x}:{:02x} {ino} ",
         vma.start, vma.end, vma.prot, dev.0, dev.1
     )?;
+    // Ramdisk paths are kept without their leading `/`.
+    let mut root = "";
     let name: Option<&str> = match (file_path(vma), vma.flags.tag) {
-        (Some(Some(path)), _) => Some(path),
+        (Some(Some(path)), _) => {
+            root = if path.starts_with('/') { "" } else { "/" };
+            Some(path)
+        }
         (Some(None), _) => Some("/dev/zero (deleted)"),
         (None, VmaTag::Heap) => Some("[heap]"),
         (None, _) if vma.flags.tag == VmaTag::Stack || vma.flags.grows_down => Some("[stack]"),
@@ -390,7 +395,7 @@ fn map_line(out: &mut dyn Write, vma: &Vma, brk: (u64, u64)) -> Result {
     if let Some(name) = name {
         // seq_pad: to column 72 (25 + 6 * sizeof(void *) - 1), then a space.
         let pad = 72usize.saturating_sub(head.bytes.len());
-        write!(out, "{:pad$} {name}", "")?;
+        write!(out, "{:pad$} {root}{name}", "")?;
     }
     writeln!(out)?;
     Ok(())
@@ -741,7 +746,12 @@ pub fn exe(pid: Pid) -> Result<Vec<u8>> {
     task(pid)?;
     let aspace = aspace_of(pid).ok_or(ProcError::NotFound)?;
     let path = with_aspace(&aspace, |a| a.image.exe).ok_or(ProcError::NotFound)?;
-    Ok(kalloc::try_to_vec(path.as_bytes())?)
+    let mut link = kalloc::try_with_capacity(path.len() + 1)?;
+    if !path.starts_with('/') {
+        link.push(b'/');
+    }
+    link.extend_from_slice(path.as_bytes());
+    Ok(link)
 }
 
 /// Pages one `pagemap` step covers under the lock.
