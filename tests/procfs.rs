@@ -136,7 +136,10 @@ fn tree_lookup_and_listing() {
         procfs::lookup(&["pressure", "memory"]),
         Some(Node::Global(Global::PressureMemory))
     );
-    assert_eq!(procfs::lookup(&["", ".", "sys", "vm", "..", "vm"]), Some(Node::SysVmDir));
+    assert_eq!(
+        procfs::lookup(&["", ".", "sys", "vm", "..", "vm"]),
+        Some(Node::SysVmDir)
+    );
     assert_eq!(procfs::lookup(&["nonesuch"]), None);
     assert_eq!(procfs::lookup(&["0123"]), None, "leading zero is no pid");
     assert_eq!(procfs::lookup(&["99999"]), None, "no such process");
@@ -158,8 +161,20 @@ fn tree_lookup_and_listing() {
         .map(|e| String::from(e.name.as_str()))
         .collect();
     for want in [
-        "meminfo", "vmstat", "buddyinfo", "slabinfo", "zoneinfo", "swaps", "uptime", "loadavg",
-        "stat", "cpuinfo", "version", "self", "pressure", "sys",
+        "meminfo",
+        "vmstat",
+        "buddyinfo",
+        "slabinfo",
+        "zoneinfo",
+        "swaps",
+        "uptime",
+        "loadavg",
+        "stat",
+        "cpuinfo",
+        "version",
+        "self",
+        "pressure",
+        "sys",
     ] {
         assert!(names.iter().any(|n| n == want), "no {want} in {names:?}");
     }
@@ -198,7 +213,10 @@ fn tree_lookup_and_listing() {
     );
     // Wrong operations are errors, not panics.
     let mut buf = [0u8; 8];
-    assert_eq!(procfs::read(Node::Root, 0, &mut buf), Err(ProcError::Invalid));
+    assert_eq!(
+        procfs::read(Node::Root, 0, &mut buf),
+        Err(ProcError::Invalid)
+    );
     assert_eq!(
         procfs::write(Node::Global(Global::Meminfo), b"1"),
         Err(ProcError::ReadOnly)
@@ -272,7 +290,11 @@ const MEMINFO_NAMES: [&str; 52] = [
 fn meminfo_is_linux_format_and_adds_up() {
     let text = file("meminfo");
     let names: Vec<&str> = text.lines().map(|l| l.split(':').next().unwrap()).collect();
-    let want: Vec<&str> = MEMINFO_NAMES.iter().copied().filter(|n| !n.is_empty()).collect();
+    let want: Vec<&str> = MEMINFO_NAMES
+        .iter()
+        .copied()
+        .filter(|n| !n.is_empty())
+        .collect();
     assert_eq!(names, want, "meminfo:\n{text}");
     for line in text.lines() {
         let (name, rest) = line.split_once(':').unwrap();
@@ -285,7 +307,10 @@ fn meminfo_is_linux_format_and_adds_up() {
         } else {
             // show_val_kb: name and colon padded to 16, value to (at
             // least) 8, " kB".
-            assert_eq!(&line[..16], alloc::format!("{:<16}", alloc::format!("{name}:")));
+            assert_eq!(
+                &line[..16],
+                alloc::format!("{:<16}", alloc::format!("{name}:"))
+            );
             assert!(line.len() >= 27, "{line:?}");
             assert!(line.ends_with(" kB"), "{line:?}");
             assert!(rest.trim().trim_end_matches(" kB").parse::<u64>().is_ok());
@@ -386,7 +411,10 @@ fn memory_files_are_the_shell_views() {
     let load = file("loadavg");
     assert!(load.starts_with("0.00 0.00 0.00 "), "{load}");
     let stat = file("stat");
-    assert!(stat.starts_with("cpu  ") && stat.contains("\ncpu0 "), "{stat}");
+    assert!(
+        stat.starts_with("cpu  ") && stat.contains("\ncpu0 "),
+        "{stat}"
+    );
     assert_eq!(
         stat.lines().next().unwrap().split_whitespace().count(),
         11,
@@ -412,7 +440,8 @@ fn vmstat_matches_the_kernel_counters() {
     for line in vm.lines() {
         let (name, value) = line.split_once(' ').expect("name value");
         assert!(
-            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
             "{line:?}"
         );
         assert!(value.parse::<u64>().is_ok(), "{line:?}");
@@ -483,7 +512,10 @@ fn process_files_agree_with_the_process() {
     // smaps: each region's counts sum to smaps_rollup.
     let smaps = node(PidFile::Smaps);
     let rollup = node(PidFile::SmapsRollup);
-    assert!(rollup.lines().next().unwrap().ends_with(" [rollup]"), "{rollup}");
+    assert!(
+        rollup.lines().next().unwrap().ends_with(" [rollup]"),
+        "{rollup}"
+    );
     let names = [
         "Rss",
         "Pss",
@@ -500,7 +532,13 @@ fn process_files_agree_with_the_process() {
         let sum: u64 = smaps
             .lines()
             .filter_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap())
+            .map(|r| {
+                r.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+            })
             .sum();
         let total = kb_field(&rollup, name);
         // Pss is summed in fixed point before rounding, as Linux.
@@ -515,7 +553,13 @@ fn process_files_agree_with_the_process() {
     let sizes: u64 = smaps
         .lines()
         .filter_map(|l| l.strip_prefix("Size:"))
-        .map(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap())
+        .map(|r| {
+            r.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
         .sum();
     assert!(smaps.contains("\nVmFlags: rd "), "{smaps}");
     assert_eq!(
@@ -525,7 +569,10 @@ fn process_files_agree_with_the_process() {
 
     // status, statm and stat agree with each other and with smaps.
     let status = node(PidFile::Status);
-    assert!(status.starts_with("Name:\tspin\nUmask:\t0022\nState:\t"), "{status}");
+    assert!(
+        status.starts_with("Name:\tspin\nUmask:\t0022\nState:\t"),
+        "{status}"
+    );
     assert!(status.contains(&alloc::format!("\nPid:\t{pid}\nPPid:\t0\n")));
     let rss = kb_field(&status, "VmRSS");
     assert_eq!(rss, kb_field(&rollup, "Rss"));
@@ -542,7 +589,10 @@ fn process_files_agree_with_the_process() {
     assert_eq!(statm.len(), 7);
     assert_eq!(statm[0] * 4, sizes, "statm size");
     assert_eq!(statm[1] * 4, rss, "statm resident");
-    assert_eq!(statm[2] * 4, kb_field(&status, "RssFile") + kb_field(&status, "RssShmem"));
+    assert_eq!(
+        statm[2] * 4,
+        kb_field(&status, "RssFile") + kb_field(&status, "RssShmem")
+    );
     assert_eq!(statm[3] * 4, kb_field(&status, "VmExe"), "statm text");
     assert_eq!(
         statm[5] * 4,
@@ -563,7 +613,11 @@ fn process_files_agree_with_the_process() {
     assert!(image.start_code > 0 && image.end_code > image.start_code);
 
     // ps counts the zero page too (Linux's counters do not).
-    let zero = task::space_info(pid, true).unwrap().unwrap().total().zero_pages;
+    let zero = task::space_info(pid, true)
+        .unwrap()
+        .unwrap()
+        .total()
+        .zero_pages;
     let (vsz, ps_rss, _) = ferrite::shell::procs::sizes(&aspace);
     assert_eq!(vsz * 4, sizes);
     assert_eq!(ps_rss * 4, rss + zero * 4);
@@ -595,7 +649,10 @@ fn pagemap_gives_the_walked_frames() {
             match walked {
                 Some((pa, _)) => {
                     present += 1;
-                    let pagemap::Page::Present { pfn, soft_dirty, .. } = pagemap::decode(e) else {
+                    let pagemap::Page::Present {
+                        pfn, soft_dirty, ..
+                    } = pagemap::decode(e)
+                    else {
                         panic!("{va:#x}: entry {e:#x} not present, walk found {pa:#x}");
                     };
                     assert_eq!(pfn, pa / PAGE, "{va:#x}");
@@ -614,14 +671,20 @@ fn pagemap_gives_the_walked_frames() {
             }
         }
     }
-    assert!(present > 0 && absent > 0, "{present} present, {absent} absent");
+    assert!(
+        present > 0 && absent > 0,
+        "{present} present, {absent} absent"
+    );
     // An anonymous page the program wrote (its stack) is exclusive and
     // not a file page; a page of its program file is a file page.
     let stack = vmas.iter().find(|v| v.flags.grows_down).unwrap();
     let top = entry_at(pid, stack.end - PAGE);
     assert_eq!(top & (pagemap::PRESENT | pagemap::FILE), pagemap::PRESENT);
     assert_ne!(top & pagemap::MMAP_EXCLUSIVE, 0, "{top:#x}");
-    let text = vmas.iter().find(|v| v.prot.contains(vmcore::Prot::EXEC)).unwrap();
+    let text = vmas
+        .iter()
+        .find(|v| v.prot.contains(vmcore::Prot::EXEC))
+        .unwrap();
     let code = entry_at(pid, text.start);
     assert_ne!(code & pagemap::FILE, 0, "{code:#x}");
     // Outside every region: 0. Whole entries only.
@@ -629,7 +692,10 @@ fn pagemap_gives_the_walked_frames() {
     let mut buf = [0u8; 16];
     let node = Node::Pid(pid, PidFile::Pagemap);
     assert_eq!(procfs::read(node, 4, &mut buf), Err(ProcError::Invalid));
-    assert_eq!(procfs::read(node, 0, &mut buf[..5]), Err(ProcError::Invalid));
+    assert_eq!(
+        procfs::read(node, 0, &mut buf[..5]),
+        Err(ProcError::Invalid)
+    );
     // A long read: many batches, the same entries.
     let first = stack.start / PAGE;
     let n = ((stack.end - stack.start) / PAGE) as usize;
@@ -653,7 +719,10 @@ fn sys_vm_reads_and_writes_tunables() {
     assert_eq!(read_all(ratio), "50\n");
     assert_eq!(procfs::write(ratio, b"60\n"), Ok(3));
     assert_eq!(commit::policy().ratio, 60);
-    assert_eq!(sh("sysctl vm.overcommit_ratio"), "vm.overcommit_ratio = 60\n");
+    assert_eq!(
+        sh("sysctl vm.overcommit_ratio"),
+        "vm.overcommit_ratio = 60\n"
+    );
     assert_eq!(procfs::write(ratio, b" 50 "), Ok(4));
     assert_eq!(commit::policy().ratio, 50);
     assert_eq!(procfs::write(ratio, b"fifty"), Err(ProcError::Invalid));
@@ -720,7 +789,10 @@ fn files_refuse_instead_of_panicking() {
             failslab::off();
             match r {
                 Ok(len) => {
-                    assert!(len > 0 || node == Node::Pid(pid, PidFile::Pagemap), "{node:?} empty");
+                    assert!(
+                        len > 0 || node == Node::Pid(pid, PidFile::Pagemap),
+                        "{node:?} empty"
+                    );
                     break;
                 }
                 Err(ProcError::NoMemory) => refused += 1,

@@ -644,7 +644,12 @@ impl AddressSpace {
     /// Walks the page tables over `[start, end)` (no faults, nothing
     /// changed): `/proc/PID/smaps` and `pagemap` read leaves, swap entries
     /// and holes through it.
-    pub fn walk_pages(&mut self, start: u64, end: u64, walker: &mut impl vmcore::paging::PageWalker) {
+    pub fn walk_pages(
+        &mut self,
+        start: u64,
+        end: u64,
+        walker: &mut impl vmcore::paging::PageWalker,
+    ) {
         let _ = self
             .space
             .tables()

@@ -241,7 +241,12 @@ pub fn cpuinfo(out: &mut dyn Write) -> Result {
     }
     writeln!(out)?;
     writeln!(out, "bugs\t\t:")?;
-    writeln!(out, "bogomips\t: {}.{:02}", khz * 2 / 1000, khz * 2 % 1000 / 10)?;
+    writeln!(
+        out,
+        "bogomips\t: {}.{:02}",
+        khz * 2 / 1000,
+        khz * 2 % 1000 / 10
+    )?;
     writeln!(out, "clflush size\t: {clflush}")?;
     writeln!(out, "cache_alignment\t: {clflush}")?;
     writeln!(

@@ -640,7 +640,11 @@ pub fn stat(pid: Pid, out: &mut dyn Write) -> Result {
     let (letter, _) = t.state_name();
     // PF_KTHREAD for kernel threads; a user process's PF_RANDOMIZE-free
     // flags as Linux shows them (PF_FORKNOEXEC is cleared by exec).
-    let flags: u32 = if t.kernel_thread { 0x0020_8040 } else { 0x0040_0000 };
+    let flags: u32 = if t.kernel_thread {
+        0x0020_8040
+    } else {
+        0x0040_0000
+    };
     let (vsize, rss) = match &info {
         Some(i) => {
             let s = i.total();
@@ -688,7 +692,12 @@ pub fn stat(pid: Pid, out: &mut dyn Write) -> Result {
     writeln!(
         out,
         " {} {} {start_brk} {} {} {} {} {exit_code}",
-        image.start_data, image.end_data, image.arg_start, image.arg_end, image.env_start, image.env_end
+        image.start_data,
+        image.end_data,
+        image.arg_start,
+        image.arg_end,
+        image.env_start,
+        image.env_end
     )?;
     let _ = brk;
     Ok(())

@@ -15,7 +15,9 @@ use crate::procfs::sysvm::{SetError, Tunable, TUNABLES};
 fn find(name: &str) -> Option<&'static Tunable> {
     // `vm.overcommit_memory`, or `vm/overcommit_memory` (the /proc/sys
     // path) as in Linux.
-    let rest = name.strip_prefix("vm.").or_else(|| name.strip_prefix("vm/"))?;
+    let rest = name
+        .strip_prefix("vm.")
+        .or_else(|| name.strip_prefix("vm/"))?;
     TUNABLES.iter().find(|t| t.name == rest)
 }
 
@@ -50,15 +52,20 @@ pub fn command(args: &Args, out: &mut dyn Write) -> Result {
         })?;
         if let Some(value) = value {
             let v = parse_number(value).ok_or_else(|| {
-                args.failed_fmt(format_args!("setting key \"vm.{}\": Invalid argument", s.name))
+                args.failed_fmt(format_args!(
+                    "setting key \"vm.{}\": Invalid argument",
+                    s.name
+                ))
             })?;
             s.set(v).map_err(|e| match e {
-                SetError::Invalid => {
-                    args.failed_fmt(format_args!("setting key \"vm.{}\": Invalid argument", s.name))
-                }
-                SetError::ReadOnly => {
-                    args.failed_fmt(format_args!("setting key \"vm.{}\": fixed in Ferrite", s.name))
-                }
+                SetError::Invalid => args.failed_fmt(format_args!(
+                    "setting key \"vm.{}\": Invalid argument",
+                    s.name
+                )),
+                SetError::ReadOnly => args.failed_fmt(format_args!(
+                    "setting key \"vm.{}\": fixed in Ferrite",
+                    s.name
+                )),
             })?;
         }
         show(out, s)?;
