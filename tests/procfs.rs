@@ -35,6 +35,8 @@ fn main() -> ! {
         pagemap_gives_the_walked_frames,
         sys_vm_reads_and_writes_tunables,
         files_refuse_instead_of_panicking,
+        mounted_at_proc_in_the_vfs,
+        proctests_pass_from_user_space,
     ])
 }
 
@@ -802,4 +804,33 @@ fn files_refuse_instead_of_panicking() {
     }
     assert!(refused > 10, "only {refused} refusals");
     stop(pid);
+}
+
+/// `/proc` is mounted: the VFS's path walk reaches the same files, `self`
+/// follows to the reader, a directory lists like `list`.
+fn mounted_at_proc_in_the_vfs() {
+    use ferrite::fs::vfs;
+    let text = vfs::read_file(b"/", b"/proc/version", 4096).expect("/proc/version");
+    assert_eq!(text, file("version").into_bytes());
+    let found = vfs::resolve(b"/", b"/proc/self", false).expect("/proc/self");
+    assert_eq!(
+        found.inode.readlink().unwrap(),
+        alloc::format!("{}", sched::current_pid()).into_bytes()
+    );
+    let vm = vfs::resolve(b"/", b"/proc/sys/vm/swappiness", true).expect("swappiness");
+    let mut buf = [0u8; 16];
+    let n = vm.inode.read_kernel(0, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"60\n");
+    assert!(vfs::is_mount_point(b"/proc"));
+}
+
+/// user/proctests (what also passes natively on Linux) on Ferrite: /proc
+/// read by a program through open/read/pread/readlink.
+fn proctests_pass_from_user_space() {
+    let (exit, out) = ferrite::testing::run_program("/bin/proctests", &["proctests"]);
+    assert_eq!(exit, UserExit::Exited(0), "output:\n{out}");
+    assert!(
+        out.contains("proctests: 10 passed, 0 failed"),
+        "output:\n{out}"
+    );
 }

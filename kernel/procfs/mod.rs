@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod mem;
+pub mod mount;
 pub mod system;
 pub mod sysvm;
 pub mod task;

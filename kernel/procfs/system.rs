@@ -284,12 +284,15 @@ pub fn mounts(out: &mut dyn Write) -> Result {
 
 fn builtin_mounts(out: &mut dyn Write) -> Result {
     writeln!(out, "rootfs / rootfs ro 0 0")?;
+    writeln!(out, "devtmpfs /dev devtmpfs rw,relatime 0 0")?;
+    writeln!(out, "tmpfs /tmp tmpfs rw,relatime 0 0")?;
     writeln!(out, "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0")?;
     Ok(())
 }
 
 /// The list `/proc/filesystems` prints; the VFS may install its own.
-pub static FILESYSTEMS: Hook<&'static [&'static str]> = Hook::new(&["rootfs", "proc"]);
+pub static FILESYSTEMS: Hook<&'static [&'static str]> =
+    Hook::new(&["rootfs", "ramfs", "tmpfs", "devtmpfs", "proc"]);
 
 /// What prints `/proc/mounts`; the VFS installs its mount table's.
 pub static MOUNTS: Hook<fn(&mut dyn Write) -> Result> = Hook::new(builtin_mounts);

@@ -5,6 +5,8 @@
 //!   writing it in the host boot tool.
 //! - [`elf`]: validating a static ELF64 x86_64 executable and turning it into
 //!   a page-granular load plan.
+//! - [`fsabi`]: file-system ABI: poll bits, `st_mode` types, `getdents64`
+//!   records, path components.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
 //!
@@ -20,6 +22,7 @@ extern crate std;
 
 pub mod cpio;
 pub mod elf;
+pub mod fsabi;
 pub mod pagemap;
 pub mod stack;
 

@@ -8,7 +8,7 @@ use super::*;
 use crate::mm::aspace::SharedAddressSpace;
 use crate::mm::layout::{MMAP_TOP, USER_MIN};
 use crate::mm::{commit, pagecache};
-use crate::proc::fd::{self, OpenFile};
+use crate::proc::fd;
 use crate::proc::sched;
 
 pub(super) fn current_aspace() -> SharedAddressSpace {
@@ -94,17 +94,17 @@ pub(super) fn mmap(
             }
         }
     } else {
-        let file = fd::get(fd_num)
-            .map(|f| match f {
-                OpenFile::Ramdisk { file, .. } => Ok(file.id),
-                OpenFile::Console => Err(Errno::EACCES),
-            })
-            .ok_or(Errno::EBADF)??;
-        // The ramdisk is read-only: a shared writable mapping could never
-        // reach the file.
-        if sharing == Sharing::Shared && writable {
+        let file = fd::get(fd_num).ok_or(Errno::EBADF)?;
+        // Linux: a file not open for reading cannot be mapped; a shared
+        // writable mapping needs it open for writing too.
+        if !file.readable() {
             return Err(Errno::EACCES);
         }
+        let target = file.ops().mmap_object(&file)?;
+        if sharing == Sharing::Shared && writable && !(file.writable() && target.shared_writable) {
+            return Err(Errno::EACCES);
+        }
+        let file = target.cache_id;
         VmaKind::File { file, offset }
     };
     let aspace = current_aspace();
@@ -356,4 +356,34 @@ pub(super) fn brk(addr: u64) -> SysResult {
     drop(aspace);
     sched::with_current(|p| p.brk.1 = addr);
     Ok(addr)
+}
+
+const MS_ASYNC: u64 = 1;
+const MS_INVALIDATE: u64 = 2;
+const MS_SYNC: u64 = 4;
+
+/// `msync`: shared file mappings write straight into the page cache (the
+/// tmpfs file is the cache), so there is nothing to write back; the
+/// arguments are checked as Linux checks them.
+pub(super) fn msync(addr: u64, len: u64, flags: u64) -> SysResult {
+    if !vmcore::is_page_aligned(addr)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let range = UserRange::new(addr, len).map_err(|_: RangeError| Errno::ENOMEM)?;
+    if range.is_empty() {
+        return Ok(0);
+    }
+    let aspace = current_aspace();
+    let aspace = aspace.lock();
+    if aspace
+        .vmas()
+        .first_hole(range.start(), range.end())
+        .is_some()
+    {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
 }
