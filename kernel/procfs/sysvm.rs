@@ -89,6 +89,11 @@ pub static TUNABLES: &[Tunable] = &[
         set: None,
     },
     Tunable {
+        name: "mmap_min_addr",
+        get: || crate::mm::layout::USER_MIN,
+        set: None,
+    },
+    Tunable {
         name: "overcommit_kbytes",
         get: || commit::policy().kbytes,
         set: Some(|v| {
