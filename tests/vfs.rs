@@ -19,6 +19,7 @@ fn main() -> ! {
         filetests_all_pass,
         full_tmpfs_gives_enospc_and_keeps_data,
         deleted_files_give_every_frame_back,
+        mounted_trees_are_walked_into_and_out_of,
     ])
 }
 
@@ -72,5 +73,31 @@ fn deleted_files_give_every_frame_back() {
         before,
         "{} frames not returned",
         before as i64 - after as i64
+    );
+}
+
+fn mounted_trees_are_walked_into_and_out_of() {
+    use ferrite::fs::vfs;
+    use usercore::fsabi::FileType;
+    // A tree mounted where no directory exists (how /proc plugs in).
+    vfs::mount(b"/tmp/m", ferrite::fs::devfs::root().unwrap()).unwrap();
+    let null = vfs::resolve(b"/", b"/tmp/m/null", true).unwrap();
+    assert_eq!(null.inode.file_type(), FileType::CharDevice);
+    assert_eq!(null.path, b"/tmp/m/null");
+    // `..` leaves the mounted tree for the directory it is mounted in.
+    let up = vfs::resolve(b"/tmp/m", b"../m/./..//", true).unwrap();
+    assert_eq!(up.path, b"/tmp");
+    assert_eq!(up.inode.stat().st_dev, vfs::DEV_TMPFS);
+    let rel = vfs::resolve(b"/tmp/m", b"zero", true).unwrap();
+    assert_eq!(rel.path, b"/tmp/m/zero");
+    assert!(vfs::unmount(b"/tmp/m").is_some());
+    assert!(vfs::resolve(b"/", b"/tmp/m/null", true).is_err());
+    // The kernel's own reader sees what the ramdisk holds.
+    let motd = vfs::read_file(b"/", b"/etc/motd", 1 << 20).unwrap();
+    let want = ferrite::proc::ramdisk::open("/etc/motd").unwrap().data;
+    assert_eq!(motd.as_slice(), want);
+    assert_eq!(
+        vfs::read_file(b"/", b"/nonexistent", 16).unwrap_err(),
+        ferrite::proc::syscall::Errno::ENOENT
     );
 }

@@ -331,6 +331,14 @@ pub fn mount(path: &[u8], root: InodeRef) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Takes the tree mounted at `path` off the table (it is returned, to be
+/// dropped by the caller); `None` if nothing is mounted there.
+pub fn unmount(path: &[u8]) -> Option<InodeRef> {
+    let mut mounts = MOUNTS.lock();
+    let at = mounts.iter().position(|m| m.0 == path)?;
+    Some(mounts.remove(at).1)
+}
+
 fn mounted_at(path: &[u8]) -> Option<InodeRef> {
     MOUNTS
         .lock()
@@ -563,6 +571,9 @@ pub fn join(dir: &[u8], name: &[u8]) -> Result<Vec<u8>, Errno> {
 /// Mounts the file systems every kernel has: the ramdisk at `/`, a tmpfs
 /// at `/tmp`, the devices at `/dev`, `/proc`.
 pub fn init() {
+    // The console's one `FileOps`, made now: what lives for good is
+    // allocated at boot, not by the first process.
+    drop(super::console::ops());
     let mounted = super::ramfs::root()
         .and_then(|root| mount(b"/", root))
         .and_then(|_| super::tmpfs::new_root())

@@ -132,8 +132,10 @@ pub fn spawn_program(path: &str, argv: &[&str]) -> Result<Pid, ExecError> {
     bytes.extend(argv.iter().map(|a| a.as_bytes()));
     let argv = bytes;
     let envp: [&[u8]; 2] = [b"PATH=/bin", b"HOME=/"];
+    let exe = super::fd::exe_path(path).map_err(|_| ExecError::OutOfMemory)?;
     let image = exec::load(path, &argv, &envp)?;
     let pid = sched::spawn(&image.name, image.aspace, &image.frame, 0, image.brk)
         .map_err(|_| ExecError::OutOfMemory)?;
+    super::fd::set_exe(pid, exe);
     Ok(pid)
 }
