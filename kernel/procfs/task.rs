@@ -750,9 +750,17 @@ pub fn cmdline(pid: Pid, out: &mut Vec<u8>) -> Result {
     Ok(())
 }
 
-/// `/proc/<pid>/exe`'s target: the program's path.
+/// `/proc/<pid>/exe`'s target: the program's path (the one exec
+/// recorded in the descriptor table; else the ramdisk file's).
 pub fn exe(pid: Pid) -> Result<Vec<u8>> {
     task(pid)?;
+    let recorded = sched::with_process(pid, |p| {
+        (!p.fds.exe.is_empty()).then(|| kalloc::try_to_vec(&p.fds.exe))
+    })
+    .flatten();
+    if let Some(path) = recorded {
+        return Ok(path?);
+    }
     let aspace = aspace_of(pid).ok_or(ProcError::NotFound)?;
     let path = with_aspace(&aspace, |a| a.image.exe).ok_or(ProcError::NotFound)?;
     let mut link = kalloc::try_with_capacity(path.len() + 1)?;
