@@ -25,6 +25,7 @@ pub mod panic;
 pub mod power;
 pub mod proc;
 pub mod random;
+pub mod procfs;
 pub mod shell;
 pub mod symbols;
 pub mod testing;

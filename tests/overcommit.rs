@@ -82,8 +82,8 @@ fn defaults_are_linux_and_sysctl_sets_them() {
     assert_eq!(
         sh("sysctl -a"),
         alloc::format!(
-            "vm.max_map_count = 65530\nvm.min_free_kbytes = {min_free_kbytes}\n\
-             vm.overcommit_kbytes = 0\nvm.overcommit_memory = 0\nvm.overcommit_ratio = 50\n\
+            "vm.drop_caches = 0\nvm.max_map_count = 65530\nvm.min_free_kbytes = {min_free_kbytes}\n\
+             vm.mmap_min_addr = 65536\nvm.overcommit_kbytes = 0\nvm.overcommit_memory = 0\nvm.overcommit_ratio = 50\n\
              vm.swappiness = 60\nvm.watermark_scale_factor = 10\n"
         )
     );

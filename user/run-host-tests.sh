@@ -130,6 +130,9 @@ check memhog-bad-arg 2 "usage: memhog" -- $B/memhog eat 3
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0
+# /proc read from a program: formats, self-consistency, pagemap entries.
+check proctests 0 "proctests: 10 passed, 0 failed" -- $B/proctests
+check proctests-bad-name 2 "no case named" -- $B/proctests no-such-case
 
 # Console output is binary-safe: conbytes writes the 256 byte values (in
 # one write, then one write per byte); a pipe receives exactly those bytes.

@@ -569,7 +569,7 @@ pub fn join(dir: &[u8], name: &[u8]) -> Result<Vec<u8>, Errno> {
 }
 
 /// Mounts the file systems every kernel has: the ramdisk at `/`, a tmpfs
-/// at `/tmp`, the devices at `/dev`.
+/// at `/tmp`, the devices at `/dev`, `/proc`.
 pub fn init() {
     // The console's one `FileOps`, made now: what lives for good is
     // allocated at boot, not by the first process.
@@ -579,7 +579,8 @@ pub fn init() {
         .and_then(|_| super::tmpfs::new_root())
         .and_then(|tmp| mount(b"/tmp", tmp))
         .and_then(|_| super::devfs::root())
-        .and_then(|dev| mount(b"/dev", dev));
+        .and_then(|dev| mount(b"/dev", dev))
+        .and_then(|_| crate::procfs::mount::mount());
     if let Err(e) = mounted {
         log::error!("vfs: mounting the file systems failed: {e:?}");
     }
@@ -592,10 +593,23 @@ pub fn read_file(base: Base, path: &[u8], max: usize) -> Result<Vec<u8>, Errno> 
     if found.inode.file_type() != FileType::Regular {
         return Err(Errno::EINVAL);
     }
+    // Read to the end, not to `st_size`: generated files (`/proc`) say 0.
     let size = (found.inode.stat().st_size as u64).min(max as u64) as usize;
-    let mut out = kalloc::try_zeroed(size)?;
-    let n = found.inode.read_kernel(0, &mut out)?;
-    out.truncate(n);
+    let mut out = kalloc::try_zeroed(size.max(4096).min(max))?;
+    let mut len = 0;
+    loop {
+        let n = found.inode.read_kernel(len as u64, &mut out[len..])?;
+        len += n;
+        if n == 0 || len == max {
+            break;
+        }
+        if len == out.len() {
+            let more = out.len().min(max - len);
+            kalloc::try_reserve(&mut out, more)?;
+            out.resize(len + more, 0);
+        }
+    }
+    out.truncate(len);
     Ok(out)
 }
 

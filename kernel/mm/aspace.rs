@@ -61,6 +61,28 @@ pub struct AddressSpace {
     /// The commit charge of the charged regions ([`commit`]): always their
     /// pages, given back when the space is dropped.
     committed: Charge,
+    /// Where exec put the program and its arguments (`/proc/PID/stat`,
+    /// `cmdline`, `exe`); a fork copies it.
+    pub image: ImageInfo,
+}
+
+/// What exec records about the program in its address space (Linux's
+/// `mm_struct` fields of the same names): the text and data segments, the
+/// initial stack pointer, the argument and environment strings on the
+/// stack, and the program's path. All zero for a space exec did not make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    /// The program file (a ramdisk path), for `/proc/PID/exe`.
+    pub exe: Option<&'static str>,
 }
 
 /// The file a region maps, if any.
@@ -148,6 +170,7 @@ impl AddressSpace {
             id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             holds: Vec::new(),
             committed: Charge::none(),
+            image: ImageInfo::default(),
         })
     }
 
@@ -485,6 +508,7 @@ impl AddressSpace {
         let mut child = AddressSpace::new()?;
         child.family = self.family;
         child.committed = charge;
+        child.image = self.image;
         child
             .holds
             .try_reserve_exact(self.holds.len())
@@ -651,6 +675,21 @@ impl AddressSpace {
             .tables()
             .translate(&mut FrameTables, addr)
             .map(|(pa, pte, _)| (pa, pte))
+    }
+
+    /// Walks the page tables over `[start, end)` (no faults, nothing
+    /// changed): `/proc/PID/smaps` and `pagemap` read leaves, swap entries
+    /// and holes through it.
+    pub fn walk_pages(
+        &mut self,
+        start: u64,
+        end: u64,
+        walker: &mut impl vmcore::paging::PageWalker,
+    ) {
+        let _ = self
+            .space
+            .tables()
+            .walk(&mut FrameTables, start, end, walker);
     }
 
     /// Reads user memory through the direct map, for the kernel's own

@@ -16,7 +16,7 @@ use vmcore::{Prot, Sharing, Vma, VmaKind};
 use super::ramdisk::{self, RamFile};
 use crate::arch::trap::TrapFrame;
 use crate::arch::usermode::user_frame;
-use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
+use crate::mm::aspace::{AddressSpace, ImageInfo, SharedAddressSpace};
 use crate::mm::kalloc;
 use crate::mm::layout::{PIE_BASE, USER_END, USER_STACK_TOP};
 use crate::mm::uaccess;
@@ -126,6 +126,29 @@ fn region(start: u64, end: u64, prot: Prot, kind: VmaKind, tag: VmaTag) -> Vma {
 /// less than a page).
 static ZEROS: [u8; 4096] = [0; 4096];
 
+/// Where the program's text, data and arguments went (Linux's ELF loader
+/// sets the same `mm_struct` fields): the text is the executable file
+/// segment, the data the writable one.
+fn image_info(plan: &elf::LoadPlan, initial: &stack::StackImage, file: u32) -> ImageInfo {
+    let mut info = ImageInfo {
+        start_stack: initial.rsp,
+        arg_start: initial.arg_start,
+        arg_end: initial.arg_end,
+        env_start: initial.arg_end,
+        env_end: initial.env_end,
+        exe: ramdisk::path_of(file),
+        ..ImageInfo::default()
+    };
+    for r in plan.segments.iter().filter_map(|s| s.file.as_ref()) {
+        if r.prot.exec && info.end_code == 0 {
+            (info.start_code, info.end_code) = (r.start, r.end);
+        } else if r.prot.write && info.end_data == 0 {
+            (info.start_data, info.end_data) = (r.start, r.end);
+        }
+    }
+    info
+}
+
 /// Builds the address space and initial registers for `path`.
 pub fn load(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Image, ExecError> {
     let file = ramdisk::open(path).ok_or(ExecError::NotFound)?;
@@ -222,6 +245,7 @@ pub fn load_file(
     if initial.start < stack_start {
         return Err(ExecError::TooBig);
     }
+    aspace.lock().image = image_info(&plan, &initial, file.id);
     let previous = crate::mm::aspace::current();
     crate::mm::aspace::switch_to(Some(aspace.clone()));
     // The regions were checked writable above, so a failed copy means the

@@ -97,6 +97,16 @@ pub fn paths() -> impl Iterator<Item = &'static str> {
         .flat_map(|r| r.archive.files().filter(|f| f.is_file()).map(|f| f.path))
 }
 
+/// The path of the ramdisk file with page-cache id `id` (`None` for any
+/// other page-cache object: shared anonymous memory). Allocates nothing.
+pub fn path_of(id: u32) -> Option<&'static str> {
+    ramdisk()?
+        .files
+        .iter()
+        .find(|(_, f)| f.id == id)
+        .map(|&(path, _)| path)
+}
+
 /// A child of a ramdisk directory.
 pub enum Child {
     Dir(&'static str),

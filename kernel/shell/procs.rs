@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, Ordering};
 
-use crate::arch::sync::{try_lock_irq_off, IrqMutex};
+use crate::arch::sync::IrqMutex;
 use mmcore::{FrameKind, Pfn};
 use vmcore::paging::{Level, WalkStep};
 use vmcore::vma::VmaTag;
@@ -28,30 +28,7 @@ use crate::proc::user::{self, UserExit};
 
 const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 
-/// Runs `f` on the locked address space with interrupts off (the timer
-/// must not switch to its process while the lock is held: its fault
-/// handler would need it). If another holder has it, lets that one run
-/// and tries again rather than spinning with interrupts off (see
-/// "Locking" in `mm`).
-pub fn with_aspace<R>(aspace: &SharedAddressSpace, f: impl FnOnce(&mut AddressSpace) -> R) -> R {
-    let mut f = Some(f);
-    loop {
-        let done = try_lock_irq_off(aspace).map(|mut a| (f.take().expect("runs once"))(&mut a));
-        if let Some(r) = done {
-            return r;
-        }
-        sched::yield_now();
-    }
-}
-
-/// The address space of `pid` (`None` for the kernel thread and zombies).
-pub fn aspace_of(pid: Pid) -> Option<SharedAddressSpace> {
-    if pid == 0 {
-        // Pid 0 may be borrowing a test's address space; it owns none.
-        return None;
-    }
-    sched::with_process(pid, |p| p.aspace.clone()).flatten()
-}
+pub use crate::procfs::task::{aspace_of, with_aspace};
 
 /// Pages of `[start, end)`: resident, dirty, and swapped out. One walk
 /// per present leaf or swap entry, and a whole table's span skipped where

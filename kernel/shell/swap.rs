@@ -16,7 +16,7 @@ use crate::mm::swapoff;
 const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 
 /// The priority Linux gives the first area activated without one.
-const PRIORITY: i32 = -2;
+const PRIORITY: i32 = crate::procfs::mem::SWAP_PRIORITY;
 
 /// The active swap device's path (`/dev/zram0`, `/dev/vda`); empty
 /// without swap.
@@ -63,23 +63,9 @@ fn human(bytes: u64) -> super::StackText<16> {
     }
 }
 
-/// `/proc/swaps`: the header, then one line per area (sizes in kB).
+/// `/proc/swaps` (`swapon -s`).
 pub fn write_proc_swaps(out: &mut dyn Write) -> Result {
-    writeln!(out, "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority")?;
-    let (total, used, _) = swap::usage();
-    if swap::enabled() {
-        let name = device_path();
-        let (size, used) = (total * KB_PER_PAGE, used * KB_PER_PAGE);
-        // Linux: the path padded to 40, then tab-separated columns.
-        writeln!(
-            out,
-            "{:<40}partition\t{size}\t{}{used}\t{}{PRIORITY}",
-            name.as_str(),
-            if size < 10_000_000 { "\t" } else { "" },
-            if used < 10_000_000 { "\t" } else { "" },
-        )?;
-    }
-    Ok(())
+    crate::procfs::mem::swaps(out).map_err(|_| super::ShellError::Output)
 }
 
 /// `swapon --show`: NAME TYPE SIZE USED PRIO, sizes made short.

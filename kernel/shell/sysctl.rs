@@ -10,89 +10,19 @@
 use core::fmt::Write;
 
 use super::{parse_number, Args, Result};
-use crate::mm::commit;
+use crate::procfs::sysvm::{SetError, Tunable, TUNABLES};
 
-/// Why a value was not set.
-enum SetError {
-    /// Out of the tunable's range (Linux: `EINVAL`).
-    Invalid,
-    /// Fixed in Ferrite.
-    ReadOnly,
+fn find(name: &str) -> Option<&'static Tunable> {
+    // `vm.overcommit_memory`, or `vm/overcommit_memory` (the /proc/sys
+    // path) as in Linux.
+    let rest = name
+        .strip_prefix("vm.")
+        .or_else(|| name.strip_prefix("vm/"))?;
+    TUNABLES.iter().find(|t| t.name == rest)
 }
 
-/// One tunable: its name and how to read and set it.
-struct Sysctl {
-    name: &'static str,
-    get: fn() -> u64,
-    set: fn(u64) -> core::result::Result<(), SetError>,
-}
-
-fn read_only(_: u64) -> core::result::Result<(), SetError> {
-    Err(SetError::ReadOnly)
-}
-
-/// Every tunable, sorted by name (as `sysctl -a` lists them).
-static SYSCTLS: &[Sysctl] = &[
-    Sysctl {
-        name: "vm.max_map_count",
-        get: || vmcore::vma::MAX_MAP_COUNT as u64,
-        set: read_only,
-    },
-    Sysctl {
-        // The min watermark in KiB, computed at boot (read-only here).
-        name: "vm.min_free_kbytes",
-        get: || crate::mm::kswapd::watermarks().min * 4,
-        set: read_only,
-    },
-    Sysctl {
-        name: "vm.overcommit_kbytes",
-        get: || commit::policy().kbytes,
-        set: |v| {
-            commit::set_kbytes(v);
-            Ok(())
-        },
-    },
-    Sysctl {
-        name: "vm.overcommit_memory",
-        get: || commit::policy().mode.value(),
-        set: |v| commit::set_mode(v).ok_or(SetError::Invalid),
-    },
-    Sysctl {
-        name: "vm.overcommit_ratio",
-        get: || commit::policy().ratio,
-        set: |v| commit::set_ratio(v).ok_or(SetError::Invalid),
-    },
-    Sysctl {
-        name: "vm.swappiness",
-        get: || crate::mm::reclaim::swappiness() as u64,
-        set: |v| match u32::try_from(v) {
-            Ok(v) if v <= 200 => {
-                crate::mm::reclaim::set_swappiness(v);
-                Ok(())
-            }
-            _ => Err(SetError::Invalid),
-        },
-    },
-    Sysctl {
-        name: "vm.watermark_scale_factor",
-        get: || 10,
-        set: read_only,
-    },
-];
-
-fn find(name: &str) -> Option<&'static Sysctl> {
-    // `vm/overcommit_memory` (the /proc/sys path) works too, as in Linux.
-    SYSCTLS.iter().find(|s| {
-        s.name.len() == name.len()
-            && s.name
-                .bytes()
-                .zip(name.bytes())
-                .all(|(a, b)| a == b || (a == b'.' && b == b'/'))
-    })
-}
-
-fn show(out: &mut dyn Write, s: &Sysctl) -> Result {
-    writeln!(out, "{} = {}", s.name, (s.get)())?;
+fn show(out: &mut dyn Write, t: &Tunable) -> Result {
+    writeln!(out, "vm.{} = {}", t.name, (t.get)())?;
     Ok(())
 }
 
@@ -102,8 +32,8 @@ pub fn command(args: &Args, out: &mut dyn Write) -> Result {
     }
     if args.get(0) == Some("-a") {
         args.count(1, 1)?;
-        for s in SYSCTLS {
-            show(out, s)?;
+        for t in TUNABLES {
+            show(out, t)?;
         }
         return Ok(());
     }
@@ -122,15 +52,20 @@ pub fn command(args: &Args, out: &mut dyn Write) -> Result {
         })?;
         if let Some(value) = value {
             let v = parse_number(value).ok_or_else(|| {
-                args.failed_fmt(format_args!("setting key \"{}\": Invalid argument", s.name))
+                args.failed_fmt(format_args!(
+                    "setting key \"vm.{}\": Invalid argument",
+                    s.name
+                ))
             })?;
-            (s.set)(v).map_err(|e| match e {
-                SetError::Invalid => {
-                    args.failed_fmt(format_args!("setting key \"{}\": Invalid argument", s.name))
-                }
-                SetError::ReadOnly => {
-                    args.failed_fmt(format_args!("setting key \"{}\": fixed in Ferrite", s.name))
-                }
+            s.set(v).map_err(|e| match e {
+                SetError::Invalid => args.failed_fmt(format_args!(
+                    "setting key \"vm.{}\": Invalid argument",
+                    s.name
+                )),
+                SetError::ReadOnly => args.failed_fmt(format_args!(
+                    "setting key \"vm.{}\": fixed in Ferrite",
+                    s.name
+                )),
             })?;
         }
         show(out, s)?;

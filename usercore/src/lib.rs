@@ -29,6 +29,7 @@ pub mod cpio;
 pub mod elf;
 pub mod signal;
 pub mod fsabi;
+pub mod pagemap;
 pub mod stack;
 pub mod utf8;
 

@@ -127,6 +127,14 @@ pub struct StackImage {
     pub auxv_addr: u64,
     /// Address of the 16 `AT_RANDOM` bytes.
     pub random_addr: u64,
+    /// The argument strings, NUL-terminated, one after the other:
+    /// `[arg_start, arg_end)` (Linux's `mm->arg_start`/`arg_end`, what
+    /// `/proc/PID/cmdline` reads), then the environment's up to `env_end`.
+    pub arg_start: u64,
+    /// One past the last argument's NUL: where the environment starts.
+    pub arg_end: u64,
+    /// One past the last environment string's NUL (the stack top).
+    pub env_end: u64,
 }
 
 /// The auxv entries a static program expects, leaving out the ones
@@ -248,6 +256,7 @@ pub fn build(
         image.put(rsp + 8 * i as u64, &word.to_le_bytes());
     }
 
+    let arg_end = strings_addr + argv.iter().map(|s| s.len() as u64 + 1).sum::<u64>();
     let argv_addr = rsp + 8;
     let envp_addr = argv_addr + 8 * (argc + 1);
     let auxv_addr = envp_addr + 8 * (envp.len() as u64 + 1);
@@ -260,6 +269,9 @@ pub fn build(
         envp_addr,
         auxv_addr,
         random_addr,
+        arg_start: strings_addr,
+        arg_end,
+        env_end: strings_addr + strings_len as u64,
     })
 }
 
@@ -411,6 +423,22 @@ mod tests {
         for s in 0..3 {
             assert!(v.u64(img.argv_addr + 8 * s) > random);
         }
+    }
+
+    #[test]
+    fn argument_and_environment_ranges() {
+        let img = sample();
+        let at = |a: u64| (a - img.start) as usize;
+        // What /proc/PID/cmdline reads: every argument with its NUL.
+        assert_eq!(
+            &img.bytes[at(img.arg_start)..at(img.arg_end)],
+            b"/bin/hello\0two words\0\0"
+        );
+        assert_eq!(
+            &img.bytes[at(img.arg_end)..at(img.env_end)],
+            b"PATH=/bin\0HOME=/\0"
+        );
+        assert_eq!(img.env_end, TOP);
     }
 
     #[test]
