@@ -159,6 +159,29 @@ impl TmpNode {
     }
 }
 
+/// Whether directory `dir` is `top` or lies anywhere below it: a search of
+/// `top`'s subtree (an explicit, fallible stack: no recursion on the
+/// kernel stack however deep the tree; one directory locked at a time).
+fn is_within(dir: &TmpNode, top: &Arc<TmpNode>) -> Result<bool, Errno> {
+    let mut todo: Vec<Arc<TmpNode>> = Vec::new();
+    kalloc::try_push(&mut todo, top.clone())?;
+    while let Some(at) = todo.pop() {
+        if core::ptr::eq(&*at, dir) {
+            return Ok(true);
+        }
+        if let Body::Dir(entries) = &at.body {
+            let list = entries.lock();
+            kalloc::try_reserve(&mut todo, list.len())?;
+            for (_, child) in list.iter() {
+                if matches!(child.body, Body::Dir(_)) {
+                    todo.push(child.clone());
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
 fn find(entries: &Entries, name: &[u8]) -> Result<usize, usize> {
     entries.binary_search_by(|(n, _)| n.as_slice().cmp(name))
 }
@@ -423,6 +446,13 @@ impl Inode for TmpNode {
             let at = find(&list, old).map_err(|_| Errno::ENOENT)?;
             list[at].1.clone()
         };
+        // A directory never moves into itself or below itself (EINVAL):
+        // it would hold itself, unreachable and never freed. Checked on
+        // the nodes, not on path strings (a descriptor's or the working
+        // directory's path goes stale when a directory above it moves).
+        if matches!(node.body, Body::Dir(_)) && is_within(to, &node)? {
+            return Err(Errno::EINVAL);
+        }
         let name = kalloc::try_to_vec(new)?;
         // The new name first, then the old one goes: the node is never
         // without a name (two locks, never held together).
