@@ -21,6 +21,7 @@ extern crate std;
 pub mod cpio;
 pub mod elf;
 pub mod stack;
+pub mod time;
 
 /// The page size every region in this crate is rounded to, and the
 /// rounding: vmcore's.
