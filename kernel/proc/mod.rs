@@ -17,6 +17,7 @@ pub mod ramdisk;
 pub mod sched;
 pub mod syscall;
 pub mod user;
+pub mod vdso;
 
 /// Lets reclaim find every process's address space (its reverse map).
 pub fn init_reclaim_hook() {
@@ -32,6 +33,7 @@ pub fn init() {
     crate::arch::trap::set_syscall_handler(syscall::dispatch);
     console::init();
     ramdisk::init();
+    vdso::init();
     // Background reclaim, in every kernel (the tests' too).
     if let Err(e) = kswapd::start() {
         log::warn!("kswapd: not started: {e:?}");

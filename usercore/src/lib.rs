@@ -22,6 +22,7 @@ pub mod cpio;
 pub mod elf;
 pub mod stack;
 pub mod time;
+pub mod vdso;
 
 /// The page size every region in this crate is rounded to, and the
 /// rounding: vmcore's.

@@ -10,7 +10,7 @@
 //!
 //! One file per family: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
 //! `fs` (read/write and the file descriptors), `process` (fork, clone,
-//! execve, wait4, the ids), `time` (clock_gettime, nanosleep) and `misc`
+//! execve, wait4, the ids), `time` (the clocks and sleeps) and `misc`
 //! (signals, uname, arch_prctl).
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -58,11 +58,15 @@ const SYS_EXECVE: u64 = 59;
 const SYS_EXIT: u64 = 60;
 const SYS_WAIT4: u64 = 61;
 const SYS_UNAME: u64 = 63;
+const SYS_GETTIMEOFDAY: u64 = 96;
 const SYS_GETPPID: u64 = 110;
 const SYS_ARCH_PRCTL: u64 = 158;
 const SYS_GETTID: u64 = 186;
+const SYS_TIME: u64 = 201;
 const SYS_SET_TID_ADDRESS: u64 = 218;
 const SYS_CLOCK_GETTIME: u64 = 228;
+const SYS_CLOCK_GETRES: u64 = 229;
+const SYS_CLOCK_NANOSLEEP: u64 = 230;
 const SYS_EXIT_GROUP: u64 = 231;
 const SYS_OPENAT: u64 = 257;
 
@@ -124,7 +128,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_RT_SIGPROCMASK => sigprocmask(a2, a3),
         SYS_IOCTL => ioctl(a0, a1, a2),
         SYS_SCHED_YIELD => sched_yield(),
-        SYS_NANOSLEEP => nanosleep(a0),
+        SYS_NANOSLEEP => nanosleep(a0, a1),
         SYS_GETPID | SYS_GETTID => getpid(),
         SYS_GETPPID => getppid(),
         SYS_SET_TID_ADDRESS => getpid(),
@@ -135,7 +139,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_WAIT4 => wait4(a0 as i32 as i64, a1, a2),
         SYS_UNAME => uname(a0),
         SYS_ARCH_PRCTL => arch_prctl(a0, a1),
-        SYS_CLOCK_GETTIME => clock_gettime(a1),
+        SYS_CLOCK_GETTIME => clock_gettime(a0, a1),
+        SYS_CLOCK_GETRES => clock_getres(a0, a1),
+        SYS_CLOCK_NANOSLEEP => clock_nanosleep(a0, a1, a2, a3),
+        SYS_GETTIMEOFDAY => gettimeofday(a0, a1),
+        SYS_TIME => time(a0),
         nr => {
             report_unknown(nr);
             Err(Errno::ENOSYS)
