@@ -39,10 +39,7 @@ fn rtc_now() -> i64 {
 fn realtime_follows_the_rtc() {
     let rtc = rtc_now();
     // QEMU's RTC starts at the host's UTC time: some date of this century.
-    assert!(
-        rtc > 1_700_000_000 && rtc < 4_102_444_800,
-        "RTC says {rtc}"
-    );
+    assert!(rtc > 1_700_000_000 && rtc < 4_102_444_800, "RTC says {rtc}");
     let real = time::realtime_ns() / 1_000_000_000;
     // Read at boot, carried on by the TSC: within a second or two (the RTC
     // counts whole seconds; the TSC was calibrated over 10 ms).
@@ -66,19 +63,29 @@ fn kernel_sleeps_finer_than_a_tick() {
         total += took;
     }
     let mean = total / 20;
-    assert!(mean < 5_000_000, "1 ms sleeps took {mean} ns on average (worst {worst})");
+    assert!(
+        mean < 5_000_000,
+        "1 ms sleeps took {mean} ns on average (worst {worst})"
+    );
     assert!(
         time::wake_interrupts() > wakes,
         "no timer interrupt came between ticks"
     );
-    ferrite::kprintln!("kernel 1 ms sleeps: mean {} us, worst {} us", mean / 1000, worst / 1000);
+    ferrite::kprintln!(
+        "kernel 1 ms sleeps: mean {} us, worst {} us",
+        mean / 1000,
+        worst / 1000
+    );
 }
 
 fn timetests_pass() {
     let epoch = format!("{}", rtc_now());
     let (exit, out) = run("/bin/timetests", &["timetests", "--epoch", &epoch]);
     assert_eq!(exit, UserExit::Exited(0), "output: {out}");
-    assert!(out.contains("timetests: 7 passed, 0 failed"), "output: {out}");
+    assert!(
+        out.contains("timetests: 7 passed, 0 failed"),
+        "output: {out}"
+    );
 }
 
 fn sleep_distribution() {
@@ -115,7 +122,10 @@ fn clock_gettime_cost() {
     );
     // No system call: the vDSO is far cheaper than the kernel entry.
     assert!(vdso * 3 < syscall, "vDSO {vdso} cycles, syscall {syscall}");
-    assert!(libc * 3 < syscall, "libc (musl through the vDSO) {libc} cycles, syscall {syscall}");
+    assert!(
+        libc * 3 < syscall,
+        "libc (musl through the vDSO) {libc} cycles, syscall {syscall}"
+    );
 }
 
 fn every_frame_comes_back() {

@@ -171,8 +171,14 @@ pub fn text() -> (&'static [u8], [(&'static str, usize); 4]) {
     (
         bytes,
         [
-            ("__vdso_clock_gettime", off(&raw const ferrite_vdso_clock_gettime)),
-            ("__vdso_gettimeofday", off(&raw const ferrite_vdso_gettimeofday)),
+            (
+                "__vdso_clock_gettime",
+                off(&raw const ferrite_vdso_clock_gettime),
+            ),
+            (
+                "__vdso_gettimeofday",
+                off(&raw const ferrite_vdso_gettimeofday),
+            ),
             ("__vdso_time", off(&raw const ferrite_vdso_time)),
             ("__vdso_getcpu", off(&raw const ferrite_vdso_getcpu)),
         ],

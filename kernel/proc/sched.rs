@@ -232,7 +232,11 @@ pub fn current_cpu_ns() -> u64 {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let since = RUNNING_SINCE.load(Ordering::Relaxed);
         let now = crate::time::uptime_ns();
-        let running = if since == 0 { 0 } else { now.saturating_sub(since) };
+        let running = if since == 0 {
+            0
+        } else {
+            now.saturating_sub(since)
+        };
         with_current(|p| p.cpu_ns + running)
     })
 }

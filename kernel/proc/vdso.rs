@@ -8,8 +8,8 @@
 //! wrapped in an ELF image by `usercore::vdso::build`, and the data page
 //! the code reads (the TSC calibration, the TSC at boot, the boot wall
 //! time from the RTC, the tick). Both pages are one page-cache "file":
-//! page 0 the data (`[vvar]`, read-only), page 1 the image (`[vdso]`, read
-//! + execute), mapped privately at a fixed place below the stack. Fork
+//! page 0 the data (`[vvar]`, read-only), page 1 the image (`[vdso]`,
+//! read and execute), mapped privately at a fixed place below the stack. Fork
 //! copies the regions like any other; exec maps them anew.
 //!
 //! The data is fixed once the clock is calibrated and the RTC read (the
@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 
 use spin::Once;
 use vmcore::vma::{VmaFlags, VmaTag};
-use vmcore::{Prot, Sharing, Vma, VmaKind, VmError};
+use vmcore::{Prot, Sharing, VmError, Vma, VmaKind};
 
 use crate::arch::vdso as code;
 use crate::mm::aspace::AddressSpace;
@@ -77,6 +77,11 @@ fn region(start: u64, prot: Prot, offset: u64, tag: VmaTag) -> Vma {
 /// the image's address for `AT_SYSINFO_EHDR`.
 pub fn map_into(aspace: &mut AddressSpace) -> Result<u64, VmError> {
     aspace.map(region(VVAR_ADDR, Prot::READ, 0, VmaTag::Vvar))?;
-    aspace.map(region(VDSO_ADDR, Prot::READ | Prot::EXEC, 4096, VmaTag::Vdso))?;
+    aspace.map(region(
+        VDSO_ADDR,
+        Prot::READ | Prot::EXEC,
+        4096,
+        VmaTag::Vdso,
+    ))?;
     Ok(VDSO_ADDR)
 }

@@ -107,7 +107,7 @@ pub fn build(
         return Err(VdsoError::BadSymbol);
     }
     let nsyms = symbols.len() + 1; // the null symbol first
-    // String table: "", soname, version, then the names.
+                                   // String table: "", soname, version, then the names.
     let mut strtab: Vec<u8> = vec![0];
     let mut add_str = |s: &str| {
         let off = strtab.len() as u32;
@@ -154,18 +154,27 @@ pub fn build(
     o.u16(58, 64); // e_shentsize
     o.u16(60, 3); // e_shnum
     o.u16(62, 2); // e_shstrndx
-    // PT_LOAD: the whole page, read + execute, at address 0.
-    let ph = |o: &mut Out, at: usize, kind: u32, flags: u32, off: usize, size: usize, align: u64| {
-        o.u32(at, kind);
-        o.u32(at + 4, flags);
-        o.u64(at + 8, off as u64); // p_offset
-        o.u64(at + 16, off as u64); // p_vaddr
-        o.u64(at + 24, off as u64); // p_paddr
-        o.u64(at + 32, size as u64); // p_filesz
-        o.u64(at + 40, size as u64); // p_memsz
-        o.u64(at + 48, align);
-    };
-    ph(&mut o, phoff, PT_LOAD, PF_R | PF_X, 0, IMAGE_SIZE, IMAGE_SIZE as u64);
+                  // PT_LOAD: the whole page, read + execute, at address 0.
+    let ph =
+        |o: &mut Out, at: usize, kind: u32, flags: u32, off: usize, size: usize, align: u64| {
+            o.u32(at, kind);
+            o.u32(at + 4, flags);
+            o.u64(at + 8, off as u64); // p_offset
+            o.u64(at + 16, off as u64); // p_vaddr
+            o.u64(at + 24, off as u64); // p_paddr
+            o.u64(at + 32, size as u64); // p_filesz
+            o.u64(at + 40, size as u64); // p_memsz
+            o.u64(at + 48, align);
+        };
+    ph(
+        &mut o,
+        phoff,
+        PT_LOAD,
+        PF_R | PF_X,
+        0,
+        IMAGE_SIZE,
+        IMAGE_SIZE as u64,
+    );
     ph(&mut o, phoff + 56, PT_DYNAMIC, PF_R, dynamic, 16 * ndyn, 8);
 
     // .hash: nbucket, nchain, buckets, chains (SysV).
@@ -210,17 +219,18 @@ pub fn build(
         o.u16(versym + 2 * i, 2);
     }
     // .gnu.version_d: the base version (the soname), then `version`.
-    let verdef_entry = |o: &mut Out, at: usize, flags: u16, ndx: u16, name: &str, name_off: u32, last: bool| {
-        o.u16(at, 1); // vd_version
-        o.u16(at + 2, flags);
-        o.u16(at + 4, ndx);
-        o.u16(at + 6, 1); // vd_cnt
-        o.u32(at + 8, elf_hash(name.as_bytes()));
-        o.u32(at + 12, 20); // vd_aux: the Verdaux right after
-        o.u32(at + 16, if last { 0 } else { 28 }); // vd_next
-        o.u32(at + 20, name_off); // vda_name
-        o.u32(at + 24, 0); // vda_next
-    };
+    let verdef_entry =
+        |o: &mut Out, at: usize, flags: u16, ndx: u16, name: &str, name_off: u32, last: bool| {
+            o.u16(at, 1); // vd_version
+            o.u16(at + 2, flags);
+            o.u16(at + 4, ndx);
+            o.u16(at + 6, 1); // vd_cnt
+            o.u32(at + 8, elf_hash(name.as_bytes()));
+            o.u32(at + 12, 20); // vd_aux: the Verdaux right after
+            o.u32(at + 16, if last { 0 } else { 28 }); // vd_next
+            o.u32(at + 20, name_off); // vda_name
+            o.u32(at + 24, 0); // vda_next
+        };
     verdef_entry(&mut o, verdef, VER_FLG_BASE, 1, soname, soname_off, false);
     verdef_entry(&mut o, verdef + 28, 0, 2, version, version_off, true);
     // .dynamic.
@@ -252,7 +262,15 @@ pub fn build(
         o.u64(at + 32, size as u64);
         o.u64(at + 48, 1); // sh_addralign
     };
-    sh(&mut o, shoff + 64, 1, SHT_PROGBITS, SHF_ALLOC_EXEC, TEXT_OFFSET, text.len());
+    sh(
+        &mut o,
+        shoff + 64,
+        1,
+        SHT_PROGBITS,
+        SHF_ALLOC_EXEC,
+        TEXT_OFFSET,
+        text.len(),
+    );
     sh(&mut o, shoff + 128, 7, SHT_STRTAB, 0, shstr, shstrtab.len());
     o.at(TEXT_OFFSET, text);
     Ok(o.bytes)
@@ -346,7 +364,10 @@ mod tests {
         };
         let (hash, syms, strings) = (get(DT_HASH), get(DT_SYMTAB), get(DT_STRTAB));
         let nbucket = rd32(img, hash) as usize;
-        let mut i = rd32(img, hash + 8 + 4 * (elf_hash(name.as_bytes()) as usize % nbucket)) as usize;
+        let mut i = rd32(
+            img,
+            hash + 8 + 4 * (elf_hash(name.as_bytes()) as usize % nbucket),
+        ) as usize;
         let chains = hash + 8 + 4 * nbucket;
         while i != 0 {
             if cstr(img, strings + rd32(img, syms + 24 * i) as usize) == name {
@@ -366,7 +387,11 @@ mod tests {
 
     fn image() -> Vec<u8> {
         let text: Vec<u8> = (0..200u8).collect();
-        let syms: Vec<(&str, usize)> = NAMES.iter().enumerate().map(|(i, &n)| (n, i * 40)).collect();
+        let syms: Vec<(&str, usize)> = NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, i * 40))
+            .collect();
         build(&text, &syms, "LINUX_2.6", "linux-vdso.so.1").unwrap()
     }
 
@@ -414,7 +439,10 @@ mod tests {
     fn refuses_what_does_not_fit() {
         let big = vec![0u8; IMAGE_SIZE - TEXT_OFFSET + 1];
         assert_eq!(build(&big, &[], "V", "S"), Err(VdsoError::TextTooBig));
-        assert_eq!(build(&[0; 4], &[("f", 4)], "V", "S"), Err(VdsoError::BadSymbol));
+        assert_eq!(
+            build(&[0; 4], &[("f", 4)], "V", "S"),
+            Err(VdsoError::BadSymbol)
+        );
         let long = "x".repeat(2000);
         assert_eq!(
             build(&[0; 4], &[(&long, 0)], "V", "S"),

@@ -38,7 +38,9 @@ enum Clock {
     /// A `_COARSE` clock: its fine sibling, to the tick.
     Coarse(bool),
     /// CPU time of the calling process (its one thread).
-    Cpu { thread: bool },
+    Cpu {
+        thread: bool,
+    },
 }
 
 /// Decodes a clock id as Linux does: the fixed ids, and negative ids for
@@ -121,7 +123,10 @@ pub(super) fn gettimeofday(tv: u64, tz: u64) -> SysResult {
     if tv != 0 {
         let ns = crate::time::realtime_ns();
         // `struct timeval`: seconds, microseconds.
-        let t = [ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) / 1000];
+        let t = [
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000) / 1000,
+        ];
         write_user(tv, &t)?;
     }
     if tz != 0 {
