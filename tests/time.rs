@@ -22,6 +22,7 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         realtime_follows_the_rtc,
         kernel_sleeps_finer_than_a_tick,
+        shell_date_shows_the_rtc_date,
         timetests_pass,
         sleep_distribution,
         clock_gettime_cost,
@@ -47,6 +48,23 @@ fn realtime_follows_the_rtc() {
         (real - rtc).abs() <= 2,
         "CLOCK_REALTIME {real}, the RTC {rtc}"
     );
+}
+
+fn shell_date_shows_the_rtc_date() {
+    let d = ferrite::drivers::rtc::read_time().expect("QEMU's RTC reads as a date");
+    let out = ferrite::testing::sh("date");
+    // `date -u`'s format: "Mon Nov 30 17:55:01 UTC 2026", then the uptime.
+    let mut lines = out.lines();
+    let first = lines.next().unwrap_or("");
+    assert!(first.ends_with(&format!(" UTC {}", d.year)), "{out}");
+    assert!(first.contains(&format!(" {:2} ", d.day)), "{out}");
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("up ") && l.ends_with(" s")),
+        "{out}"
+    );
+    assert!(ferrite::shell::execute("date now", &mut alloc::string::String::new()).is_err());
 }
 
 fn kernel_sleeps_finer_than_a_tick() {

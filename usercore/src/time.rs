@@ -71,6 +71,12 @@ impl DateTime {
         }
     }
 
+    /// The day of the week, 0 = Monday .. 6 = Sunday (1970-01-01 was a
+    /// Thursday).
+    pub const fn weekday(&self) -> u32 {
+        (days_from_civil(self.year, self.month, self.day) + 3).rem_euclid(7) as u32
+    }
+
     /// Whether every field is in range (the day within its month).
     pub const fn is_valid(&self) -> bool {
         if self.month < 1 || self.month > 12 || self.day < 1 {
@@ -188,6 +194,14 @@ mod tests {
         assert_eq!(dt(2100, 3, 1, 0, 0, 0).to_unix(), 4_107_542_400);
         assert_eq!(dt(1969, 12, 31, 23, 59, 59).to_unix(), -1);
         assert_eq!(dt(1900, 3, 1, 0, 0, 0).to_unix(), -2_203_891_200);
+    }
+
+    #[test]
+    fn weekdays() {
+        assert_eq!(dt(1970, 1, 1, 0, 0, 0).weekday(), 3); // Thursday
+        assert_eq!(dt(2026, 11, 30, 0, 0, 0).weekday(), 0); // Monday
+        assert_eq!(dt(2000, 2, 29, 0, 0, 0).weekday(), 1); // Tuesday
+        assert_eq!(dt(1969, 12, 28, 0, 0, 0).weekday(), 6); // Sunday
     }
 
     #[test]
