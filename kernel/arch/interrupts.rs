@@ -1,5 +1,6 @@
 //! Hardware interrupts: the two 8259 PICs, remapped to vectors 32..48, and
-//! the PIT (8254) as a periodic timer at `time::TICK_HZ`.
+//! the PIT (8254): periodic at `time::TICK_HZ` while booting, then one-shot
+//! (`pit_oneshot`), armed by `time` for the next tick or sleeper's wake-up.
 //!
 //! The legacy PIC is on every PC Ferrite targets (and emulated by QEMU);
 //! using the APIC is left for when there is more than one CPU to wake.
