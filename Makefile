@@ -41,9 +41,11 @@ test-host:
 	cd boot && cargo test --release --quiet
 	user/run-host-tests.sh
 
-# Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt).
+# Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt);
+# then the host end of the console: QEMU's serial output byte-exact.
 test-kernel:
 	cargo test --no-fail-fast
+	tools/check-console-bytes
 
 image: setup user
 	cargo build --release
@@ -68,8 +70,10 @@ gdb-attach:
 # fault-path benchmarks and swap throughput against the disk's raw speed and
 # raw LZ4 in QEMU (release builds), then user/mmbench on Ferrite
 # and on Linux 6.1 in the same QEMU (tools/bench-linux; BENCH_RUNS=3 for
-# medians of three interleaved runs; skipped without the Linux runner), and
-# user/thrash beyond RAM on compressed swap on both (tools/bench-swap).
+# medians of three interleaved runs; skipped without the Linux runner),
+# user/thrash beyond RAM on compressed swap on both (tools/bench-swap), and
+# console throughput, user/catbench's 126 KB of text, on both
+# (tools/bench-console).
 BENCH_RUNS ?= 1
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
@@ -79,6 +83,7 @@ bench: setup
 	cargo test --release --test bench_swap
 	tools/bench-linux --runs $(BENCH_RUNS)
 	tools/bench-swap --runs $(BENCH_RUNS)
+	tools/bench-console --runs $(BENCH_RUNS)
 
 # A long system-call fuzz campaign in the kernel (tests/fuzz.rs, release
 # build, on every machine tests/machines.txt lists for `fuzz`): two passes of

@@ -60,6 +60,9 @@ pub fn init(boot_info: &'static mut BootInfo) {
     boot::print_banner(boot);
     arch::init();
     mm::init(boot);
+    if drivers::fbcon::map_write_combining() {
+        log::info!("framebuffer: write-combining");
+    }
     drivers::virtio_blk::init();
     arch::interrupts::enable();
 }

@@ -56,6 +56,8 @@ pub fn timer_interrupt() -> u64 {
     };
     if ticks == 0 {
         WAKE_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    } else {
+        crate::klog::tick();
     }
     TICKS.fetch_add(ticks, Ordering::Relaxed);
     LAST_TICKS.store(ticks, Ordering::Relaxed);

@@ -24,7 +24,12 @@
  *
  * The calls: the system calls Ferrite implements (read, write, open,
  * openat, close, lseek, readv, writev, mmap, mprotect, munmap, mremap,
- * madvise, brk, rt_sigaction, rt_sigprocmask, ioctl, sched_yield,
+ * madvise, brk, rt_sigaction (SIG_DFL, SIG_IGN or a handler that counts,
+ * never for a fault signal), rt_sigprocmask, kill, tkill and tgkill (only
+ * to the child itself or to pids and groups that cannot exist, never a stop
+ * signal or SIGKILL), sigaltstack, rt_sigpending, rt_sigsuspend (always
+ * with a bad size: it never waits), rt_sigreturn (a random frame whose RIP
+ * cannot run: the child dies of SIGSEGV), ioctl, sched_yield,
  * nanosleep (never more than 10 ms), getpid, gettid, getppid,
  * set_tid_address, fork, vfork, clone (the new process exits at once),
  * execve (never with a path that could run), wait4 (always WNOHANG),
@@ -534,6 +539,66 @@ static u64 pick_madvice(void)
 
 static u64 sigset_buf[4];
 
+/* Signals: a handler that only counts, and the restorer it returns through
+ * (rt_sigreturn), as a C library's. */
+static volatile long handler_runs;
+static void fuzz_handler(int sig)
+{
+	(void)sig;
+	handler_runs++;
+}
+__asm__(".text\n"
+	"fuzz_restorer:\n"
+	"	mov $15, %eax\n"
+	"	syscall\n"
+	"	ud2\n");
+extern char fuzz_restorer[];
+
+/* Faults (and SIGTRAP, SIGSYS) never get the handler: it would return to
+ * the faulting instruction for ever. */
+static int synchronous_sig(u64 sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
+
+/* A signal to send ourselves: mostly harmless ones (0, ignored by default,
+ * or one we may have a handler for), sometimes one that ends the batch;
+ * never SIGKILL or a stop signal (a stopped child would hang the parent's
+ * waitpid on Linux). */
+static u64 pick_sig(void)
+{
+	/* SIGUSR1 has the handler from the batch's start (unless a fuzzed
+	 * rt_sigaction changed that). */
+	static const u64 mild[] = {0, SIGCHLD, SIGURG, SIGWINCH, SIGUSR1, SIGUSR1, 65, 1000};
+	static const u64 fatal[] = {SIGUSR2, SIGALRM, SIGHUP, SIGTERM, 40, 64};
+	if (chance(90))
+		return mild[below(sizeof mild / sizeof mild[0])];
+	if (chance(50))
+		return fatal[below(sizeof fatal / sizeof fatal[0])];
+	u64 s = below(65);
+	if (s == SIGKILL || s == SIGSTOP || s == SIGTSTP || s == SIGTTIN || s == SIGTTOU)
+		s = 0;
+	return s;
+}
+
+/* Signal calls at ourselves only: never another pid that exists (the
+ * parent, the test runner), never process groups (0, -1). */
+static u64 pick_sig_pid(void)
+{
+	switch (below(6)) {
+	case 0:
+		return 0x7fffffff; /* no such process */
+	case 1:
+		return (u64)-0x7fffffffl; /* no such group */
+	default:
+		return (u64)raw6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	}
+}
+
+static u64 stack_t_buf[3];
+static unsigned char fake_frame[1024] __attribute__((aligned(64)));
+
 static void make_call(struct call *c)
 {
 	memset(c, 0, sizeof *c);
@@ -631,9 +696,18 @@ static void make_call(struct call *c)
 		static struct {
 			u64 handler, flags, restorer, mask;
 		} act;
-		act.handler = below(2); /* SIG_DFL or SIG_IGN: never a handler */
-		act.flags = rnd() & 0x1c000000ul;
 		a[0] = below(70);
+		/* SIG_DFL, SIG_IGN, or a handler that counts (not for faults). */
+		act.handler = below(3);
+		act.flags = rnd() & 0xdc000007ul;
+		if (act.handler == 2 && !synchronous_sig(a[0])) {
+			act.handler = (u64)fuzz_handler;
+			act.restorer = (u64)fuzz_restorer;
+			act.flags |= chance(90) ? 0x04000000ul /* SA_RESTORER */ : 0;
+		} else {
+			act.handler &= 1;
+		}
+		act.mask = rnd();
 		a[1] = chance(50) ? (u64)&act : (chance(50) ? 0 : pick_addr());
 		a[2] = chance(50) ? 0 : pick_buf();
 		a[3] = chance(80) ? 8 : below(200);
@@ -739,6 +813,63 @@ static void make_call(struct call *c)
 			a[2] = pick_timespec();
 			a[3] = chance(50) ? 0 : pick_buf();
 		}
+	} else if (k < 94) {
+		switch (below(8)) {
+		case 0:
+			SET("kill", SYS_kill, 2);
+			a[0] = pick_sig_pid();
+			a[1] = pick_sig();
+			break;
+		case 1:
+			SET("tkill", SYS_tkill, 2);
+			a[0] = pick_sig_pid();
+			a[1] = pick_sig();
+			break;
+		case 2:
+			SET("tgkill", SYS_tgkill, 3);
+			a[0] = pick_sig_pid();
+			a[1] = chance(80) ? a[0] : pick_sig_pid();
+			a[2] = pick_sig();
+			break;
+		case 3:
+			SET("sigaltstack", SYS_sigaltstack, 2);
+			stack_t_buf[0] = chance(50) ? pick_addr() : (u64)fake_frame;
+			stack_t_buf[1] = chance(70) ? below(4) : rnd();
+			stack_t_buf[2] = chance(70) ? below(64) * 1024 : pick_len();
+			a[0] = chance(60) ? (u64)stack_t_buf : (chance(50) ? 0 : pick_addr());
+			a[1] = chance(50) ? 0 : pick_buf();
+			break;
+		case 4:
+			SET("rt_sigpending", SYS_rt_sigpending, 2);
+			a[0] = chance(20) ? 0 : pick_buf();
+			a[1] = chance(80) ? 8 : below(200);
+			break;
+		case 5:
+			/* Never a call that could wait: the size is always wrong. */
+			SET("rt_sigsuspend", SYS_rt_sigsuspend, 2);
+			a[0] = chance(50) ? (u64)sigset_buf : pick_addr();
+			a[1] = 9 + below(200);
+			break;
+		case 6:
+			if (chance(25)) {
+				/* A garbage frame; its RIP is never one that could run,
+				 * so the child dies of SIGSEGV (the batch ends). */
+				static const u64 bad_rip[] = {0, 1, 0x8000000000000000ul,
+							      KERNEL_TEXT, 0x0000800000000000ul};
+				SET("rt_sigreturn", SYS_rt_sigreturn, 1);
+				for (size_t i = 0; i < sizeof fake_frame; i++)
+					fake_frame[i] = (unsigned char)rnd();
+				((u64 *)(fake_frame + 40))[16] = bad_rip[below(5)];
+				a[0] = chance(70) ? (u64)fake_frame : pick_addr();
+				break;
+			}
+			/* fall through */
+		default:
+			/* The handler, if one is installed for a signal. */
+			SET("kill", SYS_kill, 2);
+			a[0] = (u64)raw6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+			a[1] = chance(50) ? SIGUSR1 : pick_sig();
+		}
 	} else {
 		SET("unknown", 512 + (long)below(588), 6);
 		for (int i = 0; i < 6; i++)
@@ -763,6 +894,16 @@ static long do_call(struct call *c)
 	}
 	if (c->nr == SYS_fork || c->nr == SYS_vfork || c->nr == SYS_clone)
 		return raw_spawn(c->nr, a[0], a[1], a[2], a[3], a[4]);
+	if (c->nr == SYS_rt_sigreturn) {
+		/* The frame is read at RSP: this never returns. */
+		__asm__ volatile("mov %0, %%rsp\n"
+				 "mov $15, %%eax\n"
+				 "syscall\n"
+				 "ud2\n"
+				 :
+				 : "r"(a[0])
+				 : "memory");
+	}
 	return raw6(c->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
@@ -895,6 +1036,12 @@ static void run_batch(u64 seed, long batch, long ncalls)
 	r = raw6(SYS_mmap, 0, 4 * PAGE, 3, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r > 0)
 		add_map((u64)r, 4 * PAGE);
+	/* A handler for SIGUSR1, so signals to ourselves get delivered. */
+	static u64 usr1_act[4];
+	usr1_act[0] = (u64)fuzz_handler;
+	usr1_act[1] = 0x04000000ul; /* SA_RESTORER */
+	usr1_act[2] = (u64)fuzz_restorer;
+	raw6(SYS_rt_sigaction, SIGUSR1, (u64)usr1_act, 0, 8, 0, 0);
 	const char *self = on_ferrite ? "/bin/fuzz" : self_path;
 	long fd = raw6(SYS_open, (u64)self, O_RDONLY, 0, 0, 0, 0);
 	if (fd >= 0) {

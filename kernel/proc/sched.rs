@@ -67,6 +67,8 @@ pub enum Block {
     /// kswapd, waiting for an allocation to leave free memory below the
     /// low watermark.
     Kswapd,
+    /// Stopped by a signal (SIGSTOP, SIGTSTP, ...) until SIGCONT.
+    Stopped,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +89,7 @@ impl State {
             State::Blocked(Block::Sleep(_)) => "sleep",
             State::Blocked(Block::Console) => "read",
             State::Blocked(Block::Kswapd) => "sleep",
+            State::Blocked(Block::Stopped) => "stopped",
             State::Zombie(_) => "zombie",
         }
     }
@@ -135,6 +138,8 @@ pub struct Process {
     /// A kernel thread (see the module comment): no address space of its
     /// own, never killed, never exits.
     kernel_thread: bool,
+    /// Signal actions, mask, pending set, alternate stack (`signal`).
+    pub sig: super::signal::SigState,
     /// Passed to the kernel when its parent died first. The kernel reaps
     /// such a process itself once it exits (Linux's init does the same for
     /// orphans), so zombies nobody will wait for do not pile up, each
@@ -281,6 +286,7 @@ pub fn init() {
         oom_score_adj: 0,
         kill_pending: false,
         kernel_thread: false,
+        sig: super::signal::SigState::new(),
         adopted: false,
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
@@ -507,6 +513,7 @@ pub fn spawn_child(
             oom_score_adj: 0,
             kill_pending: false,
             kernel_thread: false,
+            sig: super::signal::SigState::new(),
             adopted: false,
         },
     );
@@ -580,6 +587,7 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             oom_score_adj: -1000,
             kill_pending: false,
             kernel_thread: true,
+            sig: super::signal::SigState::new(),
             adopted: false,
         },
     );
@@ -841,8 +849,15 @@ pub fn sleep_ticks(ticks: u64) {
 /// Sleeps the current process until the TSC clock (`time::uptime_ns`)
 /// reaches `deadline` or something else wakes it (check the time).
 pub fn sleep_until_ns(deadline: u64) {
+    sleep_until_ns_unless(deadline, || false)
+}
+
+/// [`sleep_until_ns`] unless `ready()` says there is already something to
+/// do (a pending signal): checked with interrupts off, so a wake between
+/// the check and the sleep is never lost.
+pub fn sleep_until_ns_unless(deadline: u64, ready: impl FnOnce() -> bool) {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        if crate::time::uptime_ns() >= deadline {
+        if crate::time::uptime_ns() >= deadline || ready() {
             return;
         }
         with_current(|p| p.state = State::Blocked(Block::Sleep(deadline)));
@@ -868,17 +883,12 @@ pub fn exit_current(status: i32) -> ! {
         }
         let parent = p.ppid;
         let aspace = p.aspace.take();
+        p.sig.clear_pending();
         for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
             child.ppid = 0;
             child.adopted = true;
         }
-        if let Some(parent) = s.procs.get_mut(&parent) {
-            if parent.state == State::Blocked(Block::Child) {
-                parent.state = State::Runnable;
-                s.queue.push_back(parent.pid);
-                crate::mm::psi::wake(parent.pid);
-            }
-        }
+        notify_parent(s, parent, cur, status);
         aspace
     });
     // Off this address space before it is torn down.
@@ -886,6 +896,67 @@ pub fn exit_current(status: i32) -> ! {
     drop(aspace);
     schedule();
     unreachable!("a zombie was scheduled");
+}
+
+/// Tells `parent` that its child `child` ended with wait status `status`:
+/// wakes it from `wait4`, and sends it SIGCHLD (which also ends a sleep
+/// when it has a handler for it).
+fn notify_parent(s: &mut Scheduler, parent: Pid, child: Pid, status: i32) {
+    let Some(p) = s.procs.get_mut(&parent) else {
+        return;
+    };
+    let signalled = parent != 0
+        && !p.kernel_thread
+        && p.sig.post(
+            super::signal::num::SIGCHLD,
+            super::signal::child_info(child, status),
+        );
+    let wake = match p.state {
+        State::Blocked(Block::Child) => true,
+        State::Blocked(Block::Sleep(_) | Block::Console) => signalled,
+        _ => false,
+    };
+    if wake {
+        p.state = State::Runnable;
+        s.queue.push_back(parent);
+        crate::mm::psi::wake(parent);
+    }
+}
+
+/// Runs `f` on process `pid`; if it returns true as its second value and
+/// the process sleeps interruptibly (wait4, nanosleep, console read,
+/// pause), it is woken (a signal for it). Callable from interrupt
+/// handlers: nothing allocates.
+pub fn with_process_wake<R>(pid: Pid, f: impl FnOnce(&mut Process) -> (R, bool)) -> Option<R> {
+    with(|s| {
+        let p = s.procs.get_mut(&pid)?;
+        let (r, wake) = f(p);
+        if wake
+            && !p.kernel_thread
+            && matches!(
+                p.state,
+                State::Blocked(Block::Child | Block::Sleep(_) | Block::Console)
+            )
+        {
+            p.state = State::Runnable;
+            s.queue.push_back(pid);
+            crate::mm::psi::wake(pid);
+        }
+        Some(r)
+    })
+}
+
+/// Makes a stopped process (`Block::Stopped`) runnable again (SIGCONT).
+pub fn resume_stopped(pid: Pid) {
+    with(|s| {
+        if let Some(p) = s.procs.get_mut(&pid) {
+            if p.state == State::Blocked(Block::Stopped) {
+                p.state = State::Runnable;
+                s.queue.push_back(pid);
+                crate::mm::psi::wake(pid);
+            }
+        }
+    })
 }
 
 /// There is no child that matches (ECHILD).
@@ -942,7 +1013,7 @@ pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, NoChild> {
 }
 
 /// Whether a child matching `pid` (as in [`reap`]) is a zombie.
-fn zombie_child(pid: i64) -> bool {
+pub fn zombie_child(pid: i64) -> bool {
     with(|s| {
         let me = s.current;
         s.procs.values().any(|p| {
@@ -1002,17 +1073,12 @@ pub fn kill(pid: Pid) -> bool {
         }
         let parent = p.ppid;
         let aspace = p.aspace.take();
+        p.sig.clear_pending();
         for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
             child.ppid = 0;
             child.adopted = true;
         }
-        if let Some(parent) = s.procs.get_mut(&parent) {
-            if parent.state == State::Blocked(Block::Child) {
-                parent.state = State::Runnable;
-                s.queue.push_back(parent.pid);
-                crate::mm::psi::wake(parent.pid);
-            }
-        }
+        notify_parent(s, parent, pid, signal_status(9));
         Some(aspace)
     });
     match aspace {

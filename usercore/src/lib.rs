@@ -5,8 +5,12 @@
 //!   writing it in the host boot tool.
 //! - [`elf`]: validating a static ELF64 x86_64 executable and turning it into
 //!   a page-granular load plan.
+//! - [`signal`]: POSIX signal numbers, default actions, masks and the
+//!   x86_64 signal frame (`rt_sigframe`) as bytes.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
+//! - [`utf8`]: a streaming UTF-8 decoder for the console (characters split
+//!   between writes, U+FFFD for ill-formed bytes).
 //!
 //! The crate is `no_std` + `alloc` (the kernel has a heap). The `std` feature
 //! adds host-only helpers for the boot tool.
@@ -20,8 +24,10 @@ extern crate std;
 
 pub mod cpio;
 pub mod elf;
+pub mod signal;
 pub mod stack;
 pub mod time;
+pub mod utf8;
 pub mod vdso;
 
 /// The page size every region in this crate is rounded to, and the

@@ -27,6 +27,7 @@ pub type SysResult = Result<u64, Errno>;
 impl Errno {
     pub const EPERM: Errno = Errno(1);
     pub const ENOENT: Errno = Errno(2);
+    pub const ESRCH: Errno = Errno(3);
     pub const EINTR: Errno = Errno(4);
     pub const E2BIG: Errno = Errno(7);
     pub const ENOEXEC: Errno = Errno(8);
@@ -44,6 +45,12 @@ impl Errno {
     pub const ENOSYS: Errno = Errno(38);
     pub const EOVERFLOW: Errno = Errno(75);
     pub const EOPNOTSUPP: Errno = Errno(95);
+    /// Interrupted by a signal: restarted unless a handler without
+    /// `SA_RESTART` runs (never seen by user space: `signal::deliver`).
+    pub const ERESTARTSYS: Errno = Errno(512);
+    /// Interrupted by a signal: `EINTR` if a handler runs, else restarted
+    /// (after a stop and SIGCONT).
+    pub const ERESTARTNOHAND: Errno = Errno(514);
 
     /// The value the system call leaves in RAX: `-errno`.
     pub const fn to_return(self) -> u64 {

@@ -26,6 +26,10 @@ pub(super) fn read(fd_num: u64, buf: u64, len: u64) -> SysResult {
             // buffer on the stack is enough, nothing to allocate.
             let mut kbuf = [0u8; 1024];
             let n = crate::proc::console::read_blocking(&mut kbuf[..len.min(1024)]);
+            if n == 0 && len > 0 {
+                // A signal came first.
+                return Err(Errno::ERESTARTSYS);
+            }
             copy_to_user(buf, &kbuf[..n])?;
             Ok(n as u64)
         }
@@ -43,7 +47,7 @@ pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> SysResult {
     match fd::get(fd_num).ok_or(Errno::EBADF)? {
         OpenFile::Ramdisk { .. } => Err(Errno::EBADF),
         OpenFile::Console => {
-            let mut chunk = [0u8; 512];
+            let mut chunk = [0u8; 4096];
             let mut done = 0u64;
             while done < len {
                 let n = ((len - done) as usize).min(chunk.len());
@@ -54,13 +58,7 @@ pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> SysResult {
                         Ok(done)
                     };
                 }
-                // Like `from_utf8_lossy`, without allocating.
-                for piece in chunk[..n].utf8_chunks() {
-                    crate::kprint!("{}", piece.valid());
-                    if !piece.invalid().is_empty() {
-                        crate::kprint!("\u{FFFD}");
-                    }
-                }
+                crate::proc::console::write_bytes(&chunk[..n]);
                 done += n as u64;
             }
             Ok(done)

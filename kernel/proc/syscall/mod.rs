@@ -10,8 +10,9 @@
 //!
 //! One file per family: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
 //! `fs` (read/write and the file descriptors), `process` (fork, clone,
-//! execve, wait4, the ids), `time` (the clocks and sleeps) and `misc`
-//! (signals, uname, arch_prctl).
+//! execve, wait4, the ids), `time` (the clocks and sleeps), `signal`
+//! (rt_sigaction and the rest of the signal calls) and `misc` (uname,
+//! arch_prctl).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +24,7 @@ mod fs;
 mod misc;
 mod mm;
 mod process;
+mod signal;
 mod time;
 
 pub use errno::{Errno, SysResult};
@@ -30,6 +32,7 @@ use fs::*;
 use misc::*;
 use mm::*;
 use process::*;
+use signal::*;
 use time::*;
 
 const SYS_READ: u64 = 0;
@@ -43,12 +46,14 @@ const SYS_MUNMAP: u64 = 11;
 const SYS_BRK: u64 = 12;
 const SYS_RT_SIGACTION: u64 = 13;
 const SYS_RT_SIGPROCMASK: u64 = 14;
+const SYS_RT_SIGRETURN: u64 = 15;
 const SYS_IOCTL: u64 = 16;
 const SYS_READV: u64 = 19;
 const SYS_WRITEV: u64 = 20;
 const SYS_SCHED_YIELD: u64 = 24;
 const SYS_MREMAP: u64 = 25;
 const SYS_MADVISE: u64 = 28;
+const SYS_PAUSE: u64 = 34;
 const SYS_NANOSLEEP: u64 = 35;
 const SYS_GETPID: u64 = 39;
 const SYS_CLONE: u64 = 56;
@@ -57,17 +62,23 @@ const SYS_VFORK: u64 = 58;
 const SYS_EXECVE: u64 = 59;
 const SYS_EXIT: u64 = 60;
 const SYS_WAIT4: u64 = 61;
+const SYS_KILL: u64 = 62;
 const SYS_UNAME: u64 = 63;
 const SYS_GETTIMEOFDAY: u64 = 96;
 const SYS_GETPPID: u64 = 110;
+const SYS_RT_SIGPENDING: u64 = 127;
+const SYS_RT_SIGSUSPEND: u64 = 130;
+const SYS_SIGALTSTACK: u64 = 131;
 const SYS_ARCH_PRCTL: u64 = 158;
 const SYS_GETTID: u64 = 186;
+const SYS_TKILL: u64 = 200;
 const SYS_TIME: u64 = 201;
 const SYS_SET_TID_ADDRESS: u64 = 218;
 const SYS_CLOCK_GETTIME: u64 = 228;
 const SYS_CLOCK_GETRES: u64 = 229;
 const SYS_CLOCK_NANOSLEEP: u64 = 230;
 const SYS_EXIT_GROUP: u64 = 231;
+const SYS_TGKILL: u64 = 234;
 const SYS_OPENAT: u64 = 257;
 
 /// Numbers already reported as unimplemented (one bit each, 0..512).
@@ -106,6 +117,7 @@ fn report_unknown(nr: u64) {
 }
 
 pub fn dispatch(frame: &mut TrapFrame) {
+    let nr = frame.rax;
     let (a0, a1, a2, a3, a4, a5) = (
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     );
@@ -124,8 +136,16 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_MREMAP => mremap(a0, a1, a2, a3, a4),
         SYS_MADVISE => madvise(a0, a1, a2),
         SYS_BRK => brk(a0),
-        SYS_RT_SIGACTION => sigaction(a2),
-        SYS_RT_SIGPROCMASK => sigprocmask(a2, a3),
+        SYS_RT_SIGACTION => rt_sigaction(a0, a1, a2, a3),
+        SYS_RT_SIGPROCMASK => rt_sigprocmask(a0, a1, a2, a3),
+        SYS_RT_SIGRETURN => rt_sigreturn(frame),
+        SYS_RT_SIGPENDING => rt_sigpending(a0, a1),
+        SYS_RT_SIGSUSPEND => rt_sigsuspend(a0, a1),
+        SYS_PAUSE => pause(),
+        SYS_SIGALTSTACK => sigaltstack(frame, a0, a1),
+        SYS_KILL => kill(a0 as i32 as i64, a1),
+        SYS_TKILL => tkill(a0 as i32 as i64, a1),
+        SYS_TGKILL => tgkill(a0 as i32 as i64, a1 as i32 as i64, a2),
         SYS_IOCTL => ioctl(a0, a1, a2),
         SYS_SCHED_YIELD => sched_yield(),
         SYS_NANOSLEEP => nanosleep(a0, a1),
@@ -155,4 +175,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
     };
     // The OOM killer may have chosen this process during the call.
     sched::deliver_pending_kill();
+    // Signals, and the restart of a call one interrupted (not of
+    // rt_sigreturn, whose RAX is the restored context's).
+    let restartable = (nr != SYS_RT_SIGRETURN).then_some(nr);
+    crate::proc::signal::deliver(frame, restartable);
 }

@@ -156,28 +156,25 @@ fn request_ns(req: u64) -> Result<u64, Errno> {
         .saturating_add(ts.tv_nsec as u64))
 }
 
-/// Whether a signal should end a sleep early. Signals are not delivered
-/// yet; this is where a pending one will make the sleep return EINTR.
-fn interrupted() -> bool {
-    false
-}
-
-/// Sleeps until `deadline` on the monotonic clock. An interruption
-/// returns EINTR and, for a relative sleep with `rem` non-null, writes the
-/// time left there (as Linux does: `rem` is written only then).
+/// Sleeps until `deadline` on the monotonic clock. Woken early only by a
+/// signal: for a relative sleep with `rem` non-null the time left is
+/// written there (as Linux does: `rem` is written only then), and the call
+/// ends with ERESTARTNOHAND: EINTR if a handler runs, else (a stop, then
+/// SIGCONT) the call starts again (a relative sleep for its whole time;
+/// Linux restarts it for the time that was left).
 fn sleep_until(deadline: u64, rem: Option<u64>) -> SysResult {
     loop {
         let now = crate::time::uptime_ns();
         if now >= deadline {
             return Ok(0);
         }
-        if interrupted() {
+        if crate::proc::signal::interrupted() {
             if let Some(rem) = rem.filter(|&r| r != 0) {
                 write_user(rem, &timespec((deadline - now) as i64))?;
             }
-            return Err(Errno::EINTR);
+            return Err(Errno::ERESTARTNOHAND);
         }
-        sched::sleep_until_ns(deadline);
+        sched::sleep_until_ns_unless(deadline, crate::proc::signal::interrupted);
     }
 }
 
