@@ -34,6 +34,8 @@
  * set_tid_address, fork, vfork, clone (the new process exits at once),
  * execve (never with a path that could run), wait4 (always WNOHANG),
  * uname, arch_prctl (the FS base is always restored), clock_gettime,
+ * clock_getres, gettimeofday, time, clock_nanosleep (never more than
+ * 10 ms, absolute times always past),
  * and the process and machine calls: getrlimit, prlimit64, getrandom,
  * sysinfo, the identity calls, set/get_robust_list, rseq, sched_get/
  * setaffinity, getcpu, get/setpriority, mincore, mlock, mlock2, munlock,
@@ -1208,9 +1210,41 @@ static void make_call(struct call *c)
 				  : 0x1000 + below(8);
 		a[1] = pick_buf();
 	} else if (k < 90) {
-		SET("clock_gettime", SYS_clock_gettime, 2);
-		a[0] = chance(70) ? below(12) : rnd();
-		a[1] = pick_buf();
+		/* The clocks. Sleeps are pick_timespec's (at most 10 ms, or
+		 * invalid), so even TIMER_ABSTIME ones end at once: a time
+		 * under 10 ms is past on every clock of a running machine. */
+		u64 clk = chance(70) ? below(12) : rnd();
+		switch (below(6)) {
+		case 0:
+			SET("clock_gettime", SYS_clock_gettime, 2);
+			a[0] = clk;
+			a[1] = pick_buf();
+			break;
+		case 1:
+			SET("clock_getres", SYS_clock_getres, 2);
+			a[0] = clk;
+			a[1] = chance(20) ? 0 : pick_buf();
+			break;
+		case 2:
+			SET("gettimeofday", SYS_gettimeofday, 2);
+			a[0] = chance(20) ? 0 : pick_buf();
+			a[1] = chance(50) ? 0 : pick_buf();
+			break;
+		case 3:
+			SET("time", SYS_time, 1);
+			a[0] = chance(30) ? 0 : pick_buf();
+			break;
+		default:
+			SET("clock_nanosleep", SYS_clock_nanosleep, 4);
+			/* Never a CPU-time clock (Linux sleeps until the
+			 * sleeper itself has run that long: forever) or an
+			 * alarm clock (it would arm the RTC's wake alarm). */
+			static const u64 sleep_clocks[] = {0, 1, 4, 5, 6, 7, 10, 11, 12, 0x7fffffff};
+			a[0] = on_ferrite && chance(30) ? clk : sleep_clocks[below(10)];
+			a[1] = chance(50) ? 0 : chance(80) ? 1 /* TIMER_ABSTIME */ : rnd();
+			a[2] = pick_timespec();
+			a[3] = chance(50) ? 0 : pick_buf();
+		}
 	} else if (k < 94) {
 		switch (below(8)) {
 		case 0:

@@ -1,5 +1,6 @@
 //! Hardware interrupts: the two 8259 PICs, remapped to vectors 32..48, and
-//! the PIT (8254) as a periodic timer at `time::TICK_HZ`.
+//! the PIT (8254): periodic at `time::TICK_HZ` while booting, then one-shot
+//! (`pit_oneshot`), armed by `time` for the next tick or sleeper's wake-up.
 //!
 //! The legacy PIC is on every PC Ferrite targets (and emulated by QEMU);
 //! using the APIC is left for when there is more than one CPU to wake.
@@ -65,6 +66,17 @@ pub fn init() {
         pit0.write(divisor as u8);
         pit0.write((divisor >> 8) as u8);
     }
+}
+
+/// Arms PIT channel 0 in one-shot mode (mode 0: interrupt on terminal
+/// count) to raise IRQ 0 in `ns` nanoseconds (at most 54 ms; at least one
+/// PIT period, 838 ns). Reprogramming restarts the count.
+pub fn pit_oneshot(ns: u64) {
+    let count = (ns as u128 * PIT_FREQUENCY_HZ as u128 / 1_000_000_000).clamp(1, 0xffff) as u16;
+    use super::port::{PIT_CHANNEL0 as channel0, PIT_COMMAND as command};
+    command.write(0x30); // channel 0, lobyte/hibyte, mode 0
+    channel0.write(count as u8);
+    channel0.write((count >> 8) as u8);
 }
 
 pub fn enable() {
@@ -135,8 +147,13 @@ pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
         return;
     }
     if irq == IRQ_TIMER {
-        crate::time::tick();
+        crate::time::timer_interrupt();
         end_of_interrupt(irq);
+        // The one-shot timer is armed again at once, for the next tick (the
+        // hook re-arms it for an earlier sleeper), since the hook may
+        // switch away before returning.
+        crate::time::start_oneshot();
+        crate::time::arm();
         if let Some(hook) = TIMER_HOOK.get() {
             hook(frame);
         }

@@ -18,6 +18,7 @@ pub mod trap;
 pub mod uaccess;
 pub mod uapi;
 pub mod usermode;
+pub mod vdso;
 
 /// Loads Ferrite's GDT/TSS and IDT and programs the interrupt controller.
 pub fn init() {

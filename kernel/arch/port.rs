@@ -51,6 +51,14 @@ pub const PIT_COMMAND: Port8 = Port8(0x43);
 /// Port 0x61: PIT channel 2 gate (bit 0), speaker (bit 1), output (bit 5).
 pub const PIT_GATE: Port8 = Port8(0x61);
 
+/// PIT channel 0's counter (the timer interrupt, IRQ 0).
+pub const PIT_CHANNEL0: Port8 = Port8(0x40);
+
+/// The CMOS/RTC index register (bit 7 masks NMIs; kept clear).
+pub const CMOS_INDEX: Port8 = Port8(0x70);
+/// The CMOS/RTC data register of the selected index.
+pub const CMOS_DATA: Port8 = Port8(0x71);
+
 /// The chipset's reset control register (0xcf9).
 pub const RESET_CONTROL: Port8 = Port8(0xcf9);
 

@@ -10,5 +10,6 @@
 
 pub mod fbcon;
 pub mod keyboard;
+pub mod rtc;
 pub mod serial;
 pub mod virtio_blk;

@@ -214,6 +214,8 @@ pub fn load_file(
         VmaKind::Anonymous,
         VmaTag::Stack,
     ))?;
+    // The vDSO (clocks without a system call), announced in the auxv.
+    let vdso = super::vdso::map_into(&mut aspace)?;
     let aspace = kalloc::try_arc(Mutex::new(aspace))?;
 
     // Fill in what needs writing through the new address space: the zeroed
@@ -239,6 +241,7 @@ pub fn load_file(
         (stack::AT_SECURE, 0),
         (stack::AT_CLKTCK, crate::time::TICK_HZ),
         (stack::AT_HWCAP, 0),
+        (stack::AT_SYSINFO_EHDR, vdso),
     ];
     let auxv = &auxv_all[usize::from(plan.phdr_addr.is_none())..];
     let initial = stack::build(USER_STACK_TOP, argv, envp, auxv, random, "x86_64")?;

@@ -18,6 +18,7 @@ pub mod sched;
 pub mod signal;
 pub mod syscall;
 pub mod user;
+pub mod vdso;
 
 /// Lets reclaim find every process's address space (its reverse map).
 pub fn init_reclaim_hook() {
@@ -35,6 +36,7 @@ pub fn init() {
     console::init();
     ramdisk::init();
     crate::fs::vfs::init();
+    vdso::init();
     // Background reclaim, in every kernel (the tests' too).
     if let Err(e) = kswapd::start() {
         log::warn!("kswapd: not started: {e:?}");

@@ -31,7 +31,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use x86_64::registers::model_specific::FsBase;
 use x86_64::VirtAddr;
@@ -60,7 +60,7 @@ const KERNEL_STACK_PAGES: u64 = 8;
 pub enum Block {
     /// In `wait4` for a child to exit.
     Child,
-    /// In `nanosleep` until this tick.
+    /// In `nanosleep` until this time (`time::uptime_ns`).
     Sleep(u64),
     /// In `read` from the console.
     Console,
@@ -121,6 +121,8 @@ pub struct Process {
     pub brk: (u64, u64),
     /// Ticks spent running.
     pub ticks: u64,
+    /// Nanoseconds spent running (TSC), up to its last switch out.
+    pub cpu_ns: u64,
     /// The fault that killed it, if one did.
     pub fault: Option<UserFault>,
     /// Descriptors, working directory, umask.
@@ -229,6 +231,24 @@ static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 /// Set while the CPU idles inside `schedule`: the timer must not start
 /// another schedule on top of it.
 static IDLING: AtomicBool = AtomicBool::new(false);
+/// When the running process last started running (`time::uptime_ns`; 0
+/// while none runs): its CPU time is counted from there.
+static RUNNING_SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// CPU time of the current process in nanoseconds, the running stretch
+/// included (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn current_cpu_ns() -> u64 {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let since = RUNNING_SINCE.load(Ordering::Relaxed);
+        let now = crate::time::uptime_ns();
+        let running = if since == 0 {
+            0
+        } else {
+            now.saturating_sub(since)
+        };
+        with_current(|p| p.cpu_ns + running)
+    })
+}
 
 fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
     SCHED.with(|s| f(s.as_mut().expect("proc::init ran")))
@@ -263,6 +283,7 @@ pub fn init() {
         fs_base: 0,
         brk: (0, 0),
         ticks: 0,
+        cpu_ns: 0,
         fault: None,
         fds: super::fd::FdTable::empty(),
         fpu: Box::new(FpuState::initial()),
@@ -490,6 +511,7 @@ pub fn spawn_child(
             fs_base,
             brk,
             ticks: 0,
+            cpu_ns: 0,
             fault: None,
             fds,
             fpu,
@@ -568,6 +590,7 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             fs_base: 0,
             brk: (0, 0),
             ticks: 0,
+            cpu_ns: 0,
             fault: None,
             fds: super::fd::FdTable::empty(),
             fpu,
@@ -611,6 +634,15 @@ pub fn schedule() {
             let mut guard = SCHED.lock();
             let s = guard.as_mut().expect("proc::init ran");
             let cur = s.current;
+            // The current process stops running here (if it was): its time
+            // since it started counts as CPU time.
+            let now = crate::time::uptime_ns();
+            let since = RUNNING_SINCE.swap(0, Ordering::Relaxed);
+            if since != 0 {
+                if let Some(p) = s.procs.get_mut(&cur) {
+                    p.cpu_ns += now.saturating_sub(since);
+                }
+            }
             if s.procs.get(&cur).is_some_and(|p| p.state == State::Running) {
                 s.procs.get_mut(&cur).unwrap().state = State::Runnable;
                 s.queue.push_back(cur);
@@ -628,6 +660,7 @@ pub fn schedule() {
             match next {
                 None => None,
                 Some(next) => {
+                    RUNNING_SINCE.store(now.max(1), Ordering::Relaxed);
                     s.slice = TIME_SLICE_TICKS;
                     let p = s.procs.get_mut(&next).unwrap();
                     p.state = State::Running;
@@ -708,32 +741,48 @@ pub fn yield_now() {
 }
 
 fn on_tick(_frame: &mut TrapFrame) {
-    crate::mm::psi::tick();
-    let now = crate::time::ticks();
+    // A timer interrupt counts ticks of the 10 ms grid, or only wakes a
+    // sleeper whose deadline came between two ticks (see `time`).
+    let ticks = crate::time::last_interrupt_ticks();
+    if ticks > 0 {
+        crate::mm::psi::tick();
+    }
+    let now = crate::time::uptime_ns();
     let preempt = {
         let mut guard = SCHED.lock();
         let Some(s) = guard.as_mut() else {
             return;
         };
         let deferred = DEFERRED_KSWAPD_WAKE.swap(false, Ordering::SeqCst);
+        let mut next_wake = u64::MAX;
+        let mut woke_sleeper = false;
         for p in s.procs.values_mut() {
             let wake = match p.state {
-                State::Blocked(Block::Sleep(until)) => now >= until,
+                State::Blocked(Block::Sleep(until)) => {
+                    if now < until {
+                        next_wake = next_wake.min(until);
+                    }
+                    now >= until
+                }
                 State::Blocked(Block::Kswapd) => deferred,
                 _ => false,
             };
             if wake {
+                woke_sleeper |= matches!(p.state, State::Blocked(Block::Sleep(_)));
                 p.state = State::Runnable;
                 s.queue.push_back(p.pid);
                 crate::mm::psi::wake(p.pid);
             }
         }
+        crate::time::set_next_wake(next_wake);
         let cur = s.current;
         if let Some(p) = s.procs.get_mut(&cur) {
-            p.ticks += 1;
+            p.ticks += ticks;
         }
-        s.slice = s.slice.saturating_sub(1);
-        s.slice == 0
+        s.slice = s.slice.saturating_sub(ticks.min(u32::MAX as u64) as u32);
+        // A sleeper whose time came runs now (as Linux's wake-up
+        // preemption lets it), not when the running process's slice ends.
+        s.slice == 0 || woke_sleeper
     };
     if preempt && !IDLING.load(Ordering::SeqCst) {
         schedule();
@@ -801,9 +850,32 @@ pub fn wake_from_anywhere() {
     }
 }
 
-/// Sleeps the current process for at least `ticks` timer ticks.
+/// Sleeps the current process for at least `ticks` timer ticks' time
+/// (`ticks` × 10 ms, at least one).
 pub fn sleep_ticks(ticks: u64) {
-    block(Block::Sleep(crate::time::ticks() + ticks.max(1)));
+    let ns = ticks.max(1).saturating_mul(crate::time::TICK_NS);
+    sleep_until_ns(crate::time::uptime_ns().saturating_add(ns));
+}
+
+/// Sleeps the current process until the TSC clock (`time::uptime_ns`)
+/// reaches `deadline` or something else wakes it (check the time).
+pub fn sleep_until_ns(deadline: u64) {
+    sleep_until_ns_unless(deadline, || false)
+}
+
+/// [`sleep_until_ns`] unless `ready()` says there is already something to
+/// do (a pending signal): checked with interrupts off, so a wake between
+/// the check and the sleep is never lost.
+pub fn sleep_until_ns_unless(deadline: u64, ready: impl FnOnce() -> bool) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if crate::time::uptime_ns() >= deadline || ready() {
+            return;
+        }
+        with_current(|p| p.state = State::Blocked(Block::Sleep(deadline)));
+        crate::time::add_wake(deadline);
+        crate::mm::psi::sleep(current_pid());
+        schedule();
+    })
 }
 
 /// Ends the current process with wait status `status`: its memory goes back

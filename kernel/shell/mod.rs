@@ -17,6 +17,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod clock;
 pub mod editor;
 pub mod memory;
 pub mod mmview;
@@ -424,6 +425,12 @@ pub static COMMANDS: &[Command] = &[
         usage: "",
         about: "run the fault-path benchmarks",
         run: system::bench,
+    },
+    Command {
+        name: "date",
+        usage: "",
+        about: "the date and time (UTC, from the RTC) and the time since boot",
+        run: clock::date,
     },
     Command {
         name: "poweroff",

@@ -119,6 +119,8 @@ impl core::fmt::Display for MappingName<'_> {
             (VmaTag::Image, _, _) => f.write_str(program),
             (VmaTag::Stack, _, _) => f.write_str("[ stack ]"),
             (VmaTag::Heap, _, _) => f.write_str("[ heap ]"),
+            (VmaTag::Vdso, _, _) => f.write_str("[ vdso ]"),
+            (VmaTag::Vvar, _, _) => f.write_str("[ vvar ]"),
             (_, VmaKind::File { file, .. }, Sharing::Shared) => {
                 write!(f, "[ shared file {file} ]")
             }

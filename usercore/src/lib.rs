@@ -31,7 +31,9 @@ pub mod signal;
 pub mod fsabi;
 pub mod pagemap;
 pub mod stack;
+pub mod time;
 pub mod utf8;
+pub mod vdso;
 
 /// The page size every region in this crate is rounded to, and the
 /// rounding: vmcore's.

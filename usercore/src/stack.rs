@@ -61,6 +61,8 @@ pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
 /// Address of the executed file's name.
 pub const AT_EXECFN: u64 = 31;
+/// The vDSO's ELF header (`AT_SYSINFO_EHDR`).
+pub const AT_SYSINFO_EHDR: u64 = 33;
 
 /// Largest total size of the argv and envp strings (NULs included). Like
 /// Linux's `ARG_MAX` it bounds the kernel memory an `exec` can demand.

@@ -159,6 +159,10 @@ pub enum VmaTag {
     Image,
     /// An `mmap` region.
     Mmap,
+    /// The vDSO's code (Linux's `[vdso]`).
+    Vdso,
+    /// The vDSO's data page (Linux's `[vvar]`).
+    Vvar,
     /// Anything else.
     #[default]
     Other,
@@ -172,6 +176,8 @@ impl VmaTag {
             VmaTag::Stack => "[stack]",
             VmaTag::Image => "[image]",
             VmaTag::Mmap => "[mmap]",
+            VmaTag::Vdso => "[vdso]",
+            VmaTag::Vvar => "[vvar]",
             VmaTag::Other => "",
         }
     }

@@ -57,13 +57,13 @@ impl Errno {
     pub const ENOTEMPTY: Errno = Errno(39);
     pub const ELOOP: Errno = Errno(40);
     pub const EOVERFLOW: Errno = Errno(75);
+    pub const EOPNOTSUPP: Errno = Errno(95);
     /// Interrupted by a signal: restarted unless a handler without
     /// `SA_RESTART` runs (never seen by user space: `signal::deliver`).
     pub const ERESTARTSYS: Errno = Errno(512);
     /// Interrupted by a signal: `EINTR` if a handler runs, else restarted
     /// (after a stop and SIGCONT).
     pub const ERESTARTNOHAND: Errno = Errno(514);
-    pub const EOPNOTSUPP: Errno = Errno(95);
 
     /// The value the system call leaves in RAX: `-errno`.
     pub const fn to_return(self) -> u64 {

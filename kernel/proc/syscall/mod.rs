@@ -11,8 +11,8 @@
 //! One file per family: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
 //! `fs` (read/write on open files), `fd` (dup, fcntl), `path` (calls
 //! that name files by path, the stat family, getdents64), `process`
-//! (fork, clone, execve, wait4, the ids), `time` (clock_gettime,
-//! nanosleep), `signal` (rt_sigaction and the rest of the signal calls),
+//! (fork, clone, execve, wait4, the ids), `time` (the clocks and
+//! sleeps), `signal` (rt_sigaction and the rest of the signal calls),
 //! `system` (rlimits, getrandom, sysinfo, identity, robust lists, rseq,
 //! affinity, priority) and `misc` (uname, arch_prctl).
 
@@ -74,6 +74,7 @@ const SYS_EXIT: u64 = 60;
 const SYS_WAIT4: u64 = 61;
 const SYS_KILL: u64 = 62;
 const SYS_UNAME: u64 = 63;
+const SYS_GETTIMEOFDAY: u64 = 96;
 const SYS_GETPPID: u64 = 110;
 const SYS_RT_SIGPENDING: u64 = 127;
 const SYS_RT_SIGSUSPEND: u64 = 130;
@@ -81,8 +82,11 @@ const SYS_SIGALTSTACK: u64 = 131;
 const SYS_ARCH_PRCTL: u64 = 158;
 const SYS_GETTID: u64 = 186;
 const SYS_TKILL: u64 = 200;
+const SYS_TIME: u64 = 201;
 const SYS_SET_TID_ADDRESS: u64 = 218;
 const SYS_CLOCK_GETTIME: u64 = 228;
+const SYS_CLOCK_GETRES: u64 = 229;
+const SYS_CLOCK_NANOSLEEP: u64 = 230;
 const SYS_EXIT_GROUP: u64 = 231;
 const SYS_TGKILL: u64 = 234;
 const SYS_OPENAT: u64 = 257;
@@ -271,7 +275,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_WAIT4 => wait4(a0 as i32 as i64, a1, a2),
         SYS_UNAME => uname(a0),
         SYS_ARCH_PRCTL => arch_prctl(a0, a1),
-        SYS_CLOCK_GETTIME => clock_gettime(a1),
+        SYS_CLOCK_GETTIME => clock_gettime(a0, a1),
+        SYS_CLOCK_GETRES => clock_getres(a0, a1),
+        SYS_CLOCK_NANOSLEEP => clock_nanosleep(a0, a1, a2, a3),
+        SYS_GETTIMEOFDAY => gettimeofday(a0, a1),
+        SYS_TIME => time(a0),
         SYS_MINCORE => mincore(a0, a1, a2),
         SYS_MLOCK => mlock2(a0, a1, 0),
         SYS_MLOCK2 => mlock2(a0, a1, a2),
