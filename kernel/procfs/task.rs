@@ -386,6 +386,7 @@ fn map_line(out: &mut dyn Write, vma: &Vma, brk: (u64, u64)) -> Result {
         }
         (Some(None), _) => Some("/dev/zero (deleted)"),
         (None, VmaTag::Heap) => Some("[heap]"),
+        (None, tag @ (VmaTag::Vdso | VmaTag::Vvar)) => Some(tag.name()),
         (None, _) if vma.flags.tag == VmaTag::Stack || vma.flags.grows_down => Some("[stack]"),
         // A region overlapping the break is the heap, as Linux decides.
         (None, _) if brk.1 > brk.0 && vma.start <= brk.1 && vma.end >= brk.0 => Some("[heap]"),
