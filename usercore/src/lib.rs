@@ -7,6 +7,8 @@
 //!   a page-granular load plan.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
+//! - [`pipe`]: a pipe's bytes and Linux's rules for reading and writing them.
+//! - [`cmdline`]: the kernel shell's syntax (quoting, redirections, `|`).
 //!
 //! The crate is `no_std` + `alloc` (the kernel has a heap). The `std` feature
 //! adds host-only helpers for the boot tool.
@@ -18,8 +20,10 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod cmdline;
 pub mod cpio;
 pub mod elf;
+pub mod pipe;
 pub mod stack;
 
 /// The page size every region in this crate is rounded to, and the
