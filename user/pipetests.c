@@ -2,7 +2,6 @@
  * pipetests: pipes, poll and select, checked against what Linux does.
  *
  * Usage: pipetests [-l] [--skip CASE]... [CASE...]
- *        pipetests cat            copy standard input to standard output
  *        pipetests count          count the bytes and lines of standard input
  *        pipetests gen N          write N bytes (lines of a pattern) to stdout
  *        pipetests block          read from a pipe nobody writes: blocks forever
@@ -814,34 +813,12 @@ static struct testcase *find_case(const char *name)
 
 static void usage(void)
 {
-	say("usage: pipetests [-l] [--skip CASE]... [CASE...] | cat | count | gen N | block\n");
+	say("usage: pipetests [-l] [--skip CASE]... [CASE...] | count | gen N | block\n");
 	_exit(2);
 }
 
 /* ------------------------------------------------------------------ */
 /* Helper modes for shell pipelines. */
-
-static int mode_cat(void)
-{
-	static char buf[8192];
-	for (;;) {
-		ssize_t r = read(0, buf, sizeof buf);
-		if (r < 0) {
-			say("pipetests cat: read: %s\n", strerror(errno));
-			return 1;
-		}
-		if (r == 0)
-			return 0;
-		const char *p = buf;
-		while (r > 0) {
-			ssize_t w = write(1, p, (size_t)r);
-			if (w <= 0)
-				return 1;
-			p += w;
-			r -= w;
-		}
-	}
-}
 
 static int mode_count(void)
 {
@@ -902,8 +879,6 @@ static int mode_block(void)
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
-	if (argc >= 2 && strcmp(argv[1], "cat") == 0)
-		return mode_cat();
 	if (argc >= 2 && strcmp(argv[1], "count") == 0)
 		return mode_count();
 	if (argc == 3 && strcmp(argv[1], "gen") == 0)

@@ -67,6 +67,11 @@ pub enum Block {
     /// kswapd, waiting for an allocation to leave free memory below the
     /// low watermark.
     Kswapd,
+    /// In `read` or `write` on the pipe with this id (empty or full).
+    Pipe(u64),
+    /// In `poll`/`select` until this tick (`u64::MAX`: no timeout); any
+    /// I/O event wakes it too (`fs::poll::notify`).
+    Poll(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +92,8 @@ impl State {
             State::Blocked(Block::Sleep(_)) => "sleep",
             State::Blocked(Block::Console) => "read",
             State::Blocked(Block::Kswapd) => "sleep",
+            State::Blocked(Block::Pipe(_)) => "pipe",
+            State::Blocked(Block::Poll(_)) => "poll",
             State::Zombie(_) => "zombie",
         }
     }
@@ -700,6 +707,7 @@ fn on_tick(_frame: &mut TrapFrame) {
         for p in s.procs.values_mut() {
             let wake = match p.state {
                 State::Blocked(Block::Sleep(until)) => now >= until,
+                State::Blocked(Block::Poll(until)) => now >= until,
                 State::Blocked(Block::Kswapd) => deferred,
                 _ => false,
             };
@@ -760,6 +768,20 @@ fn wake_locked(s: &mut Scheduler, why: Block) {
             crate::mm::psi::wake(p.pid);
         }
     }
+}
+
+/// Makes every process in `poll`/`select` ([`Block::Poll`], whatever its
+/// timeout) runnable: they look at their files again.
+pub fn wake_pollers() {
+    with(|s| {
+        for p in s.procs.values_mut() {
+            if matches!(p.state, State::Blocked(Block::Poll(_))) {
+                p.state = State::Runnable;
+                s.queue.push_back(p.pid);
+                crate::mm::psi::wake(p.pid);
+            }
+        }
+    })
 }
 
 /// A [`Block::Kswapd`] wake that found the scheduler lock held: the next

@@ -74,16 +74,18 @@ impl Ring {
     }
 
     /// Moves the bytes into `bigger` (its length is the new storage size;
-    /// its contents are overwritten). Ignored if `bigger` is not larger
-    /// than the present storage (another writer grew it meanwhile).
-    pub fn grow(&mut self, mut bigger: Vec<u8>) {
+    /// its contents are overwritten) and returns the old storage, for the
+    /// caller to free (outside its lock). If `bigger` is not larger than
+    /// the present storage (another writer grew it meanwhile), it is
+    /// returned unused.
+    pub fn grow(&mut self, mut bigger: Vec<u8>) -> Vec<u8> {
         if bigger.len() <= self.buf.len() || bigger.len() > PIPE_CAPACITY {
-            return;
+            return bigger;
         }
         let n = self.peek_into(&mut bigger);
         debug_assert_eq!(n, self.len);
-        self.buf = bigger;
         self.head = 0;
+        core::mem::replace(&mut self.buf, bigger)
     }
 
     /// Copies the held bytes, oldest first, into `out` (as many as fit)
@@ -158,9 +160,13 @@ pub enum WriteStep {
 /// Readiness as `poll` reports it for one end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
-    /// `POLLIN`: a read would not block (data, or end of file).
+    /// `POLLIN`: there is data to read. (An empty pipe without writers
+    /// reads end of file at once, but Linux reports that as `POLLHUP`
+    /// alone.)
     pub readable: bool,
-    /// `POLLOUT`: a write of [`PIPE_BUF`] bytes would not block.
+    /// `POLLOUT`: a write of [`PIPE_BUF`] bytes would not wait (Linux:
+    /// the pipe is not full; also with no readers left, alongside
+    /// `POLLERR`).
     pub writable: bool,
     /// `POLLHUP` (read end: no writers left) or `POLLERR` (write end: no
     /// readers left).
@@ -227,18 +233,17 @@ impl Pipe {
     /// `poll`'s view of the read end.
     pub fn read_ready(&self) -> Ready {
         Ready {
-            readable: !self.ring.is_empty() || self.writers == 0,
+            readable: !self.ring.is_empty(),
             writable: false,
             hangup: self.writers == 0,
         }
     }
 
-    /// `poll`'s view of the write end (Linux: writable when a whole
-    /// `PIPE_BUF` fits).
+    /// `poll`'s view of the write end.
     pub fn write_ready(&self) -> Ready {
         Ready {
             readable: false,
-            writable: self.readers == 0 || self.ring.room() >= PIPE_BUF,
+            writable: self.ring.room() >= PIPE_BUF,
             hangup: self.readers == 0,
         }
     }
@@ -255,7 +260,7 @@ mod tests {
     fn write_all(p: &mut Pipe, data: &[u8], atomic: bool) -> WriteStep {
         loop {
             match p.write(data, atomic) {
-                WriteStep::Grow(n) => p.ring.grow(vec![0; n]),
+                WriteStep::Grow(n) => drop(p.ring.grow(vec![0; n])),
                 step => return step,
             }
         }
@@ -315,6 +320,12 @@ mod tests {
         write_all(&mut p, b"abc", true);
         p.writers = 0;
         assert!(p.read_ready().readable && p.read_ready().hangup);
+        let mut empty = Pipe::new();
+        empty.writers = 0;
+        assert_eq!(
+            empty.read_ready(),
+            Ready { readable: false, writable: false, hangup: true }
+        );
         let mut out = [0u8; 2];
         assert_eq!(p.read(&mut out), ReadStep::Data(2));
         assert_eq!(p.read(&mut out), ReadStep::Data(1));
@@ -335,17 +346,17 @@ mod tests {
     #[test]
     fn grow_keeps_order_across_the_wrap() {
         let mut r = Ring::new();
-        r.grow(vec![0; 8]);
+        assert!(r.grow(vec![0; 8]).is_empty());
         assert_eq!(r.push(b"abcdef"), 6);
         let mut out = [0u8; 4];
         assert_eq!(r.pop(&mut out), 4);
         assert_eq!(r.push(b"ghijk"), 5); // wraps
-        r.grow(vec![0; 16]);
+        assert_eq!(r.grow(vec![0; 16]).len(), 8);
         let mut all = [0u8; 16];
         assert_eq!(r.pop(&mut all), 7);
         assert_eq!(&all[..7], b"efghijk");
         // A smaller or equal buffer is ignored.
-        r.grow(vec![0; 4]);
+        assert_eq!(r.grow(vec![0; 4]).len(), 4);
         assert_eq!(r.storage(), 16);
     }
 
