@@ -18,6 +18,7 @@ pub mod arch;
 pub mod bench;
 pub mod boot;
 pub mod drivers;
+pub mod fs;
 pub mod klog;
 pub mod mm;
 pub mod panic;

@@ -147,3 +147,35 @@ pub fn reset_machine() {
     }
     x86_64::instructions::interrupts::int3();
 }
+
+/// Whether the CPU has RDRAND (CPUID.1:ECX bit 30).
+pub fn has_rdrand() -> bool {
+    static HAS: spin::Once<bool> = spin::Once::new();
+    *HAS.call_once(|| {
+        // CPUID leaf 1 exists on every x86_64 CPU.
+        core::arch::x86_64::__cpuid(1).ecx & (1 << 30) != 0
+    })
+}
+
+/// A random 64-bit value from RDRAND, if the CPU has it and it delivered
+/// (it may fail transiently: a few tries).
+pub fn rdrand64() -> Option<u64> {
+    if !has_rdrand() {
+        return None;
+    }
+    for _ in 0..10 {
+        let mut value = 0;
+        // SAFETY: the CPU has RDRAND (checked above); the instruction only
+        // writes the register given and the carry flag.
+        let ok = unsafe { rdrand_step(&mut value) };
+        if ok == 1 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+#[target_feature(enable = "rdrand")]
+unsafe fn rdrand_step(value: &mut u64) -> i32 {
+    core::arch::x86_64::_rdrand64_step(value)
+}

@@ -91,3 +91,63 @@ pod_struct! {
         pub sa_mask: u64,
     }
 }
+
+pod_struct! {
+    /// `struct stat` on x86_64 (`stat`, `fstat`, `lstat`, `newfstatat`).
+    pub struct Stat {
+        pub st_dev: u64,
+        pub st_ino: u64,
+        pub st_nlink: u64,
+        pub st_mode: u32,
+        pub st_uid: u32,
+        pub st_gid: u32,
+        pub pad0: u32,
+        pub st_rdev: u64,
+        pub st_size: i64,
+        pub st_blksize: i64,
+        pub st_blocks: i64,
+        pub st_atime: i64,
+        pub st_atime_nsec: i64,
+        pub st_mtime: i64,
+        pub st_mtime_nsec: i64,
+        pub st_ctime: i64,
+        pub st_ctime_nsec: i64,
+        pub unused: [i64; 3],
+    }
+}
+
+pod_struct! {
+    /// `struct statx_timestamp`.
+    pub struct StatxTimestamp {
+        pub tv_sec: i64,
+        pub tv_nsec: u32,
+        pub reserved: i32,
+    }
+}
+
+pod_struct! {
+    /// `struct statx` (256 bytes).
+    pub struct Statx {
+        pub stx_mask: u32,
+        pub stx_blksize: u32,
+        pub stx_attributes: u64,
+        pub stx_nlink: u32,
+        pub stx_uid: u32,
+        pub stx_gid: u32,
+        pub stx_mode: u16,
+        pub spare0: u16,
+        pub stx_ino: u64,
+        pub stx_size: u64,
+        pub stx_blocks: u64,
+        pub stx_attributes_mask: u64,
+        pub stx_atime: StatxTimestamp,
+        pub stx_btime: StatxTimestamp,
+        pub stx_ctime: StatxTimestamp,
+        pub stx_mtime: StatxTimestamp,
+        pub stx_rdev_major: u32,
+        pub stx_rdev_minor: u32,
+        pub stx_dev_major: u32,
+        pub stx_dev_minor: u32,
+        pub spare2: [u64; 14],
+    }
+}

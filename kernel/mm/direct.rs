@@ -108,6 +108,58 @@ pub fn read_frame(pfn: Pfn, out: &mut [u8]) {
     };
 }
 
+/// Copies `bytes` into frame `pfn` at byte `offset` (the range must lie
+/// inside the frame). The frame is a page-cache page the caller holds a
+/// reference to; a process mapping it may be writing it at the same time,
+/// which at worst mixes the bytes (as on Linux), never undefined behaviour
+/// on the kernel's side: raw copies, no reference to the frame's memory.
+pub fn write_frame_at(pfn: Pfn, offset: usize, bytes: &[u8]) {
+    debug_check_owned(pfn);
+    assert!(
+        offset <= FRAME && bytes.len() <= FRAME - offset,
+        "write_frame_at past the frame"
+    );
+    // SAFETY: the direct map covers the frame; `offset + len <= FRAME`
+    // (asserted), and `bytes` is kernel memory that cannot overlap it.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            DirectMap.frame_ptr(pfn).add(offset),
+            bytes.len(),
+        )
+    };
+}
+
+/// Copies from frame `pfn` at byte `offset` into `out` (the range must lie
+/// inside the frame); see [`read_frame`] for why a concurrent writer is
+/// harmless.
+pub fn read_frame_at(pfn: Pfn, offset: usize, out: &mut [u8]) {
+    assert!(
+        offset <= FRAME && out.len() <= FRAME - offset,
+        "read_frame_at past the frame"
+    );
+    // SAFETY: the direct map covers the frame; `offset + len <= FRAME`
+    // (asserted); raw copy into `out`, which cannot overlap the frame.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            DirectMap.frame_ptr(pfn).add(offset),
+            out.as_mut_ptr(),
+            out.len(),
+        )
+    };
+}
+
+/// Zeroes `len` bytes of frame `pfn` from byte `offset` (inside the frame).
+pub fn zero_frame_at(pfn: Pfn, offset: usize, len: usize) {
+    debug_check_owned(pfn);
+    assert!(
+        offset <= FRAME && len <= FRAME - offset,
+        "zero_frame_at past the frame"
+    );
+    // SAFETY: the direct map covers the frame; `offset + len <= FRAME`.
+    unsafe { core::ptr::write_bytes(DirectMap.frame_ptr(pfn).add(offset), 0, len) };
+}
+
 /// Writes a zero into the first byte of frame `pfn` (which the caller
 /// owns), volatile: the access happens even though nothing reads it (makes
 /// a hypervisor back the frame).

@@ -89,6 +89,9 @@ struct CacheFile {
     /// An anonymous object's commit charge for its size (Linux's
     /// `shmem_acct_size`), given back when it dies.
     _charge: Charge,
+    /// An anonymous object with a size (a tmpfs file): a page wholly past
+    /// it is [`CacheError::PastEof`] (`SIGBUS` for a mapping).
+    eof: Option<u64>,
 }
 
 /// One region of an address space that maps a cache file.
@@ -174,6 +177,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
             shadows: PageIndex::new(),
             mappings: Vec::new(),
             _charge: Charge::none(),
+            eof: None,
         })
     })
     .expect("room for a ramdisk file in the page cache")
@@ -192,6 +196,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
             shadows: PageIndex::new(),
             mappings: Vec::new(),
             _charge: charge,
+            eof: None,
         })
     })
 }
@@ -314,6 +319,11 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     let index = offset / PAGE_SIZE;
     let lookup = locked(|c| {
         let f = c.file(file).ok_or(CacheError::NoFile)?;
+        if f.eof
+            .is_some_and(|eof| index.saturating_mul(PAGE_SIZE) >= eof)
+        {
+            return Err(CacheError::PastEof);
+        }
         if let Some(cached) = f.pages.get(index) {
             return cached
                 .try_clone()
@@ -396,6 +406,71 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
             major: true,
         })
     })
+}
+
+/// The cached page `index` of `file` with a reference for the caller, if
+/// it is cached (reads nothing in, allocates no frame).
+pub fn peek(file: u32, index: u64) -> Option<FrameRef> {
+    locked(|c| c.file(file)?.pages.get(index)?.try_clone())
+}
+
+/// Gives anonymous object `file` an end (a tmpfs file's size): faults on
+/// pages wholly past it are [`CacheError::PastEof`]. Pages already cached
+/// past it stay until [`truncate_pages`] drops them.
+pub fn set_eof(file: u32, eof: u64) {
+    locked(|c| {
+        if let Some(f) = c.file(file) {
+            if matches!(f.backing, Backing::Anonymous) {
+                f.eof = Some(eof);
+            }
+        }
+    })
+}
+
+/// Drops the pages of anonymous object `file` from page `from` on (a tmpfs
+/// file shrunk by `ftruncate`): each is unmapped from every address space
+/// that maps it first, so a later touch there faults, past the end of the
+/// file: `SIGBUS`. Returns how many pages were dropped. A page whose mapper
+/// cannot be reached now ([`Busy`]) is retried a few times, then left in
+/// the index (where it is unreachable past the end, and freed with the
+/// object).
+pub fn truncate_pages(file: u32, from: u64) -> u64 {
+    let indices = |c: &mut Cache| -> Option<Vec<u64>> {
+        let f = c.file(file)?;
+        let mut out = Vec::new();
+        for (index, _) in f.pages.iter().filter(|&(i, _)| i >= from) {
+            out.try_reserve(1).ok()?;
+            out.push(index);
+        }
+        Some(out)
+    };
+    let mut dropped = 0;
+    for _ in 0..4 {
+        let Some(pages) = locked(indices) else {
+            return dropped;
+        };
+        if pages.is_empty() {
+            break;
+        }
+        for index in pages {
+            if unmap_page_everywhere(file, index).is_err() {
+                // Tried again in the next round.
+                continue;
+            }
+            let removed = locked(|c| {
+                let Cache { files, pages, .. } = c;
+                let f = files.get_mut(file as usize)?.as_mut()?;
+                let page = f.pages.remove(index)?;
+                *pages -= 1;
+                Some(page)
+            });
+            // The cache's reference goes here, outside the lock.
+            if removed.is_some() {
+                dropped += 1;
+            }
+        }
+    }
+    dropped
 }
 
 /// Pages in the cache (`Cached` in meminfo).

@@ -95,3 +95,20 @@ pub fn read_blocking(buf: &mut [u8]) -> usize {
         }
     }
 }
+
+/// Whether input is waiting to be read (`poll`).
+pub fn input_pending() -> bool {
+    !INPUT.lock().is_empty()
+}
+
+/// Writes `bytes` to the console: every write to descriptors that name the
+/// console (fd 1 and 2, `/dev/console`, `/dev/tty`) comes here.
+pub fn write_bytes(bytes: &[u8]) {
+    // Like `from_utf8_lossy`, without allocating.
+    for piece in bytes.utf8_chunks() {
+        crate::kprint!("{}", piece.valid());
+        if !piece.invalid().is_empty() {
+            crate::kprint!("\u{FFFD}");
+        }
+    }
+}

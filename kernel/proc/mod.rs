@@ -32,6 +32,7 @@ pub fn init() {
     crate::arch::trap::set_syscall_handler(syscall::dispatch);
     console::init();
     ramdisk::init();
+    crate::fs::vfs::init();
     // Background reclaim, in every kernel (the tests' too).
     if let Err(e) = kswapd::start() {
         log::warn!("kswapd: not started: {e:?}");

@@ -96,3 +96,103 @@ pub fn paths() -> impl Iterator<Item = &'static str> {
         .into_iter()
         .flat_map(|r| r.archive.files().filter(|f| f.is_file()).map(|f| f.path))
 }
+
+/// A child of a ramdisk directory.
+pub enum Child {
+    Dir(&'static str),
+    File(&'static str, RamFile),
+    Symlink(&'static str, &'static [u8]),
+}
+
+/// The first component of `path` below directory `dir` (`""` the root),
+/// and whether more components follow it.
+fn below<'a>(dir: &str, path: &'a str) -> Option<(&'a str, bool)> {
+    let rel = if dir.is_empty() {
+        path
+    } else {
+        path.strip_prefix(dir)?.strip_prefix('/')?
+    };
+    if rel.is_empty() {
+        return None;
+    }
+    Some(match rel.split_once('/') {
+        Some((first, _)) => (first, true),
+        None => (rel, false),
+    })
+}
+
+/// The entry `name` of directory `dir` (`""` the root): a file, a symbolic
+/// link, or a directory (listed in the archive, or the prefix of a path).
+/// Allocates nothing.
+pub fn child(dir: &str, name: &str) -> Option<Child> {
+    let ramdisk = ramdisk()?;
+    let mut found = None;
+    for e in ramdisk.archive.files() {
+        let Some((first, more)) = below(dir, e.path) else {
+            continue;
+        };
+        if first != name {
+            continue;
+        }
+        let prefix = if dir.is_empty() { 0 } else { dir.len() + 1 };
+        let path = &e.path[..prefix + first.len()];
+        found = Some(if more || e.is_dir() {
+            Child::Dir(path)
+        } else if e.is_symlink() {
+            Child::Symlink(path, e.data)
+        } else if e.is_file() {
+            let at = ramdisk
+                .files
+                .binary_search_by_key(&e.path, |&(p, _)| p)
+                .ok()?;
+            Child::File(path, ramdisk.files[at].1)
+        } else {
+            continue;
+        });
+        if more {
+            return found;
+        }
+    }
+    found
+}
+
+/// The entries of directory `dir`, each name once, with its type.
+pub fn children(
+    dir: &'static str,
+) -> impl Iterator<Item = (&'static str, usercore::fsabi::FileType)> {
+    use usercore::fsabi::FileType;
+    let entries = ramdisk().map(|r| r.archive.files());
+    let all = entries.clone();
+    entries
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(move |(i, e)| {
+            let (first, more) = below(dir, e.path)?;
+            // Listed once: skip a name an earlier entry already gave.
+            let seen = all
+                .clone()
+                .into_iter()
+                .flatten()
+                .take(i)
+                .any(|earlier| below(dir, earlier.path).is_some_and(|(f, _)| f == first));
+            if seen {
+                return None;
+            }
+            let kind = if more || e.is_dir() {
+                FileType::Directory
+            } else if e.is_symlink() {
+                FileType::Symlink
+            } else if e.is_file() {
+                FileType::Regular
+            } else {
+                return None;
+            };
+            Some((first, kind))
+        })
+}
+
+/// The permission bits of the entry at `path`.
+pub fn permissions(path: &str) -> Option<u32> {
+    Some(ramdisk()?.archive.find(path)?.permissions())
+}

@@ -127,7 +127,8 @@ pub struct Process {
     pub ticks: u64,
     /// The fault that killed it, if one did.
     pub fault: Option<UserFault>,
-    pub fds: Vec<Option<super::fd::OpenFile>>,
+    /// Descriptors, working directory, umask.
+    pub fds: super::fd::FdTable,
     /// x87/SSE registers while not running.
     fpu: Box<FpuState>,
     /// Linux's `oom_score_adj` (-1000..=1000): how much more (or less)
@@ -262,7 +263,7 @@ pub fn init() {
         brk: (0, 0),
         ticks: 0,
         fault: None,
-        fds: Vec::new(),
+        fds: super::fd::FdTable::empty(),
         fpu: Box::new(FpuState::initial()),
         oom_score_adj: 0,
         kill_pending: false,
@@ -450,7 +451,7 @@ pub fn spawn_child(
     frame: &TrapFrame,
     fs_base: u64,
     brk: (u64, u64),
-    fds: Vec<Option<super::fd::OpenFile>>,
+    fds: super::fd::FdTable,
 ) -> Result<Pid, SpawnError> {
     reap_adopted();
     let fpu = kalloc::try_box(FpuState::initial())?;
@@ -559,7 +560,7 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             brk: (0, 0),
             ticks: 0,
             fault: None,
-            fds: Vec::new(),
+            fds: super::fd::FdTable::empty(),
             fpu,
             oom_score_adj: -1000,
             kill_pending: false,
@@ -814,7 +815,7 @@ pub fn sleep_ticks(ticks: u64) {
 /// kernel stack stays until the parent reaps the zombie.
 pub fn exit_current(status: i32) -> ! {
     x86_64::instructions::interrupts::disable();
-    let aspace = with(|s| {
+    let (aspace, files) = with(|s| {
         let cur = s.current;
         let p = s.procs.get_mut(&cur).expect("current exists");
         assert!(cur != 0, "the kernel thread cannot exit");
@@ -825,6 +826,7 @@ pub fn exit_current(status: i32) -> ! {
         }
         let parent = p.ppid;
         let aspace = p.aspace.take();
+        let files = p.fds.take_all();
         for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
             child.ppid = 0;
             child.adopted = true;
@@ -836,11 +838,13 @@ pub fn exit_current(status: i32) -> ! {
                 crate::mm::psi::wake(parent.pid);
             }
         }
-        aspace
+        (aspace, files)
     });
     // Off this address space before it is torn down.
     aspace::switch_to(None);
     drop(aspace);
+    // Its files close now (a pipe's reader sees the end), not at the reap.
+    drop(files);
     schedule();
     unreachable!("a zombie was scheduled");
 }
@@ -959,6 +963,7 @@ pub fn kill(pid: Pid) -> bool {
         }
         let parent = p.ppid;
         let aspace = p.aspace.take();
+        let files = p.fds.take_all();
         for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
             child.ppid = 0;
             child.adopted = true;
@@ -970,11 +975,12 @@ pub fn kill(pid: Pid) -> bool {
                 crate::mm::psi::wake(parent.pid);
             }
         }
-        Some(aspace)
+        Some((aspace, files))
     });
     match aspace {
-        Some(aspace) => {
+        Some((aspace, files)) => {
             drop(aspace);
+            drop(files);
             true
         }
         None => false,

@@ -5,6 +5,8 @@
 //!   writing it in the host boot tool.
 //! - [`elf`]: validating a static ELF64 x86_64 executable and turning it into
 //!   a page-granular load plan.
+//! - [`fsabi`]: file-system ABI: poll bits, `st_mode` types, `getdents64`
+//!   records, path components.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
 //! - [`pipe`]: a pipe's bytes and Linux's rules for reading and writing them.
@@ -23,6 +25,7 @@ extern crate std;
 pub mod cmdline;
 pub mod cpio;
 pub mod elf;
+pub mod fsabi;
 pub mod pipe;
 pub mod stack;
 

@@ -1,71 +1,49 @@
-//! Files and the console: read, write, readv, writev, open, close, lseek,
-//! ioctl.
+//! Reading and writing open files: read, write, pread64, pwrite64, readv,
+//! writev, close, lseek, ioctl (each through the file's `FileOps`).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use vmcore::Prot;
 
 use super::*;
-use crate::arch::uapi::{Iovec, Winsize};
+use crate::arch::uapi::Iovec;
+use crate::fs::File;
 use crate::mm::kalloc;
-use crate::mm::uaccess::{copy_from_user, copy_to_user, read_user_slice, write_user};
-use crate::proc::fd::{self, OpenFile};
+use crate::mm::uaccess::{copy_from_user, read_user_slice};
+use crate::proc::fd;
+
+/// The most one `read`/`write` moves (Linux's `MAX_RW_COUNT` is ~2 GiB;
+/// a smaller bound keeps one call's work short).
+const MAX_RW: u64 = 1 << 30;
+
+/// The open file behind descriptor `fd_num`.
+pub(super) fn file(fd_num: u64) -> Result<Arc<File>, Errno> {
+    fd::get(fd_num).ok_or(Errno::EBADF)
+}
 
 pub(super) fn read(fd_num: u64, buf: u64, len: u64) -> SysResult {
-    let len = len.min(1 << 20) as usize;
-    let file = fd::get(fd_num).ok_or(Errno::EBADF)?;
-    match file {
-        OpenFile::Console => {
-            if len == 0 {
-                return Ok(0);
-            }
-            // Check the buffer before blocking for input.
-            if !crate::mm::uaccess::access_ok(buf, len, Prot::WRITE) {
-                return Err(Errno::EFAULT);
-            }
-            // A read returns what is there (at least a byte): a small
-            // buffer on the stack is enough, nothing to allocate.
-            let mut kbuf = [0u8; 1024];
-            let n = crate::proc::console::read_blocking(&mut kbuf[..len.min(1024)]);
-            copy_to_user(buf, &kbuf[..n])?;
-            Ok(n as u64)
-        }
-        OpenFile::Ramdisk { file, pos } => {
-            let start = (pos as usize).min(file.data.len());
-            let end = (start + len).min(file.data.len());
-            copy_to_user(buf, &file.data[start..end])?;
-            fd::set_pos(fd_num, end as u64);
-            Ok((end - start) as u64)
-        }
-    }
+    let file = file(fd_num)?;
+    Ok(file.read(buf, len.min(MAX_RW) as usize)? as u64)
 }
 
 pub(super) fn write(fd_num: u64, buf: u64, len: u64) -> SysResult {
-    match fd::get(fd_num).ok_or(Errno::EBADF)? {
-        OpenFile::Ramdisk { .. } => Err(Errno::EBADF),
-        OpenFile::Console => {
-            let mut chunk = [0u8; 512];
-            let mut done = 0u64;
-            while done < len {
-                let n = ((len - done) as usize).min(chunk.len());
-                if copy_from_user(&mut chunk[..n], buf + done).is_err() {
-                    return if done == 0 {
-                        Err(Errno::EFAULT)
-                    } else {
-                        Ok(done)
-                    };
-                }
-                // Like `from_utf8_lossy`, without allocating.
-                for piece in chunk[..n].utf8_chunks() {
-                    crate::kprint!("{}", piece.valid());
-                    if !piece.invalid().is_empty() {
-                        crate::kprint!("\u{FFFD}");
-                    }
-                }
-                done += n as u64;
-            }
-            Ok(done)
-        }
+    let file = file(fd_num)?;
+    Ok(file.write(buf, len.min(MAX_RW) as usize)? as u64)
+}
+
+pub(super) fn pread64(fd_num: u64, buf: u64, len: u64, offset: i64) -> SysResult {
+    let file = file(fd_num)?;
+    if offset < 0 {
+        return Err(Errno::EINVAL);
     }
+    Ok(file.pread(buf, len.min(MAX_RW) as usize, offset as u64)? as u64)
+}
+
+pub(super) fn pwrite64(fd_num: u64, buf: u64, len: u64, offset: i64) -> SysResult {
+    let file = file(fd_num)?;
+    if offset < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(file.pwrite(buf, len.min(MAX_RW) as usize, offset as u64)? as u64)
 }
 
 /// Linux's `UIO_MAXIOV`: more vectors than this is `EINVAL`.
@@ -188,59 +166,16 @@ pub(super) fn append_user_string(out: &mut Vec<u8>, addr: u64, max: usize) -> Re
     }
 }
 
-pub(super) fn open(path: u64, flags: u64) -> SysResult {
-    let path = user_string(path, 4096)?;
-    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
-    const O_ACCMODE: u64 = 3;
-    if flags & O_ACCMODE != 0 {
-        // Read-only file system.
-        return Err(Errno::EACCES);
-    }
-    let file = crate::proc::ramdisk::open(path).ok_or(Errno::ENOENT)?;
-    let fd = fd::install(OpenFile::Ramdisk { file, pos: 0 })?;
-    Ok(fd as u64)
-}
-
 pub(super) fn close(fd_num: u64) -> SysResult {
     fd::close(fd_num).ok_or(Errno::EBADF)?;
     Ok(0)
 }
 
 pub(super) fn lseek(fd_num: u64, offset: i64, whence: u64) -> SysResult {
-    match fd::get(fd_num).ok_or(Errno::EBADF)? {
-        OpenFile::Console => Err(Errno::ESPIPE),
-        OpenFile::Ramdisk { file, pos } => {
-            let base = match whence {
-                0 => 0,
-                1 => pos as i64,
-                2 => file.data.len() as i64,
-                _ => return Err(Errno::EINVAL),
-            };
-            let new = base
-                .checked_add(offset)
-                .filter(|&p| p >= 0)
-                .ok_or(Errno::EINVAL)?;
-            fd::set_pos(fd_num, new as u64);
-            Ok(new as u64)
-        }
-    }
+    let whence = u32::try_from(whence).map_err(|_| Errno::EINVAL)?;
+    file(fd_num)?.seek(offset, whence)
 }
 
-const TIOCGWINSZ: u64 = 0x5413;
-
 pub(super) fn ioctl(fd_num: u64, request: u64, arg: u64) -> SysResult {
-    match (fd::get(fd_num).ok_or(Errno::EBADF)?, request) {
-        (OpenFile::Console, TIOCGWINSZ) => {
-            // 25 rows, 80 columns: the console is a terminal.
-            let size = Winsize {
-                ws_row: 25,
-                ws_col: 80,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            write_user(arg, &size)?;
-            Ok(0)
-        }
-        _ => Err(Errno::ENOTTY),
-    }
+    file(fd_num)?.ioctl(request, arg)
 }

@@ -8,7 +8,7 @@ use super::*;
 use crate::mm::aspace::SharedAddressSpace;
 use crate::mm::layout::{MMAP_TOP, USER_MIN};
 use crate::mm::{commit, pagecache};
-use crate::proc::fd::{self, OpenFile};
+use crate::proc::fd;
 use crate::proc::sched;
 
 pub(super) fn current_aspace() -> SharedAddressSpace {
@@ -94,17 +94,17 @@ pub(super) fn mmap(
             }
         }
     } else {
-        let file = fd::get(fd_num)
-            .map(|f| match f {
-                OpenFile::Ramdisk { file, .. } => Ok(file.id),
-                OpenFile::Console => Err(Errno::EACCES),
-            })
-            .ok_or(Errno::EBADF)??;
-        // The ramdisk is read-only: a shared writable mapping could never
-        // reach the file.
-        if sharing == Sharing::Shared && writable {
+        let file = fd::get(fd_num).ok_or(Errno::EBADF)?;
+        // Linux: a file not open for reading cannot be mapped; a shared
+        // writable mapping needs it open for writing too.
+        if !file.readable() {
             return Err(Errno::EACCES);
         }
+        let target = file.ops().mmap_object(&file)?;
+        if sharing == Sharing::Shared && writable && !(file.writable() && target.shared_writable) {
+            return Err(Errno::EACCES);
+        }
+        let file = target.cache_id;
         VmaKind::File { file, offset }
     };
     let aspace = current_aspace();

@@ -9,7 +9,8 @@
 //! errors convert).
 //!
 //! One file per family: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
-//! `fs` (read/write and the file descriptors), `process` (fork, clone,
+//! `fs` (read/write on open files), `fd` (dup, fcntl), `path` (calls
+//! that name files by path, the stat family, getdents64), `process` (fork, clone,
 //! execve, wait4, the ids), `time` (clock_gettime, nanosleep) and `misc`
 //! (signals, uname, arch_prctl).
 
@@ -19,16 +20,20 @@ use super::sched;
 use crate::arch::trap::TrapFrame;
 
 mod errno;
+mod fd;
 mod fs;
 mod misc;
 mod mm;
+mod path;
 mod process;
 mod time;
 
 pub use errno::{Errno, SysResult};
+use fd::*;
 use fs::*;
 use misc::*;
 use mm::*;
+use path::*;
 use process::*;
 use time::*;
 
@@ -65,6 +70,40 @@ const SYS_SET_TID_ADDRESS: u64 = 218;
 const SYS_CLOCK_GETTIME: u64 = 228;
 const SYS_EXIT_GROUP: u64 = 231;
 const SYS_OPENAT: u64 = 257;
+const SYS_STAT: u64 = 4;
+const SYS_FSTAT: u64 = 5;
+const SYS_LSTAT: u64 = 6;
+const SYS_PREAD64: u64 = 17;
+const SYS_PWRITE64: u64 = 18;
+const SYS_ACCESS: u64 = 21;
+const SYS_DUP: u64 = 32;
+const SYS_DUP2: u64 = 33;
+const SYS_FCNTL: u64 = 72;
+const SYS_FSYNC: u64 = 74;
+const SYS_FDATASYNC: u64 = 75;
+const SYS_TRUNCATE: u64 = 76;
+const SYS_FTRUNCATE: u64 = 77;
+const SYS_GETCWD: u64 = 79;
+const SYS_CHDIR: u64 = 80;
+const SYS_FCHDIR: u64 = 81;
+const SYS_RENAME: u64 = 82;
+const SYS_MKDIR: u64 = 83;
+const SYS_RMDIR: u64 = 84;
+const SYS_CREAT: u64 = 85;
+const SYS_UNLINK: u64 = 87;
+const SYS_READLINK: u64 = 89;
+const SYS_UMASK: u64 = 95;
+const SYS_GETDENTS64: u64 = 217;
+const SYS_MKDIRAT: u64 = 258;
+const SYS_NEWFSTATAT: u64 = 262;
+const SYS_UNLINKAT: u64 = 263;
+const SYS_RENAMEAT: u64 = 264;
+const SYS_READLINKAT: u64 = 267;
+const SYS_FACCESSAT: u64 = 269;
+const SYS_DUP3: u64 = 292;
+const SYS_RENAMEAT2: u64 = 316;
+const SYS_STATX: u64 = 332;
+const SYS_FACCESSAT2: u64 = 439;
 
 /// Numbers already reported as unimplemented (one bit each, 0..512).
 static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
@@ -108,8 +147,41 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let result: SysResult = match frame.rax {
         SYS_READ => read(a0, a1, a2),
         SYS_WRITE => write(a0, a1, a2),
-        SYS_OPEN => open(a0, a1),
-        SYS_OPENAT => open(a1, a2),
+        SYS_OPEN => open(a0, a1, a2),
+        SYS_OPENAT => openat(a0, a1, a2, a3),
+        SYS_CREAT => creat(a0, a1),
+        SYS_STAT => stat(a0, a1),
+        SYS_FSTAT => fstat(a0, a1),
+        SYS_LSTAT => lstat(a0, a1),
+        SYS_NEWFSTATAT => newfstatat(a0, a1, a2, a3),
+        SYS_STATX => statx(a0, a1, a2, a3, a4),
+        SYS_PREAD64 => pread64(a0, a1, a2, a3 as i64),
+        SYS_PWRITE64 => pwrite64(a0, a1, a2, a3 as i64),
+        SYS_ACCESS => access(a0, a1),
+        SYS_FACCESSAT => faccessat(a0, a1, a2),
+        SYS_FACCESSAT2 => faccessat2(a0, a1, a2, a3),
+        SYS_DUP => dup(a0),
+        SYS_DUP2 => dup2(a0, a1),
+        SYS_DUP3 => dup3(a0, a1, a2),
+        SYS_FCNTL => fcntl(a0, a1, a2),
+        SYS_FSYNC | SYS_FDATASYNC => fsync(a0),
+        SYS_TRUNCATE => truncate(a0, a1),
+        SYS_FTRUNCATE => ftruncate(a0, a1),
+        SYS_GETCWD => getcwd(a0, a1),
+        SYS_CHDIR => chdir(a0),
+        SYS_FCHDIR => fchdir(a0),
+        SYS_RENAME => rename(a0, a1),
+        SYS_RENAMEAT => renameat(a0, a1, a2, a3),
+        SYS_RENAMEAT2 => renameat2(a0, a1, a2, a3, a4),
+        SYS_MKDIR => mkdir(a0, a1),
+        SYS_MKDIRAT => mkdirat(a0, a1, a2),
+        SYS_RMDIR => rmdir(a0),
+        SYS_UNLINK => unlink(a0),
+        SYS_UNLINKAT => unlinkat(a0, a1, a2),
+        SYS_READLINK => readlink(a0, a1, a2),
+        SYS_READLINKAT => readlinkat(a0, a1, a2, a3),
+        SYS_UMASK => umask_call(a0),
+        SYS_GETDENTS64 => getdents64(a0, a1, a2),
         SYS_CLOSE => close(a0),
         SYS_LSEEK => lseek(a0, a1 as i64, a2),
         SYS_READV => readv(a0, a1, a2),

@@ -38,7 +38,7 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
             kalloc::try_string(&p.name),
             p.fs_base,
             p.brk,
-            kalloc::try_to_vec(&p.fds),
+            p.fds.try_clone(),
         )
     });
     let (name, fds) = (name?, fds?);
@@ -140,6 +140,7 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     let mut image = exec::load(path, &argv_refs, &envp_refs)?;
     let old = sched::replace_image(&mut image);
     drop(old);
+    crate::proc::fd::close_on_exec();
     *frame = image.frame;
     // The new program starts with RAX = 0, like every other register.
     Ok(0)
