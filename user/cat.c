@@ -2,14 +2,15 @@
  * cat: copy each FILE (or standard input, also for "-") to standard
  * output, like POSIX cat without options.  For the kernel shell's
  * redirections and pipelines: `run hello > /tmp/out`, `run cat /tmp/out`.
- * Exit status 1 if a file could not be opened or read.
+ * Errors go to standard error; exit status 1 if a file could not be
+ * opened or read.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "say.h"
 
 static int copy(int fd, const char *name)
 {
@@ -19,7 +20,7 @@ static int copy(int fd, const char *name)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			say("cat: %s: %s\n", name, strerror(errno));
+			dprintf(2, "cat: %s: %s\n", name, strerror(errno));
 			return 1;
 		}
 		if (r == 0)
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
 		}
 		int fd = open(argv[i], O_RDONLY);
 		if (fd < 0) {
-			say("cat: %s: %s\n", argv[i], strerror(errno));
+			dprintf(2, "cat: %s: %s\n", argv[i], strerror(errno));
 			status = 1;
 			continue;
 		}

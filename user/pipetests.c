@@ -4,7 +4,7 @@
  * Usage: pipetests [-l] [--skip CASE]... [CASE...]
  *        pipetests count          count the bytes and lines of standard input
  *        pipetests gen N          write N bytes (lines of a pattern) to stdout
- *        pipetests block          read from a pipe nobody writes: blocks forever
+ *        pipetests block [poll]   wait forever on a pipe nobody writes (read or poll)
  *
  * Each case runs in a forked child; it must exit 0 (or, for sigpipe-default,
  * be killed by SIGPIPE).  Output: "pipetests: CASE ... ok" or "... FAILED
@@ -813,7 +813,7 @@ static struct testcase *find_case(const char *name)
 
 static void usage(void)
 {
-	say("usage: pipetests [-l] [--skip CASE]... [CASE...] | count | gen N | block\n");
+	say("usage: pipetests [-l] [--skip CASE]... [CASE...] | count | gen N | block [poll]\n");
 	_exit(2);
 }
 
@@ -864,15 +864,23 @@ static int mode_gen(unsigned long n)
 	return 0;
 }
 
-static int mode_block(void)
+/* Waits forever on a pipe it holds both ends of: in read, or (with
+ * "poll") in poll with no timeout. */
+static int mode_block(int use_poll)
 {
 	int fd[2];
 	if (pipe(fd) != 0)
 		return 1;
-	say("pipetests block: reading from an empty pipe\n");
-	char c;
-	ssize_t r = read(fd[0], &c, 1);
-	say("pipetests block: read returned %zd\n", r);
+	say("pipetests block: waiting on an empty pipe%s\n", use_poll ? " in poll" : "");
+	if (use_poll) {
+		struct pollfd p = {fd[0], POLLIN, 0};
+		int n = poll(&p, 1, -1);
+		say("pipetests block: poll returned %d\n", n);
+	} else {
+		char c;
+		ssize_t r = read(fd[0], &c, 1);
+		say("pipetests block: read returned %zd\n", r);
+	}
 	return 1;
 }
 
@@ -884,7 +892,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "gen") == 0)
 		return mode_gen(strtoul(argv[2], NULL, 0));
 	if (argc >= 2 && strcmp(argv[1], "block") == 0)
-		return mode_block();
+		return mode_block(argc >= 3 && strcmp(argv[2], "poll") == 0);
 	int selected = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];

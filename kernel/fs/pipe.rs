@@ -142,7 +142,11 @@ impl FileOps for ReadEnd {
             match shared.with(|p| p.read(&mut kbuf[..want])) {
                 ReadStep::Data(n) => {
                     if copy_to_user(buf + total as u64, &kbuf[..n]).is_err() {
-                        break if total == 0 { Err(Errno::EFAULT) } else { Ok(total) };
+                        break if total == 0 {
+                            Err(Errno::EFAULT)
+                        } else {
+                            Ok(total)
+                        };
                     }
                     total += n;
                     if total == len {
@@ -240,13 +244,12 @@ impl FileOps for WriteEnd {
                     WriteStep::Wait if file.nonblocking() => {
                         return partial(done + off, Errno::EAGAIN)
                     }
-                    WriteStep::Wait if interrupted() => {
-                        return partial(done + off, Errno::EINTR)
-                    }
+                    WriteStep::Wait if interrupted() => return partial(done + off, Errno::EINTR),
                     WriteStep::Wait => {
                         let need = if atomic { n - off } else { 1 };
                         sched::block_unless(Block::Pipe(shared.id), || {
-                            interrupted() || shared.with(|p| p.readers == 0 || p.ring.room() >= need)
+                            interrupted()
+                                || shared.with(|p| p.readers == 0 || p.ring.room() >= need)
                         })
                     }
                 }

@@ -64,7 +64,10 @@ impl Deadline {
 /// Runs `scan` (how many files are ready; it may fail) until it finds
 /// one, the deadline passes (`Ok(0)`), or a pending kill interrupts the
 /// wait (`EINTR`).
-pub fn wait(deadline: Deadline, mut scan: impl FnMut() -> Result<usize, Errno>) -> Result<usize, Errno> {
+pub fn wait(
+    deadline: Deadline,
+    mut scan: impl FnMut() -> Result<usize, Errno>,
+) -> Result<usize, Errno> {
     loop {
         let seen = EVENTS.load(Ordering::SeqCst);
         let ready = scan()?;

@@ -43,10 +43,28 @@ fn program_words(line: &Line, i: usize) -> &[String] {
     }
 }
 
+/// What `errno` means, as `strerror` says it (the ones opening a file
+/// gives).
+fn strerror(e: crate::proc::syscall::Errno) -> &'static str {
+    match (e.to_return() as i64).unsigned_abs() {
+        2 => "No such file or directory",
+        12 => "Out of memory",
+        13 => "Permission denied",
+        17 => "File exists",
+        20 => "Not a directory",
+        21 => "Is a directory",
+        28 => "No space left on device",
+        30 => "Read-only file system",
+        36 => "File name too long",
+        40 => "Too many levels of symbolic links",
+        _ => "cannot open",
+    }
+}
+
 /// Opens `path` for a redirection.
 fn open(args: &Args, path: &str, flags: u32) -> core::result::Result<FdEntry, super::ShellError> {
     let file = crate::fs::vfs::open(b"/", path.as_bytes(), flags, CREATE_MODE)
-        .map_err(|e| args.failed_fmt(format_args!("{path}: {e}")))?;
+        .map_err(|e| args.failed_fmt(format_args!("{path}: {}", strerror(e))))?;
     Ok(FdEntry {
         file,
         cloexec: false,
@@ -60,7 +78,10 @@ fn redirect(args: &Args, table: &mut FdTable, r: &Redirect) -> Result {
         Target::Write(path) => open(args, path, O_WRONLY | O_CREAT | O_TRUNC)?,
         Target::Append(path) => open(args, path, O_WRONLY | O_CREAT | O_APPEND)?,
         Target::Dup(from) => table.get(u64::from(*from)).cloned().ok_or_else(|| {
-            args.failed_fmt(format_args!("{}>&{from}: descriptor {from} is not open", r.fd))
+            args.failed_fmt(format_args!(
+                "{}>&{from}: descriptor {from} is not open",
+                r.fd
+            ))
         })?,
     };
     let old = table
@@ -90,11 +111,31 @@ pub fn run(line: &Line, out: &mut dyn Write) -> Result {
     }
     for i in 1..n {
         let (read, write) = crate::fs::pipe::create(0)
-            .map_err(|e| args.failed_fmt(format_args!("pipe: {e}")))?;
+            .map_err(|e| args.failed_fmt(format_args!("pipe: {}", strerror(e))))?;
         let (left, right) = tables.split_at_mut(i);
         let no_room = |_| args.oom();
-        drop(left[i - 1].install_at(1, FdEntry { file: write, cloexec: false }).map_err(no_room)?);
-        drop(right[0].install_at(0, FdEntry { file: read, cloexec: false }).map_err(no_room)?);
+        drop(
+            left[i - 1]
+                .install_at(
+                    1,
+                    FdEntry {
+                        file: write,
+                        cloexec: false,
+                    },
+                )
+                .map_err(no_room)?,
+        );
+        drop(
+            right[0]
+                .install_at(
+                    0,
+                    FdEntry {
+                        file: read,
+                        cloexec: false,
+                    },
+                )
+                .map_err(no_room)?,
+        );
     }
     for (table, command) in tables.iter_mut().zip(&line.commands) {
         for r in &command.redirects {
@@ -106,8 +147,7 @@ pub fn run(line: &Line, out: &mut dyn Write) -> Result {
     let mut pids: Vec<Pid> = kalloc::try_with_capacity(n).map_err(|_| args.oom())?;
     for (i, table) in tables.into_iter().enumerate() {
         let words = program_words(line, i);
-        let mut argv: Vec<&str> =
-            kalloc::try_with_capacity(words.len()).map_err(|_| args.oom())?;
+        let mut argv: Vec<&str> = kalloc::try_with_capacity(words.len()).map_err(|_| args.oom())?;
         argv.extend(words.iter().map(String::as_str));
         let path = procs::try_program_path(argv[0]).map_err(|_| args.oom())?;
         match user::spawn_program_with(&path, &argv, table) {

@@ -21,7 +21,6 @@ use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
 use crate::mm::kalloc;
 use crate::mm::layout::PAGE_SIZE;
 use crate::mm::{pgtable, vmstat};
-use crate::proc::exec::ExecError;
 use crate::proc::oom;
 use crate::proc::sched::{self, Pid, State};
 use crate::proc::user::{self, UserExit};

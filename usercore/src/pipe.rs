@@ -324,7 +324,11 @@ mod tests {
         empty.writers = 0;
         assert_eq!(
             empty.read_ready(),
-            Ready { readable: false, writable: false, hangup: true }
+            Ready {
+                readable: false,
+                writable: false,
+                hangup: true
+            }
         );
         let mut out = [0u8; 2];
         assert_eq!(p.read(&mut out), ReadStep::Data(2));

@@ -178,7 +178,9 @@ const SET_WORDS: usize = MAX_FDS / 64;
 /// `select` ignores bits above it.
 fn table_size() -> usize {
     let highest = sched::with_current(|p| p.fds.iter().map(|(fd, _)| fd).last());
-    highest.map_or(64, |h| (h + 1).div_ceil(64) * 64).min(MAX_FDS)
+    highest
+        .map_or(64, |h| (h + 1).div_ceil(64) * 64)
+        .min(MAX_FDS)
 }
 
 fn do_select(n: u64, sets: [u64; 3], deadline: Deadline) -> SysResult {
@@ -254,7 +256,11 @@ pub(super) fn select(n: u64, inp: u64, outp: u64, exp: u64, tvp: u64) -> SysResu
         if sec < 0 || nsec < 0 {
             return Err(Errno::EINVAL);
         }
-        Deadline::after_ns((sec as u64).saturating_mul(NS_PER_SEC).saturating_add(nsec as u64))
+        Deadline::after_ns(
+            (sec as u64)
+                .saturating_mul(NS_PER_SEC)
+                .saturating_add(nsec as u64),
+        )
     };
     let result = do_select(n, [inp, outp, exp], deadline);
     write_left(tvp, deadline, true);
@@ -272,4 +278,3 @@ pub(super) fn pselect6(n: u64, inp: u64, outp: u64, exp: u64, tsp: u64, sig: u64
     write_left(tsp, deadline, false);
     result
 }
-
