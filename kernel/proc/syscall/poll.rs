@@ -14,7 +14,7 @@ use crate::fs::file::PollEvents;
 use crate::fs::pipe;
 use crate::fs::poll::{self, Deadline};
 use crate::mm::kalloc;
-use crate::mm::uaccess::{copy_from_user, copy_to_user, read_user, write_user};
+use crate::mm::uaccess::{copy_from_user, copy_to_user, read_user, read_user_slice, write_user};
 use crate::proc::fd::{self, MAX_FDS};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -131,7 +131,7 @@ fn do_poll(ufds: u64, nfds: u64, deadline: Deadline) -> SysResult {
     copy_from_user(&mut fds, ufds)?;
     let ready = poll::wait(deadline, || {
         let mut ready = 0;
-        for entry in fds.chunks_exact_mut(POLLFD) {
+        for entry in fds.as_chunks_mut::<POLLFD>().0.iter_mut() {
             let fd = i32::from_ne_bytes(entry[0..4].try_into().expect("4 bytes"));
             let events = u16::from_ne_bytes(entry[4..6].try_into().expect("2 bytes"));
             // POLLERR, POLLHUP and POLLNVAL are reported unasked.
@@ -193,15 +193,11 @@ fn do_select(n: u64, sets: [u64; 3], deadline: Deadline) -> SysResult {
     let mut want = [[0u64; SET_WORDS]; 3];
     for (set, &ptr) in want.iter_mut().zip(&sets) {
         if ptr != 0 && words > 0 {
-            let mut bytes = [0u8; SET_WORDS * 8];
-            copy_from_user(&mut bytes[..words * 8], ptr)?;
-            for (w, chunk) in set.iter_mut().zip(bytes[..words * 8].chunks_exact(8)) {
-                *w = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-            }
+            read_user_slice(&mut set[..words], ptr)?;
         }
     }
     // Bits at or past n do not count.
-    if n % 64 != 0 {
+    if !n.is_multiple_of(64) {
         for set in want.iter_mut() {
             set[words - 1] &= (1u64 << (n % 64)) - 1;
         }
@@ -235,7 +231,7 @@ fn do_select(n: u64, sets: [u64; 3], deadline: Deadline) -> SysResult {
     for (set, &ptr) in got.iter().zip(&sets) {
         if ptr != 0 && words > 0 {
             let mut bytes = [0u8; SET_WORDS * 8];
-            for (chunk, w) in bytes.chunks_exact_mut(8).zip(set.iter()) {
+            for (chunk, w) in bytes.as_chunks_mut::<8>().0.iter_mut().zip(set.iter()) {
                 chunk.copy_from_slice(&w.to_ne_bytes());
             }
             copy_to_user(ptr, &bytes[..words * 8])?;
