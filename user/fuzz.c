@@ -50,7 +50,9 @@
  * Run natively on Linux (user/run-host-tests.sh does), the child first
  * drops root (uid/gid 65534), limits its address space and closes every
  * file descriptor, and the argument sets leave out what could harm the
- * host (write access to files, O_CREAT, MAP_POPULATE/MAP_LOCKED,
+ * host (write access to files, O_CREAT outside the scratch directory
+ * (mkdtemp under /tmp, removed at the end: the only place the file-system
+ * calls create, rename or remove anything), MAP_POPULATE/MAP_LOCKED,
  * MADV_HWPOISON and friends, unknown ioctls, namespace clone flags).
  *
  * Output: progress lines "fuzz: N/CALLS calls ...", then
@@ -58,6 +60,7 @@
  * failure (printed with the seed and the last call).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -71,6 +74,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
@@ -382,7 +386,71 @@ static void violated(const struct call *c, long ret, const char *what)
 
 static const char *const paths[] = {
 	"/bin/hello", "/etc/motd", "/", "/nonexistent", "/bin/", "bin/hello", "", "/bin/fuzz/x",
+	"/dev/null", "/tmp", "..", ".", "/proc/self/exe",
 };
+
+/* File-system calls that change the tree only ever name paths inside
+ * the scratch directory main() makes (mkdtemp under /tmp), absolute, so
+ * neither the working directory nor a directory descriptor can move
+ * them elsewhere; a bad path is a pointer that cannot hold a string. */
+static char scratch[64];
+static char scratch_paths[6][128];
+static const char *const scratch_names[] = {"f0", "f1", "d0", "d0/f0", "d0/d1", "d1"};
+
+static u64 pick_scratch_path(void)
+{
+	static const u64 bad[] = {0, KERNEL_ADDR, 0x8000000000000000ul, 1};
+	if (!scratch[0] || chance(10))
+		return bad[below(4)];
+	return (u64)scratch_paths[below(6)];
+}
+
+static void make_scratch(void)
+{
+	snprintf(scratch, sizeof scratch, "/tmp/fuzz.XXXXXX");
+	if (!mkdtemp(scratch)) {
+		scratch[0] = 0;
+		return;
+	}
+	/* The Linux child runs as nobody. */
+	chmod(scratch, 0777);
+	for (int i = 0; i < 6; i++)
+		snprintf(scratch_paths[i], sizeof scratch_paths[i], "%s/%s", scratch, scratch_names[i]);
+}
+
+/* Removes everything below `path` (a directory inside the scratch
+ * directory; renames may have moved the names around), depth first,
+ * never following a link. */
+static void remove_tree(const char *path, int depth)
+{
+	DIR *d = depth < 16 ? opendir(path) : NULL;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char sub[512];
+			snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+			struct stat st;
+			if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
+				remove_tree(sub, depth + 1);
+				rmdir(sub);
+			} else {
+				unlink(sub);
+			}
+		}
+		closedir(d);
+	}
+}
+
+static void remove_scratch(void)
+{
+	if (!scratch[0])
+		return;
+	remove_tree(scratch, 0);
+	if (rmdir(scratch) != 0)
+		say("fuzz: scratch directory %s left behind\n", scratch);
+}
 
 static u64 pick_path(void)
 {
@@ -534,6 +602,158 @@ static u64 pick_madvice(void)
 	if (on_ferrite && chance(20))
 		return chance(50) ? below(128) : rnd();
 	return safe[below(sizeof safe / sizeof safe[0])];
+}
+
+/* The file-system calls (issue 13): descriptors, paths, stat. Calls that
+ * change the tree name only scratch paths (pick_scratch_path). */
+static void make_fs_call(struct call *c)
+{
+	u64 *a = c->a;
+#define SET(n, nrv, cnt) (c->name = (n), c->nr = (nrv), c->nargs = (cnt))
+	static const u64 fcntl_cmds[] = {F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, 9999};
+	u64 dirfd = (u64)(long)(chance(50) ? AT_FDCWD : pick_fd());
+	switch (below(24)) {
+	case 0:
+		SET("pread64", SYS_pread64, 4);
+		a[0] = (u64)(long)pick_fd(), a[1] = pick_buf(), a[2] = pick_len();
+		a[3] = chance(70) ? below(1 << 16) : rnd();
+		break;
+	case 1:
+		SET("pwrite64", SYS_pwrite64, 4);
+		a[0] = (u64)(long)pick_fd(), a[1] = pick_buf(), a[2] = pick_len();
+		a[3] = chance(70) ? below(1 << 16) : rnd();
+		break;
+	case 2:
+		SET("stat", below(2) ? SYS_stat : SYS_lstat, 2);
+		a[0] = pick_path(), a[1] = pick_buf();
+		break;
+	case 3:
+		SET("fstat", SYS_fstat, 2);
+		a[0] = (u64)(long)pick_fd(), a[1] = pick_buf();
+		break;
+	case 4:
+		SET("newfstatat", SYS_newfstatat, 4);
+		a[0] = dirfd, a[1] = pick_path(), a[2] = pick_buf();
+		a[3] = chance(70) ? (below(2) ? 0x100 : 0x1000) : rnd();
+		break;
+	case 5:
+		SET("statx", SYS_statx, 5);
+		a[0] = dirfd, a[1] = pick_path(), a[2] = chance(70) ? 0 : rnd() & 0xffff;
+		a[3] = chance(70) ? 0x7ff : rnd(), a[4] = pick_buf();
+		break;
+	case 6:
+		SET("getdents64", SYS_getdents64, 3);
+		a[0] = (u64)(long)pick_fd(), a[1] = pick_buf(), a[2] = pick_len();
+		break;
+	case 7:
+		SET("mkdir", SYS_mkdir, 2);
+		/* The owner may always remove and list what it made. */
+		a[0] = pick_scratch_path(), a[1] = below(01000) | 0700;
+		break;
+	case 8:
+		SET("mkdirat", SYS_mkdirat, 3);
+		a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = below(01000) | 0700;
+		break;
+	case 9:
+		SET(below(2) ? "unlink" : "rmdir", 0, 1);
+		c->nr = c->name[0] == 'u' ? SYS_unlink : SYS_rmdir;
+		a[0] = pick_scratch_path();
+		break;
+	case 10:
+		SET("unlinkat", SYS_unlinkat, 3);
+		a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = chance(70) ? 0x200 * below(2) : rnd();
+		break;
+	case 11:
+		SET("renameat2", SYS_renameat2, 5);
+		a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = dirfd, a[3] = pick_scratch_path();
+		a[4] = chance(70) ? below(2) : rnd() & 7;
+		break;
+	case 12:
+		SET(below(2) ? "rename" : "renameat", 0, 4);
+		c->nr = c->name[6] == 'a' ? SYS_renameat : SYS_rename;
+		if (c->nr == SYS_rename)
+			a[0] = pick_scratch_path(), a[1] = pick_scratch_path();
+		else
+			a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = dirfd, a[3] = pick_scratch_path();
+		break;
+	case 13:
+		SET("getcwd", SYS_getcwd, 2);
+		a[0] = pick_buf(), a[1] = pick_len();
+		break;
+	case 14:
+		SET(below(2) ? "chdir" : "fchdir", 0, 1);
+		c->nr = c->name[0] == 'c' ? SYS_chdir : SYS_fchdir;
+		a[0] = c->nr == SYS_chdir ? pick_path() : (u64)(long)pick_fd();
+		break;
+	case 15:
+		SET("faccessat2", below(2) ? SYS_faccessat : 439, 4);
+		a[0] = dirfd, a[1] = pick_path(), a[2] = chance(80) ? below(8) : rnd();
+		a[3] = chance(70) ? 0 : rnd() & 0x1300;
+		break;
+	case 16:
+		SET("access", SYS_access, 2);
+		a[0] = pick_path(), a[1] = chance(80) ? below(8) : rnd();
+		break;
+	case 17:
+		SET("readlinkat", below(2) ? SYS_readlinkat : SYS_readlink, 4);
+		if (c->nr == SYS_readlink)
+			a[0] = pick_path(), a[1] = pick_buf(), a[2] = pick_len();
+		else
+			a[0] = dirfd, a[1] = pick_path(), a[2] = pick_buf(), a[3] = pick_len();
+		break;
+	case 18:
+		SET("umask", SYS_umask, 1);
+		a[0] = chance(80) ? 022 : rnd();
+		break;
+	case 19:
+		/* ftruncate on a descriptor (the Linux child opens read-only);
+		 * truncate only on scratch paths. */
+		if (below(2)) {
+			SET("ftruncate", SYS_ftruncate, 2);
+			a[0] = (u64)(long)pick_fd();
+		} else {
+			SET("truncate", SYS_truncate, 2);
+			a[0] = pick_scratch_path();
+		}
+		a[1] = chance(70) ? below(1 << 16) : pick_len();
+		break;
+	case 20:
+		SET(below(2) ? "fsync" : "fdatasync", 0, 1);
+		c->nr = c->name[1] == 's' ? SYS_fsync : SYS_fdatasync;
+		a[0] = (u64)(long)pick_fd();
+		break;
+	case 21:
+		switch (below(3)) {
+		case 0:
+			SET("dup", SYS_dup, 1);
+			a[0] = (u64)(long)pick_fd();
+			break;
+		case 1:
+			SET("dup2", SYS_dup2, 2);
+			a[0] = (u64)(long)pick_fd(), a[1] = chance(80) ? 3 + below(60) : rnd();
+			break;
+		default:
+			SET("dup3", SYS_dup3, 3);
+			a[0] = (u64)(long)pick_fd(), a[1] = chance(80) ? 3 + below(60) : rnd();
+			a[2] = chance(70) ? O_CLOEXEC * below(2) : rnd();
+		}
+		break;
+	case 22:
+		SET("fcntl", SYS_fcntl, 3);
+		a[0] = (u64)(long)pick_fd(), a[1] = fcntl_cmds[below(7)];
+		a[2] = chance(70) ? below(64) : rnd();
+		break;
+	default:
+		/* open a scratch file for writing, maybe creating it */
+		SET("openat", SYS_openat, 4);
+		a[0] = dirfd, a[1] = pick_scratch_path();
+		a[2] = (rnd() & (O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NONBLOCK | O_CLOEXEC |
+				 O_DIRECTORY)) | below(3);
+		/* The owner may always remove and list what it made. */
+		a[3] = below(01000) | 0600;
+		break;
+	}
+#undef SET
 }
 
 static u64 sigset_buf[4];
@@ -746,7 +966,9 @@ static void make_call(struct call *c)
 		SET("clock_gettime", SYS_clock_gettime, 2);
 		a[0] = chance(70) ? below(12) : rnd();
 		a[1] = pick_buf();
-	} else if (k < 91) {
+	} else if (k < 96) {
+		make_fs_call(c);
+	} else if (k < 97) {
 		if (below(3) == 0) {
 			SET("pipe", SYS_pipe, 1);
 		} else {
@@ -754,7 +976,7 @@ static void make_call(struct call *c)
 			a[1] = chance(80) ? (rnd() & (O_NONBLOCK | O_CLOEXEC)) : rnd();
 		}
 		a[0] = chance(70) ? (u64)pipe_pair : pick_buf();
-	} else if (k < 93) {
+	} else if (k < 98) {
 		u64 n = chance(90) ? below(9) : (chance(50) ? 1025 + below(4) : rnd());
 		for (int i = 0; i < 8; i++)
 			pollfds[i] = (struct pollfd){chance(90) ? pick_fd() : -(int)below(3),
@@ -769,7 +991,7 @@ static void make_call(struct call *c)
 		}
 		a[0] = chance(80) ? (u64)pollfds : pick_addr();
 		a[1] = n;
-	} else if (k < 95) {
+	} else if (k < 99) {
 		for (int i = 0; i < 3; i++) {
 			FD_ZERO(&fdsets[i]);
 			for (int j = (int)below(4); j > 0; j--) {
@@ -879,6 +1101,16 @@ static void after_call(struct call *c, long r)
 	case SYS_openat:
 		if (r >= 0 && nfds < 16)
 			fds[nfds++] = (int)r;
+		break;
+	case SYS_fcntl:
+		/* A pipe must stay O_NONBLOCK (a blocking read of a pipe whose
+		 * writer is ourselves waits forever): F_SETFL through any of its
+		 * descriptors sets it again. */
+		if (r == 0 && a[1] == F_SETFL && !(a[2] & O_NONBLOCK)) {
+			struct stat st;
+			if (raw6(SYS_fstat, a[0], (u64)&st, 0, 0, 0, 0) == 0 && S_ISFIFO(st.st_mode))
+				raw6(SYS_fcntl, a[0], F_SETFL, O_NONBLOCK, 0, 0, 0);
+		}
 		break;
 	case SYS_pipe:
 	case SYS_pipe2:
@@ -1078,6 +1310,7 @@ int main(int argc, char **argv)
 
 	struct utsname u;
 	on_ferrite = uname(&u) == 0 && strcmp(u.sysname, "Ferrite") == 0;
+	make_scratch();
 	if (!on_ferrite) {
 		FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
 		unsigned long v;
@@ -1220,6 +1453,7 @@ int main(int argc, char **argv)
 		}
 	}
 	double t = now_s() - start;
+	remove_scratch();
 	say("fuzz: done: %ld calls, %ld batches, seed %lu, exited %ld, SIGSEGV %ld, SIGBUS %ld, "
 	    "SIGKILL %ld, other %ld, %.1f s, %.0f calls/s%s\n",
 	    done, batches, seed, exited, segv, sigbus, killed, other, t, done / (t > 0 ? t : 1),

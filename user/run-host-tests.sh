@@ -75,6 +75,10 @@ else
 	failures=$((failures + 1))
 fi
 check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
+# filetests works in a directory of its own that it makes under $FILETESTS_DIR.
+ft_dir=$(mktemp -d)
+check filetests 0 "filetests: 22 passed, 0 failed" -- env FILETESTS_DIR="$ft_dir" $B/filetests
+rmdir "$ft_dir" 2>/dev/null || { echo "run-host-tests: filetests left files in $ft_dir"; failures=$((failures + 1)); }
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l

@@ -144,6 +144,16 @@ impl Inode for RamNode {
         Ok(end - start)
     }
 
+    fn read_kernel(&self, offset: u64, out: &mut [u8]) -> Result<usize, Errno> {
+        let Node::File { file, .. } = self.0 else {
+            return Err(Errno::EISDIR);
+        };
+        let start = offset.min(file.data.len() as u64) as usize;
+        let n = out.len().min(file.data.len() - start);
+        out[..n].copy_from_slice(&file.data[start..start + n]);
+        Ok(n)
+    }
+
     fn write_at(&self, _offset: u64, _buf: u64, _len: usize) -> Result<usize, Errno> {
         Err(Errno::EBADF)
     }

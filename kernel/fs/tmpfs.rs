@@ -173,12 +173,21 @@ impl TmpFile {
         *self.size.lock()
     }
 
-    fn read(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
+    /// Reads up to `len` bytes from `offset`, a page piece at a time,
+    /// handing each piece to `sink` with its distance from `offset`; stops
+    /// early (with what was read) when `sink` refuses one (`EFAULT` if it
+    /// refused the first).
+    fn read_with(
+        &self,
+        offset: u64,
+        len: usize,
+        sink: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<usize, Errno> {
         let size = self.size();
         if offset >= size {
             return Ok(0);
         }
-        let end = size.min(offset + len as u64);
+        let end = size.min(offset.saturating_add(len as u64));
         let mut bounce = [0u8; PAGE_SIZE as usize];
         let mut pos = offset;
         while pos < end {
@@ -188,7 +197,7 @@ impl TmpFile {
                 Some(frame) => direct::read_frame_at(frame.pfn(), in_page, &mut bounce[..n]),
                 None => bounce[..n].fill(0),
             }
-            if copy_to_user(buf + (pos - offset), &bounce[..n]).is_err() {
+            if !sink(pos - offset, &bounce[..n]) {
                 return if pos == offset {
                     Err(Errno::EFAULT)
                 } else {
@@ -198,6 +207,12 @@ impl TmpFile {
             pos += n as u64;
         }
         Ok((end - offset) as usize)
+    }
+
+    fn read(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
+        self.read_with(offset, len, &mut |at, bytes| {
+            copy_to_user(buf + at, bytes).is_ok()
+        })
     }
 
     fn write(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
@@ -459,6 +474,14 @@ impl Inode for TmpNode {
 
     fn write_at(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
         self.file()?.write(offset, buf, len)
+    }
+
+    fn read_kernel(&self, offset: u64, out: &mut [u8]) -> Result<usize, Errno> {
+        let len = out.len();
+        self.file()?.read_with(offset, len, &mut |at, bytes| {
+            out[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+            true
+        })
     }
 
     fn truncate(&self, size: u64) -> Result<(), Errno> {

@@ -140,6 +140,12 @@ pub trait Inode: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// Reads from byte `offset` into kernel memory `out` (regular files):
+    /// for the kernel's own readers (the shell, [`read_file`]).
+    fn read_kernel(&self, _offset: u64, _out: &mut [u8]) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+
     /// Writes at byte `offset` from user `buf` (regular files).
     fn write_at(&self, _offset: u64, _buf: u64, _len: usize) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
@@ -323,6 +329,14 @@ pub fn mount(path: &[u8], root: InodeRef) -> Result<(), Errno> {
     }
     kalloc::try_push(&mut mounts, (path, root))?;
     Ok(())
+}
+
+/// Takes the tree mounted at `path` off the table (it is returned, to be
+/// dropped by the caller); `None` if nothing is mounted there.
+pub fn unmount(path: &[u8]) -> Option<InodeRef> {
+    let mut mounts = MOUNTS.lock();
+    let at = mounts.iter().position(|m| m.0 == path)?;
+    Some(mounts.remove(at).1)
 }
 
 fn mounted_at(path: &[u8]) -> Option<InodeRef> {
@@ -557,6 +571,9 @@ pub fn join(dir: &[u8], name: &[u8]) -> Result<Vec<u8>, Errno> {
 /// Mounts the file systems every kernel has: the ramdisk at `/`, a tmpfs
 /// at `/tmp`, the devices at `/dev`.
 pub fn init() {
+    // The console's one `FileOps`, made now: what lives for good is
+    // allocated at boot, not by the first process.
+    drop(super::console::ops());
     let mounted = super::ramfs::root()
         .and_then(|root| mount(b"/", root))
         .and_then(|_| super::tmpfs::new_root())
@@ -566,6 +583,20 @@ pub fn init() {
     if let Err(e) = mounted {
         log::error!("vfs: mounting the file systems failed: {e:?}");
     }
+}
+
+/// The contents of the regular file at `path` (absolute, or relative to
+/// `base`), at most `max` bytes: for the kernel's own readers (the shell).
+pub fn read_file(base: Base, path: &[u8], max: usize) -> Result<Vec<u8>, Errno> {
+    let found = resolve(base, path, true)?;
+    if found.inode.file_type() != FileType::Regular {
+        return Err(Errno::EINVAL);
+    }
+    let size = (found.inode.stat().st_size as u64).min(max as u64) as usize;
+    let mut out = kalloc::try_zeroed(size)?;
+    let n = found.inode.read_kernel(0, &mut out)?;
+    out.truncate(n);
+    Ok(out)
 }
 
 /// Whether a file system is mounted at absolute path `path`.

@@ -39,6 +39,9 @@ pub struct FdTable {
     pub cwd: Vec<u8>,
     /// The file-mode creation mask.
     pub umask: u32,
+    /// The absolute path of the program running (`/proc/<pid>/exe`),
+    /// set by exec; empty for the kernel thread.
+    pub exe: Vec<u8>,
 }
 
 impl FdTable {
@@ -48,6 +51,7 @@ impl FdTable {
             entries: Vec::new(),
             cwd: Vec::new(),
             umask: 0o022,
+            exe: Vec::new(),
         }
     }
 
@@ -64,6 +68,7 @@ impl FdTable {
             entries: kalloc::try_to_vec(&[Some(entry.clone()), Some(entry.clone()), Some(entry)])?,
             cwd: kalloc::try_to_vec(b"/")?,
             umask: 0o022,
+            exe: Vec::new(),
         })
     }
 
@@ -73,6 +78,7 @@ impl FdTable {
             entries: kalloc::try_to_vec(&self.entries)?,
             cwd: kalloc::try_to_vec(&self.cwd)?,
             umask: self.umask,
+            exe: kalloc::try_to_vec(&self.exe)?,
         })
     }
 
@@ -140,18 +146,13 @@ impl FdTable {
         self.entries.get_mut(usize::try_from(fd).ok()?)?.take()
     }
 
-    /// Takes out every close-on-exec descriptor (`execve`), into `out`.
-    pub fn take_cloexec(&mut self) -> Vec<FdEntry> {
-        let mut out = Vec::new();
-        for slot in self.entries.iter_mut() {
-            if slot.as_ref().is_some_and(|e| e.cloexec) {
-                let entry = slot.take().expect("checked");
-                // If the list cannot grow, the entry is dropped here, under
-                // the lock: rare, and the same as what close would do.
-                let _ = kalloc::try_push(&mut out, entry);
-            }
-        }
-        out
+    /// Takes out the lowest close-on-exec descriptor, if any is left
+    /// (`execve` closes them one at a time, each dropped outside the lock).
+    pub fn take_one_cloexec(&mut self) -> Option<FdEntry> {
+        self.entries
+            .iter_mut()
+            .find(|slot| slot.as_ref().is_some_and(|e| e.cloexec))?
+            .take()
     }
 
     /// Takes every descriptor out (exit), leaving the table empty.
@@ -201,11 +202,28 @@ pub fn close(fd: u64) -> Option<()> {
 
 /// `execve`: closes the close-on-exec descriptors.
 pub fn close_on_exec() {
-    let closed = sched::with_current(|p| p.fds.take_cloexec());
-    drop(closed);
+    while let Some(closed) = sched::with_current(|p| p.fds.take_one_cloexec()) {
+        drop(closed);
+    }
 }
 
 /// The current process's working directory (a copy).
 pub fn cwd() -> Result<Vec<u8>, AllocError> {
     sched::with_current(|p| kalloc::try_to_vec(&p.fds.cwd))
+}
+
+/// The absolute path of program `path` as exec finds it (the ramdisk's
+/// paths are relative to `/`), for [`FdTable::exe`].
+pub fn exe_path(path: &str) -> Result<Vec<u8>, AllocError> {
+    let rel = usercore::cpio::normalize(path);
+    let mut out = kalloc::try_with_capacity(rel.len() + 1)?;
+    out.push(b'/');
+    out.extend_from_slice(rel.as_bytes());
+    Ok(out)
+}
+
+/// Records the program process `pid` runs (exec).
+pub fn set_exe(pid: super::sched::Pid, exe: Vec<u8>) {
+    let old = sched::with_process(pid, |p| core::mem::replace(&mut p.fds.exe, exe));
+    drop(old);
 }

@@ -143,10 +143,12 @@ pub fn spawn_program_with(
     bytes.extend(argv.iter().map(|a| a.as_bytes()));
     let argv = bytes;
     let envp: [&[u8]; 2] = [b"PATH=/bin", b"HOME=/"];
+    let exe = super::fd::exe_path(path).map_err(|_| ExecError::OutOfMemory)?;
     let mut image = exec::load(path, &argv, &envp)?;
     let name = core::mem::take(&mut image.name);
     let pid = sched::spawn_child(name, image.aspace, &image.frame, 0, image.brk, fds)
         .map_err(|_| ExecError::OutOfMemory)?;
+    super::fd::set_exe(pid, exe);
     Ok(pid)
 }
 

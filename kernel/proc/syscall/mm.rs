@@ -357,3 +357,33 @@ pub(super) fn brk(addr: u64) -> SysResult {
     sched::with_current(|p| p.brk.1 = addr);
     Ok(addr)
 }
+
+const MS_ASYNC: u64 = 1;
+const MS_INVALIDATE: u64 = 2;
+const MS_SYNC: u64 = 4;
+
+/// `msync`: shared file mappings write straight into the page cache (the
+/// tmpfs file is the cache), so there is nothing to write back; the
+/// arguments are checked as Linux checks them.
+pub(super) fn msync(addr: u64, len: u64, flags: u64) -> SysResult {
+    if !vmcore::is_page_aligned(addr)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let range = UserRange::new(addr, len).map_err(|_: RangeError| Errno::ENOMEM)?;
+    if range.is_empty() {
+        return Ok(0);
+    }
+    let aspace = current_aspace();
+    let aspace = aspace.lock();
+    if aspace
+        .vmas()
+        .first_hole(range.start(), range.end())
+        .is_some()
+    {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
+}

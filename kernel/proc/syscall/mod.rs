@@ -55,6 +55,7 @@ const SYS_READV: u64 = 19;
 const SYS_WRITEV: u64 = 20;
 const SYS_SCHED_YIELD: u64 = 24;
 const SYS_MREMAP: u64 = 25;
+const SYS_MSYNC: u64 = 26;
 const SYS_MADVISE: u64 = 28;
 const SYS_NANOSLEEP: u64 = 35;
 const SYS_GETPID: u64 = 39;
@@ -204,6 +205,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_MPROTECT => mprotect(a0, a1, a2),
         SYS_MUNMAP => munmap(a0, a1),
         SYS_MREMAP => mremap(a0, a1, a2, a3, a4),
+        SYS_MSYNC => msync(a0, a1, a2),
         SYS_MADVISE => madvise(a0, a1, a2),
         SYS_BRK => brk(a0),
         SYS_RT_SIGACTION => sigaction(a2),

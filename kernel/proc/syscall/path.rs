@@ -34,7 +34,8 @@ fn user_path(addr: u64) -> Result<Vec<u8>, Errno> {
 /// Where a relative path starts: the working directory (`AT_FDCWD`) or
 /// directory descriptor `dirfd`'s path. Absolute paths ignore it.
 fn base_of(dirfd: u64, path: &[u8]) -> Result<Vec<u8>, Errno> {
-    if path.starts_with(b"/") {
+    // An empty path is ENOENT (from the walk), whatever `dirfd` is.
+    if path.starts_with(b"/") || path.is_empty() {
         return Ok(Vec::new());
     }
     if dirfd as i32 as i64 == AT_FDCWD {

@@ -137,10 +137,12 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     let argv = Strings::copy_in(argv, 0)?;
     let envp = Strings::copy_in(envp, argv.size())?;
     let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
+    let exe = crate::proc::fd::exe_path(path)?;
     let mut image = exec::load(path, &argv_refs, &envp_refs)?;
     let old = sched::replace_image(&mut image);
     drop(old);
     crate::proc::fd::close_on_exec();
+    crate::proc::fd::set_exe(sched::current_pid(), exe);
     *frame = image.frame;
     // The new program starts with RAX = 0, like every other register.
     Ok(0)
