@@ -52,6 +52,7 @@ fn main() -> ! {
         shell_pipeline,
         shell_redirection_to_tmp,
         shell_redirection_errors,
+        pipes_under_failslab,
         count_free_frames,
         second_round_gives_every_frame_back,
     ])
@@ -260,6 +261,43 @@ fn shell_redirection_errors() {
     ferrite::shell::procs::reap_orphans();
 }
 
+/// Pipes, poll and select with heap allocations failing at random (the
+/// pipe, its files, descriptors, buffer growth): cases may fail, the
+/// kernel must not, and (in the second round) nothing may leak.
+fn pipes_under_failslab() {
+    for seed in [3, 11] {
+        sh(&format!("failinject slab random 6 seed {seed} times 300"));
+        ferrite::klog::capture_start();
+        let started = spawn_program(
+            "/bin/pipetests",
+            &[
+                "pipetests",
+                "basic",
+                "eof",
+                "epipe",
+                "large-write",
+                "nonblock",
+                "poll-pipe",
+                "select",
+            ],
+        );
+        if let Ok(pid) = started {
+            let exit = wait_for(pid);
+            assert!(
+                matches!(exit, UserExit::Exited(0 | 1)),
+                "{exit:?}\n{}",
+                ferrite::klog::capture_take()
+            );
+        }
+        let _ = ferrite::klog::capture_take();
+        let (_, stats) = ferrite::mm::failslab::status(ferrite::mm::failslab::Target::Slab);
+        assert!(stats.failed > 0, "seed {seed}: no allocation was failed");
+        sh("failinject off");
+    }
+    let (exit, out) = run_program("/bin/pipetests", &["pipetests", "basic", "large-write"]);
+    assert_eq!(exit, UserExit::Exited(0), "after the failures:\n{out}");
+}
+
 /// Free frames after one round of everything above. The first round
 /// leaves a page or two in things that keep their high-water mark (a slab
 /// page of the first File, tmpfs's directory table, the log capture's
@@ -275,6 +313,7 @@ fn second_round_gives_every_frame_back() {
     shell_pipeline();
     shell_redirection_to_tmp();
     shell_redirection_errors();
+    pipes_under_failslab();
     let before = *FREE_AT_START.get().expect("counted");
     let after = settled_free_pages();
     assert_eq!(
