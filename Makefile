@@ -12,11 +12,12 @@ MEM       ?= 256M
 # SWAP=512M attaches a blank virtio-blk disk of that size (the swap disk).
 # FAIL="failslab=every:7 fail_page_alloc=random:50,seed:3" injects allocation
 # failures from boot (packed as /etc/cmdline; see `help failinject`).
-RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
-	$(if $(SWAP),FERRITE_SWAP=$(SWAP)) \
-	$(if $(FAIL),FERRITE_CMDLINE='$(FAIL)') \
+# What goes into the ramdisk: the same for run, image and usb.
+PACK_ENV := $(if $(FAIL),FERRITE_CMDLINE='$(FAIL)') \
 	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT)) \
 	$(if $(RC),FERRITE_RC=$(abspath $(RC)))
+RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
+	$(if $(SWAP),FERRITE_SWAP=$(SWAP)) $(PACK_ENV)
 
 .PHONY: all setup user run test test-host test-kernel image usb gdb gdb-attach bench fuzz lint fmt clean
 
@@ -41,14 +42,17 @@ test-host:
 	cd boot && cargo test --release --quiet
 	user/run-host-tests.sh
 
-# Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt).
+# Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt);
+# then the host end of the console: QEMU's serial output byte-exact.
 test-kernel:
 	cargo test --no-fail-fast
+	tools/check-console-bytes
 
 image: setup user
 	cargo build --release
-	$(BOOT_TOOL) image --kernel target/x86_64-unknown-none/release/ferrite --out-dir $(IMAGES)
+	$(PACK_ENV) $(BOOT_TOOL) image --kernel target/x86_64-unknown-none/release/ferrite --out-dir $(IMAGES)
 
+# make image / make usb take EXTRA, INIT, RC and FAIL like make run.
 # make usb DEV=/dev/sdX [IMAGE=uefi]  (bios works on both on most PCs with CSM)
 usb: image
 	@test -n "$(DEV)" || { echo "usage: make usb DEV=/dev/sdX [IMAGE=bios|uefi]"; exit 2; }
@@ -68,8 +72,10 @@ gdb-attach:
 # fault-path benchmarks and swap throughput against the disk's raw speed and
 # raw LZ4 in QEMU (release builds), then user/mmbench on Ferrite
 # and on Linux 6.1 in the same QEMU (tools/bench-linux; BENCH_RUNS=3 for
-# medians of three interleaved runs; skipped without the Linux runner), and
-# user/thrash beyond RAM on compressed swap on both (tools/bench-swap).
+# medians of three interleaved runs; skipped without the Linux runner),
+# user/thrash beyond RAM on compressed swap on both (tools/bench-swap), and
+# console throughput, user/catbench's 126 KB of text, on both
+# (tools/bench-console).
 BENCH_RUNS ?= 1
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
@@ -79,6 +85,7 @@ bench: setup
 	cargo test --release --test bench_swap
 	tools/bench-linux --runs $(BENCH_RUNS)
 	tools/bench-swap --runs $(BENCH_RUNS)
+	tools/bench-console --runs $(BENCH_RUNS)
 
 # A long system-call fuzz campaign in the kernel (tests/fuzz.rs, release
 # build, on every machine tests/machines.txt lists for `fuzz`): two passes of

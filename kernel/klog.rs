@@ -3,6 +3,8 @@
 //! Each line carries the time since boot and the level, e.g.
 //! `[    0.120] INFO  memory: 255 MiB usable`.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,39 +29,87 @@ pub fn print(args: fmt::Arguments) {
     capture(args);
 }
 
+/// What a program writes to the console: the bytes exactly as they are to
+/// the serial port (no newline translation, nothing dropped: binary output
+/// arrives intact), decoded as UTF-8 for the framebuffer (a character split
+/// between two writes is still one character), and into the capture.
+/// Kernel text printed meanwhile goes between two such writes, never into
+/// one.
+pub fn write_bytes(bytes: &[u8]) {
+    serial::write_bytes(bytes);
+    fbcon::write_bytes(bytes);
+    if FATAL.load(Ordering::SeqCst) {
+        return;
+    }
+    if let Some(buf) = CAPTURE.lock().as_mut() {
+        buf.extend_from_slice(bytes);
+    }
+}
+
+/// Waits until everything printed has reached the consoles (the serial
+/// port's queue sent, the framebuffer drawn): before the machine stops.
+pub fn flush() {
+    serial::flush();
+    fbcon::flush();
+}
+
+/// The timer's share of console output: the framebuffer draws the text
+/// that came since its last render.
+pub fn tick() {
+    fbcon::tick();
+}
+
 /// A copy of everything printed, while a capture is active (tests read
-/// what user programs wrote).
-static CAPTURE: IrqMutex<Option<alloc::string::String>> = IrqMutex::new(None);
+/// what user programs wrote): bytes, as programs may write any.
+static CAPTURE: IrqMutex<Option<Vec<u8>>> = IrqMutex::new(None);
 
 /// Set for good once a fatal-error report starts: from then on nothing is
 /// captured (the buffer would grow on the heap, which may be what broke).
 static FATAL: AtomicBool = AtomicBool::new(false);
+
+/// Formats into the capture buffer.
+struct ByteSink<'a>(&'a mut Vec<u8>);
+
+impl Write for ByteSink<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
 
 fn capture(args: fmt::Arguments) {
     if FATAL.load(Ordering::SeqCst) {
         return;
     }
     if let Some(buf) = CAPTURE.lock().as_mut() {
-        let _ = buf.write_fmt(args);
+        let _ = ByteSink(buf).write_fmt(args);
     }
+}
+
+/// Captured bytes as text (ill-formed UTF-8 as U+FFFD).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Starts copying console output into a buffer (replacing any earlier one).
 pub fn capture_start() {
-    *CAPTURE.lock() = Some(alloc::string::String::new());
+    *CAPTURE.lock() = Some(Vec::new());
 }
 
 /// Returns what was printed since the capture started and starts a new one
 /// in the same step (under the capture's lock: no line falls between).
-pub fn capture_restart() -> alloc::string::String {
-    CAPTURE
-        .lock()
-        .replace(alloc::string::String::new())
-        .unwrap_or_default()
+pub fn capture_restart() -> String {
+    text(CAPTURE.lock().replace(Vec::new()).unwrap_or_default())
 }
 
 /// Stops copying and returns what was printed since `capture_start`.
-pub fn capture_take() -> alloc::string::String {
+pub fn capture_take() -> String {
+    text(capture_take_bytes())
+}
+
+/// Stops copying and returns the bytes printed since `capture_start`,
+/// exactly as programs wrote them.
+pub fn capture_take_bytes() -> Vec<u8> {
     CAPTURE.lock().take().unwrap_or_default()
 }
 

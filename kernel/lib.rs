@@ -24,6 +24,7 @@ pub mod mm;
 pub mod panic;
 pub mod power;
 pub mod proc;
+pub mod random;
 pub mod shell;
 pub mod symbols;
 pub mod testing;
@@ -61,6 +62,9 @@ pub fn init(boot_info: &'static mut BootInfo) {
     boot::print_banner(boot);
     arch::init();
     mm::init(boot);
+    if drivers::fbcon::map_write_combining() {
+        log::info!("framebuffer: write-combining");
+    }
     drivers::virtio_blk::init();
     arch::interrupts::enable();
 }

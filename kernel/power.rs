@@ -18,6 +18,11 @@ pub fn exit(code: ExitCode) -> ! {
 
 /// Exits QEMU with exit status `(value << 1) | 1`.
 pub fn exit_raw(value: u32) -> ! {
+    // Queued console output must be out before QEMU ends (not after a
+    // nested failure: the consoles may be what broke).
+    if crate::panic::depth() <= 1 {
+        crate::klog::flush();
+    }
     crate::arch::port::debug_exit(value);
     halt()
 }

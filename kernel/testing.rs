@@ -10,6 +10,7 @@
 //! report, which must end the run through the guard in `panic`.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arch::exceptions::{set_fatal_hook, Fault};
@@ -144,6 +145,16 @@ pub fn run_program(path: &str, argv: &[&str]) -> (crate::proc::user::UserExit, S
         crate::proc::user::spawn_program(path, argv).unwrap_or_else(|e| panic!("{path}: {e}"));
     let exit = crate::proc::user::wait_for(pid);
     (exit, crate::klog::capture_take())
+}
+
+/// [`run_program`] with the output as bytes, exactly as written (programs
+/// may write any bytes; the text version shows ill-formed UTF-8 as U+FFFD).
+pub fn run_program_bytes(path: &str, argv: &[&str]) -> (crate::proc::user::UserExit, Vec<u8>) {
+    crate::klog::capture_start();
+    let pid =
+        crate::proc::user::spawn_program(path, argv).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let exit = crate::proc::user::wait_for(pid);
+    (exit, crate::klog::capture_take_bytes())
 }
 
 /// Free frames once the page cache dropped its clean pages no process maps

@@ -11,6 +11,7 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Called from the timer interrupt.
 pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
+    crate::klog::tick();
 }
 
 pub fn ticks() -> u64 {

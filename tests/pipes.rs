@@ -1,6 +1,6 @@
 //! Pipes, poll and select on Ferrite: `pipetests` (the same cases
 //! `user/run-host-tests.sh` runs on Linux) passes; a process blocked on a
-//! pipe (in read or in poll) dies by Ctrl-C or kill without hanging the
+//! pipe (in read or in poll) dies by Ctrl-C (SIGINT) or kill without hanging the
 //! kernel; the shell's quoting, redirections and pipelines work end to
 //! end with files in /tmp; and a second round of all that gives back
 //! every frame it takes.
@@ -59,15 +59,10 @@ fn main() -> ! {
 }
 
 fn pipetests_pass() {
-    // SIGNALS: sigpipe-default needs signal delivery (the write gets EPIPE
-    // today, but no SIGPIPE kills it); drop the --skip when it lands.
-    let (exit, out) = run_program(
-        "/bin/pipetests",
-        &["pipetests", "--skip", "sigpipe-default"],
-    );
+    let (exit, out) = run_program("/bin/pipetests", &["pipetests"]);
     assert_eq!(exit, UserExit::Exited(0), "output:\n{out}");
     assert!(
-        out.contains("pipetests: 19 passed, 0 failed"),
+        out.contains("pipetests: 21 passed, 0 failed"),
         "output:\n{out}"
     );
     assert!(!out.contains("FAILED"), "output:\n{out}");
@@ -112,7 +107,7 @@ fn ctrl_c_ends_a_blocked_pipe_read() {
     assert_eq!(
         exit,
         UserExit::Killed {
-            signal: 9,
+            signal: 2, // SIGINT
             fault: None
         },
         "output:\n{out}"

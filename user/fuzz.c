@@ -24,7 +24,12 @@
  *
  * The calls: the system calls Ferrite implements (read, write, open,
  * openat, close, lseek, readv, writev, mmap, mprotect, munmap, mremap,
- * madvise, brk, rt_sigaction, rt_sigprocmask, ioctl, sched_yield,
+ * madvise, brk, rt_sigaction (SIG_DFL, SIG_IGN or a handler that counts,
+ * never for a fault signal), rt_sigprocmask, kill, tkill and tgkill (only
+ * to the child itself or to pids and groups that cannot exist, never a stop
+ * signal or SIGKILL), sigaltstack, rt_sigpending, rt_sigsuspend (always
+ * with a bad size: it never waits), rt_sigreturn (a random frame whose RIP
+ * cannot run: the child dies of SIGSEGV), ioctl, sched_yield,
  * nanosleep (never more than 10 ms), getpid, gettid, getppid,
  * set_tid_address, fork, vfork, clone (the new process exits at once),
  * execve (never with a path that could run), wait4 (always WNOHANG),
@@ -32,7 +37,10 @@
  * pipe and pipe2 (a pipe that would block is closed at once: only
  * O_NONBLOCK pipes join the descriptors later calls use), poll, ppoll,
  * select and pselect6 (never a timeout over 10 ms, never an infinite
- * one)) and
+ * one), and the process and machine calls: getrlimit, prlimit64, getrandom,
+ * sysinfo, the identity calls, set/get_robust_list, rseq, sched_get/
+ * setaffinity, getcpu, get/setpriority, mincore, mlock, mlock2, munlock,
+ * mlockall (never populating everything), munlockall, prctl) and
  * unknown numbers 512..1099 (ENOSYS on Linux x86_64 too: 512..547 are
  * x32-only and need the x32 bit).  Arguments come from nasty sets: 0, 1,
  * -1, the child's own mappings (a table of what mmap/mremap/brk
@@ -604,6 +612,201 @@ static u64 pick_madvice(void)
 	return safe[below(sizeof safe / sizeof safe[0])];
 }
 
+/* A resource limit for prlimit64/setrlimit: on Linux only lowering ones
+ * (RLIMIT_CORE to 0, or a soft limit above the hard: EINVAL), never a
+ * raise; on Ferrite anything. */
+static u64 rlim_buf[2];
+
+static u64 pick_new_rlimit(void)
+{
+	if (chance(30))
+		return chance(50) || !on_ferrite ? 0 : pick_buf();
+	if (!on_ferrite) {
+		rlim_buf[0] = chance(50) ? 0 : 2;
+		rlim_buf[1] = chance(50) ? 0 : 1;
+		return (u64)rlim_buf;
+	}
+	rlim_buf[0] = chance(50) ? ~0ul : (chance(50) ? pick_len() : below(64) * PAGE * 1024);
+	rlim_buf[1] = chance(70) ? ~0ul : pick_len();
+	return (u64)rlim_buf;
+}
+
+/* The process and machine calls (Ferrite's syscall/system.rs and the
+ * mincore/mlock family).  On Linux: no limit raised, no id changed (only
+ * -1 "unchanged"), affinity and priority of this process alone, no page
+ * locked (mlock only with invalid flags, munlock), prctl only the name and
+ * dumpable options. */
+#define SET(n, nrv, cnt) (c->name = (n), c->nr = (nrv), c->nargs = (cnt))
+static void make_sys_call(struct call *c)
+{
+	u64 *a = c->a;
+	static const u64 resources[] = {RLIMIT_AS,     RLIMIT_DATA, RLIMIT_STACK, RLIMIT_NOFILE,
+					RLIMIT_MEMLOCK, RLIMIT_CORE, 16,          99};
+	switch (below(16)) {
+	case 0:
+		SET("getrlimit", SYS_getrlimit, 2);
+		a[0] = resources[below(8)];
+		a[1] = pick_buf();
+		break;
+	case 1:
+		SET("prlimit64", SYS_prlimit64, 4);
+		a[0] = chance(70) ? 0 : (chance(50) ? (u64)getpid() : below(1 << 16));
+		a[1] = on_ferrite || chance(50) ? resources[below(8)] : RLIMIT_CORE;
+		a[2] = on_ferrite || a[1] == RLIMIT_CORE ? pick_new_rlimit() : 0;
+		if (!on_ferrite && a[0] != 0 && a[0] != (u64)getpid())
+			a[2] = 0; /* another process's limits: read only */
+		a[3] = chance(50) ? 0 : pick_buf();
+		break;
+	case 2:
+		SET("getrandom", SYS_getrandom, 3);
+		a[0] = pick_buf();
+		a[1] = chance(70) ? below(4 * PAGE) : pick_len();
+		a[2] = chance(80) ? below(8) : rnd();
+		break;
+	case 3:
+		SET("sysinfo", SYS_sysinfo, 1);
+		a[0] = pick_buf();
+		break;
+	case 4: {
+		static const struct {
+			const char *n;
+			long nr;
+		} ids[] = {{"getuid", SYS_getuid},   {"geteuid", SYS_geteuid},
+			   {"getgid", SYS_getgid},   {"getegid", SYS_getegid},
+			   {"getresuid", SYS_getresuid}, {"getresgid", SYS_getresgid},
+			   {"getgroups", SYS_getgroups}};
+		int i = (int)below(7);
+		SET(ids[i].n, ids[i].nr, 3);
+		a[0] = chance(50) ? below(70000) : pick_buf();
+		a[1] = pick_buf();
+		a[2] = pick_buf();
+		break;
+	}
+	case 5: {
+		static const struct {
+			const char *n;
+			long nr;
+			int nargs;
+		} sets[] = {{"setuid", SYS_setuid, 1},       {"setgid", SYS_setgid, 1},
+			    {"setreuid", SYS_setreuid, 2},   {"setregid", SYS_setregid, 2},
+			    {"setresuid", SYS_setresuid, 3}, {"setresgid", SYS_setresgid, 3},
+			    {"setfsuid", SYS_setfsuid, 1},   {"setgroups", SYS_setgroups, 2}};
+		int i = (int)below(8);
+		SET(sets[i].n, sets[i].nr, sets[i].nargs);
+		for (int j = 0; j < 3; j++)
+			a[j] = on_ferrite ? (chance(50) ? below(3) : (chance(50) ? ~0ul : rnd()))
+					  : ~0ul; /* Linux: "unchanged" only */
+		if (sets[i].nr == SYS_setgroups) {
+			a[0] = on_ferrite ? below(4) : 0;
+			a[1] = pick_buf();
+			if (!on_ferrite)
+				c->nr = SYS_getgroups; /* never set groups on the host */
+		} else if (!on_ferrite && sets[i].nargs == 1) {
+			c->nr = SYS_getuid; /* setuid(-1) is EINVAL but pointless */
+		}
+		break;
+	}
+	case 6:
+		SET("set_robust_list", SYS_set_robust_list, 2);
+		a[0] = pick_buf();
+		a[1] = chance(70) ? 24 : pick_len();
+		break;
+	case 7:
+		SET("get_robust_list", SYS_get_robust_list, 3);
+		a[0] = chance(70) ? 0 : below(1 << 16);
+		a[1] = pick_buf();
+		a[2] = pick_buf();
+		break;
+	case 8:
+		SET("rseq", SYS_rseq, 4);
+		a[0] = chance(50) ? (pick_buf() & ~31ul) : pick_buf();
+		a[1] = chance(60) ? 32 : below(80);
+		a[2] = chance(70) ? below(2) : rnd();
+		a[3] = chance(70) ? 0x53053053 : rnd();
+		break;
+	case 9:
+		SET("sched_getaffinity", SYS_sched_getaffinity, 3);
+		a[0] = chance(70) ? 0 : below(1 << 16);
+		a[1] = chance(70) ? 8 * below(20) : pick_len();
+		a[2] = pick_buf();
+		break;
+	case 10:
+		SET("sched_setaffinity", SYS_sched_setaffinity, 3);
+		a[0] = on_ferrite && chance(30) ? below(1 << 16) : 0;
+		a[1] = chance(70) ? 8 * below(20) : pick_len();
+		a[2] = pick_buf();
+		break;
+	case 11:
+		SET("getcpu", SYS_getcpu, 3);
+		a[0] = chance(30) ? 0 : pick_buf();
+		a[1] = chance(30) ? 0 : pick_buf();
+		a[2] = chance(70) ? 0 : pick_buf();
+		break;
+	case 12:
+		if (chance(50)) {
+			SET("getpriority", SYS_getpriority, 2);
+			a[0] = chance(80) ? below(3) : rnd();
+			a[1] = chance(50) ? 0 : below(1 << 16);
+		} else {
+			SET("setpriority", SYS_setpriority, 3);
+			a[0] = on_ferrite ? below(4) : 0; /* Linux: this process only */
+			a[1] = on_ferrite && chance(30) ? below(1 << 16) : 0;
+			a[2] = chance(80) ? below(40) - 20 : rnd();
+		}
+		break;
+	case 13:
+		SET("mincore", SYS_mincore, 3);
+		a[0] = pick_addr();
+		a[1] = chance(60) ? below(64) * PAGE + below(2) : pick_len();
+		a[2] = pick_buf();
+		break;
+	case 14:
+		switch (below(5)) {
+		case 0:
+			SET("mlock", SYS_mlock, 2);
+			break;
+		case 1:
+			SET("mlock2", SYS_mlock2, 3);
+			a[2] = chance(50) ? 1 /* MLOCK_ONFAULT */ : rnd();
+			break;
+		case 2:
+			SET("munlock", SYS_munlock, 2);
+			break;
+		case 3:
+			SET("mlockall", SYS_mlockall, 1);
+			/* Ferrite: never MCL_CURRENT without MCL_ONFAULT (it would
+			 * fault in every region, some of them huge). */
+			a[0] = chance(50) ? (2 | (below(2) * 4)) : (rnd() | 8);
+			break;
+		default:
+			SET("munlockall", SYS_munlockall, 0);
+		}
+		if (c->nr != SYS_mlockall) {
+			a[0] = pick_addr();
+			/* Short: mlock faults every page in. */
+			a[1] = below(64) * PAGE + below(2);
+		}
+		if (!on_ferrite) {
+			/* Linux: never lock a page; invalid flags (EINVAL) only. */
+			if (c->nr == SYS_mlock)
+				c->nr = SYS_munlock;
+			if (c->nr == SYS_mlock2)
+				a[2] |= 2;
+			if (c->nr == SYS_mlockall)
+				a[0] = 8;
+		}
+		break;
+	default:
+		SET("prctl", SYS_prctl, 5);
+		if (on_ferrite && chance(30))
+			a[0] = chance(50) ? below(80) : rnd();
+		else
+			a[0] = (u64[]){3, 4, 15, 16, 9999}[below(5)];
+		a[1] = a[0] == 4 ? below(3) : pick_buf();
+		break;
+	}
+}
+#undef SET
 /* The file-system calls (issue 13): descriptors, paths, stat. Calls that
  * change the tree name only scratch paths (pick_scratch_path). */
 static void make_fs_call(struct call *c)
@@ -792,10 +995,82 @@ static void pick_sigmask(u64 *mask, u64 *size)
 	*mask = chance(50) ? 0 : chance(70) ? (u64)sigset_buf : pick_addr();
 	*size = chance(80) ? 8 : below(200);
 }
+/* Signals: a handler that only counts, and the restorer it returns through
+ * (rt_sigreturn), as a C library's. */
+static volatile long handler_runs;
+static void fuzz_handler(int sig)
+{
+	(void)sig;
+	handler_runs++;
+}
+__asm__(".text\n"
+	"fuzz_restorer:\n"
+	"	mov $15, %eax\n"
+	"	syscall\n"
+	"	ud2\n");
+extern char fuzz_restorer[];
+
+/* Faults (and SIGTRAP, SIGSYS) never get the handler: it would return to
+ * the faulting instruction for ever. */
+static int synchronous_sig(u64 sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
+
+/* A signal to send ourselves: mostly harmless ones (0, ignored by default,
+ * or one we may have a handler for), sometimes one that ends the batch;
+ * never SIGKILL or a stop signal (a stopped child would hang the parent's
+ * waitpid on Linux). */
+static u64 pick_sig(void)
+{
+	/* SIGUSR1 has the handler from the batch's start (unless a fuzzed
+	 * rt_sigaction changed that). */
+	static const u64 mild[] = {0, SIGCHLD, SIGURG, SIGWINCH, SIGUSR1, SIGUSR1, 65, 1000};
+	static const u64 fatal[] = {SIGUSR2, SIGALRM, SIGHUP, SIGTERM, 40, 64};
+	if (chance(90))
+		return mild[below(sizeof mild / sizeof mild[0])];
+	if (chance(50))
+		return fatal[below(sizeof fatal / sizeof fatal[0])];
+	u64 s = below(65);
+	if (s == SIGKILL || s == SIGSTOP || s == SIGTSTP || s == SIGTTIN || s == SIGTTOU)
+		s = 0;
+	return s;
+}
+
+/* Signal calls at ourselves only: never another pid that exists (the
+ * parent, the test runner), never process groups (0, -1). */
+static u64 pick_sig_pid(void)
+{
+	switch (below(6)) {
+	case 0:
+		return 0x7fffffff; /* no such process */
+	case 1:
+		return (u64)-0x7fffffffl; /* no such group */
+	default:
+		return (u64)raw6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	}
+}
+
+static u64 stack_t_buf[3];
+static unsigned char fake_frame[1024] __attribute__((aligned(64)));
+/* The process and machine calls draw from a stream of their own, so the
+ * other calls of a seed are the ones they were before these were added
+ * (a seed keeps naming the same campaign, only with calls in between). */
+static u64 sys_rng_state;
 
 static void make_call(struct call *c)
 {
 	memset(c, 0, sizeof *c);
+	u64 main_state = rng_state;
+	rng_state = sys_rng_state;
+	int sys = below(16) == 0;
+	if (sys)
+		make_sys_call(c);
+	sys_rng_state = rng_state;
+	rng_state = main_state;
+	if (sys)
+		return;
 	u64 *a = c->a;
 	unsigned k = (unsigned)below(100);
 #define SET(n, nrv, cnt) (c->name = (n), c->nr = (nrv), c->nargs = (cnt))
@@ -890,9 +1165,18 @@ static void make_call(struct call *c)
 		static struct {
 			u64 handler, flags, restorer, mask;
 		} act;
-		act.handler = below(2); /* SIG_DFL or SIG_IGN: never a handler */
-		act.flags = rnd() & 0x1c000000ul;
 		a[0] = below(70);
+		/* SIG_DFL, SIG_IGN, or a handler that counts (not for faults). */
+		act.handler = below(3);
+		act.flags = rnd() & 0xdc000007ul;
+		if (act.handler == 2 && !synchronous_sig(a[0])) {
+			act.handler = (u64)fuzz_handler;
+			act.restorer = (u64)fuzz_restorer;
+			act.flags |= chance(90) ? 0x04000000ul /* SA_RESTORER */ : 0;
+		} else {
+			act.handler &= 1;
+		}
+		act.mask = rnd();
 		a[1] = chance(50) ? (u64)&act : (chance(50) ? 0 : pick_addr());
 		a[2] = chance(50) ? 0 : pick_buf();
 		a[3] = chance(80) ? 8 : below(200);
@@ -966,6 +1250,63 @@ static void make_call(struct call *c)
 		SET("clock_gettime", SYS_clock_gettime, 2);
 		a[0] = chance(70) ? below(12) : rnd();
 		a[1] = pick_buf();
+	} else if (k < 94) {
+		switch (below(8)) {
+		case 0:
+			SET("kill", SYS_kill, 2);
+			a[0] = pick_sig_pid();
+			a[1] = pick_sig();
+			break;
+		case 1:
+			SET("tkill", SYS_tkill, 2);
+			a[0] = pick_sig_pid();
+			a[1] = pick_sig();
+			break;
+		case 2:
+			SET("tgkill", SYS_tgkill, 3);
+			a[0] = pick_sig_pid();
+			a[1] = chance(80) ? a[0] : pick_sig_pid();
+			a[2] = pick_sig();
+			break;
+		case 3:
+			SET("sigaltstack", SYS_sigaltstack, 2);
+			stack_t_buf[0] = chance(50) ? pick_addr() : (u64)fake_frame;
+			stack_t_buf[1] = chance(70) ? below(4) : rnd();
+			stack_t_buf[2] = chance(70) ? below(64) * 1024 : pick_len();
+			a[0] = chance(60) ? (u64)stack_t_buf : (chance(50) ? 0 : pick_addr());
+			a[1] = chance(50) ? 0 : pick_buf();
+			break;
+		case 4:
+			SET("rt_sigpending", SYS_rt_sigpending, 2);
+			a[0] = chance(20) ? 0 : pick_buf();
+			a[1] = chance(80) ? 8 : below(200);
+			break;
+		case 5:
+			/* Never a call that could wait: the size is always wrong. */
+			SET("rt_sigsuspend", SYS_rt_sigsuspend, 2);
+			a[0] = chance(50) ? (u64)sigset_buf : pick_addr();
+			a[1] = 9 + below(200);
+			break;
+		case 6:
+			if (chance(25)) {
+				/* A garbage frame; its RIP is never one that could run,
+				 * so the child dies of SIGSEGV (the batch ends). */
+				static const u64 bad_rip[] = {0, 1, 0x8000000000000000ul,
+							      KERNEL_TEXT, 0x0000800000000000ul};
+				SET("rt_sigreturn", SYS_rt_sigreturn, 1);
+				for (size_t i = 0; i < sizeof fake_frame; i++)
+					fake_frame[i] = (unsigned char)rnd();
+				((u64 *)(fake_frame + 40))[16] = bad_rip[below(5)];
+				a[0] = chance(70) ? (u64)fake_frame : pick_addr();
+				break;
+			}
+			/* fall through */
+		default:
+			/* The handler, if one is installed for a signal. */
+			SET("kill", SYS_kill, 2);
+			a[0] = (u64)raw6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+			a[1] = chance(50) ? SIGUSR1 : pick_sig();
+		}
 	} else if (k < 96) {
 		make_fs_call(c);
 	} else if (k < 97) {
@@ -1040,6 +1381,16 @@ static long do_call(struct call *c)
 	}
 	if (c->nr == SYS_fork || c->nr == SYS_vfork || c->nr == SYS_clone)
 		return raw_spawn(c->nr, a[0], a[1], a[2], a[3], a[4]);
+	if (c->nr == SYS_rt_sigreturn) {
+		/* The frame is read at RSP: this never returns. */
+		__asm__ volatile("mov %0, %%rsp\n"
+				 "mov $15, %%eax\n"
+				 "syscall\n"
+				 "ud2\n"
+				 :
+				 : "r"(a[0])
+				 : "memory");
+	}
 	return raw6(c->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
@@ -1175,6 +1526,7 @@ static void sandbox_linux_child(void)
 static void run_batch(u64 seed, long batch, long ncalls)
 {
 	rng_state = seed * 0x9e3779b97f4a7c15ul ^ ((u64)batch + 1) * 0xd1b54a32d192ed03ul;
+	sys_rng_state = rng_state ^ 0x2545f4914f6cdd1dul;
 	rnd();
 	if (on_ferrite) {
 		/* fd 0 is the console: a read from it would wait forever. */
@@ -1206,6 +1558,12 @@ static void run_batch(u64 seed, long batch, long ncalls)
 	r = raw6(SYS_mmap, 0, 4 * PAGE, 3, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r > 0)
 		add_map((u64)r, 4 * PAGE);
+	/* A handler for SIGUSR1, so signals to ourselves get delivered. */
+	static u64 usr1_act[4];
+	usr1_act[0] = (u64)fuzz_handler;
+	usr1_act[1] = 0x04000000ul; /* SA_RESTORER */
+	usr1_act[2] = (u64)fuzz_restorer;
+	raw6(SYS_rt_sigaction, SIGUSR1, (u64)usr1_act, 0, 8, 0, 0);
 	const char *self = on_ferrite ? "/bin/fuzz" : self_path;
 	long fd = raw6(SYS_open, (u64)self, O_RDONLY, 0, 0, 0, 0);
 	if (fd >= 0) {

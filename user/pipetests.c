@@ -732,6 +732,46 @@ static void t_fork_shares_ends(void)
 	xwait(pid);
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* A signal with a handler (no SA_RESTART) ends a blocked read, write and
+ * poll with EINTR. */
+static void t_eintr(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	int fd[2];
+	xpipe(fd);
+	pid_t parent = getpid();
+	for (int what = 0; what < 3; what++) {
+		pid_t pid = xfork();
+		if (pid == 0) {
+			sleep_ms(60);
+			kill(parent, SIGUSR1);
+			_exit(0);
+		}
+		char buf[PAGE];
+		if (what == 0) {
+			CHECK(read(fd[0], buf, 1) == -1 && errno == EINTR, "read: %s", strerror(errno));
+		} else if (what == 1) {
+			struct pollfd p = {fd[0], POLLIN, 0};
+			CHECK(poll(&p, 1, -1) == -1 && errno == EINTR, "poll: %s", strerror(errno));
+		} else {
+			memset(buf, 0, sizeof buf);
+			ssize_t w;
+			while ((w = write(fd[1], buf, sizeof buf)) > 0)
+				; /* fills the pipe, then waits */
+			CHECK(w == -1 && errno == EINTR, "write: %zd %s", w, strerror(errno));
+		}
+		xwait(pid);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 
 char *self_path;
@@ -765,6 +805,7 @@ static struct testcase cases[] = {
 	{"select", t_select, EXIT0, 0},
 	{"select-bad", t_select_bad, EXIT0, 0},
 	{"pselect", t_pselect, EXIT0, 0},
+	{"eintr", t_eintr, EXIT0, 0},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

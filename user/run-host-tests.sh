@@ -93,6 +93,18 @@ check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
 check usertests-strict 0 "usertests: overcommit-strict ... ok" "usertests: 1 passed, 0 failed" \
 	-- $B/usertests overcommit-strict
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
+# Signals: handlers, masks, sigaltstack, SIGSEGV handlers, SIGCHLD, kill, EINTR.
+check sigtests 0 "sigtests: 26 passed, 0 failed" -- $B/sigtests
+check sigtests-one 0 "sigtests: demand-paging ... ok" "sigtests: 1 passed, 0 failed" \
+	-- $B/sigtests demand-paging
+check sigtests-bad-name 2 "no case named" -- $B/sigtests no-such-case
+check sigtests-bench 0 "sigtests: bench: getpid " "(1000 each)" -- $B/sigtests --bench 1000
+# The process and machine calls C libraries make (rlimits, getrandom, ids,
+# rseq, affinity, mincore, mlock...): each case Linux's answer.
+check systests 0 "systests: rlimit-stack ... ok (SIGSEGV)" "systests: 16 passed, 0 failed" \
+	-- $B/systests
+check systests-one 0 "systests: 1 passed, 0 failed" -- $B/systests getrandom
+check systests-bad-name 2 "no case named" -- $B/systests no-such-case
 # A short fuzz campaign: the random calls must leave the invariants intact
 # on Linux too (and never harm this machine: see fuzz.c).  Then one batch
 # replayed with its call log, as a failure report says to.
@@ -117,7 +129,7 @@ check memhog-hold 124 "memhog: holding 4 MiB" -- timeout 0.5 $B/memhog hold 4
 check memhog-bad-arg 2 "usage: memhog" -- $B/memhog eat 3
 # pipes, poll and select (natively: what Linux does); the helper modes for
 # shell pipelines; cat, files or standard input.
-check pipetests 0 "pipetests: 20 passed, 0 failed" -- $B/pipetests
+check pipetests 0 "pipetests: 21 passed, 0 failed" -- $B/pipetests
 if grep -q FAILED "$out"; then
 	echo "run-host-tests: pipetests printed FAILED lines"
 	failures=$((failures + 1))
@@ -129,6 +141,35 @@ check pipetests-bad-name 2 "no case named" -- $B/pipetests no-such-case
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0
+
+# Console output is binary-safe: conbytes writes the 256 byte values (in
+# one write, then one write per byte); a pipe receives exactly those bytes.
+# utf8: a character split over two writes arrives whole.
+expect_bytes=$(mktemp)
+i=0
+while [ $i -lt 256 ]; do
+	# shellcheck disable=SC2059
+	printf "\\$(printf %03o $i)"
+	i=$((i + 1))
+done >"$expect_bytes"
+for mode in "" split; do
+	if $B/conbytes $mode | cmp -s - "$expect_bytes"; then
+		echo "run-host-tests: conbytes${mode:+-$mode} ... ok (256 byte values, exact)"
+	else
+		echo "run-host-tests: conbytes${mode:+-$mode} ... FAILED ($(
+			$B/conbytes $mode | od -An -tx1 | head -3 | tr -s ' \n' ' '))"
+		failures=$((failures + 1))
+	fi
+done
+rm -f "$expect_bytes"
+if [ "$($B/conbytes utf8 | od -An -tx1 | tr -d ' \n')" = 3ce282ac3e0a ]; then
+	echo "run-host-tests: conbytes-utf8 ... ok"
+else
+	echo "run-host-tests: conbytes-utf8 ... FAILED"
+	failures=$((failures + 1))
+fi
+# Console throughput benchmark, quick: both items print a cycle count.
+check catbench 0 "catbench: block " "catbench: lines " "catbench-end: 25200 bytes" -- $B/catbench -q
 
 if [ $failures = 0 ]; then
 	echo "run-host-tests: all passed"

@@ -3,7 +3,9 @@
 //! `tests/machines.txt` has one line per test kernel:
 //! `name: bios-256M uefi-256M bios-4G timeout=120 swap=64M`. A test without a
 //! line boots once, BIOS with 256 MiB. `swap=SIZE` attaches a blank virtio
-//! disk of SIZE to every machine of the line.
+//! disk of SIZE to every machine of the line; `bin=PATH` packs that file
+//! (a path from the repository root) into the test's ramdisk as
+//! `/bin/NAME`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,6 +24,9 @@ pub struct Machine {
     pub timeout_secs: Option<u64>,
     /// Bytes of the blank virtio-blk disk attached (the swap disk), if any.
     pub swap_bytes: Option<u64>,
+    /// Files (paths from the repository root) the test's ramdisk adds to
+    /// `/bin` (`bin=PATH`, once per file).
+    pub bins: Vec<PathBuf>,
 }
 
 /// Every boot under TCG takes seconds; a test that runs this long is hung.
@@ -111,12 +116,14 @@ pub fn for_test(name: &str) -> Result<Vec<Machine>, String> {
         memory: "256M".into(),
         timeout_secs: None,
         swap_bytes: None,
+        bins: Vec::new(),
     }])
 }
 
 fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
     let mut timeout = None;
     let mut swap = None;
+    let mut bins = Vec::new();
     let mut machines = Vec::new();
     for spec in specs.split_whitespace() {
         if let Some(secs) = spec.strip_prefix("timeout=") {
@@ -125,6 +132,13 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
         }
         if let Some(size) = spec.strip_prefix("swap=") {
             swap = Some(parse_size(size)?);
+            continue;
+        }
+        if let Some(path) = spec.strip_prefix("bin=") {
+            if path.is_empty() {
+                return Err("bin= needs a path".into());
+            }
+            bins.push(PathBuf::from(path));
             continue;
         }
         let (firmware, memory) = spec
@@ -140,6 +154,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
             memory: memory.to_owned(),
             timeout_secs: None,
             swap_bytes: None,
+            bins: Vec::new(),
         });
     }
     if machines.is_empty() {
@@ -148,6 +163,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
     for machine in &mut machines {
         machine.timeout_secs = timeout;
         machine.swap_bytes = swap;
+        machine.bins = bins.clone();
     }
     Ok(machines)
 }
@@ -186,6 +202,18 @@ mod tests {
         assert!(parse_size("M").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999T").is_err(), "overflow");
+    }
+
+    #[test]
+    fn bin_files_apply_to_every_machine_of_the_line() {
+        let machines = parse_specs("bios-64M uefi-256M bin=target/a/busybox bin=x/y").unwrap();
+        for m in &machines {
+            assert_eq!(
+                m.bins,
+                [PathBuf::from("target/a/busybox"), PathBuf::from("x/y")]
+            );
+        }
+        assert!(parse_specs("bios-64M bin=").is_err());
     }
 
     #[test]

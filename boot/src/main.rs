@@ -21,7 +21,8 @@ usage: ferrite-boot <command> [options]
 commands:
   image  --kernel ELF --out-dir DIR [--name NAME] [--ramdisk FILE]
          write DIR/NAME-bios.img and DIR/NAME-uefi.img (without --ramdisk,
-         the ramdisk is packed from user/build, user/rootfs and $FERRITE_EXTRA)
+         the ramdisk is packed from user/build, user/rootfs, $FERRITE_EXTRA,
+         $FERRITE_INIT, $FERRITE_RC and $FERRITE_CMDLINE, as for `run`)
   run    --kernel ELF [--uefi] [--memory SIZE] [--swap SIZE] [--gdb] [--timeout SECS] [--ramdisk FILE]
          boot the kernel in QEMU with serial on this terminal (--swap: attach
          a blank virtio-blk disk of SIZE, e.g. 512M, for swap)
@@ -65,7 +66,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             let kernel = opts.kernel()?;
             let out_dir = opts.out_dir.clone().ok_or("image needs --out-dir DIR")?;
             let name = opts.name.clone().unwrap_or_else(|| "ferrite".into());
-            let images = make_images(&kernel, &out_dir, &name, opts.ramdisk.as_deref())?;
+            let pack = ramdisk::Pack::from_env();
+            let images = make_images(&kernel, &out_dir, &name, opts.ramdisk.as_deref(), &pack)?;
             println!("BIOS image: {}", images.bios.display());
             println!("UEFI image: {}", images.uefi.display());
             Ok(ExitCode::SUCCESS)
@@ -184,6 +186,7 @@ impl Options {
             memory: self.memory.clone().unwrap_or_else(|| "256M".into()),
             timeout_secs: self.timeout,
             swap_bytes: self.swap,
+            bins: Vec::new(),
         }
     }
 }
@@ -227,6 +230,9 @@ fn stripped_copy(kernel: &Path, out_dir: &Path, name: &str) -> Result<PathBuf, S
             .arg("--strip-debug")
             .arg(kernel)
             .arg(&out)
+            // Its complaint about a file it cannot strip is not ours: the
+            // copy below serves.
+            .stderr(std::process::Stdio::null())
             .status()
             .ok()
     });
@@ -263,6 +269,7 @@ pub fn make_images(
     out_dir: &Path,
     name: &str,
     ramdisk: Option<&Path>,
+    pack: &ramdisk::Pack,
 ) -> Result<Images, String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("create {}: {e}", out_dir.display()))?;
     let elf = stripped_copy(kernel, out_dir, name)?;
@@ -270,7 +277,7 @@ pub fn make_images(
     let ramdisk = match ramdisk {
         Some(r) => Some(r),
         None => {
-            packed = ramdisk::pack_default(&out_dir.join(format!("{name}.cpio")))?;
+            packed = ramdisk::pack_default(&out_dir.join(format!("{name}.cpio")), pack)?;
             Some(packed.as_path())
         }
     };
@@ -303,7 +310,15 @@ fn image_dir(kernel: &Path) -> PathBuf {
 
 fn boot_interactive(kernel: &Path, machine: &Machine, opts: &Options) -> Result<ExitCode, String> {
     let name = test_name(kernel);
-    let images = make_images(kernel, &image_dir(kernel), &name, opts.ramdisk.as_deref())?;
+    let mut pack = ramdisk::Pack::from_env();
+    pack.bins.extend(machine.bins.iter().cloned());
+    let images = make_images(
+        kernel,
+        &image_dir(kernel),
+        &name,
+        opts.ramdisk.as_deref(),
+        &pack,
+    )?;
     let outcome = qemu::boot(&images, machine, qemu::Mode::Interactive { gdb: opts.gdb })?;
     Ok(match outcome.status {
         qemu::Status::Success => ExitCode::SUCCESS,
@@ -324,7 +339,16 @@ fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
             machine.swap_bytes = Some(swap);
         }
     }
-    let images = make_images(kernel, &image_dir(kernel), &name, opts.ramdisk.as_deref())?;
+    // The line's `bin=` files (the same for every machine of it).
+    let mut pack = ramdisk::Pack::from_env();
+    pack.bins = machines.first().map(|m| m.bins.clone()).unwrap_or_default();
+    let images = make_images(
+        kernel,
+        &image_dir(kernel),
+        &name,
+        opts.ramdisk.as_deref(),
+        &pack,
+    )?;
     let mut failed = Vec::new();
     for machine in &machines {
         println!("=== kernel test `{name}` on {machine}");
@@ -378,6 +402,47 @@ mod tests {
             "fault_pf_unmapped"
         );
         assert_eq!(test_name(Path::new("x/ferrite")), "ferrite");
+    }
+
+    /// `make image EXTRA=dir INIT=prog RC=file` (and so `make usb`): both
+    /// images carry the extra program, the init name and the script.
+    #[test]
+    fn images_carry_extra_init_and_rc() {
+        let dir = std::env::temp_dir().join(format!("ferrite-image-test-{}", std::process::id()));
+        let extra = dir.join("extra");
+        std::fs::create_dir_all(&extra).unwrap();
+        let program = b"#extra-program-7f3a9c#";
+        std::fs::write(extra.join("myprog"), program).unwrap();
+        let rc = dir.join("rc");
+        let script = b"run myprog #rc-script-51be02#\npoweroff\n";
+        std::fs::write(&rc, script).unwrap();
+        // Any file serves as the kernel: the image builder only copies it.
+        let kernel = dir.join("kernel.elf");
+        std::fs::write(&kernel, b"not really a kernel").unwrap();
+        let vars = |name: &str| match name {
+            "FERRITE_EXTRA" => Some(extra.display().to_string()),
+            "FERRITE_INIT" => Some("myprog-init-8d41".to_string()),
+            "FERRITE_RC" => Some(rc.display().to_string()),
+            _ => None,
+        };
+        let pack = ramdisk::Pack::from_vars(vars);
+        let out = dir.join("out");
+        let images = make_images(&kernel, &out, "t", None, &pack).unwrap();
+        for image in [&images.bios, &images.uefi] {
+            let bytes = std::fs::read(image).unwrap();
+            let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+            assert!(has(b"bin/myprog"), "{}: no /bin/myprog", image.display());
+            assert!(has(program), "{}: no program", image.display());
+            assert!(has(b"etc/init"), "{}: no /etc/init", image.display());
+            assert!(
+                has(b"myprog-init-8d41"),
+                "{}: no init name",
+                image.display()
+            );
+            assert!(has(b"etc/rc"), "{}: no /etc/rc", image.display());
+            assert!(has(script), "{}: no rc script", image.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

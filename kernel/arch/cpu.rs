@@ -67,6 +67,52 @@ pub fn enable_protection() {
     unsafe { Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT)) };
 }
 
+static PAT_WC: AtomicBool = AtomicBool::new(false);
+
+/// IA32_PAT, the page attribute table: the memory type of each of the
+/// eight combinations of a leaf entry's PAT, PCD and PWT bits.
+const IA32_PAT: u32 = 0x277;
+/// The power-on table with entry 1 (PWT alone) changed from write-through
+/// to write-combining, as Linux does: WB, WC, UC-, UC, WB, WT, UC-, UC.
+/// Entry 3 (PCD + PWT, what `ioremap` uses) stays uncached; nothing else in
+/// the kernel sets PWT without PCD.
+const PAT_WITH_WC: u64 = 0x0007_0406_0007_0106;
+
+/// Makes "PWT alone" in a leaf entry mean write-combining, if the CPU has
+/// a page attribute table (CPUID.1:EDX bit 16). Called once at boot,
+/// before anything is mapped write-combining.
+pub fn enable_pat_write_combining() {
+    // CPUID exists on every x86_64 CPU.
+    let has_pat = core::arch::x86_64::__cpuid(1).edx & (1 << 16) != 0;
+    if !has_pat {
+        return;
+    }
+    // SAFETY: IA32_PAT exists when CPUID says PAT; the new table changes
+    // only entry 1, which no mapping selects yet (see PAT_WITH_WC). The
+    // caches and TLBs are flushed after, as the SDM asks when the table
+    // changes (interrupts are still off at boot).
+    unsafe {
+        x86_64::registers::model_specific::Msr::new(IA32_PAT).write(PAT_WITH_WC);
+        core::arch::asm!("wbinvd", options(nostack));
+    }
+    super::mmu::flush_all();
+    PAT_WC.store(true, Ordering::Relaxed);
+}
+
+/// Whether a leaf with PWT alone is write-combining (see
+/// [`enable_pat_write_combining`]).
+pub fn pat_write_combining() -> bool {
+    PAT_WC.load(Ordering::Relaxed)
+}
+
+/// Writes back and invalidates the caches (after a mapping's memory type
+/// changed).
+pub fn wbinvd() {
+    // SAFETY: WBINVD only writes dirty lines back and empties the caches;
+    // it changes no memory contents.
+    unsafe { core::arch::asm!("wbinvd", options(nostack)) };
+}
+
 /// Lets ring 3 use SSE (x86_64 user code always does): CR0.EM off, CR0.MP
 /// on, CR4.OSFXSR and OSXMMEXCPT on. The kernel itself is built soft-float
 /// and never touches these registers, so only processes need them saved.
@@ -105,6 +151,24 @@ impl FpuState {
         // SAFETY: FXSAVE writes 512 bytes to a 16-byte aligned buffer, which
         // `self` is; SSE is enabled at boot.
         unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack)) };
+    }
+
+    /// The FXSAVE image, as a signal frame stores it.
+    pub fn bytes(&self) -> &[u8; 512] {
+        &self.0
+    }
+
+    /// A state from an FXSAVE image a user wrote (a signal frame's), made
+    /// safe to restore: MXCSR bits this CPU does not have would make
+    /// FXRSTOR fault in the kernel, so they are cleared.
+    pub fn from_user_image(image: &[u8; 512]) -> FpuState {
+        let mut own = FpuState::initial();
+        own.save();
+        let mask = u32::from_le_bytes([own.0[28], own.0[29], own.0[30], own.0[31]]);
+        let mask = if mask == 0 { 0xffbf } else { mask };
+        let mut state = FpuState(*image);
+        usercore::signal::sanitize_fxsave(&mut state.0, mask);
+        state
     }
 
     pub fn restore(&self) {

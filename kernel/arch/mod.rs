@@ -23,6 +23,7 @@ pub mod usermode;
 pub fn init() {
     cpu::enable_protection();
     cpu::enable_sse();
+    cpu::enable_pat_write_combining();
     gdt::init();
     trap::init();
     syscall::init();

@@ -31,6 +31,9 @@ impl Port8 {
 const COM1: u16 = 0x3f8;
 /// COM1's transmit/receive register.
 pub const COM1_DATA: Port8 = Port8(COM1);
+/// COM1's interrupt enable register (bit 0: data received, bit 1:
+/// transmitter empty).
+pub const COM1_IER: Port8 = Port8(COM1 + 1);
 /// COM1's modem control register (bit 4: loopback).
 pub const COM1_MCR: Port8 = Port8(COM1 + 4);
 /// COM1's line status register.

@@ -201,6 +201,10 @@ pub fn init() {
                 VECTOR_MACHINE_CHECK => Some(gdt::IST_MACHINE_CHECK),
                 _ => None,
             };
+            if vector as u64 == VECTOR_BREAKPOINT {
+                // `int3` from ring 3 traps here (SIGTRAP), not as a #GP.
+                options.set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+            }
             if let Some(ist) = ist {
                 // SAFETY: the IST index names a stack set up in the TSS by
                 // gdt::init, used by no other vector.
@@ -235,10 +239,26 @@ pub fn set_user_exception_handler(hook: TrapHook) {
     USER_EXCEPTION_HOOK.set(hook);
 }
 
+static RETURN_TO_USER_HOOK: Hook<TrapHook> = Hook::empty();
+
+/// Runs last before every return to ring 3 (signal delivery).
+pub fn set_return_to_user_hook(hook: TrapHook) {
+    RETURN_TO_USER_HOOK.set(hook);
+}
+
 /// Called by `trap_common` for every trap, with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    handle_trap(frame);
+    if frame.from_user() {
+        if let Some(hook) = RETURN_TO_USER_HOOK.get() {
+            hook(frame);
+        }
+    }
+}
+
+fn handle_trap(frame: &mut TrapFrame) {
     match frame.vector {
-        VECTOR_BREAKPOINT => super::exceptions::breakpoint(frame),
+        VECTOR_BREAKPOINT if !frame.from_user() => super::exceptions::breakpoint(frame),
         v if (IRQ_BASE..IRQ_BASE + 16).contains(&v) => {
             super::interrupts::handle_irq((v - IRQ_BASE) as u8, frame)
         }

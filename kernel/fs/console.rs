@@ -44,14 +44,18 @@ impl FileOps for Console {
                 n => n,
             }
         } else {
-            crate::proc::console::read_blocking(&mut kbuf[..want])
+            match crate::proc::console::read_blocking(&mut kbuf[..want]) {
+                // A signal came first.
+                0 => return Err(Errno::ERESTARTSYS),
+                n => n,
+            }
         };
         copy_to_user(buf, &kbuf[..n])?;
         Ok(n)
     }
 
     fn write(&self, _file: &File, buf: u64, len: usize) -> Result<usize, Errno> {
-        let mut chunk = [0u8; 512];
+        let mut chunk = [0u8; 4096];
         let mut done = 0;
         while done < len {
             let n = (len - done).min(chunk.len());

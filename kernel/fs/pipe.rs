@@ -16,9 +16,11 @@
 //! between them (on one CPU, only an interrupt or a switch could make one)
 //! is never lost. Every change that may let a waiter on (bytes in, bytes
 //! out, an end closed) wakes the pipe's waiters and `poll` waiters
-//! ([`super::poll::notify`]). A pending SIGKILL (the OOM killer) ends the
-//! wait with `EINTR`; a process killed outright never runs again, and its
-//! ends close when its descriptor table goes.
+//! ([`super::poll::notify`]). A signal to take (or a pending SIGKILL from
+//! the OOM killer) ends the wait: `ERESTARTSYS` if nothing was moved yet
+//! (`EINTR` with a handler, else the call restarts), or the count so far;
+//! a process killed outright never runs again, and its ends close when its
+//! descriptor table goes.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -104,21 +106,18 @@ pub fn create(open_flags: u32) -> Result<(Arc<File>, Arc<File>), Errno> {
     Ok((read, write))
 }
 
-/// A wait should end early: a SIGKILL is pending (the OOM killer chose
-/// this process; it dies on its way out of the kernel).
-// SIGNALS: when signal delivery lands, a pending unblocked signal ends the
-// wait too (EINTR, or a restart), and sending a signal must wake a process
-// blocked on Block::Pipe / Block::Poll.
+/// A wait should end early: a signal is to be taken, or a SIGKILL is
+/// pending (the OOM killer chose this process; it dies on its way out of
+/// the kernel). Sending a signal wakes a process blocked on
+/// `Block::Pipe` or `Block::Poll` (`sched::with_process_wake`).
 pub fn interrupted() -> bool {
-    sched::kill_pending()
+    sched::kill_pending() || crate::proc::signal::interrupted()
 }
 
-/// Sends SIGPIPE to the current process (a write found no reader).
+/// Sends SIGPIPE to the current process (a write found no reader): it is
+/// delivered as the call returns (`EPIPE`), killing by default.
 fn sigpipe() {
-    // SIGNALS: one line for the signals work to fill in, e.g.
-    // `crate::proc::signal::send(sched::current_pid(), SIGPIPE)`. Until
-    // then the write fails with EPIPE only (rt_sigaction records nothing,
-    // so killing here would also kill programs that ignore SIGPIPE).
+    crate::proc::signal::send_to_current(usercore::signal::num::SIGPIPE);
 }
 
 /// Linux's `FIONREAD`: bytes waiting in the pipe.
@@ -156,7 +155,7 @@ impl FileOps for ReadEnd {
                 ReadStep::Eof => break Ok(total),
                 ReadStep::Wait if total > 0 => break Ok(total),
                 ReadStep::Wait if file.nonblocking() => break Err(Errno::EAGAIN),
-                ReadStep::Wait if interrupted() => break Err(Errno::EINTR),
+                ReadStep::Wait if interrupted() => break Err(Errno::ERESTARTSYS),
                 ReadStep::Wait => sched::block_unless(Block::Pipe(shared.id), || {
                     interrupted() || shared.with(|p| !p.ring.is_empty() || p.writers == 0)
                 }),

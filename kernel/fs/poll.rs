@@ -62,8 +62,9 @@ impl Deadline {
 }
 
 /// Runs `scan` (how many files are ready; it may fail) until it finds
-/// one, the deadline passes (`Ok(0)`), or a pending kill interrupts the
-/// wait (`EINTR`).
+/// one, the deadline passes (`Ok(0)`), or a signal (or a pending kill)
+/// interrupts the wait (`ERESTARTNOHAND`: `EINTR` when a handler runs, as
+/// Linux's poll and select).
 pub fn wait(
     deadline: Deadline,
     mut scan: impl FnMut() -> Result<usize, Errno>,
@@ -82,7 +83,7 @@ pub fn wait(
             None => u64::MAX,
         };
         if super::pipe::interrupted() {
-            return Err(Errno::EINTR);
+            return Err(Errno::ERESTARTNOHAND);
         }
         sched::block_unless(Block::Poll(tick), || {
             EVENTS.load(Ordering::SeqCst) != seen

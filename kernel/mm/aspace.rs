@@ -282,6 +282,42 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// The process's resource limits (this address space enforces
+    /// `RLIMIT_AS`, `RLIMIT_DATA` and `RLIMIT_STACK`: vmcore's `rlimit`).
+    pub fn rlimits(&self) -> &vmcore::rlimit::Rlimits {
+        self.space.rlimits()
+    }
+
+    /// The resource limits, to change.
+    pub fn rlimits_mut(&mut self) -> &mut vmcore::rlimit::Rlimits {
+        self.space.rlimits_mut()
+    }
+
+    /// Locks `[start, end)` against reclaim (`mlock`).
+    pub fn mlock(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.space.mlock(start, end)
+    }
+
+    /// Unlocks `[start, end)` (`munlock`).
+    pub fn munlock(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.space.munlock(start, end)
+    }
+
+    /// Unlocks everything (`munlockall`).
+    pub fn munlock_all(&mut self) {
+        self.space.munlock_all();
+    }
+
+    /// Whether the page at `va` is locked: reclaim passes it over.
+    pub fn is_locked(&self, va: u64) -> bool {
+        self.space.locked().contains(va)
+    }
+
+    /// Bytes locked (`VmLck` in `/proc/PID/status`).
+    pub fn locked_bytes(&self) -> u64 {
+        self.space.locked().bytes()
+    }
+
     /// This address space's id in the page cache's reverse map.
     pub fn id(&self) -> u64 {
         self.id

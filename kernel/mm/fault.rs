@@ -56,8 +56,10 @@ impl fmt::Display for UserFault {
 }
 
 /// What the process layer does with a user context whose fault was
-/// refused: report it with its name and end it. Never returns to the fault.
-pub type UserKillHook = fn(&mut TrapFrame, &UserFault) -> !;
+/// refused: report it with its name and end it, or, when the process
+/// handles the signal, return with the signal posted (it is delivered on
+/// the way back to user mode).
+pub type UserKillHook = fn(&mut TrapFrame, &UserFault);
 
 static KILL_HOOK: Hook<UserKillHook> = Hook::empty();
 
@@ -176,6 +178,7 @@ fn handle_page_fault(frame: &mut TrapFrame) {
                     why,
                 };
                 kill_user(frame, &fault);
+                return;
             }
         }
     }
@@ -197,9 +200,10 @@ fn handle_page_fault(frame: &mut TrapFrame) {
     exceptions::fatal(frame)
 }
 
-fn kill_user(frame: &mut TrapFrame, fault: &UserFault) -> ! {
+fn kill_user(frame: &mut TrapFrame, fault: &UserFault) {
     if let Some(hook) = KILL_HOOK.get() {
         hook(frame, fault);
+        return;
     }
     crate::kprintln!("[no process] {fault}");
     exceptions::fatal(frame)

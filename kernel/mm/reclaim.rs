@@ -429,10 +429,15 @@ fn shrink_anon(spaces: &[SharedAddressSpace], page: FrameRef) -> Shrunk {
         return Shrunk::Kept;
     };
     let mut young = false;
+    let mut locked = false;
     each_mapper(spaces, family, |a| {
         young |= a.clear_young(va, pa).unwrap_or(false);
+        locked |= a.is_locked(va);
     });
-    if let Verdict::Keep = verdict(pfn, young) {
+    // An mlock'ed page counts as just used: it goes back to the active
+    // list and is never written out (Linux keeps such pages on its
+    // unevictable list).
+    if let Verdict::Keep = verdict(pfn, young || locked) {
         putback(page);
         return Shrunk::Kept;
     }

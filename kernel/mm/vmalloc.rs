@@ -233,3 +233,42 @@ pub fn iounmap(mapping: IoMapping) {
     unmap_io_pages(area.start, area.pages);
     release(area.guard, (area.pages + 1) * PAGE_SIZE);
 }
+
+/// Makes the kernel's existing mapping of `va..va + len` (device memory
+/// the kernel only writes: the framebuffer) write-combining, in place: PWT
+/// alone, which the page attribute table makes WC (see
+/// `arch::cpu::enable_pat_write_combining`). Writes then leave the CPU in
+/// bursts instead of one uncached bus cycle each. False (nothing changed)
+/// if the CPU has no PAT or the range is not wholly mapped by 4 KiB pages.
+pub fn set_write_combining(va: u64, len: u64) -> bool {
+    if !crate::arch::cpu::pat_write_combining() || len == 0 {
+        return false;
+    }
+    let first = va - va % PAGE_SIZE;
+    let Some(end) = va
+        .checked_add(len)
+        .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE))
+    else {
+        return false;
+    };
+    // Only 4 KiB leaves: a huge one could reach past the range into other
+    // device memory, which must stay uncached.
+    let small_pages = (first..end).step_by(PAGE_SIZE as usize).all(|page| {
+        pgtable::with_kernel(|t, m| t.translate(m, page))
+            .is_some_and(|(_, _, level)| level == vmcore::paging::Level::Pt)
+    });
+    if !small_pages {
+        return false;
+    }
+    for page in (first..end).step_by(PAGE_SIZE as usize) {
+        pgtable::with_kernel(|t, m| {
+            t.update(m, page, |old| {
+                old.without(PteFlags::NO_CACHE)
+                    .with(PteFlags::WRITE_THROUGH)
+            })
+        });
+        crate::arch::mmu::flush_page(page);
+    }
+    crate::arch::cpu::wbinvd();
+    true
+}

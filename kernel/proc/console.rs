@@ -1,5 +1,7 @@
-//! Console input: bytes from the serial port (and later the keyboard)
-//! collected by interrupt handlers, read by `read(0, ...)` and the shell.
+//! The console as programs see it. Input: bytes from the serial port (and
+//! later the keyboard) collected by interrupt handlers, read by
+//! `read(0, ...)` and the shell. Output: [`write_bytes`], the one path a
+//! program's `write` to the console takes.
 
 use alloc::collections::VecDeque;
 
@@ -30,11 +32,19 @@ pub fn interrupt_pending() -> bool {
 }
 
 /// Queues input bytes and wakes readers (called from interrupt handlers).
-/// Ctrl-C with a foreground process is not queued: it asks the waiting
-/// shell to kill that process (done outside the interrupt).
+/// Ctrl-C with a foreground process is not queued: it sends that process
+/// SIGINT (which ends it unless it handles or ignores it) and tells the
+/// waiting shell (which prints `^C`).
 pub fn push(byte: u8) {
-    if byte == 0x03 && FOREGROUND.load(core::sync::atomic::Ordering::SeqCst) != 0 {
+    let foreground = FOREGROUND.load(core::sync::atomic::Ordering::SeqCst);
+    if byte == 0x03 && foreground != 0 {
         INTERRUPT.store(true, core::sync::atomic::Ordering::SeqCst);
+        let _ = super::signal::send(foreground, super::signal::num::SIGINT);
+        // A stopped program would keep the shell waiting for ever (there
+        // is no job control to resume it): it continues, to take SIGINT.
+        if super::signal::is_stopped(foreground) {
+            let _ = super::signal::send(foreground, super::signal::num::SIGCONT);
+        }
         sched::wake_all(Block::Child);
         return;
     }
@@ -56,6 +66,8 @@ fn serial_irq() {
     while let Some(byte) = crate::drivers::serial::try_read() {
         push(byte);
     }
+    // The transmitter may want more of the output queue.
+    crate::drivers::serial::on_interrupt();
 }
 
 pub fn init() {
@@ -77,12 +89,13 @@ pub fn try_read(buf: &mut [u8]) -> usize {
     n
 }
 
-/// Reads at least one byte, blocking the caller until input arrives.
+/// Reads at least one byte, blocking the caller until input arrives; 0
+/// if a signal for the caller came first (`signal::interrupted`).
 pub fn read_blocking(buf: &mut [u8]) -> usize {
     loop {
         let n = x86_64::instructions::interrupts::without_interrupts(|| {
             let n = try_read(buf);
-            if n == 0 {
+            if n == 0 && !super::signal::interrupted() {
                 // Block inside the same interrupts-off section as the check,
                 // so a byte arriving now cannot be missed.
                 sched::with_current(|p| p.state = sched::State::Blocked(Block::Console));
@@ -91,7 +104,7 @@ pub fn read_blocking(buf: &mut [u8]) -> usize {
             }
             n
         });
-        if n > 0 || buf.is_empty() {
+        if n > 0 || buf.is_empty() || super::signal::interrupted() {
             return n;
         }
     }
@@ -102,14 +115,10 @@ pub fn input_pending() -> bool {
     !INPUT.lock().is_empty()
 }
 
-/// Writes `bytes` to the console: every write to descriptors that name the
-/// console (fd 1 and 2, `/dev/console`, `/dev/tty`) comes here.
+/// Writes what a program wrote to the console: the bytes unchanged to the
+/// serial port, UTF-8-decoded (across writes) on the framebuffer, and into
+/// a test's capture. The caller copies them from user memory first (this
+/// takes console locks).
 pub fn write_bytes(bytes: &[u8]) {
-    // Like `from_utf8_lossy`, without allocating.
-    for piece in bytes.utf8_chunks() {
-        crate::kprint!("{}", piece.valid());
-        if !piece.invalid().is_empty() {
-            crate::kprint!("\u{FFFD}");
-        }
-    }
+    crate::klog::write_bytes(bytes);
 }

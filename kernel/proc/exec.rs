@@ -148,6 +148,9 @@ pub fn load_file(
     };
     let plan = image.load_plan(bias, USER_END)?;
     let mut aspace = AddressSpace::new()?;
+    // Linux's defaults (execve hands the old program's limits on: see
+    // `syscall::process::execve`).
+    *aspace.rlimits_mut() = vmcore::rlimit::Rlimits::new(super::fd::MAX_FDS as u64);
     for segment in &plan.segments {
         if let Some(r) = &segment.file {
             let kind = VmaKind::File {
@@ -192,11 +195,10 @@ pub fn load_file(
 
     // Fill in what needs writing through the new address space: the zeroed
     // tails of file pages and the initial stack.
+    // AT_RANDOM: 16 bytes for the C library's stack protector and
+    // pointer guard.
     let mut random = [0u8; 16];
-    let seed = crate::time::rdtsc();
-    for (i, b) in random.iter_mut().enumerate() {
-        *b = (seed.rotate_left(i as u32 * 8) ^ (i as u64 * 0x9e37_79b9)) as u8;
-    }
+    crate::random::fill(&mut random);
     // AT_PHDR first when the program headers are loaded (a fixed array:
     // nothing to allocate).
     let auxv_all = [

@@ -15,6 +15,7 @@ pub mod kswapd;
 pub mod oom;
 pub mod ramdisk;
 pub mod sched;
+pub mod signal;
 pub mod syscall;
 pub mod user;
 
@@ -28,6 +29,7 @@ pub fn init() {
     crate::mm::psi::set_current_hook(sched::current_pid);
     init_reclaim_hook();
     user::install_fault_handlers();
+    signal::init();
     oom::init();
     crate::arch::trap::set_syscall_handler(syscall::dispatch);
     console::init();

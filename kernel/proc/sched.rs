@@ -72,6 +72,8 @@ pub enum Block {
     /// In `poll`/`select` until this tick (`u64::MAX`: no timeout); any
     /// I/O event wakes it too (`fs::poll::notify`).
     Poll(u64),
+    /// Stopped by a signal (SIGSTOP, SIGTSTP, ...) until SIGCONT.
+    Stopped,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +96,7 @@ impl State {
             State::Blocked(Block::Kswapd) => "sleep",
             State::Blocked(Block::Pipe(_)) => "pipe",
             State::Blocked(Block::Poll(_)) => "poll",
+            State::Blocked(Block::Stopped) => "stopped",
             State::Zombie(_) => "zombie",
         }
     }
@@ -135,12 +138,17 @@ pub struct Process {
     /// the OOM killer wants this process than its size says; -1000 never.
     /// Children inherit it (fork), a new program keeps it (exec).
     pub oom_score_adj: i16,
+    /// What the process and machine calls keep: robust list, rseq, nice
+    /// (`syscall::system`).
+    pub sys: super::syscall::SysState,
     /// SIGKILL is pending: the process dies when its system call ends (the
     /// OOM killer chose it while it was copying user memory in the kernel).
     kill_pending: bool,
     /// A kernel thread (see the module comment): no address space of its
     /// own, never killed, never exits.
     kernel_thread: bool,
+    /// Signal actions, mask, pending set, alternate stack (`signal`).
+    pub sig: super::signal::SigState,
     /// Passed to the kernel when its parent died first. The kernel reaps
     /// such a process itself once it exits (Linux's init does the same for
     /// orphans), so zombies nobody will wait for do not pile up, each
@@ -266,8 +274,10 @@ pub fn init() {
         fds: super::fd::FdTable::empty(),
         fpu: Box::new(FpuState::initial()),
         oom_score_adj: 0,
+        sys: Default::default(),
         kill_pending: false,
         kernel_thread: false,
+        sig: super::signal::SigState::new(),
         adopted: false,
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
@@ -491,8 +501,10 @@ pub fn spawn_child(
             fds,
             fpu,
             oom_score_adj: 0,
+            sys: Default::default(),
             kill_pending: false,
             kernel_thread: false,
+            sig: super::signal::SigState::new(),
             adopted: false,
         },
     );
@@ -519,6 +531,10 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         if !process.kernel_thread {
             process.ppid = s.current;
             process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
+            process.sys = s
+                .procs
+                .get(&s.current)
+                .map_or_else(Default::default, |p| p.sys.for_child());
         }
         let pid = process.pid;
         s.procs.insert(process);
@@ -563,8 +579,10 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             fds: super::fd::FdTable::empty(),
             fpu,
             oom_score_adj: -1000,
+            sys: Default::default(),
             kill_pending: false,
             kernel_thread: true,
+            sig: super::signal::SigState::new(),
             adopted: false,
         },
     );
@@ -826,18 +844,13 @@ pub fn exit_current(status: i32) -> ! {
         }
         let parent = p.ppid;
         let aspace = p.aspace.take();
+        p.sig.clear_pending();
         let files = p.fds.take_all();
         for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
             child.ppid = 0;
             child.adopted = true;
         }
-        if let Some(parent) = s.procs.get_mut(&parent) {
-            if parent.state == State::Blocked(Block::Child) {
-                parent.state = State::Runnable;
-                s.queue.push_back(parent.pid);
-                crate::mm::psi::wake(parent.pid);
-            }
-        }
+        notify_parent(s, parent, cur, status);
         (aspace, files)
     });
     // Off this address space before it is torn down.
@@ -847,6 +860,73 @@ pub fn exit_current(status: i32) -> ! {
     drop(files);
     schedule();
     unreachable!("a zombie was scheduled");
+}
+
+/// Tells `parent` that its child `child` ended with wait status `status`:
+/// wakes it from `wait4`, and sends it SIGCHLD (which also ends a sleep
+/// when it has a handler for it).
+fn notify_parent(s: &mut Scheduler, parent: Pid, child: Pid, status: i32) {
+    let Some(p) = s.procs.get_mut(&parent) else {
+        return;
+    };
+    let signalled = parent != 0
+        && !p.kernel_thread
+        && p.sig.post(
+            super::signal::num::SIGCHLD,
+            super::signal::child_info(child, status),
+        );
+    let wake = match p.state {
+        State::Blocked(Block::Child) => true,
+        State::Blocked(Block::Sleep(_) | Block::Console) => signalled,
+        _ => false,
+    };
+    if wake {
+        p.state = State::Runnable;
+        s.queue.push_back(parent);
+        crate::mm::psi::wake(parent);
+    }
+}
+
+/// Runs `f` on process `pid`; if it returns true as its second value and
+/// the process sleeps interruptibly (wait4, nanosleep, console read,
+/// pause), it is woken (a signal for it). Callable from interrupt
+/// handlers: nothing allocates.
+pub fn with_process_wake<R>(pid: Pid, f: impl FnOnce(&mut Process) -> (R, bool)) -> Option<R> {
+    with(|s| {
+        let p = s.procs.get_mut(&pid)?;
+        let (r, wake) = f(p);
+        if wake
+            && !p.kernel_thread
+            && matches!(
+                p.state,
+                State::Blocked(
+                    Block::Child
+                        | Block::Sleep(_)
+                        | Block::Console
+                        | Block::Pipe(_)
+                        | Block::Poll(_)
+                )
+            )
+        {
+            p.state = State::Runnable;
+            s.queue.push_back(pid);
+            crate::mm::psi::wake(pid);
+        }
+        Some(r)
+    })
+}
+
+/// Makes a stopped process (`Block::Stopped`) runnable again (SIGCONT).
+pub fn resume_stopped(pid: Pid) {
+    with(|s| {
+        if let Some(p) = s.procs.get_mut(&pid) {
+            if p.state == State::Blocked(Block::Stopped) {
+                p.state = State::Runnable;
+                s.queue.push_back(pid);
+                crate::mm::psi::wake(pid);
+            }
+        }
+    })
 }
 
 /// There is no child that matches (ECHILD).
@@ -903,7 +983,7 @@ pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, NoChild> {
 }
 
 /// Whether a child matching `pid` (as in [`reap`]) is a zombie.
-fn zombie_child(pid: i64) -> bool {
+pub fn zombie_child(pid: i64) -> bool {
     with(|s| {
         let me = s.current;
         s.procs.values().any(|p| {
@@ -963,18 +1043,13 @@ pub fn kill(pid: Pid) -> bool {
         }
         let parent = p.ppid;
         let aspace = p.aspace.take();
+        p.sig.clear_pending();
         let files = p.fds.take_all();
         for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
             child.ppid = 0;
             child.adopted = true;
         }
-        if let Some(parent) = s.procs.get_mut(&parent) {
-            if parent.state == State::Blocked(Block::Child) {
-                parent.state = State::Runnable;
-                s.queue.push_back(parent.pid);
-                crate::mm::psi::wake(parent.pid);
-            }
-        }
+        notify_parent(s, parent, pid, signal_status(9));
         Some((aspace, files))
     });
     match aspace {

@@ -1,15 +1,19 @@
 //! What happens when user code misbehaves, and running user code from the
-//! kernel: a refused fault or a CPU exception in ring 3 prints one line and
-//! kills that process (SIGSEGV, SIGBUS past the end of a mapped file, SIGILL,
+//! kernel: a refused fault or a CPU exception in ring 3 goes to the
+//! process's signal handler if it installed one (`signal`); otherwise it
+//! prints one line and kills that process (SIGSEGV, SIGBUS past the end of a mapped file, SIGILL,
 //! SIGFPE, or SIGKILL when memory ran out); its parent's `wait4` sees the
 //! signal.
 
 use super::exec::{self, ExecError};
 use super::sched::{self, Pid};
+use super::signal;
 use crate::arch::trap::{self, TrapFrame};
 use crate::arch::usermode::user_frame;
 use crate::mm::aspace::{FaultError, SharedAddressSpace};
 use crate::mm::fault::{self, UserFault};
+use usercore::signal::{code as sigcode, death_status};
+use vmcore::SegvReason;
 
 pub const SIGILL: u8 = 4;
 pub const SIGFPE: u8 = 8;
@@ -49,29 +53,44 @@ fn report(what: core::fmt::Arguments) {
     sched::with_current(|p| crate::kprintln!("[pid {} {}] {what}", p.pid, p.name));
 }
 
-fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) -> ! {
+/// A refused fault: its signal goes to the process's handler if it has
+/// one (and does not block it), else the process dies by it.
+fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) {
+    let (signal, code) = match fault.why {
+        FaultError::OutOfMemory => (SIGKILL, 0),
+        FaultError::PastEof => (SIGBUS, sigcode::BUS_ADRERR),
+        FaultError::Segv(SegvReason::NoRegion) | FaultError::KernelAddress => {
+            (SIGSEGV, sigcode::SEGV_MAPERR)
+        }
+        FaultError::Segv(_) => (SIGSEGV, sigcode::SEGV_ACCERR),
+    };
+    if signal != SIGKILL && signal::catches(signal) {
+        signal::post_fault(signal, code, fault.addr);
+        return;
+    }
     report(format_args!("{fault}"));
     sched::note_fault(*fault);
-    let signal = match fault.why {
-        FaultError::OutOfMemory => SIGKILL,
-        FaultError::PastEof => SIGBUS,
-        FaultError::Segv(_) | FaultError::KernelAddress => SIGSEGV,
-    };
-    sched::exit_current(sched::signal_status(signal))
+    sched::exit_current(death_status(signal))
 }
 
 fn on_user_exception(frame: &mut TrapFrame) {
+    let (signal, code, addr) = match frame.vector {
+        0 => (SIGFPE, sigcode::FPE_INTDIV, frame.rip),
+        16 | 19 => (SIGFPE, sigcode::FPE_FLTINV, frame.rip),
+        6 => (SIGILL, sigcode::ILL_ILLOPN, frame.rip),
+        3 => (signal::num::SIGTRAP, sigcode::SI_KERNEL, 0),
+        _ => (SIGSEGV, sigcode::SI_KERNEL, 0),
+    };
+    if signal::catches(signal) {
+        signal::post_fault(signal, code, addr);
+        return;
+    }
     let (mnemonic, name) = crate::arch::exceptions::describe(frame.vector);
     report(format_args!(
         "{mnemonic} ({name}) at ip {:#x}, error {:#x}: killed",
         frame.rip, frame.error_code
     ));
-    let signal = match frame.vector {
-        0 | 16 | 19 => SIGFPE,
-        6 => SIGILL,
-        _ => SIGSEGV,
-    };
-    sched::exit_current(sched::signal_status(signal))
+    sched::exit_current(death_status(signal))
 }
 
 pub fn install_fault_handlers() {
@@ -84,9 +103,9 @@ pub fn wait_for(pid: Pid) -> UserExit {
     super::console::set_foreground(pid);
     // Look at the fault before the zombie is reaped.
     loop {
+        // Ctrl-C sent the foreground process SIGINT (`console::push`).
         if super::console::take_interrupt() {
             crate::kprintln!("^C");
-            sched::kill(pid);
         }
         let zombie = sched::with_process(pid, |p| match p.state {
             sched::State::Zombie(status) => Some((status, p.fault)),
@@ -153,17 +172,22 @@ pub fn spawn_program_with(
 }
 
 /// Waits for every one of `pids` (children of the kernel thread, e.g. a
-/// pipeline) to end, and says how each did. Ctrl-C kills those still
-/// running (all of them: one stage left alone could wait forever on a
-/// pipe).
+/// pipeline) to end, and says how each did. Ctrl-C interrupts them all,
+/// as a terminal signals its foreground process group: the console sends
+/// SIGINT to the last one (the foreground), this sends it to the others
+/// (a stage left alone could wait for ever on its pipe).
 pub fn wait_for_all(pids: &[Pid], exits: &mut [Option<UserExit>]) {
-    super::console::set_foreground(pids.last().copied().unwrap_or(0));
+    let foreground = pids.last().copied().unwrap_or(0);
+    super::console::set_foreground(foreground);
     loop {
         if super::console::take_interrupt() {
             crate::kprintln!("^C");
             for (&pid, exit) in pids.iter().zip(exits.iter()) {
-                if exit.is_none() {
-                    sched::kill(pid);
+                if exit.is_none() && pid != foreground {
+                    let _ = super::signal::send(pid, super::signal::num::SIGINT);
+                    if super::signal::is_stopped(pid) {
+                        let _ = super::signal::send(pid, super::signal::num::SIGCONT);
+                    }
                 }
             }
         }

@@ -12,7 +12,7 @@
 //! `/`): `>` creates or truncates, `>>` appends. The shell keeps no end
 //! of any pipe, so the reader sees end of file when the writer exits.
 //! In the foreground the shell waits for every program and reports each;
-//! Ctrl-C kills them all. `$?` is the last program's status.
+//! Ctrl-C sends them all SIGINT. `$?` is the last program's status.
 
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -110,7 +110,7 @@ pub fn details(name: &str) -> Option<&'static str> {
              truncated), >> FILE (appended), 2> FILE, 2>> FILE (errors), 2>&1\n  \
              (errors to where output goes); applied left to right, paths from /.\n  \
              Pipes: run A | run B (or run A | B) joins A's output to B's input; the\n  \
-             shell waits for all, Ctrl-C kills all, $? is the last one's status.\n  \
+             shell waits for all, Ctrl-C interrupts all, $? is the last one's status.\n  \
              Example: run hello > /tmp/out, then run cat /tmp/out;\n  \
              run busybox sh script.sh 2>&1 | run busybox wc -l > /tmp/n &"
         }

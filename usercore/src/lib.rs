@@ -5,12 +5,16 @@
 //!   writing it in the host boot tool.
 //! - [`elf`]: validating a static ELF64 x86_64 executable and turning it into
 //!   a page-granular load plan.
+//! - [`signal`]: POSIX signal numbers, default actions, masks and the
+//!   x86_64 signal frame (`rt_sigframe`) as bytes.
 //! - [`fsabi`]: file-system ABI: poll bits, `st_mode` types, `getdents64`
 //!   records, path components.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
 //! - [`pipe`]: a pipe's bytes and Linux's rules for reading and writing them.
 //! - [`cmdline`]: the kernel shell's syntax (quoting, redirections, `|`).
+//! - [`utf8`]: a streaming UTF-8 decoder for the console (characters split
+//!   between writes, U+FFFD for ill-formed bytes).
 //!
 //! The crate is `no_std` + `alloc` (the kernel has a heap). The `std` feature
 //! adds host-only helpers for the boot tool.
@@ -22,12 +26,15 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod chacha;
 pub mod cmdline;
 pub mod cpio;
 pub mod elf;
 pub mod fsabi;
 pub mod pipe;
+pub mod signal;
 pub mod stack;
+pub mod utf8;
 
 /// The page size every region in this crate is rounded to, and the
 /// rounding: vmcore's.

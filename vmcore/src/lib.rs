@@ -39,9 +39,11 @@ pub mod frame;
 pub mod gather;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
+pub mod mlock;
 pub mod paging;
 pub mod radix;
 pub mod range;
+pub mod rlimit;
 pub mod space;
 pub mod swap;
 pub mod vma;

@@ -414,6 +414,12 @@ pub enum VmError {
         /// Pages that could not be charged.
         pages: u64,
     },
+    /// A resource limit (`RLIMIT_AS` or `RLIMIT_DATA`) refused the new
+    /// region (`ENOMEM`, like Linux's `may_expand_vm`).
+    Rlimit {
+        /// The resource (`crate::rlimit::RLIMIT_AS` or `RLIMIT_DATA`).
+        resource: u32,
+    },
     /// [`VmaSet::grow_down`]: growing would pass the caller's limit.
     StackLimit {
         /// The faulting address.
@@ -454,6 +460,12 @@ impl fmt::Display for VmError {
                 write!(
                     f,
                     "not enough memory to commit {pages} pages (vm.overcommit_memory)"
+                )
+            }
+            VmError::Rlimit { resource } => {
+                write!(
+                    f,
+                    "resource limit {resource} (RLIMIT_AS/RLIMIT_DATA) reached"
                 )
             }
             VmError::StackLimit { addr, limit } => {

@@ -27,6 +27,7 @@ pub type SysResult = Result<u64, Errno>;
 impl Errno {
     pub const EPERM: Errno = Errno(1);
     pub const ENOENT: Errno = Errno(2);
+    pub const ESRCH: Errno = Errno(3);
     pub const EINTR: Errno = Errno(4);
     pub const EIO: Errno = Errno(5);
     pub const E2BIG: Errno = Errno(7);
@@ -57,6 +58,12 @@ impl Errno {
     pub const ENOTEMPTY: Errno = Errno(39);
     pub const ELOOP: Errno = Errno(40);
     pub const EOVERFLOW: Errno = Errno(75);
+    /// Interrupted by a signal: restarted unless a handler without
+    /// `SA_RESTART` runs (never seen by user space: `signal::deliver`).
+    pub const ERESTARTSYS: Errno = Errno(512);
+    /// Interrupted by a signal: `EINTR` if a handler runs, else restarted
+    /// (after a stop and SIGCONT).
+    pub const ERESTARTNOHAND: Errno = Errno(514);
     pub const EOPNOTSUPP: Errno = Errno(95);
 
     /// The value the system call leaves in RAX: `-errno`.
@@ -69,9 +76,10 @@ impl Errno {
     /// `vm.overcommit_memory`) as `other`.
     pub const fn vm_or(e: VmError, other: Errno) -> Errno {
         match e {
-            VmError::NoMemory | VmError::TooManyRegions | VmError::Overcommit { .. } => {
-                Errno::ENOMEM
-            }
+            VmError::NoMemory
+            | VmError::TooManyRegions
+            | VmError::Overcommit { .. }
+            | VmError::Rlimit { .. } => Errno::ENOMEM,
             _ => other,
         }
     }

@@ -1,35 +1,10 @@
-//! The rest: signals (accepted, never delivered), uname, arch_prctl.
+//! The rest: uname, arch_prctl.
 
 use super::*;
-use crate::arch::uapi::{Sigaction, Utsname, UTS_FIELD};
+use crate::arch::uapi::{Utsname, UTS_FIELD};
 use crate::mm::layout::USER_END;
-use crate::mm::uaccess::{copy_to_user, write_user};
+use crate::mm::uaccess::write_user;
 use crate::proc::sched;
-
-pub(super) fn sigaction(oldact: u64) -> SysResult {
-    // Signal handlers are accepted and never called: faults kill. The old
-    // action reads as SIG_DFL with no flags and an empty mask.
-    if oldact != 0 {
-        let none = Sigaction {
-            sa_handler: 0,
-            sa_flags: 0,
-            sa_restorer: 0,
-            sa_mask: 0,
-        };
-        write_user(oldact, &none)?;
-    }
-    Ok(0)
-}
-
-pub(super) fn sigprocmask(oldset: u64, size: u64) -> SysResult {
-    // The old mask is empty: `size` zero bytes (at most 128, the largest
-    // sigset there is).
-    if oldset != 0 {
-        let zeros = [0u8; 128];
-        copy_to_user(oldset, &zeros[..size.min(128) as usize])?;
-    }
-    Ok(0)
-}
 
 /// `s` NUL-padded to a `utsname` field.
 fn uts_field(s: &str) -> [u8; UTS_FIELD] {

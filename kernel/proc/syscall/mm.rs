@@ -358,6 +358,186 @@ pub(super) fn brk(addr: u64) -> SysResult {
     Ok(addr)
 }
 
+/// `mincore`: one byte per page of `[addr, addr + len)`, 1 if the page is
+/// resident (mapped in this address space's tables). The range must be
+/// mapped throughout (a hole is `ENOMEM`, as is a range past user space);
+/// the vector is written a chunk at a time, outside the address-space
+/// lock.
+pub(super) fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
+    if !vmcore::is_page_aligned(addr) {
+        return Err(Errno::EINVAL);
+    }
+    let len = vmcore::page_up(len).ok_or(Errno::ENOMEM)?;
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if end > vmcore::USER_END {
+        return Err(Errno::ENOMEM);
+    }
+    let aspace = current_aspace();
+    if aspace.lock().vmas().first_hole(addr, end).is_some() {
+        return Err(Errno::ENOMEM);
+    }
+    let mut chunk = [0u8; 256];
+    let mut at = addr;
+    let mut out = vec;
+    while at < end {
+        let n = ((end - at) / vmcore::PAGE_SIZE).min(chunk.len() as u64) as usize;
+        {
+            let mut aspace = aspace.lock();
+            for (i, byte) in chunk[..n].iter_mut().enumerate() {
+                let page = at + i as u64 * vmcore::PAGE_SIZE;
+                *byte = aspace.translate(page).is_some().into();
+            }
+        }
+        crate::mm::uaccess::copy_to_user(out, &chunk[..n])?;
+        at += n as u64 * vmcore::PAGE_SIZE;
+        out += n as u64;
+    }
+    Ok(0)
+}
+
+/// The page-aligned range `mlock`/`munlock` act on: `addr` rounded down,
+/// the length grown to match and rounded up. `None` if it overflows or
+/// leaves user space (`ENOMEM`).
+fn lock_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
+    let start = vmcore::page_down(addr);
+    let len = len.checked_add(addr - start).ok_or(Errno::EINVAL)?;
+    let len = vmcore::page_up(len).ok_or(Errno::EINVAL)?;
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    if end > vmcore::USER_END {
+        return Err(Errno::ENOMEM);
+    }
+    Ok((start, end))
+}
+
+/// Faults in every page of `[start, end)` as `mlock` does (Linux's
+/// `__mm_populate`): private writable pages for writing (their own copy),
+/// other readable ones for reading. A region that cannot be read
+/// (`PROT_NONE`) fails the call (`ENOMEM`) unless `skip_inaccessible`
+/// (`mlockall`). Each page is touched through the user-copy path, so a
+/// fault here reclaims (and may OOM-kill) like any other.
+fn populate(start: u64, end: u64, skip_inaccessible: bool) -> Result<(), Errno> {
+    let aspace = current_aspace();
+    let mut at = start;
+    while at < end {
+        let vma = aspace.lock().vmas().find(at).copied();
+        let Some(vma) = vma else {
+            return Err(Errno::ENOMEM);
+        };
+        let stop = vma.end.min(end);
+        if !vma.prot.contains(Prot::READ) && !skip_inaccessible {
+            return Err(Errno::ENOMEM);
+        }
+        if vma.prot.contains(Prot::READ) {
+            let write = vma.prot.contains(Prot::WRITE) && vma.sharing == Sharing::Private;
+            while at < stop {
+                let byte: u8 = crate::mm::uaccess::read_user(at).map_err(|_| Errno::ENOMEM)?;
+                if write {
+                    // The same byte back: only the fault matters (this
+                    // process runs nothing else meanwhile).
+                    crate::mm::uaccess::write_user(at, &byte).map_err(|_| Errno::ENOMEM)?;
+                }
+                at += vmcore::PAGE_SIZE;
+            }
+        }
+        at = stop;
+    }
+    Ok(())
+}
+
+const MLOCK_ONFAULT: u64 = 1;
+
+/// `mlock`/`mlock2`: the range must be mapped throughout (`ENOMEM`); it is
+/// locked (reclaim passes its pages over: `AddressSpace::is_locked`) and
+/// its pages are faulted in now unless `MLOCK_ONFAULT` (then each on its
+/// first touch, and kept from then on).
+pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (start, end) = lock_range(addr, len)?;
+    if start == end {
+        return Ok(0);
+    }
+    {
+        let aspace = current_aspace();
+        let mut aspace = aspace.lock();
+        if aspace.vmas().first_hole(start, end).is_some() {
+            return Err(Errno::ENOMEM);
+        }
+        // Locked before the pages come in, so none goes meanwhile (Linux
+        // sets VM_LOCKED first too; a failed populate leaves it set).
+        aspace.mlock(start, end).map_err(|_| Errno::ENOMEM)?;
+    }
+    if flags & MLOCK_ONFAULT == 0 {
+        populate(start, end, false)?;
+    }
+    Ok(0)
+}
+
+pub(super) fn munlock(addr: u64, len: u64) -> SysResult {
+    let (start, end) = lock_range(addr, len)?;
+    if start == end {
+        return Ok(0);
+    }
+    let aspace = current_aspace();
+    let mut aspace = aspace.lock();
+    if aspace.vmas().first_hole(start, end).is_some() {
+        return Err(Errno::ENOMEM);
+    }
+    aspace.munlock(start, end).map_err(|_| Errno::ENOMEM)?;
+    Ok(0)
+}
+
+const MCL_CURRENT: u64 = 1;
+const MCL_FUTURE: u64 = 2;
+const MCL_ONFAULT: u64 = 4;
+
+pub(super) fn mlockall(flags: u64) -> SysResult {
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MCL_CURRENT != 0 {
+        // Every region is locked (MCL_FUTURE, locking the regions made
+        // later, is accepted but not done).
+        let aspace = current_aspace();
+        let mut aspace = aspace.lock();
+        let mut at = 0;
+        loop {
+            // The first region ending above `at`, in O(log n).
+            let next = aspace
+                .vmas()
+                .overlapping(at, vmcore::USER_END)
+                .next()
+                .map(|v| (v.start, v.end));
+            let Some((start, end)) = next else { break };
+            aspace.mlock(start, end).map_err(|_| Errno::ENOMEM)?;
+            at = end;
+        }
+    }
+    if flags & MCL_CURRENT != 0 && flags & MCL_ONFAULT == 0 {
+        // Every region now, one at a time (the list may change as pages
+        // fault in: a stack grows).
+        let mut at = 0;
+        loop {
+            let next = current_aspace()
+                .lock()
+                .vmas()
+                .overlapping(at, vmcore::USER_END)
+                .next()
+                .map(|v| (v.start.max(at), v.end));
+            let Some((start, end)) = next else { break };
+            populate(start, end, true)?;
+            at = end;
+        }
+    }
+    Ok(0)
+}
+
+pub(super) fn munlockall() -> SysResult {
+    current_aspace().lock().munlock_all();
+    Ok(0)
+}
 const MS_ASYNC: u64 = 1;
 const MS_INVALIDATE: u64 = 2;
 const MS_SYNC: u64 = 4;

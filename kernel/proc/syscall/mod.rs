@@ -10,9 +10,11 @@
 //!
 //! One file per family: `mm` (mmap, munmap, mprotect, madvise, mremap, brk),
 //! `fs` (read/write on open files), `fd` (dup, fcntl), `path` (calls
-//! that name files by path, the stat family, getdents64), `process` (fork, clone,
-//! execve, wait4, the ids), `time` (clock_gettime, nanosleep) and `misc`
-//! (signals, uname, arch_prctl).
+//! that name files by path, the stat family, getdents64), `process`
+//! (fork, clone, execve, wait4, the ids), `time` (clock_gettime,
+//! nanosleep), `signal` (rt_sigaction and the rest of the signal calls),
+//! `system` (rlimits, getrandom, sysinfo, identity, robust lists, rseq,
+//! affinity, priority) and `misc` (uname, arch_prctl).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,6 +29,8 @@ mod mm;
 mod path;
 mod poll;
 mod process;
+mod signal;
+mod system;
 mod time;
 
 pub use errno::{Errno, SysResult};
@@ -37,6 +41,9 @@ use mm::*;
 use path::*;
 use poll::*;
 use process::*;
+use signal::*;
+pub use system::SysState;
+use system::*;
 use time::*;
 
 const SYS_READ: u64 = 0;
@@ -50,6 +57,7 @@ const SYS_MUNMAP: u64 = 11;
 const SYS_BRK: u64 = 12;
 const SYS_RT_SIGACTION: u64 = 13;
 const SYS_RT_SIGPROCMASK: u64 = 14;
+const SYS_RT_SIGRETURN: u64 = 15;
 const SYS_IOCTL: u64 = 16;
 const SYS_READV: u64 = 19;
 const SYS_WRITEV: u64 = 20;
@@ -57,6 +65,7 @@ const SYS_SCHED_YIELD: u64 = 24;
 const SYS_MREMAP: u64 = 25;
 const SYS_MSYNC: u64 = 26;
 const SYS_MADVISE: u64 = 28;
+const SYS_PAUSE: u64 = 34;
 const SYS_NANOSLEEP: u64 = 35;
 const SYS_GETPID: u64 = 39;
 const SYS_CLONE: u64 = 56;
@@ -65,13 +74,19 @@ const SYS_VFORK: u64 = 58;
 const SYS_EXECVE: u64 = 59;
 const SYS_EXIT: u64 = 60;
 const SYS_WAIT4: u64 = 61;
+const SYS_KILL: u64 = 62;
 const SYS_UNAME: u64 = 63;
 const SYS_GETPPID: u64 = 110;
+const SYS_RT_SIGPENDING: u64 = 127;
+const SYS_RT_SIGSUSPEND: u64 = 130;
+const SYS_SIGALTSTACK: u64 = 131;
 const SYS_ARCH_PRCTL: u64 = 158;
 const SYS_GETTID: u64 = 186;
+const SYS_TKILL: u64 = 200;
 const SYS_SET_TID_ADDRESS: u64 = 218;
 const SYS_CLOCK_GETTIME: u64 = 228;
 const SYS_EXIT_GROUP: u64 = 231;
+const SYS_TGKILL: u64 = 234;
 const SYS_OPENAT: u64 = 257;
 const SYS_POLL: u64 = 7;
 const SYS_PIPE: u64 = 22;
@@ -79,6 +94,44 @@ const SYS_SELECT: u64 = 23;
 const SYS_PSELECT6: u64 = 270;
 const SYS_PPOLL: u64 = 271;
 const SYS_PIPE2: u64 = 293;
+// Process and machine (system.rs) and memory (mm.rs) calls for C
+// libraries (issue 13).
+const SYS_MINCORE: u64 = 27;
+const SYS_GETRLIMIT: u64 = 97;
+const SYS_SYSINFO: u64 = 99;
+const SYS_GETUID: u64 = 102;
+const SYS_GETGID: u64 = 104;
+const SYS_SETUID: u64 = 105;
+const SYS_SETGID: u64 = 106;
+const SYS_GETEUID: u64 = 107;
+const SYS_GETEGID: u64 = 108;
+const SYS_SETREUID: u64 = 113;
+const SYS_SETREGID: u64 = 114;
+const SYS_GETGROUPS: u64 = 115;
+const SYS_SETGROUPS: u64 = 116;
+const SYS_SETRESUID: u64 = 117;
+const SYS_GETRESUID: u64 = 118;
+const SYS_SETRESGID: u64 = 119;
+const SYS_GETRESGID: u64 = 120;
+const SYS_SETFSUID: u64 = 122;
+const SYS_SETFSGID: u64 = 123;
+const SYS_GETPRIORITY: u64 = 140;
+const SYS_SETPRIORITY: u64 = 141;
+const SYS_PRCTL: u64 = 157;
+const SYS_MLOCK: u64 = 149;
+const SYS_MUNLOCK: u64 = 150;
+const SYS_MLOCKALL: u64 = 151;
+const SYS_MUNLOCKALL: u64 = 152;
+const SYS_SETRLIMIT: u64 = 160;
+const SYS_SCHED_SETAFFINITY: u64 = 203;
+const SYS_SCHED_GETAFFINITY: u64 = 204;
+const SYS_SET_ROBUST_LIST: u64 = 273;
+const SYS_GET_ROBUST_LIST: u64 = 274;
+const SYS_PRLIMIT64: u64 = 302;
+const SYS_GETCPU: u64 = 309;
+const SYS_GETRANDOM: u64 = 318;
+const SYS_MLOCK2: u64 = 325;
+const SYS_RSEQ: u64 = 334;
 const SYS_STAT: u64 = 4;
 const SYS_FSTAT: u64 = 5;
 const SYS_LSTAT: u64 = 6;
@@ -150,6 +203,7 @@ fn report_unknown(nr: u64) {
 }
 
 pub fn dispatch(frame: &mut TrapFrame) {
+    let nr = frame.rax;
     let (a0, a1, a2, a3, a4, a5) = (
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     );
@@ -208,11 +262,19 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_MSYNC => msync(a0, a1, a2),
         SYS_MADVISE => madvise(a0, a1, a2),
         SYS_BRK => brk(a0),
-        SYS_RT_SIGACTION => sigaction(a2),
-        SYS_RT_SIGPROCMASK => sigprocmask(a2, a3),
+        SYS_RT_SIGACTION => rt_sigaction(a0, a1, a2, a3),
+        SYS_RT_SIGPROCMASK => rt_sigprocmask(a0, a1, a2, a3),
+        SYS_RT_SIGRETURN => rt_sigreturn(frame),
+        SYS_RT_SIGPENDING => rt_sigpending(a0, a1),
+        SYS_RT_SIGSUSPEND => rt_sigsuspend(a0, a1),
+        SYS_PAUSE => pause(),
+        SYS_SIGALTSTACK => sigaltstack(frame, a0, a1),
+        SYS_KILL => kill(a0 as i32 as i64, a1),
+        SYS_TKILL => tkill(a0 as i32 as i64, a1),
+        SYS_TGKILL => tgkill(a0 as i32 as i64, a1 as i32 as i64, a2),
         SYS_IOCTL => ioctl(a0, a1, a2),
         SYS_SCHED_YIELD => sched_yield(),
-        SYS_NANOSLEEP => nanosleep(a0),
+        SYS_NANOSLEEP => nanosleep(a0, a1),
         SYS_GETPID | SYS_GETTID => getpid(),
         SYS_GETPPID => getppid(),
         SYS_SET_TID_ADDRESS => getpid(),
@@ -224,6 +286,34 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_UNAME => uname(a0),
         SYS_ARCH_PRCTL => arch_prctl(a0, a1),
         SYS_CLOCK_GETTIME => clock_gettime(a1),
+        SYS_MINCORE => mincore(a0, a1, a2),
+        SYS_MLOCK => mlock2(a0, a1, 0),
+        SYS_MLOCK2 => mlock2(a0, a1, a2),
+        SYS_MUNLOCK => munlock(a0, a1),
+        SYS_MLOCKALL => mlockall(a0),
+        SYS_MUNLOCKALL => munlockall(),
+        SYS_GETRLIMIT => getrlimit(a0, a1),
+        SYS_SETRLIMIT => setrlimit(a0, a1),
+        SYS_PRLIMIT64 => prlimit64(a0, a1, a2, a3),
+        SYS_GETRANDOM => getrandom(a0, a1, a2),
+        SYS_SYSINFO => sysinfo(a0),
+        SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => getid(),
+        SYS_SETUID | SYS_SETGID => setid(a0),
+        SYS_SETREUID | SYS_SETREGID => setids(&[a0, a1]),
+        SYS_SETRESUID | SYS_SETRESGID => setids(&[a0, a1, a2]),
+        SYS_GETRESUID | SYS_GETRESGID => getresid(a0, a1, a2),
+        SYS_SETFSUID | SYS_SETFSGID => setfsid(a0),
+        SYS_GETGROUPS => getgroups(a0, a1),
+        SYS_SETGROUPS => setgroups(a0, a1),
+        SYS_SET_ROBUST_LIST => set_robust_list(a0, a1),
+        SYS_GET_ROBUST_LIST => get_robust_list(a0, a1, a2),
+        SYS_RSEQ => rseq(a0, a1, a2, a3),
+        SYS_SCHED_GETAFFINITY => sched_getaffinity(a0, a1, a2),
+        SYS_SCHED_SETAFFINITY => sched_setaffinity(a0, a1, a2),
+        SYS_GETCPU => getcpu(a0, a1),
+        SYS_GETPRIORITY => getpriority(a0, a1),
+        SYS_SETPRIORITY => setpriority(a0, a1, a2),
+        SYS_PRCTL => prctl(a0, a1),
         nr => {
             report_unknown(nr);
             Err(Errno::ENOSYS)
@@ -235,4 +325,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
     };
     // The OOM killer may have chosen this process during the call.
     sched::deliver_pending_kill();
+    // Signals, and the restart of a call one interrupted (not of
+    // rt_sigreturn, whose RAX is the restored context's).
+    let restartable = (nr != SYS_RT_SIGRETURN).then_some(nr);
+    crate::proc::signal::deliver(frame, restartable);
 }

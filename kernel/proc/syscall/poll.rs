@@ -2,8 +2,8 @@
 //! pselect6 (Linux's argument checks and results; the waiting itself is
 //! `fs::poll::wait`, the pipe `fs::pipe`).
 //!
-//! Signal masks (`ppoll`, `pselect6`) are checked (size 8, readable) and
-//! not applied: no signal is delivered during the wait yet.
+//! Signal masks (`ppoll`, `pselect6`) are checked (size 8, readable) but
+//! not yet swapped in for the wait (see `check_sigmask`).
 
 use alloc::vec::Vec;
 
@@ -113,7 +113,8 @@ fn check_sigmask(mask: u64, size: u64) -> Result<(), Errno> {
     if size != 8 {
         return Err(Errno::EINVAL);
     }
-    // SIGNALS: apply it for the duration of the wait.
+    // Not applied: a signal the mask would block still interrupts the
+    // wait (left for the signal code's mask swap, as rt_sigsuspend does).
     let _: u64 = read_user(mask)?;
     Ok(())
 }

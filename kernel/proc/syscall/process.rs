@@ -51,6 +51,11 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
     }
     let child = kalloc::try_arc(spin::Mutex::new(child))?;
     let pid = sched::spawn_child(name, child, &child_frame, fs_base, brk, fds)?;
+    // Handlers, mask and alternate stack are inherited; nothing pending.
+    // (The child has not run yet: this system call runs with interrupts
+    // off and has not scheduled since it was queued.)
+    let sig = sched::with_current(|p| p.sig.fork_copy());
+    sched::with_process(pid, |c| c.sig = sig);
     Ok(pid as u64)
 }
 
@@ -139,8 +144,13 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
     let exe = crate::proc::fd::exe_path(path)?;
     let mut image = exec::load(path, &argv_refs, &envp_refs)?;
+    // The resource limits survive exec, as in Linux.
+    let limits = *current_aspace().lock().rlimits();
+    *image.aspace.lock().rlimits_mut() = limits;
     let old = sched::replace_image(&mut image);
     drop(old);
+    sched::with_current(|p| p.sig.on_exec());
+    sched::with_current(|p| p.sys = p.sys.for_exec());
     crate::proc::fd::close_on_exec();
     crate::proc::fd::set_exe(sched::current_pid(), exe);
     *frame = image.frame;
@@ -149,6 +159,8 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
 }
 
 const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2;
+const WCONTINUED: u64 = 8;
 
 pub(super) fn wait4(pid: i64, status: u64, options: u64) -> SysResult {
     let pid = if pid <= 0 { -1 } else { pid };
@@ -156,13 +168,39 @@ pub(super) fn wait4(pid: i64, status: u64, options: u64) -> SysResult {
     if status != 0 && !crate::mm::uaccess::access_ok(status, 4, Prot::WRITE) {
         return Err(Errno::EFAULT);
     }
-    match sched::wait(pid, options & WNOHANG != 0)? {
-        None => Ok(0),
-        Some((child, code)) => {
+    let (stopped, continued) = (options & WUNTRACED != 0, options & WCONTINUED != 0);
+    let report = || {
+        (stopped || continued)
+            .then(|| crate::proc::signal::take_wait_report(pid, stopped, continued))
+            .flatten()
+    };
+    loop {
+        if let Some((child, code)) = report() {
             if status != 0 {
                 write_user::<i32>(status, &code)?;
             }
-            Ok(child as u64)
+            return Ok(child as u64);
         }
+        match sched::wait(pid, true)? {
+            None if options & WNOHANG != 0 => return Ok(0),
+            None => {}
+            Some((child, code)) => {
+                if status != 0 {
+                    write_user::<i32>(status, &code)?;
+                }
+                return Ok(child as u64);
+            }
+        }
+        // A signal ends the wait (restarted unless a handler without
+        // SA_RESTART runs).
+        if crate::proc::signal::interrupted() {
+            return Err(Errno::ERESTARTSYS);
+        }
+        sched::block_unless(sched::Block::Child, || {
+            sched::zombie_child(pid)
+                || crate::proc::signal::interrupted()
+                || ((stopped || continued)
+                    && crate::proc::signal::wait_report_child(pid, stopped, continued).is_some())
+        });
     }
 }

@@ -23,7 +23,7 @@ use crate::swap::SwapEntry;
 use crate::vma::Vma;
 use crate::{page_down, PAGE_SIZE};
 
-use super::{gather_leaf, VmSpace, STACK_GUARD_GAP, STACK_LIMIT};
+use super::{gather_leaf, VmSpace, STACK_GUARD_GAP};
 
 /// Why a fault could not be resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,8 +244,17 @@ impl VmSpace {
         vma: &Vma,
         page: u64,
     ) -> Result<(), FaultError> {
-        let limit = vma.end.saturating_sub(STACK_LIMIT);
+        let limit = vma.end.saturating_sub(self.stack_limit());
         if vma.start - page > STACK_GUARD_GAP {
+            return Err(segv(backend, SegvReason::NoRegion));
+        }
+        // The growth counts against RLIMIT_AS (and is refused past it).
+        let growth = Vma {
+            start: page,
+            end: vma.start,
+            ..*vma
+        };
+        if self.may_expand(&growth).is_err() {
             return Err(segv(backend, SegvReason::NoRegion));
         }
         self.fault_cache = None;

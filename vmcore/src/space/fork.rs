@@ -29,6 +29,9 @@ impl VmSpace {
     pub fn fork_regions(&self, child: &mut VmSpace) -> Result<(), VmError> {
         child.vmas = self.vmas.try_clone()?;
         child.fault_cache = None;
+        child.rlimits = self.rlimits;
+        // Locks are not inherited (Linux clears VM_LOCKED in the child).
+        child.locked.clear();
         Ok(())
     }
 

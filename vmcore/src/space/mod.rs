@@ -25,7 +25,9 @@
 
 use crate::frame::FrameHandle;
 use crate::gather::{Gather, TlbFlush};
+use crate::mlock::LockedRanges;
 use crate::paging::{PageTables, Pte};
+use crate::rlimit::{self, Rlimits, RLIMIT_AS, RLIMIT_DATA, RLIMIT_STACK, RLIM_INFINITY};
 use crate::vma::{VmError, Vma, VmaSet};
 use crate::PAGE_SIZE;
 
@@ -43,8 +45,9 @@ pub use fork::ShareFrames;
 /// `stack_guard_gap`, 256 pages).
 pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
 
-/// How far a stack may grow down from its top (`RLIMIT_STACK`, 8 MiB).
-pub const STACK_LIMIT: u64 = 8 << 20;
+/// How far a stack may grow down from its top by default (`RLIMIT_STACK`,
+/// 8 MiB; [`VmSpace::rlimits`] holds the one in force).
+pub const STACK_LIMIT: u64 = rlimit::DEFAULT_STACK;
 
 /// Regions plus page tables.
 pub struct VmSpace {
@@ -54,6 +57,12 @@ pub struct VmSpace {
     /// land in the same one (Linux kept a per-mm `vmacache` for this), so
     /// they skip the O(log n) lookup. Cleared whenever regions change.
     fault_cache: Option<Vma>,
+    /// The process's resource limits; `RLIMIT_AS`, `RLIMIT_DATA` and
+    /// `RLIMIT_STACK` are enforced here (see [`crate::rlimit`]).
+    rlimits: Rlimits,
+    /// The `mlock`ed ranges: reclaim leaves their pages alone. A range's
+    /// part that is unmapped, replaced or moved is unlocked.
+    locked: LockedRanges,
 }
 
 impl VmSpace {
@@ -64,6 +73,8 @@ impl VmSpace {
             tables,
             vmas: VmaSet::new(),
             fault_cache: None,
+            rlimits: Rlimits::default(),
+            locked: LockedRanges::new(),
         }
     }
 
@@ -85,8 +96,76 @@ impl VmSpace {
 
     /// Adds a region. Nothing is allocated until it is touched.
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
+        self.may_expand(&vma)?;
         self.fault_cache = None;
         self.vmas.map(vma)
+    }
+
+    /// The resource limits (the address space enforces the memory ones).
+    pub fn rlimits(&self) -> &Rlimits {
+        &self.rlimits
+    }
+
+    /// The resource limits, to change.
+    pub fn rlimits_mut(&mut self) -> &mut Rlimits {
+        &mut self.rlimits
+    }
+
+    /// Linux's `may_expand_vm`: `vma` (replacing whatever it overlaps)
+    /// keeps the mapped total within `RLIMIT_AS` and, if it is a data
+    /// region, the data total within `RLIMIT_DATA`; else
+    /// [`VmError::Rlimit`].
+    pub fn may_expand(&self, vma: &Vma) -> Result<(), VmError> {
+        let (as_limit, data_limit) = (self.rlimits.cur(RLIMIT_AS), self.rlimits.cur(RLIMIT_DATA));
+        if as_limit == RLIM_INFINITY && data_limit == RLIM_INFINITY {
+            return Ok(());
+        }
+        let overlap = |v: &Vma| v.end.min(vma.end).saturating_sub(v.start.max(vma.start));
+        let mut total = 0u64;
+        let mut data = 0u64;
+        for v in self.vmas.iter() {
+            let kept = v.len() - overlap(v);
+            total += kept;
+            if rlimit::is_data(v) {
+                data += kept;
+            }
+        }
+        if total.saturating_add(vma.len()) > as_limit {
+            return Err(VmError::Rlimit {
+                resource: RLIMIT_AS,
+            });
+        }
+        if rlimit::is_data(vma) && data.saturating_add(vma.len()) > data_limit {
+            return Err(VmError::Rlimit {
+                resource: RLIMIT_DATA,
+            });
+        }
+        Ok(())
+    }
+
+    /// The locked ranges (`mlock`).
+    pub fn locked(&self) -> &LockedRanges {
+        &self.locked
+    }
+
+    /// Locks `[start, end)` (`mlock`: the caller checked it is mapped).
+    pub fn mlock(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.locked.lock(start, end)
+    }
+
+    /// Unlocks `[start, end)` (`munlock`).
+    pub fn munlock(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.locked.unlock(start, end)
+    }
+
+    /// Unlocks everything (`munlockall`).
+    pub fn munlock_all(&mut self) {
+        self.locked.clear();
+    }
+
+    /// The stack size limit in force (`RLIMIT_STACK`'s soft limit).
+    pub fn stack_limit(&self) -> u64 {
+        self.rlimits.cur(RLIMIT_STACK)
     }
 
     /// False if the last fault's region (cached) contains `addr`: then a

@@ -27,6 +27,9 @@ impl VmSpace {
         M: TableMemory + ?Sized,
         T: TlbFlush,
     {
+        // The moved range leaves its lock behind (a known difference from
+        // Linux, whose VM_LOCKED moves with the region).
+        self.locked.unlock(old, old + len)?;
         self.fault_cache = None;
         let end = old + len;
         let mut moved: Vec<Vma> = Vec::new();

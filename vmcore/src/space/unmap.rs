@@ -28,8 +28,13 @@ impl VmSpace {
         M: TableMemory + ?Sized,
         T: TlbFlush,
     {
+        // Room to split a locked range first: after the regions change,
+        // nothing may fail.
+        self.locked.reserve()?;
         self.fault_cache = None;
-        for (s, e) in self.vmas.unmap(start, end)? {
+        let removed = self.vmas.unmap(start, end)?;
+        let _ = self.locked.unlock(start, end);
+        for (s, e) in removed {
             self.unmap_pages(mem, gather, s, e);
         }
         Ok(())
@@ -46,8 +51,12 @@ impl VmSpace {
         M: TableMemory + ?Sized,
         T: TlbFlush,
     {
+        self.may_expand(&vma)?;
+        self.locked.reserve()?;
         self.fault_cache = None;
-        for (s, e) in self.vmas.map_fixed(vma)? {
+        let removed = self.vmas.map_fixed(vma)?;
+        let _ = self.locked.unlock(vma.start, vma.end);
+        for (s, e) in removed {
             self.unmap_pages(mem, gather, s, e);
         }
         Ok(())

@@ -1,0 +1,205 @@
+//! Signals: rt_sigaction, rt_sigprocmask, rt_sigreturn, rt_sigpending,
+//! rt_sigsuspend, pause, sigaltstack, kill, tkill, tgkill. The state and
+//! delivery are `proc::signal`'s; these calls copy the user's structures
+//! in and out (outside the scheduler lock) and apply Linux's rules.
+
+use usercore::signal::{self as abi, num::*, StackT};
+
+use super::*;
+use crate::arch::trap::TrapFrame;
+use crate::arch::uapi::Sigaction;
+use crate::mm::uaccess::{copy_from_user, copy_to_user, read_user, write_user};
+use crate::proc::sched::{self, Block, Pid};
+use crate::proc::signal::{self, Action, SendError};
+
+/// The only `sigsetsize` the rt_ calls take: 64 signals, 8 bytes.
+const SIGSET_SIZE: u64 = 8;
+
+pub(super) fn rt_sigaction(sig: u64, act: u64, oldact: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE || !abi::valid(sig) {
+        return Err(Errno::EINVAL);
+    }
+    let sig = sig as u8;
+    let new = if act != 0 {
+        if sig == SIGKILL || sig == SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        let a: Sigaction = read_user(act)?;
+        Some(Action {
+            handler: a.sa_handler,
+            flags: a.sa_flags,
+            restorer: a.sa_restorer,
+            mask: a.sa_mask,
+        })
+    } else {
+        None
+    };
+    // The old action is written after the new one is set (Linux order); a
+    // bad `oldact` still fails the call with EFAULT.
+    let old = sched::with_current(|p| match new {
+        Some(new) => p.sig.set_action(sig, new),
+        None => p.sig.action(sig),
+    });
+    if oldact != 0 {
+        let out = Sigaction {
+            sa_handler: old.handler,
+            sa_flags: old.flags,
+            sa_restorer: old.restorer,
+            sa_mask: old.mask,
+        };
+        write_user(oldact, &out)?;
+    }
+    Ok(0)
+}
+
+pub(super) fn rt_sigprocmask(how: u64, set: u64, oldset: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new: Option<u64> = if set != 0 {
+        Some(read_user(set)?)
+    } else {
+        None
+    };
+    let old = sched::with_current(|p| p.sig.blocked);
+    if let Some(new) = new {
+        let blocked = abi::apply_how(old, how, new).ok_or(Errno::EINVAL)?;
+        sched::with_current(|p| p.sig.blocked = blocked);
+    }
+    if oldset != 0 {
+        write_user(oldset, &old)?;
+    }
+    Ok(0)
+}
+
+pub(super) fn rt_sigpending(set: u64, size: u64) -> SysResult {
+    if size > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let pending = sched::with_current(|p| p.sig.pending() & p.sig.blocked);
+    copy_to_user(set, &pending.to_le_bytes()[..size as usize])?;
+    Ok(0)
+}
+
+/// Sleeps until a signal is to be taken (pause, rt_sigsuspend).
+fn wait_for_signal() {
+    while !signal::interrupted() {
+        sched::block_unless(Block::Sleep(u64::MAX), signal::interrupted);
+    }
+}
+
+pub(super) fn pause() -> SysResult {
+    wait_for_signal();
+    Err(Errno::ERESTARTNOHAND)
+}
+
+pub(super) fn rt_sigsuspend(mask: u64, size: u64) -> SysResult {
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mask: u64 = read_user(mask)?;
+    sched::with_current(|p| p.sig.suspend_mask(mask));
+    wait_for_signal();
+    Err(Errno::ERESTARTNOHAND)
+}
+
+pub(super) fn sigaltstack(frame: &TrapFrame, ss: u64, old_ss: u64) -> SysResult {
+    let new = if ss != 0 {
+        let mut b = [0u8; abi::STACK_T_SIZE];
+        copy_from_user(&mut b, ss)?;
+        Some(StackT::from_bytes(&b))
+    } else {
+        None
+    };
+    let current = sched::with_current(|p| p.sig.altstack());
+    if let Some(new) = new {
+        if current.contains(frame.rsp) {
+            return Err(Errno::EPERM);
+        }
+        let s = abi::new_altstack(&new).map_err(|e| {
+            if e == 12 {
+                Errno::ENOMEM
+            } else {
+                Errno::EINVAL
+            }
+        })?;
+        sched::with_current(|p| p.sig.set_altstack(s));
+    }
+    if old_ss != 0 {
+        let view = abi::altstack_view(&current, frame.rsp);
+        copy_to_user(old_ss, &view.to_bytes())?;
+    }
+    Ok(0)
+}
+
+pub(super) fn rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
+    Ok(signal::sigreturn(frame))
+}
+
+fn send(pid: Pid, sig: u64, code: i32) -> SysResult {
+    let me = sched::current_pid();
+    let result = if sig == 0 {
+        // Only "does it exist".
+        match sched::with_process(pid, |p| p.pid == 0 || p.is_kernel_thread()) {
+            None => Err(SendError::NoProcess),
+            Some(true) => Err(SendError::NotPermitted),
+            Some(false) => Ok(()),
+        }
+    } else {
+        signal::send_info(pid, sig as u8, signal::user_info(sig as u8, me, code))
+    };
+    match result {
+        Ok(()) => Ok(0),
+        Err(SendError::NoProcess) => Err(Errno::ESRCH),
+        Err(SendError::NotPermitted) => Err(Errno::EPERM),
+    }
+}
+
+pub(super) fn kill(pid: i64, sig: u64) -> SysResult {
+    if sig != 0 && !abi::valid(sig) {
+        return Err(Errno::EINVAL);
+    }
+    let me = sched::current_pid();
+    match pid {
+        // No process groups: the caller is alone in its group.
+        0 => send(me, sig, abi::code::SI_USER),
+        p if p > 0 && p <= u32::MAX as i64 => send(p as Pid, sig, abi::code::SI_USER),
+        p if p < -1 && -p == me as i64 => send(me, sig, abi::code::SI_USER),
+        -1 => {
+            // Every process but the caller and the kernel's (Linux: but
+            // init and the caller).
+            let mut after = 0;
+            let mut any = false;
+            while let Some((pid, user)) = sched::with_next_process(after, |p| {
+                (p.pid, p.pid != 0 && !p.is_kernel_thread() && !p.dying())
+            }) {
+                after = pid;
+                if user && pid != me {
+                    any = true;
+                    let _ = send(pid, sig, abi::code::SI_USER);
+                }
+            }
+            if any {
+                Ok(0)
+            } else {
+                Err(Errno::ESRCH)
+            }
+        }
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+pub(super) fn tkill(tid: i64, sig: u64) -> SysResult {
+    tgkill(tid, tid, sig)
+}
+
+pub(super) fn tgkill(tgid: i64, tid: i64, sig: u64) -> SysResult {
+    if tgid <= 0 || tid <= 0 || (sig != 0 && !abi::valid(sig)) {
+        return Err(Errno::EINVAL);
+    }
+    // One thread per process: the thread id is the process id.
+    if tgid != tid || tid > u32::MAX as i64 {
+        return Err(Errno::ESRCH);
+    }
+    send(tid as Pid, sig, abi::code::SI_TKILL)
+}
