@@ -36,7 +36,10 @@
  * uname, arch_prctl (the FS base is always restored), clock_gettime,
  * clock_getres, gettimeofday, time, clock_nanosleep (never more than
  * 10 ms, absolute times always past),
- * and the process and machine calls: getrlimit, prlimit64, getrandom,
+ * pipe and pipe2 (a pipe that would block is closed at once: only
+ * O_NONBLOCK pipes join the descriptors later calls use), poll, ppoll,
+ * select and pselect6 (never a timeout over 10 ms, never an infinite
+ * one), and the process and machine calls: getrlimit, prlimit64, getrandom,
  * sysinfo, the identity calls, set/get_robust_list, rseq, sched_get/
  * setaffinity, getcpu, get/setpriority, mincore, mlock, mlock2, munlock,
  * mlockall (never populating everything), munlockall, prctl) and
@@ -70,6 +73,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -79,6 +83,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -958,6 +963,40 @@ static void make_fs_call(struct call *c)
 
 static u64 sigset_buf[4];
 
+/* pipe/pipe2's answer, when given our own array. */
+static int pipe_pair[2];
+static struct pollfd pollfds[8];
+static fd_set fdsets[3];
+static struct timespec poll_ts;
+static u64 pselect_data[2];
+
+/* A timeout for ppoll/pselect6: at most 10 ms, never NULL (forever). */
+static u64 pick_wait_timespec(void)
+{
+	switch (below(5)) {
+	case 0:
+		poll_ts = (struct timespec){0, (long)below(10 * 1000 * 1000)};
+		return (u64)&poll_ts;
+	case 1:
+		poll_ts = (struct timespec){(long)below(3) - 1, 1000 * 1000 * 1000 + (long)below(10)};
+		return (u64)&poll_ts; /* EINVAL */
+	case 2:
+		return KERNEL_ADDR;
+	case 3:
+		/* Never a page of ours (see pick_timespec). */
+		return 0x8000000000000000ul;
+	default:
+		poll_ts = (struct timespec){0, 0};
+		return (u64)&poll_ts;
+	}
+}
+
+/* A sigset pointer and its size, for ppoll and pselect6. */
+static void pick_sigmask(u64 *mask, u64 *size)
+{
+	*mask = chance(50) ? 0 : chance(70) ? (u64)sigset_buf : pick_addr();
+	*size = chance(80) ? 8 : below(200);
+}
 /* Signals: a handler that only counts, and the restorer it returns through
  * (rt_sigreturn), as a C library's. */
 static volatile long handler_runs;
@@ -1302,8 +1341,56 @@ static void make_call(struct call *c)
 			a[0] = (u64)raw6(SYS_getpid, 0, 0, 0, 0, 0, 0);
 			a[1] = chance(50) ? SIGUSR1 : pick_sig();
 		}
-	} else if (k < 98) {
+	} else if (k < 96) {
 		make_fs_call(c);
+	} else if (k < 97) {
+		if (below(3) == 0) {
+			SET("pipe", SYS_pipe, 1);
+		} else {
+			SET("pipe2", SYS_pipe2, 2);
+			a[1] = chance(80) ? (rnd() & (O_NONBLOCK | O_CLOEXEC)) : rnd();
+		}
+		a[0] = chance(70) ? (u64)pipe_pair : pick_buf();
+	} else if (k < 98) {
+		u64 n = chance(90) ? below(9) : (chance(50) ? 1025 + below(4) : rnd());
+		for (int i = 0; i < 8; i++)
+			pollfds[i] = (struct pollfd){chance(90) ? pick_fd() : -(int)below(3),
+						     (short)(chance(80) ? below(8) : rnd()), (short)rnd()};
+		if (below(2)) {
+			SET("poll", SYS_poll, 3);
+			a[2] = chance(70) ? 0 : below(11); /* ms; never -1 */
+		} else {
+			SET("ppoll", SYS_ppoll, 5);
+			a[2] = pick_wait_timespec();
+			pick_sigmask(&a[3], &a[4]);
+		}
+		a[0] = chance(80) ? (u64)pollfds : pick_addr();
+		a[1] = n;
+	} else if (k < 99) {
+		for (int i = 0; i < 3; i++) {
+			FD_ZERO(&fdsets[i]);
+			for (int j = (int)below(4); j > 0; j--) {
+				int fd = chance(80) ? pick_fd() : (int)below(80);
+				if (fd >= 0 && fd < FD_SETSIZE)
+					FD_SET(fd, &fdsets[i]);
+			}
+		}
+		a[0] = chance(90) ? below(70) : rnd();
+		for (int i = 0; i < 3; i++)
+			a[1 + i] = chance(20) ? 0 : chance(80) ? (u64)&fdsets[i] : pick_buf();
+		if (below(2)) {
+			SET("select", SYS_select, 5);
+			static struct timeval tv;
+			tv = (struct timeval){chance(90) ? 0 : -1,
+					      chance(90) ? (long)below(10000) : -(long)below(5)};
+			/* Never NULL (forever) nor a page that may be ours. */
+			a[4] = chance(80) ? (u64)&tv : (chance(50) ? KERNEL_ADDR : 0x8000000000000000ul);
+		} else {
+			SET("pselect6", SYS_pselect6, 6);
+			a[4] = pick_wait_timespec();
+			pick_sigmask(&pselect_data[0], &pselect_data[1]);
+			a[5] = chance(30) ? 0 : chance(80) ? (u64)pselect_data : pick_addr();
+		}
 	} else {
 		SET("unknown", 512 + (long)below(588), 6);
 		for (int i = 0; i < 6; i++)
@@ -1400,6 +1487,35 @@ static void after_call(struct call *c, long r)
 		if (r >= 0 && nfds < 16)
 			fds[nfds++] = (int)r;
 		break;
+	case SYS_fcntl:
+		/* A pipe must stay O_NONBLOCK (a blocking read of a pipe whose
+		 * writer is ourselves waits forever): F_SETFL through any of its
+		 * descriptors sets it again. */
+		if (r == 0 && a[1] == F_SETFL && !(a[2] & O_NONBLOCK)) {
+			struct stat st;
+			if (raw6(SYS_fstat, a[0], (u64)&st, 0, 0, 0, 0) == 0 && S_ISFIFO(st.st_mode))
+				raw6(SYS_fcntl, a[0], F_SETFL, O_NONBLOCK, 0, 0, 0);
+		}
+		break;
+	case SYS_pipe:
+	case SYS_pipe2:
+		if (r == 0) {
+			/* The kernel wrote the pair there, so it is ours to read. */
+			int pair[2];
+			memcpy(pair, (void *)a[0], sizeof pair);
+			int nonblock = c->nr == SYS_pipe2 && (a[1] & O_NONBLOCK);
+			for (int i = 0; i < 2; i++) {
+				/* A blocking end would wait forever (we hold both). */
+				if (nonblock && nfds < 16 && !(trace && pair[i] == 1))
+					fds[nfds++] = pair[i];
+				else if (!(trace && pair[i] == 1))
+					raw6(SYS_close, (u64)pair[i], 0, 0, 0, 0, 0);
+			}
+		} else if (r != -EFAULT && r != -EINVAL && r != -EMFILE && r != -ENFILE &&
+			   r != -ENOMEM) {
+			violated(c, r, "pipe failed with an unexpected errno");
+		}
+		break;
 	case SYS_close:
 		if (r == 0)
 			for (int i = 0; i < nfds; i++)
@@ -1454,6 +1570,11 @@ static void run_batch(u64 seed, long batch, long ncalls)
 	} else {
 		sandbox_linux_child();
 	}
+	/* Writes to pipes whose reader is gone: EPIPE, not a dead batch. */
+	struct {
+		u64 handler, flags, restorer, mask;
+	} ign = {1 /* SIG_IGN */, 0x04000000 /* SA_RESTORER */, 0, 0};
+	raw6(SYS_rt_sigaction, SIGPIPE, (u64)&ign, 0, 8, 0, 0);
 	volatile int here = 0;
 	stack_addr = (u64)&here;
 	text_addr = (u64)&run_batch;

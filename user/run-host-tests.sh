@@ -132,6 +132,17 @@ check filemap 0 "filemap: parent ok after 300 rounds" "filemap: child ok after 3
 check memhog-fill 0 "memhog: filled 8 MiB, checked" -- $B/memhog fill 8
 check memhog-hold 124 "memhog: holding 4 MiB" -- timeout 0.5 $B/memhog hold 4
 check memhog-bad-arg 2 "usage: memhog" -- $B/memhog eat 3
+# pipes, poll and select (natively: what Linux does); the helper modes for
+# shell pipelines; cat, files or standard input.
+check pipetests 0 "pipetests: 21 passed, 0 failed" -- $B/pipetests
+if grep -q FAILED "$out"; then
+	echo "run-host-tests: pipetests printed FAILED lines"
+	failures=$((failures + 1))
+fi
+check pipetests-gen-count 0 "count: 100000 bytes, 2564 lines, hash f4f54fc2eb5996b3" -- sh -c "$B/pipetests gen 100000 | $B/cat | $B/pipetests count"
+check cat-files 0 "hello from ferrite" -- sh -c "$B/hello > /tmp/ferrite-cat.$$ && $B/cat - /tmp/ferrite-cat.$$ </dev/null; s=\$?; rm -f /tmp/ferrite-cat.$$; exit \$s"
+check cat-missing 1 "cat: /nonexistent: No such file or directory" -- $B/cat /nonexistent
+check pipetests-bad-name 2 "no case named" -- $B/pipetests no-such-case
 # spin runs forever: timeout stops it (status 124) after it said hello.
 check spin 124 "spin: spinning forever" -- timeout 0.5 $B/spin
 check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0

@@ -9,6 +9,8 @@
 pub mod console;
 pub mod devfs;
 pub mod file;
+pub mod pipe;
+pub mod poll;
 pub mod ramfs;
 pub mod tmpfs;
 pub mod vfs;

@@ -59,6 +59,7 @@ pub fn push(byte: u8) {
         }
     }
     sched::wake_all(Block::Console);
+    crate::fs::poll::notify();
 }
 
 fn serial_irq() {

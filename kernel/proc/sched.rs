@@ -67,6 +67,11 @@ pub enum Block {
     /// kswapd, waiting for an allocation to leave free memory below the
     /// low watermark.
     Kswapd,
+    /// In `read` or `write` on the pipe with this id (empty or full).
+    Pipe(u64),
+    /// In `poll`/`select` until this tick (`u64::MAX`: no timeout); any
+    /// I/O event wakes it too (`fs::poll::notify`).
+    Poll(u64),
     /// Stopped by a signal (SIGSTOP, SIGTSTP, ...) until SIGCONT.
     Stopped,
 }
@@ -89,6 +94,8 @@ impl State {
             State::Blocked(Block::Sleep(_)) => "sleep",
             State::Blocked(Block::Console) => "read",
             State::Blocked(Block::Kswapd) => "sleep",
+            State::Blocked(Block::Pipe(_)) => "pipe",
+            State::Blocked(Block::Poll(_)) => "poll",
             State::Blocked(Block::Stopped) => "stopped",
             State::Zombie(_) => "zombie",
         }
@@ -764,6 +771,8 @@ fn on_tick(_frame: &mut TrapFrame) {
                     }
                     now >= until
                 }
+                // poll/select: a deadline in timer ticks (fs::poll).
+                State::Blocked(Block::Poll(until)) => crate::time::ticks() >= until,
                 State::Blocked(Block::Kswapd) => deferred,
                 _ => false,
             };
@@ -828,6 +837,20 @@ fn wake_locked(s: &mut Scheduler, why: Block) {
             crate::mm::psi::wake(p.pid);
         }
     }
+}
+
+/// Makes every process in `poll`/`select` ([`Block::Poll`], whatever its
+/// timeout) runnable: they look at their files again.
+pub fn wake_pollers() {
+    with(|s| {
+        for p in s.procs.values_mut() {
+            if matches!(p.state, State::Blocked(Block::Poll(_))) {
+                p.state = State::Runnable;
+                s.queue.push_back(p.pid);
+                crate::mm::psi::wake(p.pid);
+            }
+        }
+    })
 }
 
 /// A [`Block::Kswapd`] wake that found the scheduler lock held: the next
@@ -949,7 +972,13 @@ pub fn with_process_wake<R>(pid: Pid, f: impl FnOnce(&mut Process) -> (R, bool))
             && !p.kernel_thread
             && matches!(
                 p.state,
-                State::Blocked(Block::Child | Block::Sleep(_) | Block::Console)
+                State::Blocked(
+                    Block::Child
+                        | Block::Sleep(_)
+                        | Block::Console
+                        | Block::Pipe(_)
+                        | Block::Poll(_)
+                )
             )
         {
             p.state = State::Runnable;

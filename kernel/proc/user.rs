@@ -146,15 +146,82 @@ pub fn run(
 
 /// Starts the program at `path` in the ramdisk as a child of the kernel.
 pub fn spawn_program(path: &str, argv: &[&str]) -> Result<Pid, ExecError> {
+    let fds = super::fd::standard().map_err(|_| ExecError::OutOfMemory)?;
+    spawn_program_with(path, argv, fds)
+}
+
+/// [`spawn_program`] with the descriptor table given (the shell's
+/// redirections and pipelines).
+pub fn spawn_program_with(
+    path: &str,
+    argv: &[&str],
+    fds: super::fd::FdTable,
+) -> Result<Pid, ExecError> {
     let mut bytes: alloc::vec::Vec<&[u8]> =
         crate::mm::kalloc::try_with_capacity(argv.len()).map_err(|_| ExecError::OutOfMemory)?;
     bytes.extend(argv.iter().map(|a| a.as_bytes()));
     let argv = bytes;
     let envp: [&[u8]; 2] = [b"PATH=/bin", b"HOME=/"];
     let exe = super::fd::exe_path(path).map_err(|_| ExecError::OutOfMemory)?;
-    let image = exec::load(path, &argv, &envp)?;
-    let pid = sched::spawn(&image.name, image.aspace, &image.frame, 0, image.brk)
+    let mut image = exec::load(path, &argv, &envp)?;
+    let name = core::mem::take(&mut image.name);
+    let pid = sched::spawn_child(name, image.aspace, &image.frame, 0, image.brk, fds)
         .map_err(|_| ExecError::OutOfMemory)?;
     super::fd::set_exe(pid, exe);
     Ok(pid)
+}
+
+/// Waits for every one of `pids` (children of the kernel thread, e.g. a
+/// pipeline) to end, and says how each did. Ctrl-C interrupts them all,
+/// as a terminal signals its foreground process group: the console sends
+/// SIGINT to the last one (the foreground), this sends it to the others
+/// (a stage left alone could wait for ever on its pipe).
+pub fn wait_for_all(pids: &[Pid], exits: &mut [Option<UserExit>]) {
+    let foreground = pids.last().copied().unwrap_or(0);
+    super::console::set_foreground(foreground);
+    loop {
+        if super::console::take_interrupt() {
+            crate::kprintln!("^C");
+            for (&pid, exit) in pids.iter().zip(exits.iter()) {
+                if exit.is_none() && pid != foreground {
+                    let _ = super::signal::send(pid, super::signal::num::SIGINT);
+                    if super::signal::is_stopped(pid) {
+                        let _ = super::signal::send(pid, super::signal::num::SIGCONT);
+                    }
+                }
+            }
+        }
+        let mut running = false;
+        for (&pid, exit) in pids.iter().zip(exits.iter_mut()) {
+            if exit.is_some() {
+                continue;
+            }
+            let zombie = sched::with_process(pid, |p| match p.state {
+                sched::State::Zombie(status) => Some((status, p.fault)),
+                _ => None,
+            });
+            match zombie {
+                Some(Some((status, fault))) => {
+                    let _ = sched::reap(pid as i64);
+                    *exit = Some(UserExit::from_status(status, fault));
+                }
+                Some(None) => running = true,
+                // Reaped by someone else: it ended, how is not known.
+                None => *exit = Some(UserExit::Exited(0)),
+            }
+        }
+        if !running {
+            super::console::set_foreground(0);
+            return;
+        }
+        // Checked again with interrupts off (see `wait_for`).
+        sched::block_unless(sched::Block::Child, || {
+            super::console::interrupt_pending()
+                || pids.iter().zip(exits.iter()).any(|(&pid, exit)| {
+                    exit.is_none()
+                        && sched::with_process(pid, |p| matches!(p.state, sched::State::Zombie(_)))
+                            .unwrap_or(true)
+                })
+        });
+    }
 }

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod editor;
 pub mod memory;
 pub mod mmview;
+pub mod pipeline;
 pub mod procs;
 pub mod swap;
 pub mod sysctl;
@@ -56,6 +57,10 @@ pub enum ShellError {
     /// The kernel heap ran out of memory for what the command needed: the
     /// command is refused (nothing here allocates, so it cannot fail too).
     OutOfMemory { command: &'static str },
+    /// The line does not parse (an unclosed quote, a `>` without a file...).
+    Syntax(usercore::cmdline::ParseError),
+    /// Redirections, `|` or `&` on a command that is not `run`.
+    NotRun(String),
 }
 
 impl fmt::Display for ShellError {
@@ -80,6 +85,11 @@ impl fmt::Display for ShellError {
             ShellError::Failed { command, why } => write!(f, "{command}: {why}"),
             ShellError::Output => write!(f, "shell: output error"),
             ShellError::OutOfMemory { command } => write!(f, "{command}: out of memory"),
+            ShellError::Syntax(e) => write!(f, "shell: {e}"),
+            ShellError::NotRun(name) => write!(
+                f,
+                "{name}: redirections, `|` and `&` work with `run` only (see help run)"
+            ),
         }
     }
 }
@@ -362,8 +372,8 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "run",
-        usage: "PROGRAM [ARGS...] [&]",
-        about: "run a program from /bin (& : in the background)",
+        usage: "PROGRAM [ARGS...] [<IN] [>OUT] [>>OUT] [| PROGRAM...] [&]",
+        about: "run programs from /bin: redirections, pipes, & (see help run)",
         run: procs::run,
     },
     Command {
@@ -452,27 +462,43 @@ pub fn find(name: &str) -> Option<&'static Command> {
 }
 
 /// Runs one command line, writing its output to `out`. Empty lines and
-/// `#` comments do nothing.
+/// `#` comments do nothing. Words may be quoted (`'...'`, `"..."`, `\`);
+/// `run` lines may have redirections and pipes ([`pipeline`]).
 pub fn execute(line: &str, out: &mut dyn Write) -> Result {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(());
     }
-    // The words, in a vector that grows fallibly: a line is user input.
+    // The words, in vectors that grow fallibly: a line is user input.
     let oom = ShellError::OutOfMemory { command: "shell" };
-    let mut words: Vec<&str> =
-        kalloc::try_with_capacity(line.split_whitespace().count()).map_err(|_| oom.clone())?;
-    words.extend(line.split_whitespace());
-    let command = match find(words[0]) {
+    let parsed = usercore::cmdline::parse(line).map_err(|e| match e {
+        usercore::cmdline::ParseError::OutOfMemory => oom.clone(),
+        e => ShellError::Syntax(e),
+    })?;
+    let Some(first) = parsed.commands.first() else {
+        return Ok(());
+    };
+    let name = first.words.first().map(String::as_str).unwrap_or_default();
+    if name == "run" {
+        return pipeline::run(&parsed, out);
+    }
+    let command = match find(name) {
         Some(c) => c,
         None => {
-            let name = kalloc::try_string(words[0]).map_err(|_| oom)?;
+            let name = kalloc::try_string(name).map_err(|_| oom)?;
             return Err(ShellError::UnknownCommand(name));
         }
     };
+    if parsed.commands.len() > 1 || parsed.background || !first.redirects.is_empty() {
+        let name = kalloc::try_string(name).map_err(|_| oom)?;
+        return Err(ShellError::NotRun(name));
+    }
+    let mut words: Vec<&str> =
+        kalloc::try_with_capacity(first.words.len()).map_err(|_| oom.clone())?;
+    words.extend(first.words[1..].iter().map(String::as_str));
     let args = Args {
         command,
-        words: &words[1..],
+        words: &words,
     };
     (command.run)(&args, out)
 }

@@ -21,7 +21,6 @@ use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
 use crate::mm::kalloc;
 use crate::mm::layout::PAGE_SIZE;
 use crate::mm::{pgtable, vmstat};
-use crate::proc::exec::ExecError;
 use crate::proc::oom;
 use crate::proc::sched::{self, Pid, State};
 use crate::proc::user::{self, UserExit};
@@ -360,7 +359,7 @@ struct Job {
 static JOBS: IrqMutex<Vec<Job>> = IrqMutex::new(Vec::new());
 /// Status of the last foreground program, as a shell's `$?`: the exit
 /// code, or 128 + the signal that killed it.
-static LAST_STATUS: AtomicI32 = AtomicI32::new(0);
+pub(super) static LAST_STATUS: AtomicI32 = AtomicI32::new(0);
 
 pub fn last_status() -> i32 {
     LAST_STATUS.load(Ordering::Relaxed)
@@ -395,7 +394,7 @@ impl core::fmt::Display for ExitText<'_> {
     }
 }
 
-fn status_of(exit: &UserExit) -> i32 {
+pub(super) fn status_of(exit: &UserExit) -> i32 {
     match exit {
         UserExit::Exited(code) => *code,
         UserExit::Killed { signal, .. } => 128 + *signal as i32,
@@ -411,55 +410,40 @@ pub fn program_path(name: &str) -> String {
     }
 }
 
+/// [`program_path`], failing instead of aborting when the heap is out of
+/// memory.
+pub fn try_program_path(name: &str) -> core::result::Result<String, kalloc::AllocError> {
+    if name.contains('/') {
+        kalloc::try_string(name)
+    } else {
+        kalloc::try_format(format_args!("/bin/{name}"))
+    }
+}
+
+/// Remembers a background program for `jobs`; false if there was no room
+/// (it runs on, and is reaped as an orphan would be).
+pub(super) fn add_job(pid: Pid, name: &str) -> bool {
+    let Ok(name) = kalloc::try_string(name) else {
+        return false;
+    };
+    kalloc::try_push(&mut JOBS.lock(), Job { pid, name }).is_ok()
+}
+
 fn is_zombie(pid: Pid) -> bool {
     sched::with_process(pid, |p| matches!(p.state, State::Zombie(_))).unwrap_or(false)
 }
 
+/// `run` reached through its [`Args`] (its words already split): the
+/// shell itself parses `run` lines with their quoting, redirections and
+/// pipes, and hands them to [`super::pipeline::run`].
 pub fn run(args: &Args, out: &mut dyn Write) -> Result {
-    let mut words: Vec<&str> = kalloc::try_to_vec(args.words).map_err(|_| args.oom())?;
-    let mut background = false;
-    if let Some(last) = words.last_mut() {
-        if let Some(stripped) = last.strip_suffix('&') {
-            background = true;
-            *last = stripped;
-            if stripped.is_empty() {
-                words.pop();
-            }
-        }
+    let mut line = String::new();
+    for (i, word) in args.words.iter().enumerate() {
+        let sep = if i == 0 { "run " } else { " " };
+        kalloc::try_push_str(&mut line, sep).map_err(|_| args.oom())?;
+        kalloc::try_push_str(&mut line, word).map_err(|_| args.oom())?;
     }
-    if words.is_empty() {
-        return Err(args.usage_fmt(format_args!("missing program name")));
-    }
-    let path = if words[0].contains('/') {
-        kalloc::try_string(words[0])
-    } else {
-        kalloc::try_format(format_args!("/bin/{}", words[0]))
-    }
-    .map_err(|_| args.oom())?;
-    let name = kalloc::try_string(words[0]).map_err(|_| args.oom())?;
-    let pid = user::spawn_program(&path, &words).map_err(|e| match e {
-        ExecError::OutOfMemory => args.oom(),
-        e => args.failed_fmt(format_args!("{path}: {e}")),
-    })?;
-    if background {
-        let room = kalloc::try_push(&mut JOBS.lock(), Job { pid, name });
-        if room.is_err() {
-            // No room to remember it: it runs on, and its zombie is
-            // reaped as an orphan's would be.
-            writeln!(
-                out,
-                "[{pid}] {} running in the background (not in `jobs`: out of memory)",
-                words[0]
-            )?;
-            return Ok(());
-        }
-        writeln!(out, "[{pid}] {} running in the background", words[0])?;
-        return Ok(());
-    }
-    let exit = user::wait_for(pid);
-    LAST_STATUS.store(status_of(&exit), Ordering::Relaxed);
-    writeln!(out, "[pid {pid}] {}: {}", words[0], ExitText(&exit))?;
-    Ok(())
+    super::execute(if line.is_empty() { "run" } else { &line }, out)
 }
 
 /// Reaps background programs that ended and says how they did.

@@ -103,7 +103,16 @@ pub fn details(name: &str) -> Option<&'static str> {
         }
         "run" => {
             "  Starts /bin/PROGRAM (or a path) with ARGS. In the foreground the shell\n  \
-             waits and says how it ended; with a final & it returns at once (see jobs)."
+             waits and says how it ended; with a final & it returns at once (see jobs).\n  \
+             Quoting (every command): 'single' keeps all, \"double\" allows \\\" \\\\, and\n  \
+             a backslash makes the next character ordinary.\n  \
+             Redirections: < FILE (standard input), > FILE (output, created or\n  \
+             truncated), >> FILE (appended), 2> FILE, 2>> FILE (errors), 2>&1\n  \
+             (errors to where output goes); applied left to right, paths from /.\n  \
+             Pipes: run A | run B (or run A | B) joins A's output to B's input; the\n  \
+             shell waits for all, Ctrl-C interrupts all, $? is the last one's status.\n  \
+             Example: run hello > /tmp/out, then run cat /tmp/out;\n  \
+             run busybox sh script.sh 2>&1 | run busybox wc -l > /tmp/n &"
         }
         "failinject" => {
             "  Like Linux's failslab and fail_page_alloc: makes allocations fail on\n  \

@@ -11,6 +11,8 @@
 //!   records, path components.
 //! - [`stack`]: the initial user stack image (argc, argv, envp, auxv) that a
 //!   C runtime expects at its entry point.
+//! - [`pipe`]: a pipe's bytes and Linux's rules for reading and writing them.
+//! - [`cmdline`]: the kernel shell's syntax (quoting, redirections, `|`).
 //! - [`utf8`]: a streaming UTF-8 decoder for the console (characters split
 //!   between writes, U+FFFD for ill-formed bytes).
 //!
@@ -25,11 +27,13 @@ extern crate alloc;
 extern crate std;
 
 pub mod chacha;
+pub mod cmdline;
 pub mod cpio;
 pub mod elf;
-pub mod signal;
 pub mod fsabi;
 pub mod pagemap;
+pub mod pipe;
+pub mod signal;
 pub mod stack;
 pub mod time;
 pub mod utf8;

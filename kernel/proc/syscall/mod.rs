@@ -27,6 +27,7 @@ mod fs;
 mod misc;
 mod mm;
 mod path;
+mod poll;
 mod process;
 mod signal;
 mod system;
@@ -38,6 +39,7 @@ use fs::*;
 use misc::*;
 use mm::*;
 use path::*;
+use poll::*;
 use process::*;
 use signal::*;
 pub use system::SysState;
@@ -90,6 +92,12 @@ const SYS_CLOCK_NANOSLEEP: u64 = 230;
 const SYS_EXIT_GROUP: u64 = 231;
 const SYS_TGKILL: u64 = 234;
 const SYS_OPENAT: u64 = 257;
+const SYS_POLL: u64 = 7;
+const SYS_PIPE: u64 = 22;
+const SYS_SELECT: u64 = 23;
+const SYS_PSELECT6: u64 = 270;
+const SYS_PPOLL: u64 = 271;
+const SYS_PIPE2: u64 = 293;
 // Process and machine (system.rs) and memory (mm.rs) calls for C
 // libraries (issue 13).
 const SYS_MINCORE: u64 = 27;
@@ -242,6 +250,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_UMASK => umask_call(a0),
         SYS_GETDENTS64 => getdents64(a0, a1, a2),
         SYS_CLOSE => close(a0),
+        SYS_PIPE => pipe(a0),
+        SYS_PIPE2 => pipe2(a0, a1),
+        SYS_POLL => poll(a0, a1, a2),
+        SYS_PPOLL => ppoll(a0, a1, a2, a3, a4),
+        SYS_SELECT => select(a0, a1, a2, a3, a4),
+        SYS_PSELECT6 => pselect6(a0, a1, a2, a3, a4, a5),
         SYS_LSEEK => lseek(a0, a1 as i64, a2),
         SYS_READV => readv(a0, a1, a2),
         SYS_WRITEV => writev(a0, a1, a2),
