@@ -179,6 +179,17 @@ fi
 # Console throughput benchmark, quick: both items print a cycle count.
 check catbench 0 "catbench: block " "catbench: lines " "catbench-end: 25200 bytes" -- $B/catbench -q
 
+# The busybox script tests/glibc.rs runs on Ferrite, here with the same
+# Debian busybox-static (tools/setup fetches it), no PATH: the same applets.
+BB=../target/deps/busybox-static/busybox
+if [ -x "$BB" ]; then
+	check bb-script 0 "arith 42 2 5" " 2 apple" "dcf49729a7c42bf7d2484b6be627ce1d  -" \
+		"bytes 20" "-rw-r--r--" "words 4" "unique 3" "cleaned up" \
+		-- env -i PATH=/nonexistent "$BB" sh rootfs/share/bb-script.sh
+else
+	echo "run-host-tests: bb-script ... skipped (no $BB: run make setup)"
+fi
+
 if [ $failures = 0 ]; then
 	echo "run-host-tests: all passed"
 	exit 0

@@ -105,9 +105,12 @@ impl FileOps for Console {
                 Ok(0)
             }
             TCGETS => {
-                // A terminal in its default (cooked) mode: `struct termios`
-                // is 60 bytes; isatty() only needs the call to succeed.
-                let mut termios = [0u8; 60];
+                // A terminal in its default (cooked) mode. The kernel's
+                // `struct termios` is 36 bytes (four flag words, c_line,
+                // 19 control characters): glibc hands exactly that much
+                // of its stack (its own 60-byte termios is converted), so
+                // writing more smashes its stack.
+                let mut termios = [0u8; 36];
                 // c_iflag ICRNL, c_oflag OPOST|ONLCR, c_cflag B38400|CS8|CREAD,
                 // c_lflag ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN.
                 termios[0..4].copy_from_slice(&0o400u32.to_ne_bytes());

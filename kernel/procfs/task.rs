@@ -361,6 +361,8 @@ fn map_line(out: &mut dyn Write, vma: &Vma, brk: (u64, u64)) -> Result {
         'p'
     };
     let (pgoff, dev, ino) = match vma.kind {
+        // The kernel's own pages, no file (as Linux shows them).
+        _ if matches!(vma.flags.tag, VmaTag::Vdso | VmaTag::Vvar) => (0, (0, 0), 0),
         VmaKind::File { file, offset } => match crate::proc::ramdisk::path_of(file) {
             // The ramdisk is the root file system, device 00:02 here;
             // a file's inode number is its page-cache id.
@@ -380,13 +382,13 @@ fn map_line(out: &mut dyn Write, vma: &Vma, brk: (u64, u64)) -> Result {
     // Ramdisk paths are kept without their leading `/`.
     let mut root = "";
     let name: Option<&str> = match (file_path(vma), vma.flags.tag) {
+        (_, tag @ (VmaTag::Vdso | VmaTag::Vvar)) => Some(tag.name()),
         (Some(Some(path)), _) => {
             root = if path.starts_with('/') { "" } else { "/" };
             Some(path)
         }
         (Some(None), _) => Some("/dev/zero (deleted)"),
         (None, VmaTag::Heap) => Some("[heap]"),
-        (None, tag @ (VmaTag::Vdso | VmaTag::Vvar)) => Some(tag.name()),
         (None, _) if vma.flags.tag == VmaTag::Stack || vma.flags.grows_down => Some("[stack]"),
         // A region overlapping the break is the heap, as Linux decides.
         (None, _) if brk.1 > brk.0 && vma.start <= brk.1 && vma.end >= brk.0 => Some("[heap]"),

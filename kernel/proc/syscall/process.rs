@@ -137,8 +137,14 @@ impl Strings {
 
 pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResult {
     let path = user_string(path, 4096)?;
+    // Found through the file system (relative to the working directory,
+    // symbolic links followed: busybox runs its applets as
+    // /proc/self/exe), loaded from the ramdisk, where programs live.
+    let cwd = crate::proc::fd::cwd()?;
+    let found = crate::fs::vfs::resolve(&cwd, &path, true)?;
+    drop(cwd);
     // No file has a name that is not UTF-8.
-    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
+    let path = core::str::from_utf8(&found.path).map_err(|_| Errno::ENOENT)?;
     let argv = Strings::copy_in(argv, 0)?;
     let envp = Strings::copy_in(envp, argv.size())?;
     let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
