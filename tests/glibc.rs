@@ -182,7 +182,7 @@ fn busybox_sh_runs_a_script_on_tmpfs() {
         &["busybox", "sh", "/share/bb-script.sh"],
         "arith 42 2 5\n\
          lines 4\n\
-         \x20 2 apple\n\
+         \x202 apple\n\
          apple\n\
          fig\n\
          pear\n\
