@@ -66,6 +66,22 @@ fn grow<T>(v: &mut Vec<Vec<T>>, len: usize) -> Result<(), IndexError> {
     Ok(())
 }
 
+/// Gives back a node's room beyond its entries, so that an index whose
+/// pages went holds no more than one that never had them (a file's index
+/// does not keep its high-water size). Without memory for the smaller copy
+/// the node stays as it is (only memory, nothing wrong).
+fn fit<T>(v: &mut Vec<T>) {
+    if v.is_empty() {
+        *v = Vec::new();
+    } else if v.capacity() > v.len() {
+        let mut smaller = Vec::new();
+        if smaller.try_reserve_exact(v.len()).is_ok() {
+            smaller.extend(v.drain(..));
+            *v = smaller;
+        }
+    }
+}
+
 impl<T> PageIndex<T> {
     /// An empty index (allocates nothing).
     pub const fn new() -> PageIndex<T> {
@@ -142,9 +158,7 @@ impl<T> PageIndex<T> {
         while mid.last().is_some_and(Vec::is_empty) {
             mid.pop();
         }
-        if mid.is_empty() {
-            *mid = Vec::new();
-        }
+        fit(mid);
     }
 
     /// Frees the empty tail of the root (all of it if empty).
@@ -152,9 +166,7 @@ impl<T> PageIndex<T> {
         while self.root.last().is_some_and(Vec::is_empty) {
             self.root.pop();
         }
-        if self.root.is_empty() {
-            self.root = Vec::new();
-        }
+        fit(&mut self.root);
     }
 
     /// Every `(index, value)` in index order.
