@@ -27,8 +27,15 @@ struct Area {
 
 static AREA: IrqMutex<Option<Area>> = IrqMutex::new(None);
 
+/// Free-range entries reserved at boot: room for as many areas as the
+/// scheduler reserves process slots for (one kernel stack each), so the
+/// list does not grow, and keep its high-water size, when many processes
+/// come and go at once (it still grows, fallibly, beyond that).
+const BOOT_ROOM: usize = 1024 + 2;
+
 pub fn init() {
-    let free = alloc::vec![(VMALLOC_START, VMALLOC_END)];
+    let mut free = Vec::with_capacity(BOOT_ROOM);
+    free.push((VMALLOC_START, VMALLOC_END));
     *AREA.lock() = Some(Area {
         free,
         areas: 0,
