@@ -76,7 +76,7 @@ fn fit<T>(v: &mut Vec<T>) {
     } else if v.capacity() > v.len() {
         let mut smaller = Vec::new();
         if smaller.try_reserve_exact(v.len()).is_ok() {
-            smaller.extend(v.drain(..));
+            smaller.append(v);
             *v = smaller;
         }
     }
