@@ -146,7 +146,16 @@ fn unuse(yield_now: fn()) -> Result<Unused, SwapoffError> {
         let spaces = reclaim::address_spaces();
         done.spaces = spaces.len() as u64;
         for a in &spaces {
-            done.pages_in += unuse_space(a, yield_now)?;
+            match unuse_space(a, yield_now) {
+                Ok(pages) => done.pages_in += pages,
+                Err(e) => {
+                    // Refused: the pages this pass brought back are mapped
+                    // again; the cache must not keep them and their slots
+                    // (nothing else would ever let go of those).
+                    swap::drop_unreferenced_cache();
+                    return Err(e);
+                }
+            }
         }
         done.uncached += swap::drop_unreferenced_cache();
         let (_, used, _) = swap::usage();
