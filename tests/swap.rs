@@ -34,6 +34,7 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         three_times_ram_on_compressed_swap,
         a_page_shared_by_many_takes_one_slot,
+        a_page_reclaim_could_not_unmap_goes_with_its_last_mapping,
         fuzz_under_swap_pressure,
         swapoff_brings_every_page_back,
         swapoff_refuses_and_changes_nothing,
@@ -481,6 +482,48 @@ fn a_page_shared_by_many_takes_one_slot() {
     *SPACES.lock() = Vec::new();
     drop(all);
     drop(parent);
+    swap::swapoff().expect("swapoff");
+    ferrite::proc::init_reclaim_hook();
+    assert_eq!(settled_free_pages(), free_before, "frames lost");
+}
+
+/// Reclaim finds a page whose address space is busy (its owner holds the
+/// lock): it goes to the swap cache and is written, but its leaf stays,
+/// so the page stays too. When that last mapping goes (unmap, exit) the
+/// page and its slot are free — nothing will ever ask for them (Linux's
+/// `free_swap_cache`). Before, they stayed until `swapoff`.
+fn a_page_reclaim_could_not_unmap_goes_with_its_last_mapping() {
+    const BASE: u64 = 0x5000_0000;
+    let free_before = settled_free_pages();
+    swap::swapon_zram(64).expect("swapon");
+    reclaim::set_spaces_hook(test_spaces);
+    let a = space();
+    a.lock()
+        .map(Vma::anonymous(BASE, BASE + PAGE, Prot::RW))
+        .unwrap();
+    aspace::switch_to(Some(a.clone()));
+    copy_to_user(BASE, &[0xcd; 64]).unwrap();
+    aspace::switch_to(None);
+    *SPACES.lock() = alloc::vec![a.clone()];
+    let before = vmstat::snapshot();
+    {
+        // Busy: reclaim can neither read its accessed bits nor unmap it.
+        let _owner = a.lock();
+        for _ in 0..4 {
+            assert_eq!(reclaim::reclaim(1), 0, "a mapped page cannot be freed");
+            if vmstat::snapshot().since(&before).pswpout > 0 {
+                break;
+            }
+        }
+    }
+    // (Written each time reclaim came round to it again.)
+    assert!(vmstat::snapshot().since(&before).pswpout > 0, "written");
+    assert_eq!(swap::usage(), (64, 1, 1), "in the swap cache, its slot held");
+    assert!(a.lock().translate(BASE).is_some(), "still mapped");
+    a.lock().unmap(BASE, BASE + PAGE).unwrap();
+    assert_eq!(swap::usage(), (64, 0, 0), "page and slot went with the mapping");
+    *SPACES.lock() = Vec::new();
+    drop(a);
     swap::swapoff().expect("swapoff");
     ferrite::proc::init_reclaim_hook();
     assert_eq!(settled_free_pages(), free_before, "frames lost");

@@ -109,7 +109,13 @@ fn put(m: &mut PhysicalMemory, pfn: Pfn) {
 impl Drop for FrameRef {
     fn drop(&mut self) {
         if !self.is_zero_page() {
-            frames::with(|m| put(m, self.pfn));
+            let freed = frames::with(|m| {
+                put(m, self.pfn);
+                super::swap::free_swap_cache_locked(m, self.pfn)
+            });
+            if let Some(slot) = freed {
+                super::swap::discard_slot(slot);
+            }
         }
     }
 }
@@ -230,10 +236,22 @@ impl TlbFlush for KernelTlb {
     }
 
     fn release(&mut self, batch: &mut FrameBatch<FrameRef>) {
+        // Slots freed with their swap-cache pages, told to the device once
+        // the frames lock is dropped (the device is never called under it).
+        let mut freed = [0u64; vmcore::gather::FRAME_BATCH];
+        let mut n = 0;
         frames::with(|m| {
             for frame in batch.drain(..) {
+                let pfn = frame.pfn;
                 frame.put_locked(m);
+                if let Some(slot) = super::swap::free_swap_cache_locked(m, pfn) {
+                    freed[n] = slot;
+                    n += 1;
+                }
             }
         });
+        for &slot in &freed[..n] {
+            super::swap::discard_slot(slot);
+        }
     }
 }

@@ -308,6 +308,29 @@ pub fn uncache_locked(m: &mut PhysicalMemory, slot: u64, pfn: Pfn, shadow: Optio
     freed
 }
 
+/// `pfn` just lost a mapping (under the frames lock). If only the swap
+/// cache holds the page now and no leaf records its slot, nothing will
+/// ever ask for it: it leaves the cache and its frame and slot are freed
+/// (Linux's `free_swap_cache` at unmap). Such pages are left by reclaim
+/// when it could not replace a leaf (its address space was busy) and the
+/// mapper then unmapped or exited. Returns the slot if it became free —
+/// the caller tells the device ([`discard_slot`]) once the lock is dropped.
+pub fn free_swap_cache_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
+    if m.buddy.refcount(pfn) != 1 {
+        return None;
+    }
+    let e = m.ext.get(pfn)?;
+    if e.flags & flags::SWAPCACHE == 0 {
+        return None;
+    }
+    let slot = e.slot;
+    let area = m.swap.as_ref()?;
+    if area.slots.count(slot) != 1 || area.cache.get(slot as usize)?.pfn() != Some(pfn) {
+        return None;
+    }
+    uncache_locked(m, slot, pfn, None).then_some(slot)
+}
+
 /// Tells the device `slot` is free.
 pub fn discard_slot(slot: u64) {
     if let Some(d) = DEVICE.lock().as_mut() {
