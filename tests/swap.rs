@@ -518,10 +518,18 @@ fn a_page_reclaim_could_not_unmap_goes_with_its_last_mapping() {
     }
     // (Written each time reclaim came round to it again.)
     assert!(vmstat::snapshot().since(&before).pswpout > 0, "written");
-    assert_eq!(swap::usage(), (64, 1, 1), "in the swap cache, its slot held");
+    assert_eq!(
+        swap::usage(),
+        (64, 1, 1),
+        "in the swap cache, its slot held"
+    );
     assert!(a.lock().translate(BASE).is_some(), "still mapped");
     a.lock().unmap(BASE, BASE + PAGE).unwrap();
-    assert_eq!(swap::usage(), (64, 0, 0), "page and slot went with the mapping");
+    assert_eq!(
+        swap::usage(),
+        (64, 0, 0),
+        "page and slot went with the mapping"
+    );
     *SPACES.lock() = Vec::new();
     drop(a);
     swap::swapoff().expect("swapoff");
