@@ -194,3 +194,88 @@ pub fn meminfo_field(meminfo: &str, name: &str) -> u64 {
     }
     panic!("no {name} in meminfo:\n{meminfo}");
 }
+
+/// Asserts that `meminfo`'s output accounts for every frame: MemFree and
+/// the kinds of use add up to MemTotal.
+pub fn assert_meminfo_adds_up(meminfo: &str) {
+    let f = |name| meminfo_field(meminfo, name);
+    let used = f("Cached")
+        + f("AnonPages")
+        + f("Slab")
+        + f("PageTables")
+        + f("KernelStack")
+        + f("ZeroPage")
+        + f("KmallocLarge")
+        + f("KernelOther");
+    assert_eq!(f("MemFree") + used, f("MemTotal"), "meminfo:\n{meminfo}");
+}
+
+/// Runs the user test suite at `path` (a program built on user/testcase.h,
+/// ending in "NAME: N passed, M failed", NAME the file's name) to its end,
+/// prints its summary and any FAILED lines, and asserts that it exited 0
+/// with exactly `passed` cases passed and none failed (so a case lost from
+/// the table fails too). Returns what it printed.
+pub fn run_suite(path: &str, argv: &[&str], passed: usize) -> String {
+    let (exit, out) = run_program(path, argv);
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with(name) && l.contains(" passed, "))
+        .unwrap_or("no summary");
+    crate::kprintln!("  {summary}");
+    for line in out.lines().filter(|l| l.contains(" ... FAILED")) {
+        crate::kprintln!("  {line}");
+    }
+    assert_eq!(
+        exit,
+        crate::proc::user::UserExit::Exited(0),
+        "{name} failed: {summary}\noutput:\n{out}"
+    );
+    let want = alloc::format!("{name}: {passed} passed, 0 failed");
+    assert_eq!(summary, want, "output:\n{out}");
+    assert!(!out.contains(" ... FAILED"), "output:\n{out}");
+    out
+}
+
+/// The settled free-frame count [`count_free_frames`] took.
+static FREE_AT_START: spin::Once<u64> = spin::Once::new();
+
+/// Takes the settled free-frame count [`assert_frames_back`] compares
+/// with, once (a later call keeps the first count): from a test's `main`
+/// before [`run`], or as a test of its own after a warm-up round.
+pub fn count_free_frames() {
+    FREE_AT_START.call_once(settled_free_pages);
+}
+
+/// Asserts that every frame free at [`count_free_frames`] is free again,
+/// but for at most `slack` (what the kernel keeps at its high-water mark:
+/// slab pages for process bookkeeping, the ramdisk's file table); prints
+/// the balance. Call it with none of the test's own heap (captured output,
+/// result vectors) still held.
+pub fn assert_frames_back(slack: u64) {
+    let start = *FREE_AT_START
+        .get()
+        .expect("count_free_frames ran before the tests");
+    let now = settled_free_pages();
+    crate::kprintln!("  free pages: {start} at start, {now} now");
+    let missing = start.saturating_sub(now);
+    assert!(
+        missing <= slack,
+        "{missing} frames not returned (at most {slack} may stay)"
+    );
+}
+
+/// Runs `round` and asserts that it gave back every frame it took: the
+/// settled free-frame count after it is exactly the count before. What
+/// `round` allocates on the kernel heap (captured output, result vectors)
+/// is dropped when it returns, before the count.
+pub fn assert_round_balances(what: &str, round: impl FnOnce()) {
+    let before = settled_free_pages();
+    round();
+    let after = settled_free_pages();
+    assert!(
+        after == before,
+        "{what}: {} frames not returned ({before} free before, {after} after)",
+        before as i64 - after as i64
+    );
+}

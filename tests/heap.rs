@@ -13,6 +13,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use ferrite::mm::frames::{self, DirectMap};
+use ferrite::testing::settled_free_pages;
 
 ferrite::kernel_entry!(main);
 
@@ -27,14 +28,6 @@ fn main() -> ! {
         double_free_is_caught,
         write_past_the_end_is_caught,
     ])
-}
-
-/// Free pages once the slab heap has given back its empty slabs.
-fn settled_free_pages() -> u64 {
-    frames::with(|m| {
-        m.slab.shrink(&mut m.buddy);
-        m.buddy.free_pages()
-    })
 }
 
 fn boot_heap_blocks_stay_valid_after_the_switch() {

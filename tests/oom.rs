@@ -24,7 +24,7 @@ use ferrite::proc::sched::{self, Block, Pid, State};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
 use ferrite::time::TICK_HZ;
 
-use ferrite::testing::settled_free_pages;
+use ferrite::testing::assert_round_balances;
 
 ferrite::kernel_entry!(main);
 
@@ -91,22 +91,21 @@ fn first_victim(out: &str) -> Option<Pid> {
 /// hands everything printed to `check`, then checks that the OOM killer
 /// killed `kills` processes and every frame came back.
 fn balanced(kills: u64, f: impl FnOnce() -> String, check: impl FnOnce(&str)) {
-    let before = settled_free_pages();
-    let counters = vmstat::snapshot();
-    capture_start();
-    let mut out = f();
-    out += &capture_take();
-    let delta = vmstat::snapshot().since(&counters);
-    assert_eq!(delta.oom_kill, kills, "oom_kill; output:\n{out}");
-    assert_eq!(
-        oom::victim_exiting_now(),
-        None,
-        "a victim's memory is still held"
-    );
-    check(&out);
-    // The captured text's own heap pages go back too.
-    drop(out);
-    assert_eq!(settled_free_pages(), before, "frames did not all come back");
+    // The captured text's own heap pages go back too (dropped in the round).
+    assert_round_balances("the OOM kill", || {
+        let counters = vmstat::snapshot();
+        capture_start();
+        let mut out = f();
+        out += &capture_take();
+        let delta = vmstat::snapshot().since(&counters);
+        assert_eq!(delta.oom_kill, kills, "oom_kill; output:\n{out}");
+        assert_eq!(
+            oom::victim_exiting_now(),
+            None,
+            "a victim's memory is still held"
+        );
+        check(&out);
+    });
     ferrite::kprintln!("  {} oom kill(s), every frame back", kills);
 }
 

@@ -16,11 +16,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use ferrite::proc::sched::{self, Block, Pid, State};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
-use ferrite::testing::{run_program, settled_free_pages, sh};
+use ferrite::testing::{run_program, sh};
 
 ferrite::kernel_entry!(main);
-
-static FREE_AT_START: spin::Once<u64> = spin::Once::new();
 
 /// The pid the Ctrl-C thread presses Ctrl-C for (0: none).
 static CTRL_C_FOR: AtomicU32 = AtomicU32::new(0);
@@ -53,19 +51,12 @@ fn main() -> ! {
         shell_redirection_to_tmp,
         shell_redirection_errors,
         pipes_under_failslab,
-        count_free_frames,
         second_round_gives_every_frame_back,
     ])
 }
 
 fn pipetests_pass() {
-    let (exit, out) = run_program("/bin/pipetests", &["pipetests"]);
-    assert_eq!(exit, UserExit::Exited(0), "output:\n{out}");
-    assert!(
-        out.contains("pipetests: 21 passed, 0 failed"),
-        "output:\n{out}"
-    );
-    assert!(!out.contains("FAILED"), "output:\n{out}");
+    ferrite::testing::run_suite("/bin/pipetests", &["pipetests"], 21);
 }
 
 /// Starts `pipetests block [poll]` and waits until it is blocked as `want`
@@ -293,28 +284,18 @@ fn pipes_under_failslab() {
     assert_eq!(exit, UserExit::Exited(0), "after the failures:\n{out}");
 }
 
-/// Free frames after one round of everything above. The first round
-/// leaves a page or two in things that keep their high-water mark (a slab
-/// page of the first File, tmpfs's directory table, the log capture's
-/// buffer); a second round must then give back every frame it takes.
-fn count_free_frames() {
-    FREE_AT_START.call_once(settled_free_pages);
-}
-
+/// One round of everything above again, counted. The first round leaves
+/// a page or two in things that keep their high-water mark (a slab page of
+/// the first File, tmpfs's directory table, the log capture's buffer); a
+/// second round must then give back every frame it takes.
 fn second_round_gives_every_frame_back() {
-    pipetests_pass();
-    kill_ends_a_blocked_poll();
-    shell_quoting();
-    shell_pipeline();
-    shell_redirection_to_tmp();
-    shell_redirection_errors();
-    pipes_under_failslab();
-    let before = *FREE_AT_START.get().expect("counted");
-    let after = settled_free_pages();
-    assert_eq!(
-        after,
-        before,
-        "frames lost: {}",
-        before as i64 - after as i64
-    );
+    ferrite::testing::assert_round_balances("the second round", || {
+        pipetests_pass();
+        kill_ends_a_blocked_poll();
+        shell_quoting();
+        shell_pipeline();
+        shell_redirection_to_tmp();
+        shell_redirection_errors();
+        pipes_under_failslab();
+    });
 }

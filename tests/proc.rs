@@ -13,14 +13,12 @@ use ferrite::proc::exec::ExecError;
 use ferrite::proc::sched;
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
 
-use ferrite::testing::settled_free_pages;
+use ferrite::testing::{assert_frames_back, assert_round_balances};
 
 ferrite::kernel_entry!(main);
 
-static FREE_AT_START: spin::Once<u64> = spin::Once::new();
-
 fn main() -> ! {
-    FREE_AT_START.call_once(settled_free_pages);
+    ferrite::testing::count_free_frames();
     ferrite::testing::run(ferrite::tests![
         hello_runs_and_exits_0,
         static_pie_runs,
@@ -77,16 +75,7 @@ fn cow_demo_passes() {
 }
 
 fn usertests_all_pass() {
-    let (exit, out) = run("/bin/usertests", &["usertests"]);
-    let summary = out
-        .lines()
-        .find(|l| l.contains("passed,"))
-        .unwrap_or("no summary");
-    ferrite::kprintln!("  {summary}");
-    assert_eq!(exit, UserExit::Exited(0), "usertests failed: {summary}");
-    assert!(summary.contains(" 0 failed"), "{summary}");
-    // Every case ran (a case lost from the table would pass unnoticed).
-    assert!(summary.contains("usertests: 48 passed"), "{summary}");
+    ferrite::testing::run_suite("/bin/usertests", &["usertests"], 48);
 }
 
 fn spinning_program_does_not_freeze_the_kernel() {
@@ -141,21 +130,17 @@ fn orphans_are_reaped_by_the_kernel() {
 }
 
 fn every_frame_comes_back() {
-    let start = *FREE_AT_START.get().unwrap();
-    let now = settled_free_pages();
     // The ramdisk's file table and slab pages for process bookkeeping may
     // stay; user memory may not.
+    assert_frames_back(16);
     let by_kind = frames::stats().pages_by_kind;
     let user = by_kind[mmcore::FrameKind::UserAnon as usize]
         + by_kind[mmcore::FrameKind::UserFile as usize]
         + by_kind[mmcore::FrameKind::PageTable as usize];
-    ferrite::kprintln!(
-        "  free pages: {start} at start, {now} now; user+page-table frames in use: {user}"
-    );
-    assert!(start - now <= 16, "{} frames not returned", start - now);
+    ferrite::kprintln!("  user+page-table frames in use: {user}");
     // A fresh run balances exactly.
-    let before = settled_free_pages();
-    let (exit, _) = run("/bin/cow-demo", &["cow-demo"]);
-    assert_eq!(exit, UserExit::Exited(0));
-    assert_eq!(settled_free_pages(), before, "a process leaked frames");
+    assert_round_balances("a process", || {
+        let (exit, _) = run("/bin/cow-demo", &["cow-demo"]);
+        assert_eq!(exit, UserExit::Exited(0));
+    });
 }

@@ -322,16 +322,7 @@ fn meminfo_is_linux_format_and_adds_up() {
     let m = ferrite::procfs::mem::meminfo_snapshot();
     assert_eq!(m.free + m.used(), m.total);
     let (proc, shell) = stable("meminfo", "meminfo");
-    let f = |name| meminfo_field(&shell, name);
-    let used = f("Cached")
-        + f("AnonPages")
-        + f("Slab")
-        + f("PageTables")
-        + f("KernelStack")
-        + f("ZeroPage")
-        + f("KmallocLarge")
-        + f("KernelOther");
-    assert_eq!(f("MemFree") + used, f("MemTotal"), "meminfo:\n{shell}");
+    ferrite::testing::assert_meminfo_adds_up(&shell);
     assert_eq!(meminfo_field(&proc, "MemTotal"), m.total * 4);
     assert_eq!(
         meminfo_field(&proc, "CommitLimit"),
@@ -437,6 +428,20 @@ fn vmstat_field(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
+/// The sum of every `name: N kB` line in `text` (one a region in smaps).
+fn kb_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|r| {
+            r.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
 fn vmstat_matches_the_kernel_counters() {
     let (vm, _) = stable("vmstat", "vmstat");
     for line in vm.lines() {
@@ -531,17 +536,7 @@ fn process_files_agree_with_the_process() {
         "Swap",
     ];
     for name in names {
-        let sum: u64 = smaps
-            .lines()
-            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|r| {
-                r.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap()
-            })
-            .sum();
+        let sum = kb_sum(&smaps, name);
         let total = kb_field(&rollup, name);
         // Pss is summed in fixed point before rounding, as Linux.
         assert!(
@@ -552,17 +547,7 @@ fn process_files_agree_with_the_process() {
             assert_eq!(total, sum, "{name}");
         }
     }
-    let sizes: u64 = smaps
-        .lines()
-        .filter_map(|l| l.strip_prefix("Size:"))
-        .map(|r| {
-            r.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .unwrap()
-        })
-        .sum();
+    let sizes = kb_sum(&smaps, "Size");
     assert!(smaps.contains("\nVmFlags: rd "), "{smaps}");
     assert_eq!(
         smaps.lines().filter(|l| l.starts_with("VmFlags:")).count(),
@@ -827,10 +812,5 @@ fn mounted_at_proc_in_the_vfs() {
 /// user/proctests (what also passes natively on Linux) on Ferrite: /proc
 /// read by a program through open/read/pread/readlink.
 fn proctests_pass_from_user_space() {
-    let (exit, out) = ferrite::testing::run_program("/bin/proctests", &["proctests"]);
-    assert_eq!(exit, UserExit::Exited(0), "output:\n{out}");
-    assert!(
-        out.contains("proctests: 10 passed, 0 failed"),
-        "output:\n{out}"
-    );
+    ferrite::testing::run_suite("/bin/proctests", &["proctests"], 10);
 }

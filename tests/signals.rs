@@ -13,14 +13,12 @@ extern crate alloc;
 use ferrite::proc::sched::{self, Block, State};
 use ferrite::proc::user::{spawn_program, wait_for, UserExit};
 use ferrite::proc::{console, signal};
-use ferrite::testing::{run_program as run, settled_free_pages};
+use ferrite::testing::{assert_frames_back, assert_round_balances, run_program as run};
 
 ferrite::kernel_entry!(main);
 
-static FREE_AT_START: spin::Once<u64> = spin::Once::new();
-
 fn main() -> ! {
-    FREE_AT_START.call_once(settled_free_pages);
+    ferrite::testing::count_free_frames();
     ferrite::testing::run(ferrite::tests![
         sigtests_all_pass,
         ctrl_c_interrupts_a_read_with_sigint,
@@ -33,21 +31,7 @@ fn main() -> ! {
 }
 
 fn sigtests_all_pass() {
-    let (exit, out) = run("/bin/sigtests", &["sigtests"]);
-    let summary = out
-        .lines()
-        .find(|l| l.contains("passed,"))
-        .unwrap_or("no summary");
-    ferrite::kprintln!("  {summary}");
-    for line in out.lines().filter(|l| l.contains("FAILED")) {
-        ferrite::kprintln!("  {line}");
-    }
-    assert_eq!(exit, UserExit::Exited(0), "sigtests failed: {summary}");
-    // Every case ran (a case lost from the table would pass unnoticed).
-    assert!(
-        summary.contains("sigtests: 26 passed, 0 failed"),
-        "{summary}"
-    );
+    ferrite::testing::run_suite("/bin/sigtests", &["sigtests"], 26);
 }
 
 /// Waits (up to 10 s) until `pid` blocks in a console read.
@@ -74,9 +58,8 @@ fn ctrl_c_interrupts_a_read_with_sigint() {
     assert!(out.contains("sigtests: read interrupted"), "{out}");
 }
 
-fn ctrl_c_ends_a_program_without_a_handler() {
-    let pid = spawn_program("/bin/spin", &["spin"]).expect("spin");
-    sched::sleep_ticks(5);
+/// Ctrl-C on the console for `pid`, which must end it with SIGINT.
+fn ctrl_c_kills(pid: sched::Pid) {
     console::set_foreground(pid);
     console::push(0x03);
     assert_eq!(
@@ -86,6 +69,12 @@ fn ctrl_c_ends_a_program_without_a_handler() {
             fault: None
         }
     );
+}
+
+fn ctrl_c_ends_a_program_without_a_handler() {
+    let pid = spawn_program("/bin/spin", &["spin"]).expect("spin");
+    sched::sleep_ticks(5);
+    ctrl_c_kills(pid);
     // A stopped program: Ctrl-C continues it to take SIGINT (else the
     // shell would wait for ever).
     let pid = spawn_program("/bin/sigtests", &["sigtests", "--raise", "19"]).expect("sigtests");
@@ -96,15 +85,7 @@ fn ctrl_c_ends_a_program_without_a_handler() {
         sched::with_process(pid, |p| p.state),
         Some(State::Blocked(Block::Stopped))
     );
-    console::set_foreground(pid);
-    console::push(0x03);
-    assert_eq!(
-        wait_for(pid),
-        UserExit::Killed {
-            signal: signal::num::SIGINT,
-            fault: None
-        }
-    );
+    ctrl_c_kills(pid);
     // A signal the kernel sends: SIGTERM's default action ends it.
     let pid = spawn_program("/bin/spin", &["spin"]).expect("spin");
     assert_eq!(signal::send(pid, signal::num::SIGTERM), Ok(()));
@@ -174,17 +155,12 @@ fn signal_round_trip_cost() {
 }
 
 fn every_frame_comes_back() {
-    let start = *FREE_AT_START.get().unwrap();
-    let now = settled_free_pages();
-    ferrite::kprintln!("  free pages: {start} at start, {now} now");
-    assert!(start - now <= 16, "{} frames not returned", start - now);
-    let before = settled_free_pages();
-    let (exit, out) = run(
-        "/bin/sigtests",
-        &["sigtests", "demand-paging", "segv-mprotect"],
-    );
-    assert_eq!(exit, UserExit::Exited(0), "{out}");
-    // The captured output is heap memory of ours: gone before counting.
-    drop(out);
-    assert_eq!(settled_free_pages(), before, "a process leaked frames");
+    assert_frames_back(16);
+    assert_round_balances("a process", || {
+        let (exit, out) = run(
+            "/bin/sigtests",
+            &["sigtests", "demand-paging", "segv-mprotect"],
+        );
+        assert_eq!(exit, UserExit::Exited(0), "{out}");
+    });
 }

@@ -10,15 +10,13 @@ extern crate alloc;
 use alloc::format;
 use ferrite::proc::sched;
 use ferrite::proc::user::UserExit;
-use ferrite::testing::{run_program as run, settled_free_pages};
+use ferrite::testing::run_program as run;
 use ferrite::time;
 
 ferrite::kernel_entry!(main);
 
-static FREE_AT_START: spin::Once<u64> = spin::Once::new();
-
 fn main() -> ! {
-    FREE_AT_START.call_once(settled_free_pages);
+    ferrite::testing::count_free_frames();
     ferrite::testing::run(ferrite::tests![
         realtime_follows_the_rtc,
         kernel_sleeps_finer_than_a_tick,
@@ -98,12 +96,7 @@ fn kernel_sleeps_finer_than_a_tick() {
 
 fn timetests_pass() {
     let epoch = format!("{}", rtc_now());
-    let (exit, out) = run("/bin/timetests", &["timetests", "--epoch", &epoch]);
-    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
-    assert!(
-        out.contains("timetests: 7 passed, 0 failed"),
-        "output: {out}"
-    );
+    ferrite::testing::run_suite("/bin/timetests", &["timetests", "--epoch", &epoch], 7);
 }
 
 fn sleep_distribution() {
@@ -147,6 +140,5 @@ fn clock_gettime_cost() {
 }
 
 fn every_frame_comes_back() {
-    let start = *FREE_AT_START.get().expect("set in main");
-    assert_eq!(settled_free_pages(), start, "free pages before and after");
+    ferrite::testing::assert_frames_back(0);
 }

@@ -10,7 +10,7 @@ extern crate alloc;
 
 use ferrite::fs::tmpfs;
 use ferrite::proc::user::UserExit;
-use ferrite::testing::{run_program as run, settled_free_pages};
+use ferrite::testing::{assert_round_balances, run_program as run, run_suite};
 
 ferrite::kernel_entry!(main);
 
@@ -24,12 +24,7 @@ fn main() -> ! {
 }
 
 fn filetests_all_pass() {
-    let (exit, out) = run("/bin/filetests", &["/bin/filetests"]);
-    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
-    assert!(
-        out.contains("filetests: 22 passed, 0 failed"),
-        "output: {out}"
-    );
+    run_suite("/bin/filetests", &["/bin/filetests"], 22);
     assert_eq!(
         tmpfs::used_pages(),
         0,
@@ -56,24 +51,15 @@ fn deleted_files_give_every_frame_back() {
     // One warm-up run (slab caches, the ramdisk's cached pages), then the
     // count must balance exactly over a run that makes, writes, maps,
     // truncates and deletes files.
-    let (exit, out) = run(
-        "/bin/filetests",
-        &["/bin/filetests", "big-file", "mmap-shared", "unlink"],
-    );
-    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
-    let before = settled_free_pages();
-    let (exit, out) = run(
-        "/bin/filetests",
-        &["/bin/filetests", "big-file", "mmap-shared", "unlink"],
-    );
-    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
-    let after = settled_free_pages();
-    assert_eq!(
-        after,
-        before,
-        "{} frames not returned",
-        before as i64 - after as i64
-    );
+    let round = || {
+        let (exit, out) = run(
+            "/bin/filetests",
+            &["/bin/filetests", "big-file", "mmap-shared", "unlink"],
+        );
+        assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    };
+    round();
+    assert_round_balances("files made and deleted", round);
 }
 
 fn mounted_trees_are_walked_into_and_out_of() {

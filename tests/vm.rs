@@ -27,10 +27,8 @@ use ferrite::testing::settled_free_pages;
 
 ferrite::kernel_entry!(main);
 
-static FREE_AT_START: spin::Once<u64> = spin::Once::new();
-
 fn main() -> ! {
-    FREE_AT_START.call_once(frames::free_pages);
+    ferrite::testing::count_free_frames();
     ferrite::testing::run(ferrite::tests![
         mapping_1_gib_allocates_nothing_until_touched,
         reading_100_mib_maps_only_the_zero_page,
@@ -681,21 +679,12 @@ fn ring3_faults_are_reported_not_fatal() {
 fn destroying_every_address_space_returns_every_frame() {
     // Every earlier test dropped its address spaces; the page cache gave
     // its idle pages back. Nothing may be left over.
-    let now = settled_free_pages();
-    let start = *FREE_AT_START.get().unwrap();
     // The slab heap, the user trap stack and the file table may keep a few
     // pages; the test prints the balance and allows only those.
     let trap_stack = 4 + 1;
-    // (`start` is not settled: boot may leave empty slabs that the settled
-    // count gives back, so `now` may be the larger.)
-    assert!(
-        start.saturating_sub(now) <= trap_stack + 4,
-        "{} frames not returned (started with {start} free, now {now})",
-        start.saturating_sub(now)
-    );
+    ferrite::testing::assert_frames_back(trap_stack + 4);
     // A fresh cycle must balance exactly.
-    let before = settled_free_pages();
-    {
+    ferrite::testing::assert_round_balances("an address space", || {
         let a = program_space();
         activate(&a);
         map(&a, BASE + 2 * PAGE, 64 * PAGE, Prot::RW);
@@ -708,10 +697,5 @@ fn destroying_every_address_space_returns_every_frame() {
             write_byte(BASE + (2 + i) * PAGE, 2).unwrap();
         }
         aspace::switch_to(None);
-    }
-    assert_eq!(
-        settled_free_pages(),
-        before,
-        "an address space leaked frames"
-    );
+    });
 }

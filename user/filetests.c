@@ -28,31 +28,28 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "say.h"
+/* Every check names its line and condition (and errno). */
+#define CHECK(cond)                                                             \
+	do {                                                                    \
+		if (!(cond))                                                    \
+			fail("line %d: %s (errno %d)", __LINE__, #cond, errno); \
+	} while (0)
+#define SUITE "filetests"
+#include "testcase.h"
 
 #define BAD ((void *)1) /* an address nothing maps */
 
-static char why[512];
 static char self[4096];
+static char dir[512]; /* the scratch directory */
 
-#define FAIL(...)                                                              \
-	do {                                                                   \
-		snprintf(why, sizeof why, __VA_ARGS__);                        \
-		return 1;                                                      \
-	} while (0)
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			FAIL("line %d: %s (errno %d)", __LINE__, #cond, errno); \
-	} while (0)
 /* A call that must fail with errno `e`. */
-#define ERR(call, e)                                                           \
-	do {                                                                   \
-		errno = 0;                                                     \
-		long r_ = (long)(call);                                        \
-		if (r_ != -1 || errno != (e))                                  \
-			FAIL("line %d: %s gave %ld errno %d, want errno %d",   \
-			     __LINE__, #call, r_, errno, (e));                 \
+#define ERR(call, e)                                                         \
+	do {                                                                 \
+		errno = 0;                                                   \
+		long r_ = (long)(call);                                      \
+		if (r_ != -1 || errno != (e))                                \
+			fail("line %d: %s gave %ld errno %d, want errno %d", \
+			     __LINE__, #call, r_, errno, (e));               \
 	} while (0)
 
 static int put(const char *path, const char *text)
@@ -71,7 +68,7 @@ static long size_of(const char *path)
 	return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
-static int t_open_create(void)
+static void t_open_create(void)
 {
 	int fd = open("f", O_CREAT | O_EXCL | O_RDWR, 0600);
 	CHECK(fd >= 0);
@@ -105,10 +102,9 @@ static int t_open_create(void)
 	ERR(write(fd, "x", 1), EBADF);
 	close(fd);
 	CHECK(unlink("f") == 0 && unlink("g") == 0);
-	return 0;
 }
 
-static int t_read_write_seek(void)
+static void t_read_write_seek(void)
 {
 	int fd = open("rw", O_CREAT | O_RDWR | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -142,10 +138,9 @@ static int t_read_write_seek(void)
 	CHECK(pread(fd, buf, 4, 0) == 4 && memcmp(buf, "abcd", 4) == 0);
 	close(fd);
 	CHECK(unlink("rw") == 0);
-	return 0;
 }
 
-static int t_pread_pwrite(void)
+static void t_pread_pwrite(void)
 {
 	int fd = open("p", O_CREAT | O_RDWR | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -166,10 +161,9 @@ static int t_pread_pwrite(void)
 	close(d);
 	close(fd);
 	CHECK(unlink("p") == 0);
-	return 0;
 }
 
-static int t_append(void)
+static void t_append(void)
 {
 	CHECK(put("a", "12345") == 0);
 	int fd = open("a", O_WRONLY | O_APPEND);
@@ -190,10 +184,9 @@ static int t_append(void)
 	CHECK(read(fd, buf, 8) == 7 && memcmp(buf, "x234567", 7) == 0);
 	close(fd);
 	CHECK(unlink("a") == 0);
-	return 0;
 }
 
-static int t_truncate(void)
+static void t_truncate(void)
 {
 	CHECK(put("t", "abcdefgh") == 0);
 	int fd = open("t", O_RDWR | O_TRUNC);
@@ -216,10 +209,9 @@ static int t_truncate(void)
 	close(fd);
 	ERR(ftruncate(999, 0), EBADF);
 	CHECK(unlink("t") == 0);
-	return 0;
 }
 
-static int t_stat(void)
+static void t_stat(void)
 {
 	CHECK(put("s", "12345") == 0);
 	struct stat st, st2;
@@ -261,10 +253,9 @@ static int t_stat(void)
 	ERR(syscall(SYS_statx, AT_FDCWD, "s", 0, 0x7ff, BAD), EFAULT);
 #endif
 	CHECK(unlink("s") == 0);
-	return 0;
 }
 
-static int t_mkdir_rmdir(void)
+static void t_mkdir_rmdir(void)
 {
 	CHECK(mkdir("d", 0755) == 0);
 	ERR(mkdir("d", 0755), EEXIST);
@@ -285,10 +276,9 @@ static int t_mkdir_rmdir(void)
 	CHECK(rmdir("d/e") == 0);
 	CHECK(rmdir("d") == 0);
 	ERR(stat("d", &st), ENOENT);
-	return 0;
 }
 
-static int t_getdents(void)
+static void t_getdents(void)
 {
 	CHECK(mkdir("g", 0755) == 0);
 	CHECK(put("g/a", "1") == 0 && put("g/bb", "2") == 0 && mkdir("g/ccc", 0755) == 0);
@@ -316,7 +306,7 @@ static int t_getdents(void)
 				seen |= 4;
 				CHECK(d->d_type == DT_DIR);
 			} else {
-				FAIL("unexpected entry %s", d->d_name);
+				fail("unexpected entry %s", d->d_name);
 			}
 			off += d->d_reclen;
 		}
@@ -339,10 +329,9 @@ static int t_getdents(void)
 	closedir(dir);
 	CHECK(count == 5);
 	CHECK(unlink("g/a") == 0 && unlink("g/bb") == 0 && rmdir("g/ccc") == 0 && rmdir("g") == 0);
-	return 0;
 }
 
-static int t_unlink(void)
+static void t_unlink(void)
 {
 	CHECK(put("u", "still here") == 0);
 	int fd = open("u", O_RDONLY);
@@ -358,10 +347,9 @@ static int t_unlink(void)
 	CHECK(read(fd, buf, sizeof buf) == 10 && !memcmp(buf, "still here", 10));
 	CHECK(fstat(fd, &st) == 0 && st.st_nlink == 0);
 	close(fd);
-	return 0;
 }
 
-static int t_rename(void)
+static void t_rename(void)
 {
 	CHECK(put("r1", "one") == 0 && put("r2", "two") == 0);
 	CHECK(rename("r1", "r3") == 0);
@@ -392,10 +380,9 @@ static int t_rename(void)
 #endif
 	CHECK(renameat(AT_FDCWD, "rf/moved", AT_FDCWD, "back") == 0 && unlink("back") == 0);
 	CHECK(unlink("re/x") == 0 && rmdir("re") == 0 && rmdir("rf") == 0);
-	return 0;
 }
 
-static int t_cwd(void)
+static void t_cwd(void)
 {
 	char start[4096], buf[4096];
 	CHECK(getcwd(start, sizeof start) != NULL && start[0] == '/');
@@ -428,10 +415,9 @@ static int t_cwd(void)
 	CHECK(chdir("/..") == 0 && getcwd(buf, sizeof buf) && !strcmp(buf, "/"));
 	CHECK(chdir(start) == 0);
 	CHECK(unlink("c/inner") == 0 && rmdir("c") == 0);
-	return 0;
 }
 
-static int t_at_calls(void)
+static void t_at_calls(void)
 {
 	CHECK(mkdir("at", 0755) == 0);
 	int d = open("at", O_RDONLY | O_DIRECTORY);
@@ -456,10 +442,9 @@ static int t_at_calls(void)
 	close(fd);
 	close(d);
 	CHECK(rmdir("at") == 0);
-	return 0;
 }
 
-static int t_access(void)
+static void t_access(void)
 {
 	CHECK(put("ac", "x") == 0);
 	CHECK(access("ac", F_OK) == 0);
@@ -470,10 +455,9 @@ static int t_access(void)
 	ERR(access(BAD, F_OK), EFAULT);
 	ERR(access("ac/x", F_OK), ENOTDIR);
 	CHECK(unlink("ac") == 0);
-	return 0;
 }
 
-static int t_readlink(void)
+static void t_readlink(void)
 {
 	char buf[256];
 	CHECK(put("l", "x") == 0);
@@ -487,10 +471,9 @@ static int t_readlink(void)
 	if (n >= 0)
 		CHECK(n > 0 && buf[0] == '/');
 	CHECK(unlink("l") == 0);
-	return 0;
 }
 
-static int t_umask(void)
+static void t_umask(void)
 {
 	mode_t old = umask(022);
 	CHECK(umask(022) == 022);
@@ -502,10 +485,9 @@ static int t_umask(void)
 	CHECK(mkdir("md", 0777) == 0 && stat("md", &st) == 0 && (st.st_mode & 0777) == 0700);
 	umask(old);
 	CHECK(unlink("m") == 0 && rmdir("md") == 0);
-	return 0;
 }
 
-static int t_dup_fcntl(void)
+static void t_dup_fcntl(void)
 {
 	int fd = open("dp", O_CREAT | O_RDWR | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -544,10 +526,9 @@ static int t_dup_fcntl(void)
 	CHECK(write(fd, "e", 1) == 1);
 	close(fd);
 	CHECK(unlink("dp") == 0);
-	return 0;
 }
 
-static int t_fork_shares(void)
+static void t_fork_shares(void)
 {
 	int fd = open("fk", O_CREAT | O_RDWR | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -563,7 +544,6 @@ static int t_fork_shares(void)
 	CHECK(pread(fd, buf, 8, 0) == 6 && !memcmp(buf, "abcdef", 6));
 	close(fd);
 	CHECK(unlink("fk") == 0);
-	return 0;
 }
 
 /* exec'd by t_cloexec: fd a must be closed, fd b open. */
@@ -575,7 +555,7 @@ static int fdcheck(int a, int b)
 	return fcntl(b, F_GETFD) == 0 ? 0 : 2;
 }
 
-static int t_cloexec(void)
+static void t_cloexec(void)
 {
 	int a = open(".", O_RDONLY | O_CLOEXEC);
 	int b = open(".", O_RDONLY);
@@ -593,12 +573,11 @@ static int t_cloexec(void)
 	int status;
 	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
 	if (WEXITSTATUS(status) != 0)
-		FAIL("exec'd check exited %d", WEXITSTATUS(status));
+		fail("exec'd check exited %d", WEXITSTATUS(status));
 	close(a), close(b);
-	return 0;
 }
 
-static int t_dev(void)
+static void t_dev(void)
 {
 	char buf[64];
 	int fd = open("/dev/null", O_RDWR);
@@ -633,10 +612,9 @@ static int t_dev(void)
 	CHECK(stat("/dev/zero", &st) == 0 && major(st.st_rdev) == 1 && minor(st.st_rdev) == 5);
 	CHECK(stat("/dev", &st) == 0 && S_ISDIR(st.st_mode));
 	ERR(open("/dev/no-such-device", O_RDONLY), ENOENT);
-	return 0;
 }
 
-static int t_fsync(void)
+static void t_fsync(void)
 {
 	int fd = open("fs", O_CREAT | O_RDWR, 0600);
 	CHECK(fd >= 0);
@@ -645,10 +623,9 @@ static int t_fsync(void)
 	ERR(fdatasync(-1), EBADF);
 	close(fd);
 	CHECK(unlink("fs") == 0);
-	return 0;
 }
 
-static int t_big_file(void)
+static void t_big_file(void)
 {
 	enum { SIZE = 1 << 20 };
 	char *buf = malloc(SIZE);
@@ -667,10 +644,9 @@ static int t_big_file(void)
 	free(buf), free(back);
 	close(fd);
 	CHECK(unlink("big") == 0);
-	return 0;
 }
 
-static int t_mmap_shared(void)
+static void t_mmap_shared(void)
 {
 	int fd = open("mm", O_CREAT | O_RDWR | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -713,11 +689,10 @@ static int t_mmap_shared(void)
 	close(ro);
 	close(fd);
 	CHECK(unlink("mm") == 0);
-	return 0;
 }
 
 /* Only when named: fill the file system; nothing written may be lost. */
-static int t_fill(void)
+static void t_fill(void)
 {
 	int fd = open("fill", O_CREAT | O_RDWR | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -741,7 +716,7 @@ static int t_fill(void)
 		long n = total - at < 4096 ? total - at : 4096;
 		for (long i = 0; i < n; i++)
 			if (chunk[i] != (char)(at / 4096))
-				FAIL("byte %ld lost", at + i);
+				fail("byte %ld lost", at + i);
 	}
 	/* Another file cannot get a page either; after the unlink it can. */
 	int g = open("fill2", O_CREAT | O_RDWR | O_TRUNC, 0600);
@@ -753,38 +728,38 @@ static int t_fill(void)
 	close(g);
 	CHECK(unlink("fill2") == 0);
 	say("filetests: fill: %ld KiB written before the file system was full\n", total / 1024);
-	return 0;
 }
 
-static struct {
-	const char *name;
-	int (*fn)(void);
-	int named_only;
-} cases[] = {
-	{"open-create", t_open_create, 0},
-	{"read-write-seek", t_read_write_seek, 0},
-	{"pread-pwrite", t_pread_pwrite, 0},
-	{"append", t_append, 0},
-	{"truncate", t_truncate, 0},
-	{"stat", t_stat, 0},
-	{"mkdir-rmdir", t_mkdir_rmdir, 0},
-	{"getdents", t_getdents, 0},
-	{"unlink", t_unlink, 0},
-	{"rename", t_rename, 0},
-	{"cwd", t_cwd, 0},
-	{"at-calls", t_at_calls, 0},
-	{"access", t_access, 0},
-	{"readlink", t_readlink, 0},
-	{"umask", t_umask, 0},
-	{"dup-fcntl", t_dup_fcntl, 0},
-	{"fork-shares-offset", t_fork_shares, 0},
-	{"cloexec", t_cloexec, 0},
-	{"dev", t_dev, 0},
-	{"fsync", t_fsync, 0},
-	{"big-file", t_big_file, 0},
-	{"mmap-shared", t_mmap_shared, 0},
-	{"fill", t_fill, 1},
+static struct testcase cases[] = {
+	{"open-create", t_open_create, 0, 0},
+	{"read-write-seek", t_read_write_seek, 0, 0},
+	{"pread-pwrite", t_pread_pwrite, 0, 0},
+	{"append", t_append, 0, 0},
+	{"truncate", t_truncate, 0, 0},
+	{"stat", t_stat, 0, 0},
+	{"mkdir-rmdir", t_mkdir_rmdir, 0, 0},
+	{"getdents", t_getdents, 0, 0},
+	{"unlink", t_unlink, 0, 0},
+	{"rename", t_rename, 0, 0},
+	{"cwd", t_cwd, 0, 0},
+	{"at-calls", t_at_calls, 0, 0},
+	{"access", t_access, 0, 0},
+	{"readlink", t_readlink, 0, 0},
+	{"umask", t_umask, 0, 0},
+	{"dup-fcntl", t_dup_fcntl, 0, 0},
+	{"fork-shares-offset", t_fork_shares, 0, 0},
+	{"cloexec", t_cloexec, 0, 0},
+	{"dev", t_dev, 0, 0},
+	{"fsync", t_fsync, 0, 0},
+	{"big-file", t_big_file, 0, 0},
+	{"mmap-shared", t_mmap_shared, 0, 0},
+	{"fill", t_fill, 0, BY_NAME},
 };
+
+static void to_scratch(void)
+{
+	CHECK(chdir(dir) == 0);
+}
 
 int main(int argc, char **argv)
 {
@@ -799,34 +774,22 @@ int main(int argc, char **argv)
 			snprintf(self, sizeof self, "%s/%s", cwd, argv[0]);
 	}
 	const char *base = getenv("FILETESTS_DIR");
-	char dir[512];
 	snprintf(dir, sizeof dir, "%s/filetests.XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(dir) || chdir(dir) != 0) {
+	if (!mkdtemp(dir)) {
 		say("filetests: cannot make a scratch directory in %s\n", base ? base : "/tmp");
 		return 1;
 	}
-	int passed = 0, failed = 0;
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		int wanted = argc == 1 ? !cases[i].named_only : 0;
-		for (int a = 1; a < argc; a++)
-			wanted |= !strcmp(argv[a], cases[i].name);
-		if (!wanted)
-			continue;
-		why[0] = 0;
-		int r = cases[i].fn();
-		/* Each case starts from the scratch directory. */
-		if (chdir(dir) != 0)
-			r = 1;
-		if (r == 0) {
-			say("filetests: %s ... ok\n", cases[i].name);
-			passed++;
-		} else {
-			say("filetests: %s ... FAILED (%s)\n", cases[i].name, why);
-			failed++;
-		}
-	}
+	/* In this process (as it always was): each case starts from the
+	 * scratch directory. */
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...]",
+		.before = to_scratch,
+		.in_process = 1,
+	};
+	int status = run_suite(&suite, argc, argv);
 	if (chdir("/") != 0 || rmdir(dir) != 0)
 		say("filetests: scratch directory %s not empty at the end\n", dir);
-	say("filetests: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return status;
 }

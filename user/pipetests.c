@@ -33,37 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "say.h"
+#define SUITE "pipetests"
+#include "testcase.h"
 
 #define PAGE 4096ul
 #define KERNEL_ADDR 0xffff888000000000ul
 #define CAPACITY 65536
-
-static char *note;
-#define NOTE_SIZE 256
-
-static void fail(const char *fmt, ...)
-{
-	if (note) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(note, NOTE_SIZE, fmt, ap);
-		va_end(ap);
-	}
-	_exit(1);
-}
-
-#define CHECK(cond, ...)                 \
-	do {                             \
-		if (!(cond))             \
-			fail(__VA_ARGS__); \
-	} while (0)
-
-static void *opaque(uintptr_t addr)
-{
-	__asm__ volatile("" : "+r"(addr));
-	return (void *)addr;
-}
 
 static long raw(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
 {
@@ -78,34 +53,9 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static void xpipe(int fd[2])
 {
 	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
-}
-
-static pid_t xfork(void)
-{
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork: %s", strerror(errno));
-	return pid;
-}
-
-static int xwait(pid_t pid)
-{
-	int st;
-	pid_t r;
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	CHECK(r == pid, "waitpid(%d): %s", (int)pid, strerror(errno));
-	return st;
 }
 
 static void write_all(int fd, const void *buf, size_t len)
@@ -776,89 +726,29 @@ static void t_eintr(void)
 
 char *self_path;
 
-enum expect { EXIT0, SIGPIPED };
-struct testcase {
-	const char *name;
-	void (*fn)(void);
-	enum expect expect;
-	int skip;
-};
-
 static struct testcase cases[] = {
-	{"basic", t_basic, EXIT0, 0},
-	{"pipe2-flags", t_pipe2_flags, EXIT0, 0},
-	{"bad-pointers", t_bad_pointers, EXIT0, 0},
-	{"eof", t_eof, EXIT0, 0},
-	{"epipe", t_epipe, EXIT0, 0},
-	{"sigpipe-default", t_sigpipe_default, SIGPIPED, 0},
-	{"fork-blocking", t_fork_blocking, EXIT0, 0},
-	{"fork-shares-ends", t_fork_shares_ends, EXIT0, 0},
-	{"large-write", t_large_write, EXIT0, 0},
-	{"atomic-4096", t_atomic_4096, EXIT0, 0},
-	{"atomic-small", t_atomic_small, EXIT0, 0},
-	{"nonblock", t_nonblock, EXIT0, 0},
-	{"poll-pipe", t_poll_pipe, EXIT0, 0},
-	{"poll-file", t_poll_file, EXIT0, 0},
-	{"poll-timeout", t_poll_timeout, EXIT0, 0},
-	{"poll-bad", t_poll_bad, EXIT0, 0},
-	{"ppoll", t_ppoll, EXIT0, 0},
-	{"select", t_select, EXIT0, 0},
-	{"select-bad", t_select_bad, EXIT0, 0},
-	{"pselect", t_pselect, EXIT0, 0},
-	{"eintr", t_eintr, EXIT0, 0},
+	{"basic", t_basic, 0, 0},
+	{"pipe2-flags", t_pipe2_flags, 0, 0},
+	{"bad-pointers", t_bad_pointers, 0, 0},
+	{"eof", t_eof, 0, 0},
+	{"epipe", t_epipe, 0, 0},
+	{"sigpipe-default", t_sigpipe_default, SIGPIPE, 0},
+	{"fork-blocking", t_fork_blocking, 0, 0},
+	{"fork-shares-ends", t_fork_shares_ends, 0, 0},
+	{"large-write", t_large_write, 0, 0},
+	{"atomic-4096", t_atomic_4096, 0, 0},
+	{"atomic-small", t_atomic_small, 0, 0},
+	{"nonblock", t_nonblock, 0, 0},
+	{"poll-pipe", t_poll_pipe, 0, 0},
+	{"poll-file", t_poll_file, 0, 0},
+	{"poll-timeout", t_poll_timeout, 0, 0},
+	{"poll-bad", t_poll_bad, 0, 0},
+	{"ppoll", t_ppoll, 0, 0},
+	{"select", t_select, 0, 0},
+	{"select-bad", t_select_bad, 0, 0},
+	{"pselect", t_pselect, 0, 0},
+	{"eintr", t_eintr, 0, 0},
 };
-#define NCASES ((int)(sizeof cases / sizeof cases[0]))
-
-static int run_case(struct testcase *tc)
-{
-	memset(note, 0, NOTE_SIZE);
-	pid_t pid = fork();
-	if (pid < 0) {
-		say("pipetests: %s ... FAILED (fork: %s)\n", tc->name, strerror(errno));
-		return 0;
-	}
-	if (pid == 0) {
-		tc->fn();
-		_exit(0);
-	}
-	int st;
-	pid_t r;
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	int ok;
-	if (tc->expect == SIGPIPED)
-		ok = r == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE;
-	else
-		ok = r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	if (ok) {
-		say("pipetests: %s ... ok\n", tc->name);
-	} else if (WIFSIGNALED(st)) {
-		say("pipetests: %s ... FAILED (killed by signal %d%s%s)\n", tc->name, WTERMSIG(st),
-		    note[0] ? ": " : "", note);
-	} else {
-		say("pipetests: %s ... FAILED (%s)\n", tc->name,
-		    note[0] ? note
-			    : (tc->expect == SIGPIPED ? "exited instead of dying by SIGPIPE"
-						      : "exit status not 0"));
-	}
-	return ok;
-}
-
-static struct testcase *find_case(const char *name)
-{
-	for (int i = 0; i < NCASES; i++)
-		if (strcmp(cases[i].name, name) == 0)
-			return &cases[i];
-	return NULL;
-}
-
-static void usage(void)
-{
-	say("usage: pipetests [-l] [--skip CASE]... [CASE...] | count | gen N | block [poll]\n");
-	_exit(2);
-}
-
 /* ------------------------------------------------------------------ */
 /* Helper modes for shell pipelines. */
 
@@ -935,52 +825,13 @@ int main(int argc, char **argv)
 		return mode_gen(strtoul(argv[2], NULL, 0));
 	if (argc >= 2 && strcmp(argv[1], "block") == 0)
 		return mode_block(argc >= 3 && strcmp(argv[2], "poll") == 0);
-	int selected = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "-l") == 0) {
-			for (int j = 0; j < NCASES; j++)
-				say("%s\n", cases[j].name);
-			return 0;
-		} else if (strcmp(a, "--skip") == 0 && i + 1 < argc) {
-			struct testcase *tc = find_case(argv[++i]);
-			if (!tc) {
-				say("pipetests: no case named %s\n", argv[i]);
-				return 2;
-			}
-			tc->skip = 1;
-		} else if (a[0] == '-') {
-			usage();
-		} else {
-			struct testcase *tc = find_case(a);
-			if (!tc) {
-				say("pipetests: no case named %s\n", a);
-				return 2;
-			}
-			if (!selected)
-				for (int j = 0; j < NCASES; j++)
-					cases[j].skip |= 2;
-			selected = 1;
-			tc->skip &= ~2;
-		}
-	}
-	note = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (note == MAP_FAILED) {
-		say("pipetests: cannot map the note page\n");
-		return 1;
-	}
 	/* The cases count descriptors from 3: nothing else open. */
 	for (int fd = 3; fd < 64; fd++)
 		close(fd);
-	int passed = 0, failed = 0;
-	for (int j = 0; j < NCASES; j++) {
-		if (cases[j].skip)
-			continue;
-		if (run_case(&cases[j]))
-			passed++;
-		else
-			failed++;
-	}
-	say("pipetests: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...] | count | gen N | block [poll]",
+	};
+	return run_suite(&suite, argc, argv);
 }

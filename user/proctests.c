@@ -23,26 +23,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "say.h"
+/* A failed check names where it is, then ends the case. */
+#define CHECK(cond, ...)                                                              \
+	do {                                                                          \
+		if (!(cond)) {                                                        \
+			say("proctests:   %s:%d: check failed: %s\n", __func__, __LINE__, \
+			    #cond);                                                   \
+			fail(__VA_ARGS__);                                            \
+		}                                                                     \
+	} while (0)
+#define SUITE "proctests"
+#include "testcase.h"
 
 #define PAGE 4096UL
 
-static int failed;
 static const char *argv0;
 static int g_argc;
 static char **g_argv;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			say("proctests:   %s:%d: check failed: %s: ", __func__, \
-			    __LINE__, #cond);                                  \
-			say(__VA_ARGS__);                                      \
-			say("\n");                                             \
-			failed = 1;                                            \
-			return;                                                \
-		}                                                              \
-	} while (0)
 
 static char text[512 * 1024];
 static char text2[512 * 1024];
@@ -435,19 +432,13 @@ static void sys_vm(void)
 	}
 }
 
-struct testcase {
-	const char *name;
-	void (*fn)(void);
+static struct testcase cases[] = {
+	{"meminfo-format", meminfo_format, 0, 0}, {"self-maps", self_maps, 0, 0},
+	{"statm-grows", statm_grows, 0, 0},	  {"status-agrees", status_agrees, 0, 0},
+	{"smaps-sums", smaps_sums, 0, 0},	  {"pagemap-touched", pagemap_touched, 0, 0},
+	{"pagemap-fork", pagemap_fork, 0, 0},	  {"self-files", self_files, 0, 0},
+	{"system-files", system_files, 0, 0},	  {"sys-vm", sys_vm, 0, 0},
 };
-
-static const struct testcase cases[] = {
-	{"meminfo-format", meminfo_format}, {"self-maps", self_maps},
-	{"statm-grows", statm_grows},	    {"status-agrees", status_agrees},
-	{"smaps-sums", smaps_sums},	    {"pagemap-touched", pagemap_touched},
-	{"pagemap-fork", pagemap_fork},	    {"self-files", self_files},
-	{"system-files", system_files},	    {"sys-vm", sys_vm},
-};
-#define NCASES (int)(sizeof cases / sizeof *cases)
 
 int main(int argc, char **argv)
 {
@@ -458,39 +449,13 @@ int main(int argc, char **argv)
 	memset(text2, 1, sizeof text2);
 	g_argc = argc;
 	g_argv = argv;
-	int selected = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-l") == 0) {
-			for (int j = 0; j < NCASES; j++)
-				say("%s\n", cases[j].name);
-			return 0;
-		}
-		int found = 0;
-		for (int j = 0; j < NCASES; j++)
-			found |= strcmp(argv[i], cases[j].name) == 0;
-		if (!found) {
-			say("proctests: no case named %s\n", argv[i]);
-			return 2;
-		}
-		selected = 1;
-	}
-	int passed = 0, failures = 0;
-	for (int j = 0; j < NCASES; j++) {
-		if (selected) {
-			int named = 0;
-			for (int i = 1; i < argc; i++)
-				named |= strcmp(argv[i], cases[j].name) == 0;
-			if (!named)
-				continue;
-		}
-		failed = 0;
-		cases[j].fn();
-		say("proctests: %s ... %s\n", cases[j].name, failed ? "FAILED" : "ok");
-		if (failed)
-			failures++;
-		else
-			passed++;
-	}
-	say("proctests: %d passed, %d failed\n", passed, failures);
-	return failures ? 1 : 0;
+	/* In this process: the cases read their own /proc/self, whose
+	 * figures a fork's copy-on-write would change. */
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...]",
+		.in_process = 1,
+	};
+	return run_suite(&suite, argc, argv);
 }

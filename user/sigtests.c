@@ -35,28 +35,12 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "say.h"
+#define SUITE "sigtests"
+#include "testcase.h"
 
 #define PAGE 4096ul
 
-static char *note; /* MAP_SHARED: a case's child explains itself here */
-#define NOTE_SIZE 256
 static const char *self_path;
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(note, NOTE_SIZE, fmt, ap);
-	va_end(ap);
-	_exit(1);
-}
-
-#define CHECK(cond, ...)                 \
-	do {                             \
-		if (!(cond))             \
-			fail(__VA_ARGS__); \
-	} while (0)
 
 static void handle(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
 {
@@ -81,13 +65,6 @@ static int blocked_now(int sig)
 	sigset_t s;
 	sigprocmask(SIG_BLOCK, NULL, &s);
 	return sigismember(&s, sig);
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 /* The last signal a recording handler saw. */
@@ -949,87 +926,39 @@ static int bench(long n)
 
 /* ---- the table ---- */
 
-struct testcase {
-	const char *name;
-	void (*fn)(void);
-	int expect_sig; /* 0: must exit 0 */
-};
-
 static struct testcase cases[] = {
-	{"handler-siginfo", t_handler_siginfo, 0},
-	{"bad-args", t_bad_args, 0},
-	{"mask-blocks", t_mask_blocks, 0},
-	{"handler-flags", t_handler_flags, 0},
-	{"sigaltstack", t_sigaltstack, 0},
-	{"segv-mprotect", t_segv_mprotect, 0},
-	{"demand-paging", t_demand_paging, 0},
-	{"sigbus-file", t_sigbus_file, 0},
-	{"sigill-sigfpe", t_sigill_sigfpe, 0},
-	{"sigtrap", t_sigtrap, 0},
-	{"sigtrap-default", t_sigtrap_default, SIGTRAP},
-	{"fpu-preserved", t_fpu_preserved, 0},
-	{"sigchld", t_sigchld, 0},
-	{"kill-child", t_kill_child, 0},
-	{"stop-cont", t_stop_cont, 0},
-	{"kill-self-default", t_kill_self_default, SIGTERM},
-	{"ignore", t_ignore, 0},
-	{"sigreturn-unmapped", t_sigreturn_unmapped, SIGSEGV},
-	{"sigreturn-bad-rip", t_sigreturn_bad_rip, SIGSEGV},
-	{"sigreturn-random", t_sigreturn_random, 0},
-	{"eintr", t_eintr, 0},
-	{"sa-restart", t_sa_restart, 0},
-	{"sigsuspend", t_sigsuspend, 0},
-	{"fork-inherits", t_fork_inherits, 0},
-	{"exec-resets", t_exec_resets, 0},
-	{"nested", t_nested, 0},
+	{"handler-siginfo", t_handler_siginfo, 0, 0},
+	{"bad-args", t_bad_args, 0, 0},
+	{"mask-blocks", t_mask_blocks, 0, 0},
+	{"handler-flags", t_handler_flags, 0, 0},
+	{"sigaltstack", t_sigaltstack, 0, 0},
+	{"segv-mprotect", t_segv_mprotect, 0, 0},
+	{"demand-paging", t_demand_paging, 0, 0},
+	{"sigbus-file", t_sigbus_file, 0, 0},
+	{"sigill-sigfpe", t_sigill_sigfpe, 0, 0},
+	{"sigtrap", t_sigtrap, 0, 0},
+	{"sigtrap-default", t_sigtrap_default, SIGTRAP, 0},
+	{"fpu-preserved", t_fpu_preserved, 0, 0},
+	{"sigchld", t_sigchld, 0, 0},
+	{"kill-child", t_kill_child, 0, 0},
+	{"stop-cont", t_stop_cont, 0, 0},
+	{"kill-self-default", t_kill_self_default, SIGTERM, 0},
+	{"ignore", t_ignore, 0, 0},
+	{"sigreturn-unmapped", t_sigreturn_unmapped, SIGSEGV, 0},
+	{"sigreturn-bad-rip", t_sigreturn_bad_rip, SIGSEGV, 0},
+	{"sigreturn-random", t_sigreturn_random, 0, 0},
+	{"eintr", t_eintr, 0, 0},
+	{"sa-restart", t_sa_restart, 0, 0},
+	{"sigsuspend", t_sigsuspend, 0, 0},
+	{"fork-inherits", t_fork_inherits, 0, 0},
+	{"exec-resets", t_exec_resets, 0, 0},
+	{"nested", t_nested, 0, 0},
 };
-#define NCASES (int)(sizeof cases / sizeof cases[0])
-
-static int run_case(struct testcase *tc)
-{
-	memset(note, 0, NOTE_SIZE);
-	pid_t pid = fork();
-	if (pid < 0) {
-		say("sigtests: %s ... FAILED (fork: %s)\n", tc->name, strerror(errno));
-		return 0;
-	}
-	if (pid == 0) {
-		reset_record();
-		tc->fn();
-		_exit(tc->expect_sig ? 3 : 0);
-	}
-	int st;
-	pid_t r;
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	int ok;
-	char why[NOTE_SIZE + 64];
-	if (tc->expect_sig) {
-		ok = WIFSIGNALED(st) && WTERMSIG(st) == tc->expect_sig;
-		snprintf(why, sizeof why, "status %#x, expected death by signal %d%s%s", st,
-			 tc->expect_sig, note[0] ? ": " : "", note);
-	} else {
-		ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-		snprintf(why, sizeof why, "status %#x%s%s", st, note[0] ? ": " : "", note);
-	}
-	if (ok)
-		say("sigtests: %s ... ok\n", tc->name);
-	else
-		say("sigtests: %s ... FAILED (%s)\n", tc->name, why);
-	return ok;
-}
-
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
 	if (argc == 2 && strcmp(argv[1], "--exec-check") == 0)
 		return exec_check();
-	note = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (note == MAP_FAILED) {
-		say("sigtests: mmap: %s\n", strerror(errno));
-		return 1;
-	}
 	if (argc == 2 && strcmp(argv[1], "--sigint-read") == 0)
 		return sigint_read();
 	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
@@ -1038,38 +967,11 @@ int main(int argc, char **argv)
 		raise(atoi(argv[2]));
 		return 0;
 	}
-	int selected = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-l") == 0) {
-			for (int j = 0; j < NCASES; j++)
-				say("%s\n", cases[j].name);
-			return 0;
-		}
-		if (argv[i][0] == '-') {
-			say("usage: sigtests [-l] [CASE...]\n");
-			return 2;
-		}
-		int found = 0;
-		for (int j = 0; j < NCASES; j++)
-			found |= strcmp(cases[j].name, argv[i]) == 0;
-		if (!found) {
-			say("sigtests: no case named %s\n", argv[i]);
-			return 2;
-		}
-		selected = 1;
-	}
-	int passed = 0, failed = 0;
-	for (int j = 0; j < NCASES; j++) {
-		int run = !selected;
-		for (int i = 1; i < argc; i++)
-			run |= strcmp(cases[j].name, argv[i]) == 0;
-		if (!run)
-			continue;
-		if (run_case(&cases[j]))
-			passed++;
-		else
-			failed++;
-	}
-	say("sigtests: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...] | --sigint-read | --raise N | --bench N",
+		.before = reset_record,
+	};
+	return run_suite(&suite, argc, argv);
 }

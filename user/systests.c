@@ -36,7 +36,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "say.h"
+#define SUITE "systests"
+#include "testcase.h"
 
 #define PAGE 4096ul
 #define MiB (1024ul * 1024ul)
@@ -52,24 +53,7 @@
 #define SYS_getrandom 318
 #endif
 
-static char *note;
-#define NOTE_SIZE 256
 static int on_ferrite;
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(note, NOTE_SIZE, fmt, ap);
-	va_end(ap);
-	_exit(1);
-}
-
-#define CHECK(cond, ...)                 \
-	do {                             \
-		if (!(cond))             \
-			fail(__VA_ARGS__); \
-	} while (0)
 
 /* A raw system call that must fail with `want`. */
 #define EXPECT_ERR(want, what, call)                                                   \
@@ -603,95 +587,38 @@ static void t_mlock_pressure(void)
 
 /* --- the runner ------------------------------------------------------------------ */
 
-enum expect { EXIT0, SEGV };
-
-static struct testcase {
-	const char *name;
-	void (*fn)(void);
-	enum expect expect;
-	int by_name; /* only when named */
-} cases[] = {
-	{"rlimit-basics", t_rlimit_basics, EXIT0, 0},
-	{"rlimit-fork", t_rlimit_fork, EXIT0, 0},
-	{"rlimit-as", t_rlimit_as, EXIT0, 0},
-	{"rlimit-data", t_rlimit_data, EXIT0, 0},
-	{"rlimit-stack", t_rlimit_stack, SEGV, 0},
-	{"getrandom", t_getrandom, EXIT0, 0},
-	{"sysinfo", t_sysinfo, EXIT0, 0},
-	{"identity", t_identity, EXIT0, 0},
-	{"robust-list", t_robust_list, EXIT0, 0},
-	{"rseq", t_rseq, EXIT0, 0},
-	{"prctl", t_prctl, EXIT0, 0},
-	{"affinity", t_affinity, EXIT0, 0},
-	{"priority", t_priority, EXIT0, 0},
-	{"mincore", t_mincore, EXIT0, 0},
-	{"mlock", t_mlock, EXIT0, 0},
-	{"mlockall", t_mlockall, EXIT0, 0},
+static struct testcase cases[] = {
+	{"rlimit-basics", t_rlimit_basics, 0, 0},
+	{"rlimit-fork", t_rlimit_fork, 0, 0},
+	{"rlimit-as", t_rlimit_as, 0, 0},
+	{"rlimit-data", t_rlimit_data, 0, 0},
+	{"rlimit-stack", t_rlimit_stack, SIGSEGV, 0},
+	{"getrandom", t_getrandom, 0, 0},
+	{"sysinfo", t_sysinfo, 0, 0},
+	{"identity", t_identity, 0, 0},
+	{"robust-list", t_robust_list, 0, 0},
+	{"rseq", t_rseq, 0, 0},
+	{"prctl", t_prctl, 0, 0},
+	{"affinity", t_affinity, 0, 0},
+	{"priority", t_priority, 0, 0},
+	{"mincore", t_mincore, 0, 0},
+	{"mlock", t_mlock, 0, 0},
+	{"mlockall", t_mlockall, 0, 0},
 	/* Needs memory pressure and swap: tests/glibc.rs names it. */
-	{"mlock-pressure", t_mlock_pressure, EXIT0, 1},
+	{"mlock-pressure", t_mlock_pressure, 0, BY_NAME},
 };
-#define NCASES ((int)(sizeof cases / sizeof cases[0]))
-
-static int run_case(struct testcase *tc)
-{
-	memset(note, 0, NOTE_SIZE);
-	pid_t pid = fork();
-	if (pid < 0) {
-		say("systests: %s ... FAILED (fork: %s)\n", tc->name, strerror(errno));
-		return 0;
-	}
-	if (pid == 0) {
-		tc->fn();
-		_exit(0);
-	}
-	int st;
-	pid_t r;
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	int ok;
-	if (tc->expect == EXIT0)
-		ok = r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	else
-		ok = r == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
-	if (ok)
-		say("systests: %s ... ok%s\n", tc->name, tc->expect == SEGV ? " (SIGSEGV)" : "");
-	else if (r == pid && WIFSIGNALED(st))
-		say("systests: %s ... FAILED (killed by signal %d%s%s)\n", tc->name, WTERMSIG(st),
-		    note[0] ? ": " : "", note);
-	else
-		say("systests: %s ... FAILED (%s)\n", tc->name,
-		    note[0] ? note : "exited without the expected SIGSEGV");
-	return ok;
-}
-
 int main(int argc, char **argv)
 {
-	note = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (note == MAP_FAILED) {
-		say("systests: no note page\n");
-		return 1;
-	}
 	struct utsname u;
 	on_ferrite = uname(&u) == 0 && strcmp(u.sysname, "Ferrite") == 0;
-	int passed = 0, failed = 0;
-	if (argc > 2 && strcmp(argv[1], "mlock-pressure") == 0)
+	if (argc > 2 && strcmp(argv[1], "mlock-pressure") == 0) {
 		hog_mib = atol(argv[2]);
-	for (int i = 0; i < NCASES; i++) {
-		int wanted = argc < 2 && !cases[i].by_name;
-		for (int a = 1; a < argc; a++)
-			wanted |= strcmp(argv[a], cases[i].name) == 0;
-		if (!wanted)
-			continue;
-		if (run_case(&cases[i]))
-			passed++;
-		else
-			failed++;
+		argc = 2;
 	}
-	if (passed + failed == 0) {
-		say("systests: no case named %s\n", argv[1]);
-		return 2;
-	}
-	say("systests: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...] | mlock-pressure [MIB]",
+	};
+	return run_suite(&suite, argc, argv);
 }

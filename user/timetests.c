@@ -31,22 +31,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "say.h"
+#define SUITE "timetests"
+#include "testcase.h"
 
 #define NS 1000000000LL
 #define BAD_PTR ((void *)0x10)
 #define KERNEL_PTR ((void *)0xffff888000000000ul)
 
 static long long expect_epoch = -1;
-static char why[256];
-
-#define CHECK(cond, ...)                                        \
-	do {                                                    \
-		if (!(cond)) {                                  \
-			snprintf(why, sizeof why, __VA_ARGS__); \
-			return 1;                               \
-		}                                               \
-	} while (0)
 
 static long long ts_ns(struct timespec t)
 {
@@ -173,7 +165,7 @@ typedef long (*getcpu_fn)(unsigned *, unsigned *, void *);
 
 /* ---- cases ---- */
 
-static int t_realtime(void)
+static void t_realtime(void)
 {
 	struct timespec ts;
 	CHECK(clock_gettime(CLOCK_REALTIME, &ts) == 0, "clock_gettime: %s", strerror(errno));
@@ -200,10 +192,9 @@ static int t_realtime(void)
 	usleep(20000);
 	long long d2 = now(CLOCK_REALTIME) - now(CLOCK_MONOTONIC);
 	CHECK(llabs(d1 - d2) < 5000000, "REALTIME - MONOTONIC moved by %lld ns in 20 ms", d2 - d1);
-	return 0;
 }
 
-static int t_monotonic(void)
+static void t_monotonic(void)
 {
 	static const clockid_t clocks[] = {CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_BOOTTIME,
 					   CLOCK_MONOTONIC_COARSE, CLOCK_REALTIME_COARSE,
@@ -229,10 +220,9 @@ static int t_monotonic(void)
 	long long boot = now(CLOCK_BOOTTIME);
 	fine = now(CLOCK_MONOTONIC);
 	CHECK(boot >= fine - 1000000, "BOOTTIME %lld is behind MONOTONIC %lld", boot, fine);
-	return 0;
 }
 
-static int t_getres(void)
+static void t_getres(void)
 {
 	struct timespec r;
 	CHECK(clock_getres(CLOCK_MONOTONIC, &r) == 0 && r.tv_sec == 0 && r.tv_nsec == 1,
@@ -246,10 +236,9 @@ static int t_getres(void)
 	CHECK(syscall(SYS_clock_getres, CLOCK_MONOTONIC, BAD_PTR) == -1 && errno == EFAULT,
 	      "getres to a bad pointer: %s", strerror(errno));
 	CHECK(syscall(SYS_clock_getres, 42, &r) == -1 && errno == EINVAL, "getres clock 42: %s", strerror(errno));
-	return 0;
 }
 
-static int t_errors(void)
+static void t_errors(void)
 {
 	struct timespec ts;
 	static const long bad_clocks[] = {10, 12, 16, 1000, 0x7fffffff, -5 /* type 3 */};
@@ -304,10 +293,9 @@ static int t_errors(void)
 	/* A zero sleep returns at once; rem is untouched when not interrupted. */
 	struct timespec zero = {0, 0}, rem = {7, 7};
 	CHECK(nanosleep(&zero, &rem) == 0 && rem.tv_sec == 7 && rem.tv_nsec == 7, "nanosleep(0) touched rem");
-	return 0;
 }
 
-static int t_sleep(void)
+static void t_sleep(void)
 {
 	/* 1 ms sleeps: each at least 1 ms; the median well under 5 ms. */
 	long long took[21];
@@ -348,10 +336,9 @@ static int t_sleep(void)
 	t0 = now(CLOCK_MONOTONIC);
 	CHECK(clock_nanosleep(CLOCK_MONOTONIC, 0, &two, NULL) == 0, "clock_nanosleep 2 ms");
 	CHECK(now(CLOCK_MONOTONIC) - t0 >= 2000000, "clock_nanosleep 2 ms was short");
-	return 0;
 }
 
-static int t_cputime(void)
+static void t_cputime(void)
 {
 	/* Spinning: CPU time grows (20 ms of it within 5 s, however loaded
 	 * the machine is), never by more than the time that passed. */
@@ -367,10 +354,9 @@ static int t_cputime(void)
 	CHECK(c2 - c1 < 10000000, "sleeping 50 ms took %lld ns of CPU time", c2 - c1);
 	long long t = now(CLOCK_THREAD_CPUTIME_ID);
 	CHECK(t > 0 && t <= now(CLOCK_PROCESS_CPUTIME_ID), "thread CPU time %lld", t);
-	return 0;
 }
 
-static int t_vdso(void)
+static void t_vdso(void)
 {
 	unsigned long base = getauxval(AT_SYSINFO_EHDR);
 	CHECK(base != 0, "no AT_SYSINFO_EHDR in the auxiliary vector");
@@ -437,19 +423,13 @@ static int t_vdso(void)
 	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/wait");
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the vDSO failed in a fork child (status %#x)",
 	      status);
-	return 0;
 }
 
-struct tcase {
-	const char *name;
-	int (*fn)(void);
+static struct testcase cases[] = {
+	{"realtime", t_realtime, 0, 0}, {"monotonic", t_monotonic, 0, 0}, {"getres", t_getres, 0, 0},
+	{"errors", t_errors, 0, 0},     {"sleep", t_sleep, 0, 0},         {"cputime", t_cputime, 0, 0},
+	{"vdso", t_vdso, 0, 0},
 };
-
-static const struct tcase cases[] = {
-	{"realtime", t_realtime}, {"monotonic", t_monotonic}, {"getres", t_getres},   {"errors", t_errors},
-	{"sleep", t_sleep},       {"cputime", t_cputime},     {"vdso", t_vdso},
-};
-#define NCASES (int)(sizeof cases / sizeof *cases)
 
 static int cmp_ll(const void *a, const void *b)
 {
@@ -509,48 +489,30 @@ static int bench(int n)
 	return 0;
 }
 
+static int options(int argc, char **argv, int i)
+{
+	if (strcmp(argv[i], "--epoch") != 0 || i + 1 >= argc)
+		return 0;
+	expect_epoch = atoll(argv[i + 1]);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
-	int selected = 0;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--epoch") == 0 && i + 1 < argc) {
-			expect_epoch = atoll(argv[++i]);
-		} else if (strcmp(argv[i], "--sleep-stats") == 0) {
+		if (strcmp(argv[i], "--sleep-stats") == 0)
 			return sleep_stats(i + 1 < argc ? atoi(argv[i + 1]) : 200);
-		} else if (strcmp(argv[i], "--bench") == 0) {
+		if (strcmp(argv[i], "--bench") == 0)
 			return bench(i + 1 < argc ? atoi(argv[i + 1]) : 10000);
-		} else if (argv[i][0] == '-') {
-			say("usage: timetests [--epoch SECS] [CASE...] | --sleep-stats [N] | --bench [N]\n");
-			return 2;
-		} else {
-			selected = 1;
-			int found = 0;
-			for (int j = 0; j < NCASES; j++)
-				found |= strcmp(cases[j].name, argv[i]) == 0;
-			if (!found) {
-				say("timetests: no case named %s\n", argv[i]);
-				return 2;
-			}
-		}
 	}
-	int passed = 0, failed = 0;
-	for (int j = 0; j < NCASES; j++) {
-		if (selected) {
-			int named = 0;
-			for (int i = 1; i < argc; i++)
-				named |= strcmp(cases[j].name, argv[i]) == 0;
-			if (!named)
-				continue;
-		}
-		why[0] = 0;
-		if (cases[j].fn() == 0) {
-			say("timetests: %s ... ok\n", cases[j].name);
-			passed++;
-		} else {
-			say("timetests: %s ... FAILED (%s)\n", cases[j].name, why);
-			failed++;
-		}
-	}
-	say("timetests: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	/* In this process: the CPU-time and vDSO cases look at the process
+	 * the suite runs in. */
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[--epoch SECS] [CASE...] | --sleep-stats [N] | --bench [N]",
+		.option = options,
+		.in_process = 1,
+	};
+	return run_suite(&suite, argc, argv);
 }

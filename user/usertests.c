@@ -46,50 +46,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "say.h"
+#define SUITE "usertests"
+#include "testcase.h"
 
 #define PAGE 4096ul
 #define KERNEL_ADDR 0xffff888000000000ul /* Ferrite's (and Linux's) direct map */
-
-/* The note page: MAP_SHARED, so a case's child can explain itself. */
-static char *note;
-#define NOTE_SIZE 256
-
-static void set_note(const char *fmt, ...)
-{
-	if (!note)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(note, NOTE_SIZE, fmt, ap);
-	va_end(ap);
-}
-
-/* Fail the current case: explain why and exit with status 1. */
-static void fail(const char *fmt, ...)
-{
-	if (note) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(note, NOTE_SIZE, fmt, ap);
-		va_end(ap);
-	}
-	_exit(1);
-}
-
-#define CHECK(cond, ...)                 \
-	do {                             \
-		if (!(cond))             \
-			fail(__VA_ARGS__); \
-	} while (0)
-
-/* Hide a constant address from the compiler, so that it cannot turn a
- * deliberate bad access into something else (e.g. a trap instruction). */
-static void *opaque(uintptr_t addr)
-{
-	__asm__ volatile("" : "+r"(addr));
-	return (void *)addr;
-}
 
 static long max_procs = 200;
 static long oom_mib = 4;
@@ -116,31 +77,6 @@ static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
 		if (p[i] != v)
 			return 0;
 	return 1;
-}
-
-static pid_t xfork(void)
-{
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork failed: %s", strerror(errno));
-	return pid;
-}
-
-/* Wait for pid; return its raw wait status. */
-static int xwait(pid_t pid)
-{
-	int status;
-	pid_t r;
-	do
-		r = waitpid(pid, &status, 0);
-	while (r < 0 && errno == EINTR);
-	CHECK(r == pid, "waitpid(%d) returned %d: %s", (int)pid, (int)r, strerror(errno));
-	return status;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1449,149 +1385,67 @@ static void t_overcommit_strict(void)
 
 /* ------------------------------------------------------------------ */
 
-enum { EXIT0, SEGV, BUS };
-
-/* testcase.skip bits: --skip, not named, runs only when named. */
-enum { SKIPPED = 1, NOT_NAMED = 2, BY_NAME = 4 };
-
-struct testcase {
-	const char *name;
-	void (*fn)(void);
-	int expect;
-	int skip;
-};
-
 static struct testcase cases[] = {
-	{"efault-write-kernel", t_efault_write_kernel, EXIT0, 0},
-	{"efault-write-unmapped", t_efault_write_unmapped, EXIT0, 0},
-	{"efault-write-half", t_efault_write_half, EXIT0, 0},
-	{"efault-writev", t_efault_writev, EXIT0, 0},
-	{"efault-read-kernel", t_efault_read_kernel, EXIT0, 0},
-	{"efault-uname", t_efault_uname, EXIT0, 0},
-	{"efault-clock-gettime", t_efault_clock, EXIT0, 0},
-	{"clock-monotonic-fine", t_clock_monotonic_fine, EXIT0, 0},
-	{"brk-grow-shrink", t_brk_grow_shrink, EXIT0, 0},
-	{"brk-shrink-unmaps", t_brk_shrink_unmaps, SEGV, 0},
-	{"brk-absurd", t_brk_absurd, EXIT0, 0},
-	{"mmap-rw", t_mmap_rw, EXIT0, 0},
-	{"mmap-readonly-read", t_mmap_readonly_read, EXIT0, 0},
-	{"mmap-readonly-write", t_mmap_readonly_write, SEGV, 0},
-	{"mprotect-keeps-data", t_mprotect_keeps_data, EXIT0, 0},
-	{"mprotect-none", t_mprotect_none, SEGV, 0},
-	{"munmap-access", t_munmap_access, SEGV, 0},
-	{"mmap-fixed-replace", t_mmap_fixed_replace, EXIT0, 0},
-	{"mmap-shared-fork", t_mmap_shared_fork, EXIT0, 0},
-	{"mremap-grow", t_mremap_grow, EXIT0, 0},
-	{"madvise-dontneed", t_madvise_dontneed, EXIT0, 0},
-	{"mmap-bad-args", t_mmap_bad, EXIT0, 0},
-	{"stack-grow", t_stack_grow, EXIT0, 0},
-	{"stack-overflow", t_stack_overflow, SEGV, 0},
-	{"text-readonly", t_text_readonly, SEGV, 0},
-	{"rodata-readonly", t_rodata_readonly, SEGV, 0},
-	{"nx-heap", t_nx_heap, SEGV, 0},
-	{"nx-stack", t_nx_stack, SEGV, 0},
-	{"nx-mmap", t_nx_mmap, SEGV, 0},
-	{"exec-mmap", t_exec_mmap, EXIT0, 0},
-	{"kernel-read", t_kernel_read, SEGV, 0},
-	{"kernel-write", t_kernel_write, SEGV, 0},
-	{"null-read", t_null_read, SEGV, 0},
-	{"fork-cow", t_fork_cow, EXIT0, 0},
-	{"fork-many", t_fork_many, EXIT0, 0},
-	{"madvise-empty", t_madvise_empty, EXIT0, 0},
-	{"mremap-huge", t_mremap_huge, EXIT0, 0},
-	{"mremap-below-min", t_mremap_below_min, SEGV, 0},
-	{"mmap-below-min", t_mmap_below_min, SEGV, 0},
-	{"shared-anon-freed", t_shared_anon_freed, EXIT0, 0},
-	{"shared-anon-fork-freed", t_shared_anon_fork_freed, EXIT0, 0},
-	{"file-map-sigbus", t_file_map_sigbus, BUS, 0},
-	{"file-map-past-eof", t_file_map_past_eof, EXIT0, 0},
-	{"unknown-syscalls", t_unknown_syscalls, EXIT0, 0},
-	{"iov-limits", t_iov_limits, EXIT0, 0},
-	{"execve-limits", t_execve_limits, EXIT0, 0},
-	{"overcommit-heuristic", t_overcommit_heuristic, EXIT0, 0},
+	{"efault-write-kernel", t_efault_write_kernel, 0, 0},
+	{"efault-write-unmapped", t_efault_write_unmapped, 0, 0},
+	{"efault-write-half", t_efault_write_half, 0, 0},
+	{"efault-writev", t_efault_writev, 0, 0},
+	{"efault-read-kernel", t_efault_read_kernel, 0, 0},
+	{"efault-uname", t_efault_uname, 0, 0},
+	{"efault-clock-gettime", t_efault_clock, 0, 0},
+	{"clock-monotonic-fine", t_clock_monotonic_fine, 0, 0},
+	{"brk-grow-shrink", t_brk_grow_shrink, 0, 0},
+	{"brk-shrink-unmaps", t_brk_shrink_unmaps, SIGSEGV, 0},
+	{"brk-absurd", t_brk_absurd, 0, 0},
+	{"mmap-rw", t_mmap_rw, 0, 0},
+	{"mmap-readonly-read", t_mmap_readonly_read, 0, 0},
+	{"mmap-readonly-write", t_mmap_readonly_write, SIGSEGV, 0},
+	{"mprotect-keeps-data", t_mprotect_keeps_data, 0, 0},
+	{"mprotect-none", t_mprotect_none, SIGSEGV, 0},
+	{"munmap-access", t_munmap_access, SIGSEGV, 0},
+	{"mmap-fixed-replace", t_mmap_fixed_replace, 0, 0},
+	{"mmap-shared-fork", t_mmap_shared_fork, 0, 0},
+	{"mremap-grow", t_mremap_grow, 0, 0},
+	{"madvise-dontneed", t_madvise_dontneed, 0, 0},
+	{"mmap-bad-args", t_mmap_bad, 0, 0},
+	{"stack-grow", t_stack_grow, 0, 0},
+	{"stack-overflow", t_stack_overflow, SIGSEGV, 0},
+	{"text-readonly", t_text_readonly, SIGSEGV, 0},
+	{"rodata-readonly", t_rodata_readonly, SIGSEGV, 0},
+	{"nx-heap", t_nx_heap, SIGSEGV, 0},
+	{"nx-stack", t_nx_stack, SIGSEGV, 0},
+	{"nx-mmap", t_nx_mmap, SIGSEGV, 0},
+	{"exec-mmap", t_exec_mmap, 0, 0},
+	{"kernel-read", t_kernel_read, SIGSEGV, 0},
+	{"kernel-write", t_kernel_write, SIGSEGV, 0},
+	{"null-read", t_null_read, SIGSEGV, 0},
+	{"fork-cow", t_fork_cow, 0, 0},
+	{"fork-many", t_fork_many, 0, 0},
+	{"madvise-empty", t_madvise_empty, 0, 0},
+	{"mremap-huge", t_mremap_huge, 0, 0},
+	{"mremap-below-min", t_mremap_below_min, SIGSEGV, 0},
+	{"mmap-below-min", t_mmap_below_min, SIGSEGV, 0},
+	{"shared-anon-freed", t_shared_anon_freed, 0, 0},
+	{"shared-anon-fork-freed", t_shared_anon_fork_freed, 0, 0},
+	{"file-map-sigbus", t_file_map_sigbus, SIGBUS, 0},
+	{"file-map-past-eof", t_file_map_past_eof, 0, 0},
+	{"unknown-syscalls", t_unknown_syscalls, 0, 0},
+	{"iov-limits", t_iov_limits, 0, 0},
+	{"execve-limits", t_execve_limits, 0, 0},
+	{"overcommit-heuristic", t_overcommit_heuristic, 0, 0},
 	/* By name only: needs vm.overcommit_memory=2 (tests/overcommit.rs). */
-	{"overcommit-strict", t_overcommit_strict, EXIT0, BY_NAME},
-	{"fork-oom", t_fork_oom, EXIT0, 0},
+	{"overcommit-strict", t_overcommit_strict, 0, BY_NAME},
+	{"fork-oom", t_fork_oom, 0, 0},
 };
-#define NCASES ((int)(sizeof cases / sizeof cases[0]))
-
-static const char *signame(int sig)
+static int options(int argc, char **argv, int i)
 {
-	switch (sig) {
-	case SIGSEGV: return "SIGSEGV";
-	case SIGKILL: return "SIGKILL";
-	case SIGBUS: return "SIGBUS";
-	case SIGILL: return "SIGILL";
-	case SIGTRAP: return "SIGTRAP";
-	case SIGABRT: return "SIGABRT";
-	case SIGFPE: return "SIGFPE";
-	default: return "signal";
-	}
-}
-
-/* Run one case in a child; return 1 if it passed. */
-static int run_case(struct testcase *tc)
-{
-	memset(note, 0, NOTE_SIZE);
-	pid_t pid = fork();
-	if (pid < 0) {
-		say("usertests: %s ... FAILED (fork: %s)\n", tc->name, strerror(errno));
+	long *value = strcmp(argv[i], "--max-procs") == 0 ? &max_procs
+		      : strcmp(argv[i], "--oom-mib") == 0 ? &oom_mib
+							  : NULL;
+	if (!value || i + 1 >= argc || atol(argv[i + 1]) < 1)
 		return 0;
-	}
-	if (pid == 0) {
-		tc->fn();
-		_exit(tc->expect == EXIT0 ? 0 : 3);
-	}
-	int st;
-	pid_t r;
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	if (r != pid) {
-		say("usertests: %s ... FAILED (waitpid: %s)\n", tc->name, strerror(errno));
-		return 0;
-	}
-	char why[NOTE_SIZE + 64];
-	int ok;
-	if (tc->expect == EXIT0) {
-		ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-		if (WIFSIGNALED(st))
-			snprintf(why, sizeof why, "killed by %s (%d)%s%s", signame(WTERMSIG(st)),
-				 WTERMSIG(st), note[0] ? ": " : "", note);
-		else if (!ok)
-			snprintf(why, sizeof why, "%s", note[0] ? note : "exit status not 0");
-	} else {
-		int want = tc->expect == SEGV ? SIGSEGV : SIGBUS;
-		ok = WIFSIGNALED(st) && WTERMSIG(st) == want;
-		if (WIFSIGNALED(st) && !ok)
-			snprintf(why, sizeof why, "killed by %s (%d), expected %s%s%s",
-				 signame(WTERMSIG(st)), WTERMSIG(st), signame(want),
-				 note[0] ? ": " : "", note);
-		else if (!ok)
-			snprintf(why, sizeof why, "expected %s but %s", signame(want),
-				 note[0] ? note : "the child exited normally");
-	}
-	if (ok)
-		say("usertests: %s ... ok%s%s%s\n", tc->name,
-		    tc->expect == SEGV ? " (SIGSEGV)" : tc->expect == BUS ? " (SIGBUS)" : "",
-		    note[0] ? ": " : "", note);
-	else
-		say("usertests: %s ... FAILED (%s)\n", tc->name, why);
-	return ok;
-}
-
-static struct testcase *find_case(const char *name)
-{
-	for (int i = 0; i < NCASES; i++)
-		if (strcmp(cases[i].name, name) == 0)
-			return &cases[i];
-	return NULL;
-}
-
-static void usage(void)
-{
-	say("usage: usertests [-l] [--max-procs N] [--oom-mib N] [--skip CASE]... [CASE...]\n");
-	_exit(2);
+	*value = atol(argv[i + 1]);
+	return 2;
 }
 
 int main(int argc, char **argv)
@@ -1600,76 +1454,11 @@ int main(int argc, char **argv)
 	self_path = argv[0];
 	struct utsname uts;
 	on_ferrite = uname(&uts) == 0 && strcmp(uts.sysname, "Ferrite") == 0;
-	int selected = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "-l") == 0) {
-			for (int j = 0; j < NCASES; j++)
-				say("%s%s%s\n", cases[j].name,
-				    cases[j].expect == SEGV  ? " (expects SIGSEGV)"
-				    : cases[j].expect == BUS ? " (expects SIGBUS)"
-							     : "",
-				    cases[j].skip & BY_NAME ? " (only when named)" : "");
-			return 0;
-		} else if (strcmp(a, "--max-procs") == 0 && i + 1 < argc) {
-			max_procs = atol(argv[++i]);
-			if (max_procs < 1)
-				usage();
-		} else if (strcmp(a, "--oom-mib") == 0 && i + 1 < argc) {
-			oom_mib = atol(argv[++i]);
-			if (oom_mib < 1)
-				usage();
-		} else if (strcmp(a, "--skip") == 0 && i + 1 < argc) {
-			struct testcase *tc = find_case(argv[++i]);
-			if (!tc) {
-				say("usertests: no case named %s\n", argv[i]);
-				return 2;
-			}
-			tc->skip |= SKIPPED;
-		} else if (a[0] == '-') {
-			usage();
-		} else {
-			selected = 1;
-		}
-	}
-	if (selected) {
-		/* Only the named cases run. */
-		for (int j = 0; j < NCASES; j++)
-			cases[j].skip |= NOT_NAMED;
-		for (int i = 1; i < argc; i++) {
-			if (argv[i][0] == '-') {
-				if (strcmp(argv[i], "-l") != 0)
-					i++; /* skip the option's value */
-				continue;
-			}
-			struct testcase *tc = find_case(argv[i]);
-			if (!tc) {
-				say("usertests: no case named %s\n", argv[i]);
-				return 2;
-			}
-			tc->skip &= ~(NOT_NAMED | BY_NAME);
-		}
-	}
-
-	note = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (note == MAP_FAILED) {
-		say("usertests: cannot map the shared note page: %s\n", strerror(errno));
-		return 1;
-	}
-
-	int torun = 0;
-	for (int j = 0; j < NCASES; j++)
-		torun += !cases[j].skip;
-	say("usertests: starting %d cases (pid %d)\n", torun, (int)getpid());
-	int passed = 0, failed = 0;
-	for (int j = 0; j < NCASES; j++) {
-		if (cases[j].skip)
-			continue;
-		if (run_case(&cases[j]))
-			passed++;
-		else
-			failed++;
-	}
-	say("usertests: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--max-procs N] [--oom-mib N] [--skip CASE]... [CASE...]",
+		.option = options,
+	};
+	return run_suite(&suite, argc, argv);
 }

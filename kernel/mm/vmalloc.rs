@@ -112,16 +112,25 @@ fn release(start: u64, bytes: u64) {
     area.areas -= 1;
 }
 
-/// Maps `pages` fresh zeroed frames, read-write and non-executable, below
-/// which the guard page stays unmapped.
-pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
-    let bytes = (pages + 1) * PAGE_SIZE;
-    let base = reserve(bytes)?;
-    let area = VmArea {
+/// Reserves room for `pages` pages and the guard page below them.
+fn reserve_area(pages: u64) -> Result<VmArea, VmallocError> {
+    let base = reserve((pages + 1) * PAGE_SIZE)?;
+    Ok(VmArea {
         guard: base,
         start: base + PAGE_SIZE,
         pages,
-    };
+    })
+}
+
+/// Gives back what [`reserve_area`] reserved for `area`.
+fn release_area(area: &VmArea) {
+    release(area.guard, (area.pages + 1) * PAGE_SIZE);
+}
+
+/// Maps `pages` fresh zeroed frames, read-write and non-executable, below
+/// which the guard page stays unmapped.
+pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
+    let area = reserve_area(pages)?;
     for i in 0..pages {
         let va = area.start + i * PAGE_SIZE;
         let mapped = frames::alloc_zeroed(0, FrameKind::Kernel).and_then(|pfn| {
@@ -132,7 +141,7 @@ pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
         });
         if mapped.is_none() {
             unmap_pages(area.start, i);
-            release(base, bytes);
+            release_area(&area);
             return Err(VmallocError::OutOfMemory);
         }
     }
@@ -154,7 +163,7 @@ fn unmap_pages(start: u64, pages: u64) {
 pub fn free(area: VmArea) {
     unmap_pages(area.start, area.pages);
     AREA.lock().as_mut().expect("init ran").used_pages -= area.pages;
-    release(area.guard, (area.pages + 1) * PAGE_SIZE);
+    release_area(&area);
 }
 
 /// Pages mapped in the vmalloc area (`VmallocUsed`).
@@ -200,13 +209,7 @@ pub fn ioremap(phys: u64, len: u64) -> Result<IoMapping, VmallocError> {
         .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE))
         .ok_or(VmallocError::NoAddressSpace)?;
     let pages = (end - first) / PAGE_SIZE;
-    let bytes = (pages + 1) * PAGE_SIZE;
-    let base = reserve(bytes)?;
-    let area = VmArea {
-        guard: base,
-        start: base + PAGE_SIZE,
-        pages,
-    };
+    let area = reserve_area(pages)?;
     let flags = PteFlags::WRITABLE
         | PteFlags::NO_EXECUTE
         | PteFlags::GLOBAL
@@ -217,7 +220,7 @@ pub fn ioremap(phys: u64, len: u64) -> Result<IoMapping, VmallocError> {
         let mapped = pgtable::with_kernel(|t, m| t.map(m, va, first + i * PAGE_SIZE, flags));
         if mapped.is_err() {
             unmap_io_pages(area.start, i);
-            release(base, bytes);
+            release_area(&area);
             return Err(VmallocError::OutOfMemory);
         }
     }
@@ -238,7 +241,7 @@ fn unmap_io_pages(start: u64, pages: u64) {
 pub fn iounmap(mapping: IoMapping) {
     let area = mapping.area;
     unmap_io_pages(area.start, area.pages);
-    release(area.guard, (area.pages + 1) * PAGE_SIZE);
+    release_area(&area);
 }
 
 /// Makes the kernel's existing mapping of `va..va + len` (device memory

@@ -908,23 +908,8 @@ pub fn exit_current(status: i32) -> ! {
     x86_64::instructions::interrupts::disable();
     let (aspace, files) = with(|s| {
         let cur = s.current;
-        let p = s.procs.get_mut(&cur).expect("current exists");
         assert!(cur != 0, "the kernel thread cannot exit");
-        p.state = State::Zombie(status);
-        crate::mm::psi::exit(cur, true);
-        if core::mem::take(&mut p.kill_pending) {
-            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
-        }
-        let parent = p.ppid;
-        let aspace = p.aspace.take();
-        p.sig.clear_pending();
-        let files = p.fds.take_all();
-        for child in s.procs.values_mut().filter(|c| c.ppid == cur) {
-            child.ppid = 0;
-            child.adopted = true;
-        }
-        notify_parent(s, parent, cur, status);
-        (aspace, files)
+        make_zombie(s, cur, status)
     });
     // Off this address space before it is torn down.
     aspace::switch_to(None);
@@ -933,6 +918,36 @@ pub fn exit_current(status: i32) -> ! {
     drop(files);
     schedule();
     unreachable!("a zombie was scheduled");
+}
+
+/// Ends process `pid` (live, in `s`) with wait status `status`: a zombie
+/// now, its children passed to the kernel, its parent told. Returns its
+/// address space and files, for the caller to drop once the lock is
+/// released (their teardown may block).
+fn make_zombie(
+    s: &mut Scheduler,
+    pid: Pid,
+    status: i32,
+) -> (Option<SharedAddressSpace>, super::fd::FdTable) {
+    let current = pid == s.current;
+    let p = s.procs.get_mut(&pid).expect("the process exists");
+    // The current process counts as running whatever its state says.
+    let runnable = current || matches!(p.state, State::Runnable | State::Running);
+    crate::mm::psi::exit(pid, runnable);
+    p.state = State::Zombie(status);
+    if core::mem::take(&mut p.kill_pending) {
+        PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
+    }
+    let parent = p.ppid;
+    let aspace = p.aspace.take();
+    p.sig.clear_pending();
+    let files = p.fds.take_all();
+    for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
+        child.ppid = 0;
+        child.adopted = true;
+    }
+    notify_parent(s, parent, pid, status);
+    (aspace, files)
 }
 
 /// Tells `parent` that its child `child` ended with wait status `status`:
@@ -1109,21 +1124,7 @@ pub fn kill(pid: Pid) -> bool {
         if matches!(p.state, State::Zombie(_)) {
             return None;
         }
-        crate::mm::psi::exit(pid, matches!(p.state, State::Runnable | State::Running));
-        p.state = State::Zombie(signal_status(9));
-        if core::mem::take(&mut p.kill_pending) {
-            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
-        }
-        let parent = p.ppid;
-        let aspace = p.aspace.take();
-        p.sig.clear_pending();
-        let files = p.fds.take_all();
-        for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
-            child.ppid = 0;
-            child.adopted = true;
-        }
-        notify_parent(s, parent, pid, signal_status(9));
-        Some((aspace, files))
+        Some(make_zombie(s, pid, signal_status(9)))
     });
     match aspace {
         Some((aspace, files)) => {
