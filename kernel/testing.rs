@@ -250,7 +250,7 @@ pub fn count_free_frames() {
 /// Asserts that every frame free at [`count_free_frames`] is free again,
 /// but for at most `slack` (what the kernel keeps at its high-water mark:
 /// slab pages for process bookkeeping, the ramdisk's file table); prints
-/// the balance. Call it with none of the test's own heap (captured output,
+/// the balance (with no slack it must be exact). Call it with none of the test's own heap (captured output,
 /// result vectors) still held.
 pub fn assert_frames_back(slack: u64) {
     let start = *FREE_AT_START
@@ -258,6 +258,12 @@ pub fn assert_frames_back(slack: u64) {
         .expect("count_free_frames ran before the tests");
     let now = settled_free_pages();
     crate::kprintln!("  free pages: {start} at start, {now} now");
+    if slack == 0 {
+        // Exact: more free frames than at the start is as wrong (a frame
+        // counted out that was never in).
+        assert_eq!(now, start, "free frames at start and now");
+        return;
+    }
     let missing = start.saturating_sub(now);
     assert!(
         missing <= slack,
