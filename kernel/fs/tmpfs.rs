@@ -186,6 +186,14 @@ fn find(entries: &Entries, name: &[u8]) -> Result<usize, usize> {
     entries.binary_search_by(|(n, _)| n.as_slice().cmp(name))
 }
 
+/// The error a read or write gets for a page the cache could not give.
+fn cache_errno(e: pagecache::CacheError) -> Errno {
+    match e {
+        pagecache::CacheError::Io => Errno::EIO,
+        _ => Errno::ENOMEM,
+    }
+}
+
 /// The first byte of the page after `pos`.
 fn page_end(pos: u64) -> u64 {
     (pos / PAGE_SIZE + 1) * PAGE_SIZE
@@ -217,8 +225,11 @@ impl TmpFile {
             let n = (page_end(pos).min(end) - pos) as usize;
             let in_page = (pos % PAGE_SIZE) as usize;
             match pagecache::peek(self.cache_id, pos / PAGE_SIZE) {
-                Some(frame) => direct::read_frame_at(frame.pfn(), in_page, &mut bounce[..n]),
-                None => bounce[..n].fill(0),
+                Ok(Some(frame)) => direct::read_frame_at(frame.pfn(), in_page, &mut bounce[..n]),
+                Ok(None) => bounce[..n].fill(0),
+                // A swapped-out page that could not come back.
+                Err(e) if pos == offset => return Err(cache_errno(e)),
+                Err(_) => return Ok((pos - offset) as usize),
             }
             if !sink(pos - offset, &bounce[..n]) {
                 return if pos == offset {
@@ -259,8 +270,12 @@ impl TmpFile {
             }
             let index = pos / PAGE_SIZE;
             let frame = match pagecache::peek(self.cache_id, index) {
-                Some(frame) => frame,
-                None => match self.new_page(index) {
+                Ok(Some(frame)) => frame,
+                Err(e) => {
+                    failure = Some(cache_errno(e));
+                    break;
+                }
+                Ok(None) => match self.new_page(index) {
                     Ok(frame) => frame,
                     Err(e) => {
                         failure = Some(e);
@@ -318,6 +333,13 @@ impl TmpFile {
         if new > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
+        // The new last page, if the new end cuts it (read back first if it
+        // is swapped out: failing that, nothing changed).
+        let partial = if new.is_multiple_of(PAGE_SIZE) || new >= self.size() {
+            None
+        } else {
+            pagecache::peek(self.cache_id, new / PAGE_SIZE).map_err(cache_errno)?
+        };
         let old = {
             let mut size = self.size.lock();
             let old = *size;
@@ -328,11 +350,9 @@ impl TmpFile {
         if new < old {
             // Bytes past the new end in its last page read as zero if the
             // file grows again.
-            if !new.is_multiple_of(PAGE_SIZE) {
-                if let Some(frame) = pagecache::peek(self.cache_id, new / PAGE_SIZE) {
-                    let at = (new % PAGE_SIZE) as usize;
-                    direct::zero_frame_at(frame.pfn(), at, PAGE_SIZE as usize - at);
-                }
+            if let Some(frame) = partial {
+                let at = (new % PAGE_SIZE) as usize;
+                direct::zero_frame_at(frame.pfn(), at, PAGE_SIZE as usize - at);
             }
             let dropped = pagecache::truncate_pages(self.cache_id, new.div_ceil(PAGE_SIZE));
             let mine = self
