@@ -186,6 +186,23 @@ fn find(entries: &Entries, name: &[u8]) -> Result<usize, usize> {
     entries.binary_search_by(|(n, _)| n.as_slice().cmp(name))
 }
 
+/// Runs a page-cache call that may need a frame (a new page, a
+/// swapped-out one read back), reclaiming and trying again while memory
+/// is short, as a fault does (no lock is held here: reclaim may swap this
+/// file's own pages out).
+fn with_reclaim<T>(
+    mut f: impl FnMut() -> Result<T, pagecache::CacheError>,
+) -> Result<T, pagecache::CacheError> {
+    for _ in 0..16 {
+        match f() {
+            Err(pagecache::CacheError::NoMemory)
+                if crate::mm::reclaim::reclaim_for_user() > 0 => {}
+            other => return other,
+        }
+    }
+    f()
+}
+
 /// The error a read or write gets for a page the cache could not give.
 fn cache_errno(e: pagecache::CacheError) -> Errno {
     match e {
@@ -224,7 +241,7 @@ impl TmpFile {
         while pos < end {
             let n = (page_end(pos).min(end) - pos) as usize;
             let in_page = (pos % PAGE_SIZE) as usize;
-            match pagecache::peek(self.cache_id, pos / PAGE_SIZE) {
+            match with_reclaim(|| pagecache::peek(self.cache_id, pos / PAGE_SIZE)) {
                 Ok(Some(frame)) => direct::read_frame_at(frame.pfn(), in_page, &mut bounce[..n]),
                 Ok(None) => bounce[..n].fill(0),
                 // A swapped-out page that could not come back.
@@ -269,7 +286,7 @@ impl TmpFile {
                 break;
             }
             let index = pos / PAGE_SIZE;
-            let frame = match pagecache::peek(self.cache_id, index) {
+            let frame = match with_reclaim(|| pagecache::peek(self.cache_id, index)) {
                 Ok(Some(frame)) => frame,
                 Err(e) => {
                     failure = Some(cache_errno(e));
@@ -307,7 +324,7 @@ impl TmpFile {
             let size = self.size.lock();
             pagecache::set_eof(self.cache_id, (*size).max((index + 1) * PAGE_SIZE));
         }
-        let got = pagecache::get(self.cache_id, index * PAGE_SIZE);
+        let got = with_reclaim(|| pagecache::get(self.cache_id, index * PAGE_SIZE));
         {
             let size = self.size.lock();
             pagecache::set_eof(self.cache_id, *size);
@@ -338,7 +355,7 @@ impl TmpFile {
         let partial = if new.is_multiple_of(PAGE_SIZE) || new >= self.size() {
             None
         } else {
-            pagecache::peek(self.cache_id, new / PAGE_SIZE).map_err(cache_errno)?
+            with_reclaim(|| pagecache::peek(self.cache_id, new / PAGE_SIZE)).map_err(cache_errno)?
         };
         let old = {
             let mut size = self.size.lock();
