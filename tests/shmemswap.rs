@@ -61,7 +61,11 @@ fn warm_up() {
 /// No slot, swap-cache page or swapped-out shared page is left, swap goes
 /// off, and every frame is back.
 fn all_back(free_before: u64) {
-    assert_eq!(pagecache::swapped_pages(), 0, "swapped-out shared pages left");
+    assert_eq!(
+        pagecache::swapped_pages(),
+        0,
+        "swapped-out shared pages left"
+    );
     let (_, used, cached) = swap::usage();
     assert_eq!((used, cached), (0, 0), "slots or swap cache left");
     swap::swapoff().expect("nothing is swapped out");
@@ -180,7 +184,10 @@ fn shmem_is_counted_resident_and_evictable() {
         let f = |name| meminfo_field(&m, name);
         let (_, resident) = pagecache::anonymous_objects();
         assert_eq!(f("Shmem"), resident * 4, "resident pages only: {m}");
-        assert!(resident <= pages - swapped, "{resident} resident, {swapped} out");
+        assert!(
+            resident <= pages - swapped,
+            "{resident} resident, {swapped} out"
+        );
         assert!(
             f("SwapTotal") - f("SwapFree") >= swapped * 4,
             "swapped-out shared pages use swap: {m}"

@@ -195,8 +195,7 @@ fn with_reclaim<T>(
 ) -> Result<T, pagecache::CacheError> {
     for _ in 0..16 {
         match f() {
-            Err(pagecache::CacheError::NoMemory)
-                if crate::mm::reclaim::reclaim_for_user() > 0 => {}
+            Err(pagecache::CacheError::NoMemory) if crate::mm::reclaim::reclaim_for_user() > 0 => {}
             other => return other,
         }
     }

@@ -229,16 +229,13 @@ impl<T> PageIndex<T> {
             .skip(fa)
             .flat_map(move |(a, mid)| {
                 let b0 = if a == fa { fb } else { 0 };
-                mid.iter()
-                    .enumerate()
-                    .skip(b0)
-                    .flat_map(move |(b, leaf)| {
-                        let c0 = if a == fa && b == fb { fc } else { 0 };
-                        leaf.iter()
-                            .enumerate()
-                            .skip(c0)
-                            .filter_map(move |(c, v)| Some((join(a, b, c), v.as_ref()?)))
-                    })
+                mid.iter().enumerate().skip(b0).flat_map(move |(b, leaf)| {
+                    let c0 = if a == fa && b == fb { fc } else { 0 };
+                    leaf.iter()
+                        .enumerate()
+                        .skip(c0)
+                        .filter_map(move |(c, v)| Some((join(a, b, c), v.as_ref()?)))
+                })
             })
     }
 
@@ -324,7 +321,20 @@ mod tests {
         for i in [0, 5, 511, 512, 1 << 18, (1 << 18) + 513, MAX_INDEX - 1] {
             ix.insert(i, i).unwrap();
         }
-        for from in [0, 1, 5, 6, 511, 512, 513, 1 << 18, (1 << 18) + 1, MAX_INDEX - 1, MAX_INDEX, u64::MAX] {
+        for from in [
+            0,
+            1,
+            5,
+            6,
+            511,
+            512,
+            513,
+            1 << 18,
+            (1 << 18) + 1,
+            MAX_INDEX - 1,
+            MAX_INDEX,
+            u64::MAX,
+        ] {
             let want: Vec<u64> = ix.iter().map(|(i, _)| i).filter(|&i| i >= from).collect();
             let got: Vec<u64> = ix.iter_from(from).map(|(i, _)| i).collect();
             assert_eq!(got, want, "from {from}");
