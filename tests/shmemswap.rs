@@ -5,7 +5,8 @@
 //! writes and its parent checks); pages swapped out come back on truncate
 //! and unlink with their slots (no slot left), `swapoff` brings every
 //! swapped-out page of a tmpfs file back, meminfo counts resident shared
-//! pages as `Shmem` (none unevictable), and every frame comes back.
+//! pages as `Shmem` (none unevictable), smaps shows a shared region's
+//! swapped-out pages as `Swap`, and every frame comes back.
 
 #![no_std]
 #![no_main]
@@ -110,7 +111,20 @@ fn shared_anonymous_memory_bigger_than_ram() {
     let mib = ram_mib() * 3 / 2;
     swap::swapon_zram(mib * 256 * 4).expect("swapon");
     let before = vmstat::snapshot();
-    shmtests(&["shared", &format!("{mib}")], "shared ok");
+    let out = shmtests(&["shared", &format!("{mib}")], "shared ok");
+    // smaps shows the region's swapped-out pages (the writer child is
+    // gone, half the region at least cannot be resident).
+    let swap_kb: u64 = out
+        .split("smaps Swap ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or_else(|| panic!("no smaps Swap line: {out}"));
+    assert!(
+        swap_kb >= (mib - ram_mib()) * 1024,
+        "smaps Swap {swap_kb} kB of a {mib} MiB region: {out}"
+    );
+    drop(out);
     let d = vmstat::snapshot().since(&before);
     assert!(d.pswpout > 0 && d.pswpin > 0, "no swapping happened: {d:?}");
     assert!(d.pgmajfault > 0, "swap-ins are major faults: {d:?}");

@@ -640,6 +640,23 @@ pub fn anonymous_objects() -> (usize, u64) {
     })
 }
 
+/// Swapped-out pages of `file` among its `pages` pages from `first` on (a
+/// shared mapping's `Swap` in smaps, Linux's `shmem_swap_usage`).
+pub fn swapped_in_range(file: u32, first: u64, pages: u64) -> u64 {
+    locked(|c| {
+        let Some(f) = c.file(file) else { return 0 };
+        if f.swapped == 0 {
+            return 0;
+        }
+        let end = first.saturating_add(pages);
+        f.pages
+            .iter_from(first)
+            .take_while(|&(i, _)| i < end)
+            .filter(|(_, e)| e.is_swapped())
+            .count() as u64
+    })
+}
+
 /// Swapped-out pages of anonymous objects (each holds one swap slot).
 pub fn swapped_pages() -> u64 {
     locked(|c| c.files.iter().flatten().map(|f| f.swapped).sum())
