@@ -7,8 +7,17 @@
 //! - an anonymous object, the memory behind `MAP_SHARED | MAP_ANONYMOUS`
 //!   (Linux's shmem): zero-filled pages that every process mapping it
 //!   shares, even pages first touched after a fork. Its pages have no copy
-//!   anywhere else, so they stay until the object dies: when the last
-//!   address space holding one of its regions lets go ([`release`]).
+//!   anywhere else: they live on the anon LRU lists and reclaim sends them
+//!   to swap ([`swap_out`], Linux's `shmem_writepage`), leaving the slot in
+//!   the page's place in the index (a [`vmcore::radix::Entry::Swapped`]
+//!   that owns the slot: dropping it frees the slot). A lookup finding
+//!   one (a fault, a tmpfs read or write) reads it back into a new frame
+//!   and frees the slot; truncation and the object's death (when the last
+//!   address space holding one of its regions lets go, [`release`]) free
+//!   the slots with the pages. `swapoff` reads every one back
+//!   ([`swap_in_all`]). Swap-in and swap-out hold the cache lock across
+//!   the device I/O (the device's lock nests inside it), so no lookup,
+//!   truncation or second swap of the page runs meanwhile.
 //!
 //! The first touch of a page reads it into a cache frame (a major fault);
 //! every later touch, from any address space, maps that same frame. The
@@ -969,8 +978,8 @@ fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
 /// (each unmapped everywhere first; a page some mapper touched meanwhile
 /// only loses its accessed bits, and goes on a later call if it stays
 /// idle). Returns pages freed. Shared anonymous memory is never dropped
-/// (it has no backing, and swapping it is not done). Call with no lock
-/// held.
+/// here (it has no backing: reclaim swaps it out from the anon lists,
+/// [`swap_out`]). Call with no lock held.
 pub fn shrink_to(target: u64) -> u64 {
     let spaces = super::reclaim::address_spaces();
     let freed = shrink_in(&spaces, target);
