@@ -786,13 +786,16 @@ fn hoard_leaving(pages: u64) -> u64 {
     head
 }
 
-/// The programs that swap: 1.6 times [`USER_MIB`].
-fn swap_workloads() -> [(&'static str, Vec<&'static str>); 2] {
+/// The programs that swap: 1.6 times [`USER_MIB`] (private anonymous
+/// memory, and shared anonymous memory a forked child writes and its
+/// parent checks).
+fn swap_workloads() -> [(&'static str, Vec<&'static str>); 3] {
     const MIB: &str = "32";
     const _: () = assert!(USER_MIB * 16 / 10 == 32);
     [
         ("/bin/swapstress", alloc::vec!["swapstress", MIB, "1"]),
         ("/bin/thrash", alloc::vec!["thrash", "loop", MIB, "1"]),
+        ("/bin/shmtests", alloc::vec!["shmtests", "shared", MIB]),
     ]
 }
 
@@ -1080,7 +1083,7 @@ fn swapping_programs_survive_injection() {
             },
         );
     };
-    let [(path, argv), _] = swap_workloads();
+    let [(path, argv), ..] = swap_workloads();
     let (exit, hits) = run_swapping(path, &argv, &both);
     ferrite::kprintln!("  both, swapstress: {exit:?}; {hits} samples with failures while swapping");
     assert_swap_empty("both");
@@ -1100,7 +1103,7 @@ fn swapping_programs_survive_injection() {
 /// Starts swapstress on [`USER_MIB`] MiB and waits (at most 30 s) until
 /// it has at least 1,000 pages swapped out.
 fn swapping_swapstress() -> sched::Pid {
-    let [(path, argv), _] = swap_workloads();
+    let [(path, argv), ..] = swap_workloads();
     capture_start();
     let pid = spawn_program(path, &argv).expect("swapstress starts");
     let deadline = ferrite::time::ticks() + 30 * ferrite::time::TICK_HZ;

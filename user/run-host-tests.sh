@@ -123,6 +123,15 @@ check mmbench 0 "mmbench: getpid " "mmbench: mprotect-1p " "mmbench: fork-64m " 
 check mmbench-bad-name 2 "no item named" -- $B/mmbench no-such-item
 # More memory than a small machine has (on Ferrite it runs against swap).
 check swapstress 0 "swapstress: ok 64 MiB" -- $B/swapstress 64 1
+# shmtests: tmpfs files (here /dev/shm) and shared anonymous memory, small
+# (on Ferrite, tests/shmemswap.rs runs them bigger than RAM against swap).
+SHM=/dev/shm/shmtests.$$
+check shmtests-write 0 "shmtests: write ok 2048 pages" -- $B/shmtests write $SHM 8 7
+check shmtests-check 0 "shmtests: check ok 2048 pages" -- $B/shmtests check $SHM 8 7
+check shmtests-truncate 0 "shmtests: truncate ok 1024 of 2048 pages kept" -- $B/shmtests truncate $SHM 8 7
+rm -f $SHM
+check shmtests-shared 0 "shmtests: shared ok 4096 pages" -- $B/shmtests shared 16
+check shmtests-bad-arg 2 "usage: shmtests" -- $B/shmtests shared
 # thrash, small: a loop and a scan past a hot set, every page checked.
 check thrash-loop 0 "thrash: loop 4 2 cycles " "thrash: majflt " "thrash: ok" -- $B/thrash loop 4 2
 check thrash-scan 0 "thrash: scan: 32 rounds over the hot set" "thrash: ok" -- $B/thrash scan 2 8 256

@@ -186,6 +186,30 @@ fn find(entries: &Entries, name: &[u8]) -> Result<usize, usize> {
     entries.binary_search_by(|(n, _)| n.as_slice().cmp(name))
 }
 
+/// Runs a page-cache call that may need a frame (a new page, a
+/// swapped-out one read back), reclaiming and trying again while memory
+/// is short, as a fault does (no lock is held here: reclaim may swap this
+/// file's own pages out).
+fn with_reclaim<T>(
+    mut f: impl FnMut() -> Result<T, pagecache::CacheError>,
+) -> Result<T, pagecache::CacheError> {
+    for _ in 0..16 {
+        match f() {
+            Err(pagecache::CacheError::NoMemory) if crate::mm::reclaim::reclaim_for_user() > 0 => {}
+            other => return other,
+        }
+    }
+    f()
+}
+
+/// The error a read or write gets for a page the cache could not give.
+fn cache_errno(e: pagecache::CacheError) -> Errno {
+    match e {
+        pagecache::CacheError::Io => Errno::EIO,
+        _ => Errno::ENOMEM,
+    }
+}
+
 /// The first byte of the page after `pos`.
 fn page_end(pos: u64) -> u64 {
     (pos / PAGE_SIZE + 1) * PAGE_SIZE
@@ -216,9 +240,12 @@ impl TmpFile {
         while pos < end {
             let n = (page_end(pos).min(end) - pos) as usize;
             let in_page = (pos % PAGE_SIZE) as usize;
-            match pagecache::peek(self.cache_id, pos / PAGE_SIZE) {
-                Some(frame) => direct::read_frame_at(frame.pfn(), in_page, &mut bounce[..n]),
-                None => bounce[..n].fill(0),
+            match with_reclaim(|| pagecache::peek(self.cache_id, pos / PAGE_SIZE)) {
+                Ok(Some(frame)) => direct::read_frame_at(frame.pfn(), in_page, &mut bounce[..n]),
+                Ok(None) => bounce[..n].fill(0),
+                // A swapped-out page that could not come back.
+                Err(e) if pos == offset => return Err(cache_errno(e)),
+                Err(_) => return Ok((pos - offset) as usize),
             }
             if !sink(pos - offset, &bounce[..n]) {
                 return if pos == offset {
@@ -258,9 +285,13 @@ impl TmpFile {
                 break;
             }
             let index = pos / PAGE_SIZE;
-            let frame = match pagecache::peek(self.cache_id, index) {
-                Some(frame) => frame,
-                None => match self.new_page(index) {
+            let frame = match with_reclaim(|| pagecache::peek(self.cache_id, index)) {
+                Ok(Some(frame)) => frame,
+                Err(e) => {
+                    failure = Some(cache_errno(e));
+                    break;
+                }
+                Ok(None) => match self.new_page(index) {
                     Ok(frame) => frame,
                     Err(e) => {
                         failure = Some(e);
@@ -292,7 +323,7 @@ impl TmpFile {
             let size = self.size.lock();
             pagecache::set_eof(self.cache_id, (*size).max((index + 1) * PAGE_SIZE));
         }
-        let got = pagecache::get(self.cache_id, index * PAGE_SIZE);
+        let got = with_reclaim(|| pagecache::get(self.cache_id, index * PAGE_SIZE));
         {
             let size = self.size.lock();
             pagecache::set_eof(self.cache_id, *size);
@@ -318,6 +349,13 @@ impl TmpFile {
         if new > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
+        // The new last page, if the new end cuts it (read back first if it
+        // is swapped out: failing that, nothing changed).
+        let partial = if new.is_multiple_of(PAGE_SIZE) || new >= self.size() {
+            None
+        } else {
+            with_reclaim(|| pagecache::peek(self.cache_id, new / PAGE_SIZE)).map_err(cache_errno)?
+        };
         let old = {
             let mut size = self.size.lock();
             let old = *size;
@@ -328,11 +366,9 @@ impl TmpFile {
         if new < old {
             // Bytes past the new end in its last page read as zero if the
             // file grows again.
-            if !new.is_multiple_of(PAGE_SIZE) {
-                if let Some(frame) = pagecache::peek(self.cache_id, new / PAGE_SIZE) {
-                    let at = (new % PAGE_SIZE) as usize;
-                    direct::zero_frame_at(frame.pfn(), at, PAGE_SIZE as usize - at);
-                }
+            if let Some(frame) = partial {
+                let at = (new % PAGE_SIZE) as usize;
+                direct::zero_frame_at(frame.pfn(), at, PAGE_SIZE as usize - at);
             }
             let dropped = pagecache::truncate_pages(self.cache_id, new.div_ceil(PAGE_SIZE));
             let mine = self

@@ -135,7 +135,9 @@ impl FaultBackend for KernelFaults {
 
     fn file_page(&mut self, file: u32, offset: u64) -> Result<FilePage<FrameRef>, FaultError> {
         let page = pagecache::get(file, offset).map_err(|e| match e {
-            pagecache::CacheError::PastEof => FaultError::PastEof,
+            // A swapped-out page that could not be read back: SIGBUS, as
+            // Linux's shmem fault does on a swap-in I/O error.
+            pagecache::CacheError::PastEof | pagecache::CacheError::Io => FaultError::PastEof,
             pagecache::CacheError::NoMemory | pagecache::CacheError::NoFile => {
                 FaultError::OutOfMemory
             }

@@ -7,8 +7,17 @@
 //! - an anonymous object, the memory behind `MAP_SHARED | MAP_ANONYMOUS`
 //!   (Linux's shmem): zero-filled pages that every process mapping it
 //!   shares, even pages first touched after a fork. Its pages have no copy
-//!   anywhere else, so they stay until the object dies: when the last
-//!   address space holding one of its regions lets go ([`release`]).
+//!   anywhere else: they live on the anon LRU lists and reclaim sends them
+//!   to swap ([`swap_out`], Linux's `shmem_writepage`), leaving the slot in
+//!   the page's place in the index (a [`vmcore::radix::Entry::Swapped`]
+//!   that owns the slot: dropping it frees the slot). A lookup finding
+//!   one (a fault, a tmpfs read or write) reads it back into a new frame
+//!   and frees the slot; truncation and the object's death (when the last
+//!   address space holding one of its regions lets go, [`release`]) free
+//!   the slots with the pages. `swapoff` reads every one back
+//!   ([`swap_in_all`]). Swap-in and swap-out hold the cache lock across
+//!   the device I/O (the device's lock nests inside it), so no lookup,
+//!   truncation or second swap of the page runs meanwhile.
 //!
 //! The first touch of a page reads it into a cache frame (a major fault);
 //! every later touch, from any address space, maps that same frame. The
@@ -56,7 +65,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mmcore::{FrameKind, Pfn};
-use vmcore::radix::{IndexError, PageIndex};
+use vmcore::radix::{Entry, IndexError, PageIndex};
 
 use super::aspace::{AddressSpace, SharedAddressSpace};
 use super::commit::Charge;
@@ -73,13 +82,32 @@ enum Backing {
     Anonymous,
 }
 
+/// The swap slot holding a swapped-out page of an anonymous object (its
+/// index's entry for the page, Linux's swap entry in a shmem mapping's
+/// xarray). It owns the slot's one share: dropping it (truncate, the
+/// object's death, the page read back in) frees the slot.
+#[derive(Debug, PartialEq, Eq)]
+struct SwapSlot(u64);
+
+impl Drop for SwapSlot {
+    fn drop(&mut self) {
+        super::swap::release(super::swap::entry_of(self.0));
+    }
+}
+
+/// One page of a cache file: its frame (the cache's reference), or for an
+/// anonymous object the swap slot it went to.
+type Slot = Entry<FrameRef, SwapSlot>;
+
 struct CacheFile {
     backing: Backing,
     /// Address spaces holding a region of it (plus a creator's hold while
     /// `mmap` sets it up). An anonymous object dies when this reaches 0;
     /// ramdisk files never do.
     users: u32,
-    pages: PageIndex<FrameRef>,
+    pages: PageIndex<Slot>,
+    /// Entries of `pages` that are swapped out (the rest are resident).
+    swapped: u64,
     /// Shadows of pages reclaim dropped ([`reclaimcore::Shadow`] bits),
     /// taken back when the page is read in again: Linux keeps them in the
     /// page's own xarray slot; here they have an index of their own.
@@ -174,6 +202,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
             backing: Backing::Bytes(bytes),
             users: 0,
             pages: PageIndex::new(),
+            swapped: 0,
             shadows: PageIndex::new(),
             mappings: Vec::new(),
             _charge: Charge::none(),
@@ -193,6 +222,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
             backing: Backing::Anonymous,
             users: 1,
             pages: PageIndex::new(),
+            swapped: 0,
             shadows: PageIndex::new(),
             mappings: Vec::new(),
             _charge: charge,
@@ -214,17 +244,19 @@ pub fn hold(file: u32) {
 /// with its pages: nothing maps them any more (every region of it is gone,
 /// and regions are unmapped before their holder lets go).
 pub fn release(file: u32) {
-    locked(|c| {
-        let Some(f) = c.file(file) else { return };
+    let dead = locked(|c| {
+        let f = c.file(file)?;
         f.users = f.users.saturating_sub(1);
         if f.users > 0 || matches!(f.backing, Backing::Bytes(_)) {
-            return;
+            return None;
         }
-        if let Some(dead) = c.files[file as usize].take() {
-            c.pages -= dead.pages.len() as u64;
-            // Dropping the index drops the cache's reference to each page.
-        }
-    })
+        let dead = c.files[file as usize].take()?;
+        c.pages -= dead.pages.len() as u64 - dead.swapped;
+        Some(dead)
+    });
+    // Dropping the index (outside the lock) drops the cache's reference
+    // to each resident page and frees each swapped-out page's slot.
+    drop(dead);
 }
 
 /// Makes room in `file`'s reverse map for `more` entries beyond those it
@@ -304,48 +336,74 @@ pub enum CacheError {
     PastEof,
     /// No such file.
     NoFile,
+    /// A swapped-out page could not be read back (`SIGBUS` for a
+    /// mapping, `EIO` for a read or write).
+    Io,
 }
 
 enum Lookup {
     Hit(FrameRef),
     Miss(Backing),
+    /// A swapped-out page of an anonymous object.
+    Swapped,
 }
 
 /// The cache frame for `(file, offset)` with one more reference taken for
-/// the caller's mapping; reads the page in first if needed. Bytes past the
-/// end of the file in its last page read as zero; a page wholly past the
-/// end is [`CacheError::PastEof`].
+/// the caller's mapping; reads the page in first if needed (from its file,
+/// or from swap for a swapped-out page of an anonymous object). Bytes past
+/// the end of the file in its last page read as zero; a page wholly past
+/// the end is [`CacheError::PastEof`].
 pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     let index = offset / PAGE_SIZE;
-    let lookup = locked(|c| {
-        let f = c.file(file).ok_or(CacheError::NoFile)?;
-        if f.eof
-            .is_some_and(|eof| index.saturating_mul(PAGE_SIZE) >= eof)
-        {
-            return Err(CacheError::PastEof);
-        }
-        if let Some(cached) = f.pages.get(index) {
-            return cached
-                .try_clone()
-                .map(Lookup::Hit)
-                .ok_or(CacheError::NoMemory);
-        }
-        if let Backing::Bytes(data) = f.backing {
-            if offset >= data.len() as u64 {
+    // A page that changed under a swap-in (truncated, swapped out again)
+    // is looked up again; a few times at most.
+    for _ in 0..4 {
+        let lookup = locked(|c| {
+            let f = c.file(file).ok_or(CacheError::NoFile)?;
+            if f.eof
+                .is_some_and(|eof| index.saturating_mul(PAGE_SIZE) >= eof)
+            {
                 return Err(CacheError::PastEof);
             }
+            match f.pages.get(index) {
+                Some(Entry::Page(cached)) => {
+                    return cached
+                        .try_clone()
+                        .map(Lookup::Hit)
+                        .ok_or(CacheError::NoMemory)
+                }
+                Some(Entry::Swapped(_)) => return Ok(Lookup::Swapped),
+                None => {}
+            }
+            if let Backing::Bytes(data) = f.backing {
+                if offset >= data.len() as u64 {
+                    return Err(CacheError::PastEof);
+                }
+            }
+            Ok(Lookup::Miss(f.backing))
+        })?;
+        match lookup {
+            Lookup::Hit(frame) => {
+                return Ok(CachePage {
+                    frame,
+                    major: false,
+                })
+            }
+            Lookup::Swapped => {
+                if let Some(page) = swap_in(file, index)? {
+                    return Ok(page);
+                }
+            }
+            Lookup::Miss(backing) => return read_in(file, index, backing),
         }
-        Ok(Lookup::Miss(f.backing))
-    })?;
-    let backing = match lookup {
-        Lookup::Hit(frame) => {
-            return Ok(CachePage {
-                frame,
-                major: false,
-            })
-        }
-        Lookup::Miss(backing) => backing,
-    };
+    }
+    Err(CacheError::NoMemory)
+}
+
+/// Reads page `index` of `file`, not cached, into a new cache frame (see
+/// [`get`]).
+fn read_in(file: u32, index: u64, backing: Backing) -> Result<CachePage, CacheError> {
+    let offset = index * PAGE_SIZE;
     // Read the page in without the cache lock (allocating may reclaim).
     let frame = FrameRef::alloc_user(FrameKind::UserFile, true).ok_or(CacheError::NoMemory)?;
     if let Backing::Bytes(data) = backing {
@@ -365,42 +423,32 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
             .shadows
             .remove(index)
             .map(|bits| reclaimcore::Shadow::from_bits(bits as u64));
-        if let Some(raced) = f.pages.get(index) {
-            // Someone else read it in while we were copying: use theirs.
-            let frame = raced.try_clone().ok_or(CacheError::NoMemory)?;
-            return Ok(CachePage {
-                frame,
-                major: false,
-            });
+        match f.pages.get(index) {
+            Some(Entry::Page(raced)) => {
+                // Someone else read it in while we were copying: use theirs.
+                let frame = raced.try_clone().ok_or(CacheError::NoMemory)?;
+                return Ok(CachePage {
+                    frame,
+                    major: false,
+                });
+            }
+            // Read in and swapped out again meanwhile: not ours to fill
+            // (a zero page would hide its contents).
+            Some(Entry::Swapped(_)) => return Err(CacheError::NoMemory),
+            None => {}
         }
         // The cache keeps the allocation's reference; the mapping gets
         // another.
         let mapping = frame.try_clone().ok_or(CacheError::NoMemory)?;
         let pfn = frame.pfn();
-        match f.pages.insert(index, frame) {
+        match f.pages.insert(index, Entry::Page(frame)) {
             Ok(_) => {}
             Err(IndexError::NoMemory) | Err(IndexError::TooLarge) => {
                 return Err(CacheError::NoMemory);
             }
         }
         *pages += 1;
-        if matches!(f.backing, Backing::Bytes(_)) {
-            // A file page: on the file LRU, findable from its frame.
-            super::frames::with(|m| {
-                if let Some(e) = m.ext.get_mut(pfn) {
-                    e.flags |= super::pageext::flags::FILE;
-                    e.family = file;
-                    e.vpn = index;
-                }
-                let active = m.ext.lru_add(pfn, reclaimcore::Kind::File, shadow);
-                if shadow.is_some() {
-                    super::vmstat::WORKINGSET_REFAULT_FILE.inc();
-                    if active == Some(true) {
-                        super::vmstat::WORKINGSET_ACTIVATE_FILE.inc();
-                    }
-                }
-            });
-        }
+        track(f.backing, file, index, pfn, shadow);
         Ok(CachePage {
             frame: mapping,
             major: true,
@@ -408,10 +456,114 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     })
 }
 
-/// The cached page `index` of `file` with a reference for the caller, if
-/// it is cached (reads nothing in, allocates no frame).
-pub fn peek(file: u32, index: u64) -> Option<FrameRef> {
-    locked(|c| c.file(file)?.pages.get(index)?.try_clone())
+/// A page just put in `file`'s index at `index` in frame `pfn`: findable
+/// from its frame and on the LRU lists — a ramdisk page on the file lists
+/// (with its shadow, if a refault), an anonymous object's page on the
+/// anon lists (swap is where it goes, as Linux's shmem). Under the cache
+/// lock.
+fn track(backing: Backing, file: u32, index: u64, pfn: Pfn, shadow: Option<reclaimcore::Shadow>) {
+    super::frames::with(|m| {
+        if let Some(e) = m.ext.get_mut(pfn) {
+            e.flags |= super::pageext::flags::FILE;
+            e.family = file;
+            e.vpn = index;
+        }
+        if matches!(backing, Backing::Anonymous) {
+            m.ext.lru_add(pfn, reclaimcore::Kind::Anon, None);
+            return;
+        }
+        let active = m.ext.lru_add(pfn, reclaimcore::Kind::File, shadow);
+        if shadow.is_some() {
+            super::vmstat::WORKINGSET_REFAULT_FILE.inc();
+            if active == Some(true) {
+                super::vmstat::WORKINGSET_ACTIVATE_FILE.inc();
+            }
+        }
+    });
+}
+
+/// Reads the swapped-out page `index` of anonymous object `file` back
+/// from its slot into a new frame, puts it back in the index and frees
+/// the slot (Linux's `shmem_swapin_folio`). `Ok(None)`: the entry is no
+/// longer a swapped-out page (someone read it in, or truncated it): look
+/// again. [`CacheError::Io`] if the device could not read it.
+fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
+    let frame = FrameRef::alloc_user(FrameKind::UserFile, false).ok_or(CacheError::NoMemory)?;
+    let pfn = frame.pfn();
+    let _stall = super::psi::MemStall::enter();
+    let done = locked(|c| {
+        let Cache { files, pages, .. } = c;
+        let f = files
+            .get_mut(file as usize)
+            .and_then(Option::as_mut)
+            .ok_or(CacheError::NoFile)?;
+        let slot = match f.pages.get(index) {
+            Some(Entry::Swapped(slot)) => slot.0,
+            Some(Entry::Page(raced)) => {
+                let frame = raced.try_clone().ok_or(CacheError::NoMemory)?;
+                return Ok(Some((
+                    CachePage {
+                        frame,
+                        major: false,
+                    },
+                    None,
+                )));
+            }
+            None => return Ok(None),
+        };
+        // Read with the cache lock held (the device's lock nests inside
+        // it): nobody can swap the page in or out, or truncate it, under
+        // us.
+        super::swap::read_in_run(slot, &[pfn]).map_err(|_| CacheError::Io)?;
+        super::vmstat::PSWPIN.inc();
+        let mapping = frame.try_clone().ok_or(CacheError::NoMemory)?;
+        // The entry exists: replacing it allocates nothing.
+        let old = f
+            .pages
+            .insert(index, Entry::Page(frame))
+            .map_err(|_| CacheError::NoMemory)?;
+        f.swapped -= 1;
+        *pages += 1;
+        track(Backing::Anonymous, file, index, pfn, None);
+        Ok(Some((
+            CachePage {
+                frame: mapping,
+                major: true,
+            },
+            old,
+        )))
+    })?;
+    // The old entry (the slot) is dropped here, outside the cache lock:
+    // its slot goes back.
+    Ok(done.map(|(page, _old)| page))
+}
+
+/// The page `index` of `file` with a reference for the caller, if it is
+/// in the file (allocates no frame for a hole, reads nothing from a
+/// ramdisk; a swapped-out page of an anonymous object is read back in).
+pub fn peek(file: u32, index: u64) -> Result<Option<FrameRef>, CacheError> {
+    for _ in 0..4 {
+        let swapped = locked(|c| {
+            let f = c.file(file).ok_or(CacheError::NoFile)?;
+            match f.pages.get(index) {
+                Some(Entry::Page(frame)) => frame
+                    .try_clone()
+                    .map(|f| Some(Some(f)))
+                    .ok_or(CacheError::NoMemory),
+                Some(Entry::Swapped(_)) => Ok(None),
+                None => Ok(Some(None)),
+            }
+        })?;
+        match swapped {
+            Some(found) => return Ok(found),
+            None => {
+                if let Some(page) = swap_in(file, index)? {
+                    return Ok(Some(page.frame));
+                }
+            }
+        }
+    }
+    Err(CacheError::NoMemory)
 }
 
 /// Gives anonymous object `file` an end (a tmpfs file's size): faults on
@@ -430,7 +582,8 @@ pub fn set_eof(file: u32, eof: u64) {
 /// Drops the pages of anonymous object `file` from page `from` on (a tmpfs
 /// file shrunk by `ftruncate`): each is unmapped from every address space
 /// that maps it first, so a later touch there faults, past the end of the
-/// file: `SIGBUS`. Returns how many pages were dropped. A page whose mapper
+/// file: `SIGBUS`; a swapped-out one gives its slot back. Returns how many
+/// pages (resident or swapped out) were dropped. A page whose mapper
 /// cannot be reached now ([`Busy`]) is retried a few times, then left in
 /// the index (where it is unreachable past the end, and freed with the
 /// object).
@@ -461,10 +614,14 @@ pub fn truncate_pages(file: u32, from: u64) -> u64 {
                 let Cache { files, pages, .. } = c;
                 let f = files.get_mut(file as usize)?.as_mut()?;
                 let page = f.pages.remove(index)?;
-                *pages -= 1;
+                match page {
+                    Entry::Page(_) => *pages -= 1,
+                    Entry::Swapped(_) => f.swapped -= 1,
+                }
                 Some(page)
             });
-            // The cache's reference goes here, outside the lock.
+            // The cache's reference (or the slot) goes here, outside the
+            // lock.
             if removed.is_some() {
                 dropped += 1;
             }
@@ -478,15 +635,40 @@ pub fn cached_pages() -> u64 {
     locked(|c| c.pages)
 }
 
-/// Live anonymous objects (shared anonymous memory) and their cached pages.
+/// Live anonymous objects (shared anonymous memory) and their resident
+/// pages (`Shmem`; their swapped-out pages are in swap's use).
 pub fn anonymous_objects() -> (usize, u64) {
     locked(|c| {
         c.files
             .iter()
             .flatten()
             .filter(|f| matches!(f.backing, Backing::Anonymous))
-            .fold((0, 0), |(n, p), f| (n + 1, p + f.pages.len() as u64))
+            .fold((0, 0), |(n, p), f| {
+                (n + 1, p + f.pages.len() as u64 - f.swapped)
+            })
     })
+}
+
+/// Swapped-out pages of `file` among its `pages` pages from `first` on (a
+/// shared mapping's `Swap` in smaps, Linux's `shmem_swap_usage`).
+pub fn swapped_in_range(file: u32, first: u64, pages: u64) -> u64 {
+    locked(|c| {
+        let Some(f) = c.file(file) else { return 0 };
+        if f.swapped == 0 {
+            return 0;
+        }
+        let end = first.saturating_add(pages);
+        f.pages
+            .iter_from(first)
+            .take_while(|&(i, _)| i < end)
+            .filter(|(_, e)| e.is_swapped())
+            .count() as u64
+    })
+}
+
+/// Swapped-out pages of anonymous objects (each holds one swap slot).
+pub fn swapped_pages() -> u64 {
+    locked(|c| c.files.iter().flatten().map(|f| f.swapped).sum())
 }
 
 /// Clean cache pages no mapping uses: what [`shrink`] would free now
@@ -500,7 +682,7 @@ pub fn reclaimable_pages() -> u64 {
             .map(|f| {
                 f.pages
                     .iter()
-                    .filter(|(_, frame)| frame.refcount() == 1)
+                    .filter(|(_, e)| e.page().is_some_and(|frame| frame.refcount() == 1))
                     .count() as u64
             })
             .sum()
@@ -518,7 +700,8 @@ fn shrink_unmapped_locked(c: &mut Cache, target: u64) -> u64 {
             continue;
         }
         // Dropping a page the index no longer keeps frees it.
-        f.pages.retain(|_, frame| {
+        f.pages.retain(|_, e| {
+            let Some(frame) = e.page() else { return true };
             if freed >= target || frame.refcount() != 1 {
                 return true;
             }
@@ -548,6 +731,7 @@ pub fn drop_page(
         let ours = f
             .pages
             .get(index)
+            .and_then(Entry::page)
             .is_some_and(|frame| frame.pfn() == pfn && frame.refcount() == 2);
         if !ours {
             return false;
@@ -651,7 +835,7 @@ impl<'a> Reach<'a> {
 fn with_page<R>(file: u32, index: u64, f: impl FnOnce(&[Mapping], u64) -> R) -> Option<R> {
     locked(|c| {
         let file = c.file(file)?;
-        let pa = file.pages.get(index)?.pfn().addr();
+        let pa = file.pages.get(index)?.page()?.pfn().addr();
         Some(f(&file.mappings, pa))
     })
 }
@@ -763,10 +947,11 @@ fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
             mappings,
             ..
         } = f;
-        index_of.retain(|index, frame| {
+        index_of.retain(|index, e| {
             if stop.is_some() || !window.contains(&index) {
                 return true;
             }
+            let Some(frame) = e.page() else { return true };
             if !evict_mapped(reach, mappings, index, frame) {
                 return true;
             }
@@ -793,8 +978,8 @@ fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
 /// (each unmapped everywhere first; a page some mapper touched meanwhile
 /// only loses its accessed bits, and goes on a later call if it stays
 /// idle). Returns pages freed. Shared anonymous memory is never dropped
-/// (it has no backing, and swapping it is not done). Call with no lock
-/// held.
+/// here (it has no backing: reclaim swaps it out from the anon lists,
+/// [`swap_out`]). Call with no lock held.
 pub fn shrink_to(target: u64) -> u64 {
     let spaces = super::reclaim::address_spaces();
     let freed = shrink_in(&spaces, target);
@@ -849,4 +1034,99 @@ pub fn try_shrink() -> u64 {
 /// Mapped cache pages dropped so far (unmapped everywhere first).
 pub fn mapped_dropped() -> u64 {
     MAPPED_DROPPED.load(Ordering::Relaxed)
+}
+
+/// What [`swap_out`] did with a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapOut {
+    /// Written to a slot that now stands in its place in the index; the
+    /// cache's reference is gone (the caller's pin frees the frame).
+    Done,
+    /// Left as it was: not this frame any more, mapped or in use (more
+    /// than the cache's reference and the caller's pin), or the write
+    /// failed.
+    Kept,
+    /// No slot: swap is off, full, or being turned off.
+    NoSlot,
+}
+
+/// Reclaim of page `index` of anonymous object `file`, held in `pfn`
+/// (which the caller pinned, and has unmapped everywhere): if only the
+/// index and the pin hold it, it is written to a fresh swap slot and the
+/// slot replaces it in the index (Linux's `shmem_writepage`). Written with
+/// the cache lock held, so no lookup can take the page meanwhile (the
+/// device's lock nests inside the cache's). Call with no lock held.
+pub fn swap_out(file: u32, index: u64, pfn: Pfn) -> SwapOut {
+    let (result, old) = locked(|c| {
+        let Cache { files, pages, .. } = c;
+        let Some(f) = files.get_mut(file as usize).and_then(Option::as_mut) else {
+            return (SwapOut::Kept, None);
+        };
+        if !matches!(f.backing, Backing::Anonymous) {
+            return (SwapOut::Kept, None);
+        }
+        let ours = f
+            .pages
+            .get(index)
+            .and_then(Entry::page)
+            .is_some_and(|frame| frame.pfn() == pfn && frame.refcount() == 2);
+        if !ours {
+            return (SwapOut::Kept, None);
+        }
+        let Some(slot) = super::swap::alloc_slot() else {
+            return (SwapOut::NoSlot, None);
+        };
+        // (Dropped on failure: the slot goes back.)
+        let slot = SwapSlot(slot);
+        if super::swap::write_out(slot.0, pfn).is_err() {
+            return (SwapOut::Kept, Some(Entry::Swapped(slot)));
+        }
+        super::vmstat::PSWPOUT.inc();
+        // The entry exists: replacing it allocates nothing.
+        match f.pages.insert(index, Entry::Swapped(slot)) {
+            Ok(old) => {
+                f.swapped += 1;
+                *pages -= 1;
+                (SwapOut::Done, old)
+            }
+            Err(_) => (SwapOut::Kept, None),
+        }
+    });
+    // The cache's reference (or an unused slot) goes here, outside the lock.
+    drop(old);
+    result
+}
+
+/// Brings every swapped-out page of every anonymous object back into RAM
+/// (for `swapoff`); returns how many, or the first failure with the page
+/// `(file, index)`.
+pub fn swap_in_all() -> Result<u64, (u32, u64, CacheError)> {
+    let files = locked(|c| c.files.len());
+    let mut done = 0;
+    for file in 0..files as u32 {
+        let mut from = 0;
+        loop {
+            let next = locked(|c| {
+                let f = c.file(file)?;
+                if f.swapped == 0 {
+                    return None;
+                }
+                f.pages
+                    .iter_from(from)
+                    .find(|(_, e)| e.is_swapped())
+                    .map(|(i, _)| i)
+            });
+            let Some(index) = next else { break };
+            match swap_in(file, index) {
+                // (The reference it gives is not kept: the page stays in
+                // the index.)
+                Ok(Some(_)) => done += 1,
+                Ok(None) => {}
+                Err(CacheError::NoFile) => break,
+                Err(e) => return Err((file, index, e)),
+            }
+            from = index + 1;
+        }
+    }
+    Ok(done)
 }

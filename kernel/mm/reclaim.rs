@@ -18,7 +18,11 @@
 //!   space's gather, so the TLB is flushed before the frame can go), its
 //!   contents go to the swap device, and the frame is freed leaving the
 //!   page's shadow in its slot. A clean file page no process maps is
-//!   dropped from the page cache (it comes back from its file).
+//!   dropped from the page cache (it comes back from its file). A page of
+//!   an anonymous object (shared anonymous memory, a tmpfs file: on the
+//!   anon lists, as Linux's shmem) is unmapped everywhere through the
+//!   file reverse map and written to a slot that replaces it in the
+//!   object's index (`pagecache::swap_out`).
 //!
 //! The kinds are scanned in proportion to their sizes weighted by
 //! `vm.swappiness` (Linux's default 60: anonymous pages 60, file pages
@@ -373,8 +377,52 @@ fn verdict(pfn: Pfn, referenced: bool) -> Verdict {
 /// `shrink_folio_list` for one page).
 fn shrink_page(spaces: &[SharedAddressSpace], page: FrameRef, kind: Kind) -> Shrunk {
     match kind {
-        Kind::Anon => shrink_anon(spaces, page),
+        Kind::Anon => match shmem_owner(page.pfn()) {
+            Some((file, index)) => shrink_shmem(page, file, index),
+            None => shrink_anon(spaces, page),
+        },
         Kind::File => shrink_file(page),
+    }
+}
+
+/// The anonymous object and page index of an anon-list page that belongs
+/// to one (shared anonymous memory, a tmpfs file: Linux's shmem).
+fn shmem_owner(pfn: Pfn) -> Option<(u32, u64)> {
+    frames::with(|m| {
+        let e = m.ext.get(pfn)?;
+        (e.flags & flags::FILE != 0).then_some((e.family, e.vpn))
+    })
+}
+
+/// A page of an anonymous object: unreferenced, it is unmapped from every
+/// address space that maps it (the file reverse map, each TLB flushed
+/// before the leaf's reference goes), written to a swap slot, and the slot
+/// takes its place in the object's index (`pagecache::swap_out`). A
+/// referenced one is a use the lists hear of; one whose mappers are busy,
+/// or that is in use (a read or write of the tmpfs file holds it), stays
+/// for another round.
+fn shrink_shmem(page: FrameRef, file: u32, index: u64) -> Shrunk {
+    let pfn = page.pfn();
+    // Mapped: more than the index's reference and our pin.
+    if frames::refcount(pfn) > 2 {
+        let referenced = pagecache::page_referenced(file, index);
+        if let Verdict::Keep = verdict(pfn, referenced) {
+            putback(page);
+            return Shrunk::Kept;
+        }
+        // A dirty leaf wrote the frame itself: it is written out below,
+        // after every leaf is gone.
+        if pagecache::unmap_page_everywhere(file, index).is_err() {
+            putback(page);
+            return Shrunk::Kept;
+        }
+    }
+    let result = pagecache::swap_out(file, index, pfn);
+    putback(page);
+    match result {
+        pagecache::SwapOut::Done => Shrunk::Freed,
+        pagecache::SwapOut::Kept => Shrunk::Kept,
+        pagecache::SwapOut::NoSlot => Shrunk::SwapFull,
     }
 }
 

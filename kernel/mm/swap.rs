@@ -613,6 +613,21 @@ pub fn add_to_cache_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
     Some(slot)
 }
 
+/// A fresh slot for a page kept outside the swap cache: a swapped-out
+/// page of a shared anonymous object (tmpfs, `MAP_SHARED|MAP_ANONYMOUS`),
+/// whose object's index records the slot (count 1, its share; given back
+/// with [`release`]). `None` when swap is off or full, or `swapoff` is
+/// bringing pages back.
+pub fn alloc_slot() -> Option<u64> {
+    frames::with(|m| {
+        let area = m.swap.as_mut()?;
+        if !area.writeok {
+            return None;
+        }
+        area.slots.alloc_in(&mut area.cursor)
+    })
+}
+
 /// Drops a slot share reclaim took for a leaf it then did not replace
 /// (under the frames lock; the cache still holds its own share).
 pub fn undup_slot_locked(m: &mut PhysicalMemory, slot: u64) {

@@ -14,6 +14,9 @@
 //!    locked and interrupts off (the lock is the one its own faults take,
 //!    so a process mid-fault finishes first: a busy space is retried after
 //!    yielding).
+//!    Then every anonymous object (shared anonymous memory, tmpfs files)
+//!    is walked for swapped-out pages and each is read back into its
+//!    index (`pagecache::swap_in_all`).
 //! 4. Pages left only in the swap cache (no entry records their slot) are
 //!    dropped from it; with no slot in use the area goes.
 //!
@@ -35,6 +38,13 @@ pub enum SwapoffError {
     /// A page could not be brought in (no frame for it, or its region
     /// forbids even a kernel read, e.g. `PROT_NONE`).
     Fault { addr: u64, why: FaultError },
+    /// A swapped-out page of an anonymous object (shared anonymous
+    /// memory, a tmpfs file) could not be read back.
+    Object {
+        file: u32,
+        index: u64,
+        why: pagecache::CacheError,
+    },
     /// An address space stayed locked by its owner.
     Busy,
     /// Slots are still in use after every address space was walked (a
@@ -59,6 +69,10 @@ impl core::fmt::Display for SwapoffError {
             SwapoffError::Fault { addr, why } => {
                 write!(f, "cannot bring back the page at {addr:#x}: {why:?}")
             }
+            SwapoffError::Object { file, index, why } => write!(
+                f,
+                "cannot bring back page {index} of shared memory object {file}: {why:?}"
+            ),
             SwapoffError::Busy => f.write_str("an address space stayed busy"),
             SwapoffError::StillInUse { pages } => {
                 write!(f, "{pages} pages still swapped out after a full pass")
@@ -155,6 +169,13 @@ fn unuse(yield_now: fn()) -> Result<Unused, SwapoffError> {
                     swap::drop_unreferenced_cache();
                     return Err(e);
                 }
+            }
+        }
+        match pagecache::swap_in_all() {
+            Ok(pages) => done.pages_in += pages,
+            Err((file, index, why)) => {
+                swap::drop_unreferenced_cache();
+                return Err(SwapoffError::Object { file, index, why });
             }
         }
         done.uncached += swap::drop_unreferenced_cache();

@@ -190,7 +190,8 @@ pub struct MemSnapshot {
     pub vmalloc_used: u64,
     /// Ramdisk pages of the cache no process maps (could be dropped).
     pub reclaimable: u64,
-    /// Pages of shared anonymous objects (`Shmem`: cached, on no LRU).
+    /// Resident pages of shared anonymous objects (`Shmem`: cached, on the
+    /// anon LRU lists).
     pub shmem: u64,
     /// Pages on the LRU lists: `[anon, file]` × `[active, inactive]`.
     pub lru: [[u64; 2]; 2],

@@ -142,7 +142,8 @@ fn kb_line(out: &mut dyn Write, name: &str, kb: u64) -> Result {
 pub fn meminfo_of(m: &MemInfo, out: &mut dyn Write) -> Result {
     let k = |pages: u64| pages * KB_PER_PAGE;
     // The LRU lists, as Linux. Shared anonymous memory (shmem) is cached
-    // but on no list: Ferrite cannot swap it, so it is Unevictable.
+    // and on the anon lists (it goes to swap); Ferrite has no unevictable
+    // list (mlocked pages stay on the active list).
     let [[active_anon, inactive_anon], [active_file, inactive_file]] = m.lru;
     let shmem = m.shmem;
     let lines: [(&str, u64); 44] = [
@@ -160,7 +161,7 @@ pub fn meminfo_of(m: &MemInfo, out: &mut dyn Write) -> Result {
         ("Inactive(anon)", k(inactive_anon)),
         ("Active(file)", k(active_file)),
         ("Inactive(file)", k(inactive_file)),
-        ("Unevictable", k(shmem)),
+        ("Unevictable", 0),
         ("Mlocked", 0),
         ("SwapTotal", k(m.swap_total)),
         ("SwapFree", k(m.swap_total - m.swap_used)),

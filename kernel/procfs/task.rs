@@ -347,6 +347,19 @@ pub fn space_info(pid: Pid, counts: bool) -> Result<Option<SpaceInfo>> {
                 };
                 a.walk_pages(vma.start, vma.end, &mut w);
                 r.stats = w.stats;
+                // A shared mapping of shared memory: its object's pages in
+                // the mapped range that are swapped out (Linux's
+                // `shmem_swap_usage`; not in SwapPss, as Linux).
+                if let (true, Sharing::Shared, VmaKind::File { file, offset }) =
+                    (w.shmem, vma.sharing, vma.kind)
+                {
+                    let swapped = crate::mm::pagecache::swapped_in_range(
+                        file,
+                        offset / PAGE_SIZE,
+                        vma.len() / PAGE_SIZE,
+                    );
+                    r.stats.swap += swapped * PAGE_SIZE;
+                }
             }
         }
         Ok(Some(info))

@@ -36,6 +36,41 @@ pub struct PageIndex<T> {
     len: usize,
 }
 
+/// One entry of an index that can hold a page *or* the place its contents
+/// went (Linux's xarray value entry: shmem leaves a swap entry in the
+/// mapping's slot in place of the page it swapped out). `P` is the
+/// resident page, `S` what stands for a swapped-out one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry<P, S> {
+    /// The page is resident.
+    Page(P),
+    /// The page is swapped out; this records where.
+    Swapped(S),
+}
+
+impl<P, S> Entry<P, S> {
+    /// The resident page, if it is one.
+    pub fn page(&self) -> Option<&P> {
+        match self {
+            Entry::Page(p) => Some(p),
+            Entry::Swapped(_) => None,
+        }
+    }
+
+    /// The swapped-out record, if it is one.
+    pub fn swapped(&self) -> Option<&S> {
+        match self {
+            Entry::Page(_) => None,
+            Entry::Swapped(s) => Some(s),
+        }
+    }
+
+    /// Whether it is a swapped-out record.
+    pub fn is_swapped(&self) -> bool {
+        matches!(self, Entry::Swapped(_))
+    }
+}
+
 impl<T> Default for PageIndex<T> {
     fn default() -> Self {
         PageIndex::new()
@@ -180,6 +215,30 @@ impl<T> PageIndex<T> {
         })
     }
 
+    /// Every `(index, value)` at or above `from`, in index order (nodes
+    /// wholly below `from` are skipped, not walked).
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &T)> + '_ {
+        let (fa, fb, fc) = if from >= MAX_INDEX {
+            (self.root.len(), 0, 0)
+        } else {
+            split(from)
+        };
+        self.root
+            .iter()
+            .enumerate()
+            .skip(fa)
+            .flat_map(move |(a, mid)| {
+                let b0 = if a == fa { fb } else { 0 };
+                mid.iter().enumerate().skip(b0).flat_map(move |(b, leaf)| {
+                    let c0 = if a == fa && b == fb { fc } else { 0 };
+                    leaf.iter()
+                        .enumerate()
+                        .skip(c0)
+                        .filter_map(move |(c, v)| Some((join(a, b, c), v.as_ref()?)))
+                })
+            })
+    }
+
     /// Keeps the values `keep(index, value)` says to keep, removing the
     /// rest (dropping them, and freeing nodes left empty). Returns how many
     /// were removed.
@@ -234,6 +293,52 @@ mod tests {
         assert_eq!(ix.remove(MAX_INDEX - 1), Some(7));
         assert!(ix.is_empty());
         assert!(ix.root.is_empty(), "every node freed");
+    }
+
+    #[test]
+    fn entries_page_or_swapped() {
+        let mut ix = PageIndex::<Entry<u64, u32>>::new();
+        ix.insert(3, Entry::Page(30)).unwrap();
+        ix.insert(4, Entry::Swapped(7)).unwrap();
+        assert_eq!(ix.get(3).and_then(Entry::page), Some(&30));
+        assert_eq!(ix.get(3).and_then(Entry::swapped), None);
+        assert_eq!(ix.get(4).and_then(Entry::swapped), Some(&7));
+        assert!(ix.get(4).is_some_and(Entry::is_swapped));
+        // Swapping out replaces the page in its slot: the page comes back.
+        assert_eq!(ix.insert(3, Entry::Swapped(8)), Ok(Some(Entry::Page(30))));
+        assert_eq!(ix.len(), 2);
+        let swapped: Vec<u64> = ix
+            .iter()
+            .filter(|(_, e)| e.is_swapped())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(swapped, [3, 4]);
+    }
+
+    #[test]
+    fn iter_from_skips_below() {
+        let mut ix = PageIndex::<u64>::new();
+        for i in [0, 5, 511, 512, 1 << 18, (1 << 18) + 513, MAX_INDEX - 1] {
+            ix.insert(i, i).unwrap();
+        }
+        for from in [
+            0,
+            1,
+            5,
+            6,
+            511,
+            512,
+            513,
+            1 << 18,
+            (1 << 18) + 1,
+            MAX_INDEX - 1,
+            MAX_INDEX,
+            u64::MAX,
+        ] {
+            let want: Vec<u64> = ix.iter().map(|(i, _)| i).filter(|&i| i >= from).collect();
+            let got: Vec<u64> = ix.iter_from(from).map(|(i, _)| i).collect();
+            assert_eq!(got, want, "from {from}");
+        }
     }
 
     proptest! {
