@@ -553,13 +553,17 @@ static long hog_mib = 96;
 static void t_mlock_pressure(void)
 {
 	const size_t len = 2 * MiB, pages = len / PAGE;
+	/* Locked and unlocked, private and shared (shmem) memory. */
 	unsigned char *locked = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	unsigned char *plain = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	CHECK(locked != MAP_FAILED && plain != MAP_FAILED, "mmap failed");
+	unsigned char *shlocked = map(len, PROT_READ | PROT_WRITE, MAP_SHARED);
+	CHECK(locked != MAP_FAILED && plain != MAP_FAILED && shlocked != MAP_FAILED, "mmap failed");
 	EXPECT_OK("mlock", syscall(SYS_mlock, locked, len));
+	EXPECT_OK("mlock(shared)", syscall(SYS_mlock, shlocked, len));
 	for (size_t i = 0; i < pages; i++) {
 		locked[i * PAGE] = (unsigned char)(i * 7 + 1);
 		plain[i * PAGE] = (unsigned char)(i * 5 + 3);
+		shlocked[i * PAGE] = (unsigned char)(i * 3 + 2);
 	}
 	/* More than the machine has: the kernel must swap. */
 	size_t hog = (size_t)hog_mib * MiB;
@@ -576,13 +580,18 @@ static void t_mlock_pressure(void)
 	for (size_t i = 0; i < pages; i++)
 		CHECK(vec[i] & 1, "locked page %zu was reclaimed (unlocked: %zu of %zu resident)", i,
 		      plain_in, pages);
+	EXPECT_OK("mincore(shared locked)", syscall(SYS_mincore, shlocked, len, vec));
+	for (size_t i = 0; i < pages; i++)
+		CHECK(vec[i] & 1, "locked shared page %zu was reclaimed", i);
 	CHECK(plain_in < pages, "no pressure: every unlocked page stayed resident");
 	for (size_t i = 0; i < pages; i++) {
 		CHECK(locked[i * PAGE] == (unsigned char)(i * 7 + 1), "locked page %zu changed", i);
 		CHECK(plain[i * PAGE] == (unsigned char)(i * 5 + 3), "unlocked page %zu changed", i);
+		CHECK(shlocked[i * PAGE] == (unsigned char)(i * 3 + 2), "shared page %zu changed", i);
 	}
-	say("systests: mlock-pressure: %zu of %zu locked pages resident, %zu of %zu unlocked\n",
-	    pages, pages, plain_in, pages);
+	say("systests: mlock-pressure: %zu of %zu locked pages resident (and %zu shared), %zu of %zu "
+	    "unlocked\n",
+	    pages, pages, pages, plain_in, pages);
 }
 
 /* --- the runner ------------------------------------------------------------------ */

@@ -806,11 +806,14 @@ impl<'a> Reach<'a> {
     }
 
     /// Tests and clears the accessed bit of every leaf mapping the frame at
-    /// `pa` as page `index`; true if one was set, or a mapper is busy.
+    /// `pa` as page `index`; true if one was set, a mapper is busy, or a
+    /// mapping is mlock'ed (such a page counts as just used: reclaim never
+    /// evicts it, as Linux keeps it on its unevictable list).
     fn referenced(&self, mappings: &[Mapping], index: u64, pa: u64) -> bool {
         let mut young = false;
         let done = self.each_leaf(mappings, index, |a, va| {
             young |= a.clear_young(va, pa).unwrap_or(false);
+            young |= a.is_locked(va);
         });
         young || done.is_err()
     }
