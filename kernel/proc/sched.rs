@@ -557,6 +557,7 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         if room.is_err() {
             return Err(process);
         }
+        process.pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
         if !process.kernel_thread {
             process.ppid = s.current;
             process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
@@ -568,10 +569,8 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         // The parent's group and session; the kernel's children lead
         // their own.
         let parent = s.procs.get(&s.current).map_or((0, 0), |p| (p.pgid, p.sid));
-        let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-        process.pid = pid;
         (process.pgid, process.sid) = if process.kernel_thread || s.current == 0 {
-            (pid, pid)
+            (process.pid, process.pid)
         } else {
             parent
         };
@@ -799,9 +798,7 @@ fn on_tick(frame: &mut TrapFrame) {
             let running = (p.pid == cur).then_some((ticks, user));
             let (signalled, timer_next) = super::itimer::on_tick(p, now, running);
             next_wake = next_wake.min(timer_next);
-            let wake = signalled && !p.is_kernel_thread() && interruptible(p.state);
-            let wake = wake
-                || match p.state {
+            let wake = match p.state {
                 State::Blocked(Block::Sleep(until)) => {
                     if now < until {
                         next_wake = next_wake.min(until);
@@ -813,6 +810,7 @@ fn on_tick(frame: &mut TrapFrame) {
                 State::Blocked(Block::Kswapd) => deferred,
                 _ => false,
             };
+            let wake = wake || (signalled && !p.is_kernel_thread() && interruptible(p.state));
             if wake {
                 woke_sleeper |= matches!(p.state, State::Blocked(Block::Sleep(_))) || signalled;
                 p.state = State::Runnable;

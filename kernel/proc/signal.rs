@@ -44,9 +44,9 @@ use usercore::signal::{
 use alloc::vec::Vec;
 
 use super::sched::{self, Pid};
-use crate::mm::kalloc;
 use crate::arch::cpu::FpuState;
 use crate::arch::trap::TrapFrame;
+use crate::mm::kalloc;
 use crate::mm::layout::USER_END;
 use crate::mm::uaccess::{copy_from_user, copy_to_user};
 
@@ -225,14 +225,18 @@ impl SigState {
     /// delivered now (not blocked): then a sleeping process should wake.
     /// An ignored signal that is not blocked is discarded, as on Linux.
     pub fn post(&mut self, sig: u8, info: SigInfo) -> bool {
-        self.post_limited(sig, info, SIGQUEUE_MAX)
-            .unwrap_or(false)
+        self.post_limited(sig, info, SIGQUEUE_MAX).unwrap_or(false)
     }
 
     /// [`post`](Self::post) with at most `limit` real-time signals queued:
     /// `Err(QueueFull)` when a real-time signal with the sender's own info
     /// (not `SI_USER` or the kernel's) finds no room, as Linux's EAGAIN.
-    pub fn post_limited(&mut self, sig: u8, info: SigInfo, limit: usize) -> Result<bool, QueueFull> {
+    pub fn post_limited(
+        &mut self,
+        sig: u8,
+        info: SigInfo,
+        limit: usize,
+    ) -> Result<bool, QueueFull> {
         let b = abi::bit(sig);
         // A stop signal cancels a pending SIGCONT and the other way round.
         if sig == SIGCONT {

@@ -321,7 +321,11 @@ pub fn timeval_ns(sec: i64, usec: i64) -> Option<u64> {
     if sec < 0 || !(0..1_000_000).contains(&usec) {
         return None;
     }
-    Some((sec as u64).saturating_mul(1_000_000_000).saturating_add(usec as u64 * 1000))
+    Some(
+        (sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(usec as u64 * 1000),
+    )
 }
 
 /// Nanoseconds as a `struct timeval` for `getitimer`, rounded up to the

@@ -61,10 +61,9 @@ pub(super) fn setpgid(pid: u64, pgid: u64) -> SysResult {
         _ => return Err(Errno::EINVAL),
     };
     // The caller or a child of it (ESRCH).
-    let (parent, sid, dying, kthread) = sched::with_process(pid, |p| {
-        (p.ppid, p.sid, p.dying(), p.is_kernel_thread())
-    })
-    .ok_or(Errno::ESRCH)?;
+    let (parent, sid, dying, kthread) =
+        sched::with_process(pid, |p| (p.ppid, p.sid, p.dying(), p.is_kernel_thread()))
+            .ok_or(Errno::ESRCH)?;
     if kthread || (pid != me && (parent != me || dying)) {
         return Err(Errno::ESRCH);
     }
@@ -75,8 +74,7 @@ pub(super) fn setpgid(pid: u64, pgid: u64) -> SysResult {
     }
     // Joining a group: it must exist in the same session.
     if pgid != pid
-        && sched::find_pid(|p| p.pgid == pgid && p.sid == my_sid && !p.is_kernel_thread())
-            .is_none()
+        && sched::find_pid(|p| p.pgid == pgid && p.sid == my_sid && !p.is_kernel_thread()).is_none()
     {
         return Err(Errno::EPERM);
     }

@@ -98,9 +98,7 @@ pub(super) fn rt_sigtimedwait(uset: u64, uinfo: u64, uts: u64, size: u64) -> Sys
                 .saturating_add(t.tv_nsec as u64),
         )
     };
-    let deadline = timeout.map_or(u64::MAX, |ns| {
-        crate::time::uptime_ns().saturating_add(ns)
-    });
+    let deadline = timeout.map_or(u64::MAX, |ns| crate::time::uptime_ns().saturating_add(ns));
     loop {
         if let Some((sig, info)) = sched::with_current(|p| p.sig.take_from(set)) {
             if uinfo != 0 {
