@@ -84,8 +84,9 @@ const STOP_SIGNALS: u64 =
     abi::bit(SIGSTOP) | abi::bit(SIGTSTP) | abi::bit(SIGTTIN) | abi::bit(SIGTTOU);
 
 /// The most real-time signals one process may have queued, whatever its
-/// `RLIMIT_SIGPENDING` says (each entry is heap memory).
-pub const SIGQUEUE_MAX: usize = 1024;
+/// `RLIMIT_SIGPENDING` says (each entry is heap memory: a full queue is a
+/// few KiB, within the slab heap's size classes).
+pub const SIGQUEUE_MAX: usize = 256;
 
 /// Linux's `RLIMIT_SIGPENDING`.
 pub const RLIMIT_SIGPENDING: u32 = 11;
