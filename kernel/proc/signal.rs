@@ -11,8 +11,9 @@
 //! address, which calls `rt_sigreturn` ([`sigreturn`]) to resume. With no
 //! handler the default action applies: terminate (with the core bit for
 //! the "core" signals), stop until SIGCONT (the parent sees it with
-//! `wait4(WUNTRACED)`, the continue with `WCONTINUED`), or nothing. No
-//! process groups: a stop is never discarded as "orphaned".
+//! `wait4(WUNTRACED)`, the continue with `WCONTINUED`), or nothing.
+//! Process groups exist (`syscall::pgrp`: `kill(0 / -pgid)`), but not
+//! Linux's orphaned-group rule: a stop is never discarded as "orphaned".
 //!
 //! Standard signals do not queue: one pending bit (and one `siginfo`) per
 //! signal. Real-time ones (`SIGRTMIN`..=64) queue: every send is one entry
