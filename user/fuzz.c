@@ -42,7 +42,11 @@
  * one), and the process and machine calls: getrlimit, prlimit64, getrandom,
  * sysinfo, the identity calls, set/get_robust_list, rseq, sched_get/
  * setaffinity, getcpu, get/setpriority, mincore, mlock, mlock2, munlock,
- * mlockall (never populating everything), munlockall, prctl) and
+ * mlockall (never populating everything), munlockall, prctl), the
+ * queued-signal, timer and group calls (rt_sigqueueinfo,
+ * rt_tgsigqueueinfo, rt_sigtimedwait of at most 10 ms, alarm, setitimer,
+ * getitimer, setpgid, getpgid, getpgrp, setsid, getsid, kill of the
+ * child's own group) and
  * unknown numbers 512..1099 (ENOSYS on Linux x86_64 too: 512..547 are
  * x32-only and need the x32 bit).  Arguments come from nasty sets: 0, 1,
  * -1, the child's own mappings (a table of what mmap/mremap/brk
@@ -1061,6 +1065,93 @@ static unsigned char fake_frame[1024] __attribute__((aligned(64)));
  * (a seed keeps naming the same campaign, only with calls in between). */
 static u64 sys_rng_state;
 
+/* Queued signals, sigtimedwait, timers, process groups: a stream of their
+ * own too.  On Linux: signals only to the child itself or to pids and
+ * groups that cannot exist (a group is only ever the child's own, -pid,
+ * which exists only if it made itself a leader), waits of at most 10 ms,
+ * timers of this child only (their signals may end the batch). */
+static u64 sig2_rng_state;
+static u64 sig2_info[16];
+static u64 itimer_buf[4];
+
+static void make_sig2_call(struct call *c)
+{
+	u64 *a = c->a;
+	u64 me = (u64)raw6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+#define SET(n, nrv, cnt) (c->name = (n), c->nr = (nrv), c->nargs = (cnt))
+	for (int i = 0; i < 16; i++)
+		sig2_info[i] = chance(70) ? below(8) : rnd();
+	((int *)sig2_info)[2] = chance(50) ? -1 /* SI_QUEUE */ : (int)rnd();
+	switch (below(13)) {
+	case 0:
+		SET("rt_sigqueueinfo", SYS_rt_sigqueueinfo, 3);
+		a[0] = pick_sig_pid();
+		a[1] = chance(50) ? 32 + below(33) : pick_sig();
+		a[2] = chance(80) ? (u64)sig2_info : pick_addr();
+		break;
+	case 1:
+		SET("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, 4);
+		a[0] = pick_sig_pid();
+		a[1] = chance(80) ? a[0] : pick_sig_pid();
+		a[2] = chance(50) ? 32 + below(33) : pick_sig();
+		a[3] = chance(80) ? (u64)sig2_info : pick_addr();
+		break;
+	case 2:
+	case 3:
+		SET("rt_sigtimedwait", SYS_rt_sigtimedwait, 4);
+		sigset_buf[0] = chance(50) ? rnd() : 1ul << below(64);
+		a[0] = chance(80) ? (u64)sigset_buf : pick_addr();
+		a[1] = chance(30) ? 0 : chance(70) ? (u64)sig2_info : pick_addr();
+		a[2] = pick_wait_timespec(); /* never NULL (forever) */
+		a[3] = chance(90) ? 8 : below(200);
+		break;
+	case 4:
+		SET("alarm", SYS_alarm, 1);
+		a[0] = chance(70) ? below(3) : (on_ferrite ? rnd() : below(100));
+		break;
+	case 5:
+		SET("setitimer", SYS_setitimer, 3);
+		a[0] = chance(90) ? below(3) : (on_ferrite ? rnd() : below(10));
+		for (int i = 0; i < 4; i++)
+			itimer_buf[i] = chance(80) ? below(10000) : (chance(50) ? 1000000 : rnd());
+		if (!on_ferrite && (itimer_buf[2] || itimer_buf[3] >= 1000000))
+			itimer_buf[2] = 0, itimer_buf[3] = below(10000);
+		a[1] = chance(10) ? 0 : chance(80) ? (u64)itimer_buf : pick_addr();
+		a[2] = chance(50) ? 0 : pick_buf();
+		break;
+	case 6:
+		SET("getitimer", SYS_getitimer, 2);
+		a[0] = chance(90) ? below(3) : rnd();
+		a[1] = chance(80) ? pick_buf() : pick_addr();
+		break;
+	case 7:
+		SET("setpgid", SYS_setpgid, 2);
+		a[0] = chance(60) ? 0 : chance(50) ? me : pick_sig_pid();
+		a[1] = chance(40) ? 0 : chance(50) ? me : (on_ferrite ? rnd() : 0x7fffffff);
+		break;
+	case 8:
+		SET("getpgid", SYS_getpgid, 1);
+		a[0] = chance(50) ? 0 : chance(50) ? me : rnd();
+		break;
+	case 9:
+		SET("getsid", SYS_getsid, 1);
+		a[0] = chance(50) ? 0 : chance(50) ? me : rnd();
+		break;
+	case 10:
+		SET("getpgrp", SYS_getpgrp, 0);
+		break;
+	case 11:
+		SET("setsid", SYS_setsid, 0);
+		break;
+	default:
+		/* Our own group, if we lead one (no such group otherwise). */
+		SET("kill", SYS_kill, 2);
+		a[0] = (u64)-(long)me;
+		a[1] = chance(50) ? SIGUSR1 : pick_sig();
+	}
+#undef SET
+}
+
 static void make_call(struct call *c)
 {
 	memset(c, 0, sizeof *c);
@@ -1072,6 +1163,14 @@ static void make_call(struct call *c)
 	sys_rng_state = rng_state;
 	rng_state = main_state;
 	if (sys)
+		return;
+	rng_state = sig2_rng_state;
+	int sig2 = below(24) == 0;
+	if (sig2)
+		make_sig2_call(c);
+	sig2_rng_state = rng_state;
+	rng_state = main_state;
+	if (sig2)
 		return;
 	u64 *a = c->a;
 	unsigned k = (unsigned)below(100);
@@ -1561,6 +1660,7 @@ static void run_batch(u64 seed, long batch, long ncalls)
 {
 	rng_state = seed * 0x9e3779b97f4a7c15ul ^ ((u64)batch + 1) * 0xd1b54a32d192ed03ul;
 	sys_rng_state = rng_state ^ 0x2545f4914f6cdd1dul;
+	sig2_rng_state = rng_state ^ 0x9e3779b97f4a7c15ul;
 	rnd();
 	if (on_ferrite) {
 		/* fd 0 is the console: a read from it would wait forever. */

@@ -104,6 +104,11 @@ check sigtests-one 0 "sigtests: demand-paging ... ok" "sigtests: 1 passed, 0 fai
 	-- $B/sigtests demand-paging
 check sigtests-bad-name 2 "no case named" -- $B/sigtests no-such-case
 check sigtests-bench 0 "sigtests: bench: getpid " "(1000 each)" -- $B/sigtests --bench 1000
+# Queued real-time signals, sigtimedwait, alarm/setitimer, process groups,
+# ppoll/pselect6 masks.
+check sigtests2 0 "sigtests2: 12 passed, 0 failed" -- $B/sigtests2
+check sigtests2-one 0 "sigtests2: pgrp ... ok" "sigtests2: 1 passed, 0 failed" -- $B/sigtests2 pgrp
+check sigtests2-bad-name 2 "no case named" -- $B/sigtests2 no-such-case
 # The process and machine calls C libraries make (rlimits, getrandom, ids,
 # rseq, affinity, mincore, mlock...): each case Linux's answer.
 check systests 0 "systests: rlimit-stack ... ok (SIGSEGV)" "systests: 16 passed, 0 failed" \

@@ -11,6 +11,7 @@
 pub mod console;
 pub mod exec;
 pub mod fd;
+pub mod itimer;
 pub mod kswapd;
 pub mod oom;
 pub mod ramdisk;

@@ -151,6 +151,10 @@ pub struct Process {
     kernel_thread: bool,
     /// Signal actions, mask, pending set, alternate stack (`signal`).
     pub sig: super::signal::SigState,
+    /// Process group and session (`setpgid`, `setsid`): inherited over
+    /// fork; a process the kernel starts leads its own.
+    pub pgid: Pid,
+    pub sid: Pid,
     /// Passed to the kernel when its parent died first. The kernel reaps
     /// such a process itself once it exits (Linux's init does the same for
     /// orphans), so zombies nobody will wait for do not pile up, each
@@ -299,6 +303,8 @@ pub fn init() {
         kill_pending: false,
         kernel_thread: false,
         sig: super::signal::SigState::new(),
+        pgid: 0,
+        sid: 0,
         adopted: false,
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
@@ -527,6 +533,8 @@ pub fn spawn_child(
             kill_pending: false,
             kernel_thread: false,
             sig: super::signal::SigState::new(),
+            pgid: 0,
+            sid: 0,
             adopted: false,
         },
     );
@@ -558,6 +566,14 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
                 .get(&s.current)
                 .map_or_else(Default::default, |p| p.sys.for_child());
         }
+        // The parent's group and session; the kernel's children lead
+        // their own.
+        let parent = s.procs.get(&s.current).map_or((0, 0), |p| (p.pgid, p.sid));
+        (process.pgid, process.sid) = if process.kernel_thread || s.current == 0 {
+            (process.pid, process.pid)
+        } else {
+            parent
+        };
         let pid = process.pid;
         s.procs.insert(process);
         s.queue.push_back(pid);
@@ -606,6 +622,8 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             kill_pending: false,
             kernel_thread: true,
             sig: super::signal::SigState::new(),
+            pgid: 0,
+            sid: 0,
             adopted: false,
         },
     );
@@ -747,7 +765,17 @@ pub fn yield_now() {
     x86_64::instructions::interrupts::without_interrupts(schedule);
 }
 
-fn on_tick(_frame: &mut TrapFrame) {
+/// Sleeps a signal ends (wait4, nanosleep, console read, pipes, poll).
+fn interruptible(state: State) -> bool {
+    matches!(
+        state,
+        State::Blocked(
+            Block::Child | Block::Sleep(_) | Block::Console | Block::Pipe(_) | Block::Poll(_)
+        )
+    )
+}
+
+fn on_tick(frame: &mut TrapFrame) {
     // A timer interrupt counts ticks of the 10 ms grid, or only wakes a
     // sleeper whose deadline came between two ticks (see `time`).
     let ticks = crate::time::last_interrupt_ticks();
@@ -763,7 +791,13 @@ fn on_tick(_frame: &mut TrapFrame) {
         let deferred = DEFERRED_KSWAPD_WAKE.swap(false, Ordering::SeqCst);
         let mut next_wake = u64::MAX;
         let mut woke_sleeper = false;
+        let cur = s.current;
+        let user = frame.cs & 3 == 3;
         for p in s.procs.values_mut() {
+            // alarm/setitimer (`itimer`): a timer's signal wakes a sleep.
+            let running = (p.pid == cur).then_some((ticks, user));
+            let (signalled, timer_next) = super::itimer::on_tick(p, now, running);
+            next_wake = next_wake.min(timer_next);
             let wake = match p.state {
                 State::Blocked(Block::Sleep(until)) => {
                     if now < until {
@@ -776,15 +810,15 @@ fn on_tick(_frame: &mut TrapFrame) {
                 State::Blocked(Block::Kswapd) => deferred,
                 _ => false,
             };
+            let wake = wake || (signalled && !p.is_kernel_thread() && interruptible(p.state));
             if wake {
-                woke_sleeper |= matches!(p.state, State::Blocked(Block::Sleep(_)));
+                woke_sleeper |= matches!(p.state, State::Blocked(Block::Sleep(_))) || signalled;
                 p.state = State::Runnable;
                 s.queue.push_back(p.pid);
                 crate::mm::psi::wake(p.pid);
             }
         }
         crate::time::set_next_wake(next_wake);
-        let cur = s.current;
         if let Some(p) = s.procs.get_mut(&cur) {
             p.ticks += ticks;
         }
@@ -983,19 +1017,7 @@ pub fn with_process_wake<R>(pid: Pid, f: impl FnOnce(&mut Process) -> (R, bool))
     with(|s| {
         let p = s.procs.get_mut(&pid)?;
         let (r, wake) = f(p);
-        if wake
-            && !p.kernel_thread
-            && matches!(
-                p.state,
-                State::Blocked(
-                    Block::Child
-                        | Block::Sleep(_)
-                        | Block::Console
-                        | Block::Pipe(_)
-                        | Block::Poll(_)
-                )
-            )
-        {
+        if wake && !p.kernel_thread && interruptible(p.state) {
             p.state = State::Runnable;
             s.queue.push_back(pid);
             crate::mm::psi::wake(pid);
@@ -1017,6 +1039,17 @@ pub fn resume_stopped(pid: Pid) {
     })
 }
 
+/// Whether child `p` is one a wait for `pid` takes: that child (> 0),
+/// any (-1), or one in process group `-pid` (< -1; `wait4` turns 0 into
+/// the caller's group).
+pub fn wait_selects(p: &Process, pid: i64) -> bool {
+    match pid {
+        pid if pid > 0 => p.pid as i64 == pid,
+        -1 => true,
+        pid => p.pgid as i64 == -pid,
+    }
+}
+
 /// There is no child that matches (ECHILD).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoChild;
@@ -1031,7 +1064,7 @@ pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
         let mut any = false;
         let mut found = None;
         for p in s.procs.values() {
-            if p.ppid != me || p.pid == me || p.kernel_thread || (pid > 0 && p.pid as i64 != pid) {
+            if p.ppid != me || p.pid == me || p.kernel_thread || !wait_selects(p, pid) {
                 continue;
             }
             any = true;
@@ -1078,7 +1111,7 @@ pub fn zombie_child(pid: i64) -> bool {
             p.ppid == me
                 && p.pid != me
                 && !p.kernel_thread
-                && (pid <= 0 || p.pid as i64 == pid)
+                && wait_selects(p, pid)
                 && matches!(p.state, State::Zombie(_))
         })
     })

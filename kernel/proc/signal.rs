@@ -11,11 +11,17 @@
 //! address, which calls `rt_sigreturn` ([`sigreturn`]) to resume. With no
 //! handler the default action applies: terminate (with the core bit for
 //! the "core" signals), stop until SIGCONT (the parent sees it with
-//! `wait4(WUNTRACED)`, the continue with `WCONTINUED`), or nothing. No
-//! process groups: a stop is never discarded as "orphaned".
+//! `wait4(WUNTRACED)`, the continue with `WCONTINUED`), or nothing.
+//! Process groups exist (`syscall::pgrp`: `kill(0 / -pgid)`), but not
+//! Linux's orphaned-group rule: a stop is never discarded as "orphaned".
 //!
 //! Standard signals do not queue: one pending bit (and one `siginfo`) per
-//! signal, real-time ones likewise. Faults (SIGSEGV, SIGBUS, SIGILL,
+//! signal. Real-time ones (`SIGRTMIN`..=64) queue: every send is one entry
+//! with its own `siginfo`, taken oldest first, at most the target's
+//! `RLIMIT_SIGPENDING` (capped at [`SIGQUEUE_MAX`]) entries, allocated
+//! fallibly: a full queue or no memory is EAGAIN for `rt_sigqueueinfo`,
+//! and for `kill` (whose info is only "SI_USER from pid") the bit alone,
+//! as Linux. The queue is freed when the process dies. Faults (SIGSEGV, SIGBUS, SIGILL,
 //! SIGFPE) go to a handler when one is installed and the signal is not
 //! blocked; otherwise the process dies as before (`user`).
 //!
@@ -36,9 +42,12 @@ use usercore::signal::{
     self as abi, code, flags::*, num::*, InfoKind, SigInfo, StackT, UContext, SIG_DFL, SIG_IGN,
 };
 
+use alloc::vec::Vec;
+
 use super::sched::{self, Pid};
 use crate::arch::cpu::FpuState;
 use crate::arch::trap::TrapFrame;
+use crate::mm::kalloc;
 use crate::mm::layout::USER_END;
 use crate::mm::uaccess::{copy_from_user, copy_to_user};
 
@@ -75,6 +84,18 @@ const SYNCHRONOUS: u64 = abi::bit(SIGSEGV)
 const STOP_SIGNALS: u64 =
     abi::bit(SIGSTOP) | abi::bit(SIGTSTP) | abi::bit(SIGTTIN) | abi::bit(SIGTTOU);
 
+/// The most real-time signals one process may have queued, whatever its
+/// `RLIMIT_SIGPENDING` says (each entry is heap memory: a full queue is a
+/// few KiB, within the slab heap's size classes).
+pub const SIGQUEUE_MAX: usize = 256;
+
+/// Linux's `RLIMIT_SIGPENDING`.
+pub const RLIMIT_SIGPENDING: u32 = 11;
+
+/// A real-time signal found its queue full (or no memory for the entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueFull;
+
 /// A process's signal state.
 pub struct SigState {
     actions: [Action; abi::NSIG as usize],
@@ -82,6 +103,14 @@ pub struct SigState {
     pub blocked: u64,
     pending: u64,
     info: [Option<SigInfo>; abi::NSIG as usize],
+    /// Queued real-time signals, oldest first (a pending real-time bit
+    /// with no entry lost its info to a full queue).
+    queue: Vec<SigInfo>,
+    /// While `rt_sigtimedwait` waits, the mask it unblocked its set from:
+    /// signals in it are not discarded as ignored (Linux's `real_blocked`).
+    real_blocked: u64,
+    /// `alarm`/`setitimer` timers (`itimer`).
+    pub timers: super::itimer::Itimers,
     altstack: StackT,
     /// The mask `rt_sigsuspend` replaced, restored by the handler's
     /// `rt_sigreturn` (it goes in the frame) or after delivery.
@@ -106,6 +135,9 @@ impl SigState {
             blocked: 0,
             pending: 0,
             info: [None; abi::NSIG as usize],
+            queue: Vec::new(),
+            real_blocked: 0,
+            timers: super::itimer::Itimers::new(),
             altstack: StackT {
                 sp: 0,
                 flags: abi::ss::SS_DISABLE,
@@ -118,13 +150,16 @@ impl SigState {
     }
 
     /// A forked child's: the same actions, mask and alternate stack,
-    /// nothing pending.
+    /// nothing pending, no timers.
     pub fn fork_copy(&self) -> SigState {
         SigState {
             actions: self.actions,
             blocked: self.blocked,
             pending: 0,
             info: [None; abi::NSIG as usize],
+            queue: Vec::new(),
+            real_blocked: 0,
+            timers: super::itimer::Itimers::new(),
             altstack: self.altstack,
             saved_mask: None,
             stopped: false,
@@ -160,10 +195,18 @@ impl SigState {
         self.pending = new;
     }
 
-    /// Drops everything pending (the process is dying).
+    /// Drops everything pending and stops the timers (the process is
+    /// dying): the queue's memory goes back now, not at the reap.
     pub fn clear_pending(&mut self) {
         self.set_pending(0);
         self.info = [None; abi::NSIG as usize];
+        self.queue = Vec::new();
+        self.timers = super::itimer::Itimers::new();
+    }
+
+    /// Real-time signals queued (for tests and `/proc`).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
     }
 
     pub fn action(&self, sig: u8) -> Action {
@@ -184,6 +227,18 @@ impl SigState {
     /// delivered now (not blocked): then a sleeping process should wake.
     /// An ignored signal that is not blocked is discarded, as on Linux.
     pub fn post(&mut self, sig: u8, info: SigInfo) -> bool {
+        self.post_limited(sig, info, SIGQUEUE_MAX).unwrap_or(false)
+    }
+
+    /// [`post`](Self::post) with at most `limit` real-time signals queued:
+    /// `Err(QueueFull)` when a real-time signal with the sender's own info
+    /// (not `SI_USER` or the kernel's) finds no room, as Linux's EAGAIN.
+    pub fn post_limited(
+        &mut self,
+        sig: u8,
+        info: SigInfo,
+        limit: usize,
+    ) -> Result<bool, QueueFull> {
         let b = abi::bit(sig);
         // A stop signal cancels a pending SIGCONT and the other way round.
         if sig == SIGCONT {
@@ -191,14 +246,83 @@ impl SigState {
         } else if b & STOP_SIGNALS != 0 {
             self.set_pending(self.pending & !abi::bit(SIGCONT));
         }
-        if self.blocked & b == 0 && self.ignored(sig) {
-            return false;
+        if (self.blocked | self.real_blocked) & b == 0 && self.ignored(sig) {
+            return Ok(false);
         }
-        if self.pending & b == 0 {
+        if abi::is_realtime(sig) {
+            let room = self.queue.len() < limit.min(SIGQUEUE_MAX)
+                && kalloc::try_push(&mut self.queue, info).is_ok();
+            if !room && info.code != code::SI_USER && info.code != code::SI_KERNEL {
+                return Err(QueueFull);
+            }
+            // Without room a kill's signal is still pending, its info lost.
+            self.set_pending(self.pending | b);
+        } else if self.pending & b == 0 {
             self.info[sig as usize - 1] = Some(info);
             self.set_pending(self.pending | b);
         }
-        self.blocked & b == 0
+        Ok(self.blocked & b == 0)
+    }
+
+    /// Takes pending signal `sig` (whose bit is set) with its info.
+    fn take(&mut self, sig: u8) -> SigInfo {
+        let b = abi::bit(sig);
+        if abi::is_realtime(sig) {
+            let at = self.queue.iter().position(|i| i.signo == sig as i32);
+            let info = at.map(|at| self.queue.remove(at));
+            if !self.queue.iter().any(|i| i.signo == sig as i32) {
+                self.set_pending(self.pending & !b);
+            }
+            return info.unwrap_or(SigInfo {
+                signo: sig as i32,
+                code: code::SI_USER,
+                kind: InfoKind::Kill { pid: 0, uid: 0 },
+            });
+        }
+        self.set_pending(self.pending & !b);
+        self.info[sig as usize - 1].take().unwrap_or(SigInfo {
+            signo: sig as i32,
+            code: code::SI_KERNEL,
+            kind: InfoKind::Kill { pid: 0, uid: 0 },
+        })
+    }
+
+    /// `rt_sigtimedwait`: takes the first pending signal of `set` (faults
+    /// first, then the lowest), blocked or not.
+    pub fn take_from(&mut self, set: u64) -> Option<(u8, SigInfo)> {
+        let ready = self.pending & set;
+        let sig = abi::first(ready & SYNCHRONOUS).or_else(|| abi::first(ready))?;
+        Some((sig, self.take(sig)))
+    }
+
+    /// `rt_sigtimedwait` starts waiting for `set`: its signals are
+    /// unblocked meanwhile (so they wake the wait), not discarded.
+    pub fn begin_wait(&mut self, set: u64) {
+        self.real_blocked = self.blocked;
+        self.blocked &= !set;
+    }
+
+    /// The wait is over: the mask it had comes back.
+    pub fn end_wait(&mut self) {
+        self.blocked = core::mem::take(&mut self.real_blocked);
+    }
+
+    /// `ppoll`/`pselect6`: `mask` is blocked for the wait; see
+    /// [`end_temp_mask`](Self::end_temp_mask).
+    pub fn temp_mask(&mut self, mask: u64) {
+        self.suspend_mask(mask);
+    }
+
+    /// After a wait under [`temp_mask`](Self::temp_mask): unless a signal
+    /// interrupted it, the old mask comes back now; if one did, it comes
+    /// back after the handler (the frame holds it), as Linux's
+    /// `restore_saved_sigmask_unless`.
+    pub fn end_temp_mask(&mut self, interrupted: bool) {
+        if !interrupted {
+            if let Some(m) = self.saved_mask.take() {
+                self.blocked = m;
+            }
+        }
     }
 
     /// Whether a signal is pending and not blocked.
@@ -210,12 +334,7 @@ impl SigState {
     fn dequeue(&mut self) -> Option<(u8, SigInfo, Action)> {
         let ready = self.pending & !self.blocked;
         let sig = abi::first(ready & SYNCHRONOUS).or_else(|| abi::first(ready))?;
-        self.set_pending(self.pending & !abi::bit(sig));
-        let info = self.info[sig as usize - 1].take().unwrap_or(SigInfo {
-            signo: sig as i32,
-            code: code::SI_KERNEL,
-            kind: InfoKind::Kill { pid: 0, uid: 0 },
-        });
+        let info = self.take(sig);
         Some((sig, info, self.action(sig)))
     }
 
@@ -230,6 +349,7 @@ impl SigState {
         if self.ignored(sig) {
             self.set_pending(self.pending & !abi::bit(sig));
             self.info[sig as usize - 1] = None;
+            self.queue.retain(|i| i.signo != sig as i32);
         }
         old
     }
@@ -267,6 +387,8 @@ pub enum SendError {
     NoProcess,
     /// The kernel's own threads take no signals (EPERM).
     NotPermitted,
+    /// A real-time signal's queue is full (EAGAIN).
+    QueueFull,
 }
 
 /// The info of a signal sent by process `from` (`si_code` `code`).
@@ -311,13 +433,36 @@ pub fn send_info(pid: Pid, sig: u8, info: SigInfo) -> Result<(), SendError> {
     if sig == SIGCONT {
         continue_process(pid);
     }
+    let limit = if abi::is_realtime(sig) {
+        queue_limit(pid)
+    } else {
+        SIGQUEUE_MAX
+    };
     sched::with_process_wake(pid, |p| {
         if p.dying() {
-            return ((), false);
+            return (Ok(()), false);
         }
-        ((), p.sig.post(sig, info))
+        match p.sig.post_limited(sig, info, limit) {
+            Ok(wake) => (Ok(()), wake),
+            Err(QueueFull) => (Err(SendError::QueueFull), false),
+        }
     })
-    .ok_or(SendError::NoProcess)
+    .ok_or(SendError::NoProcess)?
+}
+
+/// How many real-time signals process `pid` may have queued: its
+/// `RLIMIT_SIGPENDING` (per process here, per user on Linux), at most
+/// [`SIGQUEUE_MAX`].
+fn queue_limit(pid: Pid) -> usize {
+    let aspace = sched::with_process(pid, |p| p.aspace.clone()).flatten();
+    aspace.map_or(SIGQUEUE_MAX, |a| {
+        let cur = a
+            .lock()
+            .rlimits()
+            .get(RLIMIT_SIGPENDING)
+            .map_or(u64::MAX, |r| r.cur);
+        cur.min(SIGQUEUE_MAX as u64) as usize
+    })
 }
 
 /// Whether process `pid` is stopped by a signal.
@@ -396,7 +541,7 @@ pub fn wait_report_child(pid: i64, stopped: bool, continued: bool) -> Option<Pid
     sched::find_pid(|p| {
         p.ppid == me
             && p.pid != me
-            && (pid <= 0 || p.pid as i64 == pid)
+            && sched::wait_selects(p, pid)
             && !p.dying()
             && p.sig.wait_report.is_some_and(wanted)
     })

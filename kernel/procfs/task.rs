@@ -66,6 +66,9 @@ pub fn aspace_of(pid: Pid) -> Option<SharedAddressSpace> {
 pub struct TaskInfo {
     pub pid: Pid,
     pub ppid: Pid,
+    /// Process group and session.
+    pub pgid: Pid,
+    pub sid: Pid,
     pub state: State,
     pub ticks: u64,
     pub brk: (u64, u64),
@@ -104,6 +107,8 @@ pub fn task(pid: Pid) -> Result<TaskInfo> {
         TaskInfo {
             pid: p.pid,
             ppid: p.ppid,
+            pgid: p.pgid,
+            sid: p.sid,
             state: p.state,
             ticks: p.ticks,
             brk: p.brk,
@@ -680,9 +685,11 @@ pub fn stat(pid: Pid, out: &mut dyn Write) -> Result {
     // pid (comm) state ppid pgrp session tty_nr tpgid flags
     write!(
         out,
-        "{pid} ({}) {letter} {} {pid} {pid} 0 -1 {flags}",
+        "{pid} ({}) {letter} {} {} {} 0 -1 {flags}",
         t.comm(),
-        t.ppid
+        t.ppid,
+        t.pgid,
+        t.sid
     )?;
     // minflt cminflt majflt cmajflt utime stime cutime cstime
     let (utime, stime) = if t.kernel_thread {

@@ -91,6 +91,8 @@ pub mod code {
     pub const SI_USER: i32 = 0;
     pub const SI_KERNEL: i32 = 0x80;
     pub const SI_TKILL: i32 = -6;
+    pub const SI_QUEUE: i32 = -1;
+    pub const SI_TIMER: i32 = -2;
     pub const SEGV_MAPERR: i32 = 1;
     pub const SEGV_ACCERR: i32 = 2;
     pub const BUS_ADRERR: i32 = 2;
@@ -193,6 +195,15 @@ pub enum InfoKind {
         /// Sender's user (always root).
         uid: u32,
     },
+    /// Sent with a value (`rt_sigqueueinfo`: the sender's own words).
+    Value {
+        /// `si_pid`.
+        pid: i32,
+        /// `si_uid`.
+        uid: u32,
+        /// `si_value` (`sival_int` in its low half).
+        value: u64,
+    },
     /// A fault: the address.
     Fault {
         /// `si_addr`.
@@ -252,6 +263,11 @@ impl SigInfo {
                 put(&mut b, 16, &pid.to_le_bytes());
                 put(&mut b, 20, &uid.to_le_bytes());
             }
+            InfoKind::Value { pid, uid, value } => {
+                put(&mut b, 16, &pid.to_le_bytes());
+                put(&mut b, 20, &uid.to_le_bytes());
+                put(&mut b, 24, &value.to_le_bytes());
+            }
             InfoKind::Fault { addr } => put(&mut b, 16, &addr.to_le_bytes()),
             InfoKind::Child { pid, status } => {
                 put(&mut b, 16, &pid.to_le_bytes());
@@ -260,6 +276,63 @@ impl SigInfo {
         }
         b
     }
+}
+
+/// The first real-time signal (the kernel's `SIGRTMIN`; C libraries
+/// keep a few for themselves): real-time signals queue, one entry per
+/// send, where standard ones (below) coalesce into one pending bit.
+pub const SIGRTMIN: u8 = 32;
+
+/// Whether `sig` is a real-time (queued) signal.
+pub const fn is_realtime(sig: u8) -> bool {
+    sig >= SIGRTMIN
+}
+
+/// The info a user passed to `rt_sigqueueinfo` (128 bytes, checked by
+/// the caller): its code, `si_pid`, `si_uid` and `si_value` words are
+/// kept; the signal number is the call's.
+pub fn info_from_user(sig: u8, b: &[u8; SIGINFO_SIZE]) -> SigInfo {
+    SigInfo {
+        signo: sig as i32,
+        code: get_i32(b, 8),
+        kind: InfoKind::Value {
+            pid: get_i32(b, 16),
+            uid: get_i32(b, 20) as u32,
+            value: get_u64(b, 24),
+        },
+    }
+}
+
+/// `alarm`'s result: the seconds left of the old timer (`left_ns`),
+/// rounded as Linux's `alarm_setitimer` (up at half a second, and never
+/// 0 for a timer still armed).
+pub fn alarm_seconds(left_ns: u64) -> u64 {
+    let (sec, usec) = (left_ns / 1_000_000_000, (left_ns % 1_000_000_000) / 1000);
+    if usec >= 500_000 || (sec == 0 && usec > 0) {
+        sec + 1
+    } else {
+        sec
+    }
+}
+
+/// A `struct timeval` pair's nanoseconds for `setitimer`: `None` (EINVAL)
+/// unless `0 <= tv_usec < 1e6` and `tv_sec >= 0`.
+pub fn timeval_ns(sec: i64, usec: i64) -> Option<u64> {
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return None;
+    }
+    Some(
+        (sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(usec as u64 * 1000),
+    )
+}
+
+/// Nanoseconds as a `struct timeval` for `getitimer`, rounded up to the
+/// microsecond so a timer still armed never reads as zero.
+pub fn ns_timeval(ns: u64) -> [i64; 2] {
+    let us = ns.div_ceil(1000);
+    [(us / 1_000_000) as i64, (us % 1_000_000) as i64]
 }
 
 /// The registers a signal frame saves: `struct sigcontext` (x86_64) minus
@@ -558,6 +631,41 @@ pub fn sanitize_fxsave(fpu: &mut [u8; FPSTATE_SIZE], mxcsr_mask: u32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn alarm_rounds_as_linux() {
+        assert_eq!(alarm_seconds(0), 0);
+        assert_eq!(alarm_seconds(999), 0);
+        assert_eq!(alarm_seconds(1_000), 1);
+        assert_eq!(alarm_seconds(1_400_000_000), 1);
+        assert_eq!(alarm_seconds(1_500_000_000), 2);
+        assert_eq!(alarm_seconds(3_000_000_000), 3);
+    }
+
+    #[test]
+    fn timevals_convert_and_check() {
+        assert_eq!(timeval_ns(1, 5), Some(1_000_005_000));
+        assert_eq!(timeval_ns(-1, 0), None);
+        assert_eq!(timeval_ns(0, 1_000_000), None);
+        assert_eq!(timeval_ns(0, -1), None);
+        assert_eq!(ns_timeval(1), [0, 1]);
+        assert_eq!(ns_timeval(2_000_001_000), [2, 1]);
+    }
+
+    #[test]
+    fn queued_info_keeps_the_users_words() {
+        let mut b = [0u8; SIGINFO_SIZE];
+        b[0..4].copy_from_slice(&99i32.to_le_bytes());
+        b[8..12].copy_from_slice(&code::SI_QUEUE.to_le_bytes());
+        b[16..20].copy_from_slice(&7i32.to_le_bytes());
+        b[24..32].copy_from_slice(&0x1234u64.to_le_bytes());
+        let info = info_from_user(40, &b);
+        assert_eq!(info.signo, 40);
+        assert!(is_realtime(40) && !is_realtime(31));
+        let out = info.to_bytes();
+        assert_eq!(&out[0..4], &40i32.to_le_bytes());
+        assert_eq!(&out[8..32], &b[8..32]);
+    }
+
     use super::*;
 
     #[test]

@@ -24,24 +24,30 @@ use crate::arch::trap::TrapFrame;
 mod errno;
 mod fd;
 mod fs;
+mod itimer;
 mod misc;
 mod mm;
 mod path;
+mod pgrp;
 mod poll;
 mod process;
 mod signal;
+mod sigqueue;
 mod system;
 mod time;
 
 pub use errno::{Errno, SysResult};
 use fd::*;
 use fs::*;
+use itimer::*;
 use misc::*;
 use mm::*;
 use path::*;
+use pgrp::*;
 use poll::*;
 use process::*;
 use signal::*;
+use sigqueue::*;
 pub use system::SysState;
 use system::*;
 use time::*;
@@ -170,6 +176,17 @@ const SYS_DUP3: u64 = 292;
 const SYS_RENAMEAT2: u64 = 316;
 const SYS_STATX: u64 = 332;
 const SYS_FACCESSAT2: u64 = 439;
+const SYS_GETITIMER: u64 = 36;
+const SYS_ALARM: u64 = 37;
+const SYS_SETITIMER: u64 = 38;
+const SYS_SETPGID: u64 = 109;
+const SYS_GETPGRP: u64 = 111;
+const SYS_SETSID: u64 = 112;
+const SYS_GETPGID: u64 = 121;
+const SYS_GETSID: u64 = 124;
+const SYS_RT_SIGTIMEDWAIT: u64 = 128;
+const SYS_RT_SIGQUEUEINFO: u64 = 129;
+const SYS_RT_TGSIGQUEUEINFO: u64 = 297;
 
 /// Numbers already reported as unimplemented (one bit each, 0..512).
 static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
@@ -276,6 +293,17 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_KILL => kill(a0 as i32 as i64, a1),
         SYS_TKILL => tkill(a0 as i32 as i64, a1),
         SYS_TGKILL => tgkill(a0 as i32 as i64, a1 as i32 as i64, a2),
+        SYS_RT_SIGQUEUEINFO => rt_sigqueueinfo(a0 as i32 as i64, a1, a2),
+        SYS_RT_TGSIGQUEUEINFO => rt_tgsigqueueinfo(a0 as i32 as i64, a1 as i32 as i64, a2, a3),
+        SYS_RT_SIGTIMEDWAIT => rt_sigtimedwait(a0, a1, a2, a3),
+        SYS_ALARM => alarm(a0),
+        SYS_SETITIMER => setitimer(a0, a1, a2),
+        SYS_GETITIMER => getitimer(a0, a1),
+        SYS_SETPGID => setpgid(a0, a1),
+        SYS_GETPGID => getpgid(a0),
+        SYS_GETPGRP => getpgrp(),
+        SYS_SETSID => setsid(),
+        SYS_GETSID => getsid(a0),
         SYS_IOCTL => ioctl(a0, a1, a2),
         SYS_SCHED_YIELD => sched_yield(),
         SYS_NANOSLEEP => nanosleep(a0, a1),

@@ -2,8 +2,11 @@
 //! pselect6 (Linux's argument checks and results; the waiting itself is
 //! `fs::poll::wait`, the pipe `fs::pipe`).
 //!
-//! Signal masks (`ppoll`, `pselect6`) are checked (size 8, readable) but
-//! not yet swapped in for the wait (see `check_sigmask`).
+//! Signal masks (`ppoll`, `pselect6`) replace the blocked mask for the
+//! wait, as Linux's `set_user_sigmask`: the old one comes back when the
+//! call returns, or, when a signal interrupted it (EINTR), after that
+//! signal's handler ran (it is in the handler's frame), so a signal the
+//! mask let through is delivered before the call returns.
 
 use alloc::vec::Vec;
 
@@ -105,18 +108,29 @@ fn write_left(ptr: u64, deadline: Deadline, micro: bool) {
     let _ = write_user(ptr, &[(left / NS_PER_SEC) as i64, sub as i64]);
 }
 
-/// Checks a user signal mask argument: size 8 (`EINVAL`) and readable.
-fn check_sigmask(mask: u64, size: u64) -> Result<(), Errno> {
+/// Reads a user signal mask argument: size 8 (`EINVAL`) and readable;
+/// `None` for no mask.
+fn read_sigmask(mask: u64, size: u64) -> Result<Option<u64>, Errno> {
     if mask == 0 {
-        return Ok(());
+        return Ok(None);
     }
     if size != 8 {
         return Err(Errno::EINVAL);
     }
-    // Not applied: a signal the mask would block still interrupts the
-    // wait (left for the signal code's mask swap, as rt_sigsuspend does).
-    let _: u64 = read_user(mask)?;
-    Ok(())
+    Ok(Some(read_user(mask)?))
+}
+
+/// Runs `wait` with `mask` (if any) blocked instead of the current mask
+/// (see the module comment).
+fn with_sigmask(mask: Option<u64>, wait: impl FnOnce() -> SysResult) -> SysResult {
+    let Some(mask) = mask else {
+        return wait();
+    };
+    sched::with_current(|p| p.sig.temp_mask(mask));
+    let result = wait();
+    let interrupted = result == Err(Errno::ERESTARTNOHAND);
+    sched::with_current(|p| p.sig.end_temp_mask(interrupted));
+    result
 }
 
 /// Bytes of one `struct pollfd` (`int fd; short events, revents`).
@@ -159,8 +173,8 @@ pub(super) fn poll(ufds: u64, nfds: u64, timeout_ms: u64) -> SysResult {
 
 pub(super) fn ppoll(ufds: u64, nfds: u64, tsp: u64, sigmask: u64, sigsetsize: u64) -> SysResult {
     let deadline = timespec_deadline(tsp)?;
-    check_sigmask(sigmask, sigsetsize)?;
-    let result = do_poll(ufds, nfds, deadline);
+    let mask = read_sigmask(sigmask, sigsetsize)?;
+    let result = with_sigmask(mask, || do_poll(ufds, nfds, deadline));
     write_left(tsp, deadline, false);
     result
 }
@@ -266,12 +280,14 @@ pub(super) fn select(n: u64, inp: u64, outp: u64, exp: u64, tvp: u64) -> SysResu
 
 pub(super) fn pselect6(n: u64, inp: u64, outp: u64, exp: u64, tsp: u64, sig: u64) -> SysResult {
     let deadline = timespec_deadline(tsp)?;
-    if sig != 0 {
+    let mask = if sig != 0 {
         // `struct { const sigset_t *ss; size_t ss_len; }`
         let [mask, size]: [u64; 2] = read_user(sig)?;
-        check_sigmask(mask, size)?;
-    }
-    let result = do_select(n, [inp, outp, exp], deadline);
+        read_sigmask(mask, size)?
+    } else {
+        None
+    };
+    let result = with_sigmask(mask, || do_select(n, [inp, outp, exp], deadline));
     write_left(tsp, deadline, false);
     result
 }

@@ -169,7 +169,12 @@ const WUNTRACED: u64 = 2;
 const WCONTINUED: u64 = 8;
 
 pub(super) fn wait4(pid: i64, status: u64, options: u64) -> SysResult {
-    let pid = if pid <= 0 { -1 } else { pid };
+    // 0: the caller's group, as -pgid (see `sched::wait_selects`).
+    let pid = if pid == 0 {
+        -(sched::with_current(|p| p.pgid) as i64)
+    } else {
+        pid
+    };
     // Checked before waiting: a bad pointer must not cost the child.
     if status != 0 && !crate::mm::uaccess::access_ok(status, 4, Prot::WRITE) {
         return Err(Errno::EFAULT);

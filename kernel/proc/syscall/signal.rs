@@ -1,5 +1,6 @@
 //! Signals: rt_sigaction, rt_sigprocmask, rt_sigreturn, rt_sigpending,
-//! rt_sigsuspend, pause, sigaltstack, kill, tkill, tgkill. The state and
+//! rt_sigsuspend, pause, sigaltstack, kill (of a process, a group, or
+//! all), tkill, tgkill. The state and
 //! delivery are `proc::signal`'s; these calls copy the user's structures
 //! in and out (outside the scheduler lock) and apply Linux's rules.
 
@@ -152,6 +153,46 @@ fn send(pid: Pid, sig: u64, code: i32) -> SysResult {
         Ok(()) => Ok(0),
         Err(SendError::NoProcess) => Err(Errno::ESRCH),
         Err(SendError::NotPermitted) => Err(Errno::EPERM),
+        Err(SendError::QueueFull) => Err(Errno::EAGAIN),
+    }
+}
+
+/// `kill(0)`, `kill(-pgid)`: every user process in group `pgid` (zombies
+/// take it and drop it), the caller last (a SIGKILL to itself does not
+/// return). ESRCH if the group is empty; else the first error if none
+/// took it (Linux's `__kill_pgrp_info`).
+fn kill_group(pgid: Pid, sig: u64) -> SysResult {
+    let me = sched::current_pid();
+    let mut after = 0;
+    let (mut found, mut ok, mut err) = (false, false, None);
+    let mut include_me = false;
+    while let Some((pid, member)) = sched::with_next_process(after, |p| {
+        (p.pid, p.pid != 0 && !p.is_kernel_thread() && p.pgid == pgid)
+    }) {
+        after = pid;
+        if !member {
+            continue;
+        }
+        found = true;
+        if pid == me {
+            include_me = true;
+            continue;
+        }
+        match send(pid, sig, abi::code::SI_USER) {
+            Ok(_) => ok = true,
+            Err(e) => err = err.or(Some(e)),
+        }
+    }
+    if include_me {
+        match send(me, sig, abi::code::SI_USER) {
+            Ok(_) => ok = true,
+            Err(e) => err = err.or(Some(e)),
+        }
+    }
+    match (found, ok, err) {
+        (false, _, _) => Err(Errno::ESRCH),
+        (true, true, _) | (true, false, None) => Ok(0),
+        (true, false, Some(e)) => Err(e),
     }
 }
 
@@ -161,10 +202,9 @@ pub(super) fn kill(pid: i64, sig: u64) -> SysResult {
     }
     let me = sched::current_pid();
     match pid {
-        // No process groups: the caller is alone in its group.
-        0 => send(me, sig, abi::code::SI_USER),
+        0 => kill_group(sched::with_current(|p| p.pgid), sig),
         p if p > 0 && p <= u32::MAX as i64 => send(p as Pid, sig, abi::code::SI_USER),
-        p if p < -1 && -p == me as i64 => send(me, sig, abi::code::SI_USER),
+        p if p < -1 && -p <= u32::MAX as i64 => kill_group((-p) as Pid, sig),
         -1 => {
             // Every process but the caller and the kernel's (Linux: but
             // init and the caller).
