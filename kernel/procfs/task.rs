@@ -259,6 +259,10 @@ pub struct SpaceInfo {
     pub regions: Vec<Region>,
     pub image: ImageInfo,
     pub page_tables: u64,
+    /// The sampled peaks (`VmPeak`, `VmHWM`).
+    pub hiwater: vmcore::hiwater::Hiwater,
+    /// Bytes locked (`VmLck`).
+    pub locked: u64,
 }
 
 impl SpaceInfo {
@@ -331,6 +335,8 @@ pub fn space_info(pid: Pid, counts: bool) -> Result<Option<SpaceInfo>> {
             regions: kalloc::try_with_capacity(a.vmas().len())?,
             image: a.image,
             page_tables: a.page_table_pages() as u64,
+            hiwater: a.hiwater(),
+            locked: a.locked_bytes(),
         };
         let vmas: &mut Vec<Region> = &mut info.regions;
         vmas.extend(a.vmas().iter().map(|v| Region {
@@ -559,11 +565,11 @@ pub fn status(pid: Pid, out: &mut dyn Write) -> Result {
         let text = info.text_pages() * KB_PER_PAGE;
         let lib = (info.exec_pages() * KB_PER_PAGE).saturating_sub(text);
         let lines: [(&str, u64); 16] = [
-            ("VmPeak", k(vm)),
+            ("VmPeak", k(info.hiwater.peak_vm(vm))),
             ("VmSize", k(vm)),
-            ("VmLck", 0),
+            ("VmLck", info.locked >> 10),
             ("VmPin", 0),
-            ("VmHWM", k(rss)),
+            ("VmHWM", k(info.hiwater.peak_rss(rss))),
             ("VmRSS", k(rss)),
             ("RssAnon", k(s.rss_anon)),
             ("RssFile", k(s.rss_file)),
