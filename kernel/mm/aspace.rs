@@ -346,6 +346,11 @@ impl AddressSpace {
         self.space.set_lock_future(future);
     }
 
+    /// The locked ranges, in order.
+    pub fn locked_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.space.locked().iter()
+    }
+
     /// Bytes of `[start, end)` already locked.
     pub fn locked_bytes_in(&self, start: u64, end: u64) -> u64 {
         self.space.locked().bytes_in(start, end)

@@ -134,6 +134,8 @@ pub struct MemStats {
     pub pss_file: u64,
     pub pss_shmem: u64,
     pub swap_pss: u64,
+    /// PSS of the pages in locked ranges (`Locked`).
+    pub pss_locked: u64,
     /// Resident pages by owner (`status`'s RssAnon, RssFile, RssShmem).
     pub rss_anon: u64,
     pub rss_file: u64,
@@ -159,6 +161,7 @@ impl MemStats {
         self.pss_file += o.pss_file;
         self.pss_shmem += o.pss_shmem;
         self.swap_pss += o.swap_pss;
+        self.pss_locked += o.pss_locked;
         self.rss_anon += o.rss_anon;
         self.rss_file += o.rss_file;
         self.rss_shmem += o.rss_shmem;
@@ -186,10 +189,12 @@ struct Smaps<'a> {
     /// Shared anonymous memory (shmem) rather than a file.
     shmem: bool,
     _vma: &'a Vma,
+    /// The address space's locked ranges (`mlock`), sorted.
+    locked: &'a [(u64, u64)],
 }
 
 impl PageWalker for Smaps<'_> {
-    fn leaf(&mut self, _va: u64, size: u64, pte: Pte) {
+    fn leaf(&mut self, va: u64, size: u64, pte: Pte) {
         let pages = (size / PAGE_SIZE).max(1);
         let Some((anon, mapcount)) = page_use(pte) else {
             self.stats.zero_pages += pages;
@@ -218,6 +223,10 @@ impl PageWalker for Smaps<'_> {
             (false, false) => s.private_clean += size,
         }
         s.pss += pss;
+        let at = self.locked.partition_point(|&(_, e)| e <= va);
+        if self.locked.get(at).is_some_and(|&(st, _)| st <= va) {
+            s.pss_locked += pss;
+        }
         if dirty {
             s.pss_dirty += pss;
         }
@@ -344,12 +353,15 @@ pub fn space_info(pid: Pid, counts: bool) -> Result<Option<SpaceInfo>> {
             stats: MemStats::default(),
         }));
         if counts {
+            let mut locked: Vec<(u64, u64)> = kalloc::try_with_capacity(a.locked_ranges().count())?;
+            locked.extend(a.locked_ranges());
             for r in info.regions.iter_mut() {
                 let vma = r.vma;
                 let mut w = Smaps {
                     stats: MemStats::default(),
                     shmem: matches!(file_path(&vma), Some(None)),
                     _vma: &vma,
+                    locked: &locked,
                 };
                 a.walk_pages(vma.start, vma.end, &mut w);
                 r.stats = w.stats;
@@ -454,7 +466,7 @@ fn show_smap(out: &mut dyn Write, s: &MemStats, rollup: bool) -> Result {
     kb(out, "Private_Hugetlb", 0)?;
     kb(out, "Swap", s.swap)?;
     kb(out, "SwapPss", s.swap_pss >> PSS_SHIFT)?;
-    kb(out, "Locked", 0)?;
+    kb(out, "Locked", s.pss_locked >> PSS_SHIFT)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! space whose pages stay resident. Linux marks such regions `VM_LOCKED`;
 //! here the address space keeps the ranges beside its regions, sorted
 //! and disjoint, and forgets a range's part whenever that part is
-//! unmapped, replaced (`MAP_FIXED`) or moved (`mremap`), so a later
+//! unmapped or replaced (`MAP_FIXED`), so a later
 //! mapping at the same addresses starts unlocked, as in Linux. Reclaim
 //! asks [`LockedRanges::contains`] and passes locked pages over.
 //!
