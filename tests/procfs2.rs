@@ -98,7 +98,11 @@ fn loadavg_and_stat_are_the_kernels() {
         let (running, total) = rest[0].split_once('/').expect("running/total");
         assert_eq!(total.parse::<u64>().unwrap(), tasks.total, "{text:?}");
         assert!(running.parse::<u64>().unwrap() <= tasks.total, "{text:?}");
-        assert_eq!(rest[1].parse::<u32>().unwrap(), sched::last_pid(), "{text:?}");
+        assert_eq!(
+            rest[1].parse::<u32>().unwrap(),
+            sched::last_pid(),
+            "{text:?}"
+        );
         assert!(text.ends_with('\n'));
         break;
     }
@@ -184,8 +188,16 @@ fn pmap_totals_are_the_kernels() {
     let rollup = read_all(Node::Pid(pid, PidFile::SmapsRollup));
     let st = status(pid);
     let [kbytes, rss, dirty] = pmap_x_totals(&out);
-    assert_eq!(kbytes, field(&st, "VmSize"), "pmap -x:\n{out}\nstatus:\n{st}");
-    assert_eq!(rss, field(&rollup, "Rss"), "pmap -x:\n{out}\nrollup:\n{rollup}");
+    assert_eq!(
+        kbytes,
+        field(&st, "VmSize"),
+        "pmap -x:\n{out}\nstatus:\n{st}"
+    );
+    assert_eq!(
+        rss,
+        field(&rollup, "Rss"),
+        "pmap -x:\n{out}\nrollup:\n{rollup}"
+    );
     assert_eq!(rss, field(&st, "VmRSS"), "pmap -x:\n{out}\nstatus:\n{st}");
     let dirty_rollup = field(&rollup, "Private_Dirty") + field(&rollup, "Shared_Dirty");
     assert_eq!(dirty, dirty_rollup, "pmap -x:\n{out}\nrollup:\n{rollup}");
@@ -206,10 +218,18 @@ fn pmap_totals_are_the_kernels() {
     let st = status(pid);
     assert_eq!(total("Size"), field(&st, "VmSize"), "pmap -X:\n{out}");
     for name in ["Rss", "Pss", "Anonymous", "Swap", "Locked"] {
-        assert_eq!(total(name), field(&rollup, name), "{name}: pmap -X:\n{out}\n{rollup}");
+        assert_eq!(
+            total(name),
+            field(&rollup, name),
+            "{name}: pmap -X:\n{out}\n{rollup}"
+        );
     }
     // The locked region: 16 kB, the kernel's VmLck.
-    assert_eq!(total("Locked"), field(&st, "VmLck"), "pmap -X:\n{out}\n{st}");
+    assert_eq!(
+        total("Locked"),
+        field(&st, "VmLck"),
+        "pmap -X:\n{out}\n{st}"
+    );
     assert_eq!(total("Locked"), 16);
     ferrite::kprintln!(
         "pmap -X {pid}: Size {} Rss {} Pss {} Locked {} kB",

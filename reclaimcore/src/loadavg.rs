@@ -121,7 +121,10 @@ mod tests {
         assert_eq!(format!("{}", l.display()), "0.00 0.00 0.00");
         assert!(l.tick(LOAD_FREQ_TICKS, 1));
         // One step from 0 towards 1.0: 1 - EXP (rounded up while rising).
-        assert_eq!(l.avenrun(), [FIXED_1 - EXP_1, FIXED_1 - EXP_5, FIXED_1 - EXP_15]);
+        assert_eq!(
+            l.avenrun(),
+            [FIXED_1 - EXP_1, FIXED_1 - EXP_5, FIXED_1 - EXP_15]
+        );
         assert_eq!(format!("{}", l.display()), "0.08 0.02 0.01");
         assert!(!l.tick(LOAD_FREQ_TICKS + 1, 1));
         assert_eq!(l.sysinfo_loads()[0], (FIXED_1 - EXP_1) << 5);

@@ -249,7 +249,10 @@ mod tests {
         assert_eq!(may_lock(0, 4096, 0, false), Err(LockRefused::NotPermitted));
         // ... else up to the limit in all.
         assert_eq!(may_lock(4096, 4096, 8192, false), Ok(()));
-        assert_eq!(may_lock(4096, 8192, 8192, false), Err(LockRefused::OverLimit));
+        assert_eq!(
+            may_lock(4096, 8192, 8192, false),
+            Err(LockRefused::OverLimit)
+        );
         assert_eq!(may_lock(u64::MAX - 1, 8192, u64::MAX, false), Ok(()));
     }
 

@@ -117,7 +117,9 @@ pub(super) fn mmap(
     let mut aspace = shared_aspace.lock();
     // A locked mapping (MAP_LOCKED, or any under MCL_FUTURE) must fit
     // RLIMIT_MEMLOCK (Linux's mlock_future_ok: EAGAIN).
-    let lock = (flags & MAP_LOCKED != 0).then_some(false).or(aspace.lock_future());
+    let lock = (flags & MAP_LOCKED != 0)
+        .then_some(false)
+        .or(aspace.lock_future());
     if lock.is_some() {
         may_lock(&aspace, aspace.locked_bytes(), len).map_err(|_| Errno::EAGAIN)?;
     }
