@@ -780,9 +780,10 @@ static void make_sys_call(struct call *c)
 			break;
 		case 3:
 			SET("mlockall", SYS_mlockall, 1);
-			/* Ferrite: never MCL_CURRENT without MCL_ONFAULT (it would
-			 * fault in every region, some of them huge). */
-			a[0] = chance(50) ? (2 | (below(2) * 4)) : (rnd() | 8);
+			/* Ferrite: never MCL_CURRENT, nor MCL_FUTURE, without
+			 * MCL_ONFAULT (they would fault in every region, or every
+			 * later one, some of them huge). */
+			a[0] = chance(50) ? 6 : (rnd() | 8);
 			break;
 		default:
 			SET("munlockall", SYS_munlockall, 0);

@@ -163,6 +163,8 @@ check spin-bounded 0 "spin: stopped after 0 s" -- $B/spin 0
 # /proc read from a program: formats, self-consistency, pagemap entries.
 check proctests 0 "proctests: 10 passed, 0 failed" -- $B/proctests
 check proctests-bad-name 2 "no case named" -- $B/proctests no-such-case
+check proctests2 0 "proctests2: 7 passed, 0 failed" -- $B/proctests2
+check proctests2-loadavg 0 "proctests2: loadavg-rises ... ok" -- $B/proctests2 loadavg-rises
 
 # Console output is binary-safe: conbytes writes the 256 byte values (in
 # one write, then one write per byte); a pipe receives exactly those bytes.

@@ -64,6 +64,9 @@ pub struct AddressSpace {
     /// Where exec put the program and its arguments (`/proc/PID/stat`,
     /// `cmdline`, `exe`); a fork copies it.
     pub image: ImageInfo,
+    /// `VmPeak` and `VmHWM`: sampled before every change that can shrink
+    /// the space ([`AddressSpace::note_hiwater`]).
+    hiwater: vmcore::hiwater::Hiwater,
 }
 
 /// What exec records about the program in its address space (Linux's
@@ -173,6 +176,7 @@ impl AddressSpace {
             holds: Vec::new(),
             committed: Charge::none(),
             image: ImageInfo::default(),
+            hiwater: vmcore::hiwater::Hiwater::new(),
         })
     }
 
@@ -328,9 +332,67 @@ impl AddressSpace {
         self.space.munlock(start, end)
     }
 
-    /// Unlocks everything (`munlockall`).
+    /// Unlocks everything and ends `MCL_FUTURE` (`munlockall`).
     pub fn munlock_all(&mut self) {
         self.space.munlock_all();
+    }
+
+    /// `mlockall(MCL_FUTURE)`: `Some(onfault)` while regions mapped from
+    /// now on are locked.
+    pub fn lock_future(&self) -> Option<bool> {
+        self.space.locked().future()
+    }
+
+    /// Sets or clears `MCL_FUTURE`.
+    pub fn set_lock_future(&mut self, future: Option<bool>) {
+        self.space.set_lock_future(future);
+    }
+
+    /// The locked ranges, in order.
+    pub fn locked_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.space.locked().iter()
+    }
+
+    /// Bytes of `[start, end)` already locked.
+    pub fn locked_bytes_in(&self, start: u64, end: u64) -> u64 {
+        self.space.locked().bytes_in(start, end)
+    }
+
+    /// Resident pages as `VmRSS` counts them (every present leaf but the
+    /// shared zero page).
+    pub fn rss_pages(&mut self) -> u64 {
+        struct Count(u64);
+        impl PageWalker for Count {
+            fn leaf(&mut self, _: u64, size: u64, pte: Pte) {
+                if frame_ref::frame_use(Pfn::from_addr(pte.addr())) != FrameUse::ZeroPage {
+                    self.0 += (size / vmcore::PAGE_SIZE).max(1);
+                }
+            }
+        }
+        let mut count = Count(0);
+        let _ = self
+            .space
+            .tables()
+            .walk(&mut FrameTables, 0, vmcore::USER_END, &mut count);
+        count.0
+    }
+
+    /// Samples `VmPeak`/`VmHWM` before `[start, end)` shrinks (Linux's
+    /// `update_hiwater_rss` and `update_hiwater_vm`): a walk of the present
+    /// pages, skipped when nothing is mapped there.
+    fn note_hiwater(&mut self, start: u64, end: u64) {
+        if self.space.vmas().overlapping(start, end).next().is_none() {
+            return;
+        }
+        let rss = self.rss_pages();
+        let vm = self.space.vmas().total_bytes() / vmcore::PAGE_SIZE;
+        self.hiwater.update(rss, vm);
+    }
+
+    /// The peaks sampled so far (readers take the larger of each and the
+    /// size now).
+    pub fn hiwater(&self) -> vmcore::hiwater::Hiwater {
+        self.hiwater
     }
 
     /// Whether the page at `va` is locked: reclaim passes it over.
@@ -361,6 +423,7 @@ impl AddressSpace {
     /// lose their frame references (after the flush), empty page tables are
     /// freed.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.note_hiwater(start, end);
         let files = self.touches_files(start, end);
         if files {
             // Unmapping the middle of a region splits it.
@@ -381,12 +444,14 @@ impl AddressSpace {
     /// Drops the pages of `[start, end)` but keeps the regions
     /// (`MADV_DONTNEED`): the next touch faults in zeros (or the file) again.
     pub fn discard(&mut self, start: u64, end: u64) {
+        self.note_hiwater(start, end);
         self.changing(|space, mem, gather| space.discard(mem, gather, start, end));
     }
 
     /// Maps a region at `[start, end)` replacing anything there
     /// (`MAP_FIXED`).
     pub fn map_fixed(&mut self, vma: Vma) -> Result<(), VmError> {
+        self.note_hiwater(vma.start, vma.end);
         let files = self.touches_files(vma.start, vma.end);
         // Charged: the new region, less what it replaces.
         let replaced = self.space.vmas().committed_pages(vma.start, vma.end);

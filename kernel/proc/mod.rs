@@ -17,6 +17,7 @@ pub mod oom;
 pub mod ramdisk;
 pub mod sched;
 pub mod signal;
+pub mod stats;
 pub mod syscall;
 pub mod user;
 pub mod vdso;

@@ -444,6 +444,20 @@ pub fn find_pid(mut pred: impl FnMut(&Process) -> bool) -> Option<Pid> {
     with(|s| s.procs.values().find(|p| pred(p)).map(|p| p.pid))
 }
 
+/// The newest pid handed out (`/proc/loadavg`'s last field: Linux's
+/// `idr_get_cursor - 1`), whether or not it still lives.
+pub fn last_pid() -> Pid {
+    NEXT_PID.load(Ordering::Relaxed).saturating_sub(1)
+}
+
+/// Tasks now, without allocating: (running or runnable, in
+/// uninterruptible sleep, all), pid 0 (the idle thread) left out, as
+/// Linux's `nr_running`, `nr_iowait`/`nr_uninterruptible` and
+/// `nr_threads` leave out the idle task.
+pub fn task_counts() -> super::stats::TaskCounts {
+    with(|s| super::stats::TaskCounts::of(s.procs.values().map(|p| (p.pid, p.state))))
+}
+
 /// How many processes there are (zombies included), without allocating.
 pub fn count() -> usize {
     with(|s| s.procs.len())
@@ -575,6 +589,7 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
             parent
         };
         let pid = process.pid;
+        super::stats::note_fork();
         s.procs.insert(process);
         s.queue.push_back(pid);
         crate::mm::psi::wake(pid);
@@ -692,6 +707,7 @@ pub fn schedule() {
                     if next == cur {
                         Some(None)
                     } else {
+                        super::stats::note_switch();
                         s.current = next;
                         let (root, top, fs, rsp) = (
                             p.root,
@@ -819,6 +835,11 @@ fn on_tick(frame: &mut TrapFrame) {
             }
         }
         crate::time::set_next_wake(next_wake);
+        let now_ticks = crate::time::ticks();
+        if ticks > 0 && super::stats::load_due(now_ticks) {
+            let counts = super::stats::TaskCounts::of(s.procs.values().map(|p| (p.pid, p.state)));
+            super::stats::load_sample(now_ticks, counts.active());
+        }
         if let Some(p) = s.procs.get_mut(&cur) {
             p.ticks += ticks;
         }

@@ -8,33 +8,28 @@ use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
 use super::Result;
-use crate::proc::sched;
+use crate::proc::{sched, stats};
 use crate::time;
 
 /// Ticks of CPU time: (user processes, kernel threads and pid 0), summed
 /// over every live process (what has exited is no longer counted).
-fn cpu_ticks() -> Result<(u64, u64, usize, usize, u32)> {
+fn cpu_ticks() -> Result<(u64, u64)> {
     let list = sched::try_list()?;
-    let (mut user, mut system, mut running) = (0, 0, 0);
-    let mut last = 0;
+    let (mut user, mut system) = (0, 0);
     for p in &list {
         if p.kernel_thread || p.pid == 0 {
             system += p.ticks;
         } else {
             user += p.ticks;
         }
-        if p.state == "running" || p.state == "runnable" {
-            running += 1;
-        }
-        last = last.max(p.pid);
     }
-    Ok((user, system, running, list.len(), last))
+    Ok((user, system))
 }
 
 /// `/proc/uptime`: seconds since boot and seconds idle, two decimals.
 pub fn uptime(out: &mut dyn Write) -> Result {
     let ticks = time::ticks();
-    let (user, system, ..) = cpu_ticks()?;
+    let (user, system) = cpu_ticks()?;
     let idle = ticks.saturating_sub(user + system);
     let hz = time::TICK_HZ;
     writeln!(
@@ -48,11 +43,20 @@ pub fn uptime(out: &mut dyn Write) -> Result {
     Ok(())
 }
 
-/// `/proc/loadavg`: Ferrite keeps no load average (0.00), then runnable /
-/// all tasks and the newest pid, as Linux.
+/// `/proc/loadavg`: the 1, 5 and 15 minute load averages
+/// (`proc::stats`), runnable / all tasks and the newest pid, as Linux's
+/// `loadavg_proc_show`.
 pub fn loadavg(out: &mut dyn Write) -> Result {
-    let (_, _, running, total, last) = cpu_ticks()?;
-    writeln!(out, "0.00 0.00 0.00 {running}/{total} {last}")?;
+    let load = stats::load();
+    let tasks = sched::task_counts();
+    writeln!(
+        out,
+        "{} {}/{} {}",
+        load.display(),
+        tasks.running,
+        tasks.total,
+        sched::last_pid()
+    )?;
     Ok(())
 }
 
@@ -61,16 +65,18 @@ pub fn loadavg(out: &mut dyn Write) -> Result {
 /// counters.
 pub fn stat(out: &mut dyn Write) -> Result {
     let ticks = time::ticks();
-    let (user, system, running, _, last) = cpu_ticks()?;
+    let (user, system) = cpu_ticks()?;
+    let tasks = sched::task_counts();
     let idle = ticks.saturating_sub(user + system);
     writeln!(out, "cpu  {user} 0 {system} {idle} 0 0 0 0 0 0")?;
     writeln!(out, "cpu0 {user} 0 {system} {idle} 0 0 0 0 0 0")?;
     writeln!(out, "intr {ticks}")?;
-    writeln!(out, "ctxt 0")?;
-    writeln!(out, "btime 0")?;
-    writeln!(out, "processes {last}")?;
-    writeln!(out, "procs_running {}", running.max(1))?;
-    writeln!(out, "procs_blocked 0")?;
+    writeln!(out, "ctxt {}", stats::switches())?;
+    // Boot time in Unix seconds: the RTC's wall clock at boot.
+    writeln!(out, "btime {}", time::boot_wall_ns().max(0) / 1_000_000_000)?;
+    writeln!(out, "processes {}", stats::forks())?;
+    writeln!(out, "procs_running {}", tasks.running.max(1))?;
+    writeln!(out, "procs_blocked {}", tasks.blocked)?;
     writeln!(out, "softirq 0 0 0 0 0 0 0 0 0 0 0")?;
     Ok(())
 }

@@ -139,6 +139,8 @@ pub struct MemStats {
     pub pss_file: u64,
     pub pss_shmem: u64,
     pub swap_pss: u64,
+    /// PSS of the pages in locked ranges (`Locked`).
+    pub pss_locked: u64,
     /// Resident pages by owner (`status`'s RssAnon, RssFile, RssShmem).
     pub rss_anon: u64,
     pub rss_file: u64,
@@ -164,6 +166,7 @@ impl MemStats {
         self.pss_file += o.pss_file;
         self.pss_shmem += o.pss_shmem;
         self.swap_pss += o.swap_pss;
+        self.pss_locked += o.pss_locked;
         self.rss_anon += o.rss_anon;
         self.rss_file += o.rss_file;
         self.rss_shmem += o.rss_shmem;
@@ -191,10 +194,12 @@ struct Smaps<'a> {
     /// Shared anonymous memory (shmem) rather than a file.
     shmem: bool,
     _vma: &'a Vma,
+    /// The address space's locked ranges (`mlock`), sorted.
+    locked: &'a [(u64, u64)],
 }
 
 impl PageWalker for Smaps<'_> {
-    fn leaf(&mut self, _va: u64, size: u64, pte: Pte) {
+    fn leaf(&mut self, va: u64, size: u64, pte: Pte) {
         let pages = (size / PAGE_SIZE).max(1);
         let Some((anon, mapcount)) = page_use(pte) else {
             self.stats.zero_pages += pages;
@@ -223,6 +228,10 @@ impl PageWalker for Smaps<'_> {
             (false, false) => s.private_clean += size,
         }
         s.pss += pss;
+        let at = self.locked.partition_point(|&(_, e)| e <= va);
+        if self.locked.get(at).is_some_and(|&(st, _)| st <= va) {
+            s.pss_locked += pss;
+        }
         if dirty {
             s.pss_dirty += pss;
         }
@@ -264,6 +273,10 @@ pub struct SpaceInfo {
     pub regions: Vec<Region>,
     pub image: ImageInfo,
     pub page_tables: u64,
+    /// The sampled peaks (`VmPeak`, `VmHWM`).
+    pub hiwater: vmcore::hiwater::Hiwater,
+    /// Bytes locked (`VmLck`).
+    pub locked: u64,
 }
 
 impl SpaceInfo {
@@ -336,6 +349,8 @@ pub fn space_info(pid: Pid, counts: bool) -> Result<Option<SpaceInfo>> {
             regions: kalloc::try_with_capacity(a.vmas().len())?,
             image: a.image,
             page_tables: a.page_table_pages() as u64,
+            hiwater: a.hiwater(),
+            locked: a.locked_bytes(),
         };
         let vmas: &mut Vec<Region> = &mut info.regions;
         vmas.extend(a.vmas().iter().map(|v| Region {
@@ -343,12 +358,15 @@ pub fn space_info(pid: Pid, counts: bool) -> Result<Option<SpaceInfo>> {
             stats: MemStats::default(),
         }));
         if counts {
+            let mut locked: Vec<(u64, u64)> = kalloc::try_with_capacity(a.locked_ranges().count())?;
+            locked.extend(a.locked_ranges());
             for r in info.regions.iter_mut() {
                 let vma = r.vma;
                 let mut w = Smaps {
                     stats: MemStats::default(),
                     shmem: matches!(file_path(&vma), Some(None)),
                     _vma: &vma,
+                    locked: &locked,
                 };
                 a.walk_pages(vma.start, vma.end, &mut w);
                 r.stats = w.stats;
@@ -466,7 +484,7 @@ fn show_smap(out: &mut dyn Write, s: &MemStats, rollup: bool) -> Result {
     kb(out, "Private_Hugetlb", 0)?;
     kb(out, "Swap", s.swap)?;
     kb(out, "SwapPss", s.swap_pss >> PSS_SHIFT)?;
-    kb(out, "Locked", 0)?;
+    kb(out, "Locked", s.pss_locked >> PSS_SHIFT)?;
     Ok(())
 }
 
@@ -577,11 +595,11 @@ pub fn status(pid: Pid, out: &mut dyn Write) -> Result {
         let text = info.text_pages() * KB_PER_PAGE;
         let lib = (info.exec_pages() * KB_PER_PAGE).saturating_sub(text);
         let lines: [(&str, u64); 16] = [
-            ("VmPeak", k(vm)),
+            ("VmPeak", k(info.hiwater.peak_vm(vm))),
             ("VmSize", k(vm)),
-            ("VmLck", 0),
+            ("VmLck", info.locked >> 10),
             ("VmPin", 0),
-            ("VmHWM", k(rss)),
+            ("VmHWM", k(info.hiwater.peak_rss(rss))),
             ("VmRSS", k(rss)),
             ("RssAnon", k(s.rss_anon)),
             ("RssFile", k(s.rss_file)),

@@ -42,6 +42,7 @@ extern crate std;
 pub mod clock;
 pub mod ferrite;
 pub mod fifo;
+pub mod loadavg;
 pub mod lru;
 pub mod opt;
 pub mod quality;

@@ -37,6 +37,7 @@ pub mod commit;
 pub mod fault;
 pub mod frame;
 pub mod gather;
+pub mod hiwater;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
 pub mod mlock;

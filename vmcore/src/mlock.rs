@@ -2,9 +2,24 @@
 //! space whose pages stay resident. Linux marks such regions `VM_LOCKED`;
 //! here the address space keeps the ranges beside its regions, sorted
 //! and disjoint, and forgets a range's part whenever that part is
-//! unmapped, replaced (`MAP_FIXED`) or moved (`mremap`), so a later
+//! unmapped or replaced (`MAP_FIXED`), so a later
 //! mapping at the same addresses starts unlocked, as in Linux. Reclaim
 //! asks [`LockedRanges::contains`] and passes locked pages over.
+//!
+//! A region moved by `mremap` takes its lock along
+//! ([`LockedRanges::moved`]), as Linux's `VM_LOCKED` moves with the
+//! region. `mlockall(MCL_FUTURE)` (Linux's `mm->def_flags |= VM_LOCKED`)
+//! is [`LockedRanges::future`]: every region mapped later is locked too
+//! (and populated by the caller unless `MCL_ONFAULT`).
+//!
+//! # `RLIMIT_MEMLOCK`
+//!
+//! [`may_lock`] is Linux's rule (`can_do_mlock` and the limit checks of
+//! `do_mlock`, `mlockall` and `mlock_future_ok`): a task with
+//! `CAP_IPC_LOCK` may lock any amount; one without may lock nothing if the
+//! limit is 0 (`EPERM`) and at most the limit in all (`ENOMEM`, `EAGAIN`
+//! for `mmap`/`mremap`). Ferrite's processes run as root, so the kernel
+//! passes whether the process still holds `CAP_IPC_LOCK`.
 
 use alloc::vec::Vec;
 
@@ -14,12 +29,85 @@ use crate::vma::VmError;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockedRanges {
     ranges: Vec<(u64, u64)>,
+    /// `mlockall(MCL_FUTURE)` is in force: `Some(onfault)`.
+    future: Option<bool>,
+}
+
+/// Why [`may_lock`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockRefused {
+    /// `RLIMIT_MEMLOCK` is 0 and the task lacks `CAP_IPC_LOCK` (`EPERM`).
+    NotPermitted,
+    /// Locking would pass `RLIMIT_MEMLOCK` (`ENOMEM`; `EAGAIN` from
+    /// `mmap` and `mremap`).
+    OverLimit,
+}
+
+/// Linux's `can_do_mlock` and limit check: may a task that has `locked`
+/// bytes locked lock `more` bytes with `RLIMIT_MEMLOCK` at `limit`?
+/// `cap_ipc_lock`: the task holds `CAP_IPC_LOCK` (then always yes).
+pub fn may_lock(locked: u64, more: u64, limit: u64, cap_ipc_lock: bool) -> Result<(), LockRefused> {
+    if cap_ipc_lock {
+        return Ok(());
+    }
+    if limit == 0 {
+        return Err(LockRefused::NotPermitted);
+    }
+    if limit != u64::MAX && locked.saturating_add(more) > limit {
+        return Err(LockRefused::OverLimit);
+    }
+    Ok(())
 }
 
 impl LockedRanges {
     /// No range locked.
     pub const fn new() -> LockedRanges {
-        LockedRanges { ranges: Vec::new() }
+        LockedRanges {
+            ranges: Vec::new(),
+            future: None,
+        }
+    }
+
+    /// `mlockall(MCL_FUTURE)`: `Some(onfault)` while regions mapped later
+    /// are locked (`onfault`: their pages come in on first touch).
+    pub fn future(&self) -> Option<bool> {
+        self.future
+    }
+
+    /// Sets or clears [`future`](Self::future) (`mlockall` sets it with
+    /// `MCL_FUTURE` and clears it without, as Linux rewrites `def_flags`).
+    pub fn set_future(&mut self, future: Option<bool>) {
+        self.future = future;
+    }
+
+    /// Bytes of `[start, end)` that are locked.
+    pub fn bytes_in(&self, start: u64, end: u64) -> u64 {
+        let first = self.ranges.partition_point(|&(_, e)| e <= start);
+        self.ranges[first..]
+            .iter()
+            .take_while(|&&(s, _)| s < end)
+            .map(|&(s, e)| e.min(end) - s.max(start))
+            .sum()
+    }
+
+    /// The ranges after `[old, old + len)` moves to `new` (`mremap`): its
+    /// locked parts unlocked there and locked at the new place. Nothing
+    /// changes here; the caller installs the result once the move is done.
+    pub fn moved(&self, old: u64, len: u64, new: u64) -> Result<LockedRanges, VmError> {
+        let end = old + len;
+        let mut out = LockedRanges::new();
+        out.ranges
+            .try_reserve(self.ranges.len() + 2)
+            .map_err(|_| VmError::NoMemory)?;
+        out.ranges.extend(self.ranges.iter().copied());
+        out.future = self.future;
+        out.unlock(old, end)?;
+        let first = self.ranges.partition_point(|&(_, e)| e <= old);
+        for &(s, e) in self.ranges[first..].iter().take_while(|&&(s, _)| s < end) {
+            let (s, e) = (s.max(old), e.min(end));
+            out.lock(new + (s - old), new + (e - old))?;
+        }
+        Ok(out)
     }
 
     /// Whether `addr` lies in a locked range.
@@ -93,9 +181,12 @@ impl LockedRanges {
         self.ranges.try_reserve(1).map_err(|_| VmError::NoMemory)
     }
 
-    /// Unlocks everything (`munlockall`, and a fork's child).
+    /// Unlocks everything and forgets `MCL_FUTURE` (`munlockall`, and a
+    /// fork's child: Linux's child starts with no lock and no
+    /// `def_flags`).
     pub fn clear(&mut self) {
         self.ranges = Vec::new();
+        self.future = None;
     }
 }
 
@@ -125,6 +216,44 @@ mod tests {
         // Nothing locked: reserving allocates nothing.
         l.reserve().unwrap();
         assert_eq!(l.ranges.capacity(), 0);
+    }
+
+    #[test]
+    fn moved_takes_the_lock_along() {
+        let mut l = LockedRanges::new();
+        l.lock(10, 20).unwrap();
+        l.lock(30, 40).unwrap();
+        l.set_future(Some(false));
+        // [15, 35) moves to 100: its locked parts [15,20) and [30,35) go
+        // to [100,105) and [115,120).
+        let m = l.moved(15, 20, 100).unwrap();
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            [(10, 15), (35, 40), (100, 105), (115, 120)]
+        );
+        assert_eq!(m.future(), Some(false));
+        // The original is untouched until the caller installs the result.
+        assert_eq!(l.iter().collect::<Vec<_>>(), [(10, 20), (30, 40)]);
+        assert_eq!(l.bytes_in(15, 35), 10);
+        assert_eq!(l.bytes_in(0, 100), 20);
+        assert_eq!(l.bytes_in(20, 30), 0);
+        l.clear();
+        assert_eq!(l.future(), None);
+    }
+
+    #[test]
+    fn memlock_rule_is_linuxs() {
+        // CAP_IPC_LOCK: anything, even with a limit of 0.
+        assert_eq!(may_lock(0, 1 << 30, 0, true), Ok(()));
+        // Without: a 0 limit refuses everything (can_do_mlock: EPERM)...
+        assert_eq!(may_lock(0, 4096, 0, false), Err(LockRefused::NotPermitted));
+        // ... else up to the limit in all.
+        assert_eq!(may_lock(4096, 4096, 8192, false), Ok(()));
+        assert_eq!(
+            may_lock(4096, 8192, 8192, false),
+            Err(LockRefused::OverLimit)
+        );
+        assert_eq!(may_lock(u64::MAX - 1, 8192, u64::MAX, false), Ok(()));
     }
 
     #[test]

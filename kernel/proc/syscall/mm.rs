@@ -1,11 +1,12 @@
 //! Memory system calls: mmap, munmap, mprotect, madvise, mremap, brk.
 
+use vmcore::mlock::LockRefused;
 use vmcore::range::user_len;
 use vmcore::vma::{VmaFlags, VmaTag};
 use vmcore::{Prot, RangeError, Sharing, UserRange, VmError, Vma, VmaKind};
 
 use super::*;
-use crate::mm::aspace::SharedAddressSpace;
+use crate::mm::aspace::{AddressSpace, SharedAddressSpace};
 use crate::mm::layout::{MMAP_TOP, USER_MIN};
 use crate::mm::{commit, pagecache};
 use crate::proc::fd;
@@ -28,6 +29,7 @@ const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_GROWSDOWN: u64 = 0x100;
+const MAP_LOCKED: u64 = 0x2000;
 const MAP_NORESERVE: u64 = 0x4000;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
@@ -64,6 +66,10 @@ pub(super) fn mmap(
         _ => return Err(Errno::EINVAL),
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    // MAP_LOCKED needs the right to lock at all (Linux's can_do_mlock).
+    if flags & MAP_LOCKED != 0 {
+        may_lock(&current_aspace().lock(), 0, 0).map_err(|_| Errno::EPERM)?;
+    }
     // Checked before anything is created.
     let placement = if fixed {
         Some(UserRange::placement(addr, len, USER_MIN)?)
@@ -107,8 +113,16 @@ pub(super) fn mmap(
         let file = target.cache_id;
         VmaKind::File { file, offset }
     };
-    let aspace = current_aspace();
-    let mut aspace = aspace.lock();
+    let shared_aspace = current_aspace();
+    let mut aspace = shared_aspace.lock();
+    // A locked mapping (MAP_LOCKED, or any under MCL_FUTURE) must fit
+    // RLIMIT_MEMLOCK (Linux's mlock_future_ok: EAGAIN).
+    let lock = (flags & MAP_LOCKED != 0)
+        .then_some(false)
+        .or(aspace.lock_future());
+    if lock.is_some() {
+        may_lock(&aspace, aspace.locked_bytes(), len).map_err(|_| Errno::EAGAIN)?;
+    }
     let start = match placement {
         Some(range) => range.start(),
         None => {
@@ -147,6 +161,17 @@ pub(super) fn mmap(
         e => Errno::from(e),
     })?;
     drop(object);
+    if flags & MAP_LOCKED != 0 {
+        // (Under MCL_FUTURE the address space locked it already.) Room
+        // for the range may be missing: then the pages are simply not
+        // locked, as Linux ignores a failed populate here.
+        let _ = aspace.mlock(start, start + len);
+    }
+    drop(aspace);
+    if lock == Some(false) {
+        // Linux populates a locked mapping and ignores a failure.
+        let _ = populate(start, start + len, true);
+    }
     Ok(start)
 }
 
@@ -285,11 +310,31 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
         },
         ..vma
     };
+    // A locked region stays locked (the lock moves with it) and its new
+    // part is locked and populated too, within RLIMIT_MEMLOCK (Linux's
+    // VM_LOCKED check in mremap: EAGAIN).
+    let locked = aspace.is_locked(old);
+    let grown = new_len - keep;
+    if (locked || aspace.lock_future().is_some()) && grown > 0 {
+        may_lock(&aspace, aspace.locked_bytes(), grown).map_err(|_| Errno::EAGAIN)?;
+    }
+    let populate_new = |aspace: spin::MutexGuard<'_, AddressSpace>, start: u64| {
+        let onfault = aspace.lock_future() == Some(true);
+        let locked_now = aspace.is_locked(start);
+        drop(aspace);
+        if grown > 0 && locked_now && !onfault {
+            let _ = populate(start, start + grown, true);
+        }
+    };
     if target.is_none() {
         // Grow in place if the space above is free.
         if let Ok(above) = UserRange::new(old + old_len, new_len - old_len) {
             if aspace.vmas().is_free(above.start(), above.end()) {
                 aspace.map(extension(above.start(), above.len()))?;
+                if locked {
+                    let _ = aspace.mlock(above.start(), above.end());
+                }
+                populate_new(aspace, above.start());
                 return Ok(old);
             }
         }
@@ -314,6 +359,10 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
         }
         return Err(e.into());
     }
+    if locked && grown > 0 {
+        let _ = aspace.mlock(to + keep, to + new_len);
+    }
+    populate_new(aspace, to + keep);
     Ok(to)
 }
 
@@ -331,9 +380,18 @@ pub(super) fn brk(addr: u64) -> SysResult {
         Some(e) => e,
         None => return Ok(current),
     };
-    let aspace = current_aspace();
-    let mut aspace = aspace.lock();
+    let shared_aspace = current_aspace();
+    let mut aspace = shared_aspace.lock();
+    let mut populate_heap = false;
     if new_end > old_end {
+        // Under MCL_FUTURE the new heap is locked: within RLIMIT_MEMLOCK
+        // (else brk fails), and populated (Linux's brk does both).
+        if let Some(onfault) = aspace.lock_future() {
+            if may_lock(&aspace, aspace.locked_bytes(), new_end - old_end).is_err() {
+                return Ok(current);
+            }
+            populate_heap = !onfault;
+        }
         let heap = Vma {
             start: old_end,
             end: new_end,
@@ -355,6 +413,9 @@ pub(super) fn brk(addr: u64) -> SysResult {
     }
     drop(aspace);
     sched::with_current(|p| p.brk.1 = addr);
+    if populate_heap {
+        let _ = populate(old_end, new_end, true);
+    }
     Ok(addr)
 }
 
@@ -446,6 +507,29 @@ fn populate(start: u64, end: u64, skip_inaccessible: bool) -> Result<(), Errno> 
 
 const MLOCK_ONFAULT: u64 = 1;
 
+/// Whether the caller holds `CAP_IPC_LOCK`. Ferrite's single user is root
+/// with every capability, and a process cannot drop it: so, as for root on
+/// Linux, `RLIMIT_MEMLOCK` is checked (the rule is vmcore's `may_lock`)
+/// but never refuses.
+fn cap_ipc_lock() -> bool {
+    true
+}
+
+/// [`vmcore::mlock::may_lock`] for the caller, whose address space (with
+/// the limits) is `a`: `locked` bytes locked now and `more` to lock.
+fn may_lock(a: &AddressSpace, locked: u64, more: u64) -> Result<(), LockRefused> {
+    let limit = a.rlimits().cur(vmcore::rlimit::RLIMIT_MEMLOCK);
+    vmcore::mlock::may_lock(locked, more, limit, cap_ipc_lock())
+}
+
+/// `mlock`'s and `mlockall`'s errors for a refusal.
+fn lock_errno(e: LockRefused) -> Errno {
+    match e {
+        LockRefused::NotPermitted => Errno::EPERM,
+        LockRefused::OverLimit => Errno::ENOMEM,
+    }
+}
+
 /// `mlock`/`mlock2`: the range must be mapped throughout (`ENOMEM`); it is
 /// locked (reclaim passes its pages over: `AddressSpace::is_locked`) and
 /// its pages are faulted in now unless `MLOCK_ONFAULT` (then each on its
@@ -464,6 +548,10 @@ pub(super) fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
         if aspace.vmas().first_hole(start, end).is_some() {
             return Err(Errno::ENOMEM);
         }
+        // RLIMIT_MEMLOCK, counting what is locked already once (Linux's
+        // do_mlock).
+        let more = (end - start) - aspace.locked_bytes_in(start, end);
+        may_lock(&aspace, aspace.locked_bytes(), more).map_err(lock_errno)?;
         // Locked before the pages come in, so none goes meanwhile (Linux
         // sets VM_LOCKED first too; a failed populate leaves it set).
         aspace.mlock(start, end).map_err(|_| Errno::ENOMEM)?;
@@ -497,9 +585,22 @@ pub(super) fn mlockall(flags: u64) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
+    // Linux's mlockall: the right to lock at all, then (MCL_CURRENT) the
+    // whole address space within RLIMIT_MEMLOCK; MCL_FUTURE makes every
+    // later region locked (populated unless MCL_ONFAULT), and its absence
+    // ends an earlier MCL_FUTURE.
+    {
+        let aspace = current_aspace();
+        let mut aspace = aspace.lock();
+        may_lock(&aspace, 0, 0).map_err(lock_errno)?;
+        if flags & MCL_CURRENT != 0 {
+            may_lock(&aspace, 0, aspace.vmas().total_bytes()).map_err(lock_errno)?;
+        }
+        let future = (flags & MCL_FUTURE != 0).then_some(flags & MCL_ONFAULT != 0);
+        aspace.set_lock_future(future);
+    }
     if flags & MCL_CURRENT != 0 {
-        // Every region is locked (MCL_FUTURE, locking the regions made
-        // later, is accepted but not done).
+        // Every region is locked.
         let aspace = current_aspace();
         let mut aspace = aspace.lock();
         let mut at = 0;

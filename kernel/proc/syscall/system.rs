@@ -173,11 +173,13 @@ pub(super) fn sysinfo(info: u64) -> SysResult {
     // freeram, sharedram, bufferram, totalswap, freeswap, procs (u16 and
     // padding), totalhigh, freehigh, mem_unit (u32 and padding).
     let swap_total = snap.swap.0;
+    // The load averages /proc/loadavg prints, in 16-bit fixed point.
+    let loads = crate::proc::stats::load().sysinfo_loads();
     let words: [u64; 14] = [
         crate::time::uptime_ns() / 1_000_000_000,
-        0,
-        0,
-        0,
+        loads[0],
+        loads[1],
+        loads[2],
         snap.buddy.managed_pages * page,
         snap.buddy.free_pages * page,
         snap.shmem * page,

@@ -258,8 +258,18 @@ impl VmSpace {
             return Err(segv(backend, SegvReason::NoRegion));
         }
         self.fault_cache = None;
+        // A locked stack stays locked as it grows (Linux's VM_LOCKED is
+        // the region's); the room for it is taken first.
+        let locked = self.locked.contains(vma.start);
+        if locked && self.locked.reserve().is_err() {
+            return Err(FaultError::OutOfMemory);
+        }
         if self.vmas.grow_down(page, limit).is_err() {
             return Err(segv(backend, SegvReason::NoRegion));
+        }
+        if locked {
+            // Merges with the range at `vma.start`: no allocation.
+            let _ = self.locked.lock(page, vma.start);
         }
         backend.count(FaultEvent::StackGrow);
         Ok(())

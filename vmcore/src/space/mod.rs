@@ -61,7 +61,8 @@ pub struct VmSpace {
     /// `RLIMIT_STACK` are enforced here (see [`crate::rlimit`]).
     rlimits: Rlimits,
     /// The `mlock`ed ranges: reclaim leaves their pages alone. A range's
-    /// part that is unmapped, replaced or moved is unlocked.
+    /// part that is unmapped or replaced is unlocked; a moved one moves
+    /// with its lock.
     locked: LockedRanges,
 }
 
@@ -97,8 +98,29 @@ impl VmSpace {
     /// Adds a region. Nothing is allocated until it is touched.
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
         self.may_expand(&vma)?;
+        self.reserve_future_lock()?;
         self.fault_cache = None;
-        self.vmas.map(vma)
+        self.vmas.map(vma)?;
+        self.lock_if_future(vma.start, vma.end);
+        Ok(())
+    }
+
+    /// Room to lock a new region under `MCL_FUTURE`, taken before the
+    /// regions change (after that, nothing may fail).
+    pub(crate) fn reserve_future_lock(&mut self) -> Result<(), VmError> {
+        if self.locked.future().is_some() {
+            self.locked.reserve()?;
+        }
+        Ok(())
+    }
+
+    /// Under `MCL_FUTURE`, locks a region just mapped (room reserved by
+    /// [`reserve_future_lock`](Self::reserve_future_lock): a merge or one
+    /// new range).
+    pub(crate) fn lock_if_future(&mut self, start: u64, end: u64) {
+        if self.locked.future().is_some() {
+            let _ = self.locked.lock(start, end);
+        }
     }
 
     /// The resource limits (the address space enforces the memory ones).
@@ -158,9 +180,15 @@ impl VmSpace {
         self.locked.unlock(start, end)
     }
 
-    /// Unlocks everything (`munlockall`).
+    /// Unlocks everything and ends `MCL_FUTURE` (`munlockall`).
     pub fn munlock_all(&mut self) {
         self.locked.clear();
+    }
+
+    /// Sets or clears `MCL_FUTURE` (`Some(onfault)`): see
+    /// [`LockedRanges::future`].
+    pub fn set_lock_future(&mut self, future: Option<bool>) {
+        self.locked.set_future(future);
     }
 
     /// The stack size limit in force (`RLIMIT_STACK`'s soft limit).

@@ -27,9 +27,9 @@ impl VmSpace {
         M: TableMemory + ?Sized,
         T: TlbFlush,
     {
-        // The moved range leaves its lock behind (a known difference from
-        // Linux, whose VM_LOCKED moves with the region).
-        self.locked.unlock(old, old + len)?;
+        // The lock moves with the range (Linux's VM_LOCKED moves with the
+        // region): computed now, installed once the move is done.
+        let locked = self.locked.moved(old, len, new)?;
         self.fault_cache = None;
         let end = old + len;
         let mut moved: Vec<Vma> = Vec::new();
@@ -94,6 +94,7 @@ impl VmSpace {
             .tables
             .unmap_range(&mut mem, old, end, EmptyTables::Free, &mut forget);
         mem.gather.add_range(old, end);
+        self.locked = locked;
         self.vmas.unmap(old, end)?;
         Ok(())
     }

@@ -52,10 +52,14 @@ impl VmSpace {
         T: TlbFlush,
     {
         self.may_expand(&vma)?;
+        // Room to split a locked range, and to lock the new region under
+        // MCL_FUTURE (one more range at most).
         self.locked.reserve()?;
+        self.reserve_future_lock()?;
         self.fault_cache = None;
         let removed = self.vmas.map_fixed(vma)?;
         let _ = self.locked.unlock(vma.start, vma.end);
+        self.lock_if_future(vma.start, vma.end);
         for (s, e) in removed {
             self.unmap_pages(mem, gather, s, e);
         }
