@@ -13,6 +13,11 @@
 //! allocator cannot give is `ENOMEM` the same way. Nothing written before
 //! is lost.
 //!
+//! Every node has Linux's three times (see [`meta`]: set from the wall
+//! clock by the changes Linux sets them on) and a mode `chmod` changes;
+//! files and symbolic links have a link count (hard links: one node under
+//! several names; it lives while a name or an open file holds it).
+//!
 //! Directories are sorted vectors of (name, node), grown fallibly. Locks
 //! are held only for a lookup or a change of a directory's entries, never
 //! across a user copy or a page-cache call.
@@ -20,7 +25,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use usercore::fsabi::FileType;
 
@@ -78,17 +83,25 @@ fn uncharge_pages(n: u64) {
     });
 }
 
+mod meta;
+
 type Entries = Vec<(Vec<u8>, Arc<TmpNode>)>;
 
 pub struct TmpNode {
     ino: u64,
     perm: AtomicU32,
+    /// Names it has (a file's or a symbolic link's; directories count
+    /// their subdirectories instead).
+    nlink: AtomicU32,
+    times: meta::Times,
     body: Body,
 }
 
 enum Body {
     Dir(IrqMutex<Entries>),
     File(TmpFile),
+    /// A symbolic link and its target.
+    Symlink(Vec<u8>),
 }
 
 struct TmpFile {
@@ -97,8 +110,6 @@ struct TmpFile {
     size: IrqMutex<u64>,
     /// Pages charged to the limit for this file.
     pages: AtomicU64,
-    /// Still has a name (`st_nlink`).
-    linked: AtomicBool,
 }
 
 impl Drop for TmpFile {
@@ -127,15 +138,20 @@ impl TmpNode {
                     cache_id,
                     size: IrqMutex::new(0),
                     pages: AtomicU64::new(0),
-                    linked: AtomicBool::new(true),
                 })
             }
             _ => return Err(Errno::EINVAL),
         };
         // (On failure the body drops, and with it the cache object.)
+        Self::with_body(body, perm)
+    }
+
+    fn with_body(body: Body, perm: u32) -> Result<Arc<TmpNode>, Errno> {
         Ok(kalloc::try_arc(TmpNode {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             perm: AtomicU32::new(perm & 0o7777),
+            nlink: AtomicU32::new(1),
+            times: meta::Times::now(),
             body,
         })?)
     }
@@ -143,7 +159,7 @@ impl TmpNode {
     fn entries(&self) -> Result<&IrqMutex<Entries>, Errno> {
         match &self.body {
             Body::Dir(entries) => Ok(entries),
-            Body::File(_) => Err(Errno::ENOTDIR),
+            _ => Err(Errno::ENOTDIR),
         }
     }
 
@@ -151,6 +167,7 @@ impl TmpNode {
         match &self.body {
             Body::File(f) => Ok(f),
             Body::Dir(_) => Err(Errno::EISDIR),
+            Body::Symlink(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -347,16 +364,9 @@ impl TmpFile {
     }
 }
 
-impl Inode for TmpNode {
-    fn file_type(&self) -> FileType {
-        match self.body {
-            Body::Dir(_) => FileType::Directory,
-            Body::File(_) => FileType::Regular,
-        }
-    }
-
-    fn stat(&self) -> Stat {
-        let perm = self.perm.load(Ordering::Relaxed);
+impl TmpNode {
+    /// `stat` but for the times.
+    fn stat_body(&self, perm: u32) -> Stat {
         match &self.body {
             Body::Dir(entries) => {
                 let subdirs = entries
@@ -370,11 +380,40 @@ impl Inode for TmpNode {
             }
             Body::File(f) => {
                 let mut st = stat_for(DEV_TMPFS, self.ino, FileType::Regular, perm, f.size(), 0);
-                st.st_nlink = f.linked.load(Ordering::Relaxed) as u64;
+                st.st_nlink = self.nlink.load(Ordering::Relaxed) as u64;
                 st.st_blocks = (f.pages.load(Ordering::Relaxed) * (PAGE_SIZE / 512)) as i64;
                 st
             }
+            Body::Symlink(target) => {
+                let mut st = stat_for(
+                    DEV_TMPFS,
+                    self.ino,
+                    FileType::Symlink,
+                    0o777,
+                    target.len() as u64,
+                    0,
+                );
+                st.st_nlink = self.nlink.load(Ordering::Relaxed) as u64;
+                st
+            }
         }
+    }
+}
+
+impl Inode for TmpNode {
+    fn file_type(&self) -> FileType {
+        match self.body {
+            Body::Dir(_) => FileType::Directory,
+            Body::File(_) => FileType::Regular,
+            Body::Symlink(_) => FileType::Symlink,
+        }
+    }
+
+    fn stat(&self) -> Stat {
+        let perm = self.perm.load(Ordering::Relaxed);
+        let mut st = self.stat_body(perm);
+        self.times.fill(&mut st);
+        st
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -385,6 +424,32 @@ impl Inode for TmpNode {
         let entries = self.entries()?.lock();
         let at = find(&entries, name).map_err(|_| Errno::ENOENT)?;
         Ok(entries[at].1.clone() as InodeRef)
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        match &self.body {
+            Body::Symlink(target) => Ok(kalloc::try_to_vec(target)?),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn chmod(&self, mode: u32) -> Result<(), Errno> {
+        self.perm.store(mode & 0o7777, Ordering::Relaxed);
+        self.times.changed();
+        Ok(())
+    }
+
+    fn set_times(&self, atime: Option<i64>, mtime: Option<i64>) -> Result<(), Errno> {
+        self.times.set(atime, mtime);
+        Ok(())
+    }
+
+    fn link(&self, name: &[u8], target: &InodeRef) -> Result<(), Errno> {
+        self.link_node(name, target)
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8]) -> Result<(), Errno> {
+        self.symlink_node(name, target)
     }
 
     fn entry(&self, index: usize) -> Result<Option<DirEntry>, Errno> {
@@ -405,6 +470,8 @@ impl Inode for TmpNode {
         };
         kalloc::try_reserve(&mut list, 1)?;
         list.insert(at, (name, node.clone()));
+        drop(list);
+        self.times.modified();
         Ok(node as InodeRef)
     }
 
@@ -415,15 +482,14 @@ impl Inode for TmpNode {
             let node = &list[at].1;
             match (&node.body, dir) {
                 (Body::Dir(_), false) => return Err(Errno::EISDIR),
-                (Body::File(_), true) => return Err(Errno::ENOTDIR),
+                (Body::File(_) | Body::Symlink(_), true) => return Err(Errno::ENOTDIR),
                 (Body::Dir(_), true) if !node.is_empty_dir() => return Err(Errno::ENOTEMPTY),
                 _ => {}
             }
             list.remove(at)
         };
-        if let Body::File(f) = &removed.1.body {
-            f.linked.store(false, Ordering::Relaxed);
-        }
+        removed.1.unlinked();
+        self.times.modified();
         // Dropped here, outside the lock: the file's pages go now if no
         // open file or mapping holds it.
         drop(removed);
@@ -467,12 +533,11 @@ impl Inode for TmpNode {
                     if Arc::ptr_eq(target, &node) {
                         return Ok(());
                     }
-                    match (&node.body, &target.body) {
-                        (Body::Dir(_), Body::File(_)) => return Err(Errno::ENOTDIR),
-                        (Body::File(_), Body::Dir(_)) => return Err(Errno::EISDIR),
-                        (Body::Dir(_), Body::Dir(_)) if !target.is_empty_dir() => {
-                            return Err(Errno::ENOTEMPTY)
-                        }
+                    let is_dir = |n: &TmpNode| matches!(n.body, Body::Dir(_));
+                    match (is_dir(&node), is_dir(target)) {
+                        (true, false) => return Err(Errno::ENOTDIR),
+                        (false, true) => return Err(Errno::EISDIR),
+                        (true, true) if !target.is_empty_dir() => return Err(Errno::ENOTEMPTY),
                         _ => {}
                     }
                     Some(core::mem::replace(&mut list[at].1, node.clone()))
@@ -491,19 +556,29 @@ impl Inode for TmpNode {
                 _ => None,
             }
         };
-        if let Some(Body::File(f)) = replaced.as_ref().map(|r| &r.body) {
-            f.linked.store(false, Ordering::Relaxed);
+        if let Some(r) = &replaced {
+            r.unlinked();
         }
+        // Linux: both directories modified, the node itself changed.
+        self.times.modified();
+        to.times.modified();
+        node.times.changed();
         drop((replaced, gone));
         Ok(())
     }
 
     fn read_at(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
-        self.file()?.read(offset, buf, len)
+        let n = self.file()?.read(offset, buf, len)?;
+        self.times.accessed();
+        Ok(n)
     }
 
     fn write_at(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
-        self.file()?.write(offset, buf, len)
+        let n = self.file()?.write(offset, buf, len)?;
+        if n > 0 {
+            self.times.modified();
+        }
+        Ok(n)
     }
 
     fn read_kernel(&self, offset: u64, out: &mut [u8]) -> Result<usize, Errno> {
@@ -515,7 +590,9 @@ impl Inode for TmpNode {
     }
 
     fn truncate(&self, size: u64) -> Result<(), Errno> {
-        self.file()?.truncate(size)
+        self.file()?.truncate(size)?;
+        self.times.modified();
+        Ok(())
     }
 
     fn mmap_object(&self) -> Result<MmapObject, Errno> {
