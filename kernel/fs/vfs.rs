@@ -216,12 +216,14 @@ impl FileOps for InodeFile {
         if self.inode.file_type() == FileType::Directory {
             return Err(Errno::EISDIR);
         }
+        let _pos = file.lock_pos();
         let n = self.inode.read_at(file.pos(), buf, len)?;
         file.set_pos(file.pos() + n as u64);
         Ok(n)
     }
 
     fn write(&self, file: &File, buf: u64, len: usize) -> Result<usize, Errno> {
+        let _pos = file.lock_pos();
         let at = if file.append() {
             self.inode.stat().st_size as u64
         } else {
@@ -258,6 +260,7 @@ impl FileOps for InodeFile {
             FileType::Directory => 0,
             _ => self.inode.stat().st_size as u64,
         };
+        let _pos = file.lock_pos();
         let new = file::seek_position(file.pos(), size, offset, whence)?;
         if new > i64::MAX as u64 {
             return Err(Errno::EINVAL);
@@ -267,6 +270,7 @@ impl FileOps for InodeFile {
     }
 
     fn getdents(&self, file: &File, buf: u64, len: usize) -> Result<usize, Errno> {
+        let _pos = file.lock_pos();
         getdents(&self.inode, file, buf, len)
     }
 

@@ -181,6 +181,7 @@ impl ProcFileOps {
 
 impl FileOps for ProcFileOps {
     fn read(&self, file: &File, buf: u64, len: usize) -> Result<usize, Errno> {
+        let _pos = file.lock_pos();
         let n = self.read_user(file.pos(), buf, len)?;
         file.set_pos(file.pos() + n as u64);
         Ok(n)
