@@ -7,11 +7,14 @@
 //! being allocated; the first write to a page allocates it.
 //!
 //! Size limit: like Linux's default, half of RAM ([`limit_pages`]),
-//! counted in pages written through `write` (a page first touched through
-//! a mapping is not counted). A write that would pass it stops with what it
-//! wrote so far, or `ENOSPC` if it wrote nothing; a page the frame
-//! allocator cannot give is `ENOMEM` the same way. Nothing written before
-//! is lost.
+//! counted in pages the files' page-cache objects hold (the cache charges
+//! them: [`pagecache::PageLimit`]), however a page came in: a `write`, or
+//! a first touch through a mapping. A write that would pass it stops with
+//! what it wrote so far, or `ENOSPC` if it wrote nothing; a fault that
+//! would is `SIGBUS`, as in Linux. A page the frame allocator cannot give
+//! is `ENOMEM` the same way. Nothing written before is lost. A page is
+//! given back when it leaves its object (truncate) or the object dies
+//! (its last name, open file and mapping gone).
 //!
 //! Every node has Linux's three times (see [`meta`]: set from the wall
 //! clock by the changes Linux sets them on) and a mode `chmod` changes;
@@ -77,6 +80,12 @@ fn charge_page() -> bool {
         .is_ok()
 }
 
+/// The page cache charges tmpfs files' pages here.
+const LIMIT: pagecache::PageLimit = pagecache::PageLimit {
+    take: charge_page,
+    give: uncharge_pages,
+};
+
 fn uncharge_pages(n: u64) {
     let _ = USED_PAGES.try_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
         Some(used.saturating_sub(n))
@@ -108,15 +117,12 @@ struct TmpFile {
     /// The page-cache object holding the bytes (this file holds it).
     cache_id: u32,
     size: IrqMutex<u64>,
-    /// Pages charged to the limit for this file.
-    pages: AtomicU64,
 }
 
 impl Drop for TmpFile {
     fn drop(&mut self) {
         // The last name and the last open file are gone: the object goes
         // when no mapping holds it either.
-        uncharge_pages(self.pages.load(Ordering::Relaxed));
         pagecache::release(self.cache_id);
     }
 }
@@ -134,10 +140,10 @@ impl TmpNode {
                 let cache_id = pagecache::register_anonymous(crate::mm::commit::Charge::none())
                     .ok_or(Errno::ENOMEM)?;
                 pagecache::set_eof(cache_id, 0);
+                pagecache::set_limit(cache_id, LIMIT);
                 Body::File(TmpFile {
                     cache_id,
                     size: IrqMutex::new(0),
-                    pages: AtomicU64::new(0),
                 })
             }
             _ => return Err(Errno::EINVAL),
@@ -299,11 +305,9 @@ impl TmpFile {
         }
     }
 
-    /// Allocates page `index` (zeroed), charged to the limit.
+    /// Allocates page `index` (zeroed), charged to the limit (by the
+    /// page cache).
     fn new_page(&self, index: u64) -> Result<crate::mm::frame_ref::FrameRef, Errno> {
-        if !charge_page() {
-            return Err(Errno::ENOSPC);
-        }
         // The page may lie past the current end: let the cache give it.
         {
             let size = self.size.lock();
@@ -315,19 +319,9 @@ impl TmpFile {
             pagecache::set_eof(self.cache_id, *size);
         }
         match got {
-            Ok(page) => {
-                if page.major {
-                    self.pages.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    // Someone else brought it in (a fault): not ours to count.
-                    uncharge_pages(1);
-                }
-                Ok(page.frame)
-            }
-            Err(_) => {
-                uncharge_pages(1);
-                Err(Errno::ENOMEM)
-            }
+            Ok(page) => Ok(page.frame),
+            Err(pagecache::CacheError::NoSpace) => Err(Errno::ENOSPC),
+            Err(_) => Err(Errno::ENOMEM),
         }
     }
 
@@ -351,14 +345,8 @@ impl TmpFile {
                     direct::zero_frame_at(frame.pfn(), at, PAGE_SIZE as usize - at);
                 }
             }
-            let dropped = pagecache::truncate_pages(self.cache_id, new.div_ceil(PAGE_SIZE));
-            let mine = self
-                .pages
-                .try_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                    Some(p.saturating_sub(dropped))
-                })
-                .unwrap_or(0);
-            uncharge_pages(dropped.min(mine));
+            // (The cache gives their pages of the limit back.)
+            pagecache::truncate_pages(self.cache_id, new.div_ceil(PAGE_SIZE));
         }
         Ok(())
     }
@@ -381,7 +369,7 @@ impl TmpNode {
             Body::File(f) => {
                 let mut st = stat_for(DEV_TMPFS, self.ino, FileType::Regular, perm, f.size(), 0);
                 st.st_nlink = self.nlink.load(Ordering::Relaxed) as u64;
-                st.st_blocks = (f.pages.load(Ordering::Relaxed) * (PAGE_SIZE / 512)) as i64;
+                st.st_blocks = (pagecache::object_pages(f.cache_id) * (PAGE_SIZE / 512)) as i64;
                 st
             }
             Body::Symlink(target) => {

@@ -135,7 +135,9 @@ impl FaultBackend for KernelFaults {
 
     fn file_page(&mut self, file: u32, offset: u64) -> Result<FilePage<FrameRef>, FaultError> {
         let page = pagecache::get(file, offset).map_err(|e| match e {
-            pagecache::CacheError::PastEof => FaultError::PastEof,
+            // A tmpfs page past the file system's size limit: SIGBUS
+            // too, as Linux's shmem fault gives.
+            pagecache::CacheError::PastEof | pagecache::CacheError::NoSpace => FaultError::PastEof,
             pagecache::CacheError::NoMemory | pagecache::CacheError::NoFile => {
                 FaultError::OutOfMemory
             }

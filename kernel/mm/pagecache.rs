@@ -92,6 +92,37 @@ struct CacheFile {
     /// An anonymous object with a size (a tmpfs file): a page wholly past
     /// it is [`CacheError::PastEof`] (`SIGBUS` for a mapping).
     eof: Option<u64>,
+    /// The size limit its pages are charged to (a tmpfs file's): every
+    /// page in its index holds one page of it.
+    limit: Option<PageLimit>,
+}
+
+/// A limit an anonymous object's pages are charged to (tmpfs's size):
+/// a page that comes into its index, by a `write` or a fault of a
+/// mapping alike, takes one page of it (none left: [`CacheError::NoSpace`],
+/// `SIGBUS` for a fault, as Linux's shmem); a page that leaves (truncate,
+/// the object's death) gives it back.
+#[derive(Clone, Copy)]
+pub struct PageLimit {
+    /// Takes one page; false if the limit is used up.
+    pub take: fn() -> bool,
+    /// Gives `n` pages back.
+    pub give: fn(u64),
+}
+
+/// Charges `file`'s pages to `limit` from now on (set once, on a new
+/// object with no pages).
+pub fn set_limit(file: u32, limit: PageLimit) {
+    locked(|c| {
+        if let Some(f) = c.file(file) {
+            f.limit = Some(limit);
+        }
+    })
+}
+
+/// Pages in `file`'s index now.
+pub fn object_pages(file: u32) -> u64 {
+    locked(|c| c.file(file).map_or(0, |f| f.pages.len() as u64))
 }
 
 /// One region of an address space that maps a cache file.
@@ -178,6 +209,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
             mappings: Vec::new(),
             _charge: Charge::none(),
             eof: None,
+            limit: None,
         })
     })
     .expect("room for a ramdisk file in the page cache")
@@ -197,6 +229,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
             mappings: Vec::new(),
             _charge: charge,
             eof: None,
+            limit: None,
         })
     })
 }
@@ -222,6 +255,9 @@ pub fn release(file: u32) {
         }
         if let Some(dead) = c.files[file as usize].take() {
             c.pages -= dead.pages.len() as u64;
+            if let Some(limit) = dead.limit {
+                (limit.give)(dead.pages.len() as u64);
+            }
             // Dropping the index drops the cache's reference to each page.
         }
     })
@@ -304,11 +340,14 @@ pub enum CacheError {
     PastEof,
     /// No such file.
     NoFile,
+    /// The object's [`PageLimit`] is used up (`ENOSPC`; `SIGBUS` for a
+    /// mapping).
+    NoSpace,
 }
 
 enum Lookup {
     Hit(FrameRef),
-    Miss(Backing),
+    Miss(Backing, Option<PageLimit>),
 }
 
 /// The cache frame for `(file, offset)` with one more reference taken for
@@ -335,17 +374,36 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
                 return Err(CacheError::PastEof);
             }
         }
-        Ok(Lookup::Miss(f.backing))
+        Ok(Lookup::Miss(f.backing, f.limit))
     })?;
-    let backing = match lookup {
+    let (backing, limit) = match lookup {
         Lookup::Hit(frame) => {
             return Ok(CachePage {
                 frame,
                 major: false,
             })
         }
-        Lookup::Miss(backing) => backing,
+        Lookup::Miss(backing, limit) => (backing, limit),
     };
+    // A new page of a limited object takes its page first; given back
+    // unless it went into the index.
+    if let Some(limit) = limit {
+        if !(limit.take)() {
+            return Err(CacheError::NoSpace);
+        }
+    }
+    let got = read_in(file, offset, index, backing);
+    if let Some(limit) = limit {
+        if !matches!(got, Ok(CachePage { major: true, .. })) {
+            (limit.give)(1);
+        }
+    }
+    got
+}
+
+/// [`get`]'s miss: a new frame with the page's bytes, put in the index
+/// (or the one a racing reader put there first).
+fn read_in(file: u32, offset: u64, index: u64, backing: Backing) -> Result<CachePage, CacheError> {
     // Read the page in without the cache lock (allocating may reclaim).
     let frame = FrameRef::alloc_user(FrameKind::UserFile, true).ok_or(CacheError::NoMemory)?;
     if let Backing::Bytes(data) = backing {
@@ -462,6 +520,9 @@ pub fn truncate_pages(file: u32, from: u64) -> u64 {
                 let f = files.get_mut(file as usize)?.as_mut()?;
                 let page = f.pages.remove(index)?;
                 *pages -= 1;
+                if let Some(limit) = f.limit {
+                    (limit.give)(1);
+                }
                 Some(page)
             });
             // The cache's reference goes here, outside the lock.
