@@ -69,7 +69,7 @@ pub fn target(pid: Pid, fd: u32) -> Result<Vec<u8>> {
         if deleted {
             out.write_str(" (deleted)")?;
         }
-    } else if st.st_dev == vfs::DEV_PIPEFS {
+    } else if st.st_mode & usercore::fsabi::mode::S_IFMT == usercore::fsabi::mode::S_IFIFO {
         write!(out, "pipe:[{}]", st.st_ino)?;
     } else if st.st_dev == vfs::DEV_DEVFS {
         out.write_str("/dev/console")?;
