@@ -28,7 +28,10 @@ fn main() -> ! {
 fn fstests2_all_pass() {
     let (exit, out) = run("/bin/fstests2", &["/bin/fstests2"]);
     assert_eq!(exit, UserExit::Exited(0), "output: {out}");
-    assert!(out.contains("fstests2: 11 passed, 0 failed"), "output: {out}");
+    assert!(
+        out.contains("fstests2: 11 passed, 0 failed"),
+        "output: {out}"
+    );
     assert_eq!(tmpfs::used_pages(), 0, "tmpfs pages left: {out}");
 }
 

@@ -36,7 +36,10 @@ pub const DEV_PIPEFS: u64 = 5;
 /// boot time (a node with times of its own, tmpfs's, sets them after).
 pub fn stat_for(dev: u64, ino: u64, kind: FileType, perm: u32, size: u64, rdev: u64) -> Stat {
     let boot = crate::time::boot_wall_ns();
-    let (sec, nsec) = (boot.div_euclid(1_000_000_000), boot.rem_euclid(1_000_000_000));
+    let (sec, nsec) = (
+        boot.div_euclid(1_000_000_000),
+        boot.rem_euclid(1_000_000_000),
+    );
     Stat {
         st_dev: dev,
         st_ino: ino,

@@ -22,7 +22,8 @@ use crate::proc::sched::{self, Pid};
 /// The open descriptors of `pid`, lowest first.
 pub fn list(pid: Pid) -> Result<Vec<u32>> {
     loop {
-        let count = sched::with_process(pid, |p| p.fds.iter().count()).ok_or(ProcError::NotFound)?;
+        let count =
+            sched::with_process(pid, |p| p.fds.iter().count()).ok_or(ProcError::NotFound)?;
         let mut out: Vec<u32> = kalloc::try_with_capacity(count)?;
         let fits = sched::with_process(pid, |p| {
             if p.fds.iter().count() > out.capacity() {

@@ -80,9 +80,7 @@ fn time_of(ts: &Timespec, now: i64) -> Result<Option<i64>, Errno> {
         UTIME_NOW => Ok(Some(now)),
         UTIME_OMIT => Ok(None),
         ns if (0..1_000_000_000).contains(&ns) => Ok(Some(
-            ts.tv_sec
-                .saturating_mul(1_000_000_000)
-                .saturating_add(ns),
+            ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ns),
         )),
         _ => Err(Errno::EINVAL),
     }
@@ -139,7 +137,10 @@ pub(super) fn utimes(path: u64, times: u64) -> SysResult {
         crate::mm::uaccess::read_user_slice(&mut tv, times)?;
         let one = |sec: i64, usec: i64| {
             if (0..1_000_000).contains(&usec) {
-                Ok(Some(sec.saturating_mul(1_000_000_000).saturating_add(usec * 1000)))
+                Ok(Some(
+                    sec.saturating_mul(1_000_000_000)
+                        .saturating_add(usec * 1000),
+                ))
             } else {
                 Err(Errno::EINVAL)
             }

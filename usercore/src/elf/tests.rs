@@ -760,7 +760,10 @@ fn head_of_file_parses_like_whole_file() {
     let want = head_len(&file).unwrap();
     assert!(want >= 64 && want <= 1024, "{want}");
     assert_eq!(head_len(&file[..63]), None);
-    assert_eq!(head_len(b"#!/bin/sh\necho hello, this is a script of 64 bytes or more, ok?\n"), None);
+    assert_eq!(
+        head_len(b"#!/bin/sh\necho hello, this is a script of 64 bytes or more, ok?\n"),
+        None
+    );
     let head = &file[..want as usize];
     assert_eq!(
         parse_head(head, file.len() as u64).unwrap().segments,
