@@ -758,7 +758,7 @@ fn head_of_file_parses_like_whole_file() {
     // The header and program headers are in the first page; the segments
     // are checked against the file length given, not the slice.
     let want = head_len(&file).unwrap();
-    assert!(want >= 64 && want <= 1024, "{want}");
+    assert!((64..=1024).contains(&want), "{want}");
     assert_eq!(head_len(&file[..63]), None);
     assert_eq!(
         head_len(b"#!/bin/sh\necho hello, this is a script of 64 bytes or more, ok?\n"),
