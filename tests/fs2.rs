@@ -22,6 +22,7 @@ fn main() -> ! {
         fstests2_all_pass,
         shared_mapping_past_the_limit_is_sigbus,
         exec_from_tmpfs_gives_every_frame_back,
+        busybox_copies_links_and_runs_from_tmpfs,
     ])
 }
 
@@ -68,4 +69,39 @@ fn exec_from_tmpfs_gives_every_frame_back() {
         before as i64 - after as i64
     );
     assert_eq!(tmpfs::used_pages(), 0);
+}
+
+fn busybox_copies_links_and_runs_from_tmpfs() {
+    // busybox (this test's ramdisk has it: `bin=` in tests/machines.txt)
+    // copies itself into tmpfs and runs the copy, through a symbolic and
+    // a hard link; touch, chmod, stat and /proc/self/fd as a shell uses them.
+    // (busybox picks the applet by its name: the copy is called busybox,
+    // a link named echo is echo.)
+    let script = "cd /tmp && mkdir bbfs && cd bbfs && cat /bin/busybox > busybox \
+         && chmod 755 busybox && ./busybox echo copy-runs \
+         && ln -s busybox echo && ./echo symlink-runs \
+         && ln busybox busybox2 && ./busybox2 echo hardlink-runs \
+         && echo links $(stat -c %h busybox) && echo target $(readlink echo) \
+         && touch -d '2001-02-03 04:05:06' busybox && echo mtime $(stat -c %Y busybox2) \
+         && chmod 640 busybox2 && echo mode $(stat -c %a busybox) \
+         && echo fd0 $(readlink /proc/self/fd/0) \
+         && echo fds $(ls /proc/self/fd) \
+         && cd / && rm -r /tmp/bbfs && echo cleaned";
+    let (exit, out) = run("/bin/busybox", &["busybox", "sh", "-c", script]);
+    assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    for want in [
+        "copy-runs",
+        "symlink-runs",
+        "hardlink-runs",
+        "links 2",
+        "target busybox",
+        "mtime 981173106",
+        "mode 640",
+        "fd0 /dev/console",
+        "fds 0 1 2 3",
+        "cleaned",
+    ] {
+        assert!(out.contains(want), "no {want:?} in: {out}");
+    }
+    assert_eq!(tmpfs::used_pages(), 0, "tmpfs pages left: {out}");
 }
