@@ -822,7 +822,7 @@ static void make_fs_call(struct call *c)
 #define SET(n, nrv, cnt) (c->name = (n), c->nr = (nrv), c->nargs = (cnt))
 	static const u64 fcntl_cmds[] = {F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, 9999};
 	u64 dirfd = (u64)(long)(chance(50) ? AT_FDCWD : pick_fd());
-	switch (below(24)) {
+	switch (below(30)) {
 	case 0:
 		SET("pread64", SYS_pread64, 4);
 		a[0] = (u64)(long)pick_fd(), a[1] = pick_buf(), a[2] = pick_len();
@@ -952,6 +952,72 @@ static void make_fs_call(struct call *c)
 		SET("fcntl", SYS_fcntl, 3);
 		a[0] = (u64)(long)pick_fd(), a[1] = fcntl_cmds[below(7)];
 		a[2] = chance(70) ? below(64) : rnd();
+		break;
+	case 23:
+		/* chmod family: scratch paths only; the owner keeps rwx. */
+		switch (below(4)) {
+		case 0:
+			SET("chmod", SYS_chmod, 2);
+			a[0] = pick_scratch_path(), a[1] = (rnd() & 07777) | 0700;
+			break;
+		case 1:
+			SET("fchmodat", SYS_fchmodat, 3);
+			a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = (rnd() & 07777) | 0700;
+			break;
+		case 2:
+			SET("fchmodat2", 452, 4);
+			a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = (rnd() & 07777) | 0700;
+			a[3] = chance(70) ? 0x100 * below(2) : rnd() & 0x1fff;
+			break;
+		default:
+			/* The Linux child is nobody: only its own files change. */
+			SET("fchmod", SYS_fchmod, 2);
+			a[0] = (u64)(long)pick_fd(), a[1] = (rnd() & 07777) | 0700;
+		}
+		break;
+	case 24: {
+		static struct timespec ts[2];
+		static const long nsecs[] = {0, 999999999, 1000000000, -1, (1l << 30) - 1, (1l << 30) - 2};
+		for (int i = 0; i < 2; i++)
+			ts[i] = (struct timespec){(long)rnd() >> below(64), nsecs[below(6)]};
+		SET("utimensat", SYS_utimensat, 4);
+		/* A NULL path is the descriptor itself (futimens). */
+		a[0] = chance(30) ? (u64)(long)pick_fd() : dirfd;
+		a[1] = chance(30) ? 0 : pick_scratch_path();
+		a[2] = chance(20) ? 0 : chance(80) ? (u64)ts : pick_addr();
+		a[3] = chance(70) ? 0x100 * below(2) : rnd() & 0x1fff;
+		break;
+	}
+	case 25: {
+		static struct timeval tv[2];
+		for (int i = 0; i < 2; i++)
+			tv[i] = (struct timeval){(long)below(1 << 30), chance(80) ? (long)below(1000000) : (long)rnd()};
+		SET("utimes", SYS_utimes, 2);
+		a[0] = pick_scratch_path(), a[1] = chance(20) ? 0 : chance(80) ? (u64)tv : pick_addr();
+		break;
+	}
+	case 26:
+		/* Hard links between scratch names only. */
+		if (below(2)) {
+			SET("link", SYS_link, 2);
+			a[0] = pick_scratch_path(), a[1] = pick_scratch_path();
+		} else {
+			SET("linkat", SYS_linkat, 5);
+			a[0] = dirfd, a[1] = pick_scratch_path(), a[2] = dirfd, a[3] = pick_scratch_path();
+			a[4] = chance(70) ? 0x400 * below(2) : rnd() & 0x1fff;
+		}
+		break;
+	case 27:
+		/* Symbolic links in the scratch directory pointing into it
+		 * (absolute targets only: a relative "../x" could lead out,
+		 * and a later open with O_TRUNC would follow it). */
+		if (below(2)) {
+			SET("symlink", SYS_symlink, 2);
+			a[0] = pick_scratch_path(), a[1] = pick_scratch_path();
+		} else {
+			SET("symlinkat", SYS_symlinkat, 3);
+			a[0] = pick_scratch_path(), a[1] = dirfd, a[2] = pick_scratch_path();
+		}
 		break;
 	default:
 		/* open a scratch file for writing, maybe creating it */

@@ -79,6 +79,10 @@ check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
 ft_dir=$(mktemp -d)
 check filetests 0 "filetests: 22 passed, 0 failed" -- env FILETESTS_DIR="$ft_dir" $B/filetests
 rmdir "$ft_dir" 2>/dev/null || { echo "run-host-tests: filetests left files in $ft_dir"; failures=$((failures + 1)); }
+# fstests2 likewise, under $FSTESTS2_DIR (it execs a copy of itself there).
+fs2_dir=$(mktemp -d)
+check fstests2 0 "fstests2: 11 passed, 0 failed" -- env FSTESTS2_DIR="$fs2_dir" $B/fstests2
+rmdir "$fs2_dir" 2>/dev/null || { echo "run-host-tests: fstests2 left files in $fs2_dir"; failures=$((failures + 1)); }
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l

@@ -13,7 +13,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::mm::kalloc;
 use crate::proc::syscall::Errno;
@@ -128,10 +128,12 @@ pub struct MmapObject {
 /// An open file description (Linux's `struct file`).
 pub struct File {
     ops: Arc<dyn FileOps>,
-    /// The offset: an atomic, so that no lock is held across a user copy;
-    /// two processes reading one description at the same time may both
-    /// read from the same offset (Linux serialises them).
+    /// The offset. A read, write, seek or getdents that uses and moves it
+    /// holds [`File::lock_pos`] (Linux's `f_pos_lock`), so two processes
+    /// sharing the description never read or write at the same offset.
     pos: AtomicU64,
+    /// Held by [`File::lock_pos`].
+    pos_busy: AtomicBool,
     /// Access mode and status flags (`O_*`).
     flags: AtomicU32,
     /// The absolute path it was opened by, if it was opened by path (for
@@ -152,6 +154,7 @@ impl File {
         Ok(kalloc::try_arc(File {
             ops,
             pos: AtomicU64::new(0),
+            pos_busy: AtomicBool::new(false),
             flags: AtomicU32::new(kept | self::flags::O_LARGEFILE),
             path,
         })?)
@@ -201,6 +204,23 @@ impl File {
 
     pub fn set_pos(&self, pos: u64) {
         self.pos.store(pos, Ordering::Relaxed)
+    }
+
+    /// Takes the offset for one whole read, write, seek or getdents
+    /// (Linux's `f_pos_lock`, taken for files with an offset: regular
+    /// files, directories, `/proc` files; not pipes or terminals, whose
+    /// reads may wait for long). Held across user copies, so it is not a
+    /// spin lock: a second taker lets other processes run until it is
+    /// free.
+    pub fn lock_pos(&self) -> PosGuard<'_> {
+        while self
+            .pos_busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            crate::proc::sched::yield_now();
+        }
+        PosGuard(&self.pos_busy)
     }
 
     /// The absolute path it was opened by (empty if none).
@@ -258,6 +278,15 @@ impl File {
             return Err(Errno::EBADF);
         }
         self.ops.ioctl(self, request, arg)
+    }
+}
+
+/// [`File::lock_pos`] held; let go when dropped.
+pub struct PosGuard<'a>(&'a AtomicBool);
+
+impl Drop for PosGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

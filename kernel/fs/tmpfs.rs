@@ -7,11 +7,19 @@
 //! being allocated; the first write to a page allocates it.
 //!
 //! Size limit: like Linux's default, half of RAM ([`limit_pages`]),
-//! counted in pages written through `write` (a page first touched through
-//! a mapping is not counted). A write that would pass it stops with what it
-//! wrote so far, or `ENOSPC` if it wrote nothing; a page the frame
-//! allocator cannot give is `ENOMEM` the same way. Nothing written before
-//! is lost.
+//! counted in pages the files' page-cache objects hold (the cache charges
+//! them: [`pagecache::PageLimit`]), however a page came in: a `write`, or
+//! a first touch through a mapping. A write that would pass it stops with
+//! what it wrote so far, or `ENOSPC` if it wrote nothing; a fault that
+//! would is `SIGBUS`, as in Linux. A page the frame allocator cannot give
+//! is `ENOMEM` the same way. Nothing written before is lost. A page is
+//! given back when it leaves its object (truncate) or the object dies
+//! (its last name, open file and mapping gone).
+//!
+//! Every node has Linux's three times (see [`meta`]: set from the wall
+//! clock by the changes Linux sets them on) and a mode `chmod` changes;
+//! files and symbolic links have a link count (hard links: one node under
+//! several names; it lives while a name or an open file holds it).
 //!
 //! Directories are sorted vectors of (name, node), grown fallibly. Locks
 //! are held only for a lookup or a change of a directory's entries, never
@@ -20,7 +28,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use usercore::fsabi::FileType;
 
@@ -72,40 +80,49 @@ fn charge_page() -> bool {
         .is_ok()
 }
 
+/// The page cache charges tmpfs files' pages here.
+const LIMIT: pagecache::PageLimit = pagecache::PageLimit {
+    take: charge_page,
+    give: uncharge_pages,
+};
+
 fn uncharge_pages(n: u64) {
     let _ = USED_PAGES.try_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
         Some(used.saturating_sub(n))
     });
 }
 
+mod meta;
+
 type Entries = Vec<(Vec<u8>, Arc<TmpNode>)>;
 
 pub struct TmpNode {
     ino: u64,
     perm: AtomicU32,
+    /// Names it has (a file's or a symbolic link's; directories count
+    /// their subdirectories instead).
+    nlink: AtomicU32,
+    times: meta::Times,
     body: Body,
 }
 
 enum Body {
     Dir(IrqMutex<Entries>),
     File(TmpFile),
+    /// A symbolic link and its target.
+    Symlink(Vec<u8>),
 }
 
 struct TmpFile {
     /// The page-cache object holding the bytes (this file holds it).
     cache_id: u32,
     size: IrqMutex<u64>,
-    /// Pages charged to the limit for this file.
-    pages: AtomicU64,
-    /// Still has a name (`st_nlink`).
-    linked: AtomicBool,
 }
 
 impl Drop for TmpFile {
     fn drop(&mut self) {
         // The last name and the last open file are gone: the object goes
         // when no mapping holds it either.
-        uncharge_pages(self.pages.load(Ordering::Relaxed));
         pagecache::release(self.cache_id);
     }
 }
@@ -123,19 +140,24 @@ impl TmpNode {
                 let cache_id = pagecache::register_anonymous(crate::mm::commit::Charge::none())
                     .ok_or(Errno::ENOMEM)?;
                 pagecache::set_eof(cache_id, 0);
+                pagecache::set_limit(cache_id, LIMIT);
                 Body::File(TmpFile {
                     cache_id,
                     size: IrqMutex::new(0),
-                    pages: AtomicU64::new(0),
-                    linked: AtomicBool::new(true),
                 })
             }
             _ => return Err(Errno::EINVAL),
         };
         // (On failure the body drops, and with it the cache object.)
+        Self::with_body(body, perm)
+    }
+
+    fn with_body(body: Body, perm: u32) -> Result<Arc<TmpNode>, Errno> {
         Ok(kalloc::try_arc(TmpNode {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             perm: AtomicU32::new(perm & 0o7777),
+            nlink: AtomicU32::new(1),
+            times: meta::Times::now(),
             body,
         })?)
     }
@@ -143,7 +165,7 @@ impl TmpNode {
     fn entries(&self) -> Result<&IrqMutex<Entries>, Errno> {
         match &self.body {
             Body::Dir(entries) => Ok(entries),
-            Body::File(_) => Err(Errno::ENOTDIR),
+            _ => Err(Errno::ENOTDIR),
         }
     }
 
@@ -151,6 +173,7 @@ impl TmpNode {
         match &self.body {
             Body::File(f) => Ok(f),
             Body::Dir(_) => Err(Errno::EISDIR),
+            Body::Symlink(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -206,6 +229,7 @@ fn with_reclaim<T>(
 fn cache_errno(e: pagecache::CacheError) -> Errno {
     match e {
         pagecache::CacheError::Io => Errno::EIO,
+        pagecache::CacheError::NoSpace => Errno::ENOSPC,
         _ => Errno::ENOMEM,
     }
 }
@@ -313,11 +337,9 @@ impl TmpFile {
         }
     }
 
-    /// Allocates page `index` (zeroed), charged to the limit.
+    /// Allocates page `index` (zeroed), charged to the limit (by the
+    /// page cache).
     fn new_page(&self, index: u64) -> Result<crate::mm::frame_ref::FrameRef, Errno> {
-        if !charge_page() {
-            return Err(Errno::ENOSPC);
-        }
         // The page may lie past the current end: let the cache give it.
         {
             let size = self.size.lock();
@@ -328,21 +350,7 @@ impl TmpFile {
             let size = self.size.lock();
             pagecache::set_eof(self.cache_id, *size);
         }
-        match got {
-            Ok(page) => {
-                if page.major {
-                    self.pages.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    // Someone else brought it in (a fault): not ours to count.
-                    uncharge_pages(1);
-                }
-                Ok(page.frame)
-            }
-            Err(_) => {
-                uncharge_pages(1);
-                Err(Errno::ENOMEM)
-            }
-        }
+        got.map(|page| page.frame).map_err(cache_errno)
     }
 
     fn truncate(&self, new: u64) -> Result<(), Errno> {
@@ -370,29 +378,16 @@ impl TmpFile {
                 let at = (new % PAGE_SIZE) as usize;
                 direct::zero_frame_at(frame.pfn(), at, PAGE_SIZE as usize - at);
             }
-            let dropped = pagecache::truncate_pages(self.cache_id, new.div_ceil(PAGE_SIZE));
-            let mine = self
-                .pages
-                .try_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                    Some(p.saturating_sub(dropped))
-                })
-                .unwrap_or(0);
-            uncharge_pages(dropped.min(mine));
+            // (The cache gives their pages of the limit back.)
+            pagecache::truncate_pages(self.cache_id, new.div_ceil(PAGE_SIZE));
         }
         Ok(())
     }
 }
 
-impl Inode for TmpNode {
-    fn file_type(&self) -> FileType {
-        match self.body {
-            Body::Dir(_) => FileType::Directory,
-            Body::File(_) => FileType::Regular,
-        }
-    }
-
-    fn stat(&self) -> Stat {
-        let perm = self.perm.load(Ordering::Relaxed);
+impl TmpNode {
+    /// `stat` but for the times.
+    fn stat_body(&self, perm: u32) -> Stat {
         match &self.body {
             Body::Dir(entries) => {
                 let subdirs = entries
@@ -406,11 +401,40 @@ impl Inode for TmpNode {
             }
             Body::File(f) => {
                 let mut st = stat_for(DEV_TMPFS, self.ino, FileType::Regular, perm, f.size(), 0);
-                st.st_nlink = f.linked.load(Ordering::Relaxed) as u64;
-                st.st_blocks = (f.pages.load(Ordering::Relaxed) * (PAGE_SIZE / 512)) as i64;
+                st.st_nlink = self.nlink.load(Ordering::Relaxed) as u64;
+                st.st_blocks = (pagecache::object_pages(f.cache_id) * (PAGE_SIZE / 512)) as i64;
+                st
+            }
+            Body::Symlink(target) => {
+                let mut st = stat_for(
+                    DEV_TMPFS,
+                    self.ino,
+                    FileType::Symlink,
+                    0o777,
+                    target.len() as u64,
+                    0,
+                );
+                st.st_nlink = self.nlink.load(Ordering::Relaxed) as u64;
                 st
             }
         }
+    }
+}
+
+impl Inode for TmpNode {
+    fn file_type(&self) -> FileType {
+        match self.body {
+            Body::Dir(_) => FileType::Directory,
+            Body::File(_) => FileType::Regular,
+            Body::Symlink(_) => FileType::Symlink,
+        }
+    }
+
+    fn stat(&self) -> Stat {
+        let perm = self.perm.load(Ordering::Relaxed);
+        let mut st = self.stat_body(perm);
+        self.times.fill(&mut st);
+        st
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -421,6 +445,32 @@ impl Inode for TmpNode {
         let entries = self.entries()?.lock();
         let at = find(&entries, name).map_err(|_| Errno::ENOENT)?;
         Ok(entries[at].1.clone() as InodeRef)
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        match &self.body {
+            Body::Symlink(target) => Ok(kalloc::try_to_vec(target)?),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn chmod(&self, mode: u32) -> Result<(), Errno> {
+        self.perm.store(mode & 0o7777, Ordering::Relaxed);
+        self.times.changed();
+        Ok(())
+    }
+
+    fn set_times(&self, atime: Option<i64>, mtime: Option<i64>) -> Result<(), Errno> {
+        self.times.set(atime, mtime);
+        Ok(())
+    }
+
+    fn link(&self, name: &[u8], target: &InodeRef) -> Result<(), Errno> {
+        self.link_node(name, target)
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8]) -> Result<(), Errno> {
+        self.symlink_node(name, target)
     }
 
     fn entry(&self, index: usize) -> Result<Option<DirEntry>, Errno> {
@@ -441,6 +491,8 @@ impl Inode for TmpNode {
         };
         kalloc::try_reserve(&mut list, 1)?;
         list.insert(at, (name, node.clone()));
+        drop(list);
+        self.times.modified();
         Ok(node as InodeRef)
     }
 
@@ -451,15 +503,14 @@ impl Inode for TmpNode {
             let node = &list[at].1;
             match (&node.body, dir) {
                 (Body::Dir(_), false) => return Err(Errno::EISDIR),
-                (Body::File(_), true) => return Err(Errno::ENOTDIR),
+                (Body::File(_) | Body::Symlink(_), true) => return Err(Errno::ENOTDIR),
                 (Body::Dir(_), true) if !node.is_empty_dir() => return Err(Errno::ENOTEMPTY),
                 _ => {}
             }
             list.remove(at)
         };
-        if let Body::File(f) = &removed.1.body {
-            f.linked.store(false, Ordering::Relaxed);
-        }
+        removed.1.unlinked();
+        self.times.modified();
         // Dropped here, outside the lock: the file's pages go now if no
         // open file or mapping holds it.
         drop(removed);
@@ -503,12 +554,11 @@ impl Inode for TmpNode {
                     if Arc::ptr_eq(target, &node) {
                         return Ok(());
                     }
-                    match (&node.body, &target.body) {
-                        (Body::Dir(_), Body::File(_)) => return Err(Errno::ENOTDIR),
-                        (Body::File(_), Body::Dir(_)) => return Err(Errno::EISDIR),
-                        (Body::Dir(_), Body::Dir(_)) if !target.is_empty_dir() => {
-                            return Err(Errno::ENOTEMPTY)
-                        }
+                    let is_dir = |n: &TmpNode| matches!(n.body, Body::Dir(_));
+                    match (is_dir(&node), is_dir(target)) {
+                        (true, false) => return Err(Errno::ENOTDIR),
+                        (false, true) => return Err(Errno::EISDIR),
+                        (true, true) if !target.is_empty_dir() => return Err(Errno::ENOTEMPTY),
                         _ => {}
                     }
                     Some(core::mem::replace(&mut list[at].1, node.clone()))
@@ -527,19 +577,29 @@ impl Inode for TmpNode {
                 _ => None,
             }
         };
-        if let Some(Body::File(f)) = replaced.as_ref().map(|r| &r.body) {
-            f.linked.store(false, Ordering::Relaxed);
+        if let Some(r) = &replaced {
+            r.unlinked();
         }
+        // Linux: both directories modified, the node itself changed.
+        self.times.modified();
+        to.times.modified();
+        node.times.changed();
         drop((replaced, gone));
         Ok(())
     }
 
     fn read_at(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
-        self.file()?.read(offset, buf, len)
+        let n = self.file()?.read(offset, buf, len)?;
+        self.times.accessed();
+        Ok(n)
     }
 
     fn write_at(&self, offset: u64, buf: u64, len: usize) -> Result<usize, Errno> {
-        self.file()?.write(offset, buf, len)
+        let n = self.file()?.write(offset, buf, len)?;
+        if n > 0 {
+            self.times.modified();
+        }
+        Ok(n)
     }
 
     fn read_kernel(&self, offset: u64, out: &mut [u8]) -> Result<usize, Errno> {
@@ -551,7 +611,9 @@ impl Inode for TmpNode {
     }
 
     fn truncate(&self, size: u64) -> Result<(), Errno> {
-        self.file()?.truncate(size)
+        self.file()?.truncate(size)?;
+        self.times.modified();
+        Ok(())
     }
 
     fn mmap_object(&self) -> Result<MmapObject, Errno> {

@@ -32,8 +32,14 @@ pub const DEV_DEVFS: u64 = 3;
 pub const DEV_PROCFS: u64 = 4;
 pub const DEV_PIPEFS: u64 = 5;
 
-/// A `struct stat` with the fields every node has.
+/// A `struct stat` with the fields every node has. The times are the
+/// boot time (a node with times of its own, tmpfs's, sets them after).
 pub fn stat_for(dev: u64, ino: u64, kind: FileType, perm: u32, size: u64, rdev: u64) -> Stat {
+    let boot = crate::time::boot_wall_ns();
+    let (sec, nsec) = (
+        boot.div_euclid(1_000_000_000),
+        boot.rem_euclid(1_000_000_000),
+    );
     Stat {
         st_dev: dev,
         st_ino: ino,
@@ -46,12 +52,12 @@ pub fn stat_for(dev: u64, ino: u64, kind: FileType, perm: u32, size: u64, rdev: 
         st_size: size as i64,
         st_blksize: 4096,
         st_blocks: (size.div_ceil(512)) as i64,
-        st_atime: 0,
-        st_atime_nsec: 0,
-        st_mtime: 0,
-        st_mtime_nsec: 0,
-        st_ctime: 0,
-        st_ctime_nsec: 0,
+        st_atime: sec,
+        st_atime_nsec: nsec,
+        st_mtime: sec,
+        st_mtime_nsec: nsec,
+        st_ctime: sec,
+        st_ctime_nsec: nsec,
         unused: [0; 3],
     }
 }
@@ -135,6 +141,28 @@ pub trait Inode: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// Adds `name` in this directory for `target` (a hard link).
+    fn link(&self, _name: &[u8], _target: &InodeRef) -> Result<(), Errno> {
+        Err(self.refuse_change())
+    }
+
+    /// Creates the symbolic link `name` -> `target` in this directory.
+    fn symlink(&self, _name: &[u8], _target: &[u8]) -> Result<(), Errno> {
+        Err(self.refuse_change())
+    }
+
+    /// `chmod`: sets the permission bits (`0o7777`).
+    fn chmod(&self, _mode: u32) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// `utimensat`: sets the access and modification times (nanoseconds
+    /// since the epoch; `None` leaves one as it is) and the change time
+    /// to now.
+    fn set_times(&self, _atime: Option<i64>, _mtime: Option<i64>) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
     /// Reads from byte `offset` into user `buf` (regular files).
     fn read_at(&self, _offset: u64, _buf: u64, _len: usize) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
@@ -191,12 +219,14 @@ impl FileOps for InodeFile {
         if self.inode.file_type() == FileType::Directory {
             return Err(Errno::EISDIR);
         }
+        let _pos = file.lock_pos();
         let n = self.inode.read_at(file.pos(), buf, len)?;
         file.set_pos(file.pos() + n as u64);
         Ok(n)
     }
 
     fn write(&self, file: &File, buf: u64, len: usize) -> Result<usize, Errno> {
+        let _pos = file.lock_pos();
         let at = if file.append() {
             self.inode.stat().st_size as u64
         } else {
@@ -233,6 +263,7 @@ impl FileOps for InodeFile {
             FileType::Directory => 0,
             _ => self.inode.stat().st_size as u64,
         };
+        let _pos = file.lock_pos();
         let new = file::seek_position(file.pos(), size, offset, whence)?;
         if new > i64::MAX as u64 {
             return Err(Errno::EINVAL);
@@ -242,6 +273,7 @@ impl FileOps for InodeFile {
     }
 
     fn getdents(&self, file: &File, buf: u64, len: usize) -> Result<usize, Errno> {
+        let _pos = file.lock_pos();
         getdents(&self.inode, file, buf, len)
     }
 

@@ -138,9 +138,12 @@ impl FaultBackend for KernelFaults {
 
     fn file_page(&mut self, file: u32, offset: u64) -> Result<FilePage<FrameRef>, FaultError> {
         let page = pagecache::get(file, offset).map_err(|e| match e {
-            // A swapped-out page that could not be read back: SIGBUS, as
-            // Linux's shmem fault does on a swap-in I/O error.
-            pagecache::CacheError::PastEof | pagecache::CacheError::Io => FaultError::PastEof,
+            // A swapped-out page that could not be read back (Linux's shmem
+            // fault on a swap-in I/O error), or a tmpfs page past the file
+            // system's size limit: SIGBUS.
+            pagecache::CacheError::PastEof
+            | pagecache::CacheError::Io
+            | pagecache::CacheError::NoSpace => FaultError::PastEof,
             pagecache::CacheError::NoMemory | pagecache::CacheError::NoFile => {
                 FaultError::OutOfMemory
             }

@@ -120,6 +120,37 @@ struct CacheFile {
     /// An anonymous object with a size (a tmpfs file): a page wholly past
     /// it is [`CacheError::PastEof`] (`SIGBUS` for a mapping).
     eof: Option<u64>,
+    /// The size limit its pages are charged to (a tmpfs file's): every
+    /// page in its index holds one page of it.
+    limit: Option<PageLimit>,
+}
+
+/// A limit an anonymous object's pages are charged to (tmpfs's size):
+/// a page that comes into its index, by a `write` or a fault of a
+/// mapping alike, takes one page of it (none left: [`CacheError::NoSpace`],
+/// `SIGBUS` for a fault, as Linux's shmem); a page that leaves (truncate,
+/// the object's death) gives it back.
+#[derive(Clone, Copy)]
+pub struct PageLimit {
+    /// Takes one page; false if the limit is used up.
+    pub take: fn() -> bool,
+    /// Gives `n` pages back.
+    pub give: fn(u64),
+}
+
+/// Charges `file`'s pages to `limit` from now on (set once, on a new
+/// object with no pages).
+pub fn set_limit(file: u32, limit: PageLimit) {
+    locked(|c| {
+        if let Some(f) = c.file(file) {
+            f.limit = Some(limit);
+        }
+    })
+}
+
+/// Pages in `file`'s index now.
+pub fn object_pages(file: u32) -> u64 {
+    locked(|c| c.file(file).map_or(0, |f| f.pages.len() as u64))
 }
 
 /// One region of an address space that maps a cache file.
@@ -207,6 +238,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
             mappings: Vec::new(),
             _charge: Charge::none(),
             eof: None,
+            limit: None,
         })
     })
     .expect("room for a ramdisk file in the page cache")
@@ -227,6 +259,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
             mappings: Vec::new(),
             _charge: charge,
             eof: None,
+            limit: None,
         })
     })
 }
@@ -252,6 +285,10 @@ pub fn release(file: u32) {
         }
         let dead = c.files[file as usize].take()?;
         c.pages -= dead.pages.len() as u64 - dead.swapped;
+        // Resident or swapped out, each page holds one of the limit.
+        if let Some(limit) = dead.limit {
+            (limit.give)(dead.pages.len() as u64);
+        }
         Some(dead)
     });
     // Dropping the index (outside the lock) drops the cache's reference
@@ -339,11 +376,14 @@ pub enum CacheError {
     /// A swapped-out page could not be read back (`SIGBUS` for a
     /// mapping, `EIO` for a read or write).
     Io,
+    /// The object's [`PageLimit`] is used up (`ENOSPC`; `SIGBUS` for a
+    /// mapping).
+    NoSpace,
 }
 
 enum Lookup {
     Hit(FrameRef),
-    Miss(Backing),
+    Miss(Backing, Option<PageLimit>),
     /// A swapped-out page of an anonymous object.
     Swapped,
 }
@@ -380,7 +420,7 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
                     return Err(CacheError::PastEof);
                 }
             }
-            Ok(Lookup::Miss(f.backing))
+            Ok(Lookup::Miss(f.backing, f.limit))
         })?;
         match lookup {
             Lookup::Hit(frame) => {
@@ -394,14 +434,36 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
                     return Ok(page);
                 }
             }
-            Lookup::Miss(backing) => return read_in(file, index, backing),
+            Lookup::Miss(backing, limit) => return read_in_limited(file, index, backing, limit),
         }
     }
     Err(CacheError::NoMemory)
 }
 
+/// [`get`]'s miss: a new page of a limited object takes its page of the
+/// limit first, given back unless the page went into the index.
+fn read_in_limited(
+    file: u32,
+    index: u64,
+    backing: Backing,
+    limit: Option<PageLimit>,
+) -> Result<CachePage, CacheError> {
+    if let Some(limit) = limit {
+        if !(limit.take)() {
+            return Err(CacheError::NoSpace);
+        }
+    }
+    let got = read_in(file, index, backing);
+    if let Some(limit) = limit {
+        if !matches!(got, Ok(CachePage { major: true, .. })) {
+            (limit.give)(1);
+        }
+    }
+    got
+}
+
 /// Reads page `index` of `file`, not cached, into a new cache frame (see
-/// [`get`]).
+/// [`get`]), or takes the one a racing reader put there first.
 fn read_in(file: u32, index: u64, backing: Backing) -> Result<CachePage, CacheError> {
     let offset = index * PAGE_SIZE;
     // Read the page in without the cache lock (allocating may reclaim).
@@ -617,6 +679,9 @@ pub fn truncate_pages(file: u32, from: u64) -> u64 {
                 match page {
                     Entry::Page(_) => *pages -= 1,
                     Entry::Swapped(_) => f.swapped -= 1,
+                }
+                if let Some(limit) = f.limit {
+                    (limit.give)(1);
                 }
                 Some(page)
             });

@@ -1,4 +1,5 @@
-//! Loading a static ELF executable from the ramdisk into a fresh address
+//! Loading a static ELF executable (from the ramdisk or any file with a
+//! page-cache object: a tmpfs file) into a fresh address
 //! space: every PT_LOAD segment becomes a private file-backed region with its
 //! own permissions (demand-paged from the page cache), the rest of the bss an
 //! anonymous region, and the stack gets argc, argv, envp and the auxiliary
@@ -162,9 +163,99 @@ pub fn load_file(
     argv: &[&[u8]],
     envp: &[&[u8]],
 ) -> Result<Image, ExecError> {
+    let program = Program {
+        head: file.data,
+        len: file.data.len() as u64,
+        id: file.id,
+    };
+    load_program(&program, path, argv, envp)
+}
+
+/// A program file as the loader needs it: its first bytes (at least the
+/// ELF header and the program-header table), its length, and the
+/// page-cache object its segments are mapped from (privately: a write
+/// goes to a copy, as for a ramdisk file).
+pub struct Program<'a> {
+    pub head: &'a [u8],
+    pub len: u64,
+    pub id: u32,
+}
+
+/// The most bytes read from the start of a file that is not in memory
+/// whole for its headers (the header and a program-header table of at
+/// most 64 KiB, which may lie a little way in).
+const MAX_HEAD: u64 = 128 * 1024;
+
+/// The first bytes of regular file `inode` of `len` bytes: the ELF
+/// header, then as far as its program-header table reaches (`None` if
+/// that lies past [`MAX_HEAD`]: not a program this loader runs).
+pub fn read_head(
+    inode: &crate::fs::vfs::InodeRef,
+    len: u64,
+) -> Result<Option<alloc::vec::Vec<u8>>, crate::proc::syscall::Errno> {
+    let mut head = kalloc::try_zeroed(len.min(elf::EHDR_SIZE as u64) as usize)?;
+    let n = inode.read_kernel(0, &mut head)?;
+    head.truncate(n);
+    let Some(want) = elf::head_len(&head) else {
+        // Too short or not ELF: the parser says which.
+        return Ok(Some(head));
+    };
+    let want = want.min(len);
+    if want > MAX_HEAD {
+        return Ok(None);
+    }
+    if want as usize > head.len() {
+        let more = want as usize - head.len();
+        kalloc::try_reserve(&mut head, more)?;
+        let at = head.len();
+        head.resize(want as usize, 0);
+        let n = inode.read_kernel(at as u64, &mut head[at..])?;
+        head.truncate(at + n);
+    }
+    Ok(Some(head))
+}
+
+/// [`load`] for the node a path walk found (`path` names the program):
+/// a ramdisk file, or any regular file with a page-cache object (a tmpfs
+/// file). `EACCES` if it is not a regular file or has no execute bit (one
+/// user, root: Linux's root still needs one x bit), `ENOEXEC` if it is
+/// not a program this loader runs.
+pub fn load_node(
+    inode: &crate::fs::vfs::InodeRef,
+    path: &str,
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+) -> Result<Image, crate::proc::syscall::Errno> {
+    use crate::proc::syscall::Errno;
+    let st = inode.stat();
+    if inode.file_type() != usercore::fsabi::FileType::Regular || st.st_mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    let id = inode.mmap_object().map_err(|_| Errno::EACCES)?.cache_id;
+    // A ramdisk file is in memory whole.
+    if let Some(file) = ramdisk::path_of(id).and_then(ramdisk::open) {
+        return Ok(load_file(file, path, argv, envp)?);
+    }
+    let len = st.st_size as u64;
+    let head = read_head(inode, len)?.ok_or(Errno::ENOEXEC)?;
+    let program = Program {
+        head: &head,
+        len,
+        id,
+    };
+    Ok(load_program(&program, path, argv, envp)?)
+}
+
+/// [`load_file`] for any program file.
+pub fn load_program(
+    file: &Program,
+    path: &str,
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+) -> Result<Image, ExecError> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let name = kalloc::try_string(name)?;
-    let image = elf::parse(file.data)?;
+    let image = elf::parse_head(file.head, file.len)?;
     let bias = match image.kind {
         ElfKind::Exec => 0,
         ElfKind::StaticPie => PIE_BASE,

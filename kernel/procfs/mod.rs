@@ -8,6 +8,7 @@
 //! /proc/self -> <pid of the reader>                 (symlink)
 //! /proc/<pid>/maps smaps smaps_rollup status stat statm cmdline comm
 //!             exe (symlink) pagemap (binary: 8 bytes per page)
+//! /proc/<pid>/fd/<n> (symlinks) fdinfo/<n> (text)
 //! /proc/sys/vm/<tunable>                            (text; some writable)
 //! ```
 //!
@@ -27,6 +28,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod fd;
 pub mod mem;
 pub mod mount;
 pub mod system;
@@ -182,6 +184,12 @@ pub enum Node {
     SelfLink,
     PidDir(Pid),
     Pid(Pid, PidFile),
+    /// `/proc/<pid>/fd` and `/proc/<pid>/fdinfo`.
+    FdDir(Pid),
+    FdinfoDir(Pid),
+    /// `/proc/<pid>/fd/<n>` (a link) and `/proc/<pid>/fdinfo/<n>`.
+    Fd(Pid, u32),
+    Fdinfo(Pid, u32),
 }
 
 /// What a node is.
@@ -195,10 +203,14 @@ pub enum Kind {
 /// A node's kind.
 pub fn kind(node: Node) -> Kind {
     match node {
-        Node::Root | Node::PressureDir | Node::SysDir | Node::SysVmDir | Node::PidDir(_) => {
-            Kind::Dir
-        }
-        Node::SelfLink | Node::Pid(_, PidFile::Exe) => Kind::Symlink,
+        Node::Root
+        | Node::PressureDir
+        | Node::SysDir
+        | Node::SysVmDir
+        | Node::PidDir(_)
+        | Node::FdDir(_)
+        | Node::FdinfoDir(_) => Kind::Dir,
+        Node::SelfLink | Node::Pid(_, PidFile::Exe) | Node::Fd(..) => Kind::Symlink,
         _ => Kind::File,
     }
 }
@@ -208,6 +220,9 @@ pub fn mode(node: Node) -> u16 {
     match node {
         Node::Root | Node::PressureDir | Node::SysDir | Node::SysVmDir | Node::PidDir(_) => 0o555,
         Node::SelfLink | Node::Pid(_, PidFile::Exe) => 0o777,
+        // Linux: dr-x------ directories, lrwx------ links.
+        Node::FdDir(_) | Node::FdinfoDir(_) => 0o500,
+        Node::Fd(..) => 0o700,
         Node::SysVm(i) if sysvm::TUNABLES[i].writable() => 0o644,
         Node::Global(Global::Slabinfo) => 0o400,
         Node::Global(Global::PressureMemory) => 0o644,
@@ -251,10 +266,28 @@ pub fn child(dir: Node, name: &str) -> Option<Node> {
         Node::PressureDir => (name == "memory").then_some(Node::Global(Global::PressureMemory)),
         Node::SysDir => (name == "vm").then_some(Node::SysVmDir),
         Node::SysVmDir => sysvm::find(name).map(Node::SysVm),
-        Node::PidDir(pid) => PID_FILES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, f)| Node::Pid(pid, f)),
+        Node::PidDir(pid) => match name {
+            "fd" => Some(Node::FdDir(pid)),
+            "fdinfo" => Some(Node::FdinfoDir(pid)),
+            _ => PID_FILES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|&(_, f)| Node::Pid(pid, f)),
+        },
+        Node::FdDir(pid) | Node::FdinfoDir(pid) => {
+            if name.is_empty()
+                || name.len() > 10
+                || !name.bytes().all(|b| b.is_ascii_digit())
+                || (name.len() > 1 && name.starts_with('0'))
+            {
+                return None;
+            }
+            let n: u32 = name.parse().ok()?;
+            fd::is_open(pid, n).then_some(match dir {
+                Node::FdDir(_) => Node::Fd(pid, n),
+                _ => Node::Fdinfo(pid, n),
+            })
+        }
         _ => None,
     }
 }
@@ -378,6 +411,19 @@ pub fn list(dir: Node) -> Result<Vec<DirEntry>> {
             for (name, f) in PID_FILES {
                 add(&mut out, Name::new(name), Node::Pid(pid, f))?;
             }
+            add(&mut out, Name::new("fd"), Node::FdDir(pid))?;
+            add(&mut out, Name::new("fdinfo"), Node::FdinfoDir(pid))?;
+        }
+        Node::FdDir(pid) | Node::FdinfoDir(pid) => {
+            let fds = fd::list(pid)?;
+            kalloc::try_reserve(&mut out, fds.len())?;
+            for n in fds {
+                let node = match dir {
+                    Node::FdDir(_) => Node::Fd(pid, n),
+                    _ => Node::Fdinfo(pid, n),
+                };
+                add(&mut out, Name::number(n), node)?;
+            }
         }
         _ => return Err(ProcError::Invalid),
     }
@@ -416,6 +462,7 @@ pub fn generate(node: Node) -> Result<Text> {
             PidFile::Comm => task::comm(pid, &mut t)?,
             PidFile::Exe | PidFile::Pagemap => return Err(ProcError::Invalid),
         },
+        Node::Fdinfo(pid, n) => fd::info(pid, n, &mut t)?,
         _ => return Err(ProcError::Invalid),
     }
     Ok(t)
@@ -505,6 +552,7 @@ pub fn readlink(node: Node) -> Result<Vec<u8>> {
             Ok(kalloc::try_to_vec(name.as_str().as_bytes())?)
         }
         Node::Pid(pid, PidFile::Exe) => task::exe(pid),
+        Node::Fd(pid, n) => fd::target(pid, n),
         _ => Err(ProcError::Invalid),
     }
 }

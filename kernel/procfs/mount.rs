@@ -63,6 +63,10 @@ fn ino(node: Node) -> u64 {
         Node::SysVm(i) => 64 + i as u64,
         Node::PidDir(pid) => (pid as u64) << 8,
         Node::Pid(pid, f) => ((pid as u64) << 8) | (1 + f as u64),
+        Node::FdDir(pid) => ((pid as u64) << 8) | 0x40,
+        Node::FdinfoDir(pid) => ((pid as u64) << 8) | 0x41,
+        Node::Fd(pid, n) => (1 << 48) | ((pid as u64) << 16) | n as u64,
+        Node::Fdinfo(pid, n) => (2 << 48) | ((pid as u64) << 16) | n as u64,
     }
 }
 
@@ -177,6 +181,7 @@ impl ProcFileOps {
 
 impl FileOps for ProcFileOps {
     fn read(&self, file: &File, buf: u64, len: usize) -> Result<usize, Errno> {
+        let _pos = file.lock_pos();
         let n = self.read_user(file.pos(), buf, len)?;
         file.set_pos(file.pos() + n as u64);
         Ok(n)

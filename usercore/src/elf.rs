@@ -355,6 +355,28 @@ impl Phdr {
 
 /// Validates `bytes` as a static x86_64 ELF64 executable.
 pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
+    parse_head(bytes, bytes.len() as u64)
+}
+
+/// How many bytes from the start of the file [`parse_head`] needs, read
+/// from the ELF header in `ehdr` (the end of the program-header table, at
+/// least the header): `None` if `ehdr` is too short or not ELF (then
+/// [`parse_head`] of it says why).
+pub fn head_len(ehdr: &[u8]) -> Option<u64> {
+    let ehdr = ehdr.get(..EHDR_SIZE)?;
+    if ehdr[..4] != *b"\x7fELF" {
+        return None;
+    }
+    let phoff = u64_at(ehdr, 32);
+    let table = u64::from(u16_at(ehdr, 56)) * PHDR_SIZE as u64;
+    Some(phoff.saturating_add(table).max(EHDR_SIZE as u64))
+}
+
+/// [`parse`] from the first bytes of a file of `file_len` bytes: `head`
+/// must hold the ELF header and the program-header table (a file not
+/// held in memory whole, a tmpfs file, is read that far only); segments
+/// are checked against `file_len`.
+pub fn parse_head(bytes: &[u8], file_len: u64) -> Result<ElfImage, ElfError> {
     let ehdr = bytes.get(..EHDR_SIZE).ok_or(ElfError::TooShort)?;
     if ehdr[..4] != *b"\x7fELF" {
         return Err(ElfError::BadMagic);
@@ -413,7 +435,6 @@ pub fn parse(bytes: &[u8]) -> Result<ElfImage, ElfError> {
         ElfKind::StaticPie
     };
 
-    let file_len = bytes.len() as u64;
     // Room for every PT_LOAD up front, fallibly (the kernel calls this on
     // behalf of execve: up to 1,170 segments is a 64 KiB allocation).
     let loads = phdrs().filter(|(_, p)| p.p_type == PT_LOAD).count();

@@ -24,6 +24,7 @@ use crate::arch::trap::TrapFrame;
 mod errno;
 mod fd;
 mod fs;
+mod fsmeta;
 mod itimer;
 mod misc;
 mod mm;
@@ -39,6 +40,7 @@ mod time;
 pub use errno::{Errno, SysResult};
 use fd::*;
 use fs::*;
+use fsmeta::*;
 use itimer::*;
 use misc::*;
 use mm::*;
@@ -164,6 +166,16 @@ const SYS_RMDIR: u64 = 84;
 const SYS_CREAT: u64 = 85;
 const SYS_UNLINK: u64 = 87;
 const SYS_READLINK: u64 = 89;
+const SYS_LINK: u64 = 86;
+const SYS_SYMLINK: u64 = 88;
+const SYS_CHMOD: u64 = 90;
+const SYS_FCHMOD: u64 = 91;
+const SYS_UTIMES: u64 = 235;
+const SYS_LINKAT: u64 = 265;
+const SYS_SYMLINKAT: u64 = 266;
+const SYS_FCHMODAT: u64 = 268;
+const SYS_UTIMENSAT: u64 = 280;
+const SYS_FCHMODAT2: u64 = 452;
 const SYS_UMASK: u64 = 95;
 const SYS_GETDENTS64: u64 = 217;
 const SYS_MKDIRAT: u64 = 258;
@@ -264,6 +276,16 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_UNLINKAT => unlinkat(a0, a1, a2),
         SYS_READLINK => readlink(a0, a1, a2),
         SYS_READLINKAT => readlinkat(a0, a1, a2, a3),
+        SYS_LINK => link(a0, a1),
+        SYS_LINKAT => linkat(a0, a1, a2, a3, a4),
+        SYS_SYMLINK => symlink(a0, a1),
+        SYS_SYMLINKAT => symlinkat(a0, a1, a2),
+        SYS_CHMOD => chmod(a0, a1),
+        SYS_FCHMOD => fchmod(a0, a1),
+        SYS_FCHMODAT => fchmodat(a0, a1, a2),
+        SYS_FCHMODAT2 => fchmodat2(a0, a1, a2, a3),
+        SYS_UTIMENSAT => utimensat(a0, a1, a2, a3),
+        SYS_UTIMES => utimes(a0, a1),
         SYS_UMASK => umask_call(a0),
         SYS_GETDENTS64 => getdents64(a0, a1, a2),
         SYS_CLOSE => close(a0),

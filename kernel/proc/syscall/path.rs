@@ -27,13 +27,13 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_STATX_SYNC_TYPE: u64 = 0x6000;
 
 /// A path argument, copied in (`ENAMETOOLONG` at `PATH_MAX`).
-fn user_path(addr: u64) -> Result<Vec<u8>, Errno> {
+pub(super) fn user_path(addr: u64) -> Result<Vec<u8>, Errno> {
     fs::user_string(addr, PATH_MAX - 1)
 }
 
 /// Where a relative path starts: the working directory (`AT_FDCWD`) or
 /// directory descriptor `dirfd`'s path. Absolute paths ignore it.
-fn base_of(dirfd: u64, path: &[u8]) -> Result<Vec<u8>, Errno> {
+pub(super) fn base_of(dirfd: u64, path: &[u8]) -> Result<Vec<u8>, Errno> {
     // An empty path is ENOENT (from the walk), whatever `dirfd` is.
     if path.starts_with(b"/") || path.is_empty() {
         return Ok(Vec::new());
@@ -50,7 +50,7 @@ fn base_of(dirfd: u64, path: &[u8]) -> Result<Vec<u8>, Errno> {
     Ok(kalloc::try_to_vec(file.path())?)
 }
 
-fn umask() -> u32 {
+pub(super) fn umask() -> u32 {
     sched::with_current(|p| p.fds.umask)
 }
 
@@ -169,7 +169,7 @@ pub(super) fn getdents64(fd_num: u64, buf: u64, len: u64) -> SysResult {
 
 /// The parent directory of `path` and its last component, refusing the
 /// names `.`, `..` and `/` with `dot`.
-fn parent_of(dirfd: u64, path: &[u8], dot: Errno) -> Result<(Found, &[u8]), Errno> {
+pub(super) fn parent_of(dirfd: u64, path: &[u8], dot: Errno) -> Result<(Found, &[u8]), Errno> {
     let base = base_of(dirfd, path)?;
     let (dir, name) = vfs::resolve_parent(&base, path)?;
     if name.is_empty() || name == b"." || name == b".." {

@@ -139,7 +139,7 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     let path = user_string(path, 4096)?;
     // Found through the file system (relative to the working directory,
     // symbolic links followed: busybox runs its applets as
-    // /proc/self/exe), loaded from the ramdisk, where programs live.
+    // /proc/self/exe), loaded from the ramdisk or a tmpfs file.
     let cwd = crate::proc::fd::cwd()?;
     let found = crate::fs::vfs::resolve(&cwd, &path, true)?;
     drop(cwd);
@@ -149,7 +149,7 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     let envp = Strings::copy_in(envp, argv.size())?;
     let (argv_refs, envp_refs) = (argv.slices()?, envp.slices()?);
     let exe = crate::proc::fd::exe_path(path)?;
-    let mut image = exec::load(path, &argv_refs, &envp_refs)?;
+    let mut image = exec::load_node(&found.inode, path, &argv_refs, &envp_refs)?;
     // The resource limits survive exec, as in Linux.
     let limits = *current_aspace().lock().rlimits();
     *image.aspace.lock().rlimits_mut() = limits;

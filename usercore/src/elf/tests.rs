@@ -751,3 +751,30 @@ proptest! {
         check_loaded(&image, &plan, &pie);
     }
 }
+
+#[test]
+fn head_of_file_parses_like_whole_file() {
+    let file = exec_elf();
+    // The header and program headers are in the first page; the segments
+    // are checked against the file length given, not the slice.
+    let want = head_len(&file).unwrap();
+    assert!((64..=1024).contains(&want), "{want}");
+    assert_eq!(head_len(&file[..63]), None);
+    assert_eq!(
+        head_len(b"#!/bin/sh\necho hello, this is a script of 64 bytes or more, ok?\n"),
+        None
+    );
+    let head = &file[..want as usize];
+    assert_eq!(
+        parse_head(head, file.len() as u64).unwrap().segments,
+        parse(&file).unwrap().segments
+    );
+    assert_eq!(
+        parse_head(head, 0x2f00).unwrap_err(),
+        ElfError::SegmentOutsideFile { index: 2 }
+    );
+    assert_eq!(
+        parse_head(&file[..64], file.len() as u64).unwrap_err(),
+        ElfError::BadPhdrTable
+    );
+}
