@@ -112,6 +112,17 @@ fn is_spurious(irq: u8) -> bool {
     isr & 0x80 == 0
 }
 
+/// Interrupts taken per IRQ line (spurious ones not counted).
+static IRQ_COUNTS: [core::sync::atomic::AtomicU64; 16] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 16];
+
+/// How many interrupts IRQ `irq` raised since boot.
+pub fn irq_count(irq: u8) -> u64 {
+    IRQ_COUNTS
+        .get(irq as usize)
+        .map_or(0, |c| c.load(core::sync::atomic::Ordering::Relaxed))
+}
+
 static TIMER_HOOK: Hook<fn(&mut TrapFrame)> = Hook::empty();
 static IRQ_HOOKS: [Hook<fn()>; 16] = [const { Hook::empty() }; 16];
 
@@ -146,6 +157,7 @@ pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
         }
         return;
     }
+    IRQ_COUNTS[irq as usize].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if irq == IRQ_TIMER {
         crate::time::timer_interrupt();
         end_of_interrupt(irq);

@@ -1,5 +1,7 @@
 //! x86_64: CPU tables, traps, interrupts and stacks.
 
+pub mod acpi;
+pub mod apic;
 pub mod backtrace;
 pub mod cpu;
 pub mod exceptions;
@@ -8,8 +10,10 @@ pub mod hook;
 pub mod interrupts;
 pub mod mmu;
 pub mod pci;
+pub mod percpu;
 pub mod port;
 pub mod ring3;
+pub mod smp;
 pub mod stack;
 pub mod switch;
 pub mod sync;

@@ -1,0 +1,148 @@
+//! SMP bring-up: every CPU QEMU was given (`-smp N`, which QEMU also
+//! writes to CMOS register 0x5f as N - 1) is found in the ACPI MADT,
+//! started, reports its own APIC id through its per-CPU data, and
+//! handles a wake-up IPI in its idle loop; the bootstrap CPU's timer and
+//! serial interrupts still arrive.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::sync::atomic::Ordering;
+
+use ferrite::arch::{apic, interrupts, percpu, smp};
+
+ferrite::kernel_entry!(main);
+
+fn main() -> ! {
+    ferrite::testing::run(ferrite::tests![
+        every_cpu_is_online,
+        bootstrap_cpu_per_cpu_data,
+        every_ap_handles_a_wake_ipi,
+        timer_and_serial_interrupts_arrive,
+        shell_lists_every_cpu,
+    ])
+}
+
+/// The CPU count QEMU put in CMOS (register 0x5f: CPUs - 1).
+fn qemu_cpus() -> usize {
+    use x86_64::instructions::port::Port;
+    let _irq = ferrite::arch::sync::IrqOff::new();
+    // SAFETY: the CMOS index/data ports, read with interrupts off (the RTC
+    // driver does the same); 0x5f is an ordinary CMOS byte.
+    let value: u8 = unsafe {
+        Port::<u8>::new(0x70).write(0x5f);
+        Port::<u8>::new(0x71).read()
+    };
+    value as usize + 1
+}
+
+fn every_cpu_is_online() {
+    let expected = qemu_cpus();
+    assert_eq!(smp::cpus_found(), expected, "CPUs in the MADT");
+    assert_eq!(smp::cpus_online(), expected, "CPUs online");
+    let cpus = percpu::cpus();
+    let mut ids = alloc::vec::Vec::new();
+    for (i, cpu) in cpus.iter().enumerate() {
+        let online = cpu.online.load(Ordering::Acquire);
+        assert_eq!(online, i < expected, "CPU {i} online");
+        if online {
+            assert_eq!(cpu.index.load(Ordering::Relaxed) as usize, i);
+            ids.push(cpu.apic_id.load(Ordering::Relaxed));
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "APIC ids {ids:?} are distinct");
+    log::info!("smp: {expected} CPUs online, APIC ids {ids:?}");
+}
+
+fn bootstrap_cpu_per_cpu_data() {
+    let me = percpu::current().expect("GS points at this CPU's data");
+    assert_eq!(me.index.load(Ordering::Relaxed), 0);
+    assert_eq!(me.apic_id.load(Ordering::Relaxed), apic::id());
+}
+
+/// Spins (interrupts on) until `cond` or about `ms` milliseconds.
+fn wait_for(ms: u64, cond: impl Fn() -> bool) -> bool {
+    let start = ferrite::time::uptime_ns();
+    while !cond() {
+        if ferrite::time::uptime_ns() - start > ms * 1_000_000 {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+fn every_ap_handles_a_wake_ipi() {
+    let n = smp::cpus_online();
+    for round in 1..=3u64 {
+        for i in 1..n {
+            let cpu = &percpu::cpus()[i];
+            let before = cpu.wakeups.load(Ordering::Relaxed);
+            let idle_before = cpu.idle_wakes.load(Ordering::Relaxed);
+            smp::wake(i);
+            assert!(
+                wait_for(2000, || cpu.wakeups.load(Ordering::Relaxed) > before),
+                "CPU {i} took no wake-up IPI (round {round})"
+            );
+            // The IPI woke the AP from `hlt` in its idle loop.
+            assert!(
+                wait_for(2000, || cpu.idle_wakes.load(Ordering::Relaxed)
+                    > idle_before),
+                "CPU {i}'s idle loop did not run (round {round})"
+            );
+        }
+    }
+    // The bootstrap CPU took none of them.
+    assert_eq!(percpu::cpus()[0].wakeups.load(Ordering::Relaxed), 0);
+}
+
+fn timer_and_serial_interrupts_arrive() {
+    let ticks = ferrite::time::ticks();
+    let timer = interrupts::irq_count(interrupts::IRQ_TIMER);
+    let serial = interrupts::irq_count(interrupts::IRQ_COM1);
+    assert!(
+        wait_for(2000, || ferrite::time::ticks() >= ticks + 5),
+        "the tick stopped"
+    );
+    assert!(interrupts::irq_count(interrupts::IRQ_TIMER) > timer);
+    // Enabling the UART's "transmitter empty" interrupt with nothing to
+    // send raises IRQ 4 at once (the driver turns it off again).
+    use ferrite::arch::port::COM1_IER;
+    {
+        let _irq = ferrite::arch::sync::IrqOff::new();
+        COM1_IER.write(0b11);
+    }
+    let got = wait_for(2000, || {
+        interrupts::irq_count(interrupts::IRQ_COM1) > serial
+    });
+    COM1_IER.write(0b01);
+    assert!(got, "no serial interrupt");
+}
+
+fn shell_lists_every_cpu() {
+    let out = ferrite::testing::sh("cpus");
+    let n = smp::cpus_online();
+    assert!(
+        out.starts_with(&alloc::format!("{n} CPU(s) found, {n} online")),
+        "{out}"
+    );
+    for i in 0..n {
+        let apic_id = percpu::cpus()[i].apic_id.load(Ordering::Relaxed);
+        let state = if i == 0 { "running" } else { "idle" };
+        assert!(
+            out.lines().any(|l| {
+                let w: alloc::vec::Vec<&str> = l.split_whitespace().collect();
+                w.len() >= 3
+                    && w[0] == alloc::format!("{i}")
+                    && w[1] == alloc::format!("{apic_id}")
+                    && w[2] == state
+            }),
+            "CPU {i} missing: {out}"
+        );
+    }
+}
