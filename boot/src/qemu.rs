@@ -59,7 +59,14 @@ fn ovmf_paths() -> Result<(PathBuf, PathBuf), String> {
 
 fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, String> {
     let mut cmd = Command::new(qemu_binary());
-    cmd.args(["-machine", machine.chipset, "-cpu", "max", "-m", &machine.memory]);
+    cmd.args([
+        "-machine",
+        machine.chipset,
+        "-cpu",
+        "max",
+        "-m",
+        &machine.memory,
+    ]);
     if machine.cpus != 1 {
         cmd.arg("-smp").arg(machine.cpus.to_string());
     }

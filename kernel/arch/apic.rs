@@ -88,9 +88,9 @@ pub fn init_bsp(mmio_phys: u64) -> Result<(), &'static str> {
     } else {
         let mapping = crate::mm::vmalloc::ioremap(mmio_phys, 4096)
             .map_err(|_| "cannot map the local APIC's registers")?;
+        // The window stays for good (an `IoMapping` only goes away
+        // through `iounmap`).
         MMIO.store(mapping.virt(), Ordering::Relaxed);
-        // The window stays for good.
-        core::mem::forget(mapping);
     }
     enable(true);
     Ok(())

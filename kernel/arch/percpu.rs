@@ -65,7 +65,7 @@ pub fn current() -> Option<&'static PerCpu> {
     let gs = GsBase::read().as_u64();
     let base = CPUS.as_ptr() as u64;
     let size = core::mem::size_of::<PerCpu>() as u64;
-    if gs < base || (gs - base) % size != 0 || (gs - base) / size >= MAX_CPUS as u64 {
+    if gs < base || !(gs - base).is_multiple_of(size) || (gs - base) / size >= MAX_CPUS as u64 {
         return None;
     }
     Some(&CPUS[((gs - base) / size) as usize])
