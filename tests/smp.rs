@@ -20,7 +20,9 @@ fn main() -> ! {
         every_cpu_is_online,
         bootstrap_cpu_per_cpu_data,
         every_ap_handles_a_wake_ipi,
+        device_interrupts_come_through_the_ioapic,
         timer_and_serial_interrupts_arrive,
+        keyboard_interrupt_arrives,
         shell_lists_every_cpu,
     ])
 }
@@ -122,6 +124,53 @@ fn timer_and_serial_interrupts_arrive() {
     });
     COM1_IER.write(0b01);
     assert!(got, "no serial interrupt");
+}
+
+fn device_interrupts_come_through_the_ioapic() {
+    // Every machine in the list (QEMU pc and q35) has an I/O APIC.
+    assert!(interrupts::uses_ioapic(), "the 8259 PICs still deliver");
+    let masks: (u8, u8) = {
+        use x86_64::instructions::port::Port;
+        // SAFETY: reading the PICs' interrupt mask registers.
+        unsafe { (Port::<u8>::new(0x21).read(), Port::<u8>::new(0xa1).read()) }
+    };
+    assert_eq!(masks, (0xff, 0xff), "the PICs are masked");
+    // The PIT (ISA IRQ 0) is unmasked at the I/O APIC, on GSI 2 under QEMU.
+    assert!(ferrite::arch::ioapic::unmasked() & 1 != 0);
+    assert_eq!(ferrite::arch::acpi::madt().expect("a MADT").isa[0].gsi, 2);
+}
+
+/// The i8042's "write keyboard output buffer" command (0xd2) makes a byte
+/// arrive as if the keyboard sent it, with its IRQ 1: a right-shift
+/// release (0xb6), which types nothing.
+fn keyboard_interrupt_arrives() {
+    use x86_64::instructions::port::Port;
+    assert!(ferrite::drivers::keyboard::init(), "QEMU has an i8042");
+    let before = interrupts::irq_count(interrupts::IRQ_KEYBOARD);
+    {
+        let _irq = ferrite::arch::sync::IrqOff::new();
+        let wait_input_empty = || {
+            for _ in 0..100_000 {
+                // SAFETY: the i8042 status port.
+                if unsafe { Port::<u8>::new(0x64).read() } & 2 == 0 {
+                    return;
+                }
+                core::hint::spin_loop();
+            }
+        };
+        wait_input_empty();
+        // SAFETY: the i8042 command and data ports, in its documented
+        // command sequence.
+        unsafe { Port::<u8>::new(0x64).write(0xd2) };
+        wait_input_empty();
+        // SAFETY: as above.
+        unsafe { Port::<u8>::new(0x60).write(0xb6) };
+    }
+    assert!(
+        wait_for(2000, || interrupts::irq_count(interrupts::IRQ_KEYBOARD)
+            > before),
+        "no keyboard interrupt"
+    );
 }
 
 fn shell_lists_every_cpu() {

@@ -5,8 +5,9 @@
 //! STARTUP IPIs), to wake them (fixed IPIs) and for their end of
 //! interrupt.
 //!
-//! The bootstrap CPU keeps taking the 8259 PIC's interrupts through LINT0
-//! in "virtual wire" mode (ExtINT), as the firmware left it.
+//! The bootstrap CPU takes the 8259 PIC's interrupts through LINT0 in
+//! "virtual wire" mode (ExtINT), as the firmware left it, until the I/O
+//! APIC takes over (`interrupts::route_through_ioapic`).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -126,6 +127,11 @@ pub fn enable(bsp: bool) {
     write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
     write(REG_ESR, 0);
     write(REG_EOI, 0);
+}
+
+/// Masks LINT0 (the 8259's virtual wire) once the I/O APIC took over.
+pub fn mask_lint0() {
+    write(REG_LVT_LINT0, LVT_MASKED | 0x700);
 }
 
 /// This CPU's local APIC id.

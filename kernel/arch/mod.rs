@@ -8,6 +8,7 @@ pub mod exceptions;
 pub mod gdt;
 pub mod hook;
 pub mod interrupts;
+pub mod ioapic;
 pub mod mmu;
 pub mod pci;
 pub mod percpu;

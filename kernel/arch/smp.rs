@@ -254,6 +254,11 @@ pub fn init() {
         if apic::is_x2apic() { "x2APIC" } else { "xAPIC" },
         bsp_id
     );
+    if super::interrupts::route_through_ioapic(madt, bsp_id) {
+        log::info!("smp: device interrupts through the I/O APIC, the 8259 PICs masked");
+    } else {
+        log::info!("smp: no usable I/O APIC: device interrupts stay on the 8259 PICs");
+    }
     if madt.cpus_ignored > 0 {
         log::warn!(
             "smp: {} more CPU(s) beyond {} stay off",
