@@ -24,6 +24,7 @@ fn main() -> ! {
         timer_and_serial_interrupts_arrive,
         keyboard_interrupt_arrives,
         shell_lists_every_cpu,
+        proc_cpuinfo_lists_every_cpu,
     ])
 }
 
@@ -192,6 +193,32 @@ fn shell_lists_every_cpu() {
                     && w[2] == state
             }),
             "CPU {i} missing: {out}"
+        );
+    }
+}
+
+fn proc_cpuinfo_lists_every_cpu() {
+    let mut text = alloc::string::String::new();
+    ferrite::procfs::system::cpuinfo(&mut text).expect("cpuinfo");
+    let n = smp::cpus_online();
+    let processors: alloc::vec::Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("processor\t: "))
+        .collect();
+    assert_eq!(processors.len(), n, "{text}");
+    for i in 0..n {
+        let apic_id = percpu::cpus()[i].apic_id.load(Ordering::Relaxed);
+        let block = text
+            .split("\n\n")
+            .find(|b| b.starts_with(&alloc::format!("processor\t: {i}\n")))
+            .unwrap_or_else(|| panic!("no block for CPU {i}: {text}"));
+        assert!(
+            block.contains(&alloc::format!("\napicid\t\t: {apic_id}\n")),
+            "{block}"
+        );
+        assert!(
+            block.contains(&alloc::format!("\ncpu cores\t: {n}\n")),
+            "{block}"
         );
     }
 }
