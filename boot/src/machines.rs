@@ -3,7 +3,7 @@
 //! `tests/machines.txt` has one line per test kernel:
 //! `name: bios-256M uefi-256M bios-4G timeout=120 swap=64M`. A machine may
 //! add `-smpN` (N CPUs) and `-pc` or `-q35` (the chipset; q35 unless
-//! said), e.g. `uefi-256M-smp4-pc`. A test without a
+//! said), and `-noacpi` (no ACPI tables), e.g. `uefi-256M-smp4-pc`. A test without a
 //! line boots once, BIOS with 256 MiB. `swap=SIZE` attaches a blank virtio
 //! disk of SIZE to every machine of the line; `bin=PATH` packs that file
 //! (a path from the repository root) into the test's ramdisk as
@@ -27,6 +27,9 @@ pub struct Machine {
     pub cpus: u32,
     /// QEMU `-machine`: `q35` unless the spec says `-pc`.
     pub chipset: &'static str,
+    /// No ACPI tables (`-noacpi`: QEMU's `acpi=off`), as on machines
+    /// older than ACPI.
+    pub no_acpi: bool,
     pub timeout_secs: Option<u64>,
     /// Bytes of the blank virtio-blk disk attached (the swap disk), if any.
     pub swap_bytes: Option<u64>,
@@ -66,6 +69,9 @@ impl fmt::Display for Machine {
         }
         if self.chipset != "q35" {
             write!(f, " {}", self.chipset)?;
+        }
+        if self.no_acpi {
+            write!(f, " without ACPI")?;
         }
         if let Some(bytes) = self.swap_bytes {
             write!(f, " + {} MiB swap disk", bytes >> 20)?;
@@ -128,6 +134,7 @@ pub fn for_test(name: &str) -> Result<Vec<Machine>, String> {
         memory: "256M".into(),
         cpus: 1,
         chipset: "q35",
+        no_acpi: false,
         timeout_secs: None,
         swap_bytes: None,
         bins: Vec::new(),
@@ -165,7 +172,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
         };
         let mut parts = memory.split('-');
         let memory = parts.next().unwrap_or("");
-        let (mut cpus, mut chipset) = (1, "q35");
+        let (mut cpus, mut chipset, mut no_acpi) = (1, "q35", false);
         for part in parts {
             if let Some(n) = part.strip_prefix("smp") {
                 cpus = n
@@ -173,6 +180,8 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
                     .ok()
                     .filter(|&n| (1..=64).contains(&n))
                     .ok_or_else(|| format!("bad CPU count `{part}` in `{spec}`"))?;
+            } else if part == "noacpi" {
+                no_acpi = true;
             } else if part == "pc" || part == "q35" {
                 chipset = if part == "pc" { "pc" } else { "q35" };
             } else {
@@ -184,6 +193,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
             memory: memory.to_owned(),
             cpus,
             chipset,
+            no_acpi,
             timeout_secs: None,
             swap_bytes: None,
             bins: Vec::new(),
@@ -254,6 +264,9 @@ mod tests {
         assert!(m[0].cpus == 1 && m[0].chipset == "q35" && m[0].memory == "256M");
         assert!(m[1].cpus == 4 && m[1].chipset == "pc" && m[1].memory == "256M");
         assert!(m[2].cpus == 2 && m[2].chipset == "q35" && m[2].memory == "64M");
+        assert!(!m[1].no_acpi);
+        let m = parse_specs("bios-256M-smp2-pc-noacpi").unwrap();
+        assert!(m[0].no_acpi && m[0].cpus == 2 && m[0].chipset == "pc");
         assert!(parse_specs("bios-256M-smp0").is_err());
         assert!(parse_specs("bios-256M-smpx").is_err());
         assert!(parse_specs("bios-256M-isa").is_err());

@@ -196,6 +196,7 @@ impl Options {
             memory: self.memory.clone().unwrap_or_else(|| "256M".into()),
             cpus: self.smp.unwrap_or(1),
             chipset: "q35",
+            no_acpi: false,
             timeout_secs: self.timeout,
             swap_bytes: self.swap,
             bins: Vec::new(),

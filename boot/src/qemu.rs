@@ -59,14 +59,12 @@ fn ovmf_paths() -> Result<(PathBuf, PathBuf), String> {
 
 fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, String> {
     let mut cmd = Command::new(qemu_binary());
-    cmd.args([
-        "-machine",
-        machine.chipset,
-        "-cpu",
-        "max",
-        "-m",
-        &machine.memory,
-    ]);
+    let chipset = if machine.no_acpi {
+        format!("{},acpi=off", machine.chipset)
+    } else {
+        machine.chipset.to_owned()
+    };
+    cmd.args(["-machine", &chipset, "-cpu", "max", "-m", &machine.memory]);
     if machine.cpus != 1 {
         cmd.arg("-smp").arg(machine.cpus.to_string());
     }

@@ -39,6 +39,8 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 pub const WAKE_VECTOR: u8 = 0xf0;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
+/// The bootstrap CPU's APIC is set up ([`init_bsp`] succeeded).
+static READY: AtomicBool = AtomicBool::new(false);
 /// Virtual address of the xAPIC register page (0: not mapped).
 static MMIO: AtomicU64 = AtomicU64::new(0);
 
@@ -94,7 +96,13 @@ pub fn init_bsp(mmio_phys: u64) -> Result<(), &'static str> {
         MMIO.store(mapping.virt(), Ordering::Relaxed);
     }
     enable(true);
+    READY.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Whether the local APICs are in use (false: no MADT, or no APIC).
+pub fn is_ready() -> bool {
+    READY.load(Ordering::Acquire)
 }
 
 /// Enables this CPU's local APIC in the chosen mode. On the bootstrap CPU
@@ -134,9 +142,11 @@ pub fn mask_lint0() {
     write(REG_LVT_LINT0, LVT_MASKED | 0x700);
 }
 
-/// This CPU's local APIC id.
+/// This CPU's local APIC id (0 if the APICs are not in use).
 pub fn id() -> u32 {
-    if is_x2apic() {
+    if !is_ready() {
+        0
+    } else if is_x2apic() {
         read(REG_ID)
     } else {
         read(REG_ID) >> 24

@@ -14,7 +14,13 @@ pub fn cpus(args: &Args, out: &mut dyn Write) -> Result {
         "{} CPU(s) found, {} online; local APIC: {}",
         smp::cpus_found(),
         online,
-        if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
+        if !apic::is_ready() {
+            "not in use"
+        } else if apic::is_x2apic() {
+            "x2APIC"
+        } else {
+            "xAPIC"
+        }
     )?;
     writeln!(out, "CPU  APIC-ID  STATE   WAKEUPS  IDLE-WAKES")?;
     let me = percpu::cpu_index();
