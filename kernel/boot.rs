@@ -35,6 +35,8 @@ pub struct BootFacts {
     pub ramdisk: Option<(u64, u64)>,
     /// Virtual address and length of the framebuffer, if any.
     pub framebuffer: Option<(u64, u64)>,
+    /// Physical address of the ACPI RSDP (BIOS and UEFI both give it).
+    pub rsdp: Option<u64>,
 }
 
 impl BootFacts {
@@ -98,6 +100,7 @@ pub fn take(info: &'static mut BootInfo) -> &'static mut Boot {
             .into_option()
             .map(|a| (a, info.ramdisk_len)),
         framebuffer: fb_range,
+        rsdp: info.rsdp_addr.into_option(),
     });
     // On the boot heap, which keeps its blocks valid for good.
     alloc::boxed::Box::leak(alloc::boxed::Box::new(Boot { framebuffer }))

@@ -67,6 +67,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
         log::info!("framebuffer: write-combining");
     }
     drivers::virtio_blk::init();
+    arch::smp::init();
     arch::interrupts::enable();
 }
 

@@ -1,7 +1,9 @@
 //! Which machines each in-kernel test boots on.
 //!
 //! `tests/machines.txt` has one line per test kernel:
-//! `name: bios-256M uefi-256M bios-4G timeout=120 swap=64M`. A test without a
+//! `name: bios-256M uefi-256M bios-4G timeout=120 swap=64M`. A machine may
+//! add `-smpN` (N CPUs) and `-pc` or `-q35` (the chipset; q35 unless
+//! said), and `-noacpi` (no ACPI tables), e.g. `uefi-256M-smp4-pc`. A test without a
 //! line boots once, BIOS with 256 MiB. `swap=SIZE` attaches a blank virtio
 //! disk of SIZE to every machine of the line; `bin=PATH` packs that file
 //! (a path from the repository root) into the test's ramdisk as
@@ -21,6 +23,13 @@ pub struct Machine {
     pub firmware: Firmware,
     /// QEMU `-m` value, e.g. `256M` or `8G`.
     pub memory: String,
+    /// CPUs (`-smp`); 1 unless the spec says `-smpN`.
+    pub cpus: u32,
+    /// QEMU `-machine`: `q35` unless the spec says `-pc`.
+    pub chipset: &'static str,
+    /// No ACPI tables (`-noacpi`: QEMU's `acpi=off`), as on machines
+    /// older than ACPI.
+    pub no_acpi: bool,
     pub timeout_secs: Option<u64>,
     /// Bytes of the blank virtio-blk disk attached (the swap disk), if any.
     pub swap_bytes: Option<u64>,
@@ -55,6 +64,15 @@ impl fmt::Display for Machine {
             Firmware::Uefi => "UEFI",
         };
         write!(f, "{firmware} {}", self.memory)?;
+        if self.cpus != 1 {
+            write!(f, " {} CPUs", self.cpus)?;
+        }
+        if self.chipset != "q35" {
+            write!(f, " {}", self.chipset)?;
+        }
+        if self.no_acpi {
+            write!(f, " without ACPI")?;
+        }
         if let Some(bytes) = self.swap_bytes {
             write!(f, " + {} MiB swap disk", bytes >> 20)?;
         }
@@ -114,6 +132,9 @@ pub fn for_test(name: &str) -> Result<Vec<Machine>, String> {
     Ok(vec![Machine {
         firmware: Firmware::Bios,
         memory: "256M".into(),
+        cpus: 1,
+        chipset: "q35",
+        no_acpi: false,
         timeout_secs: None,
         swap_bytes: None,
         bins: Vec::new(),
@@ -149,9 +170,30 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
             "uefi" => Firmware::Uefi,
             other => return Err(format!("unknown firmware `{other}`")),
         };
+        let mut parts = memory.split('-');
+        let memory = parts.next().unwrap_or("");
+        let (mut cpus, mut chipset, mut no_acpi) = (1, "q35", false);
+        for part in parts {
+            if let Some(n) = part.strip_prefix("smp") {
+                cpus = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| (1..=64).contains(&n))
+                    .ok_or_else(|| format!("bad CPU count `{part}` in `{spec}`"))?;
+            } else if part == "noacpi" {
+                no_acpi = true;
+            } else if part == "pc" || part == "q35" {
+                chipset = if part == "pc" { "pc" } else { "q35" };
+            } else {
+                return Err(format!("unknown machine option `{part}` in `{spec}`"));
+            }
+        }
         machines.push(Machine {
             firmware,
             memory: memory.to_owned(),
+            cpus,
+            chipset,
+            no_acpi,
             timeout_secs: None,
             swap_bytes: None,
             bins: Vec::new(),
@@ -214,6 +256,20 @@ mod tests {
             );
         }
         assert!(parse_specs("bios-64M bin=").is_err());
+    }
+
+    #[test]
+    fn cpus_and_chipset() {
+        let m = parse_specs("bios-256M uefi-256M-smp4-pc bios-64M-q35-smp2").unwrap();
+        assert!(m[0].cpus == 1 && m[0].chipset == "q35" && m[0].memory == "256M");
+        assert!(m[1].cpus == 4 && m[1].chipset == "pc" && m[1].memory == "256M");
+        assert!(m[2].cpus == 2 && m[2].chipset == "q35" && m[2].memory == "64M");
+        assert!(!m[1].no_acpi);
+        let m = parse_specs("bios-256M-smp2-pc-noacpi").unwrap();
+        assert!(m[0].no_acpi && m[0].cpus == 2 && m[0].chipset == "pc");
+        assert!(parse_specs("bios-256M-smp0").is_err());
+        assert!(parse_specs("bios-256M-smpx").is_err());
+        assert!(parse_specs("bios-256M-isa").is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ commands:
          write DIR/NAME-bios.img and DIR/NAME-uefi.img (without --ramdisk,
          the ramdisk is packed from user/build, user/rootfs, $FERRITE_EXTRA,
          $FERRITE_INIT, $FERRITE_RC and $FERRITE_CMDLINE, as for `run`)
-  run    --kernel ELF [--uefi] [--memory SIZE] [--swap SIZE] [--gdb] [--timeout SECS] [--ramdisk FILE]
+  run    --kernel ELF [--uefi] [--memory SIZE] [--smp N] [--swap SIZE] [--gdb] [--timeout SECS] [--ramdisk FILE]
          boot the kernel in QEMU with serial on this terminal (--swap: attach
          a blank virtio-blk disk of SIZE, e.g. 512M, for swap)
   runner ELF [ARGS]
@@ -127,6 +127,7 @@ struct Options {
     ramdisk: Option<PathBuf>,
     uefi: bool,
     memory: Option<String>,
+    smp: Option<u32>,
     swap: Option<u64>,
     gdb: bool,
     timeout: Option<u64>,
@@ -154,6 +155,15 @@ impl Options {
                     opts.timeout = Some(
                         secs.parse()
                             .map_err(|_| format!("--timeout: `{secs}` is not a number"))?,
+                    );
+                }
+                "--smp" => {
+                    let n = value("--smp")?;
+                    opts.smp = Some(
+                        n.parse()
+                            .ok()
+                            .filter(|&n| (1..=64).contains(&n))
+                            .ok_or_else(|| format!("--smp: `{n}` is not 1..64"))?,
                     );
                 }
                 "--uefi" => opts.uefi = true,
@@ -184,6 +194,9 @@ impl Options {
                 Firmware::Bios
             },
             memory: self.memory.clone().unwrap_or_else(|| "256M".into()),
+            cpus: self.smp.unwrap_or(1),
+            chipset: "q35",
+            no_acpi: false,
             timeout_secs: self.timeout,
             swap_bytes: self.swap,
             bins: Vec::new(),

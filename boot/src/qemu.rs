@@ -59,7 +59,15 @@ fn ovmf_paths() -> Result<(PathBuf, PathBuf), String> {
 
 fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, String> {
     let mut cmd = Command::new(qemu_binary());
-    cmd.args(["-machine", "q35", "-cpu", "max", "-m", &machine.memory]);
+    let chipset = if machine.no_acpi {
+        format!("{},acpi=off", machine.chipset)
+    } else {
+        machine.chipset.to_owned()
+    };
+    cmd.args(["-machine", &chipset, "-cpu", "max", "-m", &machine.memory]);
+    if machine.cpus != 1 {
+        cmd.arg("-smp").arg(machine.cpus.to_string());
+    }
     cmd.args(["-no-reboot", "-serial", "stdio"]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     let image = match machine.firmware {

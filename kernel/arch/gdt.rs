@@ -72,6 +72,38 @@ pub fn init() {
     }
 }
 
+/// Gives an application processor a GDT and TSS of its own (same selector
+/// layout as the bootstrap CPU's), with its IST stacks at `ist_tops`
+/// (double fault, NMI, machine check), and loads them. Called once per
+/// CPU at bring-up: the tables live for good.
+pub fn init_ap(ist_tops: [u64; 3]) {
+    let mut tss = TaskStateSegment::new();
+    for (index, top) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
+        .into_iter()
+        .zip(ist_tops)
+    {
+        tss.interrupt_stack_table[index as usize] = VirtAddr::new(top);
+    }
+    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    let mut gdt = GlobalDescriptorTable::new();
+    let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+    let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    gdt.append(Descriptor::user_data_segment());
+    gdt.append(Descriptor::user_code_segment());
+    let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+    let gdt: &'static GlobalDescriptorTable = alloc::boxed::Box::leak(alloc::boxed::Box::new(gdt));
+    gdt.load();
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which
+    // is leaked (lives for good).
+    unsafe {
+        CS::set_reg(kernel_code);
+        SS::set_reg(kernel_data);
+        DS::set_reg(kernel_data);
+        ES::set_reg(kernel_data);
+        load_tss(tss_sel);
+    }
+}
+
 /// Sets the stack the CPU switches to on a trap from ring 3.
 pub fn set_rsp0(top: u64) {
     let tss = TSS.get().expect("gdt::init ran") as *const TaskStateSegment as *mut TaskStateSegment;

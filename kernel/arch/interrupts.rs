@@ -2,8 +2,13 @@
 //! the PIT (8254): periodic at `time::TICK_HZ` while booting, then one-shot
 //! (`pit_oneshot`), armed by `time` for the next tick or sleeper's wake-up.
 //!
-//! The legacy PIC is on every PC Ferrite targets (and emulated by QEMU);
-//! using the APIC is left for when there is more than one CPU to wake.
+//! Where the ACPI MADT lists an I/O APIC, `smp::init` moves the device
+//! interrupts onto it ([`route_through_ioapic`]): same vectors, the PICs
+//! masked, end of interrupt at the local APIC. The PIT stays the timer
+//! (through the I/O APIC, on the GSI the MADT's override names): its
+//! one-shot deadlines serve the tick and the sleepers as before, and the
+//! scheduler runs on the bootstrap CPU only. Without an I/O APIC the PICs
+//! stay in charge.
 
 use x86_64::instructions::port::Port;
 
@@ -19,6 +24,47 @@ const PIC_EOI: u8 = 0x20;
 const PIT_CHANNEL0: u16 = 0x40;
 const PIT_COMMAND: u16 = 0x43;
 const PIT_FREQUENCY_HZ: u64 = 1_193_182;
+
+/// Device interrupts come through the I/O APIC (the PICs are masked).
+static APIC_MODE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether device interrupts come through the I/O APIC.
+pub fn uses_ioapic() -> bool {
+    apic_mode()
+}
+
+fn apic_mode() -> bool {
+    APIC_MODE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Hands the device interrupts from the PICs to the I/O APIC(s), each
+/// to the local APIC `dest_apic`: every IRQ unmasked at the PIC now is
+/// unmasked at the I/O APIC, then the PICs are masked for good. Called
+/// once with interrupts off; false (nothing changed) without an I/O APIC.
+pub fn route_through_ioapic(madt: &super::acpi::Madt1, dest_apic: u32) -> bool {
+    if !super::ioapic::init(madt, dest_apic) {
+        return false;
+    }
+    let mut data1: Port<u8> = Port::new(PIC1_DATA);
+    let mut data2: Port<u8> = Port::new(PIC2_DATA);
+    // SAFETY: reading and then setting the PICs' interrupt mask registers.
+    let (mask1, mask2) = unsafe {
+        let masks = (data1.read(), data2.read());
+        data1.write(0xff);
+        data2.write(0xff);
+        masks
+    };
+    let unmasked = !(mask1 as u16 | (mask2 as u16) << 8);
+    for irq in 0..16u8 {
+        // IRQ 2 is only the cascade between the two PICs.
+        if irq != 2 && unmasked & (1 << irq) != 0 && !super::ioapic::set_masked(irq, false) {
+            log::warn!("ioapic: no I/O APIC pin for ISA IRQ {irq}");
+        }
+    }
+    APIC_MODE.store(true, core::sync::atomic::Ordering::Relaxed);
+    super::apic::mask_lint0();
+    true
+}
 
 pub const IRQ_TIMER: u8 = 0;
 pub const IRQ_KEYBOARD: u8 = 1;
@@ -84,6 +130,10 @@ pub fn enable() {
 }
 
 fn end_of_interrupt(irq: u8) {
+    if apic_mode() {
+        super::apic::eoi();
+        return;
+    }
     // SAFETY: acknowledging an IRQ at the PIC(s) that raised it.
     unsafe {
         if irq >= 8 {
@@ -95,7 +145,7 @@ fn end_of_interrupt(irq: u8) {
 
 /// IRQ 7 and 15 can be spurious: the PIC raises them with nothing in service.
 fn is_spurious(irq: u8) -> bool {
-    if irq != 7 && irq != 15 {
+    if apic_mode() || (irq != 7 && irq != 15) {
         return false;
     }
     let (cmd, _) = if irq == 7 {
@@ -112,6 +162,17 @@ fn is_spurious(irq: u8) -> bool {
     isr & 0x80 == 0
 }
 
+/// Interrupts taken per IRQ line (spurious ones not counted).
+static IRQ_COUNTS: [core::sync::atomic::AtomicU64; 16] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 16];
+
+/// How many interrupts IRQ `irq` raised since boot.
+pub fn irq_count(irq: u8) -> u64 {
+    IRQ_COUNTS
+        .get(irq as usize)
+        .map_or(0, |c| c.load(core::sync::atomic::Ordering::Relaxed))
+}
+
 static TIMER_HOOK: Hook<fn(&mut TrapFrame)> = Hook::empty();
 static IRQ_HOOKS: [Hook<fn()>; 16] = [const { Hook::empty() }; 16];
 
@@ -123,6 +184,12 @@ pub fn set_timer_hook(hook: fn(&mut TrapFrame)) {
 /// Installs a handler for a device IRQ and unmasks it at the PIC.
 pub fn set_irq_handler(irq: u8, hook: fn()) {
     IRQ_HOOKS[irq as usize].set(hook);
+    if apic_mode() {
+        if !super::ioapic::set_masked(irq, false) {
+            log::warn!("ioapic: no I/O APIC pin for ISA IRQ {irq}");
+        }
+        return;
+    }
     let (port, bit) = if irq < 8 {
         (PIC1_DATA, irq)
     } else {
@@ -146,6 +213,7 @@ pub fn handle_irq(irq: u8, frame: &mut TrapFrame) {
         }
         return;
     }
+    IRQ_COUNTS[irq as usize].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if irq == IRQ_TIMER {
         crate::time::timer_interrupt();
         end_of_interrupt(irq);

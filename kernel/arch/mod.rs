@@ -1,15 +1,20 @@
 //! x86_64: CPU tables, traps, interrupts and stacks.
 
+pub mod acpi;
+pub mod apic;
 pub mod backtrace;
 pub mod cpu;
 pub mod exceptions;
 pub mod gdt;
 pub mod hook;
 pub mod interrupts;
+pub mod ioapic;
 pub mod mmu;
 pub mod pci;
+pub mod percpu;
 pub mod port;
 pub mod ring3;
+pub mod smp;
 pub mod stack;
 pub mod switch;
 pub mod sync;

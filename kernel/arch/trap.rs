@@ -55,6 +55,12 @@ impl TrapFrame {
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn trap_common() {
     naked_asm!(
+        // From ring 3 (the CS the CPU pushed, above vector and error
+        // code): GS becomes the kernel's per-CPU base (see `percpu`).
+        "test byte ptr [rsp + 24], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         // The SysV ABI wants DF clear; the frame is 16-byte aligned here (the
@@ -95,6 +101,11 @@ pub unsafe extern "C" fn trap_return() {
         "pop rax",
         // Drop the vector and error code.
         "add rsp, 16",
+        // Back to ring 3: user space's GS base again.
+        "test byte ptr [rsp + 8], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
         "iretq",
     );
 }
@@ -159,6 +170,8 @@ trap_stubs! {
     stub_irq13: 45;
     stub_irq14: 46;
     stub_irq15: 47;
+    stub_wake: 0xf0;
+    stub_spurious: 0xff;
 }
 
 pub const VECTOR_BREAKPOINT: u64 = 3;
@@ -167,6 +180,8 @@ pub const VECTOR_PAGE_FAULT: u64 = 14;
 pub const VECTOR_NMI: u64 = 2;
 pub const VECTOR_MACHINE_CHECK: u64 = 18;
 pub const IRQ_BASE: u64 = 32;
+const VECTOR_WAKE: u64 = super::apic::WAKE_VECTOR as u64;
+const VECTOR_SPURIOUS: u64 = super::apic::SPURIOUS_VECTOR as u64;
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 
@@ -216,6 +231,13 @@ pub fn init() {
     idt.load();
 }
 
+/// Loads the IDT [`init`] built on this CPU (application processors).
+pub fn load_idt() {
+    IDT.get()
+        .expect("trap::init ran on the bootstrap CPU")
+        .load();
+}
+
 /// A handler the layers above `arch` install (see [`super::hook`]).
 pub type TrapHook = fn(&mut TrapFrame);
 
@@ -259,6 +281,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 fn handle_trap(frame: &mut TrapFrame) {
     match frame.vector {
         VECTOR_BREAKPOINT if !frame.from_user() => super::exceptions::breakpoint(frame),
+        VECTOR_WAKE => super::smp::wake_interrupt(),
+        VECTOR_SPURIOUS => {}
         v if (IRQ_BASE..IRQ_BASE + 16).contains(&v) => {
             super::interrupts::handle_irq((v - IRQ_BASE) as u8, frame)
         }

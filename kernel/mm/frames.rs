@@ -20,6 +20,9 @@ pub use super::direct::DirectMap;
 
 /// Frames below 1 MiB stay reserved: real-mode IVT, BIOS data, EBDA and
 /// option ROMs live there on PCs, and frame 0 would look like a null address.
+/// The application processors' real-mode start-up code (`arch::smp`) goes in
+/// usable RAM below 640 KiB: this reservation keeps it out of the buddy
+/// allocator under BIOS and UEFI alike.
 const LOW_RESERVE: u64 = 1 << 20;
 
 pub struct PhysicalMemory {

@@ -158,7 +158,8 @@ fn cpuid(leaf: u32) -> core::arch::x86_64::CpuidResult {
     core::arch::x86_64::__cpuid_count(leaf, 0)
 }
 
-/// `/proc/cpuinfo` for the one CPU, from CPUID.
+/// `/proc/cpuinfo`: one block per online CPU, from CPUID (read on this
+/// CPU; every CPU of a machine has the same model) and each CPU's APIC id.
 pub fn cpuinfo(out: &mut dyn Write) -> Result {
     let max = cpuid(0).eax;
     let max_ext = cpuid(0x8000_0000).eax;
@@ -201,11 +202,43 @@ pub fn cpuinfo(out: &mut dyn Write) -> Result {
     } else {
         (36, 48)
     };
-    writeln!(out, "processor\t: 0")?;
+    let online = crate::arch::smp::cpus_online();
+    for (index, cpu) in crate::arch::percpu::cpus().iter().enumerate() {
+        if !cpu.online.load(core::sync::atomic::Ordering::Acquire) {
+            continue;
+        }
+        let apic_id = cpu.apic_id.load(core::sync::atomic::Ordering::Relaxed);
+        cpu_block(
+            out, index, apic_id, online, &vendor, family, model, brand, &l1, max, max_ext, khz,
+            clflush, phys, virt,
+        )?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cpu_block(
+    out: &mut dyn Write,
+    index: usize,
+    apic_id: u32,
+    online: usize,
+    vendor: &[u8; 12],
+    family: u32,
+    model: u32,
+    brand: &str,
+    l1: &core::arch::x86_64::CpuidResult,
+    max: u32,
+    max_ext: u32,
+    khz: u64,
+    clflush: u32,
+    phys: u32,
+    virt: u32,
+) -> Result {
+    writeln!(out, "processor\t: {index}")?;
     writeln!(
         out,
         "vendor_id\t: {}",
-        core::str::from_utf8(&vendor).unwrap_or("unknown")
+        core::str::from_utf8(vendor).unwrap_or("unknown")
     )?;
     writeln!(out, "cpu family\t: {family}")?;
     writeln!(out, "model\t\t: {model}")?;
@@ -217,11 +250,11 @@ pub fn cpuinfo(out: &mut dyn Write) -> Result {
     writeln!(out, "stepping\t: {}", l1.eax & 0xf)?;
     writeln!(out, "cpu MHz\t\t: {}.{:03}", khz / 1000, khz % 1000)?;
     writeln!(out, "physical id\t: 0")?;
-    writeln!(out, "siblings\t: 1")?;
-    writeln!(out, "core id\t\t: 0")?;
-    writeln!(out, "cpu cores\t: 1")?;
-    writeln!(out, "apicid\t\t: 0")?;
-    writeln!(out, "initial apicid\t: 0")?;
+    writeln!(out, "siblings\t: {online}")?;
+    writeln!(out, "core id\t\t: {index}")?;
+    writeln!(out, "cpu cores\t: {online}")?;
+    writeln!(out, "apicid\t\t: {apic_id}")?;
+    writeln!(out, "initial apicid\t: {apic_id}")?;
     writeln!(out, "fpu\t\t: yes")?;
     writeln!(out, "fpu_exception\t: yes")?;
     writeln!(out, "cpuid level\t: {max}")?;

@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod clock;
+pub mod cpus;
 pub mod editor;
 pub mod memory;
 pub mod mmview;
@@ -285,6 +286,12 @@ pub static COMMANDS: &[Command] = &[
         usage: "",
         about: "memory use by owner, like /proc/meminfo (kB)",
         run: memory::meminfo,
+    },
+    Command {
+        name: "cpus",
+        usage: "",
+        about: "the CPUs found (ACPI MADT) and online, with their APIC ids",
+        run: cpus::cpus,
     },
     Command {
         name: "free",
