@@ -695,6 +695,7 @@ fn baseline_after_a_clean_run() {
     let before = vmstat::snapshot();
     for (path, argv) in swap_workloads() {
         let (exit, _) = run_swapping(path, &argv, &|| {});
+        remove_tmp_file();
         assert_eq!(
             exit,
             Some(UserExit::Exited(0)),
@@ -789,14 +790,30 @@ fn hoard_leaving(pages: u64) -> u64 {
 /// The programs that swap: 1.6 times [`USER_MIB`] (private anonymous
 /// memory, and shared anonymous memory a forked child writes and its
 /// parent checks).
-fn swap_workloads() -> [(&'static str, Vec<&'static str>); 3] {
+fn swap_workloads() -> [(&'static str, Vec<&'static str>); 4] {
     const MIB: &str = "32";
     const _: () = assert!(USER_MIB * 16 / 10 == 32);
     [
         ("/bin/swapstress", alloc::vec!["swapstress", MIB, "1"]),
         ("/bin/thrash", alloc::vec!["thrash", "loop", MIB, "1"]),
         ("/bin/shmtests", alloc::vec!["shmtests", "shared", MIB]),
+        // A tmpfs file bigger than the memory left (and within tmpfs's
+        // limit, half of RAM, on 64 MiB too); removed after each run.
+        (
+            "/bin/shmtests",
+            alloc::vec!["shmtests", "write", TMP_FILE, "24", "1"],
+        ),
     ]
+}
+
+/// The tmpfs file of the fourth swap workload.
+const TMP_FILE: &str = "/tmp/failinject";
+
+/// Removes the tmpfs file a swap workload may have left (written whole,
+/// in part, or not at all): its pages and slots go with it.
+fn remove_tmp_file() {
+    let (dir, leaf) = ferrite::fs::vfs::resolve_parent(b"/", TMP_FILE.as_bytes()).expect("/tmp");
+    let _ = dir.inode.unlink(leaf, false);
 }
 
 /// Failed injections so far (heap and frames).
@@ -1045,6 +1062,7 @@ fn swapping_programs_survive_injection() {
             failslab::configure(target, rule);
             failslab::off();
             let (exit, hits) = run_swapping(path, &argv, &|| failslab::resume(target, rule));
+            remove_tmp_file();
             let stats = failslab::status(target).1;
             ferrite::kprintln!(
                 "  {} {rule}, {}: {exit:?}; {} of {} failed, {hits} samples with failures while swapping",
