@@ -206,7 +206,9 @@ fn tree_lookup_and_listing() {
             "smaps_rollup",
             "stat",
             "statm",
-            "status"
+            "status",
+            "fd",
+            "fdinfo"
         ]
     );
     assert_eq!(
