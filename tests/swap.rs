@@ -549,6 +549,9 @@ fn fuzz_under_swap_pressure() {
     assert_eq!(wait_for(fuzz), UserExit::Exited(0));
     assert_eq!(wait_for(hog), UserExit::Exited(0));
     while let Ok(Some(_)) = ferrite::proc::sched::wait(-1, false) {}
+    // The slab caches before the pass, to name the one that differs if the
+    // count does not balance (held through both counts).
+    let slabs_before = sh("slabinfo");
     let free_before = settled_free_pages();
     let kinds_before = frames::stats().pages_by_kind;
     let mib = ram_mib() * 3 / 2;
@@ -577,6 +580,15 @@ fn fuzz_under_swap_pressure() {
     swap::swapoff().expect("swapoff");
     let free_after = settled_free_pages();
     let kinds_after = frames::stats().pages_by_kind;
+    if kinds_after != kinds_before {
+        let slabs_after = sh("slabinfo");
+        for (b, a) in slabs_before.lines().zip(slabs_after.lines()) {
+            if a != b {
+                ferrite::kprintln!("  slab before: {b}\n  slab after:  {a}");
+            }
+        }
+    }
+    drop(slabs_before);
     // Every frame is back exactly: user memory, page tables, kernel
     // stacks, and the slab heap's pages (the swap area's tables and the
     // compressed pages' buffers went with swapoff).
