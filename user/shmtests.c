@@ -32,41 +32,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pagepattern.h"
 #include "say.h"
-
-#define PAGE 4096UL
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static void fill(uint64_t *p, uint64_t index, uint64_t seed)
-{
-	uint64_t v = mix(index ^ seed);
-	for (unsigned i = 0; i < PAGE / 8; i++)
-		p[i] = (i & 63) == 0 ? v + i : 0x5a5a5a5a5a5a5a5aULL;
-	p[1] = index;
-	p[2] = seed;
-}
-
-static int good(const uint64_t *p, uint64_t index, uint64_t seed)
-{
-	uint64_t v = mix(index ^ seed);
-	if (p[1] != index || p[2] != seed)
-		return 0;
-	for (unsigned i = 0; i < PAGE / 8; i++) {
-		if (i == 1 || i == 2)
-			continue;
-		uint64_t want = (i & 63) == 0 ? v + i : 0x5a5a5a5a5a5a5a5aULL;
-		if (p[i] != want)
-			return 0;
-	}
-	return 1;
-}
 
 static int zero(const uint64_t *p)
 {
@@ -92,7 +59,7 @@ static int read_all(const char *mode, int fd, size_t pages, uint64_t seed)
 	for (size_t i = 0; i < pages; i++) {
 		if (read(fd, page_buf, PAGE) != (ssize_t)PAGE)
 			return fail(mode, "short read", i);
-		if (!good(page_buf, i, seed))
+		if (!pattern_ok(page_buf, i, seed))
 			return fail(mode, "read: wrong contents", i);
 	}
 	if (read(fd, page_buf, PAGE) != 0)
@@ -131,7 +98,7 @@ static int do_check(const char *path, size_t pages, uint64_t seed)
 	for (size_t i = pages; i-- > 0;) {
 		if (pread(fd, page_buf, PAGE, i * PAGE) != (ssize_t)PAGE)
 			return fail("check", "short pread", i);
-		if (!good(page_buf, i, seed))
+		if (!pattern_ok(page_buf, i, seed))
 			return fail("check", "pread: wrong contents", i);
 	}
 	/* Through a shared mapping: each fault fills from the file. */
@@ -139,7 +106,7 @@ static int do_check(const char *path, size_t pages, uint64_t seed)
 	if (map == MAP_FAILED)
 		return fail("check", "mmap", 0);
 	for (size_t i = 0; i < pages; i++)
-		if (!good((const uint64_t *)(map + i * PAGE), i, seed))
+		if (!pattern_ok((const uint64_t *)(map + i * PAGE), i, seed))
 			return fail("check", "mapping: wrong contents", i);
 	munmap(map, pages * PAGE);
 	close(fd);
@@ -160,7 +127,7 @@ static int do_truncate(const char *path, size_t pages, uint64_t seed)
 	for (size_t i = 0; i < half; i++) {
 		if (pread(fd, page_buf, PAGE, i * PAGE) != (ssize_t)PAGE)
 			return fail("truncate", "short pread", i);
-		if (!good(page_buf, i, seed))
+		if (!pattern_ok(page_buf, i, seed))
 			return fail("truncate", "pread: wrong contents", i);
 	}
 	if (pread(fd, page_buf, PAGE, half * PAGE) != 100)
@@ -196,7 +163,7 @@ static int do_truncate(const char *path, size_t pages, uint64_t seed)
 static int check_region(const char *who, const char *mem, size_t pages, uint64_t seed)
 {
 	for (size_t i = 0; i < pages; i++)
-		if (!good((const uint64_t *)(mem + i * PAGE), i, seed)) {
+		if (!pattern_ok((const uint64_t *)(mem + i * PAGE), i, seed)) {
 			say("shmtests: shared: %s: page %zu of %zu is wrong\n", who, i, pages);
 			return 1;
 		}

@@ -16,47 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pagepattern.h"
 #include "say.h"
-
-#define PAGE 4096UL
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static void fill(uint64_t *p, uint64_t index, uint64_t seed)
-{
-	uint64_t v = mix(index ^ seed);
-	for (unsigned i = 0; i < PAGE / 8; i++)
-		p[i] = (i & 63) == 0 ? v + i : 0x5a5a5a5a5a5a5a5aULL;
-	p[1] = index;
-	p[2] = seed;
-}
-
-static int check(const uint64_t *p, uint64_t index, uint64_t seed)
-{
-	uint64_t v = mix(index ^ seed);
-	if (p[1] != index || p[2] != seed)
-		return 0;
-	for (unsigned i = 0; i < PAGE / 8; i++) {
-		if (i == 1 || i == 2)
-			continue;
-		uint64_t want = (i & 63) == 0 ? v + i : 0x5a5a5a5a5a5a5a5aULL;
-		if (p[i] != want)
-			return 0;
-	}
-	return 1;
-}
 
 static int verify(const char *who, char *mem, size_t pages, uint64_t seed_even, uint64_t seed_odd)
 {
 	for (size_t i = 0; i < pages; i++) {
 		uint64_t seed = (i & 1) ? seed_odd : seed_even;
-		if (!check((const uint64_t *)(mem + i * PAGE), i, seed)) {
+		if (!pattern_ok((const uint64_t *)(mem + i * PAGE), i, seed)) {
 			say("swapstress: %s: page %zu of %zu is wrong\n", who, i, pages);
 			return 0;
 		}
