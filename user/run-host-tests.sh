@@ -11,6 +11,13 @@ cd "$(dirname "$0")" || exit 1
 B=build
 MAX_PROCS=${MAX_PROCS:-50}
 failures=0
+failed_names=
+# failed NAME: counts a failure and remembers its name for the last line
+# (a CI log may show only the tail).
+failed() {
+	failures=$((failures + 1))
+	failed_names="$failed_names $1"
+}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
@@ -57,7 +64,7 @@ check() {
 	else
 		echo "run-host-tests: $name ... FAILED ($why)"
 		sed 's/^/    | /' "$out"
-		failures=$((failures + 1))
+		failed "$name"
 	fi
 }
 
@@ -72,24 +79,25 @@ if [ "$(elf_type $B/hello)" = 2 ] && [ "$(elf_type $B/hello-pie)" = 3 ] &&
 	echo "run-host-tests: elf-types ... ok (hello is ET_EXEC, hello-pie is ET_DYN without interpreter)"
 else
 	echo "run-host-tests: elf-types ... FAILED (hello $(elf_type $B/hello), hello-pie $(elf_type $B/hello-pie))"
-	failures=$((failures + 1))
+	failed elf-types
 fi
 check malloc-stress 0 "malloc-stress: ok" -- $B/malloc-stress
 # filetests works in a directory of its own that it makes under $FILETESTS_DIR.
 ft_dir=$(mktemp -d)
 check filetests 0 "filetests: 22 passed, 0 failed" -- env FILETESTS_DIR="$ft_dir" $B/filetests
-rmdir "$ft_dir" 2>/dev/null || { echo "run-host-tests: filetests left files in $ft_dir"; failures=$((failures + 1)); }
-# fstests2 likewise, under $FSTESTS2_DIR (it execs a copy of itself there).
-fs2_dir=$(mktemp -d)
+rmdir "$ft_dir" 2>/dev/null || { echo "run-host-tests: filetests left files in $ft_dir"; failed filetests-cleanup; }
+# fstests2 likewise, under $FSTESTS2_DIR. It execs a copy of itself there,
+# so not under /tmp, which a host may mount noexec: beside the programs.
+fs2_dir=$(mktemp -d "$PWD/$B/fstests2-scratch.XXXXXX")
 check fstests2 0 "fstests2: 11 passed, 0 failed" -- env FSTESTS2_DIR="$fs2_dir" $B/fstests2
-rmdir "$fs2_dir" 2>/dev/null || { echo "run-host-tests: fstests2 left files in $fs2_dir"; failures=$((failures + 1)); }
+rmdir "$fs2_dir" 2>/dev/null || { echo "run-host-tests: fstests2 left files in $fs2_dir"; failed fstests2-cleanup; }
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l
 check usertests 0 "usertests: 48 passed, 0 failed" -- $B/usertests --max-procs "$MAX_PROCS"
 if grep -q FAILED "$out"; then
 	echo "run-host-tests: usertests printed FAILED lines"
-	failures=$((failures + 1))
+	failed usertests-lines
 fi
 check usertests-one 0 "usertests: 1 passed, 0 failed" -- $B/usertests null-read
 # Only when named; needs vm.overcommit_memory=2, so here it says it skipped
@@ -132,9 +140,12 @@ check mmbench 0 "mmbench: getpid " "mmbench: mprotect-1p " "mmbench: fork-64m " 
 check mmbench-bad-name 2 "no item named" -- $B/mmbench no-such-item
 # More memory than a small machine has (on Ferrite it runs against swap).
 check swapstress 0 "swapstress: ok 64 MiB" -- $B/swapstress 64 1
-# shmtests: tmpfs files (here /dev/shm) and shared anonymous memory, small
-# (on Ferrite, tests/shmemswap.rs runs them bigger than RAM against swap).
-SHM=/dev/shm/shmtests.$$
+# shmtests: tmpfs files (here /dev/shm, or beside the programs on a host
+# without one) and shared anonymous memory, small (on Ferrite,
+# tests/shmemswap.rs runs them bigger than RAM against swap).
+shm_dir=/dev/shm
+[ -d $shm_dir ] && [ -w $shm_dir ] || shm_dir=$PWD/$B
+SHM=$shm_dir/shmtests.$$
 check shmtests-write 0 "shmtests: write ok 2048 pages" -- $B/shmtests write $SHM 8 7
 check shmtests-check 0 "shmtests: check ok 2048 pages" -- $B/shmtests check $SHM 8 7
 check shmtests-truncate 0 "shmtests: truncate ok 1024 of 2048 pages kept" -- $B/shmtests truncate $SHM 8 7
@@ -155,7 +166,7 @@ check memhog-bad-arg 2 "usage: memhog" -- $B/memhog eat 3
 check pipetests 0 "pipetests: 21 passed, 0 failed" -- $B/pipetests
 if grep -q FAILED "$out"; then
 	echo "run-host-tests: pipetests printed FAILED lines"
-	failures=$((failures + 1))
+	failed pipetests-lines
 fi
 check pipetests-gen-count 0 "count: 100000 bytes, 2564 lines, hash f4f54fc2eb5996b3" -- sh -c "$B/pipetests gen 100000 | $B/cat | $B/pipetests count"
 check cat-files 0 "hello from ferrite" -- sh -c "$B/hello > /tmp/ferrite-cat.$$ && $B/cat - /tmp/ferrite-cat.$$ </dev/null; s=\$?; rm -f /tmp/ferrite-cat.$$; exit \$s"
@@ -186,7 +197,7 @@ for mode in "" split; do
 	else
 		echo "run-host-tests: conbytes${mode:+-$mode} ... FAILED ($(
 			$B/conbytes $mode | od -An -tx1 | head -3 | tr -s ' \n' ' '))"
-		failures=$((failures + 1))
+		failed "conbytes${mode:+-$mode}"
 	fi
 done
 rm -f "$expect_bytes"
@@ -194,7 +205,7 @@ if [ "$($B/conbytes utf8 | od -An -tx1 | tr -d ' \n')" = 3ce282ac3e0a ]; then
 	echo "run-host-tests: conbytes-utf8 ... ok"
 else
 	echo "run-host-tests: conbytes-utf8 ... FAILED"
-	failures=$((failures + 1))
+	failed conbytes-utf8
 fi
 # Console throughput benchmark, quick: both items print a cycle count.
 check catbench 0 "catbench: block " "catbench: lines " "catbench-end: 25200 bytes" -- $B/catbench -q
@@ -214,5 +225,5 @@ if [ $failures = 0 ]; then
 	echo "run-host-tests: all passed"
 	exit 0
 fi
-echo "run-host-tests: $failures FAILED"
+echo "run-host-tests: $failures FAILED:$failed_names"
 exit 1
