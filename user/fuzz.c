@@ -540,6 +540,9 @@ static u64 pick_iov(u64 *count)
 }
 
 static struct timespec ts_small, ts_bad;
+/* Linux with vm.mmap_min_addr = 0 lets a batch map page 0: then a NULL
+ * timespec is a real one holding any length of time (a sleep forever). */
+static int null_mappable;
 
 static u64 pick_timespec(void)
 {
@@ -551,7 +554,7 @@ static u64 pick_timespec(void)
 		ts_bad = (struct timespec){(long)below(3) - 1, 1000 * 1000 * 1000 + (long)below(10)};
 		return (u64)&ts_bad; /* EINVAL */
 	case 2:
-		return 0;
+		return null_mappable ? KERNEL_ADDR : 0;
 	case 3:
 		return KERNEL_ADDR;
 	default:
@@ -1869,6 +1872,13 @@ int main(int argc, char **argv)
 
 	struct utsname u;
 	on_ferrite = uname(&u) == 0 && strcmp(u.sysname, "Ferrite") == 0;
+	if (!on_ferrite) {
+		int fd = open("/proc/sys/vm/mmap_min_addr", O_RDONLY);
+		char c = 0;
+		null_mappable = fd >= 0 && read(fd, &c, 1) == 1 && c == '0';
+		if (fd >= 0)
+			close(fd);
+	}
 	make_scratch();
 	if (!on_ferrite) {
 		FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
