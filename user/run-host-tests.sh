@@ -181,6 +181,12 @@ check proctests-bad-name 2 "no case named" -- $B/proctests no-such-case
 check proctests2 0 "proctests2: 7 passed, 0 failed" -- $B/proctests2
 check proctests2-loadavg 0 "proctests2: loadavg-rises ... ok" -- $B/proctests2 loadavg-rises
 
+# Scalability (tools/bench-scale runs it on Ferrite and Linux at 1-4 CPUs),
+# quick: every test and variant at 1 and 2 tasks.
+check scale 0 "scale: page_fault1-processes tasks 2 ops/s" "scale: page_fault2-threads tasks 2 ops/s" \
+	"scale: malloc1-threads tasks 2 ops/s" "scale: done" -- $B/scale -t 0.1 -m 2 -n 2
+check scale-bad-name 2 "scale: no test named" -- $B/scale page_fault9
+
 # Console output is binary-safe: conbytes writes the 256 byte values (in
 # one write, then one write per byte); a pipe receives exactly those bytes.
 # utf8: a character split over two writes arrives whole.
