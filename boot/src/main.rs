@@ -34,6 +34,7 @@ environment:
   OVMF_CODE, OVMF_VARS  UEFI firmware (default /usr/share/OVMF/OVMF_CODE_4M.fd, OVMF_VARS_4M.fd)
   FERRITE_UEFI=1        `runner` boots through UEFI instead of BIOS
   FERRITE_MEMORY=SIZE   `runner` machine memory (default 256M)
+  FERRITE_SMP=N         `runner` machine CPUs (default 1)
   FERRITE_SWAP=SIZE     `runner` attaches a blank virtio-blk swap disk of SIZE (e.g. 512M);
                         for a test kernel, to every machine (tests/machines.txt: swap=SIZE)
   FERRITE_GDB=1         `runner` waits for GDB on localhost:1234
@@ -88,6 +89,15 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                 }
                 if let Ok(memory) = std::env::var("FERRITE_MEMORY") {
                     machine.memory = memory;
+                }
+                if let Ok(n) = std::env::var("FERRITE_SMP") {
+                    if !n.is_empty() {
+                        machine.cpus = n
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=64).contains(n))
+                            .ok_or_else(|| format!("FERRITE_SMP: `{n}` is not 1..64"))?;
+                    }
                 }
                 if let Some(swap) = env_swap()? {
                     machine.swap_bytes = Some(swap);
