@@ -28,39 +28,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Every check names its line and condition (and errno). */
-#define CHECK(cond)                                                             \
-	do {                                                                    \
-		if (!(cond))                                                    \
-			fail("line %d: %s (errno %d)", __LINE__, #cond, errno); \
-	} while (0)
 #define SUITE "filetests"
-#include "testcase.h"
+#include "fileutil.h"
 
 #define BAD ((void *)1) /* an address nothing maps */
-
-static char self[4096];
-static char dir[512]; /* the scratch directory */
-
-/* A call that must fail with errno `e`. */
-#define ERR(call, e)                                                         \
-	do {                                                                 \
-		errno = 0;                                                   \
-		long r_ = (long)(call);                                      \
-		if (r_ != -1 || errno != (e))                                \
-			fail("line %d: %s gave %ld errno %d, want errno %d", \
-			     __LINE__, #call, r_, errno, (e));               \
-	} while (0)
-
-static int put(const char *path, const char *text)
-{
-	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
 
 static long size_of(const char *path)
 {
@@ -756,29 +727,10 @@ static struct testcase cases[] = {
 	{"fill", t_fill, 0, BY_NAME},
 };
 
-static void to_scratch(void)
-{
-	CHECK(chdir(dir) == 0);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "--fdcheck"))
 		return fdcheck(atoi(argv[2]), atoi(argv[3]));
-	/* The program's own path, absolute, for the exec case. */
-	if (argv[0][0] == '/') {
-		snprintf(self, sizeof self, "%s", argv[0]);
-	} else {
-		char cwd[2048];
-		if (getcwd(cwd, sizeof cwd))
-			snprintf(self, sizeof self, "%s/%s", cwd, argv[0]);
-	}
-	const char *base = getenv("FILETESTS_DIR");
-	snprintf(dir, sizeof dir, "%s/filetests.XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(dir)) {
-		say("filetests: cannot make a scratch directory in %s\n", base ? base : "/tmp");
-		return 1;
-	}
 	/* In this process (as it always was): each case starts from the
 	 * scratch directory. */
 	static const struct suite suite = {
@@ -788,8 +740,5 @@ int main(int argc, char **argv)
 		.before = to_scratch,
 		.in_process = 1,
 	};
-	int status = run_suite(&suite, argc, argv);
-	if (chdir("/") != 0 || rmdir(dir) != 0)
-		say("filetests: scratch directory %s not empty at the end\n", dir);
-	return status;
+	return run_in_scratch(&suite, argc, argv, "FILETESTS_DIR");
 }

@@ -10,9 +10,13 @@
  * (tests/fs2.rs). Everything it creates is inside a directory it makes
  * with mkdtemp under $FSTESTS2_DIR or /tmp, and removes at the end.
  *
- * Usage: fstests2 [CASE...]   (no case: all but "mapfill", run only when
- *                              named: it touches a shared mapping of a
- *                              file until the file system is full)
+ * The cases run in this process, one after the other, each from the
+ * scratch directory (user/fileutil.h, on user/testcase.h).
+ *
+ * Usage: fstests2 [-l] [--skip CASE]... [CASE...]
+ *                 (no case: all but "mapfill", run only when named: it
+ *                 touches a shared mapping of a file until the file
+ *                 system is full)
  * Output: "fstests2: <case> ... ok" or "... FAILED (<why>)" per case, then
  * "fstests2: N passed, M failed". Exit status 0 iff all passed.
  */
@@ -34,55 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "say.h"
-
-static char why[512];
-static char self[4096];
-static char dir[512];
-
-#define FAIL(...)                                                              \
-	do {                                                                   \
-		snprintf(why, sizeof why, __VA_ARGS__);                        \
-		return 1;                                                      \
-	} while (0)
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			FAIL("line %d: %s (errno %d)", __LINE__, #cond, errno); \
-	} while (0)
-/* A call that must fail with errno `e`. */
-#define ERR(call, e)                                                           \
-	do {                                                                   \
-		errno = 0;                                                     \
-		long r_ = (long)(call);                                        \
-		if (r_ != -1 || errno != (e))                                  \
-			FAIL("line %d: %s gave %ld errno %d, want errno %d",   \
-			     __LINE__, #call, r_, errno, (e));                 \
-	} while (0)
-
-static int put(const char *path, const char *text)
-{
-	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-/* The whole (short) contents of `path`, NUL-terminated; "" on error. */
-static const char *get(const char *path)
-{
-	static char buf[256];
-	buf[0] = 0;
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return buf;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
-}
+#define SUITE "fstests2"
+#include "fileutil.h"
 
 static int64_t ns(struct timespec t)
 {
@@ -146,7 +103,7 @@ static int run(const char *path, const char *arg)
 	return got == sizeof e ? -e : status;
 }
 
-static int t_exec_copy(void)
+static void t_exec_copy(void)
 {
 	/* The program itself, copied here: runs from this file system. */
 	CHECK(copy(self, "prog", 0755) == 0);
@@ -179,10 +136,9 @@ static int t_exec_copy(void)
 	CHECK(run("./d", "x") == -EACCES);
 	CHECK(unlink("plink") == 0 && unlink("prog2") == 0 && unlink("text") == 0);
 	CHECK(unlink("empty") == 0 && rmdir("d") == 0);
-	return 0;
 }
 
-static int t_exec_unlinked(void)
+static void t_exec_unlinked(void)
 {
 	/* A program whose file loses its name while it runs keeps running. */
 	CHECK(copy(self, "prog", 0755) == 0);
@@ -206,7 +162,6 @@ static int t_exec_unlinked(void)
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 43);
-	return 0;
 }
 
 /* When a read moves atime, by the scratch directory's mount options (the
@@ -223,7 +178,7 @@ static int atime_rule(void)
 	return v.f_flag & ST_RELATIME ? ATIME_RELATIME : ATIME_STRICT;
 }
 
-static int t_times(void)
+static void t_times(void)
 {
 	struct stat a, b;
 	int64_t before = now_ns();
@@ -278,10 +233,9 @@ static int t_times(void)
 	CHECK(ns(b.st_ctim) > ns(a.st_ctim) && ns(b.st_mtim) == ns(a.st_mtim));
 	close(fd);
 	CHECK(unlink("g") == 0 && unlink("f") == 0);
-	return 0;
 }
 
-static int t_dir_times(void)
+static void t_dir_times(void)
 {
 	struct stat a, b, c;
 	CHECK(mkdir("d", 0755) == 0 && mkdir("e", 0755) == 0);
@@ -309,10 +263,9 @@ static int t_dir_times(void)
 	CHECK(stat("e", &c) == 0);
 	CHECK(ns(c.st_mtim) > ns(b.st_mtim));
 	CHECK(unlink("e/l") == 0 && rmdir("d") == 0 && rmdir("e") == 0);
-	return 0;
 }
 
-static int t_utimensat(void)
+static void t_utimensat(void)
 {
 	struct stat s;
 	CHECK(put("f", "data") == 0);
@@ -358,10 +311,9 @@ static int t_utimensat(void)
 	CHECK(unlink("l") == 0 && unlink("f") == 0);
 	/* The root directory has a time (the ramdisk's on Ferrite). */
 	CHECK(stat("/", &s) == 0 && s.st_mtim.tv_sec > 0);
-	return 0;
 }
 
-static int t_chmod(void)
+static void t_chmod(void)
 {
 	struct stat s;
 	CHECK(put("f", "x") == 0);
@@ -387,10 +339,9 @@ static int t_chmod(void)
 	ERR(chmod("missing", 0644), ENOENT);
 	ERR(fchmod(-1, 0644), EBADF);
 	CHECK(unlink("l") == 0 && unlink("f") == 0 && rmdir("d") == 0);
-	return 0;
 }
 
-static int t_hard_links(void)
+static void t_hard_links(void)
 {
 	struct stat a, b;
 	CHECK(put("a", "one") == 0);
@@ -435,10 +386,9 @@ static int t_hard_links(void)
 	CHECK(stat("t", &a) == 0 && a.st_nlink == 1);
 	CHECK(unlink("t") == 0 && unlink("t2") == 0 && unlink("s") == 0 && unlink("s2") == 0);
 	CHECK(rmdir("d") == 0);
-	return 0;
 }
 
-static int t_symlinks(void)
+static void t_symlinks(void)
 {
 	char buf[256];
 	struct stat s;
@@ -504,7 +454,6 @@ static int t_symlinks(void)
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		CHECK(unlink(names[i]) == 0);
 	CHECK(rmdir("d") == 0);
-	return 0;
 }
 
 /* /proc/self/fd/<fd>'s target. */
@@ -518,7 +467,7 @@ static const char *fd_link(int fd)
 	return buf;
 }
 
-static int t_proc_fd(void)
+static void t_proc_fd(void)
 {
 	char want[1024];
 	int fd = open("f", O_CREAT | O_RDWR, 0600);
@@ -583,10 +532,9 @@ static int t_proc_fd(void)
 	close(fd);
 	close(p[0]);
 	close(null);
-	return 0;
 }
 
-static int t_mmap_blocks(void)
+static void t_mmap_blocks(void)
 {
 	/* Pages first touched through a shared mapping are the file's. */
 	int fd = open("m", O_CREAT | O_RDWR | O_TRUNC, 0600);
@@ -609,14 +557,13 @@ static int t_mmap_blocks(void)
 	CHECK(fstat(fd, &s) == 0 && s.st_blocks == 0);
 	close(fd);
 	CHECK(unlink("m") == 0);
-	return 0;
 }
 
 /* Two processes write one byte at a time through one description: every
  * byte lands at its own offset. Then both read it back 4 bytes at a time:
  * every record is read by exactly one of them. */
 #define RECORDS 3000
-static int t_shared_offset(void)
+static void t_shared_offset(void)
 {
 	int fd = open("o", O_CREAT | O_RDWR | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -665,17 +612,16 @@ static int t_shared_offset(void)
 	close(p[0]);
 	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	if (count + theirs[0] != RECORDS || sum + theirs[1] != (long)RECORDS * (RECORDS - 1) / 2)
-		FAIL("read %ld + %ld records, sum %ld", count, theirs[0], sum + theirs[1]);
+		fail("read %ld + %ld records, sum %ld", count, theirs[0], sum + theirs[1]);
 	close(fd);
 	CHECK(unlink("o") == 0);
-	return 0;
 }
 
 /* Named only: a shared mapping of a file far bigger than the file system
  * may hold, touched page by page in a child until the fault is refused
  * (SIGBUS, as Linux's tmpfs); then the pages are all the file's, and
  * writing to another file is refused too (ENOSPC) until it goes. */
-static int t_mapfill(void)
+static void t_mapfill(void)
 {
 	long len = 512L << 20;
 	int fd = open("big", O_CREAT | O_RDWR | O_TRUNC, 0600);
@@ -706,7 +652,7 @@ static int t_mapfill(void)
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGBUS)
-		FAIL("child status %#x after %ld pages, want SIGBUS", st, pages);
+		fail("child status %#x after %ld pages, want SIGBUS", st, pages);
 	struct stat s;
 	CHECK(fstat(fd, &s) == 0 && s.st_blocks == pages * 8);
 	int g = open("g", O_CREAT | O_RDWR | O_TRUNC, 0600);
@@ -718,26 +664,21 @@ static int t_mapfill(void)
 	close(g);
 	CHECK(unlink("g") == 0);
 	say("fstests2: mapfill: %ld KiB touched before SIGBUS\n", pages * 4);
-	return 0;
 }
 
-static struct {
-	const char *name;
-	int (*fn)(void);
-	int named_only;
-} cases[] = {
-	{"exec-copy", t_exec_copy, 0},
-	{"exec-unlinked", t_exec_unlinked, 0},
-	{"times", t_times, 0},
-	{"dir-times", t_dir_times, 0},
-	{"utimensat", t_utimensat, 0},
-	{"chmod", t_chmod, 0},
-	{"hard-links", t_hard_links, 0},
-	{"symlinks", t_symlinks, 0},
-	{"proc-fd", t_proc_fd, 0},
-	{"mmap-blocks", t_mmap_blocks, 0},
-	{"shared-offset", t_shared_offset, 0},
-	{"mapfill", t_mapfill, 1},
+static struct testcase cases[] = {
+	{"exec-copy", t_exec_copy, 0, 0},
+	{"exec-unlinked", t_exec_unlinked, 0, 0},
+	{"times", t_times, 0, 0},
+	{"dir-times", t_dir_times, 0, 0},
+	{"utimensat", t_utimensat, 0, 0},
+	{"chmod", t_chmod, 0, 0},
+	{"hard-links", t_hard_links, 0, 0},
+	{"symlinks", t_symlinks, 0, 0},
+	{"proc-fd", t_proc_fd, 0, 0},
+	{"mmap-blocks", t_mmap_blocks, 0, 0},
+	{"shared-offset", t_shared_offset, 0, 0},
+	{"mapfill", t_mapfill, 0, BY_NAME},
 };
 
 int main(int argc, char **argv)
@@ -749,41 +690,14 @@ int main(int argc, char **argv)
 		char c;
 		return read(0, &c, 1) == 1 ? 43 : 1;
 	}
-	if (argv[0][0] == '/') {
-		snprintf(self, sizeof self, "%s", argv[0]);
-	} else {
-		char cwd[2048];
-		if (getcwd(cwd, sizeof cwd))
-			snprintf(self, sizeof self, "%s/%s", cwd, argv[0]);
-	}
-	const char *base = getenv("FSTESTS2_DIR");
-	snprintf(dir, sizeof dir, "%s/fstests2.XXXXXX", base ? base : "/tmp");
-	if (!mkdtemp(dir) || chdir(dir) != 0) {
-		say("fstests2: cannot make a scratch directory in %s\n", base ? base : "/tmp");
-		return 1;
-	}
-	int passed = 0, failed = 0;
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		int wanted = argc == 1 ? !cases[i].named_only : 0;
-		for (int a = 1; a < argc; a++)
-			wanted |= !strcmp(argv[a], cases[i].name);
-		if (!wanted)
-			continue;
-		why[0] = 0;
-		int r = cases[i].fn();
-		/* Each case starts from the scratch directory. */
-		if (chdir(dir) != 0)
-			r = 1;
-		if (r == 0) {
-			say("fstests2: %s ... ok\n", cases[i].name);
-			passed++;
-		} else {
-			say("fstests2: %s ... FAILED (%s)\n", cases[i].name, why);
-			failed++;
-		}
-	}
-	if (chdir("/") != 0 || rmdir(dir) != 0)
-		say("fstests2: scratch directory %s not empty at the end\n", dir);
-	say("fstests2: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	/* In this process (as it always was): each case starts from the
+	 * scratch directory. */
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...]",
+		.before = to_scratch,
+		.in_process = 1,
+	};
+	return run_in_scratch(&suite, argc, argv, "FSTESTS2_DIR");
 }

@@ -23,17 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A failed check names where it is, then ends the case. */
-#define CHECK(cond, ...)                                                              \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			say("proctests:   %s:%d: check failed: %s\n", __func__, __LINE__, \
-			    #cond);                                                   \
-			fail(__VA_ARGS__);                                            \
-		}                                                                     \
-	} while (0)
 #define SUITE "proctests"
-#include "testcase.h"
+/* Small reads: a reader going through the file in pieces. */
+#define SLURP_PIECE 1000
+#include "procfile.h"
 
 #define PAGE 4096UL
 
@@ -43,32 +36,6 @@ static char **g_argv;
 
 static char text[512 * 1024];
 static char text2[512 * 1024];
-
-/* The whole file into buf (NUL-terminated); its length, or -1. */
-static long slurp(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	size_t len = 0;
-	for (;;) {
-		/* Small reads: a reader going through the file in pieces. */
-		size_t want = size - 1 - len < 1000 ? size - 1 - len : 1000;
-		if (want == 0)
-			break;
-		ssize_t n = read(fd, buf + len, want);
-		if (n < 0) {
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += n;
-	}
-	close(fd);
-	buf[len] = 0;
-	return len;
-}
 
 /* The value of "Name:   123 kB" in text, or -1. */
 static long field(const char *t, const char *name)

@@ -5,16 +5,17 @@
  *
  *   proctests2            run every case (but those run only by name)
  *   proctests2 NAME...    run the named cases
- *   proctests2 -l         list the cases
+ *   proctests2 -l         list the cases (--skip CASE: all but CASE)
  *   proctests2 hold MiB   map and touch MiB of anonymous memory, print
  *                         "hold: ready", then sleep until killed (a
  *                         target for pmap)
  *
  * Every case passes natively on Linux (user/run-host-tests.sh), so what
- * is expected is what Linux does. Each locking case runs in a child of
- * its own (locks and MCL_FUTURE die with it), locks at most a few dozen
- * pages, and expects what RLIMIT_MEMLOCK allows the caller: a process
- * with CAP_IPC_LOCK (root) is not held to it, as on Linux.
+ * is expected is what Linux does. Every case runs in a child of its own
+ * (user/testcase.h: locks and MCL_FUTURE die with it); a locking case
+ * locks at most a few dozen pages, and expects what RLIMIT_MEMLOCK allows
+ * the caller: a process with CAP_IPC_LOCK (root) is not held to it, as on
+ * Linux (memlock-limit's note says which).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,49 +32,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "say.h"
+#define SUITE "proctests2"
+#include "procfile.h"
 
 #define PAGE 4096UL
 
-static int failed;
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			say("proctests2:   %s:%d: check failed: %s: ", __func__, \
-			    __LINE__, #cond);                                   \
-			say(__VA_ARGS__);                                       \
-			say("\n");                                              \
-			failed = 1;                                             \
-			return;                                                 \
-		}                                                               \
-	} while (0)
-
 static char text[256 * 1024];
-
-/* The whole file into buf (NUL-terminated); its length, or -1. */
-static long slurp(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, size - 1 - len);
-		if (n < 0) {
-			close(fd);
-			return -1;
-		}
-		if (n == 0 || len + n >= size - 1) {
-			len += n;
-			break;
-		}
-		len += n;
-	}
-	close(fd);
-	buf[len] = 0;
-	return len;
-}
 
 /* The number after "name" at the start of a line ("Name:  N kB",
  * "ctxt N"), or -1. */
@@ -125,20 +89,6 @@ static int resident(void *p, int n)
 	for (int i = 0; i < n; i++)
 		r += vec[i] & 1;
 	return r;
-}
-
-/* Runs fn in a child; the case fails if the child does. */
-static void in_child(void (*fn)(void))
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		failed = 0;
-		fn();
-		_exit(failed);
-	}
-	int st = 0;
-	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait: %s", strerror(errno));
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
 
 /* --- /proc/loadavg ------------------------------------------------------ */
@@ -202,7 +152,7 @@ static void loadavg_rises(void)
 		int one = (int)((((si.loads[0] >> 5) + 10) * 100) >> 11);
 		agree = memcmp(l.avg, l2.avg, sizeof l.avg) != 0 || one == l.avg[0];
 		if (memcmp(l.avg, l2.avg, sizeof l.avg) == 0 && one != l.avg[0]) {
-			say("proctests2:   sysinfo load %d, loadavg %d\n", one, l.avg[0]);
+			say(SUITE ":   sysinfo load %d, loadavg %d\n", one, l.avg[0]);
 			agree = 0;
 			break;
 		}
@@ -334,7 +284,7 @@ static void vm_peaks(void)
 
 /* --- locked memory ---------------------------------------------------------- */
 
-static void vmlck_child(void)
+static void vmlck(void)
 {
 	long lck0 = status("VmLck");
 	char *m = map(8 * PAGE, PROT_READ | PROT_WRITE, 0);
@@ -359,12 +309,7 @@ static void vmlck_child(void)
 	CHECK(status("VmLck") == 0, "VmLck %ld after munlockall", status("VmLck"));
 }
 
-static void vmlck(void)
-{
-	in_child(vmlck_child);
-}
-
-static void mlockall_future_child(void)
+static void mlockall_future(void)
 {
 	CHECK(mlockall(MCL_FUTURE) == 0, "mlockall(MCL_FUTURE): %s", strerror(errno));
 	/* Regions mapped before stay unlocked. */
@@ -404,12 +349,7 @@ static void mlockall_future_child(void)
 	      "after munlockall: %d resident, VmLck %ld", resident(u, 4), status("VmLck"));
 }
 
-static void mlockall_future(void)
-{
-	in_child(mlockall_future_child);
-}
-
-static void mremap_locked_child(void)
+static void mremap_locked(void)
 {
 	/* Grown in place: the new part locked and populated. */
 	char *m = map(8 * PAGE, PROT_READ | PROT_WRITE, 0);
@@ -438,14 +378,9 @@ static void mremap_locked_child(void)
 	CHECK(status("VmLck") == 32 + 8, "VmLck %ld after shrinking", status("VmLck"));
 }
 
-static void mremap_locked(void)
-{
-	in_child(mremap_locked_child);
-}
-
 /* RLIMIT_MEMLOCK: a process without CAP_IPC_LOCK is held to it (mlock
  * ENOMEM, mmap(MAP_LOCKED) EAGAIN, 0: EPERM); one with it (root) is not. */
-static void memlock_limit_child(void)
+static void memlock_limit(void)
 {
 	int cap = cap_ipc_lock();
 	struct rlimit rl = {2 * PAGE, RLIM_INFINITY};
@@ -479,13 +414,7 @@ static void memlock_limit_child(void)
 		CHECK(r == 0, "mlock with limit 0 and CAP_IPC_LOCK: %s", strerror(errno));
 	else
 		CHECK(r == -1 && errno == EPERM, "mlock with limit 0: %s", strerror(errno));
-	say("proctests2:   memlock-limit: CAP_IPC_LOCK %s\n", cap ? "held (limit not applied)"
-							       : "not held (limit applied)");
-}
-
-static void memlock_limit(void)
-{
-	in_child(memlock_limit_child);
+	set_note("CAP_IPC_LOCK %s", cap ? "held (limit not applied)" : "not held (limit applied)");
 }
 
 /* --- hold: a target for pmap ------------------------------------------------ */
@@ -507,61 +436,30 @@ static int hold(long mib)
 		pause();
 }
 
-struct testcase {
-	const char *name;
-	void (*fn)(void);
-	int by_name; /* only when named */
-};
-
-static const struct testcase cases[] = {
-	{"loadavg-format", loadavg_format, 0},
+static struct testcase cases[] = {
+	{"loadavg-format", loadavg_format, 0, 0},
 	/* 11 s: run-host-tests.sh and tests/procfs2.rs name it. */
-	{"loadavg-rises", loadavg_rises, 1},
-	{"stat-counters", stat_counters, 0},
-	{"vm-peaks", vm_peaks, 0},
-	{"vmlck", vmlck, 0},
-	{"mlockall-future", mlockall_future, 0},
-	{"mremap-locked", mremap_locked, 0},
-	{"memlock-limit", memlock_limit, 0},
+	{"loadavg-rises", loadavg_rises, 0, BY_NAME},
+	{"stat-counters", stat_counters, 0, 0},
+	{"vm-peaks", vm_peaks, 0, 0},
+	{"vmlck", vmlck, 0, 0},
+	{"mlockall-future", mlockall_future, 0, 0},
+	{"mremap-locked", mremap_locked, 0, 0},
+	{"memlock-limit", memlock_limit, 0, 0},
 };
-#define NCASES (int)(sizeof cases / sizeof *cases)
 
 int main(int argc, char **argv)
 {
 	memset(text, 1, sizeof text);
 	if (argc == 3 && strcmp(argv[1], "hold") == 0)
 		return hold(atol(argv[2]));
-	int selected = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-l") == 0) {
-			for (int j = 0; j < NCASES; j++)
-				say("%s\n", cases[j].name);
-			return 0;
-		}
-		int found = 0;
-		for (int j = 0; j < NCASES; j++)
-			found |= strcmp(argv[i], cases[j].name) == 0;
-		if (!found) {
-			say("proctests2: no case named %s\n", argv[i]);
-			return 2;
-		}
-		selected = 1;
-	}
-	int passed = 0, failures = 0;
-	for (int j = 0; j < NCASES; j++) {
-		int named = 0;
-		for (int i = 1; i < argc; i++)
-			named |= strcmp(argv[i], cases[j].name) == 0;
-		if (selected ? !named : cases[j].by_name)
-			continue;
-		failed = 0;
-		cases[j].fn();
-		say("proctests2: %s ... %s\n", cases[j].name, failed ? "FAILED" : "ok");
-		if (failed)
-			failures++;
-		else
-			passed++;
-	}
-	say("proctests2: %d passed, %d failed\n", passed, failures);
-	return failures ? 1 : 0;
+	/* Each case in a child of its own (testcase.h's default): the locks,
+	 * MCL_FUTURE and RLIMIT_MEMLOCK of a locking case die with it, and the
+	 * peaks vm-peaks reads are the child's own. */
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...] | hold MiB",
+	};
+	return run_suite(&suite, argc, argv);
 }

@@ -91,6 +91,7 @@ rmdir "$ft_dir" 2>/dev/null || { echo "run-host-tests: filetests left files in $
 fs2_dir=$(mktemp -d "$PWD/$B/fstests2-scratch.XXXXXX")
 check fstests2 0 "fstests2: 11 passed, 0 failed" -- env FSTESTS2_DIR="$fs2_dir" $B/fstests2
 rmdir "$fs2_dir" 2>/dev/null || { echo "run-host-tests: fstests2 left files in $fs2_dir"; failed fstests2-cleanup; }
+check fstests2-bad-name 2 "fstests2: no case named no-such-case" -- env FSTESTS2_DIR="$PWD/$B" $B/fstests2 no-such-case
 check cow-demo 0 "parent: 1024 pages still hold the parent's data after the child wrote 512" \
 	"cow-demo: ok" -- $B/cow-demo
 check usertests-list 0 "fork-oom" -- $B/usertests -l
@@ -180,6 +181,7 @@ check proctests 0 "proctests: 10 passed, 0 failed" -- $B/proctests
 check proctests-bad-name 2 "no case named" -- $B/proctests no-such-case
 check proctests2 0 "proctests2: 7 passed, 0 failed" -- $B/proctests2
 check proctests2-loadavg 0 "proctests2: loadavg-rises ... ok" -- $B/proctests2 loadavg-rises
+check proctests2-bad-name 2 "no case named" -- $B/proctests2 no-such-case
 
 # Scalability (tools/bench-scale runs it on Ferrite and Linux at 1-4 CPUs),
 # quick: every test and variant at 1 and 2 tasks.

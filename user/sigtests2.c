@@ -7,7 +7,7 @@
  * first makes itself a process group of its own; the parent checks how it
  * ended.  Runs natively on Linux too (user/run-host-tests.sh).
  *
- * Usage: sigtests2 [-l] [CASE...]
+ * Usage: sigtests2 [-l] [--skip CASE]... [CASE...]
  *   -l        list the cases
  *   CASE...   run only these
  *
@@ -19,12 +19,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
@@ -33,27 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "say.h"
-
-#define PAGE 4096ul
-
-static char *note; /* MAP_SHARED: a case's child explains itself here */
-#define NOTE_SIZE 256
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(note, NOTE_SIZE, fmt, ap);
-	va_end(ap);
-	_exit(1);
-}
-
-#define CHECK(cond, ...)                 \
-	do {                             \
-		if (!(cond))             \
-			fail(__VA_ARGS__); \
-	} while (0)
+#define SUITE "sigtests2"
+#include "testcase.h"
 
 /* A raw system call that must fail with `err`. */
 #define FAILS(call, err, what)                                                           \
@@ -110,13 +89,6 @@ static long now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 static long queueinfo(pid_t pid, int sig, int code, int value)
@@ -699,95 +671,35 @@ static void t_pselect_mask(void)
 	CHECK(nrec == 1, "not delivered at unblock");
 }
 
-struct testcase {
-	const char *name;
-	void (*fn)(void);
-};
-
 static struct testcase cases[] = {
-	{"rt-queue", t_rt_queue},
-	{"rt-codes", t_rt_codes},
-	{"rt-limit", t_rt_limit},
-	{"rt-exit", t_rt_exit},
-	{"sigtimedwait", t_sigtimedwait},
-	{"alarm", t_alarm},
-	{"itimer-real", t_itimer_real},
-	{"itimer-cpu", t_itimer_cpu},
-	{"pgrp", t_pgrp},
-	{"kill-group", t_kill_group},
-	{"ppoll-mask", t_ppoll_mask},
-	{"pselect-mask", t_pselect_mask},
+	{"rt-queue", t_rt_queue, 0, 0},
+	{"rt-codes", t_rt_codes, 0, 0},
+	{"rt-limit", t_rt_limit, 0, 0},
+	{"rt-exit", t_rt_exit, 0, 0},
+	{"sigtimedwait", t_sigtimedwait, 0, 0},
+	{"alarm", t_alarm, 0, 0},
+	{"itimer-real", t_itimer_real, 0, 0},
+	{"itimer-cpu", t_itimer_cpu, 0, 0},
+	{"pgrp", t_pgrp, 0, 0},
+	{"kill-group", t_kill_group, 0, 0},
+	{"ppoll-mask", t_ppoll_mask, 0, 0},
+	{"pselect-mask", t_pselect_mask, 0, 0},
 };
-#define NCASES (int)(sizeof cases / sizeof cases[0])
 
-static int run_case(struct testcase *tc)
+/* suite.before, in the case's child: a group of its own (kill(0) must not
+ * reach the runner). */
+static void own_group(void)
 {
-	memset(note, 0, NOTE_SIZE);
-	pid_t pid = fork();
-	if (pid < 0) {
-		say("sigtests2: %s ... FAILED (fork: %s)\n", tc->name, strerror(errno));
-		return 0;
-	}
-	if (pid == 0) {
-		/* A group of its own (kill(0) must not reach the runner). */
-		if (setpgid(0, 0) != 0)
-			fail("setpgid: %s", strerror(errno));
-		tc->fn();
-		_exit(0);
-	}
-	int st;
-	pid_t r;
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	if (ok)
-		say("sigtests2: %s ... ok\n", tc->name);
-	else
-		say("sigtests2: %s ... FAILED (status %#x%s%s)\n", tc->name, st, note[0] ? ": " : "",
-		    note);
-	return ok;
+	CHECK(setpgid(0, 0) == 0, "setpgid: %s", strerror(errno));
 }
 
 int main(int argc, char **argv)
 {
-	note = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (note == MAP_FAILED) {
-		say("sigtests2: mmap: %s\n", strerror(errno));
-		return 1;
-	}
-	int selected = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-l") == 0) {
-			for (int j = 0; j < NCASES; j++)
-				say("%s\n", cases[j].name);
-			return 0;
-		}
-		if (argv[i][0] == '-') {
-			say("usage: sigtests2 [-l] [CASE...]\n");
-			return 2;
-		}
-		int found = 0;
-		for (int j = 0; j < NCASES; j++)
-			found |= strcmp(cases[j].name, argv[i]) == 0;
-		if (!found) {
-			say("sigtests2: no case named %s\n", argv[i]);
-			return 2;
-		}
-		selected = 1;
-	}
-	int passed = 0, failed = 0;
-	for (int j = 0; j < NCASES; j++) {
-		int run = !selected;
-		for (int i = 1; i < argc; i++)
-			run |= strcmp(cases[j].name, argv[i]) == 0;
-		if (!run)
-			continue;
-		if (run_case(&cases[j]))
-			passed++;
-		else
-			failed++;
-	}
-	say("sigtests2: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	static const struct suite suite = {
+		.cases = cases,
+		.ncases = NCASES(cases),
+		.usage = "[-l] [--skip CASE]... [CASE...]",
+		.before = own_group,
+	};
+	return run_suite(&suite, argc, argv);
 }
