@@ -197,6 +197,7 @@ impl Options {
             cpus: self.smp.unwrap_or(1),
             chipset: "q35",
             no_acpi: false,
+            usb: Default::default(),
             timeout_secs: self.timeout,
             swap_bytes: self.swap,
             bins: Vec::new(),
@@ -365,9 +366,13 @@ fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
     let mut failed = Vec::new();
     for machine in &machines {
         println!("=== kernel test `{name}` on {machine}");
+        let started = std::time::Instant::now();
         let outcome = qemu::boot(&images, machine, qemu::Mode::Test)?;
+        let secs = started.elapsed().as_secs_f64();
         match outcome.status {
-            qemu::Status::Success => println!("=== kernel test `{name}` on {machine}: ok"),
+            qemu::Status::Success => {
+                println!("=== kernel test `{name}` on {machine}: ok ({secs:.1} s)")
+            }
             status => {
                 let why = match status {
                     qemu::Status::TimedOut => format!("hung: killed after {} s", machine.timeout()),
