@@ -241,9 +241,11 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
         while let Some(nl) = serial[line_start..].iter().position(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(&serial[line_start..line_start + nl]).into_owned();
             line_start += nl + 1;
-            let Some(text) = line.trim_end_matches('\r').strip_prefix(TYPE_REQUEST) else {
+            let line = line.trim_end_matches('\r');
+            let Some(at) = line.find(TYPE_REQUEST) else {
                 continue;
             };
+            let text = &line[at + TYPE_REQUEST.len()..];
             let Some(path) = &qmp else {
                 eprintln!(
                     "ferrite-boot: the kernel asked for keys, but this machine has no USB keyboard"

@@ -12,4 +12,5 @@ pub mod fbcon;
 pub mod keyboard;
 pub mod rtc;
 pub mod serial;
+pub mod usb;
 pub mod virtio_blk;
