@@ -8,8 +8,10 @@
 //! A test kernel on a machine with a USB keyboard (`-usbkbd`) asks for
 //! keys with a serial line `ferrite-qemu: type TEXT` (see [`TYPE_REQUEST`]):
 //! the runner then types TEXT on that keyboard through QEMU's QMP socket
-//! (`input-send-event` aimed at the `usb-kbd` device, so the PS/2 keyboard
-//! never sees them), one key down and up at a time.
+//! (`input-send-event`; QEMU gives keys to the keyboard activated last,
+//! the `usb-kbd`, not the chipset's PS/2 keyboard: aiming at the device by
+//! id needs it bound to a display console, which a test has not), one key
+//! down and up at a time. The test kernels check the bytes came through USB.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -28,7 +30,7 @@ pub const QEMU_EXIT_FAILURE: i32 = (0x11 << 1) | 1;
 /// of the line on the USB keyboard (the two characters `\n` type Enter).
 pub const TYPE_REQUEST: &str = "ferrite-qemu: type ";
 
-/// The QEMU id of the USB keyboard (`input-send-event` aims at it).
+/// The QEMU id of the USB keyboard.
 const USB_KEYBOARD_ID: &str = "usbkbd";
 
 pub enum Mode {
@@ -252,11 +254,23 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
                 );
                 continue;
             };
-            if qmp_conn.is_none() {
-                qmp_conn = Some(Qmp::connect(path)?);
+            let typed = match qmp_conn.as_mut() {
+                Some(conn) => type_text(conn, &text.replace("\\n", "\n")),
+                None => Qmp::connect(path).and_then(|mut conn| {
+                    let typed = type_text(&mut conn, &text.replace("\\n", "\n"));
+                    qmp_conn = Some(conn);
+                    typed
+                }),
+            };
+            if let Err(e) = typed {
+                // Never leave QEMU running behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                if let Some(path) = &qmp {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
             }
-            let conn = qmp_conn.as_mut().expect("connected above");
-            type_text(conn, &text.replace("\\n", "\n"))?;
         }
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break verdict(status.code());
@@ -399,7 +413,7 @@ pub fn qcode(c: char) -> Option<(String, bool)> {
 fn type_text(qmp: &mut Qmp, text: &str) -> Result<(), String> {
     let key = |name: &str, down: bool| {
         format!(
-            r#"{{"execute":"input-send-event","arguments":{{"device":"{USB_KEYBOARD_ID}","events":[{{"type":"key","data":{{"down":{down},"key":{{"type":"qcode","data":"{name}"}}}}}}]}}}}"#
+            r#"{{"execute":"input-send-event","arguments":{{"events":[{{"type":"key","data":{{"down":{down},"key":{{"type":"qcode","data":"{name}"}}}}}}]}}}}"#
         )
     };
     for c in text.chars() {
