@@ -21,7 +21,10 @@ fn main() -> ! {
 fn nothing_is_found() {
     let s = usb::summary();
     assert!(s.controllers_found <= 1);
-    assert_eq!(s.controllers_running, s.controllers_found, "a found controller runs");
+    assert_eq!(
+        s.controllers_running, s.controllers_found,
+        "a found controller runs"
+    );
     assert_eq!((s.devices, s.keyboards, s.mass_storage), (0, 0, 0));
     let mut devices = [None; 4];
     assert_eq!(usb::devices(&mut devices), 0);

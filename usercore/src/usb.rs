@@ -379,15 +379,15 @@ pub fn set1_scancode(usage: u8) -> Option<(bool, u8)> {
         // 1..9 then 0: set 1 codes 0x02..=0x0b in the same order.
         0x1e..=0x27 => (false, usage - 0x1e + 0x02),
         0x28..=0x39 => (false, PUNCT[usize::from(usage - 0x28)]),
-        0x4a => (true, 0x47), // Home
-        0x4c => (true, 0x53), // Delete
-        0x4d => (true, 0x4f), // End
-        0x4f => (true, 0x4d), // Right
-        0x50 => (true, 0x4b), // Left
-        0x51 => (true, 0x50), // Down
-        0x52 => (true, 0x48), // Up
-        0x54 => (true, 0x35), // keypad /
-        0x58 => (true, 0x1c), // keypad Enter
+        0x4a => (true, 0x47),  // Home
+        0x4c => (true, 0x53),  // Delete
+        0x4d => (true, 0x4f),  // End
+        0x4f => (true, 0x4d),  // Right
+        0x50 => (true, 0x4b),  // Left
+        0x51 => (true, 0x50),  // Down
+        0x52 => (true, 0x48),  // Up
+        0x54 => (true, 0x35),  // keypad /
+        0x58 => (true, 0x1c),  // keypad Enter
         0xe0 => (false, 0x1d), // left Ctrl
         0xe1 => (false, 0x2a), // left Shift
         0xe2 => (false, 0x38), // left Alt
@@ -427,7 +427,10 @@ mod tests {
     fn finds_the_boot_keyboard_endpoint() {
         let (i, e) = find_boot_keyboard(&KBD_CONFIG).unwrap();
         assert_eq!(i.number, 0);
-        assert_eq!((e.number(), e.is_in(), e.max_packet_size, e.interval), (1, true, 8, 7));
+        assert_eq!(
+            (e.number(), e.is_in(), e.max_packet_size, e.interval),
+            (1, true, 8, 7)
+        );
         assert_eq!(e.dci(), 3);
         assert!(has_interface_class(&KBD_CONFIG, CLASS_HID));
         assert!(!has_interface_class(&KBD_CONFIG, CLASS_MASS_STORAGE));
@@ -473,7 +476,10 @@ mod tests {
             18, 1, 0x00, 0x02, 0, 0, 0, 64, 0x27, 0x06, 0x01, 0x00, 0, 0, 1, 2, 3, 1,
         ];
         let dev = DeviceDescriptor::parse(&d).unwrap();
-        assert_eq!((dev.vendor, dev.product, dev.max_packet_size0), (0x0627, 1, 64));
+        assert_eq!(
+            (dev.vendor, dev.product, dev.max_packet_size0),
+            (0x0627, 1, 64)
+        );
         assert_eq!(dev.ep0_packet_bytes(), 64);
         assert_eq!(max_packet_size0(&d[..8]), Some(64));
         assert_eq!(DeviceDescriptor::parse(&d[..17]), None);
@@ -484,9 +490,15 @@ mod tests {
         let mut usb3 = d;
         usb3[3] = 3;
         usb3[7] = 9;
-        assert_eq!(DeviceDescriptor::parse(&usb3).unwrap().ep0_packet_bytes(), 512);
+        assert_eq!(
+            DeviceDescriptor::parse(&usb3).unwrap().ep0_packet_bytes(),
+            512
+        );
         usb3[7] = 200;
-        assert_eq!(DeviceDescriptor::parse(&usb3).unwrap().ep0_packet_bytes(), 512);
+        assert_eq!(
+            DeviceDescriptor::parse(&usb3).unwrap().ep0_packet_bytes(),
+            512
+        );
     }
 
     #[test]
@@ -540,7 +552,9 @@ mod tests {
             [4, 0, 0, 0, 0, 0]
         );
         assert_eq!(
-            BootReport::parse(&[0, 0, 1 + 3, 5, 6, 7, 8, 9, 10, 11]).unwrap().keys,
+            BootReport::parse(&[0, 0, 1 + 3, 5, 6, 7, 8, 9, 10, 11])
+                .unwrap()
+                .keys,
             [4, 5, 6, 7, 8, 9]
         );
     }

@@ -72,7 +72,8 @@ pub fn init() -> Summary {
     let mut found = [None; MAX_CONTROLLERS];
     let mut count = 0;
     for_each_function(&root, |df, info| {
-        if (info.class, info.subclass, info.prog_if) == (0x0c, 0x03, 0x30) && count < MAX_CONTROLLERS
+        if (info.class, info.subclass, info.prog_if) == (0x0c, 0x03, 0x30)
+            && count < MAX_CONTROLLERS
         {
             found[count] = Some(df);
             count += 1;

@@ -215,7 +215,8 @@ impl Ring {
             let link = (RING_TRBS - 1) * TRB_BYTES + 12;
             let word = self.buf.read_u32(link);
             fence(Ordering::SeqCst);
-            self.buf.write_u32(link, (word & !1) | u32::from(self.cycle));
+            self.buf
+                .write_u32(link, (word & !1) | u32::from(self.cycle));
             self.cycle = !self.cycle;
             self.enqueue = 0;
         }
@@ -658,7 +659,8 @@ impl Controller {
         }
         let sc = self.regs.read32(reg);
         // Clear the change bits (connect, reset...), keeping the rest.
-        self.regs.write32(reg, (sc & PORT_PRESERVE) | (sc & PORT_CHANGES));
+        self.regs
+            .write32(reg, (sc & PORT_PRESERVE) | (sc & PORT_CHANGES));
         if sc & PORT_ENABLED == 0 || sc & PORT_CONNECTED == 0 {
             return Ok(None);
         }
@@ -855,8 +857,8 @@ impl Controller {
         // The first 8 bytes tell endpoint 0's packet size.
         let mut prefix = [0u8; 8];
         self.get_descriptor(device, desc::DESC_DEVICE, 0, &mut prefix)?;
-        let mps = desc::max_packet_size0(&prefix)
-            .ok_or(Error::BadDevice("no device descriptor"))?;
+        let mps =
+            desc::max_packet_size0(&prefix).ok_or(Error::BadDevice("no device descriptor"))?;
         let mut raw = [0u8; 18];
         if speed <= SPEED_HIGH && u16::from(mps) != packet0 && mps != 0 {
             let input = self.input_context(|ctx| {
@@ -917,7 +919,14 @@ impl Controller {
         )?;
         let iface = u16::from(interface.number);
         // Boot protocol (0), and reports only when something changes.
-        self.control(device, RT_OUT_CLASS_INTERFACE, HID_SET_PROTOCOL, 0, iface, 0)?;
+        self.control(
+            device,
+            RT_OUT_CLASS_INTERFACE,
+            HID_SET_PROTOCOL,
+            0,
+            iface,
+            0,
+        )?;
         // SET_IDLE is optional for a keyboard: a stall here is no error.
         let _ = self.control(device, RT_OUT_CLASS_INTERFACE, HID_SET_IDLE, 0, iface, 0);
 
@@ -926,8 +935,10 @@ impl Controller {
         let dci = endpoint.dci();
         let ring_phys = ring.phys();
         let packet = endpoint.max_packet_size;
-        let interval =
-            desc::xhci_interval(endpoint.interval, matches!(info.speed, SPEED_FULL | SPEED_LOW));
+        let interval = desc::xhci_interval(
+            endpoint.interval,
+            matches!(info.speed, SPEED_FULL | SPEED_LOW),
+        );
         let input = self.input_context(|ctx| {
             ctx.control_mut().set_add_context_flag(0);
             ctx.control_mut().set_add_context_flag(dci);
