@@ -19,6 +19,7 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         boot_found_one_keyboard,
         typed_keys_reach_the_console,
+        a_typed_line_runs_in_the_shell,
     ])
 }
 
@@ -80,4 +81,16 @@ fn typed_keys_reach_the_console() {
     );
     // And nothing more (each key went down and up once).
     assert_eq!(read_console(1, 300), b"");
+}
+
+/// A shell command typed on the USB keyboard (Shift, punctuation, Enter)
+/// runs as the interactive shell would run it.
+fn a_typed_line_runs_in_the_shell() {
+    kprintln!("ferrite-qemu: type echo \"typed on USB: A-Z_09\"\\n");
+    let want = "echo \"typed on USB: A-Z_09\"\n";
+    let line = read_console(want.len(), 30_000);
+    let line = core::str::from_utf8(&line).expect("ASCII");
+    assert_eq!(line, want);
+    let out = ferrite::testing::sh(line.trim_end());
+    assert_eq!(out, "typed on USB: A-Z_09\n");
 }

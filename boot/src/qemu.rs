@@ -235,7 +235,6 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
     };
     // Where the next unread serial line starts (requests to type keys).
     let mut line_start = 0;
-    let mut qmp_conn: Option<Qmp> = None;
     let status = loop {
         while let Ok(chunk) = rx.try_recv() {
             forward(chunk, &mut serial);
@@ -254,15 +253,20 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
                 );
                 continue;
             };
-            let typed = match qmp_conn.as_mut() {
-                Some(conn) => type_text(conn, &text.replace("\\n", "\n")),
-                None => Qmp::connect(path).and_then(|mut conn| {
-                    let typed = type_text(&mut conn, &text.replace("\\n", "\n"));
-                    qmp_conn = Some(conn);
-                    typed
-                }),
-            };
+            // A connection per request: QEMU's QMP server takes a new
+            // client whenever the last one has gone.
+            let typed = Qmp::connect(path)
+                .and_then(|mut conn| type_text(&mut conn, &text.replace("\\n", "\n")));
             if let Err(e) = typed {
+                // The kernel may have taken the keys it wanted and ended
+                // before the last key-up: QEMU's exit is the verdict.
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    continue;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    continue;
+                }
                 // Never leave QEMU running behind a failed test.
                 let _ = child.kill();
                 let _ = child.wait();
@@ -286,7 +290,6 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
     while let Ok(chunk) = rx.try_recv() {
         forward(chunk, &mut serial);
     }
-    drop(qmp_conn);
     if let Some(path) = &qmp {
         let _ = std::fs::remove_file(path);
     }
@@ -325,6 +328,9 @@ impl Qmp {
         qmp.replies
             .read_line(&mut greeting)
             .map_err(|e| format!("QMP greeting: {e}"))?;
+        if !greeting.contains("QMP") {
+            return Err(format!("QMP: no greeting (got {greeting:?})"));
+        }
         qmp.execute(r#"{"execute":"qmp_capabilities"}"#)?;
         Ok(qmp)
     }
@@ -334,7 +340,7 @@ impl Qmp {
     fn execute(&mut self, command: &str) -> Result<(), String> {
         self.stream
             .write_all(format!("{command}\n").as_bytes())
-            .map_err(|e| format!("QMP write: {e}"))?;
+            .map_err(|e| format!("QMP write of `{command}`: {e}"))?;
         loop {
             let mut line = String::new();
             match self.replies.read_line(&mut line) {
