@@ -37,6 +37,8 @@ environment:
   FERRITE_SWAP=SIZE     `runner` attaches a blank virtio-blk swap disk of SIZE (e.g. 512M);
                         for a test kernel, to every machine (tests/machines.txt: swap=SIZE)
   FERRITE_GDB=1         `runner` waits for GDB on localhost:1234
+  FERRITE_USB=LIST      `runner`: `stick` boots from a USB stick on xHCI, `kbd` adds a
+                        USB keyboard, `xhci` an empty xHCI controller (comma-separated)
   FERRITE_EXTRA=DIR     also pack DIR's files into the ramdisk, under /bin
   FERRITE_INIT=PROG     the program the kernel starts first (default: the shell)
   FERRITE_RC=FILE       pack FILE as /etc/rc, the script the shell runs at boot
@@ -92,6 +94,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                 if let Some(swap) = env_swap()? {
                     machine.swap_bytes = Some(swap);
                 }
+                machine.usb = env_usb()?;
                 let mut opts = opts.clone();
                 opts.gdb |= env_flag("FERRITE_GDB");
                 boot_interactive(&kernel, &machine, &opts)
@@ -113,6 +116,26 @@ fn env_swap() -> Result<Option<u64>, String> {
             .map_err(|e| format!("FERRITE_SWAP: {e}")),
         _ => Ok(None),
     }
+}
+
+/// `FERRITE_USB=stick,kbd`: boot from a USB stick and/or add a USB
+/// keyboard (`xhci`: an empty controller).
+fn env_usb() -> Result<machines::Usb, String> {
+    let mut usb = machines::Usb::default();
+    let value = std::env::var("FERRITE_USB").unwrap_or_default();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "stick" => usb.stick = true,
+            "kbd" => usb.keyboard = true,
+            "xhci" => usb.controller = true,
+            other => {
+                return Err(format!(
+                    "FERRITE_USB: unknown `{other}` (stick, kbd or xhci)"
+                ))
+            }
+        }
+    }
+    Ok(usb)
 }
 
 fn env_flag(name: &str) -> bool {
