@@ -15,6 +15,14 @@
 //! 10 ms tick.
 //!
 //! A machine without xHCI boots as before (one log line says so).
+//!
+//! Locking: `CONTROLLERS` (an `IrqMutex`) is held while a tick handles
+//! events, so a keyboard report's bytes go to `proc::console::push` under
+//! it: the order is `CONTROLLERS` -> the console input queue -> the
+//! scheduler lock. Nothing takes `CONTROLLERS` under those; the tick only
+//! `try_lock`s it (another CPU polling is enough). Enumeration spins with
+//! interrupts possibly off (boot), each wait bounded (1 s per command or
+//! transfer, 0.5 s per port reset).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
