@@ -11,6 +11,7 @@ MEM       ?= 256M
 # RC=file runs file's lines as shell commands at boot (end with poweroff);
 # SWAP=512M attaches a blank virtio-blk disk of that size (the swap disk);
 # SMP=4 gives the machine 4 CPUs.
+# USB=stick,kbd boots from a USB stick on xHCI and adds a USB keyboard.
 # FAIL="failslab=every:7 fail_page_alloc=random:50,seed:3" injects allocation
 # failures from boot (packed as /etc/cmdline; see `help failinject`).
 # What goes into the ramdisk: the same for run, image and usb.
@@ -18,7 +19,7 @@ PACK_ENV := $(if $(FAIL),FERRITE_CMDLINE='$(FAIL)') \
 	$(if $(EXTRA),FERRITE_EXTRA=$(abspath $(EXTRA))) $(if $(INIT),FERRITE_INIT=$(INIT)) \
 	$(if $(RC),FERRITE_RC=$(abspath $(RC)))
 RUN_ENV := FERRITE_MEMORY=$(MEM) $(if $(filter 1,$(UEFI)),FERRITE_UEFI=1) \
-	$(if $(SWAP),FERRITE_SWAP=$(SWAP)) $(if $(SMP),FERRITE_SMP=$(SMP)) $(PACK_ENV)
+	$(if $(SWAP),FERRITE_SWAP=$(SWAP)) $(if $(SMP),FERRITE_SMP=$(SMP)) $(if $(USB),FERRITE_USB=$(USB)) $(PACK_ENV)
 
 .PHONY: all setup user run test test-host test-kernel image usb gdb gdb-attach bench fuzz lint fmt clean
 

@@ -67,6 +67,9 @@ pub fn init(boot_info: &'static mut BootInfo) {
         log::info!("framebuffer: write-combining");
     }
     drivers::virtio_blk::init();
+    // USB keyboards (and what else is on xHCI): enumerated now, polled
+    // from the timer tick once interrupts are on.
+    drivers::usb::init();
     arch::smp::init();
     arch::interrupts::enable();
 }

@@ -58,6 +58,8 @@ pub fn timer_interrupt() -> u64 {
         WAKE_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
     } else {
         crate::klog::tick();
+        // USB has no interrupt: its event rings are read every tick.
+        crate::drivers::usb::poll();
     }
     TICKS.fetch_add(ticks, Ordering::Relaxed);
     LAST_TICKS.store(ticks, Ordering::Relaxed);

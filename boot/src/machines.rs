@@ -3,7 +3,11 @@
 //! `tests/machines.txt` has one line per test kernel:
 //! `name: bios-256M uefi-256M bios-4G timeout=120 swap=64M`. A machine may
 //! add `-smpN` (N CPUs) and `-pc` or `-q35` (the chipset; q35 unless
-//! said), and `-noacpi` (no ACPI tables), e.g. `uefi-256M-smp4-pc`. A test without a
+//! said), and `-noacpi` (no ACPI tables), e.g. `uefi-256M-smp4-pc`. USB:
+//! `-usbstick` boots the image from a USB stick (usb-storage on an xHCI
+//! controller, no other disk), `-usbkbd` adds a USB keyboard on xHCI (keys
+//! typed into it on the kernel's request, see `qemu`), `-xhci` an xHCI
+//! controller with nothing plugged in. A test without a
 //! line boots once, BIOS with 256 MiB. `swap=SIZE` attaches a blank virtio
 //! disk of SIZE to every machine of the line; `bin=PATH` packs that file
 //! (a path from the repository root) into the test's ramdisk as
@@ -30,12 +34,33 @@ pub struct Machine {
     /// No ACPI tables (`-noacpi`: QEMU's `acpi=off`), as on machines
     /// older than ACPI.
     pub no_acpi: bool,
+    /// USB devices on a QEMU xHCI controller (`-usbstick`, `-usbkbd`,
+    /// `-xhci`).
+    pub usb: Usb,
     pub timeout_secs: Option<u64>,
     /// Bytes of the blank virtio-blk disk attached (the swap disk), if any.
     pub swap_bytes: Option<u64>,
     /// Files (paths from the repository root) the test's ramdisk adds to
     /// `/bin` (`bin=PATH`, once per file).
     pub bins: Vec<PathBuf>,
+}
+
+/// What hangs off the machine's xHCI controller (none of it: no controller).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Usb {
+    /// An xHCI controller even with nothing plugged in (`-xhci`).
+    pub controller: bool,
+    /// The boot image is a USB stick on it, the machine's only disk.
+    pub stick: bool,
+    /// A USB keyboard on it (QEMU's `usb-kbd`).
+    pub keyboard: bool,
+}
+
+impl Usb {
+    /// Whether the machine has an xHCI controller at all.
+    pub fn any(&self) -> bool {
+        self.controller || self.stick || self.keyboard
+    }
 }
 
 /// Every boot under TCG takes seconds; a test that runs this long is hung.
@@ -72,6 +97,15 @@ impl fmt::Display for Machine {
         }
         if self.no_acpi {
             write!(f, " without ACPI")?;
+        }
+        if self.usb.stick {
+            write!(f, " from a USB stick")?;
+        }
+        if self.usb.keyboard {
+            write!(f, " + USB keyboard")?;
+        }
+        if self.usb.any() && !self.usb.stick && !self.usb.keyboard {
+            write!(f, " + empty xHCI controller")?;
         }
         if let Some(bytes) = self.swap_bytes {
             write!(f, " + {} MiB swap disk", bytes >> 20)?;
@@ -135,6 +169,7 @@ pub fn for_test(name: &str) -> Result<Vec<Machine>, String> {
         cpus: 1,
         chipset: "q35",
         no_acpi: false,
+        usb: Usb::default(),
         timeout_secs: None,
         swap_bytes: None,
         bins: Vec::new(),
@@ -173,6 +208,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
         let mut parts = memory.split('-');
         let memory = parts.next().unwrap_or("");
         let (mut cpus, mut chipset, mut no_acpi) = (1, "q35", false);
+        let mut usb = Usb::default();
         for part in parts {
             if let Some(n) = part.strip_prefix("smp") {
                 cpus = n
@@ -182,6 +218,12 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
                     .ok_or_else(|| format!("bad CPU count `{part}` in `{spec}`"))?;
             } else if part == "noacpi" {
                 no_acpi = true;
+            } else if part == "usbstick" {
+                usb.stick = true;
+            } else if part == "usbkbd" {
+                usb.keyboard = true;
+            } else if part == "xhci" {
+                usb.controller = true;
             } else if part == "pc" || part == "q35" {
                 chipset = if part == "pc" { "pc" } else { "q35" };
             } else {
@@ -194,6 +236,7 @@ fn parse_specs(specs: &str) -> Result<Vec<Machine>, String> {
             cpus,
             chipset,
             no_acpi,
+            usb,
             timeout_secs: None,
             swap_bytes: None,
             bins: Vec::new(),
@@ -270,6 +313,17 @@ mod tests {
         assert!(parse_specs("bios-256M-smp0").is_err());
         assert!(parse_specs("bios-256M-smpx").is_err());
         assert!(parse_specs("bios-256M-isa").is_err());
+    }
+
+    #[test]
+    fn usb_options() {
+        let m =
+            parse_specs("bios-256M-usbstick uefi-256M-usbkbd-smp2 bios-64M-xhci bios-64M").unwrap();
+        assert!(m[0].usb.stick && !m[0].usb.keyboard && m[0].usb.any());
+        assert!(m[1].usb.keyboard && !m[1].usb.stick && m[1].cpus == 2);
+        assert!(m[2].usb.controller && m[2].usb.any() && !m[2].usb.stick);
+        assert!(!m[3].usb.any());
+        assert!(parse_specs("bios-256M-usb").is_err());
     }
 
     #[test]

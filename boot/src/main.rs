@@ -38,6 +38,8 @@ environment:
   FERRITE_SWAP=SIZE     `runner` attaches a blank virtio-blk swap disk of SIZE (e.g. 512M);
                         for a test kernel, to every machine (tests/machines.txt: swap=SIZE)
   FERRITE_GDB=1         `runner` waits for GDB on localhost:1234
+  FERRITE_USB=LIST      `runner`: `stick` boots from a USB stick on xHCI, `kbd` adds a
+                        USB keyboard, `xhci` an empty xHCI controller (comma-separated)
   FERRITE_EXTRA=DIR     also pack DIR's files into the ramdisk, under /bin
   FERRITE_INIT=PROG     the program the kernel starts first (default: the shell)
   FERRITE_RC=FILE       pack FILE as /etc/rc, the script the shell runs at boot
@@ -102,6 +104,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                 if let Some(swap) = env_swap()? {
                     machine.swap_bytes = Some(swap);
                 }
+                machine.usb = env_usb()?;
                 let mut opts = opts.clone();
                 opts.gdb |= env_flag("FERRITE_GDB");
                 boot_interactive(&kernel, &machine, &opts)
@@ -123,6 +126,26 @@ fn env_swap() -> Result<Option<u64>, String> {
             .map_err(|e| format!("FERRITE_SWAP: {e}")),
         _ => Ok(None),
     }
+}
+
+/// `FERRITE_USB=stick,kbd`: boot from a USB stick and/or add a USB
+/// keyboard (`xhci`: an empty controller).
+fn env_usb() -> Result<machines::Usb, String> {
+    let mut usb = machines::Usb::default();
+    let value = std::env::var("FERRITE_USB").unwrap_or_default();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "stick" => usb.stick = true,
+            "kbd" => usb.keyboard = true,
+            "xhci" => usb.controller = true,
+            other => {
+                return Err(format!(
+                    "FERRITE_USB: unknown `{other}` (stick, kbd or xhci)"
+                ))
+            }
+        }
+    }
+    Ok(usb)
 }
 
 fn env_flag(name: &str) -> bool {
@@ -207,6 +230,7 @@ impl Options {
             cpus: self.smp.unwrap_or(1),
             chipset: "q35",
             no_acpi: false,
+            usb: Default::default(),
             timeout_secs: self.timeout,
             swap_bytes: self.swap,
             bins: Vec::new(),
@@ -375,9 +399,13 @@ fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
     let mut failed = Vec::new();
     for machine in &machines {
         println!("=== kernel test `{name}` on {machine}");
+        let started = std::time::Instant::now();
         let outcome = qemu::boot(&images, machine, qemu::Mode::Test)?;
+        let secs = started.elapsed().as_secs_f64();
         match outcome.status {
-            qemu::Status::Success => println!("=== kernel test `{name}` on {machine}: ok"),
+            qemu::Status::Success => {
+                println!("=== kernel test `{name}` on {machine}: ok ({secs:.1} s)")
+            }
             status => {
                 let why = match status {
                     qemu::Status::TimedOut => format!("hung: killed after {} s", machine.timeout()),

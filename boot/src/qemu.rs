@@ -4,8 +4,17 @@
 //! then exits with `(value << 1) | 1`. Ferrite writes 0x10 for success (exit
 //! code 33) and 0x11 for failure (35). Anything else, including a triple fault
 //! (QEMU exits 0 under `-no-reboot`), is a failure.
+//!
+//! A test kernel on a machine with a USB keyboard (`-usbkbd`) asks for
+//! keys with a serial line `ferrite-qemu: type TEXT` (see [`TYPE_REQUEST`]):
+//! the runner then types TEXT on that keyboard through QEMU's QMP socket
+//! (`input-send-event`; QEMU gives keys to the keyboard activated last,
+//! the `usb-kbd`, not the chipset's PS/2 keyboard: aiming at the device by
+//! id needs it bound to a display console, which a test has not), one key
+//! down and up at a time. The test kernels check the bytes came through USB.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -16,6 +25,13 @@ use crate::Images;
 
 pub const QEMU_EXIT_SUCCESS: i32 = (0x10 << 1) | 1;
 pub const QEMU_EXIT_FAILURE: i32 = (0x11 << 1) | 1;
+
+/// The serial line a test kernel prints to have the runner type the rest
+/// of the line on the USB keyboard (the two characters `\n` type Enter).
+pub const TYPE_REQUEST: &str = "ferrite-qemu: type ";
+
+/// The QEMU id of the USB keyboard.
+const USB_KEYBOARD_ID: &str = "usbkbd";
 
 pub enum Mode {
     /// Serial on this terminal (keyboard input reaches the kernel), a window if
@@ -57,7 +73,24 @@ fn ovmf_paths() -> Result<(PathBuf, PathBuf), String> {
     Ok((code, vars))
 }
 
-fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, String> {
+/// A QMP socket path for one boot (short: a Unix socket path has at most
+/// 107 bytes).
+fn qmp_socket_path() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "ferrite-qmp-{}-{}.sock",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn command(
+    images: &Images,
+    machine: &Machine,
+    mode: &Mode,
+    qmp: Option<&Path>,
+) -> Result<Command, String> {
     let mut cmd = Command::new(qemu_binary());
     let chipset = if machine.no_acpi {
         format!("{},acpi=off", machine.chipset)
@@ -87,8 +120,30 @@ fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, S
             &images.uefi
         }
     };
-    cmd.arg("-drive")
-        .arg(format!("format=raw,file={}", image.display()));
+    if machine.usb.any() {
+        cmd.args(["-device", "qemu-xhci,id=xhci"]);
+    }
+    if machine.usb.stick {
+        // The image is the machine's only disk: a boot that works came
+        // from the stick.
+        cmd.arg("-drive").arg(format!(
+            "if=none,id=stick,format=raw,file={}",
+            image.display()
+        ));
+        cmd.args([
+            "-device",
+            "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=1",
+        ]);
+    } else {
+        cmd.arg("-drive")
+            .arg(format!("format=raw,file={}", image.display()));
+    }
+    if machine.usb.keyboard {
+        cmd.args([
+            "-device",
+            &format!("usb-kbd,bus=xhci.0,id={USB_KEYBOARD_ID}"),
+        ]);
+    }
     if let Some(bytes) = machine.swap_bytes {
         let disk = blank_disk(&images.bios, bytes)?;
         cmd.arg("-drive").arg(format!(
@@ -96,6 +151,10 @@ fn command(images: &Images, machine: &Machine, mode: &Mode) -> Result<Command, S
             disk.display()
         ));
         cmd.args(["-device", "virtio-blk-pci,drive=swap"]);
+    }
+    if let Some(qmp) = qmp {
+        cmd.arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()));
     }
     match mode {
         Mode::Test => {
@@ -135,7 +194,11 @@ fn blank_disk(image: &Path, bytes: u64) -> Result<PathBuf, String> {
 }
 
 pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, String> {
-    let mut cmd = command(images, machine, &mode)?;
+    let qmp = (machine.usb.keyboard && matches!(mode, Mode::Test)).then(qmp_socket_path);
+    if let Some(path) = &qmp {
+        let _ = std::fs::remove_file(path);
+    }
+    let mut cmd = command(images, machine, &mode, qmp.as_deref())?;
     let mut child = cmd.spawn().map_err(|e| {
         format!(
             "cannot start {}: {e} (install Debian's `qemu-system-x86`)",
@@ -170,9 +233,48 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
         let _ = std::io::stdout().flush();
         serial.extend_from_slice(&chunk);
     };
+    // Where the next unread serial line starts (requests to type keys).
+    let mut line_start = 0;
     let status = loop {
         while let Ok(chunk) = rx.try_recv() {
             forward(chunk, &mut serial);
+        }
+        while let Some(nl) = serial[line_start..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&serial[line_start..line_start + nl]).into_owned();
+            line_start += nl + 1;
+            let line = line.trim_end_matches('\r');
+            let Some(at) = line.find(TYPE_REQUEST) else {
+                continue;
+            };
+            let text = &line[at + TYPE_REQUEST.len()..];
+            let Some(path) = &qmp else {
+                eprintln!(
+                    "ferrite-boot: the kernel asked for keys, but this machine has no USB keyboard"
+                );
+                continue;
+            };
+            // A connection per request: QEMU's QMP server takes a new
+            // client whenever the last one has gone.
+            let typed = Qmp::connect(path)
+                .and_then(|mut conn| type_text(&mut conn, &text.replace("\\n", "\n")));
+            if let Err(e) = typed {
+                // The kernel may have taken the keys it wanted and ended
+                // before the last key-up: QEMU's exit is the verdict.
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    continue;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    continue;
+                }
+                // Never leave QEMU running behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                if let Some(path) = &qmp {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
         }
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break verdict(status.code());
@@ -188,6 +290,9 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
     while let Ok(chunk) = rx.try_recv() {
         forward(chunk, &mut serial);
     }
+    if let Some(path) = &qmp {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(Outcome {
         status,
         serial: String::from_utf8_lossy(&serial).into_owned(),
@@ -200,5 +305,154 @@ fn verdict(code: Option<i32>) -> Status {
         Some(QEMU_EXIT_FAILURE) => Status::Failure(1),
         Some(other) => Status::Failure(other),
         None => Status::Failure(-1),
+    }
+}
+
+/// A QMP (QEMU Machine Protocol) connection: JSON commands, one per line.
+struct Qmp {
+    stream: UnixStream,
+    replies: BufReader<UnixStream>,
+}
+
+impl Qmp {
+    fn connect(path: &Path) -> Result<Qmp, String> {
+        let stream =
+            UnixStream::connect(path).map_err(|e| format!("QMP {}: {e}", path.display()))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let replies = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+        let mut qmp = Qmp { stream, replies };
+        // The greeting, then capabilities negotiation.
+        let mut greeting = String::new();
+        qmp.replies
+            .read_line(&mut greeting)
+            .map_err(|e| format!("QMP greeting: {e}"))?;
+        if !greeting.contains("QMP") {
+            return Err(format!("QMP: no greeting (got {greeting:?})"));
+        }
+        qmp.execute(r#"{"execute":"qmp_capabilities"}"#)?;
+        Ok(qmp)
+    }
+
+    /// Sends one command and waits for its reply (events in between are
+    /// skipped).
+    fn execute(&mut self, command: &str) -> Result<(), String> {
+        self.stream
+            .write_all(format!("{command}\n").as_bytes())
+            .map_err(|e| format!("QMP write of `{command}`: {e}"))?;
+        loop {
+            let mut line = String::new();
+            match self.replies.read_line(&mut line) {
+                Ok(0) => return Err("QMP: QEMU closed the socket".into()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("QMP read: {e}")),
+            }
+            if line.contains("\"return\"") {
+                return Ok(());
+            }
+            if line.contains("\"error\"") {
+                return Err(format!("QMP `{command}`: {}", line.trim()));
+            }
+        }
+    }
+}
+
+/// The QEMU key codes (`QKeyCode`) that type `c` on a US keyboard: the
+/// key, and whether Shift is held.
+pub fn qcode(c: char) -> Option<(String, bool)> {
+    const PLAIN: &[(char, &str)] = &[
+        (' ', "spc"),
+        ('\n', "ret"),
+        ('\t', "tab"),
+        ('-', "minus"),
+        ('=', "equal"),
+        ('[', "bracket_left"),
+        (']', "bracket_right"),
+        ('\\', "backslash"),
+        (';', "semicolon"),
+        ('\'', "apostrophe"),
+        ('`', "grave_accent"),
+        (',', "comma"),
+        ('.', "dot"),
+        ('/', "slash"),
+    ];
+    const SHIFTED: &[(char, char)] = &[
+        ('!', '1'),
+        ('@', '2'),
+        ('#', '3'),
+        ('$', '4'),
+        ('%', '5'),
+        ('^', '6'),
+        ('&', '7'),
+        ('*', '8'),
+        ('(', '9'),
+        (')', '0'),
+        ('_', '-'),
+        ('+', '='),
+        ('{', '['),
+        ('}', ']'),
+        ('|', '\\'),
+        (':', ';'),
+        ('"', '\''),
+        ('~', '`'),
+        ('<', ','),
+        ('>', '.'),
+        ('?', '/'),
+    ];
+    if c.is_ascii_lowercase() || c.is_ascii_digit() {
+        return Some((c.to_string(), false));
+    }
+    if c.is_ascii_uppercase() {
+        return Some((c.to_ascii_lowercase().to_string(), true));
+    }
+    if let Some((_, name)) = PLAIN.iter().find(|(k, _)| *k == c) {
+        return Some((name.to_string(), false));
+    }
+    let (_, base) = SHIFTED.iter().find(|(k, _)| *k == c)?;
+    qcode(*base).map(|(name, _)| (name, true))
+}
+
+/// Types `text` on the USB keyboard: for each character, Shift down if
+/// needed, the key down, then up (separate events, a little apart, so the
+/// guest's polling sees each state).
+fn type_text(qmp: &mut Qmp, text: &str) -> Result<(), String> {
+    let key = |name: &str, down: bool| {
+        format!(
+            r#"{{"execute":"input-send-event","arguments":{{"events":[{{"type":"key","data":{{"down":{down},"key":{{"type":"qcode","data":"{name}"}}}}}}]}}}}"#
+        )
+    };
+    for c in text.chars() {
+        let Some((name, shift)) = qcode(c) else {
+            return Err(format!("cannot type {c:?} on the USB keyboard"));
+        };
+        if shift {
+            qmp.execute(&key("shift", true))?;
+        }
+        qmp.execute(&key(&name, true))?;
+        std::thread::sleep(Duration::from_millis(30));
+        qmp.execute(&key(&name, false))?;
+        if shift {
+            qmp.execute(&key("shift", false))?;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qcodes_of_a_us_keyboard() {
+        assert_eq!(qcode('a'), Some(("a".into(), false)));
+        assert_eq!(qcode('Q'), Some(("q".into(), true)));
+        assert_eq!(qcode('7'), Some(("7".into(), false)));
+        assert_eq!(qcode('!'), Some(("1".into(), true)));
+        assert_eq!(qcode(' '), Some(("spc".into(), false)));
+        assert_eq!(qcode('\n'), Some(("ret".into(), false)));
+        assert_eq!(qcode('?'), Some(("slash".into(), true)));
+        assert_eq!(qcode('é'), None);
     }
 }

@@ -82,3 +82,33 @@ impl ConfigurationAccess for ConfigPorts {
         ConfigPorts(())
     }
 }
+
+/// Calls `f` for every function on bus 0 and on every bus behind a
+/// PCI-to-PCI bridge reachable from it (each bus once). Allocates nothing.
+pub fn for_each_function(
+    root: &virtio_drivers::transport::pci::bus::PciRoot<ConfigPorts>,
+    mut f: impl FnMut(DeviceFunction, &virtio_drivers::transport::pci::bus::DeviceFunctionInfo),
+) {
+    use virtio_drivers::transport::pci::bus::HeaderType;
+    // Buses still to scan (a stack), and the buses ever queued.
+    let mut buses = [0u8; 256];
+    let mut pending = 1;
+    let mut seen = [false; 256];
+    seen[0] = true;
+    let access = config_ports();
+    while pending > 0 {
+        pending -= 1;
+        for (df, info) in root.enumerate_bus(buses[pending]) {
+            f(df, &info);
+            if info.header_type == HeaderType::PciPciBridge {
+                // Type 1 header, register 0x18: secondary bus in byte 1.
+                let secondary = (access.read_word(df, 0x18) >> 8) as u8;
+                if !seen[usize::from(secondary)] {
+                    seen[usize::from(secondary)] = true;
+                    buses[pending] = secondary;
+                    pending += 1;
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Device drivers: the two consoles every log line goes to, the PS/2
-//! keyboard, and the virtio block device swap uses.
+//! keyboard, USB (xHCI and the HID boot keyboard), and the virtio block
+//! device swap uses.
 //!
 //! No `unsafe` here: port I/O goes through `arch::port`'s device registers,
 //! locks are `arch::sync::IrqMutex`, and the framebuffer is the slice the
@@ -12,4 +13,5 @@ pub mod fbcon;
 pub mod keyboard;
 pub mod rtc;
 pub mod serial;
+pub mod usb;
 pub mod virtio_blk;

@@ -22,13 +22,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use swapcore::SwapIoError;
 
 use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
-use virtio_drivers::transport::pci::bus::{
-    BarInfo, Command, ConfigurationAccess, DeviceFunction, HeaderType, PciRoot,
-};
+use virtio_drivers::transport::pci::bus::{BarInfo, Command, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
 use virtio_drivers::transport::DeviceType;
 
-use crate::arch::pci::{config_ports, ConfigPorts};
+use crate::arch::pci::{config_ports, for_each_function, ConfigPorts};
 use crate::arch::sync::IrqMutex;
 use crate::mm::dma::{self, DmaBuffer, FrameHal};
 use crate::time::rdtsc;
@@ -293,32 +291,12 @@ fn find_block_devices(root: &PciRoot<ConfigPorts>) -> ([DeviceFunction; MAX_CAND
     };
     let mut found = [none; MAX_CANDIDATES];
     let mut count = 0;
-    // Buses still to scan (a stack), and the buses ever queued: each of the
-    // 256 is queued at most once.
-    let mut buses = [0u8; 256];
-    let mut pending = 1;
-    let mut seen = [false; 256];
-    seen[0] = true;
-    let access = config_ports();
-    while pending > 0 {
-        pending -= 1;
-        for (df, info) in root.enumerate_bus(buses[pending]) {
-            if virtio_device_type(&info) == Some(DeviceType::Block) && count < MAX_CANDIDATES {
-                found[count] = df;
-                count += 1;
-            }
-            if info.header_type == HeaderType::PciPciBridge {
-                // Type 1 header, register 0x18: primary, secondary,
-                // subordinate bus numbers (bytes 0..3).
-                let secondary = (access.read_word(df, 0x18) >> 8) as u8;
-                if !seen[usize::from(secondary)] {
-                    seen[usize::from(secondary)] = true;
-                    buses[pending] = secondary;
-                    pending += 1;
-                }
-            }
+    for_each_function(root, |df, info| {
+        if virtio_device_type(info) == Some(DeviceType::Block) && count < MAX_CANDIDATES {
+            found[count] = df;
+            count += 1;
         }
-    }
+    });
     (found, count)
 }
 

@@ -81,6 +81,51 @@ impl DmaBuffer {
     }
 }
 
+/// Word access for memory the device reads and writes while the kernel
+/// does (rings, contexts): volatile, so neither side's accesses are
+/// cached or reordered away by the compiler. An access outside the buffer
+/// (or not 4-byte aligned) reads 0 and writes nothing: offsets come from
+/// the driver, and a wrong one must not become a stray write.
+impl DmaBuffer {
+    fn word(&self, offset: usize) -> Option<*mut u32> {
+        let end = offset.checked_add(4)?;
+        (end <= self.len && offset.is_multiple_of(4))
+            .then(|| (phys_to_virt(self.phys()) + offset as u64) as *mut u32)
+    }
+
+    /// The little-endian u32 at byte `offset`.
+    pub fn read_u32(&self, offset: usize) -> u32 {
+        match self.word(offset) {
+            // SAFETY: inside this buffer's frames (checked), aligned; the
+            // frames are this buffer's until it is dropped.
+            Some(p) => unsafe { p.read_volatile() },
+            None => 0,
+        }
+    }
+
+    /// Stores `value` at byte `offset`.
+    pub fn write_u32(&mut self, offset: usize, value: u32) {
+        if let Some(p) = self.word(offset) {
+            // SAFETY: as for `read_u32`; `&mut self` makes the kernel's
+            // the only access but the device's.
+            unsafe { p.write_volatile(value) }
+        }
+    }
+
+    /// Copies bytes `offset..offset + out.len()` (clipped to the buffer)
+    /// into `out`; returns how many were copied.
+    pub fn read_bytes(&self, offset: usize, out: &mut [u8]) -> usize {
+        let n = self.len.saturating_sub(offset).min(out.len());
+        let base = phys_to_virt(self.phys()) + offset as u64;
+        for (i, b) in out[..n].iter_mut().enumerate() {
+            // SAFETY: `offset + i < len` (clipped above): inside the
+            // buffer's frames.
+            *b = unsafe { ((base + i as u64) as *const u8).read_volatile() };
+        }
+        n
+    }
+}
+
 impl Drop for DmaBuffer {
     fn drop(&mut self) {
         frames::free(self.pfn, self.order).expect("a DMA buffer's own frames");
@@ -153,6 +198,70 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<u64, MmioError> {
             vmalloc::iounmap(mapping);
             Err(MmioError::TooManyWindows)
         }
+    }
+}
+
+/// A device's register window (mapped uncached by [`map_mmio`], mapped
+/// for good): volatile 32-bit accesses at byte offsets. An offset outside
+/// the window or not 4-byte aligned reads all ones (what a missing device
+/// reads) and writes nothing, so an offset computed from a value the
+/// device gave can never reach other memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Mmio {
+    va: u64,
+    len: u64,
+}
+
+impl Mmio {
+    /// Maps registers `phys..phys + len`.
+    pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
+        Ok(Mmio {
+            va: map_mmio(phys, len)?,
+            len,
+        })
+    }
+
+    /// The window's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn reg(&self, offset: u64) -> Option<*mut u32> {
+        let end = offset.checked_add(4)?;
+        (end <= self.len && offset.is_multiple_of(4)).then(|| (self.va + offset) as *mut u32)
+    }
+
+    pub fn read32(&self, offset: u64) -> u32 {
+        match self.reg(offset) {
+            // SAFETY: inside the window `map_mmio` mapped uncached for
+            // these registers (checked), aligned; it stays mapped.
+            Some(p) => unsafe { p.read_volatile() },
+            None => u32::MAX,
+        }
+    }
+
+    pub fn write32(&self, offset: u64, value: u32) {
+        if let Some(p) = self.reg(offset) {
+            // SAFETY: as for `read32`. What the write makes the device do
+            // (DMA to addresses it is given) is the driver's to get right:
+            // it hands over only memory it owns (`DmaBuffer`s).
+            unsafe { p.write_volatile(value) }
+        }
+    }
+
+    /// A 64-bit register as two 32-bit accesses, low half first (what
+    /// xHCI allows whatever its AC64 says).
+    pub fn read64(&self, offset: u64) -> u64 {
+        u64::from(self.read32(offset)) | u64::from(self.read32(offset.wrapping_add(4))) << 32
+    }
+
+    pub fn write64(&self, offset: u64, value: u64) {
+        self.write32(offset, value as u32);
+        self.write32(offset.wrapping_add(4), (value >> 32) as u32);
     }
 }
 

@@ -577,10 +577,11 @@ pub fn main() -> ! {
     let _ = writeln!(
         out,
         "Ferrite shell on the serial console{}. Type `help` for the commands.",
-        if keyboard {
-            " and the PS/2 keyboard"
-        } else {
-            ""
+        match (keyboard, crate::drivers::usb::summary().keyboards > 0) {
+            (true, true) => " and the PS/2 and USB keyboards",
+            (true, false) => " and the PS/2 keyboard",
+            (false, true) => " and the USB keyboard",
+            (false, false) => "",
         }
     );
     if let Some(program) = init_program() {

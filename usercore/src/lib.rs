@@ -13,6 +13,8 @@
 //!   C runtime expects at its entry point.
 //! - [`pipe`]: a pipe's bytes and Linux's rules for reading and writing them.
 //! - [`cmdline`]: the kernel shell's syntax (quoting, redirections, `|`).
+//! - [`usb`]: USB descriptors and the HID boot keyboard report (bounds-
+//!   checked: they come from devices), keys as PC scancodes.
 //! - [`utf8`]: a streaming UTF-8 decoder for the console (characters split
 //!   between writes, U+FFFD for ill-formed bytes).
 //!
@@ -36,6 +38,7 @@ pub mod pipe;
 pub mod signal;
 pub mod stack;
 pub mod time;
+pub mod usb;
 pub mod utf8;
 pub mod vdso;
 
