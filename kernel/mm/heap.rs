@@ -165,14 +165,25 @@ unsafe impl GlobalAlloc for KernelHeap {
         if mark != super::kalloc::Mark::None && super::failslab::should_fail_slab() {
             return core::ptr::null_mut();
         }
+        // Fast path: this CPU's magazine, no shared lock (mm::percpu).
+        if let Some(p) = super::percpu::try_alloc_object(layout) {
+            return p.as_ptr();
+        }
         // Whether a reserve block can help: the request fits in the slab
         // one block makes.
         let reserve_helps = !may_fail && layout.size() <= (PAGE_SIZE as usize) << RESERVE_ORDER;
+        // The slow path: refill this CPU's magazine with a batch (or, where
+        // there is none, the slab heap itself) under the frames lock.
         let attempt = |use_reserve: bool| {
-            frames::with(|m| {
-                let mut reserve = RESERVE.lock();
-                loop {
-                    match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
+            super::percpu::with_objects(|mut cpu| {
+                frames::with(|m| {
+                    let mut reserve = RESERVE.lock();
+                    loop {
+                        let result = match cpu.as_deref_mut() {
+                            Some(c) => c.alloc_slow(layout, &mut m.slab, &mut m.buddy, &DirectMap),
+                            None => m.slab.alloc(layout, &mut m.buddy, &DirectMap),
+                        };
+                        match result {
                         Ok(ptr) => {
                             if reserve.held() < RESERVE_BLOCKS {
                                 reserve.refill(m);
@@ -195,9 +206,16 @@ unsafe impl GlobalAlloc for KernelHeap {
                         }
                         Err(e) => panic!("kernel heap: {e}"),
                     }
-                }
+                    }
+                })
             })
         };
+        let ptr = attempt(false);
+        if !ptr.is_null() {
+            return ptr;
+        }
+        // Objects and frames sitting in the CPUs' caches go back first.
+        super::percpu::drain_on_shortage();
         let ptr = attempt(false);
         if !ptr.is_null() {
             return ptr;
@@ -226,11 +244,21 @@ unsafe impl GlobalAlloc for KernelHeap {
             }
             return;
         }
-        frames::with(|m| {
-            if let Err(e) = m.slab.dealloc(ptr, layout, &mut m.buddy, &DirectMap) {
-                // A double free or an overrun: memory is already corrupt.
-                panic!("kernel heap: {e}");
-            }
+        // Fast path: into this CPU's magazine.
+        if super::percpu::try_free_object(ptr, layout) {
+            return;
+        }
+        super::percpu::with_objects(|cpu| {
+            frames::with(|m| {
+                let result = match cpu {
+                    Some(c) => c.free_slow(ptr, layout, &mut m.slab, &mut m.buddy, &DirectMap),
+                    None => m.slab.dealloc(ptr, layout, &mut m.buddy, &DirectMap),
+                };
+                if let Err(e) = result {
+                    // A double free or an overrun: memory is already corrupt.
+                    panic!("kernel heap: {e}");
+                }
+            })
         })
     }
 }
