@@ -184,28 +184,30 @@ unsafe impl GlobalAlloc for KernelHeap {
                             None => m.slab.alloc(layout, &mut m.buddy, &DirectMap),
                         };
                         match result {
-                        Ok(ptr) => {
-                            if reserve.held() < RESERVE_BLOCKS {
-                                reserve.refill(m);
+                            Ok(ptr) => {
+                                if reserve.held() < RESERVE_BLOCKS {
+                                    reserve.refill(m);
+                                }
+                                return ptr.as_ptr();
                             }
-                            return ptr.as_ptr();
+                            // Out of frames, and the caller cannot fail: a
+                            // reserve block goes back to the buddy allocator,
+                            // try again.
+                            Err(mmcore::SlabError::OutOfMemory { .. })
+                                if use_reserve && reserve_helps && reserve.release_one(m) => {}
+                            // Out of memory: the caller (alloc_error_handler or
+                            // a fallible API like `try_reserve`) decides.
+                            Err(mmcore::SlabError::OutOfMemory { .. }) => {
+                                return core::ptr::null_mut()
+                            }
+                            // Bigger than the largest block: a failure like
+                            // any other (a fallible caller gets its error; an
+                            // infallible one reaches alloc_error_handler).
+                            Err(mmcore::SlabError::UnsupportedLayout { .. }) => {
+                                return core::ptr::null_mut()
+                            }
+                            Err(e) => panic!("kernel heap: {e}"),
                         }
-                        // Out of frames, and the caller cannot fail: a
-                        // reserve block goes back to the buddy allocator,
-                        // try again.
-                        Err(mmcore::SlabError::OutOfMemory { .. })
-                            if use_reserve && reserve_helps && reserve.release_one(m) => {}
-                        // Out of memory: the caller (alloc_error_handler or
-                        // a fallible API like `try_reserve`) decides.
-                        Err(mmcore::SlabError::OutOfMemory { .. }) => return core::ptr::null_mut(),
-                        // Bigger than the largest block: a failure like
-                        // any other (a fallible caller gets its error; an
-                        // infallible one reaches alloc_error_handler).
-                        Err(mmcore::SlabError::UnsupportedLayout { .. }) => {
-                            return core::ptr::null_mut()
-                        }
-                        Err(e) => panic!("kernel heap: {e}"),
-                    }
                     }
                 })
             })

@@ -159,8 +159,8 @@ pub fn with_objects<R>(f: impl FnOnce(Option<&mut ObjectCache>) -> R) -> R {
 /// caller asks the buddy allocator).
 pub fn alloc_page(kind: FrameKind, zeroed: bool) -> Option<Pfn> {
     let k = page_list_index(kind)?;
-    let floor = super::kswapd::try_watermarks()
-        .map_or(u64::MAX, |w| w.min + u64::from(PCP_POLICY.batch));
+    let floor =
+        super::kswapd::try_watermarks().map_or(u64::MAX, |w| w.min + u64::from(PCP_POLICY.batch));
     let pfn = CACHES
         .with(|c, cpu| {
             let list = &mut c.pages[k];
@@ -253,9 +253,7 @@ fn drain_caches(c: &mut CpuCaches, cpu: usize) -> u64 {
             .unwrap_or_else(|e| panic!("kernel heap: {e}"));
         let mut pages = 0;
         for (k, list) in c.pages.iter_mut().enumerate() {
-            pages += list
-                .drain(&mut m.buddy)
-                .unwrap_or_else(|e| panic!("{e}")) as u64;
+            pages += list.drain(&mut m.buddy).unwrap_or_else(|e| panic!("{e}")) as u64;
             shared.pages[k].store(0, Ordering::Relaxed);
         }
         objs + pages
@@ -369,16 +367,17 @@ pub struct CpuCacheInfo {
 
 /// This CPU's caches (`None` before the CPU is set up).
 pub fn local_info() -> Option<CpuCacheInfo> {
-    CACHES
-        .with(|c, cpu| CpuCacheInfo {
-            objects: c.objects.cached(),
-            pages: core::array::from_fn(|k| c.pages[k].len() as u64),
-            stats: c.objects.stats(),
-            drains: SHARED[cpu].drains.load(Ordering::Relaxed),
-        })
+    CACHES.with(|c, cpu| CpuCacheInfo {
+        objects: c.objects.cached(),
+        pages: core::array::from_fn(|k| c.pages[k].len() as u64),
+        stats: c.objects.stats(),
+        drains: SHARED[cpu].drains.load(Ordering::Relaxed),
+    })
 }
 
 /// Drains CPU `cpu` has done (any CPU's, read from anywhere).
 pub fn drains_of(cpu: usize) -> u64 {
-    SHARED.get(cpu).map_or(0, |s| s.drains.load(Ordering::Relaxed))
+    SHARED
+        .get(cpu)
+        .map_or(0, |s| s.drains.load(Ordering::Relaxed))
 }

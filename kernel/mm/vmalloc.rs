@@ -154,7 +154,8 @@ fn unmap_pages(start: u64, pages: u64) {
         let va = start + i * PAGE_SIZE;
         if let Some(pte) = pgtable::with_kernel(|t, m| t.unmap(m, va)) {
             crate::arch::mmu::flush_page(va);
-            frames::free_page(Pfn::from_addr(pte.addr()), FrameKind::Kernel).expect("vmalloc frame");
+            frames::free_page(Pfn::from_addr(pte.addr()), FrameKind::Kernel)
+                .expect("vmalloc frame");
         }
     }
 }

@@ -49,7 +49,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::buddy::{BuddyAllocator, FreeError};
-use crate::frame::{FrameKind, PhysMem, Pfn};
+use crate::frame::{FrameKind, Pfn, PhysMem};
 use crate::slab::{kmalloc_class, SlabError, SlabHeap, DEBUG, KMALLOC_SIZES};
 
 const NR_KMALLOC: usize = KMALLOC_SIZES.len();
@@ -562,7 +562,13 @@ mod tests {
             assert_eq!(mag_policy(8).limit, 0);
             return;
         }
-        assert_eq!(mag_policy(8), MagPolicy { limit: 32, batch: 16 });
+        assert_eq!(
+            mag_policy(8),
+            MagPolicy {
+                limit: 32,
+                batch: 16
+            }
+        );
         assert_eq!(mag_policy(512).limit, 16);
         assert_eq!(mag_policy(4096).limit, 8);
         assert_eq!(mag_policy(8192).limit, 4);
@@ -593,7 +599,10 @@ mod tests {
         }
         let now = heap.cache_info(heap.kmalloc_cache_for(l).unwrap()).unwrap();
         if !DEBUG {
-            assert_eq!(now.active_objs, after_refill.active_objs, "the slab was not touched");
+            assert_eq!(
+                now.active_objs, after_refill.active_objs,
+                "the slab was not touched"
+            );
             assert_eq!(cache.stats().alloc_misses, 1);
         }
         let drained = cache.drain(&mut heap, &mut buddy, &arena).unwrap();
@@ -620,7 +629,9 @@ mod tests {
             cache.dealloc(o, l, &mut heap, &mut buddy, &arena).unwrap();
         }
         assert_eq!(cache.cached(), 32);
-        cache.dealloc(objs[32], l, &mut heap, &mut buddy, &arena).unwrap();
+        cache
+            .dealloc(objs[32], l, &mut heap, &mut buddy, &arena)
+            .unwrap();
         assert_eq!(cache.cached(), 17, "16 oldest flushed, one more kept");
         // The newest object is on top; the oldest kept is objs[16].
         assert_eq!(cache.try_alloc(l), Some(objs[32]));
@@ -641,7 +652,9 @@ mod tests {
         let a = heap.alloc(l, &mut buddy, &arena).unwrap();
         let b = heap.alloc(l, &mut buddy, &arena).unwrap();
         cache.dealloc(a, l, &mut heap, &mut buddy, &arena).unwrap();
-        let e = cache.dealloc(a, l, &mut heap, &mut buddy, &arena).unwrap_err();
+        let e = cache
+            .dealloc(a, l, &mut heap, &mut buddy, &arena)
+            .unwrap_err();
         assert!(matches!(e, SlabError::DoubleFree { .. }));
         cache.dealloc(b, l, &mut heap, &mut buddy, &arena).unwrap();
         cache.dealloc(a, l, &mut heap, &mut buddy, &arena).unwrap(); // not on top: kept
@@ -676,7 +689,9 @@ mod tests {
         assert_eq!(list.push(p), Ok(true));
         assert_eq!(list.push(p), Err(PcpError::DoubleFree { pfn: p }));
         // Fill to high, then one more flushes a batch.
-        let extra: Vec<_> = (0..33).map(|_| buddy.alloc_as(0, FrameKind::PageTable).unwrap()).collect();
+        let extra: Vec<_> = (0..33)
+            .map(|_| buddy.alloc_as(0, FrameKind::PageTable).unwrap())
+            .collect();
         for &f in &extra[..32] {
             list.free(f, &mut buddy).unwrap();
         }
