@@ -167,6 +167,11 @@ pub fn settled_free_pages() -> u64 {
         crate::proc::sched::sleep_ticks(1);
     }
     crate::mm::pagecache::shrink_unmapped();
+    // Objects and frames in the CPUs' caches go back (every CPU's).
+    assert!(
+        crate::mm::percpu::drain_all_sync(),
+        "a CPU did not drain its allocator caches"
+    );
     crate::mm::frames::with(|m| {
         m.slab.shrink(&mut m.buddy);
         m.buddy.free_pages()

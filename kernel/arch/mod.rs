@@ -4,6 +4,7 @@ pub mod acpi;
 pub mod apic;
 pub mod backtrace;
 pub mod cpu;
+pub mod cpulocal;
 pub mod exceptions;
 pub mod gdt;
 pub mod hook;

@@ -394,6 +394,9 @@ extern "C" fn ap_entry(index: u64) -> ! {
 /// An AP's idle loop: sleeps until an interrupt, counts the wake-up.
 fn idle_loop(me: &'static percpu::PerCpu) -> ! {
     loop {
+        // An idle CPU gives back its allocator caches (and answers drain
+        // requests, which come with a wake-up IPI).
+        crate::mm::percpu::on_idle();
         x86_64::instructions::interrupts::enable_and_hlt();
         me.idle_wakes.fetch_add(1, Ordering::Relaxed);
     }

@@ -251,7 +251,7 @@ unsafe impl TableMemory for FrameTables {
     }
 
     fn free_table(&mut self, phys: u64) {
-        if let Err(e) = frames::free(Pfn::from_addr(phys), 0) {
+        if let Err(e) = frames::free_page(Pfn::from_addr(phys), FrameKind::PageTable) {
             // vmcore only frees lower-half tables it created; anything else
             // is a bookkeeping bug worth stopping for.
             panic!("freeing page table {phys:#x}: {e}");

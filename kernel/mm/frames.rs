@@ -150,14 +150,36 @@ pub fn init(regions: &'static [MemoryRegion]) {
     );
 }
 
-/// Allocates a block of `2^order` frames owned by `kind`.
+/// Allocates a block of `2^order` frames owned by `kind`. A single frame
+/// of a kind with per-CPU lists ([`super::percpu::PAGE_KINDS`]) comes from
+/// this CPU's list; give it back with [`free_page`]. When the buddy
+/// allocator is empty the CPUs' caches are drained and it is asked again.
 pub fn alloc(order: usize, kind: FrameKind) -> Option<Pfn> {
-    with(|m| m.alloc_owned(order, kind, false))
+    alloc_maybe_zeroed(order, kind, false)
 }
 
 /// Like [`alloc`], with the frames zeroed.
 pub fn alloc_zeroed(order: usize, kind: FrameKind) -> Option<Pfn> {
-    with(|m| m.alloc_owned(order, kind, true))
+    alloc_maybe_zeroed(order, kind, true)
+}
+
+fn alloc_maybe_zeroed(order: usize, kind: FrameKind, zeroed: bool) -> Option<Pfn> {
+    if order == 0 {
+        if let Some(pfn) = super::percpu::alloc_page(kind, zeroed) {
+            return Some(pfn);
+        }
+    }
+    with(|m| m.alloc_owned(order, kind, zeroed)).or_else(|| {
+        super::percpu::drain_on_shortage();
+        with(|m| m.alloc_owned(order, kind, zeroed))
+    })
+}
+
+/// Frees an order-0 frame allocated as `kind` by [`alloc`]: onto this
+/// CPU's page list if the kind has one (checked when the list flushes it
+/// to the buddy allocator), else like [`free`].
+pub fn free_page(pfn: Pfn, kind: FrameKind) -> Result<(), mmcore::percpu::PcpError> {
+    super::percpu::free_page(pfn, kind)
 }
 
 /// Frames user pages may not take, the min watermark (Linux's
@@ -212,11 +234,19 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
             Some(pfn)
         })
     };
-    let pfn = take().or_else(|| {
-        (super::pagecache::try_shrink() > 0)
-            .then(&mut take)
-            .flatten()
-    });
+    // Short: the CPUs' caches first (frames on their lists are free but
+    // out of reach here), then clean page-cache pages.
+    let pfn = take()
+        .or_else(|| {
+            (super::percpu::drain_on_shortage() > 0)
+                .then(&mut take)
+                .flatten()
+        })
+        .or_else(|| {
+            (super::pagecache::try_shrink() > 0)
+                .then(&mut take)
+                .flatten()
+        });
     if free < marks.low {
         super::kswapd::wake();
     }
@@ -229,12 +259,19 @@ pub fn free(pfn: Pfn, order: usize) -> Result<(), FreeError> {
     with(|m| m.buddy.free(pfn, order))
 }
 
+/// The buddy allocator's counters, with the frames on the CPUs' page
+/// lists counted as free (see [`super::percpu::adjust_stats`]).
 pub fn stats() -> BuddyStats {
-    with(|m| m.buddy.stats())
+    with(|m| {
+        let mut s = m.buddy.stats();
+        super::percpu::adjust_stats(&mut s);
+        s
+    })
 }
 
+/// Free frames: the buddy allocator's and those on the CPUs' page lists.
 pub fn free_pages() -> u64 {
-    with(|m| m.buddy.free_pages())
+    with(|m| m.buddy.free_pages() + super::percpu::pages_held().iter().sum::<u64>())
 }
 
 pub fn refcount(pfn: Pfn) -> u16 {

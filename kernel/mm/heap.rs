@@ -165,39 +165,59 @@ unsafe impl GlobalAlloc for KernelHeap {
         if mark != super::kalloc::Mark::None && super::failslab::should_fail_slab() {
             return core::ptr::null_mut();
         }
+        // Fast path: this CPU's magazine, no shared lock (mm::percpu).
+        if let Some(p) = super::percpu::try_alloc_object(layout) {
+            return p.as_ptr();
+        }
         // Whether a reserve block can help: the request fits in the slab
         // one block makes.
         let reserve_helps = !may_fail && layout.size() <= (PAGE_SIZE as usize) << RESERVE_ORDER;
+        // The slow path: refill this CPU's magazine with a batch (or, where
+        // there is none, the slab heap itself) under the frames lock.
         let attempt = |use_reserve: bool| {
-            frames::with(|m| {
-                let mut reserve = RESERVE.lock();
-                loop {
-                    match m.slab.alloc(layout, &mut m.buddy, &DirectMap) {
-                        Ok(ptr) => {
-                            if reserve.held() < RESERVE_BLOCKS {
-                                reserve.refill(m);
+            super::percpu::with_objects(|mut cpu| {
+                frames::with(|m| {
+                    let mut reserve = RESERVE.lock();
+                    loop {
+                        let result = match cpu.as_deref_mut() {
+                            Some(c) => c.alloc_slow(layout, &mut m.slab, &mut m.buddy, &DirectMap),
+                            None => m.slab.alloc(layout, &mut m.buddy, &DirectMap),
+                        };
+                        match result {
+                            Ok(ptr) => {
+                                if reserve.held() < RESERVE_BLOCKS {
+                                    reserve.refill(m);
+                                }
+                                return ptr.as_ptr();
                             }
-                            return ptr.as_ptr();
+                            // Out of frames, and the caller cannot fail: a
+                            // reserve block goes back to the buddy allocator,
+                            // try again.
+                            Err(mmcore::SlabError::OutOfMemory { .. })
+                                if use_reserve && reserve_helps && reserve.release_one(m) => {}
+                            // Out of memory: the caller (alloc_error_handler or
+                            // a fallible API like `try_reserve`) decides.
+                            Err(mmcore::SlabError::OutOfMemory { .. }) => {
+                                return core::ptr::null_mut()
+                            }
+                            // Bigger than the largest block: a failure like
+                            // any other (a fallible caller gets its error; an
+                            // infallible one reaches alloc_error_handler).
+                            Err(mmcore::SlabError::UnsupportedLayout { .. }) => {
+                                return core::ptr::null_mut()
+                            }
+                            Err(e) => panic!("kernel heap: {e}"),
                         }
-                        // Out of frames, and the caller cannot fail: a
-                        // reserve block goes back to the buddy allocator,
-                        // try again.
-                        Err(mmcore::SlabError::OutOfMemory { .. })
-                            if use_reserve && reserve_helps && reserve.release_one(m) => {}
-                        // Out of memory: the caller (alloc_error_handler or
-                        // a fallible API like `try_reserve`) decides.
-                        Err(mmcore::SlabError::OutOfMemory { .. }) => return core::ptr::null_mut(),
-                        // Bigger than the largest block: a failure like
-                        // any other (a fallible caller gets its error; an
-                        // infallible one reaches alloc_error_handler).
-                        Err(mmcore::SlabError::UnsupportedLayout { .. }) => {
-                            return core::ptr::null_mut()
-                        }
-                        Err(e) => panic!("kernel heap: {e}"),
                     }
-                }
+                })
             })
         };
+        let ptr = attempt(false);
+        if !ptr.is_null() {
+            return ptr;
+        }
+        // Objects and frames sitting in the CPUs' caches go back first.
+        super::percpu::drain_on_shortage();
         let ptr = attempt(false);
         if !ptr.is_null() {
             return ptr;
@@ -226,11 +246,21 @@ unsafe impl GlobalAlloc for KernelHeap {
             }
             return;
         }
-        frames::with(|m| {
-            if let Err(e) = m.slab.dealloc(ptr, layout, &mut m.buddy, &DirectMap) {
-                // A double free or an overrun: memory is already corrupt.
-                panic!("kernel heap: {e}");
-            }
+        // Fast path: into this CPU's magazine.
+        if super::percpu::try_free_object(ptr, layout) {
+            return;
+        }
+        super::percpu::with_objects(|cpu| {
+            frames::with(|m| {
+                let result = match cpu {
+                    Some(c) => c.free_slow(ptr, layout, &mut m.slab, &mut m.buddy, &DirectMap),
+                    None => m.slab.dealloc(ptr, layout, &mut m.buddy, &DirectMap),
+                };
+                if let Err(e) = result {
+                    // A double free or an overrun: memory is already corrupt.
+                    panic!("kernel heap: {e}");
+                }
+            })
         })
     }
 }

@@ -65,6 +65,11 @@ pub fn watermarks() -> Watermarks {
     *WATERMARKS.get().expect("mm::kswapd::init ran")
 }
 
+/// [`watermarks`], or `None` before `init` ran.
+pub fn try_watermarks() -> Option<Watermarks> {
+    WATERMARKS.get().copied()
+}
+
 /// Installs the function that wakes the kswapd thread.
 pub fn set_wake_hook(hook: fn()) {
     WAKE.set(hook);

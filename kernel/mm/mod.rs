@@ -112,6 +112,7 @@ pub mod layout;
 pub mod pagecache;
 pub mod pageext;
 pub mod paging;
+pub mod percpu;
 pub mod pgtable;
 pub mod psi;
 pub mod reclaim;

@@ -136,7 +136,7 @@ pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
         let mapped = frames::alloc_zeroed(0, FrameKind::Kernel).and_then(|pfn| {
             let flags = PteFlags::WRITABLE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL;
             pgtable::with_kernel(|t, m| t.map(m, va, pfn.addr(), flags))
-                .map_err(|_| frames::free(pfn, 0))
+                .map_err(|_| frames::free_page(pfn, FrameKind::Kernel))
                 .ok()
         });
         if mapped.is_none() {
@@ -154,7 +154,8 @@ fn unmap_pages(start: u64, pages: u64) {
         let va = start + i * PAGE_SIZE;
         if let Some(pte) = pgtable::with_kernel(|t, m| t.unmap(m, va)) {
             crate::arch::mmu::flush_page(va);
-            frames::free(Pfn::from_addr(pte.addr()), 0).expect("vmalloc frame");
+            frames::free_page(Pfn::from_addr(pte.addr()), FrameKind::Kernel)
+                .expect("vmalloc frame");
         }
     }
 }

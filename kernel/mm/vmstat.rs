@@ -217,8 +217,10 @@ pub fn mem_snapshot() -> MemSnapshot {
                 file_mapped += 1 << block.order;
             }
         }
+        let mut buddy = m.buddy.stats();
+        super::percpu::adjust_stats(&mut buddy);
         MemSnapshot {
-            buddy: m.buddy.stats(),
+            buddy,
             kmalloc_large,
             file_mapped,
             vmalloc_used,

@@ -743,6 +743,8 @@ pub fn schedule() {
         match switch {
             // Nothing to run: wait for an interrupt to wake someone.
             None => {
+                // percpu: an idle CPU gives back its allocator caches.
+                crate::mm::percpu::on_idle();
                 IDLING.store(true, Ordering::SeqCst);
                 x86_64::instructions::interrupts::enable_and_hlt();
                 x86_64::instructions::interrupts::disable();

@@ -13,7 +13,9 @@ use criterion::{BenchmarkId, Criterion};
 use mmcore::buddy::BuddyAllocator;
 use mmcore::frame::host::Arena;
 use mmcore::frame::{PageMeta, Pfn, MAX_ORDER, PAGE_SIZE};
+use mmcore::percpu::ObjectCache;
 use mmcore::slab::SlabHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Frames managed in the frame-allocator benchmarks (256 MiB).
 const BUDDY_FRAMES: u64 = 1 << 16;
@@ -187,6 +189,71 @@ impl Heap for FerriteHeap {
     }
 }
 
+/// Ferrite's kernel heap path: a CPU's object magazines (`mmcore::percpu`)
+/// in front of the slab heap, which is reached only to refill or flush a
+/// batch. `locked` adds what the kernel adds around it: an uncontended
+/// test-and-set lock per CPU cache, taken and released on every call.
+struct FerriteCpuHeap {
+    inner: FerriteHeap,
+    cpu: ObjectCache,
+    locked: bool,
+    lock: AtomicBool,
+}
+
+impl FerriteCpuHeap {
+    fn new(locked: bool) -> FerriteCpuHeap {
+        FerriteCpuHeap {
+            inner: FerriteHeap::new(),
+            cpu: ObjectCache::new(),
+            locked,
+            lock: AtomicBool::new(false),
+        }
+    }
+
+    #[inline]
+    fn take(&self) {
+        if self.locked {
+            while self
+                .lock
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    #[inline]
+    fn release(&self) {
+        if self.locked {
+            self.lock.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Heap for FerriteCpuHeap {
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> NonNull<u8> {
+        self.take();
+        let h = &mut self.inner;
+        let p = self
+            .cpu
+            .alloc(layout, &mut h.heap, &mut h.buddy, &h.arena)
+            .expect("ferrite heap alloc");
+        self.release();
+        p
+    }
+    #[inline]
+    fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        self.take();
+        let h = &mut self.inner;
+        self.cpu
+            .dealloc(ptr, layout, &mut h.heap, &mut h.buddy, &h.arena)
+            .expect("ferrite heap free");
+        self.release();
+    }
+}
+
 /// Backing memory for the peers, same size as Ferrite's arena.
 fn peer_memory() -> &'static mut [u8] {
     Vec::leak(vec![0u8; HEAP_FRAMES as usize * PAGE_SIZE])
@@ -317,7 +384,7 @@ fn criterion_benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("slab-pair");
-    let mut fer = FerriteHeap::new();
+    let mut fer = FerriteCpuHeap::new(false);
     let mut tal = TalcHeap::new();
     for size in SLAB_SIZES {
         let l = Layout::from_size_align(size, 8).unwrap();
@@ -413,14 +480,24 @@ fn summary() {
         line("buddy-mixed", a, "buddy_system_allocator", b)
     }));
 
-    let mut fer = FerriteHeap::new();
+    // slab-N: the kernel's fast path (per-CPU magazines in front of the
+    // slab); slab-locked-N: the same with the kernel's per-CPU lock taken
+    // around each call; slab-nocache-N: the slab heap alone (every call
+    // reaches it, as each did under the frames lock before the magazines).
+    let mut fer = FerriteCpuHeap::new(false);
+    let mut locked = FerriteCpuHeap::new(true);
+    let mut raw = FerriteHeap::new();
     let mut tal = TalcHeap::new();
     for size in SLAB_SIZES {
         let l = Layout::from_size_align(size, 8).unwrap();
         let a = median_ns(RUNS, 1_000_000, |n| slab_pairs(&mut fer, l, n));
+        let k = median_ns(RUNS, 1_000_000, |n| slab_pairs(&mut locked, l, n));
+        let r = median_ns(RUNS, 1_000_000, |n| slab_pairs(&mut raw, l, n));
         let b = median_ns(RUNS, 1_000_000, |n| slab_pairs(&mut tal, l, n));
         lines.push(Box::new(move || {
-            line(&format!("slab-{size}"), a, "talc", b)
+            line(&format!("slab-{size}"), a, "talc", b);
+            line(&format!("slab-locked-{size}"), k, "talc", b);
+            line(&format!("slab-nocache-{size}"), r, "talc", b);
         }));
     }
 

@@ -7,6 +7,8 @@
 //!   allocator exists and hands its leftover memory over to it.
 //! - [`buddy`]: the binary buddy frame allocator (orders 0..=[`frame::MAX_ORDER`]).
 //! - [`watermark`]: the zone watermarks (min, low, high) as Linux computes them.
+//! - [`percpu`]: per-CPU object magazines and order-0 page lists in front
+//!   of the slab heap and the buddy allocator.
 //! - [`slab`]: a SLUB-like object allocator on top of the buddy allocator,
 //!   with kmalloc size classes; the kernel's `GlobalAlloc` backend.
 //!
@@ -59,6 +61,7 @@ pub mod buddy;
 pub mod frame;
 mod list;
 pub mod memblock;
+pub mod percpu;
 pub mod slab;
 pub mod watermark;
 

@@ -514,7 +514,7 @@ const _: () = {
 /// the smallest class at least `size` bytes big whose objects are aligned to
 /// at least `align`.
 #[inline]
-fn kmalloc_class(size: usize, align: usize) -> Option<usize> {
+pub(crate) fn kmalloc_class(size: usize, align: usize) -> Option<usize> {
     if size > KMALLOC_MAX_SIZE || align > PAGE_SIZE {
         return None;
     }
@@ -865,7 +865,7 @@ impl SlabHeap {
     /// `size` (at most the object size) is the requested size: with
     /// `slab-debug` the red zone is armed from there.
     #[inline]
-    fn alloc_from<M: PhysMem + ?Sized>(
+    pub(crate) fn alloc_from<M: PhysMem + ?Sized>(
         &mut self,
         ci: usize,
         size: usize,
@@ -977,7 +977,7 @@ impl SlabHeap {
     /// Pushes `ptr` back onto its slab's freelist and moves the slab between
     /// lists. `size` is the size it was allocated with (see `alloc_from`).
     #[inline]
-    fn free_to<M: PhysMem + ?Sized>(
+    pub(crate) fn free_to<M: PhysMem + ?Sized>(
         &mut self,
         ci: usize,
         size: usize,

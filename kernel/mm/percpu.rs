@@ -1,0 +1,383 @@
+//! Per-CPU allocator caches: each CPU's object magazines (in front of the
+//! slab heap) and order-0 page lists (in front of the buddy allocator),
+//! from `mmcore::percpu`.
+//!
+//! A CPU reaches only its own caches, through
+//! [`CpuLocal`](crate::arch::cpulocal::CpuLocal): interrupts off, no lock,
+//! no atomic read-modify-write. A hit (an object or frame in the cache, or
+//! room for one being freed) takes no shared lock at all; a miss refills or
+//! flushes a batch under the frames lock, taken *inside* the CPU's cache
+//! section (order: CPU cache -> frames -> `RESERVE`; nothing takes a CPU
+//! cache under the frames lock, since nothing allocates there).
+//!
+//! **Drains.** No CPU ever touches another CPU's cache; a drain of all
+//! caches is a *request*: the requester drains its own, bumps every other
+//! CPU's request number and sends it the wake-up IPI; a CPU drains itself
+//! when it goes idle (every time: an idle CPU holds nothing) and on its
+//! next allocator slow path if asked, and then acknowledges. We chose this
+//! over a lock per cache because on this machine an uncontended atomic lock
+//! taken around each call costs more than the whole magazine fast path
+//! (`make bench`'s slab-locked lines), and over running the drain in an
+//! IPI handler because the handler would take the frames lock in interrupt
+//! context. Drains happen:
+//! - when memory is short: the heap, the frame allocator and the
+//!   user-page allocator drain (their own CPU at once, others by request)
+//!   before page-cache reclaim, the emergency reserve or failing (so also
+//!   before the OOM killer, which runs only after an allocation failed);
+//! - when a CPU goes idle ([`on_idle`]);
+//! - for an exact count ([`drain_all_sync`], used by the tests' frame
+//!   balance and `settled_free_pages`): waits for every CPU holding
+//!   anything to acknowledge.
+//!
+//! **Accounting.** Frames on a page list are allocated in the buddy
+//! allocator, labelled with the list's kind; [`adjust_stats`] counts them as
+//! free instead (meminfo, `frames::free_pages`), so MemFree plus the kinds
+//! still add up to MemTotal exactly. Objects in magazines count as
+//! allocated in the slab's statistics, like Linux's per-CPU caches.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use mmcore::buddy::BuddyStats;
+use mmcore::percpu::{ObjectCache, PageList, PcpError, PCP_POLICY};
+use mmcore::{FrameKind, Pfn};
+
+use super::direct::DirectMap;
+use super::frames;
+use crate::arch::cpulocal::{CpuLocal, Slot};
+use crate::arch::percpu::MAX_CPUS;
+
+/// The kinds with per-CPU page lists: kernel pages (vmalloc, buffers) and
+/// page tables. User pages go on the LRU under the frames lock anyway, so
+/// a list would not save them the lock round trip.
+pub const PAGE_KINDS: [FrameKind; 2] = [FrameKind::Kernel, FrameKind::PageTable];
+
+fn page_list_index(kind: FrameKind) -> Option<usize> {
+    PAGE_KINDS.iter().position(|&k| k == kind)
+}
+
+struct CpuCaches {
+    objects: ObjectCache,
+    pages: [PageList; PAGE_KINDS.len()],
+}
+
+impl CpuCaches {
+    const fn new() -> CpuCaches {
+        CpuCaches {
+            objects: ObjectCache::new(),
+            pages: [
+                PageList::new(PAGE_KINDS[0], PCP_POLICY),
+                PageList::new(PAGE_KINDS[1], PCP_POLICY),
+            ],
+        }
+    }
+}
+
+static CACHES: CpuLocal<CpuCaches> =
+    CpuLocal::new([const { Slot::new(CpuCaches::new()) }; MAX_CPUS]);
+
+/// What other CPUs may read or ask of one CPU's caches.
+#[repr(align(64))]
+struct Shared {
+    /// Frames on each page list (written by the owner; under the frames
+    /// lock whenever the buddy allocator's counts change with it).
+    pages: [AtomicU64; PAGE_KINDS.len()],
+    /// The caches may hold something (set on every fill, cleared by a drain).
+    dirty: AtomicBool,
+    /// Highest drain request number addressed to this CPU ...
+    drain_req: AtomicU64,
+    /// ... and the highest it has carried out.
+    drain_done: AtomicU64,
+    /// Drains this CPU did.
+    drains: AtomicU64,
+}
+
+impl Shared {
+    const fn new() -> Shared {
+        Shared {
+            pages: [AtomicU64::new(0), AtomicU64::new(0)],
+            dirty: AtomicBool::new(false),
+            drain_req: AtomicU64::new(0),
+            drain_done: AtomicU64::new(0),
+            drains: AtomicU64::new(0),
+        }
+    }
+}
+
+static SHARED: [Shared; MAX_CPUS] = [const { Shared::new() }; MAX_CPUS];
+static DRAIN_SEQ: AtomicU64 = AtomicU64::new(0);
+
+// ---------------------------------------------------------------- objects
+
+/// Fast path of the heap: an object for `layout` from this CPU's magazine.
+#[inline]
+pub fn try_alloc_object(layout: Layout) -> Option<NonNull<u8>> {
+    CACHES.with(|c, _| c.objects.try_alloc(layout)).flatten()
+}
+
+/// Fast path of the heap's free: true if `ptr` stayed in this CPU's
+/// magazine. Panics on an object freed twice in a row (memory is corrupt).
+#[inline]
+pub fn try_free_object(ptr: NonNull<u8>, layout: Layout) -> bool {
+    CACHES
+        .with(|c, cpu| {
+            let kept = c
+                .objects
+                .try_free(ptr, layout)
+                .unwrap_or_else(|e| panic!("kernel heap: {e}"));
+            if kept {
+                SHARED[cpu].dirty.store(true, Ordering::Relaxed);
+            }
+            kept
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `f` with this CPU's object cache (`None`: not available here, use
+/// the slab heap directly). For the heap's slow paths, which take the
+/// frames lock inside `f`.
+pub fn with_objects<R>(f: impl FnOnce(Option<&mut ObjectCache>) -> R) -> R {
+    let mut f = Some(f);
+    let done = CACHES.with(|c, cpu| {
+        serve_drain_request(c, cpu);
+        SHARED[cpu].dirty.store(true, Ordering::Relaxed);
+        let f = f.take().expect("run once");
+        f(Some(&mut c.objects))
+    });
+    match done {
+        Some(r) => r,
+        None => (f.take().expect("not run yet"))(None),
+    }
+}
+
+// ---------------------------------------------------------------- pages
+
+/// An order-0 frame of `kind` from this CPU's page list (refilled with a
+/// batch when empty, leaving the min watermark plus a batch to the others),
+/// zeroed if asked. `None`: no list for `kind` here, or no frame left (the
+/// caller asks the buddy allocator).
+pub fn alloc_page(kind: FrameKind, zeroed: bool) -> Option<Pfn> {
+    let k = page_list_index(kind)?;
+    let floor =
+        super::kswapd::try_watermarks().map_or(u64::MAX, |w| w.min + u64::from(PCP_POLICY.batch));
+    let pfn = CACHES
+        .with(|c, cpu| {
+            let list = &mut c.pages[k];
+            let shared = &SHARED[cpu];
+            let pfn = match list.pop() {
+                Some(p) => Some(p),
+                None => frames::with(|m| {
+                    let p = list.refill(&mut m.buddy, floor);
+                    shared.pages[k].store(list.len() as u64, Ordering::Relaxed);
+                    p
+                }),
+            };
+            shared.pages[k].store(list.len() as u64, Ordering::Relaxed);
+            if !list.is_empty() {
+                shared.dirty.store(true, Ordering::Relaxed);
+            }
+            pfn
+        })
+        .flatten()?;
+    if zeroed {
+        super::direct::zero_frame(pfn);
+    }
+    Some(pfn)
+}
+
+/// Frees an order-0 frame of `kind` (as allocated) to this CPU's page
+/// list, or to the buddy allocator if there is none. A frame freed twice
+/// is refused: on the list already at once, else when the list flushes it.
+pub fn free_page(pfn: Pfn, kind: FrameKind) -> Result<(), PcpError> {
+    let Some(k) = page_list_index(kind) else {
+        return frames::free(pfn, 0).map_err(PcpError::Buddy);
+    };
+    let done = CACHES.with(|c, cpu| {
+        let list = &mut c.pages[k];
+        let shared = &SHARED[cpu];
+        let r = match list.push(pfn) {
+            Ok(true) => Ok(()),
+            Ok(false) => frames::with(|m| {
+                let r = list.free(pfn, &mut m.buddy);
+                shared.pages[k].store(list.len() as u64, Ordering::Relaxed);
+                r
+            }),
+            Err(e) => Err(e),
+        };
+        shared.pages[k].store(list.len() as u64, Ordering::Relaxed);
+        shared.dirty.store(true, Ordering::Relaxed);
+        r
+    });
+    match done {
+        Some(r) => r,
+        None => frames::free(pfn, 0).map_err(PcpError::Buddy),
+    }
+}
+
+/// Frames on every CPU's page lists, per [`PAGE_KINDS`] entry.
+pub fn pages_held() -> [u64; PAGE_KINDS.len()] {
+    let mut held = [0; PAGE_KINDS.len()];
+    for s in &SHARED {
+        for (h, p) in held.iter_mut().zip(&s.pages) {
+            *h += p.load(Ordering::Relaxed);
+        }
+    }
+    held
+}
+
+/// Counts frames on the page lists as free rather than as their kind.
+/// Call with `stats` read under the frames lock, as the lists' counts
+/// change together with the buddy allocator's only under it.
+pub fn adjust_stats(stats: &mut BuddyStats) {
+    for (kind, n) in PAGE_KINDS.iter().zip(pages_held()) {
+        let n = n.min(stats.pages_by_kind[*kind as usize]);
+        stats.pages_by_kind[*kind as usize] -= n;
+        stats.pages_by_kind[FrameKind::Free as usize] += n;
+        stats.free_pages += n;
+    }
+}
+
+// ---------------------------------------------------------------- drains
+
+/// Gives everything this CPU's caches hold back (under the frames lock).
+/// Panics if the slab or the buddy allocator refuses an object or frame
+/// (freed twice: memory is corrupt).
+fn drain_caches(c: &mut CpuCaches, cpu: usize) -> u64 {
+    let shared = &SHARED[cpu];
+    let req = shared.drain_req.load(Ordering::Acquire);
+    let n = frames::with(|m| {
+        let objs = c
+            .objects
+            .drain(&mut m.slab, &mut m.buddy, &DirectMap)
+            .unwrap_or_else(|e| panic!("kernel heap: {e}"));
+        let mut pages = 0;
+        for (k, list) in c.pages.iter_mut().enumerate() {
+            pages += list.drain(&mut m.buddy).unwrap_or_else(|e| panic!("{e}")) as u64;
+            shared.pages[k].store(0, Ordering::Relaxed);
+        }
+        objs + pages
+    });
+    shared.dirty.store(false, Ordering::Relaxed);
+    shared.drains.fetch_add(1, Ordering::Relaxed);
+    shared.drain_done.fetch_max(req, Ordering::Release);
+    n
+}
+
+fn serve_drain_request(c: &mut CpuCaches, cpu: usize) {
+    let s = &SHARED[cpu];
+    if s.drain_req.load(Ordering::Acquire) > s.drain_done.load(Ordering::Relaxed) {
+        drain_caches(c, cpu);
+    }
+}
+
+/// Drains this CPU's caches; returns the objects and frames given back.
+pub fn drain_local() -> u64 {
+    CACHES.with(drain_caches).unwrap_or(0)
+}
+
+/// Asks every other CPU whose caches may hold something to drain them
+/// (and wakes it); returns the request number.
+fn request_drain_all() -> u64 {
+    let me = CpuLocal::<CpuCaches>::this_cpu();
+    let seq = DRAIN_SEQ.fetch_add(1, Ordering::AcqRel) + 1;
+    for (i, s) in SHARED.iter().enumerate() {
+        if Some(i) == me || !s.dirty.load(Ordering::Acquire) {
+            continue;
+        }
+        s.drain_req.fetch_max(seq, Ordering::AcqRel);
+        crate::arch::smp::wake(i);
+    }
+    seq
+}
+
+/// Memory is short: drains this CPU's caches now and asks the others to
+/// drain theirs (without waiting: the caller may hold locks or have
+/// interrupts off). Returns what this CPU gave back.
+pub fn drain_on_shortage() -> u64 {
+    let n = drain_local();
+    request_drain_all();
+    n
+}
+
+/// Drains every CPU's caches and waits (up to a second) until each CPU
+/// that held anything has done so; false if one did not answer in time.
+/// For exact counts; call with interrupts on and no lock held.
+pub fn drain_all_sync() -> bool {
+    drain_local();
+    let seq = request_drain_all();
+    let me = CpuLocal::<CpuCaches>::this_cpu();
+    let deadline = crate::time::uptime_ns() + 1_000_000_000;
+    let mut next_wake = crate::time::uptime_ns() + 1_000_000;
+    loop {
+        let pending = SHARED.iter().enumerate().filter(|&(i, s)| {
+            Some(i) != me
+                && s.drain_req.load(Ordering::Acquire) >= seq
+                && s.drain_done.load(Ordering::Acquire) < seq
+                && s.dirty.load(Ordering::Acquire)
+        });
+        let mut any = false;
+        let now = crate::time::uptime_ns();
+        for (i, _) in pending {
+            any = true;
+            if now >= next_wake {
+                crate::arch::smp::wake(i);
+            }
+        }
+        if !any {
+            return true;
+        }
+        if now >= deadline {
+            return false;
+        }
+        if now >= next_wake {
+            next_wake = now + 1_000_000;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// The CPU is about to idle: it gives back everything its caches hold (an
+/// idle CPU should not sit on memory others may need) and answers any
+/// drain request. Cheap when the caches are empty.
+pub fn on_idle() {
+    CACHES.with(|c, cpu| {
+        let s = &SHARED[cpu];
+        if s.dirty.load(Ordering::Relaxed) {
+            drain_caches(c, cpu);
+        } else {
+            let req = s.drain_req.load(Ordering::Acquire);
+            s.drain_done.fetch_max(req, Ordering::Release);
+        }
+    });
+}
+
+/// One CPU's caches, for tests and views.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuCacheInfo {
+    /// Objects in the magazines.
+    pub objects: u64,
+    /// Frames on the page lists, per [`PAGE_KINDS`] entry.
+    pub pages: [u64; PAGE_KINDS.len()],
+    /// Magazine hit and miss counters.
+    pub stats: mmcore::percpu::CacheStats,
+    /// Drains done.
+    pub drains: u64,
+}
+
+/// This CPU's caches (`None` before the CPU is set up).
+pub fn local_info() -> Option<CpuCacheInfo> {
+    CACHES.with(|c, cpu| CpuCacheInfo {
+        objects: c.objects.cached(),
+        pages: core::array::from_fn(|k| c.pages[k].len() as u64),
+        stats: c.objects.stats(),
+        drains: SHARED[cpu].drains.load(Ordering::Relaxed),
+    })
+}
+
+/// Drains CPU `cpu` has done (any CPU's, read from anywhere).
+pub fn drains_of(cpu: usize) -> u64 {
+    SHARED
+        .get(cpu)
+        .map_or(0, |s| s.drains.load(Ordering::Relaxed))
+}
