@@ -51,6 +51,12 @@ pub fn is_active(root: u64) -> bool {
 /// allocated while loaded.
 pub unsafe fn switch_root(root: u64) {
     let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    // Published before the load, ordered against a shootdown's read of
+    // it (`tlb`): either the shooter sees this CPU has `root`, or this
+    // CPU's walks of `root` begin after the shooter's table change.
+    super::percpu::this()
+        .loaded_root
+        .store(root, core::sync::atomic::Ordering::SeqCst);
     if Cr3::read().0 != frame {
         // SAFETY: the caller guarantees the new tree maps everything the
         // kernel is using right now.

@@ -19,6 +19,7 @@ pub mod stack;
 pub mod switch;
 pub mod sync;
 pub mod syscall;
+pub mod tlb;
 pub mod trap;
 pub mod uaccess;
 pub mod uapi;
