@@ -1237,6 +1237,21 @@ pub struct NoChild;
 /// children exist but none has exited, `Err(())` if there are none that
 /// match (ECHILD).
 pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
+    // A zombie whose CPU is still on its kernel stack (it is between
+    // `make_zombie` and the end of its last switch, `cpus`) is waited for:
+    // its stack must not go before.
+    while with(|s| {
+        let me = current_here();
+        s.procs.values().any(|p| {
+            p.ppid == me
+                && p.pid != me
+                && matches!(p.state, State::Zombie(_))
+                && wait_selects(p, pid)
+                && p.on_cpu.load(Ordering::SeqCst)
+        })
+    }) {
+        core::hint::spin_loop();
+    }
     let reaped = with(|s| {
         let me = current_here();
         let mut any = false;
@@ -1246,7 +1261,8 @@ pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
                 continue;
             }
             any = true;
-            // A zombie whose CPU is still on its stack waits (`cpus`).
+            // (One that became a zombie since the wait above is left for
+            // the next call.)
             if let State::Zombie(status) = p.state {
                 if !p.on_cpu.load(Ordering::SeqCst) {
                     found = Some((p.pid, status));
