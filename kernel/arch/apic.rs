@@ -258,6 +258,11 @@ pub fn timer_interrupt(frame: &mut super::trap::TrapFrame) {
     }
 }
 
+/// An NMI to the CPU with APIC id `dest` (TLB shootdowns).
+pub fn send_nmi(dest: u32) {
+    send_icr(dest, 0x0000_4400);
+}
+
 /// An NMI to every CPU but this one (the panic path stops them).
 pub fn send_nmi_to_others() {
     if !is_ready() {

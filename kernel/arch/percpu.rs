@@ -120,6 +120,22 @@ pub fn current() -> Option<&'static PerCpu> {
     Some(&CPUS[((gs - base) / size) as usize])
 }
 
+/// This CPU's slot even in the window around `swapgs` where GS is user
+/// space's (an NMI can arrive there): then the swapped-out base
+/// (IA32_KERNEL_GS_BASE) is the kernel's.
+pub fn current_any() -> Option<&'static PerCpu> {
+    current().or_else(|| slot_at(KernelGsBase::read().as_u64()))
+}
+
+fn slot_at(gs: u64) -> Option<&'static PerCpu> {
+    let base = CPUS.as_ptr() as u64;
+    let size = core::mem::size_of::<PerCpu>() as u64;
+    if gs < base || !(gs - base).is_multiple_of(size) || (gs - base) / size >= MAX_CPUS as u64 {
+        return None;
+    }
+    Some(&CPUS[((gs - base) / size) as usize])
+}
+
 /// This CPU's index (0 if unknown: the bootstrap CPU before setup).
 pub fn cpu_index() -> usize {
     current().map_or(0, |c| c.index.load(Ordering::Relaxed) as usize)

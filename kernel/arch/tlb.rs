@@ -17,11 +17,12 @@
 //! (SeqCst), then loads CR3. Either the shooter sees the CPU, or the
 //! CPU's page walks of the new root start after the change.
 //!
-//! One shootdown at a time (a spin lock). A CPU waiting — for that lock,
-//! for acknowledgements, or for any `IrqMutex` (`sync`) — answers a
-//! request addressed to it meanwhile ([`poll`]), so two CPUs shooting at
-//! each other, or one spinning with interrupts off on a lock the other
-//! holds, never deadlock.
+//! One shootdown at a time (a spin lock). The request goes as an NMI, so
+//! it is answered even by a CPU that spins with interrupts off — on a
+//! lock the shooter holds (an address space's, under reclaim), or for
+//! `LOCK` itself; a CPU spinning on an `IrqMutex` also polls ([`poll`]).
+//! The handler only invalidates (or loads the kernel's tables) and
+//! acknowledges: no lock, nothing that an interrupted context could hold.
 
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -116,13 +117,16 @@ pub fn shoot(mask: u64, root: u64, pages: &[u64], full: bool, leave: bool) {
     REQ_LEAVE.store(leave, Ordering::Relaxed);
     let targets = mask.count_ones();
     REMAINING.store(targets, Ordering::SeqCst);
+    // Counted before they go: `nmi` tells a shootdown's NMI by this.
+    IPIS.fetch_add(targets as u64, Ordering::SeqCst);
     for (i, c) in percpu::cpus().iter().enumerate() {
         if mask & (1 << i) != 0 {
             c.tlb_pending.store(true, Ordering::SeqCst);
-            super::apic::send_ipi(c.apic_id.load(Ordering::Relaxed), TLB_VECTOR);
+            // An NMI: it arrives even where the target spins with
+            // interrupts off (on a lock this CPU holds, say).
+            super::apic::send_nmi(c.apic_id.load(Ordering::Relaxed));
         }
     }
-    IPIS.fetch_add(targets as u64, Ordering::Relaxed);
     while REMAINING.load(Ordering::Acquire) != 0 {
         core::hint::spin_loop();
     }
@@ -144,12 +148,14 @@ pub fn leave_everywhere(root: u64) {
     shoot(others_with(root), root, &[], true, true);
 }
 
-/// Answers a request addressed to this CPU, if there is one.
+/// Answers a request addressed to this CPU, if there is one (from the
+/// NMI, or from a spin loop): the request is claimed first, so an NMI
+/// that interrupts a poll finds nothing left to do.
 pub fn poll() {
-    let Some(me) = percpu::current() else {
+    let Some(me) = percpu::current_any() else {
         return;
     };
-    if !me.tlb_pending.load(Ordering::Acquire) {
+    if !me.tlb_pending.load(Ordering::Acquire) || !me.tlb_pending.swap(false, Ordering::AcqRel) {
         return;
     }
     let root = REQ_ROOT.load(Ordering::Relaxed);
@@ -183,14 +189,30 @@ pub fn poll() {
         }
     }
     me.tlb_handled.fetch_add(1, Ordering::Relaxed);
-    me.tlb_pending.store(false, Ordering::SeqCst);
     REMAINING.fetch_sub(1, Ordering::AcqRel);
 }
 
-/// The shootdown IPI.
+/// The shootdown IPI (the fixed vector; requests go as NMIs now, this
+/// stays for a request raised that way).
 pub fn interrupt() {
     poll();
     super::apic::eoi();
+}
+
+/// An NMI arrived: a shootdown request's, once shootdowns are sent
+/// (answered here; true: nothing else to do). A CPU stopped by a panic
+/// halts. False: a real NMI (before any shootdown), for the fatal path.
+pub fn nmi() -> bool {
+    if super::smp::stopping() {
+        super::smp::stopped();
+    }
+    if IPIS.load(Ordering::Relaxed) == 0 && SHOOTDOWNS.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    // A request already answered by a spin loop's poll leaves nothing:
+    // the NMI is then a harmless duplicate.
+    poll();
+    true
 }
 
 /// Every translation of this CPU, global ones too (CR4.PGE toggled).

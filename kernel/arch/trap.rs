@@ -274,6 +274,11 @@ pub fn set_return_to_user_hook(hook: TrapHook) {
 
 /// Called by `trap_common` for every trap, with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == VECTOR_NMI && super::tlb::nmi() {
+        // A TLB shootdown (sent as an NMI, see `tlb`): done; nothing else
+        // runs in NMI context (no signal delivery on the way out).
+        return;
+    }
     handle_trap(frame);
     if frame.from_user() {
         if let Some(hook) = RETURN_TO_USER_HOOK.get() {
