@@ -1012,24 +1012,44 @@ fn on_cpu_tick(_frame: &mut TrapFrame) {
 
 /// Blocks the current process until `wake` is called for it.
 pub fn block(why: Block) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        with_current(|p| p.state = State::Blocked(why));
-        crate::mm::psi::sleep(current_pid());
-        schedule();
-    })
+    block_unless(why, || false)
 }
 
 /// Blocks the current process for `why` unless `ready()` says there is
-/// already something to do. The check and the block happen with
-/// interrupts off, so a wake that sets what `ready` reads (before waking
-/// `why`) is never lost between them.
+/// already something to do. With several CPUs a waker may run at any
+/// moment, so the order is Linux's (`set_current_state`, check, then
+/// `schedule`): the state says Blocked first (under the scheduler lock),
+/// then `ready` is asked. A wake that comes after the state was set finds
+/// it blocked and makes it runnable; one that came before set what
+/// `ready` reads. Either way nothing is lost. `ready` runs without the
+/// scheduler lock (it may take it).
 pub fn block_unless(why: Block, ready: impl FnOnce() -> bool) {
+    block_current(State::Blocked(why), ready, || {})
+}
+
+/// See [`block_unless`]; `before_sleep` runs once the process will sleep.
+fn block_current(state: State, ready: impl FnOnce() -> bool, before_sleep: impl FnOnce()) {
     x86_64::instructions::interrupts::without_interrupts(|| {
+        with(|s| {
+            let pid = current_here();
+            let p = s.procs.get_mut(&pid).expect("the current process exists");
+            p.state = state;
+            crate::mm::psi::sleep(pid);
+        });
         if ready() {
+            // Running again; a waker that came meanwhile already told
+            // PSI and queued it (the stale entry is dropped at a pick).
+            with(|s| {
+                let pid = current_here();
+                let p = s.procs.get_mut(&pid).expect("the current process exists");
+                if p.state == state {
+                    crate::mm::psi::wake(pid);
+                }
+                p.state = State::Running;
+            });
             return;
         }
-        with_current(|p| p.state = State::Blocked(why));
-        crate::mm::psi::sleep(current_pid());
+        before_sleep();
         schedule();
     })
 }
@@ -1102,15 +1122,14 @@ pub fn sleep_until_ns(deadline: u64) {
 /// do (a pending signal): checked with interrupts off, so a wake between
 /// the check and the sleep is never lost.
 pub fn sleep_until_ns_unless(deadline: u64, ready: impl FnOnce() -> bool) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        if crate::time::uptime_ns() >= deadline || ready() {
-            return;
-        }
-        with_current(|p| p.state = State::Blocked(Block::Sleep(deadline)));
-        crate::time::add_wake(deadline);
-        crate::mm::psi::sleep(current_pid());
-        schedule();
-    })
+    if crate::time::uptime_ns() >= deadline {
+        return;
+    }
+    block_current(
+        State::Blocked(Block::Sleep(deadline)),
+        || crate::time::uptime_ns() >= deadline || ready(),
+        || crate::time::add_wake(deadline),
+    )
 }
 
 /// Ends the current process with wait status `status`: its memory goes back
