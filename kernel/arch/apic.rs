@@ -238,8 +238,7 @@ pub fn timer_running() -> bool {
     TIMER_COUNT.load(Ordering::Relaxed) != 0
 }
 
-static TIMER_HOOK: super::hook::Hook<fn(&mut super::trap::TrapFrame)> =
-    super::hook::Hook::empty();
+static TIMER_HOOK: super::hook::Hook<fn(&mut super::trap::TrapFrame)> = super::hook::Hook::empty();
 
 /// The scheduler's per-CPU tick.
 pub fn set_timer_hook(hook: fn(&mut super::trap::TrapFrame)) {

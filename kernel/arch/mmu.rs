@@ -3,9 +3,9 @@
 //!
 //! Everything above `arch` names address spaces by the physical address of
 //! their root table and asks for flushes through these functions; the TLB
-//! gather in `mm` decides *what* to flush and this module does it. On one
-//! CPU a flush is local; an SMP kernel adds "and the other CPUs" here and
-//! in the gather, nowhere else.
+//! gather in `mm` decides *what* to flush and this module does it, on this
+//! CPU; `tlb` does it on the others (shootdown IPIs), and [`switch_root`]
+//! publishes the root each CPU has loaded for it.
 
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;

@@ -9,8 +9,10 @@
 //! map of the first 2 MiB for the trampoline itself), then calls
 //! [`ap_main`] on the AP's own kernel stack. There the AP loads the
 //! kernel's page tables, its own GDT, TSS and IST stacks, the shared IDT,
-//! its per-CPU data (GS), enables its local APIC and idles (`hlt` with
-//! interrupts on). The scheduler still runs on the bootstrap CPU only.
+//! its per-CPU data (GS), enables its local APIC and its timer, and idles
+//! (`hlt` with interrupts on) until the scheduler takes it
+//! ([`set_idle_hook`], `proc::cpus`): from then on it runs processes.
+//! A panic stops the other CPUs with an NMI ([`stop_others`]).
 //!
 //! No MADT, one CPU in it, or no APIC: the machine boots as before.
 

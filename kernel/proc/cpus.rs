@@ -55,8 +55,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::arch::percpu::{self, PerCpu};
 pub use crate::arch::percpu::NO_PID;
+use crate::arch::percpu::{self, PerCpu};
 
 use super::sched::Pid;
 
@@ -104,7 +104,11 @@ pub fn kick_idle() {
     if online < 2 {
         return;
     }
-    for (i, c) in percpu::cpus().iter().enumerate().take(crate::arch::percpu::MAX_CPUS) {
+    for (i, c) in percpu::cpus()
+        .iter()
+        .enumerate()
+        .take(crate::arch::percpu::MAX_CPUS)
+    {
         if i != me && c.online.load(Ordering::Acquire) && c.idling.load(Ordering::SeqCst) {
             if i != 0 && !user_on_aps() {
                 continue;

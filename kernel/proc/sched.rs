@@ -1,4 +1,7 @@
-//! Processes and the scheduler: preemptive round robin on one CPU.
+//! Processes and the scheduler: preemptive round robin on every CPU, from
+//! one shared run queue (the SMP side — per-CPU state, idle contexts,
+//! who runs where, the per-CPU tick — is `cpus`; lock rules in
+//! docs/locking.md).
 //!
 //! Every process has its own kernel stack (vmalloc, guard page). A trap from
 //! ring 3 lands on it (TSS `rsp0`); switching processes is switching kernel
@@ -474,6 +477,11 @@ pub fn task_counts() -> super::stats::TaskCounts {
     with(|s| super::stats::TaskCounts::of(s.procs.values().map(|p| (p.pid, p.state))))
 }
 
+/// How many processes the kernel adopted (orphans, live or zombie).
+pub fn adopted_count() -> usize {
+    with(|s| s.procs.values().filter(|p| p.adopted).count())
+}
+
 /// How many processes there are (zombies included), without allocating.
 pub fn count() -> usize {
     with(|s| s.procs.len())
@@ -605,7 +613,10 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         }
         // The parent's group and session; the kernel's children lead
         // their own.
-        let parent = s.procs.get(&current_here()).map_or((0, 0), |p| (p.pgid, p.sid));
+        let parent = s
+            .procs
+            .get(&current_here())
+            .map_or((0, 0), |p| (p.pgid, p.sid));
         (process.pgid, process.sid) = if process.kernel_thread || current_here() == 0 {
             (process.pid, process.pid)
         } else {
@@ -673,8 +684,8 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
 /// Frees the zombies the kernel adopted (see `Process::adopted`): they are
 /// not running (the current process is never one of them), so their kernel
 /// stacks are free to go. Called before a new process is made, which is
-/// when their memory is wanted.
-fn reap_adopted() {
+/// when their memory is wanted (and when a test settles its frame count).
+pub fn reap_adopted() {
     loop {
         let zombie = with(|s| {
             let cur = current_here();
@@ -747,7 +758,9 @@ pub fn schedule() {
             let mut next = None;
             let mut busy = false;
             for _ in 0..s.queue.len() {
-                let Some(pid) = s.queue.pop_front() else { break };
+                let Some(pid) = s.queue.pop_front() else {
+                    break;
+                };
                 let Some(p) = s.procs.get(&pid) else { continue };
                 if p.state != State::Runnable {
                     continue;
@@ -931,8 +944,7 @@ fn on_tick(frame: &mut TrapFrame) {
         for p in s.procs.values_mut() {
             // alarm/setitimer (`itimer`): a timer's signal wakes a sleep.
             // A process running on another CPU counts as in user mode.
-            let running =
-                (p.state == State::Running).then_some((ticks, p.pid != cur || user));
+            let running = (p.state == State::Running).then_some((ticks, p.pid != cur || user));
             let (signalled, timer_next) = super::itimer::on_tick(p, now, running);
             next_wake = next_wake.min(timer_next);
             let wake = match p.state {
