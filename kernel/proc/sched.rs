@@ -1380,6 +1380,10 @@ pub fn kill(pid: Pid) -> bool {
     if pid == current_pid() {
         exit_current(signal_status(9));
     }
+    // Callers rely on it being a zombie when this returns (they reap it
+    // next): a process running on another CPU is asked to die and waited
+    // for.
+    let mut asked = false;
     let aspace = loop {
         let done = with(|s| {
             let Some(p) = s.procs.get_mut(&pid) else {
@@ -1389,25 +1393,26 @@ pub fn kill(pid: Pid) -> bool {
                 return Some(None);
             }
             if p.on_cpu.load(Ordering::SeqCst) {
-                if p.state != State::Running {
-                    // Its CPU is switching away from it: a moment.
-                    return None;
+                if p.state == State::Running && !asked {
+                    // Running on another CPU: it dies on its way back to
+                    // user mode (the IPI brings it there soon) or, if it
+                    // blocks first, here once it is off its CPU.
+                    if !p.kill_pending {
+                        p.kill_pending = true;
+                        PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
+                    }
+                    crate::arch::smp::wake(p.cpu as usize);
+                    return Some(Some(None));
                 }
-                // Running on another CPU: it dies on its way back to user
-                // mode (the IPI brings it there soon).
-                if !p.kill_pending {
-                    p.kill_pending = true;
-                    PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
-                }
-                crate::arch::smp::wake(p.cpu as usize);
-                return Some(Some(None));
+                // Its CPU is leaving it, or it is on its way out: a moment.
+                return None;
             }
             Some(Some(Some(make_zombie(s, pid, signal_status(9)))))
         });
         match done {
             None => core::hint::spin_loop(),
-            Some(None) => return false,
-            Some(Some(None)) => return true,
+            Some(None) => return asked,
+            Some(Some(None)) => asked = true,
             Some(Some(Some(z))) => break Some(z),
         }
     };
