@@ -123,8 +123,9 @@ pub fn kick_idle() {
 pub fn init_idle() {
     let (stack, rsp) = crate::arch::switch::new_kernel_thread_stack(4, idle_entry)
         .expect("a kernel stack for CPU 0's idle context");
-    // The idle context lives for good.
-    core::mem::forget(stack);
+    // The idle context lives for good (a `VmArea` frees nothing when
+    // dropped; only `vmalloc::free` would).
+    let _ = stack;
     percpu::cpus()[0].idle_rsp.store(rsp, Ordering::SeqCst);
 }
 
