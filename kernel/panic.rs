@@ -81,6 +81,9 @@ pub enum Entry<'a> {
 /// never returns: it ends the run.
 pub fn begin(entry: Entry) {
     x86_64::instructions::interrupts::disable();
+    // The other CPUs stop (an NMI each); one that failed at the same
+    // time halts here instead.
+    crate::arch::smp::stop_others();
     let depth = DEPTH.fetch_add(1, Ordering::SeqCst);
     if depth == 0 {
         STAGE.store(Stage::Message as u8, Ordering::SeqCst);

@@ -166,6 +166,15 @@ pub fn settled_free_pages() -> u64 {
     while crate::mm::reclaim::in_flight() > 0 {
         crate::proc::sched::sleep_ticks(1);
     }
+    // Orphans (adopted by the kernel) end on their own time, on any CPU:
+    // wait for them (a few seconds at most) and free their zombies.
+    for _ in 0..500 {
+        crate::proc::sched::reap_adopted();
+        if crate::proc::sched::adopted_count() == 0 {
+            break;
+        }
+        crate::proc::sched::sleep_ticks(1);
+    }
     crate::mm::pagecache::shrink_unmapped();
     // Objects and frames in the CPUs' caches go back (every CPU's).
     assert!(

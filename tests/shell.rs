@@ -237,7 +237,7 @@ fn vmstat_field(vmstat: &str, name: &str) -> u64 {
 }
 
 /// The columns of `ps` for `pid`: (PPID, STATE, VSZ, RSS, NAME); SWAP is
-/// [`ps_swap`].
+/// [`ps_swap`] (PSR, the CPU, is between SWAP and NAME).
 fn ps_row(ps: &str, pid: Pid) -> Option<(u32, String, u64, u64, String)> {
     ps.lines().skip(1).find_map(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();
@@ -247,7 +247,7 @@ fn ps_row(ps: &str, pid: Pid) -> Option<(u32, String, u64, u64, String)> {
                 String::from(cols[2]),
                 cols[3].parse().unwrap(),
                 cols[4].parse().unwrap(),
-                String::from(cols[6]),
+                String::from(cols[7]),
             )
         })
     })

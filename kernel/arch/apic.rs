@@ -26,6 +26,10 @@ const REG_ESR: u32 = 0x280;
 const REG_ICR_LOW: u32 = 0x300;
 const REG_ICR_HIGH: u32 = 0x310;
 const REG_LVT_TIMER: u32 = 0x320;
+const REG_TIMER_INITIAL: u32 = 0x380;
+const REG_TIMER_CURRENT: u32 = 0x390;
+const REG_TIMER_DIVIDE: u32 = 0x3e0;
+const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 const REG_LVT_LINT0: u32 = 0x350;
 const REG_LVT_LINT1: u32 = 0x360;
 const REG_LVT_ERROR: u32 = 0x370;
@@ -37,6 +41,8 @@ const DELIVERY_PENDING: u32 = 1 << 12;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// The wake-up IPI the bootstrap CPU sends an application processor.
 pub const WAKE_VECTOR: u8 = 0xf0;
+/// The local APIC timer's vector (every CPU's scheduler tick).
+pub const TIMER_VECTOR: u8 = 0xef;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
 /// The bootstrap CPU's APIC is set up ([`init_bsp`] succeeded).
@@ -190,4 +196,77 @@ pub fn send_startup(dest: u32, page: u8) {
 /// A fixed interrupt with `vector` to the CPU with APIC id `dest`.
 pub fn send_ipi(dest: u32, vector: u8) {
     send_icr(dest, 0x0000_4000 | vector as u32);
+}
+
+/// Local APIC timer counts per tick (`time::TICK_HZ`), measured once on
+/// the bootstrap CPU against the TSC (0: no timer).
+static TIMER_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Measures the local APIC timer against the TSC (divide by 16, 10 ms)
+/// and remembers the count for one tick. Bootstrap CPU, interrupts off.
+pub fn calibrate_timer() -> u64 {
+    write(REG_TIMER_DIVIDE, 0x3); // divide by 16
+    write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    write(REG_TIMER_INITIAL, u32::MAX);
+    let start = crate::time::rdtsc();
+    let cycles = crate::time::tsc_khz() * 10; // 10 ms
+    while crate::time::rdtsc() - start < cycles {
+        core::hint::spin_loop();
+    }
+    let elapsed = u32::MAX - read(REG_TIMER_CURRENT);
+    write(REG_TIMER_INITIAL, 0);
+    // Counts per 10 ms, scaled to one tick.
+    let per_tick = elapsed as u64 * 100 / crate::time::TICK_HZ;
+    TIMER_COUNT.store(per_tick.max(1), Ordering::SeqCst);
+    per_tick
+}
+
+/// Starts this CPU's local APIC timer, periodic at `time::TICK_HZ` (after
+/// [`calibrate_timer`]).
+pub fn start_timer() {
+    let count = TIMER_COUNT.load(Ordering::SeqCst);
+    if count == 0 {
+        return;
+    }
+    write(REG_TIMER_DIVIDE, 0x3);
+    write(REG_LVT_TIMER, LVT_TIMER_PERIODIC | TIMER_VECTOR as u32);
+    write(REG_TIMER_INITIAL, count.min(u32::MAX as u64) as u32);
+}
+
+/// Whether the local APIC timers run (the scheduler's slices are theirs).
+pub fn timer_running() -> bool {
+    TIMER_COUNT.load(Ordering::Relaxed) != 0
+}
+
+static TIMER_HOOK: super::hook::Hook<fn(&mut super::trap::TrapFrame)> = super::hook::Hook::empty();
+
+/// The scheduler's per-CPU tick.
+pub fn set_timer_hook(hook: fn(&mut super::trap::TrapFrame)) {
+    TIMER_HOOK.set(hook);
+}
+
+/// The local APIC timer interrupt: counted, acknowledged, then the hook
+/// (which may switch away).
+pub fn timer_interrupt(frame: &mut super::trap::TrapFrame) {
+    if let Some(me) = super::percpu::current() {
+        me.lapic_ticks.fetch_add(1, Ordering::Relaxed);
+    }
+    eoi();
+    if let Some(hook) = TIMER_HOOK.get() {
+        hook(frame);
+    }
+}
+
+/// An NMI to the CPU with APIC id `dest` (TLB shootdowns).
+pub fn send_nmi(dest: u32) {
+    send_icr(dest, 0x0000_4400);
+}
+
+/// An NMI to every CPU but this one (the panic path stops them).
+pub fn send_nmi_to_others() {
+    if !is_ready() {
+        return;
+    }
+    // Shorthand "all excluding self", delivery mode NMI.
+    send_icr(0, 0x000c_0400);
 }

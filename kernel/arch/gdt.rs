@@ -32,6 +32,10 @@ pub struct Selectors {
 }
 
 static TSS: Once<TaskStateSegment> = Once::new();
+/// Each CPU's TSS (by CPU index; 0 until the CPU has one): [`set_rsp0`]
+/// writes the running CPU's.
+static TSS_OF: [core::sync::atomic::AtomicPtr<TaskStateSegment>; super::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()) }; super::percpu::MAX_CPUS];
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 pub fn init() {
@@ -46,6 +50,10 @@ pub fn init() {
         }
         tss
     });
+    TSS_OF[0].store(
+        tss as *const TaskStateSegment as *mut TaskStateSegment,
+        core::sync::atomic::Ordering::Release,
+    );
     let (gdt, selectors) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let selectors = Selectors {
@@ -76,7 +84,7 @@ pub fn init() {
 /// layout as the bootstrap CPU's), with its IST stacks at `ist_tops`
 /// (double fault, NMI, machine check), and loads them. Called once per
 /// CPU at bring-up: the tables live for good.
-pub fn init_ap(ist_tops: [u64; 3]) {
+pub fn init_ap(index: usize, ist_tops: [u64; 3]) {
     let mut tss = TaskStateSegment::new();
     for (index, top) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
         .into_iter()
@@ -84,7 +92,9 @@ pub fn init_ap(ist_tops: [u64; 3]) {
     {
         tss.interrupt_stack_table[index as usize] = VirtAddr::new(top);
     }
-    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    let tss: &'static mut TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    TSS_OF[index].store(tss, core::sync::atomic::Ordering::Release);
+    let tss: &'static TaskStateSegment = tss;
     let mut gdt = GlobalDescriptorTable::new();
     let kernel_code = gdt.append(Descriptor::kernel_code_segment());
     let kernel_data = gdt.append(Descriptor::kernel_data_segment());
@@ -104,11 +114,15 @@ pub fn init_ap(ist_tops: [u64; 3]) {
     }
 }
 
-/// Sets the stack the CPU switches to on a trap from ring 3.
+/// Sets the stack this CPU switches to on a trap from ring 3 (its own
+/// TSS's rsp0).
 pub fn set_rsp0(top: u64) {
-    let tss = TSS.get().expect("gdt::init ran") as *const TaskStateSegment as *mut TaskStateSegment;
-    // SAFETY: single CPU, called with interrupts off; the CPU reads rsp0 only
-    // when delivering a trap from ring 3, which cannot happen concurrently.
+    let tss = TSS_OF[super::percpu::cpu_index()].load(core::sync::atomic::Ordering::Acquire);
+    assert!(!tss.is_null(), "gdt::init ran on this CPU");
+    // SAFETY: this CPU's TSS (leaked or static, lives for good), written
+    // only by this CPU with interrupts off (callers: the scheduler and the
+    // user-mode entry); the CPU itself reads rsp0 only when delivering a
+    // trap from ring 3, which cannot happen while this runs.
     unsafe { (*tss).privilege_stack_table[0] = VirtAddr::new(top) };
 }
 

@@ -21,6 +21,8 @@ unsafe impl FnPointer for fn() {}
 unsafe impl FnPointer for fn(&mut super::trap::TrapFrame) {}
 // SAFETY: a plain `fn` pointer type.
 unsafe impl FnPointer for fn(u64) {}
+// SAFETY: a plain function pointer.
+unsafe impl FnPointer for fn() -> ! {}
 // SAFETY: a plain `fn` pointer type.
 unsafe impl FnPointer for fn(&super::exceptions::Fault) -> ! {}
 

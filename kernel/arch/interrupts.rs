@@ -6,9 +6,10 @@
 //! interrupts onto it ([`route_through_ioapic`]): same vectors, the PICs
 //! masked, end of interrupt at the local APIC. The PIT stays the timer
 //! (through the I/O APIC, on the GSI the MADT's override names): its
-//! one-shot deadlines serve the tick and the sleepers as before, and the
-//! scheduler runs on the bootstrap CPU only. Without an I/O APIC the PICs
-//! stay in charge.
+//! one-shot deadlines serve the global tick and the sleepers as before,
+//! on the bootstrap CPU; each CPU's time slices come from its local APIC
+//! timer (`apic::start_timer`, `proc::cpus`). Without an I/O APIC the
+//! PICs stay in charge.
 
 use x86_64::instructions::port::Port;
 

@@ -3,9 +3,9 @@
 //!
 //! Everything above `arch` names address spaces by the physical address of
 //! their root table and asks for flushes through these functions; the TLB
-//! gather in `mm` decides *what* to flush and this module does it. On one
-//! CPU a flush is local; an SMP kernel adds "and the other CPUs" here and
-//! in the gather, nowhere else.
+//! gather in `mm` decides *what* to flush and this module does it, on this
+//! CPU; `tlb` does it on the others (shootdown IPIs), and [`switch_root`]
+//! publishes the root each CPU has loaded for it.
 
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
@@ -51,6 +51,12 @@ pub fn is_active(root: u64) -> bool {
 /// allocated while loaded.
 pub unsafe fn switch_root(root: u64) {
     let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    // Published before the load, ordered against a shootdown's read of
+    // it (`tlb`): either the shooter sees this CPU has `root`, or this
+    // CPU's walks of `root` begin after the shooter's table change.
+    super::percpu::this()
+        .loaded_root
+        .store(root, core::sync::atomic::Ordering::SeqCst);
     if Cr3::read().0 != frame {
         // SAFETY: the caller guarantees the new tree maps everything the
         // kernel is using right now.

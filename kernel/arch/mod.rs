@@ -20,6 +20,7 @@ pub mod stack;
 pub mod switch;
 pub mod sync;
 pub mod syscall;
+pub mod tlb;
 pub mod trap;
 pub mod uaccess;
 pub mod uapi;

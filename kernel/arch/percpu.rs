@@ -18,6 +18,12 @@ pub use super::acpi::MAX_CPUS;
 
 #[repr(C, align(64))]
 pub struct PerCpu {
+    /// The kernel stack a `syscall` switches to (the running process's,
+    /// the same as this CPU's TSS rsp0). At offset 0: the entry stub reads
+    /// it as `gs:[0]` ([`KERNEL_RSP_OFFSET`]).
+    pub kernel_rsp: AtomicU64,
+    /// The entry stub's scratch slot for the user RSP (`gs:[8]`).
+    pub user_rsp_scratch: AtomicU64,
     /// Index in [`cpus`] (0: the bootstrap CPU).
     pub index: AtomicU32,
     /// The local APIC id (from the CPU itself once it runs).
@@ -28,16 +34,59 @@ pub struct PerCpu {
     pub wakeups: AtomicU64,
     /// Times the idle loop woke from `hlt`.
     pub idle_wakes: AtomicU64,
+    /// The scheduler's state of this CPU (`proc::sched`): the pid it runs
+    /// ([`NO_PID`] while it idles), when that started (`time::uptime_ns`,
+    /// 0: nothing), the ticks left of its slice, whether it idles in `hlt`.
+    pub current: AtomicU32,
+    pub running_since: AtomicU64,
+    pub slice: AtomicU32,
+    pub idling: AtomicBool,
+    /// The saved stack pointer of this CPU's idle context (`proc::sched`).
+    pub idle_rsp: AtomicU64,
+    /// Physical address of the page-table root in this CPU's CR3 (kept by
+    /// `mmu::switch_root`; the TLB shootdown's "who has it loaded").
+    pub loaded_root: AtomicU64,
+    /// A TLB shootdown request waits for this CPU (`arch::tlb`).
+    pub tlb_pending: AtomicBool,
+    /// Shootdown requests this CPU handled.
+    pub tlb_handled: AtomicU64,
+    /// Local APIC timer interrupts this CPU took.
+    pub lapic_ticks: AtomicU64,
+    /// Processes switched in on this CPU.
+    pub switches: AtomicU64,
+    /// The `on_cpu` flag to clear once the running switch is done
+    /// (`switch::finish_switch`).
+    pub switch_release: core::sync::atomic::AtomicPtr<AtomicBool>,
 }
+
+/// Offsets the `syscall` entry stub uses (`gs:[..]`).
+pub const KERNEL_RSP_OFFSET: usize = core::mem::offset_of!(PerCpu, kernel_rsp);
+pub const USER_RSP_OFFSET: usize = core::mem::offset_of!(PerCpu, user_rsp_scratch);
+
+/// [`PerCpu::current`] while the CPU runs its idle context.
+pub const NO_PID: u32 = u32::MAX;
 
 impl PerCpu {
     const fn new() -> PerCpu {
         PerCpu {
+            kernel_rsp: AtomicU64::new(0),
+            user_rsp_scratch: AtomicU64::new(0),
             index: AtomicU32::new(0),
             apic_id: AtomicU32::new(0),
             online: AtomicBool::new(false),
             wakeups: AtomicU64::new(0),
             idle_wakes: AtomicU64::new(0),
+            current: AtomicU32::new(NO_PID),
+            running_since: AtomicU64::new(0),
+            slice: AtomicU32::new(0),
+            idling: AtomicBool::new(false),
+            idle_rsp: AtomicU64::new(0),
+            loaded_root: AtomicU64::new(0),
+            tlb_pending: AtomicBool::new(false),
+            tlb_handled: AtomicU64::new(0),
+            lapic_ticks: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
+            switch_release: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 }
@@ -71,7 +120,29 @@ pub fn current() -> Option<&'static PerCpu> {
     Some(&CPUS[((gs - base) / size) as usize])
 }
 
+/// This CPU's slot even in the window around `swapgs` where GS is user
+/// space's (an NMI can arrive there): then the swapped-out base
+/// (IA32_KERNEL_GS_BASE) is the kernel's.
+pub fn current_any() -> Option<&'static PerCpu> {
+    current().or_else(|| slot_at(KernelGsBase::read().as_u64()))
+}
+
+fn slot_at(gs: u64) -> Option<&'static PerCpu> {
+    let base = CPUS.as_ptr() as u64;
+    let size = core::mem::size_of::<PerCpu>() as u64;
+    if gs < base || !(gs - base).is_multiple_of(size) || (gs - base) / size >= MAX_CPUS as u64 {
+        return None;
+    }
+    Some(&CPUS[((gs - base) / size) as usize])
+}
+
 /// This CPU's index (0 if unknown: the bootstrap CPU before setup).
 pub fn cpu_index() -> usize {
     current().map_or(0, |c| c.index.load(Ordering::Relaxed) as usize)
+}
+
+/// This CPU's slot; before [`install`] ran (early boot), the bootstrap
+/// CPU's.
+pub fn this() -> &'static PerCpu {
+    current().unwrap_or(&CPUS[0])
 }

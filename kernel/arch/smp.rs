@@ -9,8 +9,10 @@
 //! map of the first 2 MiB for the trampoline itself), then calls
 //! [`ap_main`] on the AP's own kernel stack. There the AP loads the
 //! kernel's page tables, its own GDT, TSS and IST stacks, the shared IDT,
-//! its per-CPU data (GS), enables its local APIC and idles (`hlt` with
-//! interrupts on). The scheduler still runs on the bootstrap CPU only.
+//! its per-CPU data (GS), enables its local APIC and its timer, and idles
+//! (`hlt` with interrupts on) until the scheduler takes it
+//! ([`set_idle_hook`], `proc::cpus`): from then on it runs processes.
+//! A panic stops the other CPUs with an NMI ([`stop_others`]).
 //!
 //! No MADT, one CPU in it, or no APIC: the machine boots as before.
 
@@ -245,6 +247,10 @@ pub fn init() {
     }
     let bsp_id = apic::id();
     percpu::install(0, bsp_id);
+    super::tlb::set_kernel_root(crate::arch::mmu::active_root());
+    percpu::this()
+        .loaded_root
+        .store(crate::arch::mmu::active_root(), Ordering::SeqCst);
     percpu::cpus()[0].online.store(true, Ordering::Release);
     log::info!(
         "smp: MADT lists {} CPU(s) (APIC ids {:?}), {} I/O APIC(s); local APIC in {} mode, bootstrap CPU APIC id {}",
@@ -266,6 +272,9 @@ pub fn init() {
             acpi::MAX_CPUS
         );
     }
+    let per_tick = apic::calibrate_timer();
+    log::info!("smp: local APIC timer: {per_tick} counts per tick (divide by 16)");
+    apic::start_timer();
     if madt.cpus().len() < 2 {
         return;
     }
@@ -380,18 +389,34 @@ extern "C" fn ap_entry(index: u64) -> ! {
     super::cpu::enable_sse();
     super::cpu::enable_pat_write_combining();
     let ist = AP_IST.lock()[index];
-    super::gdt::init_ap(ist);
+    super::gdt::init_ap(index, ist);
     super::trap::load_idt();
     super::syscall::init();
     apic::enable(false);
     percpu::install(index, apic::id());
+    me_root_published(root);
+    apic::start_timer();
     let me = &percpu::cpus()[index];
     ONLINE.fetch_add(1, Ordering::AcqRel);
     me.online.store(true, Ordering::Release);
     idle_loop(me)
 }
 
-/// An AP's idle loop: sleeps until an interrupt, counts the wake-up.
+/// This CPU's loaded root, for the TLB shootdown (`tlb`).
+fn me_root_published(root: u64) {
+    percpu::this().loaded_root.store(root, Ordering::SeqCst);
+}
+
+/// The scheduler's idle loop (`proc::cpus`), once the scheduler runs.
+static IDLE_HOOK: super::hook::Hook<fn() -> !> = super::hook::Hook::empty();
+
+/// Hands the APs to the scheduler: each enters `idle` at its next wake.
+pub fn set_idle_hook(idle: fn() -> !) {
+    IDLE_HOOK.set(idle);
+}
+
+/// An AP's idle loop until the scheduler takes it: sleeps until an
+/// interrupt, counts the wake-up.
 fn idle_loop(me: &'static percpu::PerCpu) -> ! {
     loop {
         // An idle CPU gives back its allocator caches (and answers drain
@@ -399,6 +424,47 @@ fn idle_loop(me: &'static percpu::PerCpu) -> ! {
         crate::mm::percpu::on_idle();
         x86_64::instructions::interrupts::enable_and_hlt();
         me.idle_wakes.fetch_add(1, Ordering::Relaxed);
+        if let Some(idle) = IDLE_HOOK.get() {
+            idle();
+        }
+    }
+}
+
+/// Set by [`stop_others`]: an NMI now means "stop".
+static STOPPING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Stops every other CPU (the panic and fatal-exception path): an NMI,
+/// which arrives even where interrupts are off; each halts for good.
+/// A CPU that fails while another one already stops the machine halts
+/// instead (its report would interleave with the first).
+pub fn stop_others() {
+    let me = percpu::cpu_index();
+    match STOPPER.compare_exchange(usize::MAX, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {}
+        Err(first) if first == me => return,
+        Err(_) => stopped(),
+    }
+    STOPPING.store(true, Ordering::SeqCst);
+    if cpus_online() >= 2 {
+        apic::send_nmi_to_others();
+    }
+}
+
+/// The CPU that stops the others (`usize::MAX`: none).
+static STOPPER: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// Where a stopped CPU ends.
+pub fn stopped() -> ! {
+    if let Some(me) = percpu::current() {
+        me.online.store(false, Ordering::SeqCst);
+    }
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
     }
 }
 

@@ -107,6 +107,7 @@ extern "C" fn kernel_thread_trampoline() -> ! {
 }
 
 extern "C" fn kernel_thread_start(entry: usize) -> ! {
+    finish_switch();
     // SAFETY: `entry` is the `fn() -> !` that `new_kernel_thread_stack`
     // stored in r12's slot, passed on unchanged by the trampoline; fn
     // pointers and usize have the same size.
@@ -115,4 +116,45 @@ extern "C" fn kernel_thread_start(entry: usize) -> ! {
     // would have returned to a caller that turns them back on.
     x86_64::instructions::interrupts::enable();
     entry()
+}
+
+/// Where a new user process's first switch lands (RSP = its trap frame,
+/// 16-byte aligned): [`finish_switch`], then `trap_return` into ring 3.
+#[unsafe(naked)]
+pub extern "C" fn first_return_to_user() -> ! {
+    naked_asm!(
+        "call {finish}",
+        "jmp {ret}",
+        finish = sym finish_switch_c,
+        ret = sym super::trap::trap_return,
+    )
+}
+
+extern "C" fn finish_switch_c() {
+    finish_switch();
+}
+
+/// Marks `on_cpu` (the flag "a CPU is on this context's stack" of the
+/// context being switched away from) to be cleared by this CPU once the
+/// switch is done ([`finish_switch`]). Call with interrupts off, right
+/// before `switch_stacks`; the flag must outlive the switch.
+pub fn release_after_switch(on_cpu: &core::sync::atomic::AtomicBool) {
+    super::percpu::this().switch_release.store(
+        on_cpu as *const core::sync::atomic::AtomicBool as *mut _,
+        core::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Runs first in every context a switch lands in: clears the previous
+/// context's `on_cpu` (see [`release_after_switch`]), so another CPU may
+/// now resume it. Its stack is no longer in use by this CPU.
+pub fn finish_switch() {
+    let slot = &super::percpu::this().switch_release;
+    let prev = slot.swap(core::ptr::null_mut(), core::sync::atomic::Ordering::Relaxed);
+    if !prev.is_null() {
+        // SAFETY: set by `release_after_switch` from a live flag that
+        // outlives the switch (a process is not freed while its flag is
+        // set); this CPU is off its stack now.
+        unsafe { (*prev).store(false, core::sync::atomic::Ordering::SeqCst) };
+    }
 }

@@ -17,6 +17,10 @@
 //! be preempted); anyone else takes it with [`try_lock_irq_off`] and
 //! yields while it is busy (see the "Locking" section of `mm`).
 //!
+//! With several CPUs a waiter spins with interrupts off, so while it
+//! spins it answers TLB shootdowns addressed to it (`tlb::poll`): the
+//! holder may be waiting for exactly that.
+//!
 //! The fatal-error path may break a lock whose holder it interrupted, with
 //! a [`Fatal`] token: the only unsafe operation here.
 
@@ -85,10 +89,17 @@ impl<T> IrqMutex<T> {
     /// until the lock is free.
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let irq = IrqOff::new();
-        IrqMutexGuard {
-            guard: self.inner.lock(),
-            _irq: irq,
-        }
+        let guard = loop {
+            if let Some(guard) = self.inner.try_lock() {
+                break guard;
+            }
+            // Another CPU holds it, and may be waiting for this CPU to
+            // answer a TLB shootdown (it cannot arrive: interrupts are
+            // off): answer it here (`tlb`).
+            super::tlb::poll();
+            core::hint::spin_loop();
+        };
+        IrqMutexGuard { guard, _irq: irq }
     }
 
     /// Like [`lock`](Self::lock), but `None` at once if the lock is held.

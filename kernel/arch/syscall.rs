@@ -6,8 +6,11 @@
 //! vector [`SYSCALL_VECTOR`]), then joins the common trap path. The return
 //! goes through `iretq` too: slower than `sysret` by a few cycles, but it
 //! sidesteps sysret's non-canonical-RCX hazard and keeps one exit path.
-//! Ferrite runs on one CPU and masks interrupts on entry (SFMASK), so a
-//! plain static scratch slot is safe.
+//! The scratch slot and the kernel stack are per CPU (`percpu`, through
+//! GS): the stub swaps GS in for the two moves and back out before
+//! `trap_common` (which swaps it in again, as for any trap from ring 3).
+//! Interrupts are masked on entry (SFMASK), so nothing runs on this CPU
+//! between the moves.
 
 use core::arch::naked_asm;
 
@@ -20,25 +23,24 @@ use super::gdt;
 /// The pseudo-vector syscalls carry in their trap frame.
 pub const SYSCALL_VECTOR: u64 = 0x100;
 
-#[unsafe(no_mangle)]
-static mut FERRITE_SYSCALL_USER_RSP: u64 = 0;
-#[unsafe(no_mangle)]
-static mut FERRITE_KERNEL_RSP0: u64 = 0;
-
 #[unsafe(naked)]
 unsafe extern "C" fn syscall_entry() {
     naked_asm!(
-        "mov [rip + FERRITE_SYSCALL_USER_RSP], rsp",
-        "mov rsp, [rip + FERRITE_KERNEL_RSP0]",
+        "swapgs",
+        "mov gs:[{user_rsp}], rsp",
+        "mov rsp, gs:[{kernel_rsp}]",
         // The frame the CPU would have pushed for an interrupt from ring 3.
         "push {user_ss}",
-        "push [rip + FERRITE_SYSCALL_USER_RSP]",
+        "push gs:[{user_rsp}]",
         "push r11", // user RFLAGS
         "push {user_cs}",
         "push rcx", // user RIP
         "push 0",   // error code
         "push {vector}",
+        "swapgs",
         "jmp {common}",
+        user_rsp = const super::percpu::USER_RSP_OFFSET,
+        kernel_rsp = const super::percpu::KERNEL_RSP_OFFSET,
         user_ss = const (3 * 8 + 3),
         user_cs = const (4 * 8 + 3),
         vector = const SYSCALL_VECTOR,
@@ -48,9 +50,11 @@ unsafe extern "C" fn syscall_entry() {
 
 /// Sets the kernel stack used on entry from ring 3 (syscalls and traps).
 pub fn set_kernel_stack(top: u64) {
-    // SAFETY: single CPU; written with interrupts off by the scheduler or
-    // the user-mode entry, read only by the entry stubs.
-    unsafe { core::ptr::addr_of_mut!(FERRITE_KERNEL_RSP0).write(top) };
+    // This CPU's slot: written with interrupts off by the scheduler or the
+    // user-mode entry, read only by this CPU's entry stub.
+    super::percpu::this()
+        .kernel_rsp
+        .store(top, core::sync::atomic::Ordering::Relaxed);
     gdt::set_rsp0(top);
 }
 

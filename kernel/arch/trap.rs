@@ -170,7 +170,9 @@ trap_stubs! {
     stub_irq13: 45;
     stub_irq14: 46;
     stub_irq15: 47;
+    stub_lapic_timer: 0xef;
     stub_wake: 0xf0;
+    stub_tlb: 0xf1;
     stub_spurious: 0xff;
 }
 
@@ -181,6 +183,8 @@ pub const VECTOR_NMI: u64 = 2;
 pub const VECTOR_MACHINE_CHECK: u64 = 18;
 pub const IRQ_BASE: u64 = 32;
 const VECTOR_WAKE: u64 = super::apic::WAKE_VECTOR as u64;
+const VECTOR_TLB: u64 = super::tlb::TLB_VECTOR as u64;
+const VECTOR_LAPIC_TIMER: u64 = super::apic::TIMER_VECTOR as u64;
 const VECTOR_SPURIOUS: u64 = super::apic::SPURIOUS_VECTOR as u64;
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
@@ -270,6 +274,11 @@ pub fn set_return_to_user_hook(hook: TrapHook) {
 
 /// Called by `trap_common` for every trap, with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == VECTOR_NMI && super::tlb::nmi() {
+        // A TLB shootdown (sent as an NMI, see `tlb`): done; nothing else
+        // runs in NMI context (no signal delivery on the way out).
+        return;
+    }
     handle_trap(frame);
     if frame.from_user() {
         if let Some(hook) = RETURN_TO_USER_HOOK.get() {
@@ -282,6 +291,9 @@ fn handle_trap(frame: &mut TrapFrame) {
     match frame.vector {
         VECTOR_BREAKPOINT if !frame.from_user() => super::exceptions::breakpoint(frame),
         VECTOR_WAKE => super::smp::wake_interrupt(),
+        VECTOR_TLB => super::tlb::interrupt(),
+        VECTOR_LAPIC_TIMER => super::apic::timer_interrupt(frame),
+        VECTOR_NMI if super::smp::stopping() => super::smp::stopped(),
         VECTOR_SPURIOUS => {}
         v if (IRQ_BASE..IRQ_BASE + 16).contains(&v) => {
             super::interrupts::handle_irq((v - IRQ_BASE) as u8, frame)

@@ -777,6 +777,9 @@ impl Drop for AddressSpace {
         if self.is_active() {
             switch_to(None);
         }
+        // Other CPUs may still have it loaded lazily (`forget_current`):
+        // they leave before its tables go.
+        crate::arch::tlb::leave_everywhere(self.root());
         self.changing(|space, mem, gather| space.teardown(mem, gather));
         frames::free(Pfn::from_addr(self.root()), 0).expect("address space root");
         // No region maps anything now: out of the files' reverse maps, and
@@ -791,7 +794,13 @@ impl Drop for AddressSpace {
 /// The address space user faults are resolved in.
 pub type SharedAddressSpace = Arc<Mutex<AddressSpace>>;
 
-static CURRENT: IrqMutex<Option<SharedAddressSpace>> = IrqMutex::new(None);
+/// Each CPU's current address space (by CPU index).
+static CURRENT: [IrqMutex<Option<SharedAddressSpace>>; crate::arch::percpu::MAX_CPUS] =
+    [const { IrqMutex::new(None) }; crate::arch::percpu::MAX_CPUS];
+
+fn current_slot() -> &'static IrqMutex<Option<SharedAddressSpace>> {
+    &CURRENT[crate::arch::percpu::cpu_index()]
+}
 
 /// Makes `aspace` current (CR3); `None` returns to the kernel's own tables.
 pub fn switch_to(aspace: Option<SharedAddressSpace>) {
@@ -807,14 +816,31 @@ pub fn switch_to(aspace: Option<SharedAddressSpace>) {
 /// it, and must not lock an address space that an interrupted thread may
 /// hold).
 pub fn switch_to_root(aspace: Option<SharedAddressSpace>, root: u64) {
-    // SAFETY: `root` is a PML4 whose kernel half is the kernel's own
-    // (every address space copies it), so the code and stack running now
-    // stay mapped across the switch; `aspace` (or the kernel) keeps it
-    // allocated while it is current.
-    unsafe { mmu::switch_root(root) };
-    *CURRENT.lock() = aspace;
+    let old = {
+        // CR3 and this CPU's slot change together (no migration between).
+        let _irq = IrqOff::new();
+        // SAFETY: `root` is a PML4 whose kernel half is the kernel's own
+        // (every address space copies it), so the code and stack running
+        // now stay mapped across the switch; `aspace` (or the kernel)
+        // keeps it allocated while it is current.
+        unsafe { mmu::switch_root(root) };
+        core::mem::replace(&mut *current_slot().lock(), aspace)
+    };
+    // The one this CPU held goes after the lock (its drop may tear it down).
+    drop(old);
+}
+
+/// Leaves this CPU's current address space without loading another root
+/// (lazy TLB: the idle context and kernel threads run on whatever tables
+/// are loaded; the space's drop makes every CPU leave it first).
+pub fn forget_current() {
+    let old = {
+        let _irq = IrqOff::new();
+        current_slot().lock().take()
+    };
+    drop(old);
 }
 
 pub fn current() -> Option<SharedAddressSpace> {
-    CURRENT.lock().clone()
+    current_slot().lock().clone()
 }

@@ -200,11 +200,17 @@ impl ShareFrames for LockedFrameTables<'_> {
     }
 }
 
-/// The TLB of this CPU for one address space: flushes only if that
-/// address space is the one loaded (a later SMP kernel: on every CPU that
-/// has it loaded), and frees gathered frames under one lock.
+/// The TLB for one address space: this CPU's if the space is loaded
+/// here, and every other CPU that has it loaded (`arch::tlb`): pages are
+/// invalidated here at once and batched for the others, who get one IPI
+/// per flush ([`TlbFlush::flush_done`]) and acknowledge it before the
+/// gather frees anything.
 pub struct KernelTlb {
     live: bool,
+    root: u64,
+    pages: [u64; crate::arch::tlb::MAX_PAGES],
+    count: usize,
+    full: bool,
 }
 
 impl KernelTlb {
@@ -212,6 +218,10 @@ impl KernelTlb {
     pub fn for_root(root: u64) -> KernelTlb {
         KernelTlb {
             live: mmu::is_active(root),
+            root,
+            pages: [0; crate::arch::tlb::MAX_PAGES],
+            count: 0,
+            full: false,
         }
     }
 }
@@ -223,12 +233,30 @@ impl TlbFlush for KernelTlb {
         if self.live {
             mmu::flush_page(va);
         }
+        match self.pages.get_mut(self.count) {
+            Some(slot) => {
+                *slot = va;
+                self.count += 1;
+            }
+            None => self.full = true,
+        }
     }
 
     fn flush_all(&mut self) {
         if self.live {
             mmu::flush_all();
         }
+        self.full = true;
+    }
+
+    fn flush_done(&mut self) {
+        let others = crate::arch::tlb::others_with(self.root);
+        if others != 0 && (self.full || self.count > 0) {
+            let pages = &self.pages[..self.count];
+            crate::arch::tlb::shoot(others, self.root, pages, self.full, false);
+        }
+        self.count = 0;
+        self.full = false;
     }
 
     fn release_swap(&mut self, entry: SwapEntry) {

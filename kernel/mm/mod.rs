@@ -3,8 +3,9 @@
 //!
 //! # Locking
 //!
-//! One CPU, preemptive kernel: the timer may switch processes whenever
-//! interrupts are on. Every lock below except the address-space lock is an
+//! Preemptive kernel on several CPUs (docs/locking.md has what SMP adds:
+//! per-CPU state, TLB shootdowns and the rules for waiting on other
+//! CPUs): the timer may switch processes whenever interrupts are on. Every lock below except the address-space lock is an
 //! [`IrqMutex`](crate::arch::sync::IrqMutex): `lock()` saves RFLAGS.IF and
 //! disables interrupts, the guard restores them on drop, so no interrupt
 //! handler and no other process can run while it is held, and taking it
@@ -19,7 +20,7 @@
 //! | `JOBS` ([`shell::procs`](crate::shell::procs)) | the shell's background jobs |
 //! | `DECODER` ([`drivers::keyboard`](crate::drivers::keyboard)) | scancode decoder state (IRQ 1) |
 //! | `SCHED` ([`proc::sched`](crate::proc::sched)) | the process table, run queue, current pid (timer IRQ) |
-//! | `CURRENT` ([`aspace`]) | which address space is loaded (read by the #PF handler) |
+//! | `CURRENT` ([`aspace`]), one per CPU | which address space this CPU has loaded (read by the #PF handler) |
 //! | `CACHE` ([`pagecache`]) | the page cache: files, their radix trees, the page count |
 //! | `KERNEL_TABLES` ([`pgtable`]) | the kernel's page tables (vmalloc maps into them) |
 //! | `AREA` ([`vmalloc`]) | the vmalloc area's free ranges and usage |

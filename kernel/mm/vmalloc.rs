@@ -149,13 +149,29 @@ pub fn alloc(pages: u64) -> Result<VmArea, VmallocError> {
     Ok(area)
 }
 
+/// Unmaps and frees `pages` pages from `start`: in batches, each
+/// invalidated on this CPU and then on every other (one IPI, `arch::tlb`)
+/// before its frames go back.
 fn unmap_pages(start: u64, pages: u64) {
-    for i in 0..pages {
-        let va = start + i * PAGE_SIZE;
-        if let Some(pte) = pgtable::with_kernel(|t, m| t.unmap(m, va)) {
-            crate::arch::mmu::flush_page(va);
-            frames::free_page(Pfn::from_addr(pte.addr()), FrameKind::Kernel)
-                .expect("vmalloc frame");
+    const BATCH: usize = crate::arch::tlb::MAX_PAGES;
+    let mut i = 0;
+    while i < pages {
+        let mut vas = [0u64; BATCH];
+        let mut frames_out = [0u64; BATCH];
+        let mut n = 0;
+        while i < pages && n < BATCH {
+            let va = start + i * PAGE_SIZE;
+            if let Some(pte) = pgtable::with_kernel(|t, m| t.unmap(m, va)) {
+                crate::arch::mmu::flush_page(va);
+                vas[n] = va;
+                frames_out[n] = pte.addr();
+                n += 1;
+            }
+            i += 1;
+        }
+        crate::arch::tlb::shoot_kernel(&vas[..n]);
+        for &pa in &frames_out[..n] {
+            frames::free_page(Pfn::from_addr(pa), FrameKind::Kernel).expect("vmalloc frame");
         }
     }
 }
@@ -233,6 +249,7 @@ fn unmap_io_pages(start: u64, pages: u64) {
         let va = start + i * PAGE_SIZE;
         if pgtable::with_kernel(|t, m| t.unmap(m, va)).is_some() {
             crate::arch::mmu::flush_page(va);
+            crate::arch::tlb::shoot_kernel(&[va]);
         }
     }
 }

@@ -93,17 +93,14 @@ pub fn try_read(buf: &mut [u8]) -> usize {
 /// if a signal for the caller came first (`signal::interrupted`).
 pub fn read_blocking(buf: &mut [u8]) -> usize {
     loop {
-        let n = x86_64::instructions::interrupts::without_interrupts(|| {
-            let n = try_read(buf);
-            if n == 0 && !super::signal::interrupted() {
-                // Block inside the same interrupts-off section as the check,
-                // so a byte arriving now cannot be missed.
-                sched::with_current(|p| p.state = sched::State::Blocked(Block::Console));
-                crate::mm::psi::sleep(sched::current_pid());
-                sched::schedule();
-            }
-            n
-        });
+        let n = try_read(buf);
+        if n == 0 && !buf.is_empty() {
+            // Blocked first, then checked (`sched::block_unless`): a byte
+            // arriving meanwhile, on any CPU, is never missed.
+            sched::block_unless(Block::Console, || {
+                !INPUT.lock().is_empty() || super::signal::interrupted()
+            });
+        }
         if n > 0 || buf.is_empty() || super::signal::interrupted() {
             return n;
         }

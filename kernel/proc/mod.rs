@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod console;
+pub mod cpus;
 pub mod exec;
 pub mod fd;
 pub mod itimer;
@@ -43,4 +44,6 @@ pub fn init() {
     if let Err(e) = kswapd::start() {
         log::warn!("kswapd: not started: {e:?}");
     }
+    // The other CPUs join the scheduler (`cpus`).
+    cpus::start_aps();
 }

@@ -1,4 +1,7 @@
-//! Processes and the scheduler: preemptive round robin on one CPU.
+//! Processes and the scheduler: preemptive round robin on every CPU, from
+//! one shared run queue (the SMP side — per-CPU state, idle contexts,
+//! who runs where, the per-CPU tick — is `cpus`; lock rules in
+//! docs/locking.md).
 //!
 //! Every process has its own kernel stack (vmalloc, guard page). A trap from
 //! ring 3 lands on it (TSS `rsp0`); switching processes is switching kernel
@@ -31,7 +34,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use x86_64::registers::model_specific::FsBase;
 use x86_64::VirtAddr;
@@ -39,7 +42,7 @@ use x86_64::VirtAddr;
 use crate::arch::cpu::FpuState;
 use crate::arch::switch::{prepare_stack, switch_stacks};
 use crate::arch::sync::IrqMutex;
-use crate::arch::trap::{trap_return, TrapFrame};
+use crate::arch::trap::TrapFrame;
 use crate::arch::{interrupts, syscall as arch_syscall};
 use crate::mm::aspace::{self, SharedAddressSpace};
 use crate::mm::fault::UserFault;
@@ -160,6 +163,11 @@ pub struct Process {
     /// orphans), so zombies nobody will wait for do not pile up, each
     /// holding its kernel stack.
     adopted: bool,
+    /// SMP (`cpus`): the CPU it last ran on (`ps`, /proc/PID/stat field
+    /// 39), and whether a CPU is on its kernel stack now (set when picked,
+    /// cleared by `arch::switch::finish_switch` once that CPU left it).
+    pub cpu: u32,
+    on_cpu: AtomicBool,
 }
 
 impl Process {
@@ -230,27 +238,30 @@ impl ProcTable {
     }
 }
 
+/// The shared run queue and process table (see `cpus` for the SMP
+/// design). What each CPU runs, its slice and since when are per CPU
+/// (`cpus::here()`).
 struct Scheduler {
     procs: ProcTable,
     queue: VecDeque<Pid>,
-    current: Pid,
-    slice: u32,
 }
 
 static SCHED: IrqMutex<Option<Scheduler>> = IrqMutex::new(None);
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
-/// Set while the CPU idles inside `schedule`: the timer must not start
-/// another schedule on top of it.
-static IDLING: AtomicBool = AtomicBool::new(false);
-/// When the running process last started running (`time::uptime_ns`; 0
-/// while none runs): its CPU time is counted from there.
-static RUNNING_SINCE: AtomicU64 = AtomicU64::new(0);
+
+use super::cpus::{self, current_here, NO_PID};
+
+/// Queues `pid` (runnable now) and wakes an idle CPU for it.
+fn enqueue(queue: &mut VecDeque<Pid>, pid: Pid) {
+    queue.push_back(pid);
+    cpus::kick_idle();
+}
 
 /// CPU time of the current process in nanoseconds, the running stretch
 /// included (`CLOCK_PROCESS_CPUTIME_ID`).
 pub fn current_cpu_ns() -> u64 {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let since = RUNNING_SINCE.load(Ordering::Relaxed);
+        let since = cpus::here().running_since.load(Ordering::Relaxed);
         let now = crate::time::uptime_ns();
         let running = if since == 0 {
             0
@@ -306,6 +317,8 @@ pub fn init() {
         pgid: 0,
         sid: 0,
         adopted: false,
+        cpu: 0,
+        on_cpu: AtomicBool::new(true),
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
     procs.push(Box::new(kernel));
@@ -315,21 +328,24 @@ pub fn init() {
         // Sized up front: the timer interrupt requeues processes and
         // must not allocate (a full queue only grows on spawn paths).
         queue: VecDeque::with_capacity(MAX_QUEUED),
-        current: 0,
-        slice: TIME_SLICE_TICKS,
     });
+    cpus::here().current.store(0, Ordering::SeqCst);
+    cpus::here().slice.store(TIME_SLICE_TICKS, Ordering::SeqCst);
+    cpus::init_idle();
     crate::mm::psi::wake(0);
     interrupts::set_timer_hook(on_tick);
+    crate::arch::apic::set_timer_hook(on_cpu_tick);
 }
 
 pub fn current_pid() -> Pid {
-    with(|s| s.current)
+    let _irq = crate::arch::sync::IrqOff::new();
+    current_here()
 }
 
 /// Runs `f` on the current process.
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     with(|s| {
-        let pid = s.current;
+        let pid = current_here();
         f(s.procs.get_mut(&pid).expect("the current process exists"))
     })
 }
@@ -350,6 +366,8 @@ pub struct ProcInfo {
     pub ticks: u64,
     /// A kernel thread (`ps` shows its name in brackets).
     pub kernel_thread: bool,
+    /// The CPU it runs on or last ran on.
+    pub cpu: u32,
 }
 
 pub fn list() -> Vec<ProcInfo> {
@@ -379,6 +397,7 @@ pub fn try_list() -> core::result::Result<Vec<ProcInfo>, AllocError> {
                     aspace: p.aspace.clone(),
                     ticks: p.ticks,
                     kernel_thread: p.kernel_thread,
+                    cpu: p.cpu,
                 });
             }
             true
@@ -458,6 +477,11 @@ pub fn task_counts() -> super::stats::TaskCounts {
     with(|s| super::stats::TaskCounts::of(s.procs.values().map(|p| (p.pid, p.state))))
 }
 
+/// How many processes the kernel adopted (orphans, live or zombie).
+pub fn adopted_count() -> usize {
+    with(|s| s.procs.values().filter(|p| p.adopted).count())
+}
+
 /// How many processes there are (zombies included), without allocating.
 pub fn count() -> usize {
     with(|s| s.procs.len())
@@ -522,7 +546,12 @@ pub fn spawn_child(
     // SAFETY: below the frame the stack is unused; the first switch to this
     // process "returns" into trap_return with RSP at the frame.
     #[allow(unsafe_code)]
-    let saved_rsp = unsafe { prepare_stack(frame_at, trap_return as *const () as u64) };
+    let saved_rsp = unsafe {
+        prepare_stack(
+            frame_at,
+            crate::arch::switch::first_return_to_user as *const () as u64,
+        )
+    };
     let root = aspace.lock().root();
     let process = Box::write(
         slot,
@@ -550,6 +579,8 @@ pub fn spawn_child(
             pgid: 0,
             sid: 0,
             adopted: false,
+            cpu: 0,
+            on_cpu: AtomicBool::new(false),
         },
     );
     queue_new(process)
@@ -573,17 +604,20 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         }
         process.pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
         if !process.kernel_thread {
-            process.ppid = s.current;
-            process.oom_score_adj = s.procs.get(&s.current).map_or(0, |p| p.oom_score_adj);
+            process.ppid = current_here();
+            process.oom_score_adj = s.procs.get(&current_here()).map_or(0, |p| p.oom_score_adj);
             process.sys = s
                 .procs
-                .get(&s.current)
+                .get(&current_here())
                 .map_or_else(Default::default, |p| p.sys.for_child());
         }
         // The parent's group and session; the kernel's children lead
         // their own.
-        let parent = s.procs.get(&s.current).map_or((0, 0), |p| (p.pgid, p.sid));
-        (process.pgid, process.sid) = if process.kernel_thread || s.current == 0 {
+        let parent = s
+            .procs
+            .get(&current_here())
+            .map_or((0, 0), |p| (p.pgid, p.sid));
+        (process.pgid, process.sid) = if process.kernel_thread || current_here() == 0 {
             (process.pid, process.pid)
         } else {
             parent
@@ -591,7 +625,7 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         let pid = process.pid;
         super::stats::note_fork();
         s.procs.insert(process);
-        s.queue.push_back(pid);
+        enqueue(&mut s.queue, pid);
         crate::mm::psi::wake(pid);
         Ok(pid)
     });
@@ -640,6 +674,8 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             pgid: 0,
             sid: 0,
             adopted: false,
+            cpu: 0,
+            on_cpu: AtomicBool::new(false),
         },
     );
     queue_new(process)
@@ -648,15 +684,20 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
 /// Frees the zombies the kernel adopted (see `Process::adopted`): they are
 /// not running (the current process is never one of them), so their kernel
 /// stacks are free to go. Called before a new process is made, which is
-/// when their memory is wanted.
-fn reap_adopted() {
+/// when their memory is wanted (and when a test settles its frame count).
+pub fn reap_adopted() {
     loop {
         let zombie = with(|s| {
-            let cur = s.current;
+            let cur = current_here();
             let pid = s
                 .procs
                 .values()
-                .find(|p| p.adopted && p.pid != cur && matches!(p.state, State::Zombie(_)))
+                .find(|p| {
+                    p.adopted
+                        && p.pid != cur
+                        && matches!(p.state, State::Zombie(_))
+                        && !p.on_cpu.load(Ordering::SeqCst)
+                })
                 .map(|p| p.pid)?;
             s.procs.remove(&pid)
         });
@@ -665,19 +706,43 @@ fn reap_adopted() {
     }
 }
 
+/// What [`schedule`] decided under the lock.
+enum Switch {
+    /// Keep running what runs (or, in the idle context, halt).
+    Stay,
+    /// Another CPU is still leaving a runnable process: look again.
+    Retry,
+    /// Switch to `rsp`, saving this context's stack pointer in `save`.
+    To {
+        /// The next process's address space and root, its kernel stack
+        /// top, FS base and FPU state; `None` for the idle context and
+        /// kernel threads (lazy TLB: they keep the tables they find).
+        space: Option<(Option<SharedAddressSpace>, u64)>,
+        top: Option<u64>,
+        fs: u64,
+        fpu: Option<*const FpuState>,
+        rsp: u64,
+        save: *mut u64,
+    },
+}
+
 /// Picks the next runnable process and switches to it; returns when the
-/// current process runs again. Interrupts must be off.
+/// current process runs again (in a CPU's idle context: when it is
+/// switched back to, or at once with `idling` set if there is nothing to
+/// run). Interrupts must be off. See `cpus` for the SMP rules.
 pub fn schedule() {
     debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+    let here = cpus::here();
+    let me = cpus::cpu();
     loop {
         let switch = {
             let mut guard = SCHED.lock();
             let s = guard.as_mut().expect("proc::init ran");
-            let cur = s.current;
+            let cur = current_here();
             // The current process stops running here (if it was): its time
             // since it started counts as CPU time.
             let now = crate::time::uptime_ns();
-            let since = RUNNING_SINCE.swap(0, Ordering::Relaxed);
+            let since = here.running_since.swap(0, Ordering::Relaxed);
             if since != 0 {
                 if let Some(p) = s.procs.get_mut(&cur) {
                     p.cpu_ns += now.saturating_sub(since);
@@ -687,28 +752,68 @@ pub fn schedule() {
                 s.procs.get_mut(&cur).unwrap().state = State::Runnable;
                 s.queue.push_back(cur);
             }
+            // One pass over the queue: stale entries (dead or not
+            // runnable) go; processes this CPU may not run, or that
+            // another CPU is still leaving, stay queued.
             let mut next = None;
-            while let Some(pid) = s.queue.pop_front() {
-                if s.procs
-                    .get(&pid)
-                    .is_some_and(|p| p.state == State::Runnable)
-                {
-                    next = Some(pid);
+            let mut busy = false;
+            for _ in 0..s.queue.len() {
+                let Some(pid) = s.queue.pop_front() else {
                     break;
+                };
+                let Some(p) = s.procs.get(&pid) else { continue };
+                if p.state != State::Runnable {
+                    continue;
                 }
+                let leaving = pid != cur && p.on_cpu.load(Ordering::SeqCst);
+                if leaving || !cpus::may_run_on(pid, p.kernel_thread, me) {
+                    busy |= leaving;
+                    s.queue.push_back(pid);
+                    continue;
+                }
+                next = Some(pid);
+                break;
             }
             match next {
-                None => None,
+                None if busy => Switch::Retry,
+                None if cur == NO_PID => {
+                    here.idling.store(true, Ordering::SeqCst);
+                    Switch::Stay
+                }
+                None => {
+                    // The current process blocked or exited: this CPU
+                    // leaves its stack for the idle context.
+                    here.current.store(NO_PID, Ordering::SeqCst);
+                    let old = s.procs.get_mut(&cur).expect("the current process exists");
+                    if old.pid == 0 {
+                        old.root = crate::arch::mmu::active_root();
+                        old.aspace = aspace::current();
+                    }
+                    old.fpu.save();
+                    crate::arch::switch::release_after_switch(&old.on_cpu);
+                    Switch::To {
+                        space: None,
+                        top: None,
+                        fs: 0,
+                        fpu: None,
+                        rsp: here.idle_rsp.load(Ordering::SeqCst),
+                        save: &mut old.saved_rsp,
+                    }
+                }
                 Some(next) => {
-                    RUNNING_SINCE.store(now.max(1), Ordering::Relaxed);
-                    s.slice = TIME_SLICE_TICKS;
+                    here.idling.store(false, Ordering::SeqCst);
+                    here.running_since.store(now.max(1), Ordering::Relaxed);
+                    here.slice.store(TIME_SLICE_TICKS, Ordering::Relaxed);
                     let p = s.procs.get_mut(&next).unwrap();
                     p.state = State::Running;
+                    p.cpu = me;
                     if next == cur {
-                        Some(None)
+                        Switch::Stay
                     } else {
                         super::stats::note_switch();
-                        s.current = next;
+                        here.switches.fetch_add(1, Ordering::Relaxed);
+                        p.on_cpu.store(true, Ordering::SeqCst);
+                        here.current.store(next, Ordering::SeqCst);
                         let (root, top, fs, rsp) = (
                             p.root,
                             p.kstack.as_ref().map(|k| k.end()),
@@ -720,58 +825,83 @@ pub fn schedule() {
                         // back here, so a space it lets go of (tests, the
                         // shell) dies when it drops it, not at its next
                         // switch.
-                        let aspace = if next == 0 {
-                            p.aspace.take()
+                        let space = if next == 0 {
+                            Some((p.aspace.take(), root))
+                        } else if p.kernel_thread {
+                            None
                         } else {
-                            p.aspace.clone()
+                            Some((p.aspace.clone(), root))
                         };
-                        let old = s.procs.get_mut(&cur).unwrap();
-                        if old.pid == 0 {
-                            // The kernel thread may have borrowed an address
-                            // space (tests, inspection): resume it there.
-                            old.root = crate::arch::mmu::active_root();
-                            old.aspace = aspace::current();
+                        let fpu: *const FpuState = &*p.fpu;
+                        let save: *mut u64 = if cur == NO_PID {
+                            here.idle_rsp.as_ptr()
+                        } else {
+                            let old = s.procs.get_mut(&cur).unwrap();
+                            if old.pid == 0 {
+                                // The kernel thread may have borrowed an
+                                // address space (tests, inspection): resume
+                                // it there.
+                                old.root = crate::arch::mmu::active_root();
+                                old.aspace = aspace::current();
+                            }
+                            old.fpu.save();
+                            crate::arch::switch::release_after_switch(&old.on_cpu);
+                            &mut old.saved_rsp
+                        };
+                        Switch::To {
+                            space,
+                            top,
+                            fs,
+                            fpu: Some(fpu),
+                            rsp,
+                            save,
                         }
-                        old.fpu.save();
-                        let save: *mut u64 = &mut old.saved_rsp;
-                        let next_fpu: *const FpuState = &*s.procs.get(&next).unwrap().fpu;
-                        Some(Some((root, top, fs, rsp, aspace, save, next_fpu)))
                     }
                 }
             }
         };
         match switch {
-            // Nothing to run: wait for an interrupt to wake someone.
-            None => {
-                // percpu: an idle CPU gives back its allocator caches.
-                crate::mm::percpu::on_idle();
-                IDLING.store(true, Ordering::SeqCst);
-                x86_64::instructions::interrupts::enable_and_hlt();
-                x86_64::instructions::interrupts::disable();
-                IDLING.store(false, Ordering::SeqCst);
-            }
-            Some(None) => return,
-            Some(Some((root, top, fs, rsp, aspace, save, next_fpu))) => {
-                // SAFETY: the boxed state of a process in the table, which
-                // cannot be reaped before it runs.
-                #[allow(unsafe_code)]
-                unsafe {
-                    (*next_fpu).restore()
-                };
-                aspace::switch_to_root(aspace, root);
+            Switch::Stay => return,
+            Switch::Retry => core::hint::spin_loop(),
+            Switch::To {
+                space,
+                top,
+                fs,
+                fpu,
+                rsp,
+                save,
+            } => {
+                if let Some(fpu) = fpu {
+                    // SAFETY: the boxed state of a process in the table,
+                    // which cannot be reaped before it runs.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        (*fpu).restore()
+                    };
+                }
+                match space {
+                    Some((aspace, root)) => aspace::switch_to_root(aspace, root),
+                    // Lazy TLB: the idle context and kernel threads run on
+                    // whatever tables are loaded (every kernel half is the
+                    // same); the space's last owner makes every CPU leave
+                    // it before it is freed (`arch::tlb::leave_everywhere`).
+                    None => aspace::forget_current(),
+                }
                 if let Some(top) = top {
                     arch_syscall::set_kernel_stack(top);
                 }
                 FsBase::write(VirtAddr::new(fs));
                 // SAFETY: `rsp` was saved by switch_stacks or prepared by
-                // spawn for a process that is not running; `save` points
-                // into a boxed Process that stays in the table at least
-                // until it is reaped, which needs it to have run again (or
-                // be a zombie that never resumes); interrupts are off.
+                // spawn for a context that is not running (`on_cpu` keeps
+                // two CPUs off one stack); `save` points into a boxed
+                // Process that stays in the table at least until it is
+                // reaped, which waits for `on_cpu` to clear (or into this
+                // CPU's slot); interrupts are off.
                 #[allow(unsafe_code)]
                 unsafe {
                     switch_stacks(save, rsp)
                 };
+                crate::arch::switch::finish_switch();
                 return;
             }
         }
@@ -809,11 +939,12 @@ fn on_tick(frame: &mut TrapFrame) {
         let deferred = DEFERRED_KSWAPD_WAKE.swap(false, Ordering::SeqCst);
         let mut next_wake = u64::MAX;
         let mut woke_sleeper = false;
-        let cur = s.current;
+        let cur = current_here();
         let user = frame.cs & 3 == 3;
         for p in s.procs.values_mut() {
             // alarm/setitimer (`itimer`): a timer's signal wakes a sleep.
-            let running = (p.pid == cur).then_some((ticks, user));
+            // A process running on another CPU counts as in user mode.
+            let running = (p.state == State::Running).then_some((ticks, p.pid != cur || user));
             let (signalled, timer_next) = super::itimer::on_tick(p, now, running);
             next_wake = next_wake.min(timer_next);
             let wake = match p.state {
@@ -832,7 +963,7 @@ fn on_tick(frame: &mut TrapFrame) {
             if wake {
                 woke_sleeper |= matches!(p.state, State::Blocked(Block::Sleep(_))) || signalled;
                 p.state = State::Runnable;
-                s.queue.push_back(p.pid);
+                enqueue(&mut s.queue, p.pid);
                 crate::mm::psi::wake(p.pid);
             }
         }
@@ -842,39 +973,95 @@ fn on_tick(frame: &mut TrapFrame) {
             let counts = super::stats::TaskCounts::of(s.procs.values().map(|p| (p.pid, p.state)));
             super::stats::load_sample(now_ticks, counts.active());
         }
-        if let Some(p) = s.procs.get_mut(&cur) {
-            p.ticks += ticks;
-        }
-        s.slice = s.slice.saturating_sub(ticks.min(u32::MAX as u64) as u32);
+        // With a local APIC timer on every CPU, slices and per-process
+        // ticks are its business (`on_cpu_tick`); without, the PIT's.
+        let slice_over = !crate::arch::apic::timer_running() && {
+            if let Some(p) = s.procs.get_mut(&cur) {
+                p.ticks += ticks;
+            }
+            let here = cpus::here();
+            let left = here
+                .slice
+                .load(Ordering::Relaxed)
+                .saturating_sub(ticks.min(u32::MAX as u64) as u32);
+            here.slice.store(left, Ordering::Relaxed);
+            left == 0
+        };
         // A sleeper whose time came runs now (as Linux's wake-up
         // preemption lets it), not when the running process's slice ends.
-        s.slice == 0 || woke_sleeper
+        slice_over || woke_sleeper
     };
-    if preempt && !IDLING.load(Ordering::SeqCst) {
+    if preempt {
+        schedule();
+    }
+}
+
+/// The local APIC timer's tick on every CPU (`cpus`): the running
+/// process's tick and slice; at the slice's end, or when an idle CPU
+/// finds work it was not woken for, the scheduler runs.
+fn on_cpu_tick(_frame: &mut TrapFrame) {
+    let here = cpus::here();
+    let preempt = {
+        let mut guard = SCHED.lock();
+        let Some(s) = guard.as_mut() else {
+            return;
+        };
+        let cur = current_here();
+        match s.procs.get_mut(&cur) {
+            Some(p) => {
+                p.ticks += 1;
+                let left = here.slice.load(Ordering::Relaxed).saturating_sub(1);
+                here.slice.store(left, Ordering::Relaxed);
+                left == 0
+            }
+            None => !s.queue.is_empty(),
+        }
+    };
+    if preempt {
         schedule();
     }
 }
 
 /// Blocks the current process until `wake` is called for it.
 pub fn block(why: Block) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        with_current(|p| p.state = State::Blocked(why));
-        crate::mm::psi::sleep(current_pid());
-        schedule();
-    })
+    block_unless(why, || false)
 }
 
 /// Blocks the current process for `why` unless `ready()` says there is
-/// already something to do. The check and the block happen with
-/// interrupts off, so a wake that sets what `ready` reads (before waking
-/// `why`) is never lost between them.
+/// already something to do. With several CPUs a waker may run at any
+/// moment, so the order is Linux's (`set_current_state`, check, then
+/// `schedule`): the state says Blocked first (under the scheduler lock),
+/// then `ready` is asked. A wake that comes after the state was set finds
+/// it blocked and makes it runnable; one that came before set what
+/// `ready` reads. Either way nothing is lost. `ready` runs without the
+/// scheduler lock (it may take it).
 pub fn block_unless(why: Block, ready: impl FnOnce() -> bool) {
+    block_current(State::Blocked(why), ready, || {})
+}
+
+/// See [`block_unless`]; `before_sleep` runs once the process will sleep.
+fn block_current(state: State, ready: impl FnOnce() -> bool, before_sleep: impl FnOnce()) {
     x86_64::instructions::interrupts::without_interrupts(|| {
+        with(|s| {
+            let pid = current_here();
+            let p = s.procs.get_mut(&pid).expect("the current process exists");
+            p.state = state;
+            crate::mm::psi::sleep(pid);
+        });
         if ready() {
+            // Running again; a waker that came meanwhile already told
+            // PSI and queued it (the stale entry is dropped at a pick).
+            with(|s| {
+                let pid = current_here();
+                let p = s.procs.get_mut(&pid).expect("the current process exists");
+                if p.state == state {
+                    crate::mm::psi::wake(pid);
+                }
+                p.state = State::Running;
+            });
             return;
         }
-        with_current(|p| p.state = State::Blocked(why));
-        crate::mm::psi::sleep(current_pid());
+        before_sleep();
         schedule();
     })
 }
@@ -890,7 +1077,7 @@ fn wake_locked(s: &mut Scheduler, why: Block) {
     for p in s.procs.values_mut() {
         if p.state == State::Blocked(why) {
             p.state = State::Runnable;
-            s.queue.push_back(p.pid);
+            enqueue(&mut s.queue, p.pid);
             crate::mm::psi::wake(p.pid);
         }
     }
@@ -903,7 +1090,7 @@ pub fn wake_pollers() {
         for p in s.procs.values_mut() {
             if matches!(p.state, State::Blocked(Block::Poll(_))) {
                 p.state = State::Runnable;
-                s.queue.push_back(p.pid);
+                enqueue(&mut s.queue, p.pid);
                 crate::mm::psi::wake(p.pid);
             }
         }
@@ -947,15 +1134,14 @@ pub fn sleep_until_ns(deadline: u64) {
 /// do (a pending signal): checked with interrupts off, so a wake between
 /// the check and the sleep is never lost.
 pub fn sleep_until_ns_unless(deadline: u64, ready: impl FnOnce() -> bool) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        if crate::time::uptime_ns() >= deadline || ready() {
-            return;
-        }
-        with_current(|p| p.state = State::Blocked(Block::Sleep(deadline)));
-        crate::time::add_wake(deadline);
-        crate::mm::psi::sleep(current_pid());
-        schedule();
-    })
+    if crate::time::uptime_ns() >= deadline {
+        return;
+    }
+    block_current(
+        State::Blocked(Block::Sleep(deadline)),
+        || crate::time::uptime_ns() >= deadline || ready(),
+        || crate::time::add_wake(deadline),
+    )
 }
 
 /// Ends the current process with wait status `status`: its memory goes back
@@ -964,7 +1150,7 @@ pub fn sleep_until_ns_unless(deadline: u64, ready: impl FnOnce() -> bool) {
 pub fn exit_current(status: i32) -> ! {
     x86_64::instructions::interrupts::disable();
     let (aspace, files) = with(|s| {
-        let cur = s.current;
+        let cur = current_here();
         assert!(cur != 0, "the kernel thread cannot exit");
         make_zombie(s, cur, status)
     });
@@ -986,7 +1172,7 @@ fn make_zombie(
     pid: Pid,
     status: i32,
 ) -> (Option<SharedAddressSpace>, super::fd::FdTable) {
-    let current = pid == s.current;
+    let current = pid == current_here();
     let p = s.procs.get_mut(&pid).expect("the process exists");
     // The current process counts as running whatever its state says.
     let runnable = current || matches!(p.state, State::Runnable | State::Running);
@@ -1027,7 +1213,7 @@ fn notify_parent(s: &mut Scheduler, parent: Pid, child: Pid, status: i32) {
     };
     if wake {
         p.state = State::Runnable;
-        s.queue.push_back(parent);
+        enqueue(&mut s.queue, parent);
         crate::mm::psi::wake(parent);
     }
 }
@@ -1042,7 +1228,7 @@ pub fn with_process_wake<R>(pid: Pid, f: impl FnOnce(&mut Process) -> (R, bool))
         let (r, wake) = f(p);
         if wake && !p.kernel_thread && interruptible(p.state) {
             p.state = State::Runnable;
-            s.queue.push_back(pid);
+            enqueue(&mut s.queue, pid);
             crate::mm::psi::wake(pid);
         }
         Some(r)
@@ -1055,7 +1241,7 @@ pub fn resume_stopped(pid: Pid) {
         if let Some(p) = s.procs.get_mut(&pid) {
             if p.state == State::Blocked(Block::Stopped) {
                 p.state = State::Runnable;
-                s.queue.push_back(pid);
+                enqueue(&mut s.queue, pid);
                 crate::mm::psi::wake(pid);
             }
         }
@@ -1082,8 +1268,23 @@ pub struct NoChild;
 /// children exist but none has exited, `Err(())` if there are none that
 /// match (ECHILD).
 pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
+    // A zombie whose CPU is still on its kernel stack (it is between
+    // `make_zombie` and the end of its last switch, `cpus`) is waited for:
+    // its stack must not go before.
+    while with(|s| {
+        let me = current_here();
+        s.procs.values().any(|p| {
+            p.ppid == me
+                && p.pid != me
+                && matches!(p.state, State::Zombie(_))
+                && wait_selects(p, pid)
+                && p.on_cpu.load(Ordering::SeqCst)
+        })
+    }) {
+        core::hint::spin_loop();
+    }
     let reaped = with(|s| {
-        let me = s.current;
+        let me = current_here();
         let mut any = false;
         let mut found = None;
         for p in s.procs.values() {
@@ -1091,9 +1292,13 @@ pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
                 continue;
             }
             any = true;
+            // (One that became a zombie since the wait above is left for
+            // the next call.)
             if let State::Zombie(status) = p.state {
-                found = Some((p.pid, status));
-                break;
+                if !p.on_cpu.load(Ordering::SeqCst) {
+                    found = Some((p.pid, status));
+                    break;
+                }
             }
         }
         match found {
@@ -1129,7 +1334,7 @@ pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, NoChild> {
 /// Whether a child matching `pid` (as in [`reap`]) is a zombie.
 pub fn zombie_child(pid: i64) -> bool {
     with(|s| {
-        let me = s.current;
+        let me = current_here();
         s.procs.values().any(|p| {
             p.ppid == me
                 && p.pid != me
@@ -1175,13 +1380,42 @@ pub fn kill(pid: Pid) -> bool {
     if pid == current_pid() {
         exit_current(signal_status(9));
     }
-    let aspace = with(|s| {
-        let p = s.procs.get_mut(&pid)?;
-        if matches!(p.state, State::Zombie(_)) {
-            return None;
+    // Callers rely on it being a zombie when this returns (they reap it
+    // next): a process running on another CPU is asked to die and waited
+    // for.
+    let mut asked = false;
+    let aspace = loop {
+        let done = with(|s| {
+            let Some(p) = s.procs.get_mut(&pid) else {
+                return Some(None);
+            };
+            if matches!(p.state, State::Zombie(_)) {
+                return Some(None);
+            }
+            if p.on_cpu.load(Ordering::SeqCst) {
+                if p.state == State::Running && !asked {
+                    // Running on another CPU: it dies on its way back to
+                    // user mode (the IPI brings it there soon) or, if it
+                    // blocks first, here once it is off its CPU.
+                    if !p.kill_pending {
+                        p.kill_pending = true;
+                        PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
+                    }
+                    crate::arch::smp::wake(p.cpu as usize);
+                    return Some(Some(None));
+                }
+                // Its CPU is leaving it, or it is on its way out: a moment.
+                return None;
+            }
+            Some(Some(Some(make_zombie(s, pid, signal_status(9)))))
+        });
+        match done {
+            None => core::hint::spin_loop(),
+            Some(None) => return asked,
+            Some(Some(None)) => asked = true,
+            Some(Some(Some(z))) => break Some(z),
         }
-        Some(make_zombie(s, pid, signal_status(9)))
-    });
+    };
     match aspace {
         Some((aspace, files)) => {
             drop(aspace);

@@ -757,6 +757,8 @@ pub fn deliver(frame: &mut TrapFrame, syscall: Option<u64>) {
 
 /// The trap path's return-to-user hook.
 pub fn on_return_to_user(frame: &mut TrapFrame) {
+    // SMP: a SIGKILL for a process that was running on another CPU.
+    sched::deliver_pending_kill();
     deliver(frame, None);
 }
 

@@ -74,6 +74,8 @@ pub struct TaskInfo {
     pub brk: (u64, u64),
     pub oom_score_adj: i16,
     pub kernel_thread: bool,
+    /// The CPU it runs on or last ran on (stat field 39, `processor`).
+    pub cpu: u32,
     /// `comm`: the name, cut to Linux's 15 bytes.
     pub comm: [u8; 16],
     pub comm_len: usize,
@@ -114,6 +116,7 @@ pub fn task(pid: Pid) -> Result<TaskInfo> {
             brk: p.brk,
             oom_score_adj: p.oom_score_adj,
             kernel_thread: p.is_kernel_thread() || p.pid == 0,
+            cpu: p.cpu,
             comm,
             comm_len: len,
         }
@@ -727,7 +730,7 @@ pub fn stat(pid: Pid, out: &mut dyn Write) -> Result {
     // signal blocked sigignore sigcatch wchan nswap cnswap exit_signal
     // processor rt_priority policy delayacct_blkio_ticks guest_time
     // cguest_time
-    write!(out, " 0 0 0 0 0 0 0 17 0 0 0 0 0 0")?;
+    write!(out, " 0 0 0 0 0 0 0 17 {} 0 0 0 0 0", t.cpu)?;
     // start_data end_data start_brk arg_start arg_end env_start env_end
     // exit_code
     writeln!(

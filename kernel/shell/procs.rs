@@ -77,8 +77,8 @@ pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
     args.count(0, 0)?;
     writeln!(
         out,
-        "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} NAME",
-        "PID", "PPID", "STATE", "VSZ", "RSS", "SWAP"
+        "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} {:>3} NAME",
+        "PID", "PPID", "STATE", "VSZ", "RSS", "SWAP", "PSR"
     )?;
     // Refused, not a panic, when the heap is short (`ps` is what one
     // types when memory runs out).
@@ -95,13 +95,15 @@ pub fn ps(args: &Args, out: &mut dyn Write) -> Result {
         };
         writeln!(
             out,
-            "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} {open}{}{close}",
+            "{:>5} {:>5} {:<8} {:>8} {:>8} {:>8} {:>3} {open}{}{close}",
             p.pid,
             p.ppid,
             p.state,
             vsz * KB_PER_PAGE,
             rss * KB_PER_PAGE,
             swap * KB_PER_PAGE,
+            // The CPU it runs on, or last ran on (Linux's PSR).
+            p.cpu,
             p.name
         )?;
     }

@@ -62,6 +62,12 @@ pub trait TlbFlush {
     fn release(&mut self, frames: &mut FrameBatch<Self::Frame>) {
         frames.clear();
     }
+
+    /// Ends one flush: the invalidations asked since the last call must be
+    /// complete on every CPU when this returns (an SMP kernel sends its
+    /// batch to the other CPUs here and waits for them). The default does
+    /// nothing (each call above already completed).
+    fn flush_done(&mut self) {}
 }
 
 /// Counts of what a gather did (for tests and statistics).
@@ -163,6 +169,7 @@ impl<T: TlbFlush> Gather<T> {
         if self.start == self.end {
             if core::mem::take(&mut self.table_flush_owed) {
                 self.tlb.flush_all();
+                self.tlb.flush_done();
                 self.stats.full_flushes += 1;
             }
             return;
@@ -178,6 +185,7 @@ impl<T: TlbFlush> Gather<T> {
             }
             self.stats.pages_flushed += pages;
         }
+        self.tlb.flush_done();
         (self.start, self.end) = (0, 0);
     }
 
