@@ -1010,7 +1010,11 @@ pub fn exit_current(status: i32) -> ! {
 /// wakes it from `wait4`, and sends it SIGCHLD (which also ends a sleep
 /// when it has a handler for it).
 fn notify_parent(s: &mut Scheduler, parent: Pid, child: Pid, status: i32) {
-    let Some(p) = s.procs.get_mut(&parent) else {
+    // One thread of the parent's group takes SIGCHLD; every one of its
+    // threads in wait4 wakes (`thread`).
+    let target = thread::signal_target_locked(s, parent, super::signal::num::SIGCHLD);
+    thread::wake_child_waiters(s, parent);
+    let Some(p) = s.procs.get_mut(&target) else {
         return;
     };
     let signalled = parent != 0
@@ -1026,8 +1030,8 @@ fn notify_parent(s: &mut Scheduler, parent: Pid, child: Pid, status: i32) {
     };
     if wake {
         p.state = State::Runnable;
-        s.queue.push_back(parent);
-        crate::mm::psi::wake(parent);
+        s.queue.push_back(target);
+        crate::mm::psi::wake(target);
     }
 }
 

@@ -140,25 +140,40 @@ pub fn for_each_other_thread(mut f: impl FnMut(&mut Process)) {
 /// thread of the group that does not, else the first live one (it stays
 /// pending there until unblocked). `pid` itself if it is no group's.
 pub fn signal_target(pid: Pid, sig: u8) -> Pid {
-    with(|s| {
-        let Some(tgid) = s.procs.get(&pid).map(|p| p.thread.tgid) else {
-            return pid;
-        };
-        let bit = usercore::signal::bit(sig);
-        let live = || {
-            s.procs
-                .values()
-                .filter(move |p| p.thread.tgid == tgid && !is_zombie(p))
-        };
-        let leader = s.procs.get(&tgid).filter(|p| !is_zombie(p));
-        if let Some(l) = leader.filter(|l| l.sig.blocked & bit == 0) {
-            return l.pid;
+    with(|s| signal_target_locked(s, pid, sig))
+}
+
+/// [`signal_target`] under the scheduler lock.
+pub(super) fn signal_target_locked(s: &Scheduler, pid: Pid, sig: u8) -> Pid {
+    let Some(tgid) = s.procs.get(&pid).map(|p| p.thread.tgid) else {
+        return pid;
+    };
+    let bit = usercore::signal::bit(sig);
+    let live = || {
+        s.procs
+            .values()
+            .filter(move |p| p.thread.tgid == tgid && !is_zombie(p))
+    };
+    let leader = s.procs.get(&tgid).filter(|p| !is_zombie(p));
+    if let Some(l) = leader.filter(|l| l.sig.blocked & bit == 0) {
+        return l.pid;
+    }
+    live()
+        .find(|p| p.sig.blocked & bit == 0)
+        .or_else(|| live().next())
+        .map_or(pid, |p| p.pid)
+}
+
+/// Wakes every thread of group `tgid` waiting for a child (`wait4`: any
+/// thread reaps the children of its whole group).
+pub(super) fn wake_child_waiters(s: &mut Scheduler, tgid: Pid) {
+    for p in s.procs.values_mut() {
+        if p.thread.tgid == tgid && p.state == State::Blocked(Block::Child) {
+            p.state = State::Runnable;
+            s.queue.push_back(p.pid);
+            crate::mm::psi::wake(p.pid);
         }
-        live()
-            .find(|p| p.sig.blocked & bit == 0)
-            .or_else(|| live().next())
-            .map_or(pid, |p| p.pid)
-    })
+    }
 }
 
 /// Whether thread `tid` exists, is live and belongs to group `tgid`
