@@ -32,7 +32,9 @@ pub(super) fn futex(
 ) -> SysResult {
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET {
+    // The real-time clock only for waits (FUTEX_WAIT's timeout is relative
+    // whatever the clock, as Linux's since 4.5).
+    if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
         return Err(Errno::ENOSYS);
     }
     match cmd {

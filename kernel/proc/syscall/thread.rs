@@ -59,10 +59,9 @@ pub(super) fn clone_thread(
     child_tid: u64,
     tls: u64,
 ) -> SysResult {
-    // The low byte is the exit signal, which a thread cannot have.
+    // The low byte is the exit signal, which a thread ignores (Linux).
     let flags_hi = flags & !0xff;
-    if flags & 0xff != 0
-        || flags_hi & THREAD_NEEDS != THREAD_NEEDS
+    if flags_hi & THREAD_NEEDS != THREAD_NEEDS
         || flags_hi & !(THREAD_NEEDS | THREAD_MAY) != 0
     {
         return Err(Errno::EINVAL);
