@@ -1416,7 +1416,7 @@ static void make_call(struct call *c)
 			if (chance(5))
 				a[1] = 14 + below(100); /* no such operation */
 			a[2] = chance(50) ? 0 : rnd();
-			int waits = a[1] == 0 || (a[1] & 0x7f) == 9;
+			int waits = (a[1] & 0x7f) == 0 || (a[1] & 0x7f) == 9;
 			a[3] = waits ? pick_wait_timespec() : (chance(50) ? below(4) : rnd());
 			a[4] = chance(50) ? (u64)&futex_words[below(3)] : pick_buf();
 			a[5] = chance(50) ? 0xfffffffful : rnd();
