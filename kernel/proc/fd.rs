@@ -190,7 +190,8 @@ pub enum InstallError {
 
 /// The lowest free descriptor of the current process, now holding `file`.
 pub fn install(file: Arc<File>, cloexec: bool) -> Result<i64, InstallError> {
-    sched::thread::with_current_group(|p| p.fds.install_from(0, FdEntry { file, cloexec })).map(|fd| fd as i64)
+    sched::thread::with_current_group(|p| p.fds.install_from(0, FdEntry { file, cloexec }))
+        .map(|fd| fd as i64)
 }
 
 /// Closes `fd`; the description is dropped here, outside the lock.

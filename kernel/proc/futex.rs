@@ -48,7 +48,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// The key of the current thread's word at `addr` (4-byte aligned):
 /// `EINVAL` unaligned, `EFAULT` if nothing is mapped there.
 pub fn key_of(addr: u64, private: bool) -> Result<Key, Errno> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let space = with_current(|p| p.aspace.clone()).ok_or(Errno::EFAULT)?;
@@ -107,9 +107,7 @@ pub fn wait(addr: u64, expected: u32, deadline: Option<u64>, private: bool) -> R
             if crate::time::uptime_ns() >= until {
                 break Err(Errno::ETIMEDOUT);
             }
-            sleep_until_ns_unless(until, || {
-                !waiting() || crate::proc::signal::interrupted()
-            });
+            sleep_until_ns_unless(until, || !waiting() || crate::proc::signal::interrupted());
         },
     };
     // Off the wait, if no waker took us; a wake that came with the
@@ -126,7 +124,12 @@ fn oldest(s: &Scheduler, key: Key) -> Option<Pid> {
     s.procs
         .values()
         .filter(|p| !matches!(p.state, State::Zombie(_)))
-        .filter_map(|p| p.thread.futex.filter(|w| w.key == key).map(|w| (w.seq, p.pid)))
+        .filter_map(|p| {
+            p.thread
+                .futex
+                .filter(|w| w.key == key)
+                .map(|w| (w.seq, p.pid))
+        })
         .min()
         .map(|(_, pid)| pid)
 }

@@ -50,10 +50,10 @@ pub type Pid = u32;
 
 // Threads (CLONE_THREAD) and futexes: child modules, so they reach the
 // process table's private parts; see their module comments.
-#[path = "thread.rs"]
-pub mod thread;
 #[path = "futex.rs"]
 pub mod futex;
+#[path = "thread.rs"]
+pub mod thread;
 
 /// Timer ticks a process runs before the next one gets the CPU (30 ms).
 const TIME_SLICE_TICKS: u32 = 3;

@@ -49,7 +49,9 @@ fn dup_to(old: u64, new: u64, cloexec: bool) -> SysResult {
 pub(super) fn dup2(old: u64, new: u64) -> SysResult {
     if old == new {
         // Linux: the same descriptor is returned if it is open.
-        return sched::thread::with_current_group(|p| p.fds.get(old).map(|_| old).ok_or(Errno::EBADF));
+        return sched::thread::with_current_group(|p| {
+            p.fds.get(old).map(|_| old).ok_or(Errno::EBADF)
+        });
     }
     dup_to(old, new, false)
 }

@@ -76,14 +76,8 @@ pub(super) fn futex(
                 return Err(Errno::EINVAL);
             }
             let cmp = (cmd == FUTEX_CMP_REQUEUE).then_some(val3 as u32);
-            let (woken, moved) = futex::requeue(
-                uaddr,
-                n_wake as u32,
-                n_move as u32,
-                uaddr2,
-                cmp,
-                private,
-            )?;
+            let (woken, moved) =
+                futex::requeue(uaddr, n_wake as u32, n_move as u32, uaddr2, cmp, private)?;
             Ok(if cmp.is_some() {
                 (woken + moved) as u64
             } else {

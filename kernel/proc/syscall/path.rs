@@ -373,7 +373,9 @@ pub(super) fn readlink(path: u64, buf: u64, size: u64) -> SysResult {
 }
 
 pub(super) fn umask_call(mask: u64) -> SysResult {
-    let old = sched::thread::with_current_group(|p| core::mem::replace(&mut p.fds.umask, mask as u32 & 0o777));
+    let old = sched::thread::with_current_group(|p| {
+        core::mem::replace(&mut p.fds.umask, mask as u32 & 0o777)
+    });
     Ok(old as u64)
 }
 

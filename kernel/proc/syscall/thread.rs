@@ -61,9 +61,7 @@ pub(super) fn clone_thread(
 ) -> SysResult {
     // The low byte is the exit signal, which a thread ignores (Linux).
     let flags_hi = flags & !0xff;
-    if flags_hi & THREAD_NEEDS != THREAD_NEEDS
-        || flags_hi & !(THREAD_NEEDS | THREAD_MAY) != 0
-    {
+    if flags_hi & THREAD_NEEDS != THREAD_NEEDS || flags_hi & !(THREAD_NEEDS | THREAD_MAY) != 0 {
         return Err(Errno::EINVAL);
     }
     if flags & CLONE_SETTLS != 0 && tls >= crate::mm::layout::USER_END {
