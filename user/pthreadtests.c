@@ -71,7 +71,7 @@ static void t_create_join(void)
 }
 
 struct ids {
-	pid_t pid, tid, ppid;
+	pid_t pid, tid, ppid, self; /* self: where /proc/self points */
 };
 
 static void *ids_of(void *arg)
@@ -80,6 +80,8 @@ static void *ids_of(void *arg)
 	out->pid = getpid();
 	out->tid = gettid_();
 	out->ppid = getppid();
+	char link[32] = {0};
+	out->self = readlink("/proc/self", link, sizeof link - 1) > 0 ? atoi(link) : -1;
 	return NULL;
 }
 
@@ -97,6 +99,8 @@ static void t_ids(void)
 		CHECK(a[i].ppid == getppid(), "thread ppid %d, process %d", (int)a[i].ppid,
 		      (int)getppid());
 		CHECK(a[i].tid != getpid() && a[i].tid > 0, "thread tid %d", (int)a[i].tid);
+		CHECK(a[i].self == getpid(), "/proc/self in a thread is %d, the process %d",
+		      (int)a[i].self, (int)getpid());
 		for (int j = 0; j < i; j++)
 			CHECK(a[i].tid != a[j].tid, "two threads with tid %d", (int)a[i].tid);
 	}
