@@ -31,7 +31,10 @@
  * with a bad size: it never waits), rt_sigreturn (a random frame whose RIP
  * cannot run: the child dies of SIGSEGV), ioctl, sched_yield,
  * nanosleep (never more than 10 ms), getpid, gettid, getppid,
- * set_tid_address, fork, vfork, clone (the new process exits at once),
+ * set_tid_address, fork, vfork, clone (the new process exits at once;
+ * also threads with musl's pthread_create flags, which exit at once),
+ * futex (WAIT, WAKE, REQUEUE, CMP_REQUEUE and the BITSET forms, waits
+ * never longer than 10 ms),
  * execve (never with a path that could run), wait4 (always WNOHANG),
  * uname, arch_prctl (the FS base is always restored), clock_gettime,
  * clock_getres, gettimeofday, time, clock_nanosleep (never more than
@@ -540,6 +543,9 @@ static u64 pick_iov(u64 *count)
 }
 
 static struct timespec ts_small, ts_bad;
+/* Words for futex and the thread clone's tid pointers (all 0: a wait on
+ * them with value 0 sleeps until its short timeout). */
+static unsigned futex_words[3];
 /* Linux with vm.mmap_min_addr = 0 lets a batch map page 0: then a NULL
  * timespec is a real one holding any length of time (a sleep forever). */
 static int null_mappable;
@@ -1381,10 +1387,41 @@ static void make_call(struct call *c)
 		SET("set_tid_address", SYS_set_tid_address, 1);
 		a[0] = pick_buf();
 	} else if (k < 79) {
-		switch (below(3)) {
+		switch (below(5)) {
 		case 0:
 			SET("fork", SYS_fork, 0);
 			break;
+		case 3:
+			/* A thread as musl's pthread_create makes one; it exits
+			 * at once (SYS_exit: itself only), touching nothing but
+			 * the tid words (CLONE_PARENT_SETTID, CHILD_CLEARTID). */
+			SET("clone", SYS_clone, 5);
+			a[0] = 0x7d0f00ul; /* VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|
+					    * SETTLS|PARENT_SETTID|CHILD_CLEARTID|
+					    * DETACHED */
+			if (chance(20))
+				a[0] ^= 1ul << below(24);
+			a[1] = chance(60) ? 0 : pick_buf();
+			a[2] = chance(50) ? (u64)&futex_words[1] : pick_buf();
+			a[3] = chance(50) ? (u64)&futex_words[2] : pick_buf();
+			a[4] = pick_buf();
+			break;
+		case 4: {
+			/* futex: waits only with a timeout of at most 10 ms
+			 * (relative, or an absolute one long past). */
+			static const u64 cmds[] = {0, 1, 3, 4, 9, 10};
+			SET("futex", SYS_futex, 6);
+			a[0] = chance(50) ? (u64)&futex_words[below(3)] : pick_buf();
+			a[1] = cmds[below(6)] | (chance(50) ? 128 : 0) | (chance(10) ? 256 : 0);
+			if (chance(5))
+				a[1] = 14 + below(100); /* no such operation */
+			a[2] = chance(50) ? 0 : rnd();
+			int waits = (a[1] & 0x7f) == 0 || (a[1] & 0x7f) == 9;
+			a[3] = waits ? pick_wait_timespec() : (chance(50) ? below(4) : rnd());
+			a[4] = chance(50) ? (u64)&futex_words[below(3)] : pick_buf();
+			a[5] = chance(50) ? 0xfffffffful : rnd();
+			break;
+		}
 		case 1:
 			SET("vfork", SYS_vfork, 0);
 			break;

@@ -122,6 +122,10 @@ check sigtests-bench 0 "sigtests: bench: getpid " "(1000 each)" -- $B/sigtests -
 check sigtests2 0 "sigtests2: 12 passed, 0 failed" -- $B/sigtests2
 check sigtests2-one 0 "sigtests2: pgrp ... ok" "sigtests2: 1 passed, 0 failed" -- $B/sigtests2 pgrp
 check sigtests2-bad-name 2 "no case named" -- $B/sigtests2 no-such-case
+# POSIX threads (musl): create/join, mutexes, condvars, exit vs exit_group,
+# tgkill, fork and execve from a thread, futex errors and shared futexes.
+check pthreadtests 0 "pthreadtests: 19 passed, 0 failed" -- $B/pthreadtests
+check pthreadtests-one 0 "pthreadtests: 1 passed, 0 failed" -- $B/pthreadtests mutex-counter
 # The process and machine calls C libraries make (rlimits, getrandom, ids,
 # rseq, affinity, mincore, mlock...): each case Linux's answer.
 check systests 0 "systests: rlimit-stack ... ok (SIGSEGV)" "systests: 16 passed, 0 failed" \

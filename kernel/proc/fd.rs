@@ -176,7 +176,7 @@ pub fn standard() -> Result<FdTable, AllocError> {
 
 /// The description behind the current process's descriptor `fd`.
 pub fn get(fd: u64) -> Option<Arc<File>> {
-    sched::with_current(|p| p.fds.get(fd).map(|e| e.file.clone()))
+    sched::thread::with_current_group(|p| p.fds.get(fd).map(|e| e.file.clone()))
 }
 
 /// Why `install` found no descriptor.
@@ -190,26 +190,27 @@ pub enum InstallError {
 
 /// The lowest free descriptor of the current process, now holding `file`.
 pub fn install(file: Arc<File>, cloexec: bool) -> Result<i64, InstallError> {
-    sched::with_current(|p| p.fds.install_from(0, FdEntry { file, cloexec })).map(|fd| fd as i64)
+    sched::thread::with_current_group(|p| p.fds.install_from(0, FdEntry { file, cloexec }))
+        .map(|fd| fd as i64)
 }
 
 /// Closes `fd`; the description is dropped here, outside the lock.
 pub fn close(fd: u64) -> Option<()> {
-    let entry = sched::with_current(|p| p.fds.take(fd))?;
+    let entry = sched::thread::with_current_group(|p| p.fds.take(fd))?;
     drop(entry);
     Some(())
 }
 
 /// `execve`: closes the close-on-exec descriptors.
 pub fn close_on_exec() {
-    while let Some(closed) = sched::with_current(|p| p.fds.take_one_cloexec()) {
+    while let Some(closed) = sched::thread::with_current_group(|p| p.fds.take_one_cloexec()) {
         drop(closed);
     }
 }
 
 /// The current process's working directory (a copy).
 pub fn cwd() -> Result<Vec<u8>, AllocError> {
-    sched::with_current(|p| kalloc::try_to_vec(&p.fds.cwd))
+    sched::thread::with_current_group(|p| kalloc::try_to_vec(&p.fds.cwd))
 }
 
 /// The absolute path of program `path` as exec finds it (the ramdisk's

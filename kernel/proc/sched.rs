@@ -51,6 +51,13 @@ use crate::mm::vmalloc::{self, VmArea};
 
 pub type Pid = u32;
 
+// Threads (CLONE_THREAD) and futexes: child modules, so they reach the
+// process table's private parts; see their module comments.
+#[path = "futex.rs"]
+pub mod futex;
+#[path = "thread.rs"]
+pub mod thread;
+
 /// Timer ticks a process runs before the next one gets the CPU (30 ms).
 const TIME_SLICE_TICKS: u32 = 3;
 /// Process-table and run-queue slots reserved at boot (both grow, fallibly,
@@ -168,6 +175,10 @@ pub struct Process {
     /// cleared by `arch::switch::finish_switch` once that CPU left it).
     pub cpu: u32,
     on_cpu: AtomicBool,
+    /// Its thread group and per-thread clone state (`thread`): a thread
+    /// is a process record of its own whose group leader holds what the
+    /// group shares.
+    pub thread: thread::ThreadInfo,
 }
 
 impl Process {
@@ -283,7 +294,11 @@ pub fn each_address_space(f: &mut dyn FnMut(&crate::mm::aspace::SharedAddressSpa
         if let Some(s) = s.as_ref() {
             for p in s.procs.values() {
                 if let Some(a) = &p.aspace {
-                    f(a);
+                    // Threads share one: visited once, at the group's
+                    // first thread that holds it.
+                    if thread::first_holder(&s.procs, p) {
+                        f(a);
+                    }
                 }
             }
         }
@@ -319,6 +334,7 @@ pub fn init() {
         adopted: false,
         cpu: 0,
         on_cpu: AtomicBool::new(true),
+        thread: Default::default(),
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
     procs.push(Box::new(kernel));
@@ -529,6 +545,19 @@ pub fn spawn_child(
     fds: super::fd::FdTable,
 ) -> Result<Pid, SpawnError> {
     reap_adopted();
+    let process = new_user_process(name, aspace, frame, fs_base, brk, fds)?;
+    queue_new(process)
+}
+
+/// The record of a new user process (or thread: `thread`), not queued.
+fn new_user_process(
+    name: String,
+    aspace: SharedAddressSpace,
+    frame: &TrapFrame,
+    fs_base: u64,
+    brk: (u64, u64),
+    fds: super::fd::FdTable,
+) -> Result<Box<Process>, SpawnError> {
     let fpu = kalloc::try_box(FpuState::initial())?;
     // The box first: once the kernel stack exists, nothing may fail
     // without giving it back.
@@ -581,9 +610,10 @@ pub fn spawn_child(
             adopted: false,
             cpu: 0,
             on_cpu: AtomicBool::new(false),
+            thread: Default::default(),
         },
     );
-    queue_new(process)
+    Ok(process)
 }
 
 /// Gives `process` a pid and queues it: a user process as a child of the
@@ -604,7 +634,9 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         }
         process.pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
         if !process.kernel_thread {
-            process.ppid = current_here();
+            // A child of the current thread group; a new thread (tgid set
+            // by `thread`) has its group's parent.
+            process.ppid = thread::parent_for_new(s, &process);
             process.oom_score_adj = s.procs.get(&current_here()).map_or(0, |p| p.oom_score_adj);
             process.sys = s
                 .procs
@@ -622,6 +654,9 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
         } else {
             parent
         };
+        if process.thread.tgid == 0 {
+            process.thread.tgid = process.pid;
+        }
         let pid = process.pid;
         super::stats::note_fork();
         s.procs.insert(process);
@@ -676,6 +711,7 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             adopted: false,
             cpu: 0,
             on_cpu: AtomicBool::new(false),
+            thread: Default::default(),
         },
     );
     queue_new(process)
@@ -697,6 +733,7 @@ pub fn reap_adopted() {
                         && p.pid != cur
                         && matches!(p.state, State::Zombie(_))
                         && !p.on_cpu.load(Ordering::SeqCst)
+                        && thread::reapable(&s.procs, p)
                 })
                 .map(|p| p.pid)?;
             s.procs.remove(&pid)
@@ -1147,57 +1184,21 @@ pub fn sleep_until_ns_unless(deadline: u64, ready: impl FnOnce() -> bool) {
 /// Ends the current process with wait status `status`: its memory goes back
 /// at once, its children pass to the kernel, its parent is woken. The
 /// kernel stack stays until the parent reaps the zombie.
+/// With threads: every thread of the group ends (`exit_group`, a fatal
+/// signal; `thread::exit_group_current`).
 pub fn exit_current(status: i32) -> ! {
-    x86_64::instructions::interrupts::disable();
-    let (aspace, files) = with(|s| {
-        let cur = current_here();
-        assert!(cur != 0, "the kernel thread cannot exit");
-        make_zombie(s, cur, status)
-    });
-    // Off this address space before it is torn down.
-    aspace::switch_to(None);
-    drop(aspace);
-    // Its files close now (a pipe's reader sees the end), not at the reap.
-    drop(files);
-    schedule();
-    unreachable!("a zombie was scheduled");
-}
-
-/// Ends process `pid` (live, in `s`) with wait status `status`: a zombie
-/// now, its children passed to the kernel, its parent told. Returns its
-/// address space and files, for the caller to drop once the lock is
-/// released (their teardown may block).
-fn make_zombie(
-    s: &mut Scheduler,
-    pid: Pid,
-    status: i32,
-) -> (Option<SharedAddressSpace>, super::fd::FdTable) {
-    let current = pid == current_here();
-    let p = s.procs.get_mut(&pid).expect("the process exists");
-    // The current process counts as running whatever its state says.
-    let runnable = current || matches!(p.state, State::Runnable | State::Running);
-    crate::mm::psi::exit(pid, runnable);
-    p.state = State::Zombie(status);
-    if core::mem::take(&mut p.kill_pending) {
-        PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
-    }
-    let parent = p.ppid;
-    let aspace = p.aspace.take();
-    p.sig.clear_pending();
-    let files = p.fds.take_all();
-    for child in s.procs.values_mut().filter(|c| c.ppid == pid) {
-        child.ppid = 0;
-        child.adopted = true;
-    }
-    notify_parent(s, parent, pid, status);
-    (aspace, files)
+    thread::exit_group_current(status)
 }
 
 /// Tells `parent` that its child `child` ended with wait status `status`:
 /// wakes it from `wait4`, and sends it SIGCHLD (which also ends a sleep
 /// when it has a handler for it).
 fn notify_parent(s: &mut Scheduler, parent: Pid, child: Pid, status: i32) {
-    let Some(p) = s.procs.get_mut(&parent) else {
+    // One thread of the parent's group takes SIGCHLD; every one of its
+    // threads in wait4 wakes (`thread`).
+    let target = thread::signal_target_locked(s, parent, super::signal::num::SIGCHLD);
+    thread::wake_child_waiters(s, parent);
+    let Some(p) = s.procs.get_mut(&target) else {
         return;
     };
     let signalled = parent != 0
@@ -1213,8 +1214,8 @@ fn notify_parent(s: &mut Scheduler, parent: Pid, child: Pid, status: i32) {
     };
     if wake {
         p.state = State::Runnable;
-        enqueue(&mut s.queue, parent);
-        crate::mm::psi::wake(parent);
+        enqueue(&mut s.queue, target);
+        crate::mm::psi::wake(target);
     }
 }
 
@@ -1268,11 +1269,14 @@ pub struct NoChild;
 /// children exist but none has exited, `Err(())` if there are none that
 /// match (ECHILD).
 pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
+    // Threads that ended go first (their kernel stacks).
+    reap_adopted();
     // A zombie whose CPU is still on its kernel stack (it is between
-    // `make_zombie` and the end of its last switch, `cpus`) is waited for:
-    // its stack must not go before.
+    // `thread::exit_thread_locked` and the end of its last switch, `cpus`)
+    // is waited for: its stack must not go before. Any thread waits for
+    // the children of its whole group.
     while with(|s| {
-        let me = current_here();
+        let me = thread::group_of(s, current_here());
         s.procs.values().any(|p| {
             p.ppid == me
                 && p.pid != me
@@ -1284,18 +1288,24 @@ pub fn reap(pid: i64) -> Result<Option<(Pid, i32)>, NoChild> {
         core::hint::spin_loop();
     }
     let reaped = with(|s| {
-        let me = current_here();
+        // A child is its group leader, reapable when all its threads ended.
+        let me = thread::group_of(s, current_here());
         let mut any = false;
         let mut found = None;
         for p in s.procs.values() {
-            if p.ppid != me || p.pid == me || p.kernel_thread || !wait_selects(p, pid) {
+            if p.ppid != me
+                || p.pid == me
+                || p.kernel_thread
+                || !p.is_group_leader()
+                || !wait_selects(p, pid)
+            {
                 continue;
             }
             any = true;
             // (One that became a zombie since the wait above is left for
             // the next call.)
             if let State::Zombie(status) = p.state {
-                if !p.on_cpu.load(Ordering::SeqCst) {
+                if !p.on_cpu.load(Ordering::SeqCst) && thread::reapable(&s.procs, p) {
                     found = Some((p.pid, status));
                     break;
                 }
@@ -1334,13 +1344,15 @@ pub fn wait(pid: i64, nohang: bool) -> Result<Option<(Pid, i32)>, NoChild> {
 /// Whether a child matching `pid` (as in [`reap`]) is a zombie.
 pub fn zombie_child(pid: i64) -> bool {
     with(|s| {
-        let me = current_here();
+        let me = thread::group_of(s, current_here());
         s.procs.values().any(|p| {
             p.ppid == me
                 && p.pid != me
                 && !p.kernel_thread
+                && p.is_group_leader()
                 && wait_selects(p, pid)
                 && matches!(p.state, State::Zombie(_))
+                && thread::reapable(&s.procs, p)
         })
     })
 }
@@ -1377,51 +1389,12 @@ pub fn kill(pid: Pid) -> bool {
     if pid == 0 || with_process(pid, |p| p.kernel_thread).unwrap_or(false) {
         return false;
     }
-    if pid == current_pid() {
+    // The whole thread group dies (`thread::kill_group`).
+    let Some(tgid) = with(|s| s.procs.get(&pid).map(|p| p.thread.tgid)) else {
+        return false;
+    };
+    if tgid == with(|s| thread::group_of(s, current_here())) {
         exit_current(signal_status(9));
     }
-    // Callers rely on it being a zombie when this returns (they reap it
-    // next): a process running on another CPU is asked to die and waited
-    // for.
-    let mut asked = false;
-    let aspace = loop {
-        let done = with(|s| {
-            let Some(p) = s.procs.get_mut(&pid) else {
-                return Some(None);
-            };
-            if matches!(p.state, State::Zombie(_)) {
-                return Some(None);
-            }
-            if p.on_cpu.load(Ordering::SeqCst) {
-                if p.state == State::Running && !asked {
-                    // Running on another CPU: it dies on its way back to
-                    // user mode (the IPI brings it there soon) or, if it
-                    // blocks first, here once it is off its CPU.
-                    if !p.kill_pending {
-                        p.kill_pending = true;
-                        PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
-                    }
-                    crate::arch::smp::wake(p.cpu as usize);
-                    return Some(Some(None));
-                }
-                // Its CPU is leaving it, or it is on its way out: a moment.
-                return None;
-            }
-            Some(Some(Some(make_zombie(s, pid, signal_status(9)))))
-        });
-        match done {
-            None => core::hint::spin_loop(),
-            Some(None) => return asked,
-            Some(Some(None)) => asked = true,
-            Some(Some(Some(z))) => break Some(z),
-        }
-    };
-    match aspace {
-        Some((aspace, files)) => {
-            drop(aspace);
-            drop(files);
-            true
-        }
-        None => false,
-    }
+    thread::kill_group(tgid, signal_status(9))
 }

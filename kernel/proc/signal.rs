@@ -417,10 +417,21 @@ pub fn send_to_current(sig: u8) {
     let _ = send(sched::current_pid(), sig);
 }
 
-/// Sends `sig` with `info` to process `pid`. SIGKILL kills at once (for
-/// the current process: does not return). A zombie takes signals and
-/// drops them.
+/// Sends `sig` with `info` to process `pid`: one of its threads that does
+/// not block it takes it (`sched::thread::signal_target`). SIGKILL kills
+/// at once (for the current process: does not return). A zombie takes
+/// signals and drops them.
 pub fn send_info(pid: Pid, sig: u8, info: SigInfo) -> Result<(), SendError> {
+    let target = if sig == SIGKILL {
+        pid
+    } else {
+        sched::thread::signal_target(pid, sig)
+    };
+    send_info_thread(target, sig, info)
+}
+
+/// [`send_info`] to thread `pid` itself (`tgkill`).
+pub fn send_info_thread(pid: Pid, sig: u8, info: SigInfo) -> Result<(), SendError> {
     let kernel = sched::with_process(pid, |p| p.pid == 0 || p.is_kernel_thread())
         .ok_or(SendError::NoProcess)?;
     if kernel {

@@ -310,7 +310,7 @@ pub fn lookup(path: &[&str]) -> Option<Node> {
         }
         let mut next = child(stack[depth], name)?;
         if next == Node::SelfLink && path.len() > depth + 1 {
-            next = Node::PidDir(sched::current_pid());
+            next = Node::PidDir(sched::with_current(|p| p.tgid()));
         }
         if depth + 1 >= stack.len() {
             return None;
@@ -548,7 +548,7 @@ pub fn write(node: Node, data: &[u8]) -> Result<usize> {
 pub fn readlink(node: Node) -> Result<Vec<u8>> {
     match node {
         Node::SelfLink => {
-            let name = Name::number(sched::current_pid());
+            let name = Name::number(sched::with_current(|p| p.tgid()));
             Ok(kalloc::try_to_vec(name.as_str().as_bytes())?)
         }
         Node::Pid(pid, PidFile::Exe) => task::exe(pid),

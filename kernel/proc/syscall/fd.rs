@@ -15,7 +15,7 @@ const FD_CLOEXEC: u64 = 1;
 /// `fcntl(F_DUPFD)` and `dup`: the lowest free descriptor at or above
 /// `min`, naming the same description (close-on-exec as asked).
 fn dup_from(fd: u64, min: u64, cloexec: bool) -> SysResult {
-    sched::with_current(|p| {
+    sched::thread::with_current_group(|p| {
         let file = p.fds.get(fd).ok_or(Errno::EBADF)?.file.clone();
         // Linux: a minimum past RLIMIT_NOFILE is EINVAL.
         let min = usize::try_from(min)
@@ -34,7 +34,7 @@ pub(super) fn dup(fd: u64) -> SysResult {
 /// description; what `new` named before is closed (dropped outside the
 /// scheduler's lock).
 fn dup_to(old: u64, new: u64, cloexec: bool) -> SysResult {
-    let replaced = sched::with_current(|p| {
+    let replaced = sched::thread::with_current_group(|p| {
         let file = p.fds.get(old).ok_or(Errno::EBADF)?.file.clone();
         let new = usize::try_from(new)
             .ok()
@@ -49,7 +49,9 @@ fn dup_to(old: u64, new: u64, cloexec: bool) -> SysResult {
 pub(super) fn dup2(old: u64, new: u64) -> SysResult {
     if old == new {
         // Linux: the same descriptor is returned if it is open.
-        return sched::with_current(|p| p.fds.get(old).map(|_| old).ok_or(Errno::EBADF));
+        return sched::thread::with_current_group(|p| {
+            p.fds.get(old).map(|_| old).ok_or(Errno::EBADF)
+        });
     }
     dup_to(old, new, false)
 }
@@ -65,11 +67,11 @@ pub(super) fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
     match cmd {
         F_DUPFD => dup_from(fd, arg, false),
         F_DUPFD_CLOEXEC => dup_from(fd, arg, true),
-        F_GETFD => sched::with_current(|p| {
+        F_GETFD => sched::thread::with_current_group(|p| {
             let e = p.fds.get(fd).ok_or(Errno::EBADF)?;
             Ok(if e.cloexec { FD_CLOEXEC } else { 0 })
         }),
-        F_SETFD => sched::with_current(|p| {
+        F_SETFD => sched::thread::with_current_group(|p| {
             let e = p.fds.get_mut(fd).ok_or(Errno::EBADF)?;
             e.cloexec = arg & FD_CLOEXEC != 0;
             Ok(0)

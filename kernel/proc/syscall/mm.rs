@@ -371,7 +371,7 @@ pub(super) fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr:
 const BRK_MAX: u64 = 1 << 45;
 
 pub(super) fn brk(addr: u64) -> SysResult {
-    let (start, current) = sched::with_current(|p| p.brk);
+    let (start, current) = sched::thread::with_current_group(|p| p.brk);
     if addr < start || addr - start > BRK_MAX {
         return Ok(current);
     }
@@ -412,7 +412,7 @@ pub(super) fn brk(addr: u64) -> SysResult {
         return Ok(current);
     }
     drop(aspace);
-    sched::with_current(|p| p.brk.1 = addr);
+    sched::thread::with_current_group(|p| p.brk.1 = addr);
     if populate_heap {
         let _ = populate(old_end, new_end, true);
     }

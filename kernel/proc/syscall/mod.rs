@@ -25,6 +25,7 @@ mod errno;
 mod fd;
 mod fs;
 mod fsmeta;
+mod futex;
 mod itimer;
 mod misc;
 mod mm;
@@ -35,12 +36,14 @@ mod process;
 mod signal;
 mod sigqueue;
 mod system;
+mod thread;
 mod time;
 
 pub use errno::{Errno, SysResult};
 use fd::*;
 use fs::*;
 use fsmeta::*;
+use futex::*;
 use itimer::*;
 use misc::*;
 use mm::*;
@@ -52,6 +55,7 @@ use signal::*;
 use sigqueue::*;
 pub use system::SysState;
 use system::*;
+use thread::*;
 use time::*;
 
 const SYS_READ: u64 = 0;
@@ -92,6 +96,7 @@ const SYS_SIGALTSTACK: u64 = 131;
 const SYS_ARCH_PRCTL: u64 = 158;
 const SYS_GETTID: u64 = 186;
 const SYS_TKILL: u64 = 200;
+const SYS_FUTEX: u64 = 202;
 const SYS_TIME: u64 = 201;
 const SYS_SET_TID_ADDRESS: u64 = 218;
 const SYS_CLOCK_GETTIME: u64 = 228;
@@ -329,13 +334,16 @@ pub fn dispatch(frame: &mut TrapFrame) {
         SYS_IOCTL => ioctl(a0, a1, a2),
         SYS_SCHED_YIELD => sched_yield(),
         SYS_NANOSLEEP => nanosleep(a0, a1),
-        SYS_GETPID | SYS_GETTID => getpid(),
+        SYS_GETPID => getpid(),
+        SYS_GETTID => gettid(),
         SYS_GETPPID => getppid(),
-        SYS_SET_TID_ADDRESS => getpid(),
+        SYS_SET_TID_ADDRESS => set_tid_address(a0),
+        SYS_FUTEX => futex(a0, a1, a2, a3, a4, a5),
         SYS_FORK | SYS_VFORK => fork(frame),
-        SYS_CLONE => clone(frame, a0, a1),
+        SYS_CLONE => clone(frame, a0, a1, a2, a3, a4),
         SYS_EXECVE => execve(frame, a0, a1, a2),
-        SYS_EXIT | SYS_EXIT_GROUP => sched::exit_current(sched::exit_status(a0 as i32)),
+        SYS_EXIT => exit_thread(a0),
+        SYS_EXIT_GROUP => sched::exit_current(sched::exit_status(a0 as i32)),
         SYS_WAIT4 => wait4(a0 as i32 as i64, a1, a2),
         SYS_UNAME => uname(a0),
         SYS_ARCH_PRCTL => arch_prctl(a0, a1),

@@ -51,7 +51,7 @@ pub(super) fn base_of(dirfd: u64, path: &[u8]) -> Result<Vec<u8>, Errno> {
 }
 
 pub(super) fn umask() -> u32 {
-    sched::with_current(|p| p.fds.umask)
+    sched::thread::with_current_group(|p| p.fds.umask)
 }
 
 pub(super) fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
@@ -295,7 +295,7 @@ pub(super) fn getcwd(buf: u64, size: u64) -> SysResult {
 }
 
 fn set_cwd(path: Vec<u8>) {
-    let old = sched::with_current(|p| core::mem::replace(&mut p.fds.cwd, path));
+    let old = sched::thread::with_current_group(|p| core::mem::replace(&mut p.fds.cwd, path));
     drop(old);
 }
 
@@ -373,7 +373,9 @@ pub(super) fn readlink(path: u64, buf: u64, size: u64) -> SysResult {
 }
 
 pub(super) fn umask_call(mask: u64) -> SysResult {
-    let old = sched::with_current(|p| core::mem::replace(&mut p.fds.umask, mask as u32 & 0o777));
+    let old = sched::thread::with_current_group(|p| {
+        core::mem::replace(&mut p.fds.umask, mask as u32 & 0o777)
+    });
     Ok(old as u64)
 }
 

@@ -192,7 +192,7 @@ const SET_WORDS: usize = MAX_FDS / 64;
 /// `max_fds` sees it: a multiple of 64 past the highest open descriptor.
 /// `select` ignores bits above it.
 fn table_size() -> usize {
-    let highest = sched::with_current(|p| p.fds.iter().map(|(fd, _)| fd).last());
+    let highest = sched::thread::with_current_group(|p| p.fds.iter().map(|(fd, _)| fd).last());
     highest
         .map_or(64, |h| (h + 1).div_ceil(64) * 64)
         .min(MAX_FDS)

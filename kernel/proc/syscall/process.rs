@@ -10,12 +10,9 @@ use crate::mm::kalloc;
 use crate::mm::uaccess::{read_user, write_user};
 use crate::proc::{exec, sched};
 
-pub(super) fn getpid() -> SysResult {
-    Ok(sched::current_pid() as u64)
-}
-
 pub(super) fn getppid() -> SysResult {
-    Ok(sched::with_current(|p| p.ppid) as u64)
+    // The group's parent (the leader's record holds it).
+    Ok(sched::thread::with_current_group(|p| p.ppid) as u64)
 }
 
 pub(super) fn sched_yield() -> SysResult {
@@ -32,14 +29,10 @@ pub(super) fn fork(frame: &TrapFrame) -> SysResult {
 pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
     // Everything the child gets is copied fallibly: running out of memory
     // anywhere is ENOMEM for the parent, and what was made so far goes.
-    let (aspace, name, fs_base, brk, fds) = sched::with_current(|p| {
-        (
-            p.aspace.clone(),
-            kalloc::try_string(&p.name),
-            p.fs_base,
-            p.brk,
-            p.fds.try_clone(),
-        )
+    let (aspace, fs_base) = sched::with_current(|p| (p.aspace.clone(), p.fs_base));
+    // What the thread group shares is the leader's.
+    let (name, brk, fds) = sched::thread::with_current_group(|p| {
+        (kalloc::try_string(&p.name), p.brk, p.fds.try_clone())
     });
     let (name, fds) = (name?, fds?);
     let aspace = aspace.expect("fork from a user process");
@@ -59,16 +52,25 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
     Ok(pid as u64)
 }
 
-const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
-const CLONE_THREAD: u64 = 0x1_0000;
 
-pub(super) fn clone(frame: &TrapFrame, flags: u64, stack: u64) -> SysResult {
-    // Only the flavours that mean "fork": no threads, and no memory shared
-    // on a separate stack unless it is a vfork (CLONE_VM|CLONE_VFORK, as
-    // posix_spawn uses it), which is served as a plain fork.
+pub(super) fn clone(
+    frame: &TrapFrame,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> SysResult {
+    // Threads (`thread`); otherwise only the flavours that mean "fork": no
+    // memory shared on a separate stack unless it is a vfork
+    // (CLONE_VM|CLONE_VFORK, as posix_spawn uses it), which is served as
+    // a plain fork.
+    if flags & CLONE_THREAD != 0 {
+        return clone_thread(frame, flags, stack, parent_tid, child_tid, tls);
+    }
     let shares_memory = flags & CLONE_VM != 0 && stack != 0 && flags & CLONE_VFORK == 0;
-    if flags & CLONE_THREAD != 0 || shares_memory {
+    if shares_memory {
         return Err(Errno::ENOSYS);
     }
     fork_onto(frame, (stack != 0).then_some(stack))
@@ -153,6 +155,9 @@ pub(super) fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> 
     // The resource limits survive exec, as in Linux.
     let limits = *current_aspace().lock().rlimits();
     *image.aspace.lock().rlimits_mut() = limits;
+    // The point of no return: the other threads end, this one becomes
+    // the group's leader (`sched::thread::de_thread`).
+    sched::thread::de_thread();
     let old = sched::replace_image(&mut image);
     drop(old);
     sched::with_current(|p| p.sig.on_exec());

@@ -41,6 +41,12 @@ pub(super) fn rt_sigaction(sig: u64, act: u64, oldact: u64, size: u64) -> SysRes
         Some(new) => p.sig.set_action(sig, new),
         None => p.sig.action(sig),
     });
+    // The thread group shares its actions (`sched::thread`).
+    if let Some(new) = new {
+        sched::thread::for_each_other_thread(|p| {
+            p.sig.set_action(sig, new);
+        });
+    }
     if oldact != 0 {
         let out = Sigaction {
             sa_handler: old.handler,
@@ -138,7 +144,13 @@ pub(super) fn rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
 }
 
 fn send(pid: Pid, sig: u64, code: i32) -> SysResult {
-    let me = sched::current_pid();
+    send_as(pid, sig, code, false)
+}
+
+/// [`send`] to process `pid` (one of its threads takes it), or to thread
+/// `pid` alone (`to_thread`: tgkill, tkill).
+fn send_as(pid: Pid, sig: u64, code: i32, to_thread: bool) -> SysResult {
+    let me = sched::with_current(|p| p.tgid());
     let result = if sig == 0 {
         // Only "does it exist".
         match sched::with_process(pid, |p| p.pid == 0 || p.is_kernel_thread()) {
@@ -146,6 +158,8 @@ fn send(pid: Pid, sig: u64, code: i32) -> SysResult {
             Some(true) => Err(SendError::NotPermitted),
             Some(false) => Ok(()),
         }
+    } else if to_thread {
+        signal::send_info_thread(pid, sig as u8, signal::user_info(sig as u8, me, code))
     } else {
         signal::send_info(pid, sig as u8, signal::user_info(sig as u8, me, code))
     };
@@ -162,12 +176,16 @@ fn send(pid: Pid, sig: u64, code: i32) -> SysResult {
 /// return). ESRCH if the group is empty; else the first error if none
 /// took it (Linux's `__kill_pgrp_info`).
 fn kill_group(pgid: Pid, sig: u64) -> SysResult {
-    let me = sched::current_pid();
+    let me = sched::with_current(|p| p.tgid());
     let mut after = 0;
     let (mut found, mut ok, mut err) = (false, false, None);
     let mut include_me = false;
     while let Some((pid, member)) = sched::with_next_process(after, |p| {
-        (p.pid, p.pid != 0 && !p.is_kernel_thread() && p.pgid == pgid)
+        // Processes: their threads are not members of their own.
+        (
+            p.pid,
+            p.pid != 0 && !p.is_kernel_thread() && p.pgid == pgid && p.is_group_leader(),
+        )
     }) {
         after = pid;
         if !member {
@@ -200,7 +218,7 @@ pub(super) fn kill(pid: i64, sig: u64) -> SysResult {
     if sig != 0 && !abi::valid(sig) {
         return Err(Errno::EINVAL);
     }
-    let me = sched::current_pid();
+    let me = sched::with_current(|p| p.tgid());
     match pid {
         0 => kill_group(sched::with_current(|p| p.pgid), sig),
         p if p > 0 && p <= u32::MAX as i64 => send(p as Pid, sig, abi::code::SI_USER),
@@ -211,7 +229,10 @@ pub(super) fn kill(pid: i64, sig: u64) -> SysResult {
             let mut after = 0;
             let mut any = false;
             while let Some((pid, user)) = sched::with_next_process(after, |p| {
-                (p.pid, p.pid != 0 && !p.is_kernel_thread() && !p.dying())
+                (
+                    p.pid,
+                    p.pid != 0 && !p.is_kernel_thread() && !p.dying() && p.is_group_leader(),
+                )
             }) {
                 after = pid;
                 if user && pid != me {
@@ -230,16 +251,29 @@ pub(super) fn kill(pid: i64, sig: u64) -> SysResult {
 }
 
 pub(super) fn tkill(tid: i64, sig: u64) -> SysResult {
-    tgkill(tid, tid, sig)
+    if tid <= 0 || (sig != 0 && !abi::valid(sig)) {
+        return Err(Errno::EINVAL);
+    }
+    if tid > u32::MAX as i64 {
+        return Err(Errno::ESRCH);
+    }
+    tgkill_checked(0, tid as Pid, sig)
 }
 
 pub(super) fn tgkill(tgid: i64, tid: i64, sig: u64) -> SysResult {
     if tgid <= 0 || tid <= 0 || (sig != 0 && !abi::valid(sig)) {
         return Err(Errno::EINVAL);
     }
-    // One thread per process: the thread id is the process id.
-    if tgid != tid || tid > u32::MAX as i64 {
+    if tid > u32::MAX as i64 || tgid > u32::MAX as i64 {
         return Err(Errno::ESRCH);
     }
-    send(tid as Pid, sig, abi::code::SI_TKILL)
+    tgkill_checked(tgid as Pid, tid as Pid, sig)
+}
+
+/// Thread `tid` of group `tgid` (0: of any group) takes `sig`.
+fn tgkill_checked(tgid: Pid, tid: Pid, sig: u64) -> SysResult {
+    if !sched::thread::thread_in_group(tid, tgid) {
+        return Err(Errno::ESRCH);
+    }
+    send_as(tid, sig, abi::code::SI_TKILL, true)
 }

@@ -68,8 +68,10 @@ pub(super) fn rt_tgsigqueueinfo(tgid: i64, tid: i64, sig: u64, uinfo: u64) -> Sy
         return Err(Errno::EINVAL);
     }
     check_code(&info, tid)?;
-    // One thread per process: the thread id is the process id.
-    if tgid != tid || tid > u32::MAX as i64 {
+    if tid > u32::MAX as i64
+        || tgid > u32::MAX as i64
+        || !sched::thread::thread_in_group(tid as Pid, tgid as Pid)
+    {
         return Err(Errno::ESRCH);
     }
     queue(tid as Pid, sig, info)

@@ -146,7 +146,7 @@ pub(super) fn time(tloc: u64) -> SysResult {
 
 /// A sleep request: a `timespec` that must have `0 <= tv_nsec < 1e9` and
 /// `tv_sec >= 0` (else EINVAL), in nanoseconds (saturating).
-fn request_ns(req: u64) -> Result<u64, Errno> {
+pub(super) fn request_ns(req: u64) -> Result<u64, Errno> {
     let ts: Timespec = read_user(req)?;
     if ts.tv_sec < 0 || !(0..NSEC_PER_SEC as i64).contains(&ts.tv_nsec) {
         return Err(Errno::EINVAL);
