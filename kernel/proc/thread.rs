@@ -114,7 +114,11 @@ pub fn with_current_group<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     with(|s| {
         let cur = current_here();
         let tgid = group_of(s, cur);
-        let pid = if s.procs.get(&tgid).is_some() { tgid } else { cur };
+        let pid = if s.procs.get(&tgid).is_some() {
+            tgid
+        } else {
+            cur
+        };
         f(s.procs.get_mut(&pid).expect("the current process exists"))
     })
 }
