@@ -474,7 +474,7 @@ static long stat_field(pid_t pid, int n)
 	return strtol(p, NULL, 10);
 }
 
-static void t_pgrp(void)
+static void pgrp_in_session(void)
 {
 	pid_t me = getpid();
 	CHECK(getpgrp() == me && getpgid(0) == me && getpgid(me) == me, "pgid %d, expected %d",
@@ -535,6 +535,36 @@ static void t_pgrp(void)
 	CHECK(stat_field(b, 6) == b, "child b's /proc session %ld", stat_field(b, 6));
 	write(go[1], "x", 1);
 	waitpid(b, NULL, 0);
+}
+
+/* The checks run in a session of the case's own making, as a group leader
+ * that is not the session leader: the runner's session may be out of sight
+ * (in a PID namespace whose session leader is outside it, getsid gives 0). */
+static void t_pgrp(void)
+{
+	pid_t h = fork();
+	CHECK(h >= 0, "fork");
+	if (h == 0) {
+		/* Not a group leader (the case is), so setsid works. */
+		if (setsid() != getpid())
+			fail("setsid: %s", strerror(errno));
+		pid_t g = fork();
+		if (g < 0)
+			fail("fork: %s", strerror(errno));
+		if (g == 0) {
+			if (setpgid(0, 0) != 0)
+				fail("setpgid: %s", strerror(errno));
+			pgrp_in_session();
+			_exit(0);
+		}
+		int st;
+		if (waitpid(g, &st, 0) != g)
+			fail("waitpid: %s", strerror(errno));
+		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+	}
+	int st;
+	CHECK(waitpid(h, &st, 0) == h && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "session child: status %#x", st);
 }
 
 /* kill(0), kill(-pgid), waitpid(0) and waitpid(-pgid). */
