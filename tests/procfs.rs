@@ -359,10 +359,18 @@ fn memory_files_are_the_shell_views() {
         .collect();
     assert_eq!(counts.len(), 11);
     let pages: u64 = counts.iter().enumerate().map(|(o, c)| c << o).sum();
+    // MemFree also counts the per-CPU page lists (zoneinfo's pagesets).
     let (meminfo, _) = stable("meminfo", "buddyinfo");
+    let (zone, _) = stable("zoneinfo", "meminfo");
     let (buddy2, _) = stable("buddyinfo", "meminfo");
-    if buddy2 == buddy {
-        assert_eq!(pages * 4, meminfo_field(&meminfo, "MemFree"));
+    let (zone2, _) = stable("zoneinfo", "buddyinfo");
+    if buddy2 == buddy && zone2 == zone {
+        let pcp: u64 = zone
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("count:"))
+            .map(|c| c.trim().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!((pages + pcp) * 4, meminfo_field(&meminfo, "MemFree"));
     }
     // zoneinfo's watermarks are kswapd's.
     let zone = file("zoneinfo");

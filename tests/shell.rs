@@ -444,11 +444,17 @@ fn meminfo_accounts_for_every_frame() {
 fn buddyinfo_sums_to_memfree() {
     // The shell's own allocations can take a page between two commands:
     // retry until meminfo reads the same on both sides of buddyinfo.
+    // MemFree also counts the frames on the per-CPU page lists, which
+    // buddyinfo leaves out and zoneinfo's pagesets list per CPU; the
+    // commands themselves may move frames between the two, so this also
+    // retries until two zoneinfo reads agree.
     for _ in 0..10 {
         let before = meminfo_field(&sh("meminfo"), "MemFree");
+        let pcp_before = pageset_counts(&sh("zoneinfo"));
         let buddy = sh("buddyinfo");
+        let pcp = pageset_counts(&sh("zoneinfo"));
         let after = meminfo_field(&sh("meminfo"), "MemFree");
-        if before != after {
+        if before != after || pcp != pcp_before {
             continue;
         }
         let line = buddy.lines().next().unwrap();
@@ -460,12 +466,27 @@ fn buddyinfo_sums_to_memfree() {
             .collect();
         assert_eq!(counts.len(), 11, "orders 0..=10: {line}");
         let pages: u64 = counts.iter().enumerate().map(|(order, n)| n << order).sum();
-        assert_eq!(pages * 4, before, "buddyinfo {line} vs MemFree {before} kB");
+        assert_eq!(
+            (pages + pcp) * 4,
+            before,
+            "buddyinfo {line} + {pcp} pages on per-CPU lists vs MemFree {before} kB"
+        );
         let vm = sh("vmstat");
-        assert!(vmstat_field(&vm, "nr_free_pages").abs_diff(pages) <= 2);
+        assert!(vmstat_field(&vm, "nr_free_pages").abs_diff(pages + pcp) <= 2);
         return;
     }
     panic!("memory never held still");
+}
+
+/// The frames on every CPU's page list: zoneinfo's pagesets `count:` lines.
+fn pageset_counts(zoneinfo: &str) -> u64 {
+    let counts: Vec<u64> = zoneinfo
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("count:"))
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), ferrite::arch::smp::cpus_online(), "{zoneinfo}");
+    counts.iter().sum()
 }
 
 const TOUCHED: u64 = 37;
@@ -678,12 +699,27 @@ fn rc_script_runs_every_line() {
 }
 
 fn mmview_picture_counts_every_frame() {
-    // One cell per frame: the cells are the allocator's own accounting.
-    let (pic, stats) = {
-        // Nothing else runs between the two reads.
+    // One cell per frame: the cells are the buddy allocator's own
+    // accounting, in which frames on the CPUs' page lists are allocated
+    // blocks of their list's kind; meminfo counts those free.
+    let (pic, stats, meminfo_stats) = {
+        // Nothing else runs between the reads.
         let _irq = ferrite::arch::sync::IrqOff::new();
-        (shell::mmview::picture(1), frames::stats())
+        (
+            shell::mmview::picture(1),
+            frames::buddy_stats(),
+            frames::stats(),
+        )
     };
+    let moved: u64 = (0..FrameKind::COUNT)
+        .filter(|&k| k != FrameKind::Free as usize)
+        .map(|k| stats.pages_by_kind[k] - meminfo_stats.pages_by_kind[k])
+        .sum();
+    assert_eq!(moved, pic.percpu, "frames on per-CPU lists");
+    assert_eq!(
+        meminfo_stats.pages_by_kind[FrameKind::Free as usize],
+        stats.pages_by_kind[FrameKind::Free as usize] + pic.percpu
+    );
     assert_eq!(pic.frames, stats.spanned_pages);
     let mut counts = [0u64; FrameKind::COUNT];
     let mut active = [0u64; 2];

@@ -269,6 +269,12 @@ pub fn stats() -> BuddyStats {
     })
 }
 
+/// The buddy allocator's own counters: frames on the CPUs' page lists are
+/// allocated blocks of their list's kind here.
+pub fn buddy_stats() -> BuddyStats {
+    with(|m| m.buddy.stats())
+}
+
 /// Free frames: the buddy allocator's and those on the CPUs' page lists.
 pub fn free_pages() -> u64 {
     with(|m| m.buddy.free_pages() + super::percpu::pages_held().iter().sum::<u64>())

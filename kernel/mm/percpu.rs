@@ -32,7 +32,9 @@
 //! **Accounting.** Frames on a page list are allocated in the buddy
 //! allocator, labelled with the list's kind; [`adjust_stats`] counts them as
 //! free instead (meminfo, `frames::free_pages`), so MemFree plus the kinds
-//! still add up to MemTotal exactly. Objects in magazines count as
+//! still add up to MemTotal exactly. (Linux leaves them out of
+//! NR_FREE_PAGES; here buddyinfo leaves them out, and zoneinfo's
+//! `pagesets` lists them per CPU, so buddyinfo + pagesets = MemFree.) Objects in magazines count as
 //! allocated in the slab's statistics, like Linux's per-CPU caches.
 
 use core::alloc::Layout;
@@ -224,6 +226,11 @@ pub fn pages_held() -> [u64; PAGE_KINDS.len()] {
         }
     }
     held
+}
+
+/// Frames on `cpu`'s page lists, all kinds (zoneinfo's `pagesets`).
+pub fn pages_held_on(cpu: usize) -> u64 {
+    SHARED[cpu].pages.iter().map(|p| p.load(Ordering::Relaxed)).sum()
 }
 
 /// Counts frames on the page lists as free rather than as their kind.

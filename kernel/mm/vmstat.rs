@@ -272,7 +272,10 @@ pub fn frame_info(pfn: Pfn) -> (FrameKind, u16) {
 
 /// [`visit_blocks`], also telling for each block whether it is a user
 /// page on an active LRU list.
-pub fn visit_blocks_lru(mut f: impl FnMut(BlockInfo, bool)) {
+///
+/// Returns the frames on the CPUs' page lists at that moment (allocated
+/// blocks to the buddy allocator, free in meminfo), read under the same lock.
+pub fn visit_blocks_lru(mut f: impl FnMut(BlockInfo, bool)) -> u64 {
     frames::with(|m| {
         for block in m.buddy.blocks() {
             let active = block.order == 0
@@ -283,7 +286,8 @@ pub fn visit_blocks_lru(mut f: impl FnMut(BlockInfo, bool)) {
                 && m.ext.is_active(block.pfn);
             f(block, active);
         }
-    });
+        super::percpu::pages_held().iter().sum()
+    })
 }
 
 /// Calls `f` for every block the allocator describes, in address order,

@@ -370,10 +370,19 @@ pub fn zoneinfo(out: &mut dyn Write) -> Result {
     for (name, v) in zone {
         write!(out, "\n      {name:<12} {v}")?;
     }
-    write!(
-        out,
-        "\n  pagesets\n    cpu: 0\n              count: 0\n              high:  0\n              batch: 1\n  vm stats threshold: 0"
-    )?;
+    // Per-CPU page lists (Linux's per_cpu_pages): their frames count in
+    // `pages free` and MemFree, but not in buddyinfo.
+    write!(out, "\n  pagesets")?;
+    let policy = mmcore::percpu::PCP_POLICY;
+    for cpu in 0..crate::arch::smp::cpus_online() {
+        write!(
+            out,
+            "\n    cpu: {cpu}\n              count: {}\n              high:  {}\n              batch: {}\n  vm stats threshold: 0",
+            crate::mm::percpu::pages_held_on(cpu),
+            policy.high as usize * crate::mm::percpu::PAGE_KINDS.len(),
+            policy.batch,
+        )?;
+    }
     writeln!(
         out,
         "\n  node_unreclaimable:  0\n  start_pfn:           {base}"

@@ -90,6 +90,9 @@ pub struct Picture {
     pub totals: [u64; FrameKind::COUNT],
     /// Of the user pages, those on the active anon and file lists.
     pub active: [u64; 2],
+    /// Frames on the CPUs' page lists: drawn (and in `totals`) as the kind
+    /// the buddy allocator handed them out as, counted free by meminfo.
+    pub percpu: u64,
 }
 
 impl Picture {
@@ -137,6 +140,7 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
     cells.fill(FrameKind::Free as u8);
     let mut totals = [0u64; FrameKind::COUNT];
     let mut active = [0u64; 2];
+    let percpu;
     {
         let mut counts = [0u64; CELL_KINDS];
         let mut current = 0u64;
@@ -148,7 +152,7 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
                 *counts = [0; CELL_KINDS];
             }
         };
-        vmstat::visit_blocks_lru(|block, on_active| {
+        percpu = vmstat::visit_blocks_lru(|block, on_active| {
             let kind = match block.state {
                 BlockState::Reserved => FrameKind::Reserved,
                 BlockState::Free => FrameKind::Free,
@@ -199,6 +203,7 @@ pub fn try_picture(frames_per_cell: u64) -> core::result::Result<Picture, AllocE
         cells,
         totals,
         active,
+        percpu,
     })
 }
 
@@ -249,6 +254,13 @@ fn write_totals(pic: &Picture, out: &mut dyn Write) -> Result {
     }
     if !KINDS.len().is_multiple_of(4) {
         writeln!(out)?;
+    }
+    if pic.percpu > 0 {
+        writeln!(
+            out,
+            "of which {:.1} MiB on per-CPU page lists (kernel/page-table colours; free in meminfo)",
+            mib(pic.percpu)
+        )?;
     }
     writeln!(out, "{}", Reclaim::now())?;
     let p = crate::mm::psi::snapshot();
