@@ -61,7 +61,10 @@ fn scale(args: &[&str]) -> alloc::string::String {
     let (exit, out) = run_program("/bin/scale", &argv);
     assert_eq!(exit, UserExit::Exited(0), "scale {args:?}: {out}");
     assert!(out.contains("scale: done"), "{out}");
-    for line in out.lines().filter(|l| l.starts_with("scale: ") && !l.ends_with("done")) {
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("scale: ") && !l.ends_with("done"))
+    {
         if !line.contains("tasks at most") {
             kprintln!("bench_scale cpus={}: {line}", smp::cpus_online());
         }
@@ -100,7 +103,10 @@ fn scale_every_test() {
 /// a local invalidation (tests/smpsched.rs's measurement).
 fn shootdown_cost() {
     let out = scale(&["shootdown"]);
-    assert!(out.contains("scale: shootdown threads 1 munmap-cycles "), "{out}");
+    assert!(
+        out.contains("scale: shootdown threads 1 munmap-cycles "),
+        "{out}"
+    );
     let cpus = smp::cpus_online();
     if cpus < 2 {
         return;
@@ -129,7 +135,17 @@ fn every_frame_comes_back() {
         let n = smp::cpus_online().to_string();
         let (exit, out) = run_program(
             "/bin/scale",
-            &["scale", "-t", "0.1", "-m", "2", "-n", &n, "page_fault1", "malloc1"],
+            &[
+                "scale",
+                "-t",
+                "0.1",
+                "-m",
+                "2",
+                "-n",
+                &n,
+                "page_fault1",
+                "malloc1",
+            ],
         );
         assert_eq!(exit, UserExit::Exited(0), "{out}");
     });
