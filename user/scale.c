@@ -253,13 +253,19 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The median cycles of `rounds` munmaps of one page just written. */
-static uint64_t munmap_cycles(int rounds)
+/* The median cycles of munmaps of one page just written: `rounds` of
+ * them, or as many as `secs` seconds allow (at least 11). */
+static uint64_t munmap_cycles(int rounds, double secs)
 {
 	static uint64_t t[4096];
 	if (rounds > 4096)
 		rounds = 4096;
+	double end = now_s() + secs;
 	for (int i = 0; i < rounds; i++) {
+		if (i >= 11 && now_s() > end) {
+			rounds = i;
+			break;
+		}
 		char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			die("mmap");
@@ -284,7 +290,7 @@ static void shootdown(int max, double secs)
 	int started = 0;
 	spin_stop = 0;
 	spinning = 0;
-	munmap_cycles(rounds / 4 + 1); /* warm-up */
+	munmap_cycles(rounds / 4 + 1, secs / 5); /* warm-up */
 	for (int n = 1; n <= max; n++) {
 		if (n > 1) {
 			int e = pthread_create(&tids[started], NULL, spinner, NULL);
@@ -298,7 +304,7 @@ static void shootdown(int max, double secs)
 			sleep_s(0.05); /* on their CPUs */
 		}
 		say("scale: shootdown threads %d munmap-cycles %llu\n", n,
-		    (unsigned long long)munmap_cycles(rounds));
+		    (unsigned long long)munmap_cycles(rounds, secs));
 	}
 	spin_stop = 1;
 	for (int i = 0; i < started; i++)
