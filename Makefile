@@ -77,7 +77,8 @@ gdb-attach:
 # medians of three interleaved runs; skipped without the Linux runner),
 # user/thrash beyond RAM on compressed swap on both (tools/bench-swap), and
 # console throughput, user/catbench's 126 KB of text, on both
-# (tools/bench-console).
+# (tools/bench-console), and page-fault scalability, user/scale at 1, 2 and
+# 4 CPUs with the TLB shootdown cost, on both (tools/bench-scale).
 BENCH_RUNS ?= 1
 bench: setup
 	cargo bench -p mmcore --target $(HOST)
@@ -88,6 +89,7 @@ bench: setup
 	tools/bench-linux --runs $(BENCH_RUNS)
 	tools/bench-swap --runs $(BENCH_RUNS)
 	tools/bench-console --runs $(BENCH_RUNS)
+	tools/bench-scale --runs $(BENCH_RUNS)
 
 # A long system-call fuzz campaign in the kernel (tests/fuzz.rs, release
 # build, on every machine tests/machines.txt lists for `fuzz`): two passes of

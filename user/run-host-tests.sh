@@ -191,6 +191,8 @@ check proctests2-bad-name 2 "no case named" -- $B/proctests2 no-such-case
 # quick: every test and variant at 1 and 2 tasks.
 check scale 0 "scale: page_fault1-processes tasks 2 ops/s" "scale: page_fault2-threads tasks 2 ops/s" \
 	"scale: malloc1-threads tasks 2 ops/s" "scale: done" -- $B/scale -t 0.1 -m 2 -n 2
+check scale-shootdown 0 "scale: shootdown threads 1 munmap-cycles" "scale: shootdown threads 2 munmap-cycles" \
+	"scale: done" -- $B/scale -t 0.05 -n 2 shootdown
 check scale-bad-name 2 "scale: no test named" -- $B/scale page_fault9
 
 # Console output is binary-safe: conbytes writes the 256 byte values (in

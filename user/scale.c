@@ -17,13 +17,20 @@
  * address spaces: nothing shared but the kernel) and "threads" (N threads
  * of one process: one address space, whose lock they share).
  *
+ * And, asked for by name only, "shootdown": the cost of a TLB shootdown
+ * as a program sees it. munmap of one page just written, in TSC cycles
+ * (the median of many), alone and with 1 .. MAXTASKS-1 other threads of
+ * the process spinning (so running on other CPUs, with the address space
+ * loaded there: every munmap must invalidate their TLBs too):
+ *   "scale: shootdown threads 2 munmap-cycles 23456"
+ *
  * Usage: scale [-t SECONDS] [-m MIB] [-n MAXTASKS] [-d DIR] [TEST[-VARIANT]...]
  *   -t  seconds measured per point (default 1; a warm-up of a fifth of it
  *       comes first)
  *   -m  MEM in MiB (default 16; will-it-scale uses 128)
  *   -n  the largest task count (default: the CPUs this process may run on)
  *   -d  directory for page_fault2's files (default /tmp)
- *   no TEST: all three, both variants.
+ *   no TEST: all three, both variants (not shootdown).
  * Output, per test and task count:
  *   "scale: page_fault1-processes tasks 2 ops/s 123456 speedup 1.93"
  * (speedup: ops/s over the same test's 1-task figure), and at the end
@@ -64,6 +71,19 @@ struct shared {
 static struct shared *sh;
 static size_t mem = 16ul << 20;
 static const char *dir = "/tmp";
+
+static uint64_t cycles(void)
+{
+#if defined(__x86_64__)
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+#else
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+#endif
+}
 
 static double now_s(void)
 {
@@ -213,6 +233,84 @@ static double measure(const struct test *t, int threads, int n, double secs)
 	return rate;
 }
 
+/* The shootdown measurement's spinning threads: touch their own page of
+ * the address space now and then, until told to stop. */
+static volatile int spin_stop;
+static volatile int spinning;
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	__atomic_fetch_add(&spinning, 1, __ATOMIC_SEQ_CST);
+	while (!spin_stop)
+		__asm__ volatile("" ::: "memory");
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The median cycles of munmaps of one page just written: `rounds` of
+ * them, or as many as `secs` seconds allow (at least 11). */
+static uint64_t munmap_cycles(int rounds, double secs)
+{
+	static uint64_t t[4096];
+	if (rounds > 4096)
+		rounds = 4096;
+	double end = now_s() + secs;
+	for (int i = 0; i < rounds; i++) {
+		if (i >= 11 && now_s() > end) {
+			rounds = i;
+			break;
+		}
+		char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			die("mmap");
+		p[0] = 1;
+		uint64_t t0 = cycles();
+		if (munmap(p, PAGE) != 0)
+			die("munmap");
+		t[i] = cycles() - t0;
+	}
+	qsort(t, (size_t)rounds, sizeof t[0], cmp_u64);
+	return t[rounds / 2];
+}
+
+/* "shootdown": munmap of one page alone, then with 1 .. max-1 threads
+ * spinning on the other CPUs. */
+static void shootdown(int max, double secs)
+{
+	int rounds = (int)(secs * 1000);
+	if (rounds < 50)
+		rounds = 50;
+	pthread_t tids[MAX_TASKS];
+	int started = 0;
+	spin_stop = 0;
+	spinning = 0;
+	munmap_cycles(rounds / 4 + 1, secs / 5); /* warm-up */
+	for (int n = 1; n <= max; n++) {
+		if (n > 1) {
+			int e = pthread_create(&tids[started], NULL, spinner, NULL);
+			if (e != 0) {
+				say("scale: shootdown-threads: unsupported (%s)\n", strerror(e));
+				break;
+			}
+			started++;
+			while (spinning < started)
+				sched_yield();
+			sleep_s(0.05); /* on their CPUs */
+		}
+		say("scale: shootdown threads %d munmap-cycles %llu\n", n,
+		    (unsigned long long)munmap_cycles(rounds, secs));
+	}
+	spin_stop = 1;
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+}
+
 static int usage(void)
 {
 	say("usage: scale [-t SECONDS] [-m MIB] [-n MAXTASKS] [-d DIR] [TEST[-VARIANT]...]\n");
@@ -252,8 +350,13 @@ int main(int argc, char **argv)
 	}
 	/* Which test-variant pairs to run: bit 2*test + threads. */
 	unsigned want = 0;
+	int shoot = 0;
 	for (int a = optind; a < argc; a++) {
 		unsigned before = want;
+		if (!strcmp(argv[a], "shootdown")) {
+			shoot = 1;
+			continue;
+		}
 		for (int i = 0; i < NTESTS; i++) {
 			size_t len = strlen(tests[i].name);
 			if (strncmp(argv[a], tests[i].name, len) != 0)
@@ -269,7 +372,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!want)
+	if (!want && !shoot)
 		want = (1u << (2 * NTESTS)) - 1;
 	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
@@ -295,6 +398,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (shoot)
+		shootdown(max, secs);
 	say("scale: done\n");
 	return 0;
 }

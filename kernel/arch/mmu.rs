@@ -42,7 +42,9 @@ pub fn is_active(root: u64) -> bool {
 }
 
 /// Loads `root` into CR3 unless it is already there (a reload would flush
-/// the whole non-global TLB for nothing).
+/// the whole non-global TLB for nothing) — or unless this CPU held it
+/// only lazily ([`enter_lazy`]): shootdowns skipped it meanwhile, so the
+/// reload is the flush they owed.
 ///
 /// # Safety
 /// `root` must be a PML4 whose kernel half maps the running code, stack and
@@ -50,18 +52,33 @@ pub fn is_active(root: u64) -> bool {
 /// kernel's upper half, so any of them qualifies), and it must stay
 /// allocated while loaded.
 pub unsafe fn switch_root(root: u64) {
+    use core::sync::atomic::Ordering::SeqCst;
     let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    let me = super::percpu::this();
+    // No longer lazy, first: a shooter that still reads "lazy" (and skips
+    // this CPU) read it before this, so after its table change, and the
+    // reload below comes later. (A shootdown NMI between here and the
+    // load finds the old root loaded and not lazy: it flushes it.)
+    let was_lazy = me.tlb_lazy.swap(false, SeqCst);
     // Published before the load, ordered against a shootdown's read of
     // it (`tlb`): either the shooter sees this CPU has `root`, or this
     // CPU's walks of `root` begin after the shooter's table change.
-    super::percpu::this()
-        .loaded_root
-        .store(root, core::sync::atomic::Ordering::SeqCst);
-    if Cr3::read().0 != frame {
+    me.loaded_root.store(root, SeqCst);
+    if was_lazy || Cr3::read().0 != frame {
         // SAFETY: the caller guarantees the new tree maps everything the
         // kernel is using right now.
         unsafe { Cr3::write(frame, Cr3Flags::empty()) };
     }
+}
+
+/// This CPU keeps its root only lazily from now on (it switches to its
+/// idle context or a kernel thread, neither of which uses the user half;
+/// interrupts off). Shootdowns that free no page tables skip it (`tlb`);
+/// the next [`switch_root`] reloads CR3.
+pub fn enter_lazy() {
+    super::percpu::this()
+        .tlb_lazy
+        .store(true, core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Invalidates this CPU's translation of the page at `va`.

@@ -48,6 +48,11 @@ pub struct PerCpu {
     pub loaded_root: AtomicU64,
     /// A TLB shootdown request waits for this CPU (`arch::tlb`).
     pub tlb_pending: AtomicBool,
+    /// The CPU keeps `loaded_root` only lazily (its idle context or a
+    /// kernel thread runs, which never touch the user half): shootdowns
+    /// that free no page tables skip it, and it reloads CR3 (a flush)
+    /// before it uses the space again (`mmu::switch_root`, `arch::tlb`).
+    pub tlb_lazy: AtomicBool,
     /// Shootdown requests this CPU handled.
     pub tlb_handled: AtomicU64,
     /// Local APIC timer interrupts this CPU took.
@@ -83,6 +88,7 @@ impl PerCpu {
             idle_rsp: AtomicU64::new(0),
             loaded_root: AtomicU64::new(0),
             tlb_pending: AtomicBool::new(false),
+            tlb_lazy: AtomicBool::new(false),
             tlb_handled: AtomicU64::new(0),
             lapic_ticks: AtomicU64::new(0),
             switches: AtomicU64::new(0),

@@ -3,14 +3,27 @@
 //! Each CPU publishes the root table it has loaded (`PerCpu::loaded_root`,
 //! written by `mmu::switch_root` before CR3). A change to an address space
 //! asks [`others_with`] for the CPUs that may cache it — those with its
-//! root loaded, running it or lazily (the idle context and kernel threads
-//! keep the tables they find) — and [`shoot`] sends them one IPI for a
-//! batch of pages (or a whole flush past `FLUSH_ALL_THRESHOLD`), then
-//! waits until every one of them acknowledged; only then does the caller
-//! (the gather in `mm`) free the frames. Without PCID a CPU that switched
-//! to another root holds nothing of the old one, so "loaded now" is the
-//! exact set. Kernel-half changes (vmalloc unmaps) go to every CPU
-//! ([`shoot_kernel`]), global entries included.
+//! root loaded — and [`shoot`] sends them one IPI for the gather's whole
+//! flush (its pages up to `vmcore::gather::FLUSH_ALL_THRESHOLD`, a whole
+//! flush beyond: the same ceiling as on this CPU), then waits until every
+//! one of them acknowledged; only then does the caller (the gather in
+//! `mm`) free the frames. A gather holds up to
+//! `vmcore::gather::MAX_GATHER_FRAMES` frames, so a `munmap` of up to
+//! 32 MiB is one round. Without PCID a CPU that switched to another root
+//! holds nothing of the old one, so "loaded now" is the exact set.
+//! Kernel-half changes (vmalloc unmaps) go to every CPU ([`shoot_kernel`]),
+//! global entries included.
+//!
+//! Lazy TLB (Linux's): the idle context and kernel threads keep the tables
+//! they find, marked `tlb_lazy` (`mmu::enter_lazy`). They never use the
+//! user half, so a flush that frees only frames skips them — the CPU
+//! reloads CR3 when it switches to a user space again (`mmu::switch_root`),
+//! which is the flush it missed. A flush after page tables were unlinked
+//! reaches them too (their MMU could still walk the freed tables
+//! speculatively), and they answer it by leaving the space for the
+//! kernel's tables, so later ones skip them. Without this, a thread whose
+//! sibling sleeps IPIs the idle CPU at every `munmap`, and waking a halted
+//! CPU under TCG costs milliseconds.
 //!
 //! The ordering that makes the set exact: the shooter changes the tables,
 //! then (SeqCst fence) reads the roots; a switching CPU writes its root
@@ -31,8 +44,8 @@ use super::percpu;
 /// The shootdown IPI's vector.
 pub const TLB_VECTOR: u8 = 0xf1;
 
-/// Pages one request carries (more: a full flush).
-pub const MAX_PAGES: usize = 32;
+/// Pages one request carries (more: a full flush): the gather's ceiling.
+pub const MAX_PAGES: usize = vmcore::gather::FLUSH_ALL_THRESHOLD as usize;
 
 /// [`shoot`]'s `root` for the kernel half (every CPU, global entries).
 pub const KERNEL: u64 = u64::MAX;
@@ -51,6 +64,10 @@ static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
 static IPIS: AtomicU64 = AtomicU64::new(0);
 static ACKS: AtomicU64 = AtomicU64::new(0);
+/// TSC cycles shooters spent in [`shoot`] (lock, send, wait), and the
+/// CPUs a shootdown skipped because they held the space only lazily.
+static CYCLES: AtomicU64 = AtomicU64::new(0);
+static LAZY_SKIPPED: AtomicU64 = AtomicU64::new(0);
 
 /// (shootdowns, IPIs sent, acknowledgements received) since boot.
 pub fn counts() -> (u64, u64, u64) {
@@ -61,14 +78,23 @@ pub fn counts() -> (u64, u64, u64) {
     )
 }
 
+/// (TSC cycles spent shooting, lazy CPUs skipped) since boot.
+pub fn costs() -> (u64, u64) {
+    (
+        CYCLES.load(Ordering::Relaxed),
+        LAZY_SKIPPED.load(Ordering::Relaxed),
+    )
+}
+
 /// Records the kernel's root table (boot).
 pub fn set_kernel_root(root: u64) {
     KERNEL_ROOT.store(root, Ordering::Relaxed);
 }
 
-/// The other online CPUs that have `root` loaded (a bit per CPU index);
-/// every other online CPU for [`KERNEL`].
-pub fn others_with(root: u64) -> u64 {
+/// The other online CPUs that have `root` loaded (a bit per CPU index),
+/// those holding it only lazily included if `lazy_too` (page tables were
+/// unlinked); every other online CPU for [`KERNEL`].
+pub fn others_with(root: u64, lazy_too: bool) -> u64 {
     if super::smp::cpus_online() < 2 {
         return 0;
     }
@@ -81,8 +107,17 @@ pub fn others_with(root: u64) -> u64 {
         if i == me || !c.online.load(Ordering::Acquire) {
             continue;
         }
-        if root == KERNEL || c.loaded_root.load(Ordering::SeqCst) == root {
+        if root == KERNEL {
             mask |= 1 << i;
+        } else if c.loaded_root.load(Ordering::SeqCst) == root {
+            // Read after the root: a CPU leaving lazy mode clears the
+            // flag before it publishes a root and reloads CR3, so "lazy"
+            // here means its reload comes after this table change.
+            if lazy_too || !c.tlb_lazy.load(Ordering::SeqCst) {
+                mask |= 1 << i;
+            } else {
+                LAZY_SKIPPED.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
     mask
@@ -98,6 +133,7 @@ pub fn shoot(mask: u64, root: u64, pages: &[u64], full: bool, leave: bool) {
     }
     // On this CPU throughout; requests for it are answered while waiting.
     let _irq = super::sync::IrqOff::new();
+    let t0 = crate::time::rdtsc();
     let guard = loop {
         if let Some(g) = LOCK.try_lock() {
             break g;
@@ -133,19 +169,20 @@ pub fn shoot(mask: u64, root: u64, pages: &[u64], full: bool, leave: bool) {
     ACKS.fetch_add(targets as u64, Ordering::Relaxed);
     SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
     drop(guard);
+    CYCLES.fetch_add(crate::time::rdtsc().wrapping_sub(t0), Ordering::Relaxed);
 }
 
 /// Invalidates kernel-half `pages` on every other CPU (after the caller
 /// invalidated them here).
 pub fn shoot_kernel(pages: &[u64]) {
-    shoot(others_with(KERNEL), KERNEL, pages, false, false);
+    shoot(others_with(KERNEL, true), KERNEL, pages, false, false);
 }
 
 /// Makes every other CPU that has `root` loaded (lazily: the space has no
 /// user left) switch to the kernel's tables. Called before the space's
 /// tables are freed.
 pub fn leave_everywhere(root: u64) {
-    shoot(others_with(root), root, &[], true, true);
+    shoot(others_with(root, true), root, &[], true, true);
 }
 
 /// Answers a request addressed to this CPU, if there is one (from the
@@ -172,7 +209,10 @@ pub fn poll() {
             }
         }
     } else if loaded == root {
-        if REQ_LEAVE.load(Ordering::Relaxed) {
+        // A lazy holder (asked because tables went, or it turned lazy
+        // after the shooter looked) leaves the space instead: later
+        // shootdowns of it skip this CPU.
+        if REQ_LEAVE.load(Ordering::Relaxed) || me.tlb_lazy.load(Ordering::SeqCst) {
             let kernel = KERNEL_ROOT.load(Ordering::Relaxed);
             // SAFETY: the kernel's own tables map the whole kernel half,
             // which is all this CPU uses while it has the dying space

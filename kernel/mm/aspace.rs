@@ -836,6 +836,7 @@ pub fn switch_to_root(aspace: Option<SharedAddressSpace>, root: u64) {
 pub fn forget_current() {
     let old = {
         let _irq = IrqOff::new();
+        mmu::enter_lazy();
         current_slot().lock().take()
     };
     drop(old);

@@ -204,13 +204,15 @@ impl ShareFrames for LockedFrameTables<'_> {
 /// here, and every other CPU that has it loaded (`arch::tlb`): pages are
 /// invalidated here at once and batched for the others, who get one IPI
 /// per flush ([`TlbFlush::flush_done`]) and acknowledge it before the
-/// gather frees anything.
+/// gather frees anything. CPUs that hold the space only lazily get it
+/// only when page tables went ([`TlbFlush::tables_unlinked`]).
 pub struct KernelTlb {
     live: bool,
     root: u64,
     pages: [u64; crate::arch::tlb::MAX_PAGES],
     count: usize,
     full: bool,
+    tables: bool,
 }
 
 impl KernelTlb {
@@ -222,6 +224,7 @@ impl KernelTlb {
             pages: [0; crate::arch::tlb::MAX_PAGES],
             count: 0,
             full: false,
+            tables: false,
         }
     }
 }
@@ -249,14 +252,21 @@ impl TlbFlush for KernelTlb {
         self.full = true;
     }
 
+    fn tables_unlinked(&mut self) {
+        self.tables = true;
+    }
+
     fn flush_done(&mut self) {
-        let others = crate::arch::tlb::others_with(self.root);
-        if others != 0 && (self.full || self.count > 0) {
-            let pages = &self.pages[..self.count];
-            crate::arch::tlb::shoot(others, self.root, pages, self.full, false);
+        if self.full || self.count > 0 {
+            let others = crate::arch::tlb::others_with(self.root, self.tables);
+            if others != 0 {
+                let pages = &self.pages[..self.count];
+                crate::arch::tlb::shoot(others, self.root, pages, self.full, false);
+            }
         }
         self.count = 0;
         self.full = false;
+        self.tables = false;
     }
 
     fn release_swap(&mut self, entry: SwapEntry) {

@@ -216,6 +216,10 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
     }
     let marks = super::kswapd::watermarks();
     let mut free = u64::MAX;
+    // The frame is cleared outside the frames lock (a page of stores,
+    // which every fault of every CPU would otherwise wait behind), before
+    // anyone else can know it: it goes on the LRU (where reclaim finds
+    // it) only after, under a second short hold.
     let mut take = || {
         with(|m| {
             free = m.buddy.free_pages();
@@ -223,15 +227,7 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
                 return None;
             }
             free -= 1;
-            let pfn = m.alloc_owned(0, kind, zeroed)?;
-            if let Some((family, va)) = rmap {
-                if let Some(e) = m.ext.get_mut(pfn) {
-                    e.family = family;
-                    e.vpn = va >> 12;
-                }
-                m.ext.lru_add(pfn, reclaimcore::Kind::Anon, None);
-            }
-            Some(pfn)
+            m.alloc_owned(0, kind, false)
         })
     };
     // Short: the CPUs' caches first (frames on their lists are free but
@@ -250,7 +246,20 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
     if free < marks.low {
         super::kswapd::wake();
     }
-    pfn
+    let pfn = pfn?;
+    if zeroed {
+        super::direct::zero_frame(pfn);
+    }
+    if let Some((family, va)) = rmap {
+        with(|m| {
+            if let Some(e) = m.ext.get_mut(pfn) {
+                e.family = family;
+                e.vpn = va >> 12;
+            }
+            m.ext.lru_add(pfn, reclaimcore::Kind::Anon, None);
+        });
+    }
+    Some(pfn)
 }
 
 /// Frees a block; a double free or a block never handed out is refused with

@@ -235,7 +235,9 @@ pub fn meminfo(out: &mut dyn Write) -> Result {
 /// Ferrite's own fault counters.
 pub fn vmstat_of(m: &MemInfo, v: &vmstat::Snapshot, out: &mut dyn Write) -> Result {
     let [[active_anon, inactive_anon], [active_file, inactive_file]] = m.lru;
-    let lines: [(&str, u64); 54] = [
+    let tlb = crate::arch::tlb::counts();
+    let tlb_costs = crate::arch::tlb::costs();
+    let lines: [(&str, u64); 58] = [
         ("nr_free_pages", m.free),
         ("nr_zone_inactive_anon", inactive_anon),
         ("nr_zone_active_anon", active_anon),
@@ -284,6 +286,10 @@ pub fn vmstat_of(m: &MemInfo, v: &vmstat::Snapshot, out: &mut dyn Write) -> Resu
         ("pgscan_direct", v.pgscan_direct),
         ("pageoutrun", v.pageoutrun),
         ("oom_kill", v.oom_kill),
+        // Linux's CONFIG_DEBUG_TLBFLUSH counters: shootdown rounds sent,
+        // and requests CPUs received (IPIs acknowledged).
+        ("nr_tlb_remote_flush", tlb.0),
+        ("nr_tlb_remote_flush_received", tlb.2),
         // Ferrite's own, after Linux's.
         ("pgalloc_fail", m.alloc_failures),
         ("zero_page_maps", v.zero_page_maps),
@@ -292,6 +298,10 @@ pub fn vmstat_of(m: &MemInfo, v: &vmstat::Snapshot, out: &mut dyn Write) -> Resu
         ("cow_reuse", v.cow_reuse),
         ("stack_grow", v.stack_grow),
         ("segv", v.segv),
+        // TSC cycles spent sending shootdowns and waiting for them, and
+        // the CPUs skipped because they held the space only lazily.
+        ("tlb_shootdown_cycles", tlb_costs.0),
+        ("tlb_lazy_skipped", tlb_costs.1),
     ];
     for (name, value) in lines {
         writeln!(out, "{name} {value}")?;

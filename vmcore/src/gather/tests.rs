@@ -12,6 +12,8 @@ use crate::paging::{EmptyTables, PageTables, PteFlags};
 enum Event {
     FlushPage(u64),
     FlushAll,
+    /// `tables_unlinked`: this flush must reach lazy CPUs too.
+    Tables,
     Freed(u64),
 }
 
@@ -58,6 +60,9 @@ impl TlbFlush for Tlb {
     }
     fn release_swap(&mut self, _: crate::swap::SwapEntry) {
         unreachable!("no swap entries in these tests")
+    }
+    fn tables_unlinked(&mut self) {
+        LOG.with(|l| l.borrow_mut().push(Event::Tables));
     }
 }
 
@@ -169,7 +174,141 @@ fn emptied_tables_wait_for_the_flush_too() {
     let stats = g.finish(&mut mem);
     assert_eq!(stats.tables_freed, 3, "PT, PD and PDPT went");
     assert_eq!(mem.live(), live - 3);
-    assert_eq!(log(), [Event::FlushPage(0x40_0000), Event::Freed(0x9000)]);
+    assert_eq!(
+        log(),
+        [
+            Event::FlushPage(0x40_0000),
+            Event::Tables,
+            Event::Freed(0x9000)
+        ]
+    );
+}
+
+/// A big unmap (4096 pages, 16 MiB) is one flush: on several CPUs one
+/// shootdown round, not one per in-place batch; a whole-TLB flush since
+/// it is past the ceiling; and every frame still goes only after it.
+#[test]
+fn a_big_unmap_is_one_flush() {
+    LOG.with(|l| l.borrow_mut().clear());
+    let mut g = Gather::new(Tlb);
+    let n = 4096u64;
+    for i in 0..n {
+        g.add_frame(i * PAGE_SIZE, PAGE_SIZE, Frame(0x1000_0000 + i * PAGE_SIZE));
+    }
+    assert_eq!(g.held().0 as u64, n);
+    assert!(log().is_empty(), "nothing flushed or freed before finish");
+    let stats = g.finish(&mut HostTables::new());
+    let events = log();
+    assert_eq!(events[0], Event::FlushAll);
+    assert_eq!(events.len() as u64, n + 1, "one flush, then every frame");
+    assert_eq!(
+        (stats.flushes, stats.early_flushes, stats.full_flushes),
+        (1, 0, 1)
+    );
+    assert_eq!(stats.frames_released, n);
+}
+
+/// Past its limit (or when its extra storage cannot be allocated: a limit
+/// of the in-place batch is the same), a gather flushes early, and what
+/// it freed was covered by a flush each time.
+#[test]
+fn a_gather_at_its_limit_flushes_early() {
+    LOG.with(|l| l.borrow_mut().clear());
+    let mut g = Gather::with_limits(Tlb, 2 * FRAME_BATCH, TABLE_BATCH);
+    let n = 4 * FRAME_BATCH as u64 + 44;
+    for i in 0..n {
+        // Far apart, so each flush is of whole TLBs and the check below
+        // needs a flush after the frame was added.
+        g.add_frame(i * PAGE_SIZE, PAGE_SIZE, Frame(0x1000_0000 + i * PAGE_SIZE));
+        assert!(g.held().0 <= 2 * FRAME_BATCH);
+    }
+    let stats = g.finish(&mut HostTables::new());
+    assert_eq!((stats.flushes, stats.early_flushes), (3, 2));
+    let events = log();
+    // Each frame is freed after the first full flush that follows its add:
+    // the k-th flush frees exactly the frames added before it.
+    let mut flushes = 0;
+    let mut freed = 0u64;
+    for e in &events {
+        match e {
+            Event::FlushAll => flushes += 1,
+            Event::Freed(_) => {
+                freed += 1;
+                assert!(freed <= (flushes * 2 * FRAME_BATCH) as u64);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(freed, n);
+    // With no room beyond the in-place batch: the old behaviour, a flush
+    // per batch.
+    LOG.with(|l| l.borrow_mut().clear());
+    let mut g = Gather::with_limits(Tlb, 0, 0);
+    for i in 0..n {
+        g.add_frame(i * PAGE_SIZE, PAGE_SIZE, Frame(0x1000_0000 + i * PAGE_SIZE));
+        assert!(g.held().0 <= FRAME_BATCH);
+    }
+    let stats = g.finish(&mut HostTables::new());
+    assert_eq!(stats.flushes, n.div_ceil(FRAME_BATCH as u64));
+}
+
+/// Unmapping 64 MiB of pages frees 32 page tables and more: still one
+/// flush, told that tables went (so lazy CPUs get it), and the tables
+/// are freed after it.
+#[test]
+fn many_tables_one_flush() {
+    LOG.with(|l| l.borrow_mut().clear());
+    let mut mem = HostTables::new();
+    let mut pt = PageTables::new(&mut mem).unwrap();
+    let base = 0x4000_0000u64;
+    let tables = 40u64;
+    for t in 0..tables {
+        let va = base + t * 0x20_0000;
+        pt.map(
+            &mut mem,
+            va,
+            0x9000 + t * PAGE_SIZE,
+            PteFlags::WRITABLE | PteFlags::USER,
+        )
+        .unwrap();
+    }
+    let live = mem.live();
+    let mut g = Gather::new(Tlb);
+    {
+        let mut gm = GatherTables::new(&mut mem, &mut g);
+        let mut take = |m: &mut GatherTables<'_, HostTables, Tlb>, va: u64, size: u64, pte: Pte| {
+            m.gather.add_frame(va, size, Frame(pte.addr()))
+        };
+        pt.unmap_range(
+            &mut gm,
+            base,
+            base + tables * 0x20_0000,
+            EmptyTables::Free,
+            &mut take,
+        )
+        .unwrap();
+    }
+    assert_eq!(mem.live(), live, "no table freed before the flush");
+    assert!(g.held().1 as u64 > tables);
+    let stats = g.finish(&mut mem);
+    assert_eq!((stats.flushes, stats.early_flushes), (1, 0));
+    assert!(stats.tables_freed > tables);
+    let events = log();
+    assert_eq!(&events[..2], [Event::FlushAll, Event::Tables]);
+}
+
+#[test]
+fn flush_policy() {
+    assert!(!flush_whole(1));
+    assert!(!flush_whole(FLUSH_ALL_THRESHOLD));
+    assert!(flush_whole(FLUSH_ALL_THRESHOLD + 1));
+    // Doubling up to the limit, at least the step.
+    assert_eq!(grown_capacity(0, 64, 8128), Some(64));
+    assert_eq!(grown_capacity(64, 64, 8128), Some(128));
+    assert_eq!(grown_capacity(4096, 64, 8128), Some(8128));
+    assert_eq!(grown_capacity(8100, 64, 8128), None);
+    assert_eq!(grown_capacity(0, 64, 0), None);
+    assert_eq!(grown_capacity(usize::MAX, 1, usize::MAX), None);
 }
 
 use crate::paging::Pte;
