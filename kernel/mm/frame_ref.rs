@@ -205,12 +205,24 @@ impl ShareFrames for LockedFrameTables<'_> {
 /// invalidated here at once and batched for the others, who get one IPI
 /// per flush ([`TlbFlush::flush_done`]) and acknowledge it before the
 /// gather frees anything.
+///
+/// A system call changes its space with interrupts on, so it may be
+/// preempted and resumed on another CPU between invalidating a page here
+/// and [`TlbFlush::flush_done`]: the CPU it ends on may have run a sibling
+/// thread of the space meanwhile (no CR3 reload between them) and hold the
+/// old translation, yet it is not among "the others". So the CPU that did
+/// the local invalidations is remembered, and `flush_done` repeats them
+/// where it finds itself if that is another one.
 pub struct KernelTlb {
     live: bool,
     root: u64,
     pages: [u64; crate::arch::tlb::MAX_PAGES],
     count: usize,
     full: bool,
+    /// The CPU this batch's local invalidations ran on, and whether some
+    /// ran on another.
+    cpu: usize,
+    moved: bool,
 }
 
 impl KernelTlb {
@@ -222,7 +234,19 @@ impl KernelTlb {
             pages: [0; crate::arch::tlb::MAX_PAGES],
             count: 0,
             full: false,
+            cpu: crate::arch::percpu::cpu_index(),
+            moved: false,
         }
+    }
+
+    /// Notes the CPU a local invalidation runs on (a different one: the
+    /// caller migrated), and whether the space is loaded there.
+    fn here(&mut self) -> bool {
+        if crate::arch::percpu::cpu_index() != self.cpu {
+            self.moved = true;
+            self.live = mmu::is_active(self.root);
+        }
+        self.live
     }
 }
 
@@ -230,7 +254,7 @@ impl TlbFlush for KernelTlb {
     type Frame = FrameRef;
 
     fn flush_page(&mut self, va: u64) {
-        if self.live {
+        if self.here() {
             mmu::flush_page(va);
         }
         match self.pages.get_mut(self.count) {
@@ -243,13 +267,32 @@ impl TlbFlush for KernelTlb {
     }
 
     fn flush_all(&mut self) {
-        if self.live {
+        if self.here() {
             mmu::flush_all();
         }
         self.full = true;
     }
 
     fn flush_done(&mut self) {
+        // No migration from here to the shootdown's end.
+        let _irq = crate::arch::sync::IrqOff::new();
+        let me = crate::arch::percpu::cpu_index();
+        if self.moved || me != self.cpu {
+            // Preempted and moved since (some of) the local invalidations:
+            // this CPU may hold what they removed elsewhere.
+            self.live = mmu::is_active(self.root);
+            if self.live && (self.full || self.count > 0) {
+                if self.full {
+                    mmu::flush_all();
+                } else {
+                    for &va in &self.pages[..self.count] {
+                        mmu::flush_page(va);
+                    }
+                }
+            }
+            self.cpu = me;
+            self.moved = false;
+        }
         let others = crate::arch::tlb::others_with(self.root);
         if others != 0 && (self.full || self.count > 0) {
             let pages = &self.pages[..self.count];
