@@ -230,7 +230,11 @@ pub fn pages_held() -> [u64; PAGE_KINDS.len()] {
 
 /// Frames on `cpu`'s page lists, all kinds (zoneinfo's `pagesets`).
 pub fn pages_held_on(cpu: usize) -> u64 {
-    SHARED[cpu].pages.iter().map(|p| p.load(Ordering::Relaxed)).sum()
+    SHARED[cpu]
+        .pages
+        .iter()
+        .map(|p| p.load(Ordering::Relaxed))
+        .sum()
 }
 
 /// Counts frames on the page lists as free rather than as their kind.
