@@ -39,24 +39,28 @@ fn smptests_all_pass() {
 /// The hammers again, longer: a stale TLB entry is a race, more rounds
 /// give it more chances.
 fn smptests_hammer_more() {
-    for _ in 0..2 {
-        run_suite(
-            "/bin/smptests",
-            &[
-                "smptests",
-                "-r",
-                "400",
-                "munmap-hammer",
-                "mprotect-hammer",
-                "fork-while-writing",
-            ],
-            3,
-        );
-    }
+    run_suite(
+        "/bin/smptests",
+        &[
+            "smptests",
+            "-r",
+            "500",
+            "munmap-hammer",
+            "mprotect-hammer",
+            "fork-while-writing",
+        ],
+        3,
+    );
 }
 
 fn exit_while_faulting_gives_every_frame_back() {
-    let argv = ["smptests", "exit-while-faulting", "same-page-faults"];
+    let argv = [
+        "smptests",
+        "-r",
+        "100",
+        "exit-while-faulting",
+        "same-page-faults",
+    ];
     // Once first: slab pages for thread records stay after it.
     let (exit, out) = run("/bin/smptests", &argv);
     assert_eq!(exit, UserExit::Exited(0), "{out}");
