@@ -416,7 +416,7 @@ static void t_affinity(void)
 	CHECK(n >= 8 && n % 8 == 0 && n <= (long)sizeof set, "sched_getaffinity returned %ld", n);
 	CHECK(CPU_COUNT(&set) >= 1, "no CPU in the mask");
 	if (on_ferrite)
-		CHECK(CPU_COUNT(&set) == 1 && CPU_ISSET(0, &set), "Ferrite has CPU 0 alone");
+		CHECK(CPU_ISSET(0, &set), "Ferrite's mask lacks the boot CPU");
 	unsigned cpu = 9999, node = 9999;
 	EXPECT_OK("getcpu", syscall(SYS_getcpu, &cpu, &node, NULL));
 	CHECK(CPU_ISSET(cpu, &set) && node < 1024, "getcpu: cpu %u node %u", cpu, node);

@@ -206,6 +206,14 @@ impl ShareFrames for LockedFrameTables<'_> {
 /// per flush ([`TlbFlush::flush_done`]) and acknowledge it before the
 /// gather frees anything. CPUs that hold the space only lazily get it
 /// only when page tables went ([`TlbFlush::tables_unlinked`]).
+///
+/// A system call changes its space with interrupts on, so it may be
+/// preempted and resumed on another CPU between invalidating a page here
+/// and [`TlbFlush::flush_done`]: the CPU it ends on may have run a sibling
+/// thread of the space meanwhile (no CR3 reload between them) and hold the
+/// old translation, yet it is not among "the others". So the CPU that did
+/// the local invalidations is remembered, and `flush_done` repeats them
+/// where it finds itself if that is another one.
 pub struct KernelTlb {
     live: bool,
     root: u64,
@@ -213,6 +221,10 @@ pub struct KernelTlb {
     count: usize,
     full: bool,
     tables: bool,
+    /// The CPU this batch's local invalidations ran on, and whether some
+    /// ran on another.
+    cpu: usize,
+    moved: bool,
 }
 
 impl KernelTlb {
@@ -225,7 +237,19 @@ impl KernelTlb {
             count: 0,
             full: false,
             tables: false,
+            cpu: crate::arch::percpu::cpu_index(),
+            moved: false,
         }
+    }
+
+    /// Notes the CPU a local invalidation runs on (a different one: the
+    /// caller migrated), and whether the space is loaded there.
+    fn here(&mut self) -> bool {
+        if crate::arch::percpu::cpu_index() != self.cpu {
+            self.moved = true;
+            self.live = mmu::is_active(self.root);
+        }
+        self.live
     }
 }
 
@@ -233,7 +257,7 @@ impl TlbFlush for KernelTlb {
     type Frame = FrameRef;
 
     fn flush_page(&mut self, va: u64) {
-        if self.live {
+        if self.here() {
             mmu::flush_page(va);
         }
         match self.pages.get_mut(self.count) {
@@ -246,7 +270,7 @@ impl TlbFlush for KernelTlb {
     }
 
     fn flush_all(&mut self) {
-        if self.live {
+        if self.here() {
             mmu::flush_all();
         }
         self.full = true;
@@ -257,6 +281,25 @@ impl TlbFlush for KernelTlb {
     }
 
     fn flush_done(&mut self) {
+        // No migration from here to the shootdown's end.
+        let _irq = crate::arch::sync::IrqOff::new();
+        let me = crate::arch::percpu::cpu_index();
+        if self.moved || me != self.cpu {
+            // Preempted and moved since (some of) the local invalidations:
+            // this CPU may hold what they removed elsewhere.
+            self.live = mmu::is_active(self.root);
+            if self.live && (self.full || self.count > 0) {
+                if self.full {
+                    mmu::flush_all();
+                } else {
+                    for &va in &self.pages[..self.count] {
+                        mmu::flush_page(va);
+                    }
+                }
+            }
+            self.cpu = me;
+            self.moved = false;
+        }
         if self.full || self.count > 0 {
             let others = crate::arch::tlb::others_with(self.root, self.tables);
             if others != 0 {

@@ -549,6 +549,25 @@ pub fn spawn_child(
     queue_new(process)
 }
 
+/// [`spawn_child`] for `fork`: the child starts with signal state `sig`
+/// (the parent's copy), set before it is queued — once queued, another
+/// CPU may run it at once, and a copy written after that would undo what
+/// the child did meanwhile (`sigaction`, `sigprocmask`).
+pub fn spawn_forked(
+    name: String,
+    aspace: SharedAddressSpace,
+    frame: &TrapFrame,
+    fs_base: u64,
+    brk: (u64, u64),
+    fds: super::fd::FdTable,
+    sig: super::signal::SigState,
+) -> Result<Pid, SpawnError> {
+    reap_adopted();
+    let mut process = new_user_process(name, aspace, frame, fs_base, brk, fds)?;
+    process.sig = sig;
+    queue_new(process)
+}
+
 /// The record of a new user process (or thread: `thread`), not queued.
 fn new_user_process(
     name: String,

@@ -370,13 +370,14 @@ pub fn spawn_thread(frame: &TrapFrame, fs_base: u64, clear_tid: u64) -> Result<P
     )?;
     process.thread.tgid = tgid;
     process.thread.clear_child_tid = clear_tid;
-    let tid = queue_new(process)?;
     // Mask and actions as the creator's, nothing pending, no alternate
-    // stack (Linux clears it for CLONE_VM). The thread has not run yet:
-    // this system call has not scheduled since it was queued.
+    // stack (Linux clears it for CLONE_VM). Set before the thread is
+    // queued: another CPU may run it at once, and a copy written after
+    // would undo its first `sigprocmask` (musl's start unblocks there).
     let mut sig = with_current(|p| p.sig.fork_copy());
     sig.set_altstack(crate::proc::signal::SigState::new().altstack());
-    with_process(tid, |t| t.sig = sig);
+    process.sig = sig;
+    let tid = queue_new(process)?;
     Ok(tid)
 }
 

@@ -43,12 +43,10 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
         child_frame.rsp = rsp;
     }
     let child = kalloc::try_arc(spin::Mutex::new(child))?;
-    let pid = sched::spawn_child(name, child, &child_frame, fs_base, brk, fds)?;
     // Handlers, mask and alternate stack are inherited; nothing pending.
-    // (The child has not run yet: this system call runs with interrupts
-    // off and has not scheduled since it was queued.)
+    // Given before the child is queued: another CPU may run it at once.
     let sig = sched::with_current(|p| p.sig.fork_copy());
-    sched::with_process(pid, |c| c.sig = sig);
+    let pid = sched::spawn_forked(name, child, &child_frame, fs_base, brk, fds, sig)?;
     Ok(pid as u64)
 }
 

@@ -438,8 +438,22 @@ pub(super) fn sched_getaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     process_exists(pid)?;
-    write_user(mask, &1u64)?;
+    // Every online CPU (the scheduler runs any process anywhere).
+    write_user(mask, &online_cpus())?;
     Ok(CPUMASK_BYTES)
+}
+
+/// The online CPUs, a bit per CPU index (what `sched_getaffinity` gives:
+/// musl's `sysconf(_SC_NPROCESSORS_ONLN)` counts them).
+fn online_cpus() -> u64 {
+    let mut bits = 0u64;
+    for (i, c) in crate::arch::percpu::cpus().iter().enumerate().take(64) {
+        if c.online.load(core::sync::atomic::Ordering::Acquire) {
+            bits |= 1 << i;
+        }
+    }
+    // Before SMP bring-up (or without it) the boot CPU alone.
+    bits.max(1)
 }
 
 pub(super) fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
@@ -448,8 +462,8 @@ pub(super) fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
     let n = len.min(CPUMASK_BYTES) as usize;
     crate::mm::uaccess::copy_from_user(&mut bytes[..n], mask)?;
     process_exists(pid)?;
-    // It must include an online CPU: CPU 0.
-    if bytes[0] & 1 == 0 {
+    // It must include an online CPU.
+    if u64::from_le_bytes(bytes) & online_cpus() == 0 {
         return Err(Errno::EINVAL);
     }
     Ok(0)
@@ -457,7 +471,8 @@ pub(super) fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
 
 pub(super) fn getcpu(cpu: u64, node: u64) -> SysResult {
     if cpu != 0 {
-        write_user(cpu, &0u32)?;
+        // Where this runs now (it may move on at once, as on Linux).
+        write_user(cpu, &(crate::arch::percpu::cpu_index() as u32))?;
     }
     if node != 0 {
         write_user(node, &0u32)?;

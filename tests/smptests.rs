@@ -1,0 +1,80 @@
+//! SMP: the `smptests` suite (threads reading and writing a page while
+//! another thread munmaps or mprotects it, fork while threads write,
+//! concurrent first touches of one page, a thread group exiting while its
+//! threads fault), on one, two and four CPUs; then the frames: after
+//! thread groups died mid-fault and mid-munmap, every frame (pages, page
+//! tables, thread stacks, kernel stacks) is back, exactly.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use ferrite::proc::sched;
+use ferrite::proc::user::UserExit;
+use ferrite::testing::{run_program as run, run_suite, settled_free_pages};
+
+ferrite::kernel_entry!(main);
+
+fn main() -> ! {
+    ferrite::testing::run(ferrite::tests![
+        smptests_all_pass,
+        smptests_hammer_more,
+        exit_while_faulting_gives_every_frame_back,
+    ])
+}
+
+fn cpus() -> usize {
+    ferrite::arch::smp::cpus_online()
+}
+
+fn smptests_all_pass() {
+    ferrite::kprintln!("  {} CPU(s)", cpus());
+    run_suite("/bin/smptests", &["smptests"], 5);
+    // No thread is left behind: every record is reaped but the kernel's.
+    let left = sched::find_pid(|p| p.pid != 0 && !p.is_kernel_thread());
+    assert_eq!(left, None, "a thread or process outlived the suite");
+}
+
+/// The hammers again, longer: a stale TLB entry is a race, more rounds
+/// give it more chances.
+fn smptests_hammer_more() {
+    run_suite(
+        "/bin/smptests",
+        &[
+            "smptests",
+            "-r",
+            "500",
+            "munmap-hammer",
+            "mprotect-hammer",
+            "fork-while-writing",
+        ],
+        3,
+    );
+}
+
+fn exit_while_faulting_gives_every_frame_back() {
+    let argv = [
+        "smptests",
+        "-r",
+        "100",
+        "exit-while-faulting",
+        "same-page-faults",
+    ];
+    // Once first: slab pages for thread records stay after it.
+    let (exit, out) = run("/bin/smptests", &argv);
+    assert_eq!(exit, UserExit::Exited(0), "{out}");
+    drop(out);
+    let before = settled_free_pages();
+    for _ in 0..3 {
+        let (exit, out) = run("/bin/smptests", &argv);
+        assert_eq!(exit, UserExit::Exited(0), "{out}");
+        assert!(out.contains("smptests: 2 passed, 0 failed"), "{out}");
+    }
+    let after = settled_free_pages();
+    ferrite::kprintln!("  free pages: {before} before, {after} after 3 runs");
+    assert_eq!(
+        after, before,
+        "thread groups that died faulting leaked frames"
+    );
+}
