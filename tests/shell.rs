@@ -485,7 +485,11 @@ fn pageset_counts(zoneinfo: &str) -> u64 {
         .filter_map(|l| l.trim().strip_prefix("count:"))
         .map(|c| c.trim().parse().unwrap())
         .collect();
-    assert_eq!(counts.len(), ferrite::arch::smp::cpus_online(), "{zoneinfo}");
+    assert_eq!(
+        counts.len(),
+        ferrite::arch::smp::cpus_online(),
+        "{zoneinfo}"
+    );
     counts.iter().sum()
 }
 

@@ -247,13 +247,18 @@ unsafe impl GlobalAlloc for KernelHeap {
             return;
         }
         // Fast path: into this CPU's magazine.
-        if super::percpu::try_free_object(ptr, layout) {
+        // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with
+        // this layout and is given up.
+        if unsafe { super::percpu::try_free_object(ptr, layout) } {
             return;
         }
         super::percpu::with_objects(|cpu| {
             frames::with(|m| {
                 let result = match cpu {
-                    Some(c) => c.free_slow(ptr, layout, &mut m.slab, &mut m.buddy, &DirectMap),
+                    // SAFETY: as above.
+                    Some(c) => unsafe {
+                        c.free_slow(ptr, layout, &mut m.slab, &mut m.buddy, &DirectMap)
+                    },
                     None => m.slab.dealloc(ptr, layout, &mut m.buddy, &DirectMap),
                 };
                 if let Err(e) = result {
