@@ -426,8 +426,8 @@ fn mixed(cpu: usize, inject: bool) {
     let n = cpus();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ ((cpu as u64 + 1) << 32);
     let mut held: [Option<Item>; 48] = [None; 48];
-    let mut tag = (cpu as u64) << 56;
     for step in 0..STEPS {
+        let tag = ((cpu as u64) << 56) + step;
         if ferrite::proc::cpus::cpu() as usize != cpu {
             counts.wrong_cpu.fetch_add(1, Ordering::Relaxed);
         }
@@ -453,7 +453,6 @@ fn mixed(cpu: usize, inject: bool) {
             item.free();
             counts.received.fetch_add(1, Ordering::Relaxed);
         }
-        tag += 1;
         // With injection on, half the objects are fallible (injection may
         // fail them) and half not (nothing may fail them).
         let fallible = inject && r & 32 == 0;
@@ -714,7 +713,7 @@ fn every_cpu_allocates_and_frees_at_once() {
         // slab-debug).
         assert!(c.mag_hits.load(Ordering::SeqCst) > STEPS / 8, "CPU {cpu}");
     }
-    assert!(mmcore::slab::DEBUG, "tests run with the slab debug checks");
+    const { assert!(mmcore::slab::DEBUG, "tests run with the slab debug checks") };
     if n > 1 {
         assert!(total(|c| &c.sent) > 0);
         assert_eq!(total(|c| &c.sent), total(|c| &c.received));

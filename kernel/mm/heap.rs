@@ -92,6 +92,17 @@ impl Reserve {
     }
 }
 
+/// Tops the emergency reserve up while memory is plentiful; called under
+/// the frames lock by the per-CPU caches' drains. (A slow-path allocation
+/// tops it up too; with the per-CPU magazines serving most allocations,
+/// one may not come for a while after the reserve was used.)
+pub(super) fn refill_reserve(m: &mut PhysicalMemory) {
+    let mut reserve = RESERVE.lock();
+    if reserve.held() < RESERVE_BLOCKS {
+        reserve.refill(m);
+    }
+}
+
 /// Blocks in the emergency reserve now, and how many were ever used.
 pub fn reserve_status() -> (usize, u64) {
     frames::with(|_| {

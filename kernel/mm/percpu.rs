@@ -279,6 +279,9 @@ fn drain_caches(c: &mut CpuCaches, cpu: usize) -> u64 {
             pages += list.drain(&mut m.buddy).unwrap_or_else(|e| panic!("{e}")) as u64;
             shared.pages[k].store(0, Ordering::Relaxed);
         }
+        // What was given back may let the heap's emergency reserve
+        // fill up again (order: frames -> RESERVE).
+        super::heap::refill_reserve(m);
         objs + pages
     });
     shared.dirty.store(false, Ordering::Relaxed);
