@@ -737,9 +737,10 @@ pub fn spawn_kthread_on(
             thread: Default::default(),
         },
     );
-    let pid = queue_new(process)?;
+    // Counted before it is queued: the queueing's wake-up must reach its
+    // CPU even with user processes kept on CPU 0.
     cpus::note_kthread(affinity, true);
-    Ok(pid)
+    queue_new(process).inspect_err(|_| cpus::note_kthread(affinity, false))
 }
 
 /// Ends the current kernel thread (Linux's `kthread_exit`): it becomes a
