@@ -92,6 +92,17 @@ impl Reserve {
     }
 }
 
+/// Tops the emergency reserve up while memory is plentiful; called under
+/// the frames lock by the per-CPU caches' drains. (A slow-path allocation
+/// tops it up too; with the per-CPU magazines serving most allocations,
+/// one may not come for a while after the reserve was used.)
+pub(super) fn refill_reserve(m: &mut PhysicalMemory) {
+    let mut reserve = RESERVE.lock();
+    if reserve.held() < RESERVE_BLOCKS {
+        reserve.refill(m);
+    }
+}
+
 /// Blocks in the emergency reserve now, and how many were ever used.
 pub fn reserve_status() -> (usize, u64) {
     frames::with(|_| {
@@ -247,13 +258,18 @@ unsafe impl GlobalAlloc for KernelHeap {
             return;
         }
         // Fast path: into this CPU's magazine.
-        if super::percpu::try_free_object(ptr, layout) {
+        // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with
+        // this layout and is given up.
+        if unsafe { super::percpu::try_free_object(ptr, layout) } {
             return;
         }
         super::percpu::with_objects(|cpu| {
             frames::with(|m| {
                 let result = match cpu {
-                    Some(c) => c.free_slow(ptr, layout, &mut m.slab, &mut m.buddy, &DirectMap),
+                    // SAFETY: as above.
+                    Some(c) => unsafe {
+                        c.free_slow(ptr, layout, &mut m.slab, &mut m.buddy, &DirectMap)
+                    },
                     None => m.slab.dealloc(ptr, layout, &mut m.buddy, &DirectMap),
                 };
                 if let Err(e) = result {

@@ -19,6 +19,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use crate::arch::percpu::{cpu_index, MAX_CPUS};
+
 /// A kernel heap allocation failed (the system call returns `ENOMEM`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllocError;
@@ -31,8 +33,12 @@ impl fmt::Display for AllocError {
 
 pub type Result<T> = core::result::Result<T, AllocError>;
 
-/// What the next heap allocation is marked as (see [`Mark`]).
-static MARK: AtomicU8 = AtomicU8::new(Mark::None as u8);
+/// What the next heap allocation on each CPU is marked as (see [`Mark`]).
+/// Per CPU: a mark is set with interrupts off around one allocation on
+/// one CPU, and an allocation on another CPU at the same time must not
+/// take it (with one global mark it did: an infallible allocation there
+/// could be failed by injection or refused the reserve, and abort).
+static MARK: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(Mark::None as u8) }; MAX_CPUS];
 
 /// How the heap may treat an allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +59,10 @@ pub(super) enum Mark {
 /// Takes (and clears) the mark: called by the heap for every allocation,
 /// so only the first one inside a helper sees it set.
 pub(super) fn take_mark() -> Mark {
-    match MARK.swap(Mark::None as u8, Ordering::Relaxed) {
+    // Interrupts off: nothing moves this context to another CPU between
+    // finding its slot and taking the mark.
+    let _irq = crate::arch::sync::IrqOff::new();
+    match MARK[cpu_index()].swap(Mark::None as u8, Ordering::Relaxed) {
         1 => Mark::MayFail,
         2 => Mark::Injectable,
         _ => Mark::None,
@@ -65,9 +74,10 @@ pub(super) fn take_mark() -> Mark {
 /// the previous mark is restored afterwards, so the helpers nest.
 fn marked<R>(mark: Mark, f: impl FnOnce() -> R) -> R {
     let _irq = crate::arch::sync::IrqOff::new();
-    let previous = MARK.swap(mark as u8, Ordering::Relaxed);
+    let slot = &MARK[cpu_index()];
+    let previous = slot.swap(mark as u8, Ordering::Relaxed);
     let result = f();
-    MARK.store(previous, Ordering::Relaxed);
+    slot.store(previous, Ordering::Relaxed);
     result
 }
 

@@ -113,20 +113,32 @@ static DRAIN_SEQ: AtomicU64 = AtomicU64::new(0);
 // ---------------------------------------------------------------- objects
 
 /// Fast path of the heap: an object for `layout` from this CPU's magazine.
+/// Panics if the slab's debug checks (`slab-debug`) find the object was
+/// written while it sat in the magazine (memory is corrupt).
 #[inline]
 pub fn try_alloc_object(layout: Layout) -> Option<NonNull<u8>> {
-    CACHES.with(|c, _| c.objects.try_alloc(layout)).flatten()
+    CACHES
+        .with(|c, _| {
+            c.objects
+                .try_alloc(layout)
+                .unwrap_or_else(|e| panic!("kernel heap: {e}"))
+        })
+        .flatten()
 }
 
 /// Fast path of the heap's free: true if `ptr` stayed in this CPU's
-/// magazine. Panics on an object freed twice in a row (memory is corrupt).
+/// magazine. Panics on an object freed twice in a row, or (`slab-debug`)
+/// any double free or red-zone overrun (memory is corrupt).
+///
+/// # Safety
+/// `ptr` was allocated by the kernel heap for `layout` and is given up
+/// (`GlobalAlloc::dealloc`'s contract).
 #[inline]
-pub fn try_free_object(ptr: NonNull<u8>, layout: Layout) -> bool {
+pub unsafe fn try_free_object(ptr: NonNull<u8>, layout: Layout) -> bool {
     CACHES
         .with(|c, cpu| {
-            let kept = c
-                .objects
-                .try_free(ptr, layout)
+            // SAFETY: the caller's contract.
+            let kept = unsafe { c.objects.try_free(ptr, layout) }
                 .unwrap_or_else(|e| panic!("kernel heap: {e}"));
             if kept {
                 SHARED[cpu].dirty.store(true, Ordering::Relaxed);
@@ -267,6 +279,9 @@ fn drain_caches(c: &mut CpuCaches, cpu: usize) -> u64 {
             pages += list.drain(&mut m.buddy).unwrap_or_else(|e| panic!("{e}")) as u64;
             shared.pages[k].store(0, Ordering::Relaxed);
         }
+        // What was given back may let the heap's emergency reserve
+        // fill up again (order: frames -> RESERVE).
+        super::heap::refill_reserve(m);
         objs + pages
     });
     shared.dirty.store(false, Ordering::Relaxed);

@@ -39,9 +39,16 @@
 //!
 //! ## Who runs where
 //!
-//! Pid 0 (the shell, a test's main) and kernel threads stay on the
-//! bootstrap CPU. User processes run on every CPU unless the switch
-//! [`set_user_on_aps`] is off (then only CPU 0 runs them, as before SMP).
+//! Each process has an [`Affinity`]. Pid 0 (the shell, a test's main) stays
+//! on the bootstrap CPU; kernel threads stay there too unless started on
+//! another CPU or on any (`sched::spawn_kthread_on`: the per-CPU stress
+//! test runs one on every CPU). User processes run on every CPU unless the
+//! switch [`set_user_on_aps`] is off (then only CPU 0 runs them, as before
+//! SMP). A kernel thread on an AP runs on whatever tables the CPU has
+//! loaded (lazy TLB) like one on CPU 0; nothing it does depends on which
+//! CPU it is on except the per-CPU data it reaches with interrupts off
+//! (`arch::cpulocal`), and a thread pinned to a CPU never migrates, so its
+//! view of "this CPU" is stable between two points with interrupts on.
 //!
 //! ## Ticks
 //!
@@ -57,7 +64,7 @@
 //! See `docs/locking.md`. The scheduler lock is a leaf for everything but
 //! the per-process state it protects; the run queue is part of it.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub use crate::arch::percpu::NO_PID;
 use crate::arch::percpu::{self, PerCpu};
@@ -93,10 +100,38 @@ pub fn current_here() -> Pid {
     here().current.load(Ordering::Relaxed)
 }
 
-/// Whether a process may run on CPU `cpu`: pid 0 and kernel threads only
-/// on CPU 0, user processes anywhere (see [`set_user_on_aps`]).
-pub fn may_run_on(pid: Pid, kernel_thread: bool, cpu: u32) -> bool {
-    cpu == 0 || (pid != 0 && !kernel_thread && user_on_aps())
+/// Where a process may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Affinity {
+    /// Only on this CPU (pid 0 and kernel threads by default: CPU 0).
+    Cpu(u32),
+    /// On any CPU (user processes: see [`set_user_on_aps`]).
+    Any,
+}
+
+/// Kernel threads alive that may run on an AP: while there are any, a
+/// wake-up reaches idle APs even with [`set_user_on_aps`] off.
+static AP_KTHREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// A kernel thread with `affinity` starts (`true`) or ends.
+pub fn note_kthread(affinity: Affinity, start: bool) {
+    if affinity != Affinity::Cpu(0) {
+        if start {
+            AP_KTHREADS.fetch_add(1, Ordering::SeqCst);
+        } else {
+            AP_KTHREADS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Whether a process with `affinity` may run on CPU `cpu`: a pinned one
+/// only there; any other kernel thread anywhere; a user process anywhere
+/// while [`set_user_on_aps`] is on, else on CPU 0.
+pub fn may_run_on(kernel_thread: bool, affinity: Affinity, cpu: u32) -> bool {
+    match affinity {
+        Affinity::Cpu(c) => c == cpu,
+        Affinity::Any => cpu == 0 || kernel_thread || user_on_aps(),
+    }
 }
 
 /// Sends a wake-up IPI to every idle CPU but this one (something was
@@ -114,7 +149,7 @@ pub fn kick_idle() {
         .take(crate::arch::percpu::MAX_CPUS)
     {
         if i != me && c.online.load(Ordering::Acquire) && c.idling.load(Ordering::SeqCst) {
-            if i != 0 && !user_on_aps() {
+            if i != 0 && !user_on_aps() && AP_KTHREADS.load(Ordering::SeqCst) == 0 {
                 continue;
             }
             crate::arch::smp::wake(i);

@@ -175,6 +175,8 @@ pub struct Process {
     /// cleared by `arch::switch::finish_switch` once that CPU left it).
     pub cpu: u32,
     on_cpu: AtomicBool,
+    /// Where it may run (`cpus::Affinity`).
+    affinity: cpus::Affinity,
     /// Its thread group and per-thread clone state (`thread`): a thread
     /// is a process record of its own whose group leader holds what the
     /// group shares.
@@ -334,6 +336,7 @@ pub fn init() {
         adopted: false,
         cpu: 0,
         on_cpu: AtomicBool::new(true),
+        affinity: cpus::Affinity::Cpu(0),
         thread: Default::default(),
     };
     let mut procs = Vec::with_capacity(MAX_QUEUED);
@@ -510,6 +513,8 @@ pub enum SpawnError {
     KernelStack(vmalloc::VmallocError),
     /// The kernel heap is out of memory.
     OutOfMemory,
+    /// A kernel thread pinned to a CPU that is not online.
+    NoSuchCpu(u32),
 }
 
 impl From<AllocError> for SpawnError {
@@ -629,6 +634,7 @@ fn new_user_process(
             adopted: false,
             cpu: 0,
             on_cpu: AtomicBool::new(false),
+            affinity: cpus::Affinity::Any,
             thread: Default::default(),
         },
     );
@@ -693,8 +699,24 @@ fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
 const KTHREAD_STACK_PAGES: u64 = KERNEL_STACK_PAGES;
 
 /// Starts a kernel thread named `name` (shown as `[name]`) running `entry`
-/// (see the module comment): a child of pid 0 with `oom_score_adj` -1000.
+/// (see the module comment) on the bootstrap CPU: a child of pid 0 with
+/// `oom_score_adj` -1000.
 pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
+    spawn_kthread_on(name, entry, cpus::Affinity::Cpu(0))
+}
+
+/// [`spawn_kthread`] on the CPUs `affinity` allows: one CPU (it never
+/// migrates), or any. A CPU that is not online is refused.
+pub fn spawn_kthread_on(
+    name: &str,
+    entry: fn() -> !,
+    affinity: cpus::Affinity,
+) -> Result<Pid, SpawnError> {
+    if let cpus::Affinity::Cpu(c) = affinity {
+        if c as usize >= crate::arch::smp::cpus_online() {
+            return Err(SpawnError::NoSuchCpu(c));
+        }
+    }
     let name = kalloc::try_string(name)?;
     let fpu = kalloc::try_box(FpuState::initial())?;
     let slot = kalloc::try_box_uninit::<Process>()?;
@@ -730,10 +752,36 @@ pub fn spawn_kthread(name: &str, entry: fn() -> !) -> Result<Pid, SpawnError> {
             adopted: false,
             cpu: 0,
             on_cpu: AtomicBool::new(false),
+            affinity,
             thread: Default::default(),
         },
     );
-    queue_new(process)
+    // Counted before it is queued: the queueing's wake-up must reach its
+    // CPU even with user processes kept on CPU 0.
+    cpus::note_kthread(affinity, true);
+    queue_new(process).inspect_err(|_| cpus::note_kthread(affinity, false))
+}
+
+/// Ends the current kernel thread (Linux's `kthread_exit`): it becomes a
+/// zombie the kernel reaps itself ([`reap_adopted`], once its CPU left its
+/// stack), so its kernel stack comes back. Only kernel threads may call
+/// this.
+pub fn kthread_exit() -> ! {
+    x86_64::instructions::interrupts::disable();
+    with(|s| {
+        let pid = current_here();
+        let p = s.procs.get_mut(&pid).expect("the current process exists");
+        assert!(
+            p.kernel_thread,
+            "kthread_exit from pid {pid}, not a kernel thread"
+        );
+        crate::mm::psi::exit(pid, true);
+        p.state = State::Zombie(0);
+        p.adopted = true;
+        cpus::note_kthread(p.affinity, false);
+    });
+    schedule();
+    unreachable!("a zombie kernel thread was resumed");
 }
 
 /// Frees the zombies the kernel adopted (see `Process::adopted`): they are
@@ -822,7 +870,7 @@ pub fn schedule() {
                     continue;
                 }
                 let leaving = pid != cur && p.on_cpu.load(Ordering::SeqCst);
-                if leaving || !cpus::may_run_on(pid, p.kernel_thread, me) {
+                if leaving || !cpus::may_run_on(p.kernel_thread, p.affinity, me) {
                     busy |= leaving;
                     s.queue.push_back(pid);
                     continue;

@@ -30,9 +30,23 @@
 //!
 //! Objects in magazines count as allocated in the slab's statistics (as
 //! Linux's per-CPU caches do), and keep their slabs from being empty; a
-//! drain gives them back. With `slab-debug` every magazine has room for
-//! nothing: each free goes straight to the slab, which poisons and checks
-//! it (Linux's SLUB also leaves its fast path when debugging is on).
+//! drain gives them back.
+//!
+//! # Debug checks (`slab-debug`)
+//!
+//! Debug builds run the same magazines as release builds (Linux's SLUB
+//! leaves its fast path when debugging is on; this one stays, so the
+//! kernel's tests exercise it). The checks happen where an object changes
+//! hands: going into a magazine (a free: [`ObjectCache::try_free`], or a
+//! refill taking it from the slab) it must be allocated — one freed already
+//! or sitting in a magazine is a double free, reported at once — and its red
+//! zone intact; it is then poisoned and marked *cached* in its debug
+//! trailer. Coming out (an allocation, or a flush or drain giving it back
+//! to the slab) it must be marked cached with its poison intact, else it
+//! was written after it was freed; then its red zone is armed for the new
+//! request. The slab's own checks run on the refill and the flush as
+//! always, including the address checks (a pointer into no slab, or not at
+//! an object's start) that the fast path cannot make without the heap.
 //!
 //! # Page lists
 //!
@@ -50,7 +64,10 @@ use core::ptr::NonNull;
 
 use crate::buddy::{BuddyAllocator, FreeError};
 use crate::frame::{FrameKind, Pfn, PhysMem};
-use crate::slab::{kmalloc_class, SlabError, SlabHeap, DEBUG, KMALLOC_SIZES};
+use crate::slab::{
+    debug_into_magazine, debug_out_of_magazine, kmalloc_class, SlabError, SlabHeap, DEBUG,
+    KMALLOC_SIZES,
+};
 
 const NR_KMALLOC: usize = KMALLOC_SIZES.len();
 
@@ -69,11 +86,8 @@ pub struct MagPolicy {
 /// The magazine size for objects of `size` bytes: fewer objects the bigger
 /// they are (as Linux's SLAB sizes its array caches), so a CPU holds at most
 /// 8 KiB (small classes) to 32 KiB (the 4 KiB and 8 KiB classes) per class.
-/// Nothing is cached with `slab-debug`.
 pub const fn mag_policy(size: usize) -> MagPolicy {
-    let limit = if DEBUG {
-        0
-    } else if size <= 256 {
+    let limit = if size <= 256 {
         MAG_CAPACITY as u16
     } else if size <= 1024 {
         16
@@ -184,17 +198,27 @@ impl ObjectCache {
     }
 
     /// Fast path: an object for `layout` from its class's magazine, or
-    /// `None` (empty magazine, no caching, or a large layout).
+    /// `None` (empty magazine, no caching, or a large layout). With
+    /// `slab-debug` the object's poison is checked first: an error means it
+    /// was written while in the magazine (it is dropped from the magazine).
     #[inline]
-    pub fn try_alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        let c = kmalloc_class(layout.size(), layout.align())?;
+    pub fn try_alloc(&mut self, layout: Layout) -> Result<Option<NonNull<u8>>, SlabError> {
+        let Some(c) = kmalloc_class(layout.size(), layout.align()) else {
+            return Ok(None);
+        };
         let m = &mut self.mags[c];
         if m.len == 0 {
-            return None;
+            return Ok(None);
         }
         m.len -= 1;
+        let p = to_ptr(m.objs[m.len as usize]);
+        if DEBUG {
+            // SAFETY: the magazine holds only objects of class `c` that
+            // went in through `debug_into_magazine`.
+            unsafe { debug_out_of_magazine(c, p, layout.size())? };
+        }
         self.stats.alloc_hits += 1;
-        Some(to_ptr(m.objs[m.len as usize]))
+        Ok(Some(p))
     }
 
     /// Fast path: keeps `ptr` (allocated for `layout`) in its class's
@@ -202,8 +226,19 @@ impl ObjectCache {
     /// ([`free_slow`](Self::free_slow)). An object freed twice in a row is
     /// caught here (the top of the magazine); other double frees are caught
     /// by the slab when the magazine is flushed.
+    ///
+    /// With `slab-debug` every double free is caught here (the object's
+    /// state says it is free or in a magazine), and the red zone is checked
+    /// before the object is poisoned (see the module comment).
+    ///
+    /// # Safety
+    /// `ptr` must have been allocated for `layout` (from this cache, another
+    /// CPU's, or the slab heap) and not be used after this call: with
+    /// `slab-debug` the object is poisoned at once. (Whether the address
+    /// really is a slab object is checked only when the magazine gives it
+    /// back to the slab.)
     #[inline]
-    pub fn try_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<bool, SlabError> {
+    pub unsafe fn try_free(&mut self, ptr: NonNull<u8>, layout: Layout) -> Result<bool, SlabError> {
         let Some(c) = kmalloc_class(layout.size(), layout.align()) else {
             return Ok(false);
         };
@@ -217,6 +252,11 @@ impl ObjectCache {
                 cache: "kmalloc (per-CPU magazine)",
                 addr,
             });
+        }
+        if DEBUG {
+            // SAFETY: the caller's contract: an object of class `c`
+            // allocated with `layout.size()` bytes, given up.
+            unsafe { debug_into_magazine(c, ptr, layout.size())? };
         }
         m.objs[m.len as usize] = addr;
         m.len += 1;
@@ -236,7 +276,7 @@ impl ObjectCache {
         mem: &M,
     ) -> Result<NonNull<u8>, SlabError> {
         self.stats.alloc_misses += 1;
-        if let Some(p) = self.try_alloc_uncounted(layout) {
+        if let Some(p) = self.try_alloc_uncounted(layout)? {
             return Ok(p);
         }
         let c = match kmalloc_class(layout.size(), layout.align()) {
@@ -249,6 +289,11 @@ impl ObjectCache {
         while m.len < m.policy.batch {
             match heap.alloc_from(c, size, buddy, mem) {
                 Ok(p) => {
+                    if DEBUG {
+                        // SAFETY: an object of class `c` the slab just
+                        // handed out (whole: `size` is the class's).
+                        unsafe { debug_into_magazine(c, p, size)? };
+                    }
                     m.objs[m.len as usize] = p.as_ptr().expose_provenance();
                     m.len += 1;
                 }
@@ -258,16 +303,21 @@ impl ObjectCache {
         Ok(first)
     }
 
-    fn try_alloc_uncounted(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+    fn try_alloc_uncounted(&mut self, layout: Layout) -> Result<Option<NonNull<u8>>, SlabError> {
         let p = self.try_alloc(layout)?;
-        self.stats.alloc_hits -= 1;
-        Some(p)
+        if p.is_some() {
+            self.stats.alloc_hits -= 1;
+        }
+        Ok(p)
     }
 
     /// Slow path of free: a full magazine gives its `batch` oldest objects
     /// back to the slab and keeps `ptr`; an uncached layout goes straight
     /// to the heap (which checks it).
-    pub fn free_slow<M: PhysMem + ?Sized>(
+    ///
+    /// # Safety
+    /// As [`try_free`](Self::try_free).
+    pub unsafe fn free_slow<M: PhysMem + ?Sized>(
         &mut self,
         ptr: NonNull<u8>,
         layout: Layout,
@@ -284,7 +334,8 @@ impl ObjectCache {
             let n = self.mags[c].policy.batch.max(1);
             self.flush_oldest(c, n, heap, buddy, mem)?;
         }
-        if !self.try_free(ptr, layout)? {
+        // SAFETY: the caller's contract.
+        if !unsafe { self.try_free(ptr, layout)? } {
             // Unreachable with limit > 0 after a flush; stay correct anyway.
             return heap.dealloc(ptr, layout, buddy, mem);
         }
@@ -305,7 +356,15 @@ impl ObjectCache {
         let m = &mut self.mags[c];
         let n = n.min(m.len) as usize;
         for i in 0..n {
-            if let Err(e) = heap.free_to(c, size, to_ptr(m.objs[i]).as_ptr(), buddy, mem) {
+            let p = to_ptr(m.objs[i]);
+            let r = if DEBUG {
+                // SAFETY: an object of class `c` the magazine holds; it
+                // leaves whole (`size` is the class's), to the slab.
+                unsafe { debug_out_of_magazine(c, p, size) }
+            } else {
+                Ok(())
+            };
+            if let Err(e) = r.and_then(|()| heap.free_to(c, size, p.as_ptr(), buddy, mem)) {
                 // Keep the objects not yet given back (the failed one is
                 // dropped: it is not a free object of this class).
                 m.objs.copy_within(i + 1..m.len as usize, 0);
@@ -327,15 +386,18 @@ impl ObjectCache {
         buddy: &mut BuddyAllocator<'_>,
         mem: &M,
     ) -> Result<NonNull<u8>, SlabError> {
-        match self.try_alloc(layout) {
+        match self.try_alloc(layout)? {
             Some(p) => Ok(p),
             None => self.alloc_slow(layout, heap, buddy, mem),
         }
     }
 
     /// [`try_free`](Self::try_free), else [`free_slow`](Self::free_slow).
+    ///
+    /// # Safety
+    /// As [`try_free`](Self::try_free).
     #[inline]
-    pub fn dealloc<M: PhysMem + ?Sized>(
+    pub unsafe fn dealloc<M: PhysMem + ?Sized>(
         &mut self,
         ptr: NonNull<u8>,
         layout: Layout,
@@ -343,10 +405,13 @@ impl ObjectCache {
         buddy: &mut BuddyAllocator<'_>,
         mem: &M,
     ) -> Result<(), SlabError> {
-        if self.try_free(ptr, layout)? {
-            return Ok(());
+        // SAFETY: the caller's contract (for both).
+        unsafe {
+            if self.try_free(ptr, layout)? {
+                return Ok(());
+            }
+            self.free_slow(ptr, layout, heap, buddy, mem)
         }
-        self.free_slow(ptr, layout, heap, buddy, mem)
     }
 
     /// Gives every cached object back to the slab; returns how many. On an
@@ -547,6 +612,7 @@ impl PageList {
 mod tests {
     use super::*;
     use crate::frame::host::Arena;
+    use std::string::ToString;
     use std::vec::Vec;
 
     fn buddy_on(arena: &Arena) -> BuddyAllocator<'static> {
@@ -556,12 +622,22 @@ mod tests {
         b
     }
 
+    /// Frees through the cache (the tests free only what they allocated).
+    fn free(
+        cache: &mut ObjectCache,
+        p: NonNull<u8>,
+        l: Layout,
+        heap: &mut SlabHeap,
+        buddy: &mut BuddyAllocator<'_>,
+        arena: &Arena,
+    ) -> Result<(), SlabError> {
+        // SAFETY: `p` came from the heap or a cache for `l`; the tests that
+        // free twice rely on the checks refusing without writing.
+        unsafe { cache.dealloc(p, l, heap, buddy, arena) }
+    }
+
     #[test]
     fn policies_shrink_with_the_object_size() {
-        if DEBUG {
-            assert_eq!(mag_policy(8).limit, 0);
-            return;
-        }
         assert_eq!(
             mag_policy(8),
             MagPolicy {
@@ -587,26 +663,21 @@ mod tests {
         let l = Layout::from_size_align(64, 8).unwrap();
         let p = cache.alloc(l, &mut heap, &mut buddy, &arena).unwrap();
         let after_refill = heap.cache_info(heap.kmalloc_cache_for(l).unwrap()).unwrap();
-        let expect_cached = if DEBUG { 0 } else { 16 };
-        assert_eq!(cache.cached(), expect_cached);
-        cache.dealloc(p, l, &mut heap, &mut buddy, &arena).unwrap();
+        assert_eq!(cache.cached(), 16);
+        free(&mut cache, p, l, &mut heap, &mut buddy, &arena).unwrap();
         for _ in 0..1000 {
             let q = cache.alloc(l, &mut heap, &mut buddy, &arena).unwrap();
-            if !DEBUG {
-                assert_eq!(q, p, "the hot object comes back");
-            }
-            cache.dealloc(q, l, &mut heap, &mut buddy, &arena).unwrap();
+            assert_eq!(q, p, "the hot object comes back");
+            free(&mut cache, q, l, &mut heap, &mut buddy, &arena).unwrap();
         }
         let now = heap.cache_info(heap.kmalloc_cache_for(l).unwrap()).unwrap();
-        if !DEBUG {
-            assert_eq!(
-                now.active_objs, after_refill.active_objs,
-                "the slab was not touched"
-            );
-            assert_eq!(cache.stats().alloc_misses, 1);
-        }
+        assert_eq!(
+            now.active_objs, after_refill.active_objs,
+            "the slab was not touched"
+        );
+        assert_eq!(cache.stats().alloc_misses, 1);
         let drained = cache.drain(&mut heap, &mut buddy, &arena).unwrap();
-        assert_eq!(drained, expect_cached + u64::from(!DEBUG));
+        assert_eq!(drained, 17);
         assert_eq!(heap.cache_info(now.id).unwrap().active_objs, 0);
         heap.shrink(&mut buddy);
         assert_eq!(buddy.free_pages(), 256);
@@ -614,9 +685,6 @@ mod tests {
 
     #[test]
     fn a_full_magazine_flushes_its_oldest_half() {
-        if DEBUG {
-            return;
-        }
         let arena = Arena::new(Pfn(1 << 20), 256);
         let mut buddy = buddy_on(&arena);
         let mut heap = SlabHeap::new();
@@ -626,24 +694,19 @@ mod tests {
             .map(|_| heap.alloc(l, &mut buddy, &arena).unwrap())
             .collect();
         for &o in &objs[..32] {
-            cache.dealloc(o, l, &mut heap, &mut buddy, &arena).unwrap();
+            free(&mut cache, o, l, &mut heap, &mut buddy, &arena).unwrap();
         }
         assert_eq!(cache.cached(), 32);
-        cache
-            .dealloc(objs[32], l, &mut heap, &mut buddy, &arena)
-            .unwrap();
+        free(&mut cache, objs[32], l, &mut heap, &mut buddy, &arena).unwrap();
         assert_eq!(cache.cached(), 17, "16 oldest flushed, one more kept");
         // The newest object is on top; the oldest kept is objs[16].
-        assert_eq!(cache.try_alloc(l), Some(objs[32]));
+        assert_eq!(cache.try_alloc(l), Ok(Some(objs[32])));
         let id = heap.kmalloc_cache_for(l).unwrap();
         assert_eq!(heap.cache_info(id).unwrap().active_objs, 40 - 16);
     }
 
     #[test]
     fn a_double_free_is_caught_on_top_or_at_the_flush() {
-        if DEBUG {
-            return;
-        }
         let arena = Arena::new(Pfn(1 << 20), 64);
         let mut buddy = buddy_on(&arena);
         let mut heap = SlabHeap::new();
@@ -651,15 +714,23 @@ mod tests {
         let l = Layout::from_size_align(32, 8).unwrap();
         let a = heap.alloc(l, &mut buddy, &arena).unwrap();
         let b = heap.alloc(l, &mut buddy, &arena).unwrap();
-        cache.dealloc(a, l, &mut heap, &mut buddy, &arena).unwrap();
-        let e = cache
-            .dealloc(a, l, &mut heap, &mut buddy, &arena)
-            .unwrap_err();
+        free(&mut cache, a, l, &mut heap, &mut buddy, &arena).unwrap();
+        let e = free(&mut cache, a, l, &mut heap, &mut buddy, &arena).unwrap_err();
         assert!(matches!(e, SlabError::DoubleFree { .. }));
-        cache.dealloc(b, l, &mut heap, &mut buddy, &arena).unwrap();
-        cache.dealloc(a, l, &mut heap, &mut buddy, &arena).unwrap(); // not on top: kept
-        let e = cache.drain(&mut heap, &mut buddy, &arena).unwrap_err();
-        assert!(matches!(e, SlabError::DoubleFree { .. }), "{e}");
+        free(&mut cache, b, l, &mut heap, &mut buddy, &arena).unwrap();
+        // Not on top: a release build keeps it and the flush finds it; a
+        // debug build knows at once (the object's state says "cached").
+        let r = free(&mut cache, a, l, &mut heap, &mut buddy, &arena);
+        if DEBUG {
+            let e = r.unwrap_err();
+            assert!(matches!(e, SlabError::DoubleFree { .. }), "{e}");
+            assert!(e.to_string().contains("magazine"), "{e}");
+            assert_eq!(cache.drain(&mut heap, &mut buddy, &arena), Ok(2));
+        } else {
+            r.unwrap();
+            let e = cache.drain(&mut heap, &mut buddy, &arena).unwrap_err();
+            assert!(matches!(e, SlabError::DoubleFree { .. }), "{e}");
+        }
         assert_eq!(cache.cached(), 0);
     }
 
@@ -672,9 +743,231 @@ mod tests {
         let l = Layout::from_size_align(20_000, 8).unwrap();
         let p = cache.alloc(l, &mut heap, &mut buddy, &arena).unwrap();
         assert_eq!(heap.large_stats().0, 1);
-        cache.dealloc(p, l, &mut heap, &mut buddy, &arena).unwrap();
+        free(&mut cache, p, l, &mut heap, &mut buddy, &arena).unwrap();
         assert_eq!(heap.large_stats().0, 0);
         assert_eq!(cache.cached(), 0);
+    }
+
+    /// The debug checks at the magazine's doors (`slab-debug` only).
+    mod debug {
+        use super::*;
+        use crate::slab::{POISON_FREE, RED_ZONE};
+
+        fn poke(p: NonNull<u8>, offset: usize, byte: u8) {
+            // SAFETY: the tests poke inside a slot of a live slab they own.
+            unsafe { p.as_ptr().add(offset).write(byte) }
+        }
+
+        fn peek(p: NonNull<u8>, offset: usize) -> u8 {
+            // SAFETY: as `poke`.
+            unsafe { p.as_ptr().add(offset).read() }
+        }
+
+        struct Setup {
+            arena: Arena,
+            buddy: BuddyAllocator<'static>,
+            heap: SlabHeap,
+            cache: ObjectCache,
+        }
+
+        fn setup() -> Option<Setup> {
+            if !DEBUG {
+                return None;
+            }
+            let arena = Arena::new(Pfn(1 << 20), 256);
+            let buddy = buddy_on(&arena);
+            Some(Setup {
+                arena,
+                buddy,
+                heap: SlabHeap::new(),
+                cache: ObjectCache::new(),
+            })
+        }
+
+        impl Setup {
+            fn alloc(&mut self, l: Layout) -> Result<NonNull<u8>, SlabError> {
+                self.cache
+                    .alloc(l, &mut self.heap, &mut self.buddy, &self.arena)
+            }
+            fn free(&mut self, p: NonNull<u8>, l: Layout) -> Result<(), SlabError> {
+                free(
+                    &mut self.cache,
+                    p,
+                    l,
+                    &mut self.heap,
+                    &mut self.buddy,
+                    &self.arena,
+                )
+            }
+            fn drain(&mut self) -> Result<u64, SlabError> {
+                self.cache
+                    .drain(&mut self.heap, &mut self.buddy, &self.arena)
+            }
+            fn active(&self, l: Layout) -> u64 {
+                let id = self.heap.kmalloc_cache_for(l).unwrap();
+                self.heap.cache_info(id).unwrap().active_objs
+            }
+        }
+
+        #[test]
+        fn debug_builds_keep_objects_in_magazines() {
+            let Some(mut s) = setup() else { return };
+            let l = Layout::from_size_align(40, 8).unwrap();
+            let p = s.alloc(l).unwrap();
+            assert_eq!(s.cache.cached(), 16, "a refill in debug builds too");
+            s.free(p, l).unwrap();
+            assert_eq!(s.cache.cached(), 17);
+            // Poisoned while cached, whole object.
+            for i in 0..64 {
+                assert_eq!(peek(p, i), POISON_FREE, "byte {i}");
+            }
+            // Handed out again: the red zone is armed from the new size.
+            let small = Layout::from_size_align(36, 8).unwrap();
+            assert_eq!(s.alloc(small).unwrap(), p);
+            for i in 36..64 {
+                assert_eq!(peek(p, i), RED_ZONE, "byte {i}");
+            }
+            for i in 0..36 {
+                poke(p, i, 0x11);
+            }
+            s.free(p, small).unwrap();
+            assert_eq!(s.drain(), Ok(17));
+            assert_eq!(s.active(l), 0);
+            s.heap.check_invariants(&s.buddy).unwrap();
+            s.heap.shrink(&mut s.buddy);
+            assert_eq!(s.buddy.free_pages(), 256);
+        }
+
+        #[test]
+        fn write_after_free_into_a_cached_object_is_caught_on_alloc() {
+            let Some(mut s) = setup() else { return };
+            let l = Layout::from_size_align(64, 8).unwrap();
+            let p = s.alloc(l).unwrap();
+            s.free(p, l).unwrap();
+            poke(p, 10, 0);
+            let e = s.alloc(l).unwrap_err();
+            assert!(
+                matches!(e, SlabError::UseAfterFree { offset: 10, found: 0, addr, .. } if addr == p.as_ptr() as usize),
+                "{e}"
+            );
+        }
+
+        #[test]
+        fn write_after_free_is_caught_when_the_magazine_flushes() {
+            let Some(mut s) = setup() else { return };
+            let l = Layout::from_size_align(128, 8).unwrap();
+            let p = s.alloc(l).unwrap();
+            s.free(p, l).unwrap();
+            poke(p, 127, 1);
+            // The drain gives the oldest first; the poked one is on top.
+            let e = s.drain().unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    SlabError::UseAfterFree {
+                        offset: 127,
+                        found: 1,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert_eq!(s.cache.cached(), 0);
+        }
+
+        #[test]
+        fn red_zone_overrun_is_caught_going_into_the_magazine() {
+            let Some(mut s) = setup() else { return };
+            let l = Layout::from_size_align(50, 8).unwrap();
+            let p = s.alloc(l).unwrap();
+            poke(p, 50, 0);
+            let before = s.cache.cached();
+            let e = s.free(p, l).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    SlabError::RedZone {
+                        offset: 50,
+                        found: 0,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert_eq!(s.cache.cached(), before, "not kept");
+            // Past the object, in the fixed red zone (kmalloc-64).
+            let q = s.alloc(l).unwrap();
+            poke(q, 64 + 3, 0x42);
+            let e = s.free(q, l).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    SlabError::RedZone {
+                        offset: 67,
+                        found: 0x42,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+
+        #[test]
+        fn red_zone_written_while_cached_is_caught() {
+            let Some(mut s) = setup() else { return };
+            let l = Layout::from_size_align(32, 8).unwrap();
+            let p = s.alloc(l).unwrap();
+            s.free(p, l).unwrap();
+            poke(p, 33, 7);
+            let e = s.alloc(l).unwrap_err();
+            assert!(matches!(e, SlabError::RedZone { offset: 33, .. }), "{e}");
+        }
+
+        #[test]
+        fn double_frees_are_caught_at_once_wherever_the_object_is() {
+            let Some(mut s) = setup() else { return };
+            let l = Layout::from_size_align(16, 8).unwrap();
+            let a = s.alloc(l).unwrap();
+            let b = s.alloc(l).unwrap();
+            s.free(a, l).unwrap();
+            s.free(b, l).unwrap();
+            // In this magazine, not on top.
+            let e = s.free(a, l).unwrap_err();
+            assert!(matches!(e, SlabError::DoubleFree { .. }), "{e}");
+            // In another CPU's magazine.
+            let mut other = ObjectCache::new();
+            let e = free(&mut other, b, l, &mut s.heap, &mut s.buddy, &s.arena).unwrap_err();
+            assert!(matches!(e, SlabError::DoubleFree { .. }), "{e}");
+            assert_eq!(other.cached(), 0);
+            // Back in the slab after a drain: the slab's state says free.
+            let n = s.cache.cached();
+            assert_eq!(s.drain(), Ok(n));
+            let e = s.free(a, l).unwrap_err();
+            assert!(matches!(e, SlabError::DoubleFree { .. }), "{e}");
+            assert_eq!(s.active(l), 0);
+            s.heap.check_invariants(&s.buddy).unwrap();
+        }
+
+        #[test]
+        fn an_object_freed_on_another_cpu_is_checked_there() {
+            let Some(mut s) = setup() else { return };
+            let l = Layout::from_size_align(200, 8).unwrap();
+            let p = s.alloc(l).unwrap();
+            for i in 0..200 {
+                poke(p, i, i as u8);
+            }
+            let mut other = ObjectCache::new();
+            free(&mut other, p, l, &mut s.heap, &mut s.buddy, &s.arena).unwrap();
+            assert_eq!(other.cached(), 1);
+            assert_eq!(peek(p, 0), POISON_FREE);
+            let q = other.alloc(l, &mut s.heap, &mut s.buddy, &s.arena).unwrap();
+            assert_eq!(q, p);
+            free(&mut other, q, l, &mut s.heap, &mut s.buddy, &s.arena).unwrap();
+            assert_eq!(other.drain(&mut s.heap, &mut s.buddy, &s.arena), Ok(1));
+            let n = s.cache.cached();
+            assert_eq!(s.drain(), Ok(n));
+            assert_eq!(s.active(l), 0);
+        }
     }
 
     #[test]

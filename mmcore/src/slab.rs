@@ -87,6 +87,9 @@ pub const RED_ZONE: u8 = 0xbb;
 pub const RED_ZONE_BYTES: usize = 8;
 const STATE_FREE: u8 = 0xf3;
 const STATE_ALLOC: u8 = 0xa1;
+/// A debug slot's state while the object sits in a per-CPU magazine: the
+/// slab counts it as allocated, but it is poisoned like a free object.
+const STATE_CACHED: u8 = 0xc5;
 /// Debug trailer after the red zone: 2-byte free link + 1-byte state (+pad).
 const TRAILER_BYTES: usize = 4;
 
@@ -563,6 +566,23 @@ struct ObjectLoc {
     slot: *mut u8,
 }
 
+/// The kmalloc caches' geometry (no slabs): what the debug checks of the
+/// per-CPU magazines need to find an object's red zone and state without
+/// the heap (which is behind the frames lock).
+const KMALLOC_CACHES: [SlabCache; NR_KMALLOC] = {
+    let mut caches = [SlabCache::UNUSED; NR_KMALLOC];
+    let mut i = 0;
+    while i < NR_KMALLOC {
+        let size = KMALLOC_SIZES[i];
+        caches[i] = match SlabCache::new(KMALLOC_NAMES[i], size, kmalloc_align(size)) {
+            Some(c) => c,
+            None => panic!("kmalloc cache layout"),
+        };
+        i += 1;
+    }
+    caches
+};
+
 impl SlabHeap {
     /// A heap with the kmalloc caches set up and no slabs yet. `const` so the
     /// kernel can build it in a static.
@@ -570,11 +590,7 @@ impl SlabHeap {
         let mut caches = [SlabCache::UNUSED; MAX_CACHES];
         let mut i = 0;
         while i < NR_KMALLOC {
-            let size = KMALLOC_SIZES[i];
-            caches[i] = match SlabCache::new(KMALLOC_NAMES[i], size, kmalloc_align(size)) {
-                Some(c) => c,
-                None => panic!("kmalloc cache layout"),
-            };
+            caches[i] = KMALLOC_CACHES[i];
             i += 1;
         }
         SlabHeap {
@@ -1219,9 +1235,23 @@ unsafe fn debug_check_red_zone(
 /// # Safety
 /// `slot` must be a free object slot of a live slab of `cache` (debug layout).
 unsafe fn debug_check_free(slot: *mut u8, cache: &SlabCache) -> Result<(), SlabError> {
+    // SAFETY: forwarded from the caller.
+    unsafe { debug_check_poisoned(slot, cache, STATE_FREE) }
+}
+
+/// A poisoned slot (free, or in a magazine): its state must be `state`,
+/// its poison and red zone intact.
+///
+/// # Safety
+/// `slot` must be an object slot of a live slab of `cache` (debug layout).
+unsafe fn debug_check_poisoned(
+    slot: *mut u8,
+    cache: &SlabCache,
+    state: u8,
+) -> Result<(), SlabError> {
     let addr = slot as usize;
     // SAFETY: the state byte lies within the slot.
-    if unsafe { slot.add(state_offset(cache)).read() } != STATE_FREE {
+    if unsafe { slot.add(state_offset(cache)).read() } != state {
         return Err(SlabError::FreelistCorrupted {
             cache: cache.name,
             addr,
@@ -1256,7 +1286,7 @@ unsafe fn debug_check_and_poison(
     // SAFETY: the state byte lies within the slot.
     match unsafe { slot.add(state_offset(cache)).read() } {
         STATE_ALLOC => {}
-        STATE_FREE => {
+        STATE_FREE | STATE_CACHED => {
             return Err(SlabError::DoubleFree {
                 cache: cache.name,
                 addr,
@@ -1273,6 +1303,68 @@ unsafe fn debug_check_and_poison(
     unsafe { debug_check_red_zone(slot, cache, size)? };
     // SAFETY: the object is being freed; the slab owns the slot again.
     unsafe { debug_fill_free(slot, cache) };
+    Ok(())
+}
+
+/// With `slab-debug`: an allocated object of kmalloc class `c`, allocated
+/// with `size` bytes, goes into a per-CPU magazine. As on a free to the
+/// slab: it must be allocated (else a double free: it is free, or in a
+/// magazine already) and its red zone from `size` on intact; then it is
+/// poisoned and marked as cached (still allocated for the slab). Nothing
+/// is checked or written if it is not allocated.
+///
+/// # Safety
+/// `ptr` must be an object of kmalloc class `c` that the slab heap handed
+/// out (alive, or freed since: that is what the state check finds); a
+/// pointer into no slab is caught only when the magazine gives it back.
+pub(crate) unsafe fn debug_into_magazine(
+    c: usize,
+    ptr: NonNull<u8>,
+    size: usize,
+) -> Result<(), SlabError> {
+    let cache = &KMALLOC_CACHES[c];
+    let slot = ptr.as_ptr();
+    // SAFETY: the caller's contract: a slot of class `c` (debug layout).
+    unsafe {
+        debug_check_and_poison(slot, cache, size).map_err(|e| match e {
+            SlabError::DoubleFree { addr, .. }
+                if slot.add(state_offset(cache)).read() == STATE_CACHED =>
+            {
+                SlabError::DoubleFree {
+                    cache: "kmalloc (in a per-CPU magazine)",
+                    addr,
+                }
+            }
+            e => e,
+        })?;
+        set_state(slot, cache, STATE_CACHED);
+    }
+    Ok(())
+}
+
+/// With `slab-debug`: an object of kmalloc class `c` leaves a per-CPU
+/// magazine, to be handed out with `size` bytes (or, with the class's
+/// object size, to go back to the slab). It must be marked cached, its
+/// poison and red zone intact (else a write after free while it sat in
+/// the magazine); then its red zone is armed from `size` and it is
+/// allocated again.
+///
+/// # Safety
+/// `ptr` must be an object of kmalloc class `c` that a magazine holds
+/// (put there by [`debug_into_magazine`]).
+pub(crate) unsafe fn debug_out_of_magazine(
+    c: usize,
+    ptr: NonNull<u8>,
+    size: usize,
+) -> Result<(), SlabError> {
+    let cache = &KMALLOC_CACHES[c];
+    let slot = ptr.as_ptr();
+    // SAFETY: the caller's contract: a cached slot of class `c`.
+    unsafe {
+        debug_check_poisoned(slot, cache, STATE_CACHED)?;
+        debug_arm_red_zone(slot, cache, size);
+        set_state(slot, cache, STATE_ALLOC);
+    }
     Ok(())
 }
 
