@@ -56,11 +56,14 @@ fn exec_from_tmpfs_gives_every_frame_back() {
     // program into tmpfs, run it (also after its name is gone) and
     // delete it.
     let cases = ["/bin/fstests2", "exec-copy", "exec-unlinked", "hard-links"];
+    // The programs' output is heap memory too: dropped before each count.
     let (exit, out) = run("/bin/fstests2", &cases);
     assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    drop(out);
     let before = settled_free_pages();
     let (exit, out) = run("/bin/fstests2", &cases);
     assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    drop(out);
     let after = settled_free_pages();
     assert_eq!(
         after,
