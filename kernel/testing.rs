@@ -299,3 +299,23 @@ pub fn assert_round_balances(what: &str, round: impl FnOnce()) {
         before as i64 - after as i64
     );
 }
+
+/// A shootdown's cost, in TSC cycles averaged over `rounds`: invalidating
+/// one kernel page on this CPU, against the same request sent to CPU 1
+/// and waited for (what a one-page `munmap` adds when its space is loaded
+/// on one other CPU). Returns `(local, shootdown)`; needs 2 CPUs online.
+pub fn shootdown_cost(rounds: u64) -> (u64, u64) {
+    use crate::arch::{mmu, tlb};
+    const PAGE: u64 = 0xffff_c900_0000_0000;
+    let start = crate::time::rdtsc();
+    for _ in 0..rounds {
+        tlb::shoot(1 << 1, tlb::KERNEL, &[PAGE], false, false);
+    }
+    let shoot = (crate::time::rdtsc() - start) / rounds;
+    let start = crate::time::rdtsc();
+    for _ in 0..rounds {
+        mmu::flush_page(PAGE);
+    }
+    let local = (crate::time::rdtsc() - start) / rounds;
+    (local, shoot)
+}

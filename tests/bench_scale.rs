@@ -111,17 +111,7 @@ fn shootdown_cost() {
     if cpus < 2 {
         return;
     }
-    let rounds = 200u64;
-    let start = ferrite::time::rdtsc();
-    for _ in 0..rounds {
-        tlb::shoot(1 << 1, tlb::KERNEL, &[0xffff_c900_0000_0000], false, false);
-    }
-    let shoot = (ferrite::time::rdtsc() - start) / rounds;
-    let start = ferrite::time::rdtsc();
-    for _ in 0..rounds {
-        ferrite::arch::mmu::flush_page(0xffff_c900_0000_0000);
-    }
-    let local = (ferrite::time::rdtsc() - start) / rounds;
+    let (local, shoot) = ferrite::testing::shootdown_cost(200);
     kprintln!(
         "bench_scale cpus={cpus}: kernel one-page flush {local} cycles here, {shoot} cycles with a shootdown to one other CPU"
     );

@@ -185,17 +185,7 @@ fn shootdown_cost() {
         return;
     }
     // Direct measurement of the machinery: a shoot at one other CPU.
-    let rounds = 200u64;
-    let start = ferrite::time::rdtsc();
-    for _ in 0..rounds {
-        tlb::shoot(1 << 1, tlb::KERNEL, &[0xffff_c900_0000_0000], false, false);
-    }
-    let shoot = (ferrite::time::rdtsc() - start) / rounds;
-    let start = ferrite::time::rdtsc();
-    for _ in 0..rounds {
-        ferrite::arch::mmu::flush_page(0xffff_c900_0000_0000);
-    }
-    let local = (ferrite::time::rdtsc() - start) / rounds;
+    let (local, shoot) = ferrite::testing::shootdown_cost(200);
     ferrite::kprintln!(
         "  one-page flush: {local} cycles on this CPU; with a shootdown to one other CPU: {shoot} cycles"
     );

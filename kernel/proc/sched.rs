@@ -535,30 +535,24 @@ pub fn spawn(
 ) -> Result<Pid, SpawnError> {
     let name = kalloc::try_string(name)?;
     let fds = super::fd::standard()?;
-    spawn_child(name, aspace, frame, fs_base, brk, fds)
+    spawn_child(
+        name,
+        aspace,
+        frame,
+        fs_base,
+        brk,
+        fds,
+        super::signal::SigState::new(),
+    )
 }
 
-/// [`spawn`] with the name and descriptor table given (fork's copies).
-/// Every allocation is fallible: out of memory is an error, and whatever
-/// was made for the child goes back.
+/// [`spawn`] with the name, descriptor table and signal state given
+/// (fork's copies). The signal state is set before the child is queued:
+/// once queued, another CPU may run it at once, and a copy written after
+/// that would undo what the child did meanwhile (`sigaction`,
+/// `sigprocmask`). Every allocation is fallible: out of memory is an
+/// error, and whatever was made for the child goes back.
 pub fn spawn_child(
-    name: String,
-    aspace: SharedAddressSpace,
-    frame: &TrapFrame,
-    fs_base: u64,
-    brk: (u64, u64),
-    fds: super::fd::FdTable,
-) -> Result<Pid, SpawnError> {
-    reap_adopted();
-    let process = new_user_process(name, aspace, frame, fs_base, brk, fds)?;
-    queue_new(process)
-}
-
-/// [`spawn_child`] for `fork`: the child starts with signal state `sig`
-/// (the parent's copy), set before it is queued — once queued, another
-/// CPU may run it at once, and a copy written after that would undo what
-/// the child did meanwhile (`sigaction`, `sigprocmask`).
-pub fn spawn_forked(
     name: String,
     aspace: SharedAddressSpace,
     frame: &TrapFrame,

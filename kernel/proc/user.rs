@@ -165,8 +165,16 @@ pub fn spawn_program_with(
     let exe = super::fd::exe_path(path).map_err(|_| ExecError::OutOfMemory)?;
     let mut image = exec::load(path, &argv, &envp)?;
     let name = core::mem::take(&mut image.name);
-    let pid = sched::spawn_child(name, image.aspace, &image.frame, 0, image.brk, fds)
-        .map_err(|_| ExecError::OutOfMemory)?;
+    let pid = sched::spawn_child(
+        name,
+        image.aspace,
+        &image.frame,
+        0,
+        image.brk,
+        fds,
+        super::signal::SigState::new(),
+    )
+    .map_err(|_| ExecError::OutOfMemory)?;
     super::fd::set_exe(pid, exe);
     Ok(pid)
 }

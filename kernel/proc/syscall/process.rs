@@ -46,7 +46,7 @@ pub(super) fn fork_onto(frame: &TrapFrame, stack: Option<u64>) -> SysResult {
     // Handlers, mask and alternate stack are inherited; nothing pending.
     // Given before the child is queued: another CPU may run it at once.
     let sig = sched::with_current(|p| p.sig.fork_copy());
-    let pid = sched::spawn_forked(name, child, &child_frame, fs_base, brk, fds, sig)?;
+    let pid = sched::spawn_child(name, child, &child_frame, fs_base, brk, fds, sig)?;
     Ok(pid as u64)
 }
 
