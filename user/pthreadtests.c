@@ -10,7 +10,7 @@
  */
 #define _GNU_SOURCE
 #define SUITE "pthreadtests"
-#include "testcase.h"
+#include "threadutil.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -32,24 +32,6 @@ static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
 static long futex(volatile uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
-}
-
-static pthread_t xcreate(void *(*fn)(void *), void *arg)
-{
-	pthread_t t;
-	int e = pthread_create(&t, NULL, fn, arg);
-	if (e)
-		fail("pthread_create: %s", strerror(e));
-	return t;
-}
-
-static void *xjoin(pthread_t t)
-{
-	void *r;
-	int e = pthread_join(t, &r);
-	if (e)
-		fail("pthread_join: %s", strerror(e));
-	return r;
 }
 
 /* ---- create and join ---- */

@@ -41,7 +41,7 @@
  */
 #define _GNU_SOURCE
 #define SUITE "smptests"
-#include "testcase.h"
+#include "threadutil.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -67,22 +67,6 @@ static int nworkers(void)
 	if (n > MAX_THREADS)
 		n = MAX_THREADS;
 	return (int)n;
-}
-
-static pthread_t xcreate(void *(*fn)(void *), void *arg)
-{
-	pthread_t t;
-	int e = pthread_create(&t, NULL, fn, arg);
-	if (e)
-		fail("pthread_create: %s", strerror(e));
-	return t;
-}
-
-static void xjoin(pthread_t t)
-{
-	int e = pthread_join(t, NULL);
-	if (e)
-		fail("pthread_join: %s", strerror(e));
 }
 
 /* ---- per-thread SIGSEGV recovery ---- */

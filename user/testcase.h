@@ -1,8 +1,9 @@
 /*
  * testcase.h: the case runner the user test suites share (usertests,
  * pipetests, sigtests, sigtests2, systests, filetests, fstests2, proctests,
- * proctests2, timetests; the file-system ones through fileutil.h, the /proc
- * ones through procfile.h).
+ * proctests2, timetests, pthreadtests, smptests; the file-system ones
+ * through fileutil.h, the /proc ones through procfile.h, the thread ones
+ * through threadutil.h).
  *
  * A suite defines SUITE (its name: the first word of every line it prints)
  * before it includes this, writes its cases as void functions that end in
