@@ -47,7 +47,10 @@ test-host:
 # Every file in tests/ is a kernel booted in QEMU (see tests/machines.txt);
 # then the host end of the console: QEMU's serial output byte-exact.
 test-kernel:
-	cargo test --no-fail-fast
+	rm -f target/kernel-test-failures.txt
+	FERRITE_FAILURE_LOG=$(CURDIR)/target/kernel-test-failures.txt cargo test --no-fail-fast || \
+	  { echo "--- what the failed kernel tests printed (target/kernel-test-failures.txt) ---"; \
+	    cat target/kernel-test-failures.txt 2>/dev/null; exit 1; }
 	tools/check-console-bytes
 
 image: setup user

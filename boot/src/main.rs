@@ -250,6 +250,35 @@ fn is_test_kernel(kernel: &Path) -> bool {
 }
 
 /// `boot-a1b2c3d4e5f6a7b8` -> `boot`
+/// Appends a short account of a failed kernel test to the file named by
+/// `$FERRITE_FAILURE_LOG` (set by `make test`, which prints the file at
+/// the end: a CI log's tail then says what failed, not only which test).
+/// The account: the test, the machine, why, the serial lines that say what
+/// went wrong (panics, failed assertions, FAILED lines) and its last lines.
+fn record_failure(name: &str, machine: &str, why: &str, serial: &str) {
+    let Some(path) = std::env::var_os("FERRITE_FAILURE_LOG") else {
+        return;
+    };
+    let lines: Vec<&str> = serial.lines().collect();
+    let telling: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("panicked") || l.contains("FAILED") || l.contains("assert"))
+        .collect();
+    let mut text = format!("=== `{name}` on {machine}: {why}\n");
+    for l in telling.iter().rev().take(12).rev() {
+        text.push_str(&format!("  ! {l}\n"));
+    }
+    for l in lines.iter().rev().take(15).rev() {
+        text.push_str(&format!("  | {l}\n"));
+    }
+    use std::io::Write as _;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    if let Ok(mut file) = file {
+        let _ = file.write_all(text.as_bytes());
+    }
+}
+
 fn test_name(kernel: &Path) -> String {
     let file = kernel
         .file_name()
@@ -416,6 +445,7 @@ fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
                 println!("--- serial output of `{name}` on {machine} ---");
                 print!("{}", outcome.serial);
                 println!("--- end of serial output ---");
+                record_failure(&name, &machine.to_string(), &why, &outcome.serial);
                 failed.push(format!("{machine}: {why}"));
             }
         }
