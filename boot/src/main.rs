@@ -273,7 +273,10 @@ fn record_failure(name: &str, machine: &str, why: &str, serial: &str) {
         text.push_str(&format!("  | {l}\n"));
     }
     use std::io::Write as _;
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
     if let Ok(mut file) = file {
         let _ = file.write_all(text.as_bytes());
     }
