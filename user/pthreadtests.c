@@ -52,6 +52,40 @@ static void t_create_join(void)
 	}
 }
 
+/* ---- a new thread knows its tid from its first instruction ---- */
+
+/* musl's pthread_self()->tid is the word clone's CLONE_PARENT_SETTID
+ * writes; Linux writes it before the thread can run.  Written after,
+ * a thread started at once on another CPU sees 0, and its first
+ * error-checking mutex lock says EDEADLK (the free lock's owner 0 is
+ * "itself"). */
+static void *lock_first(void *arg)
+{
+	(void)arg;
+	pthread_mutexattr_t a;
+	pthread_mutex_t m;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(&m, &a);
+	int r = pthread_mutex_lock(&m);
+	int again = r == 0 ? pthread_mutex_lock(&m) : 0;
+	int u = r == 0 ? pthread_mutex_unlock(&m) : 0;
+	return (void *)(uintptr_t)(r == 0 && again == EDEADLK && u == 0 ? 0 : 1000 + r);
+}
+
+static void t_tid_known_at_start(void)
+{
+	for (int round = 0; round < 8; round++) {
+		pthread_t t[16];
+		for (int i = 0; i < 16; i++)
+			t[i] = xcreate(lock_first, NULL);
+		for (int i = 0; i < 16; i++) {
+			uintptr_t r = (uintptr_t)xjoin(t[i]);
+			CHECK(r == 0, "thread %d: first lock gave %d", i, (int)r - 1000);
+		}
+	}
+}
+
 struct ids {
 	pid_t pid, tid, ppid, self; /* self: where /proc/self points */
 };
@@ -645,6 +679,7 @@ static void t_futex_shared(void)
 static struct testcase cases[] = {
 	{"create-join", t_create_join, 0, 0},
 	{"ids", t_ids, 0, 0},
+	{"tid-known-at-start", t_tid_known_at_start, 0, 0},
 	{"detached", t_detached, 0, 0},
 	{"mutex-counter", t_mutex_counter, 0, 0},
 	{"condvar-pingpong", t_condvar_pingpong, 0, 0},

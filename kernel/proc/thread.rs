@@ -354,8 +354,16 @@ pub(super) fn kill_group(tgid: Pid, status: i32) -> bool {
 /// Creates a thread of the current group (`clone` with `CLONE_THREAD`):
 /// it starts in ring 3 with `frame` (RAX already 0, RSP its stack), FS base
 /// `fs_base`, the creator's signal mask and actions, and clear-tid word
-/// `clear_tid`. Every allocation is fallible.
-pub fn spawn_thread(frame: &TrapFrame, fs_base: u64, clear_tid: u64) -> Result<Pid, SpawnError> {
+/// `clear_tid`. Every allocation is fallible. `before_run` gets the new
+/// tid before the thread is queued (another CPU may run it at once), with
+/// no lock held: `clone` writes the tid words there, so the thread never
+/// sees them unset (musl's `pthread_self()->tid` is the parent-tid word).
+pub fn spawn_thread(
+    frame: &TrapFrame,
+    fs_base: u64,
+    clear_tid: u64,
+    before_run: impl FnOnce(Pid),
+) -> Result<Pid, SpawnError> {
     reap_adopted();
     let (aspace, tgid) = with_current(|p| (p.aspace.clone(), p.thread.tgid));
     let aspace = aspace.ok_or(SpawnError::OutOfMemory)?;
@@ -377,6 +385,8 @@ pub fn spawn_thread(frame: &TrapFrame, fs_base: u64, clear_tid: u64) -> Result<P
     let mut sig = with_current(|p| p.sig.fork_copy());
     sig.set_altstack(crate::proc::signal::SigState::new().altstack());
     process.sig = sig;
+    process.pid = reserve_pid();
+    before_run(process.pid);
     let tid = queue_new(process)?;
     Ok(tid)
 }

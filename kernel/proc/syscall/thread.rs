@@ -82,13 +82,15 @@ pub(super) fn clone_thread(
     } else {
         0
     };
-    let tid = thread::spawn_thread(&child, fs_base, clear)?;
-    // Written as Linux does, a bad pointer ignored.
-    if flags & CLONE_PARENT_SETTID != 0 {
-        let _ = write_user::<u32>(parent_tid, &tid);
-    }
-    if flags & CLONE_CHILD_SETTID != 0 {
-        let _ = write_user::<u32>(child_tid, &tid);
-    }
+    // Written before the thread can run, as Linux does; a bad pointer
+    // ignored.
+    let tid = thread::spawn_thread(&child, fs_base, clear, |tid| {
+        if flags & CLONE_PARENT_SETTID != 0 {
+            let _ = write_user::<u32>(parent_tid, &tid);
+        }
+        if flags & CLONE_CHILD_SETTID != 0 {
+            let _ = write_user::<u32>(child_tid, &tid);
+        }
+    })?;
     Ok(tid as u64)
 }
