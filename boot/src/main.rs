@@ -405,6 +405,7 @@ fn boot_interactive(kernel: &Path, machine: &Machine, opts: &Options) -> Result<
         qemu::Status::Failure(code) if code > 35 && code % 2 == 1 => {
             ExitCode::from(((code - 33) / 2).clamp(1, 255) as u8)
         }
+        qemu::Status::KernelFailure => ExitCode::FAILURE,
         qemu::Status::Failure(code) => ExitCode::from(code.clamp(1, 255) as u8),
         qemu::Status::TimedOut => ExitCode::from(124),
     })
@@ -441,7 +442,8 @@ fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
             status => {
                 let why = match status {
                     qemu::Status::TimedOut => format!("hung: killed after {} s", machine.timeout()),
-                    qemu::Status::Failure(code) => format!("QEMU exit code {code}"),
+                    qemu::Status::KernelFailure => "the kernel reported a failure".to_string(),
+                    qemu::Status::Failure(code) => format!("QEMU itself exited with code {code}"),
                     qemu::Status::Success => unreachable!(),
                 };
                 println!("=== kernel test `{name}` on {machine}: FAILED ({why})");

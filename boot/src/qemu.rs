@@ -43,6 +43,10 @@ pub enum Mode {
 
 pub enum Status {
     Success,
+    /// The kernel said it failed (a panic, a failed test): QEMU's exit
+    /// status was [`QEMU_EXIT_FAILURE`].
+    KernelFailure,
+    /// QEMU ended with this status on its own (or -1: killed by a signal).
     Failure(i32),
     TimedOut,
 }
@@ -302,7 +306,7 @@ pub fn boot(images: &Images, machine: &Machine, mode: Mode) -> Result<Outcome, S
 fn verdict(code: Option<i32>) -> Status {
     match code {
         Some(QEMU_EXIT_SUCCESS) => Status::Success,
-        Some(QEMU_EXIT_FAILURE) => Status::Failure(1),
+        Some(QEMU_EXIT_FAILURE) => Status::KernelFailure,
         Some(other) => Status::Failure(other),
         None => Status::Failure(-1),
     }
