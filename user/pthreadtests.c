@@ -262,6 +262,7 @@ static void *toucher(void *arg)
 {
 	(void)arg;
 	region[0] = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* the write before step */
 	step = 1;
 	while (step != 2)
 		sched_yield();
@@ -304,6 +305,9 @@ static void *protected_writer(void *arg)
 	(void)arg;
 	writer_tid = gettid_();
 	region[8] = 1;
+	/* region is not volatile: without the barrier the compiler stores
+	 * step first, and the mprotect can come before this write. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	step = 1;
 	while (step != 2)
 		sched_yield();
