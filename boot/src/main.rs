@@ -249,13 +249,12 @@ fn is_test_kernel(kernel: &Path) -> bool {
         .is_some_and(|(_, hash)| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// `boot-a1b2c3d4e5f6a7b8` -> `boot`
 /// Appends a short account of a failed kernel test to the file named by
 /// `$FERRITE_FAILURE_LOG` (set by `make test`, which prints the file at
 /// the end: a CI log's tail then says what failed, not only which test).
 /// The account: the test, the machine, why, the serial lines that say what
 /// went wrong (panics, failed assertions, FAILED lines) and its last lines.
-fn record_failure(name: &str, machine: &str, why: &str, serial: &str) {
+fn record_failure(name: &str, machine: &Machine, why: &str, serial: &str) {
     let Some(path) = std::env::var_os("FERRITE_FAILURE_LOG") else {
         return;
     };
@@ -282,6 +281,7 @@ fn record_failure(name: &str, machine: &str, why: &str, serial: &str) {
     }
 }
 
+/// `boot-a1b2c3d4e5f6a7b8` -> `boot`
 fn test_name(kernel: &Path) -> String {
     let file = kernel
         .file_name()
@@ -450,7 +450,7 @@ fn run_test_kernel(kernel: &Path, opts: &Options) -> Result<ExitCode, String> {
                 println!("--- serial output of `{name}` on {machine} ---");
                 print!("{}", outcome.serial);
                 println!("--- end of serial output ---");
-                record_failure(&name, &machine.to_string(), &why, &outcome.serial);
+                record_failure(&name, machine, &why, &outcome.serial);
                 failed.push(format!("{machine}: {why}"));
             }
         }

@@ -635,9 +635,6 @@ fn new_user_process(
     Ok(process)
 }
 
-/// Gives `process` a pid and queues it: a user process as a child of the
-/// current one, inheriting its `oom_score_adj`; a kernel thread as the
-/// kernel's. Gives its kernel stack back if there is no room.
 /// A pid of its own for a process about to be queued (pids are never
 /// reused), taken before [`queue_new`] when something must know it before
 /// the process can run (`clone`'s tid words).
@@ -645,7 +642,10 @@ fn reserve_pid() -> Pid {
     NEXT_PID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Queues a new process, with a new pid unless it has a reserved one.
+/// Gives `process` a pid (unless it has a reserved one, [`reserve_pid`])
+/// and queues it: a user process as a child of the current one, inheriting
+/// its `oom_score_adj`; a kernel thread as the kernel's. Gives its kernel
+/// stack back if there is no room.
 fn queue_new(mut process: Box<Process>) -> Result<Pid, SpawnError> {
     let result = with(|s| {
         // The run queue holds each live process at most once plus stale
