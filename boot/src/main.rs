@@ -46,6 +46,8 @@ environment:
   FERRITE_CMDLINE=TEXT  pack TEXT as /etc/cmdline, the kernel's boot options
                         (failslab=every:N fail_page_alloc=random:N,seed:S,times:M)
   FERRITE_TEST_TIMEOUT=SECONDS  `runner` timeout for every machine (overrides tests/machines.txt)
+  FERRITE_QEMU_ARGS=ARGS  extra QEMU arguments (split at spaces) for every boot, e.g. a
+                        monitor socket for tools/profile-guest
 ";
 
 fn main() -> ExitCode {

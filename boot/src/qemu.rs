@@ -160,6 +160,11 @@ fn command(
         cmd.arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()));
     }
+    // For tools: a monitor socket to sample the CPUs (tools/profile-guest),
+    // a trace option, ... Not used by any test.
+    if let Ok(extra) = std::env::var("FERRITE_QEMU_ARGS") {
+        cmd.args(extra.split_whitespace());
+    }
     match mode {
         Mode::Test => {
             cmd.args(["-display", "none"]);

@@ -49,6 +49,11 @@ impl PhysicalMemory {
 /// The frames lock (see "Locking" in `mm`): buddy and slab together.
 static MEMORY: IrqMutex<Option<PhysicalMemory>> = IrqMutex::new(None);
 
+/// Statistics of the frames lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    MEMORY.stat()
+}
+
 /// Runs `f` on the physical memory state under the frames lock (interrupts
 /// off). `f` must not allocate from the heap: the heap takes this lock.
 pub fn with<R>(f: impl FnOnce(&mut PhysicalMemory) -> R) -> R {

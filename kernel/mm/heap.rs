@@ -63,6 +63,11 @@ static RESERVE: IrqMutex<Reserve> = IrqMutex::new(Reserve {
     used: 0,
 });
 
+/// Statistics of the heap-reserve lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    RESERVE.stat()
+}
+
 impl Reserve {
     fn held(&self) -> usize {
         self.blocks.iter().flatten().count()

@@ -199,6 +199,11 @@ static CACHE: IrqMutex<Cache> = IrqMutex::new(Cache {
     hand: (0, 0),
 });
 
+/// Statistics of the page-cache lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    CACHE.stat()
+}
+
 /// Mapped pages dropped so far (after being unmapped everywhere).
 static MAPPED_DROPPED: AtomicU64 = AtomicU64::new(0);
 

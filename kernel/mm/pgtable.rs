@@ -17,6 +17,11 @@ pub use super::direct::{FrameTables, LockedFrameTables};
 /// then the frames lock (taken inside `FrameTables`), never the reverse.
 static KERNEL_TABLES: IrqMutex<Option<PageTables>> = IrqMutex::new(None);
 
+/// Statistics of the kernel page-table lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    KERNEL_TABLES.stat()
+}
+
 /// Adopts the boot page tables and populates the kernel half's root.
 pub fn init() {
     // SAFETY: CR3 holds the bootloader's PML4; all its tables are frames the

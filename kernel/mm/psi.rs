@@ -33,6 +33,11 @@ use crate::arch::sync::IrqMutex;
 
 static PSI: IrqMutex<Psi> = IrqMutex::new(Psi::new(0));
 
+/// Statistics of the pressure lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    PSI.stat()
+}
+
 /// Which task runs now (the scheduler's pid; 0 before it starts).
 pub type CurrentHook = fn() -> u32;
 

@@ -109,6 +109,11 @@ fn bounce_buffer() -> Option<Vec<Page>> {
 
 static DEVICE: IrqMutex<Option<Device>> = IrqMutex::new(None);
 
+/// Statistics of the swap-device lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    DEVICE.stat()
+}
+
 /// Why `swapon`/`swapoff` refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapError {

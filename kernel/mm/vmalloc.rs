@@ -27,6 +27,11 @@ struct Area {
 
 static AREA: IrqMutex<Option<Area>> = IrqMutex::new(None);
 
+/// Statistics of the vmalloc-area lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    AREA.stat()
+}
+
 /// Free-range entries reserved at boot: room for as many areas as the
 /// scheduler reserves process slots for (one kernel stack each), so the
 /// list does not grow, and keep its high-water size, when many processes

@@ -1,85 +1,115 @@
 //! Event counters with the meaning of Linux's `/proc/vmstat` fields.
+//!
+//! Per CPU, as Linux's `vm_event_states`: an event adds to the counter of
+//! the CPU it happens on (its own cache line: the page-fault path of two
+//! CPUs never writes one line between them), and a read sums every CPU's.
+//! A read is therefore not one instant (an event on another CPU may or may
+//! not be in it), as in Linux; every count only grows.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub struct Counter(AtomicU64);
+use crate::arch::percpu::MAX_CPUS;
+
+/// How many counters there are (the `Counter` statics below number
+/// themselves 0 .. COUNTERS).
+const COUNTERS: usize = 23;
+
+/// One CPU's counters, alone on their cache lines.
+#[repr(align(64))]
+struct CpuEvents([AtomicU64; COUNTERS]);
+
+static EVENTS: [CpuEvents; MAX_CPUS] =
+    [const { CpuEvents([const { AtomicU64::new(0) }; COUNTERS]) }; MAX_CPUS];
+
+/// One event counter: an index into every CPU's [`CpuEvents`].
+pub struct Counter(usize);
 
 impl Counter {
-    const fn new() -> Counter {
-        Counter(AtomicU64::new(0))
+    const fn new(index: usize) -> Counter {
+        assert!(index < COUNTERS);
+        Counter(index)
     }
 
+    /// Counts one event on this CPU.
+    #[inline]
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.add(1);
     }
 
+    /// Counts `n` on this CPU. An atomic add: an interrupt on this CPU may
+    /// count the same event in between, and a reader on another CPU reads
+    /// the word at any time; but the line is this CPU's, so it never moves.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let cpu = crate::arch::percpu::cpu_index();
+        EVENTS[cpu].0[self.0].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sum over every CPU.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        EVENTS
+            .iter()
+            .map(|c| c.0[self.0].load(Ordering::Relaxed))
+            .sum()
     }
 }
 
 /// Page faults of any kind (`pgfault`).
-pub static PGFAULT: Counter = Counter::new();
+pub static PGFAULT: Counter = Counter::new(0);
 /// Faults that had to read a file page in (`pgmajfault`).
-pub static PGMAJFAULT: Counter = Counter::new();
+pub static PGMAJFAULT: Counter = Counter::new(1);
 /// First reads of anonymous memory answered with the shared zero page.
-pub static ZERO_PAGE_MAPS: Counter = Counter::new();
+pub static ZERO_PAGE_MAPS: Counter = Counter::new(2);
 /// Demand-zero faults that allocated a fresh page.
-pub static DEMAND_ZERO: Counter = Counter::new();
+pub static DEMAND_ZERO: Counter = Counter::new(3);
 /// Copy-on-write faults that copied the page (`cow_copy`).
-pub static COW_COPY: Counter = Counter::new();
+pub static COW_COPY: Counter = Counter::new(4);
 /// Copy-on-write faults that found the page no longer shared and only
 /// restored write access.
-pub static COW_REUSE: Counter = Counter::new();
+pub static COW_REUSE: Counter = Counter::new(5);
 /// Faults that grew a stack region downwards.
-pub static STACK_GROW: Counter = Counter::new();
+pub static STACK_GROW: Counter = Counter::new(6);
 /// Faults refused: the access became a segmentation fault or -EFAULT.
-pub static SEGV: Counter = Counter::new();
+pub static SEGV: Counter = Counter::new(7);
 /// Processes killed because a fault found no free frame (`oom_kill`): the
 /// OOM killer's victims (`proc::oom`), the faulting process included.
-pub static OOM_KILL: Counter = Counter::new();
+pub static OOM_KILL: Counter = Counter::new(8);
 
 /// Pages read in from swap (Linux's `pswpin`).
-pub static PSWPIN: Counter = Counter::new();
+pub static PSWPIN: Counter = Counter::new(9);
 /// Pages written out to swap (`pswpout`).
-pub static PSWPOUT: Counter = Counter::new();
+pub static PSWPOUT: Counter = Counter::new(10);
 /// Pages direct reclaim looked at (`pgscan_direct`).
-pub static PGSCAN_DIRECT: Counter = Counter::new();
+pub static PGSCAN_DIRECT: Counter = Counter::new(11);
 /// Pages direct reclaim freed (`pgsteal_direct`).
-pub static PGSTEAL_DIRECT: Counter = Counter::new();
+pub static PGSTEAL_DIRECT: Counter = Counter::new(12);
 /// Allocations that had to reclaim first (`allocstall`).
-pub static ALLOCSTALL: Counter = Counter::new();
+pub static ALLOCSTALL: Counter = Counter::new(13);
 /// Pages background reclaim looked at (`pgscan_kswapd`).
-pub static PGSCAN_KSWAPD: Counter = Counter::new();
+pub static PGSCAN_KSWAPD: Counter = Counter::new(14);
 /// Pages background reclaim freed (`pgsteal_kswapd`).
-pub static PGSTEAL_KSWAPD: Counter = Counter::new();
+pub static PGSTEAL_KSWAPD: Counter = Counter::new(15);
 /// Pages reclaim found in use and moved to an active list (`pgactivate`).
-pub static PGACTIVATE: Counter = Counter::new();
+pub static PGACTIVATE: Counter = Counter::new(16);
 /// Anonymous pages brought back whose eviction left a shadow
 /// (`workingset_refault_anon`).
-pub static WORKINGSET_REFAULT_ANON: Counter = Counter::new();
+pub static WORKINGSET_REFAULT_ANON: Counter = Counter::new(17);
 /// Of those, the ones the refault test put straight on the active list:
 /// they were evicted too early (`workingset_activate_anon`).
-pub static WORKINGSET_ACTIVATE_ANON: Counter = Counter::new();
+pub static WORKINGSET_ACTIVATE_ANON: Counter = Counter::new(18);
 /// File pages read in again whose drop left a shadow
 /// (`workingset_refault_file`).
-pub static WORKINGSET_REFAULT_FILE: Counter = Counter::new();
+pub static WORKINGSET_REFAULT_FILE: Counter = Counter::new(19);
 /// Of those, the ones put straight on the active list
 /// (`workingset_activate_file`).
-pub static WORKINGSET_ACTIVATE_FILE: Counter = Counter::new();
+pub static WORKINGSET_ACTIVATE_FILE: Counter = Counter::new(20);
 /// kswapd runs (`pageoutrun`): one per wake that found work.
-pub static PAGEOUTRUN: Counter = Counter::new();
+pub static PAGEOUTRUN: Counter = Counter::new(21);
 
 /// TSC cycles spent inside the page-fault handler (entry to exit of the
 /// Rust code, excluding the CPU's exception delivery and `iretq`): lets the
 /// benchmarks split a fault's cost between the kernel and the machine.
-pub static FAULT_HANDLER_CYCLES: Counter = Counter::new();
-
-impl Counter {
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-}
+pub static FAULT_HANDLER_CYCLES: Counter = Counter::new(22);
 
 /// A copy of every counter, for tests and the `vmstat` command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -260,6 +260,11 @@ struct Scheduler {
 }
 
 static SCHED: IrqMutex<Option<Scheduler>> = IrqMutex::new(None);
+
+/// Statistics of the scheduler lock (`/proc/lock_stat`).
+pub fn lock_stat() -> crate::arch::sync::LockStat {
+    SCHED.stat()
+}
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
 use super::cpus::{self, current_here, NO_PID};

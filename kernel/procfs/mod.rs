@@ -118,13 +118,15 @@ pub enum Global {
     Mounts,
     /// `/proc/pressure/memory`.
     PressureMemory,
+    LockStat,
 }
 
-const GLOBALS: [(&str, Global); 13] = [
+const GLOBALS: [(&str, Global); 14] = [
     ("buddyinfo", Global::Buddyinfo),
     ("cpuinfo", Global::Cpuinfo),
     ("filesystems", Global::Filesystems),
     ("loadavg", Global::Loadavg),
+    ("lock_stat", Global::LockStat),
     ("meminfo", Global::Meminfo),
     ("mounts", Global::Mounts),
     ("slabinfo", Global::Slabinfo),
@@ -449,6 +451,7 @@ pub fn generate(node: Node) -> Result<Text> {
             Global::Version => system::version(&mut t)?,
             Global::Filesystems => system::filesystems(&mut t)?,
             Global::Mounts => system::mounts(&mut t)?,
+            Global::LockStat => system::lock_stat(&mut t)?,
         },
         Node::SysVm(i) => sysvm::show(i, &mut t)?,
         Node::Pid(pid, f) => match f {

@@ -8,6 +8,7 @@ use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
 use super::Result;
+use crate::arch::sync::LockStat;
 use crate::proc::{sched, stats};
 use crate::time;
 
@@ -57,6 +58,46 @@ pub fn loadavg(out: &mut dyn Write) -> Result {
         tasks.total,
         sched::last_pid()
     )?;
+    Ok(())
+}
+
+/// A lock's statistics, read.
+pub type LockStatFn = fn() -> LockStat;
+
+/// The locks `/proc/lock_stat` lists, by name.
+pub const LOCKS: [(&str, LockStatFn); 8] = [
+    ("frames", crate::mm::frames::lock_stat),
+    ("sched", crate::proc::sched::lock_stat),
+    ("pagecache", crate::mm::pagecache::lock_stat),
+    ("kernel_tables", crate::mm::pgtable::lock_stat),
+    ("vmalloc", crate::mm::vmalloc::lock_stat),
+    ("psi", crate::mm::psi::lock_stat),
+    ("swap_device", crate::mm::swap::lock_stat),
+    ("heap_reserve", crate::mm::heap::lock_stat),
+];
+
+/// `/proc/lock_stat`: per lock since boot, with Linux's column names
+/// where it has them: `contentions`, `waittime-total` (TSC cycles, where
+/// Linux has microseconds), `acquisitions`. Only the kernel's main spin
+/// locks are listed; a per-process address-space lock is not.
+pub fn lock_stat(out: &mut dyn Write) -> Result {
+    writeln!(
+        out,
+        "lock_stat version 0.4 (Ferrite: waittime in TSC cycles)"
+    )?;
+    writeln!(
+        out,
+        "{:>20} {:>14} {:>16} {:>14}",
+        "class name", "contentions", "waittime-total", "acquisitions"
+    )?;
+    for (name, stat) in LOCKS {
+        let s = stat();
+        writeln!(
+            out,
+            "{:>19}: {:>14} {:>16} {:>14}",
+            name, s.contentions, s.wait_cycles, s.acquisitions
+        )?;
+    }
     Ok(())
 }
 
