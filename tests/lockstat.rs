@@ -12,7 +12,9 @@ use alloc::string::String;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use ferrite::arch::smp;
-use ferrite::arch::sync::{IrqMutex, LockStat};
+use ferrite::arch::sync::{self, rank, IrqMutex, LockStat};
+use ferrite::proc::user::UserExit;
+use ferrite::testing::run_program;
 use ferrite::proc::cpus::Affinity;
 use ferrite::proc::sched;
 use ferrite::procfs::{self, system, Node};
@@ -24,6 +26,8 @@ fn main() -> ! {
         acquisitions_are_counted_exactly,
         a_wait_for_another_cpu_is_a_contention,
         proc_lock_stat_lists_the_locks,
+        programs_keep_the_lock_order,
+        a_lock_against_the_order_is_counted,
     ])
 }
 
@@ -148,4 +152,53 @@ fn proc_lock_stat_lists_the_locks() {
     }
     let frames2 = second.iter().find(|(n, _)| n == "frames").unwrap().1;
     assert!(frames2[2] > frames[2], "{frames:?} -> {frames2:?}");
+}
+
+fn programs_keep_the_lock_order() {
+    let n = alloc::format!("{}", smp::cpus_online());
+    for (path, argv) in [
+        ("/bin/smptests", &["smptests"][..]),
+        ("/bin/pipetests", &["pipetests"][..]),
+        (
+            "/bin/scale",
+            &["scale", "-t", "0.1", "-m", "2", "-n", &n][..],
+        ),
+        ("/bin/filetests", &["/bin/filetests"][..]),
+        ("/bin/usertests", &["usertests"][..]),
+    ] {
+        let (exit, out) = run_program(path, argv);
+        assert_eq!(exit, UserExit::Exited(0), "{path}: {out}");
+    }
+    let (count, first) = sync::order_violations();
+    assert_eq!(
+        count, 0,
+        "locks taken against the order; the first: (rank taken, highest held) = {first:?}"
+    );
+}
+
+static OUTER: IrqMutex<()> = IrqMutex::ranked((), rank::AREA);
+static INNER: IrqMutex<()> = IrqMutex::ranked((), rank::KERNEL_TABLES);
+
+fn a_lock_against_the_order_is_counted() {
+    let (before, _) = sync::order_violations();
+    {
+        // In order: nothing counted.
+        let _a = INNER.lock();
+        let _b = OUTER.lock();
+    }
+    assert_eq!(sync::order_violations().0, before);
+    {
+        // Against it (only these test locks: no one else takes them).
+        let _b = OUTER.lock();
+        let _a = INNER.lock();
+    }
+    let (after, first) = sync::order_violations();
+    if cfg!(debug_assertions) {
+        assert_eq!(after, before + 1);
+        if before == 0 {
+            assert_eq!(first, Some((rank::KERNEL_TABLES, rank::AREA)));
+        }
+    } else {
+        assert_eq!(after, 0, "release builds do not check");
+    }
 }

@@ -62,6 +62,8 @@ pub struct PerCpu {
     /// The `on_cpu` flag to clear once the running switch is done
     /// (`switch::finish_switch`).
     pub switch_release: core::sync::atomic::AtomicPtr<AtomicBool>,
+    /// A bit per lock rank this CPU holds (`sync::rank`; debug builds).
+    pub locks_held: AtomicU32,
 }
 
 /// Offsets the `syscall` entry stub uses (`gs:[..]`).
@@ -93,6 +95,7 @@ impl PerCpu {
             lapic_ticks: AtomicU64::new(0),
             switches: AtomicU64::new(0),
             switch_release: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+            locks_held: AtomicU32::new(0),
         }
     }
 }

@@ -73,6 +73,9 @@ impl Drop for IrqOff {
 /// A spin lock taken with interrupts off (see the module documentation).
 pub struct IrqMutex<T> {
     inner: spin::Mutex<T>,
+    /// Place in the lock order (`mm`'s table), 0 for unranked; checked in
+    /// debug builds (see [`Rank`]).
+    rank: u8,
     /// Acquisitions (`lock` and successful `try_lock`): written only by the
     /// holder, so a load and a store suffice.
     acquisitions: AtomicU64,
@@ -104,16 +107,101 @@ impl LockStat {
 /// Holds an [`IrqMutex`] (or an address-space lock taken with
 /// [`try_lock_irq_off`]); interrupts stay off until it is dropped.
 pub struct IrqMutexGuard<'a, T> {
-    // Field order is drop order: the lock is released first, then the
-    // interrupt state restored.
+    // Field order is drop order: the lock is released first, then this
+    // CPU's record of it, then the interrupt state restored.
     guard: spin::MutexGuard<'a, T>,
+    _rank: Held,
     _irq: IrqOff,
+}
+
+/// The lock order, checked in debug builds: ranks follow the table in
+/// `mm`'s "Locking" section (1 is the outermost). A lock of rank `r` may
+/// be taken only while every ranked lock this CPU holds has a rank below
+/// `r`. Each CPU keeps a bit per rank it holds (interrupts are off while
+/// any `IrqMutex` is held, so only this CPU's code changes its bits); a
+/// `lock` that breaks the order is counted and its pair remembered
+/// ([`order_violations`]), and the tests assert there are none. A
+/// `try_lock` never waits, so it cannot deadlock and is not checked, but
+/// what it takes is recorded.
+pub mod rank {
+    pub const SCHED: u8 = 1;
+    pub const CACHE: u8 = 2;
+    pub const KERNEL_TABLES: u8 = 3;
+    pub const AREA: u8 = 4;
+    pub const FRAMES: u8 = 5;
+    pub const RESERVE: u8 = 6;
+    pub const PSI: u8 = 7;
+}
+
+/// Broken-order `lock`s seen (debug builds; always 0 in release ones).
+static ORDER_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+/// The first one: (rank taken) << 8 | (highest rank held).
+static FIRST_VIOLATION: AtomicU64 = AtomicU64::new(0);
+
+/// Lock-order violations so far, and the first as (rank taken, highest
+/// rank held then).
+pub fn order_violations() -> (u64, Option<(u8, u8)>) {
+    let first = FIRST_VIOLATION.load(Ordering::Relaxed);
+    (
+        ORDER_VIOLATIONS.load(Ordering::Relaxed),
+        (first != 0).then_some(((first >> 8) as u8, first as u8)),
+    )
+}
+
+/// This CPU holds a ranked lock: clears its bit when dropped.
+struct Held(u8);
+
+impl Held {
+    /// Records `rank` as held by this CPU (interrupts are off), first
+    /// checking the order if `check`.
+    #[inline]
+    fn take(rank: u8, check: bool) -> Held {
+        if !cfg!(debug_assertions) || rank == 0 {
+            return Held(0);
+        }
+        let Some(cpu) = super::percpu::current() else {
+            return Held(0);
+        };
+        let held = cpu.locks_held.load(Ordering::Relaxed);
+        let bit = 1u32 << rank;
+        if held & bit != 0 {
+            // Already held here (a ranked try_lock of a second lock of
+            // the same rank): not recorded twice.
+            return Held(0);
+        }
+        if check && held >> rank != 0 {
+            let highest = 31 - held.leading_zeros();
+            if ORDER_VIOLATIONS.fetch_add(1, Ordering::Relaxed) == 0 {
+                FIRST_VIOLATION.store(u64::from(rank) << 8 | u64::from(highest), Ordering::Relaxed);
+            }
+        }
+        cpu.locks_held.store(held | bit, Ordering::Relaxed);
+        Held(rank)
+    }
+}
+
+impl Drop for Held {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0 != 0 {
+            if let Some(cpu) = super::percpu::current() {
+                cpu.locks_held
+                    .fetch_and(!(1u32 << self.0), Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl<T> IrqMutex<T> {
     pub const fn new(value: T) -> Self {
+        Self::ranked(value, 0)
+    }
+
+    /// A lock at `rank` in the lock order (see [`rank`]).
+    pub const fn ranked(value: T, rank: u8) -> Self {
         IrqMutex {
             inner: spin::Mutex::new(value),
+            rank,
             acquisitions: AtomicU64::new(0),
             contentions: AtomicU64::new(0),
             wait_cycles: AtomicU64::new(0),
@@ -145,7 +233,11 @@ impl<T> IrqMutex<T> {
             None => self.lock_contended(),
         };
         self.acquired();
-        IrqMutexGuard { guard, _irq: irq }
+        IrqMutexGuard {
+            guard,
+            _rank: Held::take(self.rank, true),
+            _irq: irq,
+        }
     }
 
     /// The slow path of [`lock`](Self::lock): spins (interrupts already
@@ -171,9 +263,14 @@ impl<T> IrqMutex<T> {
 
     /// Like [`lock`](Self::lock), but `None` at once if the lock is held.
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
-        let guard = try_lock_irq_off(&self.inner)?;
+        let irq = IrqOff::new();
+        let guard = self.inner.try_lock()?;
         self.acquired();
-        Some(guard)
+        Some(IrqMutexGuard {
+            guard,
+            _rank: Held::take(self.rank, false),
+            _irq: irq,
+        })
     }
 
     /// Runs `f` on the locked value.
@@ -196,8 +293,11 @@ impl<T> IrqMutex<T> {
 /// interrupts off could wait forever: yield and retry instead).
 pub fn try_lock_irq_off<T>(lock: &spin::Mutex<T>) -> Option<IrqMutexGuard<'_, T>> {
     let irq = IrqOff::new();
-    lock.try_lock()
-        .map(|guard| IrqMutexGuard { guard, _irq: irq })
+    lock.try_lock().map(|guard| IrqMutexGuard {
+        guard,
+        _rank: Held(0),
+        _irq: irq,
+    })
 }
 
 impl<T> Deref for IrqMutexGuard<'_, T> {

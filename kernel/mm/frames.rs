@@ -47,7 +47,8 @@ impl PhysicalMemory {
 }
 
 /// The frames lock (see "Locking" in `mm`): buddy and slab together.
-static MEMORY: IrqMutex<Option<PhysicalMemory>> = IrqMutex::new(None);
+static MEMORY: IrqMutex<Option<PhysicalMemory>> =
+    IrqMutex::ranked(None, crate::arch::sync::rank::FRAMES);
 
 /// Statistics of the frames lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {

@@ -58,10 +58,13 @@ struct Reserve {
     used: u64,
 }
 
-static RESERVE: IrqMutex<Reserve> = IrqMutex::new(Reserve {
-    blocks: [None; RESERVE_BLOCKS],
-    used: 0,
-});
+static RESERVE: IrqMutex<Reserve> = IrqMutex::ranked(
+    Reserve {
+        blocks: [None; RESERVE_BLOCKS],
+        used: 0,
+    },
+    crate::arch::sync::rank::RESERVE,
+);
 
 /// Statistics of the heap-reserve lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {

@@ -193,11 +193,14 @@ struct Cache {
     hand: (u32, u64),
 }
 
-static CACHE: IrqMutex<Cache> = IrqMutex::new(Cache {
-    files: Vec::new(),
-    pages: 0,
-    hand: (0, 0),
-});
+static CACHE: IrqMutex<Cache> = IrqMutex::ranked(
+    Cache {
+        files: Vec::new(),
+        pages: 0,
+        hand: (0, 0),
+    },
+    crate::arch::sync::rank::CACHE,
+);
 
 /// Statistics of the page-cache lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {

@@ -15,7 +15,8 @@ pub use super::direct::{FrameTables, LockedFrameTables};
 
 /// The kernel's tree (the bootloader's, adopted). Lock order: this lock,
 /// then the frames lock (taken inside `FrameTables`), never the reverse.
-static KERNEL_TABLES: IrqMutex<Option<PageTables>> = IrqMutex::new(None);
+static KERNEL_TABLES: IrqMutex<Option<PageTables>> =
+    IrqMutex::ranked(None, crate::arch::sync::rank::KERNEL_TABLES);
 
 /// Statistics of the kernel page-table lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {

@@ -31,7 +31,7 @@ use reclaimcore::psi::{Pressure, Psi};
 use crate::arch::hook::{FnPointer, Hook};
 use crate::arch::sync::IrqMutex;
 
-static PSI: IrqMutex<Psi> = IrqMutex::new(Psi::new(0));
+static PSI: IrqMutex<Psi> = IrqMutex::ranked(Psi::new(0), crate::arch::sync::rank::PSI);
 
 /// Statistics of the pressure lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {

@@ -25,7 +25,7 @@ struct Area {
     used_pages: u64,
 }
 
-static AREA: IrqMutex<Option<Area>> = IrqMutex::new(None);
+static AREA: IrqMutex<Option<Area>> = IrqMutex::ranked(None, crate::arch::sync::rank::AREA);
 
 /// Statistics of the vmalloc-area lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {

@@ -259,7 +259,7 @@ struct Scheduler {
     queue: VecDeque<Pid>,
 }
 
-static SCHED: IrqMutex<Option<Scheduler>> = IrqMutex::new(None);
+static SCHED: IrqMutex<Option<Scheduler>> = IrqMutex::ranked(None, crate::arch::sync::rank::SCHED);
 
 /// Statistics of the scheduler lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {
