@@ -13,11 +13,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use ferrite::arch::smp;
 use ferrite::arch::sync::{self, rank, IrqMutex, LockStat};
-use ferrite::proc::user::UserExit;
-use ferrite::testing::run_program;
 use ferrite::proc::cpus::Affinity;
 use ferrite::proc::sched;
+use ferrite::proc::user::UserExit;
 use ferrite::procfs::{self, system, Node};
+use ferrite::testing::run_program;
 
 ferrite::kernel_entry!(main);
 
