@@ -19,8 +19,11 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::ToString;
 
+use ferrite::arch::sync::LockStat;
 use ferrite::arch::{smp, tlb};
 use ferrite::kprintln;
+use ferrite::mm::{frames, pagecache, vmstat};
+use ferrite::proc::sched;
 use ferrite::proc::user::UserExit;
 use ferrite::testing::run_program;
 
@@ -80,7 +83,14 @@ fn scale_every_test() {
     for t in TESTS {
         let (rounds, ipis, acks) = tlb::counts();
         let (cycles, lazy) = tlb::costs();
+        let locks: [LockStat; 3] = [
+            frames::lock_stat(),
+            sched::lock_stat(),
+            pagecache::lock_stat(),
+        ];
+        let faults = vmstat::PGFAULT.get();
         let out = scale(&[t]);
+        let faults = vmstat::PGFAULT.get() - faults;
         for k in 1..=cpus {
             let want = format!("scale: {t} tasks {k} ops/s ");
             assert!(out.contains(&want), "no {want}in {out}");
@@ -95,6 +105,25 @@ fn scale_every_test() {
             (cycles2 - cycles).checked_div(shots).unwrap_or(0),
             lazy2 - lazy
         );
+        // The shared locks over the whole test (every task count), per
+        // page fault: what the scaling contends on.
+        let now = [
+            frames::lock_stat(),
+            sched::lock_stat(),
+            pagecache::lock_stat(),
+        ];
+        for (name, (a, b)) in ["frames", "sched", "pagecache"]
+            .iter()
+            .zip(locks.iter().zip(&now))
+        {
+            let d = b.since(a);
+            kprintln!(
+                "bench_scale cpus={cpus}: lock {t} {name} per-1000-faults acquisitions {} contentions {} wait-cycles {}",
+                (d.acquisitions * 1000).checked_div(faults).unwrap_or(0),
+                (d.contentions * 1000).checked_div(faults).unwrap_or(0),
+                (d.wait_cycles * 1000).checked_div(faults).unwrap_or(0)
+            );
+        }
     }
 }
 
