@@ -25,6 +25,7 @@ fn main() -> ! {
         keyboard_interrupt_arrives,
         shell_lists_every_cpu,
         proc_cpuinfo_lists_every_cpu,
+        any_cpu_kernel_threads_run_on_every_cpu,
     ])
 }
 
@@ -232,4 +233,61 @@ fn proc_cpuinfo_lists_every_cpu() {
             "{block}"
         );
     }
+}
+
+/// CPUs each `Affinity::Any` worker ran on (bit per CPU), and how many
+/// workers finished.
+static SEEN: [core::sync::atomic::AtomicU64; 8] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 8];
+static NEXT_WORKER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+static FINISHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// CPUs the workers ran on, together (bit per CPU).
+fn seen_all() -> u64 {
+    SEEN.iter()
+        .fold(0, |acc, s| acc | s.load(Ordering::Relaxed))
+}
+
+/// Spins, noting every CPU it finds itself on, until the workers together
+/// have been on every CPU (or 20 s passed), then exits.
+fn any_cpu_worker() -> ! {
+    let me = NEXT_WORKER.fetch_add(1, Ordering::SeqCst);
+    let want = (1u64 << smp::cpus_online().min(SEEN.len())) - 1;
+    let start = ferrite::time::uptime_ns();
+    while seen_all() != want && ferrite::time::uptime_ns() - start < 20_000_000_000 {
+        let cpu = ferrite::proc::cpus::cpu();
+        SEEN[me].fetch_or(1 << cpu, Ordering::Relaxed);
+        core::hint::spin_loop();
+    }
+    FINISHED.fetch_add(1, Ordering::SeqCst);
+    ferrite::proc::sched::kthread_exit()
+}
+
+/// Kernel threads allowed on any CPU (`spawn_kthread_on` with
+/// `Affinity::Any`): as many busy ones as CPUs, while this thread sleeps,
+/// are spread so that every CPU runs one of them; all end and are reaped.
+fn any_cpu_kernel_threads_run_on_every_cpu() {
+    use ferrite::proc::{cpus::Affinity, sched};
+    let n = smp::cpus_online().min(SEEN.len());
+    for _ in 0..n {
+        sched::spawn_kthread_on("anycpu", any_cpu_worker, Affinity::Any).expect("spawn");
+    }
+    let start = ferrite::time::uptime_ns();
+    while FINISHED.load(Ordering::SeqCst) < n {
+        sched::sleep_ticks(1);
+        assert!(
+            ferrite::time::uptime_ns() - start < 60_000_000_000,
+            "the workers did not finish"
+        );
+    }
+    let all = seen_all();
+    assert_eq!(all, (1u64 << n) - 1, "CPUs used (bit per CPU): {all:#b}");
+    for _ in 0..500 {
+        sched::reap_adopted();
+        if sched::adopted_count() == 0 {
+            break;
+        }
+        sched::sleep_ticks(1);
+    }
+    assert_eq!(sched::adopted_count(), 0, "every worker was reaped");
 }
