@@ -175,9 +175,9 @@ fn fault_once(
     if first != Err(FaultError::ZeroedFrameWanted) {
         return first;
     }
-    // Out of memory here: the second pass allocates under the lock as an
-    // unthreaded fault does (and fails into reclaim the same way).
-    prepared = AddressSpace::prepare_zeroed(family, addr);
+    // No frame: out of memory, as the fill under the lock would have been
+    // (the same allocator path; the caller reclaims and comes back).
+    prepared = Some(AddressSpace::prepare_zeroed(family, addr).ok_or(FaultError::OutOfMemory)?);
     let result = space
         .lock()
         .handle_fault_prepared(addr, access, mode, &mut prepared, false);

@@ -1183,10 +1183,7 @@ fn prepared_frame_refused_when_region_unmapped() {
         .unwrap();
     let _ = gather.finish(&mut kernel.mem);
     let second = kernel.fault(0, at, FaultAccess::Write, &mut prepared, false);
-    assert_eq!(
-        second,
-        Err(FaultError::Segv(vmcore::SegvReason::NoRegion))
-    );
+    assert_eq!(second, Err(FaultError::Segv(vmcore::SegvReason::NoRegion)));
     assert!(prepared.is_some(), "frame kept by a refused fault");
     drop(prepared.take());
     assert_eq!(live_frames(), 0, "refused frame not returned");
