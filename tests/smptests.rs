@@ -31,7 +31,7 @@ fn cpus() -> usize {
 
 fn smptests_all_pass() {
     ferrite::kprintln!("  {} CPU(s)", cpus());
-    run_suite("/bin/smptests", &["smptests"], 5);
+    run_suite("/bin/smptests", &["smptests"], 6);
     // No thread is left behind: every record is reaped but the kernel's.
     let left = sched::find_pid(|p| p.pid != 0 && !p.is_kernel_thread());
     assert_eq!(left, None, "a thread or process outlived the suite");
