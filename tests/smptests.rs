@@ -21,6 +21,7 @@ fn main() -> ! {
         smptests_all_pass,
         smptests_hammer_more,
         exit_while_faulting_gives_every_frame_back,
+        distinct_page_faults_give_every_frame_back,
     ])
 }
 
@@ -30,7 +31,7 @@ fn cpus() -> usize {
 
 fn smptests_all_pass() {
     ferrite::kprintln!("  {} CPU(s)", cpus());
-    run_suite("/bin/smptests", &["smptests"], 5);
+    run_suite("/bin/smptests", &["smptests"], 6);
     // No thread is left behind: every record is reaped but the kernel's.
     let left = sched::find_pid(|p| p.pid != 0 && !p.is_kernel_thread());
     assert_eq!(left, None, "a thread or process outlived the suite");
@@ -77,4 +78,36 @@ fn exit_while_faulting_gives_every_frame_back() {
         after, before,
         "thread groups that died faulting leaked frames"
     );
+}
+
+/// Threads first-touching different pages of one region (each fault clears
+/// its frame with the address space unlocked) and the same page (where a
+/// frame cleared unlocked may be refused: another thread filled the page
+/// first): every page holds its writer's values, and every frame, refused
+/// ones included, is back.
+fn distinct_page_faults_give_every_frame_back() {
+    use core::sync::atomic::Ordering;
+    let argv = [
+        "smptests",
+        "-r",
+        "100",
+        "distinct-page-faults",
+        "same-page-faults",
+    ];
+    let (exit, out) = run("/bin/smptests", &argv);
+    assert_eq!(exit, UserExit::Exited(0), "{out}");
+    drop(out);
+    let before = settled_free_pages();
+    let refused = ferrite::mm::fault::PREPARED_REFUSED.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        let (exit, out) = run("/bin/smptests", &argv);
+        assert_eq!(exit, UserExit::Exited(0), "{out}");
+        assert!(out.contains("smptests: 2 passed, 0 failed"), "{out}");
+    }
+    let after = settled_free_pages();
+    let refused = ferrite::mm::fault::PREPARED_REFUSED.load(Ordering::Relaxed) - refused;
+    ferrite::kprintln!(
+        "  free pages: {before} before, {after} after 3 runs; {refused} frames cleared unlocked were refused (another thread filled the page first)"
+    );
+    assert_eq!(after, before, "threads faulting in parallel leaked frames");
 }

@@ -34,6 +34,12 @@
  *                      same fresh page (half of them read first), each
  *                      writing its own slot: every slot must hold its
  *                      writer's value (two frames installed = lost writes).
+ *   distinct-page-faults threads meet at a barrier, then each first-touches
+ *                      its own pages of one region (interleaved, so they
+ *                      share page tables; half read first), checking each
+ *                      reads zero: every page must hold its writer's
+ *                      values (faults on different pages overlap, each
+ *                      clearing its frame with the address space unlocked).
  *   exit-while-faulting a thread group calls exit_group from one thread
  *                      while the others fault, mmap and munmap: it must
  *                      end with that thread's status (tests/smptests.rs
@@ -499,6 +505,77 @@ static void t_same_page_faults(void)
 		 rounds / 10 > 4 ? rounds / 10 : 4);
 }
 
+/* ---- distinct-page-faults ---- */
+
+#define DP_PAGES 48 /* per thread */
+
+static long dp_value(int thread, int round, int page, int word)
+{
+	return (2L << 48) | ((long)round << 32) | ((long)page << 16) | ((long)word << 8) |
+	       thread;
+}
+
+static void *dp_thread(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	int per = rounds / 10 > 4 ? rounds / 10 : 4;
+	for (int r = 0; r < per; r++) {
+		sp_barrier();
+		for (int k = 0; k < DP_PAGES; k++) {
+			int p = k * sp.n + me;
+			volatile long *page = (volatile long *)(sp.region + (size_t)p * PAGE);
+			if ((me + k) % 2) {
+				for (int w = 0; w < PAGE / 8; w += 64)
+					if (page[w] != 0)
+						fail("thread %d: fresh page %d reads %#lx at word %d",
+						     me, p, page[w], w);
+			}
+			page[0] = dp_value(me, r, p, 0);
+			page[PAGE / 8 - 1] = dp_value(me, r, p, 1);
+		}
+		sp_barrier();
+		for (int p = 0; p < DP_PAGES * sp.n; p++) {
+			volatile long *page = (volatile long *)(sp.region + (size_t)p * PAGE);
+			int owner = p % sp.n;
+			if (page[0] != dp_value(owner, r, p, 0) ||
+			    page[PAGE / 8 - 1] != dp_value(owner, r, p, 1))
+				fail("round %d page %d: thread %d sees %#lx/%#lx, not thread %d's "
+				     "values (a fill lost or misplaced)",
+				     r, p, me, page[0], page[PAGE / 8 - 1], owner);
+			for (int w = 1; w < PAGE / 8 - 1; w += 61)
+				if (page[w] != 0)
+					fail("round %d page %d: word %d is %#lx, not zero", r, p, w,
+					     page[w]);
+		}
+		sp_barrier();
+		if (me == 0 &&
+		    madvise(sp.region, (size_t)DP_PAGES * sp.n * PAGE, MADV_DONTNEED) != 0)
+			fail("madvise: %s", strerror(errno));
+	}
+	sp_barrier();
+	return NULL;
+}
+
+static void t_distinct_page_faults(void)
+{
+	sp.n = nworkers();
+	atomic_store(&sp.arrived, 0);
+	sp.region = mmap(NULL, (size_t)DP_PAGES * sp.n * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (sp.region == MAP_FAILED)
+		fail("mmap: %s", strerror(errno));
+	pthread_t t[MAX_THREADS];
+	for (int i = 1; i < sp.n; i++)
+		t[i] = xcreate(dp_thread, (void *)(intptr_t)i);
+	dp_thread((void *)0);
+	for (int i = 1; i < sp.n; i++)
+		xjoin(t[i]);
+	if (munmap(sp.region, (size_t)DP_PAGES * sp.n * PAGE) != 0)
+		fail("munmap: %s", strerror(errno));
+	set_note("%d threads, %d pages each x %d rounds", sp.n, DP_PAGES,
+		 rounds / 10 > 4 ? rounds / 10 : 4);
+}
+
 /* ---- exit-while-faulting ---- */
 
 static atomic_int ef_go;
@@ -560,6 +637,7 @@ static struct testcase cases[] = {
 	{"mprotect-hammer", t_mprotect_hammer, 0, 0},
 	{"fork-while-writing", t_fork_while_writing, 0, 0},
 	{"same-page-faults", t_same_page_faults, 0, 0},
+	{"distinct-page-faults", t_distinct_page_faults, 0, 0},
 	{"exit-while-faulting", t_exit_while_faulting, 0, 0},
 };
 

@@ -100,6 +100,12 @@ fn file_of(vma: &Vma) -> Option<u32> {
 /// the user reserve), the page cache, swap, and vmstat's counters.
 struct KernelFaults {
     family: u32,
+    /// A zeroed frame cleared before the lock was taken, for a demand-zero
+    /// fill of the faulting page ([`AddressSpace::handle_fault_prepared`]).
+    prepared: Option<FrameRef>,
+    /// Stop a demand-zero fill that has no prepared frame (the caller
+    /// clears one unlocked).
+    defer: bool,
 }
 
 /// Fresh reverse-map family ids.
@@ -152,6 +158,16 @@ impl FaultBackend for KernelFaults {
             frame: page.frame,
             major: page.major,
         })
+    }
+
+    #[inline(always)]
+    fn take_prepared(&mut self) -> Option<FrameRef> {
+        self.prepared.take()
+    }
+
+    #[inline(always)]
+    fn defer_zeroed(&mut self) -> bool {
+        self.defer
     }
 
     fn count(&mut self, event: FaultEvent) {
@@ -528,6 +544,25 @@ impl AddressSpace {
         access: FaultAccess,
         mode: FaultMode,
     ) -> Result<FaultAction, FaultError> {
+        let mut none = None;
+        self.handle_fault_prepared(addr, access, mode, &mut none, false)
+    }
+
+    /// [`Self::handle_fault`] for a fault whose zeroed frame is cleared
+    /// with this address space unlocked (threads of one process fault in
+    /// parallel): with `defer`, a demand-zero fill that has no frame in
+    /// `prepared` stops with [`FaultError::ZeroedFrameWanted`] (having
+    /// changed nothing but a stack growth); a frame in `prepared` (from
+    /// [`Self::prepare_zeroed`] for this page) is used by a demand-zero
+    /// fill and otherwise left there for the caller to drop once unlocked.
+    pub fn handle_fault_prepared(
+        &mut self,
+        addr: u64,
+        access: FaultAccess,
+        mode: FaultMode,
+        prepared: &mut Option<FrameRef>,
+        defer: bool,
+    ) -> Result<FaultAction, FaultError> {
         // Stack growth is charged first; refused, the fault is a SIGSEGV
         // (Linux: `acct_stack_growth`).
         // Most faults land in the last fault's region (cached), where no
@@ -551,10 +586,14 @@ impl AddressSpace {
         let may_grow = self.space.may_grow_stack_at(addr) && self.space.vmas().find(addr).is_none();
         let mut backend = KernelFaults {
             family: self.family,
+            prepared: prepared.take(),
+            defer,
         };
         let result = self.changing(|space, mem, gather| {
             space.handle_fault(mem, &mut backend, gather, addr, access, mode)
         });
+        // Unused (refused): the caller drops it after unlocking.
+        *prepared = backend.prepared;
         if may_grow {
             if let Some(file) = self.space.vmas().find(addr).and_then(file_of) {
                 self.sync_file_map(file);
@@ -567,6 +606,14 @@ impl AddressSpace {
             }
         }
         result
+    }
+
+    /// A fresh zeroed frame for the anonymous page at `addr` of an address
+    /// space of reverse-map `family`, for [`Self::handle_fault_prepared`]:
+    /// call with the address space unlocked (the clear is what other
+    /// threads' faults would otherwise wait behind). `None`: out of memory.
+    pub fn prepare_zeroed(family: u32, addr: u64) -> Option<FrameRef> {
+        FrameRef::alloc_anon(true, family, vmcore::page_down(addr))
     }
 
     /// A copy-on-write duplicate: the same regions, and every present

@@ -4,11 +4,14 @@
 //! kernel fault as an oops.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use alloc::sync::Arc;
 
 use vmcore::fault::{FaultMode, PfErrorCode};
-use vmcore::{FaultAccess, SegvReason};
+use vmcore::{FaultAccess, FaultAction, SegvReason};
 
-use super::aspace::{self, FaultError};
+use super::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
 use super::layout::is_user_address;
 use super::vmstat;
 use crate::arch::hook::{FnPointer, Hook};
@@ -46,7 +49,7 @@ impl fmt::Display for UserFault {
                 "bus error at {:#x} ip {:#x} ({mmu}: file page wholly past end of file)",
                 self.addr, self.ip
             ),
-            FaultError::OutOfMemory => write!(
+            FaultError::OutOfMemory | FaultError::ZeroedFrameWanted => write!(
                 f,
                 "out of memory: no frame for a page at {:#x} ip {:#x} ({mmu})",
                 self.addr, self.ip
@@ -121,17 +124,69 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
     let Some(current) = aspace::current() else {
         return Err(FaultError::Segv(SegvReason::NoRegion));
     };
+    // Shared with other threads (more references than its process's, this
+    // CPU's slot and ours): a zeroed frame is cleared unlocked, so their
+    // faults on other pages go on meanwhile. Alone, one locked pass.
+    let threaded = Arc::strong_count(&current) > SOLE_USER_REFS;
     // Out of frames: reclaim (swapping pages out, with no lock held, so
     // this address space's pages may go too) and try again.
     for _ in 0..RECLAIM_TRIES {
-        let result = current.lock().handle_fault(addr, access, mode);
+        let result = fault_once(&current, addr, access, mode, threaded);
         match result {
             Err(FaultError::OutOfMemory) if direct_reclaim() > 0 => continue,
             other => return other.map(|_| ()),
         }
     }
-    let result = current.lock().handle_fault(addr, access, mode);
-    result.map(|_| ())
+    fault_once(&current, addr, access, mode, threaded).map(|_| ())
+}
+
+/// References to a single-threaded process's address space while it
+/// faults: its process record's, this CPU's current slot's and
+/// [`resolve`]'s own.
+const SOLE_USER_REFS: usize = 3;
+
+/// Faults whose zeroed frame, cleared unlocked, was refused under the lock
+/// (another thread filled the page first, or the region changed): the
+/// frame went back. Tests read it; counted only on that rare path.
+pub static PREPARED_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// One try at the fault. `threaded`: a first locked pass that finds a
+/// demand-zero fill stops there; the frame is allocated and cleared with
+/// the lock released, and a second pass decides again with it in hand
+/// (the page may have been filled or unmapped meanwhile: the frame then
+/// goes back, after the unlock).
+#[inline(always)]
+fn fault_once(
+    space: &SharedAddressSpace,
+    addr: u64,
+    access: FaultAccess,
+    mode: FaultMode,
+    threaded: bool,
+) -> Result<FaultAction, FaultError> {
+    if !threaded {
+        return space.lock().handle_fault(addr, access, mode);
+    }
+    let mut prepared = None;
+    let (first, family) = {
+        let mut locked = space.lock();
+        let first = locked.handle_fault_prepared(addr, access, mode, &mut prepared, true);
+        (first, locked.family())
+    };
+    if first != Err(FaultError::ZeroedFrameWanted) {
+        return first;
+    }
+    // No frame: out of memory, as the fill under the lock would have been
+    // (the same allocator path; the caller reclaims and comes back).
+    prepared = Some(AddressSpace::prepare_zeroed(family, addr).ok_or(FaultError::OutOfMemory)?);
+    let result = space
+        .lock()
+        .handle_fault_prepared(addr, access, mode, &mut prepared, false);
+    if prepared.is_some() {
+        PREPARED_REFUSED.fetch_add(1, Ordering::Relaxed);
+    }
+    // Refused: back to the allocator, with the lock released.
+    drop(prepared);
+    result
 }
 
 /// Direct reclaim for a fault: the process waits for memory (a stall,

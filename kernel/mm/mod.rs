@@ -62,6 +62,13 @@
 //!   yields while it is busy (`shell::procs::with_aspace`), so the owner's
 //!   fault handler never finds it held by someone who was switched out.
 //!   The scheduler never locks an address space (it caches the root).
+//! - *Threads of one process clear fresh anonymous frames unlocked*
+//!   ([`fault`]): a fault in an address space shared by threads first
+//!   decides under the lock; a demand-zero fill stops there (changing
+//!   nothing), the frame is allocated and cleared with the lock released,
+//!   and a second locked pass decides again and installs it only if the
+//!   page still wants one (else it is freed after the unlock). Copies and
+//!   file pages stay under the lock; single-threaded spaces take one pass.
 //! - The last reference to an address space is dropped with no lock held
 //!   (teardown takes `CACHE` and the frames lock): `sched` drops it after
 //!   releasing `SCHED`, and the switch away from a dying space keeps a

@@ -57,7 +57,8 @@ fn report(what: core::fmt::Arguments) {
 /// one (and does not block it), else the process dies by it.
 fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) {
     let (signal, code) = match fault.why {
-        FaultError::OutOfMemory => (SIGKILL, 0),
+        // (The second never leaves the fault path.)
+        FaultError::OutOfMemory | FaultError::ZeroedFrameWanted => (SIGKILL, 0),
         FaultError::PastEof => (SIGBUS, sigcode::BUS_ADRERR),
         FaultError::Segv(SegvReason::NoRegion) | FaultError::KernelAddress => {
             (SIGSEGV, sigcode::SEGV_MAPERR)

@@ -244,6 +244,11 @@ impl TlbFlush for HostTlb {
 struct Backend<'a> {
     cache: &'a mut HashMap<(u32, u64), HostFrame>,
     stats: &'a mut Stats,
+    /// A zeroed frame cleared "unlocked" before the fault (the kernel's
+    /// threaded path); what the fault did not take stays here.
+    prepared: Option<HostFrame>,
+    /// Stop a demand-zero fill that has no prepared frame.
+    defer: bool,
 }
 
 impl FaultBackend for Backend<'_> {
@@ -310,6 +315,14 @@ impl FaultBackend for Backend<'_> {
         })
     }
 
+    fn take_prepared(&mut self) -> Option<HostFrame> {
+        self.prepared.take()
+    }
+
+    fn defer_zeroed(&mut self) -> bool {
+        self.defer
+    }
+
     fn count(&mut self, event: FaultEvent) {
         match event {
             FaultEvent::ZeroPageMap => self.stats.zero_maps += 1,
@@ -370,6 +383,9 @@ struct Kernel {
     page_cache: HashMap<(u32, u64), HostFrame>,
     procs: Vec<Option<VmSpace>>,
     stats: Stats,
+    /// Faults take the kernel's two-pass path (zeroed frame prepared
+    /// between the passes).
+    two_phase: bool,
 }
 
 impl Kernel {
@@ -385,6 +401,7 @@ impl Kernel {
             page_cache: HashMap::new(),
             procs: vec![Some(space)],
             stats: Stats::default(),
+            two_phase: false,
         }
     }
 
@@ -421,25 +438,59 @@ impl Kernel {
             } else {
                 FaultAccess::Read
             };
-            let space = self.procs[pid].as_mut().unwrap();
-            let mut gather = Gather::new(HostTlb { pid });
-            let mut backend = Backend {
-                cache: &mut self.page_cache,
-                stats: &mut self.stats,
-            };
-            space
-                .handle_fault(
-                    &mut self.mem,
-                    &mut backend,
-                    &mut gather,
-                    va,
-                    access,
-                    FaultMode::User,
-                )
-                .unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
-            let _ = gather.finish(&mut self.mem);
+            if self.two_phase {
+                // The kernel's threaded path: a first pass that stops at a
+                // demand-zero fill, a frame cleared "unlocked", a second
+                // pass with it in hand.
+                let mut prepared = None;
+                let first = self.fault(pid, va, access, &mut prepared, true);
+                if first == Err(FaultError::ZeroedFrameWanted) {
+                    prepared = Some(HostFrame::alloc(0));
+                    self.fault(pid, va, access, &mut prepared, false)
+                        .unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
+                    assert!(prepared.is_none(), "prepared frame refused alone");
+                } else {
+                    first.unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
+                }
+            } else {
+                self.fault(pid, va, access, &mut None, false)
+                    .unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
+            }
         }
         panic!("fault at {va:#x} not resolved");
+    }
+
+    /// One pass of the executor for a fault at `va` in `pid`, offering the
+    /// frame in `prepared` (what it leaves there was refused) and, with
+    /// `defer`, stopping at a demand-zero fill that has none.
+    fn fault(
+        &mut self,
+        pid: usize,
+        va: u64,
+        access: FaultAccess,
+        prepared: &mut Option<HostFrame>,
+        defer: bool,
+    ) -> Result<vmcore::FaultAction, FaultError> {
+        let space = self.procs[pid].as_mut().unwrap();
+        let mut gather = Gather::new(HostTlb { pid });
+        let mut backend = Backend {
+            cache: &mut self.page_cache,
+            stats: &mut self.stats,
+            prepared: prepared.take(),
+            defer,
+        };
+        let result = space.handle_fault(
+            &mut self.mem,
+            &mut backend,
+            &mut gather,
+            va,
+            access,
+            FaultMode::User,
+        );
+        *prepared = backend.prepared.take();
+        drop(backend);
+        let _ = gather.finish(&mut self.mem);
+        result
     }
 
     /// Reclaim one anonymous frame (the `n`-th, modulo their number):
@@ -886,8 +937,9 @@ proptest! {
     #![proptest_config(config(256))]
 
     #[test]
-    fn faults_and_fork_match_model(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 12 } else { 80 })) {
+    fn faults_and_fork_match_model(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 12 } else { 80 }), two_phase in any::<bool>()) {
         let mut kernel = Kernel::new();
+        kernel.two_phase = two_phase;
         let mut model = Model { procs: vec![Some(HashMap::new())], ..Model::default() };
         let mut next_value = 1;
         // Once pages have been swapped, the copy/reuse counts may differ
@@ -1026,4 +1078,137 @@ fn unmap_frame_clears_only_leaves_of_that_frame() {
         let _ = gather.finish(&mut kernel.mem);
     }
     kernel.check_refcounts();
+}
+
+/// Frames alive in the model (the zero page is none).
+fn live_frames() -> usize {
+    phys(|p| p.frames.len())
+}
+
+/// The frame the leaf at `va` of `pid` maps.
+fn mapped(kernel: &mut Kernel, pid: usize, va: u64) -> Option<u64> {
+    kernel.procs[pid]
+        .as_ref()
+        .unwrap()
+        .tables()
+        .translate(&mut kernel.mem, va)
+        .map(|(pa, ..)| pa)
+}
+
+/// The two-pass fault: the first pass stops at the demand-zero fill with
+/// nothing changed, the second maps exactly the frame prepared between.
+#[test]
+fn prepared_frame_is_used() {
+    let mut kernel = Kernel::new();
+    let at = va(Region::Anon, 2);
+    let mut prepared = None;
+    let first = kernel.fault(0, at, FaultAccess::Write, &mut prepared, true);
+    assert_eq!(first, Err(FaultError::ZeroedFrameWanted));
+    assert_eq!(live_frames(), 0, "the first pass allocated");
+    assert_eq!(mapped(&mut kernel, 0, at), None, "the first pass mapped");
+    assert_eq!(kernel.stats.new_zeroed, 0, "counted before the fill");
+    let frame = HostFrame::alloc(0);
+    let pa = frame.0;
+    prepared = Some(frame);
+    let second = kernel.fault(0, at, FaultAccess::Write, &mut prepared, false);
+    assert_eq!(second, Ok(vmcore::FaultAction::MapNewZeroed));
+    assert!(prepared.is_none(), "not taken");
+    assert_eq!(mapped(&mut kernel, 0, at), Some(pa));
+    assert_eq!(kernel.stats.new_zeroed, 1);
+    assert_eq!(live_frames(), 1);
+    // A write to the zero page (read first) takes one the same way.
+    let next = va(Region::Anon, 3);
+    assert_eq!(kernel.access(0, next, None), 0);
+    let first = kernel.fault(0, next, FaultAccess::Write, &mut prepared, true);
+    assert_eq!(first, Err(FaultError::ZeroedFrameWanted));
+    let frame = HostFrame::alloc(0);
+    let pa = frame.0;
+    prepared = Some(frame);
+    let second = kernel.fault(0, next, FaultAccess::Write, &mut prepared, false);
+    assert_eq!(second, Ok(vmcore::FaultAction::MapNewZeroed));
+    assert!(prepared.is_none());
+    assert_eq!(mapped(&mut kernel, 0, next), Some(pa));
+    assert_eq!(kernel.access(0, next, Some(9)), 9);
+    kernel.check_refcounts();
+    kernel.exit(0);
+    assert_eq!(live_frames(), 0, "frames left after exit");
+}
+
+/// Another thread filled the page between the passes: the second pass
+/// finds its leaf (spurious), leaves the prepared frame, and the caller's
+/// drop gives it back; the other thread's data stays.
+#[test]
+fn prepared_frame_refused_after_another_fill() {
+    let mut kernel = Kernel::new();
+    let at = va(Region::Anon, 1);
+    let mut prepared = None;
+    let first = kernel.fault(0, at, FaultAccess::Write, &mut prepared, true);
+    assert_eq!(first, Err(FaultError::ZeroedFrameWanted));
+    let frame = HostFrame::alloc(0);
+    let pa = frame.0;
+    prepared = Some(frame);
+    // The other thread (same space) faults and writes meanwhile.
+    assert_eq!(kernel.access(0, at, Some(5)), 5);
+    let theirs = mapped(&mut kernel, 0, at).unwrap();
+    assert_ne!(theirs, pa);
+    let second = kernel.fault(0, at, FaultAccess::Write, &mut prepared, false);
+    assert_eq!(second, Ok(vmcore::FaultAction::Spurious));
+    assert_eq!(prepared.as_ref().map(|f| f.0), Some(pa), "refused frame");
+    assert_eq!(live_frames(), 2);
+    drop(prepared.take());
+    assert_eq!(live_frames(), 1, "refused frame not returned");
+    assert_eq!(mapped(&mut kernel, 0, at), Some(theirs));
+    assert_eq!(kernel.access(0, at, None), 5);
+    kernel.check_refcounts();
+    kernel.exit(0);
+    assert_eq!(live_frames(), 0);
+}
+
+/// The region was unmapped between the passes: the second pass refuses
+/// the access (SIGSEGV) and hands the frame back untouched.
+#[test]
+fn prepared_frame_refused_when_region_unmapped() {
+    let mut kernel = Kernel::new();
+    let at = va(Region::Anon, 4);
+    let mut prepared = None;
+    let first = kernel.fault(0, at, FaultAccess::Write, &mut prepared, true);
+    assert_eq!(first, Err(FaultError::ZeroedFrameWanted));
+    prepared = Some(HostFrame::alloc(0));
+    let vma = region_vma(Region::Anon);
+    let mut gather = Gather::new(HostTlb { pid: 0 });
+    kernel.procs[0]
+        .as_mut()
+        .unwrap()
+        .unmap(&mut kernel.mem, &mut gather, vma.start, vma.end)
+        .unwrap();
+    let _ = gather.finish(&mut kernel.mem);
+    let second = kernel.fault(0, at, FaultAccess::Write, &mut prepared, false);
+    assert_eq!(second, Err(FaultError::Segv(vmcore::SegvReason::NoRegion)));
+    assert!(prepared.is_some(), "frame kept by a refused fault");
+    drop(prepared.take());
+    assert_eq!(live_frames(), 0, "refused frame not returned");
+    assert_eq!(mapped(&mut kernel, 0, at), None);
+    kernel.exit(0);
+    assert_eq!(live_frames(), 0);
+}
+
+/// A fault that needs no zeroed frame is not stopped by `defer` (a read
+/// maps the zero page, a file page fills from the cache), and one that
+/// needs one but is offered none without `defer` allocates as before.
+#[test]
+fn defer_stops_only_zero_fills() {
+    let mut kernel = Kernel::new();
+    let at = va(Region::Anon, 0);
+    let mut prepared = None;
+    let read = kernel.fault(0, at, FaultAccess::Read, &mut prepared, true);
+    assert_eq!(read, Ok(vmcore::FaultAction::MapZeroPage));
+    let file = va(Region::SharedFile, 0);
+    let fill = kernel.fault(0, file, FaultAccess::Write, &mut prepared, true);
+    assert!(matches!(fill, Ok(vmcore::FaultAction::FillFromFile { .. })));
+    let write = kernel.fault(0, at, FaultAccess::Write, &mut prepared, false);
+    assert_eq!(write, Ok(vmcore::FaultAction::MapNewZeroed));
+    kernel.check_refcounts();
+    kernel.exit(0);
+    kernel.page_cache.clear();
+    assert_eq!(live_frames(), 0);
 }

@@ -36,6 +36,12 @@ pub enum FaultError {
     PastEof,
     /// No frame (or page-table frame) was available.
     OutOfMemory,
+    /// The fault needs a fresh zeroed frame and the backend asked to stop
+    /// there ([`FaultBackend::defer_zeroed`]): nothing was changed but a
+    /// stack growth; the caller clears a frame with the address space
+    /// unlocked and faults again offering it
+    /// ([`FaultBackend::take_prepared`]). Never leaves the fault path.
+    ZeroedFrameWanted,
 }
 
 /// Things worth counting that a fault did (the kernel's vmstat).
@@ -109,6 +115,23 @@ pub trait FaultBackend {
 
     /// Counts an event (nothing by default).
     fn count(&mut self, _event: FaultEvent) {}
+
+    /// A zeroed frame the caller prepared for this fault's page before it
+    /// locked the address space (cleared with no lock held): a demand-zero
+    /// fill takes it instead of calling [`Self::alloc_zeroed`]. A fault that
+    /// needs none leaves it with the backend (another thread filled the
+    /// page meanwhile, the region went away): the caller drops it. None by
+    /// default.
+    fn take_prepared(&mut self) -> Option<Self::Frame> {
+        None
+    }
+
+    /// Whether a demand-zero fill with no prepared frame stops before
+    /// allocating, with [`FaultError::ZeroedFrameWanted`] (so that the frame
+    /// is cleared outside the address-space lock). False by default.
+    fn defer_zeroed(&mut self) -> bool {
+        false
+    }
 }
 
 /// One fault, as the helpers see it (Linux's `struct vm_fault`): the
@@ -352,12 +375,25 @@ where
             self.backend.count(FaultEvent::ZeroPageMap);
             self.backend.zero_page()
         } else {
-            self.backend.count(FaultEvent::DemandZero);
-            self.backend
-                .alloc_zeroed(self.page)
-                .ok_or(FaultError::OutOfMemory)?
+            self.zeroed_frame()?
         };
         self.install(&action, frame)
+    }
+
+    /// The fresh zeroed frame of a demand-zero fill: the prepared one if
+    /// the caller offers it, else (unless the backend defers) a new one.
+    #[inline(always)]
+    fn zeroed_frame(&mut self) -> Result<B::Frame, FaultError> {
+        let frame = match self.backend.take_prepared() {
+            Some(frame) => frame,
+            None if self.backend.defer_zeroed() => return Err(FaultError::ZeroedFrameWanted),
+            None => self
+                .backend
+                .alloc_zeroed(self.page)
+                .ok_or(FaultError::OutOfMemory)?,
+        };
+        self.backend.count(FaultEvent::DemandZero);
+        Ok(frame)
     }
 
     /// First touch of a file page (Linux's `do_read_fault` /
@@ -393,12 +429,12 @@ where
     fn wp_page_copy(&mut self, action: FaultAction) -> Result<(), FaultError> {
         let frame = if matches!(action, FaultAction::CopyOnWrite) {
             self.backend.count(FaultEvent::CowCopy);
-            self.backend.copy_of(self.pte.addr(), self.page)
+            self.backend
+                .copy_of(self.pte.addr(), self.page)
+                .ok_or(FaultError::OutOfMemory)?
         } else {
-            self.backend.count(FaultEvent::DemandZero);
-            self.backend.alloc_zeroed(self.page)
+            self.zeroed_frame()?
         };
-        let frame = frame.ok_or(FaultError::OutOfMemory)?;
         self.install(&action, frame)
     }
 
