@@ -42,6 +42,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mmcore::buddy::BuddyStats;
+use mmcore::lruadd::{self, LruAdd, LruAddBatch};
 use mmcore::percpu::{ObjectCache, PageList, PcpError, PCP_POLICY};
 use mmcore::{FrameKind, Pfn};
 
@@ -50,18 +51,28 @@ use super::frames;
 use crate::arch::cpulocal::{CpuLocal, Slot};
 use crate::arch::percpu::MAX_CPUS;
 
-/// The kinds with per-CPU page lists: kernel pages (vmalloc, buffers) and
-/// page tables. User pages go on the LRU under the frames lock anyway, so
-/// a list would not save them the lock round trip.
-pub const PAGE_KINDS: [FrameKind; 2] = [FrameKind::Kernel, FrameKind::PageTable];
+/// The kinds with per-CPU page lists: kernel pages (vmalloc, buffers),
+/// page tables, and anonymous user pages. The last list serves only
+/// [`alloc_user_anon`] (faults): its frames are handed out
+/// [`PENDING`](mmcore::lruadd::PENDING) and reach the LRU through the
+/// CPU's LRU-add batch; they are never freed onto it (a user page's last
+/// reference goes under the frames lock, straight to the buddy allocator).
+pub const PAGE_KINDS: [FrameKind; 3] = [FrameKind::Kernel, FrameKind::PageTable, FrameKind::UserAnon];
 
+/// [`PAGE_KINDS`]' index of the anonymous user pages' list.
+const USER: usize = 2;
+
+/// The list [`alloc_page`] and [`free_page`] use for `kind` (not the user
+/// list: its frames must go through the LRU-add batch).
 fn page_list_index(kind: FrameKind) -> Option<usize> {
-    PAGE_KINDS.iter().position(|&k| k == kind)
+    PAGE_KINDS[..USER].iter().position(|&k| k == kind)
 }
 
 struct CpuCaches {
     objects: ObjectCache,
     pages: [PageList; PAGE_KINDS.len()],
+    /// Fresh anonymous pages waiting to go on the LRU.
+    lru_add: LruAddBatch,
 }
 
 impl CpuCaches {
@@ -71,7 +82,9 @@ impl CpuCaches {
             pages: [
                 PageList::new(PAGE_KINDS[0], PCP_POLICY),
                 PageList::new(PAGE_KINDS[1], PCP_POLICY),
+                PageList::new(PAGE_KINDS[2], PCP_POLICY),
             ],
+            lru_add: LruAddBatch::new(),
         }
     }
 }
@@ -98,7 +111,7 @@ struct Shared {
 impl Shared {
     const fn new() -> Shared {
         Shared {
-            pages: [AtomicU64::new(0), AtomicU64::new(0)],
+            pages: [const { AtomicU64::new(0) }; PAGE_KINDS.len()],
             dirty: AtomicBool::new(false),
             drain_req: AtomicU64::new(0),
             drain_done: AtomicU64::new(0),
@@ -229,6 +242,122 @@ pub fn free_page(pfn: Pfn, kind: FrameKind) -> Result<(), PcpError> {
     }
 }
 
+// ---------------------------------------------------------------- user pages
+
+/// Fast path of a fault: a fresh anonymous frame for the page at `va` of
+/// family `family`, from this CPU's user page list, zeroed if asked, its
+/// reverse map and LRU insertion recorded in this CPU's batch. The frames
+/// lock is taken only to refill the list (a batch at a time, applying the
+/// LRU-add batch under the same hold). The min watermark is checked
+/// against the buddy allocator's free count as of its last lock release
+/// plus this list. `None`: the list is empty and cannot be refilled above
+/// the min watermark, or the watermark is reached (the caller takes the
+/// slow path, which drains the caches and reclaims).
+pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
+    let marks = super::kswapd::try_watermarks()?;
+    let (pfn, free) = CACHES
+        .with(|c, cpu| {
+            let list = &mut c.pages[USER];
+            let shared = &SHARED[cpu];
+            let buddy_free = frames::buddy_free_pages();
+            let pfn = match list.pop() {
+                Some(p) if buddy_free + list.len() as u64 >= marks.min => p,
+                Some(p) => {
+                    // Below the min watermark (kernel allocations took
+                    // the buddy allocator down): the slow path decides.
+                    list.push(p).expect("just popped");
+                    return None;
+                }
+                None => {
+                    serve_drain_request(c, cpu);
+                    let CpuCaches { pages, lru_add, .. } = c;
+                    let list = &mut pages[USER];
+                    let p = frames::with(|m| {
+                        apply_lru_add(lru_add, m);
+                        let p = list.refill(&mut m.buddy, marks.min);
+                        for f in list.frames().chain(p) {
+                            if let Some(e) = m.ext.get_mut(f) {
+                                e.flags |= lruadd::PENDING;
+                            }
+                        }
+                        shared.pages[USER].store(list.len() as u64, Ordering::Relaxed);
+                        p
+                    })?;
+                    shared.dirty.store(true, Ordering::Relaxed);
+                    p
+                }
+            };
+            shared.pages[USER].store(c.pages[USER].len() as u64, Ordering::Relaxed);
+            Some((pfn, buddy_free + c.pages[USER].len() as u64))
+        })
+        .flatten()?;
+    if free < marks.low {
+        super::kswapd::wake();
+    }
+    // Cleared before it is recorded: once on the LRU, reclaim may look
+    // at it.
+    if zeroed {
+        super::direct::zero_frame(pfn);
+    }
+    let page = LruAdd {
+        pfn,
+        family,
+        vpn: va >> 12,
+    };
+    let queued = CACHES.with(|c, cpu| {
+        if !c.lru_add.push(page) {
+            let batch = &mut c.lru_add;
+            frames::with(|m| apply_lru_add(batch, m));
+            let pushed = c.lru_add.push(page);
+            debug_assert!(pushed, "an empty batch takes a page");
+        }
+        SHARED[cpu].dirty.store(true, Ordering::Relaxed);
+    });
+    if queued.is_none() {
+        // No per-CPU state here (cannot happen once a frame came from a
+        // list): apply it at once.
+        let mut one = LruAddBatch::new();
+        let pushed = one.push(page);
+        debug_assert!(pushed, "an empty batch takes a page");
+        frames::with(|m| apply_lru_add(&mut one, m));
+    }
+    Some(pfn)
+}
+
+/// Applies an LRU-add batch under the frames lock: each page still in use
+/// gets its reverse map and goes on the anon LRU; one whose last reference
+/// went meanwhile is freed (see `mmcore::lruadd`).
+fn apply_lru_add(batch: &mut LruAddBatch, m: &mut frames::PhysicalMemory) -> usize {
+    batch.flush(|page| {
+        let Some(e) = m.ext.get_mut(page.pfn) else {
+            return;
+        };
+        match lruadd::flushed(&mut e.flags) {
+            lruadd::Flushed::Add => {
+                e.family = page.family;
+                e.vpn = page.vpn;
+                m.ext.lru_add(page.pfn, reclaimcore::Kind::Anon, None);
+            }
+            lruadd::Flushed::Free => {
+                m.ext.clear(page.pfn);
+                m.buddy
+                    .free(page.pfn, 0)
+                    .expect("a pending frame freed by its batch");
+            }
+        }
+    })
+}
+
+/// Applies this CPU's LRU-add batch now (pages someone needs on the LRU).
+pub fn flush_lru_add_local() {
+    CACHES.with(|c, _| {
+        if !c.lru_add.is_empty() {
+            let batch = &mut c.lru_add;
+            frames::with(|m| apply_lru_add(batch, m));
+        }
+    });
+}
+
 /// Frames on every CPU's page lists, per [`PAGE_KINDS`] entry.
 pub fn pages_held() -> [u64; PAGE_KINDS.len()] {
     let mut held = [0; PAGE_KINDS.len()];
@@ -274,7 +403,11 @@ fn drain_caches(c: &mut CpuCaches, cpu: usize) -> u64 {
             .objects
             .drain(&mut m.slab, &mut m.buddy, &DirectMap)
             .unwrap_or_else(|e| panic!("kernel heap: {e}"));
-        let mut pages = 0;
+        // Pending pages first: those freed while waiting go back here.
+        let mut pages = apply_lru_add(&mut c.lru_add, m) as u64;
+        for f in c.pages[USER].frames() {
+            m.ext.clear(f);
+        }
         for (k, list) in c.pages.iter_mut().enumerate() {
             pages += list.drain(&mut m.buddy).unwrap_or_else(|e| panic!("{e}")) as u64;
             shared.pages[k].store(0, Ordering::Relaxed);
