@@ -101,6 +101,7 @@ fn put(m: &mut PhysicalMemory, pfn: Pfn) {
             // (else it would put a free frame on the LRU).
             if let Some(e) = m.ext.get_mut(pfn) {
                 if !mmcore::lruadd::last_put(&mut e.flags) {
+                    super::percpu::note_pending_freed();
                     return;
                 }
             }

@@ -184,7 +184,8 @@ pub fn init(regions: &'static [MemoryRegion]) {
 }
 
 /// Allocates a block of `2^order` frames owned by `kind`. A single frame
-/// of a kind with per-CPU lists ([`super::percpu::PAGE_KINDS`]) comes from
+/// of a kind with per-CPU lists ([`super::percpu::PAGE_KINDS`], but for
+/// `UserAnon`, whose list only faults use) comes from
 /// this CPU's list; give it back with [`free_page`]. When the buddy
 /// allocator is empty the CPUs' caches are drained and it is asked again.
 pub fn alloc(order: usize, kind: FrameKind) -> Option<Pfn> {
