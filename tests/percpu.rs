@@ -103,7 +103,11 @@ fn anon_pages_freed_while_batched() {
             pages.push(p);
         }
         // Some shared (fork), then every reference dropped unflushed.
-        let extra: Vec<_> = pages.iter().step_by(3).map(|p| p.try_clone().unwrap()).collect();
+        let extra: Vec<_> = pages
+            .iter()
+            .step_by(3)
+            .map(|p| p.try_clone().unwrap())
+            .collect();
         drop(pages);
         drop(extra);
     }

@@ -77,7 +77,8 @@ use crate::arch::percpu::MAX_CPUS;
 /// [`PENDING`](mmcore::lruadd::PENDING) and reach the LRU through the
 /// CPU's LRU-add batch; they are never freed onto it (a user page's last
 /// reference goes under the frames lock, straight to the buddy allocator).
-pub const PAGE_KINDS: [FrameKind; 3] = [FrameKind::Kernel, FrameKind::PageTable, FrameKind::UserAnon];
+pub const PAGE_KINDS: [FrameKind; 3] =
+    [FrameKind::Kernel, FrameKind::PageTable, FrameKind::UserAnon];
 
 /// [`PAGE_KINDS`]' index of the anonymous user pages' list.
 const USER: usize = 2;
@@ -317,8 +318,10 @@ pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
                     p
                 }
             };
-            shared.pages[USER].store(c.pages[USER].len() as u64, Ordering::Relaxed);
-            Some((pfn, buddy_free + c.pages[USER].len() as u64))
+            let left = c.pages[USER].len() as u64;
+            shared.pages[USER].store(left, Ordering::Relaxed);
+            // Re-read: a refill just took frames.
+            Some((pfn, frames::buddy_free_pages() + left))
         })
         .flatten()?;
     if free < marks.low {

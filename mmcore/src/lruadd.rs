@@ -163,7 +163,10 @@ mod tests {
         assert!(!b.push(page(99)), "full");
         let mut seen = Vec::new();
         assert_eq!(b.flush(|p| seen.push(p)), LRU_ADD_BATCH);
-        assert_eq!(seen, (0..LRU_ADD_BATCH as u64).map(page).collect::<Vec<_>>());
+        assert_eq!(
+            seen,
+            (0..LRU_ADD_BATCH as u64).map(page).collect::<Vec<_>>()
+        );
         assert!(b.is_empty());
         assert_eq!(b.flush(|_| panic!("empty")), 0);
     }
@@ -273,9 +276,7 @@ mod tests {
                         }
                     }
                 }
-                Op::Flush(cpu) => {
-                    apply(&mut batches[cpu], &mut free, &mut flags, &mut lru, &refs)
-                }
+                Op::Flush(cpu) => apply(&mut batches[cpu], &mut free, &mut flags, &mut lru, &refs),
             }
             for n in lru.keys() {
                 assert!(!free.contains(n) && refs.contains_key(n));
@@ -284,7 +285,10 @@ mod tests {
         for b in &mut batches {
             apply(b, &mut free, &mut flags, &mut lru, &refs);
         }
-        assert_eq!(lru.keys().copied().collect::<Vec<_>>(), refs.keys().copied().collect::<Vec<_>>());
+        assert_eq!(
+            lru.keys().copied().collect::<Vec<_>>(),
+            refs.keys().copied().collect::<Vec<_>>()
+        );
         for (n, rmap) in &lru {
             assert_eq!(*rmap, (page(*n).family, page(*n).vpn));
         }
