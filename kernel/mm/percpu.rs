@@ -286,11 +286,14 @@ pub fn free_page(pfn: Pfn, kind: FrameKind) -> Result<(), PcpError> {
 /// slow path, which drains the caches and reclaims).
 pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
     let marks = super::kswapd::try_watermarks()?;
+    // One CPU section for the lot (interrupts off while the page is
+    // cleared: a page of stores). The page is cleared before it is
+    // recorded: once on the LRU, reclaim may look at it.
     let (pfn, free) = CACHES
         .with(|c, cpu| {
-            let list = &mut c.pages[USER];
             let shared = &SHARED[cpu];
             let buddy_free = frames::buddy_free_pages();
+            let list = &mut c.pages[USER];
             let pfn = match list.pop() {
                 Some(p) if buddy_free + list.len() as u64 >= marks.min => p,
                 Some(p) => {
@@ -311,7 +314,6 @@ pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
                                 e.flags |= lruadd::PENDING;
                             }
                         }
-                        shared.pages[USER].store(list.len() as u64, Ordering::Relaxed);
                         p
                     })?;
                     shared.dirty.store(true, Ordering::Relaxed);
@@ -320,39 +322,26 @@ pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
             };
             let left = c.pages[USER].len() as u64;
             shared.pages[USER].store(left, Ordering::Relaxed);
-            // Re-read: a refill just took frames.
+            if zeroed {
+                super::direct::zero_frame(pfn);
+            }
+            let page = LruAdd {
+                pfn,
+                family,
+                vpn: va >> 12,
+            };
+            if !c.lru_add.push(page) {
+                let batch = &mut c.lru_add;
+                frames::with(|m| apply_lru_add(batch, m));
+                let pushed = c.lru_add.push(page);
+                debug_assert!(pushed, "an empty batch takes a page");
+            }
+            // Re-read: a refill may just have taken frames.
             Some((pfn, frames::buddy_free_pages() + left))
         })
         .flatten()?;
     if free < marks.low {
         super::kswapd::wake();
-    }
-    // Cleared before it is recorded: once on the LRU, reclaim may look
-    // at it.
-    if zeroed {
-        super::direct::zero_frame(pfn);
-    }
-    let page = LruAdd {
-        pfn,
-        family,
-        vpn: va >> 12,
-    };
-    let queued = CACHES.with(|c, cpu| {
-        if !c.lru_add.push(page) {
-            let batch = &mut c.lru_add;
-            frames::with(|m| apply_lru_add(batch, m));
-            let pushed = c.lru_add.push(page);
-            debug_assert!(pushed, "an empty batch takes a page");
-        }
-        SHARED[cpu].dirty.store(true, Ordering::Relaxed);
-    });
-    if queued.is_none() {
-        // No per-CPU state here (cannot happen once a frame came from a
-        // list): apply it at once.
-        let mut one = LruAddBatch::new();
-        let pushed = one.push(page);
-        debug_assert!(pushed, "an empty batch takes a page");
-        frames::with(|m| apply_lru_add(&mut one, m));
     }
     Some(pfn)
 }
