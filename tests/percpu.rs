@@ -20,6 +20,8 @@ fn main() -> ! {
     ferrite::testing::run(ferrite::tests![
         page_lists_serve_and_take_back_frames,
         frames_on_lists_count_as_free,
+        anon_pages_take_no_frames_lock,
+        anon_pages_freed_while_batched,
         balance_is_exact_after_drains,
     ])
 }
@@ -57,8 +59,65 @@ fn frames_on_lists_count_as_free() {
     ferrite::testing::assert_meminfo_adds_up(&meminfo);
 }
 
+const FAULTS: usize = 512;
+
+/// A fault's common path (a user page from this CPU's list, its reverse
+/// map and LRU insertion batched) takes the frames lock about once per
+/// list refill, not once or twice per page as before.
+fn anon_pages_take_no_frames_lock() {
+    let mut pages = Vec::with_capacity(FAULTS);
+    let before = frames::lock_holds();
+    for i in 0..FAULTS {
+        let va = 0x4000_0000 + (i as u64) * 4096;
+        // Not zeroed: a debug build's direct-map writes check the frame's
+        // kind under the frames lock.
+        pages.push(ferrite::mm::frame_ref::FrameRef::alloc_anon(false, 7, va).expect("a page"));
+    }
+    let holds = frames::lock_holds() - before - 1;
+    assert!(
+        holds * 8 < FAULTS as u64,
+        "{holds} frames-lock holds for {FAULTS} anonymous pages"
+    );
+    // Once the batch is applied, every page is on the LRU with its
+    // reverse map.
+    percpu::flush_lru_add_local();
+    frames::with(|m| {
+        for (i, p) in pages.iter().enumerate() {
+            assert!(m.ext.on_lru(p.pfn()), "page {i} on the LRU");
+            let e = m.ext.get(p.pfn()).unwrap();
+            assert_eq!((e.family, e.vpn), (7, 0x4_0000 + i as u64), "page {i}");
+            assert_eq!(e.flags & mmcore::lruadd::PENDING, 0);
+        }
+    });
+    drop(pages);
+}
+
+/// Pages whose last reference goes while they wait in the batch are freed
+/// by the batch (not twice, not onto the LRU), and the balance is exact.
+fn anon_pages_freed_while_batched() {
+    for round in 0..4 {
+        let mut pages = Vec::with_capacity(40);
+        for i in 0..40u64 {
+            let p = ferrite::mm::frame_ref::FrameRef::alloc_anon(round % 2 == 0, 9, i << 12)
+                .expect("a page");
+            pages.push(p);
+        }
+        // Some shared (fork), then every reference dropped unflushed.
+        let extra: Vec<_> = pages
+            .iter()
+            .step_by(3)
+            .map(|p| p.try_clone().unwrap())
+            .collect();
+        drop(pages);
+        drop(extra);
+    }
+    assert!(percpu::drain_all_sync());
+    let s = frames::stats();
+    assert_eq!(s.free_pages, frames::free_pages());
+}
+
 fn balance_is_exact_after_drains() {
     assert!(percpu::drain_all_sync());
-    assert_eq!(percpu::pages_held(), [0, 0]);
+    assert_eq!(percpu::pages_held(), [0, 0, 0]);
     ferrite::testing::assert_frames_back(0);
 }

@@ -657,7 +657,7 @@ fn balanced(what: &str, round: impl FnOnce()) {
     for (i, (b, a)) in slab_before.iter().zip(&slab_after).enumerate() {
         assert_eq!(a, b, "{what}: objects in use in slab cache {i}");
     }
-    assert_eq!(percpu::pages_held(), [0, 0]);
+    assert_eq!(percpu::pages_held(), [0, 0, 0]);
 }
 
 fn print_counts(what: &str) {

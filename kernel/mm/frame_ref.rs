@@ -89,13 +89,22 @@ impl FrameRef {
 }
 
 /// Drops one reference to `pfn`, freeing the frame with the last (it
-/// leaves the LRU and loses its reverse map then).
+/// leaves the LRU and loses its reverse map then; a frame still waiting in
+/// a CPU's LRU-add batch is freed by that batch instead).
 fn put(m: &mut PhysicalMemory, pfn: Pfn) {
     if pfn == zero_pfn() {
         return;
     }
     match m.buddy.ref_dec(pfn) {
         Some(0) => {
+            // Still waiting in a CPU's LRU-add batch: the batch frees it
+            // (else it would put a free frame on the LRU).
+            if let Some(e) = m.ext.get_mut(pfn) {
+                if !mmcore::lruadd::last_put(&mut e.flags) {
+                    super::percpu::note_pending_freed();
+                    return;
+                }
+            }
             m.ext.clear(pfn);
             m.buddy
                 .free(pfn, 0)

@@ -7,6 +7,8 @@
 //! (taken with interrupts off) cannot deadlock against itself.
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use mmcore::buddy::BuddyStats;
 use mmcore::frame::{init_meta_array, meta_bytes_for};
 use mmcore::memblock::MemBlock;
@@ -32,6 +34,9 @@ pub struct PhysicalMemory {
     pub ext: super::pageext::PageExts,
     /// The swap area's slots and swap cache, while swap is on.
     pub swap: Option<super::swap::SwapArea>,
+    /// Times the frames lock was taken (through [`with`]): a plain counter
+    /// under the lock, so it costs no extra shared cache line. For tests.
+    pub holds: u64,
 }
 
 impl PhysicalMemory {
@@ -55,10 +60,36 @@ pub fn lock_stat() -> crate::arch::sync::LockStat {
     MEMORY.stat()
 }
 
+/// The buddy allocator's free frames as of the frames lock's last release
+/// (read without the lock by the fault path's watermark check).
+static BUDDY_FREE: AtomicU64 = AtomicU64::new(0);
+
 /// Runs `f` on the physical memory state under the frames lock (interrupts
 /// off). `f` must not allocate from the heap: the heap takes this lock.
 pub fn with<R>(f: impl FnOnce(&mut PhysicalMemory) -> R) -> R {
-    MEMORY.with(|m| f(m.as_mut().expect("mm::frames::init ran")))
+    MEMORY.with(|m| {
+        let m = m.as_mut().expect("mm::frames::init ran");
+        m.holds += 1;
+        let r = f(m);
+        let free = m.buddy.free_pages();
+        if BUDDY_FREE.load(Ordering::Relaxed) != free {
+            BUDDY_FREE.store(free, Ordering::Relaxed);
+        }
+        r
+    })
+}
+
+/// The buddy allocator's free frames as of the last release of the frames
+/// lock, without taking it (frames on the CPUs' lists not included).
+#[inline]
+pub fn buddy_free_pages() -> u64 {
+    BUDDY_FREE.load(Ordering::Relaxed)
+}
+
+/// Times the frames lock was taken since boot (tests: a fault's common
+/// path must not take it).
+pub fn lock_holds() -> u64 {
+    with(|m| m.holds - 1)
 }
 
 /// What `init` found and did, for the boot log and `meminfo`.
@@ -142,7 +173,9 @@ pub fn init(regions: &'static [MemoryRegion]) {
         slab: SlabHeap::new(),
         ext: super::pageext::PageExts::new(ext, lru, lo),
         swap: None,
+        holds: 0,
     });
+    with(|_| ());
     let us = crate::time::cycles_to_us(init_cycles);
     let gib = usable_bytes as f64 / (1u64 << 30) as f64;
     log::info!(
@@ -157,7 +190,8 @@ pub fn init(regions: &'static [MemoryRegion]) {
 }
 
 /// Allocates a block of `2^order` frames owned by `kind`. A single frame
-/// of a kind with per-CPU lists ([`super::percpu::PAGE_KINDS`]) comes from
+/// of a kind with per-CPU lists ([`super::percpu::PAGE_KINDS`], but for
+/// `UserAnon`, whose list only faults use) comes from
 /// this CPU's list; give it back with [`free_page`]. When the buddy
 /// allocator is empty the CPUs' caches are drained and it is asked again.
 pub fn alloc(order: usize, kind: FrameKind) -> Option<Pfn> {
@@ -206,20 +240,29 @@ pub fn user_reserve() -> u64 {
 /// again from their file) and tries once more. Failure injection
 /// (`fail_page_alloc`) applies here.
 pub fn alloc_user(kind: FrameKind, zeroed: bool) -> Option<Pfn> {
+    if super::failslab::should_fail_page() {
+        return None;
+    }
     alloc_user_rmap(kind, zeroed, None)
 }
 
 /// [`alloc_user`] for an anonymous page of address-space family `family`
-/// at `va`: the frame is put on the LRU with its reverse map under the
-/// same lock round trip.
+/// at `va`, with its reverse map and on the LRU. Usually from this CPU's
+/// user page list, its reverse map and LRU insertion batched, with no
+/// frames lock taken ([`super::percpu::alloc_user_anon`]); when that list
+/// is empty and cannot be refilled above the min watermark, as
+/// [`alloc_user`] (drains, page-cache reclaim, kswapd) with the reverse
+/// map and the LRU insertion under one more lock hold.
 pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
-    alloc_user_rmap(FrameKind::UserAnon, zeroed, Some((family, va)))
-}
-
-fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> Option<Pfn> {
     if super::failslab::should_fail_page() {
         return None;
     }
+    super::percpu::alloc_user_anon(zeroed, family, va)
+        .or_else(|| alloc_user_rmap(FrameKind::UserAnon, zeroed, Some((family, va))))
+}
+
+/// The slow path both share (failure injection checked by the callers).
+fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> Option<Pfn> {
     let marks = super::kswapd::watermarks();
     let mut free = u64::MAX;
     // The frame is cleared outside the frames lock (a page of stores,

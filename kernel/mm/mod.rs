@@ -27,7 +27,7 @@
 //! | `INPUT` ([`proc::console`](crate::proc::console)) | console input bytes (serial and keyboard IRQs) |
 //! | `CAPTURE` ([`klog`](crate::klog)), `CONSOLE` ([`drivers::fbcon`](crate::drivers::fbcon)), `PORT` ([`drivers::serial`](crate::drivers::serial)) | output capture, framebuffer console, COM1 |
 //! | `DISK` ([`drivers::virtio_blk`](crate::drivers::virtio_blk)), `MMIO`, `BOUNCE` ([`dma`]) | the parked swap disk; device-register windows; DMA bounce slots (leaves: nothing is taken under them) |
-//! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, and the slab heap |
+//! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, the LRU and reverse maps, and the slab heap (a fault's user page comes from a per-CPU list and reaches the LRU through a per-CPU batch, both refilled/applied under it a batch at a time: [`percpu`]) |
 //! | `RESERVE`, boot heap ([`heap`]), `STATE` ([`failslab`]) | the heap's emergency reserve, the boot heap, failure injection |
 //! | `PSI` ([`psi`]) | memory-pressure task counts and figures (a leaf: taken alone or under `SCHED`) |
 //! | `KILLER` ([`proc::oom`](crate::proc::oom)) | the OOM killer's owner and last victim (a leaf: taken alone; the killer itself runs from the fault path with no lock held, and may sleep) |

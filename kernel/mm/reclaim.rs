@@ -174,6 +174,9 @@ pub fn reclaim_by(target: u64, who: Reclaimer) -> u64 {
     if who == Reclaimer::Direct {
         vmstat::ALLOCSTALL.inc();
     }
+    // This CPU's fresh anonymous pages onto the LRU first, so reclaim
+    // can find them (Linux's `lru_add_drain` before shrinking a list).
+    super::percpu::flush_lru_add_local();
     let spaces = spaces();
     let swap_on = swap::enabled();
     let (anon_len, file_len) =

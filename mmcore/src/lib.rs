@@ -60,6 +60,7 @@ extern crate std;
 pub mod buddy;
 pub mod frame;
 mod list;
+pub mod lruadd;
 pub mod memblock;
 pub mod percpu;
 pub mod slab;

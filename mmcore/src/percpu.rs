@@ -528,6 +528,11 @@ impl PageList {
         self.kind
     }
 
+    /// The frames on the list, oldest first.
+    pub fn frames(&self) -> impl Iterator<Item = Pfn> + '_ {
+        self.pfns[..self.len as usize].iter().map(|&p| Pfn(p))
+    }
+
     /// Fast path: the most recently freed frame.
     #[inline]
     pub fn pop(&mut self) -> Option<Pfn> {
