@@ -100,12 +100,28 @@ fn file_of(vma: &Vma) -> Option<u32> {
 /// the user reserve), the page cache, swap, and vmstat's counters.
 struct KernelFaults {
     family: u32,
-    /// A zeroed frame cleared before the lock was taken, for a demand-zero
-    /// fill of the faulting page ([`AddressSpace::handle_fault_prepared`]).
-    prepared: Option<FrameRef>,
-    /// Stop a demand-zero fill that has no prepared frame (the caller
-    /// clears one unlocked).
+    /// Frames prepared before the lock was taken, for the faulting page
+    /// ([`AddressSpace::handle_fault_prepared`]).
+    prepared: Prepared,
+    /// Stop a demand-zero fill or a private file copy that has no prepared
+    /// frame (the caller clears or copies one unlocked).
     defer: bool,
+}
+
+/// What a fault of a threaded address space prepares with it unlocked
+/// ([`AddressSpace::handle_fault_prepared`]); what the fault did not use
+/// stays here, for the caller to drop once it has unlocked.
+#[derive(Default)]
+pub struct Prepared {
+    /// A zeroed frame, for a demand-zero fill.
+    pub zeroed: Option<FrameRef>,
+    /// A copy of the page-cache frame at the address given, for a private
+    /// copy of a file page (used only if the cache still has that frame).
+    pub copy: Option<(u64, FrameRef)>,
+    /// The page-cache frame a first pass stopped at
+    /// ([`FaultError::CopyWanted`]): the one to copy (this reference keeps
+    /// it from being freed meanwhile).
+    pub source: Option<FrameRef>,
 }
 
 /// Fresh reverse-map family ids.
@@ -162,7 +178,22 @@ impl FaultBackend for KernelFaults {
 
     #[inline(always)]
     fn take_prepared(&mut self) -> Option<FrameRef> {
-        self.prepared.take()
+        self.prepared.zeroed.take()
+    }
+
+    #[inline(always)]
+    fn take_prepared_copy(&mut self, src: u64) -> Option<FrameRef> {
+        match self.prepared.copy.take() {
+            Some((from, copy)) if from == src => Some(copy),
+            other => {
+                self.prepared.copy = other;
+                None
+            }
+        }
+    }
+
+    fn hold_source(&mut self, src: FrameRef) {
+        self.prepared.source = Some(src);
     }
 
     #[inline(always)]
@@ -544,23 +575,27 @@ impl AddressSpace {
         access: FaultAccess,
         mode: FaultMode,
     ) -> Result<FaultAction, FaultError> {
-        let mut none = None;
+        let mut none = Prepared::default();
         self.handle_fault_prepared(addr, access, mode, &mut none, false)
     }
 
-    /// [`Self::handle_fault`] for a fault whose zeroed frame is cleared
-    /// with this address space unlocked (threads of one process fault in
-    /// parallel): with `defer`, a demand-zero fill that has no frame in
-    /// `prepared` stops with [`FaultError::ZeroedFrameWanted`] (having
-    /// changed nothing but a stack growth); a frame in `prepared` (from
-    /// [`Self::prepare_zeroed`] for this page) is used by a demand-zero
-    /// fill and otherwise left there for the caller to drop once unlocked.
+    /// [`Self::handle_fault`] for a fault whose new frame is cleared or
+    /// copied with this address space unlocked (threads of one process
+    /// fault in parallel): with `defer`, a demand-zero fill that has no
+    /// zeroed frame in `prepared` stops with
+    /// [`FaultError::ZeroedFrameWanted`], and a private copy of a file page
+    /// with no copy of it stops with [`FaultError::CopyWanted`], leaving
+    /// the page-cache frame in `prepared.source` (having changed nothing
+    /// but a stack growth); prepared frames (from [`Self::prepare_zeroed`]
+    /// and [`Self::prepare_copy`] for this page) are used by the fill that
+    /// wants them and otherwise left there for the caller to drop once
+    /// unlocked.
     pub fn handle_fault_prepared(
         &mut self,
         addr: u64,
         access: FaultAccess,
         mode: FaultMode,
-        prepared: &mut Option<FrameRef>,
+        prepared: &mut Prepared,
         defer: bool,
     ) -> Result<FaultAction, FaultError> {
         // Stack growth is charged first; refused, the fault is a SIGSEGV
@@ -586,7 +621,7 @@ impl AddressSpace {
         let may_grow = self.space.may_grow_stack_at(addr) && self.space.vmas().find(addr).is_none();
         let mut backend = KernelFaults {
             family: self.family,
-            prepared: prepared.take(),
+            prepared: core::mem::take(prepared),
             defer,
         };
         let result = self.changing(|space, mem, gather| {
@@ -614,6 +649,13 @@ impl AddressSpace {
     /// threads' faults would otherwise wait behind). `None`: out of memory.
     pub fn prepare_zeroed(family: u32, addr: u64) -> Option<FrameRef> {
         FrameRef::alloc_anon(true, family, vmcore::page_down(addr))
+    }
+
+    /// A private copy of the page-cache frame `src` for the page at `addr`,
+    /// as [`Self::prepare_zeroed`] (call unlocked; `None`: out of memory).
+    pub fn prepare_copy(src: &FrameRef, family: u32, addr: u64) -> Option<(u64, FrameRef)> {
+        let copy = frame_ref::copy_of(src.pfn(), family, vmcore::page_down(addr))?;
+        Some((src.pfn().addr(), copy))
     }
 
     /// A copy-on-write duplicate: the same regions, and every present

@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 use vmcore::fault::{FaultMode, PfErrorCode};
 use vmcore::{FaultAccess, FaultAction, SegvReason};
 
-use super::aspace::{self, AddressSpace, FaultError, SharedAddressSpace};
+use super::aspace::{self, AddressSpace, FaultError, Prepared, SharedAddressSpace};
 use super::layout::is_user_address;
 use super::vmstat;
 use crate::arch::hook::{FnPointer, Hook};
@@ -49,11 +49,13 @@ impl fmt::Display for UserFault {
                 "bus error at {:#x} ip {:#x} ({mmu}: file page wholly past end of file)",
                 self.addr, self.ip
             ),
-            FaultError::OutOfMemory | FaultError::ZeroedFrameWanted => write!(
-                f,
-                "out of memory: no frame for a page at {:#x} ip {:#x} ({mmu})",
-                self.addr, self.ip
-            ),
+            FaultError::OutOfMemory | FaultError::ZeroedFrameWanted | FaultError::CopyWanted => {
+                write!(
+                    f,
+                    "out of memory: no frame for a page at {:#x} ip {:#x} ({mmu})",
+                    self.addr, self.ip
+                )
+            }
         }
     }
 }
@@ -151,9 +153,10 @@ const SOLE_USER_REFS: usize = 3;
 pub static PREPARED_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// One try at the fault. `threaded`: a first locked pass that finds a
-/// demand-zero fill stops there; the frame is allocated and cleared with
-/// the lock released, and a second pass decides again with it in hand
-/// (the page may have been filled or unmapped meanwhile: the frame then
+/// demand-zero fill or a private copy of a file page stops there; the
+/// frame is cleared or copied with the lock released, and a second pass
+/// decides again with it in hand (the page may have been filled, the
+/// cache's page replaced or the region unmapped meanwhile: the frame then
 /// goes back, after the unlock).
 #[inline(always)]
 fn fault_once(
@@ -166,26 +169,43 @@ fn fault_once(
     if !threaded {
         return space.lock().handle_fault(addr, access, mode);
     }
-    let mut prepared = None;
+    let mut prepared = Prepared::default();
     let (first, family) = {
         let mut locked = space.lock();
         let first = locked.handle_fault_prepared(addr, access, mode, &mut prepared, true);
         (first, locked.family())
     };
-    if first != Err(FaultError::ZeroedFrameWanted) {
-        return first;
-    }
     // No frame: out of memory, as the fill under the lock would have been
-    // (the same allocator path; the caller reclaims and comes back).
-    prepared = Some(AddressSpace::prepare_zeroed(family, addr).ok_or(FaultError::OutOfMemory)?);
+    // (the same allocator path; the caller reclaims and comes back). The
+    // source of a copy stays held until the second pass has decided: its
+    // frame cannot be freed and reused meanwhile, so the same address in
+    // the cache then is the same page.
+    let mut source = None;
+    match first {
+        Err(FaultError::ZeroedFrameWanted) => {
+            prepared.zeroed =
+                Some(AddressSpace::prepare_zeroed(family, addr).ok_or(FaultError::OutOfMemory)?);
+        }
+        Err(FaultError::CopyWanted) => {
+            let Some(src) = prepared.source.take() else {
+                return Err(FaultError::OutOfMemory);
+            };
+            prepared.copy = Some(
+                AddressSpace::prepare_copy(&src, family, addr).ok_or(FaultError::OutOfMemory)?,
+            );
+            source = Some(src);
+        }
+        other => return other,
+    }
     let result = space
         .lock()
         .handle_fault_prepared(addr, access, mode, &mut prepared, false);
-    if prepared.is_some() {
+    if prepared.zeroed.is_some() || prepared.copy.is_some() {
         PREPARED_REFUSED.fetch_add(1, Ordering::Relaxed);
     }
     // Refused: back to the allocator, with the lock released.
     drop(prepared);
+    drop(source);
     result
 }
 

@@ -58,7 +58,9 @@ fn report(what: core::fmt::Arguments) {
 fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) {
     let (signal, code) = match fault.why {
         // (The second never leaves the fault path.)
-        FaultError::OutOfMemory | FaultError::ZeroedFrameWanted => (SIGKILL, 0),
+        FaultError::OutOfMemory | FaultError::ZeroedFrameWanted | FaultError::CopyWanted => {
+            (SIGKILL, 0)
+        }
         FaultError::PastEof => (SIGBUS, sigcode::BUS_ADRERR),
         FaultError::Segv(SegvReason::NoRegion) | FaultError::KernelAddress => {
             (SIGSEGV, sigcode::SEGV_MAPERR)

@@ -247,8 +247,13 @@ struct Backend<'a> {
     /// A zeroed frame cleared "unlocked" before the fault (the kernel's
     /// threaded path); what the fault did not take stays here.
     prepared: Option<HostFrame>,
-    /// Stop a demand-zero fill that has no prepared frame.
+    /// Stop a demand-zero fill (or a private file copy) that has no
+    /// prepared frame.
     defer: bool,
+    /// A copy of the cache frame at the address given, made "unlocked".
+    copy: Option<(u64, HostFrame)>,
+    /// The cache frame a first pass stopped at (`CopyWanted`).
+    source: Option<HostFrame>,
 }
 
 impl FaultBackend for Backend<'_> {
@@ -323,6 +328,20 @@ impl FaultBackend for Backend<'_> {
         self.defer
     }
 
+    fn take_prepared_copy(&mut self, src: u64) -> Option<HostFrame> {
+        match self.copy.take() {
+            Some((from, copy)) if from == src => Some(copy),
+            other => {
+                self.copy = other;
+                None
+            }
+        }
+    }
+
+    fn hold_source(&mut self, src: HostFrame) {
+        self.source = Some(src);
+    }
+
     fn count(&mut self, event: FaultEvent) {
         match event {
             FaultEvent::ZeroPageMap => self.stats.zero_maps += 1,
@@ -386,6 +405,11 @@ struct Kernel {
     /// Faults take the kernel's two-pass path (zeroed frame prepared
     /// between the passes).
     two_phase: bool,
+    /// A private file copy prepared between the passes, offered to the
+    /// next [`Kernel::fault`] (what it leaves was refused) ...
+    copy: Option<(u64, HostFrame)>,
+    /// ... and the cache frame the last first pass stopped at.
+    source: Option<HostFrame>,
 }
 
 impl Kernel {
@@ -402,6 +426,8 @@ impl Kernel {
             procs: vec![Some(space)],
             stats: Stats::default(),
             two_phase: false,
+            copy: None,
+            source: None,
         }
     }
 
@@ -449,6 +475,16 @@ impl Kernel {
                     self.fault(pid, va, access, &mut prepared, false)
                         .unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
                     assert!(prepared.is_none(), "prepared frame refused alone");
+                } else if first == Err(FaultError::CopyWanted) {
+                    let src = self.source.take().expect("the source is held");
+                    self.copy = Some((src.0, HostFrame::alloc(content(src.0))));
+                    self.fault(pid, va, access, &mut prepared, false)
+                        .unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
+                    assert!(self.copy.is_none(), "prepared copy refused alone");
+                    drop(src);
+                    // The second pass looked the cache page up again: one
+                    // fill, as the model counts it.
+                    self.stats.fills -= 1;
                 } else {
                     first.unwrap_or_else(|e| panic!("fault at {va:#x}: {e:?}"));
                 }
@@ -478,6 +514,8 @@ impl Kernel {
             stats: &mut self.stats,
             prepared: prepared.take(),
             defer,
+            copy: self.copy.take(),
+            source: None,
         };
         let result = space.handle_fault(
             &mut self.mem,
@@ -488,6 +526,8 @@ impl Kernel {
             FaultMode::User,
         );
         *prepared = backend.prepared.take();
+        self.copy = backend.copy.take();
+        self.source = backend.source.take();
         drop(backend);
         let _ = gather.finish(&mut self.mem);
         result
@@ -1192,11 +1232,11 @@ fn prepared_frame_refused_when_region_unmapped() {
     assert_eq!(live_frames(), 0);
 }
 
-/// A fault that needs no zeroed frame is not stopped by `defer` (a read
-/// maps the zero page, a file page fills from the cache), and one that
-/// needs one but is offered none without `defer` allocates as before.
+/// A fault that needs no new frame is not stopped by `defer` (a read
+/// maps the zero page, a shared file page fills from the cache), and one
+/// that needs one but is offered none without `defer` allocates as before.
 #[test]
-fn defer_stops_only_zero_fills() {
+fn defer_stops_only_new_frame_fills() {
     let mut kernel = Kernel::new();
     let at = va(Region::Anon, 0);
     let mut prepared = None;
@@ -1211,4 +1251,52 @@ fn defer_stops_only_zero_fills() {
     kernel.exit(0);
     kernel.page_cache.clear();
     assert_eq!(live_frames(), 0);
+}
+
+/// A private copy of a file page, made between the passes: the first pass
+/// stops holding the cache frame (nothing mapped, no frame but the cache's
+/// allocated), the second installs the copy; offered for another cache
+/// frame (the page was dropped and read in again) it is refused, and the
+/// caller's drop gives it back.
+#[test]
+fn prepared_copy_is_used_or_refused() {
+    let mut kernel = Kernel::new();
+    let at = va(Region::PrivateFile, 1);
+    let mut none = None;
+    let first = kernel.fault(0, at, FaultAccess::Write, &mut none, true);
+    assert_eq!(first, Err(FaultError::CopyWanted));
+    assert_eq!(mapped(&mut kernel, 0, at), None, "the first pass mapped");
+    let src = kernel.source.take().expect("the cache frame is held");
+    assert_eq!(live_frames(), 1, "only the cache page");
+    let copy = HostFrame::alloc(content(src.0));
+    let pa = copy.0;
+    kernel.copy = Some((src.0, copy));
+    let second = kernel.fault(0, at, FaultAccess::Write, &mut none, false);
+    assert!(second.is_ok(), "{second:?}");
+    assert!(kernel.copy.is_none(), "not taken");
+    assert_eq!(mapped(&mut kernel, 0, at), Some(pa));
+    assert_eq!(kernel.access(0, at, None), file_content(FILE_PRIVATE, P));
+    drop(src);
+    // A copy of another frame than the cache's is refused: the second
+    // pass copies under the lock instead.
+    let next = va(Region::PrivateFile, 2);
+    let first = kernel.fault(0, next, FaultAccess::Write, &mut none, true);
+    assert_eq!(first, Err(FaultError::CopyWanted));
+    let src = kernel.source.take().unwrap();
+    let stale = HostFrame::alloc(12345);
+    kernel.copy = Some((src.0 + 0x10_0000, stale));
+    let second = kernel.fault(0, next, FaultAccess::Write, &mut none, false);
+    assert!(second.is_ok(), "{second:?}");
+    let refused = kernel.copy.take().expect("left with the caller");
+    assert_ne!(mapped(&mut kernel, 0, next), Some(refused.0));
+    assert_eq!(
+        kernel.access(0, next, None),
+        file_content(FILE_PRIVATE, 2 * P)
+    );
+    drop(refused);
+    drop(src);
+    kernel.check_refcounts();
+    kernel.exit(0);
+    kernel.page_cache.clear();
+    assert_eq!(live_frames(), 0, "frames left");
 }

@@ -42,6 +42,11 @@ pub enum FaultError {
     /// unlocked and faults again offering it
     /// ([`FaultBackend::take_prepared`]). Never leaves the fault path.
     ZeroedFrameWanted,
+    /// The same for a private copy of a file page: the backend holds the
+    /// page-cache frame ([`FaultBackend::hold_source`]); the caller copies
+    /// it unlocked and faults again offering the copy
+    /// ([`FaultBackend::take_prepared_copy`]).
+    CopyWanted,
 }
 
 /// Things worth counting that a fault did (the kernel's vmstat).
@@ -132,6 +137,19 @@ pub trait FaultBackend {
     fn defer_zeroed(&mut self) -> bool {
         false
     }
+
+    /// A copy of the frame at `src` the caller prepared unlocked for this
+    /// fault's page (a private copy of a file page): used by the fill only
+    /// if the page-cache frame is still `src`; else it stays with the
+    /// backend for the caller to drop. None by default.
+    fn take_prepared_copy(&mut self, _src: u64) -> Option<Self::Frame> {
+        None
+    }
+
+    /// With [`Self::defer_zeroed`], a private copy with no prepared one
+    /// stops with [`FaultError::CopyWanted`] after handing the source
+    /// frame (a reference: it cannot be freed meanwhile) here.
+    fn hold_source(&mut self, _src: Self::Frame) {}
 }
 
 /// One fault, as the helpers see it (Linux's `struct vm_fault`): the
@@ -413,9 +431,18 @@ where
         }
         let frame = if private_copy {
             // The cache keeps its page; the copy is this mapping's own.
-            self.backend
-                .copy_of(cached.frame.addr(), self.page)
-                .ok_or(FaultError::OutOfMemory)?
+            let src = cached.frame.addr();
+            match self.backend.take_prepared_copy(src) {
+                Some(copy) => copy,
+                None if self.backend.defer_zeroed() => {
+                    self.backend.hold_source(cached.frame);
+                    return Err(FaultError::CopyWanted);
+                }
+                None => self
+                    .backend
+                    .copy_of(src, self.page)
+                    .ok_or(FaultError::OutOfMemory)?,
+            }
         } else {
             cached.frame
         };
