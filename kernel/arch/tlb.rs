@@ -123,6 +123,20 @@ pub fn others_with(root: u64, lazy_too: bool) -> u64 {
     mask
 }
 
+/// Whether another CPU runs `root` right now (loaded, not lazily): a
+/// thread of that address space that may fault meanwhile. A hint (it can
+/// change at once): the fault path uses it to choose whether to clear or
+/// copy a page with the address-space lock released. Counts nothing.
+pub fn running_elsewhere(root: u64) -> bool {
+    let me = percpu::cpu_index();
+    let found = super::smp::cpus_found().min(percpu::cpus().len());
+    percpu::cpus()[..found].iter().enumerate().any(|(i, c)| {
+        i != me
+            && c.loaded_root.load(Ordering::Relaxed) == root
+            && !c.tlb_lazy.load(Ordering::Relaxed)
+    })
+}
+
 /// Invalidates `pages` (or everything, `full`) of `root` on the CPUs in
 /// `mask` (see [`others_with`]; never this one), or makes them leave
 /// `root` for the kernel's tables (`leave`: the space is about to be

@@ -127,9 +127,16 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
         return Err(FaultError::Segv(SegvReason::NoRegion));
     };
     // Shared with other threads (more references than its process's, this
-    // CPU's slot and ours): a zeroed frame is cleared unlocked, so their
-    // faults on other pages go on meanwhile. Alone, one locked pass.
-    let threaded = Arc::strong_count(&current) > SOLE_USER_REFS;
+    // CPU's slot and ours) of which one runs on another CPU now: a new
+    // frame is cleared or copied unlocked, so their faults on other pages
+    // go on meanwhile. Otherwise one locked pass (a second pass costs a
+    // lookup more: a thread whose siblings sleep pays nothing).
+    let threaded = Arc::strong_count(&current) > SOLE_USER_REFS
+        && crate::arch::tlb::running_elsewhere(
+            crate::arch::percpu::this()
+                .loaded_root
+                .load(Ordering::Relaxed),
+        );
     // Out of frames: reclaim (swapping pages out, with no lock held, so
     // this address space's pages may go too) and try again.
     for _ in 0..RECLAIM_TRIES {
