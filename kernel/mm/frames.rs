@@ -34,9 +34,6 @@ pub struct PhysicalMemory {
     pub ext: super::pageext::PageExts,
     /// The swap area's slots and swap cache, while swap is on.
     pub swap: Option<super::swap::SwapArea>,
-    /// Times the frames lock was taken (through [`with`]): a plain counter
-    /// under the lock, so it costs no extra shared cache line. For tests.
-    pub holds: u64,
 }
 
 impl PhysicalMemory {
@@ -69,7 +66,6 @@ static BUDDY_FREE: AtomicU64 = AtomicU64::new(0);
 pub fn with<R>(f: impl FnOnce(&mut PhysicalMemory) -> R) -> R {
     MEMORY.with(|m| {
         let m = m.as_mut().expect("mm::frames::init ran");
-        m.holds += 1;
         let r = f(m);
         let free = m.buddy.free_pages();
         if BUDDY_FREE.load(Ordering::Relaxed) != free {
@@ -87,9 +83,9 @@ pub fn buddy_free_pages() -> u64 {
 }
 
 /// Times the frames lock was taken since boot (tests: a fault's common
-/// path must not take it).
+/// path must not take it): its statistics' acquisitions.
 pub fn lock_holds() -> u64 {
-    with(|m| m.holds - 1)
+    MEMORY.stat().acquisitions
 }
 
 /// What `init` found and did, for the boot log and `meminfo`.
@@ -173,7 +169,6 @@ pub fn init(regions: &'static [MemoryRegion]) {
         slab: SlabHeap::new(),
         ext: super::pageext::PageExts::new(ext, lru, lo),
         swap: None,
-        holds: 0,
     });
     with(|_| ());
     let us = crate::time::cycles_to_us(init_cycles);
