@@ -22,6 +22,7 @@ fn main() -> ! {
         smptests_hammer_more,
         exit_while_faulting_gives_every_frame_back,
         distinct_page_faults_give_every_frame_back,
+        threaded_faults_survive_frame_injection,
     ])
 }
 
@@ -110,4 +111,53 @@ fn distinct_page_faults_give_every_frame_back() {
         "  free pages: {before} before, {after} after 3 runs; {refused} frames cleared unlocked were refused (another thread filled the page first)"
     );
     assert_eq!(after, before, "threads faulting in parallel leaked frames");
+}
+
+/// Threads faulting on every CPU with user-page allocations failing at
+/// random (`fail_page_alloc`, so also the frames they clear or copy with
+/// the address space unlocked): the program may fail or be killed, the
+/// kernel does not panic, and afterwards every frame is back, exactly.
+fn threaded_faults_survive_frame_injection() {
+    use ferrite::mm::failslab::{self, Mode, Rule, Target};
+    use ferrite::proc::user::{spawn_program, wait_for};
+    let n = alloc::format!("{}", cpus());
+    let argv = [
+        "scale",
+        "-t",
+        "0.3",
+        "-m",
+        "2",
+        "-n",
+        &n,
+        "page_fault1-threads",
+        "page_fault2-threads",
+    ];
+    // Once clean: what a first run leaves for good is there before.
+    let (exit, out) = run("/bin/scale", &argv);
+    assert_eq!(exit, UserExit::Exited(0), "{out}");
+    drop(out);
+    let before = settled_free_pages();
+    let failed = failslab::status(Target::Page).1.failed;
+    for seed in 1..=3 {
+        ferrite::klog::capture_start();
+        let pid = spawn_program("/bin/scale", &argv).expect("scale starts");
+        failslab::configure(
+            Target::Page,
+            Rule {
+                mode: Mode::Random { one_in: 200, seed },
+                times: None,
+            },
+        );
+        let exit = wait_for(pid);
+        failslab::off();
+        let _ = ferrite::klog::capture_take();
+        ferrite::kprintln!("  injection seed {seed}: scale ended {exit:?}");
+    }
+    let failed = failslab::status(Target::Page).1.failed - failed;
+    let after = settled_free_pages();
+    ferrite::kprintln!(
+        "  {failed} page allocations failed on purpose; free pages {before} before, {after} after"
+    );
+    assert!(failed > 0, "no allocation was failed");
+    assert_eq!(after, before, "frames lost under injection");
 }
