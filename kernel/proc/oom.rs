@@ -61,6 +61,12 @@ const SHORTAGE_SLACK: u64 = 64;
 /// Attempts at another process's address-space lock (yielding between)
 /// before the table shows it as unknown and the killer passes it over.
 const LOCK_TRIES: usize = 20;
+/// After those, the killer's own table sleeps a tick between this many
+/// more attempts: on several CPUs a process faulting on another CPU holds
+/// its lock most of the time, and yields alone passed over the runaway
+/// process itself, killing an innocent one (found by `make fuzz` on 2
+/// CPUs). Its fault lets go once it runs out of memory too.
+const LOCK_SLEEPS: usize = 20;
 const KB_PER_PAGE: u64 = PAGE_SIZE / 1024;
 
 type Space = spin::Mutex<AddressSpace>;
@@ -124,11 +130,17 @@ fn usage_of(a: &mut AddressSpace) -> Usage {
 /// kernel thread) or its address space stayed locked (see the module's
 /// locking note).
 pub fn usage(pid: Pid) -> Option<Usage> {
+    usage_tries(pid, 0)
+}
+
+/// [`usage`], sleeping a tick between up to `sleeps` more attempts (the
+/// killer's table: it may sleep).
+fn usage_tries(pid: Pid, sleeps: usize) -> Option<Usage> {
     if pid == 0 {
         // Pid 0 may be borrowing a process's address space; it owns none.
         return None;
     }
-    for _ in 0..LOCK_TRIES {
+    for attempt in 0..LOCK_TRIES + sleeps {
         let aspace = sched::with_process(pid, |p| p.aspace.clone()).flatten()?;
         let usage = try_lock_irq_off(&aspace).map(|mut a| usage_of(&mut a));
         // Let go before yielding (and if this was the last reference, the
@@ -137,7 +149,11 @@ pub fn usage(pid: Pid) -> Option<Usage> {
         if usage.is_some() {
             return usage;
         }
-        sched::yield_now();
+        if attempt < LOCK_TRIES {
+            sched::yield_now();
+        } else {
+            sched::sleep_ticks(1);
+        }
     }
     None
 }
@@ -323,7 +339,7 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
         if !task.has_memory {
             continue;
         }
-        let Some(u) = usage(task.pid) else {
+        let Some(u) = usage_tries(task.pid, LOCK_SLEEPS) else {
             crate::kprintln!(
                 "[{:>7}] {:>10} {:>8} {:>14} {:>8} {:>13} {} (address space busy: passed over)",
                 task.pid,
