@@ -66,14 +66,14 @@ const FAULTS: usize = 512;
 /// list refill, not once or twice per page as before.
 fn anon_pages_take_no_frames_lock() {
     let mut pages = Vec::with_capacity(FAULTS);
-    let before = frames::lock_holds();
+    let before = frames::lock_stat().acquisitions;
     for i in 0..FAULTS {
         let va = 0x4000_0000 + (i as u64) * 4096;
         // Not zeroed: a debug build's direct-map writes check the frame's
         // kind under the frames lock.
         pages.push(ferrite::mm::frame_ref::FrameRef::alloc_anon(false, 7, va).expect("a page"));
     }
-    let holds = frames::lock_holds() - before;
+    let holds = frames::lock_stat().acquisitions - before;
     assert!(
         holds * 8 < FAULTS as u64,
         "{holds} frames-lock holds for {FAULTS} anonymous pages"

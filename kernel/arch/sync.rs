@@ -74,7 +74,7 @@ impl Drop for IrqOff {
 pub struct IrqMutex<T> {
     inner: spin::Mutex<T>,
     /// Place in the lock order (`mm`'s table), 0 for unranked; checked in
-    /// debug builds (see [`Rank`]).
+    /// debug builds (see [`rank`]).
     rank: u8,
     /// Acquisitions (`lock` and successful `try_lock`): written only by the
     /// holder, so a load and a store suffice.
@@ -232,10 +232,22 @@ impl<T> IrqMutex<T> {
             Some(guard) => guard,
             None => self.lock_contended(),
         };
+        self.held(guard, irq, true)
+    }
+
+    /// The guard of a lock just taken: counts the acquisition and records
+    /// its rank (checking the order if `check`).
+    #[inline]
+    fn held<'a>(
+        &'a self,
+        guard: spin::MutexGuard<'a, T>,
+        irq: IrqOff,
+        check: bool,
+    ) -> IrqMutexGuard<'a, T> {
         self.acquired();
         IrqMutexGuard {
             guard,
-            _rank: Held::take(self.rank, true),
+            _rank: Held::take(self.rank, check),
             _irq: irq,
         }
     }
@@ -265,12 +277,7 @@ impl<T> IrqMutex<T> {
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
         let irq = IrqOff::new();
         let guard = self.inner.try_lock()?;
-        self.acquired();
-        Some(IrqMutexGuard {
-            guard,
-            _rank: Held::take(self.rank, false),
-            _irq: irq,
-        })
+        Some(self.held(guard, irq, false))
     }
 
     /// Runs `f` on the locked value.

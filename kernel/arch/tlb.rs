@@ -91,6 +91,17 @@ pub fn set_kernel_root(root: u64) {
     KERNEL_ROOT.store(root, Ordering::Relaxed);
 }
 
+/// The online CPUs other than this one, with their indices (only the
+/// slots of CPUs the MADT listed can be online).
+fn other_online_cpus() -> impl Iterator<Item = (usize, &'static percpu::PerCpu)> {
+    let me = percpu::cpu_index();
+    let found = super::smp::cpus_found().min(percpu::cpus().len());
+    percpu::cpus()[..found]
+        .iter()
+        .enumerate()
+        .filter(move |&(i, c)| i != me && c.online.load(Ordering::Acquire))
+}
+
 /// The other online CPUs that have `root` loaded (a bit per CPU index),
 /// those holding it only lazily included if `lazy_too` (page tables were
 /// unlinked); every other online CPU for [`KERNEL`].
@@ -101,12 +112,8 @@ pub fn others_with(root: u64, lazy_too: bool) -> u64 {
     // The table change before this is ordered before the reads of the
     // roots (see the module comment).
     fence(Ordering::SeqCst);
-    let me = percpu::cpu_index();
     let mut mask = 0;
-    for (i, c) in percpu::cpus().iter().enumerate() {
-        if i == me || !c.online.load(Ordering::Acquire) {
-            continue;
-        }
+    for (i, c) in other_online_cpus() {
         if root == KERNEL {
             mask |= 1 << i;
         } else if c.loaded_root.load(Ordering::SeqCst) == root {
@@ -126,14 +133,11 @@ pub fn others_with(root: u64, lazy_too: bool) -> u64 {
 /// Whether another CPU runs `root` right now (loaded, not lazily): a
 /// thread of that address space that may fault meanwhile. A hint (it can
 /// change at once): the fault path uses it to choose whether to clear or
-/// copy a page with the address-space lock released. Counts nothing.
+/// copy a page with the address-space lock released. Unlike
+/// [`others_with`] it counts nothing and orders nothing.
 pub fn running_elsewhere(root: u64) -> bool {
-    let me = percpu::cpu_index();
-    let found = super::smp::cpus_found().min(percpu::cpus().len());
-    percpu::cpus()[..found].iter().enumerate().any(|(i, c)| {
-        i != me
-            && c.loaded_root.load(Ordering::Relaxed) == root
-            && !c.tlb_lazy.load(Ordering::Relaxed)
+    other_online_cpus().any(|(_, c)| {
+        c.loaded_root.load(Ordering::Relaxed) == root && !c.tlb_lazy.load(Ordering::Relaxed)
     })
 }
 

@@ -115,12 +115,13 @@ struct KernelFaults {
 pub struct Prepared {
     /// A zeroed frame, for a demand-zero fill.
     pub zeroed: Option<FrameRef>,
-    /// A copy of the page-cache frame at the address given, for a private
-    /// copy of a file page (used only if the cache still has that frame).
-    pub copy: Option<(u64, FrameRef)>,
+    /// A copy of `source`, for a private copy of a file page (used only if
+    /// the cache still has that frame).
+    pub copy: Option<FrameRef>,
     /// The page-cache frame a first pass stopped at
-    /// ([`FaultError::CopyWanted`]): the one to copy (this reference keeps
-    /// it from being freed meanwhile).
+    /// ([`FaultError::CopyWanted`]): the one to copy. This reference keeps
+    /// it from being freed and reused until `Prepared` is dropped, so the
+    /// same address in the cache at the second pass is the same page.
     pub source: Option<FrameRef>,
 }
 
@@ -183,13 +184,11 @@ impl FaultBackend for KernelFaults {
 
     #[inline(always)]
     fn take_prepared_copy(&mut self, src: u64) -> Option<FrameRef> {
-        match self.prepared.copy.take() {
-            Some((from, copy)) if from == src => Some(copy),
-            other => {
-                self.prepared.copy = other;
-                None
-            }
+        let source = self.prepared.source.as_ref()?;
+        if source.pfn().addr() != src {
+            return None;
         }
+        self.prepared.copy.take()
     }
 
     fn hold_source(&mut self, src: FrameRef) {
@@ -197,7 +196,7 @@ impl FaultBackend for KernelFaults {
     }
 
     #[inline(always)]
-    fn defer_zeroed(&mut self) -> bool {
+    fn defer_new_frames(&mut self) -> bool {
         self.defer
     }
 
@@ -653,9 +652,8 @@ impl AddressSpace {
 
     /// A private copy of the page-cache frame `src` for the page at `addr`,
     /// as [`Self::prepare_zeroed`] (call unlocked; `None`: out of memory).
-    pub fn prepare_copy(src: &FrameRef, family: u32, addr: u64) -> Option<(u64, FrameRef)> {
-        let copy = frame_ref::copy_of(src.pfn(), family, vmcore::page_down(addr))?;
-        Some((src.pfn().addr(), copy))
+    pub fn prepare_copy(src: &FrameRef, family: u32, addr: u64) -> Option<FrameRef> {
+        frame_ref::copy_of(src.pfn(), family, vmcore::page_down(addr))
     }
 
     /// A copy-on-write duplicate: the same regions, and every present

@@ -154,9 +154,10 @@ fn resolve(addr: u64, access: FaultAccess, mode: FaultMode) -> Result<(), FaultE
 /// [`resolve`]'s own.
 const SOLE_USER_REFS: usize = 3;
 
-/// Faults whose zeroed frame, cleared unlocked, was refused under the lock
-/// (another thread filled the page first, or the region changed): the
-/// frame went back. Tests read it; counted only on that rare path.
+/// Faults whose frame, cleared or copied unlocked, was refused under the
+/// lock (another thread filled the page first, the cache's page changed,
+/// or the region did): the frame went back. Tests read it; counted only
+/// on that rare path.
 pub static PREPARED_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// One try at the fault. `threaded`: a first locked pass that finds a
@@ -184,23 +185,17 @@ fn fault_once(
     };
     // No frame: out of memory, as the fill under the lock would have been
     // (the same allocator path; the caller reclaims and comes back). The
-    // source of a copy stays held until the second pass has decided: its
-    // frame cannot be freed and reused meanwhile, so the same address in
-    // the cache then is the same page.
-    let mut source = None;
+    // source of a copy stays in `prepared` until the second pass has
+    // decided.
     match first {
         Err(FaultError::ZeroedFrameWanted) => {
             prepared.zeroed =
                 Some(AddressSpace::prepare_zeroed(family, addr).ok_or(FaultError::OutOfMemory)?);
         }
         Err(FaultError::CopyWanted) => {
-            let Some(src) = prepared.source.take() else {
-                return Err(FaultError::OutOfMemory);
-            };
-            prepared.copy = Some(
-                AddressSpace::prepare_copy(&src, family, addr).ok_or(FaultError::OutOfMemory)?,
-            );
-            source = Some(src);
+            let src = prepared.source.as_ref().ok_or(FaultError::OutOfMemory)?;
+            prepared.copy =
+                Some(AddressSpace::prepare_copy(src, family, addr).ok_or(FaultError::OutOfMemory)?);
         }
         other => return other,
     }
@@ -210,9 +205,9 @@ fn fault_once(
     if prepared.zeroed.is_some() || prepared.copy.is_some() {
         PREPARED_REFUSED.fetch_add(1, Ordering::Relaxed);
     }
-    // Refused: back to the allocator, with the lock released.
+    // Refused: back to the allocator, and the source's reference given
+    // up, with the lock released.
     drop(prepared);
-    drop(source);
     result
 }
 

@@ -82,12 +82,6 @@ pub fn buddy_free_pages() -> u64 {
     BUDDY_FREE.load(Ordering::Relaxed)
 }
 
-/// Times the frames lock was taken since boot (tests: a fault's common
-/// path must not take it): its statistics' acquisitions.
-pub fn lock_holds() -> u64 {
-    MEMORY.stat().acquisitions
-}
-
 /// What `init` found and did, for the boot log and `meminfo`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InitReport {
@@ -170,6 +164,7 @@ pub fn init(regions: &'static [MemoryRegion]) {
         ext: super::pageext::PageExts::new(ext, lru, lo),
         swap: None,
     });
+    // Publishes the free count for the lock-free watermark check.
     with(|_| ());
     let us = crate::time::cycles_to_us(init_cycles);
     let gib = usable_bytes as f64 / (1u64 << 30) as f64;

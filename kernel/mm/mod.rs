@@ -62,13 +62,15 @@
 //!   yields while it is busy (`shell::procs::with_aspace`), so the owner's
 //!   fault handler never finds it held by someone who was switched out.
 //!   The scheduler never locks an address space (it caches the root).
-//! - *Threads of one process clear fresh anonymous frames unlocked*
-//!   ([`fault`]): a fault in an address space shared by threads first
-//!   decides under the lock; a demand-zero fill stops there (changing
-//!   nothing), the frame is allocated and cleared with the lock released,
-//!   and a second locked pass decides again and installs it only if the
-//!   page still wants one (else it is freed after the unlock). Copies and
-//!   file pages stay under the lock; single-threaded spaces take one pass.
+//! - *Threads of one process make new pages unlocked* ([`fault`]): a
+//!   fault in an address space shared by threads, while another CPU runs
+//!   it, first decides under the lock; a demand-zero fill or a private
+//!   copy of a file page stops there (changing nothing), the frame is
+//!   cleared or copied with the lock released (a copy's source page held
+//!   by a reference), and a second locked pass decides again and installs
+//!   it only if the page still wants it (else it is freed after the
+//!   unlock). Anonymous copy-on-write copies stay under the lock; other
+//!   spaces take one pass.
 //! - The last reference to an address space is dropped with no lock held
 //!   (teardown takes `CACHE` and the frames lock): `sched` drops it after
 //!   releasing `SCHED`, and the switch away from a dying space keeps a

@@ -57,7 +57,7 @@ fn report(what: core::fmt::Arguments) {
 /// one (and does not block it), else the process dies by it.
 fn on_user_fault(_: &mut TrapFrame, fault: &UserFault) {
     let (signal, code) = match fault.why {
-        // (The second never leaves the fault path.)
+        // (The last two never leave the fault path.)
         FaultError::OutOfMemory | FaultError::ZeroedFrameWanted | FaultError::CopyWanted => {
             (SIGKILL, 0)
         }

@@ -324,7 +324,7 @@ impl FaultBackend for Backend<'_> {
         self.prepared.take()
     }
 
-    fn defer_zeroed(&mut self) -> bool {
+    fn defer_new_frames(&mut self) -> bool {
         self.defer
     }
 

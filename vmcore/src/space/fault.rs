@@ -37,7 +37,7 @@ pub enum FaultError {
     /// No frame (or page-table frame) was available.
     OutOfMemory,
     /// The fault needs a fresh zeroed frame and the backend asked to stop
-    /// there ([`FaultBackend::defer_zeroed`]): nothing was changed but a
+    /// there ([`FaultBackend::defer_new_frames`]): nothing was changed but a
     /// stack growth; the caller clears a frame with the address space
     /// unlocked and faults again offering it
     /// ([`FaultBackend::take_prepared`]). Never leaves the fault path.
@@ -131,10 +131,12 @@ pub trait FaultBackend {
         None
     }
 
-    /// Whether a demand-zero fill with no prepared frame stops before
-    /// allocating, with [`FaultError::ZeroedFrameWanted`] (so that the frame
-    /// is cleared outside the address-space lock). False by default.
-    fn defer_zeroed(&mut self) -> bool {
+    /// Whether a fill that needs a new frame and was offered none stops
+    /// before allocating: a demand-zero fill with
+    /// [`FaultError::ZeroedFrameWanted`], a private copy of a file page
+    /// with [`FaultError::CopyWanted`] (so that the frame is cleared or
+    /// copied outside the address-space lock). False by default.
+    fn defer_new_frames(&mut self) -> bool {
         false
     }
 
@@ -146,7 +148,7 @@ pub trait FaultBackend {
         None
     }
 
-    /// With [`Self::defer_zeroed`], a private copy with no prepared one
+    /// With [`Self::defer_new_frames`], a private copy with no prepared one
     /// stops with [`FaultError::CopyWanted`] after handing the source
     /// frame (a reference: it cannot be freed meanwhile) here.
     fn hold_source(&mut self, _src: Self::Frame) {}
@@ -404,7 +406,7 @@ where
     fn zeroed_frame(&mut self) -> Result<B::Frame, FaultError> {
         let frame = match self.backend.take_prepared() {
             Some(frame) => frame,
-            None if self.backend.defer_zeroed() => return Err(FaultError::ZeroedFrameWanted),
+            None if self.backend.defer_new_frames() => return Err(FaultError::ZeroedFrameWanted),
             None => self
                 .backend
                 .alloc_zeroed(self.page)
@@ -434,7 +436,7 @@ where
             let src = cached.frame.addr();
             match self.backend.take_prepared_copy(src) {
                 Some(copy) => copy,
-                None if self.backend.defer_zeroed() => {
+                None if self.backend.defer_new_frames() => {
                     self.backend.hold_source(cached.frame);
                     return Err(FaultError::CopyWanted);
                 }
