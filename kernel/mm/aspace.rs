@@ -125,6 +125,20 @@ pub struct Prepared {
     pub source: Option<FrameRef>,
 }
 
+/// Frames an unmap took out of an address space's tables, already
+/// flushed from every CPU's TLB, whose references go back (to the LRU and
+/// the allocator) when this is dropped: after the address-space lock
+/// ([`AddressSpace::unmap_deferred`]).
+#[must_use = "dropping it frees the unmapped frames: drop it after the address-space lock"]
+pub struct Unmapped(Gather<KernelTlb>);
+
+impl Drop for Unmapped {
+    fn drop(&mut self) {
+        // Flushed already (and its tables freed): this only releases.
+        self.0.finish(&mut FrameTables);
+    }
+}
+
 /// Fresh reverse-map family ids.
 static NEXT_FAMILY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
 
@@ -410,15 +424,18 @@ impl AddressSpace {
     /// Resident pages as `VmRSS` counts them (every present leaf but the
     /// shared zero page).
     pub fn rss_pages(&mut self) -> u64 {
-        struct Count(u64);
+        // The zero page is told by its address alone: no frames lock per
+        // leaf (munmap samples VmHWM with this walk, and processes on other
+        // CPUs would meet on that lock).
+        struct Count(u64, u64);
         impl PageWalker for Count {
             fn leaf(&mut self, _: u64, size: u64, pte: Pte) {
-                if frame_ref::frame_use(Pfn::from_addr(pte.addr())) != FrameUse::ZeroPage {
+                if pte.addr() != self.1 {
                     self.0 += (size / vmcore::PAGE_SIZE).max(1);
                 }
             }
         }
-        let mut count = Count(0);
+        let mut count = Count(0, zero_page().addr());
         let _ = self
             .space
             .tables()
@@ -472,6 +489,15 @@ impl AddressSpace {
     /// lose their frame references (after the flush), empty page tables are
     /// freed.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<(), VmError> {
+        self.unmap_deferred(start, end).map(drop)
+    }
+
+    /// [`Self::unmap`], but the references to the frames it took out of
+    /// the tables go back when the returned [`Unmapped`] is dropped: drop
+    /// it after this address space's lock, so other threads' faults do
+    /// not wait for the frees (the TLBs were flushed before it returns:
+    /// no CPU can reach the pages any more).
+    pub fn unmap_deferred(&mut self, start: u64, end: u64) -> Result<Unmapped, VmError> {
         self.note_hiwater(start, end);
         let files = self.touches_files(start, end);
         if files {
@@ -479,7 +505,9 @@ impl AddressSpace {
             self.reserve_file_map(None, 1)?;
         }
         let charged = self.space.vmas().committed_pages(start, end);
-        let result = self.changing(|space, mem, gather| space.unmap(mem, gather, start, end));
+        let mut gather = Gather::new(KernelTlb::for_root(self.root()));
+        let result = self.space.unmap(&mut FrameTables, &mut gather, start, end);
+        gather.flush_keep_frames(&mut FrameTables);
         if result.is_ok() {
             self.committed.give_back(charged);
         }
@@ -487,7 +515,7 @@ impl AddressSpace {
             self.sync_all_file_maps();
         }
         self.drop_unused_holds(files);
-        result
+        result.map(|()| Unmapped(gather))
     }
 
     /// Drops the pages of `[start, end)` but keeps the regions

@@ -160,12 +160,44 @@ const SOLE_USER_REFS: usize = 3;
 /// on that rare path.
 pub static PREPARED_REFUSED: AtomicU64 = AtomicU64::new(0);
 
+/// Frames cleared ahead of the lock on a prediction ([`ZeroHint`]) that
+/// the fault then did not want: they went back. Tests read it.
+pub static PREDICTED_UNUSED: AtomicU64 = AtomicU64::new(0);
+
+/// What the last threaded fault on a CPU wanted, to guess the next one's
+/// need: `root` is the page-table root of the space it faulted in (0:
+/// no guess) when it was a demand-zero fill, `family` that space's
+/// reverse-map family. A thread touching fresh anonymous memory faults
+/// page after page the same way, so the next fault there clears its frame
+/// before taking the lock and resolves in one locked pass instead of two.
+/// Only a hint: read and written with plain atomics by whichever CPU the
+/// fault runs on (a fault preempted and moved to another CPU updates that
+/// CPU's), and a wrong guess costs one clear.
+struct ZeroHint {
+    root: AtomicU64,
+    family: core::sync::atomic::AtomicU32,
+}
+
+static ZERO_HINTS: [ZeroHint; crate::arch::percpu::MAX_CPUS] = [const {
+    ZeroHint {
+        root: AtomicU64::new(0),
+        family: core::sync::atomic::AtomicU32::new(0),
+    }
+}; crate::arch::percpu::MAX_CPUS];
+
+fn zero_hint() -> &'static ZeroHint {
+    let index = crate::arch::percpu::this().index.load(Ordering::Relaxed) as usize;
+    &ZERO_HINTS[index.min(ZERO_HINTS.len() - 1)]
+}
+
 /// One try at the fault. `threaded`: a first locked pass that finds a
 /// demand-zero fill or a private copy of a file page stops there; the
 /// frame is cleared or copied with the lock released, and a second pass
 /// decides again with it in hand (the page may have been filled, the
 /// cache's page replaced or the region unmapped meanwhile: the frame then
-/// goes back, after the unlock).
+/// goes back, after the unlock). When this CPU's last threaded fault in
+/// the same space was a demand-zero fill ([`ZeroHint`]), the frame is
+/// cleared before the first pass, which then usually completes the fault.
 #[inline(always)]
 fn fault_once(
     space: &SharedAddressSpace,
@@ -178,11 +210,30 @@ fn fault_once(
         return space.lock().handle_fault(addr, access, mode);
     }
     let mut prepared = Prepared::default();
+    let root = crate::arch::percpu::this()
+        .loaded_root
+        .load(Ordering::Relaxed);
+    let hint = zero_hint();
+    let guessed = root != 0 && hint.root.load(Ordering::Relaxed) == root;
+    if guessed {
+        // Out of memory here is left to the locked pass to meet.
+        prepared.zeroed = AddressSpace::prepare_zeroed(hint.family.load(Ordering::Relaxed), addr);
+    }
     let (first, family) = {
         let mut locked = space.lock();
         let first = locked.handle_fault_prepared(addr, access, mode, &mut prepared, true);
         (first, locked.family())
     };
+    let wanted_zero = matches!(first, Err(FaultError::ZeroedFrameWanted))
+        || (guessed && prepared.zeroed.is_none());
+    hint.root
+        .store(if wanted_zero { root } else { 0 }, Ordering::Relaxed);
+    hint.family.store(family, Ordering::Relaxed);
+    if prepared.zeroed.take().is_some() {
+        // Guessed wrong (the page needed no new frame, or another kind):
+        // the frame goes back with the lock released.
+        PREDICTED_UNUSED.fetch_add(1, Ordering::Relaxed);
+    }
     // No frame: out of memory, as the fill under the lock would have been
     // (the same allocator path; the caller reclaims and comes back). The
     // source of a copy stays in `prepared` until the second pass has

@@ -338,6 +338,18 @@ impl<T: TlbFlush> Gather<T> {
         self.stats
     }
 
+    /// Flushes and frees the gathered page-table pages, but keeps the
+    /// frames: they are released when the gather is finished or dropped.
+    /// For a caller that releases them later, outside a lock it holds now
+    /// (the frames are unreachable through the TLB already: only the
+    /// references are left to give back). Returns what the gather did so
+    /// far.
+    pub fn flush_keep_frames<M: TableMemory + ?Sized>(&mut self, mem: &mut M) -> GatherStats {
+        self.flush_tlb();
+        self.free_tables(mem);
+        self.stats
+    }
+
     /// Frees the pending table pages. The TLB (including the paging-
     /// structure caches) must have been flushed since they were unlinked.
     fn free_tables<M: TableMemory + ?Sized>(&mut self, mem: &mut M) {

@@ -181,10 +181,13 @@ pub(super) fn munmap(addr: u64, len: u64) -> SysResult {
     if range.is_empty() {
         return Err(Errno::EINVAL);
     }
-    current_aspace()
+    // The frames go back after the lock is dropped (the end of this
+    // statement): other threads' faults do not wait for the frees.
+    let unmapped = current_aspace()
         .lock()
-        .unmap(range.start(), range.end())
+        .unmap_deferred(range.start(), range.end())
         .map_err(|e| Errno::vm_or(e, Errno::EINVAL))?;
+    drop(unmapped);
     Ok(0)
 }
 

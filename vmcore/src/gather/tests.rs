@@ -184,6 +184,50 @@ fn emptied_tables_wait_for_the_flush_too() {
     );
 }
 
+/// `flush_keep_frames` flushes and frees the emptied tables at once, but
+/// the frames stay held (a caller gives them back after dropping its
+/// lock) until the gather is dropped; a second flush has nothing to do.
+#[test]
+fn flush_keep_frames_holds_frames_until_dropped() {
+    LOG.with(|l| l.borrow_mut().clear());
+    let mut mem = HostTables::new();
+    let mut pt = PageTables::new(&mut mem).unwrap();
+    pt.map(
+        &mut mem,
+        0x40_0000,
+        0x9000,
+        PteFlags::WRITABLE | PteFlags::USER,
+    )
+    .unwrap();
+    let live = mem.live();
+    let mut g = Gather::new(Tlb);
+    {
+        let mut gm = GatherTables::new(&mut mem, &mut g);
+        let mut take = |m: &mut GatherTables<'_, HostTables, Tlb>, va: u64, size: u64, pte: Pte| {
+            m.gather.add_frame(va, size, Frame(pte.addr()))
+        };
+        pt.unmap_range(&mut gm, 0x40_0000, 0x40_1000, EmptyTables::Free, &mut take)
+            .unwrap();
+    }
+    g.add_frame(0x7000, PAGE_SIZE, Frame(0xd000));
+    let stats = g.flush_keep_frames(&mut mem);
+    assert_eq!(stats.tables_freed, 3);
+    assert_eq!(stats.frames_released, 0);
+    assert_eq!(mem.live(), live - 3, "tables freed after the flush");
+    assert_eq!(g.held(), (2, 0), "frames still held");
+    let flushed = log();
+    assert!(!flushed.iter().any(|e| matches!(e, Event::Freed(_))));
+    assert!(flushed.contains(&Event::Tables));
+    drop(g);
+    let events = log();
+    assert_eq!(
+        &events[flushed.len()..],
+        [Event::Freed(0x9000), Event::Freed(0xd000)],
+        "the drop only releases: nothing is flushed twice"
+    );
+    freed_after_flush(&events, |pa| if pa == 0x9000 { 0x40_0000 } else { 0x7000 });
+}
+
 /// A big unmap (4096 pages, 16 MiB) is one flush: on several CPUs one
 /// shootdown round, not one per in-place batch; a whole-TLB flush since
 /// it is past the ceiling; and every frame still goes only after it.
