@@ -450,9 +450,15 @@ impl AddressSpace {
         if self.space.vmas().overlapping(start, end).next().is_none() {
             return;
         }
-        let rss = self.rss_pages();
         let vm = self.space.vmas().total_bytes() / vmcore::PAGE_SIZE;
-        self.hiwater.update(rss, vm);
+        if self.hiwater.rss_may_exceed_peak() {
+            let rss = self.rss_pages();
+            self.hiwater.update(rss, vm);
+        } else {
+            // The faults and unmaps since the last walk cannot have put
+            // more pages in than the peak (see `Hiwater`): no walk.
+            self.hiwater.update_vm(vm);
+        }
     }
 
     /// The peaks sampled so far (readers take the larger of each and the
@@ -508,6 +514,12 @@ impl AddressSpace {
         let mut gather = Gather::new(KernelTlb::for_root(self.root()));
         let result = self.space.unmap(&mut FrameTables, &mut gather, start, end);
         gather.flush_keep_frames(&mut FrameTables);
+        let zero = zero_page().addr();
+        let gone = gather
+            .held_frames()
+            .filter(|f| f.pfn().addr() != zero)
+            .count();
+        self.hiwater.shrank(gone as u64);
         if result.is_ok() {
             self.committed.give_back(charged);
         }
@@ -656,6 +668,10 @@ impl AddressSpace {
         });
         // Unused (refused): the caller drops it after unlocking.
         *prepared = backend.prepared;
+        if result.is_ok() {
+            // At most one page more is resident (see `Hiwater`).
+            self.hiwater.grew(1);
+        }
         if may_grow {
             if let Some(file) = self.space.vmas().find(addr).and_then(file_of) {
                 self.sync_file_map(file);
@@ -694,6 +710,9 @@ impl AddressSpace {
         child.family = self.family;
         child.committed = charge;
         child.image = self.image;
+        // The child's pages come in by copying the parent's leaves, which
+        // the resident bound does not follow.
+        child.hiwater.forget();
         child
             .holds
             .try_reserve_exact(self.holds.len())

@@ -271,6 +271,12 @@ impl<T: TlbFlush> Gather<T> {
         )
     }
 
+    /// The frames held now, waiting for a flush or (after
+    /// [`Gather::flush_keep_frames`]) for their release.
+    pub fn held_frames(&self) -> impl Iterator<Item = &T::Frame> {
+        self.frames.iter().chain(self.more_frames.iter())
+    }
+
     fn end_flush(&mut self, tables: bool) {
         if tables {
             self.tlb.tables_unlinked();

@@ -215,6 +215,8 @@ fn flush_keep_frames_holds_frames_until_dropped() {
     assert_eq!(stats.frames_released, 0);
     assert_eq!(mem.live(), live - 3, "tables freed after the flush");
     assert_eq!(g.held(), (2, 0), "frames still held");
+    let held: Vec<u64> = g.held_frames().map(|f| f.0).collect();
+    assert_eq!(held, [0x9000, 0xd000]);
     let flushed = log();
     assert!(!flushed.iter().any(|e| matches!(e, Event::Freed(_))));
     assert!(flushed.contains(&Event::Tables));
