@@ -491,6 +491,12 @@ fn populate(start: u64, end: u64, skip_inaccessible: bool) -> Result<(), Errno> 
         if vma.prot.contains(Prot::READ) {
             let write = vma.prot.contains(Prot::WRITE) && vma.sharing == Sharing::Private;
             while at < stop {
+                // Killed (the OOM killer chose it, maybe for this very
+                // loop): stop, it dies on its way out (Linux's
+                // `fatal_signal_pending` in `__mm_populate`).
+                if crate::proc::sched::kill_pending() {
+                    return Err(Errno::EINTR);
+                }
                 let byte: u8 = crate::mm::uaccess::read_user(at).map_err(|_| Errno::ENOMEM)?;
                 if write {
                     // The same byte back: only the fault matters (this
