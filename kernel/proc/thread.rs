@@ -311,13 +311,21 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
 /// if it was the last.
 fn exit_this_thread(status: i32) -> ! {
     x86_64::instructions::interrupts::disable();
+    // Its memory goes first, while it is not a zombie yet: whoever waits
+    // for it to end (a kill in `end_threads`, the OOM killer after it)
+    // then finds every frame back. Dropped after it became a zombie, the
+    // teardown still ran on this CPU when the OOM killer on another one
+    // saw the victim gone and memory still short, and killed again (the
+    // fuzzer's parent, on 2 CPUs).
+    let aspace = with_current(|p| p.aspace.take());
+    // Off this address space before it is torn down.
+    aspace::switch_to(None);
+    drop(aspace);
     let (aspace, files) = with(|s| {
         let cur = current_here();
         assert!(cur != 0, "the kernel thread cannot exit");
         exit_thread_locked(s, cur, status)
     });
-    // Off this address space before it is torn down.
-    aspace::switch_to(None);
     drop(aspace);
     // Its files close now (a pipe's reader sees the end), not at the reap.
     drop(files);
