@@ -7,6 +7,14 @@
 //! cache and empty slabs given back) must be exactly what they were before
 //! the pass.
 //!
+//! Two more, for `make test`'s short campaign only (no `FERRITE_FUZZ_CALLS`
+//! given): on a machine with several CPUs, a third pass of
+//! [`SMP_CALLS`] calls (the races between a batch and its parent, or an OOM
+//! kill and a fault on the other CPU, need a longer run than the short
+//! passes); and everywhere, replays of single batches that once found a
+//! bug (`fuzz -s SEED -r BATCH`, see [`REPLAYS`]), each also ending with
+//! every frame back.
+//!
 //! Compile-time settings (`make fuzz` sets them):
 //! - `FERRITE_FUZZ_SEED`: the first pass's seed (default 1; the second
 //!   pass uses another one, derived from it);
@@ -43,12 +51,31 @@ const CALLS: &str = match option_env!("FERRITE_FUZZ_CALLS") {
     None => "20000",
 };
 
+/// The third pass's calls, on several CPUs (22-25 s there on an idle
+/// 2-core host).
+const SMP_CALLS: &str = "200000";
+
+/// Batches that found bugs on 2 CPUs, replayed alone: (seed, batch, what
+/// it found).
+const REPLAYS: &[(&str, &str, &str)] = &[
+    // Grew a MAP_GROWSDOWN region at 0x10000 down to page 0 through
+    // nanosleep(NULL, ..), then slept for ~2^63 s on what it read there.
+    ("77", "3758", "nanosleep(NULL) read page 0"),
+    // mmap of 4 GB with MAP_LOCKED: OOM-killed inside mlock's populate
+    // loop (its memory was lost when the kill found it asleep there).
+    ("2654436980", "3474", "OOM kill in MAP_LOCKED populate"),
+];
+
+fn explicit_calls() -> bool {
+    option_env!("FERRITE_FUZZ_CALLS").is_some_and(|c| !c.is_empty())
+}
+
 fn trace() -> bool {
     option_env!("FERRITE_FUZZ_TRACE") == Some("1")
 }
 
 fn main() -> ! {
-    ferrite::testing::run(ferrite::tests![first_pass, second_pass])
+    ferrite::testing::run(ferrite::tests![first_pass, second_pass, smp_pass, replays])
 }
 
 fn seed() -> u64 {
@@ -57,7 +84,7 @@ fn seed() -> u64 {
 
 fn first_pass() {
     warm_up();
-    fuzz_pass(seed());
+    fuzz_pass(seed(), CALLS, &[]);
 }
 
 /// A few batches before anything is counted: the first run of a program
@@ -75,7 +102,24 @@ fn warm_up() {
 }
 
 fn second_pass() {
-    fuzz_pass(seed().wrapping_add(0x9e37_79b9));
+    fuzz_pass(seed().wrapping_add(0x9e37_79b9), CALLS, &[]);
+}
+
+fn smp_pass() {
+    let cpus = ferrite::arch::smp::cpus_online();
+    if cpus < 2 || explicit_calls() {
+        ferrite::kprintln!("  skipped ({cpus} CPU(s) online, or the calls were given)");
+        return;
+    }
+    fuzz_pass(seed().wrapping_add(0x7f4a_7c15), SMP_CALLS, &[]);
+}
+
+fn replays() {
+    for &(seed, batch, what) in REPLAYS {
+        ferrite::kprintln!("  replay: seed {seed} batch {batch} ({what})");
+        let seed: u64 = seed.parse().expect("a decimal seed");
+        fuzz_pass(seed, "100", &["-r", batch]);
+    }
 }
 
 /// Reaps every child the kernel thread inherited: a batch child killed
@@ -144,15 +188,18 @@ impl Scan {
     }
 }
 
-fn fuzz_pass(seed: u64) {
+/// One run of the program, `calls` calls with `seed`, and `extra`
+/// options (`-r BATCH`: that batch only).
+fn fuzz_pass(seed: u64, calls: &str, extra: &[&str]) {
     let before = settled_free_pages();
     let kinds_before = frames::stats().pages_by_kind;
     let (objects_before, _) = pagecache::anonymous_objects();
     let seed_arg = format!("{seed}");
-    let mut argv = alloc::vec!["fuzz", "-q", "-s", seed_arg.as_str(), "-n", CALLS];
+    let mut argv = alloc::vec!["fuzz", "-q", "-s", seed_arg.as_str(), "-n", calls];
     if trace() {
         argv.push("-t");
     }
+    argv.extend_from_slice(extra);
     argv.extend(
         option_env!("FERRITE_FUZZ_ARGS")
             .unwrap_or("")

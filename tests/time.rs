@@ -96,7 +96,7 @@ fn kernel_sleeps_finer_than_a_tick() {
 
 fn timetests_pass() {
     let epoch = format!("{}", rtc_now());
-    ferrite::testing::run_suite("/bin/timetests", &["timetests", "--epoch", &epoch], 7);
+    ferrite::testing::run_suite("/bin/timetests", &["timetests", "--epoch", &epoch], 8);
 }
 
 fn sleep_distribution() {

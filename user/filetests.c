@@ -657,6 +657,14 @@ static void t_mmap_shared(void)
 	/* A read-only descriptor cannot be mapped shared and writable. */
 	int ro = open("mm", O_RDONLY);
 	ERR(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0), EACCES);
+	/* Nor made writable afterwards (Linux's VM_MAYWRITE): its writes would
+	 * reach the file, which every process mapping or running it sees. */
+	char *shared_ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, ro, 0);
+	CHECK(shared_ro != MAP_FAILED);
+	ERR(mprotect(shared_ro, 4096, PROT_READ | PROT_WRITE), EACCES);
+	ERR(mprotect(shared_ro, 4096, PROT_WRITE), EACCES);
+	CHECK(shared_ro[100] == 't');
+	CHECK(munmap(shared_ro, 4096) == 0);
 	close(ro);
 	close(fd);
 	CHECK(unlink("mm") == 0);

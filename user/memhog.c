@@ -6,6 +6,10 @@
  *                     (blocked in nanosleep: the OOM killer's big victim)
  *   memhog fill MIB   map and write MIB MiB page by page, then check every
  *                     page still holds what was written; exit 0 if so
+ *   memhog lock MIB   map MIB MiB and mlock it: the kernel faults every
+ *                     page in inside the system call (its user-copy path,
+ *                     where an OOM wait happens in the kernel); exit 0 if
+ *                     that worked, 3 if mlock failed
  *
  * Output: "memhog: holding N MiB" / "memhog: filled N MiB, checked";
  * "memhog: mmap of N MiB failed: ..." (exit 2), "memhog: page N corrupted"
@@ -41,11 +45,20 @@ static unsigned long mark(size_t i)
 int main(int argc, char **argv)
 {
 	long mib = argc == 3 ? atol(argv[2]) : 0;
-	if (mib < 1 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "fill") != 0)) {
-		printf("usage: memhog hold|fill MIB\n");
+	if (mib < 1 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "fill") != 0 &&
+			strcmp(argv[1], "lock") != 0)) {
+		printf("usage: memhog hold|fill|lock MIB\n");
 		return 2;
 	}
 	unsigned char *p = map(mib);
+	if (strcmp(argv[1], "lock") == 0) {
+		if (mlock(p, (size_t)mib << 20) != 0) {
+			printf("memhog: mlock of %ld MiB failed: %s\n", mib, strerror(errno));
+			return 3;
+		}
+		printf("memhog: locked %ld MiB\n", mib);
+		return 0;
+	}
 	size_t pages = ((size_t)mib << 20) / PAGE;
 	for (size_t i = 0; i < pages; i++) {
 		unsigned long m = mark(i);

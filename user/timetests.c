@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -295,6 +296,32 @@ static void t_errors(void)
 	CHECK(nanosleep(&zero, &rem) == 0 && rem.tv_sec == 7 && rem.tv_nsec == 7, "nanosleep(0) touched rem");
 }
 
+/* A grows-down region at the minimum mmap address (64 KiB) must not grow
+ * down to a null pointer: a sleep from NULL fails with EFAULT (it read
+ * whatever the grown page held, and with a file's bytes there it slept for
+ * centuries: `make fuzz` on 2 CPUs, FUZZ_SEED=77), and so does a write to
+ * NULL.  Linux's expand_downwards refuses to grow below mmap_min_addr. */
+static void t_null_below_stack(void)
+{
+	void *at = (void *)0x10000ul;
+	void *p = mmap(at, 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1, 0);
+	if (p != at) {
+		set_note("no mapping at %p (%s): skipped", at, strerror(errno));
+		return;
+	}
+	CHECK(syscall(SYS_nanosleep, NULL, NULL) == -1 && errno == EFAULT, "nanosleep from NULL: %s",
+	      strerror(errno));
+	CHECK(syscall(SYS_clock_gettime, CLOCK_MONOTONIC, NULL) == -1 && errno == EFAULT,
+	      "clock_gettime to NULL: %s", strerror(errno));
+	CHECK(syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, (void *)8, NULL) == -1 && errno == EFAULT,
+	      "clock_nanosleep from 8: %s", strerror(errno));
+	/* The region is still one page: nothing grew. */
+	unsigned char v;
+	CHECK(mincore((void *)0, 4096, &v) == -1 && errno == ENOMEM, "page 0 is mapped");
+	CHECK(munmap(p, 4096) == 0, "munmap: %s", strerror(errno));
+}
+
 static void t_sleep(void)
 {
 	/* 1 ms sleeps: each at least 1 ms; the median well under 5 ms. */
@@ -428,7 +455,7 @@ static void t_vdso(void)
 static struct testcase cases[] = {
 	{"realtime", t_realtime, 0, 0}, {"monotonic", t_monotonic, 0, 0}, {"getres", t_getres, 0, 0},
 	{"errors", t_errors, 0, 0},     {"sleep", t_sleep, 0, 0},         {"cputime", t_cputime, 0, 0},
-	{"vdso", t_vdso, 0, 0},
+	{"vdso", t_vdso, 0, 0},         {"null-below-stack", t_null_below_stack, 0, 0},
 };
 
 static int cmp_ll(const void *a, const void *b)

@@ -25,7 +25,7 @@ pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 
 /// Lowest address user mappings may use (Linux's `mmap_min_addr`): a null
 /// pointer plus a small offset always faults.
-pub const USER_MIN: u64 = 0x1_0000;
+pub const USER_MIN: u64 = vmcore::MMAP_MIN_ADDR;
 /// Top of the initial user stack (one page below the end of the user half,
 /// so the top is never directly adjacent to the non-canonical hole).
 pub const USER_STACK_TOP: u64 = 0x7fff_ffff_f000;

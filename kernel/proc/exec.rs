@@ -119,6 +119,7 @@ fn region(start: u64, end: u64, prot: Prot, kind: VmaKind, tag: VmaTag) -> Vma {
             // commit count, as Linux's ELF loader charges them.
             account: Vma::accountable(Sharing::Private, prot, false),
             noreserve: false,
+            no_write: false,
         },
     }
 }

@@ -13,10 +13,12 @@
 //!   total-vm:...kB, anon-rss:...kB, file-rss:...kB, pgtables:...kB
 //!   oom_score_adj:0`.
 //! - **The kill**: SIGKILL through [`sched::kill`], wherever the victim is.
-//!   On one CPU it is not running, and a process is only ever switched out
-//!   in user mode or at a blocking point holding nothing, so its address
-//!   space is dropped at once and every frame comes back. Other processes
-//!   sharing that address space (`clone(CLONE_VM)`) die with it.
+//!   A victim off every CPU in user mode or at a blocking point holding
+//!   nothing is ended at once: its address space is dropped and every
+//!   frame comes back. One running on another CPU, or asleep in this
+//!   killer's own waits (below), ends itself on its way out of the kernel
+//!   while the killer waits. Other processes sharing that address space
+//!   (`clone(CLONE_VM)`) die with it.
 //! - **One victim at a time** (Linux's `tsk_is_oom_victim` and
 //!   `MMF_OOM_SKIP`): while the victim's address space still exists
 //!   (someone else holds a reference, e.g. the shell inspecting it), faults
@@ -31,6 +33,14 @@
 //! A failed allocation while free memory is well above the user reserve
 //! is not a shortage (failure injection, `fail_page_alloc`): the fault
 //! fails as before, killing the faulting process, and nothing else dies.
+//!
+//! - **Killed while it waits here**: the faulting thread may sleep in the
+//!   killer (one killer at a time, a victim still exiting) inside a system
+//!   call that holds references (`mlock`'s populate loop holds its own
+//!   address space). A SIGKILL then wakes it and lets it end itself
+//!   ([`sched::ends_itself`]); ended from outside, its kernel stack and
+//!   what it held would never be released (on 2 CPUs `make fuzz` lost a
+//!   whole `MAP_LOCKED` runaway process that way).
 //!
 //! Locking: called from the page-fault handler with no lock held (the
 //! faulting address space's lock is released first). Other address spaces
@@ -234,6 +244,10 @@ enum Step {
 /// The OOM killer's entry point (installed as `mm::fault`'s OOM hook):
 /// a fault in mode `mode` by the current process found no frame.
 pub fn out_of_memory(mode: FaultMode) -> OomVerdict {
+    // This sleeps and yields, and its caller may hold references (a
+    // system call's user copy: `mlock`'s populate loop holds its address
+    // space): a kill meanwhile must let it end itself.
+    let _ends_itself = sched::ends_itself();
     if sched::kill_pending() {
         // Already chosen (inside a system call): its copy fails, and it
         // dies when the call returns.

@@ -241,15 +241,29 @@ fn exit_thread_locked(
 /// (what each drops is dropped outside the lock). SMP: a thread running on
 /// another CPU is asked to die (a pending SIGKILL and a wake-up IPI: it
 /// ends itself on its way back to user mode, `deliver_pending_kill`) and
-/// waited for; one that is off every CPU is ended here.
+/// waited for; one that is off every CPU is ended here, unless it sleeps
+/// holding references on its kernel stack ([`EndsItself`]: the OOM
+/// killer's wait inside a fault, e.g. in `mlock`'s populate loop, which
+/// holds its address space): ended here, its stack would go with them
+/// never dropped. That one is asked to die too, woken, and waited for,
+/// this thread yielding meanwhile (it needs a CPU). While waiting, this
+/// thread ends only by itself as well, and if it is asked to die while it
+/// ends another group it stops waiting (two groups killing each other
+/// would each wait for the other forever); the group it asked dies anyway.
 fn end_threads(tgid: Pid, except: Pid, status: i32) {
     enum Step {
         Done,
-        Wait,
+        Spin,
+        Yield,
         Ended(Option<SharedAddressSpace>, crate::proc::fd::FdTable),
     }
+    let _waiting = ends_itself();
     loop {
         let step = with(|s| {
+            let me = current_here();
+            if group_of(s, me) != tgid && s.procs.get(&me).is_some_and(|p| p.kill_pending) {
+                return Step::Done;
+            }
             let Some(p) = s
                 .procs
                 .values_mut()
@@ -257,13 +271,25 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
             else {
                 return Step::Done;
             };
-            if p.on_cpu.load(Ordering::SeqCst) {
+            let running = p.on_cpu.load(Ordering::SeqCst);
+            if running || p.ends_itself > 0 {
                 if !p.kill_pending {
                     p.kill_pending = true;
                     PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
-                    crate::arch::smp::wake(p.cpu as usize);
+                    if running {
+                        crate::arch::smp::wake(p.cpu as usize);
+                    }
                 }
-                return Step::Wait;
+                if running {
+                    return Step::Spin;
+                }
+                if matches!(p.state, State::Blocked(Block::Sleep(_))) {
+                    let pid = p.pid;
+                    p.state = State::Runnable;
+                    enqueue(&mut s.queue, pid);
+                    crate::mm::psi::wake(pid);
+                }
+                return Step::Yield;
             }
             let tid = p.pid;
             let (aspace, files) = exit_thread_locked(s, tid, status);
@@ -271,7 +297,8 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
         });
         match step {
             Step::Done => return,
-            Step::Wait => core::hint::spin_loop(),
+            Step::Spin => core::hint::spin_loop(),
+            Step::Yield => yield_now(),
             Step::Ended(aspace, files) => {
                 drop(aspace);
                 drop(files);
@@ -284,13 +311,21 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
 /// if it was the last.
 fn exit_this_thread(status: i32) -> ! {
     x86_64::instructions::interrupts::disable();
+    // Its memory goes first, while it is not a zombie yet: whoever waits
+    // for it to end (a kill in `end_threads`, the OOM killer after it)
+    // then finds every frame back. Dropped after it became a zombie, the
+    // teardown still ran on this CPU when the OOM killer on another one
+    // saw the victim gone and memory still short, and killed again (the
+    // fuzzer's parent, on 2 CPUs).
+    let aspace = with_current(|p| p.aspace.take());
+    // Off this address space before it is torn down.
+    aspace::switch_to(None);
+    drop(aspace);
     let (aspace, files) = with(|s| {
         let cur = current_here();
         assert!(cur != 0, "the kernel thread cannot exit");
         exit_thread_locked(s, cur, status)
     });
-    // Off this address space before it is torn down.
-    aspace::switch_to(None);
     drop(aspace);
     // Its files close now (a pipe's reader sees the end), not at the reap.
     drop(files);

@@ -69,6 +69,7 @@ fn region(start: u64, prot: Prot, offset: u64, tag: VmaTag) -> Vma {
             tag,
             account: false,
             noreserve: false,
+            no_write: false,
         },
     }
 }

@@ -273,6 +273,14 @@ pub fn decide(fault: &Fault<'_>) -> FaultAction {
         });
     }
     if addr < vma.start {
+        // Not into the pages below the minimum mmap address (Linux's
+        // `expand_downwards` refuses them too): a grows-down region placed
+        // at the minimum would otherwise map page 0 on a null pointer's
+        // first touch, and a system call would read (or write) memory at
+        // NULL instead of failing with EFAULT.
+        if addr < crate::MMAP_MIN_ADDR {
+            return FaultAction::Segv(SegvReason::NoRegion);
+        }
         return FaultAction::GrowStack;
     }
     let write = fault.access == FaultAccess::Write;

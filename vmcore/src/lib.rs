@@ -61,6 +61,12 @@ pub const PAGE_SIZE: u64 = mmcore::PAGE_SIZE as u64;
 /// Exclusive end of the user (lower) half of the canonical address space.
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
 
+/// Lowest user address anything is ever mapped at (Linux's
+/// `mmap_min_addr`): a null pointer plus a small offset always faults. New
+/// mappings are placed at or above it ([`UserRange::placement`]), and a
+/// grows-down region never grows below it ([`fault::decide`]).
+pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
+
 /// Rounds `addr` down to a page boundary.
 pub const fn page_down(addr: u64) -> u64 {
     addr & !(PAGE_SIZE - 1)

@@ -202,6 +202,11 @@ pub struct VmaFlags {
     /// Mapped with `MAP_NORESERVE` honoured (`VM_NORESERVE`): never
     /// charged, not even when `mprotect` makes it writable.
     pub noreserve: bool,
+    /// A shared mapping of a file not open for writing (Linux's
+    /// `VM_MAYWRITE` clear): [`VmaSet::protect`] refuses to make it
+    /// writable, since its writes would go to the file's pages, which
+    /// every process mapping or running the file sees.
+    pub no_write: bool,
 }
 
 /// One virtual memory area: the page-aligned range `[start, end)`.
@@ -236,6 +241,7 @@ impl Vma {
                 tag: VmaTag::Mmap,
                 account: Vma::accountable(Sharing::Private, prot, false),
                 noreserve: false,
+                no_write: false,
             },
         }
     }
@@ -426,6 +432,12 @@ pub enum VmError {
         /// The resource (`crate::rlimit::RLIMIT_AS` or `RLIMIT_DATA`).
         resource: u32,
     },
+    /// [`VmaSet::protect`]: write permission asked for a shared mapping
+    /// of a file not open for writing ([`VmaFlags::no_write`]; `EACCES`).
+    WriteDenied {
+        /// The start of that region.
+        start: u64,
+    },
     /// [`VmaSet::grow_down`]: growing would pass the caller's limit.
     StackLimit {
         /// The faulting address.
@@ -458,6 +470,10 @@ impl fmt::Display for VmError {
             VmError::NotGrowable { addr } => {
                 write!(f, "no growable stack region just above {addr:#x}")
             }
+            VmError::WriteDenied { start } => write!(
+                f,
+                "the region at {start:#x} maps a file not open for writing, shared"
+            ),
             VmError::NoMemory => write!(f, "no kernel memory for the region list"),
             VmError::TooManyRegions => {
                 write!(f, "more than {MAX_MAP_COUNT} regions (vm.max_map_count)")
@@ -827,6 +843,11 @@ impl VmaSet {
         check_range(start, end)?;
         if let Some(addr) = self.first_hole(start, end) {
             return Err(VmError::NotMapped { addr });
+        }
+        if prot.contains(Prot::WRITE) {
+            if let Some(v) = self.overlapping(start, end).find(|v| v.flags.no_write) {
+                return Err(VmError::WriteDenied { start: v.start });
+            }
         }
         let span = self.overlap_span(start, end);
         let regions = &self.regions[span.clone()];

@@ -139,6 +139,7 @@ fn vma() -> impl Strategy<Value = Vma> {
                 // As mmap sets them.
                 account: Vma::accountable(sharing, prot, noreserve),
                 noreserve,
+                no_write: false,
             },
         },
     )

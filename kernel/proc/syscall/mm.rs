@@ -81,6 +81,7 @@ pub(super) fn mmap(
     // mode 2 (strict).
     let noreserve = flags & MAP_NORESERVE != 0 && commit::honours_noreserve();
     let mut object = None;
+    let mut no_write = false;
     let kind = if flags & MAP_ANONYMOUS != 0 {
         match sharing {
             Sharing::Private => VmaKind::Anonymous,
@@ -107,7 +108,9 @@ pub(super) fn mmap(
             return Err(Errno::EACCES);
         }
         let target = file.ops().mmap_object(&file)?;
-        if sharing == Sharing::Shared && writable && !(file.writable() && target.shared_writable) {
+        // (Linux's VM_MAYWRITE: mprotect may not add write later.)
+        no_write = sharing == Sharing::Shared && !(file.writable() && target.shared_writable);
+        if writable && no_write {
             return Err(Errno::EACCES);
         }
         let file = target.cache_id;
@@ -148,6 +151,7 @@ pub(super) fn mmap(
             // ENOMEM), by the address space.
             account: Vma::accountable(sharing, prot, noreserve),
             noreserve,
+            no_write,
         },
     };
     let mapped = if flags & MAP_FIXED != 0 {
@@ -200,7 +204,12 @@ pub(super) fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     }
     current_aspace()
         .lock()
-        .protect(range.start(), range.end(), prot)?;
+        .protect(range.start(), range.end(), prot)
+        .map_err(|e| match e {
+            // Linux: a shared mapping of a file not open for writing.
+            VmError::WriteDenied { .. } => Errno::EACCES,
+            e => Errno::from(e),
+        })?;
     Ok(0)
 }
 
@@ -406,6 +415,7 @@ pub(super) fn brk(addr: u64) -> SysResult {
                 tag: VmaTag::Heap,
                 account: true,
                 noreserve: false,
+                no_write: false,
             },
         };
         if aspace.map(heap).is_err() {
@@ -494,6 +504,12 @@ fn populate(start: u64, end: u64, skip_inaccessible: bool) -> Result<(), Errno> 
         if vma.prot.contains(Prot::READ) {
             let write = vma.prot.contains(Prot::WRITE) && vma.sharing == Sharing::Private;
             while at < stop {
+                // Killed (the OOM killer chose it, maybe for this very
+                // loop): stop, it dies on its way out (Linux's
+                // `fatal_signal_pending` in `__mm_populate`).
+                if crate::proc::sched::kill_pending() {
+                    return Err(Errno::EINTR);
+                }
                 let byte: u8 = crate::mm::uaccess::read_user(at).map_err(|_| Errno::ENOMEM)?;
                 if write {
                     // The same byte back: only the fault matters (this

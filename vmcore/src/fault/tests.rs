@@ -229,20 +229,37 @@ fn stack_growth() {
             tag: VmaTag::Stack,
             ..VmaFlags::default()
         },
-        ..anon(Prot::RW, Sharing::Private)
+        ..Vma::anonymous(40 * P, 56 * P, Prot::RW)
     };
     assert_eq!(
-        fault(&stack, 15 * P + 8, FaultAccess::Write, None),
+        fault(&stack, 39 * P + 8, FaultAccess::Write, None),
         FaultAction::GrowStack
     );
     assert_eq!(
-        fault(&stack, 15 * P + 8, FaultAccess::Execute, None),
+        fault(&stack, 39 * P + 8, FaultAccess::Execute, None),
         FaultAction::Segv(SegvReason::ExecNonExec)
     );
     assert_eq!(
-        fault(&stack, 32 * P, FaultAccess::Read, None),
+        fault(&stack, 56 * P, FaultAccess::Read, None),
         FaultAction::Segv(SegvReason::NoRegion)
     );
+    // Never below the minimum mmap address: a grows-down region placed at
+    // it does not grow to a null pointer (a system call's user copy from
+    // NULL found page 0 mapped, `make fuzz` on 2 CPUs, FUZZ_SEED=77).
+    let low = Vma {
+        start: crate::MMAP_MIN_ADDR,
+        end: crate::MMAP_MIN_ADDR + 4 * P,
+        ..stack
+    };
+    for addr in [0, 8, crate::MMAP_MIN_ADDR - 8] {
+        for access in [FaultAccess::Read, FaultAccess::Write] {
+            assert_eq!(
+                fault(&low, addr, access, None),
+                FaultAction::Segv(SegvReason::NoRegion),
+                "{addr:#x} {access:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -480,3 +480,31 @@ fn stack_growth_is_charged_only_for_charged_stacks() {
     free.map(stack).unwrap();
     assert_eq!(free.stack_growth_charge(97 * P), 0);
 }
+
+#[test]
+fn protect_never_makes_a_no_write_shared_file_region_writable() {
+    // Linux's VM_MAYWRITE: a shared mapping of a file opened read-only.
+    // (make fuzz on 2 CPUs: made writable by mprotect, it let a batch
+    // write into /bin/fuzz's cached text, and every later process
+    // running it crashed.)
+    let mut set = VmaSet::new();
+    let mut ro = file(16, 24, 7, 0);
+    ro.sharing = Sharing::Shared;
+    ro.prot = Prot::READ;
+    ro.flags.no_write = true;
+    set.map(ro).unwrap();
+    set.map(anon(24, 32, Prot::READ)).unwrap();
+    for (s, e) in [(16, 24), (20, 21), (20, 28)] {
+        for prot in [Prot::RW, Prot::WRITE, Prot::READ | Prot::WRITE | Prot::EXEC] {
+            assert_eq!(
+                set.protect(s * P, e * P, prot).err(),
+                Some(VmError::WriteDenied { start: 16 * P })
+            );
+        }
+    }
+    // Nothing changed, and what does not ask for write is allowed.
+    assert_eq!(set.find(20 * P).unwrap().prot, Prot::READ);
+    assert_eq!(set.len(), 2);
+    assert!(set.protect(16 * P, 24 * P, Prot::RX).is_ok());
+    assert!(set.protect(24 * P, 32 * P, Prot::RW).is_ok());
+}

@@ -1,0 +1,136 @@
+//! A process killed while it sleeps inside the kernel, in the OOM
+//! killer's wait, must end itself and give every frame back (run on 1 and
+//! 2 CPUs).
+//!
+//! The bug this guards against (found by `make fuzz` on 2 CPUs, a batch
+//! that `mmap`ed 4 GB with `MAP_LOCKED`): `mlock`'s populate loop holds a
+//! reference to its own address space while each page is faulted in
+//! through the user-copy path; out of memory, that fault sleeps a tick in
+//! the OOM killer (another process is choosing, or the last victim's
+//! memory is still on its way back). A SIGKILL then found the thread off
+//! every CPU and turned it into a zombie from outside: the reference on
+//! its kernel stack was never dropped, and its whole address space stayed
+//! allocated for good.
+//!
+//! Here, deterministically: `memhog hold` takes 60% of the memory, and
+//! this thread keeps a reference to its address space, so when the OOM
+//! killer kills it its memory does not come back and the killer waits
+//! (up to a second). `memhog lock` then `mlock`s another 60%: its fault in
+//! the kernel's populate loop runs out and sleeps in the killer's wait,
+//! tick after tick. This thread kills it there, lets the hog's memory go,
+//! and every frame must be back.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use ferrite::klog::{capture_start, capture_take};
+use ferrite::mm::frames;
+use ferrite::proc::oom;
+use ferrite::proc::sched::{self, Block, Pid, State};
+use ferrite::proc::user::{spawn_program, wait_for, UserExit};
+use ferrite::testing::assert_round_balances;
+use ferrite::time::TICK_HZ;
+
+ferrite::kernel_entry!(main);
+
+fn main() -> ! {
+    // One run first: what a first program leaves for good is there before
+    // any frame is counted.
+    assert_eq!(
+        wait_for(spawn(&["memhog", "fill", "1"])),
+        UserExit::Exited(0)
+    );
+    ferrite::testing::run(ferrite::tests![
+        killed_asleep_in_the_oom_wait_of_a_user_copy_gives_every_frame_back,
+    ])
+}
+
+/// MiB user pages may still take (free frames above the kernel's reserve).
+fn available_mib() -> u64 {
+    let pages = frames::free_pages().saturating_sub(frames::user_reserve());
+    (pages * 4096) >> 20
+}
+
+fn spawn(argv: &[&str]) -> Pid {
+    spawn_program("/bin/memhog", argv).unwrap_or_else(|e| panic!("memhog {argv:?}: {e}"))
+}
+
+fn state(pid: Pid) -> Option<State> {
+    sched::with_process(pid, |p| p.state)
+}
+
+/// Waits (a tick at a time, up to `secs` seconds) until `done` holds.
+fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = ferrite::time::ticks() + secs * TICK_HZ;
+    while !done() {
+        assert!(ferrite::time::ticks() < deadline, "never: {what}");
+        sched::sleep_ticks(1);
+    }
+}
+
+fn killed_asleep_in_the_oom_wait_of_a_user_copy_gives_every_frame_back() {
+    let mut asleep_when_killed = false;
+    assert_round_balances("the kill in the OOM wait", || {
+        capture_start();
+        let avail = available_mib();
+        let mib = avail * 6 / 10;
+        ferrite::kprintln!("  {avail} MiB available: the hog holds {mib}, the locker locks {mib}");
+        let hog = spawn(&["memhog", "hold", &format!("{mib}")]);
+        wait_until(120, "the hog holds its memory", || {
+            matches!(state(hog), Some(State::Blocked(Block::Sleep(_))))
+        });
+        // Kept here, the hog's memory stays after it is killed: the killer
+        // waits for it, and the locker's fault sleeps in that wait.
+        let pinned = sched::with_process(hog, |p| p.aspace.clone())
+            .flatten()
+            .expect("the hog has an address space");
+        let locker = spawn(&["memhog", "lock", &format!("{mib}")]);
+        wait_until(120, "the hog is killed and its memory awaited", || {
+            oom::victim_exiting_now() == Some(hog)
+        });
+        // The locker faults again every tick and sleeps in between; kill
+        // it asleep (it is most of the time; on 2 CPUs it may be just
+        // running, so look a few times).
+        for _ in 0..50 {
+            asleep_when_killed = matches!(state(locker), Some(State::Blocked(Block::Sleep(_))));
+            if asleep_when_killed {
+                break;
+            }
+            sched::yield_now();
+        }
+        assert_eq!(
+            oom::victim_exiting_now(),
+            Some(hog),
+            "the killer stopped waiting for the hog too soon"
+        );
+        assert!(sched::kill(locker), "the locker is alive");
+        drop(pinned);
+        let hog_exit = wait_for(hog);
+        let locker_exit = wait_for(locker);
+        wait_until(10, "the hog's memory is back", || {
+            oom::victim_exiting_now().is_none()
+        });
+        let out = capture_take();
+        assert!(
+            matches!(hog_exit, UserExit::Killed { signal: 9, .. }),
+            "the hog: {hog_exit:?}\n{out}"
+        );
+        assert!(
+            matches!(locker_exit, UserExit::Killed { signal: 9, .. }),
+            "the locker: {locker_exit:?}\n{out}"
+        );
+        assert!(
+            out.contains(&format!("Out of memory: Killed process {hog} ")),
+            "{out}"
+        );
+        assert!(!out.contains("memhog: locked"), "{out}");
+    });
+    assert!(
+        asleep_when_killed,
+        "the locker was never seen asleep in the OOM wait"
+    );
+    ferrite::kprintln!("  killed asleep in the OOM wait: every frame back");
+}
