@@ -213,10 +213,8 @@ pub fn take_ref_locked(m: &mut PhysicalMemory, pfn: Pfn) -> bool {
 /// Whether `pfn` heads an allocated user frame (its count is the atomic
 /// one).
 fn is_user(m: &PhysicalMemory, pfn: Pfn) -> bool {
-    matches!(
-        m.buddy.kind(pfn),
-        FrameKind::UserAnon | FrameKind::UserFile
-    ) && m.buddy.refcount(pfn) != 0
+    matches!(m.buddy.kind(pfn), FrameKind::UserAnon | FrameKind::UserFile)
+        && m.buddy.refcount(pfn) != 0
 }
 
 /// Drops a reference a raw holder (the swap cache) kept, with the frames
