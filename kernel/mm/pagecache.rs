@@ -15,7 +15,7 @@
 //!   and frees the slot; truncation and the object's death (when the last
 //!   address space holding one of its regions lets go, [`release`]) free
 //!   the slots with the pages. `swapoff` reads every one back
-//!   ([`swap_in_all`]). Swap-in and swap-out hold the cache lock across
+//!   ([`swap_in_all`]). Swap-in and swap-out hold the file's lock across
 //!   the device I/O (the device's lock nests inside it), so no lookup,
 //!   truncation or second swap of the page runs meanwhile.
 //!
@@ -47,7 +47,7 @@
 //! alive (a dying space removes its entries in its `Drop`). A walk
 //! resolves ids against the list of live address spaces (reclaim's
 //! [`address_spaces`](super::reclaim::address_spaces), read before the
-//! cache lock) and takes each with `try_lock`; a mapper it cannot reach or
+//! cache and file locks) and takes each with `try_lock`; a mapper it cannot reach or
 //! lock makes the page [`Busy`], and it stays. Whether the map is complete
 //! is not trusted either: a page is dropped only when, after every leaf
 //! found was cleared, the cache's reference is the last one.
@@ -548,7 +548,7 @@ fn read_in_limited(
 /// [`get`]), or takes the one a racing reader put there first.
 fn read_in(file: u32, index: u64, backing: Backing) -> Result<CachePage, CacheError> {
     let offset = index * PAGE_SIZE;
-    // Read the page in without the cache lock (allocating may reclaim).
+    // Read the page in without the file's lock (allocating may reclaim).
     let frame = FrameRef::alloc_user(FrameKind::UserFile, true).ok_or(CacheError::NoMemory)?;
     if let Backing::Bytes(data) = backing {
         let start = offset as usize;
@@ -653,7 +653,7 @@ fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
             }
             None => return Ok(None),
         };
-        // Read with the cache lock held (the device's lock nests inside
+        // Read with the file's lock held (the device's lock nests inside
         // it): nobody can swap the page in or out, or truncate it, under
         // us.
         super::swap::read_in_run(slot, &[pfn]).map_err(|_| CacheError::Io)?;
@@ -676,7 +676,7 @@ fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
         )))
     })
     .unwrap_or(Err(CacheError::NoFile))?;
-    // The old entry (the slot) is dropped here, outside the cache lock:
+    // The old entry (the slot) is dropped here, outside the file's lock:
     // its slot goes back.
     Ok(done.map(|(page, _old)| page))
 }
@@ -896,7 +896,7 @@ pub fn drop_page(
 }
 
 /// The address spaces a reverse-map walk may visit, with their ids (read
-/// before the cache lock is taken; one busy then is never found).
+/// before the cache and file locks are taken; one busy then is never found).
 struct Reach<'a> {
     spaces: &'a [SharedAddressSpace],
     ids: [u64; MAX_REACH],
@@ -936,7 +936,7 @@ impl<'a> Reach<'a> {
                 .iter()
                 .filter_map(move |m| Some((m.space, m.va_of(index)?)))
         };
-        // All or nothing: look first (the cache lock is held, interrupts
+        // All or nothing: look first (the file's lock is held, interrupts
         // are off: nothing else runs between the two loops).
         for (space, _) in at() {
             let a = self.find(space).ok_or(Busy)?;
@@ -979,7 +979,7 @@ impl<'a> Reach<'a> {
 }
 
 /// Runs `f` on `file`'s reverse map and page `index`'s frame address
-/// under the cache lock; `None` if the page is not cached.
+/// under the file's lock; `None` if the page is not cached.
 fn with_page<R>(file: u32, index: u64, f: impl FnOnce(&[Mapping], u64) -> R) -> Option<R> {
     with_file(file, |file| {
         let pa = file.pages.get(index)?.page()?.pfn().addr();
@@ -1169,11 +1169,12 @@ fn forget_shadows(_: &mut Cache) {
     each_file(|_, f| f.shadows = PageIndex::new());
 }
 
-/// Like [`shrink_unmapped`] but gives up (returning 0) if the cache is
-/// busy, so the frame allocator can call it on its way to failing from any
-/// context, even one that holds the cache lock. It leaves mapped pages
-/// alone: reaching their address spaces takes the scheduler's list, which
-/// the allocator's caller may hold.
+/// Like [`shrink_unmapped`] but passes over what is busy (the cache lock:
+/// nothing at all; a file's lock: that file), so the frame allocator can
+/// call it on its way to failing from any context, even one that holds
+/// the cache lock or a file's. It leaves mapped pages alone: reaching
+/// their address spaces takes the scheduler's list, which the
+/// allocator's caller may hold.
 pub fn try_shrink() -> u64 {
     let Some(_cache) = CACHE.try_lock() else {
         return 0;
@@ -1214,7 +1215,7 @@ pub enum SwapOut {
 /// (which the caller pinned, and has unmapped everywhere): if only the
 /// index and the pin hold it, it is written to a fresh swap slot and the
 /// slot replaces it in the index (Linux's `shmem_writepage`). Written with
-/// the cache lock held, so no lookup can take the page meanwhile (the
+/// the file's lock held, so no lookup can take the page meanwhile (the
 /// device's lock nests inside the cache's). Call with no lock held.
 pub fn swap_out(file: u32, index: u64, pfn: Pfn) -> SwapOut {
     let (result, old) = with_file(file, |f| {
