@@ -169,12 +169,12 @@ fn file_faults_take_no_global_lock() {
         }
     };
     // The first round reads the file into the cache.
-    a.lock().map(vma.clone()).unwrap();
+    a.lock().map(vma).unwrap();
     fault_all();
     let (mut cache, mut frames_holds, mut file_holds) = (0, 0, 0);
     for _ in 0..2 {
         a.lock().unmap(BASE, BASE + FILE_PAGES * PAGE).unwrap();
-        a.lock().map(vma.clone()).unwrap();
+        a.lock().map(vma).unwrap();
         let (c0, f0, p0) = (
             pagecache::lock_stat(),
             frames::lock_stat(),
