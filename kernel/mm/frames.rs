@@ -325,7 +325,16 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
 /// Frees a block; a double free or a block never handed out is refused with
 /// the reason, and nothing changes.
 pub fn free(pfn: Pfn, order: usize) -> Result<(), FreeError> {
-    with(|m| m.buddy.free(pfn, order))
+    with(|m| {
+        m.buddy.free(pfn, order)?;
+        // A user frame taken with `alloc_user` and given back here (not
+        // through `FrameRef`) leaves no count behind (cleared under the
+        // lock: nobody can have allocated the frame again yet).
+        if let Some(r) = page_ref(pfn) {
+            r.clear();
+        }
+        Ok(())
+    })
 }
 
 /// The buddy allocator's counters, with the frames on the CPUs' page
