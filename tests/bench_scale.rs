@@ -83,10 +83,11 @@ fn scale_every_test() {
     for t in TESTS {
         let (rounds, ipis, acks) = tlb::counts();
         let (cycles, lazy) = tlb::costs();
-        let locks: [LockStat; 3] = [
+        let locks: [LockStat; 4] = [
             frames::lock_stat(),
             sched::lock_stat(),
             pagecache::lock_stat(),
+            pagecache::file_lock_stat(),
         ];
         let faults = vmstat::PGFAULT.get();
         let out = scale(&[t]);
@@ -111,8 +112,11 @@ fn scale_every_test() {
             frames::lock_stat(),
             sched::lock_stat(),
             pagecache::lock_stat(),
+            pagecache::file_lock_stat(),
         ];
-        for (name, (a, b)) in ["frames", "sched", "pagecache"]
+        // (pagecache_files: every file's own lock, summed; a contention
+        // there is two tasks on one file.)
+        for (name, (a, b)) in ["frames", "sched", "pagecache", "pagecache_files"]
             .iter()
             .zip(locks.iter().zip(&now))
         {

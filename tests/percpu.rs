@@ -1,27 +1,43 @@
 //! Per-CPU allocator caches in the kernel: order-0 page-table and kernel
 //! frames come from this CPU's page lists and go back to them; frames on
 //! the lists count as free in meminfo (which still adds up); drains give
-//! everything back, so the frame balance is exact.
+//! everything back, so the frame balance is exact. Private faults on a
+//! cached file take neither the frames lock nor the global page-cache lock
+//! per fault (the file's own lock and atomic reference counts instead).
 
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use ferrite::mm::aspace::AddressSpace;
 use ferrite::mm::frames;
+use ferrite::mm::pagecache;
 use ferrite::mm::percpu;
 use mmcore::FrameKind;
+use spin::Mutex;
+use vmcore::fault::FaultMode;
+use vmcore::vma::VmaFlags;
+use vmcore::{FaultAccess, Prot, Sharing, Vma, VmaKind};
 
 ferrite::kernel_entry!(main);
 
+/// The test file's id (registered before the frame count: its slot in
+/// the page cache's file table stays).
+static FILE_ID: AtomicU32 = AtomicU32::new(u32::MAX);
+
 fn main() -> ! {
+    FILE_ID.store(pagecache::register(&FILE), Ordering::Relaxed);
     ferrite::testing::count_free_frames();
     ferrite::testing::run(ferrite::tests![
         page_lists_serve_and_take_back_frames,
         frames_on_lists_count_as_free,
         anon_pages_take_no_frames_lock,
         anon_pages_freed_while_batched,
+        file_faults_take_no_global_lock,
         balance_is_exact_after_drains,
     ])
 }
@@ -114,6 +130,86 @@ fn anon_pages_freed_while_batched() {
     assert!(percpu::drain_all_sync());
     let s = frames::stats();
     assert_eq!(s.free_pages, frames::free_pages());
+}
+
+const PAGE: u64 = 4096;
+const FILE_PAGES: u64 = 128;
+
+static FILE: [u8; (FILE_PAGES * PAGE) as usize] = {
+    let mut f = [0u8; (FILE_PAGES * PAGE) as usize];
+    let mut i = 0;
+    while i < f.len() {
+        f[i] = (i / 4096) as u8 ^ (i % 251) as u8;
+        i += 1;
+    }
+    f
+};
+
+/// Private write faults on a cached file (page_fault2's: each copies the
+/// cache page) take the file's own lock, and the cache page's reference
+/// atomically: neither the global page-cache lock nor the frames lock
+/// once per fault. The frames balance exactly afterwards.
+fn file_faults_take_no_global_lock() {
+    const BASE: u64 = 0x5000_0000;
+    let file = FILE_ID.load(Ordering::Relaxed);
+    let a = Arc::new(Mutex::new(AddressSpace::new().expect("memory for a PML4")));
+    let vma = Vma {
+        start: BASE,
+        end: BASE + FILE_PAGES * PAGE,
+        prot: Prot::RW,
+        sharing: Sharing::Private,
+        kind: VmaKind::File { file, offset: 0 },
+        flags: VmaFlags::default(),
+    };
+    let fault_all = || {
+        for page in 0..FILE_PAGES {
+            a.lock()
+                .handle_fault(BASE + page * PAGE, FaultAccess::Write, FaultMode::User)
+                .expect("a private copy of the file page");
+        }
+    };
+    // The first round reads the file into the cache.
+    a.lock().map(vma).unwrap();
+    fault_all();
+    let (mut cache, mut frames_holds, mut file_holds) = (0, 0, 0);
+    for _ in 0..2 {
+        a.lock().unmap(BASE, BASE + FILE_PAGES * PAGE).unwrap();
+        a.lock().map(vma).unwrap();
+        let (c0, f0, p0) = (
+            pagecache::lock_stat(),
+            frames::lock_stat(),
+            pagecache::file_lock_stat(),
+        );
+        fault_all();
+        cache += pagecache::lock_stat().since(&c0).acquisitions;
+        frames_holds += frames::lock_stat().since(&f0).acquisitions;
+        file_holds += pagecache::file_lock_stat().since(&p0).acquisitions;
+    }
+    let faults = 2 * FILE_PAGES;
+    assert_eq!(
+        cache, 0,
+        "global page-cache lock taken by {faults} cache hits"
+    );
+    assert!(
+        frames_holds * 8 < faults,
+        "{frames_holds} frames-lock holds for {faults} private file faults"
+    );
+    assert!(
+        file_holds >= faults && file_holds <= 2 * faults,
+        "{file_holds} file-lock holds for {faults} faults"
+    );
+    // The copies hold the file's bytes; the cache pages are unchanged.
+    for page in [0, 1, FILE_PAGES - 1] {
+        let va = BASE + page * PAGE + 77;
+        assert_eq!(a.lock().peek(va), Some(FILE[va as usize - BASE as usize]));
+    }
+    drop(a);
+    assert!(pagecache::shrink() >= FILE_PAGES, "cache pages not freed");
+    assert!(percpu::drain_all_sync());
+    let s = frames::stats();
+    assert_eq!(s.free_pages, frames::free_pages());
+    let meminfo = ferrite::testing::sh("meminfo");
+    ferrite::testing::assert_meminfo_adds_up(&meminfo);
 }
 
 fn balance_is_exact_after_drains() {

@@ -126,11 +126,13 @@ pub struct IrqMutexGuard<'a, T> {
 pub mod rank {
     pub const SCHED: u8 = 1;
     pub const CACHE: u8 = 2;
-    pub const KERNEL_TABLES: u8 = 3;
-    pub const AREA: u8 = 4;
-    pub const FRAMES: u8 = 5;
-    pub const RESERVE: u8 = 6;
-    pub const PSI: u8 = 7;
+    /// Every page-cache file's own lock (one held at a time).
+    pub const CACHE_FILE: u8 = 3;
+    pub const KERNEL_TABLES: u8 = 4;
+    pub const AREA: u8 = 5;
+    pub const FRAMES: u8 = 6;
+    pub const RESERVE: u8 = 7;
+    pub const PSI: u8 = 8;
 }
 
 /// Broken-order `lock`s seen (debug builds; always 0 in release ones).

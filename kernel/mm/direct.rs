@@ -47,6 +47,11 @@ const FRAME: usize = PAGE_SIZE as usize;
 /// Debug builds: `pfn` must be an allocated frame (not free, not reserved).
 fn debug_check_owned(pfn: Pfn) {
     if cfg!(debug_assertions) {
+        // A counted reference says so without the frames lock: only an
+        // allocated user frame has one.
+        if super::frames::refcount(pfn) > 0 {
+            return;
+        }
         let kind = super::frames::kind(pfn);
         debug_assert!(
             kind != FrameKind::Free && kind != FrameKind::Reserved,

@@ -9,8 +9,19 @@
 //! page is a distinguished handle that counts nothing.
 //!
 //! This module is the only code that touches the per-frame reference
-//! counts of user frames (`get_page`/`put_page` in Linux terms).
+//! counts of user frames (`get_page`/`put_page` in Linux terms). They are
+//! atomic ([`mmcore::pageref`], one per frame beside the buddy allocator's
+//! metadata, whose own count stays 1 while a user frame is allocated):
+//! taking a reference from one held, and dropping one that is not the
+//! last, takes no lock. The last drop frees the frame under the frames
+//! lock (off the LRU, its reverse map forgotten, back to the buddy
+//! allocator), and so does a drop that leaves only the swap cache's
+//! reference (the page may leave the swap cache then). A reference found
+//! through a structure that holds none (reclaim's LRU lists) is taken
+//! under the frames lock with a get that refuses a zero count: such a
+//! frame's last holder is on its way to free it.
 
+use mmcore::pageref::{PageRef, Put};
 use mmcore::{FrameKind, Pfn};
 use spin::Once;
 use vmcore::frame::FrameHandle;
@@ -67,19 +78,21 @@ impl FrameRef {
     }
 
     /// Another reference to the same frame; `None` if its count cannot
-    /// grow (65 535 references).
+    /// grow (65 535 references). No lock: one atomic operation.
     pub fn try_clone(&self) -> Option<FrameRef> {
         if self.is_zero_page() {
             return Some(FrameRef { pfn: self.pfn });
         }
-        frames::with(|m| m.buddy.ref_inc(self.pfn)).map(|_| FrameRef { pfn: self.pfn })
+        count_of(self.pfn)
+            .try_get()
+            .map(|_| FrameRef { pfn: self.pfn })
     }
 
     /// Gives the reference back with the frames lock already held.
-    fn put_locked(self, m: &mut PhysicalMemory) {
+    fn put_locked(self, m: &mut PhysicalMemory) -> Option<u64> {
         let pfn = self.pfn;
         core::mem::forget(self);
-        put(m, pfn);
+        put_locked(m, pfn)
     }
 
     /// The number of references to the frame (1: this is the only one).
@@ -88,43 +101,78 @@ impl FrameRef {
     }
 }
 
-/// Drops one reference to `pfn`, freeing the frame with the last (it
-/// leaves the LRU and loses its reverse map then; a frame still waiting in
-/// a CPU's LRU-add batch is freed by that batch instead).
-fn put(m: &mut PhysicalMemory, pfn: Pfn) {
-    if pfn == zero_pfn() {
-        return;
+/// The atomic count of user frame `pfn`.
+#[inline]
+fn count_of(pfn: Pfn) -> &'static PageRef {
+    frames::page_ref(pfn).expect("a user frame the allocator describes")
+}
+
+/// Drops one reference to `pfn` (without the frames lock); what the
+/// caller must do under it next.
+#[inline]
+fn put_ref(pfn: Pfn) -> Put {
+    match count_of(pfn).put() {
+        Ok(put) => put,
+        Err(_) => panic!("dropping a reference to frame {:#x} that has none", pfn.0),
     }
-    match m.buddy.ref_dec(pfn) {
-        Some(0) => {
-            // Still waiting in a CPU's LRU-add batch: the batch frees it
-            // (else it would put a free frame on the LRU).
-            if let Some(e) = m.ext.get_mut(pfn) {
-                if !mmcore::lruadd::last_put(&mut e.flags) {
-                    super::percpu::note_pending_freed();
-                    return;
-                }
-            }
-            m.ext.clear(pfn);
-            m.buddy
-                .free(pfn, 0)
-                .expect("last reference to an allocated frame")
+}
+
+/// Frees `pfn`, whose last reference was just dropped (under the frames
+/// lock): it leaves the LRU and loses its reverse map; a frame still
+/// waiting in a CPU's LRU-add batch is freed by that batch instead.
+fn free_last_locked(m: &mut PhysicalMemory, pfn: Pfn) {
+    // Still waiting in a CPU's LRU-add batch: the batch frees it
+    // (else it would put a free frame on the LRU).
+    if let Some(e) = m.ext.get_mut(pfn) {
+        if !mmcore::lruadd::last_put(&mut e.flags) {
+            super::percpu::note_pending_freed();
+            return;
         }
-        Some(_) => {}
-        None => panic!("dropping a reference to frame {:#x} that has none", pfn.0),
+    }
+    m.ext.clear(pfn);
+    count_of(pfn).clear();
+    m.buddy
+        .free(pfn, 0)
+        .expect("last reference to an allocated frame")
+}
+
+/// Drops one reference to `pfn` with the frames lock held, freeing the
+/// frame with the last, and the page's swap-cache entry if that is all
+/// that is left of it (returns the slot to discard then, see
+/// [`super::swap::free_swap_cache_locked`]).
+fn put_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
+    if pfn == zero_pfn() {
+        return None;
+    }
+    match put_ref(pfn) {
+        Put::Last => {
+            free_last_locked(m, pfn);
+            None
+        }
+        Put::OneLeftSwapCached => super::swap::free_swap_cache_locked(m, pfn),
+        Put::Held => None,
     }
 }
 
 impl Drop for FrameRef {
     fn drop(&mut self) {
-        if !self.is_zero_page() {
-            let freed = frames::with(|m| {
-                put(m, self.pfn);
-                super::swap::free_swap_cache_locked(m, self.pfn)
-            });
-            if let Some(slot) = freed {
-                super::swap::discard_slot(slot);
+        if self.is_zero_page() {
+            return;
+        }
+        // Not the last reference, nor one that leaves only the swap
+        // cache's: no lock.
+        let freed = match put_ref(self.pfn) {
+            Put::Held => return,
+            Put::Last => {
+                frames::with(|m| free_last_locked(m, self.pfn));
+                return;
             }
+            Put::OneLeftSwapCached => {
+                frames::with(|m| super::swap::free_swap_cache_locked(m, self.pfn))
+            }
+        };
+        if let Some(slot) = freed {
+            super::swap::discard_slot(slot);
         }
     }
 }
@@ -147,36 +195,61 @@ impl FrameHandle for FrameRef {
     }
 }
 
-/// A handle to another reference to the allocated frame `pfn`, with the
-/// frames lock held (reclaim pinning a page it found on the LRU, the swap
-/// cache handing out its page). `None` if `pfn` is not allocated or its
-/// count is full.
+/// A handle to another reference to the user frame `pfn`, with the frames
+/// lock held (reclaim pinning a page it found on the LRU, the swap cache
+/// handing out its page). `None` if `pfn` is not an allocated user frame,
+/// its last reference is being dropped (the count is zero: its holder
+/// frees it as soon as it has the lock), or its count is full.
 pub fn pin_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<FrameRef> {
-    m.buddy.ref_inc(pfn).map(|_| FrameRef { pfn })
+    take_ref_locked(m, pfn).then_some(FrameRef { pfn })
 }
 
 /// Takes a reference to `pfn` that a raw holder (the swap cache) keeps,
-/// with the frames lock held; false if it cannot.
+/// with the frames lock held; false if it cannot (as [`pin_locked`]).
 pub fn take_ref_locked(m: &mut PhysicalMemory, pfn: Pfn) -> bool {
-    m.buddy.ref_inc(pfn).is_some()
+    is_user(m, pfn) && frames::page_ref(pfn).is_some_and(|r| r.try_get().is_some())
+}
+
+/// Whether `pfn` heads an allocated user frame (its count is the atomic
+/// one).
+fn is_user(m: &PhysicalMemory, pfn: Pfn) -> bool {
+    matches!(m.buddy.kind(pfn), FrameKind::UserAnon | FrameKind::UserFile)
+        && m.buddy.refcount(pfn) != 0
 }
 
 /// Drops a reference a raw holder (the swap cache) kept, with the frames
-/// lock held.
+/// lock held (frees the frame with the last).
 pub fn put_pfn_locked(m: &mut PhysicalMemory, pfn: Pfn) {
-    put(m, pfn);
+    if pfn != zero_pfn() && put_ref(pfn) == Put::Last {
+        free_last_locked(m, pfn);
+    }
+}
+
+/// The swap cache took `pfn` in (under the frames lock): a drop that
+/// leaves one reference may leave only the cache's.
+pub fn mark_swapcache(pfn: Pfn, cached: bool) {
+    if let Some(r) = frames::page_ref(pfn) {
+        if cached {
+            r.set_flag(mmcore::pageref::SWAPCACHE);
+        } else {
+            r.clear_flag(mmcore::pageref::SWAPCACHE);
+        }
+    }
 }
 
 /// What the frame behind a present user leaf is, for the fault decision
-/// (its kind and reference count, read under one lock).
+/// (whether it is a page-cache page, and its reference count: one atomic
+/// read, no lock; the leaf's reference keeps it allocated).
 pub fn frame_use(pfn: Pfn) -> vmcore::fault::FrameUse {
     use vmcore::fault::FrameUse;
     if pfn == zero_pfn() {
         return FrameUse::ZeroPage;
     }
-    match frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn))) {
-        (FrameKind::UserFile, _) => FrameUse::PageCache,
-        (_, refs) => FrameUse::Anon { refs: refs as u32 },
+    let r = count_of(pfn);
+    if r.flags() & mmcore::pageref::FILE != 0 {
+        FrameUse::PageCache
+    } else {
+        FrameUse::Anon { refs: r.count() }
     }
 }
 
@@ -201,7 +274,8 @@ pub fn copy_of(src: Pfn, family: u32, va: u64) -> Option<FrameRef> {
 impl ShareFrames for LockedFrameTables<'_> {
     fn share(&mut self, addr: u64) -> bool {
         let pfn = Pfn::from_addr(addr);
-        pfn == zero_pfn() || self.0.buddy.ref_inc(pfn).is_some()
+        // The parent's leaf holds a reference: no lock needed for this one.
+        pfn == zero_pfn() || count_of(pfn).try_get().is_some()
     }
 
     fn share_swap(&mut self, entry: SwapEntry) -> bool {
@@ -332,9 +406,7 @@ impl TlbFlush for KernelTlb {
         let mut n = 0;
         frames::with(|m| {
             for frame in batch.drain(..) {
-                let pfn = frame.pfn;
-                frame.put_locked(m);
-                if let Some(slot) = super::swap::free_swap_cache_locked(m, pfn) {
+                if let Some(slot) = frame.put_locked(m) {
                     freed[n] = slot;
                     n += 1;
                 }

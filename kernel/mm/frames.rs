@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mmcore::buddy::BuddyStats;
 use mmcore::frame::{init_meta_array, meta_bytes_for};
 use mmcore::memblock::MemBlock;
+use mmcore::pageref::PageRef;
 use mmcore::{BuddyAllocator, FrameKind, FreeError, PageMeta, Pfn, SlabHeap};
 
 use super::layout::PAGE_SIZE;
@@ -51,6 +52,21 @@ impl PhysicalMemory {
 /// The frames lock (see "Locking" in `mm`): buddy and slab together.
 static MEMORY: IrqMutex<Option<PhysicalMemory>> =
     IrqMutex::ranked(None, crate::arch::sync::rank::FRAMES);
+
+/// The user frames' atomic reference counts (`mmcore::pageref`), one per
+/// frame from the first the allocator describes; reached without the
+/// frames lock ([`page_ref`]).
+static PAGE_REFS: spin::Once<(&'static [PageRef], Pfn)> = spin::Once::new();
+
+/// The reference count of user frame `pfn` (anonymous or page cache):
+/// taken and dropped by [`super::frame_ref`] without the frames lock, the
+/// last drop frees the frame under it. `None` for a frame the allocator
+/// does not describe.
+#[inline]
+pub fn page_ref(pfn: Pfn) -> Option<&'static PageRef> {
+    let (refs, base) = PAGE_REFS.get()?;
+    refs.get(usize::try_from(pfn.0.checked_sub(base.0)?).ok()?)
+}
 
 /// Statistics of the frames lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {
@@ -135,7 +151,8 @@ pub fn init(regions: &'static [MemoryRegion]) {
     let meta_bytes = meta_bytes_for(frames) as u64
         + frames
             * (core::mem::size_of::<super::pageext::PageExt>()
-                + core::mem::size_of::<reclaimcore::LruNode>()) as u64;
+                + core::mem::size_of::<reclaimcore::LruNode>()
+                + core::mem::size_of::<PageRef>()) as u64;
     let raw = super::direct::alloc_meta_array(&mut memblock, frames)
         .expect("room for the frame metadata array");
     let meta: &'static mut [PageMeta] = init_meta_array(raw);
@@ -143,6 +160,9 @@ pub fn init(regions: &'static [MemoryRegion]) {
         .expect("room for the per-frame reclaim data");
     let lru = super::direct::alloc_boot_array::<reclaimcore::LruNode>(&mut memblock, frames)
         .expect("room for the per-frame LRU slots");
+    let refs = super::direct::alloc_boot_array::<u32>(&mut memblock, frames)
+        .expect("room for the per-frame reference counts");
+    PAGE_REFS.call_once(|| (PageRef::from_zeroed(refs), lo));
     let mut buddy = BuddyAllocator::new(meta, lo);
     let mut regions_added = 0;
     for range in memblock.free_ranges() {
@@ -286,6 +306,7 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
         super::kswapd::wake();
     }
     let pfn = pfn?;
+    init_ref(pfn, kind);
     if zeroed {
         super::direct::zero_frame(pfn);
     }
@@ -304,7 +325,16 @@ fn alloc_user_rmap(kind: FrameKind, zeroed: bool, rmap: Option<(u32, u64)>) -> O
 /// Frees a block; a double free or a block never handed out is refused with
 /// the reason, and nothing changes.
 pub fn free(pfn: Pfn, order: usize) -> Result<(), FreeError> {
-    with(|m| m.buddy.free(pfn, order))
+    with(|m| {
+        m.buddy.free(pfn, order)?;
+        // A user frame taken with `alloc_user` and given back here (not
+        // through `FrameRef`) leaves no count behind (cleared under the
+        // lock: nobody can have allocated the frame again yet).
+        if let Some(r) = page_ref(pfn) {
+            r.clear();
+        }
+        Ok(())
+    })
 }
 
 /// The buddy allocator's counters, with the frames on the CPUs' page
@@ -328,8 +358,22 @@ pub fn free_pages() -> u64 {
     with(|m| m.buddy.free_pages() + super::percpu::pages_held().iter().sum::<u64>())
 }
 
+/// A fresh user frame of `kind` gets its one counted reference (before
+/// anything, the LRU first of all, can find it).
+pub fn init_ref(pfn: Pfn, kind: FrameKind) {
+    let flags = match kind {
+        FrameKind::UserFile => mmcore::pageref::FILE,
+        _ => 0,
+    };
+    if let Some(r) = page_ref(pfn) {
+        r.init(flags);
+    }
+}
+
+/// References to user frame `pfn` now (its atomic count: a snapshot, read
+/// without the frames lock).
 pub fn refcount(pfn: Pfn) -> u16 {
-    with(|m| m.buddy.refcount(pfn))
+    page_ref(pfn).map_or(0, |r| r.count() as u16)
 }
 
 pub fn kind(pfn: Pfn) -> FrameKind {

@@ -21,13 +21,14 @@
 //! | `DECODER` ([`drivers::keyboard`](crate::drivers::keyboard)) | scancode decoder state (IRQ 1) |
 //! | `SCHED` ([`proc::sched`](crate::proc::sched)) | the process table, run queue, current pid (timer IRQ) |
 //! | `CURRENT` ([`aspace`]), one per CPU | which address space this CPU has loaded (read by the #PF handler) |
-//! | `CACHE` ([`pagecache`]) | the page cache: files, their radix trees, the page count |
+//! | `CACHE` ([`pagecache`]) | the page cache's global work: registering a file (a slot in the file table), reclaim's sweeps over every file (the CLOCK hand) |
+//! | a file's lock ([`pagecache`], one per file, rank `CACHE_FILE`) | one cache file: its radix tree (the fault path's lookup), shadows, reverse map, users, swapped pages |
 //! | `KERNEL_TABLES` ([`pgtable`]) | the kernel's page tables (vmalloc maps into them) |
 //! | `AREA` ([`vmalloc`]) | the vmalloc area's free ranges and usage |
 //! | `INPUT` ([`proc::console`](crate::proc::console)) | console input bytes (serial and keyboard IRQs) |
 //! | `CAPTURE` ([`klog`](crate::klog)), `CONSOLE` ([`drivers::fbcon`](crate::drivers::fbcon)), `PORT` ([`drivers::serial`](crate::drivers::serial)) | output capture, framebuffer console, COM1 |
 //! | `DISK` ([`drivers::virtio_blk`](crate::drivers::virtio_blk)), `MMIO`, `BOUNCE` ([`dma`]) | the parked swap disk; device-register windows; DMA bounce slots (leaves: nothing is taken under them) |
-//! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata and reference counts, the LRU and reverse maps, and the slab heap (a fault's user page comes from a per-CPU list and reaches the LRU through a per-CPU batch, both refilled/applied under it a batch at a time: [`percpu`]) |
+//! | `MEMORY`, "the frames lock" ([`frames`]) | buddy allocator, frame metadata, the LRU and reverse maps, the swap cache, and the slab heap (a fault's user page comes from a per-CPU list and reaches the LRU through a per-CPU batch, both refilled/applied under it a batch at a time: [`percpu`]). User frames' reference counts are atomic ([`frame_ref`], `mmcore::pageref`): taking one from a held one and dropping one that is not the last need no lock; the last drop frees under it |
 //! | `RESERVE`, boot heap ([`heap`]), `STATE` ([`failslab`]) | the heap's emergency reserve, the boot heap, failure injection |
 //! | `PSI` ([`psi`]) | memory-pressure task counts and figures (a leaf: taken alone or under `SCHED`) |
 //! | `KILLER` ([`proc::oom`](crate::proc::oom)) | the OOM killer's owner and last victim (a leaf: taken alone; the killer itself runs from the fault path with no lock held, and may sleep) |
@@ -36,8 +37,10 @@
 //! the table, never one below it (not every pair nests; none nests the
 //! other way round). The frames lock is the innermost lock but for the
 //! last rows, which nest only inside it (the reserve) or are leaves. The
-//! ones that nest today: address space -> `CACHE` -> frames (faults and
-//! the page cache's reference counts); address space -> frames (faults,
+//! ones that nest today: address space -> a file's lock -> frames (faults
+//! that read a page in; a cache hit takes only the file's lock);
+//! `CACHE` -> a file's lock (registration, reclaim's sweeps; one file
+//! lock at a time); address space -> frames (faults,
 //! fork through `LockedFrameTables`, teardown); `KERNEL_TABLES` -> frames
 //! (table allocation); `AREA` -> frames (its list grows on the heap);
 //! `JOBS` -> `SCHED`; `SCHED` -> `CURRENT` (`schedule`); `SCHED` -> `PSI`
@@ -72,18 +75,27 @@
 //!   unlock). Anonymous copy-on-write copies stay under the lock; other
 //!   spaces take one pass.
 //! - The last reference to an address space is dropped with no lock held
-//!   (teardown takes `CACHE` and the frames lock): `sched` drops it after
+//!   (teardown takes file locks and the frames lock): `sched` drops it after
 //!   releasing `SCHED`, and the switch away from a dying space keeps a
 //!   reference until then.
-//! - Page-cache frames are allocated with `CACHE` *not* held: allocating
-//!   may reclaim cache pages. Reclaim from the allocator's failure path
-//!   (`pagecache::try_shrink`) only *tries* the lock, so an allocation made
-//!   under `CACHE` finds nothing to reclaim instead of deadlocking.
+//! - Page-cache frames are allocated with neither `CACHE` nor a file's
+//!   lock held: allocating may reclaim cache pages. Reclaim from the
+//!   allocator's failure path (`pagecache::try_shrink`) only *tries*
+//!   `CACHE` and each file's lock, so an allocation made under one finds
+//!   nothing to reclaim there instead of deadlocking.
 //! - The page cache's reverse-map walks (`pagecache::unmap_page_everywhere`,
-//!   `page_referenced`, `shrink`) hold `CACHE` and only *try* the
-//!   address-space locks under it (a busy space keeps its page), so they
-//!   never wait against the usual address space -> `CACHE` order; they
-//!   list the address spaces before taking `CACHE` and drop the list after.
+//!   `page_referenced`, `shrink`) hold the page's file lock (and `CACHE`
+//!   for a sweep) and only *try* the address-space locks under it (a busy
+//!   space keeps its page), so they never wait against the usual address
+//!   space -> file lock order of a fault; they list the address spaces
+//!   before taking either and drop the list after.
+//! - *A reference to a user frame is taken only from one held* (a leaf, a
+//!   cache index entry under its file's lock, the swap cache under the
+//!   frames lock) or, for a frame found on the LRU, under the frames lock
+//!   with a get that refuses a zero count (the frame's last holder is
+//!   about to free it under that lock). So a count checked under the lock
+//!   of the only structure that holds the frame (the cache's "only the
+//!   index holds it" under the file's lock) cannot grow meanwhile.
 //! - Interrupt handlers never allocate: the queues they fill (`INPUT`,
 //!   `SCHED`'s run queue) are sized beforehand.
 //! - *Waking kswapd is allowed under any lock* ([`kswapd::wake`], called

@@ -15,7 +15,7 @@
 //!   and frees the slot; truncation and the object's death (when the last
 //!   address space holding one of its regions lets go, [`release`]) free
 //!   the slots with the pages. `swapoff` reads every one back
-//!   ([`swap_in_all`]). Swap-in and swap-out hold the cache lock across
+//!   ([`swap_in_all`]). Swap-in and swap-out hold the file's lock across
 //!   the device I/O (the device's lock nests inside it), so no lookup,
 //!   truncation or second swap of the page runs meanwhile.
 //!
@@ -47,7 +47,7 @@
 //! alive (a dying space removes its entries in its `Drop`). A walk
 //! resolves ids against the list of live address spaces (reclaim's
 //! [`address_spaces`](super::reclaim::address_spaces), read before the
-//! cache lock) and takes each with `try_lock`; a mapper it cannot reach or
+//! cache and file locks) and takes each with `try_lock`; a mapper it cannot reach or
 //! lock makes the page [`Busy`], and it stays. Whether the map is complete
 //! is not trusted either: a page is dropped only when, after every leaf
 //! found was cleared, the cache's reference is the last one.
@@ -56,14 +56,28 @@
 //! radix tree keyed by frame number, until the per-frame data
 //! (`pageext`) carries it.
 //!
-//! Lock order: an address space, the cache lock, then the frames lock.
-//! Frames for new pages are allocated with the cache lock *not* held,
-//! because allocating may reclaim cache pages ([`try_shrink`]). Reverse-map
-//! walks hold the cache lock and only *try* address-space locks (and never
-//! allocate).
+//! # Locks
+//!
+//! Each file has a lock of its own (its slot in the file table, Linux's
+//! per-mapping `i_pages` lock): its index, shadows, reverse map and
+//! counts. A fault's lookup takes only its file's lock, so faults on
+//! different files never meet; the reference it takes on the page is an
+//! atomic one ([`FrameRef::try_clone`]). The file table itself is found
+//! without a lock: chunks of slots made once and never freed, published
+//! with a release store. The global cache lock (`CACHE`) serializes
+//! what works over every file: registering a file (finding it a slot),
+//! and reclaim's sweeps (the CLOCK hand); it nests outside the file locks.
+//!
+//! Lock order: an address space, the cache lock, a file's lock, then the
+//! frames lock (one file lock at a time). Frames for new pages are
+//! allocated with no cache or file lock held, because allocating may
+//! reclaim cache pages ([`try_shrink`], which only *tries* every lock).
+//! Reverse-map walks hold a file's lock (and the cache lock for a sweep)
+//! and only *try* address-space locks (and never allocate), so they never
+//! wait against the address space -> file order of a fault.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use mmcore::{FrameKind, Pfn};
 use vmcore::radix::{Entry, IndexError, PageIndex};
 
@@ -141,16 +155,12 @@ pub struct PageLimit {
 /// Charges `file`'s pages to `limit` from now on (set once, on a new
 /// object with no pages).
 pub fn set_limit(file: u32, limit: PageLimit) {
-    locked(|c| {
-        if let Some(f) = c.file(file) {
-            f.limit = Some(limit);
-        }
-    })
+    with_file(file, |f| f.limit = Some(limit));
 }
 
 /// Pages in `file`'s index now.
 pub fn object_pages(file: u32) -> u64 {
-    locked(|c| c.file(file).map_or(0, |f| f.pages.len() as u64))
+    with_file(file, |f| f.pages.len() as u64).unwrap_or(0)
 }
 
 /// One region of an address space that maps a cache file.
@@ -183,29 +193,23 @@ pub struct Busy;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoMemory;
 
+/// What the global cache lock guards (see "Locks" in the module docs).
 struct Cache {
-    /// Indexed by file id; a dead anonymous object leaves `None` for reuse.
-    files: Vec<Option<CacheFile>>,
-    /// Pages cached over all files.
-    pages: u64,
     /// Where the last sweep of mapped pages stopped (file, index): the
     /// next one goes on from there (a CLOCK hand).
     hand: (u32, u64),
 }
 
-static CACHE: IrqMutex<Cache> = IrqMutex::ranked(
-    Cache {
-        files: Vec::new(),
-        pages: 0,
-        hand: (0, 0),
-    },
-    crate::arch::sync::rank::CACHE,
-);
+static CACHE: IrqMutex<Cache> =
+    IrqMutex::ranked(Cache { hand: (0, 0) }, crate::arch::sync::rank::CACHE);
 
 /// Statistics of the page-cache lock (`/proc/lock_stat`).
 pub fn lock_stat() -> crate::arch::sync::LockStat {
     CACHE.stat()
 }
+
+/// Pages cached over all files (`Cached`).
+static PAGES: AtomicU64 = AtomicU64::new(0);
 
 /// Mapped pages dropped so far (after being unmapped everywhere).
 static MAPPED_DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -214,21 +218,102 @@ fn locked<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     CACHE.with(f)
 }
 
-impl Cache {
-    fn file(&mut self, id: u32) -> Option<&mut CacheFile> {
-        self.files.get_mut(id as usize)?.as_mut()
-    }
+/// One file's slot: its lock and, while the file lives, its state (a dead
+/// anonymous object leaves `None` for reuse).
+type FileSlot = IrqMutex<Option<CacheFile>>;
 
-    /// Stores `file` in a free slot; `None` if the id table cannot grow.
-    fn add(&mut self, file: CacheFile) -> Option<u32> {
-        if let Some(free) = self.files.iter().position(Option::is_none) {
-            self.files[free] = Some(file);
-            return Some(free as u32);
-        }
-        self.files.try_reserve(1).ok()?;
-        self.files.push(Some(file));
-        Some((self.files.len() - 1) as u32)
+/// Slots per chunk of the file table.
+const CHUNK: usize = 64;
+/// Chunks at most: 16 384 files.
+const CHUNKS: usize = 256;
+
+/// The file table: chunks of [`CHUNK`] slots, each made (under `CACHE`)
+/// when the ones before are full and never freed, published with a
+/// release store, so that a file's slot is found with no lock.
+static TABLE: [AtomicPtr<FileSlot>; CHUNKS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; CHUNKS];
+
+/// Slots in the published chunks.
+static SLOTS: AtomicU32 = AtomicU32::new(0);
+
+/// File `id`'s slot, if its chunk exists.
+fn slot(id: u32) -> Option<&'static FileSlot> {
+    let id = id as usize;
+    let chunk = TABLE.get(id / CHUNK)?.load(Ordering::Acquire);
+    if chunk.is_null() {
+        return None;
     }
+    // SAFETY: a non-null entry points at a leaked, never freed array of
+    // `CHUNK` initialised slots (`new_chunk`), published with a release
+    // store that the acquire load above pairs with; `id % CHUNK` is inside
+    // it. Slots are only ever shared (each is its own lock).
+    Some(unsafe { &*chunk.add(id % CHUNK) })
+}
+
+/// Runs `f` on file `id` under its lock; `None` if there is no such file.
+fn with_file<R>(id: u32, f: impl FnOnce(&mut CacheFile) -> R) -> Option<R> {
+    slot(id)?.lock().as_mut().map(f)
+}
+
+/// Runs `f` on every live file, each under its own lock in turn.
+fn each_file(mut f: impl FnMut(u32, &mut CacheFile)) {
+    for id in 0..SLOTS.load(Ordering::Acquire) {
+        if let Some(slot) = slot(id) {
+            if let Some(file) = slot.lock().as_mut() {
+                f(id, file);
+            }
+        }
+    }
+}
+
+/// The page-cache file locks' statistics, summed (`/proc/lock_stat`).
+pub fn file_lock_stat() -> crate::arch::sync::LockStat {
+    let mut sum = crate::arch::sync::LockStat::default();
+    for id in 0..SLOTS.load(Ordering::Acquire) {
+        if let Some(slot) = slot(id) {
+            let s = slot.stat();
+            sum.acquisitions += s.acquisitions;
+            sum.contentions += s.contentions;
+            sum.wait_cycles += s.wait_cycles;
+        }
+    }
+    sum
+}
+
+/// Makes and publishes the next chunk of slots (under `CACHE`); false if
+/// the table is full or there is no memory.
+fn new_chunk(_: &mut Cache) -> bool {
+    let made = SLOTS.load(Ordering::Relaxed) as usize;
+    let Some(entry) = TABLE.get(made / CHUNK) else {
+        return false;
+    };
+    let mut chunk: Vec<FileSlot> = Vec::new();
+    if chunk.try_reserve_exact(CHUNK).is_err() {
+        return false;
+    }
+    for _ in 0..CHUNK {
+        chunk.push(IrqMutex::ranked(None, crate::arch::sync::rank::CACHE_FILE));
+    }
+    let chunk: &'static mut [FileSlot] = chunk.leak();
+    entry.store(chunk.as_mut_ptr(), Ordering::Release);
+    SLOTS.store((made + CHUNK) as u32, Ordering::Release);
+    true
+}
+
+/// Stores `file` in a free slot; `None` if the table cannot grow.
+fn add(file: CacheFile) -> Option<u32> {
+    locked(|c| loop {
+        for id in 0..SLOTS.load(Ordering::Relaxed) {
+            let mut s = slot(id)?.lock();
+            if s.is_none() {
+                *s = Some(file);
+                return Some(id);
+            }
+        }
+        if !new_chunk(c) {
+            return None;
+        }
+    })
 }
 
 /// Makes `bytes` available as a backing file; returns its id.
@@ -236,18 +321,16 @@ impl Cache {
 /// Called once per ramdisk file (the ramdisk keeps the id), so the table
 /// only grows to the number of files in the ramdisk.
 pub fn register(bytes: &'static [u8]) -> u32 {
-    locked(|c| {
-        c.add(CacheFile {
-            backing: Backing::Bytes(bytes),
-            users: 0,
-            pages: PageIndex::new(),
-            swapped: 0,
-            shadows: PageIndex::new(),
-            mappings: Vec::new(),
-            _charge: Charge::none(),
-            eof: None,
-            limit: None,
-        })
+    add(CacheFile {
+        backing: Backing::Bytes(bytes),
+        users: 0,
+        pages: PageIndex::new(),
+        swapped: 0,
+        shadows: PageIndex::new(),
+        mappings: Vec::new(),
+        _charge: Charge::none(),
+        eof: None,
+        limit: None,
     })
     .expect("room for a ramdisk file in the page cache")
 }
@@ -257,42 +340,37 @@ pub fn register(bytes: &'static [u8]) -> u32 {
 /// calls [`release`]; an address space that maps it takes a hold of its own.
 /// The object keeps `charge` (its commit charge) until it dies.
 pub fn register_anonymous(charge: Charge) -> Option<u32> {
-    locked(|c| {
-        c.add(CacheFile {
-            backing: Backing::Anonymous,
-            users: 1,
-            pages: PageIndex::new(),
-            swapped: 0,
-            shadows: PageIndex::new(),
-            mappings: Vec::new(),
-            _charge: charge,
-            eof: None,
-            limit: None,
-        })
+    add(CacheFile {
+        backing: Backing::Anonymous,
+        users: 1,
+        pages: PageIndex::new(),
+        swapped: 0,
+        shadows: PageIndex::new(),
+        mappings: Vec::new(),
+        _charge: charge,
+        eof: None,
+        limit: None,
     })
 }
 
 /// One more holder of `file` (an address space with a region of it).
 pub fn hold(file: u32) {
-    locked(|c| {
-        if let Some(f) = c.file(file) {
-            f.users += 1;
-        }
-    })
+    with_file(file, |f| f.users += 1);
 }
 
 /// One holder fewer. An anonymous object whose last holder goes is freed
 /// with its pages: nothing maps them any more (every region of it is gone,
 /// and regions are unmapped before their holder lets go).
 pub fn release(file: u32) {
-    let dead = locked(|c| {
-        let f = c.file(file)?;
+    let dead = slot(file).and_then(|slot| {
+        let mut s = slot.lock();
+        let f = s.as_mut()?;
         f.users = f.users.saturating_sub(1);
         if f.users > 0 || matches!(f.backing, Backing::Bytes(_)) {
             return None;
         }
-        let dead = c.files[file as usize].take()?;
-        c.pages -= dead.pages.len() as u64 - dead.swapped;
+        let dead = s.take()?;
+        PAGES.fetch_sub(dead.pages.len() as u64 - dead.swapped, Ordering::Relaxed);
         // Resident or swapped out, each page holds one of the limit.
         if let Some(limit) = dead.limit {
             (limit.give)(dead.pages.len() as u64);
@@ -309,10 +387,7 @@ pub fn release(file: u32) {
 /// not allocate. An address space calls it before a change to its regions
 /// (fails: the change is refused with `ENOMEM` before anything changed).
 pub fn reserve_mappings(file: u32, more: usize) -> Result<(), NoMemory> {
-    locked(|c| match c.file(file) {
-        Some(f) => f.mappings.try_reserve(more).map_err(|_| NoMemory),
-        None => Ok(()),
-    })
+    with_file(file, |f| f.mappings.try_reserve(more).map_err(|_| NoMemory)).unwrap_or(Ok(()))
 }
 
 /// Replaces the reverse-map entries of address space `space` for `file`
@@ -322,8 +397,7 @@ pub fn reserve_mappings(file: u32, more: usize) -> Result<(), NoMemory> {
 /// that fails too, the entry is left out, which keeps the page it maps
 /// from being dropped but is otherwise harmless (see the module docs).
 pub fn set_mappings(file: u32, space: u64, regions: impl Iterator<Item = Mapping>) {
-    locked(|c| {
-        let Some(f) = c.file(file) else { return };
+    with_file(file, |f| {
         f.mappings.retain(|m| m.space != space);
         for m in regions {
             debug_assert_eq!(m.space, space);
@@ -339,19 +413,19 @@ pub fn set_mappings(file: u32, space: u64, regions: impl Iterator<Item = Mapping
             // Nothing maps the file: its list's memory goes back.
             f.mappings = Vec::new();
         }
-    })
+    });
 }
 
 /// The reverse map of `file` (for tests and inspection); `None` if there
 /// is no such file or no memory for the copy.
 pub fn mappings(file: u32) -> Option<Vec<Mapping>> {
-    locked(|c| {
-        let f = c.file(file)?;
+    with_file(file, |f| {
         let mut copy = Vec::new();
         copy.try_reserve_exact(f.mappings.len()).ok()?;
         copy.extend_from_slice(&f.mappings);
         Some(copy)
     })
+    .flatten()
 }
 
 /// The file and page index whose cache page is frame `pfn`, if it is one
@@ -406,8 +480,7 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
     // A page that changed under a swap-in (truncated, swapped out again)
     // is looked up again; a few times at most.
     for _ in 0..4 {
-        let lookup = locked(|c| {
-            let f = c.file(file).ok_or(CacheError::NoFile)?;
+        let lookup = with_file(file, |f| {
             if f.eof
                 .is_some_and(|eof| index.saturating_mul(PAGE_SIZE) >= eof)
             {
@@ -429,7 +502,8 @@ pub fn get(file: u32, offset: u64) -> Result<CachePage, CacheError> {
                 }
             }
             Ok(Lookup::Miss(f.backing, f.limit))
-        })?;
+        })
+        .unwrap_or(Err(CacheError::NoFile))?;
         match lookup {
             Lookup::Hit(frame) => {
                 return Ok(CachePage {
@@ -474,7 +548,7 @@ fn read_in_limited(
 /// [`get`]), or takes the one a racing reader put there first.
 fn read_in(file: u32, index: u64, backing: Backing) -> Result<CachePage, CacheError> {
     let offset = index * PAGE_SIZE;
-    // Read the page in without the cache lock (allocating may reclaim).
+    // Read the page in without the file's lock (allocating may reclaim).
     let frame = FrameRef::alloc_user(FrameKind::UserFile, true).ok_or(CacheError::NoMemory)?;
     if let Backing::Bytes(data) = backing {
         let start = offset as usize;
@@ -482,13 +556,16 @@ fn read_in(file: u32, index: u64, backing: Backing) -> Result<CachePage, CacheEr
         // `start < end <= data.len()` (checked past-EOF above).
         super::direct::write_frame(frame.pfn(), &data[start..end]);
     }
-    locked(|c| {
-        // (Returning early drops `frame`: our page goes back.)
-        let Cache { files, pages, .. } = c;
-        let Some(f) = files.get_mut(file as usize).and_then(Option::as_mut) else {
-            // The object died meanwhile (its last holder went).
-            return Err(CacheError::NoFile);
-        };
+    // (Returning early drops `frame`: our page goes back.)
+    let Some(slot) = slot(file) else {
+        return Err(CacheError::NoFile);
+    };
+    let mut s = slot.lock();
+    let Some(f) = s.as_mut() else {
+        // The object died meanwhile (its last holder went).
+        return Err(CacheError::NoFile);
+    };
+    {
         let shadow = f
             .shadows
             .remove(index)
@@ -517,13 +594,13 @@ fn read_in(file: u32, index: u64, backing: Backing) -> Result<CachePage, CacheEr
                 return Err(CacheError::NoMemory);
             }
         }
-        *pages += 1;
+        PAGES.fetch_add(1, Ordering::Relaxed);
         track(f.backing, file, index, pfn, shadow);
         Ok(CachePage {
             frame: mapping,
             major: true,
         })
-    })
+    }
 }
 
 /// A page just put in `file`'s index at `index` in frame `pfn`: findable
@@ -561,12 +638,7 @@ fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
     let frame = FrameRef::alloc_user(FrameKind::UserFile, false).ok_or(CacheError::NoMemory)?;
     let pfn = frame.pfn();
     let _stall = super::psi::MemStall::enter();
-    let done = locked(|c| {
-        let Cache { files, pages, .. } = c;
-        let f = files
-            .get_mut(file as usize)
-            .and_then(Option::as_mut)
-            .ok_or(CacheError::NoFile)?;
+    let done = with_file(file, |f| {
         let slot = match f.pages.get(index) {
             Some(Entry::Swapped(slot)) => slot.0,
             Some(Entry::Page(raced)) => {
@@ -581,7 +653,7 @@ fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
             }
             None => return Ok(None),
         };
-        // Read with the cache lock held (the device's lock nests inside
+        // Read with the file's lock held (the device's lock nests inside
         // it): nobody can swap the page in or out, or truncate it, under
         // us.
         super::swap::read_in_run(slot, &[pfn]).map_err(|_| CacheError::Io)?;
@@ -593,7 +665,7 @@ fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
             .insert(index, Entry::Page(frame))
             .map_err(|_| CacheError::NoMemory)?;
         f.swapped -= 1;
-        *pages += 1;
+        PAGES.fetch_add(1, Ordering::Relaxed);
         track(Backing::Anonymous, file, index, pfn, None);
         Ok(Some((
             CachePage {
@@ -602,8 +674,9 @@ fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
             },
             old,
         )))
-    })?;
-    // The old entry (the slot) is dropped here, outside the cache lock:
+    })
+    .unwrap_or(Err(CacheError::NoFile))?;
+    // The old entry (the slot) is dropped here, outside the file's lock:
     // its slot goes back.
     Ok(done.map(|(page, _old)| page))
 }
@@ -613,17 +686,15 @@ fn swap_in(file: u32, index: u64) -> Result<Option<CachePage>, CacheError> {
 /// ramdisk; a swapped-out page of an anonymous object is read back in).
 pub fn peek(file: u32, index: u64) -> Result<Option<FrameRef>, CacheError> {
     for _ in 0..4 {
-        let swapped = locked(|c| {
-            let f = c.file(file).ok_or(CacheError::NoFile)?;
-            match f.pages.get(index) {
-                Some(Entry::Page(frame)) => frame
-                    .try_clone()
-                    .map(|f| Some(Some(f)))
-                    .ok_or(CacheError::NoMemory),
-                Some(Entry::Swapped(_)) => Ok(None),
-                None => Ok(Some(None)),
-            }
-        })?;
+        let swapped = with_file(file, |f| match f.pages.get(index) {
+            Some(Entry::Page(frame)) => frame
+                .try_clone()
+                .map(|f| Some(Some(f)))
+                .ok_or(CacheError::NoMemory),
+            Some(Entry::Swapped(_)) => Ok(None),
+            None => Ok(Some(None)),
+        })
+        .unwrap_or(Err(CacheError::NoFile))?;
         match swapped {
             Some(found) => return Ok(found),
             None => {
@@ -640,13 +711,11 @@ pub fn peek(file: u32, index: u64) -> Result<Option<FrameRef>, CacheError> {
 /// pages wholly past it are [`CacheError::PastEof`]. Pages already cached
 /// past it stay until [`truncate_pages`] drops them.
 pub fn set_eof(file: u32, eof: u64) {
-    locked(|c| {
-        if let Some(f) = c.file(file) {
-            if matches!(f.backing, Backing::Anonymous) {
-                f.eof = Some(eof);
-            }
+    with_file(file, |f| {
+        if matches!(f.backing, Backing::Anonymous) {
+            f.eof = Some(eof);
         }
-    })
+    });
 }
 
 /// Drops the pages of anonymous object `file` from page `from` on (a tmpfs
@@ -658,8 +727,7 @@ pub fn set_eof(file: u32, eof: u64) {
 /// the index (where it is unreachable past the end, and freed with the
 /// object).
 pub fn truncate_pages(file: u32, from: u64) -> u64 {
-    let indices = |c: &mut Cache| -> Option<Vec<u64>> {
-        let f = c.file(file)?;
+    let indices = |f: &mut CacheFile| -> Option<Vec<u64>> {
         let mut out = Vec::new();
         for (index, _) in f.pages.iter().filter(|&(i, _)| i >= from) {
             out.try_reserve(1).ok()?;
@@ -669,7 +737,7 @@ pub fn truncate_pages(file: u32, from: u64) -> u64 {
     };
     let mut dropped = 0;
     for _ in 0..4 {
-        let Some(pages) = locked(indices) else {
+        let Some(pages) = with_file(file, indices).flatten() else {
             return dropped;
         };
         if pages.is_empty() {
@@ -680,19 +748,20 @@ pub fn truncate_pages(file: u32, from: u64) -> u64 {
                 // Tried again in the next round.
                 continue;
             }
-            let removed = locked(|c| {
-                let Cache { files, pages, .. } = c;
-                let f = files.get_mut(file as usize)?.as_mut()?;
+            let removed = with_file(file, |f| {
                 let page = f.pages.remove(index)?;
                 match page {
-                    Entry::Page(_) => *pages -= 1,
+                    Entry::Page(_) => {
+                        PAGES.fetch_sub(1, Ordering::Relaxed);
+                    }
                     Entry::Swapped(_) => f.swapped -= 1,
                 }
                 if let Some(limit) = f.limit {
                     (limit.give)(1);
                 }
                 Some(page)
-            });
+            })
+            .flatten();
             // The cache's reference (or the slot) goes here, outside the
             // lock.
             if removed.is_some() {
@@ -705,28 +774,26 @@ pub fn truncate_pages(file: u32, from: u64) -> u64 {
 
 /// Pages in the cache (`Cached` in meminfo).
 pub fn cached_pages() -> u64 {
-    locked(|c| c.pages)
+    PAGES.load(Ordering::Relaxed)
 }
 
 /// Live anonymous objects (shared anonymous memory) and their resident
 /// pages (`Shmem`; their swapped-out pages are in swap's use).
 pub fn anonymous_objects() -> (usize, u64) {
-    locked(|c| {
-        c.files
-            .iter()
-            .flatten()
-            .filter(|f| matches!(f.backing, Backing::Anonymous))
-            .fold((0, 0), |(n, p), f| {
-                (n + 1, p + f.pages.len() as u64 - f.swapped)
-            })
-    })
+    let (mut n, mut p) = (0, 0);
+    each_file(|_, f| {
+        if matches!(f.backing, Backing::Anonymous) {
+            n += 1;
+            p += f.pages.len() as u64 - f.swapped;
+        }
+    });
+    (n, p)
 }
 
 /// Swapped-out pages of `file` among its `pages` pages from `first` on (a
 /// shared mapping's `Swap` in smaps, Linux's `shmem_swap_usage`).
 pub fn swapped_in_range(file: u32, first: u64, pages: u64) -> u64 {
-    locked(|c| {
-        let Some(f) = c.file(file) else { return 0 };
+    with_file(file, |f| {
         if f.swapped == 0 {
             return 0;
         }
@@ -737,53 +804,58 @@ pub fn swapped_in_range(file: u32, first: u64, pages: u64) -> u64 {
             .filter(|(_, e)| e.is_swapped())
             .count() as u64
     })
+    .unwrap_or(0)
 }
 
 /// Swapped-out pages of anonymous objects (each holds one swap slot).
 pub fn swapped_pages() -> u64 {
-    locked(|c| c.files.iter().flatten().map(|f| f.swapped).sum())
+    let mut sum = 0;
+    each_file(|_, f| sum += f.swapped);
+    sum
 }
 
 /// Clean cache pages no mapping uses: what [`shrink`] would free now
 /// (`MemAvailable` counts them as available).
 pub fn reclaimable_pages() -> u64 {
-    locked(|c| {
-        c.files
-            .iter()
-            .flatten()
-            .filter(|f| matches!(f.backing, Backing::Bytes(_)))
-            .map(|f| {
-                f.pages
-                    .iter()
-                    .filter(|(_, e)| e.page().is_some_and(|frame| frame.refcount() == 1))
-                    .count() as u64
-            })
-            .sum()
-    })
+    let mut sum = 0;
+    each_file(|_, f| {
+        if matches!(f.backing, Backing::Bytes(_)) {
+            sum += f
+                .pages
+                .iter()
+                .filter(|(_, e)| e.page().is_some_and(|frame| frame.refcount() == 1))
+                .count() as u64;
+        }
+    });
+    sum
 }
 
 /// Drops up to `target` clean cache pages no mapping uses (ramdisk pages
 /// whose only reference is the cache's own); returns how many were freed.
 /// Anonymous objects' pages are never dropped: they exist nowhere else.
-fn shrink_unmapped_locked(c: &mut Cache, target: u64) -> u64 {
-    let Cache { files, pages, .. } = c;
+fn shrink_unmapped_locked(_: &mut Cache, target: u64) -> u64 {
     let mut freed = 0;
-    for f in files.iter_mut().flatten() {
+    each_file(|_, f| shrink_unmapped_file(f, target, &mut freed));
+    PAGES.fetch_sub(freed, Ordering::Relaxed);
+    freed
+}
+
+/// [`shrink_unmapped_locked`]'s work on one file (under its lock).
+fn shrink_unmapped_file(f: &mut CacheFile, target: u64, freed: &mut u64) {
+    {
         if matches!(f.backing, Backing::Anonymous) {
-            continue;
+            return;
         }
         // Dropping a page the index no longer keeps frees it.
         f.pages.retain(|_, e| {
             let Some(frame) = e.page() else { return true };
-            if freed >= target || frame.refcount() != 1 {
+            if *freed >= target || frame.refcount() != 1 {
                 return true;
             }
-            freed += 1;
+            *freed += 1;
             false
         });
     }
-    *pages -= freed;
-    freed
 }
 
 /// Reclaim: drops page `index` of `file` from the cache if the cache
@@ -796,8 +868,7 @@ pub fn drop_page(
     pfn: mmcore::Pfn,
     shadow: Option<reclaimcore::Shadow>,
 ) -> bool {
-    locked(|c| {
-        let Some(f) = c.file(file) else { return false };
+    with_file(file, |f| {
         if !matches!(f.backing, Backing::Bytes(_)) {
             return false;
         }
@@ -817,14 +888,15 @@ pub fn drop_page(
                 // touch, nothing worse.
                 let _ = f.shadows.insert(index, shadow.to_bits() as u32);
             }
-            c.pages -= 1;
+            PAGES.fetch_sub(1, Ordering::Relaxed);
         }
         gone
     })
+    .unwrap_or(false)
 }
 
 /// The address spaces a reverse-map walk may visit, with their ids (read
-/// before the cache lock is taken; one busy then is never found).
+/// before the cache and file locks are taken; one busy then is never found).
 struct Reach<'a> {
     spaces: &'a [SharedAddressSpace],
     ids: [u64; MAX_REACH],
@@ -864,7 +936,7 @@ impl<'a> Reach<'a> {
                 .iter()
                 .filter_map(move |m| Some((m.space, m.va_of(index)?)))
         };
-        // All or nothing: look first (the cache lock is held, interrupts
+        // All or nothing: look first (the file's lock is held, interrupts
         // are off: nothing else runs between the two loops).
         for (space, _) in at() {
             let a = self.find(space).ok_or(Busy)?;
@@ -907,13 +979,13 @@ impl<'a> Reach<'a> {
 }
 
 /// Runs `f` on `file`'s reverse map and page `index`'s frame address
-/// under the cache lock; `None` if the page is not cached.
+/// under the file's lock; `None` if the page is not cached.
 fn with_page<R>(file: u32, index: u64, f: impl FnOnce(&[Mapping], u64) -> R) -> Option<R> {
-    locked(|c| {
-        let file = c.file(file)?;
+    with_file(file, |file| {
         let pa = file.pages.get(index)?.page()?.pfn().addr();
         Some(f(&file.mappings, pa))
     })
+    .flatten()
 }
 
 /// Clears every page-table entry, in every address space, that maps the
@@ -995,8 +1067,8 @@ fn evict_mapped(reach: &Reach, mappings: &[Mapping], index: u64, frame: &FrameRe
 /// Sweeps the mapped ramdisk pages from the hand on, dropping up to
 /// `target` that were not referenced since the last sweep.
 fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
-    let Cache { files, pages, hand } = c;
-    let n = files.len();
+    let Cache { hand } = c;
+    let n = SLOTS.load(Ordering::Acquire) as usize;
     if n == 0 || target == 0 {
         return 0;
     }
@@ -1012,7 +1084,11 @@ fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
             s if s == n => 0..from,
             _ => 0..u64::MAX,
         };
-        let Some(f) = files[id].as_mut() else {
+        let Some(slot) = slot(id as u32) else {
+            continue;
+        };
+        let mut s = slot.lock();
+        let Some(f) = s.as_mut() else {
             continue;
         };
         if matches!(f.backing, Backing::Anonymous) {
@@ -1044,7 +1120,7 @@ fn shrink_mapped_locked(c: &mut Cache, reach: &Reach, target: u64) -> u64 {
     if let Some(h) = stop {
         *hand = h;
     }
-    *pages -= freed;
+    PAGES.fetch_sub(freed, Ordering::Relaxed);
     MAPPED_DROPPED.fetch_add(freed, Ordering::Relaxed);
     freed
 }
@@ -1089,22 +1165,31 @@ pub fn shrink_unmapped() -> u64 {
     })
 }
 
-fn forget_shadows(c: &mut Cache) {
-    for f in c.files.iter_mut().flatten() {
-        f.shadows = PageIndex::new();
-    }
+fn forget_shadows(_: &mut Cache) {
+    each_file(|_, f| f.shadows = PageIndex::new());
 }
 
-/// Like [`shrink_unmapped`] but gives up (returning 0) if the cache is
-/// busy, so the frame allocator can call it on its way to failing from any
-/// context, even one that holds the cache lock. It leaves mapped pages
-/// alone: reaching their address spaces takes the scheduler's list, which
-/// the allocator's caller may hold.
+/// Like [`shrink_unmapped`] but passes over what is busy (the cache lock:
+/// nothing at all; a file's lock: that file), so the frame allocator can
+/// call it on its way to failing from any context, even one that holds
+/// the cache lock or a file's. It leaves mapped pages alone: reaching
+/// their address spaces takes the scheduler's list, which the
+/// allocator's caller may hold.
 pub fn try_shrink() -> u64 {
-    match CACHE.try_lock() {
-        Some(mut c) => shrink_unmapped_locked(&mut c, u64::MAX),
-        None => 0,
+    let Some(_cache) = CACHE.try_lock() else {
+        return 0;
+    };
+    // Each file only tried too: the allocation may come from under one.
+    let mut freed = 0;
+    for id in 0..SLOTS.load(Ordering::Acquire) {
+        if let Some(mut s) = slot(id).and_then(FileSlot::try_lock) {
+            if let Some(f) = s.as_mut() {
+                shrink_unmapped_file(f, u64::MAX, &mut freed);
+            }
+        }
     }
+    PAGES.fetch_sub(freed, Ordering::Relaxed);
+    freed
 }
 
 /// Mapped cache pages dropped so far (unmapped everywhere first).
@@ -1130,14 +1215,10 @@ pub enum SwapOut {
 /// (which the caller pinned, and has unmapped everywhere): if only the
 /// index and the pin hold it, it is written to a fresh swap slot and the
 /// slot replaces it in the index (Linux's `shmem_writepage`). Written with
-/// the cache lock held, so no lookup can take the page meanwhile (the
+/// the file's lock held, so no lookup can take the page meanwhile (the
 /// device's lock nests inside the cache's). Call with no lock held.
 pub fn swap_out(file: u32, index: u64, pfn: Pfn) -> SwapOut {
-    let (result, old) = locked(|c| {
-        let Cache { files, pages, .. } = c;
-        let Some(f) = files.get_mut(file as usize).and_then(Option::as_mut) else {
-            return (SwapOut::Kept, None);
-        };
+    let (result, old) = with_file(file, |f| {
         if !matches!(f.backing, Backing::Anonymous) {
             return (SwapOut::Kept, None);
         }
@@ -1162,12 +1243,13 @@ pub fn swap_out(file: u32, index: u64, pfn: Pfn) -> SwapOut {
         match f.pages.insert(index, Entry::Swapped(slot)) {
             Ok(old) => {
                 f.swapped += 1;
-                *pages -= 1;
+                PAGES.fetch_sub(1, Ordering::Relaxed);
                 (SwapOut::Done, old)
             }
             Err(_) => (SwapOut::Kept, None),
         }
-    });
+    })
+    .unwrap_or((SwapOut::Kept, None));
     // The cache's reference (or an unused slot) goes here, outside the lock.
     drop(old);
     result
@@ -1177,13 +1259,12 @@ pub fn swap_out(file: u32, index: u64, pfn: Pfn) -> SwapOut {
 /// (for `swapoff`); returns how many, or the first failure with the page
 /// `(file, index)`.
 pub fn swap_in_all() -> Result<u64, (u32, u64, CacheError)> {
-    let files = locked(|c| c.files.len());
+    let files = SLOTS.load(Ordering::Acquire);
     let mut done = 0;
-    for file in 0..files as u32 {
+    for file in 0..files {
         let mut from = 0;
         loop {
-            let next = locked(|c| {
-                let f = c.file(file)?;
+            let next = with_file(file, |f| {
                 if f.swapped == 0 {
                     return None;
                 }
@@ -1191,7 +1272,8 @@ pub fn swap_in_all() -> Result<u64, (u32, u64, CacheError)> {
                     .iter_from(from)
                     .find(|(_, e)| e.is_swapped())
                     .map(|(i, _)| i)
-            });
+            })
+            .flatten();
             let Some(index) = next else { break };
             match swap_in(file, index) {
                 // (The reference it gives is not kept: the page stays in

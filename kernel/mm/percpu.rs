@@ -322,6 +322,7 @@ pub fn alloc_user_anon(zeroed: bool, family: u32, va: u64) -> Option<Pfn> {
             };
             let left = c.pages[USER].len() as u64;
             shared.pages[USER].store(left, Ordering::Relaxed);
+            frames::init_ref(pfn, mmcore::FrameKind::UserAnon);
             if zeroed {
                 super::direct::zero_frame(pfn);
             }

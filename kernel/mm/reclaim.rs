@@ -459,7 +459,7 @@ fn shrink_file(page: FrameRef) -> Shrunk {
     if !pagecache::drop_page(file, index, pfn, shadow) {
         // Mapped again or gone meanwhile: back on the lists if cached.
         frames::with(|m| {
-            if m.buddy.refcount(pfn) > 1 && !m.ext.on_lru(pfn) {
+            if frames::refcount(pfn) > 1 && !m.ext.on_lru(pfn) {
                 m.ext.lru_add(pfn, Kind::File, shadow);
             }
         });
@@ -523,7 +523,7 @@ fn free_written(page: FrameRef, slot: u64) -> bool {
             .ext
             .get(pfn)
             .is_some_and(|e| e.flags & flags::SWAPCACHE != 0 && e.slot == slot);
-        if cached && m.buddy.refcount(pfn) == 2 {
+        if cached && frames::refcount(pfn) == 2 {
             let shadow = m.ext.evict(pfn);
             Some(swap::uncache_locked(m, slot, pfn, shadow))
         } else {

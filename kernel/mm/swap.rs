@@ -309,6 +309,7 @@ pub fn uncache_locked(m: &mut PhysicalMemory, slot: u64, pfn: Pfn, shadow: Optio
     if let Some(e) = m.ext.get_mut(pfn) {
         e.flags &= !flags::SWAPCACHE;
     }
+    frame_ref::mark_swapcache(pfn, false);
     frame_ref::put_pfn_locked(m, pfn);
     freed
 }
@@ -321,7 +322,7 @@ pub fn uncache_locked(m: &mut PhysicalMemory, slot: u64, pfn: Pfn, shadow: Optio
 /// mapper then unmapped or exited. Returns the slot if it became free —
 /// the caller tells the device ([`discard_slot`]) once the lock is dropped.
 pub fn free_swap_cache_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
-    if m.buddy.refcount(pfn) != 1 {
+    if frames::refcount(pfn) != 1 {
         return None;
     }
     let e = m.ext.get(pfn)?;
@@ -420,6 +421,7 @@ fn cache_read(slot: u64, fresh: FrameRef, family: u32, va: u64) -> Option<(Frame
             e.family = family;
             e.vpn = va >> 12;
         }
+        frame_ref::mark_swapcache(pfn, true);
         if let Some(active) = m.ext.lru_add(pfn, Kind::Anon, shadow) {
             if shadow.is_some() {
                 vmstat::WORKINGSET_REFAULT_ANON.inc();
@@ -568,7 +570,7 @@ pub fn swap_in(entry: SwapEntry, family: u32, va: u64) -> Option<SwappedIn> {
             free = uncache_locked(m, slot, pfn, None);
             gone = true;
         }
-        let exclusive = gone && m.buddy.refcount(pfn) == 1;
+        let exclusive = gone && frames::refcount(pfn) == 1;
         // Where it is mapped now (a readahead page only had a guess).
         if let Some(e) = m.ext.get_mut(pfn) {
             e.family = family;
@@ -615,6 +617,7 @@ pub fn add_to_cache_locked(m: &mut PhysicalMemory, pfn: Pfn) -> Option<u64> {
         e.flags |= flags::SWAPCACHE;
         e.slot = slot;
     }
+    frame_ref::mark_swapcache(pfn, true);
     Some(slot)
 }
 

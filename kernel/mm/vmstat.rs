@@ -242,7 +242,7 @@ pub fn mem_snapshot() -> MemSnapshot {
         let mut file_mapped = 0;
         for block in m.buddy.blocks() {
             if block.state == BlockState::Allocated(FrameKind::UserFile)
-                && m.buddy.refcount(block.pfn) > 1
+                && frames::refcount(block.pfn) > 1
             {
                 file_mapped += 1 << block.order;
             }
@@ -297,7 +297,12 @@ pub fn frame_span() -> (u64, u64) {
 
 /// Owner and reference count of one frame, read together.
 pub fn frame_info(pfn: Pfn) -> (FrameKind, u16) {
-    frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn)))
+    let (kind, refs) = frames::with(|m| (m.buddy.kind(pfn), m.buddy.refcount(pfn)));
+    match kind {
+        // User frames count their references atomically.
+        FrameKind::UserAnon | FrameKind::UserFile => (kind, frames::refcount(pfn)),
+        _ => (kind, refs),
+    }
 }
 
 /// [`visit_blocks`], also telling for each block whether it is a user

@@ -65,10 +65,11 @@ pub fn loadavg(out: &mut dyn Write) -> Result {
 pub type LockStatFn = fn() -> LockStat;
 
 /// The locks `/proc/lock_stat` lists, by name.
-pub const LOCKS: [(&str, LockStatFn); 8] = [
+pub const LOCKS: [(&str, LockStatFn); 9] = [
     ("frames", crate::mm::frames::lock_stat),
     ("sched", crate::proc::sched::lock_stat),
     ("pagecache", crate::mm::pagecache::lock_stat),
+    ("pagecache_files", crate::mm::pagecache::file_lock_stat),
     ("kernel_tables", crate::mm::pgtable::lock_stat),
     ("vmalloc", crate::mm::vmalloc::lock_stat),
     ("psi", crate::mm::psi::lock_stat),

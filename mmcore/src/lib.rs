@@ -6,6 +6,7 @@
 //! - [`memblock`]: the early boot allocator that runs before the buddy
 //!   allocator exists and hands its leftover memory over to it.
 //! - [`buddy`]: the binary buddy frame allocator (orders 0..=[`frame::MAX_ORDER`]).
+//! - [`pageref`]: atomic reference counts of user frames (get/put without a lock).
 //! - [`watermark`]: the zone watermarks (min, low, high) as Linux computes them.
 //! - [`percpu`]: per-CPU object magazines and order-0 page lists in front
 //!   of the slab heap and the buddy allocator.
@@ -62,6 +63,7 @@ pub mod frame;
 mod list;
 pub mod lruadd;
 pub mod memblock;
+pub mod pageref;
 pub mod percpu;
 pub mod slab;
 pub mod watermark;
