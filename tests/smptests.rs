@@ -32,7 +32,7 @@ fn cpus() -> usize {
 
 fn smptests_all_pass() {
     ferrite::kprintln!("  {} CPU(s)", cpus());
-    run_suite("/bin/smptests", &["smptests"], 6);
+    run_suite("/bin/smptests", &["smptests"], 7);
     // No thread is left behind: every record is reaped but the kernel's.
     let left = sched::find_pid(|p| p.pid != 0 && !p.is_kernel_thread());
     assert_eq!(left, None, "a thread or process outlived the suite");
@@ -84,8 +84,10 @@ fn exit_while_faulting_gives_every_frame_back() {
 /// Threads first-touching different pages of one region (each fault clears
 /// its frame with the address space unlocked) and the same page (where a
 /// frame cleared unlocked may be refused: another thread filled the page
-/// first): every page holds its writer's values, and every frame, refused
-/// ones included, is back.
+/// first), and private copies of file pages while the region is replaced
+/// by another file (copies made ahead of the lock from the last fault's
+/// region are refused): every page holds its writer's values or the file
+/// mapped now, and every frame, refused ones included, is back.
 fn distinct_page_faults_give_every_frame_back() {
     use core::sync::atomic::Ordering;
     let argv = [
@@ -94,6 +96,7 @@ fn distinct_page_faults_give_every_frame_back() {
         "100",
         "distinct-page-faults",
         "same-page-faults",
+        "file-remap-faults",
     ];
     let (exit, out) = run("/bin/smptests", &argv);
     assert_eq!(exit, UserExit::Exited(0), "{out}");
@@ -104,7 +107,7 @@ fn distinct_page_faults_give_every_frame_back() {
     for _ in 0..3 {
         let (exit, out) = run("/bin/smptests", &argv);
         assert_eq!(exit, UserExit::Exited(0), "{out}");
-        assert!(out.contains("smptests: 2 passed, 0 failed"), "{out}");
+        assert!(out.contains("smptests: 3 passed, 0 failed"), "{out}");
     }
     let after = settled_free_pages();
     let refused = ferrite::mm::fault::PREPARED_REFUSED.load(Ordering::Relaxed) - refused;

@@ -40,6 +40,14 @@
  *                      reads zero: every page must hold its writer's
  *                      values (faults on different pages overlap, each
  *                      clearing its frame with the address space unlocked).
+ *   file-remap-faults  threads write-fault their own pages of a private
+ *                      file mapping (copies of the file's pages), checking
+ *                      each copy holds the file's bytes; each round maps
+ *                      the other of two files at the same address
+ *                      (MAP_FIXED): every copy must come from the file
+ *                      mapped now (a kernel that prepares copies ahead of
+ *                      the lock from what the last fault there needed must
+ *                      not install one of the old file's pages).
  *   exit-while-faulting a thread group calls exit_group from one thread
  *                      while the others fault, mmap and munmap: it must
  *                      end with that thread's status (tests/smptests.rs
@@ -49,6 +57,7 @@
 #define SUITE "smptests"
 #include "threadutil.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -576,6 +585,97 @@ static void t_distinct_page_faults(void)
 		 rounds / 10 > 4 ? rounds / 10 : 4);
 }
 
+/* ---- file-remap-faults ---- */
+
+static int fr_fd[2];
+
+static long fr_tag(int file, int page, int word)
+{
+	return (3L << 48) | ((long)file << 40) | ((long)page << 8) | word;
+}
+
+static void *fr_thread(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	int per = rounds / 10 > 4 ? rounds / 10 : 4;
+	for (int r = 0; r < per; r++) {
+		int f = r % 2;
+		sp_barrier(); /* round r's file is mapped */
+		for (int k = 0; k < DP_PAGES; k++) {
+			int p = k * sp.n + me;
+			volatile long *page = (volatile long *)(sp.region + (size_t)p * PAGE);
+			/* A write first: the fault copies the file's page. */
+			page[1] = dp_value(me, r, p, 1);
+			if (page[0] != fr_tag(f, p, 0) || page[PAGE / 8 - 1] != fr_tag(f, p, 1))
+				fail("round %d page %d: thread %d's copy holds %#lx/%#lx, not "
+				     "file %d's %#lx (a copy of the other file's page?)",
+				     r, p, me, page[0], page[PAGE / 8 - 1], f, fr_tag(f, p, 0));
+		}
+		sp_barrier(); /* done: the main thread maps the other file */
+		sp_barrier();
+	}
+	return NULL;
+}
+
+static void t_file_remap_faults(void)
+{
+	sp.n = nworkers();
+	if (sp.n < 2)
+		sp.n = 2;
+	atomic_store(&sp.arrived, 0);
+	size_t len = (size_t)DP_PAGES * sp.n * PAGE;
+	static long buf[PAGE / 8];
+	for (int f = 0; f < 2; f++) {
+		char path[64];
+		snprintf(path, sizeof path, "/tmp/smptests.%d.%d", (int)getpid(), f);
+		fr_fd[f] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fr_fd[f] < 0)
+			fail("open %s: %s", path, strerror(errno));
+		unlink(path);
+		for (int p = 0; p < DP_PAGES * sp.n; p++) {
+			memset(buf, 0, sizeof buf);
+			buf[0] = fr_tag(f, p, 0);
+			buf[PAGE / 8 - 1] = fr_tag(f, p, 1);
+			if (write(fr_fd[f], buf, PAGE) != PAGE)
+				fail("write: %s", strerror(errno));
+		}
+	}
+	sp.region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fr_fd[0], 0);
+	if (sp.region == MAP_FAILED)
+		fail("mmap: %s", strerror(errno));
+	pthread_t t[MAX_THREADS];
+	for (int i = 1; i < sp.n; i++)
+		t[i] = xcreate(fr_thread, (void *)(intptr_t)i);
+	int per = rounds / 10 > 4 ? rounds / 10 : 4;
+	for (int r = 0; r < per; r++) {
+		int f = r % 2;
+		volatile long *page;
+		sp_barrier();
+		for (int k = 0; k < DP_PAGES; k++) {
+			int p = k * sp.n;
+			page = (volatile long *)(sp.region + (size_t)p * PAGE);
+			page[1] = dp_value(0, r, p, 1);
+			if (page[0] != fr_tag(f, p, 0))
+				fail("round %d page %d: the main thread's copy holds %#lx, not "
+				     "file %d's",
+				     r, p, page[0], f);
+		}
+		sp_barrier();
+		/* The other file at the same address, replacing this one. */
+		if (mmap(sp.region, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+			 fr_fd[1 - f], 0) != sp.region)
+			fail("mmap MAP_FIXED: %s", strerror(errno));
+		sp_barrier();
+	}
+	for (int i = 1; i < sp.n; i++)
+		xjoin(t[i]);
+	if (munmap(sp.region, len) != 0)
+		fail("munmap: %s", strerror(errno));
+	close(fr_fd[0]);
+	close(fr_fd[1]);
+	set_note("%d threads, %d pages each x %d rounds, two files", sp.n, DP_PAGES, per);
+}
+
 /* ---- exit-while-faulting ---- */
 
 static atomic_int ef_go;
@@ -638,6 +738,7 @@ static struct testcase cases[] = {
 	{"fork-while-writing", t_fork_while_writing, 0, 0},
 	{"same-page-faults", t_same_page_faults, 0, 0},
 	{"distinct-page-faults", t_distinct_page_faults, 0, 0},
+	{"file-remap-faults", t_file_remap_faults, 0, 0},
 	{"exit-while-faulting", t_exit_while_faulting, 0, 0},
 };
 

@@ -160,34 +160,108 @@ const SOLE_USER_REFS: usize = 3;
 /// on that rare path.
 pub static PREPARED_REFUSED: AtomicU64 = AtomicU64::new(0);
 
-/// Frames cleared ahead of the lock on a prediction ([`ZeroHint`]) that
-/// the fault then did not want: they went back. Tests read it.
+/// Frames cleared or copied ahead of the lock on a guess ([`FaultHint`])
+/// that the fault then did not want: they went back. Tests read it.
 pub static PREDICTED_UNUSED: AtomicU64 = AtomicU64::new(0);
 
-/// What the last threaded fault on a CPU wanted, to guess the next one's
-/// need: `root` is the page-table root of the space it faulted in (0:
-/// no guess) when it was a demand-zero fill, `family` that space's
-/// reverse-map family. A thread touching fresh anonymous memory faults
-/// page after page the same way, so the next fault there clears its frame
-/// before taking the lock and resolves in one locked pass instead of two.
-/// Only a hint: read and written with plain atomics by whichever CPU the
-/// fault runs on (a fault preempted and moved to another CPU updates that
-/// CPU's), and a wrong guess costs one clear.
-struct ZeroHint {
+/// What the last threaded fault on a CPU needed, to guess the next one's:
+/// a thread touching fresh memory faults page after page the same way, so
+/// the next fault makes its frame before taking the lock (a cleared one,
+/// or a copy of the file page the region maps there) and resolves in one
+/// locked pass instead of two. `root` is the page-table root of the space
+/// it faulted in (0: no guess); `kind` [`GUESS_ZERO`] or [`GUESS_COPY`];
+/// for a copy, the private file region `[start, end)` mapping `file` from
+/// byte `offset`. Only a hint: plain atomics, written by whichever CPU the
+/// fault runs on (a fault preempted and moved updates that CPU's), so the
+/// fields may not even agree; the locked pass checks what it is given (a
+/// copy is used only if the cache holds that same page for the fault's
+/// real region), and a wrong guess costs a clear or a copy.
+struct FaultHint {
     root: AtomicU64,
+    kind: core::sync::atomic::AtomicU8,
     family: core::sync::atomic::AtomicU32,
+    file: core::sync::atomic::AtomicU32,
+    start: AtomicU64,
+    end: AtomicU64,
+    offset: AtomicU64,
 }
 
-static ZERO_HINTS: [ZeroHint; crate::arch::percpu::MAX_CPUS] = [const {
-    ZeroHint {
+const GUESS_ZERO: u8 = 1;
+const GUESS_COPY: u8 = 2;
+
+static FAULT_HINTS: [FaultHint; crate::arch::percpu::MAX_CPUS] = [const {
+    FaultHint {
         root: AtomicU64::new(0),
+        kind: core::sync::atomic::AtomicU8::new(0),
         family: core::sync::atomic::AtomicU32::new(0),
+        file: core::sync::atomic::AtomicU32::new(0),
+        start: AtomicU64::new(0),
+        end: AtomicU64::new(0),
+        offset: AtomicU64::new(0),
     }
 }; crate::arch::percpu::MAX_CPUS];
 
-fn zero_hint() -> &'static ZeroHint {
+fn fault_hint() -> &'static FaultHint {
     let index = crate::arch::percpu::this().index.load(Ordering::Relaxed) as usize;
-    &ZERO_HINTS[index.min(ZERO_HINTS.len() - 1)]
+    &FAULT_HINTS[index.min(FAULT_HINTS.len() - 1)]
+}
+
+impl FaultHint {
+    /// Makes the guessed frame for a fault at `addr` in the space of
+    /// `root`, unlocked, into `prepared`. Failures just leave it empty.
+    fn prepare(&self, root: u64, addr: u64, prepared: &mut Prepared) -> bool {
+        if root == 0 || self.root.load(Ordering::Relaxed) != root {
+            return false;
+        }
+        let family = self.family.load(Ordering::Relaxed);
+        match self.kind.load(Ordering::Relaxed) {
+            GUESS_ZERO => prepared.zeroed = AddressSpace::prepare_zeroed(family, addr),
+            GUESS_COPY => {
+                let (start, end) = (
+                    self.start.load(Ordering::Relaxed),
+                    self.end.load(Ordering::Relaxed),
+                );
+                if !(start..end).contains(&addr) {
+                    return false;
+                }
+                let offset =
+                    self.offset.load(Ordering::Relaxed) + (vmcore::page_down(addr) - start);
+                let Ok(page) = super::pagecache::get(self.file.load(Ordering::Relaxed), offset)
+                else {
+                    return false;
+                };
+                if page.major {
+                    // Read in now, for this fault: the locked pass finds
+                    // it cached.
+                    vmstat::PGMAJFAULT.inc();
+                }
+                prepared.copy = AddressSpace::prepare_copy(&page.frame, family, addr);
+                prepared.source = Some(page.frame);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Records what the fault just resolved under the lock needed:
+    /// `region` is the private file region it copied from, if it did.
+    fn record(&self, root: u64, family: u32, zero: bool, region: Option<&vmcore::Vma>) {
+        let kind = match region.map(|r| (r, r.kind)) {
+            Some((r, vmcore::VmaKind::File { file, offset })) => {
+                self.file.store(file, Ordering::Relaxed);
+                self.start.store(r.start, Ordering::Relaxed);
+                self.end.store(r.end, Ordering::Relaxed);
+                self.offset.store(offset, Ordering::Relaxed);
+                GUESS_COPY
+            }
+            _ if zero => GUESS_ZERO,
+            _ => 0,
+        };
+        self.kind.store(kind, Ordering::Relaxed);
+        self.family.store(family, Ordering::Relaxed);
+        self.root
+            .store(if kind == 0 { 0 } else { root }, Ordering::Relaxed);
+    }
 }
 
 /// One try at the fault. `threaded`: a first locked pass that finds a
@@ -196,8 +270,8 @@ fn zero_hint() -> &'static ZeroHint {
 /// decides again with it in hand (the page may have been filled, the
 /// cache's page replaced or the region unmapped meanwhile: the frame then
 /// goes back, after the unlock). When this CPU's last threaded fault in
-/// the same space was a demand-zero fill ([`ZeroHint`]), the frame is
-/// cleared before the first pass, which then usually completes the fault.
+/// the same space needed the same ([`FaultHint`]), the frame is made
+/// before the first pass, which then usually completes the fault.
 #[inline(always)]
 fn fault_once(
     space: &SharedAddressSpace,
@@ -213,26 +287,35 @@ fn fault_once(
     let root = crate::arch::percpu::this()
         .loaded_root
         .load(Ordering::Relaxed);
-    let hint = zero_hint();
-    let guessed = root != 0 && hint.root.load(Ordering::Relaxed) == root;
-    if guessed {
-        // Out of memory here is left to the locked pass to meet.
-        prepared.zeroed = AddressSpace::prepare_zeroed(hint.family.load(Ordering::Relaxed), addr);
-    }
-    let (first, family) = {
+    let hint = fault_hint();
+    let guessed = hint.prepare(root, addr, &mut prepared);
+    let offered_zero = prepared.zeroed.is_some();
+    let offered_copy = prepared.copy.is_some();
+    let (first, family, region) = {
         let mut locked = space.lock();
         let first = locked.handle_fault_prepared(addr, access, mode, &mut prepared, true);
-        (first, locked.family())
+        let copied = matches!(first, Err(FaultError::CopyWanted))
+            || (offered_copy && prepared.copy.is_none());
+        let region = if copied {
+            locked.vmas().find(addr).copied()
+        } else {
+            None
+        };
+        (first, locked.family(), region)
     };
     let wanted_zero = matches!(first, Err(FaultError::ZeroedFrameWanted))
-        || (guessed && prepared.zeroed.is_none());
-    hint.root
-        .store(if wanted_zero { root } else { 0 }, Ordering::Relaxed);
-    hint.family.store(family, Ordering::Relaxed);
-    if prepared.zeroed.take().is_some() {
-        // Guessed wrong (the page needed no new frame, or another kind):
+        || (offered_zero && prepared.zeroed.is_none());
+    hint.record(root, family, wanted_zero, region.as_ref());
+    if guessed && (prepared.zeroed.is_some() || prepared.copy.is_some()) {
+        // Guessed wrong (the page needed no new frame, or another one):
         // the frame goes back with the lock released.
         PREDICTED_UNUSED.fetch_add(1, Ordering::Relaxed);
+    }
+    prepared.zeroed = None;
+    prepared.copy = None;
+    if !matches!(first, Err(FaultError::CopyWanted)) {
+        // The guessed copy's source, if the first pass did not hold one.
+        prepared.source = None;
     }
     // No frame: out of memory, as the fill under the lock would have been
     // (the same allocator path; the caller reclaims and comes back). The
