@@ -23,7 +23,7 @@ fn main() -> ! {
 }
 
 fn pthreadtests_all_pass() {
-    run_suite("/bin/pthreadtests", &["pthreadtests"], 20);
+    run_suite("/bin/pthreadtests", &["pthreadtests"], 21);
     // No thread is left behind: every record is reaped but the kernel's.
     let left = sched::find_pid(|p| p.pid != 0 && !p.is_kernel_thread());
     assert_eq!(left, None, "a thread or process outlived the suite");

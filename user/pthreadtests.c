@@ -393,6 +393,48 @@ static void t_exit_vs_exit_group(void)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7, "status %#x, want exit 7", st);
 }
 
+static int eb_fd;
+
+static void *blocked_reader(void *arg)
+{
+	(void)arg;
+	char c;
+	read(eb_fd, &c, 1); /* nothing ever comes */
+	return NULL;
+}
+
+/* exit_group while another thread sleeps in a pipe read: the group ends,
+ * and the read end it held is closed with it (the writer then gets
+ * EPIPE), as the kernel must drop what a sleeping thread held. */
+static void t_exit_group_frees_blocked_reader(void)
+{
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	pid_t pid = xfork();
+	if (pid == 0) {
+		close(p[1]);
+		eb_fd = p[0];
+		pthread_t t;
+		if (pthread_create(&t, NULL, blocked_reader, NULL))
+			_exit(90);
+		sleep_ms(30); /* let it block */
+		syscall(SYS_exit_group, 5);
+		_exit(91);
+	}
+	close(p[0]);
+	int st = xwait(pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 5, "status %#x, want exit 5", st);
+	char c = 'x';
+	ssize_t n = write(p[1], &c, 1);
+	CHECK(n == -1 && errno == EPIPE,
+	      "write after the reader's group ended: %zd (%s), want EPIPE: the sleeping "
+	      "reader's file was never closed",
+	      n, n < 0 ? strerror(errno) : "written");
+	close(p[1]);
+	signal(SIGPIPE, SIG_DFL);
+}
+
 static void *segv_now(void *arg)
 {
 	(void)arg;
@@ -693,6 +735,7 @@ static struct testcase cases[] = {
 	{"mprotect-other-thread", t_mprotect_other_thread, 0, 0},
 	{"main-exits-first", t_main_exits_first, 0, 0},
 	{"exit-vs-exit-group", t_exit_vs_exit_group, 0, 0},
+	{"exit-group-frees-blocked-reader", t_exit_group_frees_blocked_reader, 0, 0},
 	{"fatal-signal-kills-group", t_fatal_signal_kills_group, 0, 0},
 	{"tgkill", t_tgkill, 0, 0},
 	{"kill-to-process", t_kill_to_process, 0, 0},

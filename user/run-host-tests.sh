@@ -124,7 +124,7 @@ check sigtests2-one 0 "sigtests2: pgrp ... ok" "sigtests2: 1 passed, 0 failed" -
 check sigtests2-bad-name 2 "no case named" -- $B/sigtests2 no-such-case
 # POSIX threads (musl): create/join, mutexes, condvars, exit vs exit_group,
 # tgkill, fork and execve from a thread, futex errors and shared futexes.
-check pthreadtests 0 "pthreadtests: 20 passed, 0 failed" -- $B/pthreadtests
+check pthreadtests 0 "pthreadtests: 21 passed, 0 failed" -- $B/pthreadtests
 check pthreadtests-one 0 "pthreadtests: 1 passed, 0 failed" -- $B/pthreadtests mutex-counter
 check smptests 0 "smptests: 7 passed, 0 failed" -- $B/smptests
 check smptests-long 0 "smptests: 3 passed, 0 failed" -- $B/smptests -r 500 munmap-hammer mprotect-hammer fork-while-writing

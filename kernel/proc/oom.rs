@@ -13,12 +13,11 @@
 //!   total-vm:...kB, anon-rss:...kB, file-rss:...kB, pgtables:...kB
 //!   oom_score_adj:0`.
 //! - **The kill**: SIGKILL through [`sched::kill`], wherever the victim is.
-//!   A victim off every CPU in user mode or at a blocking point holding
-//!   nothing is ended at once: its address space is dropped and every
-//!   frame comes back. One running on another CPU, or asleep in this
-//!   killer's own waits (below), ends itself on its way out of the kernel
-//!   while the killer waits. Other processes sharing that address space
-//!   (`clone(CLONE_VM)`) die with it.
+//!   Every thread of the victim ends itself (woken from any wait, asked by
+//!   IPI if it runs on another CPU) on its way out of the kernel while the
+//!   killer waits; only a stopped one is ended at once. Its address space
+//!   is dropped and every frame comes back. Other processes sharing that
+//!   address space (`clone(CLONE_VM)`) die with it.
 //! - **One victim at a time** (Linux's `tsk_is_oom_victim` and
 //!   `MMF_OOM_SKIP`): while the victim's address space still exists
 //!   (someone else holds a reference, e.g. the shell inspecting it), faults

@@ -479,11 +479,11 @@ pub fn kill_pending() -> bool {
 }
 
 /// While this lives, the current thread may sleep (or yield) holding
-/// references on its kernel stack (an address space, a frame): a SIGKILL
-/// from another thread does not end it from outside while it is off its
-/// CPU (which would drop the stack with them, never released), but marks
-/// it, wakes it from a [`Block::Sleep`], and waits for it to end itself on
-/// its way out of the kernel (`thread::end_threads`). Every wait under
+/// references on its kernel stack (an address space, a frame), even
+/// stopped: a kill never ends it from outside (which would drop the stack
+/// with them, never released) but marks it, wakes it, and waits for it to
+/// end itself on its way out of the kernel (`thread::end_threads`, which
+/// does so for every thread but a stopped one anyway). Every wait under
 /// one must end once [`kill_pending`] says so.
 #[must_use]
 pub struct EndsItself(());

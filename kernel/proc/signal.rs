@@ -558,10 +558,13 @@ pub fn wait_report_child(pid: i64, stopped: bool, continued: bool) -> Option<Pid
     })
 }
 
-/// Whether the current process has a signal to take: blocking calls stop
-/// waiting when it does.
+/// Whether the current process has a signal to take, or is to die (a
+/// SIGKILL pending: a kill of its group, the OOM killer): blocking calls
+/// stop waiting when it does, and a dying thread ends itself on its way
+/// out of the kernel, dropping what its system call held.
 pub fn interrupted() -> bool {
-    POSTED.load(Ordering::SeqCst) != 0 && sched::with_current(|p| p.sig.deliverable())
+    sched::kill_pending()
+        || (POSTED.load(Ordering::SeqCst) != 0 && sched::with_current(|p| p.sig.deliverable()))
 }
 
 /// Whether a fault raising `sig` has a handler to go to (installed and

@@ -238,18 +238,20 @@ fn exit_thread_locked(
 }
 
 /// Ends every live thread of group `tgid` but `except`, one at a time
-/// (what each drops is dropped outside the lock). SMP: a thread running on
-/// another CPU is asked to die (a pending SIGKILL and a wake-up IPI: it
-/// ends itself on its way back to user mode, `deliver_pending_kill`) and
-/// waited for; one that is off every CPU is ended here, unless it sleeps
-/// holding references on its kernel stack ([`EndsItself`]: the OOM
-/// killer's wait inside a fault, e.g. in `mlock`'s populate loop, which
-/// holds its address space): ended here, its stack would go with them
-/// never dropped. That one is asked to die too, woken, and waited for,
-/// this thread yielding meanwhile (it needs a CPU). While waiting, this
-/// thread ends only by itself as well, and if it is asked to die while it
-/// ends another group it stops waiting (two groups killing each other
-/// would each wait for the other forever); the group it asked dies anyway.
+/// (what each drops is dropped outside the lock). Each thread ends
+/// itself, as in Linux: it is marked (a pending SIGKILL), woken from any
+/// wait (every wait of a system call ends once `signal::interrupted` says
+/// so) or asked by IPI if it runs on another CPU, and waited for, this
+/// thread yielding meanwhile (it needs a CPU); it dies on its way back to
+/// user mode (`deliver_pending_kill`), after its system call dropped what
+/// it held. Ended from outside, a thread asleep in a pipe read would leave
+/// its file open for good, one in the OOM killer's wait its address space
+/// ([`EndsItself`]). Only a stopped thread, held at signal delivery on its
+/// way to user mode with nothing on its stack, is ended here. While
+/// waiting, this thread ends only by itself as well, and if it is asked to
+/// die while it ends another group it stops waiting (two groups killing
+/// each other would each wait for the other forever); the group it asked
+/// dies anyway.
 fn end_threads(tgid: Pid, except: Pid, status: i32) {
     enum Step {
         Done,
@@ -272,7 +274,13 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
                 return Step::Done;
             };
             let running = p.on_cpu.load(Ordering::SeqCst);
-            if running || p.ends_itself > 0 {
+            // Only a stopped thread (held at signal delivery, on its way
+            // to user mode) holds nothing: anything else may be inside a
+            // system call, preempted or asleep, with references on its
+            // kernel stack (a pipe read holds its file, a fault in the
+            // OOM killer's wait its address space).
+            let stopped = p.state == State::Blocked(Block::Stopped) && p.ends_itself == 0;
+            if running || !stopped {
                 if !p.kill_pending {
                     p.kill_pending = true;
                     PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
@@ -283,7 +291,9 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
                 if running {
                     return Step::Spin;
                 }
-                if matches!(p.state, State::Blocked(Block::Sleep(_))) {
+                // Every wait of a system call ends once `kill_pending`
+                // says so (`signal::interrupted`).
+                if matches!(p.state, State::Blocked(_)) {
                     let pid = p.pid;
                     p.state = State::Runnable;
                     enqueue(&mut s.queue, pid);
