@@ -107,7 +107,7 @@ check usertests-strict 0 "usertests: overcommit-strict ... ok" "usertests: 1 pas
 	-- $B/usertests overcommit-strict
 check usertests-bad-name 2 "no case named" -- $B/usertests no-such-case
 # The clocks, sleeps and the vDSO (tests/time.rs runs them on Ferrite).
-check timetests 0 "timetests: vdso ... ok" "timetests: 7 passed, 0 failed" -- $B/timetests
+check timetests 0 "timetests: vdso ... ok" "timetests: 8 passed, 0 failed" -- $B/timetests
 check timetests-sleep-stats 0 "timetests: sleep 1000 us x 20: min " -- $B/timetests --sleep-stats 20
 check timetests-bench 0 "timetests: bench clock_gettime-vdso " -- $B/timetests --bench 1000
 check timetests-bad-name 2 "no case named" -- $B/timetests no-such-case
