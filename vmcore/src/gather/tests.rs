@@ -145,30 +145,32 @@ fn big_ranges_flush_everything_once() {
     assert_eq!((stats.full_flushes, stats.pages_flushed), (1, 0));
 }
 
+/// Maps frame 0x9000 at 0x40_0000 in fresh tables in `mem`, then unmaps
+/// it through a [`GatherTables`] into `g`: the frame and the three tables
+/// the unmap emptied (PT, PD, PDPT) wait in the gather. Returns how many
+/// tables were live before the unmap.
+fn unmap_one_page_into(mem: &mut HostTables, g: &mut Gather<Tlb>) -> usize {
+    let mut pt = PageTables::new(mem).unwrap();
+    pt.map(mem, 0x40_0000, 0x9000, PteFlags::WRITABLE | PteFlags::USER)
+        .unwrap();
+    let live = mem.live();
+    let mut gm = GatherTables::new(mem, g);
+    let mut take = |m: &mut GatherTables<'_, HostTables, Tlb>, va: u64, size: u64, pte: Pte| {
+        m.gather.add_frame(va, size, Frame(pte.addr()))
+    };
+    pt.unmap_range(&mut gm, 0x40_0000, 0x40_1000, EmptyTables::Free, &mut take)
+        .unwrap();
+    live
+}
+
 /// Unmapping through [`GatherTables`]: the tables left empty are freed
 /// only by `finish`, after the flush.
 #[test]
 fn emptied_tables_wait_for_the_flush_too() {
     LOG.with(|l| l.borrow_mut().clear());
     let mut mem = HostTables::new();
-    let mut pt = PageTables::new(&mut mem).unwrap();
-    pt.map(
-        &mut mem,
-        0x40_0000,
-        0x9000,
-        PteFlags::WRITABLE | PteFlags::USER,
-    )
-    .unwrap();
-    let live = mem.live();
     let mut g = Gather::new(Tlb);
-    {
-        let mut gm = GatherTables::new(&mut mem, &mut g);
-        let mut take = |m: &mut GatherTables<'_, HostTables, Tlb>, va: u64, size: u64, pte: Pte| {
-            m.gather.add_frame(va, size, Frame(pte.addr()))
-        };
-        pt.unmap_range(&mut gm, 0x40_0000, 0x40_1000, EmptyTables::Free, &mut take)
-            .unwrap();
-    }
+    let live = unmap_one_page_into(&mut mem, &mut g);
     assert_eq!(mem.live(), live, "no table freed before the flush");
     assert!(log().is_empty());
     let stats = g.finish(&mut mem);
@@ -191,24 +193,8 @@ fn emptied_tables_wait_for_the_flush_too() {
 fn flush_keep_frames_holds_frames_until_dropped() {
     LOG.with(|l| l.borrow_mut().clear());
     let mut mem = HostTables::new();
-    let mut pt = PageTables::new(&mut mem).unwrap();
-    pt.map(
-        &mut mem,
-        0x40_0000,
-        0x9000,
-        PteFlags::WRITABLE | PteFlags::USER,
-    )
-    .unwrap();
-    let live = mem.live();
     let mut g = Gather::new(Tlb);
-    {
-        let mut gm = GatherTables::new(&mut mem, &mut g);
-        let mut take = |m: &mut GatherTables<'_, HostTables, Tlb>, va: u64, size: u64, pte: Pte| {
-            m.gather.add_frame(va, size, Frame(pte.addr()))
-        };
-        pt.unmap_range(&mut gm, 0x40_0000, 0x40_1000, EmptyTables::Free, &mut take)
-            .unwrap();
-    }
+    let live = unmap_one_page_into(&mut mem, &mut g);
     g.add_frame(0x7000, PAGE_SIZE, Frame(0xd000));
     let stats = g.flush_keep_frames(&mut mem);
     assert_eq!(stats.tables_freed, 3);
