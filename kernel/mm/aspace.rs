@@ -514,11 +514,7 @@ impl AddressSpace {
         let mut gather = Gather::new(KernelTlb::for_root(self.root()));
         let result = self.space.unmap(&mut FrameTables, &mut gather, start, end);
         gather.flush_keep_frames(&mut FrameTables);
-        let zero = zero_page().addr();
-        let gone = gather
-            .held_frames()
-            .filter(|f| f.pfn().addr() != zero)
-            .count();
+        let gone = gather.held_frames().filter(|f| !f.is_zero_page()).count();
         self.hiwater.shrank(gone as u64);
         if result.is_ok() {
             self.committed.give_back(charged);

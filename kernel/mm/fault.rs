@@ -202,8 +202,7 @@ static FAULT_HINTS: [FaultHint; crate::arch::percpu::MAX_CPUS] = [const {
 }; crate::arch::percpu::MAX_CPUS];
 
 fn fault_hint() -> &'static FaultHint {
-    let index = crate::arch::percpu::this().index.load(Ordering::Relaxed) as usize;
-    &FAULT_HINTS[index.min(FAULT_HINTS.len() - 1)]
+    &FAULT_HINTS[crate::arch::percpu::cpu_index().min(FAULT_HINTS.len() - 1)]
 }
 
 impl FaultHint {
