@@ -36,10 +36,11 @@
 //! - **Killed while it waits here**: the faulting thread may sleep in the
 //!   killer (one killer at a time, a victim still exiting) inside a system
 //!   call that holds references (`mlock`'s populate loop holds its own
-//!   address space). A SIGKILL then wakes it and lets it end itself
-//!   ([`sched::ends_itself`]); ended from outside, its kernel stack and
-//!   what it held would never be released (on 2 CPUs `make fuzz` lost a
-//!   whole `MAP_LOCKED` runaway process that way).
+//!   address space). A SIGKILL then wakes it and lets it end itself, as it
+//!   does every thread that is not stopped (`thread::end_threads`); its
+//!   wait here ends on `sched::kill_pending`. Ended from outside, its
+//!   kernel stack and what it held would never be released (on 2 CPUs
+//!   `make fuzz` lost a whole `MAP_LOCKED` runaway process that way).
 //!
 //! Locking: called from the page-fault handler with no lock held (the
 //! faulting address space's lock is released first). Other address spaces
@@ -243,10 +244,6 @@ enum Step {
 /// The OOM killer's entry point (installed as `mm::fault`'s OOM hook):
 /// a fault in mode `mode` by the current process found no frame.
 pub fn out_of_memory(mode: FaultMode) -> OomVerdict {
-    // This sleeps and yields, and its caller may hold references (a
-    // system call's user copy: `mlock`'s populate loop holds its address
-    // space): a kill meanwhile must let it end itself.
-    let _ends_itself = sched::ends_itself();
     if sched::kill_pending() {
         // Already chosen (inside a system call): its copy fails, and it
         // dies when the call returns.

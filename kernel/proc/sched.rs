@@ -156,10 +156,6 @@ pub struct Process {
     /// SIGKILL is pending: the process dies when its system call ends (the
     /// OOM killer chose it while it was copying user memory in the kernel).
     kill_pending: bool,
-    /// Sleeping here would leave something on its kernel stack (see
-    /// [`ends_itself`]): a kill that finds it off every CPU wakes it and
-    /// lets it end itself instead of ending it from outside. A count.
-    ends_itself: u32,
     /// A kernel thread (see the module comment): no address space of its
     /// own, never killed, never exits.
     kernel_thread: bool,
@@ -338,7 +334,6 @@ pub fn init() {
         oom_score_adj: 0,
         sys: Default::default(),
         kill_pending: false,
-        ends_itself: 0,
         kernel_thread: false,
         sig: super::signal::SigState::new(),
         pgid: 0,
@@ -476,28 +471,6 @@ pub fn kill_current_later() {
 /// True if the current process has a SIGKILL pending.
 pub fn kill_pending() -> bool {
     PENDING_KILLS.load(Ordering::SeqCst) != 0 && with_current(|p| p.kill_pending)
-}
-
-/// While this lives, the current thread may sleep (or yield) holding
-/// references on its kernel stack (an address space, a frame), even
-/// stopped: a kill never ends it from outside (which would drop the stack
-/// with them, never released) but marks it, wakes it, and waits for it to
-/// end itself on its way out of the kernel (`thread::end_threads`, which
-/// does so for every thread but a stopped one anyway). Every wait under
-/// one must end once [`kill_pending`] says so.
-#[must_use]
-pub struct EndsItself(());
-
-/// See [`EndsItself`].
-pub fn ends_itself() -> EndsItself {
-    with_current(|p| p.ends_itself += 1);
-    EndsItself(())
-}
-
-impl Drop for EndsItself {
-    fn drop(&mut self) {
-        with_current(|p| p.ends_itself -= 1);
-    }
 }
 
 /// Ends the current process if a SIGKILL is pending (called where a system
@@ -653,7 +626,6 @@ fn new_user_process(
             oom_score_adj: 0,
             sys: Default::default(),
             kill_pending: false,
-            ends_itself: 0,
             kernel_thread: false,
             sig: super::signal::SigState::new(),
             pgid: 0,
@@ -782,7 +754,6 @@ pub fn spawn_kthread_on(
             oom_score_adj: -1000,
             sys: Default::default(),
             kill_pending: false,
-            ends_itself: 0,
             kernel_thread: true,
             sig: super::signal::SigState::new(),
             pgid: 0,

@@ -245,8 +245,9 @@ fn exit_thread_locked(
 /// thread yielding meanwhile (it needs a CPU); it dies on its way back to
 /// user mode (`deliver_pending_kill`), after its system call dropped what
 /// it held. Ended from outside, a thread asleep in a pipe read would leave
-/// its file open for good, one in the OOM killer's wait its address space
-/// ([`EndsItself`]). Only a stopped thread, held at signal delivery on its
+/// its file open for good, one asleep in the OOM killer's wait inside
+/// `mlock`'s populate loop its address space. Only a stopped thread, held
+/// at signal delivery on its
 /// way to user mode with nothing on its stack, is ended here. While
 /// waiting, this thread ends only by itself as well, and if it is asked to
 /// die while it ends another group it stops waiting (two groups killing
@@ -259,7 +260,6 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
         Yield,
         Ended(Option<SharedAddressSpace>, crate::proc::fd::FdTable),
     }
-    let _waiting = ends_itself();
     loop {
         let step = with(|s| {
             let me = current_here();
@@ -279,7 +279,7 @@ fn end_threads(tgid: Pid, except: Pid, status: i32) {
             // system call, preempted or asleep, with references on its
             // kernel stack (a pipe read holds its file, a fault in the
             // OOM killer's wait its address space).
-            let stopped = p.state == State::Blocked(Block::Stopped) && p.ends_itself == 0;
+            let stopped = p.state == State::Blocked(Block::Stopped);
             if running || !stopped {
                 if !p.kill_pending {
                     p.kill_pending = true;
