@@ -92,9 +92,13 @@ fn killed_asleep_in_the_oom_wait_of_a_user_copy_gives_every_frame_back() {
             oom::victim_exiting_now() == Some(hog)
         });
         // The locker faults again every tick and sleeps in between; kill
-        // it asleep (it is most of the time; on 2 CPUs it may be just
-        // running, so look a few times).
-        for _ in 0..50 {
+        // it asleep. It is most of the time, but on 2 CPUs it may still be
+        // printing the OOM report that named the hog, so look for up to a
+        // quarter of the killer's one-second wait (a count of looks was
+        // not enough: with nothing else to run, 50 yields pass in
+        // microseconds, and CI once saw the locker running at every one).
+        let look_until = ferrite::time::ticks() + oom::VICTIM_WAIT_TICKS / 4;
+        while ferrite::time::ticks() < look_until {
             asleep_when_killed = matches!(state(locker), Some(State::Blocked(Block::Sleep(_))));
             if asleep_when_killed {
                 break;
