@@ -145,6 +145,36 @@ static NEXT_FAMILY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU3
 /// Fresh address-space ids (0 is none).
 static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
+/// The id of the one address space whose end someone waits for (the OOM
+/// killer's victim), 0 for none: its [`Drop`] clears it once every frame
+/// is back. An `Arc`'s strong count cannot say that: it reaches 0 before
+/// the teardown starts, and a killer on another CPU that saw 0 while the
+/// frames were still going back killed a second process.
+static AWAITED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Called at the start of every address space's teardown with its id,
+/// after the last reference went (tests: a slow teardown on demand).
+static TEARDOWN_HOOK: crate::arch::hook::Hook<fn(u64)> = crate::arch::hook::Hook::empty();
+
+/// From now until address space `id` is torn down and its frames are
+/// back, [`teardown_awaited`]`(id)` is true (one at a time: a later call
+/// replaces the earlier). Call before anything can drop its last
+/// reference.
+pub fn await_teardown(id: u64) {
+    AWAITED.store(id, core::sync::atomic::Ordering::SeqCst);
+}
+
+/// True while address space `id`, awaited with [`await_teardown`], still
+/// holds frames.
+pub fn teardown_awaited(id: u64) -> bool {
+    id != 0 && AWAITED.load(core::sync::atomic::Ordering::SeqCst) == id
+}
+
+/// Installs `f` to run at the start of every teardown (tests).
+pub fn set_teardown_hook(f: fn(u64)) {
+    TEARDOWN_HOOK.set(f);
+}
+
 impl FaultBackend for KernelFaults {
     type Frame = FrameRef;
 
@@ -904,6 +934,9 @@ impl Drop for AddressSpace {
     /// Gives back every frame and table: leaves drop their frame
     /// references, user tables and the root go back to the buddy allocator.
     fn drop(&mut self) {
+        if let Some(f) = TEARDOWN_HOOK.get() {
+            f(self.id);
+        }
         if self.is_active() {
             switch_to(None);
         }
@@ -918,6 +951,13 @@ impl Drop for AddressSpace {
             pagecache::set_mappings(file, self.id, core::iter::empty());
             pagecache::release(file);
         }
+        // Every frame is back: whoever awaited this space may go on.
+        let _ = AWAITED.compare_exchange(
+            self.id,
+            0,
+            core::sync::atomic::Ordering::SeqCst,
+            core::sync::atomic::Ordering::SeqCst,
+        );
     }
 }
 

@@ -1,6 +1,6 @@
-//! The out-of-memory killer (Linux's `mm/oom_kill.c`, simplified to one
-//! CPU): when a user page finds no frame and nothing else can free one, kill
-//! the process whose death gives back the most memory, not the one that
+//! The out-of-memory killer (Linux's `mm/oom_kill.c`, simplified): when a
+//! user page finds no frame and nothing else can free one, kill the
+//! process whose death gives back the most memory, not the one that
 //! happened to fault.
 //!
 //! - **Badness** ([`reclaimcore::oom`]): resident + swapped + page-table
@@ -19,8 +19,10 @@
 //!   is dropped and every frame comes back. Other processes sharing that
 //!   address space (`clone(CLONE_VM)`) die with it.
 //! - **One victim at a time** (Linux's `tsk_is_oom_victim` and
-//!   `MMF_OOM_SKIP`): while the victim's address space still exists
-//!   (someone else holds a reference, e.g. the shell inspecting it), faults
+//!   `MMF_OOM_SKIP`): until the victim's address space is torn down and
+//!   its frames are back ([`aspace::teardown_awaited`]; someone else may
+//!   hold the last reference, e.g. the shell inspecting it, and the
+//!   teardown then runs in that thread, maybe on another CPU), faults
 //!   that run out wait a tick and try again instead of killing a second
 //!   process; after [`VICTIM_WAIT_TICKS`] the killer gives up on it.
 //! - **One killer at a time** (Linux's `oom_lock`): a process that runs out
@@ -50,13 +52,14 @@
 
 use alloc::sync::{Arc, Weak};
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use reclaimcore::oom::{self as policy, Candidate, Chooser};
 use vmcore::fault::FaultMode;
 
 use super::sched::{self, Pid, Process};
 use crate::arch::sync::{try_lock_irq_off, IrqMutex};
-use crate::mm::aspace::AddressSpace;
+use crate::mm::aspace::{self, AddressSpace};
 use crate::mm::fault::OomVerdict;
 use crate::mm::layout::PAGE_SIZE;
 use crate::mm::{frames, vmstat};
@@ -65,6 +68,21 @@ use crate::time::TICK_HZ;
 /// How long a victim may take to give its memory back before the killer
 /// may choose another (1 s).
 pub const VICTIM_WAIT_TICKS: u64 = TICK_HZ;
+
+/// The wait in force: [`VICTIM_WAIT_TICKS`] unless a test changed it.
+static VICTIM_WAIT: AtomicU64 = AtomicU64::new(VICTIM_WAIT_TICKS);
+
+/// Sets how long the killer waits for a victim's memory (tests of the
+/// wait itself, whose steps a loaded host may stretch past a second of a
+/// debug kernel: tearing down 140 MiB alone takes 0.3 s there).
+pub fn set_victim_wait_ticks(ticks: u64) {
+    VICTIM_WAIT.store(ticks, Ordering::Relaxed);
+}
+
+fn victim_wait_ticks() -> u64 {
+    VICTIM_WAIT.load(Ordering::Relaxed)
+}
+
 /// A failed user allocation with more free frames than the user reserve
 /// plus this many is not a shortage (an injected failure).
 const SHORTAGE_SLACK: u64 = 64;
@@ -83,9 +101,9 @@ type Space = spin::Mutex<AddressSpace>;
 
 struct Victim {
     pid: Pid,
-    /// Its address space, without keeping it alive: gone once every frame
-    /// is back.
-    memory: Weak<Space>,
+    /// Its address space's id, awaited ([`aspace::await_teardown`]) until
+    /// every frame is back.
+    space: u64,
     /// Tick after which the killer stops waiting for it.
     deadline: u64,
 }
@@ -97,7 +115,7 @@ struct Killer {
 }
 
 /// A leaf lock: nothing is taken under it (the scheduler is asked before
-/// or after), and a `Weak` leaving it is dropped after it is released.
+/// or after).
 static KILLER: IrqMutex<Killer> = IrqMutex::new(Killer {
     owner: None,
     victim: None,
@@ -146,18 +164,35 @@ pub fn usage(pid: Pid) -> Option<Usage> {
 /// [`usage`], sleeping a tick between up to `sleeps` more attempts (the
 /// killer's table: it may sleep).
 fn usage_tries(pid: Pid, sleeps: usize) -> Option<Usage> {
+    measure(pid, sleeps).map(|m| m.usage)
+}
+
+/// What the killer's table learns of one process: its memory, and which
+/// address space that was (without keeping it alive).
+struct Measured {
+    usage: Usage,
+    memory: Weak<Space>,
+    id: u64,
+}
+
+/// [`usage_tries`], with the address space measured.
+fn measure(pid: Pid, sleeps: usize) -> Option<Measured> {
     if pid == 0 {
         // Pid 0 may be borrowing a process's address space; it owns none.
         return None;
     }
     for attempt in 0..LOCK_TRIES + sleeps {
         let aspace = sched::with_process(pid, |p| p.aspace.clone()).flatten()?;
-        let usage = try_lock_irq_off(&aspace).map(|mut a| usage_of(&mut a));
+        let measured = try_lock_irq_off(&aspace).map(|mut a| Measured {
+            usage: usage_of(&mut a),
+            memory: Arc::downgrade(&aspace),
+            id: a.id(),
+        });
         // Let go before yielding (and if this was the last reference, the
         // space goes now, with no lock held).
         drop(aspace);
-        if usage.is_some() {
-            return usage;
+        if measured.is_some() {
+            return measured;
         }
         if attempt < LOCK_TRIES {
             sched::yield_now();
@@ -290,17 +325,17 @@ fn claim(me: Pid) -> bool {
 fn victim_exiting() -> Option<Pid> {
     let mut killer = KILLER.lock();
     let victim = killer.victim.as_ref()?;
-    if victim.memory.strong_count() > 0 && crate::time::ticks() < victim.deadline {
+    if aspace::teardown_awaited(victim.space) && crate::time::ticks() < victim.deadline {
         return Some(victim.pid);
     }
     let done = killer.victim.take();
     drop(killer);
     if let Some(v) = done {
-        if v.memory.strong_count() > 0 {
+        if aspace::teardown_awaited(v.space) {
             crate::kprintln!(
                 "oom: process {} has not given its memory back after {} ms: choosing another",
                 v.pid,
-                VICTIM_WAIT_TICKS * 1000 / TICK_HZ
+                victim_wait_ticks() * 1000 / TICK_HZ
             );
         }
     }
@@ -342,14 +377,14 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
     crate::kprintln!("Tasks state (memory values in pages):");
     crate::kprintln!("[  pid  ]   total_vm      rss pgtables_bytes swapents oom_score_adj name");
     let mut chooser = Chooser::new();
-    let mut chosen: Option<(Task, Usage)> = None;
+    let mut chosen: Option<(Task, Measured)> = None;
     let mut after = 0;
     while let Some(task) = sched::with_next_process(after, Task::of) {
         after = task.pid;
         if !task.has_memory {
             continue;
         }
-        let Some(u) = usage_tries(task.pid, LOCK_SLEEPS) else {
+        let Some(m) = measure(task.pid, LOCK_SLEEPS) else {
             crate::kprintln!(
                 "[{:>7}] {:>10} {:>8} {:>14} {:>8} {:>13} {} (address space busy: passed over)",
                 task.pid,
@@ -362,6 +397,7 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
             );
             continue;
         };
+        let u = m.usage;
         crate::kprintln!(
             "[{:>7}] {:>10} {:>8} {:>14} {:>8} {:>13} {}",
             task.pid,
@@ -374,10 +410,18 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
         );
         chooser.consider(task.candidate(&u), total);
         if chooser.chosen().map(|(_, c)| c.pid) == Some(task.pid) {
-            chosen = Some((task, u));
+            chosen = Some((task, m));
         }
     }
-    let Some((victim, u)) = chosen else {
+    let Some((
+        victim,
+        Measured {
+            usage: u,
+            memory,
+            id,
+        },
+    )) = chosen
+    else {
         crate::kprintln!("Out of memory and no killable processes");
         return match mode {
             FaultMode::User => {
@@ -388,10 +432,13 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
             FaultMode::Kernel => Step::Fail,
         };
     };
-    let Some(memory) =
-        sched::with_process(victim.pid, |p| p.aspace.as_ref().map(Arc::downgrade)).flatten()
-    else {
-        // It exited while the table was made: its memory is back.
+    // Held until the victim is awaited, so its teardown cannot end
+    // before the wait begins (it would then never end the wait).
+    let Some(memory) = memory.upgrade() else {
+        // It exited while the table was made: its memory is back, or on
+        // its way. (Left: if its teardown is still running elsewhere, the
+        // next fault may find memory short and choose again. Only a victim
+        // exiting by itself during the scan opens this.)
         return Step::Retry;
     };
     crate::kprintln!(
@@ -407,8 +454,8 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
     );
     vmstat::OOM_KILL.inc();
     let mine = sched::with_current(|p| p.aspace.as_ref().map(Arc::as_ptr));
-    kill_sharers(memory.as_ptr(), me);
-    if victim.pid == me || mine == Some(memory.as_ptr()) {
+    kill_sharers(Arc::as_ptr(&memory), me);
+    if victim.pid == me || mine == Some(Arc::as_ptr(&memory)) {
         // The faulting process is the victim: a user fault kills it now
         // (the fault path does), a user copy fails and SIGKILL waits for
         // the end of the system call.
@@ -417,18 +464,16 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
         }
         return Step::Fail;
     }
-    sched::kill(victim.pid);
-    if memory.strong_count() == 0 {
-        // The usual case: its memory came back at once. (A `Weak` kept
-        // would keep the address space's heap object.)
-        return Step::Retry;
-    }
-    let old = KILLER.lock().victim.replace(Victim {
+    aspace::await_teardown(id);
+    KILLER.lock().victim = Some(Victim {
         pid: victim.pid,
-        memory,
-        deadline: crate::time::ticks() + VICTIM_WAIT_TICKS,
+        space: id,
+        deadline: crate::time::ticks() + victim_wait_ticks(),
     });
-    drop(old);
+    sched::kill(victim.pid);
+    // Usually the last reference after the kill: the teardown then runs
+    // here, with no lock held, and the wait ends before it began.
+    drop(memory);
     Step::Retry
 }
 
@@ -516,12 +561,10 @@ pub fn score(pid: Pid) -> Option<(Option<i64>, u64, Usage)> {
 pub fn victim_exiting_now() -> Option<Pid> {
     let mut killer = KILLER.lock();
     let v = killer.victim.as_ref()?;
-    if v.memory.strong_count() > 0 {
+    if aspace::teardown_awaited(v.space) {
         return Some(v.pid);
     }
-    let gone = killer.victim.take();
-    drop(killer);
-    drop(gone);
+    killer.victim = None;
     None
 }
 
