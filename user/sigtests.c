@@ -67,6 +67,15 @@ static int blocked_now(int sig)
 	return sigismember(&s, sig);
 }
 
+/* A page shared with the children forked after it (MAP_SHARED): flags
+ * that order a parent's steps and a child's without a race against time. */
+static volatile int *shared_page(void)
+{
+	void *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED, "mmap shared: %s", strerror(errno));
+	return p;
+}
+
 /* The last signal a recording handler saw. */
 static volatile sig_atomic_t got, got_count;
 static volatile int got_code, got_pid, got_status, got_blocked_self;
@@ -520,7 +529,10 @@ static void t_kill_child(void)
 		{SIGUSR1, 1, 0, 42},	  {SIGTERM, 2, 0, 9},	    {SIGCHLD, 0, 0, 9},
 		{SIGWINCH, 0, 0, 9},	  {SIGRTMIN + 1, 0, SIGRTMIN + 1, 0},
 	};
+	/* sent[0]: the parent's kill() returned. */
+	volatile int *sent = shared_page();
 	for (unsigned i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		sent[0] = 0;
 		pid_t child = fork();
 		CHECK(child >= 0, "fork");
 		if (child == 0) {
@@ -528,17 +540,23 @@ static void t_kill_child(void)
 				set_disposition(rows[i].sig, exit_42);
 			if (rows[i].handler == 2)
 				set_disposition(rows[i].sig, SIG_IGN);
-			/* Tell the parent we are ready, then wait to be killed
-			 * (or time out and exit 9). */
+			/* Tell the parent we are ready, then wait until its kill()
+			 * returned (not a fixed time: a parent held up longer
+			 * than that would find the child gone with exit 9), and
+			 * make one more system call: a signal that acts is
+			 * delivered on its way back at the latest. Still here:
+			 * it was ignored, exit 9 (after 30 s in any case). */
 			kill(getppid(), SIGUSR1);
-			for (int t = 0; t < 30; t++)
+			for (int t = 0; t < 3000 && !sent[0]; t++)
 				sleep_ms(10);
+			getppid();
 			_exit(9);
 		}
 		while (!got)
 			sleep_ms(1);
 		got = 0;
 		CHECK(kill(child, rows[i].sig) == 0, "kill(%d): %s", rows[i].sig, strerror(errno));
+		sent[0] = 1;
 		int st;
 		CHECK(waitpid(child, &st, 0) == child, "waitpid");
 		if (rows[i].want_sig)
