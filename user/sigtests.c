@@ -76,6 +76,23 @@ static volatile int *shared_page(void)
 	return p;
 }
 
+/* Whether pid is asleep (state S in /proc/PID/stat: blocked in a call). */
+static int asleep(pid_t pid)
+{
+	char path[32], buf[256];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *end = strrchr(buf, ')');
+	return end && end[1] == ' ' && end[2] == 'S';
+}
+
 /* The last signal a recording handler saw. */
 static volatile sig_atomic_t got, got_count;
 static volatile int got_code, got_pid, got_status, got_blocked_self;
@@ -623,7 +640,11 @@ static void t_stop_cont(void)
 	CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM,
 	      "after SIGCONT the pending SIGTERM: status %#x", st);
 	/* A sleep, a pause and a wait4 go on after a stop and SIGCONT (no
-	 * handler ran: they restart, no EINTR). */
+	 * handler ran: they restart, no EINTR). The grandchild the wait4
+	 * waits for exits only when told (step[0] = 2), after the second
+	 * stop: with a fixed 150 ms, a parent held up 50 ms found the child
+	 * already gone instead of stopped. */
+	volatile int *step = shared_page();
 	c = fork();
 	if (c == 0) {
 		struct timespec ts = {0, 200 * 1000000};
@@ -631,9 +652,11 @@ static void t_stop_cont(void)
 			_exit(10);
 		pid_t g = fork();
 		if (g == 0) {
-			sleep_ms(150);
+			for (int t = 0; t < 3000 && step[0] != 2; t++)
+				sleep_ms(10);
 			_exit(0);
 		}
+		step[0] = 1;
 		int gst;
 		if (waitpid(g, &gst, 0) != g)
 			_exit(11);
@@ -643,10 +666,13 @@ static void t_stop_cont(void)
 	kill(c, SIGSTOP);
 	CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st), "stop in nanosleep: %#x", st);
 	kill(c, SIGCONT);
-	sleep_ms(250);
+	/* Until the child is in its wait4 (asleep, past step 1). */
+	for (int t = 0; t < 3000 && !(step[0] == 1 && asleep(c)); t++)
+		sleep_ms(10);
 	kill(c, SIGSTOP);
 	CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st), "stop in wait4: %#x", st);
 	kill(c, SIGCONT);
+	step[0] = 2;
 	CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "nanosleep or wait4 failed after a stop: status %#x", st);
 	/* SIGKILL ends a stopped process. */
