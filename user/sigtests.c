@@ -765,13 +765,23 @@ static void nop_handler(int sig, siginfo_t *si, void *uc)
 	record(sig, si, uc);
 }
 
+/* A child that sends sig to this process after ms, and only once this
+ * process is asleep (in the call the signal must interrupt: sent before
+ * the call, the handler runs first and the call waits its full time, or
+ * for ever). */
+static volatile int *poke_done; /* if set: [0] = 1 once the poke was sent */
+
 static pid_t poke_parent_after(int ms, int sig)
 {
 	pid_t parent = getpid();
 	pid_t child = fork();
 	if (child == 0) {
 		sleep_ms(ms);
+		for (int t = 0; t < 3000 && !asleep(parent); t++)
+			sleep_ms(10);
 		kill(parent, sig);
+		if (poke_done)
+			poke_done[0] = 1;
 		_exit(0);
 	}
 	return child;
@@ -817,9 +827,15 @@ static void t_sa_restart(void)
 {
 	/* With SA_RESTART, wait4 resumes after the handler. */
 	handle(SIGUSR1, nop_handler, SA_RESTART);
+	/* The child exits only once the poke was sent (after 150 ms at the
+	 * least): with a time alone, a poker held up longer came after the
+	 * exit, and the handler had not run when wait4 returned. */
+	poke_done = shared_page();
 	pid_t late = fork();
 	if (late == 0) {
 		sleep_ms(150);
+		for (int t = 0; t < 3000 && !poke_done[0]; t++)
+			sleep_ms(10);
 		_exit(5);
 	}
 	pid_t poker = poke_parent_after(30, SIGUSR1);
