@@ -682,15 +682,24 @@ static void *futex_waiter(void *arg)
 	return (void *)1;
 }
 
+/* The wake is tried until it finds the waiter asleep (up to 10 s), the
+ * word still 0 (a woken waiter just waits again): after a fixed 20 ms,
+ * a waiter held up between its flag and its futex call (its CPU
+ * descheduled on a loaded host) was not waiting yet, and the wake
+ * found nobody. */
 static void t_futex_wake_thread(void)
 {
 	pthread_t t = xcreate(futex_waiter, NULL);
 	while (!waiter_in)
 		sched_yield();
-	sleep_ms(20);
-	pword = 1;
-	long n = futex(&pword, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	long n = 0;
+	for (int i = 0; i < 2000 && n == 0; i++) {
+		sleep_ms(5);
+		n = futex(&pword, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	}
 	CHECK(n == 1, "woke %ld, want the 1 waiter", n);
+	pword = 1;
+	futex(&pword, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	CHECK(xjoin(t) == (void *)1, "join");
 }
 
