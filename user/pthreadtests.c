@@ -487,7 +487,7 @@ static void t_tgkill(void)
 	while (!target_tid)
 		sched_yield();
 	CHECK(pthread_kill(t, SIGUSR1) == 0, "pthread_kill");
-	for (int i = 0; i < 200 && !usr1_tid; i++)
+	for (int i = 0; i < 2000 && !usr1_tid; i++)
 		sleep_ms(5);
 	CHECK(usr1_tid == target_tid, "SIGUSR1 ran on tid %d, sent to %d", (int)usr1_tid,
 	      (int)target_tid);
@@ -502,7 +502,7 @@ static void t_tgkill(void)
 	      strerror(errno));
 	usr1_tid = 0;
 	CHECK(syscall(SYS_tkill, target_tid, SIGUSR1) == 0, "tkill: %s", strerror(errno));
-	for (int i = 0; i < 200 && !usr1_tid; i++)
+	for (int i = 0; i < 2000 && !usr1_tid; i++)
 		sleep_ms(5);
 	CHECK(usr1_tid == target_tid, "tkill's SIGUSR1 ran on tid %d", (int)usr1_tid);
 	target_stop = 1;
@@ -531,7 +531,7 @@ static void t_kill_to_process(void)
 	while (!target_tid)
 		sched_yield();
 	CHECK(kill(getpid(), SIGUSR1) == 0, "kill: %s", strerror(errno));
-	for (int i = 0; i < 200 && !usr1_tid; i++)
+	for (int i = 0; i < 2000 && !usr1_tid; i++)
 		sleep_ms(5);
 	CHECK(usr1_tid == target_tid, "kill's SIGUSR1 ran on tid %d, the unblocked thread is %d",
 	      (int)usr1_tid, (int)target_tid);
