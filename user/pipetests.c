@@ -229,6 +229,8 @@ static void t_fork_blocking(void)
 {
 	int fd[2];
 	xpipe(fd);
+	/* The time is taken before the fork (see poll-timeout). */
+	double t0 = now_ms();
 	pid_t pid = xfork();
 	if (pid == 0) {
 		close(fd[0]);
@@ -245,7 +247,6 @@ static void t_fork_blocking(void)
 		_exit(0);
 	}
 	close(fd[1]);
-	double t0 = now_ms();
 	unsigned char c;
 	CHECK(read(fd[0], &c, 1) == 1 && c == 0, "first byte");
 	/* (Ferrite's nanosleep still counts 10 ms ticks: a wide margin.) */
@@ -458,14 +459,16 @@ static void t_poll_timeout(void)
 	CHECK(poll(NULL, 0, 30) == 0, "poll of nothing");
 	dt = now_ms() - t0;
 	CHECK(dt >= 29 && dt < 2000, "poll(NULL, 0, 30) took %.1f ms", dt);
-	/* -1: forever, until a child writes. */
+	/* -1: forever, until a child writes. The time is taken before the
+	 * fork: after it, a parent held up 50 ms (a loaded host) reached
+	 * poll after the write and the wait looked too short. */
+	t0 = now_ms();
 	pid_t pid = xfork();
 	if (pid == 0) {
 		sleep_ms(80);
 		write_all(fd[1], "z", 1);
 		_exit(0);
 	}
-	t0 = now_ms();
 	CHECK(poll(&p, 1, -1) == 1 && p.revents == POLLIN, "woken by the write");
 	CHECK(now_ms() - t0 >= 30, "did not wait (%.1f ms)", now_ms() - t0);
 	xwait(pid);
