@@ -68,9 +68,12 @@ fn holder() -> ! {
         while !RELEASE.load(Ordering::SeqCst) {
             core::hint::spin_loop();
         }
-        // Hold a little longer once asked, so the waiter surely spins.
-        let until = ferrite::time::rdtsc() + 2_000_000;
-        while ferrite::time::rdtsc() < until {
+        // Hold on once asked, so the waiter surely spins: for 200 ms (a
+        // vCPU of a loaded host can be descheduled for tens of ms between
+        // the waiter's release and its lock; 2 000 000 cycles, ~1 ms,
+        // was not always enough).
+        let until = ferrite::time::uptime_ns() + 200_000_000;
+        while ferrite::time::uptime_ns() < until {
             core::hint::spin_loop();
         }
         *g += 1;
@@ -90,7 +93,7 @@ fn a_wait_for_another_cpu_is_a_contention() {
         sched::sleep_ticks(1);
     }
     RELEASE.store(true, Ordering::SeqCst);
-    // CPU 1 holds it for 2 000 000 more cycles: this lock waits.
+    // CPU 1 holds it for 200 ms more: this lock waits.
     let value = *SHARED.lock();
     assert_eq!(value, 1, "the holder's change is seen after the wait");
     let d = SHARED.stat().since(&before);
