@@ -67,10 +67,16 @@ fn every_cpu_ticks() {
     let before: Vec<u64> = (0..cpus())
         .map(|i| percpu::cpus()[i].lapic_ticks.load(Ordering::Relaxed))
         .collect();
-    sched::sleep_ticks(10);
+    // Each CPU's timer has ticked once it counted one more: looked for
+    // up to 10 s (a fixed 100 ms was not enough for a CPU whose vCPU a
+    // loaded host left descheduled that long).
+    let start = ferrite::time::ticks();
     for (i, b) in before.iter().enumerate() {
-        let now = percpu::cpus()[i].lapic_ticks.load(Ordering::Relaxed);
-        assert!(now > *b, "CPU {i}'s local APIC timer does not tick");
+        let ticked = || percpu::cpus()[i].lapic_ticks.load(Ordering::Relaxed) > *b;
+        while !ticked() && ferrite::time::ticks() < start + 10 * ferrite::time::TICK_HZ {
+            sched::sleep_ticks(1);
+        }
+        assert!(ticked(), "CPU {i}'s local APIC timer does not tick");
     }
 }
 
