@@ -115,6 +115,19 @@ fn orphans_are_reaped_by_the_kernel() {
     let processes = sched::count();
     let (exit, out) = run("/bin/fuzz", &["fuzz", "-q", "-s", "7", "-n", "3000"]);
     assert_eq!(exit, UserExit::Exited(0), "output: {out}");
+    // An orphan may still be running (on 2 CPUs, one whose vCPU a loaded
+    // host holds up): wait (up to 10 s) until every one has exited, so
+    // that all of them are zombies for the sweep below to free.
+    let live_user = || {
+        sched::find_pid(|p| {
+            p.pid != 0 && !p.is_kernel_thread() && !matches!(p.state, sched::State::Zombie(_))
+        })
+    };
+    let start = ferrite::time::ticks();
+    while live_user().is_some() && ferrite::time::ticks() < start + 10 * ferrite::time::TICK_HZ {
+        sched::sleep_ticks(1);
+    }
+    assert_eq!(live_user(), None, "an orphan of the fuzzer never exited");
     // Making a process sweeps the adopted zombies first.
     let (exit, _) = run("/bin/hello", &["hello"]);
     assert_eq!(exit, UserExit::Exited(0));
