@@ -67,29 +67,31 @@ fn shell_date_shows_the_rtc_date() {
 
 fn kernel_sleeps_finer_than_a_tick() {
     // A 1 ms sleep wakes on the one-shot timer, between ticks.
+    // The median, not the mean: one sleep stretched by tens of ms (the
+    // vCPU descheduled by a loaded host) moved the mean of 20 over the
+    // bound. Sleeps that waited for a tick take 1-11 ms, median ~6 ms.
     let wakes = time::wake_interrupts();
-    let mut worst = 0;
-    let mut total = 0;
-    for _ in 0..20 {
+    let mut took_ns = [0u64; 20];
+    for took_ns in took_ns.iter_mut() {
         let t0 = time::uptime_ns();
         sched::sleep_until_ns(t0 + 1_000_000);
         let took = time::uptime_ns() - t0;
         assert!(took >= 1_000_000, "a 1 ms sleep took {took} ns");
-        worst = worst.max(took);
-        total += took;
+        *took_ns = took;
     }
-    let mean = total / 20;
+    took_ns.sort_unstable();
+    let (median, worst) = (took_ns[10], took_ns[19]);
     assert!(
-        mean < 5_000_000,
-        "1 ms sleeps took {mean} ns on average (worst {worst})"
+        median < 5_000_000,
+        "1 ms sleeps took {median} ns (median; worst {worst})"
     );
     assert!(
         time::wake_interrupts() > wakes,
         "no timer interrupt came between ticks"
     );
     ferrite::kprintln!(
-        "kernel 1 ms sleeps: mean {} us, worst {} us",
-        mean / 1000,
+        "kernel 1 ms sleeps: median {} us, worst {} us",
+        median / 1000,
         worst / 1000
     );
 }
