@@ -780,7 +780,7 @@ static void t_fork_oom(void)
 		if (pid >= 0)
 			break;
 		/* Memory of the unwound chain may still be on its way back. */
-		CHECK(tries < 100, "fork still fails after the chain ended: %s", strerror(errno));
+		CHECK(tries < 1000, "fork still fails after the chain ended: %s", strerror(errno));
 		sleep_ms(10);
 	}
 	if (pid == 0) {
