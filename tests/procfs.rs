@@ -118,8 +118,16 @@ fn stable(path: &str, view: &str) -> (String, String) {
 
 fn spin() -> Pid {
     let pid = spawn_program("/bin/spin", &["spin"]).expect("spin starts (make -C user)");
-    // Let it start and print.
-    sched::sleep_ticks(10);
+    // Let it start and print: until it has run 20 ms (up to 10 s), not
+    // for a fixed 100 ms, which a loaded host can take all of before it
+    // first runs (then it faults its pages in while the tests compare
+    // its memory with what /proc shows).
+    let start = ferrite::time::ticks();
+    let ran = || sched::with_process(pid, |p| p.cpu_ns).unwrap_or(0) >= 20_000_000;
+    while !ran() && ferrite::time::ticks() < start + 10 * ferrite::time::TICK_HZ {
+        sched::sleep_ticks(1);
+    }
+    assert!(ran(), "spin did not run 20 ms in 10 s");
     pid
 }
 
