@@ -289,13 +289,17 @@ fn busybox_free_top_and_ps_agree_with_the_kernel() {
 /// Debian's build).
 fn busybox_reads_proc_like_the_kernel() {
     let spin = ferrite::proc::user::spawn_program("/bin/spin", &["spin"]).expect("spin");
-    // Until it has started and printed (its pages are in).
-    for _ in 0..200 {
-        if ferrite::proc::sched::with_process(spin, |p| p.ticks > 0).unwrap_or(false) {
-            break;
-        }
+    // Until it has started and printed (its pages are in): until it has
+    // run 20 ms (up to 10 s). One tick of it was not enough (the tick
+    // can come before its printf faults its pages in, and then its RSS
+    // moves between busybox's read and the kernel's), nor 2 s at most
+    // without a verdict on a loaded host.
+    let start = ferrite::time::ticks();
+    let ran = || ferrite::proc::sched::with_process(spin, |p| p.cpu_ns).unwrap_or(0) >= 20_000_000;
+    while !ran() && ferrite::time::ticks() < start + 10 * ferrite::time::TICK_HZ {
         ferrite::proc::sched::sleep_ticks(1);
     }
+    assert!(ran(), "spin did not run 20 ms in 10 s");
     let aspace = ferrite::proc::sched::with_process(spin, |p| p.aspace.clone())
         .flatten()
         .expect("spin's address space");
