@@ -116,6 +116,15 @@ fn distinct_page_faults_give_every_frame_back() {
         "  free pages: {before} before, {after} after 3 runs; {refused} frames cleared unlocked were refused (another thread filled the page first), {unused} cleared ahead on a guess were not wanted"
     );
     assert_eq!(after, before, "threads faulting in parallel leaked frames");
+    // Every space those guesses were about is gone, and with it every
+    // guess: a root frame reused by a new space must not bring a dead
+    // space's guess with it (a frame made for the dead one's reverse-map
+    // family would be installed in the new one).
+    let hinted: alloc::vec::Vec<u64> = ferrite::mm::fault::hinted_roots().collect();
+    assert!(
+        hinted.is_empty(),
+        "fault hints still name the roots {hinted:x?} of torn-down spaces"
+    );
 }
 
 /// Threads faulting on every CPU with user-page allocations failing at

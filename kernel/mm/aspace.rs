@@ -944,6 +944,8 @@ impl Drop for AddressSpace {
         // they leave before its tables go.
         crate::arch::tlb::leave_everywhere(self.root());
         self.changing(|space, mem, gather| space.teardown(mem, gather));
+        // No fault guesses about this space once its root may be reused.
+        super::fault::forget_root(self.root());
         frames::free(Pfn::from_addr(self.root()), 0).expect("address space root");
         // No region maps anything now: out of the files' reverse maps, and
         // the files may go.

@@ -201,6 +201,28 @@ static FAULT_HINTS: [FaultHint; crate::arch::percpu::MAX_CPUS] = [const {
     }
 }; crate::arch::percpu::MAX_CPUS];
 
+/// Forgets every CPU's guess about the space whose page-table root is
+/// `root`: it is being torn down, and its root frame may come back as
+/// another space's, whose faults must not take this one's guess (a frame
+/// made for its reverse-map family, a copy from its file region). Call
+/// before the root frame is freed; nothing can fault in the space by then,
+/// so no guess about it is recorded after.
+pub fn forget_root(root: u64) {
+    for hint in &FAULT_HINTS {
+        let _ = hint
+            .root
+            .compare_exchange(root, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// The page-table roots the CPUs' fault hints name now (tests).
+pub fn hinted_roots() -> impl Iterator<Item = u64> {
+    FAULT_HINTS
+        .iter()
+        .map(|h| h.root.load(Ordering::Relaxed))
+        .filter(|&root| root != 0)
+}
+
 fn fault_hint() -> &'static FaultHint {
     &FAULT_HINTS[crate::arch::percpu::cpu_index().min(FAULT_HINTS.len() - 1)]
 }
