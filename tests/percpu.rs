@@ -12,11 +12,14 @@ extern crate alloc;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use ferrite::arch::smp;
 use ferrite::mm::aspace::AddressSpace;
 use ferrite::mm::frames;
 use ferrite::mm::pagecache;
 use ferrite::mm::percpu;
+use ferrite::proc::cpus::Affinity;
+use ferrite::proc::sched;
 use mmcore::FrameKind;
 use spin::Mutex;
 use vmcore::fault::FaultMode;
@@ -38,6 +41,8 @@ fn main() -> ! {
         anon_pages_take_no_frames_lock,
         anon_pages_freed_while_batched,
         file_faults_take_no_global_lock,
+        reverse_map_room_is_kept_for_each_change,
+        reverse_map_changes_on_every_cpu,
         balance_is_exact_after_drains,
     ])
 }
@@ -210,6 +215,113 @@ fn file_faults_take_no_global_lock() {
     assert_eq!(s.free_pages, frames::free_pages());
     let meminfo = ferrite::testing::sh("meminfo");
     ferrite::testing::assert_meminfo_adds_up(&meminfo);
+}
+
+/// Two address spaces change their regions of one file in turn: each
+/// reserves room in the file's reverse map before its change and replaces
+/// its entries after it. Here both reserve before either replaces (what
+/// two CPUs do at once): the second replacement still finds the room it
+/// reserved. (With room counted only for the latest reservation, both
+/// reservations asked for the same capacity and the second replacement
+/// found none: "no room reserved", a debug assertion, seen in smpsched on
+/// 2 and 4 CPUs.) Rooms given back, the list is empty and freed.
+fn reverse_map_room_is_kept_for_each_change() {
+    let file = FILE_ID.load(Ordering::Relaxed);
+    assert_eq!(pagecache::mappings_room(file), Some((0, 0, 0)));
+    let (a, b) = (u64::MAX - 1, u64::MAX - 2);
+    let room_a = pagecache::reserve_mappings(file, 8).expect("memory for 8 entries");
+    let room_b = pagecache::reserve_mappings(file, 8).expect("memory for 8 more");
+    let (len, cap, reserved) = pagecache::mappings_room(file).unwrap();
+    assert_eq!((len, reserved), (0, 16));
+    assert!(cap >= 16, "capacity {cap} for two reservations of 8");
+    pagecache::set_mappings(file, a, regions(a, 8));
+    pagecache::set_mappings(file, b, regions(b, 8));
+    let (len, cap2, _) = pagecache::mappings_room(file).unwrap();
+    assert_eq!((len, cap2), (16, cap), "the replacements allocated nothing");
+    drop(room_a);
+    drop(room_b);
+    assert_eq!(pagecache::mappings_room(file), Some((16, cap, 0)));
+    // A room given back unused leaves the entries as they are.
+    let unused = pagecache::reserve_mappings(file, 3).expect("memory for 3 entries");
+    assert_eq!(pagecache::mappings_room(file).unwrap().2, 3);
+    drop(unused);
+    assert_eq!(pagecache::mappings_room(file).unwrap().2, 0);
+    pagecache::set_mappings(file, a, core::iter::empty());
+    assert_eq!(pagecache::mappings_room(file).unwrap().0, 8);
+    pagecache::set_mappings(file, b, core::iter::empty());
+    assert_eq!(pagecache::mappings_room(file), Some((0, 0, 0)));
+}
+
+/// `n` one-page regions of `space` on the test file.
+fn regions(space: u64, n: u64) -> impl Iterator<Item = pagecache::Mapping> {
+    (0..n).map(move |i| pagecache::Mapping {
+        space,
+        start: 0x6000_0000 + 2 * i * PAGE,
+        offset: i * PAGE,
+        len: PAGE,
+    })
+}
+
+const MAP_ROUNDS: usize = 300;
+static MAPPER_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Maps the test file, splits the region into up to 9 with `mprotect`
+/// and unmaps it, `MAP_ROUNDS` times, in an address space of its own.
+fn map_and_split_rounds(base: u64) {
+    let file = FILE_ID.load(Ordering::Relaxed);
+    let mut space = AddressSpace::new().expect("memory for a PML4");
+    let vma = Vma {
+        start: base,
+        end: base + 9 * PAGE,
+        prot: Prot::RW,
+        sharing: Sharing::Private,
+        kind: VmaKind::File { file, offset: 0 },
+        flags: VmaFlags::default(),
+    };
+    for round in 0..MAP_ROUNDS {
+        space.map(vma).expect("a file region");
+        for page in (1..9).step_by(2).take(1 + round % 4) {
+            let at = base + page * PAGE;
+            space
+                .protect(at, at + PAGE, Prot::READ)
+                .expect("a split of the file region");
+        }
+        space.unmap(base, base + 9 * PAGE).expect("unmap");
+    }
+}
+
+fn mapper() -> ! {
+    map_and_split_rounds(0x7000_0000);
+    MAPPER_DONE.store(true, Ordering::SeqCst);
+    sched::kthread_exit()
+}
+
+/// Address spaces on two CPUs map, split and unmap regions of one file at
+/// the same time, each reserving room in its reverse map and replacing its
+/// entries after every change (the real paths: map, mprotect, munmap).
+/// Debug builds assert that no replacement finds its room gone; at the end
+/// the reverse map holds nothing and no room is left reserved.
+fn reverse_map_changes_on_every_cpu() {
+    let file = FILE_ID.load(Ordering::Relaxed);
+    let other = smp::cpus_online() > 1;
+    if other {
+        sched::spawn_kthread_on("mapper", mapper, Affinity::Cpu(1)).expect("a thread on CPU 1");
+    }
+    map_and_split_rounds(0x5000_0000);
+    if other {
+        while !MAPPER_DONE.load(Ordering::SeqCst) {
+            sched::sleep_ticks(1);
+        }
+        for _ in 0..500 {
+            sched::reap_adopted();
+            if sched::adopted_count() == 0 {
+                break;
+            }
+            sched::sleep_ticks(1);
+        }
+        assert_eq!(sched::adopted_count(), 0, "the mapper thread was reaped");
+    }
+    assert_eq!(pagecache::mappings_room(file), Some((0, 0, 0)));
 }
 
 fn balance_is_exact_after_drains() {

@@ -26,8 +26,9 @@ use vmcore::{FaultAccess, FaultAction, PageTables, Pte, VmError, Vma};
 use super::commit::{self, Charge};
 use super::frame_ref::{self, FrameRef, KernelTlb};
 use super::frames;
+use super::pagecache::{self, MapRoom};
 use super::pgtable::{self, FrameTables, LockedFrameTables};
-use super::{pagecache, vmstat};
+use super::vmstat;
 use crate::arch::mmu;
 use crate::arch::sync::{IrqMutex, IrqOff};
 
@@ -327,12 +328,17 @@ impl AddressSpace {
     /// Room in the reverse map of every file held (and `new`) for `more`
     /// more regions of this space: what one change to the regions may add
     /// (a split adds one per edge, a new region one). Before the change,
-    /// so that running out of memory refuses it unchanged.
-    fn reserve_file_map(&self, new: Option<u32>, more: usize) -> Result<(), VmError> {
+    /// so that running out of memory refuses it unchanged; keep what it
+    /// returns until the change's file maps are synced.
+    fn reserve_file_map(&self, new: Option<u32>, more: usize) -> Result<Vec<MapRoom>, VmError> {
+        let mut rooms = Vec::new();
+        rooms
+            .try_reserve_exact(self.holds.len() + usize::from(new.is_some()))
+            .map_err(|_| VmError::NoMemory)?;
         for &file in self.holds.iter().chain(new.iter()) {
-            pagecache::reserve_mappings(file, more).map_err(|_| VmError::NoMemory)?;
+            rooms.push(pagecache::reserve_mappings(file, more).map_err(|_| VmError::NoMemory)?);
         }
-        Ok(())
+        Ok(rooms)
     }
 
     /// Registers this space's regions of `file` in its reverse map (they
@@ -392,9 +398,12 @@ impl AddressSpace {
     pub fn map(&mut self, vma: Vma) -> Result<(), VmError> {
         let charge = commit::charge(vma.committed_pages())?;
         let hold = self.prepare_hold(&vma)?;
-        if let Some(file) = file_of(&vma) {
-            pagecache::reserve_mappings(file, 1).map_err(|_| VmError::NoMemory)?;
-        }
+        let _room = match file_of(&vma) {
+            Some(file) => {
+                Some(pagecache::reserve_mappings(file, 1).map_err(|_| VmError::NoMemory)?)
+            }
+            None => None,
+        };
         self.space.map(vma)?;
         self.record_hold(hold);
         if let Some(file) = file_of(&vma) {
@@ -536,10 +545,12 @@ impl AddressSpace {
     pub fn unmap_deferred(&mut self, start: u64, end: u64) -> Result<Unmapped, VmError> {
         self.note_hiwater(start, end);
         let files = self.touches_files(start, end);
-        if files {
+        let _rooms = if files {
             // Unmapping the middle of a region splits it.
-            self.reserve_file_map(None, 1)?;
-        }
+            self.reserve_file_map(None, 1)?
+        } else {
+            Vec::new()
+        };
         let charged = self.space.vmas().committed_pages(start, end);
         let mut gather = Gather::new(KernelTlb::for_root(self.root()));
         let result = self.space.unmap(&mut FrameTables, &mut gather, start, end);
@@ -573,7 +584,7 @@ impl AddressSpace {
         let charge = commit::charge(vma.committed_pages().saturating_sub(replaced))?;
         let hold = self.prepare_hold(&vma)?;
         // The new region, and a split of the one it lands in.
-        self.reserve_file_map(file_of(&vma), 2)?;
+        let _rooms = self.reserve_file_map(file_of(&vma), 2)?;
         let result = self.changing(|space, mem, gather| space.map_fixed(mem, gather, vma));
         if files || file_of(&vma).is_some() {
             // (Before `record_hold`: a failed map left no region of a new
@@ -597,11 +608,13 @@ impl AddressSpace {
     /// The destination must be free. On failure nothing moved.
     pub fn move_region(&mut self, old: u64, len: u64, new: u64) -> Result<(), VmError> {
         let files = self.touches_files(old, old.saturating_add(len));
-        if files {
+        let _rooms = if files {
             // The pieces move; the regions they left may split at both
             // edges.
-            self.reserve_file_map(None, 2)?;
-        }
+            self.reserve_file_map(None, 2)?
+        } else {
+            Vec::new()
+        };
         let result =
             self.changing(|space, mem, gather| space.move_region(mem, gather, old, len, new));
         if files {
@@ -618,10 +631,12 @@ impl AddressSpace {
     pub fn protect(&mut self, start: u64, end: u64, prot: vmcore::Prot) -> Result<(), VmError> {
         let charge = commit::charge(self.space.vmas().protect_charge(start, end, prot))?;
         let files = self.touches_files(start, end);
-        if files {
+        let _rooms = if files {
             // A split at each edge.
-            self.reserve_file_map(None, 2)?;
-        }
+            self.reserve_file_map(None, 2)?
+        } else {
+            Vec::new()
+        };
         let result =
             self.changing(|space, mem, gather| space.protect(mem, gather, start, end, prot));
         if files {
@@ -748,6 +763,10 @@ impl AddressSpace {
             child.holds.push(file);
         }
         // Room for the child's regions in each file's reverse map.
+        let mut rooms = Vec::new();
+        rooms
+            .try_reserve_exact(self.holds.len())
+            .map_err(|_| OutOfMemory)?;
         for &file in &self.holds {
             let regions = self
                 .space
@@ -755,7 +774,7 @@ impl AddressSpace {
                 .iter()
                 .filter(|v| file_of(v) == Some(file))
                 .count();
-            pagecache::reserve_mappings(file, regions).map_err(|_| OutOfMemory)?;
+            rooms.push(pagecache::reserve_mappings(file, regions).map_err(|_| OutOfMemory)?);
         }
         self.space
             .fork_regions(&mut child.space)

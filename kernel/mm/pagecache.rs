@@ -38,7 +38,12 @@
 //! its entries for each file it holds with its regions of that file now
 //! ([`set_mappings`]); the room for them is reserved before the change
 //! ([`reserve_mappings`]), so a change that cannot get memory fails before
-//! anything changed and the replacement never allocates. From a page
+//! anything changed and the replacement never allocates. Address spaces
+//! on other CPUs change their regions of the same file at the same time,
+//! each between its own reservation and its replacement, so a reservation
+//! is counted in the file ([`MapRoom`], held until the replacement is
+//! done): the list's capacity covers its entries plus every reservation
+//! outstanding, not only the latest one. From a page
 //! `(file, index)` every leaf that may map it is then at
 //! `start + index * 4096 - offset` in each region covering it
 //! ([`unmap_page_everywhere`], [`page_referenced`]).
@@ -128,6 +133,9 @@ struct CacheFile {
     shadows: PageIndex<u32>,
     /// The regions mapping it (the reverse map; see the module docs).
     mappings: Vec<Mapping>,
+    /// Entries reserved in `mappings` by changes under way ([`MapRoom`]s
+    /// alive): its capacity is at least its length plus this.
+    reserved: usize,
     /// An anonymous object's commit charge for its size (Linux's
     /// `shmem_acct_size`), given back when it dies.
     _charge: Charge,
@@ -328,6 +336,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
         swapped: 0,
         shadows: PageIndex::new(),
         mappings: Vec::new(),
+        reserved: 0,
         _charge: Charge::none(),
         eof: None,
         limit: None,
@@ -347,6 +356,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
         swapped: 0,
         shadows: PageIndex::new(),
         mappings: Vec::new(),
+        reserved: 0,
         _charge: charge,
         eof: None,
         limit: None,
@@ -382,20 +392,69 @@ pub fn release(file: u32) {
     drop(dead);
 }
 
+/// Room reserved in a file's reverse map for a change to one address
+/// space's regions ([`reserve_mappings`]). Keep it until the change and its
+/// [`set_mappings`] are done (or the change failed): while it lives, no
+/// other space's replacement can take the room. Dropping it takes the
+/// file's lock.
+#[must_use = "the room is given back when this is dropped"]
+#[derive(Debug)]
+pub struct MapRoom {
+    file: u32,
+    entries: usize,
+}
+
+impl Drop for MapRoom {
+    fn drop(&mut self) {
+        if self.entries == 0 {
+            return;
+        }
+        with_file(self.file, |f| {
+            debug_assert!(
+                f.reserved >= self.entries,
+                "reverse-map room given back twice"
+            );
+            f.reserved = f.reserved.saturating_sub(self.entries);
+            shrink_if_unused(f);
+        });
+    }
+}
+
 /// Makes room in `file`'s reverse map for `more` entries beyond those it
-/// has, so that the next [`set_mappings`] that adds at most that many does
-/// not allocate. An address space calls it before a change to its regions
-/// (fails: the change is refused with `ENOMEM` before anything changed).
-pub fn reserve_mappings(file: u32, more: usize) -> Result<(), NoMemory> {
-    with_file(file, |f| f.mappings.try_reserve(more).map_err(|_| NoMemory)).unwrap_or(Ok(()))
+/// has and those other changes under way reserved, so that the next
+/// [`set_mappings`] that adds at most that many does not allocate, even if
+/// other address spaces' replacements come first. An address space calls
+/// it before a change to its regions and keeps the [`MapRoom`] until it
+/// has replaced its entries (fails: the change is refused with `ENOMEM`
+/// before anything changed). No such file: nothing to reserve.
+pub fn reserve_mappings(file: u32, more: usize) -> Result<MapRoom, NoMemory> {
+    let reserved = with_file(file, |f| {
+        let wanted = f.reserved.checked_add(more).ok_or(NoMemory)?;
+        f.mappings.try_reserve(wanted).map_err(|_| NoMemory)?;
+        f.reserved = wanted;
+        Ok(more)
+    });
+    Ok(MapRoom {
+        file,
+        entries: reserved.unwrap_or(Ok(0))?,
+    })
+}
+
+/// A list nothing maps and no change reserved room in gives its memory
+/// back.
+fn shrink_if_unused(f: &mut CacheFile) {
+    if f.mappings.is_empty() && f.reserved == 0 {
+        f.mappings = Vec::new();
+    }
 }
 
 /// Replaces the reverse-map entries of address space `space` for `file`
 /// by `regions` (its regions of that file now; none when it lets go).
-/// Called with that address space locked, after a change to its regions.
-/// Allocates only if [`reserve_mappings`] did not make room (a bug): if
-/// that fails too, the entry is left out, which keeps the page it maps
-/// from being dropped but is otherwise harmless (see the module docs).
+/// Called with that address space locked, after a change to its regions,
+/// while the [`MapRoom`] reserved for that change lives. Allocates only if
+/// no room was reserved (a bug): if that fails too, the entry is left
+/// out, which keeps the page it maps from being dropped but is otherwise
+/// harmless (see the module docs).
 pub fn set_mappings(file: u32, space: u64, regions: impl Iterator<Item = Mapping>) {
     with_file(file, |f| {
         f.mappings.retain(|m| m.space != space);
@@ -409,11 +468,17 @@ pub fn set_mappings(file: u32, space: u64, regions: impl Iterator<Item = Mapping
             }
             f.mappings.push(m);
         }
-        if f.mappings.is_empty() {
-            // Nothing maps the file: its list's memory goes back.
-            f.mappings = Vec::new();
-        }
+        shrink_if_unused(f);
     });
+}
+
+/// The reverse map of `file` as (entries, capacity, entries reserved by
+/// changes under way), for tests and inspection; `None` if there is no
+/// such file.
+pub fn mappings_room(file: u32) -> Option<(usize, usize, usize)> {
+    with_file(file, |f| {
+        (f.mappings.len(), f.mappings.capacity(), f.reserved)
+    })
 }
 
 /// The reverse map of `file` (for tests and inspection); `None` if there
