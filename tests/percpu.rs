@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use ferrite::arch::smp;
 use ferrite::mm::aspace::AddressSpace;
+use ferrite::mm::commit::Charge;
 use ferrite::mm::frames;
 use ferrite::mm::pagecache;
 use ferrite::mm::percpu;
@@ -265,21 +266,36 @@ fn regions(space: u64, n: u64) -> impl Iterator<Item = pagecache::Mapping> {
 const MAP_ROUNDS: usize = 300;
 static MAPPER_DONE: AtomicBool = AtomicBool::new(false);
 
-/// Maps the test file, splits the region into up to 9 with `mprotect`
-/// and unmaps it, `MAP_ROUNDS` times, in an address space of its own.
+/// Maps a file, splits the region into up to 9 with `mprotect` and
+/// unmaps it, `MAP_ROUNDS` times, in an address space of its own. Every
+/// other round the file is a new shared anonymous object (what
+/// `mmap(MAP_SHARED | MAP_ANONYMOUS)` makes), which dies at the unmap, so
+/// its slot in the page cache is reused by the next object registered on
+/// either CPU.
 fn map_and_split_rounds(base: u64) {
-    let file = FILE_ID.load(Ordering::Relaxed);
     let mut space = AddressSpace::new().expect("memory for a PML4");
-    let vma = Vma {
-        start: base,
-        end: base + 9 * PAGE,
-        prot: Prot::RW,
-        sharing: Sharing::Private,
-        kind: VmaKind::File { file, offset: 0 },
-        flags: VmaFlags::default(),
-    };
     for round in 0..MAP_ROUNDS {
+        let fresh = round % 2 == 1;
+        let (file, sharing) = match fresh {
+            true => (
+                pagecache::register_anonymous(Charge::none()).expect("a page-cache slot"),
+                Sharing::Shared,
+            ),
+            false => (FILE_ID.load(Ordering::Relaxed), Sharing::Private),
+        };
+        let vma = Vma {
+            start: base,
+            end: base + 9 * PAGE,
+            prot: Prot::RW,
+            sharing,
+            kind: VmaKind::File { file, offset: 0 },
+            flags: VmaFlags::default(),
+        };
         space.map(vma).expect("a file region");
+        if fresh {
+            // The mapping holds it now (mmap lets its creator's hold go).
+            pagecache::release(file);
+        }
         for page in (1..9).step_by(2).take(1 + round % 4) {
             let at = base + page * PAGE;
             space
@@ -296,11 +312,14 @@ fn mapper() -> ! {
     sched::kthread_exit()
 }
 
-/// Address spaces on two CPUs map, split and unmap regions of one file at
-/// the same time, each reserving room in its reverse map and replacing its
-/// entries after every change (the real paths: map, mprotect, munmap).
-/// Debug builds assert that no replacement finds its room gone; at the end
-/// the reverse map holds nothing and no room is left reserved.
+/// Address spaces on two CPUs map, split and unmap regions of one file,
+/// and of shared anonymous objects that die at the unmap, at the same
+/// time, each reserving room in the reverse map and replacing its entries
+/// after every change (the real paths: map, mprotect, munmap). Debug
+/// builds assert that no replacement finds its room gone and that no room
+/// is given back to a file that has less reserved (a room outliving its
+/// file, whose slot a new object took); at the end the reverse map holds
+/// nothing and no room is left reserved.
 fn reverse_map_changes_on_every_cpu() {
     let file = FILE_ID.load(Ordering::Relaxed);
     let other = smp::cpus_online() > 1;
@@ -322,6 +341,12 @@ fn reverse_map_changes_on_every_cpu() {
         assert_eq!(sched::adopted_count(), 0, "the mapper thread was reaped");
     }
     assert_eq!(pagecache::mappings_room(file), Some((0, 0, 0)));
+    // No room was given back to a file other than its own: a new object
+    // (in one of the slots the rounds used) has none reserved.
+    let fresh = pagecache::register_anonymous(Charge::none()).expect("a page-cache slot");
+    assert_eq!(pagecache::mappings_room(fresh), Some((0, 0, 0)));
+    pagecache::release(fresh);
+    assert_eq!(pagecache::mappings_room(fresh), None, "the object died");
 }
 
 fn balance_is_exact_after_drains() {

@@ -26,6 +26,7 @@ use vmcore::{FaultAccess, FaultAction, PageTables, Pte, VmError, Vma};
 use super::commit::{self, Charge};
 use super::frame_ref::{self, FrameRef, KernelTlb};
 use super::frames;
+use super::kalloc;
 use super::pagecache::{self, MapRoom};
 use super::pgtable::{self, FrameTables, LockedFrameTables};
 use super::vmstat;
@@ -309,8 +310,12 @@ impl AddressSpace {
     }
 
     /// Lets go of the files no region maps any more (after an unmap). Only
-    /// scans when `maybe` says a file region was touched.
-    fn drop_unused_holds(&mut self, maybe: bool) {
+    /// scans when `maybe` says a file region was touched. The change's
+    /// reverse-map rooms go back first: a file let go of may die and its
+    /// slot serve a new file, which a room given back later would take
+    /// from.
+    fn drop_unused_holds(&mut self, maybe: bool, rooms: Vec<MapRoom>) {
+        drop(rooms);
         if !maybe {
             return;
         }
@@ -331,9 +336,7 @@ impl AddressSpace {
     /// so that running out of memory refuses it unchanged; keep what it
     /// returns until the change's file maps are synced.
     fn reserve_file_map(&self, new: Option<u32>, more: usize) -> Result<Vec<MapRoom>, VmError> {
-        let mut rooms = Vec::new();
-        rooms
-            .try_reserve_exact(self.holds.len() + usize::from(new.is_some()))
+        let mut rooms = kalloc::try_with_capacity(self.holds.len() + usize::from(new.is_some()))
             .map_err(|_| VmError::NoMemory)?;
         for &file in self.holds.iter().chain(new.iter()) {
             rooms.push(pagecache::reserve_mappings(file, more).map_err(|_| VmError::NoMemory)?);
@@ -545,7 +548,7 @@ impl AddressSpace {
     pub fn unmap_deferred(&mut self, start: u64, end: u64) -> Result<Unmapped, VmError> {
         self.note_hiwater(start, end);
         let files = self.touches_files(start, end);
-        let _rooms = if files {
+        let rooms = if files {
             // Unmapping the middle of a region splits it.
             self.reserve_file_map(None, 1)?
         } else {
@@ -563,7 +566,7 @@ impl AddressSpace {
         if files {
             self.sync_all_file_maps();
         }
-        self.drop_unused_holds(files);
+        self.drop_unused_holds(files, rooms);
         result.map(|()| Unmapped(gather))
     }
 
@@ -584,7 +587,7 @@ impl AddressSpace {
         let charge = commit::charge(vma.committed_pages().saturating_sub(replaced))?;
         let hold = self.prepare_hold(&vma)?;
         // The new region, and a split of the one it lands in.
-        let _rooms = self.reserve_file_map(file_of(&vma), 2)?;
+        let rooms = self.reserve_file_map(file_of(&vma), 2)?;
         let result = self.changing(|space, mem, gather| space.map_fixed(mem, gather, vma));
         if files || file_of(&vma).is_some() {
             // (Before `record_hold`: a failed map left no region of a new
@@ -596,7 +599,7 @@ impl AddressSpace {
         if let Some(file) = file_of(&vma) {
             self.sync_file_map(file);
         }
-        self.drop_unused_holds(files);
+        self.drop_unused_holds(files, rooms);
         self.committed.absorb(charge);
         self.committed
             .give_back(replaced.saturating_sub(vma.committed_pages()));
@@ -763,10 +766,7 @@ impl AddressSpace {
             child.holds.push(file);
         }
         // Room for the child's regions in each file's reverse map.
-        let mut rooms = Vec::new();
-        rooms
-            .try_reserve_exact(self.holds.len())
-            .map_err(|_| OutOfMemory)?;
+        let mut rooms = kalloc::try_with_capacity(self.holds.len()).map_err(|_| OutOfMemory)?;
         for &file in &self.holds {
             let regions = self
                 .space

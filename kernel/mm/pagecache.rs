@@ -136,6 +136,10 @@ struct CacheFile {
     /// Entries reserved in `mappings` by changes under way ([`MapRoom`]s
     /// alive): its capacity is at least its length plus this.
     reserved: usize,
+    /// Which file this is, of all that ever had its slot (a slot is reused
+    /// once its file died): a [`MapRoom`] gives its room back only to the
+    /// file it was reserved in.
+    serial: u64,
     /// An anonymous object's commit charge for its size (Linux's
     /// `shmem_acct_size`), given back when it dies.
     _charge: Charge,
@@ -218,6 +222,9 @@ pub fn lock_stat() -> crate::arch::sync::LockStat {
 
 /// Pages cached over all files (`Cached`).
 static PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// The next file's [`CacheFile::serial`].
+static SERIALS: AtomicU64 = AtomicU64::new(0);
 
 /// Mapped pages dropped so far (after being unmapped everywhere).
 static MAPPED_DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -337,6 +344,7 @@ pub fn register(bytes: &'static [u8]) -> u32 {
         shadows: PageIndex::new(),
         mappings: Vec::new(),
         reserved: 0,
+        serial: SERIALS.fetch_add(1, Ordering::Relaxed),
         _charge: Charge::none(),
         eof: None,
         limit: None,
@@ -357,6 +365,7 @@ pub fn register_anonymous(charge: Charge) -> Option<u32> {
         shadows: PageIndex::new(),
         mappings: Vec::new(),
         reserved: 0,
+        serial: SERIALS.fetch_add(1, Ordering::Relaxed),
         _charge: charge,
         eof: None,
         limit: None,
@@ -396,11 +405,14 @@ pub fn release(file: u32) {
 /// space's regions ([`reserve_mappings`]). Keep it until the change and its
 /// [`set_mappings`] are done (or the change failed): while it lives, no
 /// other space's replacement can take the room. Dropping it takes the
-/// file's lock.
+/// file's lock. The file must outlive it (the reserver holds it, or maps
+/// it): a file that dies frees its slot for the next one registered, and
+/// a room given back after that would be taken from the new file's.
 #[must_use = "the room is given back when this is dropped"]
 #[derive(Debug)]
 pub struct MapRoom {
     file: u32,
+    serial: u64,
     entries: usize,
 }
 
@@ -410,6 +422,12 @@ impl Drop for MapRoom {
             return;
         }
         with_file(self.file, |f| {
+            if f.serial != self.serial {
+                // Its file died (a bug in the reserver, which must hold
+                // it); this slot's file owes it nothing.
+                debug_assert!(false, "reverse-map room outlived its file");
+                return;
+            }
             debug_assert!(
                 f.reserved >= self.entries,
                 "reverse-map room given back twice"
@@ -430,13 +448,15 @@ impl Drop for MapRoom {
 pub fn reserve_mappings(file: u32, more: usize) -> Result<MapRoom, NoMemory> {
     let reserved = with_file(file, |f| {
         let wanted = f.reserved.checked_add(more).ok_or(NoMemory)?;
-        f.mappings.try_reserve(wanted).map_err(|_| NoMemory)?;
+        super::kalloc::try_reserve(&mut f.mappings, wanted).map_err(|_| NoMemory)?;
         f.reserved = wanted;
-        Ok(more)
+        Ok((f.serial, more))
     });
+    let (serial, entries) = reserved.unwrap_or(Ok((0, 0)))?;
     Ok(MapRoom {
         file,
-        entries: reserved.unwrap_or(Ok(0))?,
+        serial,
+        entries,
     })
 }
 
