@@ -64,6 +64,10 @@ const REPLAYS: &[(&str, &str, &str)] = &[
     // mmap of 4 GB with MAP_LOCKED: OOM-killed inside mlock's populate
     // loop (its memory was lost when the kill found it asleep there).
     ("2654436980", "3474", "OOM kill in MAP_LOCKED populate"),
+    // mremap of a shared anonymous mapping to 4 GB: the batch ran out in
+    // the populate's user copy and chose itself, which the killer did not
+    // await, so the parent's next fault on the other CPU killed it too.
+    ("2654442771", "3654", "OOM victim chosen by itself"),
 ];
 
 fn explicit_calls() -> bool {

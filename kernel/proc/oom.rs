@@ -453,6 +453,19 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
         victim.adj
     );
     vmstat::OOM_KILL.inc();
+    // Awaited whoever it is, the faulting process too: until its memory
+    // is back, other processes' faults wait instead of choosing again.
+    // (A faulting victim was not awaited: on 2 CPUs a batch populating a
+    // 4 GB shared mapping chose itself in its user copy, and while it
+    // returned, exited and freed 60 000 pages, the fuzzer's parent
+    // faulted on the other CPU, found memory short and no victim, and
+    // was killed too.)
+    aspace::await_teardown(id);
+    KILLER.lock().victim = Some(Victim {
+        pid: victim.pid,
+        space: id,
+        deadline: crate::time::ticks() + victim_wait_ticks(),
+    });
     let mine = sched::with_current(|p| p.aspace.as_ref().map(Arc::as_ptr));
     kill_sharers(Arc::as_ptr(&memory), me);
     if victim.pid == me || mine == Some(Arc::as_ptr(&memory)) {
@@ -464,12 +477,6 @@ fn kill_something(me: Pid, mode: FaultMode) -> Step {
         }
         return Step::Fail;
     }
-    aspace::await_teardown(id);
-    KILLER.lock().victim = Some(Victim {
-        pid: victim.pid,
-        space: id,
-        deadline: crate::time::ticks() + victim_wait_ticks(),
-    });
     sched::kill(victim.pid);
     // Usually the last reference after the kill: the teardown then runs
     // here, with no lock held, and the wait ends before it began.
