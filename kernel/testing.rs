@@ -168,13 +168,7 @@ pub fn settled_free_pages() -> u64 {
     }
     // Orphans (adopted by the kernel) end on their own time, on any CPU:
     // wait for them (a few seconds at most) and free their zombies.
-    for _ in 0..500 {
-        crate::proc::sched::reap_adopted();
-        if crate::proc::sched::adopted_count() == 0 {
-            break;
-        }
-        crate::proc::sched::sleep_ticks(1);
-    }
+    reap_adopted_for_a_while();
     crate::mm::pagecache::shrink_unmapped();
     // Objects and frames in the CPUs' caches go back (every CPU's). A
     // request waits a second; under a loaded host a virtual CPU may not
@@ -187,6 +181,20 @@ pub fn settled_free_pages() -> u64 {
         m.slab.shrink(&mut m.buddy);
         m.buddy.free_pages()
     })
+}
+
+/// Reaps the processes the kernel adopted (orphans, ended kernel
+/// threads), waiting up to 500 ticks for those still running to end (on
+/// any CPU); true if none is left.
+pub fn reap_adopted_for_a_while() -> bool {
+    for _ in 0..500 {
+        crate::proc::sched::reap_adopted();
+        if crate::proc::sched::adopted_count() == 0 {
+            return true;
+        }
+        crate::proc::sched::sleep_ticks(1);
+    }
+    crate::proc::sched::adopted_count() == 0
 }
 
 /// Runs a shell command line and returns its output; panics (failing the

@@ -103,13 +103,7 @@ fn a_wait_for_another_cpu_is_a_contention() {
     while !DONE.load(Ordering::SeqCst) {
         sched::sleep_ticks(1);
     }
-    for _ in 0..500 {
-        sched::reap_adopted();
-        if sched::adopted_count() == 0 {
-            break;
-        }
-        sched::sleep_ticks(1);
-    }
+    ferrite::testing::reap_adopted_for_a_while();
 }
 
 fn read_lock_stat() -> String {

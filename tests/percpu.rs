@@ -331,14 +331,10 @@ fn reverse_map_changes_on_every_cpu() {
         while !MAPPER_DONE.load(Ordering::SeqCst) {
             sched::sleep_ticks(1);
         }
-        for _ in 0..500 {
-            sched::reap_adopted();
-            if sched::adopted_count() == 0 {
-                break;
-            }
-            sched::sleep_ticks(1);
-        }
-        assert_eq!(sched::adopted_count(), 0, "the mapper thread was reaped");
+        assert!(
+            ferrite::testing::reap_adopted_for_a_while(),
+            "the mapper thread was reaped"
+        );
     }
     assert_eq!(pagecache::mappings_room(file), Some((0, 0, 0)));
     // No room was given back to a file other than its own: a new object

@@ -176,14 +176,10 @@ fn run_round(mode: u8) {
         failslab::off();
     }
     // The workers are zombies the kernel reaps (their stacks come back).
-    for _ in 0..500 {
-        sched::reap_adopted();
-        if sched::adopted_count() == 0 {
-            break;
-        }
-        sched::sleep_ticks(1);
-    }
-    assert_eq!(sched::adopted_count(), 0, "every worker was reaped");
+    assert!(
+        ferrite::testing::reap_adopted_for_a_while(),
+        "every worker was reaped"
+    );
     let wrong = total(|c| &c.wrong_cpu);
     assert_eq!(wrong, 0, "a pinned kernel thread ran on another CPU");
     // An allocation that may not fail never does (not even while other

@@ -282,12 +282,8 @@ fn any_cpu_kernel_threads_run_on_every_cpu() {
     }
     let all = seen_all();
     assert_eq!(all, (1u64 << n) - 1, "CPUs used (bit per CPU): {all:#b}");
-    for _ in 0..500 {
-        sched::reap_adopted();
-        if sched::adopted_count() == 0 {
-            break;
-        }
-        sched::sleep_ticks(1);
-    }
-    assert_eq!(sched::adopted_count(), 0, "every worker was reaped");
+    assert!(
+        ferrite::testing::reap_adopted_for_a_while(),
+        "every worker was reaped"
+    );
 }
